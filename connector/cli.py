@@ -1,0 +1,209 @@
+"""`crmchat`: run the service, the embedded Dataverse, pack the solution, manage settings.
+
+    crmchat serve                       the chat service (embedded Dataverse by default)
+    crmchat dataverse serve             the embedded Dataverse alone (HTTP or HTTPS)
+    crmchat dataverse token [--user U]  a bearer token the embedded Dataverse accepts
+    crmchat solution pack [--out DIR]   the importable solution zip
+    crmchat solution check              XSD validation and reference checks
+    crmchat region list | set CODE      the hosting region
+    crmchat secret set | verify         the organisation's secret word
+
+Exit codes: 0 success (for `secret verify`: the word matches), 1 the word does not match or
+a check found problems, 2 bad usage or input, 3 locked after too many wrong guesses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _read_word(prompt: str, *, confirm: bool = False) -> str:
+    """The secret word from a terminal (not echoed) or from one line of standard input."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    word = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Repeat it: ") != word:
+        raise SystemExit("crmchat: the two words differ; nothing was changed")
+    return word
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from connector.app import create_app, run_server
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+    app = create_app(overrides)
+    run_server(app)
+    return 0
+
+
+def _cmd_dataverse_serve(args: argparse.Namespace) -> int:
+    from connector.dataverse_local import serve
+    from connector.settings import Settings
+
+    db = args.db or Settings().embedded_db
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("crmchat: give both --tls-cert and --tls-key, or neither", file=sys.stderr)
+        return 2
+    serve(host=args.host, port=args.port, db_path=db, tls_cert=args.tls_cert, tls_key=args.tls_key)
+    return 0
+
+
+def _cmd_dataverse_token(args: argparse.Namespace) -> int:
+    from connector.crm.connection import embedded_token
+    from connector.settings import Settings
+
+    try:
+        print(embedded_token(args.db or Settings().embedded_db, user=args.user))
+    except LookupError as error:
+        print(f"crmchat: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_solution_pack(args: argparse.Namespace) -> int:
+    from connector.solution.pack import pack_solution
+
+    print(pack_solution(out_dir=args.out))
+    return 0
+
+
+def _cmd_solution_check(args: argparse.Namespace) -> int:
+    from connector.solution.check import check_solution
+
+    problems = check_solution()
+    for problem in problems:
+        print(problem)
+    print(f"{len(problems)} problem(s)" if problems else "solution OK: 0 errors")
+    return 1 if problems else 0
+
+
+def _cmd_region_list(args: argparse.Namespace) -> int:
+    from connector.crm.connection import connect
+    from connector.crm.org_settings import read_org_settings
+    from connector.regions import all_regions
+    from connector.settings import Settings
+
+    current = read_org_settings(connect(Settings()).client).region
+    for region in all_regions():
+        mark = "*" if region.code == current else " "
+        print(f"{mark} {region.code:<12} {region.name:<16} {region.service_url}")
+    return 0
+
+
+def _cmd_region_set(args: argparse.Namespace) -> int:
+    from connector.crm.connection import connect
+    from connector.crm.org_settings import save_region
+    from connector.settings import Settings
+
+    try:
+        region = save_region(connect(Settings()).client, args.code)
+    except ValueError as error:
+        print(f"crmchat: {error}", file=sys.stderr)
+        return 2
+    print(f"region set to {region.name} ({region.code})")
+    return 0
+
+
+def _cmd_secret_set(args: argparse.Namespace) -> int:
+    from connector.crm.connection import connect
+    from connector.crm.org_settings import save_secret_word
+    from connector.crm.secret_word import SecretWordError
+    from connector.settings import Settings
+
+    settings = Settings()
+    word = _read_word("New secret word: ", confirm=True)
+    try:
+        save_secret_word(connect(settings).client, word, data_dir=settings.data_dir)
+    except SecretWordError as error:
+        print(f"crmchat: {error}", file=sys.stderr)
+        return 2
+    print("secret word set")
+    return 0
+
+
+def _cmd_secret_verify(args: argparse.Namespace) -> int:
+    from connector.crm.connection import connect
+    from connector.crm.org_settings import check_secret_word
+    from connector.crm.secret_word import TooManyGuesses
+    from connector.settings import Settings
+
+    settings = Settings()
+    word = _read_word("Secret word the caller gave: ")
+    try:
+        result = check_secret_word(connect(settings).client, word, data_dir=settings.data_dir)
+    except TooManyGuesses as error:
+        print(f"crmchat: {error}", file=sys.stderr)
+        return 3
+    if not result.match:
+        time.sleep(result.delay_secs)
+    print("yes" if result.match else "no")
+    return 0 if result.match else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crmchat", description="CRM Chat: live chat in Dataverse")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the chat service")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(run=_cmd_serve)
+
+    dataverse = commands.add_parser("dataverse", help="the embedded Dataverse")
+    dv = dataverse.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dv_serve = dv.add_parser("serve", help="run the embedded Dataverse alone")
+    dv_serve.add_argument("--host", default="127.0.0.1")
+    dv_serve.add_argument("--port", type=int, default=8443)
+    dv_serve.add_argument("--db", type=Path, help="SQLite file (default: the data folder's)")
+    dv_serve.add_argument("--tls-cert", type=Path, help="PEM certificate: serve HTTPS")
+    dv_serve.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+    dv_serve.set_defaults(run=_cmd_dataverse_serve)
+    dv_token = dv.add_parser("token", help="print a bearer token for a system user")
+    dv_token.add_argument("--user", default="admin", help="domain name, its part before @, or full name")
+    dv_token.add_argument("--db", type=Path)
+    dv_token.set_defaults(run=_cmd_dataverse_token)
+
+    solution = commands.add_parser("solution", help="the Dataverse solution")
+    sol = solution.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sol_pack = sol.add_parser("pack", help="write the importable zip and print its path")
+    sol_pack.add_argument("--out", type=Path, default=Path("dist"))
+    sol_pack.set_defaults(run=_cmd_solution_pack)
+    sol.add_parser("check", help="validate customizations.xml and references").set_defaults(
+        run=_cmd_solution_check
+    )
+
+    region = commands.add_parser("region", help="the hosting region")
+    reg = region.add_subparsers(dest="action", required=True, metavar="ACTION")
+    reg.add_parser("list", help="list the regions; * marks the current one").set_defaults(
+        run=_cmd_region_list
+    )
+    reg_set = reg.add_parser("set", help="choose the region")
+    reg_set.add_argument("code")
+    reg_set.set_defaults(run=_cmd_region_set)
+
+    secret = commands.add_parser("secret", help="the organisation's secret word")
+    sec = secret.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sec.add_parser("set", help="set a new secret word (read from the terminal)").set_defaults(
+        run=_cmd_secret_set
+    )
+    sec.add_parser("verify", help="check a word a caller gives: prints yes or no").set_defaults(
+        run=_cmd_secret_verify
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `crmchat` console script."""
+    args = _parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""The organisation's CRM Chat settings record: hosting region and the secret word's hash.
+
+There is exactly one settings record. It lives at a fixed GUID and is written by upsert, so
+two admins saving at once, or a retried save, can never create a second one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from connector.crm.secret_word import (
+    GuessLimiter,
+    hash_secret_word,
+    verify_secret_word,
+)
+from connector.dataverse import DataverseClient, NotFound
+from connector.regions import Region, find_region
+
+__all__ = [
+    "SETTINGS_ID",
+    "CheckResult",
+    "OrgSettings",
+    "check_secret_word",
+    "read_org_settings",
+    "save_region",
+    "save_secret_word",
+]
+
+SETTINGS_SET = "crmchat_settingses"
+SETTINGS_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://crmchat/settings"))
+SETTINGS_NAME = "CRM Chat settings"
+DEFAULT_REGION = "centralus"
+# The limiter's subject: there is one secret word per organisation.
+SECRET_WORD_SUBJECT = "org-secret-word"
+
+
+@dataclass(frozen=True)
+class OrgSettings:
+    region: str
+    has_secret_word: bool
+    secret_word_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    match: bool
+    # How long to hold a "no" back: wrong guesses get slower the more there are.
+    delay_secs: float = 0.0
+
+
+def _limiter(data_dir: Path) -> GuessLimiter:
+    return GuessLimiter(data_dir / "guesses.sqlite")
+
+
+def read_org_settings(client: DataverseClient) -> OrgSettings:
+    """The settings record, or the defaults when none was saved yet."""
+    try:
+        record = client.retrieve(
+            SETTINGS_SET, SETTINGS_ID, select=["crmchat_region", "crmchat_secretwordhash"]
+        )
+    except NotFound:
+        return OrgSettings(region=DEFAULT_REGION, has_secret_word=False)
+    stored_hash = record.get("crmchat_secretwordhash") or None
+    return OrgSettings(
+        region=record.get("crmchat_region") or DEFAULT_REGION,
+        has_secret_word=stored_hash is not None,
+        secret_word_hash=stored_hash,
+    )
+
+
+def _save(client: DataverseClient, fields: dict[str, object]) -> None:
+    client.upsert(SETTINGS_SET, SETTINGS_ID, {"crmchat_name": SETTINGS_NAME, **fields})
+
+
+def save_region(client: DataverseClient, code: str) -> Region:
+    """Choose the hosting region. Raises ValueError for a code that is not one of the four."""
+    region = find_region(code)
+    if region is None:
+        raise ValueError(f"unknown region {code!r}; see `crmchat region list`")
+    _save(client, {"crmchat_region": region.code})
+    return region
+
+
+def save_secret_word(client: DataverseClient, word: str, *, data_dir: Path) -> None:
+    """Store a new secret word as a salted slow hash; forgets earlier wrong guesses.
+
+    Raises SecretWordError when the word breaks the rules (nothing is saved then).
+    """
+    _save(client, {"crmchat_secretwordhash": hash_secret_word(word)})
+    _limiter(data_dir).clear(SECRET_WORD_SUBJECT)
+
+
+def check_secret_word(client: DataverseClient, word: str, *, data_dir: Path) -> CheckResult:
+    """Does `word` match the organisation's secret word? Only yes or no.
+
+    With no word set, every answer is no. Raises TooManyGuesses while locked.
+    """
+    limiter = _limiter(data_dir)
+    limiter.check(SECRET_WORD_SUBJECT)
+    stored = read_org_settings(client).secret_word_hash
+    if stored is not None and verify_secret_word(word, stored):
+        return CheckResult(match=True)
+    delay = limiter.record_wrong(SECRET_WORD_SUBJECT)
+    return CheckResult(match=False, delay_secs=delay)

@@ -1,0 +1,508 @@
+"""SQLite storage for the embedded Dataverse: tables from the `Schema`, typed values, ETags.
+
+The layout follows the storage conventions in `docs/embedded-dataverse.md`: one table per
+Dataverse table named by its logical name, one column per attribute, lookups as
+`<name>` (GUID) plus `<name>__table` (the target's logical name), N:N relationships as
+intersect tables, `_meta` for the signing secret and the global version counter.
+
+All access goes through one connection guarded by one re-entrant lock: writes are
+serialised (WAL keeps readers in other processes happy) and a transaction nests as
+SQLite savepoints, so a `$batch` changeset is a savepoint around the requests it holds.
+
+Errors:
+
+    ApiError            a Dataverse-shaped failure: status, code, message
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from connector.solution.model import Column, ColumnType, ManyToMany, Schema, Table
+
+__all__ = [
+    "BUSY_TIMEOUT_SECS",
+    "LOOKUP_TYPES",
+    "SERVER_SET_COLUMNS",
+    "ApiError",
+    "Store",
+    "coerce_value",
+    "format_datetime",
+    "intersect_columns",
+    "new_guid",
+    "normalise_guid",
+    "open_store",
+    "quote",
+    "utc_now",
+]
+
+BUSY_TIMEOUT_SECS = 30.0
+LOOKUP_TYPES = frozenset({ColumnType.LOOKUP, ColumnType.CUSTOMER, ColumnType.OWNER})
+# Columns the server maintains; a client may send them but they are ignored, as
+# Dataverse ignores createdon & co. (overriddencreatedon is the supported way).
+SERVER_SET_COLUMNS = frozenset(
+    {
+        "createdon",
+        "modifiedon",
+        "createdby",
+        "modifiedby",
+        "createdonbehalfby",
+        "modifiedonbehalfby",
+        "owningbusinessunit",
+        "owninguser",
+        "owningteam",
+        "versionnumber",
+        "fullname",
+    }
+)
+_GUID_RE = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$")
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+_EDM = {
+    ColumnType.STRING: "Edm.String",
+    ColumnType.MEMO: "Edm.String",
+    ColumnType.INTEGER: "Edm.Int32",
+    ColumnType.BIGINT: "Edm.Int64",
+    ColumnType.DECIMAL: "Edm.Decimal",
+    ColumnType.DOUBLE: "Edm.Double",
+    ColumnType.MONEY: "Edm.Decimal",
+    ColumnType.BOOLEAN: "Edm.Boolean",
+    ColumnType.DATETIME: "Edm.DateTimeOffset",
+    ColumnType.PICKLIST: "Edm.Int32",
+    ColumnType.STATE: "Edm.Int32",
+    ColumnType.STATUS: "Edm.Int32",
+    ColumnType.UNIQUEIDENTIFIER: "Edm.Guid",
+    ColumnType.IMAGE: "Edm.Binary",
+}
+
+
+class ApiError(Exception):
+    """A failure answered with Dataverse's error shape `{"error":{"code","message"}}`."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers: dict[str, str] = dict(headers or {})
+
+
+def quote(name: str) -> str:
+    """`name` as a double-quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def new_guid() -> str:
+    """A fresh GUID in the stored form (lower case, hyphenated)."""
+    return str(uuid.uuid4())
+
+
+def normalise_guid(text: object) -> str | None:
+    """`text` as a stored GUID, or None when it is not a GUID (braces are allowed)."""
+    if not isinstance(text, str):
+        return None
+    match = _GUID_RE.match(text.strip())
+    return match.group(1).lower() if match else None
+
+
+def utc_now() -> str:
+    """Now, in the stored datetime form."""
+    return format_datetime(datetime.now(UTC))
+
+
+def format_datetime(moment: datetime) -> str:
+    """A timezone-aware datetime as `YYYY-MM-DDTHH:MM:SSZ` in UTC."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def intersect_columns(relation: ManyToMany, schema: Schema) -> tuple[str, str]:
+    """The two SQL columns of an N:N intersect table: the two tables' primary ids."""
+    first = schema.tables[relation.entity1].primary_id
+    second = schema.tables[relation.entity2].primary_id
+    if first == second:
+        return first + "one", second + "two"
+    return first, second
+
+
+def _sql_type(column: Column) -> str:
+    if column.type in (ColumnType.STRING, ColumnType.MEMO):
+        return "TEXT COLLATE NOCASE"
+    if column.type in (
+        ColumnType.BOOLEAN,
+        ColumnType.INTEGER,
+        ColumnType.BIGINT,
+        ColumnType.PICKLIST,
+        ColumnType.STATE,
+        ColumnType.STATUS,
+    ):
+        return "INTEGER"
+    if column.type in (ColumnType.DECIMAL, ColumnType.DOUBLE, ColumnType.MONEY):
+        return "REAL"
+    return "TEXT"
+
+
+def _payload_error(table: Table, detail: str) -> ApiError:
+    return ApiError(
+        400,
+        "0x80048d19",
+        f"Error identified in Payload provided by the user for Entity :'{table.entity_set}', "
+        f"For more information on this error please follow this help link "
+        f"https://go.microsoft.com/fwlink/?linkid=2195293  ---->  InnerException : "
+        f"Microsoft.OData.ODataException: {detail}",
+    )
+
+
+def _convert_error(table: Table, column: Column, value: object) -> ApiError:
+    literal = value if isinstance(value, str) else repr(value)
+    return _payload_error(
+        table,
+        f"Cannot convert the literal '{literal}' to the expected type "
+        f"'{_EDM.get(column.type, 'Edm.String')}' (property '{column.logical_name}').",
+    )
+
+
+def _parse_datetime(text: str) -> datetime | None:
+    cleaned = text.strip()
+    try:
+        if len(cleaned) == 10:
+            day = date.fromisoformat(cleaned)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(cleaned.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    # Dataverse treats an offset-less value as UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def coerce_value(table: Table, column: Column, value: object) -> Any:
+    """A JSON payload value for `column` as its SQL value; raises ApiError(400) if wrong.
+
+    Strings are checked against `max_length`, numbers against their range and
+    `min_value`/`max_value`, picklists against their options; datetimes become UTC `Z`.
+    """
+    if value is None:
+        return None
+    kind = column.type
+    if kind in (ColumnType.STRING, ColumnType.MEMO):
+        if not isinstance(value, str):
+            raise _convert_error(table, column, value)
+        if column.max_length is not None and len(value) > column.max_length:
+            raise ApiError(
+                400,
+                "0x80044331",
+                f"A validation error occurred. The length of the '{column.logical_name}' "
+                f"attribute of the '{table.logical_name}' entity exceeded the maximum allowed "
+                f"length of '{column.max_length}'.",
+            )
+        return value
+    if kind == ColumnType.BOOLEAN:
+        if not isinstance(value, bool):
+            raise _convert_error(table, column, value)
+        return 1 if value else 0
+    if kind in (
+        ColumnType.INTEGER,
+        ColumnType.BIGINT,
+        ColumnType.PICKLIST,
+        ColumnType.STATE,
+        ColumnType.STATUS,
+    ):
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise _convert_error(table, column, value)
+        low, high = _INT64 if kind == ColumnType.BIGINT else _INT32
+        if not low <= value <= high:
+            raise _convert_error(table, column, value)
+        if kind in (ColumnType.PICKLIST, ColumnType.STATE, ColumnType.STATUS):
+            if column.options and value not in column.options:
+                accepted = ",".join(str(option) for option in sorted(column.options))
+                raise ApiError(
+                    400,
+                    "0x8004431a",
+                    f"A validation error occurred. The value {value} of "
+                    f"'{column.logical_name}' on record of type '{table.logical_name}' is "
+                    f"outside the valid range. Accepted Values: {accepted}",
+                )
+            return value
+        _check_range(table, column, float(value))
+        return value
+    if kind in (ColumnType.DECIMAL, ColumnType.DOUBLE, ColumnType.MONEY):
+        if isinstance(value, bool):
+            raise _convert_error(table, column, value)
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise _convert_error(table, column, value) from None
+        if not isinstance(value, int | float) or value != value:  # NaN is not a number here
+            raise _convert_error(table, column, value)
+        _check_range(table, column, float(value))
+        return float(value)
+    if kind == ColumnType.DATETIME:
+        moment = _parse_datetime(value) if isinstance(value, str) else None
+        if moment is None:
+            raise _convert_error(table, column, value)
+        return format_datetime(moment)
+    if kind == ColumnType.UNIQUEIDENTIFIER:
+        guid = normalise_guid(value)
+        if guid is None:
+            raise _convert_error(table, column, value)
+        return guid
+    if kind == ColumnType.IMAGE:
+        if not isinstance(value, str):
+            raise _convert_error(table, column, value)
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise _convert_error(table, column, value[:40]) from None
+        return value
+    raise _convert_error(table, column, value)
+
+
+def _check_range(table: Table, column: Column, number: float) -> None:
+    too_low = column.min_value is not None and number < column.min_value
+    too_high = column.max_value is not None and number > column.max_value
+    if too_low or too_high:
+        raise ApiError(
+            400,
+            "0x80044331",
+            f"A validation error occurred. The value of '{column.logical_name}' on record of "
+            f"type '{table.logical_name}' is outside the valid range "
+            f"({column.min_value} to {column.max_value}).",
+        )
+
+
+@dataclass
+class Store:
+    """The embedded Dataverse's database: one SQLite file, one connection, one lock."""
+
+    path: Path
+    schema: Schema
+    connection: sqlite3.Connection
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _depth: int = 0
+
+    @property
+    def signing_secret(self) -> bytes:
+        """The secret that signs bearer tokens; generated once, kept in `_meta`."""
+        value = self.get_meta("signing_secret")
+        if value is None:
+            raise RuntimeError("store was not initialised")
+        return value.encode()
+
+    @property
+    def organization_id(self) -> str:
+        """The organisation's GUID, generated once (WhoAmI answers it)."""
+        value = self.get_meta("organization_id")
+        if value is None:
+            raise RuntimeError("store was not initialised")
+        return value
+
+    def get_meta(self, key: str) -> str | None:
+        """A `_meta` value, or None."""
+        with self.lock:
+            row = self.connection.execute("SELECT value FROM _meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a `_meta` value."""
+        with self.transaction():
+            self.connection.execute(
+                "INSERT INTO _meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the write lock and a savepoint; commit on success, roll back on error.
+
+        Nested calls nest savepoints, so the innermost failure undoes only its own work
+        unless the exception also leaves the outer block.
+        """
+        with self.lock:
+            self._depth += 1
+            name = f"sp{self._depth}"
+            self.connection.execute(f"SAVEPOINT {name}")
+            try:
+                yield self.connection
+            except BaseException:
+                self.connection.execute(f"ROLLBACK TO {name}")
+                self.connection.execute(f"RELEASE {name}")
+                raise
+            else:
+                self.connection.execute(f"RELEASE {name}")
+            finally:
+                self._depth -= 1
+
+    def next_version(self) -> int:
+        """The next value of the global row-version counter (the ETag source)."""
+        with self.transaction() as db:
+            row = db.execute(
+                "UPDATE _meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version' "
+                "RETURNING value"
+            ).fetchone()
+        return int(row[0])
+
+    def query(self, sql: str, params: Mapping[str, Any] | tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
+        """Rows of a read-only statement."""
+        with self.lock:
+            return list(self.connection.execute(sql, params).fetchall())
+
+    def fetch(self, table: Table, record_id: str) -> dict[str, Any] | None:
+        """The stored row of `record_id` in `table`, or None."""
+        rows = self.query(
+            f"SELECT * FROM {quote(table.logical_name)} WHERE {quote(table.primary_id)} = ?",
+            (record_id,),
+        )
+        return dict(rows[0]) if rows else None
+
+    def insert(self, table: Table, values: Mapping[str, Any]) -> None:
+        """Insert a row whose SQL values are already validated."""
+        names = list(values)
+        sql = (
+            f"INSERT INTO {quote(table.logical_name)} ({', '.join(quote(n) for n in names)}) "
+            f"VALUES ({', '.join('?' for _ in names)})"
+        )
+        with self.transaction() as db:
+            db.execute(sql, [values[n] for n in names])
+
+    def update(self, table: Table, record_id: str, values: Mapping[str, Any]) -> None:
+        """Update a row with already validated SQL values."""
+        if not values:
+            return
+        names = list(values)
+        sql = (
+            f"UPDATE {quote(table.logical_name)} SET "
+            f"{', '.join(quote(n) + ' = ?' for n in names)} WHERE {quote(table.primary_id)} = ?"
+        )
+        with self.transaction() as db:
+            db.execute(sql, [*(values[n] for n in names), record_id])
+
+    def delete(self, table: Table, record_id: str) -> bool:
+        """Delete a row and its N:N pairs; True if it existed."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                f"DELETE FROM {quote(table.logical_name)} WHERE {quote(table.primary_id)} = ?",
+                (record_id,),
+            )
+            for relation in self.schema.many_to_many:
+                if table.logical_name not in (relation.entity1, relation.entity2):
+                    continue
+                if relation.entity1 not in self.schema.tables:
+                    continue
+                if relation.entity2 not in self.schema.tables:
+                    continue
+                first, second = intersect_columns(relation, self.schema)
+                db.execute(
+                    f"DELETE FROM {quote(relation.intersect_entity)} "
+                    f"WHERE {quote(first)} = ? OR {quote(second)} = ?",
+                    (record_id, record_id),
+                )
+            return cursor.rowcount > 0
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self.lock:
+            self.connection.close()
+
+    def create_schema(self) -> None:
+        """Create missing tables, columns and intersect tables (idempotent).
+
+        A newer solution adds columns with `ALTER TABLE ... ADD COLUMN`; nothing is ever
+        dropped, so data written under an older solution survives.
+        """
+        with self.transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value TEXT)")
+            for table in self.schema.tables.values():
+                self._create_table(db, table)
+            for relation in self.schema.many_to_many:
+                if relation.entity1 not in self.schema.tables:
+                    continue
+                if relation.entity2 not in self.schema.tables:
+                    continue
+                first, second = intersect_columns(relation, self.schema)
+                db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {quote(relation.intersect_entity)} "
+                    f"({quote(first)} TEXT NOT NULL, {quote(second)} TEXT NOT NULL, "
+                    f"PRIMARY KEY ({quote(first)}, {quote(second)}))"
+                )
+                db.execute(
+                    f"CREATE INDEX IF NOT EXISTS {quote(relation.intersect_entity + '__' + second)}"
+                    f" ON {quote(relation.intersect_entity)} ({quote(second)})"
+                )
+            db.execute(
+                "INSERT OR IGNORE INTO _meta (key, value) VALUES ('signing_secret', ?)",
+                (secrets.token_urlsafe(48),),
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO _meta (key, value) VALUES ('organization_id', ?)",
+                (new_guid(),),
+            )
+            db.execute("INSERT OR IGNORE INTO _meta (key, value) VALUES ('version', '1000')")
+
+    def _create_table(self, db: sqlite3.Connection, table: Table) -> None:
+        wanted: dict[str, str] = {}
+        for column in table.columns.values():
+            if column.logical_name == table.primary_id:
+                continue
+            wanted[column.logical_name] = _sql_type(column)
+            if column.type in LOOKUP_TYPES:
+                wanted[column.logical_name + "__table"] = "TEXT"
+        wanted.setdefault("versionnumber", "INTEGER")
+        name = quote(table.logical_name)
+        definitions = [f"{quote(table.primary_id)} TEXT PRIMARY KEY NOT NULL"]
+        definitions += [f"{quote(col)} {sql_type}" for col, sql_type in wanted.items()]
+        db.execute(f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(definitions)})")
+        present = {str(row[1]) for row in db.execute(f"PRAGMA table_info({name})")}
+        for col, sql_type in wanted.items():
+            if col not in present:
+                db.execute(f"ALTER TABLE {name} ADD COLUMN {quote(col)} {sql_type}")
+        for column in table.columns.values():
+            if column.type in LOOKUP_TYPES:
+                index = quote(f"{table.logical_name}__{column.logical_name}")
+                db.execute(
+                    f"CREATE INDEX IF NOT EXISTS {index} ON {name} ({quote(column.logical_name)})"
+                )
+
+
+def open_store(db_path: Path, schema: Schema) -> Store:
+    """Open (creating if needed) the SQLite database at `db_path` for `schema`.
+
+    Safe to call from several processes at once (e.g. the server and
+    `crmchat dataverse token`): tables are created idempotently under SQLite's lock.
+    """
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(
+        str(db_path),
+        timeout=BUSY_TIMEOUT_SECS,
+        isolation_level=None,  # autocommit; transactions are explicit savepoints
+        check_same_thread=False,  # guarded by Store.lock
+    )
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECS * 1000)}")
+    store = Store(path=db_path, schema=schema, connection=connection)
+    store.create_schema()
+    return store

@@ -1,0 +1,144 @@
+"""The Dataverse schema as an import sees it: tables, columns, relationships, roles.
+
+`connector.solution.reader` builds a `Schema` from `customizations.xml`; the embedded
+Dataverse creates its SQLite tables, validates payloads, names navigation properties and
+enforces privileges from it; `crmchat solution check` resolves references against it.
+All names are logical names (lower case), except navigation properties, which keep the
+casing Dataverse gives them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = [
+    "AccessLevel",
+    "Column",
+    "ColumnType",
+    "ManyToMany",
+    "OneToMany",
+    "Ownership",
+    "Role",
+    "Schema",
+    "Table",
+]
+
+
+class ColumnType(StrEnum):
+    """Attribute types, named as Dataverse's `AttributeType` in lower case."""
+
+    STRING = "string"  # nvarchar: single line of text, max_length applies
+    MEMO = "memo"  # multiple lines of text, max_length applies
+    INTEGER = "integer"
+    BIGINT = "bigint"
+    DECIMAL = "decimal"
+    DOUBLE = "double"
+    MONEY = "money"
+    BOOLEAN = "boolean"
+    DATETIME = "datetime"  # stored and returned as UTC, "2025-01-01T10:00:00Z"
+    PICKLIST = "picklist"  # choice; options give the labels
+    STATE = "state"  # statecode
+    STATUS = "status"  # statuscode
+    LOOKUP = "lookup"  # single-valued reference; targets from the OneToMany relationships
+    CUSTOMER = "customer"  # polymorphic lookup to account or contact
+    OWNER = "owner"  # ownerid: systemuser or team
+    UNIQUEIDENTIFIER = "uniqueidentifier"  # the primary key, or a plain GUID column
+    IMAGE = "image"  # base64 in the JSON payload
+
+
+class Ownership(StrEnum):
+    USER = "user"  # UserOwned: has ownerid, privileges checked at the role's level
+    ORGANIZATION = "organization"  # OrgOwned: no ownerid
+    NONE = "none"  # intersect tables and the like
+
+
+class AccessLevel(StrEnum):
+    """A role privilege's depth, as `RolePrivilege/@level` writes it."""
+
+    BASIC = "Basic"  # user: own records
+    LOCAL = "Local"  # business unit
+    DEEP = "Deep"  # business unit and child units
+    GLOBAL = "Global"  # organization
+
+
+@dataclass(frozen=True)
+class Column:
+    logical_name: str
+    type: ColumnType
+    max_length: int | None = None  # strings and memos
+    required: bool = False  # ApplicationRequired / SystemRequired
+    options: dict[int, str] = field(default_factory=dict)  # picklist/state/status labels
+    min_value: float | None = None
+    max_value: float | None = None
+    display_name: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    logical_name: str  # "crmchat_agent"
+    schema_name: str  # "crmchat_Agent"
+    entity_set: str  # "crmchat_agents"
+    primary_id: str  # "crmchat_agentid"; "activityid" for activities
+    primary_name: str  # "crmchat_name"; "subject" for activities
+    columns: dict[str, Column]
+    ownership: Ownership = Ownership.USER
+    is_activity: bool = False
+    is_custom: bool = True
+    display_name: str = ""
+
+
+@dataclass(frozen=True)
+class OneToMany:
+    """A lookup: `referencing_entity.referencing_attribute` points at `referenced_entity`.
+
+    A polymorphic lookup (customerid, regardingobjectid, ownerid) is one of these per target.
+    """
+
+    schema_name: str  # "crmchat_widget_chat"
+    referenced_entity: str  # the "one" side, e.g. "crmchat_widget"
+    referencing_entity: str  # the "many" side, e.g. "crmchat_chat"
+    referencing_attribute: str  # the lookup column, e.g. "crmchat_widgetid"
+    # Single-valued navigation property on the referencing entity, used in
+    # "<name>@odata.bind" and $expand, e.g. "crmchat_WidgetId" or "customerid_contact".
+    referencing_navigation: str
+    # Collection-valued navigation property on the referenced entity; Dataverse uses the
+    # relationship's schema name.
+    referenced_navigation: str
+
+
+@dataclass(frozen=True)
+class ManyToMany:
+    schema_name: str  # "crmchat_agent_topic"; also the navigation property on both sides
+    entity1: str
+    entity2: str
+    intersect_entity: str  # the SQLite table that holds the pairs
+    entity1_navigation: str  # collection property on entity1 (Dataverse: the schema name)
+    entity2_navigation: str
+
+
+@dataclass(frozen=True)
+class Role:
+    id: str  # GUID, lower case, no braces
+    name: str  # "CRM Chat Agent"
+    # privilege name ("prvReadcrmchat_chat") -> depth
+    privileges: dict[str, AccessLevel] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Schema:
+    tables: dict[str, Table]  # by logical name
+    one_to_many: tuple[OneToMany, ...] = ()
+    many_to_many: tuple[ManyToMany, ...] = ()
+    roles: tuple[Role, ...] = ()
+
+    def table_for_set(self, entity_set: str) -> Table | None:
+        """The table whose entity set name is `entity_set`, or None."""
+        for table in self.tables.values():
+            if table.entity_set == entity_set:
+                return table
+        return None
+
+    def lookups_of(self, logical_name: str) -> list[OneToMany]:
+        """The relationships in which `logical_name` holds the lookup column."""
+        return [r for r in self.one_to_many if r.referencing_entity == logical_name]

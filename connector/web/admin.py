@@ -1,0 +1,97 @@
+"""The settings API the settings web resource uses: region and secret word.
+
+    GET  /api/admin/settings              admins: region, the regions, whether a word is set
+    PUT  /api/admin/settings/region       admins: {"region": "westeurope"}
+    PUT  /api/admin/secret-word           admins: {"word": "..."}
+    POST /api/support/secret-word/check   agents and admins: {"word": "..."} -> {"match": bool}
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, request
+from pydantic import BaseModel, ConfigDict, Field
+
+from connector.crm import org_settings
+from connector.crm.secret_word import MAX_LENGTH, SecretWordError, TooManyGuesses
+from connector.regions import all_regions
+from connector.web.auth import ADMIN_ROLES, AGENT_ROLES, require_roles
+from connector.web.errors import InvalidInput, RateLimited
+
+__all__ = ["bp"]
+
+bp = Blueprint("admin", __name__, url_prefix="/api")
+
+
+class RegionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    region: str = Field(min_length=1, max_length=40)
+
+
+class SecretWordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # Longer than MAX_LENGTH so spacing can be normalised before the rule is applied.
+    word: str = Field(min_length=1, max_length=4 * MAX_LENGTH)
+
+
+def _client() -> Any:
+    return current_app.extensions["crmchat.dataverse"]
+
+
+def _data_dir() -> Any:
+    return current_app.extensions["crmchat.settings"].data_dir
+
+
+def _settings_body() -> dict[str, Any]:
+    current = org_settings.read_org_settings(_client())
+    return {
+        "region": current.region,
+        "has_secret_word": current.has_secret_word,
+        "regions": [{"code": r.code, "name": r.name} for r in all_regions()],
+    }
+
+
+@bp.get("/admin/settings")
+@require_roles(ADMIN_ROLES)
+def get_settings() -> dict[str, Any]:
+    return _settings_body()
+
+
+@bp.put("/admin/settings/region")
+@require_roles(ADMIN_ROLES)
+def put_region() -> dict[str, Any]:
+    body = RegionIn.model_validate(request.get_json(silent=True) or {})
+    try:
+        org_settings.save_region(_client(), body.region)
+    except ValueError as error:
+        raise InvalidInput(str(error), code="unknown_region") from error
+    return _settings_body()
+
+
+@bp.put("/admin/secret-word")
+@require_roles(ADMIN_ROLES)
+def put_secret_word() -> dict[str, Any]:
+    body = SecretWordIn.model_validate(request.get_json(silent=True) or {})
+    try:
+        org_settings.save_secret_word(_client(), body.word, data_dir=_data_dir())
+    except SecretWordError as error:
+        raise InvalidInput(str(error), code="weak_secret_word") from error
+    return _settings_body()
+
+
+@bp.post("/support/secret-word/check")
+@require_roles(AGENT_ROLES)
+def check_secret_word() -> dict[str, Any]:
+    body = SecretWordIn.model_validate(request.get_json(silent=True) or {})
+    try:
+        result = org_settings.check_secret_word(_client(), body.word, data_dir=_data_dir())
+    except TooManyGuesses as error:
+        raise RateLimited(
+            "Too many wrong guesses. Try again later.", retry_after_secs=error.retry_after_secs
+        ) from error
+    if not result.match:
+        # Slow a guesser down; the answer itself stays a plain no.
+        time.sleep(result.delay_secs)
+    return {"match": result.match}

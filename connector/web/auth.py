@@ -1,0 +1,117 @@
+"""Signing in to the service: the handshake, the short-lived token, and `require_roles`.
+
+`POST /api/auth/handshake {"handshake_id", "nonce"}` redeems a handshake row (see
+`connector.crm.handshake`) and answers a token signed by the service (itsdangerous, HMAC
+SHA-256, with a timestamp). API calls send it as `Authorization: Bearer <token>`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+from uuid import UUID
+
+from flask import Blueprint, Flask, current_app, g, request
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from pydantic import BaseModel, ConfigDict, Field
+
+from connector.crm.handshake import HandshakeRefused, SignedInUser, redeem_handshake
+from connector.web.errors import Forbidden, NotSignedIn
+
+__all__ = [
+    "ADMIN_ROLES",
+    "AGENT_ROLES",
+    "bp",
+    "current_user",
+    "init_app",
+    "issue_service_token",
+    "require_roles",
+]
+
+log = logging.getLogger(__name__)
+bp = Blueprint("auth", __name__, url_prefix="/api/auth")
+
+# A working day: agents sign in once per shift; the console renews before it expires.
+SERVICE_TOKEN_MAX_AGE_SECS = 8 * 60 * 60
+ADMIN_ROLES = frozenset({"CRM Chat Administrator", "System Administrator"})
+# Support staff who check a caller's secret word are agents (or admins).
+AGENT_ROLES = frozenset({"CRM Chat Agent"}) | ADMIN_ROLES
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class HandshakeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    handshake_id: UUID
+    nonce: str = Field(min_length=16, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    serializer: URLSafeTimedSerializer = current_app.extensions["crmchat.tokens"]
+    return serializer
+
+
+def init_app(app: Flask, *, secret: bytes) -> None:
+    app.extensions["crmchat.tokens"] = URLSafeTimedSerializer(secret, salt="crmchat-service")
+
+
+def issue_service_token(user: SignedInUser) -> str:
+    """A token naming `user` and their roles, valid SERVICE_TOKEN_MAX_AGE_SECS."""
+    return _serializer().dumps(
+        {"id": user.id, "name": user.name, "email": user.email, "roles": sorted(user.roles)}
+    )
+
+
+def current_user() -> SignedInUser:
+    user: SignedInUser = g.crmchat_user
+    return user
+
+
+def require_roles(roles: frozenset[str]) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Let a view run only for a signed-in user holding one of `roles`."""
+
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
+        @wraps(view)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise NotSignedIn("Sign in first: send 'Authorization: Bearer <token>'.")
+            try:
+                claims = _serializer().loads(token, max_age=SERVICE_TOKEN_MAX_AGE_SECS)
+            except SignatureExpired as error:
+                raise NotSignedIn("Your sign-in has expired; sign in again.") from error
+            except BadSignature as error:
+                raise NotSignedIn("The token is not valid.") from error
+            user = SignedInUser(
+                id=claims["id"],
+                name=claims["name"],
+                email=claims["email"],
+                roles=frozenset(claims["roles"]),
+            )
+            if not user.roles & roles:
+                raise Forbidden("Your security roles do not allow this.")
+            g.crmchat_user = user
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+@bp.post("/handshake")
+def handshake() -> dict[str, Any]:
+    body = HandshakeIn.model_validate(request.get_json(silent=True) or {})
+    client = current_app.extensions["crmchat.dataverse"]
+    try:
+        user = redeem_handshake(client, str(body.handshake_id), body.nonce)
+    except HandshakeRefused as error:
+        log.info("sign-in refused: %s", error)
+        raise NotSignedIn("Sign-in failed; reload the page to try again.") from error
+    return {
+        "token": issue_service_token(user),
+        "expires_in": SERVICE_TOKEN_MAX_AGE_SECS,
+        "user": {"id": user.id, "name": user.name, "roles": sorted(user.roles)},
+    }

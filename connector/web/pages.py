@@ -1,0 +1,27 @@
+"""The web resources, served as files so the same HTML runs here and inside Dataverse."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, redirect, send_from_directory
+
+from connector.solution.paths import WEBRESOURCES_DIR
+
+__all__ = ["bp"]
+
+bp = Blueprint("pages", __name__)
+
+# Web resources change with every release; a short cache keeps reloads cheap yet current.
+WEBRESOURCE_MAX_AGE_SECS = 60
+
+
+@bp.get("/")
+def index() -> Response:
+    return redirect("/webresources/settings/index.html")  # type: ignore[return-value]
+
+
+@bp.get("/webresources/<path:name>")
+def webresource(name: str) -> Response:
+    # send_from_directory refuses paths that leave the folder (404), so no traversal.
+    response = send_from_directory(WEBRESOURCES_DIR, name, max_age=WEBRESOURCE_MAX_AGE_SECS)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
