@@ -53,6 +53,15 @@ class Settings(BaseSettings):
             raise ValueError("CRMCHAT_DATAVERSE_URL must start with https://")
         return value
 
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        from connector.regions import find_region
+
+        if find_region(value) is None:
+            raise ValueError(f"unknown region {value!r}: see config/regions.json")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:

@@ -25,15 +25,11 @@ from __future__ import annotations
 
 import builtins
 import enum
-import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import quote as url_quote
 from urllib.parse import urlsplit
@@ -52,7 +48,7 @@ from .errors import (
     TooManyRequests,
     error_from_response,
 )
-from .odata import guid, quote
+from .odata import check_name, column, encode_json, guid, record_id_from_headers
 
 if TYPE_CHECKING:
     from .batch import Batch
@@ -65,8 +61,6 @@ __all__ = [
     "Record",
     "UpsertMode",
     "WhoAmI",
-    "encode_json",
-    "record_id_from_headers",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,11 +74,6 @@ DEFAULT_MAX_RETRY_WAIT_SECS = 60.0
 # Retry-After: 0 would never exhaust the wait budget; this bounds the attempts too.
 MAX_ATTEMPTS = 10
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ENTITY_ID = re.compile(
-    r"\(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-    r"[0-9a-fA-F]{12})\)\s*$"
-)
 # Characters left readable in query values; '&', '+', '#', '%' and spaces are encoded.
 _QUERY_SAFE = "$'()*,;=:@/!"
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
@@ -105,43 +94,6 @@ class WhoAmI:
     user_id: str
     business_unit_id: str
     organization_id: str
-
-
-def encode_json(data: Any) -> bytes:
-    """Serialise a request body as UTF-8 JSON.
-
-    Besides JSON types, accepts aware datetimes (ISO 8601 UTC), dates, UUIDs and
-    Decimals, so records can be built from typed values.
-    """
-
-    def default(value: Any) -> Any:
-        if isinstance(value, datetime | date):
-            return quote(value)
-        if isinstance(value, uuid.UUID):
-            return str(value)
-        if isinstance(value, Decimal):
-            return float(value)
-        raise TypeError(f"cannot send {type(value).__name__} to Dataverse")
-
-    return json.dumps(data, default=default, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def record_id_from_headers(headers: Mapping[str, str]) -> str | None:
-    """The record id in an ``OData-EntityId`` (or ``Location``) header, lower-case."""
-    for name in ("OData-EntityId", "Location"):
-        for key, value in headers.items():
-            if key.lower() == name.lower():
-                match = _ENTITY_ID.search(value)
-                if match is not None:
-                    return match.group(1).lower()
-    return None
-
-
-def _name(value: str, what: str) -> str:
-    """Check an entity set or navigation property name before it goes into a path."""
-    if not isinstance(value, str) or _NAME.match(value) is None:
-        raise ValueError(f"not a valid {what}: {value!r}")
-    return value
 
 
 def _query_string(params: Sequence[tuple[str, str]]) -> str:
@@ -242,7 +194,7 @@ class DataverseClient:
 
     def record_path(self, entity_set: str, record_id: str | uuid.UUID) -> str:
         """``contacts(<id>)``: the path of one record relative to `base_url`."""
-        return f"{_name(entity_set, 'entity set')}({guid(record_id)})"
+        return f"{check_name(entity_set, 'entity set')}({guid(record_id)})"
 
     def record_url(self, entity_set: str, record_id: str | uuid.UUID) -> str:
         """The absolute URL of one record, as ``@odata.id`` values need it."""
@@ -303,7 +255,7 @@ class DataverseClient:
         Raises:
             DataverseError: any failure (see `connector.dataverse.errors`).
         """
-        path = _name(entity_set, "entity set")
+        path = check_name(entity_set, "entity set")
         headers = {"Prefer": "return=representation"} if return_record else {}
         if record_id is None:
             response = self.request("POST", path, json_body=dict(data), headers=headers)
@@ -346,7 +298,7 @@ class DataverseClient:
         """Fetch one record. Raises `NotFound` when it does not exist."""
         params = []
         if select:
-            params.append(("$select", ",".join(select)))
+            params.append(("$select", ",".join(column(name) for name in select)))
         if expand:
             params.append(("$expand", expand))
         response = self.request("GET", self.record_path(entity_set, record_id), query=params)
@@ -377,9 +329,68 @@ class DataverseClient:
             annotations: True for all (``"*"``), or an annotation pattern such as
                 ``"OData.Community.Display.V1.FormattedValue"``.
         """
+        return self._listing(
+            check_name(entity_set, "entity set"),
+            select=select,
+            filter=filter,
+            orderby=orderby,
+            top=top,
+            expand=expand,
+            page_size=page_size,
+            count=count,
+            annotations=annotations,
+        )
+
+    def list_related(
+        self,
+        entity_set: str,
+        record_id: str | uuid.UUID,
+        navigation: str,
+        *,
+        select: Sequence[str] | None = None,
+        filter: str | None = None,
+        orderby: str | Sequence[str] | None = None,
+        top: int | None = None,
+        expand: str | None = None,
+        page_size: int | None = None,
+        count: bool = False,
+        annotations: bool | str = False,
+    ) -> Listing:
+        """Query the records behind a collection-valued navigation property.
+
+        E.g. ``list_related("systemusers", user_id, "systemuserroles_association",
+        select=["name", "roleid"])`` gives a user's directly assigned roles. Options and
+        paging are as in `list`.
+        """
+        path = f"{self.record_path(entity_set, record_id)}/{check_name(navigation, 'navigation')}"
+        return self._listing(
+            path,
+            select=select,
+            filter=filter,
+            orderby=orderby,
+            top=top,
+            expand=expand,
+            page_size=page_size,
+            count=count,
+            annotations=annotations,
+        )
+
+    def _listing(
+        self,
+        path: str,
+        *,
+        select: Sequence[str] | None,
+        filter: str | None,
+        orderby: str | Sequence[str] | None,
+        top: int | None,
+        expand: str | None,
+        page_size: int | None,
+        count: bool,
+        annotations: bool | str,
+    ) -> Listing:
         params: builtins.list[tuple[str, str]] = []
         if select:
-            params.append(("$select", ",".join(select)))
+            params.append(("$select", ",".join(column(name) for name in select)))
         if filter:
             params.append(("$filter", filter))
         if orderby:
@@ -397,7 +408,7 @@ class DataverseClient:
         if page_size is not None:
             prefer.append(f"odata.maxpagesize={int(page_size)}")
         headers = {"Prefer": ",".join(prefer)} if prefer else {}
-        return Listing(self, _name(entity_set, "entity set"), params, headers)
+        return Listing(self, path, params, headers)
 
     def update(
         self,
@@ -453,7 +464,9 @@ class DataverseClient:
         target_id: str | uuid.UUID,
     ) -> None:
         """Link two records through a collection-valued navigation property (``$ref``)."""
-        path = f"{self.record_path(entity_set, record_id)}/{_name(navigation, 'navigation')}/$ref"
+        path = (
+            f"{self.record_path(entity_set, record_id)}/{check_name(navigation, 'navigation')}/$ref"
+        )
         self.request("POST", path, json_body={"@odata.id": self.record_url(target_set, target_id)})
 
     def disassociate(
@@ -465,7 +478,7 @@ class DataverseClient:
     ) -> None:
         """Remove the link to `target_id` from a collection-valued navigation property."""
         path = (
-            f"{self.record_path(entity_set, record_id)}/{_name(navigation, 'navigation')}"
+            f"{self.record_path(entity_set, record_id)}/{check_name(navigation, 'navigation')}"
             f"({guid(target_id)})/$ref"
         )
         self.request("DELETE", path)
@@ -497,6 +510,7 @@ class DataverseClient:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
+        accept: Callable[[requests.Response], bool] | None = None,
     ) -> requests.Response:
         """Send one request with auth, OData headers, timeouts and retries.
 
@@ -506,6 +520,8 @@ class DataverseClient:
             json_body: a JSON body; `body` sends raw bytes instead (set Content-Type).
             idempotent: whether repeating the request after a lost reply is harmless;
                 defaults to False for POST and True otherwise.
+            accept: marks an error-status reply as a normal one (a ``$batch`` reply
+                with a failed operation is a 400 carrying a multipart body).
 
         Returns the successful (2xx/3xx) response. Raises `DataverseError` subclasses.
         """
@@ -520,6 +536,7 @@ class DataverseClient:
             body=body,
             headers=dict(headers or {}),
             idempotent=method.upper() in _IDEMPOTENT_METHODS if idempotent is None else idempotent,
+            accept=accept,
         )
         assert response is not None
         return response
@@ -533,13 +550,14 @@ class DataverseClient:
         headers: dict[str, str],
         idempotent: bool,
         exists_ok_after_lost_reply: bool = False,
+        accept: Callable[[requests.Response], bool] | None = None,
     ) -> requests.Response | None:
         """Run the attempts of one call; None only for a tolerated 412 (see `create`)."""
         state = _CallState()
 
         def attempt() -> requests.Response | None:
             try:
-                return self._attempt(method, url, body, headers, state)
+                return self._attempt(method, url, body, headers, state, accept)
             except PreconditionFailed:
                 if exists_ok_after_lost_reply and state.maybe_delivered:
                     return None
@@ -590,13 +608,14 @@ class DataverseClient:
         body: bytes | None,
         headers: dict[str, str],
         state: _CallState,
+        accept: Callable[[requests.Response], bool] | None,
     ) -> requests.Response:
         response = self._send(method, url, body, headers)
         if response.status_code == 401 and not state.token_refreshed:
             state.token_refreshed = True
             self._tokens.invalidate()
             response = self._send(method, url, body, headers)
-        if response.status_code >= 400:
+        if response.status_code >= 400 and not (accept is not None and accept(response)):
             raise error_from_response(
                 response.status_code,
                 response.reason or "",

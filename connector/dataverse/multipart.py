@@ -339,19 +339,26 @@ def _strip_leading_blank_lines(data: bytes) -> bytes:
 def parse_http_request(data: bytes) -> HttpRequest:
     """The request in an `application/http` part: `POST url HTTP/1.1`, headers, body.
 
-    The HTTP version may be missing; the blank line before an empty body may be too.
+    The HTTP version may be missing, and so may the blank line before an empty body. The
+    URL is taken as written, spaces included (some clients leave `$filter` unencoded).
     Raises `MultipartError` when the start line or a header is malformed.
     """
     lines, body = _split_head(_strip_leading_blank_lines(data))
     if not lines:
         raise MultipartError("The embedded HTTP request is empty.")
-    words = lines[0].split()
-    if len(words) not in (2, 3) or (len(words) == 3 and not words[2].startswith("HTTP/")):
+    method, _, target = lines[0].strip().partition(" ")
+    url, _, version = target.strip().rpartition(" ")
+    if not version.startswith("HTTP/"):
+        # No version at all: the whole target is the URL.
+        url = target.strip()
+    elif not version.startswith("HTTP/1."):
+        raise MultipartError(f"Unsupported HTTP version in {lines[0][:100]!r}.")
+    url = url.strip()
+    if not url:
         raise MultipartError(f"Invalid HTTP request line {lines[0][:100]!r}.")
-    method = words[0]
     if not _TOKEN.match(method) or not method.isupper():
         raise MultipartError(f"Invalid HTTP method {method[:20]!r}.")
-    return HttpRequest(method=method, url=words[1], headers=_parse_headers(lines[1:]), body=body)
+    return HttpRequest(method=method, url=url, headers=_parse_headers(lines[1:]), body=body)
 
 
 def parse_http_response(data: bytes) -> HttpResponse:

@@ -1,4 +1,4 @@
-"""Safe OData literals, GUIDs and `$filter` expressions.
+"""Safe OData literals, GUIDs, `$filter` expressions and the small wire helpers around them.
 
 This module is the only way values enter a Dataverse URL or query:
 
@@ -6,7 +6,10 @@ This module is the only way values enter a Dataverse URL or query:
   are doubled, so ``O'Neil`` stays one literal);
 - `guid(value)` checks an id before it goes into a path such as ``contacts(<id>)``;
 - the filter builders (`eq`, `contains`, `and_`, ...) combine column names and quoted
-  values into `$filter` text.
+  values into `$filter` text;
+- `check_name` guards entity set and navigation names in paths, `encode_json` writes
+  request bodies, and `record_id_from_headers` reads a new record's id from
+  ``OData-EntityId``.
 
 Column names are checked against `COLUMN_PATTERN`: they come from our code, never from
 users, and the check makes a slip fail loudly instead of building a different query.
@@ -19,18 +22,23 @@ and_(eq("emailaddress1", "ann@x.com"), ne("statecode", 1))
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 __all__ = [
     "COLUMN_PATTERN",
     "ODataValue",
     "and_",
+    "check_name",
     "column",
     "contains",
+    "encode_json",
     "endswith",
     "eq",
     "ge",
@@ -43,6 +51,7 @@ __all__ = [
     "not_",
     "or_",
     "quote",
+    "record_id_from_headers",
     "startswith",
 ]
 
@@ -51,6 +60,14 @@ COLUMN_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_/]*$")
 
 _GUID_PATTERN = re.compile(
     r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$"
+)
+
+# Entity set and navigation property names.
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The key of an entity URL such as .../contacts(<guid>).
+_ENTITY_ID = re.compile(
+    r"\(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{12})\)\s*$"
 )
 
 ODataValue = str | int | float | Decimal | bool | uuid.UUID | datetime | date | None
@@ -110,7 +127,7 @@ def guid(value: str | uuid.UUID) -> str:
         return str(value)
     if not isinstance(value, str):
         raise ValueError(f"not a GUID: {type(value).__name__}")
-    match = _GUID_PATTERN.match(value)
+    match = _GUID_PATTERN.fullmatch(value)
     if match is None or value.startswith("{") != value.endswith("}"):
         raise ValueError(f"not a GUID: {value!r}")
     return match.group(1).lower()
@@ -118,7 +135,7 @@ def guid(value: str | uuid.UUID) -> str:
 
 def column(name: str) -> str:
     """Return `name` if it is a valid column, lookup or navigation path; else ValueError."""
-    if not isinstance(name, str) or COLUMN_PATTERN.match(name) is None:
+    if not isinstance(name, str) or COLUMN_PATTERN.fullmatch(name) is None:
         raise ValueError(f"not a column name: {name!r}")
     return name
 
@@ -205,3 +222,43 @@ def or_(*clauses: str) -> str:
 def not_(clause: str) -> str:
     """`clause` (built by this module) does not hold."""
     return f"not ({clause})"
+
+
+def encode_json(data: Any) -> bytes:
+    """Serialise a request body as UTF-8 JSON.
+
+    Besides JSON types, accepts aware datetimes (ISO 8601 UTC), dates, UUIDs and
+    Decimals, so records can be built from typed values.
+    """
+
+    def default(value: Any) -> Any:
+        if isinstance(value, datetime | date):
+            return quote(value)
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        if isinstance(value, Decimal):
+            return float(value)
+        raise TypeError(f"cannot send {type(value).__name__} to Dataverse")
+
+    return json.dumps(data, default=default, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def record_id_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The record id in an ``OData-EntityId`` (or ``Location``) header, lower-case."""
+    for name in ("OData-EntityId", "Location"):
+        for key, value in headers.items():
+            if key.lower() == name.lower():
+                match = _ENTITY_ID.search(value)
+                if match is not None:
+                    return match.group(1).lower()
+    return None
+
+
+def check_name(value: str, what: str) -> str:
+    """Return an entity set or navigation property name, or raise ValueError.
+
+    Names come from our code; the check keeps a slip from changing the URL's shape.
+    """
+    if not isinstance(value, str) or _NAME.fullmatch(value) is None:
+        raise ValueError(f"not a valid {what}: {value!r}")
+    return value

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from io import BytesIO
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
@@ -33,8 +34,13 @@ class WsgiAdapter(BaseAdapter):
         if isinstance(body, str):
             body = body.encode("utf-8")
         headers: Mapping[str, str] = request.headers
+        url = urlsplit(request.url or "/")
+        # The app sees the client's host and scheme, so the URLs it answers (OData-EntityId,
+        # @odata.nextLink) point back at the same origin.
         builder = EnvironBuilder(
-            path=request.url or "/",
+            base_url=f"{url.scheme}://{url.netloc}",
+            path=url.path,
+            query_string=url.query,
             method=request.method or "GET",
             headers=list(headers.items()),
             data=body or b"",

@@ -59,6 +59,7 @@ __all__ = [
     "BATCH_PAYLOAD_ERROR_CODE",
     "MAX_BATCH_OPERATIONS",
     "BatchError",
+    "continue_on_error_requested",
     "run_batch",
 ]
 
@@ -137,6 +138,15 @@ def run_batch(
         return _Runner(dispatch, changeset, continue_on_error, base_url).run(plan)
     except BatchError as exc:
         return exc.status, _JSON_ERROR_CONTENT_TYPE, exc.to_json()
+
+
+def continue_on_error_requested(prefer: str | None) -> bool:
+    """Whether a `Prefer` header asks for `odata.continue-on-error` (`=false` says no)."""
+    for preference in (prefer or "").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "odata.continue-on-error":
+            return value.strip().strip('"').lower() != "false"
+    return False
 
 
 # -- reading and checking ---------------------------------------------------------------
@@ -413,6 +423,8 @@ def _response_part(response: HttpResponse, content_id: str | None) -> Part:
     entity_id = header(headers, "OData-EntityId")
     location = header(headers, "Location")
     # Dataverse sends both on a create; clients read either.
+    if header(headers, "OData-Version") is None:
+        headers["OData-Version"] = "4.0"
     if entity_id and not location:
         headers["Location"] = entity_id
     elif location and not entity_id and response.status == 204:

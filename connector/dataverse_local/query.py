@@ -428,7 +428,7 @@ def parse_prefer(header_values: list[str] | str | None) -> Preferences:
     continue_on_error = False
     for header in values:
         for preference in _split_header(header, ","):
-            head = _split_header(preference, ";")[0]
+            head = next(iter(_split_header(preference, ";")), "")
             name, _, raw = head.partition("=")
             name = name.strip().lower()
             value = _unquote(raw)

@@ -52,9 +52,7 @@ _OWNER_TARGETS = ("systemuser", "team")
 
 def not_found(table: Table, record_id: str) -> ApiError:
     """The 404 Dataverse answers for a missing record."""
-    return ApiError(
-        404, "0x80040217", f"{table.logical_name} With Id = {record_id} Does Not Exist"
-    )
+    return ApiError(404, "0x80040217", f"{table.logical_name} With Id = {record_id} Does Not Exist")
 
 
 def property_error(table: Table, name: str) -> ApiError:
@@ -185,9 +183,7 @@ def parse_reference(schema: Schema, text: object, *, base_url: str = "") -> tupl
         raise ApiError(400, "0x80060888", f"Invalid entity reference: '{text}'.")
     table = schema.table_for_set(match.group(1))
     if table is None:
-        raise ApiError(
-            400, "0x80060888", f"Resource not found for the segment '{match.group(1)}'."
-        )
+        raise ApiError(400, "0x80060888", f"Resource not found for the segment '{match.group(1)}'.")
     guid = normalise_guid(match.group(2))
     if guid is None:
         raise ApiError(400, "0x80060888", f"Invalid key in entity reference '{text}'.")
@@ -209,8 +205,9 @@ def read_payload(schema: Schema, table: Table, body: object, *, base_url: str) -
     """Validate a create/update body; raises ApiError(400) for anything Dataverse refuses."""
     if not isinstance(body, dict):
         raise ApiError(
-            400, "0x80048d19", "Error identified in Payload provided by the user: a JSON object "
-            "is expected."
+            400,
+            "0x80048d19",
+            "Error identified in Payload provided by the user: a JSON object is expected.",
         )
     changes = Changes()
     for key, value in body.items():

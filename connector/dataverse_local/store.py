@@ -67,7 +67,9 @@ SERVER_SET_COLUMNS = frozenset(
         "fullname",
     }
 )
-_GUID_RE = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$")
+_GUID_RE = re.compile(
+    r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$"
+)
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 _EDM = {
@@ -321,7 +323,9 @@ class Store:
     def get_meta(self, key: str) -> str | None:
         """A `_meta` value, or None."""
         with self.lock:
-            row = self.connection.execute("SELECT value FROM _meta WHERE key = ?", (key,)).fetchone()
+            row = self.connection.execute(
+                "SELECT value FROM _meta WHERE key = ?", (key,)
+            ).fetchone()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
@@ -364,7 +368,9 @@ class Store:
             ).fetchone()
         return int(row[0])
 
-    def query(self, sql: str, params: Mapping[str, Any] | tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
+    def query(
+        self, sql: str, params: Mapping[str, Any] | tuple[Any, ...] | list[Any] = ()
+    ) -> list[sqlite3.Row]:
         """Rows of a read-only statement."""
         with self.lock:
             return list(self.connection.execute(sql, params).fetchall())

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connector.solution.model import Role, Schema
 from connector.dataverse_local.store import (
     LOOKUP_TYPES,
-    Store,     intersect_columns,
+    Store,
+    intersect_columns,
     new_guid,
     quote,
     utc_now,
 )
+from connector.solution.model import Role, Schema
 
 __all__ = [
     "ADMIN_DOMAIN_NAME",

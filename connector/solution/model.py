@@ -72,6 +72,16 @@ class Column:
     min_value: float | None = None
     max_value: float | None = None
     display_name: str = ""
+    # Only SystemRequired is enforced by the Web API; ApplicationRequired ("required" above)
+    # is a form rule, and a POST without such a column still succeeds.
+    system_required: bool = False
+    valid_for_create: bool = True  # False: server-set (createdon, fullname, ticketnumber)
+    valid_for_update: bool = True
+    default_value: int | None = None  # picklist/boolean default an import declares
+    # status columns: statuscode value -> the statecode value it belongs to
+    state_of_status: dict[int, int] = field(default_factory=dict)
+    # state columns: statecode value -> the statuscode it gets when none is given
+    default_status: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,10 @@ class Table:
     is_activity: bool = False
     is_custom: bool = True
     display_name: str = ""
+    # alternate key name -> its columns, e.g. {"crmchat_snippet_name": ("crmchat_name",)}
+    alternate_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    has_notes: bool = False  # annotations can point at it (objectid_<table>)
+    has_activities: bool = False  # activities can be regarding it (regardingobjectid_<table>_*)
 
 
 @dataclass(frozen=True)
@@ -142,3 +156,14 @@ class Schema:
     def lookups_of(self, logical_name: str) -> list[OneToMany]:
         """The relationships in which `logical_name` holds the lookup column."""
         return [r for r in self.one_to_many if r.referencing_entity == logical_name]
+
+    def many_to_many_of(self, logical_name: str) -> list[ManyToMany]:
+        """The N:N relationships `logical_name` takes part in."""
+        return [r for r in self.many_to_many if logical_name in (r.entity1, r.entity2)]
+
+    def role_named(self, name: str) -> Role | None:
+        """The security role called `name` (as Dataverse compares: ignoring case), or None."""
+        for role in self.roles:
+            if role.name.casefold() == name.casefold():
+                return role
+        return None

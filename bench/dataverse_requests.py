@@ -1,0 +1,118 @@
+"""Requests per second against the embedded Dataverse over loopback HTTP.
+
+Starts `crmchat dataverse serve`'s server in this process on a free port with a fresh
+SQLite file, then measures, with 1 and 4 concurrent clients (one keep-alive session each):
+
+- create:        POST /contacts (204 + OData-EntityId)
+- filtered list: GET /contacts?$select=..&$filter=lastname eq '..' and statecode eq 0&$top=20
+                 over 2,000 contacts
+
+Prints one line per figure and, last, one JSON object with all of them.
+Usage: python bench/dataverse_requests.py [--requests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from connector.dataverse_local import ensure_seeded, find_user, issue_token, open_store
+from connector.dataverse_local.server import start_in_thread
+from connector.solution.reader import load_schema
+
+LAST_NAMES = ["Smith", "Jones", "Garcia", "Müller", "O'Neil", "Novak", "Silva", "Tanaka"]
+SEED_CONTACTS = 2000
+
+
+def _run(
+    work: Callable[[requests.Session, int], None], *, total: int, workers: int, token: str
+) -> tuple[float, float, float]:
+    """Run `work` `total` times over `workers` threads; (req/s, p50 ms, p99 ms)."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    per_worker = total // workers
+
+    def worker(offset: int) -> None:
+        session = requests.Session()
+        session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        mine: list[float] = []
+        for i in range(per_worker):
+            started = time.perf_counter()
+            work(session, offset + i)
+            mine.append(time.perf_counter() - started)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(w * per_worker,)) for w in range(workers)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return len(latencies) / elapsed, statistics.median(latencies) * 1000, p99 * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="requests per measurement")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "bench.sqlite"
+        store = open_store(db, load_schema())
+        ensure_seeded(store)
+        token = issue_token(store.signing_secret, user_id=find_user(store, "admin") or "")
+        store.close()
+        base, stop = start_in_thread(db_path=db)
+        try:
+            figures: dict[str, float] = {}
+
+            def create(session: requests.Session, i: int) -> None:
+                body = {"firstname": f"Ann{i}", "lastname": LAST_NAMES[i % len(LAST_NAMES)],
+                        "emailaddress1": f"ann{i}@example.com"}
+                answer = session.post(f"{base}contacts", json=body)
+                assert answer.status_code == 204, answer.text
+
+            def filtered_list(session: requests.Session, i: int) -> None:
+                name = LAST_NAMES[i % len(LAST_NAMES)].replace("'", "''")
+                answer = session.get(
+                    f"{base}contacts",
+                    params={
+                        "$select": "fullname,emailaddress1",
+                        "$filter": f"lastname eq '{name}' and statecode eq 0",
+                        "$orderby": "createdon desc",
+                        "$top": "20",
+                    },
+                )
+                assert answer.status_code == 200 and len(answer.json()["value"]) == 20
+
+            _run(create, total=SEED_CONTACTS, workers=4, token=token)
+            for workers in (1, 4):
+                for name, work in (("create", create), ("filtered_list", filtered_list)):
+                    rps, p50, p99 = _run(work, total=args.requests, workers=workers, token=token)
+                    key = f"{name}_c{workers}"
+                    figures[f"{key}_rps"] = round(rps, 1)
+                    figures[f"{key}_p50_ms"] = round(p50, 2)
+                    figures[f"{key}_p99_ms"] = round(p99, 2)
+                    print(f"{name:<14} clients={workers}  {rps:8.1f} req/s  "
+                          f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms", flush=True)
+        finally:
+            stop()
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""How the service reaches Dataverse: a real environment through MSAL, or the embedded one.
+
+Either way the rest of the code holds one `DataverseClient`. On the embedded default the
+client's session hands requests to the embedded Dataverse's WSGI app in this process
+(`WsgiAdapter`), as the service's own application user, and the same app is mounted on the
+service at `DATAVERSE_PATH` for browsers.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from connector.dataverse import (
+    CallableTokenProvider,
+    DataverseClient,
+    MsalTokenProvider,
+)
+from connector.dataverse.transport import WsgiAdapter
+from connector.settings import Settings
+
+__all__ = [
+    "DATAVERSE_PATH",
+    "SERVICE_USER_ID",
+    "Connection",
+    "connect",
+    "embedded_token",
+    "open_embedded",
+]
+
+DATAVERSE_PATH = "/api/data/v9.2"
+# Requests to this origin never leave the process; .invalid can never resolve (RFC 2606).
+EMBEDDED_ORIGIN = "http://embedded-dataverse.invalid"
+# The service's application user in the embedded Dataverse (fixed, so restarts reuse it).
+SERVICE_USER_ID = "4f6b1c1e-8d0e-4d6b-9a3c-2c7c1a00c4a7"
+SERVICE_USER_DOMAIN = "crmchat-service@crmchat.local"
+# What a real app registration's application user is given (README, "Connect").
+SERVICE_ROLE_NAME = "CRM Chat Administrator"
+# The embedded Dataverse's tokens for the service last an hour, like Entra's.
+SERVICE_TOKEN_LIFETIME_SECS = 3600
+
+
+@dataclass(frozen=True)
+class Connection:
+    client: DataverseClient
+    service_secret: bytes  # signs the service's own tokens
+    embedded_app: Any | None = None  # the embedded Dataverse's WSGI app, when embedded
+
+
+def _service_secret(settings: Settings) -> bytes:
+    """CRMCHAT_SECRET_KEY, or a key generated once into the data folder (mode 0600)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    path = settings.data_dir / "service.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(48))
+    return path.read_text().strip().encode()
+
+
+def open_embedded(settings: Settings) -> tuple[Any, Any]:
+    """The embedded Dataverse's store (seeded, with the service user) and its WSGI app."""
+    from connector.dataverse_local import (
+        ServiceProtection,
+        add_user,
+        create_dataverse_app,
+        ensure_seeded,
+        open_store,
+    )
+    from connector.solution.reader import load_schema
+
+    schema = load_schema()
+    store = open_store(settings.embedded_db, schema)
+    ensure_seeded(store)
+    role_ids = [role.id for role in schema.roles if role.name == SERVICE_ROLE_NAME]
+    add_user(
+        store,
+        domain_name=SERVICE_USER_DOMAIN,
+        first_name="CRM Chat",
+        last_name="Service",
+        user_id=SERVICE_USER_ID,
+        role_ids=role_ids,
+    )
+    limits = None
+    if settings.embedded_max_requests:
+        limits = ServiceProtection(
+            max_requests=settings.embedded_max_requests,
+            window_secs=settings.embedded_window_secs,
+        )
+    return store, create_dataverse_app(store, limits=limits)
+
+
+def connect(settings: Settings) -> Connection:
+    """The Dataverse client the settings ask for (see module docstring)."""
+    secret = _service_secret(settings)
+    if not settings.embedded:
+        tokens = MsalTokenProvider(
+            tenant_id=settings.tenant_id,
+            client_id=settings.client_id,
+            environment_url=settings.dataverse_url,
+            client_secret=(
+                settings.client_secret.get_secret_value() if settings.client_secret else None
+            ),
+            certificate_path=settings.certificate_path,
+            certificate_thumbprint=settings.certificate_thumbprint or None,
+        )
+        client = DataverseClient(f"{settings.dataverse_url}{DATAVERSE_PATH}/", tokens)
+        return Connection(client=client, service_secret=secret)
+
+    from connector.dataverse_local import issue_token
+
+    store, app = open_embedded(settings)
+    signing_secret = store.signing_secret
+    session = requests.Session()
+    session.mount(EMBEDDED_ORIGIN, WsgiAdapter(app))
+    tokens = CallableTokenProvider(
+        lambda: issue_token(
+            signing_secret, user_id=SERVICE_USER_ID, lifetime_secs=SERVICE_TOKEN_LIFETIME_SECS
+        )
+    )
+    client = DataverseClient(f"{EMBEDDED_ORIGIN}{DATAVERSE_PATH}/", tokens, session=session)
+    return Connection(client=client, service_secret=secret, embedded_app=app)
+
+
+def embedded_token(db_path: Path, *, user: str) -> str:
+    """A bearer token the embedded Dataverse in `db_path` accepts for `user`.
+
+    Raises LookupError when no system user matches `user`.
+    """
+    from connector.dataverse_local import ensure_seeded, find_user, issue_token, open_store
+    from connector.solution.reader import load_schema
+
+    store = open_store(db_path, load_schema())
+    try:
+        ensure_seeded(store)
+        user_id = find_user(store, user)
+        if user_id is None:
+            raise LookupError(f"no system user named {user!r}")
+        return str(issue_token(store.signing_secret, user_id=user_id))
+    finally:
+        store.close()

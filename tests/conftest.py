@@ -1,0 +1,65 @@
+"""Shared fixtures: the embedded Dataverse in-process and on a real port.
+
+- `schema`: the solution's schema (`load_schema()`), loaded once per session.
+- `dataverse_app`: a fresh `DataverseApp` (WSGI) over a SQLite file in `tmp_path`,
+  seeded with the root business unit, the roles and the administrator.
+- `dataverse_url`: that app served by a threaded werkzeug server on 127.0.0.1 (a free
+  port); yields the Web API root, e.g. `http://127.0.0.1:50123/api/data/v9.2`.
+- `admin_token`: a bearer token for the administrator (`admin@crmchat.local`).
+- `token_for`: `token_for(user_id)` -> a bearer token for any system user id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from connector.dataverse_local import (
+    ADMIN_USER_ID,
+    DataverseApp,
+    create_dataverse_app,
+    issue_token,
+    start_in_thread,
+)
+from connector.solution.model import Schema
+from connector.solution.reader import load_schema
+
+
+@pytest.fixture(scope="session")
+def schema() -> Schema:
+    """The solution's tables, relationships and roles plus the standard tables."""
+    return load_schema()
+
+
+@pytest.fixture
+def dataverse_app(tmp_path: Path, schema: Schema) -> Iterator[DataverseApp]:
+    """The embedded Dataverse as an in-process WSGI app on a fresh SQLite file."""
+    app = create_dataverse_app(tmp_path / "dataverse.db", schema=schema)
+    yield app
+    app.store.close()
+
+
+@pytest.fixture
+def dataverse_url(dataverse_app: DataverseApp, tmp_path: Path) -> Iterator[str]:
+    """`dataverse_app` on a real threaded HTTP server; yields the Web API root URL."""
+    url, stop = start_in_thread(db_path=tmp_path / "dataverse.db", app=dataverse_app)
+    yield url
+    stop()
+
+
+@pytest.fixture
+def token_for(dataverse_app: DataverseApp) -> Callable[[str], str]:
+    """A function giving a bearer token the app accepts for a system user id."""
+
+    def issue(user_id: str) -> str:
+        return issue_token(dataverse_app.store.signing_secret, user_id=user_id)
+
+    return issue
+
+
+@pytest.fixture
+def admin_token(token_for: Callable[[str], str]) -> str:
+    """A bearer token for the seeded administrator (System Administrator role)."""
+    return token_for(ADMIN_USER_ID)
