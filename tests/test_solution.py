@@ -190,6 +190,19 @@ def test_check_reports_a_dangling_sitemap_entity(source: tuple[Path, Path]) -> N
     assert any("sub_topics" in p and "crmchat_topics" in p for p in problems), problems
 
 
+def test_check_reports_a_sitemap_privilege_on_an_unknown_table(source: tuple[Path, Path]) -> None:
+    _edit(
+        source[0] / "customizations.xml",
+        '<Privilege Entity="crmchat_settings"',
+        '<Privilege Entity="crmchat_setting"',
+    )
+    problems = _check(source)
+    assert problems == [
+        "sitemap crmchat_chatapp: SubArea sub_settings Privilege "
+        "names unknown table crmchat_setting"
+    ]
+
+
 def test_check_reports_a_sitemap_link_to_an_unlisted_web_resource(
     source: tuple[Path, Path],
 ) -> None:

@@ -5,7 +5,7 @@ Typical use::
     store = open_store(db_path, load_schema())
     ensure_seeded(store)
     token = issue_token(store.signing_secret, user_id=find_user(store, "admin"))
-    app = create_dataverse_app(db_path)          # WSGI, mount at /api/data/v9.2
+    app = create_dataverse_app(store)            # or a path; WSGI, mount at /api/data/v9.2
     serve(db_path=db_path, port=8443)            # or a server of its own
 """
 
@@ -15,6 +15,7 @@ from connector.dataverse_local.app import API_ROOT, DataverseApp, create_dataver
 from connector.dataverse_local.security import issue_token, verify_token
 from connector.dataverse_local.server import serve, start_in_thread
 from connector.dataverse_local.store import ApiError, Store, open_store
+from connector.dataverse_local.throttle import ServiceProtection, Throttled
 from connector.dataverse_local.users import (
     ADMIN_DOMAIN_NAME,
     ADMIN_USER_ID,
@@ -32,7 +33,9 @@ __all__ = [
     "SYSTEM_ADMINISTRATOR_ROLE_ID",
     "ApiError",
     "DataverseApp",
+    "ServiceProtection",
     "Store",
+    "Throttled",
     "add_user",
     "assign_role",
     "create_dataverse_app",

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 from urllib.parse import quote as url_quote
 
 from werkzeug.datastructures import Headers
@@ -64,6 +64,7 @@ from connector.dataverse_local.store import (
     LOOKUP_TYPES,
     ApiError,
     Store,
+    intersect_columns,
     new_guid,
     normalise_guid,
     open_store,
@@ -77,7 +78,15 @@ from connector.dataverse_local.users import (
     user_business_unit,
     user_roles,
 )
-from connector.solution.model import AccessLevel, ColumnType, Ownership, Role, Schema, Table
+from connector.solution.model import (
+    AccessLevel,
+    ColumnType,
+    ManyToMany,
+    Ownership,
+    Role,
+    Schema,
+    Table,
+)
 
 __all__ = [
     "API_ROOT",
@@ -364,8 +373,6 @@ _REASONS = {
 
 
 def _unquote_path(path: str) -> str:
-    from urllib.parse import unquote
-
     return unquote(path)
 
 
@@ -439,11 +446,15 @@ class _Handler:
             raise _method_not_allowed(method)
         if rest == ["$count"]:
             self._only(method, "GET")
-            self._require("Read", table)
+            options = query.parse_query(self.call.args, table, self.schema)
             where, params = self._visibility(table, "t")
+            clauses = [where] if where else []
+            if options.filter_sql:
+                clauses.append(f"({options.filter_sql})")
+                params += list(options.filter_params)
             sql = f"SELECT COUNT(*) FROM {quote(table.logical_name)} AS t"
-            if where:
-                sql += f" WHERE {where}"
+            if clauses:
+                sql += " WHERE " + " AND ".join(clauses)
             count = int(self.store.query(sql, params)[0][0])
             return Reply(200, str(min(count, MAX_COUNT)).encode(), {"Content-Type": "text/plain"})
         raise _not_segment(rest[0])
@@ -672,7 +683,7 @@ class _Handler:
         record_id = str(row[table.primary_id])
         if not expand.collection:
             relation = expand.relationship
-            assert not isinstance(relation, query.ManyToMany)
+            assert not isinstance(relation, ManyToMany)
             target_id = row.get(relation.referencing_attribute)
             if target_id is None or row.get(relation.referencing_attribute + "__table") not in (
                 None,
@@ -687,7 +698,7 @@ class _Handler:
         where, params = self._visibility(target, "t")
         clauses = [where] if where else []
         relation = expand.relationship
-        if isinstance(relation, query.ManyToMany):
+        if isinstance(relation, ManyToMany):
             first, second = _intersect(self.schema, relation)
             here, there = (
                 (first, second)
@@ -1169,9 +1180,10 @@ class _Handler:
                 return Reply(204)
             if method == "DELETE":
                 if inner is not None:
-                    target_id = normalise_guid(inner)
-                    if target_id is None:
+                    inner_id = normalise_guid(inner)
+                    if inner_id is None:
                         raise ApiError(400, "0x80060888", f"Invalid key '{inner}'.")
+                    target_id = inner_id
                 else:
                     reference = self.call.args.get("$id")
                     if reference is None:
@@ -1306,9 +1318,7 @@ def _stored(table: Table, name: str) -> bool:
     return not name.endswith("__table") or column.type in LOOKUP_TYPES
 
 
-def _intersect(schema: Schema, relation: query.ManyToMany) -> tuple[str, str]:
-    from connector.dataverse_local.store import intersect_columns
-
+def _intersect(schema: Schema, relation: ManyToMany) -> tuple[str, str]:
     return intersect_columns(relation, schema)
 
 
@@ -1384,23 +1394,27 @@ def _after(keys: list[tuple[str, str, bool]], values: list[Any]) -> tuple[str, l
 
 
 def create_dataverse_app(
-    db_path: Path,
+    db_path: Path | Store,
     *,
     schema: Schema | None = None,
     limits: ServiceProtection | None = None,
     base_url: str | None = None,
 ) -> DataverseApp:
-    """The embedded Dataverse as a WSGI app over the SQLite file `db_path`.
+    """The embedded Dataverse as a WSGI app over the SQLite file `db_path` (or an open Store).
 
     `schema` defaults to the solution's (`connector.solution.reader.load_schema()`); the
     store is created or upgraded and seeded (root business unit, roles, administrator).
-    `limits` turns on service protection; `base_url` fixes the absolute Web API root
-    used in `OData-EntityId` and links (default: from each request).
+    An open `Store` is used as it is, with its own schema. `limits` turns on service
+    protection; `base_url` fixes the absolute Web API root used in `OData-EntityId` and
+    links (default: from each request).
     """
-    if schema is None:
-        from connector.solution.reader import load_schema
+    if isinstance(db_path, Store):
+        store = db_path
+    else:
+        if schema is None:
+            from connector.solution.reader import load_schema
 
-        schema = load_schema()
-    store = open_store(db_path, schema)
+            schema = load_schema()
+        store = open_store(db_path, schema)
     ensure_seeded(store)
     return DataverseApp(store, limits=limits, base_url=base_url)

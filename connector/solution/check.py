@@ -315,22 +315,28 @@ def _sitemap_problems(
         for element_id, count in ids.items():
             if count > 1:
                 problems.append(f"sitemap {unique}: Id {element_id} is used {count} times")
+        parents = {child: parent for parent in sitemap.iter() for child in parent}
         for element in sitemap.iter():
+            where = _describe(element, parents)
             entity = element.get("Entity")
             if entity is not None and entity not in tables:
-                problems.append(
-                    f"sitemap {unique}: {element.tag} {element.get('Id') or ''} names "
-                    f"unknown table {entity}".replace("  ", " ")
-                )
+                problems.append(f"sitemap {unique}: {where} names unknown table {entity}")
             for attribute, value in element.attrib.items():
                 for reference in _WEBRESOURCE_REF.findall(value):
                     if reference not in names:
                         problems.append(
-                            f"sitemap {unique}: {element.tag} {element.get('Id', '')} "
-                            f"{attribute} names web resource {reference}, which "
-                            "customizations.xml does not list"
+                            f"sitemap {unique}: {where} {attribute} names web resource "
+                            f"{reference}, which customizations.xml does not list"
                         )
     return problems
+
+
+def _describe(element: ET.Element, parents: dict[ET.Element, ET.Element]) -> str:
+    """`SubArea sub_settings`; an element without Id (Privilege) goes by its parent's."""
+    if element.get("Id"):
+        return f"{element.tag} {element.get('Id')}"
+    parent = parents.get(element)
+    return f"{_describe(parent, parents)} {element.tag}" if parent is not None else element.tag
 
 
 def _app_module_problems(
