@@ -773,3 +773,16 @@ def test_mounted_under_a_prefix_it_builds_urls_from_the_mount(
     )
     listed = client.get("/api/data/v9.2/accounts", headers=headers)
     assert json.loads(listed.get_data())["value"][0]["name"] == "Mounted"
+
+
+def test_a_users_roles_can_be_read_through_the_navigation_property(
+    api: Api, agent: tuple[str, Api]
+) -> None:
+    agent_id, _ = agent
+    reply = api.get(f"systemusers({agent_id})/systemuserroles_association?$select=name,roleid")
+    assert reply.status_code == 200
+    assert [(r["name"], r["roleid"]) for r in reply.json()["value"]] == [
+        ("CRM Chat Agent", AGENT_ROLE)
+    ]
+    admin = api.get(f"systemusers({ADMIN_USER_ID})/systemuserroles_association?$select=name")
+    assert [r["name"] for r in admin.json()["value"]] == ["System Administrator"]
