@@ -786,3 +786,62 @@ def test_a_users_roles_can_be_read_through_the_navigation_property(
     ]
     admin = api.get(f"systemusers({ADMIN_USER_ID})/systemuserroles_association?$select=name")
     assert [r["name"] for r in admin.json()["value"]] == ["System Administrator"]
+
+
+def test_deep_insert_creates_nested_records(api: Api) -> None:
+    reply = api.post(
+        "accounts",
+        {
+            "name": "Deep parent",
+            "contact_customer_accounts": [
+                {"lastname": "Child one"},
+                {"lastname": "Child two"},
+            ],
+        },
+    )
+    assert reply.status_code == 204
+    account_id = GUID.search(reply.headers["OData-EntityId"]).group(1)  # type: ignore[union-attr]
+    kids = api.get(
+        f"contacts?$select=lastname&$filter=_parentcustomerid_value eq {account_id}"
+        "&$orderby=lastname"
+    ).json()["value"]
+    assert [k["lastname"] for k in kids] == ["Child one", "Child two"]
+    case = api.create(
+        "incidents", {"title": "Inline customer", "customerid_contact": {"lastname": "Inline"}}
+    )
+    body = api.get(f"incidents({case})?$expand=customerid_contact($select=lastname)").json()
+    assert body["customerid_contact"]["lastname"] == "Inline"
+    failing = api.post("accounts", {"name": "Half", "contact_customer_accounts": [{"x": 1}]})
+    assert failing.status_code == 400
+    assert api.get("accounts/$count?$filter=name eq 'Half'").text == "0"
+
+
+def test_delete_with_a_stale_etag_is_refused(api: Api) -> None:
+    account_id = api.create("accounts", {"name": "Versioned"})
+    etag = api.get(f"accounts({account_id})").json()["@odata.etag"]
+    api.patch(f"accounts({account_id})", {"name": "Versioned 2"}, headers={"If-Match": "*"})
+    assert api.delete(f"accounts({account_id})", headers={"If-Match": etag}).status_code == 412
+    assert api.get(f"accounts({account_id})").status_code == 200
+
+
+def test_roles_held_through_a_team_count(
+    api: Api, dataverse_app: DataverseApp, dataverse_url: str
+) -> None:
+    user_id = add_user(dataverse_app.store, domain_name="member@crmchat.local")
+    user_api = Api(dataverse_url, issue_token(dataverse_app.store.signing_secret, user_id=user_id))
+    assert user_api.get("crmchat_topics").status_code == 403
+    team_id = api.create(
+        "teams",
+        {"name": "Agents", "businessunitid@odata.bind": f"/businessunits({business_unit(api)})"},
+    )
+    for nav, target in (
+        ("teammembership_association", f"systemusers({user_id})"),
+        ("teamroles_association", f"roles({AGENT_ROLE})"),
+    ):
+        linked = api.post(f"teams({team_id})/{nav}/$ref", {"@odata.id": f"{api.base}/{target}"})
+        assert linked.status_code == 204, linked.text
+    assert user_api.get("crmchat_topics").status_code == 200
+
+
+def business_unit(api: Api) -> str:
+    return str(api.get("WhoAmI").json()["BusinessUnitId"])

@@ -258,6 +258,7 @@ def test_bad_handshake_input_gets_a_clear_400(client: FlaskClient, body: Any) ->
 
 
 def test_the_settings_page_is_served(client: FlaskClient) -> None:
-    page = client.get("/webresources/settings/index.html")
-    assert page.status_code == 200 and b"Secret word" in page.data
-    assert client.get("/webresources/../pyproject.toml").status_code == 404
+    with client.get("/webresources/settings/index.html") as page:
+        assert page.status_code == 200 and b"Secret word" in page.data
+    with client.get("/webresources/../pyproject.toml") as outside:
+        assert outside.status_code == 404

@@ -45,15 +45,18 @@ def _parse_time(value: str) -> datetime:
 
 def roles_of(client: DataverseClient, user_id: str) -> frozenset[str]:
     """Names of the security roles `user_id` holds, directly or through a team."""
-    user = guid(user_id)
     names = {
         r["name"]
-        for r in client.list(f"systemusers({user})/systemuserroles_association", select=["name"])
+        for r in client.list_related(
+            "systemusers", user_id, "systemuserroles_association", select=["name"]
+        )
     }
-    teams = client.list(f"systemusers({user})/teammembership_association", select=["teamid"])
+    teams = client.list_related(
+        "systemusers", user_id, "teammembership_association", select=["teamid"]
+    )
     for team in teams:
-        team_roles = client.list(
-            f"teams({guid(team['teamid'])})/teamroles_association", select=["name"]
+        team_roles = client.list_related(
+            "teams", team["teamid"], "teamroles_association", select=["name"]
         )
         names.update(r["name"] for r in team_roles)
     return frozenset(names)

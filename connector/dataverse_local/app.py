@@ -102,6 +102,7 @@ API_ROOT = "/api/data/v9.2"
 MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_PAGE_SIZE = 5000  # Dataverse's default and maximum page size
 MAX_COUNT = 5000  # @odata.count is capped here, as Dataverse does
+MAX_DEEP_INSERT_LEVELS = 10  # nested records in one create body
 JSON_TYPE = "application/json; odata.metadata=minimal"
 _ENTITY_SEGMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)(?:\((.*)\))?$", re.DOTALL)
 _KEY_PAIR = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^']|'')*'|[^,]+)\s*(?:,|$)")
@@ -920,7 +921,9 @@ class _Handler:
         *,
         record_id: str | None = None,
         preset: Mapping[str, Any] | None = None,
+        depth: int = 0,
     ) -> str:
+        payload, nested = self._split_nested(table, payload, depth)
         changes = read_payload(self.schema, table, payload, base_url=self.base_url)
         values = dict(preset or {})
         values.update(changes.values)
@@ -979,7 +982,60 @@ class _Handler:
         self.store.insert(table, {k: v for k, v in values.items() if _stored(table, k)})
         for nav, target, target_id in changes.associations:
             self._associate(table, record_id, nav, target, target_id)
+        for nav, items in nested:
+            self._insert_children(table, record_id, nav, items, depth)
         return record_id
+
+    def _split_nested(
+        self, table: Table, payload: Any, depth: int
+    ) -> tuple[Any, list[tuple[Nav, list[Any]]]]:
+        """Deep insert: create nested single-valued records now and return the collections.
+
+        `{"primarycontactid": {...}}` creates the contact and binds it;
+        `{"Account_Tasks": [{...}]}` is returned, to be created after the parent.
+        """
+        if not isinstance(payload, dict):
+            return payload, []
+        flat: dict[str, Any] = {}
+        later: list[tuple[Nav, list[Any]]] = []
+        for key, value in payload.items():
+            deep = isinstance(value, dict) or (
+                isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+            )
+            known = key in table.columns or key.lower() in table.columns
+            nav = None if "@" in key or known or not deep else navigation(self.schema, table, key)
+            if nav is None:
+                flat[key] = value
+                continue
+            if depth >= MAX_DEEP_INSERT_LEVELS:
+                raise ApiError(400, "0x80048d19", "The deep insert is nested too deeply.")
+            if nav.kind == "single":
+                if not isinstance(value, dict) or not nav.target:
+                    raise ApiError(
+                        400, "0x80048d19", f"'{nav.name}' cannot hold a nested record here."
+                    )
+                target = self.schema.tables[nav.target]
+                child_id = self._insert(target, value, depth=depth + 1)
+                flat[f"{nav.name}@odata.bind"] = f"/{target.entity_set}({child_id})"
+            elif isinstance(value, list):
+                later.append((nav, value))
+            else:
+                raise ApiError(400, "0x80048d19", f"'{nav.name}' needs an array of records.")
+        return flat, later
+
+    def _insert_children(
+        self, table: Table, record_id: str, nav: Nav, items: list[Any], depth: int
+    ) -> None:
+        target = self.schema.tables[nav.target]
+        for item in items:
+            if nav.kind == "collection":
+                relation = nav.relations[0]
+                bind = f"{relation.referencing_navigation}@odata.bind"
+                child = {**item, bind: f"/{table.entity_set}({record_id})"}
+                self._insert(target, child, depth=depth + 1)
+            else:
+                child_id = self._insert(target, item, depth=depth + 1)
+                self._associate(table, record_id, nav, target, child_id)
 
     def _owner_unit(self, values: Mapping[str, Any]) -> str | None:
         owner = values.get("ownerid")
@@ -1117,6 +1173,14 @@ class _Handler:
                 self._require("Delete", table)
                 raise not_found(table, record_id)
             self._require("Delete", table, row)
+            if_match = (self.call.headers.get("If-Match") or "*").strip()
+            if if_match != "*" and if_match != f'W/"{row.get("versionnumber")}"':
+                raise ApiError(
+                    412,
+                    "0x80060882",
+                    "The version of the existing record doesn't match the RowVersion "
+                    "property provided.",
+                )
             self.store.delete(table, record_id)
             # Dataverse removes the links that pointed at the record (RemoveLink cascade).
             for relation in self.schema.one_to_many:
