@@ -1,7 +1,8 @@
 """Requests per second against the embedded Dataverse over loopback HTTP.
 
-Starts `crmchat dataverse serve`'s server in this process on a free port with a fresh
-SQLite file, then measures, with 1 and 4 concurrent clients (one keep-alive session each):
+Starts `crmchat dataverse serve` in its own process on a free port with a fresh SQLite
+file (so the load generator does not share its interpreter), then measures, with 1 and 4
+concurrent clients (one keep-alive session each):
 
 - create:        POST /contacts (204 + OData-EntityId)
 - filtered list: GET /contacts?$select=..&$filter=lastname eq '..' and statecode eq 0&$top=20
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -26,11 +29,27 @@ from pathlib import Path
 import requests
 
 from connector.dataverse_local import ensure_seeded, find_user, issue_token, open_store
-from connector.dataverse_local.server import start_in_thread
 from connector.solution.reader import load_schema
 
 LAST_NAMES = ["Smith", "Jones", "Garcia", "Müller", "O'Neil", "Novak", "Silva", "Tanaka"]
 SEED_CONTACTS = 2000
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_up(base: str, token: str, *, timeout_secs: float = 30) -> None:
+    deadline = time.monotonic() + timeout_secs
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{base}WhoAmI", headers={"Authorization": f"Bearer {token}"}, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise SystemExit("the embedded Dataverse did not start")
 
 
 def _run(
@@ -75,13 +94,33 @@ def main() -> int:
         ensure_seeded(store)
         token = issue_token(store.signing_secret, user_id=find_user(store, "admin") or "")
         store.close()
-        base, stop = start_in_thread(db_path=db)
+        port = _free_port()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "connector.cli",
+                "dataverse",
+                "serve",
+                "--port",
+                str(port),
+                "--db",
+                str(db),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}/api/data/v9.2/"
+        _wait_until_up(base, token)
         try:
             figures: dict[str, float] = {}
 
             def create(session: requests.Session, i: int) -> None:
-                body = {"firstname": f"Ann{i}", "lastname": LAST_NAMES[i % len(LAST_NAMES)],
-                        "emailaddress1": f"ann{i}@example.com"}
+                body = {
+                    "firstname": f"Ann{i}",
+                    "lastname": LAST_NAMES[i % len(LAST_NAMES)],
+                    "emailaddress1": f"ann{i}@example.com",
+                }
                 answer = session.post(f"{base}contacts", json=body)
                 assert answer.status_code == 204, answer.text
 
@@ -106,10 +145,14 @@ def main() -> int:
                     figures[f"{key}_rps"] = round(rps, 1)
                     figures[f"{key}_p50_ms"] = round(p50, 2)
                     figures[f"{key}_p99_ms"] = round(p99, 2)
-                    print(f"{name:<14} clients={workers}  {rps:8.1f} req/s  "
-                          f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms", flush=True)
+                    print(
+                        f"{name:<14} clients={workers}  {rps:8.1f} req/s  "
+                        f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms",
+                        flush=True,
+                    )
         finally:
-            stop()
+            server.terminate()
+            server.wait(timeout=10)
     print(json.dumps(figures))
     return 0
 

@@ -166,7 +166,9 @@ def _parser() -> argparse.ArgumentParser:
     dv_serve.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
     dv_serve.set_defaults(run=_cmd_dataverse_serve)
     dv_token = dv.add_parser("token", help="print a bearer token for a system user")
-    dv_token.add_argument("--user", default="admin", help="domain name, its part before @, or full name")
+    dv_token.add_argument(
+        "--user", default="admin", help="domain name, its part before @, or full name"
+    )
     dv_token.add_argument("--db", type=Path)
     dv_token.set_defaults(run=_cmd_dataverse_token)
 

@@ -21,8 +21,12 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "data"
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None,
-         monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[int, str, str]:
+def _run(
+    capsys: pytest.CaptureFixture[str],
+    *argv: str,
+    stdin: str | None = None,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+) -> tuple[int, str, str]:
     if stdin is not None and monkeypatch is not None:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
     code = main(list(argv))
@@ -55,7 +59,8 @@ def test_a_token_for_the_administrator_opens_the_embedded_dataverse(
     url, stop = start_in_thread(db_path=data_dir / "dataverse.sqlite")
     try:
         who = requests.get(
-            f"{url.rstrip('/')}/WhoAmI", headers={"Authorization": f"Bearer {out.strip()}"},
+            f"{url.rstrip('/')}/WhoAmI",
+            headers={"Authorization": f"Bearer {out.strip()}"},
             timeout=10,
         )
     finally:

@@ -488,6 +488,8 @@ def test_garbage_never_gets_a_500(api: Api) -> None:
         ("POST", "accounts", b"[1,2,3]"),
         ("POST", "accounts", b"\xff\xfe\x00"),
         ("POST", "accounts", b'{"name": {"nested": true}}'),
+        ("POST", "accounts", b'{"name": "\\ud800"}'),
+        ("POST", "crmchat_chats", b'{"subject": "s", "crmchat_rating": 1e400}'),
         ("POST", "$batch", b"--nope\r\n\r\n"),
         ("PATCH", "accounts(00000000-0000-0000-0000-000000000000)", b"null"),
         ("DELETE", "accounts/$count", None),

@@ -48,15 +48,24 @@ def users(app: Flask) -> dict[str, str]:
         ids = {
             "admin": find_user(store, "admin") or "",
             "crmadmin": add_user(
-                store, domain_name="ada@contoso.test", first_name="Ada", last_name="Admin",
+                store,
+                domain_name="ada@contoso.test",
+                first_name="Ada",
+                last_name="Admin",
                 role_ids=[role["CRM Chat Administrator"]],
             ),
             "agent": add_user(
-                store, domain_name="sam@contoso.test", first_name="Sam", last_name="Support",
+                store,
+                domain_name="sam@contoso.test",
+                first_name="Sam",
+                last_name="Support",
                 role_ids=[role["CRM Chat Agent"]],
             ),
             "appuser": add_user(
-                store, domain_name="una@contoso.test", first_name="Una", last_name="User",
+                store,
+                domain_name="una@contoso.test",
+                first_name="Una",
+                last_name="User",
                 role_ids=[role["CRM Chat App User"]],
             ),
         }
@@ -84,9 +93,7 @@ def _as_user(client: FlaskClient, app: Flask, user_id: str) -> dict[str, str]:
     )
     assert created.status_code == 204, created.get_data(as_text=True)
     handshake_id = created.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
-    answer = client.post(
-        "/api/auth/handshake", json={"handshake_id": handshake_id, "nonce": nonce}
-    )
+    answer = client.post("/api/auth/handshake", json={"handshake_id": handshake_id, "nonce": nonce})
     assert answer.status_code == 200, answer.get_data(as_text=True)
     return {"Authorization": f"Bearer {answer.get_json()['token']}"}
 
@@ -103,7 +110,10 @@ def test_an_admin_picks_the_region_and_it_is_stored_in_dataverse(
     before = client.get("/api/admin/settings", headers=headers).get_json()
     assert before["region"] == "centralus"
     assert [r["name"] for r in before["regions"]] == [
-        "Central US", "East Asia", "West Europe", "Southern Brazil",
+        "Central US",
+        "East Asia",
+        "West Europe",
+        "Southern Brazil",
     ]
     saved = client.put("/api/admin/settings/region", json={"region": "westeurope"}, headers=headers)
     assert saved.status_code == 200 and saved.get_json()["region"] == "westeurope"
@@ -204,28 +214,36 @@ def test_a_handshake_can_be_redeemed_only_once_and_only_with_its_nonce(
     auth = {"Authorization": f"Bearer {token}"}
 
     def new_handshake(nonce: str) -> str:
-        made = client.post("/api/data/v9.2/crmchat_handshakes", json={"crmchat_name": nonce},
-                           headers=auth)
+        made = client.post(
+            "/api/data/v9.2/crmchat_handshakes", json={"crmchat_name": nonce}, headers=auth
+        )
         return made.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
 
     nonce = secrets.token_urlsafe(24)
     row = new_handshake(nonce)
-    wrong = client.post("/api/auth/handshake",
-                        json={"handshake_id": row, "nonce": secrets.token_urlsafe(24)})
+    wrong = client.post(
+        "/api/auth/handshake", json={"handshake_id": row, "nonce": secrets.token_urlsafe(24)}
+    )
     assert wrong.status_code == 401
     # The failed attempt consumed the row: a stolen id is worth one try at most.
-    assert client.post("/api/auth/handshake",
-                       json={"handshake_id": row, "nonce": nonce}).status_code == 401
+    assert (
+        client.post("/api/auth/handshake", json={"handshake_id": row, "nonce": nonce}).status_code
+        == 401
+    )
 
     row = new_handshake(nonce)
     first = client.post("/api/auth/handshake", json={"handshake_id": row, "nonce": nonce})
     assert first.status_code == 200
     assert first.get_json()["user"]["name"] == "Sam Support"
-    assert client.post("/api/auth/handshake",
-                       json={"handshake_id": row, "nonce": nonce}).status_code == 401
+    assert (
+        client.post("/api/auth/handshake", json={"handshake_id": row, "nonce": nonce}).status_code
+        == 401
+    )
 
 
-def test_an_old_handshake_is_refused(app: Flask, client: FlaskClient, users: dict[str, str]) -> None:
+def test_an_old_handshake_is_refused(
+    app: Flask, client: FlaskClient, users: dict[str, str]
+) -> None:
     from connector.dataverse_local import issue_token, open_store
     from connector.solution.reader import load_schema
 
@@ -233,8 +251,11 @@ def test_an_old_handshake_is_refused(app: Flask, client: FlaskClient, users: dic
     token = issue_token(store.signing_secret, user_id=users["agent"])
     store.close()
     nonce = secrets.token_urlsafe(24)
-    made = client.post("/api/data/v9.2/crmchat_handshakes", json={"crmchat_name": nonce},
-                       headers={"Authorization": f"Bearer {token}"})
+    made = client.post(
+        "/api/data/v9.2/crmchat_handshakes",
+        json={"crmchat_name": nonce},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     row = made.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
     later = datetime.now(UTC) + timedelta(minutes=5)
     with pytest.raises(HandshakeRefused, match="old"):

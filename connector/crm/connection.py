@@ -108,7 +108,7 @@ def connect(settings: Settings) -> Connection:
             client_secret=(
                 settings.client_secret.get_secret_value() if settings.client_secret else None
             ),
-            certificate_path=settings.certificate_path,
+            certificate_path=str(settings.certificate_path) if settings.certificate_path else None,
             certificate_thumbprint=settings.certificate_thumbprint or None,
         )
         client = DataverseClient(f"{settings.dataverse_url}{DATAVERSE_PATH}/", tokens)
@@ -120,12 +120,12 @@ def connect(settings: Settings) -> Connection:
     signing_secret = store.signing_secret
     session = requests.Session()
     session.mount(EMBEDDED_ORIGIN, WsgiAdapter(app))
-    tokens = CallableTokenProvider(
+    service_tokens = CallableTokenProvider(
         lambda: issue_token(
             signing_secret, user_id=SERVICE_USER_ID, lifetime_secs=SERVICE_TOKEN_LIFETIME_SECS
         )
     )
-    client = DataverseClient(f"{EMBEDDED_ORIGIN}{DATAVERSE_PATH}/", tokens, session=session)
+    client = DataverseClient(f"{EMBEDDED_ORIGIN}{DATAVERSE_PATH}/", service_tokens, session=session)
     return Connection(client=client, service_secret=secret, embedded_app=app)
 
 

@@ -761,7 +761,13 @@ class _Handler:
             return Reply(304, b"", {"ETag": etag})
         record = {"@odata.context": self._context(table, options.select, entity=True)}
         record.update(self._shape(table, row, options.select, options.expand))
-        return _json(200, record, {"ETag": etag})
+        headers = {"ETag": etag}
+        if self.prefs.include_annotations:
+            headers["Preference-Applied"] = self._annotations_applied()
+        return _json(200, record, headers)
+
+    def _annotations_applied(self) -> str:
+        return 'odata.include-annotations="' + ",".join(self.prefs.include_annotations) + '"'
 
     def _list(self, table: Table) -> Reply:
         options = query.parse_query(self.call.args, table, self.schema)
@@ -807,9 +813,7 @@ class _Handler:
         if page_size is not None:
             applied.append(f"odata.maxpagesize={page_size}")
         if self.prefs.include_annotations:
-            applied.append(
-                'odata.include-annotations="' + ",".join(self.prefs.include_annotations) + '"'
-            )
+            applied.append(self._annotations_applied())
         if applied:
             headers["Preference-Applied"] = ",".join(applied)
         if more and rows:
@@ -879,8 +883,11 @@ class _Handler:
                 400, "0x80048d19", "The request body is empty; a JSON object is expected."
             )
         try:
-            return json.loads(self.call.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+            payload = json.loads(self.call.body.decode("utf-8"))
+            # A lone surrogate ("\ud800") parses but cannot be stored as UTF-8 text.
+            json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            return payload
+        except (UnicodeError, ValueError) as exc:
             raise ApiError(
                 400,
                 "0x80048d19",

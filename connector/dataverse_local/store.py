@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 import secrets
 import sqlite3
@@ -256,7 +257,7 @@ def coerce_value(table: Table, column: Column, value: object) -> Any:
                 value = float(value)
             except ValueError:
                 raise _convert_error(table, column, value) from None
-        if not isinstance(value, int | float) or value != value:  # NaN is not a number here
+        if not isinstance(value, int | float) or not math.isfinite(value):
             raise _convert_error(table, column, value)
         _check_range(table, column, float(value))
         return float(value)

@@ -1,9 +1,9 @@
 """The settings API the settings web resource uses: region and secret word.
 
-    GET  /api/admin/settings              admins: region, the regions, whether a word is set
-    PUT  /api/admin/settings/region       admins: {"region": "westeurope"}
-    PUT  /api/admin/secret-word           admins: {"word": "..."}
-    POST /api/support/secret-word/check   agents and admins: {"word": "..."} -> {"match": bool}
+GET  /api/admin/settings              admins: region, the regions, whether a word is set
+PUT  /api/admin/settings/region       admins: {"region": "westeurope"}
+PUT  /api/admin/secret-word           admins: {"word": "..."}
+POST /api/support/secret-word/check   agents and admins: {"word": "..."} -> {"match": bool}
 """
 
 from __future__ import annotations
