@@ -968,7 +968,7 @@ class _Handler:
         values.update(server)
         self._compute(table, values, values)
         for column in columns.values():
-            if not column.required or column.logical_name == table.primary_id:
+            if not column.system_required or column.logical_name == table.primary_id:
                 continue
             if column.logical_name in server or column.logical_name in (
                 "fullname",
@@ -1148,7 +1148,7 @@ class _Handler:
                 _set_owning(table, values, values)
             for column in table.columns.values():
                 if (
-                    column.required
+                    column.system_required
                     and column.logical_name in values
                     and values[column.logical_name] is None
                 ):
