@@ -18,11 +18,12 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/crmchat serve
 
-test: setup
+test: lint
 	$(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check connector tests bench
+	$(BIN)/ruff format --check --quiet connector tests bench
 	$(BIN)/mypy
 
 bench: setup
