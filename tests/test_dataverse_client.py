@@ -105,18 +105,32 @@ def entity_id_header(entity_set: str, record_id: str) -> dict[str, str]:
     return {**ODATA_HEADERS, "OData-EntityId": f"{BASE}{entity_set}({record_id})"}
 
 
+def add_contact_created(mock: responses.RequestsMock, method: str = responses.POST) -> None:
+    """Dataverse's reply to a create: 204 naming the new contact in OData-EntityId."""
+    url = f"{BASE}contacts" if method == responses.POST else f"{BASE}contacts({CONTACT_ID})"
+    mock.add(method, url, status=204, headers=entity_id_header("contacts", CONTACT_ID))
+
+
+def add_throttled(
+    mock: responses.RequestsMock, method: str, url: str, *, retry_after_secs: int
+) -> None:
+    """A 429 for the request-count limit, asking to wait `retry_after_secs`."""
+    mock.add(
+        method,
+        url,
+        status=429,
+        json=THROTTLED_BODY,
+        headers={"Retry-After": str(retry_after_secs)},
+    )
+
+
 # ----- create ----------------------------------------------------------------------------
 
 
 def test_create_posts_json_and_returns_the_id_from_odata_entityid(
     mock: responses.RequestsMock, client: DataverseClient
 ) -> None:
-    mock.add(
-        responses.POST,
-        f"{BASE}contacts",
-        status=204,
-        headers=entity_id_header("contacts", CONTACT_ID),
-    )
+    add_contact_created(mock)
     data = {
         "firstname": "Ann",
         "emailaddress1": "ann@x.com",
@@ -185,12 +199,7 @@ def test_create_post_is_retried_when_the_connection_was_never_made(
         )
     )
     mock.add(responses.POST, f"{BASE}contacts", body=refused)
-    mock.add(
-        responses.POST,
-        f"{BASE}contacts",
-        status=204,
-        headers=entity_id_header("contacts", CONTACT_ID),
-    )
+    add_contact_created(mock)
 
     assert client.create("contacts", {"firstname": "Ann"}) == CONTACT_ID
     assert sleeps == [1.0]
@@ -199,12 +208,7 @@ def test_create_post_is_retried_when_the_connection_was_never_made(
 def test_create_with_record_id_is_a_create_only_upsert(
     mock: responses.RequestsMock, client: DataverseClient
 ) -> None:
-    mock.add(
-        responses.PATCH,
-        f"{BASE}contacts({CONTACT_ID})",
-        status=204,
-        headers=entity_id_header("contacts", CONTACT_ID),
-    )
+    add_contact_created(mock, responses.PATCH)
 
     assert (
         client.create("contacts", {"firstname": "Ann"}, record_id=CONTACT_ID.upper()) == CONTACT_ID
@@ -552,7 +556,7 @@ def test_429_waits_retry_after_then_succeeds(
     mock: responses.RequestsMock, client: DataverseClient, sleeps: list[float]
 ) -> None:
     url = f"{BASE}contacts({CONTACT_ID})"
-    mock.add(responses.GET, url, status=429, json=THROTTLED_BODY, headers={"Retry-After": "7"})
+    add_throttled(mock, responses.GET, url, retry_after_secs=7)
     mock.add(responses.GET, url, json={"contactid": CONTACT_ID})
 
     assert client.retrieve("contacts", CONTACT_ID) == {"contactid": CONTACT_ID}
@@ -563,19 +567,8 @@ def test_429_waits_retry_after_then_succeeds(
 def test_429_on_a_create_is_retried_because_nothing_was_done(
     mock: responses.RequestsMock, client: DataverseClient, sleeps: list[float]
 ) -> None:
-    mock.add(
-        responses.POST,
-        f"{BASE}contacts",
-        status=429,
-        json=THROTTLED_BODY,
-        headers={"Retry-After": "3"},
-    )
-    mock.add(
-        responses.POST,
-        f"{BASE}contacts",
-        status=204,
-        headers=entity_id_header("contacts", CONTACT_ID),
-    )
+    add_throttled(mock, responses.POST, f"{BASE}contacts", retry_after_secs=3)
+    add_contact_created(mock)
 
     assert client.create("contacts", {"firstname": "Ann"}) == CONTACT_ID
     assert sleeps == [3.0]
@@ -592,6 +585,17 @@ def test_503_then_success_backs_off(
 
     assert sleeps == [1.0]
     assert len(mock.calls) == 2
+
+
+def test_503_with_retry_after_waits_that_long(
+    mock: responses.RequestsMock, client: DataverseClient, sleeps: list[float]
+) -> None:
+    url = f"{BASE}contacts({CONTACT_ID})"
+    mock.add(responses.GET, url, status=503, body="busy", headers={"Retry-After": "5"})
+    mock.add(responses.GET, url, json={"contactid": CONTACT_ID})
+
+    assert client.retrieve("contacts", CONTACT_ID) == {"contactid": CONTACT_ID}
+    assert sleeps == [5.0]
 
 
 def test_connection_error_then_success(
@@ -623,13 +627,7 @@ def test_network_failures_back_off_exponentially_within_the_budget(
 def test_retry_budget_exhausted_raises_too_many_requests(
     mock: responses.RequestsMock, client: DataverseClient, sleeps: list[float]
 ) -> None:
-    mock.add(
-        responses.GET,
-        f"{BASE}contacts({CONTACT_ID})",
-        status=429,
-        json=THROTTLED_BODY,
-        headers={"Retry-After": "40"},
-    )
+    add_throttled(mock, responses.GET, f"{BASE}contacts({CONTACT_ID})", retry_after_secs=40)
 
     with pytest.raises(TooManyRequests) as raised:
         client.retrieve("contacts", CONTACT_ID)
@@ -675,6 +673,44 @@ def test_a_second_401_is_raised_not_retried(mock: responses.RequestsMock) -> Non
     assert len(mock.calls) == 2
     assert invalidations == [1]
     assert TOKEN not in str(raised.value)
+
+
+def flaky_identity_provider() -> CallableTokenProvider:
+    """Tokens from an identity provider that is unreachable for the first request only."""
+    failures = [ConnectionFailed("identity provider unreachable: ConnectTimeout", LOGIN)]
+
+    def get_token() -> str:
+        if failures:
+            raise failures.pop()
+        return TOKEN
+
+    return CallableTokenProvider(get_token)
+
+
+def test_create_post_is_retried_when_no_token_could_be_fetched(
+    mock: responses.RequestsMock, sleeps: list[float]
+) -> None:
+    # Without a token nothing was sent to Dataverse, so the POST cannot have created anything.
+    client = DataverseClient(BASE, flaky_identity_provider(), sleep=sleeps.append)
+    add_contact_created(mock)
+
+    assert client.create("contacts", {"firstname": "Ann"}) == CONTACT_ID
+    assert sleeps == [1.0]
+    assert len(mock.calls) == 1
+
+
+def test_create_with_a_taken_record_id_raises_even_after_a_token_failure(
+    mock: responses.RequestsMock, sleeps: list[float]
+) -> None:
+    # The 412 cannot be the echo of our own earlier attempt: that attempt never left.
+    client = DataverseClient(BASE, flaky_identity_provider(), sleep=sleeps.append)
+    mock.add(responses.PATCH, f"{BASE}contacts({CONTACT_ID})", status=412, json=ALREADY_EXISTS_BODY)
+
+    with pytest.raises(PreconditionFailed):
+        client.create("contacts", {"firstname": "Ann"}, record_id=CONTACT_ID)
+
+    assert sleeps == [1.0]
+    assert len(mock.calls) == 1
 
 
 def test_network_error_text_never_reaches_the_exception(
@@ -762,6 +798,17 @@ FAILED_REPLY = crlf(FAILED_PART + f"--{BATCH_REPLY_BOUNDARY}--\n")
 BATCH_REPLY_TYPE = f"multipart/mixed; boundary={BATCH_REPLY_BOUNDARY}"
 
 
+def add_batch_reply(mock: responses.RequestsMock, body: bytes, *, status: int = 200) -> None:
+    mock.add(
+        responses.POST,
+        f"{BASE}$batch",
+        status=status,
+        body=body,
+        headers=ODATA_HEADERS,
+        content_type=BATCH_REPLY_TYPE,
+    )
+
+
 def build_account_and_contact(client: DataverseClient) -> Any:
     batch = client.batch()
     with batch.changeset():
@@ -777,13 +824,7 @@ def build_account_and_contact(client: DataverseClient) -> Any:
 def test_batch_request_bytes_hold_a_changeset_with_content_ids_and_references(
     mock: responses.RequestsMock, client: DataverseClient
 ) -> None:
-    mock.add(
-        responses.POST,
-        f"{BASE}$batch",
-        body=SUCCESS_REPLY,
-        headers=ODATA_HEADERS,
-        content_type=BATCH_REPLY_TYPE,
-    )
+    add_batch_reply(mock, SUCCESS_REPLY)
 
     build_account_and_contact(client).execute()
 
@@ -820,13 +861,7 @@ def test_batch_request_bytes_hold_a_changeset_with_content_ids_and_references(
 def test_batch_reply_is_parsed_into_one_result_per_operation(
     mock: responses.RequestsMock, client: DataverseClient
 ) -> None:
-    mock.add(
-        responses.POST,
-        f"{BASE}$batch",
-        body=SUCCESS_REPLY,
-        headers=ODATA_HEADERS,
-        content_type=BATCH_REPLY_TYPE,
-    )
+    add_batch_reply(mock, SUCCESS_REPLY)
 
     results = build_account_and_contact(client).execute()
 
@@ -844,14 +879,7 @@ def test_batch_reply_is_parsed_into_one_result_per_operation(
 def test_batch_with_a_failed_changeset_raises_its_error(
     mock: responses.RequestsMock, client: DataverseClient
 ) -> None:
-    mock.add(
-        responses.POST,
-        f"{BASE}$batch",
-        status=400,
-        body=FAILED_REPLY,
-        headers=ODATA_HEADERS,
-        content_type=BATCH_REPLY_TYPE,
-    )
+    add_batch_reply(mock, FAILED_REPLY, status=400)
 
     with pytest.raises(BadRequest) as raised:
         build_account_and_contact(client).execute()
@@ -875,13 +903,7 @@ def test_batch_continue_on_error_returns_failures_as_results(
         f'{{"contactid":"{CONTACT_ID}","fullname":"Ann"}}\n'
         f"--{BATCH_REPLY_BOUNDARY}--\n"
     )
-    mock.add(
-        responses.POST,
-        f"{BASE}$batch",
-        body=reply,
-        headers=ODATA_HEADERS,
-        content_type=BATCH_REPLY_TYPE,
-    )
+    add_batch_reply(mock, reply)
 
     results = build_account_and_contact(client).execute(continue_on_error=True)
 
@@ -920,6 +942,7 @@ TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 LOGIN = f"https://login.microsoftonline.com/{TENANT}"
 CLIENT_ID = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 CLIENT_SECRET = "very-secret-value"
+TOKEN_ENDPOINT = f"{LOGIN}/oauth2/v2.0/token"
 
 
 @pytest.fixture
@@ -930,7 +953,10 @@ def login() -> Iterator[responses.RequestsMock]:
         yield rsps
 
 
-def add_openid_configuration(mock: responses.RequestsMock) -> None:
+def add_token_endpoint(
+    mock: responses.RequestsMock, reply: dict[str, Any], *, status: int = 200
+) -> None:
+    """Entra ID for our tenant, answering token requests with `reply`."""
     # MSAL asks which host names share a token cache (instance discovery), then reads the
     # tenant's OpenID configuration for the token endpoint.
     mock.add(
@@ -961,17 +987,21 @@ def add_openid_configuration(mock: responses.RequestsMock) -> None:
             "issuer": f"{LOGIN}/v2.0",
         },
     )
+    mock.add(responses.POST, TOKEN_ENDPOINT, status=status, json=reply)
+
+
+def app_token(access_token: str) -> dict[str, Any]:
+    return {"token_type": "Bearer", "expires_in": 3599, "access_token": access_token}
+
+
+def token_requests(login: responses.RequestsMock) -> list[Any]:
+    return [call.request for call in login.calls if call.request.url == TOKEN_ENDPOINT]
 
 
 def test_msal_provider_asks_the_tenant_for_the_environment_scope_and_caches(
     login: responses.RequestsMock,
 ) -> None:
-    add_openid_configuration(login)
-    login.add(
-        responses.POST,
-        f"{LOGIN}/oauth2/v2.0/token",
-        json={"token_type": "Bearer", "expires_in": 3599, "access_token": "app-token-1"},
-    )
+    add_token_endpoint(login, app_token("app-token-1"))
     provider = MsalTokenProvider(
         tenant_id=TENANT,
         client_id=CLIENT_ID,
@@ -984,9 +1014,8 @@ def test_msal_provider_asks_the_tenant_for_the_environment_scope_and_caches(
     assert provider.get_token() == "app-token-1"
     assert len(login.calls) == calls_after_first  # served from MSAL's cache
 
-    token_calls = [c for c in login.calls if c.request.url == f"{LOGIN}/oauth2/v2.0/token"]
-    assert len(token_calls) == 1
-    form = parse_qs(str(token_calls[0].request.body))
+    assert len(token_requests(login)) == 1
+    form = parse_qs(str(token_requests(login)[0].body))
     assert form["grant_type"] == ["client_credentials"]
     assert form["client_id"] == [CLIENT_ID]
     assert form["scope"] == [f"{ORG}/.default"]
@@ -994,22 +1023,19 @@ def test_msal_provider_asks_the_tenant_for_the_environment_scope_and_caches(
 
     provider.invalidate()
     assert provider.get_token() == "app-token-1"
-    token_calls = [c for c in login.calls if c.request.url == f"{LOGIN}/oauth2/v2.0/token"]
-    assert len(token_calls) == 2
+    assert len(token_requests(login)) == 2
 
 
 def test_msal_provider_raises_auth_error_without_leaking_the_secret(
     login: responses.RequestsMock,
 ) -> None:
-    add_openid_configuration(login)
-    login.add(
-        responses.POST,
-        f"{LOGIN}/oauth2/v2.0/token",
-        status=401,
-        json={
+    add_token_endpoint(
+        login,
+        {
             "error": "invalid_client",
             "error_description": "AADSTS7000215: Invalid client secret provided.",
         },
+        status=401,
     )
     provider = MsalTokenProvider(
         tenant_id=TENANT, client_id=CLIENT_ID, environment_url=ORG, client_secret=CLIENT_SECRET
@@ -1049,20 +1075,14 @@ def test_msal_provider_signs_an_assertion_with_a_certificate(
         )
         + cert.public_bytes(serialization.Encoding.PEM)
     )
-    add_openid_configuration(login)
-    login.add(
-        responses.POST,
-        f"{LOGIN}/oauth2/v2.0/token",
-        json={"token_type": "Bearer", "expires_in": 3599, "access_token": "cert-token"},
-    )
+    add_token_endpoint(login, app_token("cert-token"))
     provider = MsalTokenProvider(
         tenant_id=TENANT, client_id=CLIENT_ID, environment_url=ORG, certificate_path=str(pem)
     )
 
     assert provider.get_token() == "cert-token"
 
-    token_call = next(c for c in login.calls if c.request.url == f"{LOGIN}/oauth2/v2.0/token")
-    form = parse_qs(str(token_call.request.body))
+    form = parse_qs(str(token_requests(login)[0].body))
     assert form["client_assertion_type"] == [
         "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
     ]
@@ -1089,7 +1109,7 @@ def test_package_exports_are_complete_and_sorted() -> None:
     assert package.__all__ == sorted(package.__all__)
     for name in package.__all__:
         assert getattr(package, name) is not None
-    for module_name in ("auth", "batch", "client", "errors", "odata"):
+    for module_name in ("auth", "batch", "client", "errors", "odata", "query", "retry"):
         module = importlib.import_module(f"connector.dataverse.{module_name}")
         public = {
             name

@@ -24,6 +24,7 @@ from connector.dataverse.odata import (
     not_,
     or_,
     quote,
+    record_id_from_headers,
     startswith,
 )
 
@@ -139,3 +140,14 @@ def test_combinators_parenthesise_every_operand() -> None:
     assert and_(eq("a", 1)) == "a eq 1"
     with pytest.raises(ValueError):
         and_()
+
+
+def test_new_record_id_is_read_from_odata_entityid_or_location_in_any_case() -> None:
+    url = (
+        "https://org.crm.dynamics.com/api/data/v9.2/contacts(6D0A1A52-2C3F-4F5E-9A3B-0C1D2E3F4A5B)"
+    )
+    expected = "6d0a1a52-2c3f-4f5e-9a3b-0c1d2e3f4a5b"
+
+    assert record_id_from_headers({"odata-entityid": url}) == expected
+    assert record_id_from_headers({"Location": url, "OData-EntityId": "not a record"}) == expected
+    assert record_id_from_headers({"OData-Version": "4.0"}) is None

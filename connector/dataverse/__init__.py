@@ -1,15 +1,17 @@
 """CRM Chat's client for the Dataverse Web API.
 
-`DataverseClient` reads and writes records with retries, token refresh and typed errors;
-`connector.dataverse.odata` builds safe `$filter` text; `connector.dataverse.auth` holds
-the token providers; `connector.dataverse.errors` draws the error tree.
+`DataverseClient` reads and writes records with typed errors; `connector.dataverse.retry`
+holds its retry and token-refresh policy, `connector.dataverse.query` its paged reads and
+`connector.dataverse.batch` its `$batch` requests. `connector.dataverse.odata` builds safe
+`$filter` text; `connector.dataverse.auth` holds the token providers;
+`connector.dataverse.errors` draws the error tree.
 """
 
 from __future__ import annotations
 
 from .auth import CallableTokenProvider, MsalTokenProvider, StaticTokenProvider, TokenProvider
 from .batch import Batch, BatchResult, Ref
-from .client import DataverseClient, Listing, Record, UpsertMode, WhoAmI
+from .client import DataverseClient, UpsertMode, WhoAmI
 from .errors import (
     AuthError,
     BadRequest,
@@ -23,6 +25,7 @@ from .errors import (
     TooManyRequests,
     Unauthorized,
 )
+from .query import Listing, Record
 
 __all__ = [
     "AuthError",

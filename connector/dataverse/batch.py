@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .client import Record, UpsertMode
+from .client import UpsertMode
 from .errors import DataverseError, error_from_response
 from .multipart import (
     HttpRequest,
@@ -42,7 +42,8 @@ from .multipart import (
     parse_http_response,
     split_multipart,
 )
-from .odata import check_name, column, encode_json, guid, record_id_from_headers
+from .odata import check_name, encode_json, guid, record_id_from_headers
+from .query import Record, encode_query, query_options
 
 if TYPE_CHECKING:
     from .client import DataverseClient
@@ -160,12 +161,7 @@ class Batch:
         mode: UpsertMode = UpsertMode.ANY,
     ) -> Ref:
         """Add an upsert (PATCH to a caller-chosen id); see `DataverseClient.upsert`."""
-        headers: dict[str, str] = {}
-        if mode is UpsertMode.CREATE_ONLY:
-            headers["If-None-Match"] = "*"
-        elif mode is UpsertMode.UPDATE_ONLY:
-            headers["If-Match"] = "*"
-        return self._add("PATCH", self._target(entity_set, record_id), data, headers)
+        return self._add("PATCH", self._target(entity_set, record_id), data, mode.headers())
 
     def delete(self, entity_set: str, record_id: str | uuid.UUID | Ref) -> Ref:
         """Add a delete of a record or of a `Ref`."""
@@ -193,8 +189,9 @@ class Batch:
     ) -> Ref:
         """Add a GET of one record (not allowed inside a changeset)."""
         url = self._target(entity_set, record_id)
-        if select:
-            url += "?$select=" + ",".join(column(name) for name in select)
+        params, _ = query_options(select=select)
+        if params:
+            url += "?" + encode_query(params)
         return self._add("GET", url, None, {})
 
     # ----- sending ----------------------------------------------------------------------

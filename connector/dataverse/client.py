@@ -1,17 +1,11 @@
 """`DataverseClient`: records over the Dataverse Web API (OData v4).
 
-One client holds one `requests.Session`, a `TokenProvider` and the retry policy:
-
-- 429 and 503 wait the server's ``Retry-After`` (whole seconds), or ``2^n`` seconds
-  when it is missing; network failures back off ``1, 2, 4, ...`` seconds. Retries stop
-  once the total wait would pass `max_retry_wait_secs`, and the last error is raised.
-- A network failure is retried only when repeating the request is harmless: always for
-  GET/PATCH/DELETE, and for POST only when the request provably never left (refused
-  connection, DNS failure, connect timeout).
-- 401 drops the cached token and retries exactly once with a fresh one.
-
-Sleeping goes through the `sleep` keyword (default `time.sleep`), so tests pass a
-function that records the waits instead of waiting.
+One client holds one `requests.Session` and a `TokenProvider`, and sends every request
+through the retry policy of `connector.dataverse.retry` (``Retry-After`` on 429/503,
+backoff on network failures, one token refresh on 401, no repeated POST that may have
+arrived). Sleeping goes through the `sleep` keyword (default `time.sleep`), so tests pass
+a function that records the waits instead of waiting. Paged reads come back as a
+`Listing` (`connector.dataverse.query`).
 
 ```python
 client = DataverseClient("https://org.crm.dynamics.com/api/data/v9.2/", tokens)
@@ -23,59 +17,31 @@ for row in client.list("contacts", select=["fullname"], filter=eq("lastname", "O
 
 from __future__ import annotations
 
-import builtins
 import enum
-import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
-from urllib.parse import quote as url_quote
 from urllib.parse import urlsplit
 
 import requests
-import urllib3.exceptions
-from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from .auth import TokenProvider
-from .errors import (
-    ConnectionFailed,
-    DataverseError,
-    PreconditionFailed,
-    ServerError,
-    ServiceUnavailable,
-    TooManyRequests,
-    error_from_response,
-)
-from .odata import check_name, column, encode_json, guid, record_id_from_headers
+from .errors import ConnectionFailed, DataverseError
+from .odata import check_name, encode_json, guid, record_id_from_headers
+from .query import Listing, Record, encode_query, query_options, record_from_reply
+from .retry import DEFAULT_MAX_RETRY_WAIT_SECS, request_never_sent, send_with_retries
 
 if TYPE_CHECKING:
     from .batch import Batch
 
-__all__ = [
-    "DEFAULT_MAX_RETRY_WAIT_SECS",
-    "DEFAULT_TIMEOUT_SECS",
-    "DataverseClient",
-    "Listing",
-    "Record",
-    "UpsertMode",
-    "WhoAmI",
-]
+__all__ = ["DEFAULT_TIMEOUT_SECS", "DataverseClient", "UpsertMode", "WhoAmI"]
 
-log = logging.getLogger(__name__)
-
-Record = dict[str, Any]
-
+# Long enough for a large page or a batch of 1000 operations, short enough that a dead
+# connection does not hold a chat reply for minutes.
 DEFAULT_TIMEOUT_SECS = 30.0
-# Dataverse's own Retry-After for the request-count limit is usually well under a minute;
-# a chat reply should not hang longer than that.
-DEFAULT_MAX_RETRY_WAIT_SECS = 60.0
-# Retry-After: 0 would never exhaust the wait budget; this bounds the attempts too.
-MAX_ATTEMPTS = 10
 
-# Characters left readable in query values; '&', '+', '#', '%' and spaces are encoded.
-_QUERY_SAFE = "$'()*,;=:@/!"
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 
 
@@ -86,6 +52,14 @@ class UpsertMode(enum.Enum):
     CREATE_ONLY = "create_only"  # If-None-Match: *  (412 if the record exists)
     UPDATE_ONLY = "update_only"  # If-Match: *       (404 if it does not)
 
+    def headers(self) -> dict[str, str]:
+        """The conditional headers that give an upsert ``PATCH`` this mode."""
+        if self is UpsertMode.CREATE_ONLY:
+            return {"If-None-Match": "*"}
+        if self is UpsertMode.UPDATE_ONLY:
+            return {"If-Match": "*"}
+        return {}
+
 
 @dataclass(frozen=True)
 class WhoAmI:
@@ -94,36 +68,6 @@ class WhoAmI:
     user_id: str
     business_unit_id: str
     organization_id: str
-
-
-def _query_string(params: Sequence[tuple[str, str]]) -> str:
-    return "&".join(f"{key}={url_quote(value, safe=_QUERY_SAFE)}" for key, value in params)
-
-
-def _never_sent(exc: requests.RequestException) -> bool:
-    """True when the request certainly did not reach the server."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc, *exc.args]
-    while pending:
-        item = pending.pop()
-        if not isinstance(item, BaseException) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, urllib3.exceptions.NewConnectionError):
-            return True
-        pending.extend([item.__cause__, item.__context__, getattr(item, "reason", None)])
-        pending.extend(arg for arg in item.args if isinstance(arg, BaseException))
-    return False
-
-
-class _CallState:
-    """What one logical call learned across its attempts."""
-
-    def __init__(self) -> None:
-        self.token_refreshed = False
-        self.maybe_delivered = False
 
 
 class DataverseClient:
@@ -200,6 +144,9 @@ class DataverseClient:
         """The absolute URL of one record, as ``@odata.id`` values need it."""
         return self.base_url + self.record_path(entity_set, record_id)
 
+    def _navigation_path(self, entity_set: str, record_id: str | uuid.UUID, navigation: str) -> str:
+        return f"{self.record_path(entity_set, record_id)}/{check_name(navigation, 'navigation')}"
+
     def _absolute(self, path: str) -> str:
         if "://" not in path:
             return self.base_url + path.lstrip("/")
@@ -262,7 +209,7 @@ class DataverseClient:
             new_id = record_id_from_headers(response.headers)
             if return_record:
                 if response.status_code != 204 and response.content:
-                    return self._json(response)
+                    return record_from_reply(response)
                 if new_id is not None:
                     return self.retrieve(entity_set, new_id)
             if new_id is None:
@@ -272,19 +219,18 @@ class DataverseClient:
             return new_id
 
         rid = guid(record_id)
-        headers["If-None-Match"] = "*"
         maybe_response = self._call(
             "PATCH",
             self._absolute(self.record_path(entity_set, rid)),
             body=encode_json(dict(data)),
-            headers=headers,
+            headers={**headers, **UpsertMode.CREATE_ONLY.headers()},
             idempotent=True,
             exists_ok_after_lost_reply=True,
         )
         if not return_record:
             return rid
         if maybe_response is not None and maybe_response.content:
-            return self._json(maybe_response)
+            return record_from_reply(maybe_response)
         return self.retrieve(entity_set, rid)
 
     def retrieve(
@@ -296,13 +242,9 @@ class DataverseClient:
         expand: str | None = None,
     ) -> Record:
         """Fetch one record. Raises `NotFound` when it does not exist."""
-        params = []
-        if select:
-            params.append(("$select", ",".join(column(name) for name in select)))
-        if expand:
-            params.append(("$expand", expand))
+        params, _ = query_options(select=select, expand=expand)
         response = self.request("GET", self.record_path(entity_set, record_id), query=params)
-        return self._json(response)
+        return record_from_reply(response)
 
     def list(
         self,
@@ -329,8 +271,7 @@ class DataverseClient:
             annotations: True for all (``"*"``), or an annotation pattern such as
                 ``"OData.Community.Display.V1.FormattedValue"``.
         """
-        return self._listing(
-            check_name(entity_set, "entity set"),
+        params, headers = query_options(
             select=select,
             filter=filter,
             orderby=orderby,
@@ -340,6 +281,7 @@ class DataverseClient:
             count=count,
             annotations=annotations,
         )
+        return Listing(self, check_name(entity_set, "entity set"), params, headers)
 
     def list_related(
         self,
@@ -362,9 +304,7 @@ class DataverseClient:
         select=["name", "roleid"])`` gives a user's directly assigned roles. Options and
         paging are as in `list`.
         """
-        path = f"{self.record_path(entity_set, record_id)}/{check_name(navigation, 'navigation')}"
-        return self._listing(
-            path,
+        params, headers = query_options(
             select=select,
             filter=filter,
             orderby=orderby,
@@ -374,40 +314,7 @@ class DataverseClient:
             count=count,
             annotations=annotations,
         )
-
-    def _listing(
-        self,
-        path: str,
-        *,
-        select: Sequence[str] | None,
-        filter: str | None,
-        orderby: str | Sequence[str] | None,
-        top: int | None,
-        expand: str | None,
-        page_size: int | None,
-        count: bool,
-        annotations: bool | str,
-    ) -> Listing:
-        params: builtins.list[tuple[str, str]] = []
-        if select:
-            params.append(("$select", ",".join(column(name) for name in select)))
-        if filter:
-            params.append(("$filter", filter))
-        if orderby:
-            params.append(("$orderby", orderby if isinstance(orderby, str) else ",".join(orderby)))
-        if top is not None:
-            params.append(("$top", str(int(top))))
-        if expand:
-            params.append(("$expand", expand))
-        if count:
-            params.append(("$count", "true"))
-        prefer = []
-        if annotations:
-            pattern = "*" if annotations is True else str(annotations)
-            prefer.append(f'odata.include-annotations="{pattern}"')
-        if page_size is not None:
-            prefer.append(f"odata.maxpagesize={int(page_size)}")
-        headers = {"Prefer": ",".join(prefer)} if prefer else {}
+        path = self._navigation_path(entity_set, record_id, navigation)
         return Listing(self, path, params, headers)
 
     def update(
@@ -442,13 +349,11 @@ class DataverseClient:
         `UpsertMode.CREATE_ONLY` raises `PreconditionFailed` if it exists;
         `UpsertMode.UPDATE_ONLY` raises `NotFound` if it does not.
         """
-        headers = {}
-        if mode is UpsertMode.CREATE_ONLY:
-            headers["If-None-Match"] = "*"
-        elif mode is UpsertMode.UPDATE_ONLY:
-            headers["If-Match"] = "*"
         self.request(
-            "PATCH", self.record_path(entity_set, record_id), json_body=dict(data), headers=headers
+            "PATCH",
+            self.record_path(entity_set, record_id),
+            json_body=dict(data),
+            headers=mode.headers(),
         )
 
     def delete(self, entity_set: str, record_id: str | uuid.UUID) -> None:
@@ -464,9 +369,7 @@ class DataverseClient:
         target_id: str | uuid.UUID,
     ) -> None:
         """Link two records through a collection-valued navigation property (``$ref``)."""
-        path = (
-            f"{self.record_path(entity_set, record_id)}/{check_name(navigation, 'navigation')}/$ref"
-        )
+        path = f"{self._navigation_path(entity_set, record_id, navigation)}/$ref"
         self.request("POST", path, json_body={"@odata.id": self.record_url(target_set, target_id)})
 
     def disassociate(
@@ -477,15 +380,12 @@ class DataverseClient:
         target_id: str | uuid.UUID,
     ) -> None:
         """Remove the link to `target_id` from a collection-valued navigation property."""
-        path = (
-            f"{self.record_path(entity_set, record_id)}/{check_name(navigation, 'navigation')}"
-            f"({guid(target_id)})/$ref"
-        )
+        path = f"{self._navigation_path(entity_set, record_id, navigation)}({guid(target_id)})/$ref"
         self.request("DELETE", path)
 
     def who_am_i(self) -> WhoAmI:
         """The user, business unit and organization this client acts as."""
-        payload = self._json(self.request("GET", "WhoAmI"))
+        payload = record_from_reply(self.request("GET", "WhoAmI"))
         return WhoAmI(
             user_id=str(payload["UserId"]),
             business_unit_id=str(payload["BusinessUnitId"]),
@@ -527,7 +427,7 @@ class DataverseClient:
         """
         url = self._absolute(path)
         if query:
-            url += ("&" if "?" in url else "?") + _query_string(query)
+            url += ("&" if "?" in url else "?") + encode_query(query)
         if json_body is not None:
             body = encode_json(json_body)
         response = self._call(
@@ -553,77 +453,17 @@ class DataverseClient:
         accept: Callable[[requests.Response], bool] | None = None,
     ) -> requests.Response | None:
         """Run the attempts of one call; None only for a tolerated 412 (see `create`)."""
-        state = _CallState()
-
-        def attempt() -> requests.Response | None:
-            try:
-                return self._attempt(method, url, body, headers, state, accept)
-            except PreconditionFailed:
-                if exists_ok_after_lost_reply and state.maybe_delivered:
-                    return None
-                raise
-            except (ServerError, ServiceUnavailable):
-                state.maybe_delivered = True
-                raise
-            except ConnectionFailed as exc:
-                state.maybe_delivered = state.maybe_delivered or exc.maybe_delivered
-                raise
-
-        def should_retry(exc: BaseException) -> bool:
-            if isinstance(exc, TooManyRequests | ServiceUnavailable):
-                return True
-            if isinstance(exc, ConnectionFailed):
-                return idempotent or not exc.maybe_delivered
-            return False
-
-        def stop(retry_state: RetryCallState) -> bool:
-            if retry_state.attempt_number >= MAX_ATTEMPTS:
-                return True
-            return retry_state.idle_for + _wait(retry_state) > self.max_retry_wait_secs
-
-        def before_sleep(retry_state: RetryCallState) -> None:
-            exc = retry_state.outcome.exception() if retry_state.outcome else None
-            log.warning(
-                "Dataverse %s %s failed (%s); retrying in %.0f s",
-                method,
-                urlsplit(url).path,
-                type(exc).__name__,
-                _wait(retry_state),
-            )
-
-        retrying = Retrying(
-            retry=retry_if_exception(should_retry),
-            wait=_wait,
-            stop=stop,
+        return send_with_retries(
+            lambda: self._send(method, url, body, headers),
+            method=method,
+            url=url,
+            idempotent=idempotent,
+            refresh_token=self._tokens.invalidate,
+            max_wait_secs=self.max_retry_wait_secs,
             sleep=self._sleep,
-            before_sleep=before_sleep,
-            reraise=True,
+            accept=accept,
+            exists_ok_after_lost_reply=exists_ok_after_lost_reply,
         )
-        return retrying(attempt)
-
-    def _attempt(
-        self,
-        method: str,
-        url: str,
-        body: bytes | None,
-        headers: dict[str, str],
-        state: _CallState,
-        accept: Callable[[requests.Response], bool] | None,
-    ) -> requests.Response:
-        response = self._send(method, url, body, headers)
-        if response.status_code == 401 and not state.token_refreshed:
-            state.token_refreshed = True
-            self._tokens.invalidate()
-            response = self._send(method, url, body, headers)
-        if response.status_code >= 400 and not (accept is not None and accept(response)):
-            raise error_from_response(
-                response.status_code,
-                response.reason or "",
-                response.headers,
-                response.content,
-                url,
-            )
-        return response
 
     def _send(
         self, method: str, url: str, body: bytes | None, extra: Mapping[str, str]
@@ -640,7 +480,7 @@ class DataverseClient:
         if self.caller_object_id is not None:
             headers["CallerObjectId"] = self.caller_object_id
         headers.update(extra)
-        headers["Authorization"] = f"Bearer {self._tokens.get_token()}"
+        headers["Authorization"] = f"Bearer {self._bearer_token()}"
         try:
             return self._session.request(
                 method, url, data=body, headers=headers, timeout=self.timeout_secs
@@ -650,67 +490,13 @@ class DataverseClient:
             raise ConnectionFailed(
                 f"no reply from Dataverse: {type(exc).__name__}",
                 url,
-                maybe_delivered=not _never_sent(exc),
+                maybe_delivered=not request_never_sent(exc),
             ) from None
 
-    @staticmethod
-    def _json(response: requests.Response) -> Record:
+    def _bearer_token(self) -> str:
         try:
-            payload = response.json()
-        except ValueError:
-            raise DataverseError(
-                response.status_code, "", "reply is not JSON", response.url
-            ) from None
-        if not isinstance(payload, dict):
-            raise DataverseError(response.status_code, "", "reply is not an object", response.url)
-        return payload
-
-
-def _wait(retry_state: RetryCallState) -> float:
-    """Seconds before the next attempt: Retry-After if given, else 1, 2, 4, ..."""
-    exc = retry_state.outcome.exception() if retry_state.outcome else None
-    retry_after = getattr(exc, "retry_after", None)
-    if isinstance(retry_after, int):
-        return float(retry_after)
-    return float(2 ** (retry_state.attempt_number - 1))
-
-
-class Listing(Iterator[Record]):
-    """The records of a query, fetched page by page as iteration reaches them.
-
-    `count` holds ``@odata.count`` (when `count=True` was asked) once the first page
-    has been fetched.
-    """
-
-    def __init__(
-        self,
-        client: DataverseClient,
-        path: str,
-        params: Sequence[tuple[str, str]],
-        headers: Mapping[str, str],
-    ) -> None:
-        self._client = client
-        self._path = path
-        self._params = builtins.list(params)
-        self._headers = dict(headers)
-        self.count: int | None = None
-        self._records = self._iterate()
-
-    def __iter__(self) -> Listing:
-        return self
-
-    def __next__(self) -> Record:
-        return next(self._records)
-
-    def _iterate(self) -> Iterator[Record]:
-        path: str | None = self._path
-        query: Sequence[tuple[str, str]] | None = self._params
-        while path is not None:
-            response = self._client.request("GET", path, query=query, headers=self._headers)
-            payload = self._client._json(response)
-            if self.count is None and isinstance(payload.get("@odata.count"), int):
-                self.count = payload["@odata.count"]
-            yield from payload.get("value", [])
-            next_link = payload.get("@odata.nextLink")
-            # The next link is opaque and already carries every query option.
-            path, query = (next_link, None) if isinstance(next_link, str) else (None, None)
+            return self._tokens.get_token()
+        except ConnectionFailed as exc:
+            # The identity provider was unreachable, so nothing went to Dataverse: even a
+            # create may be sent again, and a later 412 is not the answer to our own write.
+            raise ConnectionFailed(exc.message, exc.url, maybe_delivered=False) from None

@@ -8,13 +8,15 @@ Every failure the client meets is raised, never returned::
      ├── Forbidden                 403  the caller lacks a privilege
      ├── NotFound                  404  no such record, entity set or segment
      ├── PreconditionFailed        412  ETag mismatch, or create-only upsert hit a record
-     ├── TooManyRequests           429  service protection limit; retry_after (seconds)
-     ├── ServiceUnavailable        503  server busy or down; retry_after (seconds)
+     ├── RetryLater                the server asks to be called again; retry_after
+     │    ├── TooManyRequests      429  service protection limit
+     │    └── ServiceUnavailable   503  server busy or down
      ├── ServerError               other 5xx
      ├── AuthError                 no token from the identity provider (status None)
      └── ConnectionFailed          network failure or timeout (status None)
 
-Statuses without a class of their own (405, 409, 413, ...) raise a plain
+`retry_after` is the ``Retry-After`` header in whole seconds, or None when it is absent
+or a date. Statuses without a class of their own (405, 409, 413, ...) raise a plain
 `DataverseError`. `code` is Dataverse's hex error code (e.g. ``0x80040217``), often
 empty. Messages come from the server's error body or the identity provider and never
 contain the bearer token or client secret.
@@ -26,6 +28,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from .multipart import header
+
 __all__ = [
     "AuthError",
     "BadRequest",
@@ -34,6 +38,7 @@ __all__ = [
     "Forbidden",
     "NotFound",
     "PreconditionFailed",
+    "RetryLater",
     "ServerError",
     "ServiceUnavailable",
     "TooManyRequests",
@@ -90,24 +95,22 @@ class PreconditionFailed(DataverseError):
     """412: If-Match did not match the record's ETag, or If-None-Match: * found a record."""
 
 
-class TooManyRequests(DataverseError):
+class RetryLater(DataverseError):
+    """The server asks to be called again, after `retry_after` seconds when given."""
+
+    def __init__(
+        self, status: int | None, code: str, message: str, url: str, *, retry_after: int | None
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(status, code, message, url)
+
+
+class TooManyRequests(RetryLater):
     """429: a service protection limit was hit; wait `retry_after` seconds."""
 
-    def __init__(
-        self, status: int | None, code: str, message: str, url: str, *, retry_after: int | None
-    ) -> None:
-        self.retry_after = retry_after
-        super().__init__(status, code, message, url)
 
-
-class ServiceUnavailable(DataverseError):
+class ServiceUnavailable(RetryLater):
     """503: the service is temporarily unavailable; `retry_after` seconds when given."""
-
-    def __init__(
-        self, status: int | None, code: str, message: str, url: str, *, retry_after: int | None
-    ) -> None:
-        self.retry_after = retry_after
-        super().__init__(status, code, message, url)
 
 
 class ServerError(DataverseError):
@@ -185,7 +188,7 @@ def error_from_response(
     """
     code, message = _parse_error_body(body, reason)
     if status in (429, 503):
-        retry_after = parse_retry_after(_get_header(headers, "Retry-After"))
+        retry_after = parse_retry_after(header(headers, "Retry-After"))
         cls = TooManyRequests if status == 429 else ServiceUnavailable
         return cls(status, code, message, url, retry_after=retry_after)
     if status in _STATUS_ERRORS:
@@ -193,10 +196,3 @@ def error_from_response(
     if status >= 500:
         return ServerError(status, code, message, url)
     return DataverseError(status, code, message, url)
-
-
-def _get_header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name.lower():
-            return value
-    return None

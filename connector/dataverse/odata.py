@@ -31,6 +31,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from .multipart import header
+
 __all__ = [
     "COLUMN_PATTERN",
     "ODataValue",
@@ -246,11 +248,9 @@ def encode_json(data: Any) -> bytes:
 def record_id_from_headers(headers: Mapping[str, str]) -> str | None:
     """The record id in an ``OData-EntityId`` (or ``Location``) header, lower-case."""
     for name in ("OData-EntityId", "Location"):
-        for key, value in headers.items():
-            if key.lower() == name.lower():
-                match = _ENTITY_ID.search(value)
-                if match is not None:
-                    return match.group(1).lower()
+        match = _ENTITY_ID.search(header(headers, name) or "")
+        if match is not None:
+            return match.group(1).lower()
     return None
 
 

@@ -1,0 +1,124 @@
+"""Reading records: query options on the wire, JSON replies, and `Listing` for paged queries.
+
+`query_options` is the one place `$select`, `$filter`, `$orderby`, `$top`, `$expand`,
+`$count` and the ``Prefer`` preferences of a read are built; `encode_query` puts them on
+a URL; `record_from_reply` reads a JSON object reply. `Listing` iterates a query's
+records, following ``@odata.nextLink`` page by page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote as url_quote
+
+import requests
+
+from .errors import DataverseError
+from .odata import column
+
+if TYPE_CHECKING:
+    from .client import DataverseClient
+
+__all__ = ["Listing", "Record", "encode_query", "query_options", "record_from_reply"]
+
+Record = dict[str, Any]
+
+# Characters left readable in query values; '&', '+', '#', '%' and spaces are encoded.
+_QUERY_SAFE = "$'()*,;=:@/!"
+
+
+def encode_query(params: Sequence[tuple[str, str]]) -> str:
+    """``key=value&...`` with each value percent-encoded (a ``+`` stays a plus)."""
+    return "&".join(f"{key}={url_quote(value, safe=_QUERY_SAFE)}" for key, value in params)
+
+
+def query_options(
+    *,
+    select: Sequence[str] | None = None,
+    filter: str | None = None,
+    orderby: str | Sequence[str] | None = None,
+    top: int | None = None,
+    expand: str | None = None,
+    page_size: int | None = None,
+    count: bool = False,
+    annotations: bool | str = False,
+) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """The query parameters and the ``Prefer`` header of a read.
+
+    Arguments are as in `DataverseClient.list`; column names are checked. Raises
+    ValueError for a bad column name.
+    """
+    params: list[tuple[str, str]] = []
+    if select:
+        params.append(("$select", ",".join(column(name) for name in select)))
+    if filter:
+        params.append(("$filter", filter))
+    if orderby:
+        params.append(("$orderby", orderby if isinstance(orderby, str) else ",".join(orderby)))
+    if top is not None:
+        params.append(("$top", str(int(top))))
+    if expand:
+        params.append(("$expand", expand))
+    if count:
+        params.append(("$count", "true"))
+    prefer = []
+    if annotations:
+        pattern = "*" if annotations is True else str(annotations)
+        prefer.append(f'odata.include-annotations="{pattern}"')
+    if page_size is not None:
+        prefer.append(f"odata.maxpagesize={int(page_size)}")
+    headers = {"Prefer": ",".join(prefer)} if prefer else {}
+    return params, headers
+
+
+def record_from_reply(response: requests.Response) -> Record:
+    """The JSON object in a reply. Raises `DataverseError` when the body is not one."""
+    try:
+        payload = response.json()
+    except ValueError:
+        raise DataverseError(response.status_code, "", "reply is not JSON", response.url) from None
+    if not isinstance(payload, dict):
+        raise DataverseError(response.status_code, "", "reply is not an object", response.url)
+    return payload
+
+
+class Listing(Iterator[Record]):
+    """The records of a query, fetched page by page as iteration reaches them.
+
+    `count` holds ``@odata.count`` (when `count=True` was asked) once the first page
+    has been fetched.
+    """
+
+    def __init__(
+        self,
+        client: DataverseClient,
+        path: str,
+        params: Sequence[tuple[str, str]],
+        headers: Mapping[str, str],
+    ) -> None:
+        self._client = client
+        self._path = path
+        self._params = list(params)
+        self._headers = dict(headers)
+        self.count: int | None = None
+        self._records = self._iterate()
+
+    def __iter__(self) -> Listing:
+        return self
+
+    def __next__(self) -> Record:
+        return next(self._records)
+
+    def _iterate(self) -> Iterator[Record]:
+        path: str | None = self._path
+        query: Sequence[tuple[str, str]] | None = self._params
+        while path is not None:
+            response = self._client.request("GET", path, query=query, headers=self._headers)
+            payload = record_from_reply(response)
+            if self.count is None and isinstance(payload.get("@odata.count"), int):
+                self.count = payload["@odata.count"]
+            yield from payload.get("value", [])
+            next_link = payload.get("@odata.nextLink")
+            # The next link is opaque and already carries every query option.
+            path, query = (next_link, None) if isinstance(next_link, str) else (None, None)
