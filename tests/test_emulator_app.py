@@ -855,3 +855,21 @@ def test_roles_held_through_a_team_count(
 
 def business_unit(api: Api) -> str:
     return str(api.get("WhoAmI").json()["BusinessUnitId"])
+
+
+def test_an_array_or_object_as_an_alternate_key_is_a_400_not_a_500(api: Api) -> None:
+    for key in ("name=[1]", 'name={"a":1}'):
+        for reply in (api.get(f"accounts({key})"), api.patch(f"accounts({key})", {"name": "x"})):
+            assert reply.status_code == 400, reply.text
+            assert error_of(reply)[0] == "0x80060888"
+
+
+def test_an_upsert_by_alternate_key_validates_the_key_values(api: Api) -> None:
+    too_long = "y" * 161  # account.name holds at most 160 characters
+    reply = api.patch(f"accounts(name='{too_long}')", {"telephone1": "555"})
+    assert reply.status_code == 400
+    assert error_of(reply)[0] == "0x80044331"
+    assert api.get("accounts/$count", params={"$filter": "telephone1 eq '555'"}).text == "0"
+    created = api.patch("accounts(name='Short enough')", {"telephone1": "556"})
+    assert created.status_code == 204
+    assert api.get("accounts(name='Short enough')").json()["telephone1"] == "556"

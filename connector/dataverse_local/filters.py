@@ -4,7 +4,8 @@ The fragment follows the storage conventions of `docs/embedded-dataverse.md`: co
 qualified with the caller's alias, every value is a parameter (no literal ever reaches the
 SQL text), text columns compare through their `NOCASE` collation, datetimes as UTC text.
 
-Grammar (a tokenizer, then recursive descent; `not` applies to the comparison after it):
+Grammar (tokens from `filter_tokens.py`, then recursive descent; `not` applies to the
+comparison after it):
 
     filter     := or
     or         := and ("or" and)*
@@ -29,12 +30,13 @@ exhaust the stack.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from connector.dataverse_local.filter_tokens import Token, tokenize
 from connector.dataverse_local.query import (
     Navigation,
     QueryError,
@@ -42,6 +44,7 @@ from connector.dataverse_local.query import (
     resolve_navigation,
     unknown_property,
 )
+from connector.dataverse_local.store import intersect_sides, quote
 from connector.solution.model import Column, ColumnType, OneToMany, Schema, Table
 
 __all__ = ["MAX_FILTER_CHARS", "MAX_FILTER_DEPTH", "compile_filter"]
@@ -78,16 +81,6 @@ _INT32_MAX = 2**31 - 1
 # 9999-12-31T23:59:59Z", which `datetime` cannot hold.
 _END_OF_TIME = "9999-12-31T24:00:00Z"
 
-_GUID_RE = re.compile(
-    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(?![\w-])"
-)
-_DATETIME_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})"
-    r"(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?(Z|[+-]\d{2}:\d{2})?)?"
-    r"(?![\w.:-])"
-)
-_NUMBER_RE = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?(?![\w.])")
-_IDENT_RE = re.compile(r"\$?[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 _TEXT = frozenset({ColumnType.STRING, ColumnType.MEMO})
 _WHOLE = frozenset(
@@ -131,14 +124,6 @@ _COLUMN_EDM = {
 
 
 @dataclass(frozen=True, slots=True)
-class _Token:
-    kind: str  # "ident", "string", "int", "decimal", "guid", "datetime", "date", punctuation
-    text: str
-    pos: int
-    value: object = None
-
-
-@dataclass(frozen=True, slots=True)
 class _Pred:
     """A boolean SQL expression and its parameters."""
 
@@ -175,7 +160,7 @@ class _Col:
 
     @property
     def sql(self) -> str:
-        return f"{self.alias}.{_quote(self.column.logical_name)}"
+        return f"{self.alias}.{quote(self.column.logical_name)}"
 
     def wrap(self, sql: str) -> str:
         """`sql` (a condition on the final column) seen from the outermost row."""
@@ -186,17 +171,13 @@ def _through_hops(hops: tuple[_Hop, ...], sql: str) -> str:
     """`sql`, a condition on the row at the end of `hops`, seen from the row at the start."""
     for lookup_sql, target, primary_id, alias in reversed(hops):
         sql = (
-            f"{lookup_sql} IN (SELECT {alias}.{_quote(primary_id)} "
-            f"FROM {_quote(target)} AS {alias} WHERE {sql})"
+            f"{lookup_sql} IN (SELECT {alias}.{quote(primary_id)} "
+            f"FROM {quote(target)} AS {alias} WHERE {sql})"
         )
     return sql
 
 
 _Node = _Pred | _Lit | _Col
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _stamp(moment: datetime) -> str:
@@ -232,97 +213,10 @@ def _join(items: list[_Pred], operator: str) -> _Pred:
     return items[0]
 
 
-def _tokenize(text: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    i = 0
-    end = len(text)
-    while i < end:
-        char = text[i]
-        if char in " \t\r\n":
-            i += 1
-            continue
-        if char == "'":
-            parts: list[str] = []
-            j = i + 1
-            while True:
-                close = text.find("'", j)
-                if close < 0:
-                    raise QueryError(
-                        f"There is an unterminated literal at position {end} in '{text}'."
-                    )
-                parts.append(text[j:close])
-                if text.startswith("'", close + 1):
-                    parts.append("'")
-                    j = close + 2
-                    continue
-                break
-            tokens.append(_Token("string", text[i : close + 1], i, "".join(parts)))
-            i = close + 1
-            continue
-        if char in "(),/:":
-            tokens.append(_Token(char, char, i))
-            i += 1
-            continue
-        match = _GUID_RE.match(text, i)
-        if match:
-            tokens.append(_Token("guid", match.group(), i, match.group().lower()))
-            i = match.end()
-            continue
-        match = _DATETIME_RE.match(text, i)
-        if match:
-            tokens.append(_datetime_token(match, text))
-            i = match.end()
-            continue
-        match = _NUMBER_RE.match(text, i)
-        if match:
-            kind = "decimal" if match.group(1) or match.group(2) else "int"
-            tokens.append(_Token(kind, match.group(), i))
-            i = match.end()
-            continue
-        match = _IDENT_RE.match(text, i)
-        if match:
-            tokens.append(_Token("ident", match.group(), i))
-            i = match.end()
-            continue
-        raise QueryError(
-            f"Syntax error: character '{char}' is not valid at position {i} in '{text}'."
-        )
-    tokens.append(_Token("eof", "", end))
-    return tokens
-
-
-def _datetime_token(match: re.Match[str], text: str) -> _Token:
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
-    pos = match.start()
-    try:
-        if hour is None:
-            return _Token("date", match.group(), pos, date(int(year), int(month), int(day)))
-        offset = timedelta()
-        if zone and zone != "Z":
-            sign = -1 if zone[0] == "-" else 1
-            offset = sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-        moment = datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour),
-            int(minute),
-            int(second or 0),
-            int((fraction or "0").ljust(6, "0")[:6]),
-            tzinfo=UTC,
-        )
-        return _Token("datetime", match.group(), pos, moment - offset)
-    except (ValueError, OverflowError):
-        edm = "Edm.Date" if hour is None else "Edm.DateTimeOffset"
-        raise QueryError(
-            f"Unrecognized '{edm}' literal '{match.group()}' at '{pos}' in '{text}'."
-        ) from None
-
-
 class _Parser:
     def __init__(self, text: str, table: Table, schema: Schema, alias: str) -> None:
         self.text = text
-        self.tokens = _tokenize(text)
+        self.tokens = tokenize(text)
         self.index = 0
         self.schema = schema
         self.alias = alias
@@ -333,24 +227,24 @@ class _Parser:
 
     # -- tokens -------------------------------------------------------------------------
 
-    def peek(self, ahead: int = 0) -> _Token:
+    def peek(self, ahead: int = 0) -> Token:
         return self.tokens[min(self.index + ahead, len(self.tokens) - 1)]
 
-    def advance(self) -> _Token:
+    def advance(self) -> Token:
         token = self.peek()
         self.index = min(self.index + 1, len(self.tokens) - 1)
         return token
 
-    def syntax_error(self, token: _Token | None = None) -> QueryError:
+    def syntax_error(self, token: Token | None = None) -> QueryError:
         pos = (token or self.peek()).pos
         return QueryError(f"Syntax error at position {pos} in '{self.text}'.")
 
-    def expect(self, kind: str) -> _Token:
+    def expect(self, kind: str) -> Token:
         if self.peek().kind != kind:
             raise self.syntax_error()
         return self.advance()
 
-    def expect_name(self) -> _Token:
+    def expect_name(self) -> Token:
         token = self.expect("ident")
         if token.text in _KEYWORDS:
             raise self.syntax_error(token)
@@ -381,24 +275,21 @@ class _Parser:
         return self.as_predicate(node)
 
     def parse_or(self) -> _Node:
-        first = self.parse_and()
-        if not self.at_keyword("or"):
-            return first
-        items = [self.as_predicate(first)]
-        while self.at_keyword("or"):
-            self.advance()
-            items.append(self.as_predicate(self.parse_and()))
-        return _join(items, "OR")
+        return self.parse_chain("or", self.parse_and)
 
     def parse_and(self) -> _Node:
-        first = self.parse_unary()
-        if not self.at_keyword("and"):
+        return self.parse_chain("and", self.parse_unary)
+
+    def parse_chain(self, word: str, operand: Callable[[], _Node]) -> _Node:
+        """`operand (word operand)*`, joined by AND/OR when there is more than one."""
+        first = operand()
+        if not self.at_keyword(word):
             return first
         items = [self.as_predicate(first)]
-        while self.at_keyword("and"):
+        while self.at_keyword(word):
             self.advance()
-            items.append(self.as_predicate(self.parse_unary()))
-        return _join(items, "AND")
+            items.append(self.as_predicate(operand()))
+        return _join(items, word.upper())
 
     def parse_unary(self) -> _Node:
         if not self.at_keyword("not"):
@@ -442,7 +333,7 @@ class _Parser:
             return self.parse_call()
         return self.parse_path()
 
-    def literal(self, token: _Token) -> _Lit:
+    def literal(self, token: Token) -> _Lit:
         if token.kind == "string":
             return _Lit("string", token.value, "Edm.String")
         if token.kind == "guid":
@@ -461,7 +352,7 @@ class _Parser:
             raise self.unrecognized("Edm.Double", token)
         return _Lit("decimal", value, "Edm.Decimal")
 
-    def unrecognized(self, edm: str, token: _Token) -> QueryError:
+    def unrecognized(self, edm: str, token: Token) -> QueryError:
         return QueryError(
             f"Unrecognized '{edm}' literal '{token.text}' at '{token.pos}' in '{self.text}'."
         )
@@ -557,7 +448,7 @@ class _Parser:
                 target = navigation.target
                 inner = self.new_alias()
                 hops.append(
-                    (f"{alias}.{_quote(lookup)}", target.logical_name, target.primary_id, inner)
+                    (f"{alias}.{quote(lookup)}", target.logical_name, target.primary_id, inner)
                 )
                 table, alias = target, inner
                 token = self.expect_name()
@@ -590,24 +481,21 @@ class _Parser:
             self.scopes.pop()
         self.expect(")")
         self.depth -= 1
-        outer_id = f"{alias}.{_quote(table.primary_id)}"
+        outer_id = f"{alias}.{quote(table.primary_id)}"
         if isinstance(relationship, OneToMany):
-            source = f"{_quote(target.logical_name)} AS {inner}"
-            link = f"{inner}.{_quote(relationship.referencing_attribute)} = {outer_id}"
+            source = f"{quote(target.logical_name)} AS {inner}"
+            link = f"{inner}.{quote(relationship.referencing_attribute)} = {outer_id}"
         else:
             pairs = self.new_alias()
-            near_id, far_id = table.primary_id, target.primary_id
-            if relationship.entity1 == relationship.entity2:
-                # store.py names a self-referencing pair's columns `<id>one` and `<id>two`.
-                near_id, far_id = near_id + "one", far_id + "two"
-                if navigation.name == relationship.entity2_navigation:
-                    near_id, far_id = far_id, near_id
-            source = (
-                f"{_quote(relationship.intersect_entity)} AS {pairs} JOIN "
-                f"{_quote(target.logical_name)} AS {inner} "
-                f"ON {inner}.{_quote(target.primary_id)} = {pairs}.{_quote(far_id)}"
+            near_id, far_id = intersect_sides(
+                relationship, self.schema, table=table, navigation=navigation.name
             )
-            link = f"{pairs}.{_quote(near_id)} = {outer_id}"
+            source = (
+                f"{quote(relationship.intersect_entity)} AS {pairs} JOIN "
+                f"{quote(target.logical_name)} AS {inner} "
+                f"ON {inner}.{quote(target.primary_id)} = {pairs}.{quote(far_id)}"
+            )
+            link = f"{pairs}.{quote(near_id)} = {outer_id}"
         if body is None:
             return _Pred(f"EXISTS (SELECT 1 FROM {source} WHERE {link})")
         if operator == "any":
@@ -685,7 +573,7 @@ class _Parser:
         target = column.navigation_target
         if value.kind == "null" and target is not None and operator in ("eq", "ne"):
             # `customerid_account eq null` also holds when the customer is a contact.
-            ids = f"(SELECT {_quote(target.primary_id)} FROM {_quote(target.logical_name)})"
+            ids = f"(SELECT {quote(target.primary_id)} FROM {quote(target.logical_name)})"
             if operator == "ne":
                 return _Pred(column.wrap(f"{ref} IN {ids}"))
             return _Pred(column.wrap(f"({ref} IS NULL OR {ref} NOT IN {ids})"))

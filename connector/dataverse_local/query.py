@@ -15,10 +15,11 @@ Errors (one tree, rendered by the WSGI app as `{"error": {"code", "message"}}`):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from connector.dataverse_local.store import LOOKUP_TYPES, quote
 from connector.solution.model import Column, ColumnType, ManyToMany, OneToMany, Schema, Table
 
 __all__ = [
@@ -49,8 +50,6 @@ DEFAULT_PAGE_SIZE = 5000
 MAX_EXPANDS = 15
 # An option value longer than this (characters) is refused before it is parsed.
 MAX_OPTION_CHARS = 8000
-
-LOOKUP_TYPES = frozenset({ColumnType.LOOKUP, ColumnType.CUSTOMER, ColumnType.OWNER})
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOP_RE = re.compile(r"[0-9]{1,10}")
@@ -167,10 +166,6 @@ def parse_select(text: str, table: Table) -> list[str]:
     return names
 
 
-def _quote_name(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def parse_orderby(text: str, table: Table, *, alias: str = "t") -> str:
     """An SQL `ORDER BY` list (without the keywords) for a `$orderby`.
 
@@ -192,7 +187,7 @@ def parse_orderby(text: str, table: Table, *, alias: str = "t") -> str:
         direction = words[1] if len(words) == 2 else "asc"
         if direction not in ("asc", "desc"):
             raise QueryError(f"Syntax error in $orderby at '{direction}' in '{text}'.")
-        terms.append(f"{alias}.{_quote_name(column.logical_name)} {direction.upper()}")
+        terms.append(f"{alias}.{quote(column.logical_name)} {direction.upper()}")
     return ", ".join(terms)
 
 
@@ -227,19 +222,32 @@ class Expand:
     expand: list[Expand] = field(default_factory=list)
 
 
+def _outside_literals(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
+    """(index, character) for each character of `text` from `start` outside single-quoted
+    literals (a doubled quote closes and reopens a literal, which comes out the same).
+
+    Raises QueryError when the text ends inside a literal.
+    """
+    quoted = False
+    for i in range(start, len(text)):
+        char = text[i]
+        if quoted:
+            quoted = char != "'"
+        elif char == "'":
+            quoted = True
+        else:
+            yield i, char
+    if quoted:
+        raise QueryError(f"There is an unterminated literal at position {len(text)} in '{text}'.")
+
+
 def _split_top_level(text: str, separator: str, option: str) -> list[str]:
     """`text` split at `separator` outside parentheses and single-quoted literals."""
     parts: list[str] = []
     depth = 0
-    quoted = False
     start = 0
-    for i, char in enumerate(text):
-        if quoted:
-            # A doubled quote closes and reopens the literal, which comes out the same.
-            quoted = char != "'"
-        elif char == "'":
-            quoted = True
-        elif char == "(":
+    for i, char in _outside_literals(text):
+        if char == "(":
             depth += 1
         elif char == ")":
             depth -= 1
@@ -248,8 +256,6 @@ def _split_top_level(text: str, separator: str, option: str) -> list[str]:
         elif char == separator and depth == 0:
             parts.append(text[start:i])
             start = i + 1
-    if quoted:
-        raise QueryError(f"There is an unterminated literal at position {len(text)} in '{text}'.")
     if depth:
         raise QueryError(f"Syntax error in {option}: unbalanced '(' in '{text}'.")
     parts.append(text[start:])
@@ -259,14 +265,8 @@ def _split_top_level(text: str, separator: str, option: str) -> list[str]:
 def _matching_paren(text: str, open_at: int) -> int:
     """The index of the ')' closing the '(' at `open_at`, or -1; quotes respected."""
     depth = 0
-    quoted = False
-    for i in range(open_at, len(text)):
-        char = text[i]
-        if quoted:
-            quoted = char != "'"
-        elif char == "'":
-            quoted = True
-        elif char == "(":
+    for i, char in _outside_literals(text, open_at):
+        if char == "(":
             depth += 1
         elif char == ")":
             depth -= 1

@@ -42,6 +42,7 @@ __all__ = [
     "coerce_value",
     "format_datetime",
     "intersect_columns",
+    "intersect_sides",
     "new_guid",
     "normalise_guid",
     "open_store",
@@ -144,6 +145,18 @@ def intersect_columns(relation: ManyToMany, schema: Schema) -> tuple[str, str]:
     if first == second:
         return first + "one", second + "two"
     return first, second
+
+
+def intersect_sides(
+    relation: ManyToMany, schema: Schema, *, table: Table, navigation: str
+) -> tuple[str, str]:
+    """(this side's column, the other side's column) of an N:N intersect table, seen from
+    `table` through its navigation property `navigation` (which tells the two sides of a
+    self-referential relationship apart)."""
+    first, second = intersect_columns(relation, schema)
+    if relation.entity1 == table.logical_name and navigation == relation.entity1_navigation:
+        return first, second
+    return second, first
 
 
 def _sql_type(column: Column) -> str:
@@ -413,20 +426,22 @@ class Store:
                 f"DELETE FROM {quote(table.logical_name)} WHERE {quote(table.primary_id)} = ?",
                 (record_id,),
             )
-            for relation in self.schema.many_to_many:
+            for relation, first, second in self._intersect_tables():
                 if table.logical_name not in (relation.entity1, relation.entity2):
                     continue
-                if relation.entity1 not in self.schema.tables:
-                    continue
-                if relation.entity2 not in self.schema.tables:
-                    continue
-                first, second = intersect_columns(relation, self.schema)
                 db.execute(
                     f"DELETE FROM {quote(relation.intersect_entity)} "
                     f"WHERE {quote(first)} = ? OR {quote(second)} = ?",
                     (record_id, record_id),
                 )
             return cursor.rowcount > 0
+
+    def _intersect_tables(self) -> Iterator[tuple[ManyToMany, str, str]]:
+        """Each N:N relationship whose two tables are in the schema, with its two columns."""
+        for relation in self.schema.many_to_many:
+            if relation.entity1 in self.schema.tables and relation.entity2 in self.schema.tables:
+                first, second = intersect_columns(relation, self.schema)
+                yield relation, first, second
 
     def close(self) -> None:
         """Close the connection."""
@@ -443,12 +458,7 @@ class Store:
             db.execute("CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value TEXT)")
             for table in self.schema.tables.values():
                 self._create_table(db, table)
-            for relation in self.schema.many_to_many:
-                if relation.entity1 not in self.schema.tables:
-                    continue
-                if relation.entity2 not in self.schema.tables:
-                    continue
-                first, second = intersect_columns(relation, self.schema)
+            for relation, first, second in self._intersect_tables():
                 db.execute(
                     f"CREATE TABLE IF NOT EXISTS {quote(relation.intersect_entity)} "
                     f"({quote(first)} TEXT NOT NULL, {quote(second)} TEXT NOT NULL, "

@@ -9,8 +9,10 @@ to `crmchat dataverse token --user NAME`; `user_roles` is what privilege checks 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from connector.dataverse_local.security import SYSTEM_ADMINISTRATOR_ROLE_NAME
 from connector.dataverse_local.store import (
     LOOKUP_TYPES,
     Store,
@@ -31,6 +33,7 @@ __all__ = [
     "Link",
     "add_user",
     "assign_role",
+    "business_unit_of",
     "ensure_seeded",
     "find_user",
     "link_between",
@@ -38,7 +41,6 @@ __all__ = [
     "user_roles",
 ]
 
-SYSTEM_ADMINISTRATOR_ROLE_NAME = "System Administrator"
 # Fixed ids, so tokens and demo data stay valid when a data folder is recreated.
 SYSTEM_ADMINISTRATOR_ROLE_ID = "627090ff-40a3-4053-8790-584edc5be201"
 ROOT_BUSINESS_UNIT_ID = "4f6b1c1e-8d0e-4d6b-9a3c-2c7c1a000001"
@@ -237,9 +239,12 @@ def user_business_unit(store: Store, user_id: str) -> str | None:
     if table is None:
         return ROOT_BUSINESS_UNIT_ID if user_id == ADMIN_USER_ID else None
     row = store.fetch(table, user_id)
-    if row is None:
-        return None
-    return str(row.get("businessunitid") or ROOT_BUSINESS_UNIT_ID)
+    return None if row is None else business_unit_of(row)
+
+
+def business_unit_of(user: Mapping[str, object]) -> str:
+    """The business unit of a stored systemuser row (the root one when it names none)."""
+    return str(user.get("businessunitid") or ROOT_BUSINESS_UNIT_ID)
 
 
 def user_roles(store: Store, user_id: str) -> list[Role]:
