@@ -15,12 +15,13 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from connector.crm import tables
 from connector.dataverse import DataverseClient, NotFound
 from connector.dataverse.odata import guid
 
 __all__ = ["HandshakeRefused", "SignedInUser", "redeem_handshake", "roles_of"]
 
-HANDSHAKE_SET = "crmchat_handshakes"
+HANDSHAKE_SET = tables.HANDSHAKES
 # The browser creates the row and redeems it at once; a minute covers a slow network.
 HANDSHAKE_MAX_AGE_SECS = 60
 # Clock skew tolerated between Dataverse's createdon and this service's clock.

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from connector.crm import tables
 from connector.crm.secret_word import (
     GuessLimiter,
     hash_secret_word,
@@ -28,7 +29,7 @@ __all__ = [
     "save_secret_word",
 ]
 
-SETTINGS_SET = "crmchat_settingses"
+SETTINGS_SET = tables.SETTINGS
 SETTINGS_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://crmchat/settings"))
 SETTINGS_NAME = "CRM Chat settings"
 DEFAULT_REGION = "centralus"

@@ -1,0 +1,368 @@
+"""A finished chat as one completed `crmchat_chat` activity.
+
+`chat_activity_payload` (pure) builds the create body; `write_chat_activity` sends it.
+The activity's id is the conversation id, chosen by the service, so writing a chat is
+idempotent and safe to retry from the outbox:
+
+1. create-only upsert ``PATCH crmchat_chats(<conversation id>)`` with
+   ``If-None-Match: *`` carrying every column (subject = the topics, widget, regarding,
+   owner = the accepting agent, actual start/end/duration, visitor info, participants,
+   rating, transcript, context, visitor id);
+2. ``PATCH`` statecode 1 / statuscode 2 (Completed). Dataverse does not take an
+   activity's state on create, so closing is its own request.
+
+Two requests per finished chat. When step 1 answers 412, an earlier attempt created the
+activity (and may have crashed before step 2): one ``GET`` reads its state and the close
+is sent only if it is still open, so a retried write converges without doubling anything.
+
+Text columns have length limits, counted by Dataverse in UTF-16 code units. The
+transcript keeps whole messages from the start and ends with a line saying how many were
+left out; JSON columns that would not fit have their long strings shortened, or are
+replaced by ``{"truncated": true}``.
+
+`FinishedChat.to_dict` / `from_dict` give the JSON the outbox stores;
+`chat_activity_handler(client)` is the outbox handler for `CHAT_ACTIVITY_KIND`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from connector.crm import tables
+from connector.crm.regarding import Regarding
+from connector.dataverse import DataverseClient, PreconditionFailed
+from connector.dataverse.odata import guid, quote
+
+__all__ = [
+    "CHAT_ACTIVITY_KIND",
+    "MAX_TRANSCRIPT_CHARS",
+    "FinishedChat",
+    "chat_activity_handler",
+    "chat_activity_payload",
+    "format_transcript",
+    "utf16_len",
+    "write_chat_activity",
+]
+
+# The outbox item kind for a finished chat.
+CHAT_ACTIVITY_KIND = "chat_activity"
+
+# Column limits from solution/customizations.xml (UTF-16 code units, as Dataverse counts).
+MAX_SUBJECT_CHARS = 400
+MAX_TRANSCRIPT_CHARS = 1_048_576
+MAX_JSON_CHARS = 100_000
+MAX_VISITOR_ID_CHARS = 100
+# Strings inside an over-long JSON column are cut to these lengths, in turn.
+_JSON_STRING_STEPS = (1000, 200, 50)
+# Room kept free at the end of a cut transcript for the line that says so.
+_TRUNCATION_RESERVE = 200
+
+STATE_COMPLETED = 1
+STATUS_COMPLETED = 2
+_CLOSE = {"statecode": STATE_COMPLETED, "statuscode": STATUS_COMPLETED}
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("naive datetime: chats are timed in UTC")
+    return value.astimezone(UTC)
+
+
+def _parse_time(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return _utc(value)
+    if isinstance(value, str) and value:
+        try:
+            return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return None
+    return None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else _utc(value).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class FinishedChat:
+    """Everything the activity records about one ended visitor chat."""
+
+    conversation_id: str  # also the activityid: client-chosen, so writes are idempotent
+    widget_id: str | None
+    topic_names: list[str]
+    visitor_name: str
+    visitor_fields: dict[str, str]
+    visitor_id: str
+    page: str
+    ip: str
+    started_at: datetime
+    accepted_at: datetime | None
+    ended_at: datetime
+    owner_user_id: str | None  # systemuserid of the agent who accepted
+    participants: list[dict[str, Any]]  # [{"kind","id","name"}]
+    rating: int | None
+    transcript: list[dict[str, Any]]  # protocol messages: sender{kind,name}, text, sent_at
+    regarding: Regarding | None
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        guid(self.conversation_id)
+        for moment in (self.started_at, self.accepted_at, self.ended_at):
+            if moment is not None:
+                _utc(moment)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (times as ISO 8601 UTC), as stored in the outbox."""
+        return {
+            "conversation_id": self.conversation_id,
+            "widget_id": self.widget_id,
+            "topic_names": list(self.topic_names),
+            "visitor_name": self.visitor_name,
+            "visitor_fields": dict(self.visitor_fields),
+            "visitor_id": self.visitor_id,
+            "page": self.page,
+            "ip": self.ip,
+            "started_at": _iso(self.started_at),
+            "accepted_at": _iso(self.accepted_at),
+            "ended_at": _iso(self.ended_at),
+            "owner_user_id": self.owner_user_id,
+            "participants": [dict(p) for p in self.participants],
+            "rating": self.rating,
+            "transcript": [_json_message(m) for m in self.transcript],
+            "regarding": None if self.regarding is None else self.regarding.to_dict(),
+            "context": dict(self.context),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FinishedChat:
+        """Read `to_dict`'s form back. Raises ValueError/KeyError/TypeError if malformed."""
+        started = _parse_time(data["started_at"])
+        ended = _parse_time(data["ended_at"])
+        if started is None or ended is None:
+            raise ValueError("a finished chat needs its start and end times")
+        regarding = data.get("regarding")
+        return cls(
+            conversation_id=str(data["conversation_id"]),
+            widget_id=data.get("widget_id"),
+            topic_names=[str(t) for t in data.get("topic_names") or []],
+            visitor_name=str(data.get("visitor_name") or ""),
+            visitor_fields={str(k): str(v) for k, v in (data.get("visitor_fields") or {}).items()},
+            visitor_id=str(data.get("visitor_id") or ""),
+            page=str(data.get("page") or ""),
+            ip=str(data.get("ip") or ""),
+            started_at=started,
+            accepted_at=_parse_time(data.get("accepted_at")),
+            ended_at=ended,
+            owner_user_id=data.get("owner_user_id"),
+            participants=list(data.get("participants") or []),
+            rating=data.get("rating"),
+            transcript=list(data.get("transcript") or []),
+            regarding=None if regarding is None else Regarding.from_dict(regarding),
+            context=dict(data.get("context") or {}),
+        )
+
+
+def _json_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(message)
+    if isinstance(out.get("sent_at"), datetime):
+        out["sent_at"] = _iso(out["sent_at"])
+    return out
+
+
+# ----- text limits ----------------------------------------------------------------------
+
+
+def utf16_len(text: str) -> int:
+    """Length as Dataverse counts it: UTF-16 code units (an emoji is two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-16 units, never inside a character."""
+    if utf16_len(text) <= limit:
+        return text
+    out: list[str] = []
+    used = 0
+    for ch in text:
+        size = 2 if ord(ch) > 0xFFFF else 1
+        if used + size > limit:
+            break
+        out.append(ch)
+        used += size
+    return "".join(out)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _shorten_strings(value: Any, limit: int) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit] + "…"
+    if isinstance(value, dict):
+        return {str(k)[:limit]: _shorten_strings(v, limit) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_shorten_strings(v, limit) for v in value]
+    return value
+
+
+def _bounded_json(value: Any, limit: int = MAX_JSON_CHARS) -> str:
+    """`value` as compact JSON of at most `limit` UTF-16 units (see module docstring)."""
+    text = _dump(value)
+    for step in _JSON_STRING_STEPS:
+        if utf16_len(text) <= limit:
+            return text
+        text = _dump(_shorten_strings(value, step))
+    if utf16_len(text) <= limit:
+        return text
+    return _dump({"truncated": True})
+
+
+# ----- transcript -----------------------------------------------------------------------
+
+
+def _clean(text: str) -> str:
+    """Text with control characters (other than newlines and tabs) removed."""
+    return "".join(
+        ch for ch in text if ch in "\n\t" or not unicodedata.category(ch).startswith("C")
+    )
+
+
+def _sender_name(message: Mapping[str, Any]) -> str:
+    """The sender's name: ``sender.name`` (the protocol's shape) or a top-level ``name``
+    next to ``sender`` given as the kind; else a name for the kind."""
+    sender = message.get("sender")
+    kind = sender.get("kind") if isinstance(sender, Mapping) else sender
+    names = [sender.get("name") if isinstance(sender, Mapping) else None, message.get("name")]
+    for name in names:
+        if isinstance(name, str) and name.strip():
+            return " ".join(_clean(name).split())
+    return {"visitor": "Visitor", "agent": "Agent"}.get(str(kind), "System")
+
+
+def _message_lines(
+    message: Mapping[str, Any], previous_day: date | None
+) -> tuple[str, date | None]:
+    sent = _parse_time(message.get("sent_at"))
+    if sent is None:
+        stamp, day = "--:--:--", previous_day
+    else:
+        day = sent.date()
+        # The date only when the chat crossed midnight (UTC); actualstart has the day.
+        stamp = sent.strftime("%H:%M:%S" if day == previous_day else "%Y-%m-%d %H:%M:%S")
+    raw = message.get("text")
+    lines = _clean(raw if isinstance(raw, str) else "").split("\n")
+    # Continuation lines are indented, so every new line of the transcript is a message.
+    body = "\n    ".join(line.rstrip() for line in lines)
+    return f"[{stamp}] {_sender_name(message)}: {body}", day
+
+
+def format_transcript(
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    started_at: datetime | None = None,
+    limit: int = MAX_TRANSCRIPT_CHARS,
+) -> str:
+    """The readable transcript: one ``[10:02:11] Ann: hello`` line per message.
+
+    Cut at a message boundary to fit `limit` UTF-16 units, with a closing line saying
+    how many messages were left out.
+    """
+    day = None if started_at is None else _utc(started_at).date()
+    budget = limit - _TRUNCATION_RESERVE
+    lines: list[str] = []
+    used = 0
+    for message in messages:
+        line, day = _message_lines(message, day)
+        size = utf16_len(line) + (1 if lines else 0)
+        if used + size > budget:
+            if not lines:  # a first message longer than the column: keep its start
+                lines.append(_cut(line, budget))
+            omitted = len(messages) - len(lines)
+            lines.append(
+                f"[transcript truncated: {omitted} of {len(messages)} messages not shown; "
+                f"the column holds at most {limit} characters]"
+            )
+            return "\n".join(lines)
+        lines.append(line)
+        used += size
+    return "\n".join(lines)
+
+
+# ----- the activity ---------------------------------------------------------------------
+
+
+def _subject(chat: FinishedChat) -> str:
+    topics = ", ".join(" ".join(t.split()) for t in chat.topic_names if t.strip())
+    return _cut(topics or f"Chat with {chat.visitor_name or 'a visitor'}", MAX_SUBJECT_CHARS)
+
+
+def _datetime_value(moment: datetime) -> str:
+    # Dataverse keeps whole seconds.
+    return quote(_utc(moment).replace(microsecond=0))
+
+
+def chat_activity_payload(chat: FinishedChat) -> dict[str, Any]:
+    """The create body of the chat's activity (pure; no state columns, see module doc)."""
+    seconds = max(0.0, (chat.ended_at - chat.started_at).total_seconds())
+    payload: dict[str, Any] = {
+        "subject": _subject(chat),
+        "actualstart": _datetime_value(chat.started_at),
+        "actualend": _datetime_value(chat.ended_at),
+        "actualdurationminutes": math.ceil(seconds / 60),
+        "crmchat_visitorinfo": _bounded_json(
+            {
+                "name": chat.visitor_name,
+                "fields": chat.visitor_fields,
+                "page": chat.page,
+                "ip": chat.ip,
+                "accepted_at": _iso(chat.accepted_at),
+            }
+        ),
+        "crmchat_participants": _bounded_json(chat.participants),
+        "crmchat_transcript": format_transcript(chat.transcript, started_at=chat.started_at),
+        "crmchat_context": _bounded_json(chat.context),
+        "crmchat_visitorid": _cut(chat.visitor_id, MAX_VISITOR_ID_CHARS),
+    }
+    if chat.rating is not None:
+        payload["crmchat_rating"] = int(chat.rating)
+    if chat.widget_id:
+        payload[tables.BIND_CHAT_WIDGET] = tables.bind(tables.WIDGETS, chat.widget_id)
+    if chat.owner_user_id:
+        payload[tables.BIND_OWNER] = tables.bind(tables.SYSTEMUSERS, chat.owner_user_id)
+    if chat.regarding is not None:
+        name, value = tables.bind_regarding(chat.regarding.table, chat.regarding.id)
+        payload[name] = value
+    return payload
+
+
+def write_chat_activity(client: DataverseClient, chat: FinishedChat) -> None:
+    """Write `chat` as one completed activity: two requests, idempotent (module doc).
+
+    Raises `DataverseError` when Dataverse fails or refuses; the outbox decides whether
+    to try again.
+    """
+    activity_id = guid(chat.conversation_id)
+    try:
+        client.create(tables.CHATS, chat_activity_payload(chat), record_id=activity_id)
+    except PreconditionFailed:
+        # An earlier attempt created it; close it unless that attempt got that far too.
+        row = client.retrieve(tables.CHATS, activity_id, select=["statecode"])
+        if row.get("statecode") == STATE_COMPLETED:
+            return
+    client.update(tables.CHATS, activity_id, _CLOSE)
+
+
+def chat_activity_handler(client: DataverseClient) -> Callable[[dict[str, Any]], None]:
+    """The outbox handler for `CHAT_ACTIVITY_KIND` items (payload: `FinishedChat.to_dict`)."""
+
+    def handle(payload: dict[str, Any]) -> None:
+        write_chat_activity(client, FinishedChat.from_dict(payload))
+
+    return handle

@@ -1,0 +1,291 @@
+"""A widget's design: every option the widget has, with a default for each.
+
+The designer saves the design as JSON in `crmchat_widget.crmchat_design`; the service reads
+it with `parse_design` and publishes it in the widget's config (`design.model_dump()`).
+Unknown keys are ignored (an older service reads a newer designer's JSON); every string
+has a length limit; colours must be ``#rgb`` or ``#rrggbb`` (stored lower case); fonts
+come from the fonts Windows and macOS ship with Office; the end-of-chat link must be an
+absolute http(s) URL, so no ``javascript:`` or ``data:`` link can reach a visitor.
+
+```python
+design = parse_design(row["crmchat_design"])        # DesignError if it breaks the rules
+design.display_name({"firstname": "Ann", "lastname": "Lee"})   # "Ann Lee"
+design.check_fields({"firstname": "Ann", "email": "ann@x.test"})
+```
+
+Errors::
+
+    DesignError (ValueError)        the design JSON is not valid (message says where)
+    FieldsError (ValueError)        a visitor's pre-chat input breaks the design's rules
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "FONTS",
+    "MAX_FIELDS",
+    "MAX_FIELD_VALUE_CHARS",
+    "Colors",
+    "ConfirmBox",
+    "DesignError",
+    "EndChat",
+    "FieldsError",
+    "InputField",
+    "WidgetDesign",
+    "parse_design",
+]
+
+# docs/protocol.md, "Limits": at most 20 pre-chat fields of at most 500 characters each.
+MAX_FIELDS = 20
+MAX_FIELD_VALUE_CHARS = 500
+MAX_DISPLAY_NAME_CHARS = 100
+MAX_LINK_CHARS = 2000
+MAX_DELAY_SECS = 3600
+FALLBACK_DISPLAY_NAME = "Visitor"
+
+# The base Microsoft fonts: installed with Windows and with Office on macOS.
+FONTS = (
+    "Segoe UI",
+    "Arial",
+    "Calibri",
+    "Cambria",
+    "Candara",
+    "Consolas",
+    "Constantia",
+    "Corbel",
+    "Courier New",
+    "Georgia",
+    "Tahoma",
+    "Times New Roman",
+    "Trebuchet MS",
+    "Verdana",
+)
+Font = Literal[
+    "Segoe UI",
+    "Arial",
+    "Calibri",
+    "Cambria",
+    "Candara",
+    "Consolas",
+    "Constantia",
+    "Corbel",
+    "Courier New",
+    "Georgia",
+    "Tahoma",
+    "Times New Roman",
+    "Trebuchet MS",
+    "Verdana",
+]
+
+_HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+_PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+# Loose on purpose: the browser checked the address already; this only catches junk.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+Short = Annotated[str, Field(max_length=40)]
+Line = Annotated[str, Field(max_length=100)]
+Text = Annotated[str, Field(max_length=1000)]
+
+
+class DesignError(ValueError):
+    """The design JSON breaks the rules; the message lists the first problems."""
+
+
+class FieldsError(ValueError):
+    """A visitor's pre-chat input breaks the design's rules; the message says which field."""
+
+
+def _hex_color(value: str) -> str:
+    if not isinstance(value, str) or _HEX_COLOR.fullmatch(value) is None:
+        raise ValueError("a colour is #rgb or #rrggbb")
+    return value.lower()
+
+
+Color = Annotated[str, Field(max_length=7)]
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class InputField(_Options):
+    """One pre-chat input: `name` is the key the widget sends in `chat.start` fields."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    label: str = Field(min_length=1, max_length=100)
+    type: Literal["text", "email", "tel", "textarea"] = "text"
+    required: bool = False
+
+
+class ConfirmBox(_Options):
+    """The box that asks before a chat ends."""
+
+    message: str = Field(default="End this chat?", min_length=1, max_length=200)
+    yes: Short = Field(default="Yes", min_length=1)
+    no: Short = Field(default="No", min_length=1)
+
+
+class EndChat(_Options):
+    """What the visitor sees after the chat: a text (title, text, note) or a link."""
+
+    type: Literal["text", "link"] = "text"
+    title: Line = "Thanks for chatting"
+    text: Text = "We hope we could help. You can close this window now."
+    note: Text = ""  # an optional third line of text under the text
+    link: str | None = Field(default=None, max_length=MAX_LINK_CHARS)
+
+    @field_validator("link")
+    @classmethod
+    def _http_link(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in value):
+            raise ValueError("the link may not contain spaces or control characters")
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError("the link must be an absolute http:// or https:// address")
+        if "\\" in value or any(ch in value for ch in "<>\"'`"):
+            raise ValueError("the link holds characters a URL may not hold")
+        return value
+
+    @model_validator(mode="after")
+    def _link_when_link(self) -> EndChat:
+        if self.type == "link" and self.link is None:
+            raise ValueError("an end-of-chat link needs a link")
+        return self
+
+
+class Colors(_Options):
+    """The widget's colours, as ``#rrggbb`` (or ``#rgb``)."""
+
+    primary: Color = "#0f6cbd"  # header and buttons
+    primary_text: Color = "#ffffff"  # text on primary
+    background: Color = "#ffffff"
+    text: Color = "#242424"
+    visitor_bubble: Color = "#0f6cbd"
+    visitor_text: Color = "#ffffff"
+    agent_bubble: Color = "#f0f0f0"
+    agent_text: Color = "#242424"
+
+    @field_validator("*")
+    @classmethod
+    def _color(cls, value: str) -> str:
+        return _hex_color(value)
+
+
+def _default_fields() -> tuple[InputField, ...]:
+    return (
+        InputField(name="firstname", label="First name", type="text", required=True),
+        InputField(name="lastname", label="Last name", type="text", required=False),
+        InputField(name="email", label="Email", type="email", required=True),
+    )
+
+
+class WidgetDesign(_Options):
+    """Every option of the widget; a missing option takes its default."""
+
+    title: Line = "Chat with us"
+    fields: tuple[InputField, ...] = Field(default_factory=_default_fields, max_length=MAX_FIELDS)
+    display_name_template: str = Field(default="{firstname} {lastname}", max_length=200)
+    start_button: Short = Field(default="Start chat", min_length=1)
+    send_button: Short = Field(default="Send", min_length=1)
+    show_agent_image: bool = True
+    emoji: bool = True
+    confirm_end: ConfirmBox = Field(default_factory=ConfirmBox)
+    rating: bool = True
+    end: EndChat = Field(default_factory=EndChat)
+    colors: Colors = Field(default_factory=Colors)
+    font: Font = "Segoe UI"
+    label_position: Literal["above", "left", "inside"] = "above"
+    corners: Literal["rounded", "square"] = "rounded"
+    position: Literal["bottom-right", "bottom-left"] = "bottom-right"
+    initial_state: Literal["open", "minimized", "hidden"] = "minimized"
+    delay_secs: int = Field(default=0, ge=0, le=MAX_DELAY_SECS)  # before the widget shows
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_names(cls, value: tuple[InputField, ...]) -> tuple[InputField, ...]:
+        names = [field.name for field in value]
+        if len(names) != len(set(names)):
+            raise ValueError("two input fields have the same name")
+        return value
+
+    def display_name(self, fields: Mapping[str, str]) -> str:
+        """The visitor's name from the template, e.g. "Ann Lee"; "Visitor" when it is empty.
+
+        Placeholders are ``{field name}``; unknown ones become empty. Nothing else in the
+        template is interpreted (this is not `str.format`).
+        """
+
+        def value(match: re.Match[str]) -> str:
+            raw = fields.get(match.group(1), "")
+            return raw if isinstance(raw, str) else ""
+
+        text = _PLACEHOLDER.sub(value, self.display_name_template)
+        text = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text)
+        name = " ".join(text.split())[:MAX_DISPLAY_NAME_CHARS].strip()
+        return name or FALLBACK_DISPLAY_NAME
+
+    def check_fields(self, values: Mapping[str, object]) -> dict[str, str]:
+        """The visitor's pre-chat input, cleaned: only the design's fields, trimmed.
+
+        Raises FieldsError when a required field is empty, a value is not text or is too
+        long, or an email field holds no address.
+        """
+        if len(values) > MAX_FIELDS * 2:
+            raise FieldsError("too many fields")
+        clean: dict[str, str] = {}
+        for field in self.fields:
+            raw = values.get(field.name, "")
+            if not isinstance(raw, str):
+                raise FieldsError(f"{field.name}: must be text")
+            text = raw.strip()
+            if len(text) > MAX_FIELD_VALUE_CHARS:
+                raise FieldsError(f"{field.name}: at most {MAX_FIELD_VALUE_CHARS} characters")
+            if not text:
+                if field.required:
+                    raise FieldsError(f"{field.name}: required")
+                continue
+            if field.type == "email" and _EMAIL.fullmatch(text) is None:
+                raise FieldsError(f"{field.name}: not an email address")
+            clean[field.name] = text
+        return clean
+
+
+def parse_design(text: str | None) -> WidgetDesign:
+    """The design stored in a widget row; the defaults when it is empty.
+
+    Raises DesignError when the text is not a JSON object or breaks a rule.
+    """
+    if text is None or not text.strip():
+        return WidgetDesign()
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise DesignError(f"the design is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise DesignError("the design must be a JSON object")
+    try:
+        return WidgetDesign.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc']) or 'design'}: {item['msg']}"
+            for item in error.errors()[:5]
+        )
+        raise DesignError(f"the design is not valid: {problems}") from None

@@ -1,0 +1,295 @@
+"""CRM Chat's configuration, read from Dataverse and cached: agents, topics, widgets, snippets.
+
+One refresh is four list requests (agents and widgets with their topics through ``$expand``
+of the N:N navigations, topics, snippets), so the chat engine's many reads cost Dataverse
+nothing between refreshes. Only active rows (statecode 0) count; an agent's or widget's
+link to an inactive topic is ignored.
+
+Refreshing after `ttl_secs`: the first reader to find the cache stale refreshes it while
+the others go on with the old snapshot; only when there is no snapshot yet do readers wait.
+A refresh that fails keeps the old snapshot (logged) and is tried again after
+`RETRY_SECS`; with no snapshot to fall back on, the error is raised to the reader.
+
+A widget whose design JSON is broken gets the default design (logged); it never keeps the
+other widgets from loading.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector.crm import tables
+from connector.crm.design import DesignError, WidgetDesign, parse_design
+from connector.dataverse import DataverseClient, DataverseError
+from connector.dataverse.odata import eq, guid
+
+__all__ = [
+    "CONFIG_TTL_SECS",
+    "AgentProfile",
+    "Directory",
+    "SnippetRecord",
+    "TopicRecord",
+    "WidgetRecord",
+]
+
+log = logging.getLogger(__name__)
+
+# How long configuration read from Dataverse is served before it is read again.
+CONFIG_TTL_SECS = 30.0
+# After a failed refresh, how long the old snapshot is served before trying again.
+RETRY_SECS = 5.0
+# A topic without a colour of its own.
+DEFAULT_TOPIC_COLOR = "#616161"
+
+_ACTIVE = eq("statecode", 0)
+
+
+@dataclass(frozen=True)
+class AgentProfile:
+    """An agent (`crmchat_agent`) and the topics they answer."""
+
+    agent_id: str
+    user_id: str  # the systemuserid the agent signs in as
+    name: str
+    email: str
+    phone: str
+    image: str | None  # data URL
+    topic_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class TopicRecord:
+    topic_id: str
+    name: str
+    color: str
+
+
+@dataclass(frozen=True)
+class WidgetRecord:
+    widget_id: str
+    name: str
+    enabled: bool
+    design: WidgetDesign
+    topic_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class SnippetRecord:
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    agents: dict[str, AgentProfile] = field(default_factory=dict)  # by agent id
+    by_user: dict[str, AgentProfile] = field(default_factory=dict)  # by systemuserid
+    topics: dict[str, TopicRecord] = field(default_factory=dict)
+    widgets: dict[str, WidgetRecord] = field(default_factory=dict)
+    snippets: dict[str, SnippetRecord] = field(default_factory=dict)  # by lower-case name
+
+
+def _text(row: dict[str, Any], name: str) -> str:
+    value = row.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _normal_id(value: str) -> str | None:
+    try:
+        return guid(value)
+    except ValueError:
+        return None
+
+
+class Directory:
+    """Cached view of agents (with topics), topics, widgets (with topics), snippets.
+
+    Thread-safe. Readers get immutable records; lists and dicts returned are copies.
+    Raises `DataverseError` only when the very first read fails.
+    """
+
+    def __init__(
+        self,
+        client: DataverseClient,
+        *,
+        ttl_secs: float = CONFIG_TTL_SECS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._ttl_secs = ttl_secs
+        self._clock = clock
+        self._snapshot: _Snapshot | None = None
+        self._next_refresh = float("-inf")
+        self._refresh_lock = threading.Lock()
+
+    # ----- reads ------------------------------------------------------------------------
+
+    def agents(self) -> list[AgentProfile]:
+        """All active agents, by name."""
+        return sorted(
+            self._current().agents.values(), key=lambda a: (a.name.casefold(), a.agent_id)
+        )
+
+    def agent(self, agent_id: str) -> AgentProfile | None:
+        """The active agent with this id, or None."""
+        key = _normal_id(agent_id)
+        return None if key is None else self._current().agents.get(key)
+
+    def agent_for_user(self, user_id: str) -> AgentProfile | None:
+        """The active agent profile of system user `user_id`, or None."""
+        key = _normal_id(user_id)
+        return None if key is None else self._current().by_user.get(key)
+
+    def widget(self, widget_id: str) -> WidgetRecord | None:
+        """The active widget with this id, or None."""
+        key = _normal_id(widget_id)
+        return None if key is None else self._current().widgets.get(key)
+
+    def topics(self) -> dict[str, TopicRecord]:
+        """Active topics by id."""
+        return dict(self._current().topics)
+
+    def snippets(self) -> dict[str, SnippetRecord]:
+        """Active snippets by lower-case name."""
+        return dict(self._current().snippets)
+
+    def invalidate(self) -> None:
+        """Read everything again on the next access (after an admin changed something)."""
+        self._next_refresh = float("-inf")
+
+    # ----- refresh ----------------------------------------------------------------------
+
+    def _current(self) -> _Snapshot:
+        snapshot = self._snapshot
+        if snapshot is not None and self._clock() < self._next_refresh:
+            return snapshot
+        # With a snapshot in hand, never wait for another thread's refresh.
+        if not self._refresh_lock.acquire(blocking=snapshot is None):
+            assert snapshot is not None
+            return snapshot
+        try:
+            snapshot = self._snapshot
+            if snapshot is not None and self._clock() < self._next_refresh:
+                return snapshot
+            try:
+                fresh = self._load()
+            except DataverseError:
+                if snapshot is None:
+                    raise
+                log.warning(
+                    "reading CRM Chat's configuration failed; serving the last copy", exc_info=True
+                )
+                self._next_refresh = self._clock() + min(RETRY_SECS, self._ttl_secs)
+                return snapshot
+            self._snapshot = fresh
+            self._next_refresh = self._clock() + self._ttl_secs
+            return fresh
+        finally:
+            self._refresh_lock.release()
+
+    def _load(self) -> _Snapshot:
+        client = self._client
+        topics: dict[str, TopicRecord] = {}
+        for row in client.list(
+            tables.TOPICS,
+            select=["crmchat_topicid", "crmchat_name", "crmchat_color"],
+            filter=_ACTIVE,
+        ):
+            topic_id = str(row["crmchat_topicid"]).lower()
+            topics[topic_id] = TopicRecord(
+                topic_id=topic_id,
+                name=_text(row, "crmchat_name"),
+                color=_text(row, "crmchat_color") or DEFAULT_TOPIC_COLOR,
+            )
+
+        agents: dict[str, AgentProfile] = {}
+        by_user: dict[str, AgentProfile] = {}
+        for row in client.list(
+            tables.AGENTS,
+            select=[
+                "crmchat_agentid",
+                "crmchat_name",
+                "_crmchat_systemuserid_value",
+                "crmchat_email",
+                "crmchat_phone",
+                "crmchat_image",
+            ],
+            filter=_ACTIVE,
+            expand=f"{tables.AGENT_TOPICS}($select=crmchat_topicid)",
+        ):
+            agent_id = str(row["crmchat_agentid"]).lower()
+            user_id = _text(row, "_crmchat_systemuserid_value").lower()
+            topic_rows = self._related(row, tables.AGENTS, agent_id, tables.AGENT_TOPICS)
+            agent = AgentProfile(
+                agent_id=agent_id,
+                user_id=user_id,
+                name=_text(row, "crmchat_name"),
+                email=_text(row, "crmchat_email"),
+                phone=_text(row, "crmchat_phone"),
+                image=_text(row, "crmchat_image") or None,
+                topic_ids=self._topic_ids(topic_rows, topics),
+            )
+            agents[agent_id] = agent
+            if user_id:
+                by_user[user_id] = agent
+
+        widgets: dict[str, WidgetRecord] = {}
+        for row in client.list(
+            tables.WIDGETS,
+            select=["crmchat_widgetid", "crmchat_name", "crmchat_enabled", "crmchat_design"],
+            filter=_ACTIVE,
+            expand=f"{tables.WIDGET_TOPICS}($select=crmchat_topicid)",
+        ):
+            widget_id = str(row["crmchat_widgetid"]).lower()
+            topic_rows = self._related(row, tables.WIDGETS, widget_id, tables.WIDGET_TOPICS)
+            widgets[widget_id] = WidgetRecord(
+                widget_id=widget_id,
+                name=_text(row, "crmchat_name"),
+                # The column's default is Yes; an unset value means the admin never said no.
+                enabled=row.get("crmchat_enabled") is not False,
+                design=_design_of(widget_id, row.get("crmchat_design")),
+                topic_ids=self._topic_ids(topic_rows, topics),
+            )
+
+        snippets: dict[str, SnippetRecord] = {}
+        for row in client.list(
+            tables.SNIPPETS, select=["crmchat_name", "crmchat_text"], filter=_ACTIVE
+        ):
+            name = _text(row, "crmchat_name").strip()
+            if name:
+                snippets[name.lower()] = SnippetRecord(name=name, text=_text(row, "crmchat_text"))
+
+        return _Snapshot(
+            agents=agents, by_user=by_user, topics=topics, widgets=widgets, snippets=snippets
+        )
+
+    def _related(
+        self, row: dict[str, Any], entity_set: str, record_id: str, navigation: str
+    ) -> Iterable[dict[str, Any]]:
+        """The expanded rows of `navigation`, following a nested next link if Dataverse
+        pages the expansion instead of inlining it."""
+        inline = row.get(navigation)
+        if isinstance(inline, list) and f"{navigation}@odata.nextLink" not in row:
+            return inline
+        return self._client.list_related(
+            entity_set, record_id, navigation, select=["crmchat_topicid"]
+        )
+
+    @staticmethod
+    def _topic_ids(
+        rows: Iterable[dict[str, Any]], topics: dict[str, TopicRecord]
+    ) -> frozenset[str]:
+        ids = (str(r.get("crmchat_topicid") or "").lower() for r in rows)
+        return frozenset(topic_id for topic_id in ids if topic_id in topics)
+
+
+def _design_of(widget_id: str, text: object) -> WidgetDesign:
+    try:
+        return parse_design(text if isinstance(text, str) else None)
+    except DesignError as error:
+        log.error("widget %s: %s; showing the default design", widget_id, error)
+        return WidgetDesign()

@@ -1,0 +1,91 @@
+"""Where CRM Chat's records live in Dataverse: entity sets, navigation properties, limits.
+
+The one module that knows Dataverse's names for the project's records (the solution's
+`customizations.xml` and the standard tables). Everything else in `connector.crm` builds
+its requests from these constants, so a renamed table or relationship is one edit here.
+
+```python
+client.create(CHATS, {BIND_CHAT_WIDGET: bind(WIDGETS, widget_id), ...}, record_id=chat_id)
+```
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Final, Literal
+
+from connector.dataverse.odata import guid
+
+__all__ = [
+    "AGENTS",
+    "AGENT_TOPICS",
+    "BIND_CHAT_WIDGET",
+    "BIND_OWNER",
+    "CHATS",
+    "CONTACTS",
+    "HANDSHAKES",
+    "INCIDENTS",
+    "LEADS",
+    "REGARDING_SETS",
+    "RegardingTable",
+    "SETTINGS",
+    "SNIPPETS",
+    "SYSTEMUSERS",
+    "TOPICS",
+    "WIDGETS",
+    "WIDGET_TOPICS",
+    "bind",
+    "bind_regarding",
+]
+
+# Entity sets of the solution's tables.
+AGENTS: Final = "crmchat_agents"
+TOPICS: Final = "crmchat_topics"
+WIDGETS: Final = "crmchat_widgets"
+SNIPPETS: Final = "crmchat_snippets"
+CHATS: Final = "crmchat_chats"  # the chat activity (activityid is the conversation id)
+SETTINGS: Final = "crmchat_settingses"
+HANDSHAKES: Final = "crmchat_handshakes"
+
+# Entity sets of the standard tables.
+CONTACTS: Final = "contacts"
+LEADS: Final = "leads"
+INCIDENTS: Final = "incidents"
+SYSTEMUSERS: Final = "systemusers"
+
+# N:N navigation properties (Dataverse names them after the relationship, on both sides).
+AGENT_TOPICS: Final = "crmchat_agent_topic"
+WIDGET_TOPICS: Final = "crmchat_widget_topic"
+
+# Single-valued navigation properties used in "<name>@odata.bind".
+BIND_CHAT_WIDGET: Final = "crmchat_WidgetId@odata.bind"
+BIND_OWNER: Final = "ownerid@odata.bind"
+
+RegardingTable = Literal["contact", "lead", "incident"]
+
+# What a chat can be regarding, by logical name.
+REGARDING_SETS: Final[dict[str, str]] = {
+    "contact": CONTACTS,
+    "lead": LEADS,
+    "incident": INCIDENTS,
+}
+
+# The chat activity's logical name, part of its polymorphic regarding property names.
+_CHAT_TABLE = "crmchat_chat"
+
+
+def bind(entity_set: str, record_id: str | uuid.UUID) -> str:
+    """``/entity_set(<id>)``: an ``@odata.bind`` value. Raises ValueError for a bad id."""
+    return f"/{entity_set}({guid(record_id)})"
+
+
+def bind_regarding(table: str, record_id: str | uuid.UUID) -> tuple[str, str]:
+    """The chat activity's regarding property and value for a `table` record.
+
+    E.g. ``("regardingobjectid_contact_crmchat_chat@odata.bind", "/contacts(<id>)")``.
+    Raises ValueError for a table a chat cannot be regarding.
+    """
+    entity_set = REGARDING_SETS.get(table)
+    if entity_set is None:
+        raise ValueError(f"a chat cannot be regarding a {table!r} record")
+    return f"regardingobjectid_{table}_{_CHAT_TABLE}@odata.bind", bind(entity_set, record_id)

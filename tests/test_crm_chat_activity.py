@@ -1,0 +1,346 @@
+"""A finished chat as one completed activity: the payload (pure) and the write (embedded)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import requests
+
+from connector.crm import tables
+from connector.crm.chat_activity import (
+    MAX_TRANSCRIPT_CHARS,
+    FinishedChat,
+    chat_activity_handler,
+    chat_activity_payload,
+    format_transcript,
+    utf16_len,
+    write_chat_activity,
+)
+from connector.crm.regarding import Regarding, create_case, create_contact, create_lead
+from connector.dataverse import DataverseClient, StaticTokenProvider
+from connector.dataverse.transport import WsgiAdapter
+from connector.dataverse_local import ADMIN_USER_ID, DataverseApp, add_user, issue_token
+from connector.solution.model import Schema
+
+ORIGIN = "http://dataverse.invalid"
+START = datetime(2026, 3, 2, 10, 1, 30, tzinfo=UTC)
+
+
+def message(seconds: int, kind: str, name: str, text: str) -> dict[str, Any]:
+    return {
+        "seq": seconds,
+        "client_id": f"c{seconds}",
+        "sender": {"kind": kind, "name": name},
+        "text": text,
+        "sent_at": (START + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z"),
+    }
+
+
+def finished_chat(**changes: Any) -> FinishedChat:
+    values: dict[str, Any] = {
+        "conversation_id": str(uuid.uuid4()),
+        "widget_id": None,
+        "topic_names": ["Sales", "Support"],
+        "visitor_name": "Ann Lee",
+        "visitor_fields": {"firstname": "Ann", "lastname": "Lee", "email": "ann@shop.example"},
+        "visitor_id": "v-123",
+        "page": "https://shop.example/p/1",
+        "ip": "203.0.113.9",
+        "started_at": START,
+        "accepted_at": START + timedelta(seconds=20),
+        "ended_at": START + timedelta(minutes=4, seconds=5),
+        "owner_user_id": None,
+        "participants": [
+            {"kind": "visitor", "id": "v-123", "name": "Ann Lee"},
+            {"kind": "agent", "id": "a-1", "name": "Bob Ray"},
+        ],
+        "rating": 5,
+        "transcript": [
+            message(41, "visitor", "Ann Lee", "hello"),
+            message(50, "agent", "Bob Ray", "Hi Ann!\nHow can I help?"),
+        ],
+        "regarding": None,
+        "context": {"source": "internal", "email": "ann@shop.example"},
+    }
+    values.update(changes)
+    return FinishedChat(**values)
+
+
+# ----- the payload (pure) ---------------------------------------------------------------
+
+
+def test_the_payload_carries_every_column() -> None:
+    widget_id, owner_id = str(uuid.uuid4()), str(uuid.uuid4())
+    contact = Regarding(table="contact", id=str(uuid.uuid4()), name="Ann Lee")
+    chat = finished_chat(widget_id=widget_id, owner_user_id=owner_id, regarding=contact)
+    payload = chat_activity_payload(chat)
+    assert payload["subject"] == "Sales, Support"
+    assert payload["actualstart"] == "2026-03-02T10:01:30Z"
+    assert payload["actualend"] == "2026-03-02T10:05:35Z"
+    assert payload["actualdurationminutes"] == 5  # 4 min 5 s, rounded up
+    assert payload["crmchat_WidgetId@odata.bind"] == f"/crmchat_widgets({widget_id})"
+    assert payload["ownerid@odata.bind"] == f"/systemusers({owner_id})"
+    assert payload["regardingobjectid_contact_crmchat_chat@odata.bind"] == (
+        f"/contacts({contact.id})"
+    )
+    assert payload["crmchat_rating"] == 5
+    assert payload["crmchat_visitorid"] == "v-123"
+    info = json.loads(payload["crmchat_visitorinfo"])
+    assert info["fields"]["email"] == "ann@shop.example" and info["ip"] == "203.0.113.9"
+    assert info["page"] == "https://shop.example/p/1" and info["name"] == "Ann Lee"
+    assert json.loads(payload["crmchat_participants"])[1]["name"] == "Bob Ray"
+    assert json.loads(payload["crmchat_context"]) == {
+        "source": "internal",
+        "email": "ann@shop.example",
+    }
+    assert payload["crmchat_transcript"] == (
+        "[10:02:11] Ann Lee: hello\n[10:02:20] Bob Ray: Hi Ann!\n    How can I help?"
+    )
+    assert "statecode" not in payload  # closed by the second request
+    assert chat_activity_payload(chat) == payload  # pure
+
+
+def test_optional_links_and_rating_are_left_out_when_absent() -> None:
+    payload = chat_activity_payload(finished_chat(rating=None, topic_names=[]))
+    assert "crmchat_rating" not in payload
+    assert not [key for key in payload if key.endswith("@odata.bind")]
+    assert payload["subject"] == "Chat with Ann Lee"
+
+
+def test_each_regarding_table_uses_its_own_property() -> None:
+    for table, entity_set in [("lead", "leads"), ("incident", "incidents")]:
+        regarding = Regarding(table=table, id=str(uuid.uuid4()), name="x")  # type: ignore[arg-type]
+        payload = chat_activity_payload(finished_chat(regarding=regarding))
+        key = f"regardingobjectid_{table}_crmchat_chat@odata.bind"
+        assert payload[key] == f"/{entity_set}({regarding.id})"
+
+
+def test_the_transcript_shows_the_date_when_a_chat_crosses_midnight() -> None:
+    late = datetime(2026, 3, 2, 23, 59, 58, tzinfo=UTC)
+    lines = format_transcript(
+        [
+            {
+                "sender": {"kind": "visitor", "name": "Ann"},
+                "text": "still there?",
+                "sent_at": late.isoformat(),
+            },
+            {
+                "sender": {"kind": "agent", "name": ""},
+                "text": "yes",
+                "sent_at": (late + timedelta(seconds=5)).isoformat(),
+            },
+        ],
+        started_at=late,
+    ).splitlines()
+    assert lines == ["[23:59:58] Ann: still there?", "[2026-03-03 00:00:03] Agent: yes"]
+
+
+def test_times_are_shown_in_utc_and_control_characters_dropped() -> None:
+    oslo = timezone(timedelta(hours=1))
+    text = format_transcript(
+        [
+            {
+                "sender": {"kind": "system"},
+                "text": "a\x00b\x1b[31m",
+                "sent_at": datetime(2026, 3, 2, 11, 0, 0, tzinfo=oslo),
+            }
+        ],
+        started_at=START,
+    )
+    assert text == "[10:00:00] System: ab[31m"
+
+
+def test_the_sender_may_be_a_kind_with_the_name_beside_it() -> None:
+    text = format_transcript(
+        [
+            {"sender": "agent", "name": "Bob Ray", "text": "hi", "sent_at": START.isoformat()},
+            {"sender": "visitor", "name": "", "text": "hey", "sent_at": START.isoformat()},
+        ],
+        started_at=START,
+    )
+    assert text == "[10:01:30] Bob Ray: hi\n[10:01:30] Visitor: hey"
+
+
+def test_a_long_transcript_is_cut_at_a_message_and_says_so() -> None:
+    messages = [message(i, "visitor", "Ann", "x" * 90) for i in range(50)]
+    text = format_transcript(messages, started_at=START, limit=1000)
+    lines = text.splitlines()
+    assert utf16_len(text) <= 1000
+    shown = len(lines) - 1
+    assert 0 < shown < 50
+    assert all(line.endswith("x" * 90) for line in lines[:-1])
+    assert lines[-1].startswith(f"[transcript truncated: {50 - shown} of 50 messages not shown")
+
+
+def test_the_limit_counts_utf16_units_like_dataverse() -> None:
+    # Each emoji is one Python character but two UTF-16 units.
+    messages = [message(i, "visitor", "Ann", "😀" * 100) for i in range(20)]
+    text = format_transcript(messages, started_at=START, limit=1000)
+    assert len(text) < utf16_len(text) <= 1000
+    assert "truncated" in text
+
+
+def test_a_single_message_longer_than_the_limit_keeps_its_start() -> None:
+    text = format_transcript([message(1, "agent", "Bob", "z" * 2000)], started_at=START, limit=1000)
+    first, marker = text.splitlines()
+    assert first.startswith("[10:01:31] Bob: zzz") and utf16_len(text) <= 1000
+    assert marker.startswith("[transcript truncated: 0 of 1 messages")
+
+
+def test_the_real_transcript_column_limit_holds() -> None:
+    messages = [message(i % 3600, "agent", "Bob", "y" * 4000) for i in range(300)]
+    payload = chat_activity_payload(finished_chat(transcript=messages))
+    assert utf16_len(payload["crmchat_transcript"]) <= MAX_TRANSCRIPT_CHARS
+    assert "transcript truncated" in payload["crmchat_transcript"]
+
+
+def test_oversized_json_columns_stay_within_their_limit() -> None:
+    context = {f"key{i}": "v" * 5000 for i in range(100)}
+    payload = chat_activity_payload(finished_chat(context=context))
+    assert utf16_len(payload["crmchat_context"]) <= 100_000
+    assert set(json.loads(payload["crmchat_context"])) == set(context)
+
+
+def test_the_outbox_form_reads_back_the_same() -> None:
+    contact = Regarding(table="contact", id=str(uuid.uuid4()), name="Ann")
+    chat = finished_chat(regarding=contact, owner_user_id=str(uuid.uuid4()))
+    data = json.loads(json.dumps(chat.to_dict()))
+    assert FinishedChat.from_dict(data) == chat
+
+
+def test_naive_times_and_bad_ids_are_refused() -> None:
+    with pytest.raises(ValueError):
+        finished_chat(started_at=datetime(2026, 3, 2, 10, 0))  # noqa: DTZ001
+    with pytest.raises(ValueError):
+        finished_chat(conversation_id="not-a-guid")
+
+
+# ----- the write (embedded Dataverse) ---------------------------------------------------
+
+
+class Recorder:
+    """WSGI middleware: records each request as "METHOD /path"."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.requests: list[str] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ["PATH_INFO"].removeprefix("/api/data/v9.2/")
+        self.requests.append(f"{environ['REQUEST_METHOD']} {path.split('(')[0]}")
+        return self.app(environ, start_response)
+
+
+def _client(app: Any, token: str) -> DataverseClient:
+    session = requests.Session()
+    session.mount(ORIGIN, WsgiAdapter(app))
+    return DataverseClient(f"{ORIGIN}/api/data/v9.2/", StaticTokenProvider(token), session=session)
+
+
+@pytest.fixture
+def recorder(dataverse_app: DataverseApp) -> Recorder:
+    return Recorder(dataverse_app)
+
+
+@pytest.fixture
+def admin(dataverse_app: DataverseApp, admin_token: str) -> Iterator[DataverseClient]:
+    with _client(dataverse_app, admin_token) as client:
+        yield client
+
+
+@pytest.fixture
+def service(
+    dataverse_app: DataverseApp, recorder: Recorder, schema: Schema
+) -> Iterator[DataverseClient]:
+    """The service's client, as a user holding the role the service is given."""
+    role = schema.role_named("CRM Chat Administrator")
+    assert role is not None
+    user_id = add_user(
+        dataverse_app.store,
+        domain_name="svc@crmchat.local",
+        first_name="CRM Chat",
+        last_name="Service",
+        role_ids=[role.id],
+    )
+    token = issue_token(dataverse_app.store.signing_secret, user_id=user_id)
+    with _client(recorder, token) as client:
+        yield client
+
+
+def _chats(admin: DataverseClient) -> list[dict[str, Any]]:
+    return list(admin.list(tables.CHATS, select=["activityid", "statecode", "statuscode"]))
+
+
+def test_a_finished_chat_is_one_completed_activity_in_two_requests(
+    service: DataverseClient, admin: DataverseClient, recorder: Recorder
+) -> None:
+    widget_id = admin.create(tables.WIDGETS, {"crmchat_name": "Shop"})
+    chat = finished_chat(widget_id=widget_id, owner_user_id=ADMIN_USER_ID)
+    write_chat_activity(service, chat)
+    assert recorder.requests == ["PATCH crmchat_chats", "PATCH crmchat_chats"]
+    row = admin.retrieve(tables.CHATS, chat.conversation_id)
+    assert (row["statecode"], row["statuscode"]) == (1, 2)
+    assert row["_ownerid_value"] == ADMIN_USER_ID  # the accepting agent owns it
+    assert row["_crmchat_widgetid_value"] == widget_id
+    assert row["subject"] == "Sales, Support"
+    assert row["actualstart"] == "2026-03-02T10:01:30Z"
+    assert row["actualdurationminutes"] == 5
+    assert row["crmchat_rating"] == 5
+    assert row["crmchat_transcript"].startswith("[10:02:11] Ann Lee: hello")
+    assert json.loads(row["crmchat_visitorinfo"])["fields"]["firstname"] == "Ann"
+
+
+def test_writing_the_same_chat_again_changes_nothing(
+    service: DataverseClient, admin: DataverseClient, recorder: Recorder
+) -> None:
+    chat = finished_chat()
+    write_chat_activity(service, chat)
+    recorder.requests.clear()
+    write_chat_activity(service, chat)
+    # 412 on the create, then one read shows it is closed already.
+    assert recorder.requests == ["PATCH crmchat_chats", "GET crmchat_chats"]
+    assert [r["activityid"] for r in _chats(admin)] == [chat.conversation_id]
+
+
+def test_a_write_interrupted_before_the_close_converges(
+    service: DataverseClient, admin: DataverseClient, recorder: Recorder
+) -> None:
+    chat = finished_chat()
+    # The first attempt created the activity and the process died before closing it.
+    service.create(tables.CHATS, chat_activity_payload(chat), record_id=chat.conversation_id)
+    assert _chats(admin)[0]["statecode"] == 0
+    recorder.requests.clear()
+    chat_activity_handler(service)(chat.to_dict())
+    assert recorder.requests == ["PATCH crmchat_chats", "GET crmchat_chats", "PATCH crmchat_chats"]
+    chats = _chats(admin)
+    assert len(chats) == 1 and (chats[0]["statecode"], chats[0]["statuscode"]) == (1, 2)
+
+
+def test_a_chat_linked_to_a_contact_as_an_administrator(admin: DataverseClient) -> None:
+    contact = create_contact(admin, {"firstname": "Ann", "lastname": "Lee"})
+    chat = finished_chat(regarding=contact)
+    write_chat_activity(admin, chat)
+    row = admin.retrieve(tables.CHATS, chat.conversation_id)
+    assert row["_regardingobjectid_value"] == contact.id
+
+
+def test_the_service_links_chats_to_records_it_creates(
+    service: DataverseClient, admin: DataverseClient
+) -> None:
+    fields = {"firstname": "Ann", "lastname": "Lee", "email": "ann@shop.example"}
+    contact = create_contact(service, fields)
+    records = [
+        contact,
+        create_lead(service, fields, subject="Sales"),
+        create_case(service, contact, title="Shipping", description=""),
+    ]
+    for record in records:
+        chat = finished_chat(regarding=record)
+        write_chat_activity(service, chat)
+        row = admin.retrieve(tables.CHATS, chat.conversation_id)
+        assert row["_regardingobjectid_value"] == record.id and row["statecode"] == 1

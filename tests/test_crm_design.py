@@ -1,0 +1,175 @@
+"""The widget design: defaults for every option, validation, the visitor's display name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connector.crm.design import (
+    FONTS,
+    MAX_FIELDS,
+    DesignError,
+    FieldsError,
+    WidgetDesign,
+    parse_design,
+)
+
+
+def test_an_empty_design_has_a_default_for_every_option() -> None:
+    design = parse_design(None)
+    assert design == parse_design("") == parse_design("{}") == WidgetDesign()
+    assert [f.name for f in design.fields] == ["firstname", "lastname", "email"]
+    assert [f.type for f in design.fields] == ["text", "text", "email"]
+    assert design.display_name_template == "{firstname} {lastname}"
+    assert design.title == "Chat with us"
+    assert (design.start_button, design.send_button) == ("Start chat", "Send")
+    assert design.show_agent_image and design.emoji and design.rating
+    assert (design.confirm_end.message, design.confirm_end.yes, design.confirm_end.no) == (
+        "End this chat?",
+        "Yes",
+        "No",
+    )
+    assert design.end.type == "text" and design.end.title and design.end.link is None
+    assert design.colors.primary == "#0f6cbd"
+    assert design.font == "Segoe UI" and design.font in FONTS
+    assert design.label_position == "above" and design.corners == "rounded"
+
+
+def test_the_published_json_reads_back_the_same() -> None:
+    design = parse_design(
+        json.dumps(
+            {
+                "title": "Hi",
+                "end": {"type": "link", "link": "https://shop.example/thanks"},
+                "colors": {"primary": "#ABCDEF"},
+                "font": "Verdana",
+            }
+        )
+    )
+    assert parse_design(design.model_dump_json()) == design
+    assert design.colors.primary == "#abcdef"  # stored lower case
+    assert design.colors.background == "#ffffff"  # the rest keep their defaults
+
+
+def test_unknown_keys_are_ignored_at_every_level() -> None:
+    design = parse_design(
+        '{"future_option": 1, "confirm_end": {"message": "Sure?", "icon": "x"},'
+        ' "fields": [{"name": "company", "label": "Company", "placeholder": "ACME"}]}'
+    )
+    assert design.confirm_end.message == "Sure?"
+    assert [f.name for f in design.fields] == ["company"]
+    assert "future_option" not in design.model_dump()
+
+
+@pytest.mark.parametrize(
+    "color",
+    ["red", "#12345", "#ggg", "0f6cbd", "#fff;background:url(x)", "", "#0f6cbd00"],
+)
+def test_colours_must_be_hex(color: str) -> None:
+    with pytest.raises(DesignError, match="colors.primary"):
+        parse_design(json.dumps({"colors": {"primary": color}}))
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        " javascript:alert(1)",
+        "java\tscript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox(1)",
+        "/thanks",
+        "//evil.example/x",
+        "https://",
+        'https://ok.example/"onmouseover="x',
+        "ftp://files.example/x",
+    ],
+)
+def test_end_links_must_be_absolute_http_urls(link: str) -> None:
+    with pytest.raises(DesignError, match="end.link"):
+        parse_design(json.dumps({"end": {"type": "link", "link": link}}))
+
+
+def test_an_end_link_design_needs_its_link() -> None:
+    with pytest.raises(DesignError, match="needs a link"):
+        parse_design('{"end": {"type": "link"}}')
+    ok = parse_design('{"end": {"type": "link", "link": "http://shop.example/thanks?a=1"}}')
+    assert ok.end.link == "http://shop.example/thanks?a=1"
+
+
+@pytest.mark.parametrize(
+    "design",
+    [
+        {"title": "x" * 101},
+        {"send_button": ""},
+        {"start_button": "x" * 41},
+        {"confirm_end": {"yes": ""}},
+        {"end": {"text": "x" * 1001}},
+        {"display_name_template": "x" * 201},
+        {"font": "Papyrus"},
+        {"font": "Arial</style><script>"},
+        {"label_position": "below"},
+        {"corners": "wavy"},
+        {"rating": "maybe"},
+        {"delay_secs": -1},
+        {"fields": [{"name": "first name", "label": "First"}]},
+        {"fields": [{"name": "__proto__", "label": "x"}]},
+        {"fields": [{"name": "a", "label": "A"}, {"name": "a", "label": "B"}]},
+        {"fields": [{"name": "a", "label": "A", "type": "password"}]},
+        {"fields": [{"name": f"f{i}", "label": "F"} for i in range(MAX_FIELDS + 1)]},
+    ],
+)
+def test_options_out_of_bounds_are_refused(design: dict[str, object]) -> None:
+    with pytest.raises(DesignError):
+        parse_design(json.dumps(design))
+
+
+@pytest.mark.parametrize("text", ["{", "[1, 2]", '"a string"', "null"])
+def test_a_design_must_be_a_json_object(text: str) -> None:
+    with pytest.raises(DesignError):
+        parse_design(text)
+
+
+def test_display_name_follows_the_template() -> None:
+    design = WidgetDesign()
+    assert design.display_name({"firstname": " Ann ", "lastname": "Lee"}) == "Ann Lee"
+    assert design.display_name({"firstname": "Ann"}) == "Ann"
+    custom = parse_design('{"display_name_template": "{company}: {firstname}"}')
+    assert custom.display_name({"company": "ACME", "firstname": "Bo"}) == "ACME: Bo"
+
+
+@pytest.mark.parametrize("fields", [{}, {"firstname": "  ", "lastname": ""}, {"email": "a@b.c"}])
+def test_display_name_falls_back_to_visitor(fields: dict[str, str]) -> None:
+    assert WidgetDesign().display_name(fields) == "Visitor"
+
+
+def test_display_name_is_not_a_format_string_and_is_bounded() -> None:
+    design = parse_design('{"display_name_template": "{firstname.__class__} {0} {lastname}"}')
+    assert design.display_name({"firstname": "Ann", "lastname": "Lee"}) == (
+        "{firstname.__class__} {0} Lee"
+    )
+    long = WidgetDesign().display_name({"firstname": "A\x00\u202eB" + "x" * 500})
+    assert len(long) <= 100 and "\x00" not in long and "\u202e" not in long
+
+
+def test_check_fields_keeps_the_designs_fields_only() -> None:
+    clean = WidgetDesign().check_fields(
+        {"firstname": " Ann ", "email": "ann@shop.example", "admin": "yes"}
+    )
+    assert clean == {"firstname": "Ann", "email": "ann@shop.example"}
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"email": "ann@shop.example"}, "firstname: required"),
+        ({"firstname": "Ann", "email": "not-an-address"}, "email: not an email"),
+        ({"firstname": "x" * 501, "email": "a@b.co"}, "at most 500"),
+        ({"firstname": ["Ann"], "email": "a@b.co"}, "must be text"),
+    ],
+)
+def test_check_fields_refuses_bad_input(values: dict[str, object], problem: str) -> None:
+    with pytest.raises(FieldsError, match=problem):
+        WidgetDesign().check_fields(values)

@@ -1,0 +1,279 @@
+"""The configuration cache against the embedded Dataverse: contents, request counts, failures."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import requests
+
+from connector.crm import tables
+from connector.crm.design import WidgetDesign
+from connector.crm.directory import Directory
+from connector.dataverse import DataverseClient, ServiceUnavailable, StaticTokenProvider
+from connector.dataverse.transport import WsgiAdapter
+from connector.dataverse_local import ADMIN_USER_ID, DataverseApp, add_user, issue_token
+from connector.solution.model import Schema
+
+ORIGIN = "http://dataverse.invalid"
+
+
+class Recorder:
+    """WSGI middleware: records every request; answers 503 while `failing`."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.requests: list[str] = []
+        self.failing = False
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        with self._lock:
+            self.requests.append(f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}")
+        if self.failing:
+            start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+            return [b'{"error":{"code":"","message":"down for maintenance"}}']
+        return self.app(environ, start_response)
+
+
+@dataclass
+class Clock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Org:
+    client: DataverseClient  # counted, as the service
+    admin: DataverseClient  # not counted, for seeding
+    recorder: Recorder
+    ids: dict[str, str] = field(default_factory=dict)
+
+
+def _client(app: Any, token: str) -> DataverseClient:
+    session = requests.Session()
+    session.mount(ORIGIN, WsgiAdapter(app))
+    return DataverseClient(
+        f"{ORIGIN}/api/data/v9.2/",
+        StaticTokenProvider(token),
+        session=session,
+        max_retry_wait_secs=0,
+        sleep=lambda _secs: None,
+    )
+
+
+@pytest.fixture
+def org(dataverse_app: DataverseApp, schema: Schema) -> Iterator[Org]:
+    recorder = Recorder(dataverse_app)
+    admin = _client(
+        dataverse_app, issue_token(dataverse_app.store.signing_secret, user_id=ADMIN_USER_ID)
+    )
+    role = schema.role_named("CRM Chat Administrator")
+    assert role is not None
+    service_user = add_user(
+        dataverse_app.store,
+        domain_name="svc@crmchat.local",
+        first_name="CRM Chat",
+        last_name="Service",
+        role_ids=[role.id],
+    )
+    bob_user = add_user(
+        dataverse_app.store,
+        domain_name="bob@crmchat.local",
+        first_name="Bob",
+        last_name="Ray",
+        role_ids=[],
+    )
+    service = _client(
+        recorder, issue_token(dataverse_app.store.signing_secret, user_id=service_user)
+    )
+    ids: dict[str, str] = {"bob_user": bob_user}
+    ids["sales"] = admin.create(
+        tables.TOPICS, {"crmchat_name": "Sales", "crmchat_color": "#ff0000"}
+    )
+    ids["support"] = admin.create(tables.TOPICS, {"crmchat_name": "Support"})
+    ids["old"] = admin.create(
+        tables.TOPICS, {"crmchat_name": "Old", "statecode": 1, "statuscode": 2}
+    )
+    ids["ann"] = admin.create(
+        tables.AGENTS,
+        {
+            "crmchat_name": "Ann Lee",
+            "crmchat_email": "ann@crmchat.local",
+            "crmchat_image": "data:image/png;base64,AAAA",
+            "crmchat_SystemUserId@odata.bind": tables.bind(tables.SYSTEMUSERS, ADMIN_USER_ID),
+            "crmchat_agent_topic@odata.bind": [
+                tables.bind(tables.TOPICS, ids["sales"]),
+                tables.bind(tables.TOPICS, ids["old"]),
+            ],
+        },
+    )
+    ids["bob"] = admin.create(
+        tables.AGENTS,
+        {
+            "crmchat_name": "Bob Ray",
+            "crmchat_SystemUserId@odata.bind": tables.bind(tables.SYSTEMUSERS, bob_user),
+            "crmchat_agent_topic@odata.bind": [tables.bind(tables.TOPICS, ids["support"])],
+        },
+    )
+    admin.create(
+        tables.AGENTS,
+        {
+            "crmchat_name": "Gone",
+            "crmchat_SystemUserId@odata.bind": tables.bind(tables.SYSTEMUSERS, bob_user),
+            "statecode": 1,
+            "statuscode": 2,
+        },
+    )
+    ids["shop"] = admin.create(
+        tables.WIDGETS,
+        {
+            "crmchat_name": "Shop",
+            "crmchat_design": json.dumps({"title": "Ask us", "colors": {"primary": "#112233"}}),
+            "crmchat_widget_topic@odata.bind": [tables.bind(tables.TOPICS, ids["sales"])],
+        },
+    )
+    ids["broken"] = admin.create(
+        tables.WIDGETS,
+        {
+            "crmchat_name": "Broken",
+            "crmchat_design": '{"colors": {"primary": "javascript:"}}',
+            "crmchat_widget_topic@odata.bind": [tables.bind(tables.TOPICS, ids["support"])],
+        },
+    )
+    ids["off"] = admin.create(tables.WIDGETS, {"crmchat_name": "Off", "crmchat_enabled": False})
+    admin.create(tables.SNIPPETS, {"crmchat_name": "Hello", "crmchat_text": "Hi, how can I help?"})
+    admin.create(
+        tables.SNIPPETS,
+        {"crmchat_name": "Retired", "crmchat_text": "x", "statecode": 1, "statuscode": 2},
+    )
+    yield Org(client=service, admin=admin, recorder=recorder, ids=ids)
+    service.close()
+    admin.close()
+
+
+def test_agents_carry_their_active_topics(org: Org) -> None:
+    directory = Directory(org.client)
+    ids = org.ids
+    names = [agent.name for agent in directory.agents()]
+    assert names == ["Ann Lee", "Bob Ray"]  # the inactive agent is left out
+    ann = directory.agent(ids["ann"])
+    assert ann is not None
+    assert ann.topic_ids == {ids["sales"]}  # the inactive topic is left out
+    assert ann.user_id == ADMIN_USER_ID and ann.email == "ann@crmchat.local"
+    assert ann.image == "data:image/png;base64,AAAA"
+    assert directory.agent_for_user(ids["bob_user"].upper()) == directory.agent(ids["bob"])
+    assert set(directory.topics()) == {ids["sales"], ids["support"]}
+    assert directory.topics()[ids["sales"]].color == "#ff0000"
+
+
+def test_widgets_carry_topics_and_parsed_designs(
+    org: Org, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = Directory(org.client)
+    with caplog.at_level(logging.ERROR, logger="connector.crm.directory"):
+        shop = directory.widget(org.ids["shop"])
+        broken = directory.widget(org.ids["broken"])
+    assert shop is not None and broken is not None
+    assert shop.enabled and shop.topic_ids == {org.ids["sales"]}
+    assert shop.design.title == "Ask us" and shop.design.colors.primary == "#112233"
+    # A broken design falls back to the defaults and is logged; its widget still works.
+    assert broken.design == WidgetDesign() and broken.topic_ids == {org.ids["support"]}
+    assert org.ids["broken"] in caplog.text
+    off = directory.widget(org.ids["off"])
+    assert off is not None and not off.enabled
+
+
+def test_snippets_by_lower_case_name(org: Org) -> None:
+    snippets = Directory(org.client).snippets()
+    assert list(snippets) == ["hello"]
+    assert snippets["hello"].name == "Hello" and snippets["hello"].text == "Hi, how can I help?"
+
+
+def test_one_refresh_is_four_requests_then_cached_until_the_ttl(org: Org) -> None:
+    clock = Clock()
+    directory = Directory(org.client, ttl_secs=30, clock=clock)
+    directory.agents()
+    assert len(org.recorder.requests) == 4
+    assert all(r.startswith("GET ") for r in org.recorder.requests)
+    for _ in range(50):
+        directory.widget(org.ids["shop"])
+        directory.agent_for_user(ADMIN_USER_ID)
+        directory.snippets()
+    clock.now += 29
+    directory.topics()
+    assert len(org.recorder.requests) == 4
+    clock.now += 2
+    directory.topics()
+    assert len(org.recorder.requests) == 8
+
+
+def test_changes_show_after_the_ttl_or_invalidate(org: Org) -> None:
+    clock = Clock()
+    directory = Directory(org.client, ttl_secs=30, clock=clock)
+    assert directory.snippets().keys() == {"hello"}
+    org.admin.create(tables.SNIPPETS, {"crmchat_name": "Bye", "crmchat_text": "Goodbye!"})
+    assert directory.snippets().keys() == {"hello"}
+    directory.invalidate()
+    assert directory.snippets().keys() == {"hello", "bye"}
+
+
+def test_a_failed_refresh_keeps_serving_the_last_copy(
+    org: Org, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    directory = Directory(org.client, ttl_secs=30, clock=clock)
+    before = directory.agents()
+    org.recorder.failing = True
+    clock.now += 60
+    with caplog.at_level(logging.WARNING, logger="connector.crm.directory"):
+        assert directory.agents() == before
+    assert "serving the last copy" in caplog.text
+    org.recorder.failing = False
+    clock.now += 10  # past the retry delay
+    org.admin.create(tables.SNIPPETS, {"crmchat_name": "New", "crmchat_text": "x"})
+    assert "new" in directory.snippets()
+
+
+def test_with_nothing_cached_a_failure_reaches_the_caller(org: Org) -> None:
+    org.recorder.failing = True
+    with pytest.raises(ServiceUnavailable):
+        Directory(org.client).agents()
+
+
+def test_concurrent_readers_share_one_refresh(org: Org) -> None:
+    directory = Directory(org.client)
+    start = threading.Barrier(8)
+    results: list[int] = []
+
+    def read() -> None:
+        start.wait()
+        results.append(len(directory.agents()))
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [2] * 8
+    assert len(org.recorder.requests) == 4
+
+
+@pytest.mark.parametrize(
+    "bad_id", ["", "x') or (1 eq 1", "../crmchat_agents", "00000000-0000-0000-0000-00000000000g"]
+)
+def test_malformed_ids_find_nothing(org: Org, bad_id: str) -> None:
+    directory = Directory(org.client)
+    directory.agents()
+    sent = len(org.recorder.requests)
+    assert directory.agent(bad_id) is None
+    assert directory.agent_for_user(bad_id) is None
+    assert directory.widget(bad_id) is None
+    assert len(org.recorder.requests) == sent
