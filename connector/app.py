@@ -8,21 +8,51 @@ from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from connector.chat.actions import ChatEngine
+from connector.chat.hub import Hub
+from connector.chat.ports import DirectoryLike, OutboxLike
+from connector.chat.state import SqliteLiveState
+from connector.chat.tokens import ChatTokens
+from connector.crm.chat_activity import CHAT_ACTIVITY_KIND, chat_activity_handler
 from connector.crm.connection import DATAVERSE_PATH, connect
 from connector.settings import Settings
-from connector.web import admin, auth, errors, health, pages
+from connector.web import (
+    admin,
+    agent_api,
+    auth,
+    cors,
+    embed,
+    errors,
+    health,
+    pages,
+    sockets,
+    standin,
+    widget_api,
+)
 
-__all__ = ["create_app", "run_server", "settings_of", "dataverse_of"]
+__all__ = ["create_app", "dataverse_of", "run_server", "settings_of", "stop_app"]
 
 log = logging.getLogger("crmchat")
 
 
-def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+def create_app(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    directory: DirectoryLike | None = None,
+    outbox: OutboxLike | None = None,
+    start: bool = True,
+) -> Flask:
     """The service: defaults, then `CRMCHAT_*` environment variables, then `overrides`.
 
     On the embedded default the embedded Dataverse is mounted at /api/data/v9.2, so a
     browser (and the model-driven app stand-in) reaches it at the same origin.
+
+    The live chat keeps its state in `<data_dir>/live.sqlite` and its pending Dataverse
+    writes in `<data_dir>/outbox.sqlite`. Tests may pass their own `directory` and
+    `outbox`; with `start` false no background thread (outbox, finisher) is started.
+    `stop_app(app)` stops them and closes the live state.
     """
     settings = Settings(**dict(overrides or {}))
     logging.basicConfig(
@@ -36,15 +66,82 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["crmchat.settings"] = settings
     app.extensions["crmchat.dataverse"] = connection.client
     errors.init_app(app)
+    cors.init_app(app)
     auth.init_app(app, secret=connection.service_secret)
-    for blueprint in (health.bp, auth.bp, admin.bp, pages.bp):
+    _init_chat(
+        app, settings, connection.client, connection.service_secret, directory, outbox, start
+    )
+    app.config["SOCK_SERVER_OPTIONS"] = sockets.SOCK_SERVER_OPTIONS
+    for blueprint in (
+        health.bp,
+        auth.bp,
+        admin.bp,
+        pages.bp,
+        widget_api.bp,
+        agent_api.bp,
+        embed.bp,
+        sockets.bp,
+    ):
         app.register_blueprint(blueprint)
 
     if connection.embedded_app is not None:
+        # The stand-in signs people in without a password: embedded and local only.
+        standin.init_app(app, connection.embedded_app, demo=settings.demo)
         app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
             app.wsgi_app, {DATAVERSE_PATH: connection.embedded_app}
         )
+    if settings.behind_proxy:
+        # One proxy in front: take the client address, scheme and host it reports.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=1, x_proto=1, x_host=1
+        )
     return app
+
+
+def _init_chat(
+    app: Flask,
+    settings: Settings,
+    client: Any,
+    secret: bytes,
+    directory: DirectoryLike | None,
+    outbox: OutboxLike | None,
+    start: bool,
+) -> None:
+    """The live chat engine with its Directory (cached CRM config) and Outbox."""
+    if directory is None:
+        from connector.crm.directory import Directory
+
+        directory = Directory(client)
+    owned_outbox: Any = None
+    if outbox is None:
+        from connector.crm.outbox import Outbox
+
+        owned_outbox = Outbox(
+            settings.data_dir / "outbox.sqlite",
+            {CHAT_ACTIVITY_KIND: chat_activity_handler(client)},
+        )
+        outbox = owned_outbox
+    state = SqliteLiveState(settings.data_dir / "live.sqlite")
+    engine = ChatEngine(state, Hub(), directory, outbox, ChatTokens(secret))
+    app.extensions["crmchat.directory"] = directory
+    app.extensions["crmchat.outbox"] = outbox
+    app.extensions["crmchat.chat"] = engine
+    app.extensions["crmchat.owned_outbox"] = owned_outbox
+    if start:
+        engine.start()
+        if owned_outbox is not None:
+            owned_outbox.start()
+
+
+def stop_app(app: Flask) -> None:
+    """Stop the chat's background threads and close its state (for tests and shutdown)."""
+    engine: ChatEngine = app.extensions["crmchat.chat"]
+    engine.stop()
+    owned_outbox = app.extensions.get("crmchat.owned_outbox")
+    if owned_outbox is not None:
+        owned_outbox.stop()
+        owned_outbox.close()
+    engine.state.close()
 
 
 def settings_of(app: Flask) -> Settings:
@@ -64,5 +161,7 @@ def run_server(app: Flask) -> None:
     print(f"CRM Chat is running at {settings.public_url}/", flush=True)
     if settings.embedded:
         print(f"  embedded Dataverse Web API: {settings.public_url}{DATAVERSE_PATH}/", flush=True)
+        print(f"  the CRM Chat app (local stand-in): {settings.public_url}/app/", flush=True)
+        print(f"  demo website with the chat widget: {settings.public_url}/demo/", flush=True)
     print(f"  settings page: {settings.public_url}/webresources/settings/index.html", flush=True)
     run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     # Signs the service's own short-lived tokens; generated into data_dir when empty.
     secret_key: SecretStr | None = None
+    # Behind a reverse proxy that terminates TLS: trust X-Forwarded-For / -Proto from it.
+    behind_proxy: bool = False
+    # Seed demo agents, widgets and contacts, and serve the demo site (embedded only).
+    demo: bool = True
     # Service protection on the embedded Dataverse (0 = off), as real Dataverse applies it.
     embedded_max_requests: int = Field(default=0, ge=0)
     embedded_window_secs: int = Field(default=300, ge=1)

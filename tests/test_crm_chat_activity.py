@@ -155,17 +155,6 @@ def test_times_are_shown_in_utc_and_control_characters_dropped() -> None:
     assert text == "[10:00:00] System: ab[31m"
 
 
-def test_the_sender_may_be_a_kind_with_the_name_beside_it() -> None:
-    text = format_transcript(
-        [
-            {"sender": "agent", "name": "Bob Ray", "text": "hi", "sent_at": START.isoformat()},
-            {"sender": "visitor", "name": "", "text": "hey", "sent_at": START.isoformat()},
-        ],
-        started_at=START,
-    )
-    assert text == "[10:01:30] Bob Ray: hi\n[10:01:30] Visitor: hey"
-
-
 def test_a_long_transcript_is_cut_at_a_message_and_says_so() -> None:
     messages = [message(i, "visitor", "Ann", "x" * 90) for i in range(50)]
     text = format_transcript(messages, started_at=START, limit=1000)

@@ -235,15 +235,14 @@ def _clean(text: str) -> str:
 
 
 def _sender_name(message: Mapping[str, Any]) -> str:
-    """The sender's name: ``sender.name`` (the protocol's shape) or a top-level ``name``
-    next to ``sender`` given as the kind; else a name for the kind."""
+    """The sender's name (``sender.name``, the protocol's shape), else a name for the kind."""
     sender = message.get("sender")
-    kind = sender.get("kind") if isinstance(sender, Mapping) else sender
-    names = [sender.get("name") if isinstance(sender, Mapping) else None, message.get("name")]
-    for name in names:
-        if isinstance(name, str) and name.strip():
-            return " ".join(_clean(name).split())
-    return {"visitor": "Visitor", "agent": "Agent"}.get(str(kind), "System")
+    if not isinstance(sender, Mapping):
+        return "System"
+    name = sender.get("name")
+    if isinstance(name, str) and name.strip():
+        return " ".join(_clean(name).split())
+    return {"visitor": "Visitor", "agent": "Agent"}.get(str(sender.get("kind")), "System")
 
 
 def _message_lines(

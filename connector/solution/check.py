@@ -57,6 +57,9 @@ CUSTOMIZATIONS_XSD = "CustomizationsSolution.xsd"
 MAX_XSD_ERRORS = 50  # past this many, one broken element repeats itself; say so instead
 
 # File extension -> WebResourceType (the values Dataverse uses).
+# Folders under webresources/ that only the local service serves, never Dataverse: the
+# stand-in for the model-driven app and its demo website.
+LOCAL_ONLY_DIRS = frozenset({"standin"})
 WEB_RESOURCE_TYPES: dict[str, int] = {
     ".htm": 1,
     ".html": 1,
@@ -212,6 +215,8 @@ def _web_resource_problems(resources: list[WebResource], webresources_dir: Path)
         for path in sorted(webresources_dir.rglob("*")):
             relative = path.relative_to(webresources_dir)
             if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+                continue
+            if relative.parts[0] in LOCAL_ONLY_DIRS:
                 continue
             if path.suffix.lower() in WEB_RESOURCE_TYPES and path.resolve() not in listed:
                 problems.append(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, redirect, send_from_directory
+from flask import Blueprint, Response, current_app, redirect, send_from_directory
 
 from connector.solution.paths import WEBRESOURCES_DIR
 
@@ -16,7 +16,10 @@ WEBRESOURCE_MAX_AGE_SECS = 60
 
 @bp.get("/")
 def index() -> Response:
-    return redirect("/webresources/settings/index.html")  # type: ignore[return-value]
+    # On the embedded default the stand-in app is the way in; elsewhere the CRM is.
+    embedded = current_app.extensions["crmchat.settings"].embedded
+    target = "/app/" if embedded else "/webresources/settings/index.html"
+    return redirect(target)  # type: ignore[return-value]
 
 
 @bp.get("/webresources/<path:name>")

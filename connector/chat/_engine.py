@@ -1,0 +1,488 @@
+"""The chat engine's core: its state, locking, publishing helpers, and finishing chats.
+
+Private: `connector.chat.actions.ChatEngine` is the face (see its module docstring for the
+rules every action follows and for how a finished chat reaches Dataverse).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from connector.chat import events
+from connector.chat.errors import ChatEnded, ChatNotFound
+from connector.chat.finish import CHAT_ACTIVITY_KIND, finished_chat_payload
+from connector.chat.hub import Hub, Subscriber
+from connector.chat.model import (
+    AgentPresence,
+    Conversation,
+    ConversationKind,
+    ConversationState,
+    Message,
+    SenderKind,
+    VisitorPresence,
+    utc_now,
+)
+from connector.chat.ports import DirectoryLike, OutboxLike, WidgetLike
+from connector.chat.routing import (
+    AgentRoute,
+    can_see,
+    conversation_channels,
+    watcher_channels,
+    widget_available,
+    widget_channel,
+)
+from connector.chat.state import DuplicateMessage, LiveState
+from connector.chat.tokens import ChatTokens
+from connector.chat.views import (
+    chat_view,
+    message_view,
+    visitor_view,
+)
+
+__all__ = [
+    "DIRECTORY_REFRESH_SECS",
+    "FINISH_SWEEP_SECS",
+    "LEAVE_GRACE_SECS",
+    "RATING_GRACE_SECS",
+    "VISIT_GAP_SECS",
+    "EngineCore",
+]
+
+log = logging.getLogger(__name__)
+
+# Two minutes is enough to click a star on the end screen, short enough that the activity
+# shows up in CRM while the agent still remembers the chat.
+RATING_GRACE_SECS = 120.0
+# A page change closes the socket and opens another within a second or two.
+LEAVE_GRACE_SECS = 15.0
+# How often due finishes are written; a second's delay is invisible in CRM.
+FINISH_SWEEP_SECS = 1.0
+# Shorter than the Directory's 30 s cache, so the finisher thread refreshes it first.
+DIRECTORY_REFRESH_SECS = 20.0
+# A visitor back after half an hour of silence starts a new visit ("time on site" resets).
+VISIT_GAP_SECS = 30 * 60
+
+
+class EngineCore:
+    """The engine's state and plumbing; `ChatEngine` adds the visitor and agent actions."""
+
+    def __init__(
+        self,
+        state: LiveState,
+        hub: Hub,
+        directory: DirectoryLike,
+        outbox: OutboxLike,
+        tokens: ChatTokens,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        rating_grace_secs: float = RATING_GRACE_SECS,
+        leave_grace_secs: float = LEAVE_GRACE_SECS,
+    ) -> None:
+        self.state = state
+        self.hub = hub
+        self.directory = directory
+        self.outbox = outbox
+        self.tokens = tokens
+        self._clock = clock
+        self._rating_grace = timedelta(seconds=rating_grace_secs)
+        self._leave_grace = timedelta(seconds=leave_grace_secs)
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
+        self._conversations: dict[str, Conversation] = {}
+        self._visitors: dict[str, VisitorPresence] = {}
+        self._availability: dict[str, bool] = {}
+        self._finishing: set[str] = set()  # activity built, outbox enqueue under way
+        self._deferred = threading.local()
+        self._agents: dict[str, AgentPresence] = {
+            agent_id: AgentPresence(agent_id, status=status)
+            for agent_id, status in state.agent_statuses().items()
+        }
+        now = self._clock()
+        for conversation in state.unfinished_conversations():
+            self._conversations[conversation.conversation_id] = conversation
+            if conversation.state is ConversationState.ENDED and conversation.finish_due_at is None:
+                conversation.finish_due_at = now
+            if conversation.visitor_id and conversation.is_open:
+                presence = state.visitor(conversation.visitor_id)
+                if presence is not None:
+                    presence.conversation_id = conversation.conversation_id
+                    self._visitors[presence.visitor_id] = presence
+
+    # ---------------------------------------------------------------- plumbing
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Hold the engine lock for a change; send what it queued once released."""
+        try:
+            with self._lock:
+                yield
+        finally:
+            self.hub.flush()
+            self._run_deferred()
+
+    def start(self) -> None:
+        """Start the thread that writes due finished chats."""
+        if self._sweeper is not None:
+            return
+        self._stop.clear()
+        self._sweeper = threading.Thread(target=self._sweep, name="chat-finisher", daemon=True)
+        self._sweeper.start()
+
+    def stop(self) -> None:
+        """Stop the finisher thread (due chats stay stored for the next start)."""
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=5)
+            self._sweeper = None
+
+    def _sweep(self) -> None:
+        next_refresh = time.monotonic() + DIRECTORY_REFRESH_SECS
+        while not self._stop.wait(FINISH_SWEEP_SECS):
+            try:
+                self.run_due_finishes()
+            except Exception:
+                log.exception("writing due chats failed; retrying on the next sweep")
+            if time.monotonic() >= next_refresh:
+                next_refresh = time.monotonic() + DIRECTORY_REFRESH_SECS
+                self.refresh_directory()
+
+    def refresh_directory(self) -> None:
+        """Re-read the CRM configuration here, outside the engine lock.
+
+        The Directory refreshes on the first read after its TTL, on the reading thread;
+        refreshing from this thread before the TTL runs out keeps that Dataverse round
+        trip off the relay path, where it would hold the engine lock.
+        """
+        invalidate = getattr(self.directory, "invalidate", None)
+        if invalidate is None:
+            return
+        try:
+            invalidate()
+            self.directory.agents()
+        except Exception:
+            log.warning("refreshing the CRM configuration failed", exc_info=True)
+
+    def _presence(self, agent_id: str) -> AgentPresence:
+        presence = self._agents.get(agent_id)
+        if presence is None:
+            presence = self._agents[agent_id] = AgentPresence(agent_id)
+        return presence
+
+    def _routes(self) -> list[AgentRoute]:
+        routes = []
+        for agent in self.directory.agents():
+            presence = self._presence(agent.agent_id)
+            routes.append(
+                AgentRoute(agent.agent_id, agent.topic_ids, presence.status, presence.online)
+            )
+        return routes
+
+    def _widget_topics(self, conversation: Conversation) -> frozenset[str]:
+        widget = self.directory.widget(conversation.widget_id) if conversation.widget_id else None
+        return widget.topic_ids if widget is not None else frozenset()
+
+    def _conversation(self, conversation_id: str) -> Conversation | None:
+        conversation = self._conversations.get(conversation_id)
+        if conversation is None:
+            conversation = self.state.conversation(conversation_id)
+        return conversation
+
+    def _chat(self, conversation: Conversation) -> dict[str, Any]:
+        widget = self.directory.widget(conversation.widget_id) if conversation.widget_id else None
+        visitor = self._visitors.get(conversation.visitor_id) if conversation.visitor_id else None
+        history = (
+            self.state.history(conversation.visitor_id, exclude=conversation.conversation_id)
+            if conversation.visitor_id
+            else []
+        )
+        return chat_view(
+            conversation,
+            widget=widget,
+            topics=self.directory.topics(),
+            messages=self.state.messages(conversation.conversation_id),
+            history=history,
+            visitor=visitor,
+        )
+
+    def _append(
+        self,
+        conversation: Conversation,
+        *,
+        kind: SenderKind,
+        sender_id: str,
+        sender_name: str,
+        text: str,
+        client_id: str | None = None,
+        changed: bool = False,
+    ) -> Message:
+        """Store a message (the caller publishes); `changed` stores the conversation first.
+
+        Raises DuplicateMessage when `client_id` is already stored in the conversation.
+        """
+        if changed:
+            self.state.save_conversation(conversation)
+        message = Message(
+            conversation_id=conversation.conversation_id,
+            seq=conversation.last_seq + 1,
+            client_id=client_id or f"sys-{uuid.uuid4().hex}",
+            sender_kind=kind,
+            sender_id=sender_id,
+            sender_name=sender_name,
+            text=text,
+            sent_at=self._clock(),
+        )
+        self.state.add_message(conversation, message)
+        conversation.last_seq = message.seq
+        return message
+
+    def _store_sent(
+        self,
+        session_subscriber: Subscriber,
+        conversation: Conversation,
+        *,
+        kind: SenderKind,
+        sender_id: str,
+        sender_name: str,
+        text: str,
+        client_id: str,
+    ) -> Message | None:
+        """Store a person's message once per client_id; a resend gets the stored one back.
+
+        Returns None when it was a resend (already answered). Raises ChatEnded when the
+        chat is over and the message is new.
+        """
+        if not conversation.is_open:
+            existing = self.state.message_by_client_id(conversation.conversation_id, client_id)
+            if existing is None:
+                raise ChatEnded("This chat has ended.")
+            self.hub.send_to(session_subscriber, message_view(existing))
+            return None
+        try:
+            return self._append(
+                conversation,
+                kind=kind,
+                sender_id=sender_id,
+                sender_name=sender_name,
+                text=text,
+                client_id=client_id,
+            )
+        except DuplicateMessage:
+            existing = self.state.message_by_client_id(conversation.conversation_id, client_id)
+            if existing is None:
+                raise
+            self.hub.send_to(session_subscriber, message_view(existing))
+            return None
+
+    def _publish_message(self, conversation: Conversation, message: Message) -> None:
+        self.hub.publish(message_view(message), conversation_channels(conversation))
+
+    def _visitor_agent(self, conversation: Conversation) -> dict[str, Any] | None:
+        """The agent as the visitor sees them: name, and image when the design shows it."""
+        if conversation.owner_agent_id is None:
+            return None
+        profile = self.directory.agent(conversation.owner_agent_id)
+        if profile is None:
+            return None
+        widget = self.directory.widget(conversation.widget_id) if conversation.widget_id else None
+        show_image = widget is None or widget.design.show_agent_image
+        return {"name": profile.name, "image": profile.image if show_image else None}
+
+    def _refresh_availability(self, topic_ids: frozenset[str]) -> None:
+        """Tell visitors of every widget whose availability changed.
+
+        Only widgets sharing one of `topic_ids` (the topics of the agent who came, went or
+        changed status) can have changed, so only those are recomputed.
+        """
+        routes = self._routes()
+        widget_ids = {p.widget_id for p in self._visitors.values() if p.connected}
+        for widget_id in widget_ids | set(self._availability):
+            widget = self.directory.widget(widget_id)
+            if widget is not None and not can_see(topic_ids, widget.topic_ids):
+                continue
+            available = widget is not None and widget_available(
+                widget.enabled, widget.topic_ids, routes
+            )
+            if self._availability.get(widget_id) != available:
+                self._availability[widget_id] = available
+                self.hub.publish(
+                    events.event(events.AVAILABILITY, available=available),
+                    {widget_channel(widget_id)},
+                )
+
+    def _publish_visitor(self, presence: VisitorPresence) -> None:
+        widget = self.directory.widget(presence.widget_id)
+        if widget is None:
+            return
+        self.hub.publish(
+            events.event(events.VISITOR_UPDATED, visitor=visitor_view(presence)),
+            watcher_channels(widget.topic_ids, self._routes()),
+        )
+
+    def _publish_chat_updated(self, conversation: Conversation, *, skip: set[str]) -> None:
+        channels = conversation_channels(conversation, visitor=False) - skip
+        if channels:
+            self.hub.publish(
+                events.event(events.CHAT_UPDATED, chat=self._chat(conversation)), channels
+            )
+
+    # ---------------------------------------------------------------- widget (HTTP)
+
+    def widget_status(self, widget_id: str) -> tuple[WidgetLike, bool] | None:
+        """The widget and whether a chat can start now, or None when there is no widget."""
+        widget = self.directory.widget(widget_id)
+        if widget is None:
+            return None
+        with self._lock:
+            routes = self._routes()
+        return widget, widget_available(widget.enabled, widget.topic_ids, routes)
+
+    # ---------------------------------------------------------------- CRM (HTTP)
+
+    def _agent_conversation(self, agent_id: str, conversation_id: str) -> Conversation:
+        """An open or ended chat the agent takes part in; ChatNotFound otherwise."""
+        conversation = self._conversation(conversation_id)
+        if conversation is None or not conversation.has_agent(agent_id):
+            raise ChatNotFound("There is no such chat.")
+        return conversation
+
+    def access_agent_chat(self, agent_id: str, conversation_id: str) -> Conversation:
+        """A copy-safe view of a chat the agent takes part in; ChatNotFound otherwise."""
+        with self._lock:
+            return self._agent_conversation(agent_id, conversation_id)
+
+    def transcript_text(self, conversation_id: str) -> str:
+        """The chat as plain text lines ("name: text"), for a case description."""
+        lines = []
+        for message in self.state.messages(conversation_id):
+            name = message.sender_name or "—"
+            lines.append(f"{name}: {message.text}")
+        return "\n".join(lines)
+
+    def do_set_regarding(
+        self, agent_id: str, conversation_id: str, regarding: dict[str, str]
+    ) -> None:
+        """Link the chat to a CRM record; the chat's agents get `chat.updated`."""
+        with self._changing():
+            conversation = self._agent_conversation(agent_id, conversation_id)
+            if conversation.finished:
+                raise ChatEnded("This chat is already written to CRM.")
+            conversation.regarding = dict(regarding)
+            self.state.save_conversation(conversation)
+            self._publish_chat_updated(conversation, skip=set())
+
+    # ---------------------------------------------------------------- ending
+
+    def _end(self, conversation: Conversation, *, by: str, name: str) -> None:
+        """End an open conversation (caller holds the lock)."""
+        was_waiting = conversation.state is ConversationState.WAITING
+        now = self._clock()
+        conversation.state = ConversationState.ENDED
+        conversation.ended_at = now
+        conversation.ended_by = by
+        conversation.waiting_since = None
+        if conversation.kind is ConversationKind.VISITOR:
+            conversation.finish_due_at = now + self._rating_grace
+        message = self._append(
+            conversation,
+            kind=SenderKind.SYSTEM,
+            sender_id="",
+            sender_name="",
+            text=f"{name} ended the chat.",
+            changed=True,
+        )
+        self._publish_message(conversation, message)
+        self.hub.publish(
+            events.event(events.CHAT_ENDED, conversation_id=conversation.conversation_id, by=by),
+            conversation_channels(conversation),
+        )
+        if conversation.kind is not ConversationKind.VISITOR:
+            self._conversations.pop(conversation.conversation_id, None)
+            return
+        if was_waiting:
+            self.hub.publish(
+                events.event(events.CHAT_WITHDRAWN, conversation_id=conversation.conversation_id),
+                watcher_channels(self._widget_topics(conversation), self._routes()),
+            )
+        presence = self._visitors.get(conversation.visitor_id or "")
+        if presence is not None and presence.conversation_id == conversation.conversation_id:
+            presence.conversation_id = None
+            self.state.save_visitor(presence)
+            self._publish_visitor(presence)
+        widget = self.directory.widget(conversation.widget_id) if conversation.widget_id else None
+        wants_rating = widget is not None and widget.design.rating
+        if (
+            conversation.rating is not None
+            or not wants_rating
+            or not (presence is not None and presence.connected)
+        ):
+            self._finish(conversation)
+
+    def _finish(self, conversation: Conversation) -> None:
+        """Build the chat activity now; queue it once the lock is released (lock held).
+
+        The outbox commits with a full fsync; doing that outside the engine lock keeps it
+        off every other chat's relay path. Until then the chat is `_finishing`: no rating
+        and no second finish.
+        """
+        if conversation.conversation_id in self._finishing:
+            return
+        payload = finished_chat_payload(
+            conversation, self.state.messages(conversation.conversation_id), self.directory
+        )
+        self._finishing.add(conversation.conversation_id)
+        pending: list[tuple[Conversation, dict[str, Any]]] | None = getattr(
+            self._deferred, "finishes", None
+        )
+        if pending is None:
+            pending = self._deferred.finishes = []
+        pending.append((conversation, payload))
+
+    def _run_deferred(self) -> None:
+        """Queue this thread's finished chats in the outbox, then mark them finished."""
+        pending: list[tuple[Conversation, dict[str, Any]]] | None = getattr(
+            self._deferred, "finishes", None
+        )
+        if not pending:
+            return
+        self._deferred.finishes = []
+        for conversation, payload in pending:
+            try:
+                # Enqueued before it is marked finished: a crash in between re-enqueues it
+                # after the restart, and the outbox ignores the repeated key.
+                self.outbox.enqueue(CHAT_ACTIVITY_KIND, conversation.conversation_id, payload)
+            except Exception:
+                log.exception("queueing chat %s failed", conversation.conversation_id)
+                with self._lock:
+                    self._finishing.discard(conversation.conversation_id)
+                continue
+            with self._lock:
+                conversation.finished = True
+                conversation.finish_due_at = None
+                self.state.save_conversation(conversation)
+                self._conversations.pop(conversation.conversation_id, None)
+                self._finishing.discard(conversation.conversation_id)
+
+    def run_due_finishes(self) -> int:
+        """Write every ended chat whose rating window has closed; returns how many."""
+        with self._changing():
+            now = self._clock()
+            due = [
+                c
+                for c in self._conversations.values()
+                if c.state is ConversationState.ENDED
+                and not c.finished
+                and c.conversation_id not in self._finishing
+                and c.finish_due_at is not None
+                and c.finish_due_at <= now
+            ]
+            for conversation in due:
+                self._finish(conversation)
+            return len(due)

@@ -1,0 +1,346 @@
+"""What visitors do: hello, page, start, send, typing, end, rate, and leaving."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from connector.chat import events
+from connector.chat._engine import VISIT_GAP_SECS, EngineCore
+from connector.chat.errors import (
+    ChatEnded,
+    ChatInvalid,
+    ChatNotFound,
+    ChatUnavailable,
+)
+from connector.chat.model import (
+    Conversation,
+    ConversationKind,
+    ConversationState,
+    SenderKind,
+    VisitorPresence,
+)
+from connector.chat.routing import (
+    agent_channel,
+    agents_for_chat,
+    chat_channel,
+    conversation_channels,
+    watcher_channels,
+    widget_available,
+    widget_channel,
+)
+from connector.chat.sessions import VisitorSession
+from connector.chat.tokens import InvalidChatToken
+from connector.chat.views import (
+    visitor_chat_view,
+)
+
+__all__ = ["VisitorActions"]
+
+log = logging.getLogger(__name__)
+
+
+def _display_text(value: str) -> str:
+    """One line, single spaces (names are shown in lists and titles)."""
+    return " ".join(value.split())
+
+
+class VisitorActions(EngineCore):
+    """The visitor side of `ChatEngine`."""
+
+    # ---------------------------------------------------------------- visitors
+
+    def do_visitor_hello(
+        self,
+        session: VisitorSession,
+        *,
+        widget_id: str,
+        visitor_id: str,
+        page: dict[str, str],
+        resume_token: str | None = None,
+        since_seq: int = 0,
+    ) -> None:
+        """Register a visitor's tab; answer `hello.ok` (with the resumed chat, if any).
+
+        Raises ChatInvalid on a second hello, ChatNotFound for an unknown widget.
+        """
+        if session.visitor_id is not None:
+            raise ChatInvalid("This connection already said hello.")
+        widget = self.directory.widget(widget_id)
+        if widget is None:
+            raise ChatNotFound("There is no such widget.")
+        with self._changing():
+            now = self._clock()
+            presence = self._visitors.get(visitor_id) or self.state.visitor(visitor_id)
+            if presence is None or (
+                not presence.connected
+                and (now - presence.last_seen).total_seconds() > VISIT_GAP_SECS
+                and presence.conversation_id is None
+            ):
+                presence = VisitorPresence(visitor_id, widget_id, first_seen=now, last_seen=now)
+            was_connected = presence.connected
+            presence.widget_id = widget_id
+            presence.page = page
+            presence.ip = session.ip
+            presence.last_seen = now
+            presence.connections += 1
+            self._visitors[visitor_id] = presence
+            session.visitor_id, session.widget_id = visitor_id, widget_id
+            self.hub.subscribe(widget_channel(widget_id), session.subscriber)
+
+            chat: dict[str, Any] | None = None
+            conversation = self._resume(resume_token, visitor_id)
+            if conversation is not None:
+                session.conversation_id = conversation.conversation_id
+                self.hub.subscribe(chat_channel(conversation.conversation_id), session.subscriber)
+                if conversation.is_open:
+                    presence.conversation_id = conversation.conversation_id
+                    conversation.page = page.get("url", conversation.page)
+                elif not conversation.finished and conversation.ended_at is not None:
+                    # Back on the site before the rating window closed: it opens again.
+                    conversation.finish_due_at = conversation.ended_at + self._rating_grace
+                    self.state.save_conversation(conversation)
+                chat = visitor_chat_view(
+                    conversation,
+                    agent=self._visitor_agent(conversation),
+                    messages=self.state.messages(conversation.conversation_id, since_seq=since_seq),
+                )
+            self.state.save_visitor(presence)
+            available = widget_available(widget.enabled, widget.topic_ids, self._routes())
+            self._availability[widget_id] = available
+            self.hub.send_to(
+                session.subscriber,
+                events.event(
+                    events.HELLO_OK, visitor_id=visitor_id, available=available, chat=chat
+                ),
+            )
+            self._publish_visitor(presence)
+            if conversation is not None and conversation.is_open and not was_connected:
+                self._publish_chat_updated(conversation, skip=set())
+
+    def _resume(self, token: str | None, visitor_id: str) -> Conversation | None:
+        if not token:
+            return None
+        try:
+            conversation_id = self.tokens.verify(token, visitor_id)
+        except InvalidChatToken as error:
+            log.info("resume refused: %s", error)
+            return None
+        conversation = self._conversation(conversation_id)
+        if conversation is None or conversation.visitor_id != visitor_id:
+            return None
+        return conversation
+
+    def _visitor_presence(self, session: VisitorSession) -> VisitorPresence:
+        presence = self._visitors.get(session.visitor_id) if session.visitor_id else None
+        if presence is None:
+            raise ChatInvalid("Say hello first.")
+        return presence
+
+    def _visitor_conversation(self, session: VisitorSession) -> Conversation:
+        self._visitor_presence(session)
+        conversation = (
+            self._conversation(session.conversation_id) if session.conversation_id else None
+        )
+        if conversation is None:
+            raise ChatNotFound("There is no chat on this connection.")
+        return conversation
+
+    def do_visitor_page(self, session: VisitorSession, *, page: dict[str, str]) -> None:
+        """The visitor's tab shows another page (presence only, no answer)."""
+        with self._changing():
+            presence = self._visitor_presence(session)
+            presence.page = page
+            presence.last_seen = self._clock()
+            self.state.save_visitor(presence)
+            self._publish_visitor(presence)
+
+    def do_visitor_start(
+        self,
+        session: VisitorSession,
+        *,
+        client_id: str,
+        fields: Mapping[str, str],
+        context: Mapping[str, str] | None = None,
+    ) -> None:
+        """Start a chat and offer it to the matching Available agents.
+
+        Answers `chat.started {conversation_id, token}`. Starting again (the same or another
+        `client_id`) while the visitor's chat is open answers the open chat again.
+        Raises ChatUnavailable when the widget is off or no agent can take the chat,
+        ChatInvalid when a required field is empty.
+        """
+        with self._changing():
+            presence = self._visitor_presence(session)
+            assert session.visitor_id is not None and session.widget_id is not None
+            open_chat = (
+                self._conversations.get(presence.conversation_id)
+                if presence.conversation_id
+                else None
+            )
+            if open_chat is not None and open_chat.is_open:
+                session.conversation_id = open_chat.conversation_id
+                self.hub.subscribe(chat_channel(open_chat.conversation_id), session.subscriber)
+                self._reply_started(session, open_chat)
+                return
+            widget = self.directory.widget(session.widget_id)
+            routes = self._routes()
+            if widget is None or not widget_available(widget.enabled, widget.topic_ids, routes):
+                raise ChatUnavailable("No agent is available right now.")
+            clean = {key: value.strip() for key, value in fields.items()}
+            for field in widget.design.fields:
+                if field.required and not clean.get(field.name):
+                    raise ChatInvalid(f"Please fill in {field.label or field.name}.")
+            now = self._clock()
+            name = _display_text(widget.design.display_name(clean)) or "Visitor"
+            conversation = Conversation(
+                conversation_id=str(uuid.uuid4()),
+                kind=ConversationKind.VISITOR,
+                state=ConversationState.WAITING,
+                started_at=now,
+                widget_id=widget.widget_id,
+                visitor_id=session.visitor_id,
+                visitor_name=name,
+                visitor_fields=clean,
+                context=dict(context or {}),
+                page=presence.page.get("url", ""),
+                ip=session.ip,
+                waiting_since=now,
+                start_client_id=client_id,
+            )
+            self.state.save_conversation(conversation)
+            self._conversations[conversation.conversation_id] = conversation
+            presence.conversation_id = conversation.conversation_id
+            presence.name = name
+            self.state.save_visitor(presence)
+            session.conversation_id = conversation.conversation_id
+            self.hub.subscribe(chat_channel(conversation.conversation_id), session.subscriber)
+            self._reply_started(session, conversation)
+            offered = agents_for_chat(widget.topic_ids, routes)
+            self.hub.publish(
+                events.event(events.CHAT_OFFERED, chat=self._chat(conversation)),
+                {agent_channel(agent_id) for agent_id in offered},
+            )
+            self._publish_visitor(presence)
+
+    def _reply_started(self, session: VisitorSession, conversation: Conversation) -> None:
+        assert session.visitor_id is not None
+        self.hub.send_to(
+            session.subscriber,
+            events.event(
+                events.CHAT_STARTED,
+                conversation_id=conversation.conversation_id,
+                token=self.tokens.issue(conversation.conversation_id, session.visitor_id),
+            ),
+        )
+
+    def do_visitor_send(self, session: VisitorSession, *, client_id: str, text: str) -> None:
+        """Store the visitor's message and relay it (resending a client_id is a no-op)."""
+        with self._changing():
+            conversation = self._visitor_conversation(session)
+            now = self._clock()
+            previous = (conversation.last_visitor_message_at, conversation.waiting_since)
+            conversation.last_visitor_message_at = now
+            if conversation.waiting_since is None:
+                conversation.waiting_since = now
+            message = self._store_sent(
+                session.subscriber,
+                conversation,
+                kind=SenderKind.VISITOR,
+                sender_id=conversation.visitor_id or "",
+                sender_name=conversation.visitor_name,
+                text=text,
+                client_id=client_id,
+            )
+            if message is None:
+                conversation.last_visitor_message_at, conversation.waiting_since = previous
+                return
+            self._publish_message(conversation, message)
+
+    def do_visitor_typing(self, session: VisitorSession, *, on: bool) -> None:
+        """Forward the visitor's typing state to the chat's agents."""
+        with self._changing():
+            conversation = self._visitor_conversation(session)
+            if conversation.is_open:
+                self.hub.publish(
+                    events.event(
+                        events.TYPING,
+                        conversation_id=conversation.conversation_id,
+                        on=on,
+                        name=conversation.visitor_name,
+                    ),
+                    conversation_channels(conversation, visitor=False),
+                )
+
+    def do_visitor_end(self, session: VisitorSession) -> None:
+        """The visitor ends the chat."""
+        with self._changing():
+            conversation = self._visitor_conversation(session)
+            if not conversation.is_open:
+                raise ChatEnded("This chat has ended.")
+            self._end(conversation, by="visitor", name=conversation.visitor_name)
+
+    def do_visitor_rate(self, session: VisitorSession, *, rating: int) -> None:
+        """Store the visitor's rating (1-5); an ended chat is then written at once.
+
+        Raises ChatEnded when the chat's activity was already written.
+        """
+        with self._changing():
+            conversation = self._visitor_conversation(session)
+            if conversation.finished or conversation.conversation_id in self._finishing:
+                raise ChatEnded("This chat can no longer be rated.")
+            conversation.rating = rating
+            self.state.save_conversation(conversation)
+            self.hub.publish(
+                events.event(
+                    events.CHAT_RATED,
+                    conversation_id=conversation.conversation_id,
+                    rating=rating,
+                ),
+                conversation_channels(conversation),
+            )
+            if conversation.state is ConversationState.ENDED:
+                self._finish(conversation)
+
+    def do_visitor_disconnect(self, session: VisitorSession) -> None:
+        """The visitor's tab closed."""
+        with self._changing():
+            self.hub.unsubscribe_all(session.subscriber)
+            presence = self._visitors.get(session.visitor_id) if session.visitor_id else None
+            if presence is None:
+                return
+            presence.connections = max(0, presence.connections - 1)
+            if presence.connected:
+                return
+            now = self._clock()
+            presence.last_seen = now
+            self.state.save_visitor(presence)
+            conversation = (
+                self._conversations.get(session.conversation_id)
+                if session.conversation_id
+                else None
+            )
+            if conversation is not None and not conversation.is_open:
+                if not conversation.finished:
+                    leave_due = now + self._leave_grace
+                    due = conversation.finish_due_at
+                    conversation.finish_due_at = min(due, leave_due) if due else leave_due
+                    self.state.save_conversation(conversation)
+            open_chat = (
+                self._conversations.get(presence.conversation_id)
+                if presence.conversation_id
+                else None
+            )
+            if open_chat is not None and open_chat.is_open:
+                self._publish_visitor(presence)
+                self._publish_chat_updated(open_chat, skip=set())
+                return
+            widget = self.directory.widget(presence.widget_id)
+            if widget is not None:
+                self.hub.publish(
+                    events.event(events.VISITOR_LEFT, visitor_id=presence.visitor_id),
+                    watcher_channels(widget.topic_ids, self._routes()),
+                )
+            del self._visitors[presence.visitor_id]

@@ -1,0 +1,73 @@
+"""The server's frames: event names in one place, and the builders of their dicts.
+
+Events are `{"type": "<noun>.<verb>", ...}` (docs/protocol.md). Only `connector.chat.actions`
+publishes them, after the state change they describe has been committed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = [
+    "AGENT_UPDATED",
+    "AVAILABILITY",
+    "CHAT_ACCEPTED",
+    "CHAT_ENDED",
+    "CHAT_OFFERED",
+    "CHAT_RATED",
+    "CHAT_STARTED",
+    "CHAT_UPDATED",
+    "CHAT_WITHDRAWN",
+    "ERROR",
+    "HELLO_OK",
+    "MESSAGE_CREATED",
+    "PONG",
+    "SNAPSHOT",
+    "TYPING",
+    "VISITOR_LEFT",
+    "VISITOR_UPDATED",
+    "Event",
+    "error_event",
+    "event",
+    "json_frame",
+]
+
+Event = dict[str, Any]
+
+HELLO_OK = "hello.ok"
+SNAPSHOT = "snapshot"
+AVAILABILITY = "availability"
+AGENT_UPDATED = "agent.updated"
+VISITOR_UPDATED = "visitor.updated"
+VISITOR_LEFT = "visitor.left"
+CHAT_STARTED = "chat.started"
+CHAT_OFFERED = "chat.offered"
+CHAT_WITHDRAWN = "chat.withdrawn"
+CHAT_ACCEPTED = "chat.accepted"
+CHAT_UPDATED = "chat.updated"
+CHAT_ENDED = "chat.ended"
+CHAT_RATED = "chat.rated"
+MESSAGE_CREATED = "message.created"
+TYPING = "typing"
+ERROR = "error"
+PONG = "pong"
+
+
+def event(type_: str, **fields: Any) -> Event:
+    """An event dict: `{"type": type_, **fields}`."""
+    return {"type": type_, **fields}
+
+
+def error_event(code: str, message: str, *, ref: str | None = None, **extra: Any) -> Event:
+    """An `error` frame; `ref` names the client_id or frame type it answers."""
+    frame: Event = {"type": ERROR, "code": code, "message": message}
+    if ref is not None:
+        frame["ref"] = ref
+    frame.update(extra)
+    return frame
+
+
+def json_frame(frame: Event) -> str:
+    """The frame as the JSON text sent on a websocket (UTF-8, not ASCII-escaped)."""
+    return json.dumps(frame, ensure_ascii=False)

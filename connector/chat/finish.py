@@ -1,0 +1,71 @@
+"""A finished visitor chat on its way to Dataverse: the outbox item.
+
+When a visitor chat ends, the rating may still come, so the write waits (see
+`connector.chat.actions`, "Finishing a chat"). Then ONE outbox item of kind
+`CHAT_ACTIVITY_KIND`, keyed by the conversation id, carries `FinishedChat.to_dict()`; the
+CRM layer's handler writes it (at most 2 requests, idempotent on the conversation id).
+Nothing on this path reads Dataverse: names come from the cached Directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from connector.chat.model import Conversation, Message
+from connector.chat.ports import DirectoryLike
+from connector.crm.chat_activity import CHAT_ACTIVITY_KIND, FinishedChat
+from connector.crm.regarding import Regarding
+
+__all__ = ["CHAT_ACTIVITY_KIND", "finished_chat", "finished_chat_payload"]
+
+
+def finished_chat(
+    conversation: Conversation, messages: Sequence[Message], directory: DirectoryLike
+) -> FinishedChat:
+    """The activity-to-be of an ended visitor chat."""
+    assert conversation.ended_at is not None
+    widget = directory.widget(conversation.widget_id) if conversation.widget_id else None
+    topics = directory.topics()
+    topic_names = (
+        sorted(topics[t].name for t in widget.topic_ids if t in topics)
+        if widget is not None
+        else []
+    )
+    owner = directory.agent(conversation.owner_agent_id) if conversation.owner_agent_id else None
+    return FinishedChat(
+        conversation_id=conversation.conversation_id,
+        widget_id=conversation.widget_id,
+        topic_names=topic_names,
+        visitor_name=conversation.visitor_name,
+        visitor_fields=dict(conversation.visitor_fields),
+        visitor_id=conversation.visitor_id or "",
+        page=conversation.page,
+        ip=conversation.ip,
+        started_at=conversation.started_at,
+        accepted_at=conversation.accepted_at,
+        ended_at=conversation.ended_at,
+        owner_user_id=owner.user_id if owner is not None else None,
+        participants=[
+            {"kind": p.kind, "id": p.id, "name": p.name} for p in conversation.participants
+        ],
+        rating=conversation.rating,
+        transcript=[
+            {
+                "seq": m.seq,
+                "sender": {"kind": m.sender_kind.value, "name": m.sender_name},
+                "text": m.text,
+                "sent_at": m.sent_at.isoformat(),
+            }
+            for m in messages
+        ],
+        regarding=Regarding.from_dict(conversation.regarding) if conversation.regarding else None,
+        context=dict(conversation.context),
+    )
+
+
+def finished_chat_payload(
+    conversation: Conversation, messages: Sequence[Message], directory: DirectoryLike
+) -> dict[str, Any]:
+    """The outbox payload for an ended visitor chat (JSON-ready)."""
+    return finished_chat(conversation, messages, directory).to_dict()

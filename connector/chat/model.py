@@ -1,0 +1,168 @@
+"""The live chat's nouns: conversations, messages, participants, visitor and agent presence.
+
+Plain dataclasses; `connector.chat.state` stores them and `connector.chat.views` turns them
+into the wire shapes of docs/protocol.md. Times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "AgentPresence",
+    "AgentStatus",
+    "Conversation",
+    "ConversationKind",
+    "ConversationState",
+    "HistoryEntry",
+    "Message",
+    "Participant",
+    "SenderKind",
+    "VisitorPresence",
+    "utc_now",
+]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class AgentStatus(StrEnum):
+    AVAILABLE = "available"
+    BUSY = "busy"
+    AWAY = "away"
+
+
+class ConversationKind(StrEnum):
+    VISITOR = "visitor"  # a website visitor and one or more agents
+    AGENT = "agent"  # two agents talking to each other
+
+
+class ConversationState(StrEnum):
+    WAITING = "waiting"  # started by the visitor, offered, nobody accepted yet
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class SenderKind(StrEnum):
+    VISITOR = "visitor"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+@dataclass
+class Participant:
+    """Someone who takes (or took) part in a conversation; `active` false once they left."""
+
+    kind: str  # "visitor" or "agent"
+    id: str
+    name: str
+    active: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "id": self.id, "name": self.name, "active": self.active}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Participant:
+        return cls(
+            kind=data["kind"], id=data["id"], name=data["name"], active=data.get("active", True)
+        )
+
+
+@dataclass
+class Conversation:
+    """One chat. Agents in `participants`; the visitor is described by the visitor_* fields."""
+
+    conversation_id: str
+    kind: ConversationKind
+    state: ConversationState
+    started_at: datetime
+    widget_id: str | None = None
+    visitor_id: str | None = None
+    visitor_name: str = ""
+    visitor_fields: dict[str, str] = field(default_factory=dict)
+    context: dict[str, str] = field(default_factory=dict)
+    page: str = ""
+    ip: str = ""
+    participants: list[Participant] = field(default_factory=list)
+    accepted_at: datetime | None = None
+    ended_at: datetime | None = None
+    ended_by: str | None = None  # "visitor" or "agent"
+    owner_agent_id: str | None = None  # who accepted, or was transferred to
+    rating: int | None = None
+    regarding: dict[str, str] | None = None  # {"table","id","name"}
+    last_visitor_message_at: datetime | None = None
+    waiting_since: datetime | None = None  # oldest visitor message no agent answered yet
+    last_seq: int = 0
+    start_client_id: str | None = None
+    # Set while an ended visitor chat waits for its rating; the activity is written then.
+    finish_due_at: datetime | None = None
+    finished: bool = False  # the chat activity is in the outbox
+
+    @property
+    def is_open(self) -> bool:
+        return self.state is not ConversationState.ENDED
+
+    def active_agent_ids(self) -> list[str]:
+        """Agents taking part right now, in the order they joined."""
+        return [p.id for p in self.participants if p.kind == "agent" and p.active]
+
+    def has_agent(self, agent_id: str) -> bool:
+        return agent_id in self.active_agent_ids()
+
+
+@dataclass(frozen=True)
+class Message:
+    conversation_id: str
+    seq: int
+    client_id: str
+    sender_kind: SenderKind
+    sender_id: str
+    sender_name: str
+    text: str
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """An earlier chat of the same visitor, as the agent sees it."""
+
+    conversation_id: str
+    started_at: datetime
+    ended_at: datetime | None
+    agent: str
+    message_count: int
+
+
+@dataclass
+class VisitorPresence:
+    """A browser on a page carrying a widget (chatting or not)."""
+
+    visitor_id: str
+    widget_id: str
+    first_seen: datetime
+    last_seen: datetime
+    name: str = "Visitor"
+    page: dict[str, str] = field(default_factory=dict)
+    ip: str = ""
+    connections: int = 0  # open websockets (tabs); not stored
+    conversation_id: str | None = None  # the open chat, if any
+
+    @property
+    def connected(self) -> bool:
+        return self.connections > 0
+
+
+@dataclass
+class AgentPresence:
+    agent_id: str
+    status: AgentStatus = AgentStatus.AVAILABLE
+    connections: int = 0  # open console websockets; not stored
+
+    @property
+    def online(self) -> bool:
+        return self.connections > 0

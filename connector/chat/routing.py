@@ -1,0 +1,100 @@
+"""Who may see what, who is offered a chat, and who receives an event: pure functions.
+
+- An agent sees a widget's visitors and chats only when one of the agent's topics is one
+  of the widget's topics (`can_see`).
+- A waiting chat is offered to every online, Available agent who can see its widget
+  (`agents_for_chat`); a widget is available when at least one such agent exists
+  (`widget_available`).
+- Events go to channels (`agent_channel`, `chat_channel`, `widget_channel`); which
+  channels an event reaches is decided here, never in the socket code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from connector.chat.model import AgentStatus, Conversation, ConversationKind
+
+__all__ = [
+    "AgentRoute",
+    "agent_channel",
+    "agents_for_chat",
+    "can_see",
+    "chat_channel",
+    "conversation_channels",
+    "online_agent_channels",
+    "watcher_channels",
+    "widget_available",
+    "widget_channel",
+]
+
+
+@dataclass(frozen=True)
+class AgentRoute:
+    """What routing needs to know about one agent right now."""
+
+    agent_id: str
+    topic_ids: frozenset[str]
+    status: AgentStatus
+    online: bool
+
+
+def can_see(agent_topic_ids: frozenset[str], widget_topic_ids: frozenset[str]) -> bool:
+    """True when the agent shares at least one topic with the widget."""
+    return not agent_topic_ids.isdisjoint(widget_topic_ids)
+
+
+def agents_for_chat(widget_topic_ids: frozenset[str], agents: Iterable[AgentRoute]) -> list[str]:
+    """Ids of the agents a waiting chat of this widget is offered to, in input order."""
+    return [
+        agent.agent_id
+        for agent in agents
+        if agent.online
+        and agent.status is AgentStatus.AVAILABLE
+        and can_see(agent.topic_ids, widget_topic_ids)
+    ]
+
+
+def widget_available(
+    enabled: bool, widget_topic_ids: frozenset[str], agents: Iterable[AgentRoute]
+) -> bool:
+    """True when the widget is on and some online, Available agent shares a topic."""
+    return enabled and bool(agents_for_chat(widget_topic_ids, agents))
+
+
+def agent_channel(agent_id: str) -> str:
+    """Every console websocket of one agent."""
+    return f"agent:{agent_id}"
+
+
+def chat_channel(conversation_id: str) -> str:
+    """The visitor's websockets (tabs) that started or resumed this chat."""
+    return f"chat:{conversation_id}"
+
+
+def widget_channel(widget_id: str) -> str:
+    """Every visitor websocket on a page carrying this widget (for `availability`)."""
+    return f"widget:{widget_id}"
+
+
+def conversation_channels(conversation: Conversation, *, visitor: bool = True) -> set[str]:
+    """The conversation's current agents, plus its visitor side when `visitor` is true."""
+    channels = {agent_channel(agent_id) for agent_id in conversation.active_agent_ids()}
+    if visitor and conversation.kind is ConversationKind.VISITOR:
+        channels.add(chat_channel(conversation.conversation_id))
+    return channels
+
+
+def watcher_channels(widget_topic_ids: frozenset[str], agents: Iterable[AgentRoute]) -> set[str]:
+    """Online agents who can see this widget's visitors and chats (whatever their status)."""
+    return {
+        agent_channel(agent.agent_id)
+        for agent in agents
+        if agent.online and can_see(agent.topic_ids, widget_topic_ids)
+    }
+
+
+def online_agent_channels(agents: Iterable[AgentRoute]) -> set[str]:
+    """Every online agent (agent presence is visible to all agents)."""
+    return {agent_channel(agent.agent_id) for agent in agents if agent.online}

@@ -1,0 +1,405 @@
+"""The live chat's durable state: `LiveState` (the interface) and `SqliteLiveState`.
+
+What must survive a restart of the service is here: conversations with their
+participants, messages (with their per-conversation `seq` and the sender's `client_id`),
+the ended chats still waiting for their rating, the agents' chosen status, and the
+visitors' presence records (first seen, name, page). Which websockets are open is not
+stored: after a restart every client reconnects.
+
+`SqliteLiveState` keeps one connection in WAL mode behind a lock. Every write is its own
+transaction and is committed before the method returns, so a message is durable before
+anyone is told about it. `synchronous=NORMAL` in WAL mode survives a crash of the process
+(what a restart is); only a power loss may drop the last transactions. A Redis-backed
+`LiveState` can replace it when several instances serve one org.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from connector.chat.model import (
+    AgentStatus,
+    Conversation,
+    ConversationKind,
+    ConversationState,
+    HistoryEntry,
+    Message,
+    Participant,
+    SenderKind,
+    VisitorPresence,
+)
+
+__all__ = ["DuplicateMessage", "LiveState", "SqliteLiveState"]
+
+
+class DuplicateMessage(Exception):
+    """A message with this client_id (or seq) is already stored in the conversation."""
+
+    def __init__(self, conversation_id: str, client_id: str) -> None:
+        super().__init__(f"{client_id} is already stored in {conversation_id}")
+        self.conversation_id = conversation_id
+        self.client_id = client_id
+
+
+class LiveState(Protocol):
+    """Where conversations, messages and presence live."""
+
+    def save_conversation(self, conversation: Conversation) -> None:
+        """Insert or replace `conversation` (committed on return)."""
+
+    def conversation(self, conversation_id: str) -> Conversation | None:
+        """The conversation, or None."""
+
+    def unfinished_conversations(self) -> list[Conversation]:
+        """Open conversations and ended visitor chats whose activity is not queued yet."""
+
+    def add_message(self, conversation: Conversation, message: Message) -> None:
+        """Store `message` (committed on return). The conversation's `last_seq`,
+        `last_visitor_message_at` and `waiting_since` are not written here: loading a
+        conversation derives them from its messages. Raises DuplicateMessage when the
+        client_id (or seq) is taken."""
+
+    def message_by_client_id(self, conversation_id: str, client_id: str) -> Message | None:
+        """The message this sender already sent with `client_id`, if any."""
+
+    def messages(self, conversation_id: str, *, since_seq: int = 0) -> list[Message]:
+        """Messages with seq greater than `since_seq`, in seq order."""
+
+    def history(self, visitor_id: str, *, exclude: str | None = None) -> list[HistoryEntry]:
+        """The visitor's ended chats, newest first (at most HISTORY_LIMIT)."""
+
+    def save_visitor(self, presence: VisitorPresence) -> None:
+        """Insert or replace a visitor's presence record."""
+
+    def visitor(self, visitor_id: str) -> VisitorPresence | None:
+        """The stored presence record (with connections = 0)."""
+
+    def save_agent_status(self, agent_id: str, status: AgentStatus) -> None:
+        """Remember the status the agent chose."""
+
+    def agent_statuses(self) -> dict[str, AgentStatus]:
+        """Every remembered agent status."""
+
+    def close(self) -> None:
+        """Release the storage."""
+
+
+# Enough earlier chats for the agent to recognise a returning visitor.
+HISTORY_LIMIT = 10
+# SQLite waits this long for a lock held by another connection (e.g. a backup).
+BUSY_TIMEOUT_MS = 5000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversation (
+    id TEXT PRIMARY KEY,
+    visitor_id TEXT,
+    state TEXT NOT NULL,
+    finished INTEGER NOT NULL DEFAULT 0,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversation_visitor ON conversation (visitor_id, state);
+CREATE INDEX IF NOT EXISTS conversation_unfinished ON conversation (state, finished);
+CREATE TABLE IF NOT EXISTS message (
+    conversation_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    client_id TEXT NOT NULL,
+    sender_kind TEXT NOT NULL,
+    sender_id TEXT NOT NULL,
+    sender_name TEXT NOT NULL,
+    text TEXT NOT NULL,
+    sent_at TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, seq),
+    UNIQUE (conversation_id, client_id)
+);
+CREATE TABLE IF NOT EXISTS visitor (
+    visitor_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS agent_status (
+    agent_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL
+);
+"""
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _conversation_to_json(c: Conversation) -> str:
+    return json.dumps(
+        {
+            "kind": c.kind.value,
+            "state": c.state.value,
+            "started_at": _time(c.started_at),
+            "widget_id": c.widget_id,
+            "visitor_id": c.visitor_id,
+            "visitor_name": c.visitor_name,
+            "visitor_fields": c.visitor_fields,
+            "context": c.context,
+            "page": c.page,
+            "ip": c.ip,
+            "participants": [p.to_dict() for p in c.participants],
+            "accepted_at": _time(c.accepted_at),
+            "ended_at": _time(c.ended_at),
+            "ended_by": c.ended_by,
+            "owner_agent_id": c.owner_agent_id,
+            "rating": c.rating,
+            "regarding": c.regarding,
+            "last_visitor_message_at": _time(c.last_visitor_message_at),
+            "waiting_since": _time(c.waiting_since),
+            "last_seq": c.last_seq,
+            "start_client_id": c.start_client_id,
+            "finish_due_at": _time(c.finish_due_at),
+            "finished": c.finished,
+        }
+    )
+
+
+def _conversation_from_row(conversation_id: str, data: str) -> Conversation:
+    d: dict[str, Any] = json.loads(data)
+    started_at = _parse(d["started_at"])
+    assert started_at is not None
+    return Conversation(
+        conversation_id=conversation_id,
+        kind=ConversationKind(d["kind"]),
+        state=ConversationState(d["state"]),
+        started_at=started_at,
+        widget_id=d["widget_id"],
+        visitor_id=d["visitor_id"],
+        visitor_name=d["visitor_name"],
+        visitor_fields=d["visitor_fields"],
+        context=d["context"],
+        page=d["page"],
+        ip=d["ip"],
+        participants=[Participant.from_dict(p) for p in d["participants"]],
+        accepted_at=_parse(d["accepted_at"]),
+        ended_at=_parse(d["ended_at"]),
+        ended_by=d["ended_by"],
+        owner_agent_id=d["owner_agent_id"],
+        rating=d["rating"],
+        regarding=d["regarding"],
+        last_visitor_message_at=_parse(d["last_visitor_message_at"]),
+        waiting_since=_parse(d["waiting_since"]),
+        last_seq=d["last_seq"],
+        start_client_id=d["start_client_id"],
+        finish_due_at=_parse(d["finish_due_at"]),
+        finished=d["finished"],
+    )
+
+
+def _message_from_row(row: sqlite3.Row) -> Message:
+    sent_at = _parse(row["sent_at"])
+    assert sent_at is not None
+    return Message(
+        conversation_id=row["conversation_id"],
+        seq=row["seq"],
+        client_id=row["client_id"],
+        sender_kind=SenderKind(row["sender_kind"]),
+        sender_id=row["sender_id"],
+        sender_name=row["sender_name"],
+        text=row["text"],
+        sent_at=sent_at,
+    )
+
+
+class SqliteLiveState:
+    """`LiveState` in one SQLite file (WAL). Thread-safe; see the module docstring."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def _write_conversation(self, db: sqlite3.Connection, c: Conversation) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO conversation (id, visitor_id, state, finished, data)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                c.conversation_id,
+                c.visitor_id,
+                c.state.value,
+                int(c.finished),
+                _conversation_to_json(c),
+            ),
+        )
+
+    def save_conversation(self, conversation: Conversation) -> None:
+        with self._transaction() as db:
+            self._write_conversation(db, conversation)
+
+    def conversation(self, conversation_id: str) -> Conversation | None:
+        rows = self._query("SELECT id, data FROM conversation WHERE id = ?", (conversation_id,))
+        return self._load(rows[0]) if rows else None
+
+    def unfinished_conversations(self) -> list[Conversation]:
+        rows = self._query(
+            "SELECT id, data FROM conversation WHERE state != 'ended'"
+            " OR (finished = 0 AND visitor_id IS NOT NULL)"
+        )
+        return [self._load(row) for row in rows]
+
+    def _load(self, row: sqlite3.Row) -> Conversation:
+        """The stored conversation with its per-message fields brought up to date."""
+        conversation = _conversation_from_row(row["id"], row["data"])
+        messages = self._query(
+            "SELECT seq, sender_kind, sent_at FROM message WHERE conversation_id = ? ORDER BY seq",
+            (conversation.conversation_id,),
+        )
+        if not messages:
+            return conversation
+        conversation.last_seq = messages[-1]["seq"]
+        waiting_since: datetime | None = conversation.started_at
+        for message in messages:
+            if message["sender_kind"] == SenderKind.VISITOR.value:
+                conversation.last_visitor_message_at = _parse(message["sent_at"])
+                if waiting_since is None:
+                    waiting_since = _parse(message["sent_at"])
+            elif message["sender_kind"] == SenderKind.AGENT.value:
+                waiting_since = None
+        if conversation.state is ConversationState.ENDED:
+            waiting_since = None
+        conversation.waiting_since = waiting_since
+        return conversation
+
+    def add_message(self, conversation: Conversation, message: Message) -> None:
+        # One INSERT, committed on its own: the relay path's only write. The conversation's
+        # per-message fields are derived from the messages when it is loaded.
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO message (conversation_id, seq, client_id, sender_kind, sender_id,"
+                    " sender_name, text, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        message.conversation_id,
+                        message.seq,
+                        message.client_id,
+                        message.sender_kind.value,
+                        message.sender_id,
+                        message.sender_name,
+                        message.text,
+                        _time(message.sent_at),
+                    ),
+                )
+        except sqlite3.IntegrityError as error:
+            raise DuplicateMessage(message.conversation_id, message.client_id) from error
+
+    def message_by_client_id(self, conversation_id: str, client_id: str) -> Message | None:
+        rows = self._query(
+            "SELECT * FROM message WHERE conversation_id = ? AND client_id = ?",
+            (conversation_id, client_id),
+        )
+        return _message_from_row(rows[0]) if rows else None
+
+    def messages(self, conversation_id: str, *, since_seq: int = 0) -> list[Message]:
+        rows = self._query(
+            "SELECT * FROM message WHERE conversation_id = ? AND seq > ? ORDER BY seq",
+            (conversation_id, since_seq),
+        )
+        return [_message_from_row(row) for row in rows]
+
+    def history(self, visitor_id: str, *, exclude: str | None = None) -> list[HistoryEntry]:
+        rows = self._query(
+            "SELECT c.id, c.data, (SELECT COUNT(*) FROM message m WHERE m.conversation_id = c.id"
+            " AND m.sender_kind != 'system') AS message_count FROM conversation c"
+            " WHERE c.visitor_id = ? AND c.state = 'ended' AND c.id != ?",
+            (visitor_id, exclude or ""),
+        )
+        entries = []
+        for row in rows:
+            c = _conversation_from_row(row["id"], row["data"])
+            agents = [p.name for p in c.participants if p.kind == "agent"]
+            entries.append(
+                HistoryEntry(
+                    conversation_id=c.conversation_id,
+                    started_at=c.started_at,
+                    ended_at=c.ended_at,
+                    agent=", ".join(agents),
+                    message_count=row["message_count"],
+                )
+            )
+        entries.sort(key=lambda e: e.started_at, reverse=True)
+        return entries[:HISTORY_LIMIT]
+
+    def save_visitor(self, presence: VisitorPresence) -> None:
+        data = json.dumps(
+            {
+                "widget_id": presence.widget_id,
+                "first_seen": _time(presence.first_seen),
+                "last_seen": _time(presence.last_seen),
+                "name": presence.name,
+                "page": presence.page,
+                "ip": presence.ip,
+                "conversation_id": presence.conversation_id,
+            }
+        )
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO visitor (visitor_id, data) VALUES (?, ?)",
+                (presence.visitor_id, data),
+            )
+
+    def visitor(self, visitor_id: str) -> VisitorPresence | None:
+        rows = self._query("SELECT data FROM visitor WHERE visitor_id = ?", (visitor_id,))
+        if not rows:
+            return None
+        d = json.loads(rows[0]["data"])
+        first_seen, last_seen = _parse(d["first_seen"]), _parse(d["last_seen"])
+        assert first_seen is not None and last_seen is not None
+        return VisitorPresence(
+            visitor_id=visitor_id,
+            widget_id=d["widget_id"],
+            first_seen=first_seen,
+            last_seen=last_seen,
+            name=d["name"],
+            page=d["page"],
+            ip=d["ip"],
+            conversation_id=d["conversation_id"],
+        )
+
+    def save_agent_status(self, agent_id: str, status: AgentStatus) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO agent_status (agent_id, status) VALUES (?, ?)",
+                (agent_id, status.value),
+            )
+
+    def agent_statuses(self) -> dict[str, AgentStatus]:
+        rows = self._query("SELECT agent_id, status FROM agent_status")
+        return {row["agent_id"]: AgentStatus(row["status"]) for row in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,150 @@
+"""The wire shapes of docs/protocol.md, built from the model (pure functions).
+
+Text goes out exactly as stored; clients render it with `textContent`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from connector.chat.model import (
+    AgentPresence,
+    Conversation,
+    HistoryEntry,
+    Message,
+    VisitorPresence,
+)
+from connector.chat.ports import AgentLike, TopicLike, WidgetLike
+
+__all__ = [
+    "agent_view",
+    "chat_view",
+    "iso",
+    "message_view",
+    "visitor_chat_view",
+    "visitor_view",
+]
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 UTC with a Z, or None."""
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def message_view(message: Message) -> dict[str, Any]:
+    """A `message.created` frame."""
+    return {
+        "type": "message.created",
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "client_id": message.client_id,
+        "sender": {"kind": message.sender_kind.value, "name": message.sender_name},
+        "text": message.text,
+        "sent_at": iso(message.sent_at),
+    }
+
+
+def _message_item(message: Message) -> dict[str, Any]:
+    item = message_view(message)
+    del item["type"]
+    return item
+
+
+def visitor_view(presence: VisitorPresence) -> dict[str, Any]:
+    return {
+        "visitor_id": presence.visitor_id,
+        "name": presence.name,
+        "page": presence.page,
+        "ip": presence.ip,
+        "widget_id": presence.widget_id,
+        "first_seen": iso(presence.first_seen),
+        "connected": presence.connected,
+        "chatting": presence.conversation_id is not None,
+    }
+
+
+def agent_view(profile: AgentLike, presence: AgentPresence) -> dict[str, Any]:
+    return {
+        "agent_id": profile.agent_id,
+        "name": profile.name,
+        "status": presence.status.value,
+        "online": presence.online,
+    }
+
+
+def chat_view(
+    conversation: Conversation,
+    *,
+    widget: WidgetLike | None,
+    topics: Mapping[str, TopicLike],
+    messages: Sequence[Message],
+    history: Sequence[HistoryEntry],
+    visitor: VisitorPresence | None,
+) -> dict[str, Any]:
+    """The `chat` object agents receive (snapshot, offered, accepted, updated)."""
+    visitor_part: dict[str, Any] | None = None
+    if conversation.visitor_id is not None:
+        visitor_part = {
+            "visitor_id": conversation.visitor_id,
+            "name": conversation.visitor_name,
+            "fields": conversation.visitor_fields,
+            "context": conversation.context,
+            "page": visitor.page if visitor is not None else {"url": conversation.page},
+            "ip": conversation.ip,
+            "connected": visitor is not None and visitor.connected,
+        }
+    topic_ids = sorted(widget.topic_ids) if widget is not None else []
+    return {
+        "conversation_id": conversation.conversation_id,
+        "kind": conversation.kind.value,
+        "state": conversation.state.value,
+        "widget": {"id": widget.widget_id, "name": widget.name} if widget is not None else None,
+        "topics": [
+            {"id": t.topic_id, "name": t.name, "color": t.color}
+            for t in (topics.get(topic_id) for topic_id in topic_ids)
+            if t is not None
+        ],
+        "visitor": visitor_part,
+        "participants": [
+            {"kind": p.kind, "id": p.id, "name": p.name}
+            for p in conversation.participants
+            if p.active
+        ],
+        "started_at": iso(conversation.started_at),
+        "accepted_at": iso(conversation.accepted_at),
+        "ended_at": iso(conversation.ended_at),
+        "last_visitor_message_at": iso(conversation.last_visitor_message_at),
+        "waiting_since": iso(conversation.waiting_since),
+        "regarding": conversation.regarding,
+        "messages": [_message_item(m) for m in messages],
+        "history": [
+            {
+                "conversation_id": h.conversation_id,
+                "started_at": iso(h.started_at),
+                "ended_at": iso(h.ended_at),
+                "agent": h.agent,
+                "message_count": h.message_count,
+            }
+            for h in history
+        ],
+    }
+
+
+def visitor_chat_view(
+    conversation: Conversation,
+    *,
+    agent: dict[str, Any] | None,
+    messages: Sequence[Message],
+) -> dict[str, Any]:
+    """The `chat` object in `hello.ok` (what the visitor may know)."""
+    return {
+        "conversation_id": conversation.conversation_id,
+        "state": conversation.state.value,
+        "agent": agent,
+        "rating": conversation.rating,
+        "messages": [_message_item(m) for m in messages],
+    }

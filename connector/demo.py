@@ -1,0 +1,239 @@
+"""Demo records for the embedded Dataverse, so `crmchat serve` is usable at once.
+
+`seed_demo(dataverse_app)` creates two agents with their system users, two topics, two
+widgets, three snippets and a few contacts in the embedded Dataverse. Every record has a
+fixed GUID chosen here and is written create-only, so running it on every start adds what
+is missing and never overwrites what a person changed in the app. The records are written
+by the administrator (`admin@crmchat.local`, from the embedded Dataverse's own seeding),
+as a person setting up CRM Chat would: the service's application user may not create
+contacts.
+
+| who / what    | record                                                          |
+|---------------|-----------------------------------------------------------------|
+| Sam Sales     | system user `sam@crmchat.local`, CRM Chat Agent, topic Sales    |
+| Bea Support   | system user `bea@crmchat.local`, CRM Chat Agent, topic Support  |
+| Sales chat    | widget for topic Sales (the demo website's pages)               |
+| Support chat  | widget for topic Support (the demo website's support page)      |
+| snippets      | `#hello#`, `#thanks#`, `#hours#`                                |
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from connector.crm.connection import DATAVERSE_PATH, EMBEDDED_ORIGIN
+from connector.dataverse import (
+    CallableTokenProvider,
+    DataverseClient,
+    PreconditionFailed,
+    UpsertMode,
+)
+from connector.dataverse.transport import WsgiAdapter
+from connector.dataverse_local import ADMIN_USER_ID, DataverseApp, add_user, issue_token
+
+__all__ = [
+    "AGENT_STATUS_AVAILABLE",
+    "BEA_AGENT_ID",
+    "BEA_USER_ID",
+    "CONTACTS",
+    "DEMO_AGENTS",
+    "DEMO_WIDGETS",
+    "SALES_TOPIC_ID",
+    "SALES_WIDGET_ID",
+    "SAM_AGENT_ID",
+    "SAM_USER_ID",
+    "SNIPPETS",
+    "SUPPORT_TOPIC_ID",
+    "SUPPORT_WIDGET_ID",
+    "TOPICS",
+    "DemoAgent",
+    "DemoWidget",
+    "admin_client",
+    "seed_demo",
+]
+
+log = logging.getLogger(__name__)
+
+AGENT_ROLE_NAME = "CRM Chat Agent"
+AGENT_STATUS_AVAILABLE = 100000000  # crmchat_agent.crmchat_status "Available"
+
+SALES_TOPIC_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000001"
+SUPPORT_TOPIC_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000002"
+SAM_USER_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000101"
+BEA_USER_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000102"
+SAM_AGENT_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000201"
+BEA_AGENT_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000202"
+SALES_WIDGET_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000301"
+SUPPORT_WIDGET_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000302"
+
+# (id, name, colour)
+TOPICS: tuple[tuple[str, str, str], ...] = (
+    (SALES_TOPIC_ID, "Sales", "#0f6cbd"),
+    (SUPPORT_TOPIC_ID, "Support", "#107c10"),
+)
+
+
+@dataclass(frozen=True)
+class DemoAgent:
+    user_id: str
+    agent_id: str
+    domain_name: str
+    first_name: str
+    last_name: str
+    topic_id: str
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+@dataclass(frozen=True)
+class DemoWidget:
+    widget_id: str
+    name: str
+    title: str
+    topic_id: str
+
+
+DEMO_AGENTS: tuple[DemoAgent, ...] = (
+    DemoAgent(SAM_USER_ID, SAM_AGENT_ID, "sam@crmchat.local", "Sam", "Sales", SALES_TOPIC_ID),
+    DemoAgent(BEA_USER_ID, BEA_AGENT_ID, "bea@crmchat.local", "Bea", "Support", SUPPORT_TOPIC_ID),
+)
+
+DEMO_WIDGETS: tuple[DemoWidget, ...] = (
+    DemoWidget(SALES_WIDGET_ID, "Sales chat", "Questions before you buy?", SALES_TOPIC_ID),
+    DemoWidget(SUPPORT_WIDGET_ID, "Support chat", "Need help?", SUPPORT_TOPIC_ID),
+)
+
+# (id, name as typed between # signs, text)
+SNIPPETS: tuple[tuple[str, str, str], ...] = (
+    ("0c5a1e50-7d1c-4e0a-9b51-5a1e50000401", "hello", "Hello! How can I help you today?"),
+    ("0c5a1e50-7d1c-4e0a-9b51-5a1e50000402", "thanks", "Thank you for chatting with us!"),
+    (
+        "0c5a1e50-7d1c-4e0a-9b51-5a1e50000403",
+        "hours",
+        "We are here Monday to Friday, 9:00 to 17:00 (Central European Time).",
+    ),
+)
+
+# (id, first name, last name, email, phone)
+CONTACTS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("0c5a1e50-7d1c-4e0a-9b51-5a1e50000501", "Ann", "Smith", "ann@example.com", "+1 555 0101"),
+    ("0c5a1e50-7d1c-4e0a-9b51-5a1e50000502", "Ben", "Jones", "ben@example.com", "+1 555 0102"),
+    (
+        "0c5a1e50-7d1c-4e0a-9b51-5a1e50000503",
+        "Chloe",
+        "Martin",
+        "chloe@example.com",
+        "+44 20 7946 0103",
+    ),
+)
+
+
+def _create_once(
+    client: DataverseClient, entity_set: str, record_id: str, data: dict[str, Any]
+) -> bool:
+    """Create the record unless it exists; True when it was created now."""
+    try:
+        client.upsert(entity_set, record_id, data, mode=UpsertMode.CREATE_ONLY)
+    except PreconditionFailed:
+        return False
+    return True
+
+
+def _link_once(
+    client: DataverseClient, entity_set: str, record_id: str, navigation: str, target_id: str
+) -> None:
+    """Associate `target_id` (a topic) through `navigation` unless already associated."""
+    linked = client.list_related(entity_set, record_id, navigation, select=["crmchat_topicid"])
+    if any(str(row.get("crmchat_topicid")) == target_id for row in linked):
+        return
+    client.associate(entity_set, record_id, navigation, "crmchat_topics", target_id)
+
+
+def admin_client(dataverse_app: DataverseApp) -> DataverseClient:
+    """A client of the embedded Dataverse `dataverse_app` (in process) as the administrator."""
+    secret = dataverse_app.store.signing_secret
+    session = requests.Session()
+    session.mount(EMBEDDED_ORIGIN, WsgiAdapter(dataverse_app))
+    tokens = CallableTokenProvider(lambda: issue_token(secret, user_id=ADMIN_USER_ID))
+    return DataverseClient(f"{EMBEDDED_ORIGIN}{DATAVERSE_PATH}/", tokens, session=session)
+
+
+def seed_demo(dataverse_app: DataverseApp) -> None:
+    """Create the demo users and records that are missing (see the module docstring).
+
+    `dataverse_app` is the embedded Dataverse's `DataverseApp`: system users go straight
+    into its store (a real environment gets them from Entra, not the Web API), records
+    through the Web API. Raises `DataverseError` when Dataverse refuses a write; partial
+    work is kept and completed by the next run.
+    """
+    store = dataverse_app.store
+    client = admin_client(dataverse_app)
+    agent_role = store.schema.role_named(AGENT_ROLE_NAME)
+    role_ids = [agent_role.id] if agent_role is not None else []
+    for agent in DEMO_AGENTS:
+        add_user(
+            store,
+            domain_name=agent.domain_name,
+            first_name=agent.first_name,
+            last_name=agent.last_name,
+            user_id=agent.user_id,
+            role_ids=role_ids,
+        )
+
+    for topic_id, name, color in TOPICS:
+        _create_once(
+            client, "crmchat_topics", topic_id, {"crmchat_name": name, "crmchat_color": color}
+        )
+
+    for agent in DEMO_AGENTS:
+        _create_once(
+            client,
+            "crmchat_agents",
+            agent.agent_id,
+            {
+                "crmchat_name": agent.first_name,
+                "crmchat_email": agent.domain_name,
+                "crmchat_status": AGENT_STATUS_AVAILABLE,
+                "crmchat_SystemUserId@odata.bind": f"/systemusers({agent.user_id})",
+                # The agent edits their own profile (Basic write), so they own it.
+                "ownerid@odata.bind": f"/systemusers({agent.user_id})",
+            },
+        )
+        _link_once(client, "crmchat_agents", agent.agent_id, "crmchat_agent_topic", agent.topic_id)
+
+    for widget in DEMO_WIDGETS:
+        _create_once(
+            client,
+            "crmchat_widgets",
+            widget.widget_id,
+            {
+                "crmchat_name": widget.name,
+                "crmchat_enabled": True,
+                # Every other design option keeps its default (crm/design.py).
+                "crmchat_design": json.dumps({"title": widget.title}),
+            },
+        )
+        _link_once(
+            client, "crmchat_widgets", widget.widget_id, "crmchat_widget_topic", widget.topic_id
+        )
+
+    for snippet_id, name, text in SNIPPETS:
+        _create_once(
+            client, "crmchat_snippets", snippet_id, {"crmchat_name": name, "crmchat_text": text}
+        )
+
+    for contact_id, first, last, email, phone in CONTACTS:
+        _create_once(
+            client,
+            "contacts",
+            contact_id,
+            {"firstname": first, "lastname": last, "emailaddress1": email, "telephone1": phone},
+        )
+    log.info("demo records are in place")

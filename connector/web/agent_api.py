@@ -1,0 +1,112 @@
+"""The agent console's HTTP API (Bearer service token, CRM Chat Agent role).
+
+GET  /api/agent/snippets                      [{"name","text"}], by name
+POST /api/agent/chats/<conversation_id>/crm   {"kind": "lead"|"contact"|"case"}
+                                              -> {"regarding": {"table","id","name"}}
+
+Making a CRM record from a chat: `lead` and `contact` are created from the visitor's
+pre-chat fields. A `case` needs a customer, so when the chat is not yet linked to a
+contact, the contact is created first from the same fields and the case is made for it
+(the chat then regards the case). Asking again for the kind the chat already regards
+answers that record instead of creating a second one. The chat's agents get
+`chat.updated` with the new `regarding`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any, Literal
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import BaseModel, ConfigDict
+
+from connector.chat.errors import ChatError
+from connector.chat.frames import GUID_PATTERN
+from connector.chat.model import ConversationKind
+from connector.chat.ports import AgentLike
+from connector.dataverse import DataverseError
+from connector.web.auth import AGENT_ROLES, current_user, require_roles
+from connector.web.errors import ApiError, Forbidden, NotFound
+from connector.web.sockets import engine_of
+
+__all__ = ["bp"]
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("agent_api", __name__, url_prefix="/api/agent")
+
+_TABLE_OF_KIND = {"lead": "lead", "contact": "contact", "case": "incident"}
+
+
+class CrmActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["lead", "contact", "case"]
+
+
+@bp.errorhandler(ChatError)
+def _chat_error(error: ChatError) -> Response:
+    response = jsonify({"error": {"code": error.code, "message": error.message}})
+    response.status_code = error.http_status
+    return response
+
+
+def _me() -> AgentLike:
+    profile = engine_of(current_app).directory.agent_for_user(current_user().id)
+    if profile is None:
+        raise Forbidden("You have no CRM Chat agent profile; ask your administrator.")
+    return profile
+
+
+@bp.get("/snippets")
+@require_roles(AGENT_ROLES)
+def snippets() -> Response:
+    _me()
+    found = engine_of(current_app).directory.snippets().values()
+    return jsonify([{"name": s.name, "text": s.text} for s in sorted(found, key=lambda s: s.name)])
+
+
+@bp.post("/chats/<conversation_id>/crm")
+@require_roles(AGENT_ROLES)
+def create_crm_record(conversation_id: str) -> dict[str, Any]:
+    if not GUID_PATTERN.fullmatch(conversation_id):
+        raise NotFound("There is no such chat.")
+    body = CrmActionIn.model_validate(request.get_json(silent=True) or {})
+    engine = engine_of(current_app)
+    me = _me()
+    conversation = engine.access_agent_chat(me.agent_id, conversation_id.lower())
+    if conversation.kind is not ConversationKind.VISITOR:
+        raise ApiError("Only a chat with a visitor can become a CRM record.", code="invalid_input")
+    current = conversation.regarding
+    if current is not None and current.get("table") == _TABLE_OF_KIND[body.kind]:
+        return {"regarding": current}
+
+    from connector.crm import regarding as crm
+
+    client = current_app.extensions["crmchat.dataverse"]
+    fields = dict(conversation.visitor_fields)
+    subject = f"Chat with {conversation.visitor_name}"
+    try:
+        if body.kind == "lead":
+            record = crm.create_lead(client, fields, subject=subject)
+        elif body.kind == "contact":
+            record = crm.create_contact(client, fields)
+        else:
+            if current is not None and current.get("table") == "contact":
+                contact = crm.Regarding(table="contact", id=current["id"], name=current["name"])
+            else:
+                contact = crm.create_contact(client, fields)
+            record = crm.create_case(
+                client,
+                contact,
+                title=subject,
+                description=engine.transcript_text(conversation.conversation_id),
+            )
+    except DataverseError as error:
+        log.warning("creating a %s from chat %s failed: %s", body.kind, conversation_id, error)
+        failure = ApiError(f"CRM refused the {body.kind}: {error.message}", code="crm_error")
+        failure.http_status = 502
+        raise failure from error
+    regarding = {key: str(value) for key, value in asdict(record).items()}
+    engine.do_set_regarding(me.agent_id, conversation.conversation_id, regarding)
+    return {"regarding": regarding}

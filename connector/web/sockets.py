@@ -1,0 +1,244 @@
+"""The two WebSockets of docs/protocol.md: `/ws/visitor` and `/ws/agent?token=…`.
+
+Each socket's thread reads frames, checks size, JSON and the frame model
+(`connector.chat.frames`), applies the per-connection rate limit, and calls one engine
+action. Refusals become `error` frames; the connection stays open, except when an agent
+is not signed in or not allowed (then it is closed). A client never sees a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, request
+from flask_sock import Sock
+from itsdangerous import BadSignature
+
+from connector.chat import events
+from connector.chat.actions import ChatEngine
+from connector.chat.errors import ChatError
+from connector.chat.frames import (
+    AgentChatStart,
+    AgentEnd,
+    AgentSend,
+    AgentTyping,
+    ChatAccept,
+    ChatInvite,
+    ChatRate,
+    ChatResync,
+    ChatStart,
+    ChatTransfer,
+    FrameError,
+    Hello,
+    PageFrame,
+    Ping,
+    StatusSet,
+    TokenBucket,
+    VisitorEnd,
+    VisitorSend,
+    VisitorTyping,
+    parse_agent_frame,
+    parse_visitor_frame,
+)
+from connector.chat.hub import Subscriber
+from connector.chat.sessions import AgentSession, VisitorSession
+from connector.web.auth import AGENT_ROLES, SERVICE_TOKEN_MAX_AGE_SECS
+
+__all__ = ["SOCK_SERVER_OPTIONS", "bp", "client_ip", "engine_of", "sock"]
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("sockets", __name__)
+sock = Sock()
+
+# Pings keep proxies from closing idle sockets and find dead clients (no pong by the next
+# ping closes the socket). The size cap only guards memory: frames over 16 KiB are
+# refused politely by `connector.chat.frames` while the socket stays open.
+SOCK_SERVER_OPTIONS: dict[str, Any] = {"ping_interval": 25, "max_message_size": 1024 * 1024}
+# WebSocket close code for a policy violation (RFC 6455).
+CLOSE_POLICY_VIOLATION = 1008
+# How long a refused socket waits for the client to close before the server does.
+REFUSE_LINGER_SECS = 2.0
+
+
+def engine_of(app: Any) -> ChatEngine:
+    engine: ChatEngine = app.extensions["crmchat.chat"]
+    return engine
+
+
+def client_ip() -> str:
+    """The visitor's address (the proxy's X-Forwarded-For is applied by `create_app`)."""
+    return (request.remote_addr or "")[:64]
+
+
+def _send_frame(engine: ChatEngine, subscriber: Subscriber, frame: dict[str, Any]) -> None:
+    engine.hub.send_to(subscriber, frame)
+    engine.hub.flush()
+
+
+def _ref_of(frame: Any) -> str:
+    return str(getattr(frame, "client_id", None) or frame.type)
+
+
+def _serve(
+    engine: ChatEngine,
+    ws: Any,
+    subscriber: Subscriber,
+    parse: Any,
+    act: Any,
+) -> None:
+    """Read frames until the socket closes; `act(frame)` runs each valid one."""
+    bucket = TokenBucket()
+    while True:
+        raw = ws.receive()
+        if raw is None:
+            continue
+        frame: Any = None
+        try:
+            frame = parse(raw)
+            if isinstance(frame, Ping):
+                _send_frame(engine, subscriber, events.event(events.PONG))
+                continue
+            if not bucket.take():
+                retry = bucket.retry_after_ms()
+                _send_frame(
+                    engine,
+                    subscriber,
+                    events.error_event(
+                        "rate_limited",
+                        "Slow down: too many frames.",
+                        ref=_ref_of(frame),
+                        retry_after_ms=retry,
+                    ),
+                )
+                continue
+            act(frame)
+        except FrameError as error:
+            _send_frame(
+                engine, subscriber, events.error_event(error.code, error.message, ref=error.ref)
+            )
+        except ChatError as error:
+            ref = _ref_of(frame) if frame is not None else None
+            _send_frame(engine, subscriber, events.error_event(error.code, error.message, ref=ref))
+        except Exception:
+            log.exception("chat frame failed")
+            ref = _ref_of(frame) if frame is not None else None
+            _send_frame(
+                engine,
+                subscriber,
+                events.error_event("internal_error", "Something went wrong on our side.", ref=ref),
+            )
+
+
+def visitor_socket(ws: Any) -> None:
+    engine = engine_of(current_app)
+    subscriber = Subscriber(ws.send, name="visitor")
+    session = VisitorSession(subscriber, ip=client_ip())
+
+    def act(frame: Any) -> None:
+        match frame:
+            case Hello():
+                engine.do_visitor_hello(
+                    session,
+                    widget_id=frame.widget_id,
+                    visitor_id=frame.visitor_id,
+                    page=frame.page.model_dump(),
+                    resume_token=frame.resume.token if frame.resume else None,
+                    since_seq=frame.resume.since_seq if frame.resume else 0,
+                )
+            case PageFrame():
+                engine.do_visitor_page(session, page=frame.page.model_dump())
+            case ChatStart():
+                engine.do_visitor_start(
+                    session, client_id=frame.client_id, fields=frame.fields, context=frame.context
+                )
+            case VisitorSend():
+                engine.do_visitor_send(session, client_id=frame.client_id, text=frame.text)
+            case VisitorTyping():
+                engine.do_visitor_typing(session, on=frame.on)
+            case VisitorEnd():
+                engine.do_visitor_end(session)
+            case ChatRate():
+                engine.do_visitor_rate(session, rating=frame.rating)
+
+    try:
+        _serve(engine, ws, subscriber, parse_visitor_frame, act)
+    finally:
+        engine.do_visitor_disconnect(session)
+
+
+def _refuse(ws: Any, code: str, message: str) -> None:
+    """Send the error, give the client a moment to close first, then close.
+
+    Closing at once would reset the TCP connection if the client's next frame is already
+    on its way, and a reset makes the client drop the unread error frame.
+    """
+    ws.send(events.json_frame(events.error_event(code, message)))
+    deadline = time.monotonic() + REFUSE_LINGER_SECS
+    while (left := deadline - time.monotonic()) > 0:
+        ws.receive(timeout=left)  # ignored; raises ConnectionClosed when the client closes
+    ws.close(reason=CLOSE_POLICY_VIOLATION, message=message[:100])
+
+
+def agent_socket(ws: Any) -> None:
+    engine = engine_of(current_app)
+    serializer = current_app.extensions["crmchat.tokens"]
+    try:
+        claims = serializer.loads(request.args.get("token", ""), max_age=SERVICE_TOKEN_MAX_AGE_SECS)
+    except BadSignature:
+        _refuse(ws, "not_signed_in", "Sign in first: the token is missing, invalid or expired.")
+        return
+    if not frozenset(claims.get("roles", ())) & AGENT_ROLES:
+        _refuse(ws, "forbidden", "Your security roles do not include CRM Chat Agent.")
+        return
+    profile = engine.directory.agent_for_user(str(claims.get("id", "")))
+    if profile is None:
+        _refuse(ws, "forbidden", "You have no CRM Chat agent profile; ask your administrator.")
+        return
+    subscriber = Subscriber(ws.send, name=f"agent {profile.agent_id}")
+    session = AgentSession(subscriber, profile.agent_id)
+
+    def act(frame: Any) -> None:
+        match frame:
+            case StatusSet():
+                engine.do_agent_set_status(session, status=frame.status)
+            case ChatAccept():
+                engine.do_agent_accept(session, conversation_id=frame.conversation_id)
+            case AgentSend():
+                engine.do_agent_send(
+                    session,
+                    conversation_id=frame.conversation_id,
+                    client_id=frame.client_id,
+                    text=frame.text,
+                )
+            case ChatResync():
+                engine.do_agent_resync(
+                    session, conversation_id=frame.conversation_id, since_seq=frame.since_seq
+                )
+            case ChatInvite():
+                engine.do_agent_invite(
+                    session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
+                )
+            case ChatTransfer():
+                engine.do_agent_transfer(
+                    session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
+                )
+            case AgentEnd():
+                engine.do_agent_end(session, conversation_id=frame.conversation_id)
+            case AgentChatStart():
+                engine.do_agent_chat_start(session, agent_id=frame.agent_id)
+            case AgentTyping():
+                engine.do_agent_typing(session, conversation_id=frame.conversation_id, on=frame.on)
+
+    engine.do_agent_connect(session)
+    try:
+        _serve(engine, ws, subscriber, parse_agent_frame, act)
+    finally:
+        engine.do_agent_disconnect(session)
+
+
+# Registered by call, not decorator: flask-sock's decorator is untyped.
+sock.route("/ws/visitor", bp=bp)(visitor_socket)
+sock.route("/ws/agent", bp=bp)(agent_socket)

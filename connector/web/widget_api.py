@@ -1,0 +1,64 @@
+"""The widget's public API: `GET /api/widgets/<widget_id>/config` (CORS *, cached 30 s).
+
+Answers the widget's published design and whether a chat can start right now
+(`available`: the widget is enabled and an online, Available agent shares a topic).
+The design comes from the Directory's cache, so this never waits on Dataverse in steady
+state. An ETag lets the loader revalidate for free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from connector.chat.frames import GUID_PATTERN
+from connector.web.errors import NotFound
+from connector.web.sockets import engine_of
+
+__all__ = ["CONFIG_MAX_AGE_SECS", "bp"]
+
+bp = Blueprint("widget_api", __name__, url_prefix="/api/widgets")
+
+# Availability changes when agents come and go; live updates reach open widgets over the
+# socket, so a page load may use an answer this old.
+CONFIG_MAX_AGE_SECS = 30
+
+
+@bp.after_request
+def _allow_any_origin(response: Response) -> Response:
+    # The widget runs on customers' sites; the config is public, so any origin may read it.
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Expose-Headers"] = "ETag"
+    return response
+
+
+def _socket_url() -> str:
+    scheme = "wss" if request.scheme == "https" else "ws"
+    return f"{scheme}://{request.host}/ws/visitor"
+
+
+@bp.get("/<widget_id>/config")
+def widget_config(widget_id: str) -> Response:
+    if not GUID_PATTERN.fullmatch(widget_id):
+        raise NotFound("There is no such widget.")
+    status = engine_of(current_app).widget_status(widget_id.lower())
+    if status is None:
+        raise NotFound("There is no such widget.")
+    widget, available = status
+    body: dict[str, Any] = {
+        "widget_id": widget.widget_id,
+        "enabled": widget.enabled,
+        "available": available,
+        "design": widget.design.model_dump(mode="json"),
+        "socket_url": _socket_url(),
+    }
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False)
+    response = jsonify(body)
+    response.set_etag(hashlib.sha256(text.encode()).hexdigest()[:32])
+    response.cache_control.public = True
+    response.cache_control.max_age = CONFIG_MAX_AGE_SECS
+    response.make_conditional(request)
+    return response

@@ -1,0 +1,149 @@
+"""The chat's HTTP surface: widget config, agent snippets, and making CRM records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from chat_fakes import (
+    ANN_USER,
+    BOB,
+    BOB_USER,
+    FIELDS,
+    HELP,
+    SHOP,
+    FakeDirectory,
+    FakeOutbox,
+    Inbox,
+)
+from flask import Flask
+from flask.testing import FlaskClient
+
+from connector.app import create_app, stop_app
+from connector.chat.hub import Subscriber
+from connector.chat.sessions import AgentSession, VisitorSession
+from connector.crm.handshake import SignedInUser
+from connector.web.auth import issue_service_token
+from connector.web.sockets import engine_of
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    app = create_app(
+        {"data_dir": tmp_path, "secret_key": "s" * 40},
+        directory=FakeDirectory(),
+        outbox=FakeOutbox(),
+        start=False,
+    )
+    yield app
+    stop_app(app)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def bearer(
+    app: Flask, user_id: str, roles: frozenset[str] = frozenset({"CRM Chat Agent"})
+) -> dict[str, str]:
+    with app.app_context():
+        token = issue_service_token(SignedInUser(user_id, "User", "u@example.com", roles))
+    return {"Authorization": f"Bearer {token}"}
+
+
+def bob_online(app: Flask) -> AgentSession:
+    session = AgentSession(Subscriber(lambda text: None), BOB)
+    engine_of(app).do_agent_connect(session)
+    return session
+
+
+def test_config_answers_the_design_and_availability_to_any_origin(
+    app: Flask, client: FlaskClient
+) -> None:
+    response = client.get(f"/api/widgets/{SHOP}/config", base_url="https://chat.example")
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "max-age=30" in response.headers["Cache-Control"]
+    body = response.get_json()
+    assert body["widget_id"] == SHOP and body["enabled"] is True
+    assert body["available"] is False  # nobody online yet
+    assert body["design"]["title"]
+    assert body["socket_url"] == "wss://chat.example/ws/visitor"
+
+    bob_online(app)
+    assert client.get(f"/api/widgets/{SHOP}/config").get_json()["available"] is True
+
+
+def test_config_revalidates_with_its_etag(app: Flask, client: FlaskClient) -> None:
+    first = client.get(f"/api/widgets/{HELP}/config")
+    etag = first.headers["ETag"]
+    again = client.get(f"/api/widgets/{HELP}/config", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    bob_online(app)  # availability changed: the old ETag no longer matches
+    changed = client.get(f"/api/widgets/{HELP}/config", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.get_json()["available"] is True
+
+
+def test_an_unknown_widget_is_a_clear_404(client: FlaskClient) -> None:
+    for widget_id in ("20000000-0000-0000-0000-0000000000ff", "not-a-guid"):
+        response = client.get(f"/api/widgets/{widget_id}/config")
+        assert response.status_code == 404
+        assert response.get_json()["error"]["code"] == "not_found"
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_agents_read_snippets_others_may_not(app: Flask, client: FlaskClient) -> None:
+    response = client.get("/api/agent/snippets", headers=bearer(app, BOB_USER))
+    assert response.get_json() == [
+        {"name": "Thanks", "text": "Thank you for chatting with us."},
+        {"name": "hello", "text": "Hello! How can I help you today?"},
+    ]
+    assert client.get("/api/agent/snippets").status_code == 401
+    no_role = bearer(app, BOB_USER, roles=frozenset({"Salesperson"}))
+    assert client.get("/api/agent/snippets", headers=no_role).status_code == 403
+
+
+def active_chat(app: Flask) -> tuple[str, Inbox]:
+    engine = engine_of(app)
+    bob_inbox = Inbox()
+    bob = AgentSession(bob_inbox.subscriber, BOB)
+    engine.do_agent_connect(bob)
+    visitor_inbox = Inbox()
+    visitor = VisitorSession(visitor_inbox.subscriber, ip="198.51.100.1")
+    engine.do_visitor_hello(visitor, widget_id=SHOP, visitor_id="visitor-crm1", page={})
+    engine.do_visitor_start(visitor, client_id="s", fields=FIELDS)
+    conversation_id = visitor_inbox.last("chat.started")["conversation_id"]
+    engine.do_agent_accept(bob, conversation_id=conversation_id)
+    engine.do_visitor_send(visitor, client_id="v1", text="My order did not arrive.")
+    return conversation_id, bob_inbox
+
+
+def test_a_case_from_a_chat_creates_the_contact_first(app: Flask, client: FlaskClient) -> None:
+    conversation_id, bob_inbox = active_chat(app)
+    url = f"/api/agent/chats/{conversation_id}/crm"
+
+    response = client.post(url, json={"kind": "case"}, headers=bearer(app, BOB_USER))
+
+    assert response.status_code == 200, response.get_json()
+    regarding = response.get_json()["regarding"]
+    assert regarding["table"] == "incident"
+    assert bob_inbox.last("chat.updated")["chat"]["regarding"] == regarding
+    dataverse = app.extensions["crmchat.dataverse"]
+    case = dataverse.retrieve("incidents", regarding["id"], select=["title", "_customerid_value"])
+    contact = dataverse.retrieve("contacts", case["_customerid_value"], select=["emailaddress1"])
+    assert contact["emailaddress1"] == "vera@example.com"
+    again = client.post(url, json={"kind": "case"}, headers=bearer(app, BOB_USER))
+    assert again.get_json()["regarding"] == regarding  # not a second case
+
+
+def test_only_the_chats_agents_may_make_records(app: Flask, client: FlaskClient) -> None:
+    conversation_id, _ = active_chat(app)
+    url = f"/api/agent/chats/{conversation_id}/crm"
+    refused = client.post(url, json={"kind": "lead"}, headers=bearer(app, ANN_USER))
+    assert refused.status_code == 404
+    bad = client.post(url, json={"kind": "account"}, headers=bearer(app, BOB_USER))
+    assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "invalid_input"
+    lead = client.post(url, json={"kind": "lead"}, headers=bearer(app, BOB_USER))
+    assert lead.status_code == 200 and lead.get_json()["regarding"]["table"] == "lead"

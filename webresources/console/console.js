@@ -1,0 +1,1235 @@
+// CRM Chat agent console: incoming chats, visitor and agent chats, visitors and agents, all
+// live from the agent WebSocket (docs/protocol.md). Runs inside a model-driven app (Xrm from
+// the host) or served by the CRM Chat service. Signs in by the handshake (ARCHITECTURE.md
+// flow 2). Everything the server sends is attacker-controlled text (visitor names, pages,
+// messages): it only ever reaches the page through textContent or attribute values.
+"use strict";
+
+(function () {
+  const xrm = window.Xrm || (window.parent && window.parent !== window && window.parent.Xrm);
+
+  // Reconnect backoff: doubles from the first delay up to the cap, with jitter.
+  const RECONNECT_FIRST_MS = 1000;
+  const RECONNECT_MAX_MS = 30000;
+  // Our own liveness check: a ping when the line was quiet, a reconnect when it stays quiet.
+  const PING_EVERY_MS = 30000;
+  const SILENT_LIMIT_MS = 70000;
+  // Renew the service token this long before it expires.
+  const TOKEN_RENEW_MARGIN_SECS = 600;
+  const TITLE_FLASH_MS = 1000;
+  const TYPING_IDLE_MS = 3000;
+  const TOAST_MS = 6000;
+  const MAX_TEXT_CHARS = 4000;
+  const SOUND_KEY = "crmchat.console.sound";
+  const EMOJI = ["🙂", "😀", "😉", "😊", "👍", "👋", "🙏", "🎉", "❤️", "✅", "🤔", "😅"];
+  const STATUS_LABELS = { available: "Available", busy: "Busy", away: "Away", offline: "Offline" };
+  const REGARDING_LABELS = { lead: "Lead", contact: "Contact", incident: "Case" };
+
+  const $ = (id) => document.getElementById(id);
+
+  // ---- state -------------------------------------------------------------------------
+  const state = {
+    base: null,
+    token: null,
+    tokenExpiresAt: 0,
+    me: null,
+    agents: new Map(),      // agent_id -> agent
+    visitors: new Map(),    // visitor_id -> visitor
+    incoming: new Map(),    // conversation_id -> chat offered to me
+    chats: new Map(),       // conversation_id -> chat I take part in (incl. ended, still open)
+    tabs: [],               // conversation ids open as tabs, in order
+    active: null,           // conversation id shown
+    pending: new Map(),     // client_id -> {conversation_id, text, failed}
+    drafts: new Map(),      // conversation_id -> unsent composer text
+    unread: new Map(),      // conversation_id -> count
+    typing: new Map(),      // conversation_id -> {name, until}
+    snippets: null,
+    wantFocus: new Set(),   // conversation ids to open and focus when they arrive
+    ownClientIds: new Set(), // client ids of messages this console sent
+    pendingVersion: 0,      // bumped whenever `pending` changes, to redraw the chat
+    acceptPending: null,    // the conversation this console last tried to accept
+  };
+
+  // ---- small helpers -----------------------------------------------------------------
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "text") node.textContent = String(value);
+      else if (key === "class") node.className = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function randomId() {
+    const bytes = crypto.getRandomValues(new Uint8Array(18));
+    return btoa(String.fromCharCode.apply(null, bytes))
+      .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function parseTime(value) {
+    const ms = value ? Date.parse(value) : NaN;
+    return Number.isNaN(ms) ? null : ms;
+  }
+
+  function formatDuration(ms) {
+    const secs = Math.max(0, Math.floor(ms / 1000));
+    const h = Math.floor(secs / 3600);
+    const m = Math.floor((secs % 3600) / 60);
+    const s = String(secs % 60).padStart(2, "0");
+    return h ? h + ":" + String(m).padStart(2, "0") + ":" + s : m + ":" + s;
+  }
+
+  function formatClock(ms) {
+    return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function formatDate(ms) {
+    return new Date(ms).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+  }
+
+  // A counter element: the ticker rewrites it every second from data-since.
+  function counter(since, testid, title) {
+    const node = el("span", { class: "counter", "data-testid": testid, title });
+    setSince(node, since);
+    return node;
+  }
+
+  function setSince(node, since) {
+    const ms = typeof since === "number" ? since : parseTime(since);
+    if (ms === null) {
+      delete node.dataset.since;
+      node.textContent = "";
+    } else {
+      node.dataset.since = String(ms);
+      node.textContent = formatDuration(Date.now() - ms);
+    }
+  }
+
+  function safeColor(value) {
+    return /^#[0-9a-fA-F]{6}$/.test(value || "") ? value : "#616161";
+  }
+
+  function textOn(hex) {
+    const n = parseInt(hex.slice(1), 16);
+    const luminance = (0.299 * (n >> 16) + 0.587 * ((n >> 8) & 255) + 0.114 * (n & 255)) / 255;
+    return luminance > 0.6 ? "#242424" : "#ffffff";
+  }
+
+  function topicChips(topics) {
+    return (topics || []).map((topic) => {
+      const color = safeColor(topic.color);
+      return el("span", {
+        class: "chip", "data-testid": "topic-chip", style: "background:" + color + ";color:" + textOn(color),
+        text: topic.name,
+      });
+    });
+  }
+
+  function pageText(page) {
+    if (!page) return "";
+    if (typeof page === "string") return page;
+    return page.title || page.url || "";
+  }
+
+  function pageUrl(page) {
+    if (!page) return "";
+    return typeof page === "string" ? page : page.url || "";
+  }
+
+  function visitorName(visitor) {
+    return (visitor && visitor.name) || "Visitor";
+  }
+
+  function chatName(chat) {
+    if (chat.kind === "visitor") return visitorName(chat.visitor);
+    const others = (chat.participants || [])
+      .filter((p) => !(p.kind === "agent" && state.me && p.id === state.me.agent_id))
+      .map((p) => p.name);
+    return others.length ? others.join(", ") : "Agent chat";
+  }
+
+  function widgetName(widgetId) {
+    for (const chat of [...state.chats.values(), ...state.incoming.values()]) {
+      if (chat.widget && chat.widget.id === widgetId && chat.widget.name) return chat.widget.name;
+    }
+    return widgetId ? "Widget " + String(widgetId).slice(0, 8) : "";
+  }
+
+  function toast(text, tone) {
+    const node = el("div", { class: "toast " + (tone || ""), role: "status", "data-testid": "toast", text });
+    $("toasts").append(node);
+    setTimeout(() => node.remove(), TOAST_MS);
+  }
+
+  // ---- HTTP and sign-in ------------------------------------------------------------------
+  function serviceUrl() {
+    // Served by the service itself (/webresources/…): same origin. Inside Dataverse
+    // (/WebResources/…, capitalised): the region's service.
+    if (!/\/WebResources\//.test(location.pathname)) return location.origin;
+    return null;
+  }
+
+  async function regionServiceUrl() {
+    const found = await xrm.WebApi.retrieveMultipleRecords(
+      "crmchat_settings", "?$select=crmchat_region&$top=1");
+    const code = (found.entities[0] && found.entities[0].crmchat_region) || "centralus";
+    return window.CRMCHAT_REGIONS[code] || window.CRMCHAT_REGIONS.centralus;
+  }
+
+  async function call(method, path, body) {
+    const headers = { "Content-Type": "application/json" };
+    if (state.token) headers.Authorization = "Bearer " + state.token;
+    const response = await fetch(state.base + path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const error = new Error((data.error && data.error.message) || response.statusText);
+      error.status = response.status;
+      throw error;
+    }
+    return data;
+  }
+
+  // API calls for the signed-in agent; a token near its end is renewed first.
+  async function agentCall(method, path, body) {
+    if (!tokenFresh()) await signIn();
+    return call(method, path, body);
+  }
+
+  async function signIn() {
+    const nonce = randomId() + randomId();
+    const row = await xrm.WebApi.createRecord("crmchat_handshake", { crmchat_name: nonce });
+    const saved = state.token;
+    state.token = null;
+    try {
+      const answer = await call("POST", "/api/auth/handshake", { handshake_id: row.id, nonce });
+      state.token = answer.token;
+      state.tokenExpiresAt = Date.now() + (answer.expires_in || 0) * 1000;
+      return answer.user;
+    } catch (error) {
+      state.token = saved;
+      throw error;
+    }
+  }
+
+  function tokenFresh() {
+    return state.token && Date.now() < state.tokenExpiresAt - TOKEN_RENEW_MARGIN_SECS * 1000;
+  }
+
+  // ---- the WebSocket -------------------------------------------------------------------
+  const link = {
+    socket: null,
+    attempt: 0,
+    timer: null,
+    lastHeard: 0,
+    opened: false,
+    gotSnapshot: false,
+    needSignIn: false,
+    refused: null,          // why the service refused this user (no role, no agent profile)
+  };
+
+  function setConnection(stateName, text) {
+    const node = $("connection");
+    node.dataset.state = stateName;
+    node.textContent = text;
+  }
+
+  function send(frame) {
+    if (!link.socket || link.socket.readyState !== WebSocket.OPEN) return false;
+    link.socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  // Resolves when the service answers at all. Checked before a sign-in so that an outage
+  // does not leave a trail of unredeemed handshake rows in Dataverse.
+  async function serviceReachable() {
+    try {
+      await fetch(state.base + "/healthz", { mode: "no-cors", cache: "no-store" });
+      return true;
+    } catch (error) {
+      return false;
+    }
+  }
+
+  async function connect() {
+    clearTimeout(link.timer);
+    try {
+      if (link.needSignIn || !tokenFresh()) {
+        setConnection("connecting", "Signing in…");
+        if (!await serviceReachable()) {
+          scheduleReconnect("The CRM Chat service cannot be reached.");
+          return;
+        }
+        await signIn();
+        link.needSignIn = false;
+      }
+    } catch (error) {
+      scheduleReconnect("Could not sign in: " + error.message + ".");
+      return;
+    }
+    setConnection("connecting", link.attempt ? "Reconnecting…" : "Connecting…");
+    const url = state.base.replace(/^http/i, "ws") + "/ws/agent?token=" + encodeURIComponent(state.token);
+    const socket = new WebSocket(url);
+    link.socket = socket;
+    link.gotSnapshot = false;
+    link.opened = false;
+    socket.addEventListener("open", () => {
+      link.opened = true;
+      link.lastHeard = Date.now();
+    });
+    socket.addEventListener("message", (event) => {
+      if (socket !== link.socket) return;
+      link.lastHeard = Date.now();
+      let frame;
+      try { frame = JSON.parse(event.data); } catch (error) { return; }
+      if (frame && typeof frame.type === "string") handle(frame);
+    });
+    socket.addEventListener("close", () => {
+      if (socket !== link.socket) return;
+      link.socket = null;
+      $("status").disabled = true;
+      if (link.refused) {
+        // No agent role or profile: retrying cannot help until an admin changes that.
+        setConnection("offline", link.refused);
+        return;
+      }
+      // Accepted, then closed before the snapshot: most likely the token; sign in afresh.
+      if (link.opened && !link.gotSnapshot) link.needSignIn = true;
+      scheduleReconnect();
+    });
+  }
+
+  function scheduleReconnect(reason) {
+    const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** link.attempt);
+    const jittered = Math.round(delay * (0.75 + Math.random() * 0.5));
+    link.attempt += 1;
+    setConnection("offline", (reason || "Disconnected.") + " Reconnecting in " + Math.ceil(jittered / 1000) + " s…");
+    clearTimeout(link.timer);
+    link.timer = setTimeout(connect, jittered);
+  }
+
+  function watchLine() {
+    const socket = link.socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    const quiet = Date.now() - link.lastHeard;
+    if (quiet > SILENT_LIMIT_MS) socket.close();
+    else if (quiet > PING_EVERY_MS) send({ type: "ping" });
+  }
+
+  // ---- incoming frames -----------------------------------------------------------------
+  function handle(frame) {
+    switch (frame.type) {
+      case "snapshot": onSnapshot(frame); break;
+      case "agent.updated": onAgent(frame.agent); break;
+      case "visitor.updated": onVisitor(frame.visitor); break;
+      case "visitor.left": onVisitorLeft(frame.visitor_id); break;
+      case "chat.offered": onOffered(frame.chat); break;
+      case "chat.withdrawn": onWithdrawn(frame.conversation_id); break;
+      case "chat.accepted": onAccepted(frame.chat); break;
+      case "chat.updated": onChatUpdated(frame.chat); break;
+      case "message.created": onMessage(frame); break;
+      case "typing": onTyping(frame); break;
+      case "chat.ended": onEnded(frame.conversation_id, frame.by); break;
+      case "error": onError(frame); break;
+      default: return;   // pong and anything newer than this console
+    }
+    render();
+  }
+
+  function onSnapshot(frame) {
+    link.gotSnapshot = true;
+    link.attempt = 0;
+    state.me = frame.me || null;
+    state.agents = new Map((frame.agents || []).map((a) => [a.agent_id, a]));
+    state.visitors = new Map((frame.visitors || []).map((v) => [v.visitor_id, v]));
+    state.incoming = new Map((frame.incoming || []).map((c) => [c.conversation_id, c]));
+    // The snapshot replaces the state; messages already held are kept and merged by seq.
+    const previous = state.chats;
+    state.chats = new Map();
+    for (const chat of frame.chats || []) {
+      state.chats.set(chat.conversation_id, mergeChat(previous.get(chat.conversation_id), chat));
+    }
+    // Chats that vanished while we were away have ended; keep open tabs readable.
+    for (const [id, old] of previous) {
+      if (!state.chats.has(id) && state.tabs.includes(id)) {
+        old.state = "ended";
+        state.chats.set(id, old);
+      }
+    }
+    for (const chat of state.chats.values()) {
+      if (chat.state !== "ended") {
+        send({ type: "chat.resync", conversation_id: chat.conversation_id, since_seq: contiguousSeq(chat) });
+        if (state.tabs.indexOf(chat.conversation_id) < 0) state.tabs.push(chat.conversation_id);
+      }
+    }
+    if (!state.active && state.tabs.length) state.active = state.tabs[0];
+    // Unsent messages go again with the same client_id: the server stores each once.
+    for (const [clientId, item] of state.pending) {
+      if (!item.failed) {
+        send({ type: "message.send", conversation_id: item.conversation_id, client_id: clientId, text: item.text });
+      }
+    }
+    const status = $("status");
+    status.disabled = false;
+    setConnection("online", "Connected");
+    if (state.incoming.size) notifyIncoming();
+  }
+
+  function mergeChat(old, chat) {
+    const merged = Object.assign({}, chat);
+    merged.messages = new Map();
+    for (const m of (old && old.messages ? old.messages.values() : [])) merged.messages.set(m.seq, m);
+    for (const m of chat.messages || []) merged.messages.set(m.seq, m);
+    merged.version = ((old && old.version) || 0) + 1;
+    if (old && old.regarding && !merged.regarding) merged.regarding = old.regarding;
+    if (old && old.leftReason) {
+      merged.leftReason = old.leftReason;
+      merged.state = "ended";
+    }
+    if (old && old.endedBy) merged.endedBy = old.endedBy;
+    merged.waitingSince = "waiting_since" in chat ? parseTime(chat.waiting_since)
+      : old ? old.waitingSince : computeWaiting(merged);
+    return merged;
+  }
+
+  // Waiting starts at the visitor's first message after the last agent answer.
+  function computeWaiting(chat) {
+    let since = null;
+    for (const m of sortedMessages(chat)) {
+      const kind = m.sender && m.sender.kind;
+      if (kind === "agent") since = null;
+      else if (kind === "visitor" && since === null) since = parseTime(m.sent_at);
+    }
+    return since;
+  }
+
+  function contiguousSeq(chat) {
+    let seq = 0;
+    while (chat.messages.has(seq + 1)) seq += 1;
+    return seq;
+  }
+
+  function sortedMessages(chat) {
+    return [...chat.messages.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  function onAgent(agent) {
+    if (!agent || !agent.agent_id) return;
+    state.agents.set(agent.agent_id, agent);
+    if (state.me && agent.agent_id === state.me.agent_id) state.me = Object.assign({}, state.me, agent);
+  }
+
+  function onVisitor(visitor) {
+    if (!visitor || !visitor.visitor_id) return;
+    state.visitors.set(visitor.visitor_id, visitor);
+    for (const chat of [...state.chats.values(), ...state.incoming.values()]) {
+      if (chat.visitor && chat.visitor.visitor_id === visitor.visitor_id) {
+        chat.visitor = Object.assign({}, chat.visitor, {
+          page: visitor.page !== undefined ? visitor.page : chat.visitor.page,
+          connected: visitor.connected !== undefined ? visitor.connected : chat.visitor.connected,
+        });
+        if (visitor.name && visitor.name !== "Visitor") chat.visitor.name = visitor.name;
+      }
+    }
+  }
+
+  function onVisitorLeft(visitorId) {
+    state.visitors.delete(visitorId);
+    for (const chat of [...state.chats.values(), ...state.incoming.values()]) {
+      if (chat.visitor && chat.visitor.visitor_id === visitorId) {
+        chat.visitor = Object.assign({}, chat.visitor, { connected: false });
+      }
+    }
+  }
+
+  function onOffered(chat) {
+    if (!chat || !chat.conversation_id || state.chats.has(chat.conversation_id)) return;
+    state.incoming.set(chat.conversation_id, chat);
+    notifyIncoming();
+  }
+
+  // An offer taken by someone else, or a chat of mine I transferred to another agent.
+  function onWithdrawn(conversationId) {
+    state.incoming.delete(conversationId);
+    const chat = state.chats.get(conversationId);
+    if (chat && chat.state !== "ended") {
+      chat.state = "ended";
+      chat.leftReason = "You transferred this chat.";
+      chat.waitingSince = null;
+      chat.version = (chat.version || 0) + 1;
+    }
+  }
+
+  function onAccepted(chat) {
+    if (!chat || !chat.conversation_id) return;
+    const id = chat.conversation_id;
+    state.incoming.delete(id);
+    state.chats.set(id, mergeChat(state.chats.get(id), chat));
+    if (!state.tabs.includes(id)) state.tabs.push(id);
+    // Focus chats I asked for (accept, agent chat); others (invites, transfers) open as a
+    // tab without taking the agent away from the chat in front of them.
+    const other = chat.kind === "agent" ? "agent:" + agentOther(chat) : null;
+    const asked = state.wantFocus.delete(id) || (other !== null && state.wantFocus.delete(other));
+    if (asked || !state.active) state.active = id;
+  }
+
+  function agentOther(chat) {
+    const other = (chat.participants || []).find(
+      (p) => p.kind === "agent" && state.me && p.id !== state.me.agent_id);
+    return other ? other.id : "";
+  }
+
+  function onChatUpdated(chat) {
+    if (!chat || !chat.conversation_id) return;
+    const id = chat.conversation_id;
+    if (state.incoming.has(id) && !state.chats.has(id)) {
+      state.incoming.set(id, Object.assign({}, state.incoming.get(id), chat));
+      return;
+    }
+    const merged = mergeChat(state.chats.get(id), chat);
+    // Transferred away: I am no longer a participant. Keep the tab readable, read-only.
+    const agents = (merged.participants || []).filter((p) => p.kind === "agent");
+    if (state.me && agents.length && !agents.some((p) => p.id === state.me.agent_id)) {
+      merged.state = "ended";
+      merged.leftReason = "This chat was transferred.";
+    }
+    state.chats.set(id, merged);
+  }
+
+  function onMessage(message) {
+    const chat = state.chats.get(message.conversation_id);
+    if (message.client_id && state.pending.delete(message.client_id)) state.pendingVersion += 1;
+    if (!chat || typeof message.seq !== "number") return;
+    if (chat.messages.has(message.seq)) return;   // duplicate (resync, resend)
+    const gap = message.seq > contiguousSeq(chat) + 1;
+    chat.messages.set(message.seq, message);
+    chat.version = (chat.version || 0) + 1;
+    const kind = message.sender && message.sender.kind;
+    if (kind === "agent") chat.waitingSince = null;
+    else if (kind === "visitor") {
+      if (chat.waitingSince === null || chat.waitingSince === undefined) chat.waitingSince = parseTime(message.sent_at) || Date.now();
+      chat.last_visitor_message_at = message.sent_at;
+      if (chat.visitor && chat.visitor.connected === false) chat.visitor.connected = true;
+    }
+    if (kind !== "agent" || !isMine(message)) {
+      if (state.active !== message.conversation_id || document.hidden) {
+        state.unread.set(message.conversation_id, (state.unread.get(message.conversation_id) || 0) + 1);
+      }
+      state.typing.delete(message.conversation_id);
+    }
+    if (!state.tabs.includes(message.conversation_id) && chat.state !== "ended") state.tabs.push(message.conversation_id);
+    if (gap) send({ type: "chat.resync", conversation_id: chat.conversation_id, since_seq: contiguousSeq(chat) });
+  }
+
+  function isMine(message) {
+    if (message.client_id && state.ownClientIds.has(message.client_id)) return true;
+    return Boolean(state.me && message.sender && message.sender.kind === "agent" && message.sender.name === state.me.name);
+  }
+
+  function onTyping(frame) {
+    if (!frame.conversation_id) return;
+    if (frame.on) state.typing.set(frame.conversation_id, { name: frame.name || "Visitor", until: Date.now() + 10000 });
+    else state.typing.delete(frame.conversation_id);
+  }
+
+  function onEnded(conversationId, by) {
+    state.incoming.delete(conversationId);
+    const chat = state.chats.get(conversationId);
+    if (!chat) return;
+    chat.state = "ended";
+    chat.endedBy = by;
+    chat.waitingSince = null;
+    chat.version = (chat.version || 0) + 1;
+    for (const item of state.pending.values()) {
+      if (item.conversation_id === conversationId && !item.failed) {
+        item.failed = "the chat has ended";
+        state.pendingVersion += 1;
+      }
+    }
+  }
+
+  function onError(frame) {
+    const ref = frame.ref || "";
+    if (frame.code === "not_signed_in") {
+      link.needSignIn = true;
+      return;   // the server closes the socket; reconnect signs in again
+    }
+    if (frame.code === "forbidden" && !link.gotSnapshot) {
+      link.refused = frame.message || "You are not allowed to use the agent console.";
+      return;   // the server closes the socket
+    }
+    const item = state.pending.get(ref);
+    if (item) {
+      if (frame.code === "rate_limited") {
+        setTimeout(() => resend(ref), Math.max(500, frame.retry_after_ms || 1000));
+        return;
+      }
+      // Shown on the message itself, with a Retry link.
+      item.failed = frame.message || frame.code;
+      state.pendingVersion += 1;
+      return;
+    }
+    if (ref === "chat.accept" && state.acceptPending) {
+      // Too late (another agent won), or the visitor gave up: the offer is gone.
+      state.incoming.delete(state.acceptPending);
+      state.wantFocus.delete(state.acceptPending);
+      state.acceptPending = null;
+    }
+    toast(frame.message || frame.code || "Something went wrong.", "bad");
+  }
+
+  function resend(clientId) {
+    const item = state.pending.get(clientId);
+    if (!item) return;
+    item.failed = null;
+    state.pendingVersion += 1;
+    send({ type: "message.send", conversation_id: item.conversation_id, client_id: clientId, text: item.text });
+    render();
+  }
+
+  // ---- notifications ---------------------------------------------------------------------
+  // Inside the model-driven app the browser tab shows the app's title, not this frame's:
+  // flash that one too when the frame may reach it (same origin inside Dataverse).
+  function titleDocuments() {
+    const docs = [document];
+    try {
+      if (window.top !== window && window.top.document) docs.push(window.top.document);
+    } catch (error) { /* another origin: only our own title */ }
+    return docs;
+  }
+
+  let flashTimer = null;
+
+  function notifyIncoming() {
+    if (!flashTimer) {
+      const docs = titleDocuments().map((doc) => ({ doc, title: doc.title }));
+      let on = false;
+      flashTimer = setInterval(() => {
+        on = !on && state.incoming.size > 0;
+        for (const { doc, title } of docs) {
+          doc.title = on ? "(" + state.incoming.size + ") New chat · " + title : title;
+        }
+        if (!state.incoming.size) {
+          clearInterval(flashTimer);
+          flashTimer = null;
+        }
+      }, TITLE_FLASH_MS);
+    }
+    if ($("sound").checked) beep();
+  }
+
+  function beep() {
+    try {
+      const Audio = window.AudioContext || window.webkitAudioContext;
+      const ctx = new Audio();
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.15, ctx.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + 0.4);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start();
+      osc.stop(ctx.currentTime + 0.4);
+      osc.onended = () => ctx.close();
+    } catch (error) { /* no audio here: the title still flashes */ }
+  }
+
+  // ---- actions -----------------------------------------------------------------------
+  function accept(conversationId) {
+    state.acceptPending = conversationId;
+    state.wantFocus.add(conversationId);
+    if (!send({ type: "chat.accept", conversation_id: conversationId })) toast("Not connected.", "bad");
+  }
+
+  function openChat(conversationId) {
+    if (!state.tabs.includes(conversationId)) state.tabs.push(conversationId);
+    state.active = conversationId;
+    state.unread.delete(conversationId);
+    render();
+    $("input").focus();
+  }
+
+  function closeTab(conversationId) {
+    state.tabs = state.tabs.filter((id) => id !== conversationId);
+    const chat = state.chats.get(conversationId);
+    if (chat && chat.state === "ended") state.chats.delete(conversationId);
+    if (state.active === conversationId) state.active = state.tabs[state.tabs.length - 1] || null;
+    render();
+  }
+
+  function sendMessage() {
+    const chat = state.chats.get(state.active);
+    const input = $("input");
+    const text = input.value.trim();
+    if (!chat || chat.state === "ended" || !text) return;
+    if (text.length > MAX_TEXT_CHARS) {
+      toast("A message may have at most " + MAX_TEXT_CHARS + " characters.", "bad");
+      return;
+    }
+    const clientId = randomId();
+    state.pending.set(clientId, { conversation_id: chat.conversation_id, text, at: Date.now(), failed: null });
+    state.ownClientIds.add(clientId);
+    state.pendingVersion += 1;
+    send({ type: "message.send", conversation_id: chat.conversation_id, client_id: clientId, text });
+    input.value = "";
+    state.drafts.delete(chat.conversation_id);
+    stopTyping();
+    chat.version = (chat.version || 0) + 1;
+    render();
+  }
+
+  let typingOn = null;
+  let typingTimer = null;
+
+  function typed() {
+    const id = state.active;
+    if (!id) return;
+    if (typingOn !== id) {
+      stopTyping();
+      typingOn = id;
+      send({ type: "typing", conversation_id: id, on: true });
+    }
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(stopTyping, TYPING_IDLE_MS);
+  }
+
+  function stopTyping() {
+    clearTimeout(typingTimer);
+    if (typingOn) send({ type: "typing", conversation_id: typingOn, on: false });
+    typingOn = null;
+  }
+
+  function insertAtCursor(text) {
+    const input = $("input");
+    const start = input.selectionStart ?? input.value.length;
+    const end = input.selectionEnd ?? input.value.length;
+    input.setRangeText(text, start, end, "end");
+    input.focus();
+    state.drafts.set(state.active, input.value);
+  }
+
+  async function createRecord(kind, button) {
+    const id = state.active;
+    button.disabled = true;
+    button.dataset.busy = "true";
+    try {
+      const answer = await agentCall("POST", "/api/agent/chats/" + encodeURIComponent(id) + "/crm", { kind });
+      const chat = state.chats.get(id);
+      if (chat) chat.regarding = answer.regarding;
+      toast((REGARDING_LABELS[answer.regarding.table] || "Record") + " created: " + answer.regarding.name, "ok");
+    } catch (error) {
+      toast("Could not create the " + (kind === "case" ? "case" : kind) + ": " + error.message, "bad");
+    } finally {
+      button.dataset.busy = "false";
+      button.disabled = false;
+      render();
+    }
+  }
+
+  function openRegarding(regarding) {
+    if (xrm && xrm.Navigation && xrm.Navigation.openForm) {
+      xrm.Navigation.openForm({ entityName: regarding.table, entityId: regarding.id, openInNewWindow: true });
+    }
+  }
+
+  async function loadSnippets() {
+    if (state.snippets) return state.snippets;
+    const list = await agentCall("GET", "/api/agent/snippets");
+    state.snippets = Array.isArray(list) ? list : [];
+    return state.snippets;
+  }
+
+  // ---- menus -------------------------------------------------------------------------------
+  function closeMenus(except) {
+    for (const id of ["invite-menu", "transfer-menu", "snippet-picker", "emoji-picker"]) {
+      if (id !== except) $(id).hidden = true;
+    }
+    if (except !== "end-confirm") $("end-confirm").hidden = true;
+  }
+
+  function toggle(id) {
+    const menu = $(id);
+    const opening = menu.hidden;
+    closeMenus(id);
+    menu.hidden = !opening;
+    return opening;
+  }
+
+  function agentMenu(menuId, action) {
+    const chat = state.chats.get(state.active);
+    if (!chat || !toggle(menuId)) return;
+    const taken = new Set((chat.participants || []).filter((p) => p.kind === "agent").map((p) => p.id));
+    const choices = [...state.agents.values()].filter((a) =>
+      a.online !== false && !(state.me && a.agent_id === state.me.agent_id) && !taken.has(a.agent_id));
+    const menu = $(menuId);
+    menu.replaceChildren(...(choices.length ? choices.map((agent) => el("li", {},
+      el("button", {
+        type: "button", class: "menu-item", "data-testid": action + "-agent", "data-agent-id": agent.agent_id,
+        onclick: () => {
+          send({ type: "chat." + action, conversation_id: chat.conversation_id, agent_id: agent.agent_id });
+          menu.hidden = true;
+          toast((action === "invite" ? "Invited " : "Transferring to ") + agent.name + ".", "ok");
+        },
+      }, el("span", { class: "dot " + (agent.status || "offline") }), agent.name,
+      el("span", { class: "muted", text: STATUS_LABELS[agent.status] || "" }))))
+      : [el("li", { class: "menu-empty", text: "No other agent is online." })]));
+  }
+
+  function renderSnippetList() {
+    const filter = $("snippet-filter").value.trim().toLowerCase();
+    const list = (state.snippets || []).filter((s) =>
+      !filter || s.name.toLowerCase().includes(filter) || s.text.toLowerCase().includes(filter));
+    $("snippet-list").replaceChildren(...(list.length ? list.map((snippet) => el("li", {},
+      el("button", {
+        type: "button", class: "menu-item snippet", "data-testid": "snippet-item", "data-snippet-name": snippet.name,
+        onclick: () => { $("snippet-picker").hidden = true; insertAtCursor(snippet.text); },
+      }, el("strong", { text: "#" + snippet.name + "#" }), el("span", { class: "muted", text: snippet.text }))))
+      : [el("li", { class: "menu-empty", text: state.snippets ? "No snippets." : "Loading…" })]));
+  }
+
+  // ---- rendering -----------------------------------------------------------------------------
+  let renderQueued = false;
+
+  function render() {
+    if (renderQueued) return;
+    renderQueued = true;
+    requestAnimationFrame(() => {
+      renderQueued = false;
+      renderNow();
+    });
+  }
+
+  function fillList(listId, countId, items) {
+    const list = $(listId);
+    list.replaceChildren(...(items.length ? items : [el("li", { class: "list-empty", text: list.dataset.empty })]));
+    $(countId).textContent = String(items.length);
+  }
+
+  function renderNow() {
+    renderStatus();
+    renderIncoming();
+    renderChatLists();
+    renderVisitors();
+    renderAgents();
+    renderTabs();
+    renderChat();
+  }
+
+  function renderStatus() {
+    const me = state.me;
+    $("me-name").textContent = me ? me.name : "";
+    const status = (me && me.status) || "offline";
+    const select = $("status");
+    if (document.activeElement !== select && STATUS_LABELS[status] && status !== "offline") select.value = status;
+    select.dataset.status = status;
+    $("status-dot").className = "dot " + status;
+  }
+
+  function renderIncoming() {
+    const items = [...state.incoming.values()].map((chat) => el("li", {
+      class: "item incoming", "data-testid": "incoming-chat", "data-conversation-id": chat.conversation_id,
+    },
+    el("div", { class: "item-main" },
+      el("span", { class: "name", text: visitorName(chat.visitor) }),
+      el("span", { class: "meta" },
+        el("span", { text: (chat.widget && chat.widget.name) || "" }),
+        counter(chat.waiting_since || chat.started_at, "incoming-waiting", "Waiting")),
+      el("span", { class: "chips" }, ...topicChips(chat.topics))),
+    el("button", {
+      type: "button", class: "btn primary small", "data-testid": "accept-button",
+      "data-conversation-id": chat.conversation_id, text: "Accept",
+      onclick: () => accept(chat.conversation_id),
+    })));
+    fillList("incoming", "incoming-count", items);
+  }
+
+  function chatItem(chat, testid) {
+    const unread = state.unread.get(chat.conversation_id) || 0;
+    const item = el("li", {
+      class: "item clickable" + (state.active === chat.conversation_id ? " selected" : ""),
+      "data-testid": testid, "data-conversation-id": chat.conversation_id,
+      tabindex: "0", onclick: () => openChat(chat.conversation_id),
+      onkeydown: (event) => { if (event.key === "Enter") openChat(chat.conversation_id); },
+    });
+    if (chat.kind === "visitor") {
+      const connected = !(chat.visitor && chat.visitor.connected === false);
+      item.append(el("span", {
+        class: "presence", "data-testid": "visitor-connected", "data-connected": String(connected),
+        title: connected ? "Visitor is on the site" : "Visitor has left",
+      }));
+    }
+    const main = el("div", { class: "item-main" },
+      el("span", { class: "name", text: chatName(chat) }),
+      el("span", { class: "meta" }, el("span", { text: chat.kind === "visitor" ? pageText(chat.visitor && chat.visitor.page) : "Agent chat" })));
+    item.append(main);
+    if (chat.kind === "visitor") {
+      const waiting = counter(chat.waitingSince, "waiting-counter", "Waiting for an answer");
+      waiting.classList.add("waiting");
+      item.append(waiting);
+    }
+    if (unread) item.append(el("span", { class: "badge", text: String(unread) }));
+    return item;
+  }
+
+  function renderChatLists() {
+    const live = [...state.chats.values()].filter((c) => c.state !== "ended");
+    fillList("visitor-chats", "visitor-chats-count",
+      live.filter((c) => c.kind === "visitor").map((c) => chatItem(c, "visitor-chat-item")));
+    fillList("agent-chats", "agent-chats-count",
+      live.filter((c) => c.kind === "agent").map((c) => chatItem(c, "agent-chat-item")));
+  }
+
+  function renderVisitors() {
+    // visitor.left drops a visitor; one still in an open chat stays, marked as gone (red).
+    const items = [...state.visitors.values()].map((visitor) => {
+      const chat = [...state.chats.values()].find((c) => c.visitor && c.visitor.visitor_id === visitor.visitor_id && c.state !== "ended");
+      const url = pageUrl(visitor.page);
+      return el("li", {
+        class: "item visitor" + (chat ? " clickable" : ""), "data-testid": "visitor-item",
+        "data-visitor-id": visitor.visitor_id, "data-chatting": String(Boolean(visitor.chatting)),
+        onclick: chat ? () => openChat(chat.conversation_id) : undefined,
+      },
+      el("span", {
+        class: "presence", "data-connected": String(visitor.connected !== false),
+        title: visitor.connected !== false ? "On the site" : "Has left the site",
+      }),
+      el("div", { class: "item-main" },
+        el("span", { class: "name-row" },
+          el("span", { class: "name", text: visitorName(visitor) }),
+          visitor.chatting ? el("span", { class: "tag", "data-testid": "visitor-chatting", text: "Chatting" }) : null),
+        el("span", { class: "meta page", title: url, text: pageText(visitor.page) }),
+        el("span", { class: "meta" },
+          el("span", { "data-testid": "visitor-ip", text: visitor.ip || "" }),
+          el("span", { text: visitor.widget_name || widgetName(visitor.widget_id) }),
+          counter(visitor.first_seen, "visitor-time", "Time on site"))));
+    });
+    fillList("visitors", "visitors-count", items);
+  }
+
+  function renderAgents() {
+    const items = [...state.agents.values()]
+      .filter((a) => a.online !== false && !(state.me && a.agent_id === state.me.agent_id))
+      .map((agent) => el("li", {
+        class: "item", "data-testid": "agent-item", "data-agent-id": agent.agent_id, "data-status": agent.status || "",
+      },
+      el("span", { class: "dot " + (agent.status || "offline"), title: STATUS_LABELS[agent.status] || "" }),
+      el("div", { class: "item-main" },
+        el("span", { class: "name", text: agent.name }),
+        el("span", { class: "meta", text: STATUS_LABELS[agent.status] || agent.status || "" })),
+      el("button", {
+        type: "button", class: "btn small", "data-testid": "agent-chat-button", "data-agent-id": agent.agent_id,
+        text: "Chat", onclick: () => startAgentChat(agent.agent_id),
+      })));
+    fillList("agents", "agents-count", items);
+  }
+
+  function startAgentChat(agentId) {
+    const existing = [...state.chats.values()].find((c) => c.kind === "agent" && c.state !== "ended" &&
+      (c.participants || []).length === 2 && c.participants.some((p) => p.kind === "agent" && p.id === agentId));
+    if (existing) { openChat(existing.conversation_id); return; }
+    state.wantFocus.add("agent:" + agentId);
+    if (!send({ type: "agentchat.start", agent_id: agentId })) toast("Not connected.", "bad");
+  }
+
+  function renderTabs() {
+    state.tabs = state.tabs.filter((id) => state.chats.has(id));
+    if (state.active && !state.chats.has(state.active)) state.active = state.tabs[0] || null;
+    $("tabs").replaceChildren(...state.tabs.map((id) => {
+      const chat = state.chats.get(id);
+      const unread = state.unread.get(id) || 0;
+      const selected = id === state.active;
+      return el("div", {
+        class: "tab" + (selected ? " selected" : "") + (chat.state === "ended" ? " ended" : ""),
+        role: "tab", "aria-selected": String(selected), tabindex: "0",
+        "data-testid": "chat-tab", "data-conversation-id": id, "data-state": chat.state || "",
+        onclick: () => openChat(id),
+        onkeydown: (event) => { if (event.key === "Enter") openChat(id); },
+      },
+      chat.kind === "visitor" ? el("span", {
+        class: "presence", "data-connected": String(!(chat.visitor && chat.visitor.connected === false)),
+      }) : null,
+      el("span", { class: "tab-name", text: chatName(chat) }),
+      unread ? el("span", { class: "badge", text: String(unread) }) : null,
+      el("button", {
+        type: "button", class: "tab-close", "aria-label": "Close tab", title: "Close tab",
+        "data-testid": "chat-tab-close", text: "×",
+        onclick: (event) => { event.stopPropagation(); closeTab(id); },
+      }));
+    }));
+  }
+
+  let shownChat = null;
+  let shownVersion = -1;
+  let shownPending = -1;
+
+  function renderChat() {
+    const chat = state.active ? state.chats.get(state.active) : null;
+    $("chat").hidden = !chat;
+    $("empty").hidden = Boolean(chat);
+    if (!chat) { shownChat = null; return; }
+    const id = chat.conversation_id;
+    const switched = shownChat !== id;
+    if (switched) {
+      if (shownChat !== null) state.drafts.set(shownChat, $("input").value);
+      $("input").value = state.drafts.get(id) || "";
+      closeMenus();
+      stopTyping();
+    }
+    if (!document.hidden) state.unread.delete(id);
+    const ended = chat.state === "ended";
+    const isVisitor = chat.kind === "visitor";
+    const connected = !(chat.visitor && chat.visitor.connected === false);
+
+    $("chat-name").textContent = chatName(chat);
+    const presence = $("chat-connected");
+    presence.hidden = !isVisitor;
+    presence.dataset.connected = String(connected);
+    presence.title = connected ? "Visitor is on the site" : "Visitor has left";
+    $("chat-state").textContent = ended ? "Ended" : chat.state === "waiting" ? "Waiting" : isVisitor ? "Active" : "Agent chat";
+    const duration = $("chat-duration");
+    if (ended) {
+      delete duration.dataset.since;
+    } else {
+      setSince(duration, chat.accepted_at || chat.started_at);
+    }
+    for (const id2 of ["invite", "transfer", "end", "input", "send", "snippet-button", "emoji-button"]) {
+      $(id2).disabled = ended;
+    }
+    $("transfer").hidden = !isVisitor;
+    const banner = $("chat-banner");
+    let bannerText = "";
+    if (ended) {
+      bannerText = chat.leftReason || (chat.endedBy === "visitor" ? "The visitor ended this chat."
+        : chat.endedBy === "agent" ? "This chat has ended." : "This chat has ended.");
+    } else if (isVisitor && !connected) {
+      bannerText = "The visitor has left the site. They see your messages if they come back.";
+    }
+    banner.textContent = bannerText;
+    banner.hidden = !bannerText;
+
+    if (switched || shownVersion !== chat.version || shownPending !== state.pendingVersion) {
+      renderMessages(chat, switched);
+      shownVersion = chat.version;
+      shownPending = state.pendingVersion;
+    }
+    const typing = state.typing.get(id);
+    $("typing").textContent = typing && typing.until > Date.now() ? typing.name + " is typing…" : "";
+    renderInfo(chat);
+    shownChat = id;
+  }
+
+  function renderMessages(chat, jump) {
+    const list = $("messages");
+    const atBottom = jump || list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    const items = sortedMessages(chat).map((m) => messageItem(m, false));
+    for (const [clientId, p] of state.pending) {
+      if (p.conversation_id !== chat.conversation_id) continue;
+      items.push(messageItem({
+        client_id: clientId, text: p.text, sent_at: new Date(p.at).toISOString(),
+        sender: { kind: "agent", name: state.me ? state.me.name : "" },
+      }, true, p.failed, chat.state !== "ended"));
+    }
+    list.replaceChildren(...items);
+    if (atBottom) list.scrollTop = list.scrollHeight;
+  }
+
+  function messageItem(m, pending, failed, canRetry) {
+    const kind = (m.sender && m.sender.kind) || "system";
+    const own = kind === "agent" && (pending || isMine(m));
+    const at = parseTime(m.sent_at);
+    const item = el("li", {
+      class: "msg " + kind + (own ? " own" : "") + (pending ? " pending" : ""),
+      "data-testid": "message", "data-sender-kind": kind,
+      "data-seq": m.seq !== undefined ? String(m.seq) : undefined,
+      "data-client-id": m.client_id || undefined, "data-pending": pending ? "true" : undefined,
+    });
+    if (kind !== "system") {
+      item.append(el("div", { class: "msg-head" },
+        el("span", { class: "msg-name", text: (m.sender && m.sender.name) || (kind === "visitor" ? "Visitor" : "") }),
+        el("time", { datetime: m.sent_at || "", "data-testid": "message-time", text: at === null ? "" : formatClock(at) })));
+    }
+    item.append(el("div", { class: "msg-text", "data-testid": "message-text", text: m.text }));
+    if (kind === "system" && at !== null) {
+      item.append(el("time", { datetime: m.sent_at, "data-testid": "message-time", text: formatClock(at) }));
+    }
+    if (pending) {
+      item.append(el("div", { class: "msg-state" },
+        failed ? el("span", {}, "Not sent: " + failed + " ",
+          canRetry ? el("button", {
+            type: "button", class: "link", "data-testid": "message-retry", text: "Retry", onclick: () => resend(m.client_id),
+          }) : null)
+          : "Sending…"));
+    }
+    return item;
+  }
+
+  function fact(list, label, value, extra) {
+    if (value === undefined || value === null || value === "") return;
+    list.append(el("dt", { text: label }), el("dd", extra || {}, value));
+  }
+
+  function renderInfo(chat) {
+    const isVisitor = chat.kind === "visitor";
+    $("crm-card").hidden = !isVisitor;
+    for (const button of document.querySelectorAll(".crm-buttons button")) {
+      // Allowed after the end too, while the service still holds the chat (rating time).
+      button.disabled = button.dataset.busy === "true" || Boolean(chat.leftReason);
+    }
+    for (const card of document.querySelectorAll(".visitor-only")) card.hidden = !isVisitor;
+    $("people-heading").textContent = isVisitor ? "Visitor" : "Participants";
+    const regarding = $("regarding");
+    if (chat.regarding) {
+      const label = (REGARDING_LABELS[chat.regarding.table] || chat.regarding.table) + ": ";
+      regarding.replaceChildren(label, el("a", {
+        href: "#", "data-table": chat.regarding.table, "data-id": chat.regarding.id, text: chat.regarding.name,
+        onclick: (event) => { event.preventDefault(); openRegarding(chat.regarding); },
+      }));
+      regarding.dataset.table = chat.regarding.table;
+      regarding.dataset.id = chat.regarding.id;
+    } else {
+      regarding.textContent = "None yet";
+      delete regarding.dataset.table;
+      delete regarding.dataset.id;
+    }
+    const visitor = chat.visitor || {};
+    const facts = $("visitor-info");
+    facts.replaceChildren();
+    if (isVisitor) {
+      fact(facts, "Name", visitorName(visitor));
+      const url = pageUrl(visitor.page);
+      fact(facts, "Page", pageText(visitor.page), { title: url, "data-testid": "info-page" });
+      fact(facts, "Location", visitor.ip ? "IP " + visitor.ip : "", { "data-testid": "info-ip" });
+      fact(facts, "Widget", (chat.widget && chat.widget.name) || "", { "data-testid": "info-widget" });
+      fact(facts, "Started", parseTime(chat.started_at) !== null ? formatDate(parseTime(chat.started_at)) : "");
+    }
+    fact(facts, "With", (chat.participants || []).filter((p) => p.kind !== "visitor").map((p) => p.name).join(", "));
+    $("chat-topics").replaceChildren(...topicChips(chat.topics));
+    const input = $("visitor-input");
+    input.replaceChildren();
+    for (const [name, value] of Object.entries(visitor.fields || {})) fact(input, name, String(value));
+    // Context passed by the page (internal chat: the signed-in user's details).
+    for (const [name, value] of Object.entries(visitor.context || {})) fact(input, name, String(value));
+    if (!input.childNodes.length) input.append(el("dd", { class: "muted", text: "None" }));
+    const history = (chat.history || []).map((h) => {
+      const started = parseTime(h.started_at);
+      const agent = typeof h.agent === "string" ? h.agent : (h.agent && h.agent.name) || "";
+      return el("li", { "data-testid": "history-item", "data-conversation-id": h.conversation_id },
+        el("span", { text: started === null ? "" : formatDate(started) }),
+        el("span", { class: "muted", text: [agent, (h.message_count || 0) + " messages"].filter(Boolean).join(" · ") }));
+    });
+    $("history").replaceChildren(...(history.length ? history : [el("li", { class: "muted", text: "No earlier chats." })]));
+  }
+
+  function tick() {
+    const now = Date.now();
+    for (const node of document.querySelectorAll("[data-since]")) {
+      node.textContent = formatDuration(now - Number(node.dataset.since));
+    }
+    for (const [id, t] of state.typing) {
+      if (t.until < now) { state.typing.delete(id); render(); }
+    }
+    watchLine();
+  }
+
+  // ---- wiring ----------------------------------------------------------------------------
+  function wire() {
+    $("status").addEventListener("change", (event) => {
+      const status = event.target.value;
+      if (state.me) state.me.status = status;
+      send({ type: "status.set", status });
+      render();
+    });
+    // Off by default; remembered per browser where storage is allowed.
+    try {
+      $("sound").checked = localStorage.getItem(SOUND_KEY) === "on";
+    } catch (error) { /* storage blocked: stays off */ }
+    $("sound").addEventListener("change", (event) => {
+      try {
+        localStorage.setItem(SOUND_KEY, event.target.checked ? "on" : "off");
+      } catch (error) { /* storage blocked: on for this page only */ }
+    });
+    $("composer").addEventListener("submit", (event) => { event.preventDefault(); sendMessage(); });
+    $("input").addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        sendMessage();
+      }
+    });
+    $("input").addEventListener("input", () => {
+      if (state.active) state.drafts.set(state.active, $("input").value);
+      typed();
+    });
+    $("invite").addEventListener("click", () => agentMenu("invite-menu", "invite"));
+    $("transfer").addEventListener("click", () => agentMenu("transfer-menu", "transfer"));
+    $("end").addEventListener("click", () => {
+      closeMenus("end-confirm");
+      $("end-confirm").hidden = false;
+      $("end-yes").focus();
+    });
+    $("end-no").addEventListener("click", () => { $("end-confirm").hidden = true; });
+    $("end-yes").addEventListener("click", () => {
+      $("end-confirm").hidden = true;
+      if (state.active) send({ type: "chat.end", conversation_id: state.active });
+    });
+    $("snippet-button").addEventListener("click", async () => {
+      if (!toggle("snippet-picker")) return;
+      $("snippet-filter").value = "";
+      renderSnippetList();
+      $("snippet-filter").focus();
+      try {
+        await loadSnippets();
+      } catch (error) {
+        toast("Could not load snippets: " + error.message, "bad");
+      }
+      renderSnippetList();
+    });
+    $("snippet-filter").addEventListener("input", renderSnippetList);
+    $("snippet-filter").addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        const first = $("snippet-list").querySelector("button");
+        if (first) first.click();
+      }
+    });
+    $("emoji-picker").replaceChildren(...EMOJI.map((emoji) => el("button", {
+      type: "button", class: "emoji", "data-testid": "emoji-item", text: emoji, "aria-label": emoji,
+      onclick: () => { $("emoji-picker").hidden = true; insertAtCursor(emoji); },
+    })));
+    $("emoji-button").addEventListener("click", () => toggle("emoji-picker"));
+    for (const button of document.querySelectorAll(".crm-buttons button")) {
+      button.addEventListener("click", () => createRecord(button.dataset.kind, button));
+    }
+    document.addEventListener("keydown", (event) => { if (event.key === "Escape") closeMenus(); });
+    document.addEventListener("click", (event) => {
+      if (!event.target.closest(".menu-wrap") && !event.target.closest("#end-confirm") && event.target.id !== "end") closeMenus();
+    });
+    document.addEventListener("visibilitychange", () => { if (!document.hidden) render(); });
+    setInterval(tick, 1000);
+  }
+
+  async function start() {
+    wire();
+    if (!xrm || !xrm.WebApi) {
+      setConnection("offline", "Open this page from the CRM Chat app: it signs you in through Dataverse.");
+      return;
+    }
+    try {
+      state.base = serviceUrl() || await regionServiceUrl();
+    } catch (error) {
+      setConnection("offline", "Could not read the CRM Chat settings: " + error.message);
+      return;
+    }
+    connect();
+  }
+
+  start();
+}());

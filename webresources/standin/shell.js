@@ -1,0 +1,341 @@
+// The shell of the local app stand-in: plays the model-driven app. Navigation comes from
+// the solution's sitemap (sent with the page), table subareas list records through
+// Xrm.WebApi, web resource subareas run in iframes that stay alive while hidden (as the
+// agent console must keep its socket), and window.Xrm serves them all.
+// Record text only ever goes into textContent.
+"use strict";
+
+(function (ns) {
+  const app = JSON.parse(document.getElementById("crmchat-app").textContent);
+  const session = ns.readSession();
+  if (!session) {
+    location.replace("/app/");
+    return;
+  }
+  const user = session.user;
+  const privileges = new Set(user.privileges || []);
+  const PAGE_SIZE = 50;
+
+  const nav = document.getElementById("sitemap");
+  const view = document.getElementById("view");
+  const frames = document.getElementById("frames");
+  const subareas = new Map(); // id -> subarea
+  const loadedFrames = new Map(); // subarea id -> iframe
+
+  function allowed(action, entity) {
+    return privileges.has("*") || privileges.has("prv" + action + entity);
+  }
+
+  function visible(subarea) {
+    if (subarea.entity && !allowed("Read", subarea.entity)) return false;
+    const privilege = subarea.privilege;
+    return !privilege || allowed(privilege.action, privilege.entity);
+  }
+
+  // ----- dialogs (Xrm.Navigation.openConfirmDialog / openAlertDialog) -------------------
+
+  const dialog = document.getElementById("dialog");
+  let dialogQueue = Promise.resolve();
+
+  function ask(strings, withCancel) {
+    const run = () => new Promise((resolve) => {
+      document.getElementById("dialog-title").textContent = strings.title || "";
+      document.getElementById("dialog-text").textContent = strings.text || "";
+      const ok = document.getElementById("dialog-ok");
+      const cancel = document.getElementById("dialog-cancel");
+      ok.textContent = strings.confirmButtonLabel || "OK";
+      cancel.textContent = strings.cancelButtonLabel || "Cancel";
+      cancel.hidden = !withCancel;
+      dialog.returnValue = "";
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+      dialog.showModal();
+    });
+    dialogQueue = dialogQueue.then(run, run);
+    return dialogQueue;
+  }
+
+  // ----- navigation ---------------------------------------------------------------------
+
+  function subareaFor(pageInput) {
+    for (const subarea of subareas.values()) {
+      if (pageInput.pageType === "entitylist" && subarea.entity === pageInput.entityName) {
+        return subarea;
+      }
+      if (pageInput.pageType === "webresource" && subarea.url &&
+          subarea.url.split("?")[0] === "/webresources/" +
+            String(pageInput.webresourceName || "").replace(/^[a-z0-9]+_\//i, "")) {
+        return subarea;
+      }
+    }
+    return null;
+  }
+
+  function hashFor(pageInput) {
+    if (pageInput.pageType === "entityrecord" && pageInput.entityName && pageInput.entityId) {
+      return "record/" + pageInput.entityName + "/" +
+        String(pageInput.entityId).replace(/[{}]/g, "").toLowerCase();
+    }
+    const subarea = subareaFor(pageInput);
+    if (subarea) return subarea.id;
+    if (pageInput.pageType === "entitylist" && pageInput.entityName) {
+      return "list/" + pageInput.entityName;
+    }
+    if (pageInput.pageType === "webresource" && pageInput.webresourceName) {
+      return "webresource/" + String(pageInput.webresourceName).replace(/^[a-z0-9]+_\//i, "");
+    }
+    return null;
+  }
+
+  // A new window is another tab of the same app: it inherits this tab's session.
+  function navigate(pageInput, newWindow) {
+    const hash = hashFor(pageInput);
+    if (hash === null) return;
+    if (newWindow) window.open("/app/main#" + hash, "_blank");
+    else location.hash = hash;
+  }
+
+  function signedOut() {
+    ns.clearSession();
+    location.replace("/app/");
+  }
+
+  window.Xrm = ns.createXrm(session, app.entities, {
+    navigate,
+    confirm: (strings) => ask(strings, true),
+    alert: (strings) => ask(strings, false).then(() => undefined),
+    signedOut,
+  });
+
+  function buildNav() {
+    const parts = [];
+    for (const area of app.areas) {
+      const areaTitle = document.createElement("h2");
+      areaTitle.className = "area";
+      areaTitle.textContent = area.title;
+      parts.push(areaTitle);
+      for (const group of area.groups) {
+        const shown = group.subareas.filter(visible);
+        if (!shown.length) continue;
+        const groupTitle = document.createElement("h3");
+        groupTitle.className = "group";
+        groupTitle.textContent = group.title;
+        const list = document.createElement("ul");
+        for (const subarea of shown) {
+          subareas.set(subarea.id, subarea);
+          const item = document.createElement("li");
+          const link = document.createElement("a");
+          link.href = "#" + subarea.id;
+          link.dataset.subarea = subarea.id;
+          if (subarea.url) link.dataset.url = subarea.url;
+          if (subarea.icon) {
+            const icon = document.createElement("img");
+            icon.src = subarea.icon;
+            icon.alt = "";
+            icon.width = icon.height = 16;
+            link.append(icon);
+          }
+          link.append(document.createTextNode(subarea.title));
+          item.append(link);
+          list.append(item);
+        }
+        parts.push(groupTitle, list);
+      }
+    }
+    nav.replaceChildren(...parts);
+  }
+
+  function markCurrent(id) {
+    for (const link of nav.querySelectorAll("a[data-subarea]")) {
+      if (link.dataset.subarea === id) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+  }
+
+  function showFrame(subarea) {
+    view.hidden = true;
+    let frame = loadedFrames.get(subarea.id);
+    if (!frame) {
+      frame = document.createElement("iframe");
+      frame.src = subarea.url;
+      frame.title = subarea.title;
+      frame.dataset.subarea = subarea.id;
+      frames.append(frame);
+      loadedFrames.set(subarea.id, frame);
+    }
+    for (const other of loadedFrames.values()) other.hidden = other !== frame;
+    frames.hidden = false;
+  }
+
+  function showView() {
+    frames.hidden = true;
+    view.hidden = false;
+  }
+
+  // ----- table lists and records ----------------------------------------------------------
+
+  function formatted(row, wire) {
+    const text = row[wire + ns.FORMATTED];
+    if (text !== undefined && text !== null) return String(text);
+    const value = row[wire];
+    if (value === undefined || value === null) return "";
+    return String(value);
+  }
+
+  function heading(text) {
+    const title = document.createElement("h1");
+    title.textContent = text;
+    return title;
+  }
+
+  function message(text, tone) {
+    const p = document.createElement("p");
+    p.className = "message" + (tone ? " " + tone : "");
+    p.setAttribute("role", "status");
+    p.textContent = text;
+    return p;
+  }
+
+  async function showList(entityName, title) {
+    showView();
+    const entity = app.entities[entityName];
+    const columns = entity && entity.columns ? entity.columns
+      : [{ name: entity.name, wire: entity.name, label: "Name" }];
+    const status = message("Loading…");
+    view.replaceChildren(heading(title), status);
+    view.dataset.entity = entityName;
+    const table = document.createElement("table");
+    table.className = "records";
+    const head = document.createElement("tr");
+    for (const column of columns) {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = column.label;
+      head.append(th);
+    }
+    table.createTHead().append(head);
+    const body = table.createTBody();
+    const more = document.createElement("button");
+    more.type = "button";
+    more.className = "secondary";
+    more.textContent = "Load more";
+    more.hidden = true;
+
+    let options = "?$select=" + [entity.id].concat(columns.map((c) => c.wire)).join(",") +
+      (columns.some((c) => c.name === "modifiedon") ? "&$orderby=modifiedon desc" : "");
+    let count = 0;
+
+    async function page() {
+      more.disabled = true;
+      try {
+        const result = await window.Xrm.WebApi.retrieveMultipleRecords(entityName, options, PAGE_SIZE);
+        for (const row of result.entities) {
+          const tr = document.createElement("tr");
+          tr.dataset.id = row[entity.id];
+          columns.forEach((column, index) => {
+            const td = document.createElement("td");
+            const text = formatted(row, column.wire);
+            if (index === 0) {
+              const link = document.createElement("a");
+              link.href = "#record/" + entityName + "/" + row[entity.id];
+              link.textContent = text || "(no name)";
+              td.append(link);
+            } else {
+              td.textContent = text.length > 120 ? text.slice(0, 119) + "…" : text;
+            }
+            tr.append(td);
+          });
+          body.append(tr);
+        }
+        count += result.entities.length;
+        status.textContent = count === 1 ? "1 record" : count + " records";
+        options = result.nextLink || null;
+        more.hidden = !options;
+      } catch (error) {
+        status.textContent = "Could not load the records: " + error.message;
+        status.className = "message bad";
+      } finally {
+        more.disabled = false;
+      }
+    }
+
+    more.addEventListener("click", page);
+    view.append(table, more);
+    await page();
+  }
+
+  async function showRecord(entityName, id) {
+    showView();
+    const entity = app.entities[entityName];
+    view.replaceChildren(heading(entityName), message("Loading…"));
+    view.dataset.entity = entityName;
+    if (!entity) {
+      view.replaceChildren(heading("Not found"), message("There is no table " + entityName + ".", "bad"));
+      return;
+    }
+    try {
+      const row = await window.Xrm.WebApi.retrieveRecord(entityName, id);
+      const list = document.createElement("dl");
+      list.className = "record";
+      for (const key of Object.keys(row)) {
+        if (key.includes("@") || row[key] === null) continue;
+        const name = document.createElement("dt");
+        name.textContent = key.replace(/^_(.*)_value$/, "$1");
+        const value = document.createElement("dd");
+        value.textContent = formatted(row, key);
+        list.append(name, value);
+      }
+      const back = document.createElement("a");
+      const listed = [...subareas.values()].find((s) => s.entity === entityName);
+      back.href = listed ? "#" + listed.id : "#list/" + entityName;
+      back.textContent = "Back to the list";
+      view.replaceChildren(heading(formatted(row, entity.name) || entityName), back, list);
+    } catch (error) {
+      view.replaceChildren(heading(entityName), message("Could not load the record: " + error.message, "bad"));
+    }
+  }
+
+  function route() {
+    const hash = decodeURIComponent(location.hash.replace(/^#/, ""));
+    const record = /^record\/([a-z0-9_]+)\/([0-9a-f-]{36})$/.exec(hash);
+    if (record) {
+      markCurrent(null);
+      showRecord(record[1], record[2]);
+      return;
+    }
+    // Any web resource by name, as Xrm.Navigation.navigateTo opens one outside the sitemap.
+    const resource = /^webresource\/([A-Za-z0-9_\-./]+)$/.exec(hash);
+    if (resource && !resource[1].includes("..")) {
+      const url = "/webresources/" + resource[1];
+      const listed = [...subareas.values()].find((s) => s.url === url);
+      markCurrent(listed ? listed.id : null);
+      showFrame(listed || { id: "webresource:" + resource[1], url, title: resource[1] });
+      return;
+    }
+    const list = /^list\/([a-z0-9_]+)$/.exec(hash);
+    if (list && app.entities[list[1]]) {
+      markCurrent(null);
+      showList(list[1], list[1]);
+      return;
+    }
+    const subarea = subareas.get(hash) || subareas.values().next().value;
+    if (!subarea) {
+      showView();
+      view.replaceChildren(message("Nothing in this app is open to you. Ask an administrator for a role."));
+      return;
+    }
+    markCurrent(subarea.id);
+    document.title = subarea.title + " · " + app.name + " (local)";
+    if (subarea.url) showFrame(subarea);
+    else showList(subarea.entity, subarea.title);
+  }
+
+  document.getElementById("app-name").textContent = app.name;
+  document.getElementById("user-name").textContent = user.name;
+  document.getElementById("sign-out").addEventListener("click", (event) => {
+    event.preventDefault();
+    signedOut();
+  });
+  buildNav();
+  window.addEventListener("hashchange", route);
+  route();
+}(window.CrmChatStandin));

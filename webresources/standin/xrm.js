@@ -1,0 +1,221 @@
+// The Xrm shim of the local app stand-in: the part of the Dynamics 365 client API that
+// CRM Chat's web resources use, backed by the embedded Dataverse at /api/data/v9.2 (same
+// origin) with the signed-in user's bearer token. Web resources in the shell's iframes
+// reach it as parent.Xrm, exactly as inside a model-driven app.
+// Not part of the solution: a real model-driven app brings its own Xrm.
+"use strict";
+
+window.CrmChatStandin = window.CrmChatStandin || {};
+
+(function (ns) {
+  const SESSION_KEY = "crmchat.standin.session";
+  const API_ROOT = "/api/data/v9.2/";
+  const FORMATTED = "@OData.Community.Display.V1.FormattedValue";
+
+  ns.SESSION_KEY = SESSION_KEY;
+  ns.FORMATTED = FORMATTED;
+
+  /** The signed-in session {token, expires_at, user} of this tab, or null. */
+  ns.readSession = function () {
+    try {
+      const session = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
+      if (!session || !session.token || Date.now() >= session.expires_at) return null;
+      return session;
+    } catch (error) {
+      return null;
+    }
+  };
+
+  ns.saveSession = function (answer) {
+    const session = {
+      token: answer.token,
+      expires_at: Date.now() + answer.expires_in * 1000,
+      user: answer.user,
+    };
+    sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+    return session;
+  };
+
+  ns.clearSession = function () {
+    sessionStorage.removeItem(SESSION_KEY);
+  };
+
+  // Dataverse error codes are hex strings ("0x80040220"); Xrm reports them as numbers.
+  function xrmError(status, error) {
+    const code = error && typeof error.code === "string" && /^0x[0-9a-f]+$/i.test(error.code)
+      ? parseInt(error.code, 16) : status;
+    const failure = new Error((error && error.message) || "Request failed (" + status + ")");
+    failure.errorCode = code;
+    failure.code = code;
+    failure.httpStatus = status;
+    return failure;
+  }
+
+  function collection(items) {
+    const list = items.slice();
+    list.getLength = () => list.length;
+    list.get = (which) => {
+      if (which === undefined) return list.slice();
+      if (typeof which === "number") return list[which];
+      if (typeof which === "function") return list.filter(which);
+      return list.find((item) => item.id === which || item.name === which) || null;
+    };
+    return list;
+  }
+
+  /**
+   * Build `Xrm` for `session` over the tables in `entities`
+   * ({logicalName: {set, id, name}}). `hooks` lets the shell navigate and ask questions:
+   * {navigate(pageInput, newWindow), confirm({text,title,...}) -> Promise<bool>, alert({text}),
+   *  signedOut()}.
+   */
+  ns.createXrm = function (session, entities, hooks) {
+    const user = session.user;
+
+    function table(logicalName) {
+      const entity = entities[String(logicalName || "").toLowerCase()];
+      if (!entity) throw xrmError(404, { message: "There is no table named " + logicalName + "." });
+      return entity;
+    }
+
+    function guid(id) {
+      const clean = String(id || "").replace(/[{}]/g, "").toLowerCase();
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(clean)) {
+        throw xrmError(400, { message: "Not a GUID: " + id });
+      }
+      return clean;
+    }
+
+    function query(options) {
+      if (!options) return "";
+      return options.charAt(0) === "?" ? options : "?" + options;
+    }
+
+    async function send(method, path, body, headers) {
+      const all = Object.assign({
+        Accept: "application/json",
+        "OData-MaxVersion": "4.0",
+        "OData-Version": "4.0",
+        Authorization: "Bearer " + session.token,
+      }, headers || {});
+      if (body !== undefined) all["Content-Type"] = "application/json; charset=utf-8";
+      const response = await fetch(path.charAt(0) === "/" ? path : API_ROOT + path, {
+        method,
+        headers: all,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: "omit",
+      });
+      if (!response.ok) {
+        const data = await response.json().catch(() => ({}));
+        if (response.status === 401 && hooks.signedOut) hooks.signedOut();
+        throw xrmError(response.status, data.error);
+      }
+      return response;
+    }
+
+    function idFromEntityId(response) {
+      const header = response.headers.get("OData-EntityId") || "";
+      const match = /\(([0-9a-fA-F-]{36})\)\s*$/.exec(header);
+      return match ? match[1].toLowerCase() : null;
+    }
+
+    const annotations = { Prefer: 'odata.include-annotations="*"' };
+
+    const webApi = {
+      async createRecord(entityLogicalName, data) {
+        const entity = table(entityLogicalName);
+        const response = await send("POST", entity.set, data || {});
+        return { entityType: entityLogicalName, id: idFromEntityId(response) };
+      },
+
+      async retrieveRecord(entityLogicalName, id, options) {
+        const entity = table(entityLogicalName);
+        const response = await send(
+          "GET", entity.set + "(" + guid(id) + ")" + query(options), undefined, annotations);
+        return response.json();
+      },
+
+      async retrieveMultipleRecords(entityLogicalName, options, maxPageSize) {
+        const entity = table(entityLogicalName);
+        let path = entity.set + query(options);
+        // A nextLink from an earlier page may come back whole; only this origin is allowed.
+        if (/^https?:\/\//i.test(options || "")) {
+          const url = new URL(options);
+          if (url.origin !== location.origin) throw xrmError(400, { message: "Not this environment." });
+          path = url.pathname + url.search;
+        }
+        const prefer = ['odata.include-annotations="*"'];
+        if (maxPageSize) prefer.push("odata.maxpagesize=" + Number(maxPageSize));
+        const response = await send("GET", path, undefined, { Prefer: prefer.join(",") });
+        const data = await response.json();
+        const page = { entities: data.value || [] };
+        if (data["@odata.nextLink"]) page.nextLink = data["@odata.nextLink"];
+        return page;
+      },
+
+      async updateRecord(entityLogicalName, id, data) {
+        const entity = table(entityLogicalName);
+        const clean = guid(id);
+        await send("PATCH", entity.set + "(" + clean + ")", data || {}, { "If-Match": "*" });
+        return { entityType: entityLogicalName, id: clean };
+      },
+
+      async deleteRecord(entityLogicalName, id) {
+        const entity = table(entityLogicalName);
+        const clean = guid(id);
+        await send("DELETE", entity.set + "(" + clean + ")", undefined, { "If-Match": "*" });
+        return { entityType: entityLogicalName, id: clean };
+      },
+    };
+    webApi.online = webApi;
+
+    const roles = collection((user.roles || []).map((role) => ({ id: role.id, name: role.name })));
+    const globalContext = {
+      userSettings: {
+        userId: "{" + user.id.toUpperCase() + "}",
+        userName: user.name,
+        roles,
+        securityRoles: roles.map((role) => role.id),
+        languageId: 1033,
+        getTimeZoneOffsetMinutes: () => -new Date().getTimezoneOffset(),
+      },
+      organizationSettings: { uniqueName: "crmchat", languageId: 1033 },
+      client: { getClient: () => "Web", getFormFactor: () => 1 },
+      getClientUrl: () => location.origin,
+      getCurrentAppUrl: () => location.origin + "/app/main",
+      getVersion: () => "9.2.0.0",
+    };
+
+    return {
+      WebApi: webApi,
+      Utility: {
+        getGlobalContext: () => globalContext,
+        showProgressIndicator() {},
+        closeProgressIndicator() {},
+      },
+      Navigation: {
+        navigateTo(pageInput, navigationOptions) {
+          hooks.navigate(pageInput || {}, !!(navigationOptions && navigationOptions.target === 2));
+          return Promise.resolve();
+        },
+        openForm(options) {
+          hooks.navigate({
+            pageType: "entityrecord",
+            entityName: options && options.entityName,
+            entityId: options && options.entityId,
+          }, !!(options && options.openInNewWindow));
+          return Promise.resolve({ savedEntityReference: [] });
+        },
+        openAlertDialog(strings) {
+          return hooks.alert(strings || {});
+        },
+        openConfirmDialog(strings) {
+          return hooks.confirm(strings || {}).then((confirmed) => ({ confirmed }));
+        },
+        openUrl(url) {
+          window.open(url, "_blank", "noopener");
+        },
+      },
+    };
+  };
+}(window.CrmChatStandin));

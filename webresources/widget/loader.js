@@ -1,0 +1,45 @@
+// CRM Chat loader: the one script a site pastes into its pages (see README.md).
+// It reads its own tag, asks the service for the widget's published config and, when the
+// widget is enabled, loads widget.js from the same service. It stays tiny on purpose: a
+// site owner pays for every byte on every page view. Its only global is window.CRMChat.
+"use strict";
+(function (w, d) {
+  var tag = d.currentScript ||
+    d.getElementById("Microsoft_Omnichannel_LCWidget") ||
+    d.querySelector("script[data-widget-id],script[data-app-id]");
+  if (!tag || (w.CRMChat && w.CRMChat.widgetId)) return;
+  function attr(name) { return tag.getAttribute("data-" + name) || ""; }
+  var widgetId = attr("widget-id") || attr("app-id");
+  // The service base: an explicit data-service-url / data-org-url (the Omnichannel tag's
+  // attribute), else the origin this script was served from.
+  var base = (attr("service-url") || attr("org-url") ||
+    (tag.src ? new URL(tag.src, location.href).origin : location.origin)).replace(/\/+$/, "");
+  if (!/^[0-9a-zA-Z-]{1,64}$/.test(widgetId)) return;
+
+  // Calls made before widget.js arrives are queued and replayed by it.
+  var ns = w.CRMChat = w.CRMChat || {};
+  var queue = ns.q = ns.q || [];
+  ["open", "close", "toggle", "hide", "show"].forEach(function (m) {
+    if (!ns[m]) ns[m] = function () { queue.push([m, [].slice.call(arguments)]); };
+  });
+  ns.widgetId = widgetId;
+  ns.base = base;
+  ns.tag = tag;
+
+  fetch(base + "/api/widgets/" + encodeURIComponent(widgetId) + "/config", {
+    credentials: "omit",
+  }).then(function (r) {
+    if (!r.ok) throw new Error("CRM Chat: config " + r.status);
+    return r.json();
+  }).then(function (config) {
+    // A disabled widget shows nothing and opens no socket. An enabled one loads the widget
+    // even while no agent is available: its socket is the visitor's presence, and the
+    // launcher appears when an agent becomes available.
+    if (!config || !config.enabled) return;
+    ns.config = config;
+    var s = d.createElement("script");
+    s.src = base + "/widget/widget.js";
+    s.async = true;
+    (d.head || d.documentElement).appendChild(s);
+  }).catch(function (e) { if (w.console) console.warn(e.message || e); });
+})(window, document);

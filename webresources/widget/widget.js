@@ -1,0 +1,930 @@
+// CRM Chat visitor widget. Loaded by loader.js, which leaves the published config in
+// window.CRMChat.config. Renders a launcher and a chat panel inside a Shadow DOM root (the
+// host page's CSS cannot reach in), and keeps one WebSocket to /ws/visitor per page: it is
+// the visitor's presence even when no chat is open. Wire contract: docs/protocol.md.
+//
+// Exactly-once and resume: every message carries a client_id and is kept in an outbox
+// (sessionStorage) until the server's message.created for it arrives; the outbox is resent
+// after each reconnect and the server dedupes by client_id. The chat token, the highest
+// seq seen and the transcript live in sessionStorage too, so another page of the site (or a
+// reload) resumes the chat with `resume: {token, since_seq}` and receives only what it
+// missed. Messages are deduped and ordered by seq.
+//
+// Text from the server or the visitor only ever goes into the page through textContent.
+"use strict";
+(function (w, d) {
+  const ns = w.CRMChat;
+  if (!ns || !ns.config || ns.started) return;
+  ns.started = true;
+
+  // Preview (the widget designer): no socket, no storage; "chat" and "ended" show a sample.
+  const PREVIEW = ns.preview || null;
+  const cfg = ns.config;
+  const design = cfg.design || {};
+  const WIDGET_ID = cfg.widget_id || ns.widgetId;
+  const SOCKET_URL = cfg.socket_url || ns.base.replace(/^http/, "ws") + "/ws/visitor";
+  const KEY = "crmchat:" + WIDGET_ID;
+  const MAX_KEPT_MESSAGES = 300;
+  const PING_EVERY_MS = 30000;
+  const PONG_WITHIN_MS = 10000;
+  const WAKE_PONG_WITHIN_MS = 5000;
+  const MAX_BACKOFF_SECS = 30;
+  const TYPING_IDLE_MS = 3000;
+  const TYPING_SHOWN_MS = 8000;
+  const PAGE_CHECK_MS = 2000;
+  const EMOJI = "😀 😂 😊 😍 🤔 😮 😢 😉 👍 👎 👏 🙏 🙌 💪 🎉 ❤️ 🔥 ✅ ❌ 👋 ☕ 🚀 ⭐ 💡".split(" ");
+  const T = Object.assign({
+    open: "Open chat", minimize: "Minimize chat", end: "End chat",
+    connecting: "Connecting…", reconnecting: "Reconnecting…",
+    waiting: "Waiting for an agent…",
+    typing: "{name} is typing…", placeholder: "Type a message…", emoji: "Insert emoji",
+    ended: "The chat has ended.",
+    rate: "How was this chat?", star: "{n} of 5 stars", thanks: "Thanks for your feedback!",
+    newChat: "Start a new chat", unavailable: "No agent is available right now. Please try again later.",
+    sending: "Sending…", notSent: "Not sent", unread: "{n} new",
+  }, design.texts || {});
+  const fmt = (s, v) => String(s).replace(/\{(\w+)\}/g,
+    (m, k) => (Object.prototype.hasOwnProperty.call(v, k) ? v[k] : ""));
+
+  // ---- storage (any of it may be blocked: then the widget simply forgets) ----
+  function store(kind, key, value) {
+    if (PREVIEW) return null;
+    try {
+      const s = w[kind];
+      if (value === undefined) return JSON.parse(s.getItem(key));
+      if (value === null) s.removeItem(key);
+      else s.setItem(key, JSON.stringify(value));
+    } catch (e) { /* storage unavailable */ }
+    return null;
+  }
+  function randomId(bytes) {
+    const b = crypto.getRandomValues(new Uint8Array(bytes));
+    return btoa(String.fromCharCode.apply(null, b))
+      .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  function visitorId() {
+    const valid = (v) => typeof v === "string" && /^[A-Za-z0-9_-]{16,64}$/.test(v);
+    const m = d.cookie.match(/(?:^|;\s*)crmchat_vid=([^;]*)/);
+    let id = m && m[1];
+    if (!valid(id)) id = store("localStorage", "crmchat_vid");
+    if (!valid(id)) id = randomId(16);
+    store("localStorage", "crmchat_vid", id);
+    d.cookie = "crmchat_vid=" + id + "; path=/; max-age=31536000; SameSite=Lax" +
+      (location.protocol === "https:" ? "; Secure" : "");
+    return id;
+  }
+  const VISITOR_ID = PREVIEW ? "preview" : visitorId();
+
+  function fresh() {
+    return { token: null, cid: null, seq: 0, state: null, agent: null, by: null, rated: 0,
+      msgs: [], out: [], start: null, fields: {}, open: false, shown: true };
+  }
+  let S = Object.assign(fresh(), { shown: false }, store("sessionStorage", KEY) || {});
+  const save = () => store("sessionStorage", KEY, S);
+
+  // ---- DOM helpers ----
+  function el(tag, props, ...kids) {
+    const e = d.createElement(tag);
+    for (const k in props || {}) {
+      const v = props[k];
+      if (v == null || v === false) continue;
+      if (k === "text") e.textContent = v;
+      else if (k === "class") e.className = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else if (k === "tid") e.setAttribute("data-testid", "crmchat-" + v);
+      else e.setAttribute(k, v === true ? "" : v);
+    }
+    for (const kid of kids) if (kid != null) e.append(kid);
+    return e;
+  }
+  const svg = (path) => {
+    const s = d.createElementNS("http://www.w3.org/2000/svg", "svg");
+    s.setAttribute("viewBox", "0 0 24 24");
+    s.setAttribute("aria-hidden", "true");
+    const p = d.createElementNS("http://www.w3.org/2000/svg", "path");
+    p.setAttribute("d", path);
+    s.append(p);
+    return s;
+  };
+  const ICON_CHAT = "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z";
+  const ICON_DOWN = "M6 9l6 6 6-6";
+  const ICON_SEND = "M3 20l18-8L3 4v6l12 2-12 2z";
+  const ICON_SMILE = "M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zM8 14s1.5 2 4 2 4-2 4-2M9 9h.01M15 9h.01";
+  const SYSTEM_FONTS = 'system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif';
+  const safeUrl = (u, dataImage) => {
+    try {
+      if (dataImage && /^data:image\/(png|jpe?g|gif|webp);base64,/i.test(u)) return u;
+      const url = new URL(u);
+      return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+    } catch (e) { return null; }
+  };
+  // Plain text with http(s) links made clickable; every piece is a text node.
+  function richText(text) {
+    const f = d.createDocumentFragment();
+    String(text).split(/(https?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)])/).forEach((part, i) => {
+      const href = i % 2 ? safeUrl(part) : null;
+      f.append(href ? el("a", { href, target: "_blank", rel: "noopener noreferrer nofollow",
+        text: part }) : part);
+    });
+    return f;
+  }
+  function displayName(fields) {
+    const name = fmt(design.display_name_template || "{firstname} {lastname}", fields)
+      .replace(/\s+/g, " ").trim();
+    return name || "Visitor";
+  }
+  const initials = (n) => String(n || "?").split(/\s+/).map((p) => p[0] || "").join("")
+    .slice(0, 2).toUpperCase();
+
+  // ---- the UI ----
+  const panelId = "crmchat-panel";
+  const launcher = el("button", { class: "launcher", type: "button", tid: "launcher",
+    "aria-controls": panelId, "aria-expanded": "false", "aria-label": T.open,
+    onclick: () => setOpen(!S.open) }, svg(ICON_CHAT), svg(ICON_DOWN));
+  const badge = el("span", { class: "badge", tid: "unread", hidden: true });
+  launcher.append(badge);
+
+  const avatar = el("span", { class: "avatar", tid: "agent-avatar", hidden: true });
+  const titleEl = el("h2", { class: "title", id: "crmchat-title", tid: "title" });
+  const statusEl = el("p", { class: "status", tid: "status", "aria-live": "polite" });
+  const endBtn = el("button", { class: "hbtn end", type: "button", tid: "end-chat",
+    text: T.end, onclick: () => confirmEnd(true) });
+  const minBtn = el("button", { class: "hbtn", type: "button", tid: "minimize",
+    "aria-label": T.minimize, title: T.minimize, onclick: () => setOpen(false) }, svg(ICON_DOWN));
+  const header = el("header", null, avatar,
+    el("div", { class: "who" }, titleEl, statusEl), endBtn, minBtn);
+
+  // pre-chat form
+  const preError = el("p", { class: "error", tid: "prechat-error", role: "alert", hidden: true });
+  const startBtn = el("button", { class: "primary", type: "submit", tid: "start",
+    text: design.start_button || "Start chat" });
+  const fields = Array.isArray(design.fields) ? design.fields : [
+    { name: "firstname", label: "First name", type: "text", required: true },
+    { name: "lastname", label: "Last name", type: "text", required: false },
+    { name: "email", label: "Email", type: "email", required: true },
+  ];
+  const AUTOCOMPLETE = { firstname: "given-name", lastname: "family-name", email: "email",
+    name: "name", fullname: "name", phone: "tel", mobilephone: "tel", telephone1: "tel" };
+  const pre = el("form", { class: "pre", tid: "prechat", onsubmit: startChat });
+  fields.forEach((f, i) => {
+    const id = "crmchat-f" + i;
+    const type = ["text", "email", "tel", "textarea"].includes(f.type) ? f.type : "text";
+    const input = el(type === "textarea" ? "textarea" : "input", {
+      id, name: f.name, type: type === "textarea" ? null : type, required: !!f.required,
+      maxlength: 500, tid: "field-" + f.name, rows: type === "textarea" ? 3 : null,
+      autocomplete: AUTOCOMPLETE[f.type === "email" ? "email" : f.name] || null,
+    });
+    if (S.fields[f.name]) input.value = S.fields[f.name];
+    const inside = design.label_position === "inside";
+    if (inside) input.placeholder = (f.label || f.name) + (f.required ? " *" : "");
+    pre.append(el("div", { class: "field" },
+      el("label", { for: id, class: inside ? "sr" : null }, f.label || f.name,
+        f.required ? el("span", { class: "req", "aria-hidden": "true", text: " *" }) : null),
+      input));
+  });
+  pre.append(preError, startBtn);
+
+  // conversation
+  const log = el("ol", { class: "log", role: "log", "aria-live": "polite", tid: "messages",
+    "aria-labelledby": "crmchat-title" });
+  const typingEl = el("p", { class: "typing", tid: "typing", hidden: true });
+  const input = el("textarea", { rows: 1, maxlength: 4000, tid: "input",
+    placeholder: T.placeholder, "aria-label": T.placeholder });
+  const sendBtn = el("button", { class: "send", type: "submit", tid: "send",
+    "aria-label": design.send_button || "Send", title: design.send_button || "Send" },
+  svg(ICON_SEND));
+  const picker = el("div", { class: "picker", role: "group", tid: "emoji-picker",
+    "aria-label": T.emoji, hidden: true });
+  EMOJI.forEach((e) => picker.append(el("button", { type: "button", text: e,
+    tid: "emoji-option", onclick: () => insertEmoji(e) })));
+  const emojiBtn = design.emoji === false ? null : el("button", { class: "emo", type: "button",
+    tid: "emoji", "aria-label": T.emoji, title: T.emoji, "aria-expanded": "false",
+    onclick: () => togglePicker() }, svg(ICON_SMILE));
+  const composer = el("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); sendText(); } },
+    emojiBtn, input, sendBtn);
+
+  // end of chat
+  const endBox = el("div", { class: "endbox", tid: "end", hidden: true });
+
+  // confirm box
+  const confirmMsg = el("p", { id: "crmchat-confirm-msg",
+    text: (design.confirm_end && design.confirm_end.message) || "End this chat?" });
+  const yesBtn = el("button", { class: "primary", type: "button", tid: "confirm-yes",
+    text: (design.confirm_end && design.confirm_end.yes) || "Yes",
+    onclick: () => { confirmEnd(false); endChat(); } });
+  const noBtn = el("button", { class: "secondary", type: "button", tid: "confirm-no",
+    text: (design.confirm_end && design.confirm_end.no) || "No",
+    onclick: () => confirmEnd(false) });
+  const confirmBox = el("div", { class: "confirm", role: "alertdialog", "aria-modal": "true",
+    "aria-labelledby": "crmchat-confirm-msg", tid: "confirm", hidden: true },
+  el("div", { class: "card" }, confirmMsg, el("div", { class: "row" }, noBtn, yesBtn)));
+
+  const body = el("div", { class: "body" }, pre, log, typingEl, endBox);
+  const panel = el("section", { class: "panel", id: panelId, role: "dialog", tid: "panel",
+    "aria-labelledby": "crmchat-title", hidden: true }, header, body, picker, composer, confirmBox);
+  const ui = el("div", { class: "w" + (design.position === "bottom-left" ? " left" : "") +
+    (design.corners === "square" ? " sq" : "") + " lp-" + (design.label_position || "above") },
+  panel, launcher);
+
+  const host = el("crmchat-widget", { tid: "root" });
+  const root = host.attachShadow({ mode: "open" });
+  root.append(el("style", { text: styles() }), ui);
+
+  // design.colors (connector/crm/design.py) become CSS custom properties.
+  const COLOR_VARS = { primary: "--p", primary_text: "--pt", background: "--bg", text: "--tx",
+    visitor_bubble: "--vb", visitor_text: "--vt", agent_bubble: "--ab", agent_text: "--at" };
+  function applyDesign() {
+    const c = design.colors || {};
+    for (const k in COLOR_VARS) {
+      if (typeof c[k] === "string" && CSS.supports("color", c[k])) ui.style.setProperty(COLOR_VARS[k], c[k]);
+    }
+    if (c.primary && !c.primary_text) ui.style.setProperty("--pt", readableOn(c.primary));
+    const font = typeof design.font === "string" && design.font.replace(/["\\;{}]/g, "");
+    if (font) ui.style.setProperty("--f", '"' + font + '",' + SYSTEM_FONTS);
+  }
+  // Black or white text on the primary colour, whichever contrasts more (needs the host in
+  // the document: a detached element has no computed colour).
+  function readableOn(colorValue) {
+    const probe = el("i", { style: "color:" + colorValue });
+    ui.append(probe);
+    const rgb = (getComputedStyle(probe).color.match(/[\d.]+/g) || [0, 0, 0]).map(Number);
+    probe.remove();
+    const lin = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    const l = 0.2126 * lin(rgb[0]) + 0.7152 * lin(rgb[1]) + 0.0722 * lin(rgb[2]);
+    return l > 0.35 ? "#111" : "#fff";
+  }
+
+  // ---- view state ----
+  let available = !!(PREVIEW || cfg.available);
+  let apiHidden = false; // the site called CRMChat.hide()
+  let designHidden = design.initial_state === "hidden"; // until CRMChat.show() or open()
+  let delayed = !PREVIEW && !S.shown && design.delay_secs > 0; // design.delay_secs, once per session
+  let unread = 0;
+  let notice = null;
+
+  const inChat = () => !!(S.token || S.start);
+  const view = () => (S.state === "ended" ? "ended" : inChat() ? "chat" : "pre");
+
+  function render() {
+    const v = view();
+    const visible = !apiHidden && (inChat() || S.state === "ended" ||
+      (!delayed && !designHidden && (available || S.open)));
+    ui.hidden = !visible;
+    panel.hidden = !S.open;
+    ui.classList.toggle("open", S.open);
+    launcher.setAttribute("aria-expanded", String(S.open));
+    launcher.setAttribute("aria-label", S.open ? T.minimize : T.open +
+      (unread ? " (" + fmt(T.unread, { n: unread }) + ")" : ""));
+    badge.hidden = !unread || S.open;
+    badge.textContent = unread > 9 ? "9+" : String(unread);
+    pre.hidden = v !== "pre";
+    log.hidden = v === "pre";
+    composer.hidden = v !== "chat";
+    if (v !== "chat") showPicker(false);
+    endBtn.hidden = v !== "chat";
+    endBox.hidden = v !== "ended";
+    if (v !== "chat") typingEl.hidden = true;
+    startBtn.disabled = !available || !!S.start;
+    const problem = notice || (available ? "" : T.unavailable);
+    preError.hidden = !problem;
+    preError.textContent = problem;
+    renderHeader(v);
+  }
+
+  let avatarKey = "";
+  function renderHeader(v) {
+    const agent = S.agent && v !== "pre" ? S.agent : null;
+    titleEl.textContent = agent ? agent.name || design.title || "" : design.title || "Chat with us";
+    avatar.hidden = !agent || design.show_agent_image === false;
+    const key = avatar.hidden ? "" : agent.name + "|" + agent.image;
+    if (key !== avatarKey) {
+      // Rebuilt only when the agent changes: decoding a data URL on every render flickers.
+      avatarKey = key;
+      avatar.replaceChildren();
+      const src = key && agent.image && safeUrl(agent.image, true);
+      if (key) avatar.append(src ? el("img", { src, alt: "", tid: "agent-image" })
+        : el("span", { text: initials(agent.name) }));
+    }
+    let status = "";
+    if (v === "chat" && !online() && !PREVIEW) status = ws ? T.connecting : T.reconnecting;
+    else if (v === "chat" && S.state !== "active") status = T.waiting;
+    else if (v === "ended") status = T.ended;
+    else if (agent) status = design.title || "";
+    if (statusEl.textContent !== status) statusEl.textContent = status;
+  }
+
+  function setOpen(open, keepFocus) {
+    if (!open && S.state === "ended") S = Object.assign(fresh(), { fields: S.fields });
+    S.open = !!open;
+    if (open) unread = 0;
+    save();
+    render();
+    if (open) {
+      if (!keepFocus) focusView();
+      scrollDown(true);
+    } else if (!keepFocus && root.activeElement && panel.contains(root.activeElement)) {
+      launcher.focus();
+    }
+  }
+  function focusView() {
+    const v = view();
+    const target = v === "pre" ? pre.querySelector("input,textarea,button")
+      : v === "chat" ? input : endBox.querySelector("button,a");
+    if (target) target.focus();
+  }
+
+  // ---- messages ----
+  function nodeFor(m, pending) {
+    const kind = (m.sender && m.sender.kind) || "visitor";
+    const name = kind === "visitor" ? displayName(S.fields) : (m.sender && m.sender.name) || "";
+    const li = el("li", { class: "msg " + kind + (pending ? " pending" : ""), tid: "message",
+      "data-kind": kind, "data-seq": pending ? null : m.seq, "data-client-id": m.client_id,
+      "data-name": name });
+    if (kind !== "system") li.append(el("span", { class: "from" + (kind === "visitor" ? " sr" : ""), text: name }));
+    li.append(el("div", { class: "bubble" }, richText(m.text)));
+    li.append(el("span", { class: "meta" }));
+    stamp(li, m, pending);
+    return li;
+  }
+  function stamp(li, m, pending) {
+    const meta = li.lastChild;
+    meta.replaceChildren();
+    if (pending === "failed") meta.textContent = T.notSent;
+    else if (pending) meta.textContent = T.sending;
+    else {
+      const t = new Date(m.sent_at);
+      if (!isNaN(t)) {
+        meta.append(el("time", { datetime: t.toISOString(),
+          text: t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) }));
+      }
+    }
+  }
+  // Hide the sender's name when the message above is from the same sender.
+  function tidyNames(li) {
+    for (const n of [li, li.nextElementSibling]) {
+      if (!n) continue;
+      const prev = n.previousElementSibling;
+      n.classList.toggle("cont", !!prev && prev.dataset.name === n.dataset.name &&
+        prev.dataset.kind === n.dataset.kind);
+    }
+  }
+  function place(li, seq) {
+    let next = null;
+    for (const c of log.children) {
+      if (c.classList.contains("pending") || (c.dataset.seq && +c.dataset.seq > seq)) { next = c; break; }
+    }
+    log.insertBefore(li, next);
+    tidyNames(li);
+  }
+  function addMessage(m) {
+    if (!m || typeof m.seq !== "number" || (m.conversation_id && S.cid && m.conversation_id !== S.cid)) return;
+    if (S.msgs.some((x) => x.seq === m.seq)) return;
+    const kept = { seq: m.seq, client_id: m.client_id, sender: m.sender, text: m.text, sent_at: m.sent_at };
+    S.msgs.push(kept);
+    S.msgs.sort((a, b) => a.seq - b.seq);
+    if (S.msgs.length > MAX_KEPT_MESSAGES) S.msgs.splice(0, S.msgs.length - MAX_KEPT_MESSAGES);
+    S.seq = Math.max(S.seq, m.seq);
+    const kind = m.sender && m.sender.kind;
+    let li = null;
+    if (kind === "visitor" && m.client_id) {
+      S.out = S.out.filter((o) => o.client_id !== m.client_id);
+      li = log.querySelector('li.pending[data-client-id="' + CSS.escape(m.client_id) + '"]');
+    }
+    if (li) {
+      li.remove();
+      li.classList.remove("pending", "failed");
+      li.dataset.seq = m.seq;
+      stamp(li, m);
+    } else {
+      li = nodeFor(m);
+    }
+    place(li, m.seq);
+    if (kind === "agent") typingEl.hidden = true;
+    if (kind !== "visitor" && !S.open) unread++;
+    save();
+    scrollDown(kind === "visitor");
+  }
+  function scrollDown(force) {
+    const near = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+    if (force || near) log.scrollTop = log.scrollHeight;
+  }
+  function renderTranscript() {
+    log.replaceChildren();
+    S.msgs.forEach((m) => place(nodeFor(m), m.seq));
+    S.out.forEach((o) => log.append(nodeFor({ client_id: o.client_id, text: o.text,
+      sender: { kind: "visitor" } }, o.failed ? "failed" : true)));
+  }
+
+  // ---- the socket ----
+  let ws = null;
+  let helloDone = false;
+  let backoff = 0;
+  let retryTimer = 0;
+  let deadTimer = 0;
+  let stopped = false; // the widget no longer exists: stop reconnecting
+
+  const online = () => !!ws && helloDone;
+  function page() {
+    // The service's limits (docs/protocol.md): a longer value would refuse the whole hello.
+    return { url: location.href.slice(0, 2048), title: d.title.slice(0, 500),
+      referrer: d.referrer.slice(0, 2048) };
+  }
+  function send(frame) {
+    if (!online()) return false;
+    try { ws.send(JSON.stringify(frame)); return true; } catch (e) { return false; }
+  }
+  function connect() {
+    clearTimeout(retryTimer);
+    if (ws || stopped) return;
+    let sock;
+    try { sock = ws = new WebSocket(SOCKET_URL); } catch (e) { ws = null; retry(); return; }
+    helloDone = false;
+    sock.onopen = () => {
+      arm(PONG_WITHIN_MS);
+      const hello = { type: "hello", widget_id: WIDGET_ID, visitor_id: VISITOR_ID, page: page() };
+      if (S.token) hello.resume = { token: S.token, since_seq: S.seq };
+      sock.send(JSON.stringify(hello));
+    };
+    sock.onmessage = (e) => {
+      if (sock !== ws) return;
+      clearTimeout(deadTimer);
+      let f;
+      try { f = JSON.parse(e.data); } catch (err) { return; }
+      if (f && typeof f.type === "string") handle(f);
+    };
+    sock.onclose = () => {
+      if (sock !== ws) return;
+      ws = null;
+      helloDone = false;
+      render();
+      retry();
+    };
+  }
+  function retry() {
+    clearTimeout(retryTimer);
+    const secs = Math.min(MAX_BACKOFF_SECS, 2 ** backoff++);
+    retryTimer = setTimeout(connect, secs * 1000 * (0.85 + Math.random() * 0.15));
+  }
+  // A socket that went quiet (sleeping laptop, dropped Wi-Fi) often never reports close:
+  // a ping must be answered in time or the socket is dropped and a fresh one opened.
+  function probe(withinMs) {
+    if (!online()) return;
+    send({ type: "ping" });
+    arm(withinMs);
+  }
+  function arm(withinMs) {
+    clearTimeout(deadTimer);
+    deadTimer = setTimeout(() => {
+      const dead = ws;
+      ws = null;
+      helloDone = false;
+      try { dead.close(); } catch (e) { /* already gone */ }
+      render();
+      connect();
+    }, withinMs);
+  }
+  function wake() {
+    if (!ws) { backoff = 0; connect(); } else probe(WAKE_PONG_WITHIN_MS);
+  }
+  setInterval(() => probe(PONG_WITHIN_MS), PING_EVERY_MS);
+  w.addEventListener("online", wake);
+  w.addEventListener("focus", wake);
+  d.addEventListener("visibilitychange", () => { if (!d.hidden) wake(); });
+  // Single-page sites change the URL without a page load: keep the presence page current.
+  let lastUrl = location.href;
+  setInterval(() => {
+    if (location.href !== lastUrl && send({ type: "page", page: page() })) lastUrl = location.href;
+  }, PAGE_CHECK_MS);
+
+  function flush() {
+    if (!online()) return;
+    if (S.token && S.endPending) {
+      send({ type: "chat.end" });
+      return;
+    }
+    if (!S.token) {
+      if (S.start) send({ type: "chat.start", client_id: S.start.client_id, fields: S.start.fields });
+      return;
+    }
+    if (S.state === "ended") return;
+    S.out.forEach((o) => { if (!o.failed) send({ type: "message.send", client_id: o.client_id, text: o.text }); });
+  }
+
+  function applyChat(c) {
+    if (S.cid && c.conversation_id && c.conversation_id !== S.cid) {
+      S.msgs = []; S.seq = 0; renderTranscript();
+    }
+    S.cid = c.conversation_id || S.cid;
+    if (c.state === "ended") S.endPending = false;
+    S.state = S.endPending ? "ended" : c.state || S.state;
+    S.agent = c.agent || S.agent;
+    S.rated = c.rating || S.rated;
+    (c.messages || []).forEach((m) => addMessage(m));
+    if (S.state === "ended") dropOutbox();
+  }
+  function dropOutbox() {
+    S.out.forEach((o) => { o.failed = true; });
+    log.querySelectorAll("li.pending").forEach((li) => { li.classList.add("failed"); stamp(li, {}, "failed"); });
+    S.out = [];
+  }
+
+  function handle(f) {
+    switch (f.type) {
+      case "hello.ok":
+        helloDone = true;
+        backoff = 0;
+        available = !!f.available;
+        if (f.chat) {
+          applyChat(f.chat);
+          if (S.state === "ended") renderEnd();
+        }
+        else if (S.token) {
+          // The service no longer knows this chat (expired or purged): start afresh.
+          S = Object.assign(fresh(), { fields: S.fields, open: S.open });
+          renderTranscript();
+        }
+        save();
+        flush();
+        break;
+      case "availability":
+        available = !!f.available;
+        break;
+      case "chat.started":
+        if (S.token && S.cid === f.conversation_id) break;
+        S.token = f.token;
+        S.cid = f.conversation_id;
+        S.start = null;
+        // Ended by the visitor before the service answered: end it there too.
+        if (S.state === "ended") send({ type: "chat.end" });
+        else S.state = S.state === "active" ? "active" : "waiting";
+        save();
+        flush();
+        break;
+      case "chat.accepted":
+        // The service also posts a "… joined the chat." system message.
+        S.state = "active";
+        if (f.agent) S.agent = f.agent;
+        save();
+        break;
+      case "message.created":
+        addMessage(f);
+        break;
+      case "typing":
+        if (S.state === "active" || S.state === "waiting") showTyping(f.on, f.name);
+        break;
+      case "chat.ended":
+        S.endPending = false;
+        if (S.state === "ended") { save(); break; }
+        S.state = "ended";
+        S.by = f.by || null;
+        S.start = null;
+        dropOutbox();
+        save();
+        renderEnd();
+        break;
+      case "chat.rated":
+        S.rated = f.rating;
+        save();
+        renderEnd();
+        break;
+      case "error":
+        onError(f);
+        break;
+      default:
+        return;
+    }
+    render();
+    // The composer and the end button vanish when a chat ends: keep focus in the panel.
+    const active = root.activeElement;
+    if (f.type === "chat.ended" && S.open && (!active || active === endBtn || active === input)) focusView();
+  }
+
+  function onError(f) {
+    const out = S.out.find((o) => o.client_id === f.ref);
+    if (out) {
+      if (f.code === "rate_limited") { setTimeout(flush, Math.max(250, f.retry_after_ms || 1000)); return; }
+      if (f.code === "chat_ended") return handle({ type: "chat.ended", by: null });
+      out.failed = true;
+      S.out = S.out.filter((o) => o !== out);
+      const li = log.querySelector('li.pending[data-client-id="' + CSS.escape(out.client_id) + '"]');
+      if (li) { li.classList.add("failed"); stamp(li, {}, "failed"); }
+      save();
+      return;
+    }
+    if (S.start && (f.ref === "chat.start" || f.ref === S.start.client_id)) {
+      if (f.code === "rate_limited") { setTimeout(flush, Math.max(250, f.retry_after_ms || 1000)); return; }
+      S.start = null;
+      notice = f.code === "unavailable" ? T.unavailable : f.message || T.unavailable;
+      save();
+      return;
+    }
+    if (f.code === "chat_ended" && S.token) {
+      if (S.state === "ended") { S.endPending = false; save(); } else handle({ type: "chat.ended", by: null });
+    }
+    if (f.ref === "hello") {
+      if (f.code === "not_found") { stopped = true; apiHidden = true; render(); } else if (S.token) {
+        // The resume part was refused: forget the chat and say hello without it.
+        S = Object.assign(fresh(), { fields: S.fields });
+        save();
+        renderTranscript();
+      }
+      const sock = ws;
+      ws = null;
+      sock.close();
+      if (!stopped) retry();
+    }
+  }
+
+  // ---- actions ----
+  function startChat(e) {
+    e.preventDefault();
+    if (!pre.reportValidity() || S.start || !available) return;
+    const values = {};
+    fields.forEach((f, i) => {
+      const v = pre.querySelector("#crmchat-f" + i).value.trim();
+      if (v) values[f.name] = v;
+    });
+    notice = null;
+    S = Object.assign(fresh(), { fields: values, open: true,
+      start: { client_id: randomId(16), fields: values } });
+    renderTranscript();
+    save();
+    flush();
+    render();
+    input.focus();
+  }
+  function sendText() {
+    const text = input.value.trim();
+    if (!text || S.state === "ended") return;
+    const o = { client_id: randomId(16), text };
+    S.out.push(o);
+    save();
+    log.append(nodeFor({ client_id: o.client_id, text, sender: { kind: "visitor" } }, true));
+    tidyNames(log.lastChild);
+    scrollDown(true);
+    input.value = "";
+    grow();
+    stopTyping();
+    if (S.token) send({ type: "message.send", client_id: o.client_id, text });
+    input.focus();
+  }
+  function endChat() {
+    if (S.token && send({ type: "chat.end" })) return;
+    // Offline, or the start not answered yet: end here now, and tell the service as soon as
+    // the socket (or the chat token) is back (flush and chat.started).
+    handle({ type: "chat.ended", by: "visitor" });
+    S.endPending = !!S.token;
+    save();
+  }
+  function confirmEnd(show) {
+    confirmBox.hidden = !show;
+    (show ? noBtn : endBtn.hidden ? input : endBtn).focus();
+  }
+  function rate(n) {
+    if (S.rated) return;
+    if (send({ type: "chat.rate", rating: n })) {
+      S.rated = n;
+      save();
+      renderEnd();
+    }
+  }
+  function renderEnd() {
+    const end = design.end || {};
+    endBox.replaceChildren();
+    if (design.rating !== false && S.token) {
+      const stars = el("div", { class: "stars" + (S.rated ? " done" : ""), role: "group",
+        "aria-labelledby": "crmchat-rate", tid: "rating" });
+      for (let n = 1; n <= 5; n++) {
+        stars.append(el("button", { type: "button", text: "★", tid: "star-" + n,
+          class: n <= S.rated ? "on" : null, disabled: !!S.rated,
+          "aria-label": fmt(T.star, { n }), "aria-pressed": String(n === S.rated),
+          onclick: () => rate(n) }));
+      }
+      endBox.append(el("p", { id: "crmchat-rate", class: "ratelabel", text: S.rated ? T.thanks : T.rate }), stars);
+    }
+    if (end.title) endBox.append(el("h3", { tid: "end-title", text: end.title }));
+    const link = end.type === "link" && end.link ? safeUrl(end.link) : null;
+    if (link) {
+      endBox.append(el("a", { class: "endlink", href: link, target: "_blank",
+        rel: "noopener noreferrer", tid: "end-link", text: end.text || link }));
+    } else if (end.text) {
+      endBox.append(el("p", { class: "endtext", tid: "end-text", text: end.text }));
+    }
+    if (end.note) endBox.append(el("p", { class: "endnote", tid: "end-note", text: end.note }));
+    endBox.append(el("button", { class: "secondary", type: "button", tid: "new-chat",
+      text: T.newChat, onclick: newChat }));
+    requestAnimationFrame(() => scrollDown(true));
+  }
+  function newChat() {
+    S = Object.assign(fresh(), { fields: S.fields, open: true });
+    save();
+    renderTranscript();
+    render();
+    focusView();
+  }
+
+  // typing, both ways
+  let typingOn = false;
+  let typingTimer = 0;
+  let typingShownTimer = 0;
+  function stopTyping() {
+    clearTimeout(typingTimer);
+    if (typingOn) { typingOn = false; if (S.token) send({ type: "typing", on: false }); }
+  }
+  function showTyping(on, name) {
+    clearTimeout(typingShownTimer);
+    typingEl.hidden = !on;
+    typingEl.textContent = on ? fmt(T.typing, { name: name || (S.agent && S.agent.name) || "" }).trim() : "";
+    if (on) { typingShownTimer = setTimeout(() => { typingEl.hidden = true; }, TYPING_SHOWN_MS); scrollDown(); }
+  }
+  function grow() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight, 120) + "px";
+  }
+  input.addEventListener("input", () => {
+    grow();
+    if (!S.token) return;
+    if (!typingOn && input.value.trim()) { typingOn = send({ type: "typing", on: true }); }
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(stopTyping, TYPING_IDLE_MS);
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      sendText();
+    }
+  });
+  function showPicker(show) {
+    picker.hidden = !show;
+    if (emojiBtn) emojiBtn.setAttribute("aria-expanded", String(show));
+  }
+  function togglePicker() {
+    showPicker(picker.hidden);
+    if (!picker.hidden) picker.firstChild.focus();
+  }
+  function insertEmoji(e) {
+    input.focus();
+    const at = input.selectionStart == null ? input.value.length : input.selectionStart;
+    input.setRangeText(e, at, input.selectionEnd == null ? at : input.selectionEnd, "end");
+    showPicker(false);
+    input.dispatchEvent(new Event("input"));
+  }
+  panel.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape") return;
+    if (!confirmBox.hidden) confirmEnd(false);
+    else if (!picker.hidden) { showPicker(false); input.focus(); }
+    else setOpen(false);
+  });
+
+  // The first time in a session the widget shows (after design.delay_secs), the design's
+  // initial_state applies: "open" opens the panel, without taking focus from the page.
+  function reveal() {
+    delayed = false;
+    if (!S.shown) {
+      S.shown = true;
+      if (design.initial_state === "open" && available && !designHidden && !apiHidden) setOpen(true, true);
+      save();
+    }
+    render();
+  }
+
+  function showSample() {
+    const at = new Date().toISOString();
+    const agent = { kind: "agent", name: "Alex" };
+    S.open = true;
+    if (PREVIEW !== "chat" && PREVIEW !== "ended") return;
+    Object.assign(S, { token: "preview", state: PREVIEW === "ended" ? "ended" : "active",
+      agent: { name: "Alex" }, fields: { firstname: "Ann", lastname: "Lee" }, msgs: [
+        { seq: 1, sender: { kind: "system" }, text: "Alex joined the chat.", sent_at: at },
+        { seq: 2, sender: agent, text: "Hello! How can I help you today?", sent_at: at },
+        { seq: 3, sender: { kind: "visitor" }, text: "Do you ship to Norway? 🚲", sent_at: at },
+        { seq: 4, sender: agent, text: "We do, in 3–5 days.", sent_at: at }] });
+  }
+
+  // ---- start ----
+  function mount() {
+    d.body.append(host);
+    applyDesign();
+    if (PREVIEW) showSample();
+    renderTranscript();
+    if (S.state === "ended") renderEnd();
+    render();
+    if (!PREVIEW) connect();
+    setTimeout(reveal, delayed ? design.delay_secs * 1000 : 0);
+    ns.close = () => setOpen(false);
+    ns.toggle = () => setOpen(!S.open);
+    ns.show = () => { apiHidden = designHidden = delayed = false; render(); };
+    ns.open = () => { ns.show(); setOpen(true); };
+    ns.hide = () => { apiHidden = true; render(); };
+    (ns.q || []).splice(0).forEach((c) => ns[c[0]] && ns[c[0]].apply(ns, c[1]));
+    w.dispatchEvent(new CustomEvent("crmchat:ready", { detail: { widget_id: WIDGET_ID } }));
+  }
+  if (d.body) mount();
+  else d.addEventListener("DOMContentLoaded", mount);
+
+  function styles() {
+    return `
+:host{all:initial}
+.w{--p:#0f6cbd;--pt:#fff;--bg:#fff;--tx:#1b1b1f;--mu:#6b6f76;--ln:#e3e5e8;--soft:#f2f4f7;
+--vb:var(--p);--vt:var(--pt);--ab:#f0f0f0;--at:var(--tx);--f:${SYSTEM_FONTS};
+font:15px/1.4 var(--f);color:var(--tx);text-align:left;-webkit-font-smoothing:antialiased}
+.w[hidden],[hidden]{display:none!important}
+*,*::before,*::after{box-sizing:border-box}
+button,input,textarea{font:inherit;color:inherit}
+button{cursor:pointer}
+:focus-visible{outline:2px solid var(--p);outline-offset:2px}
+svg{width:24px;height:24px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}
+.sr{position:absolute!important;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+.launcher{position:fixed;z-index:2147483000;right:20px;bottom:20px;width:60px;height:60px;border:0;border-radius:50%;
+background:var(--p);color:var(--pt);display:grid;place-items:center;box-shadow:0 6px 24px rgba(0,0,0,.22);transition:transform .15s}
+.left .launcher{right:auto;left:20px}
+.launcher:hover{transform:scale(1.06)}
+.launcher svg{width:28px;height:28px;grid-area:1/1}
+.launcher svg:last-of-type,.open .launcher svg:first-of-type{display:none}
+.open .launcher svg:last-of-type{display:block}
+.badge{position:absolute;top:-2px;right:-2px;min-width:20px;height:20px;padding:0 5px;border-radius:10px;
+background:#d13438;color:#fff;font-size:12px;font-weight:600;line-height:20px;text-align:center}
+.panel{position:fixed;z-index:2147483000;right:20px;bottom:92px;width:380px;height:min(620px,calc(100vh - 112px));
+display:flex;flex-direction:column;background:var(--bg);border-radius:16px;overflow:hidden;
+box-shadow:0 12px 48px rgba(0,0,0,.24);animation:up .18s ease-out}
+.left .panel{right:auto;left:20px}
+@keyframes up{from{opacity:0;transform:translateY(12px)}}
+@media (prefers-reduced-motion:reduce){.panel{animation:none}.launcher{transition:none}}
+header{display:flex;align-items:center;gap:10px;padding:14px 12px 14px 18px;background:var(--p);color:var(--pt)}
+.who{flex:1;min-width:0}
+.title{margin:0;font-size:17px;font-weight:600;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.status{margin:2px 0 0;font-size:13px;opacity:.85;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.status:empty{display:none}
+.avatar{flex:none;width:40px;height:40px;border-radius:50%;overflow:hidden;display:grid;place-items:center;
+background:rgba(255,255,255,.25);font-weight:600}
+.avatar img{width:100%;height:100%;object-fit:cover}
+.hbtn{flex:none;border:0;background:transparent;color:inherit;border-radius:8px;padding:6px;display:grid;place-items:center}
+.hbtn:hover{background:rgba(255,255,255,.18)}
+.hbtn.end{font-size:13px;font-weight:600;padding:6px 10px;border:1px solid currentColor}
+.body{flex:1;min-height:0;display:flex;flex-direction:column;position:relative}
+.pre{padding:20px 18px;overflow:auto;display:flex;flex-direction:column;gap:14px}
+.field{display:flex;flex-direction:column;gap:5px}
+label{font-size:13px;font-weight:600;color:var(--tx)}
+.req{color:#c50f1f}
+.field input,.field textarea{width:100%;padding:10px 12px;border:1px solid var(--ln);border-radius:10px;background:var(--bg);resize:vertical}
+.field input:focus,.field textarea:focus{border-color:var(--p);outline:0;box-shadow:0 0 0 3px color-mix(in srgb,var(--p) 20%,transparent)}
+.primary,.secondary{border-radius:10px;padding:11px 16px;font-weight:600;border:1px solid var(--p)}
+.primary{background:var(--p);color:var(--pt)}
+.secondary{background:transparent;color:var(--p)}
+.primary:disabled{opacity:.5;cursor:default}
+.error{margin:0;padding:10px 12px;border-radius:10px;background:#fdf3f4;color:#a4262c;font-size:14px}
+.log{flex:1;min-height:0;margin:0;padding:16px 14px 8px;list-style:none;overflow-y:auto;display:flex;flex-direction:column;gap:2px}
+.msg{display:flex;flex-direction:column;align-items:flex-start;max-width:82%;margin-top:10px}
+.msg.cont{margin-top:2px}
+.msg.cont .from{display:none}
+.from{font-size:12px;color:var(--mu);margin:0 0 3px 4px}
+.bubble{padding:9px 13px;border-radius:16px 16px 16px 4px;background:var(--ab);color:var(--at);white-space:pre-wrap;overflow-wrap:anywhere}
+.bubble a{color:inherit}
+.meta{font-size:11px;color:var(--mu);margin:3px 4px 0}
+.meta:empty{display:none}
+.visitor{align-self:flex-end;align-items:flex-end}
+.visitor .bubble{background:var(--vb);color:var(--vt);border-radius:16px 16px 4px 16px}
+.pending .bubble{opacity:.6}
+.failed .bubble{opacity:1;background:#fdf3f4;color:#a4262c}
+.failed .meta{color:#a4262c}
+.system{align-self:center;align-items:center;max-width:90%}
+.system .meta{display:none}
+.system .bubble{background:transparent;color:var(--mu);font-size:13px;padding:2px 8px;text-align:center}
+.typing{margin:0;padding:2px 18px 6px;font-size:13px;color:var(--mu);font-style:italic}
+.composer{display:flex;align-items:flex-end;gap:6px;padding:10px;border-top:1px solid var(--ln)}
+.composer textarea{flex:1;min-height:40px;max-height:120px;padding:9px 12px;border:1px solid var(--ln);border-radius:20px;resize:none;background:var(--bg)}
+.composer textarea:focus{border-color:var(--p);outline:0}
+.emo,.send{flex:none;width:40px;height:40px;border:0;border-radius:50%;display:grid;place-items:center;background:transparent;color:var(--mu)}
+.emo:hover{background:var(--soft)}
+.send{background:var(--p);color:var(--pt)}
+.send svg{width:20px;height:20px;fill:currentColor;stroke:none}
+.picker{display:grid;grid-template-columns:repeat(8,1fr);gap:2px;padding:8px;border-top:1px solid var(--ln)}
+.picker button{border:0;background:transparent;border-radius:8px;font-size:20px;padding:4px 0}
+.picker button:hover{background:var(--soft)}
+.endbox{padding:16px 18px 20px;border-top:1px solid var(--ln);display:flex;flex-direction:column;align-items:center;gap:10px;text-align:center}
+.endbox h3{margin:4px 0 0;font-size:16px}
+.endbox p{margin:0}
+.ratelabel{font-weight:600}
+.endnote{color:var(--mu);font-size:13px}
+.stars{display:flex;gap:4px}
+.stars button{border:0;background:transparent;font-size:30px;line-height:1;padding:2px;color:#c8ccd1}
+.stars:not(.done):hover button,.stars .on{color:#f5a623}
+.stars:not(.done) button:hover~button{color:#c8ccd1}
+.stars button:disabled{cursor:default}
+.endlink{color:var(--p);font-weight:600}
+.confirm{position:absolute;inset:0;background:rgba(0,0,0,.35);display:grid;place-items:center;padding:24px}
+.card{background:var(--bg);border-radius:14px;padding:20px;width:100%;box-shadow:0 8px 30px rgba(0,0,0,.2)}
+.card p{margin:0 0 16px;font-weight:600}
+.row{display:flex;gap:8px;justify-content:flex-end}
+.lp-left .field{flex-direction:row;align-items:center;gap:10px}
+.lp-left .field label{flex:0 0 34%}
+.sq .panel{border-radius:4px}
+.sq .bubble,.sq .field input,.sq .field textarea,.sq .composer textarea,.sq .primary,.sq .secondary,.sq .card,.sq .error{border-radius:3px}
+@media (max-width:480px){
+.panel{inset:0;width:auto;height:auto;border-radius:0}
+.left .panel{left:0}
+.open .launcher{display:none}
+.field input,.field textarea,.composer textarea{font-size:16px}}
+`;
+  }
+})(window, document);
