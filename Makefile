@@ -39,6 +39,9 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/dataverse_requests.py
+	$(BIN)/python bench/chat_load.py --pairs 100
+	$(BIN)/python bench/chat_load.py --pairs 500
+	$(BIN)/python bench/widget_weight.py
 
 pack: setup
 	$(BIN)/crmchat solution pack

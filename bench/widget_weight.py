@@ -5,8 +5,13 @@ Two figures, against the budgets in ARCHITECTURE.md ("Budgets"):
 - loader:        webresources/widget/loader.js, on every page of a site carrying the widget
                  (budget 3,000 bytes gzipped)
 - first message: everything before the visitor's first message: the loader, the widget's
-                 config (the default design as the service publishes it) and the widget's
-                 files (widget.js, and widget.css if there is one) (budget 30,000 bytes gzipped)
+                 config (the default design and one topic, as the service publishes them)
+                 and the widget's files (widget.js, and widget.css if there is one)
+                 (budget 30,000 bytes gzipped)
+
+The loader carries the Omnichannel API's queueing stub (window.Microsoft.Omnichannel.
+LiveChatWidget.SDK); widget.js carries the rest of it, the chat options (require login,
+topics, proactive invitation, leave a message) and the context checks.
 
 Each file is a separate HTTP response, so each is gzipped on its own and the sizes add up.
 Prints one line per file and per figure and, last, one JSON object:
@@ -30,6 +35,10 @@ FIRST_MESSAGE_BUDGET_GZ_BYTES = 30_000
 # Files the loader fetches after the config says the widget is enabled.
 WIDGET_FILES = ("widget.js", "widget.css")
 EXAMPLE_WIDGET_ID = "00000000-0000-0000-0000-000000000001"
+# A typical widget offers one topic (docs/protocol.md, "Chat options, identity and context").
+EXAMPLE_TOPICS = [
+    {"id": "00000000-0000-0000-0000-000000000002", "name": "Sales", "color": "#0f6cbd"}
+]
 
 
 def _gz_size(data: bytes) -> int:
@@ -38,12 +47,13 @@ def _gz_size(data: bytes) -> int:
 
 
 def _config_body() -> bytes:
-    """The config response for a widget with the default design."""
+    """The config response for a widget with the default design and one topic."""
     config = {
         "widget_id": EXAMPLE_WIDGET_ID,
         "enabled": True,
         "available": True,
         "design": WidgetDesign().model_dump(mode="json"),
+        "topics": EXAMPLE_TOPICS,
         "socket_url": "wss://chat.example/ws/visitor",
     }
     return json.dumps(config, separators=(",", ":")).encode()

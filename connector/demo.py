@@ -1,20 +1,31 @@
 """Demo records for the embedded Dataverse, so `crmchat serve` is usable at once.
 
-`seed_demo(dataverse_app)` creates two agents with their system users, two topics, two
-widgets, three snippets and a few contacts in the embedded Dataverse. Every record has a
-fixed GUID chosen here and is written create-only, so running it on every start adds what
-is missing and never overwrites what a person changed in the app. The records are written
-by the administrator (`admin@crmchat.local`, from the embedded Dataverse's own seeding),
-as a person setting up CRM Chat would: the service's application user may not create
-contacts.
+`seed_demo(dataverse_app)` creates two agents with their system users, two topics, five
+widgets, three snippets, a few contacts, a case and labels in the embedded Dataverse.
+Every record has a fixed GUID chosen here and is written create-only, so running it on
+every start adds what is missing and never overwrites what a person changed in the app.
+The records are written by the administrator (`admin@crmchat.local`, from the embedded
+Dataverse's own seeding), as a person setting up CRM Chat would: the service's
+application user may not create contacts.
 
-| who / what    | record                                                          |
-|---------------|-----------------------------------------------------------------|
-| Sam Sales     | system user `sam@crmchat.local`, CRM Chat Agent, topic Sales    |
-| Bea Support   | system user `bea@crmchat.local`, CRM Chat Agent, topic Support  |
-| Sales chat    | widget for topic Sales (the demo website's pages)               |
-| Support chat  | widget for topic Support (the demo website's support page)      |
-| snippets      | `#hello#`, `#thanks#`, `#hours#`                                |
+| who / what      | record                                                        |
+|-----------------|---------------------------------------------------------------|
+| Sam Sales       | system user `sam@crmchat.local`, CRM Chat Agent, topic Sales  |
+| Bea Support     | system user `bea@crmchat.local`, CRM Chat Agent, topic Support|
+| Sales chat      | widget, topic Sales (the demo website, the Omnichannel page)  |
+| Support chat    | widget, topic Support (the demo website's support page)       |
+| Internal help   | widget, topic Sales, for the internal launcher: a verified    |
+|                 | identity is required and there is no pre-chat form            |
+| Proactive chat  | widget, topic Sales: invites to chat after a few seconds      |
+| Leave a message | widget, topic Sales: offers a case when nobody answers        |
+| snippets        | `#hello#`, `#thanks#`, `#hours#`                              |
+| contacts        | Ann Smith (one active case), Ben Jones, Chloe Martin, and Bea |
+|                 | Support, whose email is the CRM user Bea's (internal chat)    |
+| labels          | VIP, Follow-up, Bug (once the solution has `crmchat_label`)   |
+
+The internal widget's topic is Sales so that Bea, a CRM user, can ask Sam for help: the
+internal user and the answering agent are different people. Every widget this issue adds
+answers through topic Sales, so the Support topic keeps its one widget.
 """
 
 from __future__ import annotations
@@ -40,6 +51,10 @@ __all__ = [
     "AGENT_STATUS_AVAILABLE",
     "BEA_AGENT_ID",
     "BEA_USER_ID",
+    "ANN_CASE_ID",
+    "ANN_CONTACT_ID",
+    "BEA_CONTACT_ID",
+    "CASES",
     "CONTACTS",
     "DEMO_AGENTS",
     "DEMO_WIDGETS",
@@ -51,6 +66,12 @@ __all__ = [
     "SUPPORT_TOPIC_ID",
     "SUPPORT_WIDGET_ID",
     "TOPICS",
+    "INTERNAL_WIDGET_ID",
+    "LABELS",
+    "MESSAGE_WIDGET_ID",
+    "PROACTIVE_DELAY_SECS",
+    "PROACTIVE_MESSAGE",
+    "PROACTIVE_WIDGET_ID",
     "DemoAgent",
     "DemoWidget",
     "admin_client",
@@ -70,6 +91,18 @@ SAM_AGENT_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000201"
 BEA_AGENT_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000202"
 SALES_WIDGET_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000301"
 SUPPORT_WIDGET_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000302"
+INTERNAL_WIDGET_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000303"
+PROACTIVE_WIDGET_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000304"
+MESSAGE_WIDGET_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000305"
+ANN_CONTACT_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000501"
+BEA_CONTACT_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000504"
+ANN_CASE_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000601"
+
+# Short enough to see in a demo, long enough to read the page first.
+PROACTIVE_DELAY_SECS = 3
+PROACTIVE_MESSAGE = "Hi! Looking for a bike? Ask us anything."
+# The least the design allows: a demo should not keep anyone waiting for two minutes.
+MESSAGE_ACCEPT_TIMEOUT_SECS = 10
 
 # (id, name, colour)
 TOPICS: tuple[tuple[str, str, str], ...] = (
@@ -98,6 +131,12 @@ class DemoWidget:
     name: str
     title: str
     topic_id: str
+    # Design options beyond the title; everything else keeps its default (crm/design.py).
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def design(self) -> dict[str, Any]:
+        return {"title": self.title, **dict(self.options)}
 
 
 DEMO_AGENTS: tuple[DemoAgent, ...] = (
@@ -108,6 +147,38 @@ DEMO_AGENTS: tuple[DemoAgent, ...] = (
 DEMO_WIDGETS: tuple[DemoWidget, ...] = (
     DemoWidget(SALES_WIDGET_ID, "Sales chat", "Questions before you buy?", SALES_TOPIC_ID),
     DemoWidget(SUPPORT_WIDGET_ID, "Support chat", "Need help?", SUPPORT_TOPIC_ID),
+    DemoWidget(
+        INTERNAL_WIDGET_ID,
+        "Internal help",
+        "Chat with an agent",
+        SALES_TOPIC_ID,
+        # The launcher passes a verified CRM identity; a form asking for it would be noise.
+        (("require_login", True), ("ask_name_email", False)),
+    ),
+    DemoWidget(
+        PROACTIVE_WIDGET_ID,
+        "Proactive chat",
+        "Questions before you buy?",
+        SALES_TOPIC_ID,
+        (
+            (
+                "proactive",
+                {"enabled": True, "delay_secs": PROACTIVE_DELAY_SECS, "message": PROACTIVE_MESSAGE},
+            ),
+        ),
+    ),
+    DemoWidget(
+        MESSAGE_WIDGET_ID,
+        "Leave a message",
+        "Questions before you buy?",
+        SALES_TOPIC_ID,
+        (
+            (
+                "ticket_fallback",
+                {"enabled": True, "accept_timeout_secs": MESSAGE_ACCEPT_TIMEOUT_SECS},
+            ),
+        ),
+    ),
 )
 
 # (id, name as typed between # signs, text)
@@ -123,7 +194,7 @@ SNIPPETS: tuple[tuple[str, str, str], ...] = (
 
 # (id, first name, last name, email, phone)
 CONTACTS: tuple[tuple[str, str, str, str, str], ...] = (
-    ("0c5a1e50-7d1c-4e0a-9b51-5a1e50000501", "Ann", "Smith", "ann@example.com", "+1 555 0101"),
+    (ANN_CONTACT_ID, "Ann", "Smith", "ann@example.com", "+1 555 0101"),
     ("0c5a1e50-7d1c-4e0a-9b51-5a1e50000502", "Ben", "Jones", "ben@example.com", "+1 555 0102"),
     (
         "0c5a1e50-7d1c-4e0a-9b51-5a1e50000503",
@@ -132,6 +203,20 @@ CONTACTS: tuple[tuple[str, str, str, str, str], ...] = (
         "chloe@example.com",
         "+44 20 7946 0103",
     ),
+    # One contact per CRM user who chats internally: record identification links to it.
+    (BEA_CONTACT_ID, "Bea", "Support", "bea@crmchat.local", "+1 555 0104"),
+)
+
+# (id, customer contact id, title): Ann's one active case is linked to her chats.
+CASES: tuple[tuple[str, str, str], ...] = (
+    (ANN_CASE_ID, ANN_CONTACT_ID, "Order 1001 arrived with a bent wheel"),
+)
+
+# (id, name, colour)
+LABELS: tuple[tuple[str, str, str], ...] = (
+    ("0c5a1e50-7d1c-4e0a-9b51-5a1e50000701", "VIP", "#c50f1f"),
+    ("0c5a1e50-7d1c-4e0a-9b51-5a1e50000702", "Follow-up", "#ca5010"),
+    ("0c5a1e50-7d1c-4e0a-9b51-5a1e50000703", "Bug", "#8764b8"),
 )
 
 
@@ -216,8 +301,7 @@ def seed_demo(dataverse_app: DataverseApp) -> None:
             {
                 "crmchat_name": widget.name,
                 "crmchat_enabled": True,
-                # Every other design option keeps its default (crm/design.py).
-                "crmchat_design": json.dumps({"title": widget.title}),
+                "crmchat_design": json.dumps(widget.design),
             },
         )
         _link_once(
@@ -236,4 +320,19 @@ def seed_demo(dataverse_app: DataverseApp) -> None:
             contact_id,
             {"firstname": first, "lastname": last, "emailaddress1": email, "telephone1": phone},
         )
+
+    for case_id, contact_id, title in CASES:
+        _create_once(
+            client,
+            "incidents",
+            case_id,
+            {"title": title, "customerid_contact@odata.bind": f"/contacts({contact_id})"},
+        )
+
+    # Labels arrive with issue 4's solution; an older solution simply has none.
+    if "crmchat_label" in store.schema.tables:
+        for label_id, name, color in LABELS:
+            _create_once(
+                client, "crmchat_labels", label_id, {"crmchat_name": name, "crmchat_color": color}
+            )
     log.info("demo records are in place")

@@ -6,7 +6,8 @@ what it sees in production, minus Dataverse. The world:
 - topics Sales and Support;
 - widget SHOP (Sales), widget HELP (Support), widget OFF (Sales, disabled);
 - agents Ann (Sales), Bob (Sales + Support), Cid (Support);
-- snippets #hello# and #Thanks#.
+- snippets #hello# and #Thanks#;
+- labels VIP and Billing; chat switched on for the organisation (`chat_on`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from typing import Any
 
 from connector.chat.hub import Subscriber
 from connector.crm.design import WidgetDesign
-from connector.crm.directory import AgentProfile, SnippetRecord, TopicRecord, WidgetRecord
+from connector.crm.directory import (
+    AgentProfile,
+    LabelRecord,
+    SnippetRecord,
+    TopicRecord,
+    WidgetRecord,
+)
 
 SALES = "10000000-0000-0000-0000-000000000001"
 SUPPORT = "10000000-0000-0000-0000-000000000002"
@@ -30,6 +37,8 @@ ANN_USER = "40000000-0000-0000-0000-000000000001"
 BOB_USER = "40000000-0000-0000-0000-000000000002"
 CID_USER = "40000000-0000-0000-0000-000000000003"
 NOBODY_USER = "40000000-0000-0000-0000-000000000009"
+VIP = "50000000-0000-0000-0000-000000000001"
+BILLING = "50000000-0000-0000-0000-000000000002"
 
 FIELDS = {"firstname": "Vera", "lastname": "Visitor", "email": "vera@example.com"}
 
@@ -72,6 +81,15 @@ class FakeDirectory:
             "hello": SnippetRecord("hello", "Hello! How can I help you today?"),
             "thanks": SnippetRecord("Thanks", "Thank you for chatting with us."),
         }
+        self._labels = {
+            VIP: LabelRecord(VIP, "VIP", "#aa0000"),
+            BILLING: LabelRecord(BILLING, "Billing", "#0000aa"),
+        }
+        self.chat_on = True
+
+    def set_widget(self, widget: WidgetRecord) -> None:
+        """Replace (or add) a widget, e.g. with another design or topics."""
+        self._widgets[widget.widget_id] = widget
 
     def agents(self) -> list[AgentProfile]:
         return list(self._agents.values())
@@ -90,6 +108,12 @@ class FakeDirectory:
 
     def snippets(self) -> dict[str, SnippetRecord]:
         return dict(self._snippets)
+
+    def labels(self) -> dict[str, LabelRecord]:
+        return dict(self._labels)
+
+    def chat_enabled(self) -> bool:
+        return self.chat_on
 
 
 class FakeOutbox:

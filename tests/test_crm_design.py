@@ -113,7 +113,7 @@ def test_an_end_link_design_needs_its_link() -> None:
         {"label_position": "below"},
         {"corners": "wavy"},
         {"rating": "maybe"},
-        {"delay_secs": -1},
+        {"delay_ms": -1},
         {"fields": [{"name": "first name", "label": "First"}]},
         {"fields": [{"name": "__proto__", "label": "x"}]},
         {"fields": [{"name": "a", "label": "A"}, {"name": "a", "label": "B"}]},

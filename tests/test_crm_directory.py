@@ -197,22 +197,24 @@ def test_snippets_by_lower_case_name(org: Org) -> None:
     assert snippets["hello"].name == "Hello" and snippets["hello"].text == "Hi, how can I help?"
 
 
-def test_one_refresh_is_four_requests_then_cached_until_the_ttl(org: Org) -> None:
+def test_one_refresh_is_six_requests_then_cached_until_the_ttl(org: Org) -> None:
     clock = Clock()
     directory = Directory(org.client, ttl_secs=30, clock=clock)
     directory.agents()
-    assert len(org.recorder.requests) == 4
+    # topics, agents, widgets, snippets, labels, the settings record
+    assert len(org.recorder.requests) == 6
     assert all(r.startswith("GET ") for r in org.recorder.requests)
     for _ in range(50):
         directory.widget(org.ids["shop"])
         directory.agent_for_user(ADMIN_USER_ID)
         directory.snippets()
     clock.now += 29
-    directory.topics()
-    assert len(org.recorder.requests) == 4
+    directory.labels()
+    directory.chat_enabled()
+    assert len(org.recorder.requests) == 6
     clock.now += 2
     directory.topics()
-    assert len(org.recorder.requests) == 8
+    assert len(org.recorder.requests) == 12
 
 
 def test_changes_show_after_the_ttl_or_invalidate(org: Org) -> None:
@@ -263,7 +265,7 @@ def test_concurrent_readers_share_one_refresh(org: Org) -> None:
     for thread in threads:
         thread.join()
     assert results == [2] * 8
-    assert len(org.recorder.requests) == 4
+    assert len(org.recorder.requests) == 6
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ from connector.chat.sessions import AgentSession
 from connector.chat.snippets import expand_snippets
 from connector.chat.views import (
     agent_view,
+    label_view,
     message_view,
     visitor_view,
 )
@@ -99,6 +100,12 @@ class AgentActions(EngineCore):
             visitors=visitors,
             incoming=incoming,
             chats=chats,
+            labels=[
+                label_view(label)
+                for label in sorted(
+                    self.directory.labels().values(), key=lambda item: item.name.casefold()
+                )
+            ],
         )
 
     def _publish_agent(self, profile: AgentLike, presence: AgentPresence) -> None:
@@ -370,3 +377,25 @@ class AgentActions(EngineCore):
                     ),
                     conversation_channels(conversation) - {agent_channel(profile.agent_id)},
                 )
+
+    def do_agent_labels(
+        self, session: AgentSession, *, conversation_id: str, label_ids: list[str]
+    ) -> None:
+        """Set the chat's labels (existing `crmchat_label` ids); its agents get
+        `chat.updated`. Raises ChatInvalid for an unknown label, ChatEnded once the chat
+        is written to CRM."""
+        with self._changing():
+            profile = self.agent_profile(session.agent_id)
+            conversation = self._agent_conversation(profile.agent_id, conversation_id)
+            if conversation.kind is not ConversationKind.VISITOR:
+                raise ChatInvalid("Only a chat with a visitor has labels.")
+            if conversation.finished or conversation.conversation_id in self._finishing:
+                raise ChatEnded("This chat is already written to CRM.")
+            known = self.directory.labels()
+            wanted = list(dict.fromkeys(label_id.lower() for label_id in label_ids))
+            unknown = [label_id for label_id in wanted if label_id not in known]
+            if unknown:
+                raise ChatInvalid("There is no such label.")
+            conversation.labels = wanted
+            self.state.save_conversation(conversation)
+            self._publish_chat_updated(conversation, skip=set())

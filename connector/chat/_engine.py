@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +33,8 @@ from connector.chat.model import (
 from connector.chat.ports import DirectoryLike, OutboxLike, WidgetLike
 from connector.chat.routing import (
     AgentRoute,
+    agent_channel,
+    agents_for_chat,
     can_see,
     conversation_channels,
     watcher_channels,
@@ -48,6 +51,8 @@ from connector.chat.views import (
 
 __all__ = [
     "DIRECTORY_REFRESH_SECS",
+    "IDENTIFY_WORKERS",
+    "Identifier",
     "FINISH_SWEEP_SECS",
     "LEAVE_GRACE_SECS",
     "RATING_GRACE_SECS",
@@ -68,6 +73,13 @@ FINISH_SWEEP_SECS = 1.0
 DIRECTORY_REFRESH_SECS = 20.0
 # A visitor back after half an hour of silence starts a new visit ("time on site" resets).
 VISIT_GAP_SECS = 30 * 60
+# Record identification runs beside the engine, never under its lock; two threads keep a
+# burst of chat starts moving while one Dataverse query is slow.
+IDENTIFY_WORKERS = 2
+
+# Record identification (crm/identification.py): (context, identity email) ->
+# {"contact": {"id","name"} | None, "regarding": {"table","id","name"} | None}.
+Identifier = Callable[[dict[str, Any], str | None], dict[str, Any]]
 
 
 class EngineCore:
@@ -84,6 +96,7 @@ class EngineCore:
         clock: Callable[[], datetime] = utc_now,
         rating_grace_secs: float = RATING_GRACE_SECS,
         leave_grace_secs: float = LEAVE_GRACE_SECS,
+        identifier: Identifier | None = None,
     ) -> None:
         self.state = state
         self.hub = hub
@@ -101,6 +114,9 @@ class EngineCore:
         self._availability: dict[str, bool] = {}
         self._finishing: set[str] = set()  # activity built, outbox enqueue under way
         self._deferred = threading.local()
+        self.identifier = identifier
+        self._identify_pool: ThreadPoolExecutor | None = None
+        self._identifying: list[Future[None]] = []
         self._agents: dict[str, AgentPresence] = {
             agent_id: AgentPresence(agent_id, status=status)
             for agent_id, status in state.agent_statuses().items()
@@ -128,6 +144,11 @@ class EngineCore:
             self.hub.flush()
             self._run_deferred()
 
+    def _widget_on(self, widget: WidgetLike) -> bool:
+        """The widget may chat: it is enabled, chat is on for the organisation, and it
+        offers at least one topic."""
+        return widget.enabled and bool(widget.topic_ids) and self.directory.chat_enabled()
+
     def start(self) -> None:
         """Start the thread that writes due finished chats."""
         if self._sweeper is not None:
@@ -142,12 +163,16 @@ class EngineCore:
         if self._sweeper is not None:
             self._sweeper.join(timeout=5)
             self._sweeper = None
+        if self._identify_pool is not None:
+            self._identify_pool.shutdown(wait=True, cancel_futures=True)
+            self._identify_pool = None
 
     def _sweep(self) -> None:
         next_refresh = time.monotonic() + DIRECTORY_REFRESH_SECS
         while not self._stop.wait(FINISH_SWEEP_SECS):
             try:
                 self.run_due_finishes()
+                self.run_timeouts()
             except Exception:
                 log.exception("writing due chats failed; retrying on the next sweep")
             if time.monotonic() >= next_refresh:
@@ -186,6 +211,9 @@ class EngineCore:
         return routes
 
     def _widget_topics(self, conversation: Conversation) -> frozenset[str]:
+        """The topics that route the chat: the one the visitor chose, else the widget's."""
+        if conversation.topic_id is not None:
+            return frozenset({conversation.topic_id})
         widget = self.directory.widget(conversation.widget_id) if conversation.widget_id else None
         return widget.topic_ids if widget is not None else frozenset()
 
@@ -207,6 +235,7 @@ class EngineCore:
             conversation,
             widget=widget,
             topics=self.directory.topics(),
+            labels=self.directory.labels(),
             messages=self.state.messages(conversation.conversation_id),
             history=history,
             visitor=visitor,
@@ -308,7 +337,7 @@ class EngineCore:
             if widget is not None and not can_see(topic_ids, widget.topic_ids):
                 continue
             available = widget is not None and widget_available(
-                widget.enabled, widget.topic_ids, routes
+                self._widget_on(widget), widget.topic_ids, routes
             )
             if self._availability.get(widget_id) != available:
                 self._availability[widget_id] = available
@@ -340,9 +369,11 @@ class EngineCore:
         widget = self.directory.widget(widget_id)
         if widget is None:
             return None
+        if not self._widget_on(widget):
+            return widget, False
         with self._lock:
             routes = self._routes()
-        return widget, widget_available(widget.enabled, widget.topic_ids, routes)
+        return widget, widget_available(self._widget_on(widget), widget.topic_ids, routes)
 
     # ---------------------------------------------------------------- CRM (HTTP)
 
@@ -486,3 +517,117 @@ class EngineCore:
             for conversation in due:
                 self._finish(conversation)
             return len(due)
+
+    # ---------------------------------------------------------------- nobody accepts
+
+    def run_timeouts(self) -> int:
+        """End the waiting chats nobody accepted within their widget's ticket-fallback
+        timeout: the visitor gets `chat.timeout`, the agents `chat.withdrawn`."""
+        with self._changing():
+            now = self._clock()
+            due = []
+            for conversation in self._conversations.values():
+                if (
+                    conversation.state is not ConversationState.WAITING
+                    or not conversation.widget_id
+                ):
+                    continue
+                widget = self.directory.widget(conversation.widget_id)
+                if widget is None or not widget.design.ticket_fallback.enabled:
+                    continue
+                limit = timedelta(seconds=widget.design.ticket_fallback.accept_timeout_secs)
+                if now - conversation.started_at >= limit:
+                    due.append(conversation)
+            for conversation in due:
+                self._time_out(conversation)
+            return len(due)
+
+    def _time_out(self, conversation: Conversation) -> None:
+        """End a waiting chat nobody took (lock held); written to CRM at once (no rating)."""
+        now = self._clock()
+        conversation.state = ConversationState.ENDED
+        conversation.ended_at = now
+        conversation.ended_by = "timeout"
+        conversation.waiting_since = None
+        conversation.timed_out = True
+        message = self._append(
+            conversation,
+            kind=SenderKind.SYSTEM,
+            sender_id="",
+            sender_name="",
+            text="Nobody could answer in time.",
+            changed=True,
+        )
+        self._publish_message(conversation, message)
+        self.hub.publish(
+            events.event(events.CHAT_TIMEOUT, conversation_id=conversation.conversation_id),
+            conversation_channels(conversation),
+        )
+        self.hub.publish(
+            events.event(events.CHAT_WITHDRAWN, conversation_id=conversation.conversation_id),
+            watcher_channels(self._widget_topics(conversation), self._routes()),
+        )
+        presence = self._visitors.get(conversation.visitor_id or "")
+        if presence is not None and presence.conversation_id == conversation.conversation_id:
+            presence.conversation_id = None
+            self.state.save_visitor(presence)
+            self._publish_visitor(presence)
+        self._finish(conversation)
+
+    # ---------------------------------------------------------------- identification
+
+    def _identify_later(self, conversation: Conversation, identity_email: str | None) -> None:
+        """Look the chat's contact up beside the engine (never under its lock)."""
+        if self.identifier is None or conversation.regarding is not None:
+            return
+        if self._identify_pool is None:
+            self._identify_pool = ThreadPoolExecutor(
+                max_workers=IDENTIFY_WORKERS, thread_name_prefix="chat-identify"
+            )
+        identifier = self.identifier
+        context = dict(conversation.context)
+        conversation_id = conversation.conversation_id
+
+        def run() -> None:
+            try:
+                found = identifier(context, identity_email)
+            except Exception:
+                log.warning("identifying chat %s failed", conversation_id, exc_info=True)
+                return
+            self._apply_identification(conversation_id, found)
+
+        self._identifying = [f for f in self._identifying if not f.done()]
+        self._identifying.append(self._identify_pool.submit(run))
+
+    def wait_identifications(self, timeout_secs: float = 10.0) -> None:
+        """Wait until the identifications under way are done (tests, shutdown)."""
+        for future in list(self._identifying):
+            future.result(timeout=timeout_secs)
+
+    def _apply_identification(self, conversation_id: str, found: dict[str, Any]) -> None:
+        contact, regarding = found.get("contact"), found.get("regarding")
+        if contact is None:
+            return
+        with self._changing():
+            conversation = self._conversations.get(conversation_id)
+            if conversation is None or conversation.finished:
+                return
+            conversation.contact = dict(contact)
+            if conversation.regarding is None and regarding is not None:
+                conversation.regarding = dict(regarding)
+            self.state.save_conversation(conversation)
+            self._publish_identified(conversation)
+
+    def _publish_identified(self, conversation: Conversation) -> None:
+        """`chat.updated` to the chat's agents, or, while it waits, to those offered it."""
+        if conversation.state is ConversationState.WAITING:
+            channels = {
+                agent_channel(agent_id)
+                for agent_id in agents_for_chat(self._widget_topics(conversation), self._routes())
+            }
+        else:
+            channels = conversation_channels(conversation, visitor=False)
+        if channels:
+            self.hub.publish(
+                events.event(events.CHAT_UPDATED, chat=self._chat(conversation)), channels
+            )

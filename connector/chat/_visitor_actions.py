@@ -5,13 +5,19 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from connector.chat import events
 from connector.chat._engine import VISIT_GAP_SECS, EngineCore
+from connector.chat.context import ContextError, parse_context
 from connector.chat.errors import (
     ChatEnded,
+    ChatIdentityMismatch,
     ChatInvalid,
+    ChatInvalidContext,
+    ChatInvalidIdentity,
+    ChatLoginRequired,
     ChatNotFound,
     ChatUnavailable,
 )
@@ -32,12 +38,12 @@ from connector.chat.routing import (
     widget_channel,
 )
 from connector.chat.sessions import VisitorSession
-from connector.chat.tokens import InvalidChatToken
+from connector.chat.tokens import InvalidChatToken, InvalidIdentity
 from connector.chat.views import (
     visitor_chat_view,
 )
 
-__all__ = ["VisitorActions"]
+__all__ = ["TicketPlan", "VisitorActions", "choose_topic", "context_email"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,41 @@ log = logging.getLogger(__name__)
 def _display_text(value: str) -> str:
     """One line, single spaces (names are shown in lists and titles)."""
     return " ".join(value.split())
+
+
+@dataclass(frozen=True)
+class TicketPlan:
+    """A checked `ticket.create`: the records to make (see `prepare_ticket`)."""
+
+    visitor_id: str
+    fields: dict[str, str]
+    title: str  # the widget's first topic, by name
+    contact: dict[str, str] | None  # {"id","name"} when identification found one
+    identity_email: str | None
+
+
+def context_email(context: Mapping[str, Any]) -> str:
+    """The context's `Email` value (name matched case-insensitively), trimmed; "" if none."""
+    for name, item in context.items():
+        if name.casefold() == "email":
+            value = item.get("value") if isinstance(item, Mapping) else item
+            return str(value).strip() if value is not None else ""
+    return ""
+
+
+def choose_topic(widget_topic_ids: frozenset[str], topic_id: str | None) -> str:
+    """The topic a chat is routed by: the visitor's choice among the widget's topics, or
+    the widget's only one. Raises ChatUnavailable for a widget without topics, ChatInvalid
+    for a missing choice among several or a topic that is not the widget's."""
+    if not widget_topic_ids:
+        raise ChatUnavailable("This widget offers no topic.")
+    if topic_id is None:
+        if len(widget_topic_ids) > 1:
+            raise ChatInvalid("Pick a topic.")
+        return next(iter(widget_topic_ids))
+    if topic_id.lower() not in widget_topic_ids:
+        raise ChatInvalid("That topic is not offered here.")
+    return topic_id.lower()
 
 
 class VisitorActions(EngineCore):
@@ -61,16 +102,28 @@ class VisitorActions(EngineCore):
         page: dict[str, str],
         resume_token: str | None = None,
         since_seq: int = 0,
+        identity_token: str | None = None,
     ) -> None:
-        """Register a visitor's tab; answer `hello.ok` (with the resumed chat, if any).
+        """Register a visitor's tab; answer `hello.ok` (with the resumed chat, if any, and
+        the verified identity).
 
-        Raises ChatInvalid on a second hello, ChatNotFound for an unknown widget.
+        Raises ChatInvalid on a second hello, ChatNotFound for an unknown widget. A bad
+        identity token answers `hello.ok` (anonymous), then raises ChatInvalidIdentity.
         """
         if session.visitor_id is not None:
             raise ChatInvalid("This connection already said hello.")
         widget = self.directory.widget(widget_id)
         if widget is None:
             raise ChatNotFound("There is no such widget.")
+        identity_error: str | None = None
+        if identity_token:
+            try:
+                session.identity = self.tokens.verify_identity(
+                    identity_token, widget_secret=widget.secret
+                )
+            except InvalidIdentity as error:
+                log.info("identity refused: %s", error)
+                identity_error = "The identity token is not valid or has expired."
         with self._changing():
             now = self._clock()
             presence = self._visitors.get(visitor_id) or self.state.visitor(visitor_id)
@@ -108,17 +161,24 @@ class VisitorActions(EngineCore):
                     messages=self.state.messages(conversation.conversation_id, since_seq=since_seq),
                 )
             self.state.save_visitor(presence)
-            available = widget_available(widget.enabled, widget.topic_ids, self._routes())
+            available = widget_available(self._widget_on(widget), widget.topic_ids, self._routes())
             self._availability[widget_id] = available
+            identity = session.identity.to_dict() if session.identity is not None else None
             self.hub.send_to(
                 session.subscriber,
                 events.event(
-                    events.HELLO_OK, visitor_id=visitor_id, available=available, chat=chat
+                    events.HELLO_OK,
+                    visitor_id=visitor_id,
+                    available=available,
+                    chat=chat,
+                    identity=identity,
                 ),
             )
             self._publish_visitor(presence)
             if conversation is not None and conversation.is_open and not was_connected:
                 self._publish_chat_updated(conversation, skip=set())
+        if identity_error is not None:
+            raise ChatInvalidIdentity(identity_error)
 
     def _resume(self, token: str | None, visitor_id: str) -> Conversation | None:
         if not token:
@@ -163,15 +223,28 @@ class VisitorActions(EngineCore):
         *,
         client_id: str,
         fields: Mapping[str, str],
-        context: Mapping[str, str] | None = None,
+        context: Mapping[str, Any] | None = None,
+        topic_id: str | None = None,
     ) -> None:
-        """Start a chat and offer it to the matching Available agents.
+        """Start a chat and offer it to the Available agents of the chosen topic.
 
         Answers `chat.started {conversation_id, token}`. Starting again (the same or another
         `client_id`) while the visitor's chat is open answers the open chat again.
-        Raises ChatUnavailable when the widget is off or no agent can take the chat,
-        ChatInvalid when a required field is empty.
+        Raises ChatUnavailable when the widget is off, offers no topic, or no agent can
+        take the chat; ChatInvalid when a required field is empty or the topic is missing
+        or not the widget's; ChatInvalidContext, ChatLoginRequired, ChatIdentityMismatch
+        (docs/protocol.md, "Chat options, identity and context"). Record identification
+        then runs beside the engine and sends `chat.updated` when it finds the contact.
         """
+        try:
+            clean_context = parse_context(context)
+        except ContextError as error:
+            raise ChatInvalidContext(str(error)) from error
+        identity = session.identity
+        if identity is not None:
+            claimed = context_email(clean_context)
+            if claimed and claimed.casefold() != identity.email.casefold():
+                raise ChatIdentityMismatch("The context's Email is not the signed-in visitor's.")
         with self._changing():
             presence = self._visitor_presence(session)
             assert session.visitor_id is not None and session.widget_id is not None
@@ -187,14 +260,29 @@ class VisitorActions(EngineCore):
                 return
             widget = self.directory.widget(session.widget_id)
             routes = self._routes()
-            if widget is None or not widget_available(widget.enabled, widget.topic_ids, routes):
+            if widget is None or not widget_available(
+                self._widget_on(widget), widget.topic_ids, routes
+            ):
                 raise ChatUnavailable("No agent is available right now.")
+            if widget.design.require_login and identity is None:
+                raise ChatLoginRequired("Sign in first: this chat is for identified visitors.")
+            chosen = choose_topic(widget.topic_ids, topic_id)
+            offered = agents_for_chat(frozenset({chosen}), routes)
+            if not offered:
+                raise ChatUnavailable("No agent is available for this topic right now.")
             clean = {key: value.strip() for key, value in fields.items()}
-            for field in widget.design.fields:
-                if field.required and not clean.get(field.name):
-                    raise ChatInvalid(f"Please fill in {field.label or field.name}.")
+            if identity is not None and not clean.get("email"):
+                clean["email"] = identity.email
+            # A verified identity says who the visitor is: the form is not needed then.
+            if widget.design.ask_name_email and identity is None:
+                for field in widget.design.fields:
+                    if field.required and not clean.get(field.name):
+                        raise ChatInvalid(f"Please fill in {field.label or field.name}.")
             now = self._clock()
-            name = _display_text(widget.design.display_name(clean)) or "Visitor"
+            if identity is not None and identity.name:
+                name = _display_text(identity.name)
+            else:
+                name = _display_text(widget.design.display_name(clean)) or "Visitor"
             conversation = Conversation(
                 conversation_id=str(uuid.uuid4()),
                 kind=ConversationKind.VISITOR,
@@ -204,7 +292,9 @@ class VisitorActions(EngineCore):
                 visitor_id=session.visitor_id,
                 visitor_name=name,
                 visitor_fields=clean,
-                context=dict(context or {}),
+                context=clean_context,
+                topic_id=chosen,
+                identity=identity.to_dict() if identity is not None else None,
                 page=presence.page.get("url", ""),
                 ip=session.ip,
                 waiting_since=now,
@@ -218,12 +308,12 @@ class VisitorActions(EngineCore):
             session.conversation_id = conversation.conversation_id
             self.hub.subscribe(chat_channel(conversation.conversation_id), session.subscriber)
             self._reply_started(session, conversation)
-            offered = agents_for_chat(widget.topic_ids, routes)
             self.hub.publish(
                 events.event(events.CHAT_OFFERED, chat=self._chat(conversation)),
                 {agent_channel(agent_id) for agent_id in offered},
             )
             self._publish_visitor(presence)
+            self._identify_later(conversation, identity.email if identity is not None else None)
 
     def _reply_started(self, session: VisitorSession, conversation: Conversation) -> None:
         assert session.visitor_id is not None
@@ -344,3 +434,41 @@ class VisitorActions(EngineCore):
                     watcher_channels(widget.topic_ids, self._routes()),
                 )
             del self._visitors[presence.visitor_id]
+
+    # ---------------------------------------------------------------- ticket fallback
+
+    def prepare_ticket(self, session: VisitorSession, *, fields: Mapping[str, str]) -> TicketPlan:
+        """What a `ticket.create` needs, checked; the caller creates the records off the
+        engine lock. Raises ChatInvalid when the widget takes no messages or a required
+        field is empty, ChatLoginRequired when the widget needs an identity."""
+        with self._lock:
+            self._visitor_presence(session)
+            assert session.visitor_id is not None and session.widget_id is not None
+            widget = self.directory.widget(session.widget_id)
+            if widget is None or not widget.design.ticket_fallback.enabled:
+                raise ChatInvalid("This widget takes no messages.")
+            if widget.design.require_login and session.identity is None:
+                raise ChatLoginRequired("Sign in first: this chat is for identified visitors.")
+            clean = {key: value.strip() for key, value in fields.items() if value.strip()}
+            if widget.design.ask_name_email and session.identity is None:
+                for field in widget.design.fields:
+                    if field.required and not clean.get(field.name):
+                        raise ChatInvalid(f"Please fill in {field.label or field.name}.")
+            identity = session.identity
+            if identity is not None:
+                clean.setdefault("email", identity.email)
+                if identity.name and "firstname" not in clean and "lastname" not in clean:
+                    clean["lastname"] = identity.name
+            topics = self.directory.topics()
+            names = sorted(topics[t].name for t in widget.topic_ids if t in topics)
+            contact = None
+            chat = self._conversation(session.conversation_id) if session.conversation_id else None
+            if chat is not None and chat.contact is not None:
+                contact = dict(chat.contact)
+            return TicketPlan(
+                visitor_id=session.visitor_id,
+                fields=clean,
+                title=names[0] if names else "Message from the website",
+                contact=contact,
+                identity_email=identity.email if identity is not None else None,
+            )

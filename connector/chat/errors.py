@@ -8,7 +8,11 @@ Errors::
     ├── ChatForbidden      forbidden       you may not do this
     ├── ChatEnded          chat_ended      the chat is over
     ├── ChatUnavailable    unavailable     no agent can take it / the widget is off
-    └── ChatConflict       conflict        someone else got there first
+    ├── ChatConflict       conflict        someone else got there first
+    ├── ChatLoginRequired  login_required  the widget needs a verified identity
+    ├── ChatIdentityMismatch identity_mismatch  the context's Email is not the identity's
+    ├── ChatInvalidContext invalid_context the Omnichannel context breaks its rules
+    └── ChatInvalidIdentity invalid_identity  the identity token proves nothing
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ __all__ = [
     "ChatEnded",
     "ChatError",
     "ChatForbidden",
+    "ChatIdentityMismatch",
+    "ChatInvalidContext",
+    "ChatInvalidIdentity",
+    "ChatLoginRequired",
     "ChatInvalid",
     "ChatNotFound",
     "ChatUnavailable",
@@ -60,3 +68,21 @@ class ChatUnavailable(ChatError):
 class ChatConflict(ChatError):
     code = "conflict"
     http_status = 409
+
+
+class ChatLoginRequired(ChatError):
+    code = "login_required"
+    http_status = 403
+
+
+class ChatIdentityMismatch(ChatError):
+    code = "identity_mismatch"
+    http_status = 403
+
+
+class ChatInvalidContext(ChatError):
+    code = "invalid_context"
+
+
+class ChatInvalidIdentity(ChatError):
+    code = "invalid_identity"

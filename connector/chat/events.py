@@ -17,6 +17,7 @@ __all__ = [
     "CHAT_OFFERED",
     "CHAT_RATED",
     "CHAT_STARTED",
+    "CHAT_TIMEOUT",
     "CHAT_UPDATED",
     "CHAT_WITHDRAWN",
     "ERROR",
@@ -24,6 +25,7 @@ __all__ = [
     "MESSAGE_CREATED",
     "PONG",
     "SNAPSHOT",
+    "TICKET_CREATED",
     "TYPING",
     "VISITOR_LEFT",
     "VISITOR_UPDATED",
@@ -48,6 +50,8 @@ CHAT_ACCEPTED = "chat.accepted"
 CHAT_UPDATED = "chat.updated"
 CHAT_ENDED = "chat.ended"
 CHAT_RATED = "chat.rated"
+CHAT_TIMEOUT = "chat.timeout"
+TICKET_CREATED = "ticket.created"
 MESSAGE_CREATED = "message.created"
 TYPING = "typing"
 ERROR = "error"

@@ -27,11 +27,16 @@ def finished_chat(
     assert conversation.ended_at is not None
     widget = directory.widget(conversation.widget_id) if conversation.widget_id else None
     topics = directory.topics()
-    topic_names = (
-        sorted(topics[t].name for t in widget.topic_ids if t in topics)
-        if widget is not None
-        else []
-    )
+    labels = directory.labels()
+    if conversation.topic_id is not None:
+        chosen = topics.get(conversation.topic_id)
+        topic_names = [chosen.name] if chosen is not None else []
+    else:
+        topic_names = (
+            sorted(topics[t].name for t in widget.topic_ids if t in topics)
+            if widget is not None
+            else []
+        )
     owner = directory.agent(conversation.owner_agent_id) if conversation.owner_agent_id else None
     return FinishedChat(
         conversation_id=conversation.conversation_id,
@@ -61,6 +66,9 @@ def finished_chat(
         ],
         regarding=Regarding.from_dict(conversation.regarding) if conversation.regarding else None,
         context=dict(conversation.context),
+        labels=sorted(labels[i].name for i in conversation.labels if i in labels),
+        identity=dict(conversation.identity) if conversation.identity else None,
+        contact=dict(conversation.contact) if conversation.contact else None,
     )
 
 

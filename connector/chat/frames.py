@@ -71,12 +71,17 @@ class Resume(_Frame):
     since_seq: int = Field(default=0, ge=0)
 
 
+class IdentityIn(_Frame):
+    token: str = Field(min_length=1, max_length=8192)
+
+
 class Hello(_Frame):
     type: Literal["hello"]
     widget_id: Guid
     visitor_id: VisitorId
     page: Page = Page()
     resume: Resume | None = None
+    identity: IdentityIn | None = None
 
 
 class PageFrame(_Frame):
@@ -88,7 +93,16 @@ class ChatStart(_Frame):
     type: Literal["chat.start"]
     client_id: ClientId
     fields: dict[FieldName, FieldValue] = Field(default_factory=dict, max_length=MAX_FIELDS)
-    context: dict[FieldName, FieldValue] = Field(default_factory=dict, max_length=MAX_FIELDS)
+    # Checked by `connector.chat.context` (its own error code, invalid_context).
+    context: dict[str, Any] | None = None
+    topic_id: Guid | None = None
+
+
+class TicketCreate(_Frame):
+    type: Literal["ticket.create"]
+    client_id: ClientId
+    fields: dict[FieldName, FieldValue] = Field(default_factory=dict, max_length=MAX_FIELDS)
+    message: Text
 
 
 class VisitorSend(_Frame):
@@ -116,7 +130,15 @@ class Ping(_Frame):
 
 
 VisitorFrame = Annotated[
-    Hello | PageFrame | ChatStart | VisitorSend | VisitorTyping | VisitorEnd | ChatRate | Ping,
+    Hello
+    | PageFrame
+    | ChatStart
+    | TicketCreate
+    | VisitorSend
+    | VisitorTyping
+    | VisitorEnd
+    | ChatRate
+    | Ping,
     Field(discriminator="type"),
 ]
 
@@ -166,6 +188,12 @@ class AgentChatStart(_Frame):
     agent_id: Guid
 
 
+class ChatLabels(_Frame):
+    type: Literal["chat.labels"]
+    conversation_id: Guid
+    label_ids: list[Guid] = Field(max_length=50)
+
+
 class AgentTyping(_Frame):
     type: Literal["typing"]
     conversation_id: Guid
@@ -182,6 +210,7 @@ AgentFrame = Annotated[
     | AgentEnd
     | AgentChatStart
     | AgentTyping
+    | ChatLabels
     | Ping,
     Field(discriminator="type"),
 ]

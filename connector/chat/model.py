@@ -85,7 +85,8 @@ class Conversation:
     visitor_id: str | None = None
     visitor_name: str = ""
     visitor_fields: dict[str, str] = field(default_factory=dict)
-    context: dict[str, str] = field(default_factory=dict)
+    # The Omnichannel context, checked: name -> {"value", "isDisplayable"} (chat/context.py).
+    context: dict[str, Any] = field(default_factory=dict)
     page: str = ""
     ip: str = ""
     participants: list[Participant] = field(default_factory=list)
@@ -102,6 +103,11 @@ class Conversation:
     # Set while an ended visitor chat waits for its rating; the activity is written then.
     finish_due_at: datetime | None = None
     finished: bool = False  # the chat activity is in the outbox
+    topic_id: str | None = None  # the topic the visitor chose; routing follows it
+    identity: dict[str, Any] | None = None  # the verified identity (Identity.to_dict())
+    contact: dict[str, str] | None = None  # {"id","name"} found by record identification
+    labels: list[str] = field(default_factory=list)  # crmchat_label ids
+    timed_out: bool = False  # nobody accepted in time (ticket fallback)
 
     @property
     def is_open(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from connector.chat.hub import Subscriber
 
@@ -19,6 +20,7 @@ class VisitorSession:
     visitor_id: str | None = None
     widget_id: str | None = None
     conversation_id: str | None = None
+    identity: Any = None  # a verified `connector.chat.tokens.Identity`, from `hello`
 
 
 @dataclass(eq=False)

@@ -163,6 +163,11 @@ def _conversation_to_json(c: Conversation) -> str:
             "start_client_id": c.start_client_id,
             "finish_due_at": _time(c.finish_due_at),
             "finished": c.finished,
+            "topic_id": c.topic_id,
+            "identity": c.identity,
+            "contact": c.contact,
+            "labels": c.labels,
+            "timed_out": c.timed_out,
         }
     )
 
@@ -196,6 +201,11 @@ def _conversation_from_row(conversation_id: str, data: str) -> Conversation:
         start_client_id=d["start_client_id"],
         finish_due_at=_parse(d["finish_due_at"]),
         finished=d["finished"],
+        topic_id=d.get("topic_id"),
+        identity=d.get("identity"),
+        contact=d.get("contact"),
+        labels=list(d.get("labels") or []),
+        timed_out=bool(d.get("timed_out")),
     )
 
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from connector.chat.context import displayable
 from connector.chat.model import (
     AgentPresence,
     Conversation,
@@ -16,12 +17,13 @@ from connector.chat.model import (
     Message,
     VisitorPresence,
 )
-from connector.chat.ports import AgentLike, TopicLike, WidgetLike
+from connector.chat.ports import AgentLike, LabelLike, TopicLike, WidgetLike
 
 __all__ = [
     "agent_view",
     "chat_view",
     "iso",
+    "label_view",
     "message_view",
     "visitor_chat_view",
     "visitor_view",
@@ -76,11 +78,16 @@ def agent_view(profile: AgentLike, presence: AgentPresence) -> dict[str, Any]:
     }
 
 
+def label_view(label: LabelLike) -> dict[str, Any]:
+    return {"id": label.label_id, "name": label.name, "color": label.color}
+
+
 def chat_view(
     conversation: Conversation,
     *,
     widget: WidgetLike | None,
     topics: Mapping[str, TopicLike],
+    labels: Mapping[str, LabelLike] | None = None,
     messages: Sequence[Message],
     history: Sequence[HistoryEntry],
     visitor: VisitorPresence | None,
@@ -92,12 +99,17 @@ def chat_view(
             "visitor_id": conversation.visitor_id,
             "name": conversation.visitor_name,
             "fields": conversation.visitor_fields,
-            "context": conversation.context,
+            # Only what the page marked displayable (all of it is stored on the activity).
+            "context": {item["name"]: item["value"] for item in displayable(conversation.context)},
             "page": visitor.page if visitor is not None else {"url": conversation.page},
             "ip": conversation.ip,
             "connected": visitor is not None and visitor.connected,
         }
-    topic_ids = sorted(widget.topic_ids) if widget is not None else []
+    if conversation.topic_id is not None:
+        topic_ids = [conversation.topic_id]
+    else:
+        topic_ids = sorted(widget.topic_ids) if widget is not None else []
+    known_labels = labels or {}
     return {
         "conversation_id": conversation.conversation_id,
         "kind": conversation.kind.value,
@@ -120,6 +132,14 @@ def chat_view(
         "last_visitor_message_at": iso(conversation.last_visitor_message_at),
         "waiting_since": iso(conversation.waiting_since),
         "regarding": conversation.regarding,
+        "contact": conversation.contact,
+        "identity": conversation.identity,
+        "context": displayable(conversation.context),
+        "labels": [
+            label_view(label)
+            for label in (known_labels.get(label_id) for label_id in conversation.labels)
+            if label is not None
+        ],
         "messages": [_message_item(m) for m in messages],
         "history": [
             {

@@ -58,6 +58,7 @@ MAX_SUBJECT_CHARS = 400
 MAX_TRANSCRIPT_CHARS = 1_048_576
 MAX_JSON_CHARS = 100_000
 MAX_VISITOR_ID_CHARS = 100
+MAX_LABELS_CHARS = 4000
 # Strings inside an over-long JSON column are cut to these lengths, in turn.
 _JSON_STRING_STEPS = (1000, 200, 50)
 # Room kept free at the end of a cut transcript for the line that says so.
@@ -110,6 +111,9 @@ class FinishedChat:
     transcript: list[dict[str, Any]]  # protocol messages: sender{kind,name}, text, sent_at
     regarding: Regarding | None
     context: dict[str, Any] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)  # label names
+    identity: dict[str, Any] | None = None  # the verified identity, when there was one
+    contact: dict[str, str] | None = None  # {"id","name"} from record identification
 
     def __post_init__(self) -> None:
         guid(self.conversation_id)
@@ -137,6 +141,9 @@ class FinishedChat:
             "transcript": [_json_message(m) for m in self.transcript],
             "regarding": None if self.regarding is None else self.regarding.to_dict(),
             "context": dict(self.context),
+            "labels": list(self.labels),
+            "identity": self.identity,
+            "contact": self.contact,
         }
 
     @classmethod
@@ -165,6 +172,9 @@ class FinishedChat:
             transcript=list(data.get("transcript") or []),
             regarding=None if regarding is None else Regarding.from_dict(regarding),
             context=dict(data.get("context") or {}),
+            labels=[str(name) for name in data.get("labels") or []],
+            identity=data.get("identity"),
+            contact=data.get("contact"),
         )
 
 
@@ -322,6 +332,8 @@ def chat_activity_payload(chat: FinishedChat) -> dict[str, Any]:
                 "page": chat.page,
                 "ip": chat.ip,
                 "accepted_at": _iso(chat.accepted_at),
+                "identity": chat.identity,
+                "contact": chat.contact,
             }
         ),
         "crmchat_participants": _bounded_json(chat.participants),
@@ -329,6 +341,9 @@ def chat_activity_payload(chat: FinishedChat) -> dict[str, Any]:
         "crmchat_context": _bounded_json(chat.context),
         "crmchat_visitorid": _cut(chat.visitor_id, MAX_VISITOR_ID_CHARS),
     }
+    if chat.labels:
+        # Names, comma-separated: readable in a view, searchable with "contains".
+        payload["crmchat_labels"] = _cut(", ".join(chat.labels), MAX_LABELS_CHARS)
     if chat.rating is not None:
         payload["crmchat_rating"] = int(chat.rating)
     if chat.widget_id:

@@ -47,6 +47,8 @@ __all__ = [
     "EndChat",
     "FieldsError",
     "InputField",
+    "Proactive",
+    "TicketFallback",
     "WidgetDesign",
     "parse_design",
 ]
@@ -57,6 +59,9 @@ MAX_FIELD_VALUE_CHARS = 500
 MAX_DISPLAY_NAME_CHARS = 100
 MAX_LINK_CHARS = 2000
 MAX_DELAY_SECS = 3600
+# Two minutes of nobody answering is long for a visitor; less than 10 s is a misclick.
+DEFAULT_ACCEPT_TIMEOUT_SECS = 120
+MIN_ACCEPT_TIMEOUT_SECS = 10
 FALLBACK_DISPLAY_NAME = "Visitor"
 
 # The base Microsoft fonts: installed with Windows and with Office on macOS.
@@ -189,6 +194,28 @@ class Colors(_Options):
         return _hex_color(value)
 
 
+class Proactive(_Options):
+    """The invitation to chat that pops up after `delay_secs` on a page."""
+
+    enabled: bool = False
+    delay_secs: int = Field(default=30, ge=0, le=MAX_DELAY_SECS)
+    message: str = Field(
+        default="Hi! Have any questions? I'm here to help", min_length=1, max_length=300
+    )
+
+
+class TicketFallback(_Options):
+    """Leave a message (a case) when nobody is available or nobody accepts in time."""
+
+    enabled: bool = False
+    accept_timeout_secs: int = Field(
+        default=DEFAULT_ACCEPT_TIMEOUT_SECS, ge=MIN_ACCEPT_TIMEOUT_SECS, le=MAX_DELAY_SECS
+    )
+    title: Line = "Leave us a message"
+    text: Text = "Nobody can answer right now. Leave a message and we will get back to you."
+    button: Short = Field(default="Send message", min_length=1)
+
+
 def _default_fields() -> tuple[InputField, ...]:
     return (
         InputField(name="firstname", label="First name", type="text", required=True),
@@ -216,7 +243,12 @@ class WidgetDesign(_Options):
     corners: Literal["rounded", "square"] = "rounded"
     position: Literal["bottom-right", "bottom-left"] = "bottom-right"
     initial_state: Literal["open", "minimized", "hidden"] = "minimized"
-    delay_secs: int = Field(default=0, ge=0, le=MAX_DELAY_SECS)  # before the widget shows
+    # Milliseconds on a page before the widget appears, as admins set it in the designer.
+    delay_ms: int = Field(default=0, ge=0, le=MAX_DELAY_SECS * 1000)
+    require_login: bool = False  # only visitors with a verified identity may chat
+    ask_name_email: bool = True  # off: the pre-chat form is skipped, fields may be empty
+    proactive: Proactive = Field(default_factory=Proactive)
+    ticket_fallback: TicketFallback = Field(default_factory=TicketFallback)
 
     @field_validator("fields")
     @classmethod
@@ -246,7 +278,8 @@ class WidgetDesign(_Options):
         """The visitor's pre-chat input, cleaned: only the design's fields, trimmed.
 
         Raises FieldsError when a required field is empty, a value is not text or is too
-        long, or an email field holds no address.
+        long, or an email field holds no address. With `ask_name_email` off the form is
+        not shown, so no field is required.
         """
         if len(values) > MAX_FIELDS * 2:
             raise FieldsError("too many fields")
@@ -259,7 +292,7 @@ class WidgetDesign(_Options):
             if len(text) > MAX_FIELD_VALUE_CHARS:
                 raise FieldsError(f"{field.name}: at most {MAX_FIELD_VALUE_CHARS} characters")
             if not text:
-                if field.required:
+                if field.required and self.ask_name_email:
                     raise FieldsError(f"{field.name}: required")
                 continue
             if field.type == "email" and _EMAIL.fullmatch(text) is None:

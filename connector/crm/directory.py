@@ -1,8 +1,10 @@
-"""CRM Chat's configuration, read from Dataverse and cached: agents, topics, widgets, snippets.
+"""CRM Chat's configuration, read from Dataverse and cached: agents, topics, widgets,
+snippets, labels, and the organisation-wide chat switch.
 
-One refresh is four list requests (agents and widgets with their topics through ``$expand``
-of the N:N navigations, topics, snippets), so the chat engine's many reads cost Dataverse
-nothing between refreshes. Only active rows (statecode 0) count; an agent's or widget's
+One refresh is six requests (agents and widgets with their topics through ``$expand``
+of the N:N navigations, topics, snippets, labels, and the settings record's
+`crmchat_chatenabled`), so the chat engine's many reads cost Dataverse nothing between
+refreshes. Only active rows (statecode 0) count; an agent's or widget's
 link to an inactive topic is ignored.
 
 Refreshing after `ttl_secs`: the first reader to find the cache stale refreshes it while
@@ -25,13 +27,15 @@ from typing import Any
 
 from connector.crm import tables
 from connector.crm.design import DesignError, WidgetDesign, parse_design
-from connector.dataverse import DataverseClient, DataverseError
+from connector.crm.tables import SETTINGS_ID
+from connector.dataverse import DataverseClient, DataverseError, NotFound
 from connector.dataverse.odata import eq, guid
 
 __all__ = [
     "CONFIG_TTL_SECS",
     "AgentProfile",
     "Directory",
+    "LabelRecord",
     "SnippetRecord",
     "TopicRecord",
     "WidgetRecord",
@@ -76,6 +80,17 @@ class WidgetRecord:
     enabled: bool
     design: WidgetDesign
     topic_ids: frozenset[str]
+    # Signs the host site's identity tokens (HS256); None: the site cannot identify visitors.
+    secret: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """A label agents put on chats (`crmchat_label`), managed by admins."""
+
+    label_id: str
+    name: str
+    color: str
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,8 @@ class _Snapshot:
     topics: dict[str, TopicRecord] = field(default_factory=dict)
     widgets: dict[str, WidgetRecord] = field(default_factory=dict)
     snippets: dict[str, SnippetRecord] = field(default_factory=dict)  # by lower-case name
+    labels: dict[str, LabelRecord] = field(default_factory=dict)
+    chat_enabled: bool = True
 
 
 def _text(row: dict[str, Any], name: str) -> str:
@@ -156,6 +173,15 @@ class Directory:
     def snippets(self) -> dict[str, SnippetRecord]:
         """Active snippets by lower-case name."""
         return dict(self._current().snippets)
+
+    def labels(self) -> dict[str, LabelRecord]:
+        """Active labels by id."""
+        return dict(self._current().labels)
+
+    def chat_enabled(self) -> bool:
+        """The organisation-wide switch (`crmchat_settings.crmchat_chatenabled`); on when
+        no settings record exists or the column is unset."""
+        return self._current().chat_enabled
 
     def invalidate(self) -> None:
         """Read everything again on the next access (after an admin changed something)."""
@@ -240,7 +266,13 @@ class Directory:
         widgets: dict[str, WidgetRecord] = {}
         for row in client.list(
             tables.WIDGETS,
-            select=["crmchat_widgetid", "crmchat_name", "crmchat_enabled", "crmchat_design"],
+            select=[
+                "crmchat_widgetid",
+                "crmchat_name",
+                "crmchat_enabled",
+                "crmchat_design",
+                "crmchat_secret",
+            ],
             filter=_ACTIVE,
             expand=f"{tables.WIDGET_TOPICS}($select=crmchat_topicid)",
         ):
@@ -253,6 +285,7 @@ class Directory:
                 enabled=row.get("crmchat_enabled") is not False,
                 design=_design_of(widget_id, row.get("crmchat_design")),
                 topic_ids=self._topic_ids(topic_rows, topics),
+                secret=_text(row, "crmchat_secret") or None,
             )
 
         snippets: dict[str, SnippetRecord] = {}
@@ -263,9 +296,38 @@ class Directory:
             if name:
                 snippets[name.lower()] = SnippetRecord(name=name, text=_text(row, "crmchat_text"))
 
+        labels: dict[str, LabelRecord] = {}
+        for row in client.list(
+            tables.LABELS,
+            select=["crmchat_labelid", "crmchat_name", "crmchat_color"],
+            filter=_ACTIVE,
+        ):
+            label_id = str(row["crmchat_labelid"]).lower()
+            labels[label_id] = LabelRecord(
+                label_id=label_id,
+                name=_text(row, "crmchat_name"),
+                color=_text(row, "crmchat_color") or DEFAULT_TOPIC_COLOR,
+            )
+
         return _Snapshot(
-            agents=agents, by_user=by_user, topics=topics, widgets=widgets, snippets=snippets
+            agents=agents,
+            by_user=by_user,
+            topics=topics,
+            widgets=widgets,
+            snippets=snippets,
+            labels=labels,
+            chat_enabled=self._chat_enabled(),
         )
+
+    def _chat_enabled(self) -> bool:
+        try:
+            row = self._client.retrieve(
+                tables.SETTINGS, SETTINGS_ID, select=["crmchat_chatenabled"]
+            )
+        except NotFound:
+            return True
+        # Unset (a record saved before the column existed) counts as on, like its default.
+        return row.get("crmchat_chatenabled") is not False
 
     def _related(
         self, row: dict[str, Any], entity_set: str, record_id: str, navigation: str

@@ -1,4 +1,5 @@
-"""The organisation's CRM Chat settings record: hosting region and the secret word's hash.
+"""The organisation's CRM Chat settings record: hosting region, the secret word's hash, and
+the organisation-wide chat switch (`crmchat_chatenabled`, on by default).
 
 There is exactly one settings record. It lives at a fixed GUID and is written by upsert, so
 two admins saving at once, or a retried save, can never create a second one.
@@ -6,7 +7,6 @@ two admins saving at once, or a retried save, can never create a second one.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,12 +25,13 @@ __all__ = [
     "OrgSettings",
     "check_secret_word",
     "read_org_settings",
+    "save_chat_enabled",
     "save_region",
     "save_secret_word",
 ]
 
 SETTINGS_SET = tables.SETTINGS
-SETTINGS_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://crmchat/settings"))
+SETTINGS_ID = tables.SETTINGS_ID
 SETTINGS_NAME = "CRM Chat settings"
 DEFAULT_REGION = "centralus"
 # The limiter's subject: there is one secret word per organisation.
@@ -42,6 +43,7 @@ class OrgSettings:
     region: str
     has_secret_word: bool
     secret_word_hash: str | None = None
+    chat_enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,9 @@ def read_org_settings(client: DataverseClient) -> OrgSettings:
     """The settings record, or the defaults when none was saved yet."""
     try:
         record = client.retrieve(
-            SETTINGS_SET, SETTINGS_ID, select=["crmchat_region", "crmchat_secretwordhash"]
+            SETTINGS_SET,
+            SETTINGS_ID,
+            select=["crmchat_region", "crmchat_secretwordhash", "crmchat_chatenabled"],
         )
     except NotFound:
         return OrgSettings(region=DEFAULT_REGION, has_secret_word=False)
@@ -68,6 +72,7 @@ def read_org_settings(client: DataverseClient) -> OrgSettings:
         region=record.get("crmchat_region") or DEFAULT_REGION,
         has_secret_word=stored_hash is not None,
         secret_word_hash=stored_hash,
+        chat_enabled=record.get("crmchat_chatenabled") is not False,
     )
 
 
@@ -82,6 +87,11 @@ def save_region(client: DataverseClient, code: str) -> Region:
         raise ValueError(f"unknown region {code!r}; see `crmchat region list`")
     _save(client, {"crmchat_region": region.code})
     return region
+
+
+def save_chat_enabled(client: DataverseClient, enabled: bool) -> None:
+    """Turn chat on or off for every widget of the organisation."""
+    _save(client, {"crmchat_chatenabled": bool(enabled)})
 
 
 def save_secret_word(client: DataverseClient, word: str, *, data_dir: Path) -> None:

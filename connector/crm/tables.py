@@ -25,10 +25,12 @@ __all__ = [
     "CONTACTS",
     "HANDSHAKES",
     "INCIDENTS",
+    "LABELS",
     "LEADS",
     "REGARDING_SETS",
     "RegardingTable",
     "SETTINGS",
+    "SETTINGS_ID",
     "SNIPPETS",
     "SYSTEMUSERS",
     "TOPICS",
@@ -46,6 +48,10 @@ SNIPPETS: Final = "crmchat_snippets"
 CHATS: Final = "crmchat_chats"  # the chat activity (activityid is the conversation id)
 SETTINGS: Final = "crmchat_settingses"
 HANDSHAKES: Final = "crmchat_handshakes"
+LABELS: Final = "crmchat_labels"
+
+# The one settings record lives at this fixed id (written by upsert, never twice).
+SETTINGS_ID: Final = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://crmchat/settings"))
 
 # Entity sets of the standard tables.
 CONTACTS: Final = "contacts"

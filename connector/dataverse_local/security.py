@@ -5,7 +5,8 @@ HMAC-SHA256 (`header.payload.signature`, base64url without padding). Claims: `su
 caller's `systemuserid`), `iat` and `exp` (Unix seconds), `iss`
 (`crmchat-embedded-dataverse`) and, when the user has one, `oid` (the Entra object id,
 as a real token carries). Only `alg: HS256` is accepted; `none` and every other algorithm
-are refused before the signature is looked at.
+are refused before the signature is looked at. The JWS itself is `connector.jws`, shared
+with the widget's identity tokens.
 
 **Privileges.** A privilege is named `prv<Action><logicalname>` (`prvReadcrmchat_chat`),
 the form the solution writes into `RolePrivilege/@name` and the form real Dataverse uses
@@ -36,11 +37,6 @@ Errors::
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import uuid
 import zlib
 from collections.abc import Iterable
@@ -48,6 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from connector import jws
 from connector.solution.model import AccessLevel, Role, Table
 
 __all__ = [
@@ -78,7 +75,7 @@ DEFAULT_TOKEN_LIFETIME_SECS = 3600
 # Tolerated clock difference for `iat` in the future (a token minted by another process).
 CLOCK_SKEW_SECS = 300
 # Real bearer tokens are a few KB; anything far larger is not one of ours.
-MAX_TOKEN_CHARS = 8192
+MAX_TOKEN_CHARS = jws.MAX_TOKEN_CHARS
 
 PRIVILEGE_DENIED_CODE = "0x80040220"  # PrivilegeDenied, with HTTP 403
 NO_ROLES_CODE = "0x80042f09"  # the caller holds no security role, with HTTP 403
@@ -97,7 +94,6 @@ PRIVILEGE_ACTIONS = (
 # The AccessRights names SecLib prints for each action.
 ACCESS_RIGHTS = {action: f"{action}Access" for action in PRIVILEGE_ACTIONS}
 
-_ALGORITHM = "HS256"
 _DEPTH_ORDER = {
     AccessLevel.BASIC: 1,
     AccessLevel.LOCAL: 2,
@@ -146,36 +142,6 @@ class TokenClaims:
 # -- tokens -----------------------------------------------------------------------------
 
 
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    if not text or any(c not in _B64URL_CHARS for c in text) or len(text) % 4 == 1:
-        raise TokenError("The token is not base64url encoded.")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise TokenError("The token is not base64url encoded.") from exc
-
-
-_B64URL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-def _json_segment(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise TokenError(f"The token {what} is not JSON.") from exc
-    if not isinstance(value, dict):
-        raise TokenError(f"The token {what} is not a JSON object.")
-    return value
-
-
-def _sign(secret: bytes, signing_input: bytes) -> bytes:
-    return hmac.new(secret, signing_input, hashlib.sha256).digest()
-
-
 def _now(now: datetime | None) -> datetime:
     if now is None:
         return datetime.now(UTC)
@@ -201,7 +167,6 @@ def issue_token(
     if lifetime_secs <= 0:
         raise ValueError("lifetime_secs must be positive")
     issued = int(_now(now).timestamp())
-    header = {"alg": _ALGORITHM, "typ": "JWT"}
     claims: dict[str, Any] = {
         "iss": TOKEN_ISSUER,
         "sub": user_id,
@@ -210,11 +175,7 @@ def issue_token(
     }
     if object_id is not None:
         claims["oid"] = object_id
-    signing_input = ".".join(
-        _b64encode(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
-    )
-    signature = _sign(secret, signing_input.encode("ascii"))
-    return f"{signing_input}.{_b64encode(signature)}"
+    return jws.sign(secret, claims)
 
 
 def verify_token(secret: bytes, token: str, *, now: datetime | None = None) -> TokenClaims:
@@ -226,20 +187,10 @@ def verify_token(secret: bytes, token: str, *, now: datetime | None = None) -> T
         raise ValueError("the signing secret must not be empty")
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
         raise TokenError("The token is missing or too long.")
-    segments = token.split(".")
-    if len(segments) != 3:
-        raise TokenError("The token is not a compact JWS (header.payload.signature).")
-    header_text, payload_text, signature_text = segments
-    header = _json_segment(_b64decode(header_text), "header")
-    # Decide on the algorithm before anything else: never let the token choose "none".
-    if header.get("alg") != _ALGORITHM:
-        raise TokenError(f"The token algorithm {header.get('alg')!r} is not accepted.")
-    signature = _b64decode(signature_text)
-    payload = _b64decode(payload_text)  # also proves the text is plain ASCII
-    expected = _sign(secret, f"{header_text}.{payload_text}".encode("ascii"))
-    if not hmac.compare_digest(signature, expected):
-        raise TokenError("The token signature is invalid.")
-    claims = _json_segment(payload, "payload")
+    try:
+        claims = jws.verify(secret, token)
+    except jws.JwsError as exc:
+        raise TokenError(exc.message) from exc
     if claims.get("iss") != TOKEN_ISSUER:
         raise TokenError("The token was not issued by this Dataverse.")
     sub, iat, exp, oid = claims.get("sub"), claims.get("iat"), claims.get("exp"), claims.get("oid")

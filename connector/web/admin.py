@@ -2,6 +2,7 @@
 
 GET  /api/admin/settings              admins: region, the regions, whether a word is set
 PUT  /api/admin/settings/region       admins: {"region": "westeurope"}
+PUT  /api/admin/settings/chat         admins: {"enabled": false} turns chat off everywhere
 PUT  /api/admin/secret-word           admins: {"word": "..."}
 POST /api/support/secret-word/check   agents and admins: {"word": "..."} -> {"match": bool}
 """
@@ -12,7 +13,7 @@ import time
 from typing import Any
 
 from flask import Blueprint, current_app, request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from connector.crm import org_settings
 from connector.crm.secret_word import MAX_LENGTH, SecretWordError, TooManyGuesses
@@ -28,6 +29,11 @@ bp = Blueprint("admin", __name__, url_prefix="/api")
 class RegionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     region: str = Field(min_length=1, max_length=40)
+
+
+class ChatSwitchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: StrictBool
 
 
 class SecretWordIn(BaseModel):
@@ -49,6 +55,7 @@ def _settings_body() -> dict[str, Any]:
     return {
         "region": current.region,
         "has_secret_word": current.has_secret_word,
+        "chat_enabled": current.chat_enabled,
         "regions": [{"code": r.code, "name": r.name} for r in all_regions()],
     }
 
@@ -67,6 +74,19 @@ def put_region() -> dict[str, Any]:
         org_settings.save_region(_client(), body.region)
     except ValueError as error:
         raise InvalidInput(str(error), code="unknown_region") from error
+    return _settings_body()
+
+
+@bp.put("/admin/settings/chat")
+@require_roles(ADMIN_ROLES)
+def put_chat_switch() -> dict[str, Any]:
+    body = ChatSwitchIn.model_validate(request.get_json(silent=True) or {})
+    org_settings.save_chat_enabled(_client(), body.enabled)
+    # Widgets see the change at once on this instance (others within the cache's 30 s).
+    directory = current_app.extensions.get("crmchat.directory")
+    invalidate = getattr(directory, "invalidate", None)
+    if invalidate is not None:
+        invalidate()
     return _settings_body()
 
 

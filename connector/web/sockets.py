@@ -18,7 +18,7 @@ from itsdangerous import BadSignature
 
 from connector.chat import events
 from connector.chat.actions import ChatEngine
-from connector.chat.errors import ChatError
+from connector.chat.errors import ChatError, ChatUnavailable
 from connector.chat.frames import (
     AgentChatStart,
     AgentEnd,
@@ -26,6 +26,7 @@ from connector.chat.frames import (
     AgentTyping,
     ChatAccept,
     ChatInvite,
+    ChatLabels,
     ChatRate,
     ChatResync,
     ChatStart,
@@ -35,6 +36,7 @@ from connector.chat.frames import (
     PageFrame,
     Ping,
     StatusSet,
+    TicketCreate,
     TokenBucket,
     VisitorEnd,
     VisitorSend,
@@ -44,6 +46,10 @@ from connector.chat.frames import (
 )
 from connector.chat.hub import Subscriber
 from connector.chat.sessions import AgentSession, VisitorSession
+from connector.crm.identification import identify
+from connector.crm.regarding import Regarding
+from connector.crm.tickets import create_ticket, ticket_ids
+from connector.dataverse import DataverseError
 from connector.web.auth import AGENT_ROLES, SERVICE_TOKEN_MAX_AGE_SECS
 
 __all__ = ["SOCK_SERVER_OPTIONS", "bp", "client_ip", "engine_of", "sock"]
@@ -147,13 +153,20 @@ def visitor_socket(ws: Any) -> None:
                     page=frame.page.model_dump(),
                     resume_token=frame.resume.token if frame.resume else None,
                     since_seq=frame.resume.since_seq if frame.resume else 0,
+                    identity_token=frame.identity.token if frame.identity else None,
                 )
             case PageFrame():
                 engine.do_visitor_page(session, page=frame.page.model_dump())
             case ChatStart():
                 engine.do_visitor_start(
-                    session, client_id=frame.client_id, fields=frame.fields, context=frame.context
+                    session,
+                    client_id=frame.client_id,
+                    fields=frame.fields,
+                    context=frame.context,
+                    topic_id=frame.topic_id,
                 )
+            case TicketCreate():
+                _create_ticket(engine, session, frame)
             case VisitorSend():
                 engine.do_visitor_send(session, client_id=frame.client_id, text=frame.text)
             case VisitorTyping():
@@ -167,6 +180,40 @@ def visitor_socket(ws: Any) -> None:
         _serve(engine, ws, subscriber, parse_visitor_frame, act)
     finally:
         engine.do_visitor_disconnect(session)
+
+
+def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCreate) -> None:
+    """Make the visitor's message a case, off the engine lock; answer `ticket.created`.
+
+    Idempotent on the frame's client_id: the records' ids derive from it.
+    """
+    plan = engine.prepare_ticket(session, fields=frame.fields)
+    client = current_app.extensions["crmchat.dataverse"]
+    contact = Regarding.from_dict({"table": "contact", **plan.contact}) if plan.contact else None
+    if contact is None and plan.identity_email:
+        found = identify(client, ("emailaddress1", plan.identity_email))
+        contact = found.contact
+    contact_id, case_id = ticket_ids(plan.visitor_id, frame.client_id)
+    try:
+        ticket = create_ticket(
+            client,
+            plan.fields,
+            message=frame.message,
+            title=plan.title,
+            contact=contact,
+            contact_id=contact_id,
+            case_id=case_id,
+        )
+    except DataverseError as error:
+        log.warning("creating a ticket failed: %s", error)
+        raise ChatUnavailable("Your message could not be saved; please try again.") from error
+    _send_frame(
+        engine,
+        session.subscriber,
+        events.event(
+            events.TICKET_CREATED, client_id=frame.client_id, ticket_number=ticket.ticket_number
+        ),
+    )
 
 
 def _refuse(ws: Any, code: str, message: str) -> None:
@@ -231,6 +278,10 @@ def agent_socket(ws: Any) -> None:
                 engine.do_agent_chat_start(session, agent_id=frame.agent_id)
             case AgentTyping():
                 engine.do_agent_typing(session, conversation_id=frame.conversation_id, on=frame.on)
+            case ChatLabels():
+                engine.do_agent_labels(
+                    session, conversation_id=frame.conversation_id, label_ids=frame.label_ids
+                )
 
     engine.do_agent_connect(session)
     try:

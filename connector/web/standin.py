@@ -16,6 +16,9 @@ Routes::
     GET  /demo/                demo website with the Sales widget
     GET  /demo/pricing         its second page (the chat carries on across pages)
     GET  /demo/support         a page with the Support widget
+    GET  /demo/omnichannel     a page written as for Omnichannel (context provider, lcw:ready)
+    GET  /demo/proactive       a proactive invitation after a few seconds
+    GET  /demo/message         the ticket fallback ("leave a message")
 
 The shell page carries the app as JSON (`app_description`): areas, groups and subareas
 from `AppModuleSiteMaps` in customizations.xml, and every table's entity set, keys and
@@ -37,7 +40,13 @@ from pydantic import BaseModel, ConfigDict
 from connector.crm.connection import SERVICE_USER_ID
 from connector.dataverse_local import issue_token
 from connector.dataverse_local.users import SYSTEM_ADMINISTRATOR_ROLE_ID, user_roles
-from connector.demo import SALES_WIDGET_ID, SUPPORT_WIDGET_ID, seed_demo
+from connector.demo import (
+    MESSAGE_WIDGET_ID,
+    PROACTIVE_WIDGET_ID,
+    SALES_WIDGET_ID,
+    SUPPORT_WIDGET_ID,
+    seed_demo,
+)
 from connector.solution.model import ColumnType, Role, Schema, Table
 from connector.solution.pack import WEBRESOURCE_PREFIX
 from connector.solution.paths import CUSTOMIZATIONS_XML, WEBRESOURCES_DIR
@@ -340,7 +349,10 @@ def static_file(name: str) -> Response:
 def _demo_page(name: str, widget_id: str) -> Response:
     base = request.host_url.rstrip("/")
     tag = f'<script src="{base}/widget/loader.js" data-widget-id="{widget_id}" async></script>'
-    return _page(_read(f"demo/{name}.html").replace(_WIDGET_MARKER, tag))
+    html = _read(f"demo/{name}.html").replace(_WIDGET_MARKER, tag)
+    # A page written as for Omnichannel carries its own script tag with these placeholders.
+    html = html.replace("{{crmchat-service}}", base).replace("{{crmchat-widget-id}}", widget_id)
+    return _page(html)
 
 
 @bp.get("/demo")
@@ -357,6 +369,21 @@ def demo_pricing() -> Response:
 @bp.get("/demo/support")
 def demo_support() -> Response:
     return _demo_page("support", SUPPORT_WIDGET_ID)
+
+
+@bp.get("/demo/omnichannel")
+def demo_omnichannel() -> Response:
+    return _demo_page("omnichannel", SALES_WIDGET_ID)
+
+
+@bp.get("/demo/proactive")
+def demo_proactive() -> Response:
+    return _demo_page("proactive", PROACTIVE_WIDGET_ID)
+
+
+@bp.get("/demo/message")
+def demo_message() -> Response:
+    return _demo_page("message", MESSAGE_WIDGET_ID)
 
 
 @bp.get("/demo/static/<path:name>")

@@ -1,7 +1,9 @@
 """The widget's public API: `GET /api/widgets/<widget_id>/config` (CORS *, cached 30 s).
 
-Answers the widget's published design and whether a chat can start right now
-(`available`: the widget is enabled and an online, Available agent shares a topic).
+Answers the widget's published design (with its chat options), the topics a visitor may
+pick, and whether a chat can start right now (`available`: the widget and the
+organisation's chat switch are on, it offers a topic, and an online, Available agent
+shares one).
 The design comes from the Directory's cache, so this never waits on Dataverse in steady
 state. An ETag lets the loader revalidate for free.
 """
@@ -47,11 +49,19 @@ def widget_config(widget_id: str) -> Response:
     status = engine_of(current_app).widget_status(widget_id.lower())
     if status is None:
         raise NotFound("There is no such widget.")
+    engine = engine_of(current_app)
     widget, available = status
+    topics = engine.directory.topics()
+    offered = sorted(
+        (topics[t] for t in widget.topic_ids if t in topics),
+        key=lambda t: (t.name.casefold(), t.topic_id),
+    )
     body: dict[str, Any] = {
         "widget_id": widget.widget_id,
-        "enabled": widget.enabled,
-        "available": available,
+        # The organisation-wide switch turns every widget off.
+        "enabled": widget.enabled and engine.directory.chat_enabled(),
+        "available": available and bool(offered),
+        "topics": [{"id": t.topic_id, "name": t.name, "color": t.color} for t in offered],
         "design": widget.design.model_dump(mode="json"),
         "socket_url": _socket_url(),
     }

@@ -44,6 +44,7 @@
     unread: new Map(),      // conversation_id -> count
     typing: new Map(),      // conversation_id -> {name, until}
     snippets: null,
+    labels: [],             // every label there is ({id, name, color}), from the snapshot
     wantFocus: new Set(),   // conversation ids to open and focus when they arrive
     ownClientIds: new Set(), // client ids of messages this console sent
     pendingVersion: 0,      // bumped whenever `pending` changes, to redraw the chat
@@ -352,6 +353,7 @@
     state.agents = new Map((frame.agents || []).map((a) => [a.agent_id, a]));
     state.visitors = new Map((frame.visitors || []).map((v) => [v.visitor_id, v]));
     state.incoming = new Map((frame.incoming || []).map((c) => [c.conversation_id, c]));
+    state.labels = Array.isArray(frame.labels) ? frame.labels : [];
     // The snapshot replaces the state; messages already held are kept and merged by seq.
     const previous = state.chats;
     state.chats = new Map();
@@ -750,7 +752,7 @@
 
   // ---- menus -------------------------------------------------------------------------------
   function closeMenus(except) {
-    for (const id of ["invite-menu", "transfer-menu", "snippet-picker", "emoji-picker"]) {
+    for (const id of ["invite-menu", "transfer-menu", "snippet-picker", "emoji-picker", "labels-menu"]) {
       if (id !== except) $(id).hidden = true;
     }
     if (except !== "end-confirm") $("end-confirm").hidden = true;
@@ -1077,6 +1079,88 @@
     list.append(el("dt", { text: label }), el("dd", extra || {}, value));
   }
 
+  const IDENTITY_SOURCES = { site: "signed in on the site", crm: "CRM user" };
+
+  function renderIdentity(chat) {
+    const identity = chat.identity;
+    const box = $("identity");
+    if (identity && identity.verified) {
+      const who = [identity.name, identity.email].filter(Boolean).join(" · ");
+      box.replaceChildren(el("span", {
+        class: "id-badge verified", "data-testid": "identity-badge", "data-verified": "true",
+        "data-source": identity.source || "", title: "The service checked who this is",
+        text: "Verified · " + (IDENTITY_SOURCES[identity.source] || identity.source || ""),
+      }), el("span", { class: "identity-name", "data-testid": "identity-name", text: who }));
+    } else {
+      box.replaceChildren(el("span", {
+        class: "id-badge", "data-testid": "identity-badge", "data-verified": "false",
+        text: "Not verified",
+      }));
+    }
+    const contact = chat.contact;
+    const line = $("contact");
+    if (contact && contact.id) {
+      const target = { table: "contact", id: contact.id, name: contact.name };
+      line.replaceChildren("Contact: ", el("a", {
+        href: "#", "data-testid": "contact-link", "data-id": contact.id, text: contact.name || contact.id,
+        onclick: (event) => { event.preventDefault(); openRegarding(target); },
+      }));
+    } else {
+      line.replaceChildren(el("span", { class: "muted", text: "No contact found for this visitor." }));
+    }
+  }
+
+  function renderDetails(chat) {
+    const list = $("additional-details");
+    const items = (Array.isArray(chat.context) ? chat.context : []).map((item) =>
+      el("div", { class: "fact", "data-testid": "context-item", "data-name": String(item.name) },
+        el("dt", { text: String(item.name), title: String(item.name) }),
+        el("dd", { text: item.value === null || item.value === undefined ? "" : String(item.value) })));
+    list.replaceChildren(...(items.length ? items : [el("dd", { class: "muted", text: "None" })]));
+  }
+
+  function chatLabelIds(chat) {
+    return new Set((chat.labels || []).map((label) => label.id));
+  }
+
+  function renderLabels(chat) {
+    // By name, so the chips keep their places whichever order the service sends.
+    const sorted = (chat.labels || []).slice().sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    const chips = sorted.map((label) => {
+      const color = safeColor(label.color);
+      return el("span", {
+        class: "chip", "data-testid": "label-chip", "data-label-id": label.id,
+        style: "background:" + color + ";color:" + textOn(color), text: label.name,
+      });
+    });
+    $("labels").replaceChildren(...(chips.length ? chips : [el("span", { class: "muted", text: "None" })]));
+    $("labels-button").disabled = !state.labels.length || chat.state === "ended";
+    if (!$("labels-menu").hidden) renderLabelMenu(chat);
+  }
+
+  function renderLabelMenu(chat) {
+    const chosen = chatLabelIds(chat);
+    const options = state.labels.map((label) => {
+      const box = el("input", { type: "checkbox", value: label.id });
+      box.checked = chosen.has(label.id);
+      box.addEventListener("change", () => setLabels(chat.conversation_id));
+      const color = safeColor(label.color);
+      return el("label", { class: "menu-item", "data-testid": "label-option", "data-label-id": label.id },
+        box, el("span", { class: "chip", style: "background:" + color + ";color:" + textOn(color), text: label.name }));
+    });
+    $("labels-menu").replaceChildren(...(options.length ? options : [el("p", { class: "menu-empty", text: "No labels yet." })]));
+  }
+
+  function setLabels(conversationId) {
+    const chat = state.chats.get(conversationId);
+    if (!chat) return;
+    const ids = [...$("labels-menu").querySelectorAll("input:checked")].map((box) => box.value);
+    // Shown at once; the service's chat.updated confirms (or corrects) it.
+    chat.labels = state.labels.filter((label) => ids.includes(label.id));
+    send({ type: "chat.labels", conversation_id: conversationId, label_ids: ids });
+    render();
+  }
+
   function renderInfo(chat) {
     const isVisitor = chat.kind === "visitor";
     $("crm-card").hidden = !isVisitor;
@@ -1113,11 +1197,14 @@
     }
     fact(facts, "With", (chat.participants || []).filter((p) => p.kind !== "visitor").map((p) => p.name).join(", "));
     $("chat-topics").replaceChildren(...topicChips(chat.topics));
+    if (isVisitor) {
+      renderIdentity(chat);
+      renderDetails(chat);
+      renderLabels(chat);
+    }
     const input = $("visitor-input");
     input.replaceChildren();
     for (const [name, value] of Object.entries(visitor.fields || {})) fact(input, name, String(value));
-    // Context passed by the page (internal chat: the signed-in user's details).
-    for (const [name, value] of Object.entries(visitor.context || {})) fact(input, name, String(value));
     if (!input.childNodes.length) input.append(el("dd", { class: "muted", text: "None" }));
     const history = (chat.history || []).map((h) => {
       const started = parseTime(h.started_at);
@@ -1205,6 +1292,10 @@
       onclick: () => { $("emoji-picker").hidden = true; insertAtCursor(emoji); },
     })));
     $("emoji-button").addEventListener("click", () => toggle("emoji-picker"));
+    $("labels-button").addEventListener("click", () => {
+      const chat = state.active ? state.chats.get(state.active) : null;
+      if (chat && toggle("labels-menu")) renderLabelMenu(chat);
+    });
     for (const button of document.querySelectorAll(".crm-buttons button")) {
       button.addEventListener("click", () => createRecord(button.dataset.kind, button));
     }

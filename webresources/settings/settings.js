@@ -1,4 +1,4 @@
-// CRM Chat settings web resource: hosting region, secret word, and the support check.
+// CRM Chat settings web resource: chat on/off, hosting region, secret word, and the support check.
 // Runs inside a model-driven app (Xrm from the host) or served by the CRM Chat service.
 // It signs in by the handshake (ARCHITECTURE.md flow 2): a row created through Xrm.WebApi
 // proves to the service who the user is. User-supplied text only ever goes in textContent.
@@ -68,6 +68,7 @@
       option.selected = r.code === settings.region;
       return option;
     }));
+    document.getElementById("chat-enabled").checked = settings.chat_enabled !== false;
     document.getElementById("word-state").textContent = settings.has_secret_word
       ? "A secret word is set." : "No secret word is set yet.";
   }
@@ -85,6 +86,20 @@
       } catch (error) {
         show(result, error.message, "bad");
       } finally { busy(regionForm, false); }
+    });
+
+    const chatForm = document.getElementById("chat-form");
+    chatForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const result = chatForm.querySelector(".result");
+      busy(chatForm, true);
+      try {
+        const enabled = chatForm.enabled.checked;
+        renderSettings(await call(base, "PUT", "/api/admin/settings/chat", { enabled }));
+        show(result, enabled ? "Chat is on." : "Chat is off everywhere.", "ok");
+      } catch (error) {
+        show(result, error.message, "bad");
+      } finally { busy(chatForm, false); }
     });
 
     const wordForm = document.getElementById("word-form");
@@ -136,6 +151,7 @@
       document.getElementById("check-card").hidden = false;
       try {
         renderSettings(await call(base, "GET", "/api/admin/settings"));
+        document.getElementById("chat-card").hidden = false;
         document.getElementById("region-card").hidden = false;
         document.getElementById("word-card").hidden = false;
       } catch (error) {

@@ -76,12 +76,14 @@
         String(pageInput.entityId).replace(/[{}]/g, "").toLowerCase();
     }
     const subarea = subareaFor(pageInput);
-    if (subarea) return subarea.id;
+    if (subarea && !pageInput.data) return subarea.id;
     if (pageInput.pageType === "entitylist" && pageInput.entityName) {
       return "list/" + pageInput.entityName;
     }
     if (pageInput.pageType === "webresource" && pageInput.webresourceName) {
-      return "webresource/" + String(pageInput.webresourceName).replace(/^[a-z0-9]+_\//i, "");
+      // The record id a model-driven app passes a web resource in its `data` parameter.
+      const data = pageInput.data ? "?data=" + encodeURIComponent(String(pageInput.data)) : "";
+      return "webresource/" + String(pageInput.webresourceName).replace(/^[a-z0-9]+_\//i, "") + data;
     }
     return null;
   }
@@ -288,9 +290,78 @@
       const listed = [...subareas.values()].find((s) => s.entity === entityName);
       back.href = listed ? "#" + listed.id : "#list/" + entityName;
       back.textContent = "Back to the list";
-      view.replaceChildren(heading(formatted(row, entity.name) || entityName), back, list);
+      view.replaceChildren(heading(formatted(row, entity.name) || entityName), back,
+        ...recordCommands(entityName, id), list);
+      related(entityName, id);
     } catch (error) {
       view.replaceChildren(heading(entityName), message("Could not load the record: " + error.message, "bad"));
+    }
+  }
+
+  // A widget opens in the widget designer, as a command on its form would open it.
+  function recordCommands(entityName, id) {
+    if (entityName !== "crmchat_widget") return [];
+    const design = document.createElement("button");
+    design.type = "button";
+    design.className = "command";
+    design.textContent = "Design";
+    design.addEventListener("click", () => window.Xrm.Navigation.navigateTo(
+      { pageType: "webresource", webresourceName: "crmchat_/designer/index.html", data: id }));
+    return [design];
+  }
+
+  // The related records a model-driven form shows in its subgrids: a topic's agents and
+  // widgets, an agent's topics and the widgets that share them (N:N, read-only here).
+  async function related(entityName, id) {
+    const api = window.Xrm.WebApi;
+    const lists = [];
+    try {
+      if (entityName === "crmchat_topic") {
+        const found = await api.retrieveMultipleRecords("crmchat_topic",
+          "?$select=crmchat_topicid&$filter=crmchat_topicid eq " + id +
+          "&$expand=crmchat_agent_topic($select=crmchat_name),crmchat_widget_topic($select=crmchat_name)");
+        const topic = found.entities[0] || {};
+        lists.push(["Agents", "crmchat_agent", topic.crmchat_agent_topic || []],
+          ["Widgets", "crmchat_widget", topic.crmchat_widget_topic || []]);
+      } else if (entityName === "crmchat_agent") {
+        const found = await api.retrieveMultipleRecords("crmchat_agent",
+          "?$select=crmchat_agentid&$filter=crmchat_agentid eq " + id +
+          "&$expand=crmchat_agent_topic($select=crmchat_topicid,crmchat_name)");
+        const topics = (found.entities[0] || {}).crmchat_agent_topic || [];
+        const widgets = new Map();
+        for (const topic of topics) {
+          const linked = await api.retrieveMultipleRecords("crmchat_topic",
+            "?$select=crmchat_topicid&$filter=crmchat_topicid eq " + topic.crmchat_topicid +
+            "&$expand=crmchat_widget_topic($select=crmchat_widgetid,crmchat_name)");
+          for (const w of (linked.entities[0] || {}).crmchat_widget_topic || []) widgets.set(w.crmchat_widgetid, w);
+        }
+        lists.push(["Topics", "crmchat_topic", topics], ["Widgets", "crmchat_widget", [...widgets.values()]]);
+      }
+    } catch (error) {
+      view.append(message("Could not load the related records: " + error.message, "bad"));
+      return;
+    }
+    for (const [title, entity, rows] of lists) {
+      const section = document.createElement("section");
+      section.className = "related";
+      section.dataset.related = entity;
+      const h = document.createElement("h2");
+      h.textContent = title;
+      const ul = document.createElement("ul");
+      const key = app.entities[entity].id;
+      const sorted = rows.slice().sort((a, b) =>
+        String(a.crmchat_name || "").localeCompare(String(b.crmchat_name || "")));
+      for (const r of sorted) {
+        const li = document.createElement("li");
+        const link = document.createElement("a");
+        link.href = "#record/" + entity + "/" + r[key];
+        link.textContent = r.crmchat_name || "(no name)";
+        li.append(link);
+        ul.append(li);
+      }
+      if (!rows.length) ul.append(message("None."));
+      section.append(h, ul);
+      view.append(section);
     }
   }
 
@@ -303,12 +374,12 @@
       return;
     }
     // Any web resource by name, as Xrm.Navigation.navigateTo opens one outside the sitemap.
-    const resource = /^webresource\/([A-Za-z0-9_\-./]+)$/.exec(hash);
+    const resource = /^webresource\/([A-Za-z0-9_\-./]+)(\?data=[A-Za-z0-9_\-{}%]+)?$/.exec(hash);
     if (resource && !resource[1].includes("..")) {
-      const url = "/webresources/" + resource[1];
+      const url = "/webresources/" + resource[1] + (resource[2] || "");
       const listed = [...subareas.values()].find((s) => s.url === url);
       markCurrent(listed ? listed.id : null);
-      showFrame(listed || { id: "webresource:" + resource[1], url, title: resource[1] });
+      showFrame(listed || { id: "webresource:" + resource[1] + (resource[2] || ""), url, title: resource[1] });
       return;
     }
     const list = /^list\/([a-z0-9_]+)$/.exec(hash);

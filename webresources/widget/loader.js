@@ -1,7 +1,8 @@
 // CRM Chat loader: the one script a site pastes into its pages (see README.md).
 // It reads its own tag, asks the service for the widget's published config and, when the
 // widget is enabled, loads widget.js from the same service. It stays tiny on purpose: a
-// site owner pays for every byte on every page view. Its only global is window.CRMChat.
+// site owner pays for every byte on every page view. Its globals are window.CRMChat and
+// the Dynamics 365 Omnichannel API, window.Microsoft.Omnichannel.LiveChatWidget.SDK.
 "use strict";
 (function (w, d) {
   var tag = d.currentScript ||
@@ -26,6 +27,41 @@
   ns.base = base;
   ns.tag = tag;
 
+  // The Omnichannel API. The providers live here, so a page may set them at any time;
+  // widget.js replaces the other methods (queued until then) and fires lcw:ready.
+  var m = w.Microsoft = w.Microsoft || {};
+  m = m.Omnichannel = m.Omnichannel || {};
+  m = m.LiveChatWidget = m.LiveChatWidget || {};
+  var sdk = m.SDK = {};
+  var providers = ns.providers = {};
+  ["Context", "AuthToken"].forEach(function (k) {
+    sdk["set" + k + "Provider"] = function (fn) {
+      if (typeof fn !== "function") throw new TypeError(k + " provider must be a function");
+      providers[k] = fn;
+      if (ns.onProvider) ns.onProvider(k);
+    };
+    sdk["get" + k + "Provider"] = function () { return providers[k] || null; };
+    sdk["remove" + k + "Provider"] = function () {
+      delete providers[k];
+      if (ns.onProvider) ns.onProvider(k);
+    };
+  });
+  ["startChat", "closeChat", "startProactiveChat", "getAgentAvailability"].forEach(function (k) {
+    sdk[k] = function () {
+      var args = [].slice.call(arguments);
+      return new Promise(function (done) { queue.push(["sdk:" + k, args, done]); });
+    };
+  });
+  // No widget after all: queued promises settle (availability: none), nothing else runs.
+  function fail(code, why) {
+    var none = { isAgentAvailable: false, positionInQueue: null };
+    sdk.getAgentAvailability = function () { return Promise.resolve(none); };
+    queue.splice(0).forEach(function (c) {
+      if (c[2]) c[2](c[0] === "sdk:getAgentAvailability" ? none : undefined);
+    });
+    if (code) w.dispatchEvent(new CustomEvent("lcw:error", { detail: { errorCode: code, errorDescription: why } }));
+  }
+
   fetch(base + "/api/widgets/" + encodeURIComponent(widgetId) + "/config", {
     credentials: "omit",
   }).then(function (r) {
@@ -35,11 +71,15 @@
     // A disabled widget shows nothing and opens no socket. An enabled one loads the widget
     // even while no agent is available: its socket is the visitor's presence, and the
     // launcher appears when an agent becomes available.
-    if (!config || !config.enabled) return;
+    if (!config || !config.enabled) return fail();
     ns.config = config;
     var s = d.createElement("script");
     s.src = base + "/widget/widget.js";
     s.async = true;
+    s.onerror = function () { fail(7, "The widget's script failed to load."); };
     (d.head || d.documentElement).appendChild(s);
-  }).catch(function (e) { if (w.console) console.warn(e.message || e); });
+  }).catch(function (e) {
+    if (w.console) console.warn(e.message || e);
+    fail(7, String(e.message || e));
+  });
 })(window, document);

@@ -11,6 +11,11 @@
 // missed. Messages are deduped and ordered by seq.
 //
 // Text from the server or the visitor only ever goes into the page through textContent.
+//
+// The Dynamics 365 Omnichannel live chat API (README.md, "Omnichannel"): loader.js keeps
+// the context and auth token providers and queues the other SDK calls; this file puts the
+// real methods in place, replays the queue and fires lcw:ready. The context is checked
+// here against Omnichannel's rules before a chat starts (the service checks it again).
 "use strict";
 (function (w, d) {
   const ns = w.CRMChat;
@@ -42,7 +47,24 @@
     rate: "How was this chat?", star: "{n} of 5 stars", thanks: "Thanks for your feedback!",
     newChat: "Start a new chat", unavailable: "No agent is available right now. Please try again later.",
     sending: "Sending…", notSent: "Not sent", unread: "{n} new",
+    login: "Please sign in to chat.", topic: "Topic", chooseTopic: "Choose a topic",
+    notStarted: "The chat could not start. Please try again later.",
+    badIdentity: "We could not verify who you are. Please sign in again.",
+    mismatch: "This chat's email does not match the account you are signed in with.",
+    message: "Message", ticketDone: "Thanks, we got your message. Your ticket number is {number}.",
+    closeInvite: "Close",
   }, design.texts || {});
+  const TICKET = design.ticket_fallback || {};
+  const PROACTIVE = design.proactive || {};
+  const ASK_FIELDS = design.ask_name_email !== false;
+  // The topics a visitor may pick (docs/protocol.md): with several, the pre-chat form asks.
+  const TOPICS = Array.isArray(cfg.topics) ? cfg.topics : [];
+  const DEFAULT_INVITE = "Hi! Have any questions? I'm here to help";
+  const TOKEN_WAIT_MS = 10000;
+  // Omnichannel's context rules (live-chat.md §2).
+  const MAX_CONTEXT_VARS = 100;
+  const MAX_CONTEXT_NAME_CHARS = 100;
+  const MAX_CONTEXT_VALUE_CHARS = 4000;
   const fmt = (s, v) => String(s).replace(/\{(\w+)\}/g,
     (m, k) => (Object.prototype.hasOwnProperty.call(v, k) ? v[k] : ""));
 
@@ -77,7 +99,8 @@
 
   function fresh() {
     return { token: null, cid: null, seq: 0, state: null, agent: null, by: null, rated: 0,
-      msgs: [], out: [], start: null, fields: {}, open: false, shown: true };
+      msgs: [], out: [], start: null, fields: {}, open: false, shown: true,
+      timedOut: false, ticketReq: null, ticket: null };
   }
   let S = Object.assign(fresh(), { shown: false }, store("sessionStorage", KEY) || {});
   const save = () => store("sessionStorage", KEY, S);
@@ -165,24 +188,69 @@
   ];
   const AUTOCOMPLETE = { firstname: "given-name", lastname: "family-name", email: "email",
     name: "name", fullname: "name", phone: "tel", mobilephone: "tel", telephone1: "tel" };
-  const pre = el("form", { class: "pre", tid: "prechat", onsubmit: startChat });
-  fields.forEach((f, i) => {
-    const id = "crmchat-f" + i;
-    const type = ["text", "email", "tel", "textarea"].includes(f.type) ? f.type : "text";
-    const input = el(type === "textarea" ? "textarea" : "input", {
-      id, name: f.name, type: type === "textarea" ? null : type, required: !!f.required,
-      maxlength: 500, tid: "field-" + f.name, rows: type === "textarea" ? 3 : null,
-      autocomplete: AUTOCOMPLETE[f.type === "email" ? "email" : f.name] || null,
-    });
-    if (S.fields[f.name]) input.value = S.fields[f.name];
-    const inside = design.label_position === "inside";
+  const inside = design.label_position === "inside";
+  function fieldBox(id, f, input) {
     if (inside) input.placeholder = (f.label || f.name) + (f.required ? " *" : "");
-    pre.append(el("div", { class: "field" },
+    return el("div", { class: "field" },
       el("label", { for: id, class: inside ? "sr" : null }, f.label || f.name,
         f.required ? el("span", { class: "req", "aria-hidden": "true", text: " *" }) : null),
-      input));
-  });
+      input);
+  }
+  // The design's input fields, in a form; `prefix` keeps the ids of two forms apart.
+  function addFields(form, prefix) {
+    fields.forEach((f, i) => {
+      const id = prefix + i;
+      const type = ["text", "email", "tel", "textarea"].includes(f.type) ? f.type : "text";
+      const input = el(type === "textarea" ? "textarea" : "input", {
+        id, name: f.name, type: type === "textarea" ? null : type, required: !!f.required,
+        maxlength: 500, tid: (prefix === "crmchat-f" ? "" : "ticket-") + "field-" + f.name,
+        rows: type === "textarea" ? 3 : null,
+        autocomplete: AUTOCOMPLETE[f.type === "email" ? "email" : f.name] || null,
+      });
+      if (S.fields[f.name]) input.value = S.fields[f.name];
+      form.append(fieldBox(id, f, input));
+    });
+  }
+  function readFields(form) {
+    const values = {};
+    form.querySelectorAll(".field input[name],.field textarea[name]").forEach((i) => {
+      const v = i.value.trim();
+      if (v && !i.disabled) values[i.name] = v;
+    });
+    return values;
+  }
+  const pre = el("form", { class: "pre", tid: "prechat", onsubmit: (e) => { e.preventDefault(); startChat(); } });
+  const loginBox = el("p", { class: "error", tid: "login-required", role: "alert", text: T.login, hidden: true });
+  // With ask_name_email off the form is a single Start button (and the topic, if asked).
+  if (ASK_FIELDS) addFields(pre, "crmchat-f");
+  const topicSelect = TOPICS.length > 1 ? el("select", { id: "crmchat-topic", name: "topic_id",
+    required: true, tid: "topic" }, el("option", { value: "", text: T.chooseTopic })) : null;
+  if (topicSelect) {
+    TOPICS.forEach((t) => topicSelect.append(el("option", { value: t.id, text: t.name })));
+    if (S.topic) topicSelect.value = S.topic;
+    pre.append(fieldBox("crmchat-topic", { label: T.topic, required: true }, topicSelect));
+  }
   pre.append(preError, startBtn);
+
+  // leave a message (ticket fallback), and its answer
+  const ticketError = el("p", { class: "error", role: "alert", hidden: true });
+  const ticketMsg = el("textarea", { id: "crmchat-tm", rows: 4, maxlength: 4000,
+    required: true, tid: "ticket-message" });
+  const ticketBtn = el("button", { class: "primary", type: "submit", tid: "ticket-submit",
+    text: TICKET.button || "Send message" });
+  const ticketForm = el("form", { class: "pre", tid: "ticket-form", hidden: true,
+    onsubmit: (e) => { e.preventDefault(); createTicket(); } });
+  // Built the first time it shows: most pages never need it.
+  function buildTicket() {
+    if (ticketForm.firstChild) return;
+    ticketForm.append(el("h3", { text: TICKET.title || "Leave us a message" }),
+      el("p", { class: "ticketnote", text: TICKET.text || "" }));
+    addFields(ticketForm, "crmchat-t");
+    ticketForm.append(fieldBox("crmchat-tm", { label: T.message, required: true }, ticketMsg),
+      ticketError, ticketBtn);
+    if (me && me.verified) fillFromIdentity();
+  }
+  const ticketDone = el("p", { class: "done", tid: "ticket-done", role: "status", hidden: true });
 
   // conversation
   const log = el("ol", { class: "log", role: "log", "aria-live": "polite", tid: "messages",
@@ -219,12 +287,17 @@
     "aria-labelledby": "crmchat-confirm-msg", tid: "confirm", hidden: true },
   el("div", { class: "card" }, confirmMsg, el("div", { class: "row" }, noBtn, yesBtn)));
 
-  const body = el("div", { class: "body" }, pre, log, typingEl, endBox);
+  const body = el("div", { class: "body" }, loginBox, pre, ticketForm, ticketDone, log, typingEl, endBox);
   const panel = el("section", { class: "panel", id: panelId, role: "dialog", tid: "panel",
     "aria-labelledby": "crmchat-title", hidden: true }, header, body, picker, composer, confirmBox);
+  // the proactive invitation: a bubble by the launcher
+  const inviteText = el("button", { class: "invmsg", type: "button", onclick: () => acceptInvite() });
+  const invite = el("div", { class: "invite", tid: "proactive", role: "status", hidden: true },
+    inviteText, el("button", { class: "invx", type: "button", "aria-label": T.closeInvite,
+      title: T.closeInvite, text: "×", onclick: () => dismissInvite() }));
   const ui = el("div", { class: "w" + (design.position === "bottom-left" ? " left" : "") +
     (design.corners === "square" ? " sq" : "") + " lp-" + (design.label_position || "above") },
-  panel, launcher);
+  panel, invite, launcher);
 
   const host = el("crmchat-widget", { tid: "root" });
   const root = host.attachShadow({ mode: "open" });
@@ -257,19 +330,51 @@
   // ---- view state ----
   let available = !!(PREVIEW || cfg.available);
   let apiHidden = false; // the site called CRMChat.hide()
-  let designHidden = design.initial_state === "hidden"; // until CRMChat.show() or open()
-  let delayed = !PREVIEW && !S.shown && design.delay_secs > 0; // design.delay_secs, once per session
+  // Until CRMChat.show() or open(), or SDK.startChat(): design.initial_state "hidden", or
+  // the Omnichannel tag's data-hide-chat-button="true" (the page has its own button).
+  let designHidden = design.initial_state === "hidden" ||
+    !!(ns.tag && ns.tag.getAttribute("data-hide-chat-button") === "true");
+  let delayed = !PREVIEW && !S.shown && design.delay_ms > 0; // design.delay_ms, once per session
   let unread = 0;
   let notice = null;
+  let identity = null; // the page's auth token (setAuthTokenProvider), sent in hello
+  let me = null; // hello.ok's identity: {verified, source, name, email}
+  let inviteDue = false; // design.proactive's delay has passed
+  let inviteMsg = null; // the invitation on show
+  let invitePrechat = true;
 
   const inChat = () => !!(S.token || S.start);
-  const view = () => (S.state === "ended" ? "ended" : inChat() ? "chat" : "pre");
+  // require_login: a page with a token is given the benefit of the doubt until hello.ok.
+  const loginNeeded = () => !PREVIEW && !!design.require_login && !(me && me.verified) &&
+    !(identity && !helloDone);
+  function view() {
+    if (S.ticket) return "done";
+    if (TICKET.enabled && S.timedOut && S.state !== "active") return "ticket";
+    if (S.state === "ended") return "ended";
+    if (inChat()) return "chat";
+    if (loginNeeded()) return "login";
+    return TICKET.enabled && !available ? "ticket" : "pre";
+  }
 
   function render() {
     const v = view();
-    const visible = !apiHidden && (inChat() || S.state === "ended" ||
-      (!delayed && !designHidden && (available || S.open)));
+    const visible = !apiHidden && (inChat() || S.state === "ended" || !!S.ticket ||
+      (!delayed && !designHidden && (available || TICKET.enabled || S.open)));
     ui.hidden = !visible;
+    const canInvite = visible && !S.open && v === "pre" && available;
+    if (inviteDue && canInvite) {
+      inviteDue = false;
+      inviteMsg = PROACTIVE.message || DEFAULT_INVITE;
+      store("sessionStorage", KEY + ":invited", 1);
+    }
+    invite.hidden = !(inviteMsg && canInvite);
+    inviteText.textContent = inviteMsg || "";
+    loginBox.hidden = v !== "login";
+    if (v === "ticket") buildTicket();
+    ticketForm.hidden = v !== "ticket";
+    ticketBtn.disabled = !!S.ticketReq;
+    ticketDone.hidden = v !== "done";
+    ticketDone.textContent = fmt(T.ticketDone, { number: S.ticket || "" });
     panel.hidden = !S.open;
     ui.classList.toggle("open", S.open);
     launcher.setAttribute("aria-expanded", String(S.open));
@@ -278,13 +383,13 @@
     badge.hidden = !unread || S.open;
     badge.textContent = unread > 9 ? "9+" : String(unread);
     pre.hidden = v !== "pre";
-    log.hidden = v === "pre";
+    log.hidden = v !== "chat" && v !== "ended";
     composer.hidden = v !== "chat";
     if (v !== "chat") showPicker(false);
-    endBtn.hidden = v !== "chat";
+    endBtn.hidden = !(v === "chat" || (v === "ticket" && S.token && S.state !== "ended"));
     endBox.hidden = v !== "ended";
     if (v !== "chat") typingEl.hidden = true;
-    startBtn.disabled = !available || !!S.start;
+    startBtn.disabled = !available || !!S.start || starting;
     const problem = notice || (available ? "" : T.unavailable);
     preError.hidden = !problem;
     preError.textContent = problem;
@@ -293,7 +398,7 @@
 
   let avatarKey = "";
   function renderHeader(v) {
-    const agent = S.agent && v !== "pre" ? S.agent : null;
+    const agent = S.agent && (v === "chat" || v === "ended") ? S.agent : null;
     titleEl.textContent = agent ? agent.name || design.title || "" : design.title || "Chat with us";
     avatar.hidden = !agent || design.show_agent_image === false;
     const key = avatar.hidden ? "" : agent.name + "|" + agent.image;
@@ -314,7 +419,13 @@
   }
 
   function setOpen(open, keepFocus) {
-    if (!open && S.state === "ended") S = Object.assign(fresh(), { fields: S.fields });
+    if (open) { inviteMsg = null; inviteDue = false; }
+    if (!!open !== S.open) fire(open ? "onMaximize" : "onMinimize");
+    if (!open && (S.state === "ended" || (S.ticket && !inChat()))) {
+      S = Object.assign(fresh(), { fields: S.fields });
+      renderTranscript();
+      fire("onClose");
+    }
     S.open = !!open;
     if (open) unread = 0;
     save();
@@ -328,8 +439,9 @@
   }
   function focusView() {
     const v = view();
-    const target = v === "pre" ? pre.querySelector("input,textarea,button")
-      : v === "chat" ? input : endBox.querySelector("button,a");
+    const target = v === "pre" ? pre.querySelector("input,select,textarea,button")
+      : v === "ticket" ? ticketForm.querySelector("input,textarea,button")
+        : v === "chat" ? input : v === "ended" ? endBox.querySelector("button,a") : null;
     if (target) target.focus();
   }
 
@@ -377,7 +489,8 @@
     tidyNames(li);
   }
   function addMessage(m) {
-    if (!m || typeof m.seq !== "number" || (m.conversation_id && S.cid && m.conversation_id !== S.cid)) return;
+    // (a message of a chat closeChat() forgot has a conversation_id that is no longer S.cid)
+    if (!m || typeof m.seq !== "number" || (m.conversation_id && m.conversation_id !== S.cid)) return;
     if (S.msgs.some((x) => x.seq === m.seq)) return;
     const kept = { seq: m.seq, client_id: m.client_id, sender: m.sender, text: m.text, sent_at: m.sent_at };
     S.msgs.push(kept);
@@ -385,6 +498,7 @@
     if (S.msgs.length > MAX_KEPT_MESSAGES) S.msgs.splice(0, S.msgs.length - MAX_KEPT_MESSAGES);
     S.seq = Math.max(S.seq, m.seq);
     const kind = m.sender && m.sender.kind;
+    const mine = kind === "visitor" && S.out.some((o) => o.client_id === m.client_id);
     let li = null;
     if (kind === "visitor" && m.client_id) {
       S.out = S.out.filter((o) => o.client_id !== m.client_id);
@@ -403,6 +517,9 @@
     if (kind !== "visitor" && !S.open) unread++;
     save();
     scrollDown(kind === "visitor");
+    if (kind !== "visitor" || mine) {
+      fire(mine ? "onMessageSent" : "onMessageReceived", Object.assign({ conversation_id: S.cid }, kept));
+    }
   }
   function scrollDown(force) {
     const near = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
@@ -443,6 +560,7 @@
       arm(PONG_WITHIN_MS);
       const hello = { type: "hello", widget_id: WIDGET_ID, visitor_id: VISITOR_ID, page: page() };
       if (S.token) hello.resume = { token: S.token, since_seq: S.seq };
+      if (identity) hello.identity = { token: identity };
       sock.send(JSON.stringify(hello));
     };
     sock.onmessage = (e) => {
@@ -459,6 +577,16 @@
       render();
       retry();
     };
+  }
+  // A new identity is said in hello only: drop the socket and say hello again.
+  function reconnect() {
+    const old = ws;
+    ws = null;
+    helloDone = false;
+    clearTimeout(deadTimer);
+    try { if (old) old.close(); } catch (e) { /* already gone */ }
+    backoff = 0;
+    connect();
   }
   function retry() {
     clearTimeout(retryTimer);
@@ -498,12 +626,13 @@
 
   function flush() {
     if (!online()) return;
+    if (S.ticketReq) send(Object.assign({ type: "ticket.create" }, S.ticketReq));
     if (S.token && S.endPending) {
       send({ type: "chat.end" });
       return;
     }
     if (!S.token) {
-      if (S.start) send({ type: "chat.start", client_id: S.start.client_id, fields: S.start.fields });
+      if (S.start) send(Object.assign({ type: "chat.start" }, S.start));
       return;
     }
     if (S.state === "ended") return;
@@ -534,6 +663,8 @@
         helloDone = true;
         backoff = 0;
         available = !!f.available;
+        me = f.identity || null;
+        if (me && me.verified) fillFromIdentity();
         if (f.chat) {
           applyChat(f.chat);
           if (S.state === "ended") renderEnd();
@@ -551,6 +682,7 @@
         break;
       case "chat.started":
         if (S.token && S.cid === f.conversation_id) break;
+        if (dropStarted) { dropStarted = false; send({ type: "chat.end" }); break; }
         S.token = f.token;
         S.cid = f.conversation_id;
         S.start = null;
@@ -559,10 +691,12 @@
         else S.state = S.state === "active" ? "active" : "waiting";
         save();
         flush();
+        fire("startChat", { conversation_id: f.conversation_id });
         break;
       case "chat.accepted":
         // The service also posts a "… joined the chat." system message.
         S.state = "active";
+        S.timedOut = false;
         if (f.agent) S.agent = f.agent;
         save();
         break;
@@ -573,6 +707,8 @@
         if (S.state === "active" || S.state === "waiting") showTyping(f.on, f.name);
         break;
       case "chat.ended":
+        // A chat closeChat() already forgot.
+        if (f.conversation_id && f.conversation_id !== S.cid && !S.start) break;
         S.endPending = false;
         if (S.state === "ended") { save(); break; }
         S.state = "ended";
@@ -581,6 +717,27 @@
         dropOutbox();
         save();
         renderEnd();
+        fire("closeChat", { conversation_id: S.cid, by: S.by });
+        break;
+      case "chat.timeout":
+        // Nobody accepted in time (design.ticket_fallback): the service ended the chat;
+        // offer to leave a message, with what the visitor wrote so far.
+        if (f.conversation_id && f.conversation_id !== S.cid) break;
+        S.timedOut = true;
+        fillTicket();
+        S.state = "ended";
+        dropOutbox();
+        save();
+        fire("closeChat", { conversation_id: S.cid, by: "timeout" });
+        break;
+      case "ticket.created":
+        if (!S.ticketReq) break;
+        S.ticketReq = null;
+        S.ticket = String(f.ticket_number || "");
+        ticketMsg.value = "";
+        // A chat nobody accepted is over once the visitor left a message instead.
+        if (S.token && S.state !== "ended") send({ type: "chat.end" });
+        save();
         break;
       case "chat.rated":
         S.rated = f.rating;
@@ -600,6 +757,23 @@
   }
 
   function onError(f) {
+    if (f.code === "invalid_identity") {
+      // The page's token was refused: stay anonymous, and say so (lcw:error 4).
+      identity = null;
+      me = null;
+      notice = T.badIdentity;
+      lcwError(4, f.message || "The identity token is not valid.");
+      if (f.ref === "hello" && !helloDone) reconnect();
+      return;
+    }
+    if (S.ticketReq && (f.ref === S.ticketReq.client_id || f.ref === "ticket.create")) {
+      if (f.code === "rate_limited") { setTimeout(flush, Math.max(250, f.retry_after_ms || 1000)); return; }
+      S.ticketReq = null;
+      ticketError.textContent = f.message || T.notStarted;
+      ticketError.hidden = false;
+      save();
+      return;
+    }
     const out = S.out.find((o) => o.client_id === f.ref);
     if (out) {
       if (f.code === "rate_limited") { setTimeout(flush, Math.max(250, f.retry_after_ms || 1000)); return; }
@@ -614,7 +788,12 @@
     if (S.start && (f.ref === "chat.start" || f.ref === S.start.client_id)) {
       if (f.code === "rate_limited") { setTimeout(flush, Math.max(250, f.retry_after_ms || 1000)); return; }
       S.start = null;
-      notice = f.code === "unavailable" ? T.unavailable : f.message || T.unavailable;
+      notice = f.code === "unavailable" ? T.unavailable : f.code === "login_required" ? T.login
+        : f.code === "identity_mismatch" ? T.mismatch : f.message || T.notStarted;
+      if (f.code === "login_required") lcwError(3, f.message || "Sign-in is required to chat.");
+      if (f.code === "identity_mismatch" || f.code === "invalid_context") {
+        lcwError(1, f.message || "The chat's context was refused.");
+      }
       save();
       return;
     }
@@ -636,22 +815,197 @@
   }
 
   // ---- actions ----
-  function startChat(e) {
-    e.preventDefault();
-    if (!pre.reportValidity() || S.start || !available) return;
-    const values = {};
-    fields.forEach((f, i) => {
-      const v = pre.querySelector("#crmchat-f" + i).value.trim();
-      if (v) values[f.name] = v;
-    });
+  let starting = false; // reading the context and the token before chat.start
+  let pendingContext; // startChat({customContext}) waiting for the pre-chat form
+  let booted = false; // lcw:ready has fired
+  let dropStarted = false; // closeChat() came before chat.started: end that chat at once
+  const topicId = () => (topicSelect ? topicSelect.value : TOPICS.length ? TOPICS[0].id : "");
+  // The pre-chat form's Start button.
+  function startChat() {
+    if (!pre.reportValidity()) return;
+    begin(ASK_FIELDS ? readFields(pre) : {}, topicId(), pendingContext);
+  }
+  // Start a chat once the context (customContext, else the page's context provider) passes
+  // Omnichannel's rules and the auth token provider, if any, gave a token.
+  async function begin(values, topic, custom) {
+    if (S.start || starting || !available || loginNeeded()) return;
+    starting = true;
     notice = null;
-    S = Object.assign(fresh(), { fields: values, open: true,
-      start: { client_id: randomId(16), fields: values } });
+    render();
+    let context = null;
+    try {
+      const provider = (ns.providers || {}).Context;
+      context = checkContext(custom !== undefined ? custom : provider ? await provider() : null);
+    } catch (err) {
+      return refuse(1, "The context provider failed or gave an invalid context: " + ((err && err.message) || err));
+    }
+    if ((ns.providers || {}).AuthToken) {
+      const token = await fetchToken();
+      if (!token) return refuse(0);
+      useToken(token);
+    }
+    starting = false;
+    pendingContext = undefined;
+    const start = { client_id: randomId(16), fields: values };
+    if (topic) start.topic_id = topic;
+    if (context) start.context = context;
+    S = Object.assign(fresh(), { fields: ASK_FIELDS ? values : S.fields, topic, open: true, start });
     renderTranscript();
     save();
     flush();
     render();
     input.focus();
+  }
+  function refuse(code, why) {
+    starting = false;
+    if (code) lcwError(code, why);
+    notice = T.notStarted;
+    render();
+  }
+  // Omnichannel's context rules; throws saying which rule a variable breaks.
+  function checkContext(raw) {
+    if (raw == null) return null;
+    if (typeof raw !== "object" || Array.isArray(raw)) throw new Error("the context must be an object");
+    const names = Object.keys(raw);
+    if (names.length > MAX_CONTEXT_VARS) throw new Error("more than " + MAX_CONTEXT_VARS + " variables");
+    const out = {};
+    for (const name of names) {
+      const given = raw[name];
+      const wrapped = given !== null && typeof given === "object";
+      const v = wrapped ? given.value : given;
+      if (!name || name.length > MAX_CONTEXT_NAME_CHARS) throw new Error("a name must be 1 to " + MAX_CONTEXT_NAME_CHARS + " characters");
+      const shown = wrapped ? given.isDisplayable : true;
+      if (typeof shown !== "boolean" && shown !== undefined) throw new Error(name + ": isDisplayable must be true or false");
+      if (!["string", "number", "boolean"].includes(typeof v) || v !== v || v === Infinity || v === -Infinity) {
+        throw new Error(name + ": a value must be a string, a number or a boolean");
+      }
+      if (String(v).length > MAX_CONTEXT_VALUE_CHARS) throw new Error(name + ": longer than " + MAX_CONTEXT_VALUE_CHARS + " characters");
+      // A plain value, or one without isDisplayable, is shown to the agent (as the service reads it).
+      out[name] = wrapped ? { value: v, isDisplayable: shown !== false } : v;
+    }
+    return names.length ? out : null;
+  }
+  // The page's auth token provider: fn(callback) calls callback(token) (a returned token or
+  // promise is taken too). Resolves null after lcw:error 2 (failed) or 3 (no token).
+  function fetchToken() {
+    const provider = (ns.providers || {}).AuthToken;
+    return new Promise((resolve) => {
+      let done = !provider;
+      const finish = (token, code, why) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (code) lcwError(code, why);
+        resolve(code ? null : token);
+      };
+      const timer = setTimeout(() => finish(null, 2, "The auth token provider did not answer."), TOKEN_WAIT_MS);
+      const got = (token) => (typeof token === "string" && token
+        ? finish(token) : finish(null, 3, "The auth token provider gave no token."));
+      const failed = (err) => finish(null, 2, "The auth token provider failed: " + ((err && err.message) || err));
+      if (!provider) return resolve(null);
+      try {
+        const r = provider(got);
+        if (r && typeof r.then === "function") r.then(got, failed);
+        else if (typeof r === "string") got(r);
+      } catch (err) { failed(err); }
+    });
+  }
+  function useToken(token) {
+    if (token === identity) return;
+    identity = token;
+    me = null;
+    if (!PREVIEW) reconnect();
+  }
+  // setAuthTokenProvider / removeAuthTokenProvider after the widget started.
+  function providerChanged(kind) {
+    if (kind !== "AuthToken" || !booted) return; // before lcw:ready ends, mount reads it
+    if ((ns.providers || {}).AuthToken) fetchToken().then((t) => { if (t) useToken(t); render(); });
+    else if (identity) { useToken(null); render(); }
+  }
+  function fillFromIdentity() {
+    const parts = String(me.name || "").trim().split(/\s+/);
+    const known = { email: me.email, firstname: parts[0], lastname: parts.slice(1).join(" "),
+      name: me.name, fullname: me.name };
+    root.querySelectorAll(".field input[name]").forEach((i) => {
+      const v = known[i.type === "email" ? "email" : i.name];
+      if (v && !i.value) i.value = v;
+    });
+  }
+  // The ticket form after a chat nobody accepted: the visitor's fields and messages so far.
+  function fillTicket() {
+    buildTicket();
+    ticketForm.querySelectorAll(".field input[name]").forEach((i) => {
+      if (!i.value && S.fields[i.name]) i.value = S.fields[i.name];
+    });
+    if (!ticketMsg.value) {
+      ticketMsg.value = S.msgs.concat(S.out).filter((m) => !m.sender || m.sender.kind === "visitor")
+        .map((m) => m.text).join("\n").slice(0, 4000);
+    }
+  }
+  function createTicket() {
+    if (S.ticketReq || !ticketForm.reportValidity()) return;
+    ticketError.hidden = true;
+    S.ticketReq = { client_id: randomId(16), fields: readFields(ticketForm),
+      message: ticketMsg.value.trim() };
+    save();
+    flush();
+    render();
+  }
+  function acceptInvite() {
+    inviteMsg = null;
+    if (invitePrechat) setOpen(true);
+    else sdkStartChat();
+  }
+  function dismissInvite() {
+    inviteMsg = null;
+    render();
+    launcher.focus();
+  }
+
+  // ---- the Omnichannel SDK (window.Microsoft.Omnichannel.LiveChatWidget.SDK) ----
+  function fire(name, detail) {
+    if (!PREVIEW) w.dispatchEvent(new CustomEvent("lcw:" + name, { detail: detail || {} }));
+  }
+  function lcwError(errorCode, errorDescription) {
+    fire("error", { errorCode, errorDescription });
+  }
+  // Reopens the chat in progress; else opens the pre-chat form, or starts at once when
+  // there is nothing to ask.
+  function sdkStartChat(options) {
+    const custom = options && options.customContext;
+    designHidden = delayed = false;
+    if (S.state === "ended" || (S.ticket && !inChat())) newChat();
+    if (inChat() || !available || loginNeeded() || (ASK_FIELDS && fields.length) || topicSelect) {
+      pendingContext = custom;
+      setOpen(true);
+      return;
+    }
+    setOpen(true, true);
+    begin({}, topicId(), custom);
+  }
+  // Ends the chat and forgets it (Omnichannel clears its cache for the chat too).
+  function sdkCloseChat() {
+    const live = inChat() && S.state !== "ended";
+    if (S.token && live) send({ type: "chat.end" });
+    else if (S.start) dropStarted = true;
+    const cid = S.cid;
+    S = Object.assign(fresh(), { fields: S.fields });
+    save();
+    renderTranscript();
+    render();
+    if (live) fire("closeChat", { conversation_id: cid, by: "visitor" });
+    fire("onClose");
+  }
+  function availability() {
+    return { isAgentAvailable: available, isQueueAvailable: available, positionInQueue: null,
+      queueId: null, averageWaitTime: null, nexttransitiontime: null,
+      StartTimeOfNextOperatingHour: null, EndTimeOfNextOperatingHour: null };
+  }
+  function sdkProactive(notification, showPrechat) {
+    inviteMsg = (notification && notification.message) || DEFAULT_INVITE;
+    invitePrechat = showPrechat !== false;
+    designHidden = delayed = false;
+    render();
   }
   function sendText() {
     const text = input.value.trim();
@@ -776,7 +1130,7 @@
     else setOpen(false);
   });
 
-  // The first time in a session the widget shows (after design.delay_secs), the design's
+  // The first time in a session the widget shows (after design.delay_ms), the design's
   // initial_state applies: "open" opens the panel, without taking focus from the page.
   function reveal() {
     delayed = false;
@@ -809,15 +1163,44 @@
     renderTranscript();
     if (S.state === "ended") renderEnd();
     render();
-    if (!PREVIEW) connect();
-    setTimeout(reveal, delayed ? design.delay_secs * 1000 : 0);
+    setTimeout(reveal, delayed ? design.delay_ms : 0);
+    if (!PREVIEW && PROACTIVE.enabled && !store("sessionStorage", KEY + ":invited")) {
+      setTimeout(() => { inviteDue = true; render(); }, (PROACTIVE.delay_secs || 0) * 1000);
+    }
     ns.close = () => setOpen(false);
     ns.toggle = () => setOpen(!S.open);
     ns.show = () => { apiHidden = designHidden = delayed = false; render(); };
     ns.open = () => { ns.show(); setOpen(true); };
     ns.hide = () => { apiHidden = true; render(); };
-    (ns.q || []).splice(0).forEach((c) => ns[c[0]] && ns[c[0]].apply(ns, c[1]));
+    const sdk = PREVIEW ? {} : omnichannelSdk();
+    Object.assign(sdk, {
+      startChat: sdkStartChat,
+      closeChat: sdkCloseChat,
+      getAgentAvailability: () => Promise.resolve(availability()),
+      startProactiveChat: sdkProactive,
+    });
+    ns.onProvider = providerChanged;
+    (ns.q || []).splice(0).forEach((c) => {
+      const sdkCall = c[0].startsWith("sdk:") && c[0].slice(4);
+      const fn = sdkCall ? sdk[sdkCall] : ns[c[0]];
+      const result = fn ? fn.apply(sdkCall ? sdk : ns, c[1]) : undefined;
+      if (c[2]) c[2](result);
+    });
     w.dispatchEvent(new CustomEvent("crmchat:ready", { detail: { widget_id: WIDGET_ID } }));
+    fire("ready");
+    booted = true;
+    if (PREVIEW) return;
+    // Connect after lcw:ready, whose listeners usually set the providers: a token provider's
+    // token then goes in the first hello instead of a second connection.
+    if ((ns.providers || {}).AuthToken) fetchToken().then((t) => { if (t && !identity) identity = t; connect(); });
+    else connect();
+  }
+  // The SDK object loader.js made (with the provider methods).
+  function omnichannelSdk() {
+    let o = w.Microsoft = w.Microsoft || {};
+    o = o.Omnichannel = o.Omnichannel || {};
+    o = o.LiveChatWidget = o.LiveChatWidget || {};
+    return (o.SDK = o.SDK || {});
   }
   if (d.body) mount();
   else d.addEventListener("DOMContentLoaded", mount);
@@ -830,7 +1213,7 @@
 font:15px/1.4 var(--f);color:var(--tx);text-align:left;-webkit-font-smoothing:antialiased}
 .w[hidden],[hidden]{display:none!important}
 *,*::before,*::after{box-sizing:border-box}
-button,input,textarea{font:inherit;color:inherit}
+button,input,select,textarea{font:inherit;color:inherit}
 button{cursor:pointer}
 :focus-visible{outline:2px solid var(--p);outline-offset:2px}
 svg{width:24px;height:24px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}
@@ -866,12 +1249,22 @@ background:rgba(255,255,255,.25);font-weight:600}
 .field{display:flex;flex-direction:column;gap:5px}
 label{font-size:13px;font-weight:600;color:var(--tx)}
 .req{color:#c50f1f}
-.field input,.field textarea{width:100%;padding:10px 12px;border:1px solid var(--ln);border-radius:10px;background:var(--bg);resize:vertical}
+.field input,.field textarea,.field select{width:100%;padding:10px 12px;border:1px solid var(--ln);border-radius:10px;background:var(--bg);resize:vertical}
 .field input:focus,.field textarea:focus{border-color:var(--p);outline:0;box-shadow:0 0 0 3px color-mix(in srgb,var(--p) 20%,transparent)}
 .primary,.secondary{border-radius:10px;padding:11px 16px;font-weight:600;border:1px solid var(--p)}
 .primary{background:var(--p);color:var(--pt)}
 .secondary{background:transparent;color:var(--p)}
 .primary:disabled{opacity:.5;cursor:default}
+.pre h3{margin:0;font-size:17px}
+.ticketnote{margin:0;color:var(--mu);font-size:14px}
+.done{margin:0;padding:24px 18px;font-weight:600;text-align:center}
+.body>.error{margin:14px 18px 0}
+.invite{position:fixed;z-index:2147483000;right:20px;bottom:92px;max-width:300px;display:flex;align-items:flex-start;gap:4px;
+padding:12px 8px 12px 16px;border-radius:16px 16px 4px 16px;background:var(--bg);color:var(--tx);box-shadow:0 8px 30px rgba(0,0,0,.22);animation:up .18s ease-out}
+.left .invite{right:auto;left:20px;border-radius:16px 16px 16px 4px}
+.invmsg{flex:1;border:0;background:transparent;text-align:left;padding:0;font-weight:600}
+.invx{flex:none;border:0;background:transparent;color:var(--mu);font-size:20px;line-height:1;padding:0 6px;border-radius:6px}
+.invx:hover{background:var(--soft)}
 .error{margin:0;padding:10px 12px;border-radius:10px;background:#fdf3f4;color:#a4262c;font-size:14px}
 .log{flex:1;min-height:0;margin:0;padding:16px 14px 8px;list-style:none;overflow-y:auto;display:flex;flex-direction:column;gap:2px}
 .msg{display:flex;flex-direction:column;align-items:flex-start;max-width:82%;margin-top:10px}
@@ -919,7 +1312,7 @@ label{font-size:13px;font-weight:600;color:var(--tx)}
 .lp-left .field{flex-direction:row;align-items:center;gap:10px}
 .lp-left .field label{flex:0 0 34%}
 .sq .panel{border-radius:4px}
-.sq .bubble,.sq .field input,.sq .field textarea,.sq .composer textarea,.sq .primary,.sq .secondary,.sq .card,.sq .error{border-radius:3px}
+.sq .invite,.sq .bubble,.sq .field input,.sq .field textarea,.sq .composer textarea,.sq .primary,.sq .secondary,.sq .card,.sq .error{border-radius:3px}
 @media (max-width:480px){
 .panel{inset:0;width:auto;height:auto;border-radius:0}
 .left .panel{left:0}

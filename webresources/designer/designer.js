@@ -1,0 +1,514 @@
+// CRM Chat widget designer: edits one widget's design, name, switch and topics, with a live
+// preview of the real widget (widget.js in preview mode, in an iframe). Opened from a widget
+// record: the record id comes in the `data` (Xrm.Navigation.navigateTo) or `id` (a form's
+// web resource) query parameter. Signs in by the handshake (../common/signin.js) and saves
+// through PUT /api/admin/widgets/<id>. Typed text only ever goes into textContent or value.
+"use strict";
+
+(function () {
+  const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+  const HEX = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i;
+  const FONTS = ["Segoe UI", "Arial", "Calibri", "Cambria", "Candara", "Consolas", "Constantia",
+    "Corbel", "Courier New", "Georgia", "Tahoma", "Times New Roman", "Trebuchet MS", "Verdana"];
+  const COLOR_LABELS = {
+    primary: "Header and buttons", primary_text: "Text on header and buttons",
+    background: "Background", text: "Text", visitor_bubble: "Visitor's bubbles",
+    visitor_text: "Visitor's text", agent_bubble: "Agent's bubbles", agent_text: "Agent's text",
+  };
+  // Options this page lays out by hand; any other option design.py has is drawn generically.
+  const HANDLED = new Set(["title", "fields", "display_name_template", "start_button",
+    "send_button", "show_agent_image", "emoji", "confirm_end", "rating", "end", "colors",
+    "font", "label_position", "corners", "position", "initial_state", "delay_ms", "texts"]);
+  const LABELS = {
+    require_login: "Require login (only identified visitors may chat)",
+    ask_name_email: "Ask for name and email before the chat starts",
+    proactive: "Proactive chat invitation",
+    ticket_fallback: "Leave a message when nobody answers (ticket fallback)",
+    enabled: "On", accept_timeout_secs: "Wait for an agent (seconds)",
+    delay_ms: "Delay (milliseconds)", delay_secs: "Delay (seconds)", message: "Message",
+    title: "Title", text: "Text",
+    button: "Button",
+  };
+  const PREVIEW_DEBOUNCE_MS = 150;
+
+  const $ = (id) => document.getElementById(id);
+  const form = $("design-form");
+  const result = $("result");
+  const frame = $("preview");
+  let session = null;
+  let widget = null; // the widget as the API answered it, with the edits applied
+  let screen = "pre";
+  let previewTimer = 0;
+  let inputSeq = 0;
+
+  function recordId() {
+    const params = new URLSearchParams(location.search);
+    for (const name of ["data", "id"]) {
+      const value = (params.get(name) || "").replace(/[{}]/g, "").trim().toLowerCase();
+      if (GUID.test(value)) return value;
+    }
+    return null;
+  }
+
+  function show(el, text, tone) {
+    el.textContent = text;
+    el.classList.remove("ok", "bad");
+    if (tone) el.classList.add(tone);
+  }
+
+  function el(tag, props, ...kids) {
+    const node = document.createElement(tag);
+    for (const key in props || {}) {
+      const value = props[key];
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "text") node.textContent = value;
+      else if (key === "class") node.className = value;
+      else if (key === "value") node.value = value;
+      else if (key === "checked") node.checked = !!value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const kid of kids) if (kid != null) node.append(kid);
+    return node;
+  }
+
+  const humanize = (key) => LABELS[key] || (key.charAt(0).toUpperCase() + key.slice(1)).replace(/_/g, " ");
+
+  // ----- reading and writing the design by path ("colors.primary") ----------------------
+
+  function get(path) {
+    return path.split(".").reduce((at, key) => (at == null ? undefined : at[key]), widget.design);
+  }
+  function set(path, value) {
+    const keys = path.split(".");
+    const last = keys.pop();
+    let at = widget.design;
+    for (const key of keys) at = at[key];
+    at[last] = value;
+    changed();
+  }
+  const inputId = (path) => "d-" + path.replace(/[^a-z0-9_]/gi, "-");
+
+  function changed() {
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(renderPreview, PREVIEW_DEBOUNCE_MS);
+  }
+
+  // ----- form controls --------------------------------------------------------------------
+
+  function row(path, label, control, extraClass) {
+    control.id = control.id || inputId(path);
+    control.dataset.path = path;
+    const lab = el("label", { for: control.id, text: label });
+    return extraClass === "check"
+      ? el("div", { class: "row check" }, control, lab)
+      : el("div", { class: "row" }, lab, control);
+  }
+
+  function text(path, label, opts) {
+    const o = opts || {};
+    const input = el(o.multiline ? "textarea" : "input", {
+      type: o.multiline ? null : (o.type || "text"), value: get(path) == null ? "" : get(path),
+      maxlength: o.max, rows: o.multiline ? 2 : null, placeholder: o.placeholder,
+      oninput: (e) => set(path, o.nullWhenEmpty && !e.target.value ? null : e.target.value),
+    });
+    return row(path, label, input);
+  }
+
+  function number(path, label, min, max) {
+    const input = el("input", {
+      type: "number", min, max, step: 1, value: String(get(path)),
+      oninput: (e) => set(path, e.target.value === "" ? 0 : Number(e.target.value)),
+    });
+    return row(path, label, input);
+  }
+
+  function check(path, label) {
+    const input = el("input", {
+      type: "checkbox", checked: get(path), onchange: (e) => set(path, e.target.checked),
+    });
+    return row(path, label, input, "check");
+  }
+
+  function select(path, label, options, onchange) {
+    const input = el("select", {
+      onchange: (e) => { set(path, e.target.value); if (onchange) onchange(); },
+    }, ...options.map(([value, name]) => el("option", { value, text: name })));
+    input.value = get(path);
+    return row(path, label, input);
+  }
+
+  function color(path, label) {
+    const sixDigits = (v) => (v.length === 4 ? "#" + [...v.slice(1)].map((c) => c + c).join("") : v);
+    const picker = el("input", { type: "color", value: sixDigits(get(path)), "aria-label": label + " (picker)" });
+    const hex = el("input", {
+      type: "text", value: get(path), maxlength: 7, spellcheck: "false", autocomplete: "off",
+      pattern: "#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})",
+    });
+    const problem = el("p", { class: "problem", hidden: true, text: "Use #rgb or #rrggbb, e.g. #0f6cbd." });
+    hex.addEventListener("input", () => {
+      const ok = HEX.test(hex.value.trim());
+      hex.setAttribute("aria-invalid", String(!ok));
+      problem.hidden = ok;
+      if (ok) {
+        picker.value = sixDigits(hex.value.trim().toLowerCase());
+        set(path, hex.value.trim().toLowerCase());
+      }
+    });
+    picker.addEventListener("input", () => {
+      hex.value = picker.value;
+      hex.setAttribute("aria-invalid", "false");
+      problem.hidden = true;
+      set(path, picker.value);
+    });
+    hex.id = inputId(path);
+    hex.dataset.path = path;
+    return el("div", { class: "row" }, el("label", { for: hex.id, text: label }),
+      el("span", { class: "color" }, picker, hex), problem);
+  }
+
+  function group(title, ...kids) {
+    return el("fieldset", null, el("legend", { text: title }), ...kids);
+  }
+
+  // ----- the sections ---------------------------------------------------------------------
+
+  function widgetSection() {
+    return group("Widget",
+      row("widget.name", "Name (internal only)", el("input", {
+        type: "text", value: widget.name, maxlength: 100, required: true,
+        oninput: (e) => { widget.name = e.target.value; },
+      })),
+      row("widget.enabled", "Enabled (shown on sites)", el("input", {
+        type: "checkbox", checked: widget.enabled,
+        onchange: (e) => { widget.enabled = e.target.checked; },
+      }), "check"));
+  }
+
+  function displaySection() {
+    return group("Chat display",
+      text("title", "Title", { max: 100 }),
+      templateRow(),
+      text("start_button", "Start button text", { max: 40 }),
+      text("send_button", "Send button text", { max: 40 }),
+      select("font", "Font", FONTS.map((f) => [f, f])),
+      select("label_position", "Label position",
+        [["above", "Above the input"], ["left", "Left of the input"], ["inside", "Inside the input"]]),
+      select("corners", "Corners", [["rounded", "Rounded"], ["square", "Square"]]),
+      select("position", "Position on the page", [["bottom-right", "Bottom right"], ["bottom-left", "Bottom left"]]),
+      check("show_agent_image", "Show the agent's picture"),
+      fieldsEditor());
+  }
+
+  function templateRow() {
+    const wrap = text("display_name_template", "Visitor's display name", { max: 200 });
+    const input = wrap.querySelector("input");
+    const inserts = el("div", { class: "inserts", id: "template-inserts" });
+    const fill = () => inserts.replaceChildren(el("span", { class: "hint", text: "Insert:" }),
+      ...widget.design.fields.filter((f) => f.name).map((f) => el("button", {
+        type: "button", class: "small", text: f.label || f.name,
+        title: "Insert {" + f.name + "}",
+        onclick: () => {
+          const at = input.selectionStart == null ? input.value.length : input.selectionStart;
+          input.setRangeText("{" + f.name + "}", at, input.selectionEnd == null ? at : input.selectionEnd, "end");
+          input.dispatchEvent(new Event("input"));
+          input.focus();
+        },
+      })));
+    fill();
+    templateRefresh = fill;
+    wrap.append(inserts);
+    return wrap;
+  }
+  let templateRefresh = () => {};
+
+  function fieldsEditor() {
+    const body = el("tbody");
+    const table = el("table", { class: "fields-table" },
+      el("thead", null, el("tr", null, ...["Key", "Label", "Type", "Required", ""].map(
+        (h) => el("th", { scope: "col", text: h })))), body);
+    const add = el("button", { type: "button", class: "small", text: "Add field", id: "add-field" });
+    function draw() {
+      const fields = widget.design.fields;
+      body.replaceChildren(...fields.map((field, index) => {
+        const update = (key, value) => { field[key] = value; templateRefresh(); changed(); };
+        const n = ++inputSeq;
+        return el("tr", { "data-field": index },
+          el("td", null, el("input", {
+            type: "text", value: field.name, maxlength: 32, "aria-label": "Key of field " + (index + 1),
+            pattern: "[a-z][a-z0-9_]{0,31}", id: "field-name-" + n,
+            oninput: (e) => update("name", e.target.value.trim()),
+          })),
+          el("td", null, el("input", {
+            type: "text", value: field.label, maxlength: 100, "aria-label": "Label of field " + (index + 1),
+            oninput: (e) => update("label", e.target.value),
+          })),
+          el("td", null, (() => {
+            const s = el("select", { "aria-label": "Type of field " + (index + 1),
+              onchange: (e) => update("type", e.target.value) },
+            ...[["text", "Text"], ["email", "Email"], ["tel", "Phone"], ["textarea", "Long text"]]
+              .map(([v, t]) => el("option", { value: v, text: t })));
+            s.value = field.type;
+            return s;
+          })()),
+          el("td", null, el("input", {
+            type: "checkbox", checked: field.required, "aria-label": "Field " + (index + 1) + " required",
+            onchange: (e) => update("required", e.target.checked),
+          })),
+          el("td", null, el("button", {
+            type: "button", class: "small", text: "Remove", "aria-label": "Remove field " + (index + 1),
+            onclick: () => { fields.splice(index, 1); draw(); templateRefresh(); changed(); },
+          })));
+      }));
+      add.disabled = fields.length >= 20;
+    }
+    add.addEventListener("click", () => {
+      const names = new Set(widget.design.fields.map((f) => f.name));
+      let n = widget.design.fields.length + 1;
+      while (names.has("field" + n)) n += 1;
+      widget.design.fields.push({ name: "field" + n, label: "Field " + n, type: "text", required: false });
+      draw();
+      templateRefresh();
+      changed();
+    });
+    draw();
+    return el("fieldset", { id: "input-fields" }, el("legend", { text: "Input fields (pre-chat form)" }),
+      el("p", { class: "hint", text: "The key is what agents and the CRM see; lower case letters, digits and _." }),
+      table, el("div", null, add));
+  }
+
+  function endSection() {
+    const textPart = el("div", { class: "editor" },
+      text("end.title", "Title", { max: 100 }),
+      text("end.text", "Text", { max: 1000, multiline: true }),
+      text("end.note", "Note (optional third line)", { max: 1000, multiline: true }));
+    const linkPart = el("div", { class: "editor" },
+      text("end.link", "Link (https://…)", { type: "url", max: 2000, nullWhenEmpty: true,
+        placeholder: "https://www.example.com/thanks" }));
+    const toggle = () => {
+      textPart.hidden = get("end.type") !== "text";
+      linkPart.hidden = get("end.type") !== "link";
+    };
+    const kind = select("end.type", "Type", [["text", "Text"], ["link", "Link"]], toggle);
+    toggle();
+    return group("End chat", kind, textPart, linkPart);
+  }
+
+  function colorsSection() {
+    return group("Colours", ...Object.keys(widget.design.colors).map(
+      (key) => color("colors." + key, COLOR_LABELS[key] || humanize(key))));
+  }
+
+  function confirmSection() {
+    return group("Confirm box (before a chat ends)",
+      text("confirm_end.message", "Message", { max: 200 }),
+      text("confirm_end.yes", "Yes button", { max: 40 }),
+      text("confirm_end.no", "No button", { max: 40 }));
+  }
+
+  function buttonsSection() {
+    return group("Buttons visitors see and may use",
+      check("emoji", "Emoji button"),
+      check("rating", "Rating stars after the chat"));
+  }
+
+  function animationSection() {
+    return group("Animation",
+      select("initial_state", "When a page opens",
+        [["open", "Open"], ["minimized", "Minimized"], ["hidden", "Hidden (until the site calls CRMChat.show())"]]),
+      number("delay_ms", "Delay before it appears (milliseconds)", 0, 3600000));
+  }
+
+  function topicsSection() {
+    const note = el("p", { class: "hint", id: "topics-note" });
+    const chosen = new Set(widget.topic_ids);
+    const refresh = () => {
+      const n = chosen.size;
+      note.textContent = n === 0
+        ? "With no topic, no agent answers this widget: chat is not offered."
+        : n > 1 ? "Best practice is one topic per widget; visitors pick among several." : "Best practice: one topic.";
+      note.className = n === 1 ? "hint" : "hint warn";
+    };
+    const boxes = widget.all_topics.map((topic) => {
+      const id = "topic-" + topic.id;
+      const box = el("input", { type: "checkbox", id, checked: chosen.has(topic.id), onchange: (e) => {
+        if (e.target.checked) chosen.add(topic.id); else chosen.delete(topic.id);
+        widget.topic_ids = [...chosen];
+        refresh();
+      } });
+      const swatch = el("span", { class: "swatch" });
+      if (HEX.test(topic.color)) swatch.style.background = topic.color;
+      return el("div", { class: "row check" }, box, el("label", { for: id }, swatch, topic.name));
+    });
+    refresh();
+    return group("Topics", el("div", { class: "topics" }, ...boxes), note);
+  }
+
+  // Options the designer was not written for (e.g. chat options added later): booleans,
+  // numbers and texts, nested one level, drawn from the design itself.
+  function genericControls(prefix, value) {
+    const out = [];
+    // The API's JSON has sorted keys: an option group's on/off switch goes first.
+    const keys = Object.keys(value).sort((a, b) => (b === "enabled") - (a === "enabled"));
+    for (const key of keys) {
+      const path = prefix ? prefix + "." + key : key;
+      if (!prefix && HANDLED.has(key)) continue;
+      const v = value[key];
+      const label = humanize(key);
+      if (typeof v === "boolean") out.push(check(path, label));
+      else if (typeof v === "number") out.push(number(path, /_secs$/.test(key) && !LABELS[key] ? label + " (seconds)" : label, 0, null));
+      else if (typeof v === "string") out.push(text(path, label, { multiline: v.length > 60 }));
+      else if (v && typeof v === "object" && !Array.isArray(v) && !prefix) {
+        out.push(el("fieldset", null, el("legend", { text: label }), ...genericControls(path, v)));
+      }
+    }
+    return out;
+  }
+
+  function render() {
+    const extra = genericControls("", widget.design);
+    const sections = [widgetSection(), displaySection(), endSection(), colorsSection(),
+      confirmSection(), buttonsSection(), animationSection(), topicsSection()];
+    if (extra.length) sections.push(group("Chat options", ...extra));
+    form.replaceChildren(...sections);
+    $("widget-name").textContent = widget.name;
+    $("script").value = widget.script;
+    renderPreview();
+  }
+
+  // ----- preview: the real widget.js in preview mode ------------------------------------
+
+  function renderPreview() {
+    if (!widget) return;
+    const mode = screen === "pre" ? true : screen === "confirm" ? "chat" : screen;
+    // A fresh document each time: widget.js starts once per page.
+    frame.onload = () => {
+      const win = frame.contentWindow;
+      const doc = frame.contentDocument;
+      win.CRMChat = {
+        preview: mode, base: session.base, widgetId: widget.id,
+        config: { widget_id: widget.id, enabled: true, available: true,
+          design: JSON.parse(JSON.stringify(widget.design)), socket_url: "ws://preview.invalid/" },
+      };
+      if (screen === "confirm") {
+        win.addEventListener("crmchat:ready", () => {
+          const host = doc.querySelector("crmchat-widget");
+          const end = host && host.shadowRoot &&
+            host.shadowRoot.querySelector('[data-testid="crmchat-end-chat"]');
+          if (end) end.click();
+        });
+      }
+      const script = doc.createElement("script");
+      script.src = session.base + "/widget/widget.js";
+      doc.head.append(script);
+      frame.dataset.screen = screen;
+    };
+    frame.srcdoc = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"></head><body></body></html>";
+  }
+
+  for (const tab of document.querySelectorAll(".screens [role=tab]")) {
+    tab.addEventListener("click", () => {
+      screen = tab.dataset.screen;
+      for (const other of document.querySelectorAll(".screens [role=tab]")) {
+        other.setAttribute("aria-selected", String(other === tab));
+      }
+      renderPreview();
+    });
+  }
+
+  // ----- saving and the script ------------------------------------------------------------
+
+  function markProblems(fields) {
+    for (const node of form.querySelectorAll("[aria-invalid=true]")) node.setAttribute("aria-invalid", "false");
+    let first = null;
+    for (const problem of fields || []) {
+      const path = String(problem.field || "").replace(/^design\./, "");
+      const node = form.querySelector('[data-path="' + CSS.escape(path) + '"]');
+      if (node) {
+        node.setAttribute("aria-invalid", "true");
+        first = first || node;
+      }
+    }
+    if (first) first.focus();
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const bad = form.querySelector("[aria-invalid=true]");
+    if (bad) {
+      show(result, "Fix the marked value first.", "bad");
+      bad.focus();
+      return;
+    }
+    $("save").disabled = true;
+    show(result, "Saving…");
+    try {
+      const saved = await session.call("PUT", "/api/admin/widgets/" + widget.id, {
+        name: widget.name, enabled: widget.enabled, design: widget.design, topic_ids: widget.topic_ids,
+      });
+      widget = saved;
+      render();
+      show(result, "Saved. Sites that carry the script show the new design on their next page load.", "ok");
+    } catch (error) {
+      markProblems(error.fields);
+      show(result, "Not saved: " + error.message, "bad");
+    } finally {
+      $("save").disabled = false;
+    }
+  });
+
+  $("script-button").addEventListener("click", () => {
+    $("script-card").hidden = false;
+    $("script").value = widget.script;
+    $("script").select();
+  });
+
+  $("copy-script").addEventListener("click", async () => {
+    const box = $("script");
+    try {
+      await navigator.clipboard.writeText(box.value);
+    } catch (error) {
+      box.select();
+      document.execCommand("copy");
+    }
+    show($("copy-result"), "Copied.", "ok");
+  });
+
+  // ----- start ----------------------------------------------------------------------------
+
+  async function pickWidget() {
+    const widgets = await session.call("GET", "/api/admin/widgets");
+    $("widget-list").replaceChildren(...widgets.map((w) => el("li", null, el("a", {
+      href: "?data=" + encodeURIComponent(w.id), text: w.name + (w.enabled ? "" : " (off)"),
+    }))));
+    $("picker").hidden = false;
+  }
+
+  async function start() {
+    const status = $("signin");
+    try {
+      session = await window.CRMChatSignIn.signIn();
+    } catch (error) {
+      status.textContent = error.status === 0 ? error.message : "Could not sign in: " + error.message;
+      return;
+    }
+    status.textContent = "Signed in as " + session.user.name + ".";
+    const id = recordId();
+    try {
+      if (!id) {
+        await pickWidget();
+        return;
+      }
+      widget = await session.call("GET", "/api/admin/widgets/" + id);
+      if (widget.design_error) show(result, "The stored design was broken; showing defaults. " + widget.design_error, "bad");
+      $("actions").hidden = false;
+      $("workspace").hidden = false;
+      render();
+    } catch (error) {
+      show(result, error.status === 403 ? "Only CRM Chat administrators may design widgets."
+        : "Could not open the widget: " + error.message, "bad");
+    }
+  }
+
+  start();
+}());
