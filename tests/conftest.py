@@ -7,20 +7,28 @@
   port); yields the Web API root, e.g. `http://127.0.0.1:50123/api/data/v9.2`.
 - `admin_token`: a bearer token for the administrator (`admin@crmchat.local`).
 - `token_for`: `token_for(user_id)` -> a bearer token for any system user id.
+- `make_handshake`: `make_handshake(client, app, user_id)` -> the `{"handshake_id",
+  "nonce"}` of a handshake row the user created in a `create_app` app's Dataverse.
+- `handshake_headers`: `handshake_headers(client, app, user_id)` -> bearer headers for
+  the service API, from such a handshake redeemed at `/api/auth/handshake`.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
 from connector.dataverse_local import (
     ADMIN_USER_ID,
     DataverseApp,
     create_dataverse_app,
     issue_token,
+    open_store,
     start_in_thread,
 )
 from connector.solution.model import Schema
@@ -63,3 +71,44 @@ def token_for(dataverse_app: DataverseApp) -> Callable[[str], str]:
 def admin_token(token_for: Callable[[str], str]) -> str:
     """A bearer token for the seeded administrator (System Administrator role)."""
     return token_for(ADMIN_USER_ID)
+
+
+Handshake = Callable[[FlaskClient, Flask, str], dict[str, str]]
+
+
+def _make_handshake(client: FlaskClient, app: Flask, user_id: str) -> dict[str, str]:
+    # What the browser does: create the row with the user's own token, exactly as
+    # `Xrm.WebApi.createRecord` does inside a model-driven app.
+    store = open_store(app.extensions["crmchat.settings"].embedded_db, load_schema())
+    try:
+        token = issue_token(store.signing_secret, user_id=user_id)
+    finally:
+        store.close()
+    nonce = secrets.token_urlsafe(24)
+    created = client.post(
+        "/api/data/v9.2/crmchat_handshakes",
+        json={"crmchat_name": nonce},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert created.status_code == 204, created.get_data(as_text=True)
+    handshake_id = created.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
+    return {"handshake_id": handshake_id, "nonce": nonce}
+
+
+def _handshake_headers(client: FlaskClient, app: Flask, user_id: str) -> dict[str, str]:
+    body = _make_handshake(client, app, user_id)
+    answer = client.post("/api/auth/handshake", json=body)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return {"Authorization": f"Bearer {answer.get_json()['token']}"}
+
+
+@pytest.fixture
+def make_handshake() -> Handshake:
+    """`make_handshake(client, app, user_id)`: a handshake row created as that user."""
+    return _make_handshake
+
+
+@pytest.fixture
+def handshake_headers() -> Handshake:
+    """`handshake_headers(client, app, user_id)`: service API headers via a handshake."""
+    return _handshake_headers

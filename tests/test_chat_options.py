@@ -4,7 +4,7 @@ nobody accepting (ticket fallback), and labels."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from chat_fakes import (
     FakeDirectory,
     FakeOutbox,
 )
+from flask import Flask
+from flask.testing import FlaskClient
 from test_chat_engine import World
 from test_sockets import Server
 
@@ -352,8 +354,10 @@ def test_socket_start_with_a_topic_and_context_then_labels(server: Server) -> No
     assert [x["name"] for x in cid.expect("chat.updated")["chat"]["labels"]] == ["VIP"]
 
 
-def test_an_admin_switches_chat_off_and_every_widgets_config_says_so(tmp_path: Path) -> None:
-    from test_identity import _handshake, _user
+def test_an_admin_switches_chat_off_and_every_widgets_config_says_so(
+    tmp_path: Path, handshake_headers: Callable[[FlaskClient, Flask, str], dict[str, str]]
+) -> None:
+    from test_identity import _user
 
     from connector.app import create_app, stop_app
     from connector.crm import tables
@@ -374,8 +378,7 @@ def test_an_admin_switches_chat_off_and_every_widgets_config_says_so(tmp_path: P
         )
         assert client.get(f"/api/widgets/{widget}/config").get_json()["enabled"] is True
         admin = _user(app, "CRM Chat Administrator", email="ada@contoso.test")
-        signed = client.post("/api/auth/handshake", json=_handshake(client, app, admin))
-        headers = {"Authorization": f"Bearer {signed.get_json()['token']}"}
+        headers = handshake_headers(client, app, admin)
         bad = client.put("/api/admin/settings/chat", json={"enabled": "no"}, headers=headers)
         assert bad.status_code == 400
         off = client.put("/api/admin/settings/chat", json={"enabled": False}, headers=headers)

@@ -7,7 +7,6 @@ demo records (Sales and Support widgets, one topic each).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from connector.app import create_app, stop_app
+from connector.dataverse_local import ADMIN_USER_ID
 from connector.demo import (
     SALES_TOPIC_ID,
     SALES_WIDGET_ID,
@@ -28,6 +28,7 @@ from connector.demo import (
 
 Headers = dict[str, str]
 SignIn = Callable[[str], Headers]
+Handshake = Callable[[FlaskClient, Flask, str], Headers]  # the conftest fixtures
 WIDGET = f"/api/admin/widgets/{SALES_WIDGET_ID}"
 
 
@@ -52,35 +53,11 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def sign_in(client: FlaskClient, app: Flask) -> SignIn:
+def sign_in(client: FlaskClient, app: Flask, handshake_headers: Handshake) -> SignIn:
     """`sign_in("admin")` or `sign_in("agent")`: bearer headers for the service API."""
-    from connector.dataverse_local import find_user, issue_token, open_store
-    from connector.solution.reader import load_schema
-
-    def run(who: str) -> Headers:
-        settings = app.extensions["crmchat.settings"]
-        store = open_store(settings.embedded_db, load_schema())
-        try:
-            user_id = find_user(store, "admin") if who == "admin" else SAM_USER_ID
-            assert user_id
-            token = issue_token(store.signing_secret, user_id=user_id)
-        finally:
-            store.close()
-        nonce = secrets.token_urlsafe(24)
-        created = client.post(
-            "/api/data/v9.2/crmchat_handshakes",
-            json={"crmchat_name": nonce},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        assert created.status_code == 204, created.get_data(as_text=True)
-        handshake_id = created.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
-        answer = client.post(
-            "/api/auth/handshake", json={"handshake_id": handshake_id, "nonce": nonce}
-        )
-        assert answer.status_code == 200, answer.get_data(as_text=True)
-        return {"Authorization": f"Bearer {answer.get_json()['token']}"}
-
-    return run
+    return lambda who: handshake_headers(
+        client, app, ADMIN_USER_ID if who == "admin" else SAM_USER_ID
+    )
 
 
 def _config(client: FlaskClient, widget_id: str = SALES_WIDGET_ID) -> dict[str, Any]:

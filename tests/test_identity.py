@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from connector.chat.tokens import ChatTokens, InvalidIdentity
 from connector.crm.design import WidgetDesign
 
 NOW = 1_900_000_000.0
+Handshake = Callable[[FlaskClient, Flask, str], dict[str, str]]  # the conftest fixture
 SITE_SECRET = "site-secret-0123456789abcdef"
 
 
@@ -260,30 +260,12 @@ def _user(app: Flask, role: str | None, *, email: str) -> str:
         store.close()
 
 
-def _handshake(client: FlaskClient, app: Flask, user_id: str) -> dict[str, str]:
-    from connector.dataverse_local import issue_token, open_store
-    from connector.solution.reader import load_schema
-
-    store = open_store(app.extensions["crmchat.settings"].embedded_db, load_schema())
-    try:
-        token = issue_token(store.signing_secret, user_id=user_id)
-    finally:
-        store.close()
-    nonce = secrets.token_urlsafe(24)
-    created = client.post(
-        "/api/data/v9.2/crmchat_handshakes",
-        json={"crmchat_name": nonce},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert created.status_code == 204, created.get_data(as_text=True)
-    handshake_id = created.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
-    return {"handshake_id": handshake_id, "nonce": nonce}
-
-
-def test_a_crm_app_user_gets_a_token_naming_them_from_the_systemuser_record(app: Flask) -> None:
+def test_a_crm_app_user_gets_a_token_naming_them_from_the_systemuser_record(
+    app: Flask, make_handshake: Handshake
+) -> None:
     client = app.test_client()
     user_id = _user(app, "CRM Chat App User", email="una@contoso.test")
-    answer = client.post("/api/internal/identity", json=_handshake(client, app, user_id))
+    answer = client.post("/api/internal/identity", json=make_handshake(client, app, user_id))
     assert answer.status_code == 200, answer.get_data(as_text=True)
     body = answer.get_json()
     assert body["user"] == {"id": user_id, "name": "Una User", "email": "una@contoso.test"}
@@ -297,16 +279,18 @@ def test_a_crm_app_user_gets_a_token_naming_them_from_the_systemuser_record(app:
     )
 
 
-def test_internal_identity_needs_a_fresh_handshake_of_its_own(app: Flask) -> None:
+def test_internal_identity_needs_a_fresh_handshake_of_its_own(
+    app: Flask, make_handshake: Handshake
+) -> None:
     client = app.test_client()
     made_up = {"handshake_id": "6f1c3a52-6c2a-4d0e-9a0e-3c6a3b1d2e71", "nonce": "n" * 24}
     assert client.post("/api/internal/identity", json=made_up).status_code == 401
     user_id = _user(app, "CRM Chat Agent", email="sam@contoso.test")
-    handshake = _handshake(client, app, user_id)
+    handshake = make_handshake(client, app, user_id)
     assert client.post("/api/internal/identity", json=handshake).status_code == 200
     # A handshake is redeemed once; a page cannot replay it.
     assert client.post("/api/internal/identity", json=handshake).status_code == 401
-    wrong = dict(_handshake(client, app, user_id), nonce="x" * 24)
+    wrong = dict(make_handshake(client, app, user_id), nonce="x" * 24)
     assert client.post("/api/internal/identity", json=wrong).status_code == 401
 
 

@@ -21,6 +21,7 @@ from connector.crm import secret_word
 from connector.crm.handshake import HandshakeRefused, redeem_handshake
 
 SignIn = Callable[[str], dict[str, str]]
+Handshake = Callable[[FlaskClient, Flask, str], dict[str, str]]  # the conftest fixtures
 
 
 @pytest.fixture
@@ -45,62 +46,29 @@ def users(app: Flask) -> dict[str, str]:
     settings = app.extensions["crmchat.settings"]
     store = open_store(settings.embedded_db, schema)
     try:
-        ids = {
-            "admin": find_user(store, "admin") or "",
-            "crmadmin": add_user(
+        ids = {"admin": find_user(store, "admin") or ""}
+        for nick, (email, first, last, role_name) in {
+            "crmadmin": ("ada@contoso.test", "Ada", "Admin", "CRM Chat Administrator"),
+            "agent": ("sam@contoso.test", "Sam", "Support", "CRM Chat Agent"),
+            "appuser": ("una@contoso.test", "Una", "User", "CRM Chat App User"),
+        }.items():
+            ids[nick] = add_user(
                 store,
-                domain_name="ada@contoso.test",
-                first_name="Ada",
-                last_name="Admin",
-                role_ids=[role["CRM Chat Administrator"]],
-            ),
-            "agent": add_user(
-                store,
-                domain_name="sam@contoso.test",
-                first_name="Sam",
-                last_name="Support",
-                role_ids=[role["CRM Chat Agent"]],
-            ),
-            "appuser": add_user(
-                store,
-                domain_name="una@contoso.test",
-                first_name="Una",
-                last_name="User",
-                role_ids=[role["CRM Chat App User"]],
-            ),
-        }
+                domain_name=email,
+                first_name=first,
+                last_name=last,
+                role_ids=[role[role_name]],
+            )
     finally:
         store.close()
     return ids
 
 
-def _as_user(client: FlaskClient, app: Flask, user_id: str) -> dict[str, str]:
-    """What the browser does: create the handshake row as the user, then redeem it."""
-    from connector.dataverse_local import issue_token, open_store
-    from connector.solution.reader import load_schema
-
-    settings = app.extensions["crmchat.settings"]
-    store = open_store(settings.embedded_db, load_schema())
-    try:
-        token = issue_token(store.signing_secret, user_id=user_id)
-    finally:
-        store.close()
-    nonce = secrets.token_urlsafe(24)
-    created = client.post(
-        "/api/data/v9.2/crmchat_handshakes",
-        json={"crmchat_name": nonce},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert created.status_code == 204, created.get_data(as_text=True)
-    handshake_id = created.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
-    answer = client.post("/api/auth/handshake", json={"handshake_id": handshake_id, "nonce": nonce})
-    assert answer.status_code == 200, answer.get_data(as_text=True)
-    return {"Authorization": f"Bearer {answer.get_json()['token']}"}
-
-
 @pytest.fixture
-def sign_in(client: FlaskClient, app: Flask, users: dict[str, str]) -> SignIn:
-    return lambda who: _as_user(client, app, users[who])
+def sign_in(
+    client: FlaskClient, app: Flask, users: dict[str, str], handshake_headers: Handshake
+) -> SignIn:
+    return lambda who: handshake_headers(client, app, users[who])
 
 
 def test_an_admin_picks_the_region_and_it_is_stored_in_dataverse(
@@ -242,24 +210,14 @@ def test_a_handshake_can_be_redeemed_only_once_and_only_with_its_nonce(
 
 
 def test_an_old_handshake_is_refused(
-    app: Flask, client: FlaskClient, users: dict[str, str]
+    app: Flask, client: FlaskClient, users: dict[str, str], make_handshake: Handshake
 ) -> None:
-    from connector.dataverse_local import issue_token, open_store
-    from connector.solution.reader import load_schema
-
-    store = open_store(app.extensions["crmchat.settings"].embedded_db, load_schema())
-    token = issue_token(store.signing_secret, user_id=users["agent"])
-    store.close()
-    nonce = secrets.token_urlsafe(24)
-    made = client.post(
-        "/api/data/v9.2/crmchat_handshakes",
-        json={"crmchat_name": nonce},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    row = made.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
+    made = make_handshake(client, app, users["agent"])
     later = datetime.now(UTC) + timedelta(minutes=5)
     with pytest.raises(HandshakeRefused, match="old"):
-        redeem_handshake(app.extensions["crmchat.dataverse"], row, nonce, now=later)
+        redeem_handshake(
+            app.extensions["crmchat.dataverse"], made["handshake_id"], made["nonce"], now=later
+        )
 
 
 @pytest.mark.parametrize(

@@ -169,14 +169,7 @@ class AgentActions(EngineCore):
             conversation.accepted_at = self._clock()
             conversation.owner_agent_id = profile.agent_id
             conversation.participants.append(Participant("agent", profile.agent_id, profile.name))
-            message = self._append(
-                conversation,
-                kind=SenderKind.SYSTEM,
-                sender_id="",
-                sender_name="",
-                text=f"{profile.name} joined the chat.",
-                changed=True,
-            )
+            message = self._append_system(conversation, f"{profile.name} joined the chat.")
             me = agent_channel(profile.agent_id)
             self.hub.publish(
                 events.event(events.CHAT_ACCEPTED, chat=self._chat(conversation)), {me}
@@ -185,15 +178,20 @@ class AgentActions(EngineCore):
             self.hub.publish(
                 events.event(events.CHAT_WITHDRAWN, conversation_id=conversation_id), others
             )
-            self.hub.publish(
-                events.event(
-                    events.CHAT_ACCEPTED,
-                    conversation_id=conversation_id,
-                    agent=self._visitor_agent(conversation),
-                ),
-                {chat_channel(conversation_id)},
-            )
+            self._publish_visitor_agent(conversation)
             self._publish_message(conversation, message)
+
+    def _publish_visitor_agent(self, conversation: Conversation) -> None:
+        """Tell the visitor's side which agent now answers the chat (lock held)."""
+        conversation_id = conversation.conversation_id
+        self.hub.publish(
+            events.event(
+                events.CHAT_ACCEPTED,
+                conversation_id=conversation_id,
+                agent=self._visitor_agent(conversation),
+            ),
+            {chat_channel(conversation_id)},
+        )
 
     def do_agent_send(
         self, session: AgentSession, *, conversation_id: str, client_id: str, text: str
@@ -265,14 +263,7 @@ class AgentActions(EngineCore):
             conversation = self._agent_conversation(profile.agent_id, conversation_id)
             target = self._target_agent(conversation, agent_id)
             conversation.participants.append(Participant("agent", target.agent_id, target.name))
-            message = self._append(
-                conversation,
-                kind=SenderKind.SYSTEM,
-                sender_id="",
-                sender_name="",
-                text=f"{target.name} joined the chat.",
-                changed=True,
-            )
+            message = self._append_system(conversation, f"{target.name} joined the chat.")
             target_channel = agent_channel(target.agent_id)
             self.hub.publish(
                 events.event(events.CHAT_ACCEPTED, chat=self._chat(conversation)),
@@ -298,13 +289,8 @@ class AgentActions(EngineCore):
                 conversation.participants.append(Participant("agent", target.agent_id, target.name))
             if conversation.kind is ConversationKind.VISITOR:
                 conversation.owner_agent_id = target.agent_id
-            message = self._append(
-                conversation,
-                kind=SenderKind.SYSTEM,
-                sender_id="",
-                sender_name="",
-                text=f"{profile.name} transferred the chat to {target.name}.",
-                changed=True,
+            message = self._append_system(
+                conversation, f"{profile.name} transferred the chat to {target.name}."
             )
             target_channel = agent_channel(target.agent_id)
             self.hub.publish(
@@ -317,14 +303,7 @@ class AgentActions(EngineCore):
             )
             self._publish_chat_updated(conversation, skip={target_channel})
             if conversation.kind is ConversationKind.VISITOR:
-                self.hub.publish(
-                    events.event(
-                        events.CHAT_ACCEPTED,
-                        conversation_id=conversation_id,
-                        agent=self._visitor_agent(conversation),
-                    ),
-                    {chat_channel(conversation_id)},
-                )
+                self._publish_visitor_agent(conversation)
             self._publish_message(conversation, message)
 
     def do_agent_end(self, session: AgentSession, *, conversation_id: str) -> None:

@@ -272,6 +272,17 @@ class EngineCore:
         conversation.last_seq = message.seq
         return message
 
+    def _append_system(self, conversation: Conversation, text: str) -> Message:
+        """Store the changed conversation and a system line about it (the caller publishes)."""
+        return self._append(
+            conversation,
+            kind=SenderKind.SYSTEM,
+            sender_id="",
+            sender_name="",
+            text=text,
+            changed=True,
+        )
+
     def _store_sent(
         self,
         session_subscriber: Subscriber,
@@ -421,14 +432,7 @@ class EngineCore:
         conversation.waiting_since = None
         if conversation.kind is ConversationKind.VISITOR:
             conversation.finish_due_at = now + self._rating_grace
-        message = self._append(
-            conversation,
-            kind=SenderKind.SYSTEM,
-            sender_id="",
-            sender_name="",
-            text=f"{name} ended the chat.",
-            changed=True,
-        )
+        message = self._append_system(conversation, f"{name} ended the chat.")
         self._publish_message(conversation, message)
         self.hub.publish(
             events.event(events.CHAT_ENDED, conversation_id=conversation.conversation_id, by=by),
@@ -442,11 +446,7 @@ class EngineCore:
                 events.event(events.CHAT_WITHDRAWN, conversation_id=conversation.conversation_id),
                 watcher_channels(self._widget_topics(conversation), self._routes()),
             )
-        presence = self._visitors.get(conversation.visitor_id or "")
-        if presence is not None and presence.conversation_id == conversation.conversation_id:
-            presence.conversation_id = None
-            self.state.save_visitor(presence)
-            self._publish_visitor(presence)
+        presence = self._release_visitor(conversation)
         widget = self.directory.widget(conversation.widget_id) if conversation.widget_id else None
         wants_rating = widget is not None and widget.design.rating
         if (
@@ -455,6 +455,15 @@ class EngineCore:
             or not (presence is not None and presence.connected)
         ):
             self._finish(conversation)
+
+    def _release_visitor(self, conversation: Conversation) -> VisitorPresence | None:
+        """Free the chat's visitor for a new chat (lock held); returns their presence."""
+        presence = self._visitors.get(conversation.visitor_id or "")
+        if presence is not None and presence.conversation_id == conversation.conversation_id:
+            presence.conversation_id = None
+            self.state.save_visitor(presence)
+            self._publish_visitor(presence)
+        return presence
 
     def _finish(self, conversation: Conversation) -> None:
         """Build the chat activity now; queue it once the lock is released (lock held).
@@ -550,14 +559,7 @@ class EngineCore:
         conversation.ended_by = "timeout"
         conversation.waiting_since = None
         conversation.timed_out = True
-        message = self._append(
-            conversation,
-            kind=SenderKind.SYSTEM,
-            sender_id="",
-            sender_name="",
-            text="Nobody could answer in time.",
-            changed=True,
-        )
+        message = self._append_system(conversation, "Nobody could answer in time.")
         self._publish_message(conversation, message)
         self.hub.publish(
             events.event(events.CHAT_TIMEOUT, conversation_id=conversation.conversation_id),
@@ -567,11 +569,7 @@ class EngineCore:
             events.event(events.CHAT_WITHDRAWN, conversation_id=conversation.conversation_id),
             watcher_channels(self._widget_topics(conversation), self._routes()),
         )
-        presence = self._visitors.get(conversation.visitor_id or "")
-        if presence is not None and presence.conversation_id == conversation.conversation_id:
-            presence.conversation_id = None
-            self.state.save_visitor(presence)
-            self._publish_visitor(presence)
+        self._release_visitor(conversation)
         self._finish(conversation)
 
     # ---------------------------------------------------------------- identification

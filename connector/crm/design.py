@@ -25,7 +25,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -65,22 +65,6 @@ MIN_ACCEPT_TIMEOUT_SECS = 10
 FALLBACK_DISPLAY_NAME = "Visitor"
 
 # The base Microsoft fonts: installed with Windows and with Office on macOS.
-FONTS = (
-    "Segoe UI",
-    "Arial",
-    "Calibri",
-    "Cambria",
-    "Candara",
-    "Consolas",
-    "Constantia",
-    "Corbel",
-    "Courier New",
-    "Georgia",
-    "Tahoma",
-    "Times New Roman",
-    "Trebuchet MS",
-    "Verdana",
-)
 Font = Literal[
     "Segoe UI",
     "Arial",
@@ -97,6 +81,7 @@ Font = Literal[
     "Trebuchet MS",
     "Verdana",
 ]
+FONTS: tuple[str, ...] = get_args(Font)
 
 _HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +113,20 @@ class _Snapshot:
 def _text(row: dict[str, Any], name: str) -> str:
     value = row.get(name)
     return value if isinstance(value, str) else ""
+
+
+def _colored_rows(
+    client: DataverseClient, table: str, id_column: str
+) -> Iterator[tuple[str, str, str]]:
+    """(lower-case id, name, colour) of each active row of a named, coloured table."""
+    for row in client.list(
+        table, select=[id_column, "crmchat_name", "crmchat_color"], filter=_ACTIVE
+    ):
+        yield (
+            str(row[id_column]).lower(),
+            _text(row, "crmchat_name"),
+            _text(row, "crmchat_color") or DEFAULT_TOPIC_COLOR,
+        )
 
 
 def _normal_id(value: str) -> str | None:
@@ -219,18 +233,10 @@ class Directory:
 
     def _load(self) -> _Snapshot:
         client = self._client
-        topics: dict[str, TopicRecord] = {}
-        for row in client.list(
-            tables.TOPICS,
-            select=["crmchat_topicid", "crmchat_name", "crmchat_color"],
-            filter=_ACTIVE,
-        ):
-            topic_id = str(row["crmchat_topicid"]).lower()
-            topics[topic_id] = TopicRecord(
-                topic_id=topic_id,
-                name=_text(row, "crmchat_name"),
-                color=_text(row, "crmchat_color") or DEFAULT_TOPIC_COLOR,
-            )
+        topics = {
+            topic_id: TopicRecord(topic_id=topic_id, name=name, color=color)
+            for topic_id, name, color in _colored_rows(client, tables.TOPICS, "crmchat_topicid")
+        }
 
         agents: dict[str, AgentProfile] = {}
         by_user: dict[str, AgentProfile] = {}
@@ -296,18 +302,10 @@ class Directory:
             if name:
                 snippets[name.lower()] = SnippetRecord(name=name, text=_text(row, "crmchat_text"))
 
-        labels: dict[str, LabelRecord] = {}
-        for row in client.list(
-            tables.LABELS,
-            select=["crmchat_labelid", "crmchat_name", "crmchat_color"],
-            filter=_ACTIVE,
-        ):
-            label_id = str(row["crmchat_labelid"]).lower()
-            labels[label_id] = LabelRecord(
-                label_id=label_id,
-                name=_text(row, "crmchat_name"),
-                color=_text(row, "crmchat_color") or DEFAULT_TOPIC_COLOR,
-            )
+        labels = {
+            label_id: LabelRecord(label_id=label_id, name=name, color=color)
+            for label_id, name, color in _colored_rows(client, tables.LABELS, "crmchat_labelid")
+        }
 
         return _Snapshot(
             agents=agents,

@@ -7,6 +7,14 @@
 - `new_page`: `new_page()` opens a page in a fresh browser context (own cookies and
   storage, so each call is another person); contexts close after the test.
 - `sign_in`: `sign_in(page, name)` signs in to the app stand-in as that user.
+- `open_console`: `open_console(page)` opens the agent console in a signed-in page (as
+  `Xrm.Navigation.navigateTo` would, or `from_nav=True` from the app's navigation) and
+  waits until it is online; returns its frame.
+- `set_status`: `set_status(console, "available")` picks a status in the console.
+- `agent_console`: `agent_console("Sam Sales")` is another person signed in as that
+  agent with the console open and Available (`status=None` leaves the status alone).
+- `chat_activity`: `chat_activity(columns)` waits for the one rated chat activity the
+  outbox writes to the service's Dataverse and returns those columns of it.
 
 These tests need Chromium. When it is missing they fail loudly (`make test` installs it);
 set `CRMCHAT_SKIP_BROWSER_TESTS=1` to skip them on purpose.
@@ -18,6 +26,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +47,9 @@ CHROMIUM_ARGS = [
 SKIP_ENV = "CRMCHAT_SKIP_BROWSER_TESTS"
 # Generous for a 2-core machine running server and browser at once.
 TIMEOUT_MS = 10_000
+CONSOLE_URL = "/webresources/console/index.html"
+# Writes of finished chats go through the outbox (in the background): allow for a retry.
+ACTIVITY_WAIT_SECS = 15.0
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -132,3 +144,78 @@ def sign_in(service: Service) -> Callable[[Any, str], None]:
         page.get_by_test_id("user-name").filter(has_text=name).wait_for()
 
     return run
+
+
+def _open_console(page: Any, *, from_nav: bool = False) -> Any:
+    from playwright.sync_api import expect
+
+    link = page.locator(f'nav a[data-url="{CONSOLE_URL}"]')
+    if from_nav and link.count():
+        link.click()
+    else:  # as a form script or the sitemap's navigateTo would open it
+        page.evaluate(
+            "() => Xrm.Navigation.navigateTo("
+            "{pageType: 'webresource', webresourceName: 'crmchat_/console/index.html'})"
+        )
+    console = page.frame_locator(f'iframe[src="{CONSOLE_URL}"]')
+    expect(console.get_by_test_id("connection")).to_have_attribute("data-state", "online")
+    return console
+
+
+def _set_status(console: Any, status: str) -> None:
+    from playwright.sync_api import expect
+
+    menu = console.get_by_test_id("status-menu")
+    expect(menu).to_be_enabled()
+    menu.select_option(status)
+    expect(menu).to_have_value(status)
+
+
+@pytest.fixture
+def open_console() -> Callable[..., Any]:
+    """`open_console(page, *, from_nav=False)`: the online agent console's frame."""
+    return _open_console
+
+
+@pytest.fixture
+def set_status() -> Callable[[Any, str], None]:
+    """`set_status(console, status)`: pick a status and wait until the console shows it."""
+    return _set_status
+
+
+@pytest.fixture
+def agent_console(
+    new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+) -> Callable[..., Any]:
+    """`agent_console(name, *, status="available")`: a new agent's online console frame."""
+
+    def run(name: str, *, status: str | None = "available") -> Any:
+        page = new_page()
+        sign_in(page, name)
+        console = _open_console(page)
+        if status is not None:
+            _set_status(console, status)
+        return console
+
+    return run
+
+
+@pytest.fixture
+def chat_activity(service: Service) -> Callable[[list[str]], dict[str, Any]]:
+    """`chat_activity(columns)`: the one rated chat activity, once the outbox wrote it."""
+    from connector.demo import admin_client
+
+    def wait(columns: list[str]) -> dict[str, Any]:
+        client = admin_client(service.app.extensions["crmchat.standin"])
+        deadline = time.monotonic() + ACTIVITY_WAIT_SECS
+        while True:
+            chats = list(client.list("crmchat_chats", select=columns))
+            if chats and chats[0].get("crmchat_rating") is not None:
+                assert len(chats) == 1
+                found: dict[str, Any] = chats[0]
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no finished chat activity in Dataverse: {chats!r}")
+            time.sleep(0.25)
+
+    return wait

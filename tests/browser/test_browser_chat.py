@@ -8,7 +8,6 @@ Support) and a website visitor. The demo site's home page carries the Sales widg
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,75 +15,27 @@ from playwright.sync_api import expect
 
 from connector.demo import SALES_WIDGET_ID, SAM_USER_ID, admin_client
 
-CONSOLE_URL = "/webresources/console/index.html"
-# Writes of finished chats go through the outbox (in the background): allow for a retry.
-ACTIVITY_WAIT_SECS = 15.0
-
-
-def open_console(page: Any) -> Any:
-    """Open the agent console from the app's navigation; returns its frame."""
-    link = page.locator(f'nav a[data-url="{CONSOLE_URL}"]')
-    if link.count():
-        link.click()
-    else:  # the sitemap does not list the console yet: open it as navigateTo would
-        page.evaluate(
-            "() => Xrm.Navigation.navigateTo("
-            "{pageType: 'webresource', webresourceName: 'crmchat_/console/index.html'})"
-        )
-    console = page.frame_locator(f'iframe[src="{CONSOLE_URL}"]')
-    expect(console.get_by_test_id("connection")).to_have_attribute("data-state", "online")
-    return console
-
-
-def set_status(console: Any, status: str) -> None:
-    menu = console.get_by_test_id("status-menu")
-    expect(menu).to_be_enabled()
-    menu.select_option(status)
-    expect(menu).to_have_value(status)
-
 
 def visitor_messages(page: Any) -> Any:
     return page.get_by_test_id("crmchat-messages").get_by_test_id("crmchat-message")
 
 
-def wait_for_activity(client: Any) -> dict[str, Any]:
-    """The one finished (rated) chat activity, once the outbox has written it."""
-    deadline = time.monotonic() + ACTIVITY_WAIT_SECS
-    while True:
-        chats = list(
-            client.list(
-                "crmchat_chats",
-                select=[
-                    "subject",
-                    "crmchat_transcript",
-                    "crmchat_rating",
-                    "crmchat_participants",
-                    "crmchat_visitorinfo",
-                    "_regardingobjectid_value",
-                    "_crmchat_widgetid_value",
-                    "_ownerid_value",
-                ],
-            )
-        )
-        if chats and chats[0].get("crmchat_rating") is not None:
-            assert len(chats) == 1
-            return chats[0]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no finished chat activity in Dataverse: {chats!r}")
-        time.sleep(0.25)
-
-
 def test_a_visitor_chats_with_the_sales_agent_and_the_chat_lands_in_dataverse(
-    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    open_console: Callable[..., Any],
+    set_status: Callable[[Any, str], None],
+    chat_activity: Callable[[list[str]], dict[str, Any]],
 ) -> None:
     sam_page = new_page()
     sign_in(sam_page, "Sam Sales")
-    sam = open_console(sam_page)
+    sam = open_console(sam_page, from_nav=True)
     set_status(sam, "available")
 
     bea_page = new_page()
     sign_in(bea_page, "Bea Support")
-    bea = open_console(bea_page)
+    bea = open_console(bea_page, from_nav=True)
     set_status(bea, "available")
 
     # The visitor opens the demo site; the Sales widget shows because Sam is Available.
@@ -153,7 +104,18 @@ def test_a_visitor_chats_with_the_sales_agent_and_the_chat_lands_in_dataverse(
     expect(visitor.get_by_test_id("crmchat-end")).to_contain_text("Thanks for your feedback!")
 
     dataverse = admin_client(service.app.extensions["crmchat.standin"])
-    chat = wait_for_activity(dataverse)
+    chat = chat_activity(
+        [
+            "subject",
+            "crmchat_transcript",
+            "crmchat_rating",
+            "crmchat_participants",
+            "crmchat_visitorinfo",
+            "_regardingobjectid_value",
+            "_crmchat_widgetid_value",
+            "_ownerid_value",
+        ]
+    )
     contacts = list(
         dataverse.list(
             "contacts",
@@ -182,12 +144,16 @@ def test_a_visitor_chats_with_the_sales_agent_and_the_chat_lands_in_dataverse(
 
 
 def test_no_widget_shows_while_no_agent_of_its_topic_is_available(
-    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    open_console: Callable[..., Any],
+    set_status: Callable[[Any, str], None],
 ) -> None:
     # Sam (Sales) is Available, but the support page's widget needs a Support agent.
     sam_page = new_page()
     sign_in(sam_page, "Sam Sales")
-    set_status(open_console(sam_page), "available")
+    set_status(open_console(sam_page, from_nav=True), "available")
 
     visitor = new_page()
     visitor.goto(f"{service.url}/demo/support")
@@ -198,7 +164,7 @@ def test_no_widget_shows_while_no_agent_of_its_topic_is_available(
     # Bea (Support) signs in but is Away: still nothing.
     bea_page = new_page()
     sign_in(bea_page, "Bea Support")
-    bea = open_console(bea_page)
+    bea = open_console(bea_page, from_nav=True)
     set_status(bea, "away")
     visitor.wait_for_timeout(500)
     expect(launcher).to_be_hidden()

@@ -11,20 +11,6 @@ from playwright.sync_api import expect
 
 from connector.demo import SALES_TOPIC_ID, SALES_WIDGET_ID, SUPPORT_TOPIC_ID, admin_client
 
-CONSOLE_URL = "/webresources/console/index.html"
-
-
-def _agent_online(new_page: Callable[[], Any], sign_in: Any) -> None:
-    """Sam Sales opens the console, so the Sales widget has an agent and shows."""
-    page = new_page()
-    sign_in(page, "Sam Sales")
-    page.evaluate(
-        "() => Xrm.Navigation.navigateTo("
-        "{pageType: 'webresource', webresourceName: 'crmchat_/console/index.html'})"
-    )
-    console = page.frame_locator(f'iframe[src="{CONSOLE_URL}"]')
-    expect(console.get_by_test_id("connection")).to_have_attribute("data-state", "online")
-
 
 def _open_designer(page: Any) -> Any:
     nav = page.get_by_role("navigation", name="App navigation")
@@ -38,9 +24,12 @@ def _open_designer(page: Any) -> Any:
 
 
 def test_a_design_saved_in_the_designer_reaches_a_page_that_already_carries_the_script(
-    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
 ) -> None:
-    _agent_online(new_page, sign_in)
+    agent_console("Sam Sales", status=None)  # the Sales widget has an agent and shows
     # A visitor's page, loaded before the change: its script tag never changes.
     site = new_page()
     site.goto(f"{service.url}/demo/")

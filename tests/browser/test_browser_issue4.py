@@ -30,10 +30,15 @@ from connector.demo import (
     admin_client,
 )
 
-CONSOLE_URL = "/webresources/console/index.html"
 INTERNAL_URL = "/webresources/internal/index.html"
-# Writes of finished chats go through the outbox (in the background): allow for a retry.
-ACTIVITY_WAIT_SECS = 15.0
+# What the issue-4 tests read of the chat activity the outbox writes.
+ACTIVITY_COLUMNS = [
+    "crmchat_context",
+    "crmchat_labels",
+    "crmchat_rating",
+    "_regardingobjectid_value",
+    "_crmchat_widgetid_value",
+]
 # How long "nothing happens" is watched for: the offer would take well under a second.
 QUIET_MS = 1000
 # The demo pages issue 4 adds, and the widget each carries (connector/web/standin.py).
@@ -60,70 +65,22 @@ def set_design(service: Any, widget_id: str, **options: Any) -> None:
     client.update("crmchat_widgets", widget_id, {"crmchat_design": json.dumps(design)})
 
 
-def open_console(page: Any) -> Any:
-    """Open the agent console as Xrm.Navigation.navigateTo would; returns its frame."""
-    page.evaluate(
-        "() => Xrm.Navigation.navigateTo("
-        "{pageType: 'webresource', webresourceName: 'crmchat_/console/index.html'})"
-    )
-    console = page.frame_locator(f'iframe[src="{CONSOLE_URL}"]')
-    expect(console.get_by_test_id("connection")).to_have_attribute("data-state", "online")
-    return console
-
-
-def available_agent(
-    new_page: Callable[[], Any], sign_in: Callable[[Any, str], None], name: str
-) -> Any:
-    """`name` signed in, console open and Available; returns the console frame."""
-    page = new_page()
-    sign_in(page, name)
-    console = open_console(page)
-    menu = console.get_by_test_id("status-menu")
-    expect(menu).to_be_enabled()
-    menu.select_option("available")
-    expect(menu).to_have_value("available")
-    return console
-
-
 def open_demo(page: Any, service: Any, name: str) -> None:
     """Open the demo page `/demo/<name>` (webresources/standin/demo/<name>.html)."""
     page.goto(f"{service.url}/demo/{name}")
-
-
-def wait_for_chat_activity(client: Any) -> dict[str, Any]:
-    """The one chat activity, once the outbox has written it (with its rating)."""
-    deadline = time.monotonic() + ACTIVITY_WAIT_SECS
-    while True:
-        chats = list(
-            client.list(
-                "crmchat_chats",
-                select=[
-                    "crmchat_context",
-                    "crmchat_labels",
-                    "crmchat_rating",
-                    "_regardingobjectid_value",
-                    "_crmchat_widgetid_value",
-                ],
-            )
-        )
-        if chats and chats[0].get("crmchat_rating") is not None:
-            assert len(chats) == 1
-            found: dict[str, Any] = chats[0]
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no finished chat activity in Dataverse: {chats!r}")
-        time.sleep(0.25)
 
 
 # ----- animation and delay --------------------------------------------------------------
 
 
 def test_an_open_widget_appears_after_its_delay_with_the_panel_open(
-    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
 ) -> None:
     delay_secs = 2
     set_design(service, SALES_WIDGET_ID, initial_state="open", delay_ms=delay_secs * 1000)
-    available_agent(new_page, sign_in, "Sam Sales")
+    agent_console("Sam Sales")
 
     visitor = new_page()
     visitor.goto(f"{service.url}/demo/")
@@ -140,10 +97,12 @@ def test_an_open_widget_appears_after_its_delay_with_the_panel_open(
 
 
 def test_a_hidden_widget_waits_for_the_site_and_a_minimized_one_shows_its_button(
-    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
 ) -> None:
     set_design(service, SALES_WIDGET_ID, initial_state="hidden")
-    available_agent(new_page, sign_in, "Sam Sales")
+    agent_console("Sam Sales")
 
     visitor = new_page()
     visitor.goto(f"{service.url}/demo/")
@@ -168,9 +127,11 @@ def test_a_hidden_widget_waits_for_the_site_and_a_minimized_one_shows_its_button
 
 
 def test_the_proactive_invitation_appears_after_its_delay_and_opens_the_chat(
-    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
 ) -> None:
-    available_agent(new_page, sign_in, "Sam Sales")
+    agent_console("Sam Sales")
     visitor = new_page()
     open_demo(visitor, service, "proactive")
     launcher = visitor.get_by_test_id("crmchat-launcher")
@@ -232,9 +193,12 @@ def test_with_nobody_available_a_message_becomes_a_case_in_the_crm(
 
 
 def test_a_page_written_for_omnichannel_links_the_chat_to_ann_and_shows_its_context(
-    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+    chat_activity: Callable[[list[str]], dict[str, Any]],
 ) -> None:
-    sam = available_agent(new_page, sign_in, "Sam Sales")
+    sam = agent_console("Sam Sales")
 
     visitor = new_page()
     open_demo(visitor, service, "omnichannel")
@@ -274,7 +238,7 @@ def test_a_page_written_for_omnichannel_links_the_chat_to_ann_and_shows_its_cont
     visitor.get_by_test_id("crmchat-confirm-yes").click()
     visitor.get_by_test_id("crmchat-star-5").click()
 
-    chat = wait_for_chat_activity(dataverse(service))
+    chat = chat_activity(ACTIVITY_COLUMNS)
     assert chat["_regardingobjectid_value"] == ANN_CASE_ID
     stored = chat["crmchat_context"]
     for text in ("Order number", "1001", "Customer segment", "Returning", "ann@example.com"):
@@ -285,9 +249,12 @@ def test_a_page_written_for_omnichannel_links_the_chat_to_ann_and_shows_its_cont
 
 
 def test_an_agent_puts_labels_on_a_chat_and_they_reach_the_activity(
-    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+    chat_activity: Callable[[list[str]], dict[str, Any]],
 ) -> None:
-    sam = available_agent(new_page, sign_in, "Sam Sales")
+    sam = agent_console("Sam Sales")
     visitor = new_page()
     visitor.goto(f"{service.url}/demo/")
     visitor.get_by_test_id("crmchat-launcher").click()
@@ -313,7 +280,7 @@ def test_an_agent_puts_labels_on_a_chat_and_they_reach_the_activity(
     visitor.get_by_test_id("crmchat-end-chat").click()
     visitor.get_by_test_id("crmchat-confirm-yes").click()
     visitor.get_by_test_id("crmchat-star-3").click()
-    chat = wait_for_chat_activity(dataverse(service))
+    chat = chat_activity(ACTIVITY_COLUMNS)
     assert chat["_crmchat_widgetid_value"] == SALES_WIDGET_ID
     assert chat["crmchat_labels"] == "Follow-up"
 
@@ -341,9 +308,12 @@ def start_internal_chat(frame: Any) -> None:
 
 
 def test_a_crm_user_chats_from_the_internal_launcher_and_the_agent_knows_who_it_is(
-    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
 ) -> None:
-    sam = available_agent(new_page, sign_in, "Sam Sales")
+    sam = agent_console("Sam Sales")
 
     bea_page = new_page()
     sign_in(bea_page, "Bea Support")
@@ -377,9 +347,12 @@ def test_a_crm_user_chats_from_the_internal_launcher_and_the_agent_knows_who_it_
 
 
 def test_a_crm_user_cannot_pass_someone_elses_email(
-    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
 ) -> None:
-    sam = available_agent(new_page, sign_in, "Sam Sales")
+    sam = agent_console("Sam Sales")
 
     bea_page = new_page()
     sign_in(bea_page, "Bea Support")
@@ -403,9 +376,12 @@ def test_a_crm_user_cannot_pass_someone_elses_email(
 
 
 def test_a_tampered_identity_token_leaves_the_crm_user_unverified_and_unable_to_chat(
-    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
 ) -> None:
-    sam = available_agent(new_page, sign_in, "Sam Sales")
+    sam = agent_console("Sam Sales")
 
     bea_page = new_page()
     sign_in(bea_page, "Bea Support")

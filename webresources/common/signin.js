@@ -3,11 +3,19 @@
 // answers a bearer token. Runs inside a model-driven app (Xrm from the host page) or served
 // by the CRM Chat service (the local stand-in).
 //
-//   const session = await CRMChatSignIn.signIn();   // {base, user, call}
+//   const session = await CRMChatSignIn.signIn();   // open() and session.signIn() in one
 //   const widgets = await session.call("GET", "/api/admin/widgets");
+//
+//   const session = await CRMChatSignIn.open();     // the service found, not signed in yet
+//   if (await session.reachable()) await session.signIn();
+//   if (!session.fresh(600)) await session.signIn();  // renew before the token runs out
+//
 //   const proof = await CRMChatSignIn.handshake();   // {handshake_id, nonce}, for other endpoints
 //
-// `call` throws an Error with `status` (HTTP) and `fields` (the API's per-field problems).
+// A session is {base, user, call(method, path, body), signIn(), token(), fresh(marginSecs),
+// reachable()}. `call` sends the session's token once it has one and throws an Error with
+// `status` (HTTP) and `fields` (the API's per-field problems). open() and signIn() throw an
+// Error with status 0 when there is no Xrm (the page was not opened from a model-driven app).
 // Needs regions.js (window.CRMCHAT_REGIONS) only when running inside Dataverse.
 "use strict";
 
@@ -21,7 +29,8 @@ window.CRMChatSignIn = (function () {
     return null;
   }
 
-  // Served by the service itself: same origin. Inside Dataverse: the region's service.
+  // Served by the service itself (/webresources/…): same origin. Inside Dataverse
+  // (/WebResources/…, capitalised): the region's service.
   async function serviceUrl(api) {
     if (!/\/WebResources\//.test(location.pathname)) return location.origin;
     const found = await api.WebApi.retrieveMultipleRecords(
@@ -56,20 +65,68 @@ window.CRMChatSignIn = (function () {
     };
   }
 
-  /** Sign in; resolves {base, user: {id, name, roles}, call(method, path, body)}. */
-  async function signIn() {
+  function requireXrm() {
     const api = xrm();
     if (!api) {
       const error = new Error("Open this page from the CRM Chat app: it signs you in through Dataverse.");
       error.status = 0;
       throw error;
     }
-    const base = await serviceUrl(api);
+    return api;
+  }
+
+  function session(base, api) {
     let token = null;
+    let expiresAt = 0;
     const call = caller(base, () => token);
-    const answer = await call("POST", "/api/auth/handshake", await handshake(api));
-    token = answer.token;
-    return { base, user: answer.user, call };
+    const self = {
+      base,
+      user: null,
+      call,
+      token: () => token,
+      /** Whether the token has more than `marginSecs` left. */
+      fresh: (marginSecs) => Boolean(token) && Date.now() < expiresAt - (marginSecs || 0) * 1000,
+      /** A new token by a fresh handshake; on failure the old token stays. */
+      async signIn() {
+        const proof = await handshake(api);
+        const saved = token;
+        token = null;
+        try {
+          const answer = await call("POST", "/api/auth/handshake", proof);
+          token = answer.token;
+          expiresAt = Date.now() + (answer.expires_in || 0) * 1000;
+          self.user = answer.user;
+          return answer.user;
+        } catch (error) {
+          token = saved;
+          throw error;
+        }
+      },
+      /** Whether the service answers at all. Checked before a sign-in so that an outage
+       * does not leave a trail of unredeemed handshake rows in Dataverse. */
+      async reachable() {
+        try {
+          await fetch(base + "/healthz", { mode: "no-cors", cache: "no-store" });
+          return true;
+        } catch (error) {
+          return false;
+        }
+      },
+    };
+    return self;
+  }
+
+  /** The service found, not signed in: a session without a token. */
+  async function open() {
+    const api = requireXrm();
+    return session(await serviceUrl(api), api);
+  }
+
+  /** Sign in; resolves a session with {base, user: {id, name, roles}, call(method, path, body)}. */
+  async function signIn() {
+    const signedIn = await open();
+    await signedIn.signIn();
+    return signedIn;
   }
 
   /** A fresh handshake row, created as the signed-in user: {handshake_id, nonce}. For
@@ -80,5 +137,5 @@ window.CRMChatSignIn = (function () {
     return { handshake_id: row.id, nonce };
   }
 
-  return { signIn, handshake, serviceUrl: () => serviceUrl(xrm()), xrm };
+  return { signIn, open, handshake, serviceUrl: () => serviceUrl(xrm()), xrm };
 }());

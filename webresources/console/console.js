@@ -1,12 +1,12 @@
 // CRM Chat agent console: incoming chats, visitor and agent chats, visitors and agents, all
 // live from the agent WebSocket (docs/protocol.md). Runs inside a model-driven app (Xrm from
 // the host) or served by the CRM Chat service. Signs in by the handshake (ARCHITECTURE.md
-// flow 2). Everything the server sends is attacker-controlled text (visitor names, pages,
+// flow 2) through ../common/signin.js. Everything the server sends is attacker-controlled text (visitor names, pages,
 // messages): it only ever reaches the page through textContent or attribute values.
 "use strict";
 
 (function () {
-  const xrm = window.Xrm || (window.parent && window.parent !== window && window.parent.Xrm);
+  const xrm = window.CRMChatSignIn.xrm();
 
   // Reconnect backoff: doubles from the first delay up to the cap, with jitter.
   const RECONNECT_FIRST_MS = 1000;
@@ -29,9 +29,7 @@
 
   // ---- state -------------------------------------------------------------------------
   const state = {
-    base: null,
-    token: null,
-    tokenExpiresAt: 0,
+    session: null,          // CRMChatSignIn session: the service's base URL and our token
     me: null,
     agents: new Map(),      // agent_id -> agent
     visitors: new Map(),    // visitor_id -> visitor
@@ -171,59 +169,14 @@
   }
 
   // ---- HTTP and sign-in ------------------------------------------------------------------
-  function serviceUrl() {
-    // Served by the service itself (/webresources/…): same origin. Inside Dataverse
-    // (/WebResources/…, capitalised): the region's service.
-    if (!/\/WebResources\//.test(location.pathname)) return location.origin;
-    return null;
-  }
-
-  async function regionServiceUrl() {
-    const found = await xrm.WebApi.retrieveMultipleRecords(
-      "crmchat_settings", "?$select=crmchat_region&$top=1");
-    const code = (found.entities[0] && found.entities[0].crmchat_region) || "centralus";
-    return window.CRMCHAT_REGIONS[code] || window.CRMCHAT_REGIONS.centralus;
-  }
-
-  async function call(method, path, body) {
-    const headers = { "Content-Type": "application/json" };
-    if (state.token) headers.Authorization = "Bearer " + state.token;
-    const response = await fetch(state.base + path, {
-      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const error = new Error((data.error && data.error.message) || response.statusText);
-      error.status = response.status;
-      throw error;
-    }
-    return data;
-  }
-
   // API calls for the signed-in agent; a token near its end is renewed first.
   async function agentCall(method, path, body) {
-    if (!tokenFresh()) await signIn();
-    return call(method, path, body);
-  }
-
-  async function signIn() {
-    const nonce = randomId() + randomId();
-    const row = await xrm.WebApi.createRecord("crmchat_handshake", { crmchat_name: nonce });
-    const saved = state.token;
-    state.token = null;
-    try {
-      const answer = await call("POST", "/api/auth/handshake", { handshake_id: row.id, nonce });
-      state.token = answer.token;
-      state.tokenExpiresAt = Date.now() + (answer.expires_in || 0) * 1000;
-      return answer.user;
-    } catch (error) {
-      state.token = saved;
-      throw error;
-    }
+    if (!tokenFresh()) await state.session.signIn();
+    return state.session.call(method, path, body);
   }
 
   function tokenFresh() {
-    return state.token && Date.now() < state.tokenExpiresAt - TOKEN_RENEW_MARGIN_SECS * 1000;
+    return state.session.fresh(TOKEN_RENEW_MARGIN_SECS);
   }
 
   // ---- the WebSocket -------------------------------------------------------------------
@@ -250,27 +203,16 @@
     return true;
   }
 
-  // Resolves when the service answers at all. Checked before a sign-in so that an outage
-  // does not leave a trail of unredeemed handshake rows in Dataverse.
-  async function serviceReachable() {
-    try {
-      await fetch(state.base + "/healthz", { mode: "no-cors", cache: "no-store" });
-      return true;
-    } catch (error) {
-      return false;
-    }
-  }
-
   async function connect() {
     clearTimeout(link.timer);
     try {
       if (link.needSignIn || !tokenFresh()) {
         setConnection("connecting", "Signing in…");
-        if (!await serviceReachable()) {
+        if (!await state.session.reachable()) {
           scheduleReconnect("The CRM Chat service cannot be reached.");
           return;
         }
-        await signIn();
+        await state.session.signIn();
         link.needSignIn = false;
       }
     } catch (error) {
@@ -278,7 +220,8 @@
       return;
     }
     setConnection("connecting", link.attempt ? "Reconnecting…" : "Connecting…");
-    const url = state.base.replace(/^http/i, "ws") + "/ws/agent?token=" + encodeURIComponent(state.token);
+    const session = state.session;
+    const url = session.base.replace(/^http/i, "ws") + "/ws/agent?token=" + encodeURIComponent(session.token());
     const socket = new WebSocket(url);
     link.socket = socket;
     link.gotSnapshot = false;
@@ -1309,14 +1252,12 @@
 
   async function start() {
     wire();
-    if (!xrm || !xrm.WebApi) {
-      setConnection("offline", "Open this page from the CRM Chat app: it signs you in through Dataverse.");
-      return;
-    }
     try {
-      state.base = serviceUrl() || await regionServiceUrl();
+      state.session = await window.CRMChatSignIn.open();
     } catch (error) {
-      setConnection("offline", "Could not read the CRM Chat settings: " + error.message);
+      // Status 0: no Xrm, so the message says where to open the page.
+      setConnection("offline", error.status === 0 ? error.message
+        : "Could not read the CRM Chat settings: " + error.message);
       return;
     }
     connect();

@@ -1,7 +1,8 @@
 // CRM Chat internal launcher: "Chat with an agent" for any model-driven app.
 // It reads the signed-in CRM user through Xrm, proves who they are to the service with the
 // handshake (ARCHITECTURE.md flow 2: a crmchat_handshake row created as the user, exchanged
-// at POST /api/internal/identity for an identity token the service signs), loads the chat
+// at POST /api/internal/identity for an identity token the service signs; the row and the
+// service's address come from ../common/signin.js), loads the chat
 // widget and passes the user's email and name through the Omnichannel-style SDK
 // (setContextProvider) and the identity token through setAuthTokenProvider. The service
 // checks that the context's Email is the token's: nobody can pass someone else's email.
@@ -10,7 +11,7 @@
 "use strict";
 
 (function () {
-  const xrm = window.Xrm || (window.parent && window.parent !== window && window.parent.Xrm);
+  const xrm = window.CRMChatSignIn.xrm();
   const script = document.currentScript;
   const GUID = /^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$/;
   // Fetch a new identity token this long before the old one runs out.
@@ -31,25 +32,6 @@
     return fallback ? fallback[1].toLowerCase() : null;
   }
 
-  function serviceUrl() {
-    // Served by the service itself: same origin. Inside Dataverse: the region's service.
-    if (!/\/WebResources\//.test(location.pathname)) return location.origin;
-    return null;
-  }
-
-  async function regionServiceUrl() {
-    const found = await xrm.WebApi.retrieveMultipleRecords(
-      "crmchat_settings", "?$select=crmchat_region&$top=1");
-    const code = (found.entities[0] && found.entities[0].crmchat_region) || "centralus";
-    return window.CRMCHAT_REGIONS[code] || window.CRMCHAT_REGIONS.centralus;
-  }
-
-  function randomNonce() {
-    const bytes = crypto.getRandomValues(new Uint8Array(24));
-    return btoa(String.fromCharCode.apply(null, bytes))
-      .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  }
-
   async function currentUser() {
     const userId = currentUserId();
     const record = await xrm.WebApi.retrieveRecord(
@@ -64,30 +46,21 @@
 
   // The handshake: the row is created as the user (Dataverse records who), the service
   // reads it back as itself and answers a token naming that user.
-  async function fetchIdentity(base) {
-    const nonce = randomNonce();
-    const row = await xrm.WebApi.createRecord("crmchat_handshake", { crmchat_name: nonce });
-    const response = await fetch(base + "/api/internal/identity", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ handshake_id: row.id, nonce }),
-    });
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok || !data.token) {
-      throw new Error((data.error && data.error.message) || response.statusText || "no token");
-    }
+  async function fetchIdentity(session) {
+    const data = await session.call("POST", "/api/internal/identity", await window.CRMChatSignIn.handshake());
+    if (!data.token) throw new Error("no token");
     const lifetime = Number(data.expires_in) || 0;
     return { token: data.token, renewAt: lifetime ? Date.now() + (lifetime - TOKEN_RENEW_MARGIN_SECS) * 1000 : 0 };
   }
 
-  function tokenProvider(base, first) {
+  function tokenProvider(session, first) {
     let current = first;
     return function (callback) {
       if (!current.renewAt || Date.now() < current.renewAt) {
         callback(current.token);
         return;
       }
-      fetchIdentity(base).then((fresh) => {
+      fetchIdentity(session).then((fresh) => {
         current = fresh;
         callback(fresh.token);
       }, (error) => {
@@ -102,8 +75,9 @@
     return m && m.Omnichannel && m.Omnichannel.LiveChatWidget && m.Omnichannel.LiveChatWidget.SDK;
   }
 
-  function loadWidget(base, id, user, identity) {
-    const provideToken = tokenProvider(base, identity);
+  function loadWidget(session, id, user, identity) {
+    const base = session.base;
+    const provideToken = tokenProvider(session, identity);
     const provideContext = () => ({
       Email: { value: user.email, isDisplayable: true },
       Name: { value: user.name, isDisplayable: true },
@@ -143,7 +117,7 @@
   }
 
   async function start() {
-    if (!xrm || !xrm.WebApi || !xrm.Utility) {
+    if (!xrm || !xrm.Utility) {
       say("Open this page from a model-driven app: it knows who you are through Dataverse.", "error");
       return;
     }
@@ -153,15 +127,16 @@
       return;
     }
     try {
-      const base = serviceUrl() || await regionServiceUrl();
+      // Not signed in to the service: the identity endpoint takes the handshake itself.
+      const session = await window.CRMChatSignIn.open();
       const user = await currentUser();
       if (!user.email) {
         say("Your CRM user has no email address, so an agent cannot tell who you are.", "error");
         return;
       }
-      const identity = await fetchIdentity(base);
+      const identity = await fetchIdentity(session);
       say("Signed in as " + user.name + ". Loading the chat…", "loading");
-      loadWidget(base, id, user, identity);
+      loadWidget(session, id, user, identity);
     } catch (error) {
       say("Could not sign you in: " + error.message, "error");
     }
