@@ -34,7 +34,7 @@ from connector.web import (
     widget_api,
 )
 
-__all__ = ["create_app", "dataverse_of", "run_server", "settings_of", "stop_app"]
+__all__ = ["create_app", "run_server", "settings_of", "stop_app"]
 
 log = logging.getLogger("crmchat")
 
@@ -151,10 +151,6 @@ def stop_app(app: Flask) -> None:
 def settings_of(app: Flask) -> Settings:
     settings: Settings = app.extensions["crmchat.settings"]
     return settings
-
-
-def dataverse_of(app: Flask) -> Any:
-    return app.extensions["crmchat.dataverse"]
 
 
 def run_server(app: Flask) -> None:

@@ -77,6 +77,8 @@ def test_an_admin_picks_the_region_and_it_is_stored_in_dataverse(
     headers = sign_in("crmadmin")
     before = client.get("/api/admin/settings", headers=headers).get_json()
     assert before["region"] == "centralus"
+    # On the embedded default every region is this local service.
+    assert {r["service_url"] for r in before["regions"]} == {"http://127.0.0.1:8600"}
     assert [r["name"] for r in before["regions"]] == [
         "Central US",
         "East Asia",

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from connector.crm import org_settings
 from connector.crm.secret_word import MAX_LENGTH, SecretWordError, TooManyGuesses
-from connector.regions import all_regions
+from connector.regions import all_regions, find_region
 from connector.web.auth import ADMIN_ROLES, AGENT_ROLES, require_roles
 from connector.web.errors import InvalidInput, RateLimited
 
@@ -52,11 +52,17 @@ def _data_dir() -> Any:
 
 def _settings_body() -> dict[str, Any]:
     current = org_settings.read_org_settings(_client())
+    settings = current_app.extensions["crmchat.settings"]
+    # On the embedded default every region is served by this very service.
+    local_url = settings.public_url if settings.embedded else None
+    regions = [find_region(r.code, local_url=local_url) or r for r in all_regions()]
     return {
         "region": current.region,
         "has_secret_word": current.has_secret_word,
         "chat_enabled": current.chat_enabled,
-        "regions": [{"code": r.code, "name": r.name} for r in all_regions()],
+        "regions": [
+            {"code": r.code, "name": r.name, "service_url": r.service_url} for r in regions
+        ],
     }
 
 
