@@ -34,7 +34,6 @@
   const $ = (id) => document.getElementById(id);
   const form = $("design-form");
   const result = $("result");
-  const frame = $("preview");
   let session = null;
   let widget = null; // the widget as the API answered it, with the edits applied
   let screen = "pre";
@@ -379,9 +378,13 @@
   // ----- preview: the real widget.js in preview mode ------------------------------------
 
   function renderPreview() {
+    clearTimeout(previewTimer);
     if (!widget) return;
     const mode = screen === "pre" ? true : screen === "confirm" ? "chat" : screen;
-    // A fresh document each time: widget.js starts once per page.
+    // A fresh iframe each time: widget.js starts once per page, and a new browsing context
+    // cannot receive a late load event from an earlier preview.
+    const old = $("preview");
+    const frame = old.cloneNode(false);
     frame.onload = () => {
       const win = frame.contentWindow;
       const doc = frame.contentDocument;
@@ -401,9 +404,10 @@
       const script = doc.createElement("script");
       script.src = session.base + "/widget/widget.js";
       doc.head.append(script);
-      frame.dataset.screen = screen;
     };
+    frame.dataset.screen = screen;
     frame.srcdoc = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"></head><body></body></html>";
+    old.replaceWith(frame);
   }
 
   for (const tab of document.querySelectorAll(".screens [role=tab]")) {
