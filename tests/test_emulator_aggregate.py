@@ -5,11 +5,11 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
+from test_emulator_app import Api, error_of
 
 from connector.dataverse_local import DataverseApp, add_user, issue_token
 from connector.dataverse_local import aggregate as aggregate_module
 from connector.solution.model import Schema
-from tests.test_emulator_app import Api, error_of
 
 FORMATTED = "OData.Community.Display.V1.FormattedValue"
 ANNOTATIONS = {"Prefer": 'odata.include-annotations="*"'}

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_emulator_app import Api, error_of
 
 from connector.dataverse_local import DataverseApp, add_user, issue_token
 from connector.dataverse_local.column_security import CREATE_MISSING_CODE, UPDATE_MISSING_CODE
 from connector.dataverse_local.users import assign_field_security_profile
 from connector.solution.model import Schema
 from connector.solution.reader import SchemaError, load_schema
-from tests.test_emulator_app import Api, error_of
 
 SECRET = "s3cret-for-site-tokens"
 WORD_HASH = "scrypt$16384$8$1$c2FsdA$aGFzaA"
