@@ -86,6 +86,7 @@ class FakeDirectory:
             BILLING: LabelRecord(BILLING, "Billing", "#0000aa"),
         }
         self.chat_on = True
+        self.subscription_on = True
 
     def set_widget(self, widget: WidgetRecord) -> None:
         """Replace (or add) a widget, e.g. with another design or topics."""
@@ -113,7 +114,10 @@ class FakeDirectory:
         return dict(self._labels)
 
     def chat_enabled(self) -> bool:
-        return self.chat_on
+        return self.chat_on and self.subscription_on
+
+    def subscribed(self) -> bool:
+        return self.subscription_on
 
 
 class FakeOutbox:

@@ -12,6 +12,7 @@ from chat_fakes import (
     CID,
     FIELDS,
     HELP,
+    SALES,
     SHOP,
     FakeDirectory,
     FakeOutbox,
@@ -284,6 +285,9 @@ def test_the_activity_waits_for_the_rating(world: World) -> None:
     assert payload["rating"] == 5
     assert payload["owner_user_id"] == world.directory.agent(BOB).user_id  # type: ignore[union-attr]
     assert payload["topic_names"] == ["Sales"]
+    # Report figures: the widget's only topic and the accepting agent.
+    assert payload["topic_id"] == SALES and payload["agent_id"] == BOB
+    assert payload["accepted_at"] is not None
     assert [t["text"] for t in payload["transcript"] if t["sender"]["kind"] == "visitor"] == [
         "thanks"
     ]

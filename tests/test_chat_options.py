@@ -390,3 +390,77 @@ def test_an_admin_switches_chat_off_and_every_widgets_config_says_so(
         assert client.get(f"/api/widgets/{widget}/config").get_json()["enabled"] is True
     finally:
         stop_app(app)
+
+
+def test_unsubscribing_stops_chat_everywhere_and_keeps_every_record(
+    tmp_path: Path, handshake_headers: Callable[[FlaskClient, Flask, str], dict[str, str]]
+) -> None:
+    from test_identity import _user
+
+    from connector.app import create_app, stop_app
+    from connector.crm import tables
+
+    app = create_app(
+        {"data_dir": tmp_path, "secret_key": "test-secret-key"}, outbox=FakeOutbox(), start=False
+    )
+    try:
+        client = app.test_client()
+        service = app.extensions["crmchat.dataverse"]
+        topic = service.create(tables.TOPICS, {"crmchat_name": "Sub topic"})
+        widget = service.create(
+            tables.WIDGETS,
+            {
+                "crmchat_name": "Sub widget",
+                "crmchat_widget_topic@odata.bind": [tables.bind(tables.TOPICS, topic)],
+            },
+        )
+        chat = service.create(tables.CHATS, {"subject": "An old chat"})
+        before = {
+            name: len(list(service.list(entity_set, select=[key])))
+            for name, entity_set, key in (
+                ("widgets", tables.WIDGETS, "crmchat_widgetid"),
+                ("topics", tables.TOPICS, "crmchat_topicid"),
+                ("chats", tables.CHATS, "activityid"),
+                ("agents", tables.AGENTS, "crmchat_agentid"),
+            )
+        }
+        admin = _user(app, "CRM Chat Administrator", email="ada@contoso.test")
+        agent = _user(app, "CRM Chat Agent", email="bo@contoso.test")
+        headers = handshake_headers(client, app, admin)
+        refused = client.put(
+            "/api/admin/settings/subscription",
+            json={"subscribed": False},
+            headers=handshake_headers(client, app, agent),
+        )
+        assert refused.status_code == 403
+        bad = client.put(
+            "/api/admin/settings/subscription", json={"subscribed": 0}, headers=headers
+        )
+        assert bad.status_code == 400
+
+        off = client.put(
+            "/api/admin/settings/subscription", json={"subscribed": False}, headers=headers
+        )
+        assert off.status_code == 200 and off.get_json()["subscribed"] is False
+        config = client.get(f"/api/widgets/{widget}/config").get_json()
+        assert config["enabled"] is False and config["available"] is False  # widget hidden
+        assert app.extensions["crmchat.directory"].subscribed() is False
+        after = {
+            name: len(list(service.list(entity_set, select=[key])))
+            for name, entity_set, key in (
+                ("widgets", tables.WIDGETS, "crmchat_widgetid"),
+                ("topics", tables.TOPICS, "crmchat_topicid"),
+                ("chats", tables.CHATS, "activityid"),
+                ("agents", tables.AGENTS, "crmchat_agentid"),
+            )
+        }
+        assert after == before
+        assert service.retrieve(tables.CHATS, chat, select=["subject"])["subject"] == "An old chat"
+
+        on = client.put(
+            "/api/admin/settings/subscription", json={"subscribed": True}, headers=headers
+        )
+        assert on.get_json()["subscribed"] is True
+        assert client.get(f"/api/widgets/{widget}/config").get_json()["enabled"] is True
+    finally:
+        stop_app(app)

@@ -105,6 +105,18 @@ def test_the_payload_carries_every_column() -> None:
     assert chat_activity_payload(chat) == payload  # pure
 
 
+def test_the_payload_carries_the_report_figures() -> None:
+    topic_id, agent_id = str(uuid.uuid4()), str(uuid.uuid4())
+    payload = chat_activity_payload(finished_chat(topic_id=topic_id, agent_id=agent_id))
+    assert payload["crmchat_waitseconds"] == 20
+    assert payload["crmchat_durationseconds"] == 245
+    assert payload["crmchat_chatday"] == "2026-03-02"
+    assert payload["crmchat_TopicId@odata.bind"] == f"/crmchat_topics({topic_id})"
+    assert payload["crmchat_AgentId@odata.bind"] == f"/crmchat_agents({agent_id})"
+    unanswered = chat_activity_payload(finished_chat(accepted_at=None))
+    assert "crmchat_waitseconds" not in unanswered  # nobody answered: no wait to count
+
+
 def test_optional_links_and_rating_are_left_out_when_absent() -> None:
     payload = chat_activity_payload(finished_chat(rating=None, topic_names=[]))
     assert "crmchat_rating" not in payload
@@ -282,6 +294,20 @@ def test_a_finished_chat_is_one_completed_activity_in_two_requests(
     assert row["crmchat_rating"] == 5
     assert row["crmchat_transcript"].startswith("[10:02:11] Ann Lee: hello")
     assert json.loads(row["crmchat_visitorinfo"])["fields"]["firstname"] == "Ann"
+
+
+def test_the_report_figures_reach_dataverse_through_the_service_role(
+    service: DataverseClient, admin: DataverseClient
+) -> None:
+    topic_id = admin.create(tables.TOPICS, {"crmchat_name": "Sales"})
+    agent_id = admin.create(tables.AGENTS, {"crmchat_name": "Bob Ray"})
+    chat = finished_chat(topic_id=topic_id, agent_id=agent_id)
+    write_chat_activity(service, FinishedChat.from_dict(chat.to_dict()))  # via the outbox form
+    row = admin.retrieve(tables.CHATS, chat.conversation_id)
+    assert row["_crmchat_topicid_value"] == topic_id
+    assert row["_crmchat_agentid_value"] == agent_id
+    assert (row["crmchat_waitseconds"], row["crmchat_durationseconds"]) == (20, 245)
+    assert row["crmchat_chatday"] == "2026-03-02"
 
 
 def test_writing_the_same_chat_again_changes_nothing(

@@ -17,7 +17,13 @@ from connector.crm.design import WidgetDesign
 from connector.crm.directory import Directory
 from connector.dataverse import DataverseClient, ServiceUnavailable, StaticTokenProvider
 from connector.dataverse.transport import WsgiAdapter
-from connector.dataverse_local import ADMIN_USER_ID, DataverseApp, add_user, issue_token
+from connector.dataverse_local import (
+    ADMIN_USER_ID,
+    DataverseApp,
+    add_user,
+    assign_field_security_profile,
+    issue_token,
+)
 from connector.solution.model import Schema
 
 ORIGIN = "http://dataverse.invalid"
@@ -84,6 +90,10 @@ def org(dataverse_app: DataverseApp, schema: Schema) -> Iterator[Org]:
         last_name="Service",
         role_ids=[role.id],
     )
+    # The application user holds the solution's column security profile, as the README
+    # tells an admin to set it up: the widget secret is a secured column.
+    for profile in schema.field_security_profiles:
+        assign_field_security_profile(dataverse_app.store, service_user, profile.id)
     bob_user = add_user(
         dataverse_app.store,
         domain_name="bob@crmchat.local",
@@ -136,6 +146,7 @@ def org(dataverse_app: DataverseApp, schema: Schema) -> Iterator[Org]:
         tables.WIDGETS,
         {
             "crmchat_name": "Shop",
+            "crmchat_secret": "shop-site-secret",
             "crmchat_design": json.dumps({"title": "Ask us", "colors": {"primary": "#112233"}}),
             "crmchat_widget_topic@odata.bind": [tables.bind(tables.TOPICS, ids["sales"])],
         },
@@ -189,6 +200,23 @@ def test_widgets_carry_topics_and_parsed_designs(
     assert org.ids["broken"] in caplog.text
     off = directory.widget(org.ids["off"])
     assert off is not None and not off.enabled
+
+
+def test_the_service_reads_the_secured_widget_secret_to_verify_identity_tokens(
+    org: Org, dataverse_app: DataverseApp, schema: Schema
+) -> None:
+    shop = Directory(org.client).widget(org.ids["shop"])
+    assert shop is not None and shop.secret == "shop-site-secret"
+    # An agent-token directory (a user without the profile) sees no secret, so it could
+    # never verify — nor forge — a site token.
+    role = schema.role_named("CRM Chat Agent")
+    assert role is not None
+    agent = add_user(dataverse_app.store, domain_name="ag@crmchat.local", role_ids=[role.id])
+    as_agent = _client(
+        dataverse_app, issue_token(dataverse_app.store.signing_secret, user_id=agent)
+    )
+    seen = Directory(as_agent).widget(org.ids["shop"])
+    assert seen is not None and seen.secret is None
 
 
 def test_snippets_by_lower_case_name(org: Org) -> None:

@@ -326,3 +326,16 @@ def test_an_agent_without_sign_in_role_or_profile_is_refused(
         while time.monotonic() < deadline:
             assert ws.client.receive(timeout=0.2) is None  # no pong, no snapshot: refused
     assert not ws.client.connected
+
+
+def test_while_unsubscribed_a_console_is_refused_and_told_why(server: Server) -> None:
+    directory = server.app.extensions["crmchat.directory"]
+    directory.subscription_on = False
+    ws = server.connect("/ws/agent?token=" + server.token(BOB_USER))
+    refused = ws.expect("error")
+    assert refused["code"] == "unsubscribed"
+    assert "unsubscribed from CRM Chat" in refused["message"]
+    assert "kept" in refused["message"]  # nothing was deleted
+    directory.subscription_on = True
+    again = server.connect("/ws/agent?token=" + server.token(BOB_USER))
+    assert again.expect("snapshot")["me"]["name"] == "Bob"

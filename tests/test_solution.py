@@ -176,12 +176,12 @@ def test_check_reports_a_missing_web_resource_file(source: tuple[Path, Path]) ->
 
 
 def test_check_reports_a_web_resource_file_nobody_listed(source: tuple[Path, Path]) -> None:
-    (source[1] / "reports").mkdir()
-    (source[1] / "reports" / "index.html").write_text("<!doctype html>", encoding="utf-8")
+    (source[1] / "unlisted").mkdir()
+    (source[1] / "unlisted" / "index.html").write_text("<!doctype html>", encoding="utf-8")
     problems = _check(source)
     assert len(problems) == 1
-    assert "webresources/reports/index.html" in problems[0]
-    assert "crmchat_/reports/index.html" in problems[0]
+    assert "webresources/unlisted/index.html" in problems[0]
+    assert "crmchat_/unlisted/index.html" in problems[0]
 
 
 def test_check_reports_a_dangling_sitemap_entity(source: tuple[Path, Path]) -> None:

@@ -38,6 +38,10 @@ def finished_chat(
             else []
         )
     owner = directory.agent(conversation.owner_agent_id) if conversation.owner_agent_id else None
+    # Reports count a chat under its chosen topic, else under its widget's only topic.
+    topic_id = conversation.topic_id
+    if topic_id is None and widget is not None and len(widget.topic_ids) == 1:
+        topic_id = next(iter(widget.topic_ids))
     return FinishedChat(
         conversation_id=conversation.conversation_id,
         widget_id=conversation.widget_id,
@@ -69,6 +73,8 @@ def finished_chat(
         labels=sorted(labels[i].name for i in conversation.labels if i in labels),
         identity=dict(conversation.identity) if conversation.identity else None,
         contact=dict(conversation.contact) if conversation.contact else None,
+        topic_id=topic_id if topic_id in topics else None,
+        agent_id=owner.agent_id if owner is not None else None,
     )
 
 

@@ -7,7 +7,8 @@ idempotent and safe to retry from the outbox:
 1. create-only upsert ``PATCH crmchat_chats(<conversation id>)`` with
    ``If-None-Match: *`` carrying every column (subject = the topics, widget, regarding,
    owner = the accepting agent, actual start/end/duration, visitor info, participants,
-   rating, transcript, context, visitor id);
+   rating, transcript, context, visitor id, and the report figures: topic, agent, wait
+   before answer and duration in seconds, and the UTC day the chat started);
 2. ``PATCH`` statecode 1 / statuscode 2 (Completed). Dataverse does not take an
    activity's state on create, so closing is its own request.
 
@@ -114,6 +115,8 @@ class FinishedChat:
     labels: list[str] = field(default_factory=list)  # label names
     identity: dict[str, Any] | None = None  # the verified identity, when there was one
     contact: dict[str, str] | None = None  # {"id","name"} from record identification
+    topic_id: str | None = None  # the topic reports count it under
+    agent_id: str | None = None  # crmchat_agentid of the agent who accepted
 
     def __post_init__(self) -> None:
         guid(self.conversation_id)
@@ -144,6 +147,8 @@ class FinishedChat:
             "labels": list(self.labels),
             "identity": self.identity,
             "contact": self.contact,
+            "topic_id": self.topic_id,
+            "agent_id": self.agent_id,
         }
 
     @classmethod
@@ -175,6 +180,8 @@ class FinishedChat:
             labels=[str(name) for name in data.get("labels") or []],
             identity=data.get("identity"),
             contact=data.get("contact"),
+            topic_id=data.get("topic_id"),
+            agent_id=data.get("agent_id"),
         )
 
 
@@ -340,7 +347,17 @@ def chat_activity_payload(chat: FinishedChat) -> dict[str, Any]:
         "crmchat_transcript": format_transcript(chat.transcript, started_at=chat.started_at),
         "crmchat_context": _bounded_json(chat.context),
         "crmchat_visitorid": _cut(chat.visitor_id, MAX_VISITOR_ID_CHARS),
+        "crmchat_durationseconds": int(seconds),
+        # The Web API cannot group by a datetime; reports group chats per day by this.
+        "crmchat_chatday": _utc(chat.started_at).date().isoformat(),
     }
+    if chat.accepted_at is not None:
+        wait = (chat.accepted_at - chat.started_at).total_seconds()
+        payload["crmchat_waitseconds"] = max(0, int(wait))
+    if chat.topic_id:
+        payload[tables.BIND_CHAT_TOPIC] = tables.bind(tables.TOPICS, chat.topic_id)
+    if chat.agent_id:
+        payload[tables.BIND_CHAT_AGENT] = tables.bind(tables.AGENTS, chat.agent_id)
     if chat.labels:
         # Names, comma-separated: readable in a view, searchable with "contains".
         payload["crmchat_labels"] = _cut(", ".join(chat.labels), MAX_LABELS_CHARS)

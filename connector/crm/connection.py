@@ -69,6 +69,7 @@ def _open_embedded(settings: Settings) -> tuple[Any, Any]:
     from connector.dataverse_local import (
         ServiceProtection,
         add_user,
+        assign_field_security_profile,
         create_dataverse_app,
         ensure_seeded,
         open_store,
@@ -87,6 +88,10 @@ def _open_embedded(settings: Settings) -> tuple[Any, Any]:
         user_id=SERVICE_USER_ID,
         role_ids=role_ids,
     )
+    # As an admin does for the application user in a tenant: the service reads widget
+    # secrets (identity tokens) and writes the secret word hash, both secured columns.
+    for profile in schema.field_security_profiles:
+        assign_field_security_profile(store, SERVICE_USER_ID, profile.id)
     limits = None
     if settings.embedded_max_requests:
         limits = ServiceProtection(

@@ -108,6 +108,7 @@ class _Snapshot:
     snippets: dict[str, SnippetRecord] = field(default_factory=dict)  # by lower-case name
     labels: dict[str, LabelRecord] = field(default_factory=dict)
     chat_enabled: bool = True
+    subscribed: bool = True
 
 
 def _text(row: dict[str, Any], name: str) -> str:
@@ -193,9 +194,14 @@ class Directory:
         return dict(self._current().labels)
 
     def chat_enabled(self) -> bool:
-        """The organisation-wide switch (`crmchat_settings.crmchat_chatenabled`); on when
-        no settings record exists or the column is unset."""
-        return self._current().chat_enabled
+        """The organisation-wide switch (`crmchat_settings.crmchat_chatenabled`), off too
+        while unsubscribed; on when no settings record exists or the column is unset."""
+        current = self._current()
+        return current.chat_enabled and current.subscribed
+
+    def subscribed(self) -> bool:
+        """The subscription state (`crmchat_settings.crmchat_subscribed`); on when unset."""
+        return self._current().subscribed
 
     def invalidate(self) -> None:
         """Read everything again on the next access (after an admin changed something)."""
@@ -307,6 +313,7 @@ class Directory:
             for label_id, name, color in _colored_rows(client, tables.LABELS, "crmchat_labelid")
         }
 
+        switches = self._switches()
         return _Snapshot(
             agents=agents,
             by_user=by_user,
@@ -314,18 +321,19 @@ class Directory:
             widgets=widgets,
             snippets=snippets,
             labels=labels,
-            chat_enabled=self._chat_enabled(),
+            chat_enabled=switches.get("crmchat_chatenabled") is not False,
+            subscribed=switches.get("crmchat_subscribed") is not False,
         )
 
-    def _chat_enabled(self) -> bool:
+    def _switches(self) -> dict[str, Any]:
+        """The settings record's switches; {} without a record. Unset (a record saved before
+        the column existed) counts as on, like the columns' defaults."""
         try:
-            row = self._client.retrieve(
-                tables.SETTINGS, SETTINGS_ID, select=["crmchat_chatenabled"]
+            return self._client.retrieve(
+                tables.SETTINGS, SETTINGS_ID, select=["crmchat_chatenabled", "crmchat_subscribed"]
             )
         except NotFound:
-            return True
-        # Unset (a record saved before the column existed) counts as on, like its default.
-        return row.get("crmchat_chatenabled") is not False
+            return {}
 
     def _related(
         self, row: dict[str, Any], entity_set: str, record_id: str, navigation: str

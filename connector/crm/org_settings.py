@@ -1,5 +1,7 @@
 """The organisation's CRM Chat settings record: hosting region, the secret word's hash, and
-the organisation-wide chat switch (`crmchat_chatenabled`, on by default).
+the organisation-wide chat switch (`crmchat_chatenabled`, on by default) and the subscription
+state (`crmchat_subscribed`, on by default: unsubscribing stops chat everywhere and deletes
+nothing).
 
 There is exactly one settings record. It lives at a fixed GUID and is written by upsert, so
 two admins saving at once, or a retried save, can never create a second one.
@@ -28,6 +30,7 @@ __all__ = [
     "save_chat_enabled",
     "save_region",
     "save_secret_word",
+    "save_subscribed",
 ]
 
 SETTINGS_SET = tables.SETTINGS
@@ -44,6 +47,7 @@ class OrgSettings:
     has_secret_word: bool
     secret_word_hash: str | None = None
     chat_enabled: bool = True
+    subscribed: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,12 @@ def read_org_settings(client: DataverseClient) -> OrgSettings:
         record = client.retrieve(
             SETTINGS_SET,
             SETTINGS_ID,
-            select=["crmchat_region", "crmchat_secretwordhash", "crmchat_chatenabled"],
+            select=[
+                "crmchat_region",
+                "crmchat_secretwordhash",
+                "crmchat_chatenabled",
+                "crmchat_subscribed",
+            ],
         )
     except NotFound:
         return OrgSettings(region=DEFAULT_REGION, has_secret_word=False)
@@ -73,6 +82,7 @@ def read_org_settings(client: DataverseClient) -> OrgSettings:
         has_secret_word=stored_hash is not None,
         secret_word_hash=stored_hash,
         chat_enabled=record.get("crmchat_chatenabled") is not False,
+        subscribed=record.get("crmchat_subscribed") is not False,
     )
 
 
@@ -92,6 +102,11 @@ def save_region(client: DataverseClient, code: str) -> Region:
 def save_chat_enabled(client: DataverseClient, enabled: bool) -> None:
     """Turn chat on or off for every widget of the organisation."""
     _save(client, {"crmchat_chatenabled": bool(enabled)})
+
+
+def save_subscribed(client: DataverseClient, subscribed: bool) -> None:
+    """Subscribe or unsubscribe the organisation. Only this flag changes: every record stays."""
+    _save(client, {"crmchat_subscribed": bool(subscribed)})
 
 
 def save_secret_word(client: DataverseClient, word: str, *, data_dir: Path) -> None:

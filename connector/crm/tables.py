@@ -19,6 +19,8 @@ from connector.dataverse.odata import guid
 __all__ = [
     "AGENTS",
     "AGENT_TOPICS",
+    "BIND_CHAT_AGENT",
+    "BIND_CHAT_TOPIC",
     "BIND_CHAT_WIDGET",
     "BIND_OWNER",
     "CHATS",
@@ -65,6 +67,8 @@ WIDGET_TOPICS: Final = "crmchat_widget_topic"
 
 # Single-valued navigation properties used in "<name>@odata.bind".
 BIND_CHAT_WIDGET: Final = "crmchat_WidgetId@odata.bind"
+BIND_CHAT_TOPIC: Final = "crmchat_TopicId@odata.bind"
+BIND_CHAT_AGENT: Final = "crmchat_AgentId@odata.bind"
 BIND_OWNER: Final = "ownerid@odata.bind"
 
 RegardingTable = Literal["contact", "lead", "incident"]

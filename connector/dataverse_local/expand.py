@@ -13,6 +13,7 @@ from typing import Any
 
 from connector.dataverse_local import query
 from connector.dataverse_local.access import access_record, can_read, require, visibility
+from connector.dataverse_local.column_security import hide_unreadable
 from connector.dataverse_local.exchange import Exchange, Reply, json_reply
 from connector.dataverse_local.filters import compile_filter
 from connector.dataverse_local.records import Nav, to_wire
@@ -30,7 +31,8 @@ def shape(
     expands: list[query.Expand],
 ) -> dict[str, Any]:
     """A stored row as Dataverse's JSON, with the `$expand` items filled in."""
-    record = to_wire(ex.store, table, row, select=select, annotate=ex.annotate)
+    visible = hide_unreadable(ex, table, row)
+    record = to_wire(ex.store, table, visible, select=select, annotate=ex.annotate)
     for expand in expands:
         record[expand.navigation] = expand_value(ex, table, row, expand)
     return record

@@ -1,7 +1,8 @@
 """Who a request runs as: the bearer token's user, or the user it impersonates.
 
 `authenticate(store, headers)` checks `Authorization: Bearer <token>` against the store's
-signing secret and loads the user's business unit and roles (direct and through teams).
+signing secret and loads the user's business unit, roles and field security profiles
+(direct and through teams).
 `MSCRMCallerID` (a systemuserid) or `CallerObjectId` (an Entra object id) switch to another
 user for System Administrators and holders of `prvActOnBehalfOfAnotherUser`.
 
@@ -23,8 +24,13 @@ from connector.dataverse_local.security import (
     verify_token,
 )
 from connector.dataverse_local.store import ApiError, Store, normalise_guid
-from connector.dataverse_local.users import business_unit_of, user_business_unit, user_roles
-from connector.solution.model import Role
+from connector.dataverse_local.users import (
+    business_unit_of,
+    user_business_unit,
+    user_profiles,
+    user_roles,
+)
+from connector.solution.model import FieldSecurityProfile, Role
 
 __all__ = ["Caller", "authenticate"]
 
@@ -39,6 +45,8 @@ class Caller:
     user_id: str
     business_unit: str | None
     roles: tuple[Role, ...]
+    # field security profiles held directly and through teams (column security)
+    profiles: tuple[FieldSecurityProfile, ...] = ()
 
     @property
     def is_admin(self) -> bool:
@@ -85,7 +93,12 @@ def _load_caller(store: Store, user_id: str) -> Caller | None:
         if row is None or row.get("isdisabled"):
             return None
         business_unit = business_unit_of(row)
-    return Caller(user_id, business_unit, tuple(user_roles(store, user_id)))
+    return Caller(
+        user_id,
+        business_unit,
+        tuple(user_roles(store, user_id)),
+        tuple(user_profiles(store, user_id)),
+    )
 
 
 def _impersonate(store: Store, caller: Caller, target: str, *, by_object_id: bool) -> Caller:

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from connector.dataverse_local import query
 from connector.dataverse_local.access import visibility
+from connector.dataverse_local.aggregate import aggregate_records
 from connector.dataverse_local.exchange import Exchange, Reply, json_reply
 from connector.dataverse_local.expand import shape
 from connector.dataverse_local.store import ApiError, quote
@@ -35,7 +36,9 @@ _SortKey = tuple[str, str, bool]
 
 
 def list_records(ex: Exchange, table: Table) -> Reply:
-    """`GET <set>`: one page of records with the query options applied."""
+    """`GET <set>`: one page of records with the query options applied (or `$apply`'s groups)."""
+    if any(key.lower() == "$apply" for key in ex.call.args):
+        return aggregate_records(ex, table)
     options = query.parse_query(ex.call.args, table, ex.schema)
     clauses, params = _conditions(ex, table, options)
     keys = _order_keys(ex.call.args.get("$orderby"), table)

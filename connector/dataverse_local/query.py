@@ -36,8 +36,10 @@ __all__ = [
     "parse_query",
     "parse_select",
     "parse_top",
+    "matching_paren",
     "resolve_column",
     "resolve_navigation",
+    "split_top_level",
     "unknown_property",
     "wants_annotation",
 ]
@@ -241,7 +243,7 @@ def _outside_literals(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
         raise QueryError(f"There is an unterminated literal at position {len(text)} in '{text}'.")
 
 
-def _split_top_level(text: str, separator: str, option: str) -> list[str]:
+def split_top_level(text: str, separator: str, option: str) -> list[str]:
     """`text` split at `separator` outside parentheses and single-quoted literals."""
     parts: list[str] = []
     depth = 0
@@ -262,7 +264,7 @@ def _split_top_level(text: str, separator: str, option: str) -> list[str]:
     return parts
 
 
-def _matching_paren(text: str, open_at: int) -> int:
+def matching_paren(text: str, open_at: int) -> int:
     """The index of the ')' closing the '(' at `open_at`, or -1; quotes respected."""
     depth = 0
     for i, char in _outside_literals(text, open_at):
@@ -282,10 +284,10 @@ def _expand_item(text: str, table: Table, schema: Schema, budget: list[int]) -> 
     options: dict[str, str] = {}
     if open_at >= 0:
         # `a(x)b(y)` is balanced yet not one item: the first '(' must close at the end.
-        if _matching_paren(item, open_at) != len(item) - 1:
+        if matching_paren(item, open_at) != len(item) - 1:
             raise QueryError(f"Syntax error in $expand at '{item}'.")
         inner = item[open_at + 1 : -1]
-        for part in _split_top_level(inner, ";", "$expand"):
+        for part in split_top_level(inner, ";", "$expand"):
             if not part.strip():
                 continue
             key, equals, value = part.partition("=")
@@ -349,7 +351,7 @@ def _expand_item(text: str, table: Table, schema: Schema, budget: list[int]) -> 
 
 def _expand_list(text: str, table: Table, schema: Schema, budget: list[int]) -> list[Expand]:
     expands: list[Expand] = []
-    for part in _split_top_level(text, ",", "$expand"):
+    for part in split_top_level(text, ",", "$expand"):
         if not part.strip():
             raise QueryError(f"Syntax error in $expand: an empty item in '{text}'.")
         expand = _expand_item(part, table, schema, budget)

@@ -13,6 +13,7 @@ import json
 
 from connector.dataverse_local import query
 from connector.dataverse_local.access import access_record
+from connector.dataverse_local.column_security import hide_unreadable
 from connector.dataverse_local.exchange import Exchange, Reply, json_reply
 from connector.dataverse_local.expand import shape
 from connector.dataverse_local.records import to_wire, wire_name
@@ -44,7 +45,8 @@ def read_property(ex: Exchange, table: Table, record_id: str, name: str, *, raw:
     """
     row = access_record(ex, "Read", table, record_id)
     column = table.columns[name]
-    value = to_wire(ex.store, table, row, select=[name], annotate=lambda _: False)
+    visible = hide_unreadable(ex, table, row)
+    value = to_wire(ex.store, table, visible, select=[name], annotate=lambda _: False)
     wire = value.get(wire_name(column))
     if wire is None:
         return Reply(204)

@@ -33,14 +33,17 @@ __all__ = [
     "NAVIGATION_PROPERTY",
     "Changes",
     "Nav",
+    "formatted_value",
     "lookup_relations",
     "navigation",
     "not_found",
     "parse_reference",
+    "primary_name_of",
     "property_error",
     "read_payload",
     "to_wire",
     "wire_name",
+    "wire_value",
 ]
 
 FORMATTED = "OData.Community.Display.V1.FormattedValue"
@@ -312,7 +315,8 @@ def _read_bind(
         changes.associations.append((nav, target, target_id))
 
 
-def _format(column: Column, value: Any) -> str | None:
+def formatted_value(column: Column, value: Any) -> str | None:
+    """The FormattedValue annotation of a stored value, or None when it has none."""
     if value is None:
         return None
     if column.type in (ColumnType.PICKLIST, ColumnType.STATE, ColumnType.STATUS):
@@ -334,7 +338,8 @@ def _format(column: Column, value: Any) -> str | None:
     return None
 
 
-def _wire_value(column: Column, value: Any) -> Any:
+def wire_value(column: Column, value: Any) -> Any:
+    """A stored value as the JSON the Web API sends for its column type."""
     if value is None:
         return None
     if column.type == ColumnType.BOOLEAN:
@@ -345,7 +350,8 @@ def _wire_value(column: Column, value: Any) -> Any:
     return value
 
 
-def _primary_name(store: Store, target: Table, target_id: str) -> str | None:
+def primary_name_of(store: Store, target: Table, target_id: str) -> str | None:
+    """The primary name of a record (a lookup's FormattedValue), or None."""
     if target.primary_name not in target.columns:
         return None
     rows = store.query(
@@ -392,7 +398,7 @@ def to_wire(
             if value is not None and target_name:
                 target = store.schema.tables.get(str(target_name))
                 if formatted and target is not None:
-                    label = _primary_name(store, target, str(value))
+                    label = primary_name_of(store, target, str(value))
                     if label is not None:
                         record[f"{prop}@{FORMATTED}"] = label
                 if annotate(NAVIGATION_PROPERTY):
@@ -407,9 +413,9 @@ def to_wire(
             record[prop] = row.get(table.primary_id)
             continue
         if formatted:
-            label = _format(column, value)
+            label = formatted_value(column, value)
             if label is not None:
                 record[f"{prop}@{FORMATTED}"] = label
-        record[prop] = _wire_value(column, value)
+        record[prop] = wire_value(column, value)
     record[table.primary_id] = row.get(table.primary_id)
     return record

@@ -21,7 +21,7 @@ from connector.dataverse_local.store import (
     quote,
     utc_now,
 )
-from connector.solution.model import Role, Schema
+from connector.solution.model import FieldSecurityProfile, Role, Schema
 
 __all__ = [
     "ADMIN_DOMAIN_NAME",
@@ -32,12 +32,14 @@ __all__ = [
     "SYSTEM_ADMINISTRATOR_ROLE_NAME",
     "Link",
     "add_user",
+    "assign_field_security_profile",
     "assign_role",
     "business_unit_of",
     "ensure_seeded",
     "find_user",
     "link_between",
     "user_business_unit",
+    "user_profiles",
     "user_roles",
 ]
 
@@ -92,6 +94,14 @@ def _team_members_link(schema: Schema) -> Link:
     return link_between(schema, "team", "systemuser", fallback="teammembership")
 
 
+def _user_profiles_link(schema: Schema) -> Link:
+    return link_between(schema, "systemuser", "fieldsecurityprofile", fallback="systemuserprofiles")
+
+
+def _team_profiles_link(schema: Schema) -> Link:
+    return link_between(schema, "team", "fieldsecurityprofile", fallback="teamprofiles")
+
+
 def _ensure_link(store: Store, link: Link) -> None:
     with store.transaction() as db:
         db.execute(
@@ -131,6 +141,8 @@ def ensure_seeded(store: Store) -> None:
         _user_roles_link(store.schema),
         _team_roles_link(store.schema),
         _team_members_link(store.schema),
+        _user_profiles_link(store.schema),
+        _team_profiles_link(store.schema),
     ):
         _ensure_link(store, link)
     with store.transaction():
@@ -151,6 +163,12 @@ def ensure_seeded(store: Store) -> None:
                     "businessunitid": ROOT_BUSINESS_UNIT_ID,
                     "businessunitid__table": "businessunit",
                 },
+            )
+        for profile in store.schema.field_security_profiles:
+            _insert_known(
+                store,
+                "fieldsecurityprofile",
+                {"fieldsecurityprofileid": profile.id, "name": profile.name},
             )
         add_user(
             store,
@@ -206,6 +224,42 @@ def assign_role(store: Store, user_id: str, role_id: str) -> None:
             " VALUES (?, ?)",
             (user_id, role_id),
         )
+
+
+def assign_field_security_profile(store: Store, user_id: str, profile_id: str) -> None:
+    """Make a user a member of a field security profile (`systemuserprofiles_association`)."""
+    link = _user_profiles_link(store.schema)
+    _ensure_link(store, link)
+    with store.transaction() as db:
+        db.execute(
+            f"INSERT OR IGNORE INTO {quote(link.table)} ({quote(link.left)}, {quote(link.right)})"
+            " VALUES (?, ?)",
+            (user_id, profile_id.strip("{}").lower()),
+        )
+
+
+def user_profiles(store: Store, user_id: str) -> list[FieldSecurityProfile]:
+    """The solution's field security profiles a user holds directly and through teams."""
+    users = _user_profiles_link(store.schema)
+    teams = _team_profiles_link(store.schema)
+    members = _team_members_link(store.schema)
+    ids = {
+        str(row[0])
+        for row in store.query(
+            f"SELECT {quote(users.right)} FROM {quote(users.table)} WHERE {quote(users.left)} = ?",
+            (user_id,),
+        )
+    }
+    ids |= {
+        str(row[0])
+        for row in store.query(
+            f"SELECT p.{quote(teams.right)} FROM {quote(teams.table)} AS p "
+            f"JOIN {quote(members.table)} AS m ON m.{quote(members.left)} = "
+            f"p.{quote(teams.left)} WHERE m.{quote(members.right)} = ?",
+            (user_id,),
+        )
+    }
+    return [p for p in store.schema.field_security_profiles if p.id in ids]
 
 
 def find_user(store: Store, name: str) -> str | None:

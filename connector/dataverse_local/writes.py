@@ -18,6 +18,7 @@ from typing import Any
 
 from connector.dataverse_local import query
 from connector.dataverse_local.access import access_record, fetch_existing, require
+from connector.dataverse_local.column_security import check_secured_writes
 from connector.dataverse_local.exchange import Exchange, Reply, json_reply
 from connector.dataverse_local.expand import shape
 from connector.dataverse_local.keys import find_by_alternate, parse_key
@@ -100,6 +101,7 @@ def update(
         if given is not None and given != record_id:
             raise ApiError(400, "0x80048d19", "The primary key cannot be changed.")
         require(ex, "Write", table, current)
+        check_secured_writes(ex, table, values, creating=False)
         check_links(ex, table, changes)
         if "ownerid" in values:
             if values["ownerid"] is None:
@@ -254,6 +256,7 @@ def _insert(
         if values.get(name) is None:
             raise _required(table, name)
     require(ex, "Create", table, {**values, table.primary_id: record_id})
+    check_secured_writes(ex, table, changes.values, creating=True)
     check_links(ex, table, changes)
     values[table.primary_id] = record_id
     values["versionnumber"] = store.next_version()

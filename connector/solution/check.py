@@ -15,7 +15,8 @@ file that is not XML or a schema the reader rejects are problems like any other.
   custom lookup has a relationship;
 - solution.xml root components resolve, and every table, role, sitemap and app module
   of customizations.xml is a root component;
-- custom names carry the publisher prefix and custom choice values its option prefix.
+- custom names carry the publisher prefix and custom choice values its option prefix;
+- system charts, dashboards and field security profiles (`check_reports`).
 
 The XSD is built once per process (it takes about 0.6 s); pass `schemas_dir` or set
 `CRMCHAT_SCHEMAS_DIR` to use another copy.
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import xmlschema
 
+from connector.solution.check_reports import dashboard_ids, report_problems
 from connector.solution.model import ColumnType, Ownership, Schema
 from connector.solution.pack import (
     WEBRESOURCE_PREFIX,
@@ -84,6 +86,7 @@ _WEBRESOURCE_REF = re.compile(r"\$webresource:([^\s?#\"']+)")
 _VERSION = re.compile(r"^\d+(\.\d+){1,3}$")
 _ROOT_TYPE_ENTITY, _ROOT_TYPE_ROLE, _ROOT_TYPE_WEB_RESOURCE = "1", "20", "61"
 _ROOT_TYPE_SITEMAP, _ROOT_TYPE_APP_MODULE = "62", "80"
+_ROOT_TYPE_DASHBOARD, _ROOT_TYPE_FIELD_SECURITY_PROFILE = "60", "70"
 _LOOKUPS = (ColumnType.LOOKUP, ColumnType.CUSTOMER)
 
 
@@ -106,7 +109,8 @@ def check_solution(
     manifest = _parse(solution_dir / "solution.xml", problems)
     if customizations is None:
         return problems
-    problems += _xsd_problems(customizations_path, schemas_dir or default_schemas_dir())
+    schemas = schemas_dir or default_schemas_dir()
+    problems += _xsd_problems(customizations_path, schemas)
 
     schema: Schema | None = None
     try:
@@ -129,6 +133,7 @@ def check_solution(
     problems += _role_problems(customizations, tables, schema)
     problems += _sitemap_problems(customizations, tables, resources)
     problems += _app_module_problems(customizations, tables, resources)
+    problems += report_problems(customizations, schema, schemas)
     if manifest is not None:
         problems += _manifest_problems(manifest, customizations, resources)
     return problems
@@ -367,6 +372,11 @@ def _app_module_problems(
                 problems.append(f"app module {unique}: component table {name} does not exist")
             if kind == _ROOT_TYPE_SITEMAP and name not in sitemaps:
                 problems.append(f"app module {unique}: component sitemap {name} does not exist")
+            dashboard = (component.get("id") or "").strip("{}").lower()
+            if kind == _ROOT_TYPE_DASHBOARD and dashboard not in dashboard_ids(customizations):
+                problems.append(
+                    f"app module {unique}: component dashboard {dashboard} does not exist"
+                )
         if unique not in sitemaps:
             problems.append(f"app module {unique}: no AppModuleSiteMap with that unique name")
         for role in app.iterfind("AppModuleRoleMaps/Role"):
@@ -401,6 +411,11 @@ def _manifest_problems(
             (a.findtext("UniqueName") or "").strip()
             for a in customizations.iterfind("AppModules/AppModule")
         },
+        _ROOT_TYPE_DASHBOARD: dashboard_ids(customizations),
+        _ROOT_TYPE_FIELD_SECURITY_PROFILE: {
+            (p.get("fieldsecurityprofileid") or "").strip("{}").lower()
+            for p in customizations.iterfind("FieldSecurityProfiles/FieldSecurityProfile")
+        },
     }
     listed: dict[str, set[str]] = {kind: set() for kind in known}
     for component in manifest.iterfind("SolutionManifest/RootComponents/RootComponent"):
@@ -417,7 +432,14 @@ def _manifest_problems(
                 f"solution.xml: RootComponent type {kind} {key} is not in customizations.xml"
             )
     # Web resources become root components when packed; the others must be listed.
-    for kind in (_ROOT_TYPE_ENTITY, _ROOT_TYPE_ROLE, _ROOT_TYPE_SITEMAP, _ROOT_TYPE_APP_MODULE):
+    for kind in (
+        _ROOT_TYPE_ENTITY,
+        _ROOT_TYPE_ROLE,
+        _ROOT_TYPE_SITEMAP,
+        _ROOT_TYPE_APP_MODULE,
+        _ROOT_TYPE_DASHBOARD,
+        _ROOT_TYPE_FIELD_SECURITY_PROFILE,
+    ):
         for missing in sorted(known[kind] - listed[kind]):
             problems.append(f"solution.xml: no RootComponent type {kind} for {missing}")
     return problems

@@ -16,6 +16,8 @@ __all__ = [
     "AccessLevel",
     "Column",
     "ColumnType",
+    "FieldPermission",
+    "FieldSecurityProfile",
     "ManyToMany",
     "OneToMany",
     "Ownership",
@@ -82,6 +84,9 @@ class Column:
     state_of_status: dict[int, int] = field(default_factory=dict)
     # state columns: statecode value -> the statuscode it gets when none is given
     default_status: dict[int, int] = field(default_factory=dict)
+    # IsSecured: column security; only a field security profile (or System Administrator)
+    # lets a caller read, create or update it
+    secured: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,11 +145,30 @@ class Role:
 
 
 @dataclass(frozen=True)
+class FieldPermission:
+    """What a field security profile allows on one secured column (each flag 0 or 4)."""
+
+    table: str  # logical name, e.g. "crmchat_widget"
+    column: str  # logical name, e.g. "crmchat_secret"
+    can_read: bool = False
+    can_update: bool = False
+    can_create: bool = False
+
+
+@dataclass(frozen=True)
+class FieldSecurityProfile:
+    id: str  # GUID, lower case, no braces
+    name: str  # "CRM Chat Secrets"
+    permissions: tuple[FieldPermission, ...] = ()
+
+
+@dataclass(frozen=True)
 class Schema:
     tables: dict[str, Table]  # by logical name
     one_to_many: tuple[OneToMany, ...] = ()
     many_to_many: tuple[ManyToMany, ...] = ()
     roles: tuple[Role, ...] = ()
+    field_security_profiles: tuple[FieldSecurityProfile, ...] = ()
 
     def table_for_set(self, entity_set: str) -> Table | None:
         """The table whose entity set name is `entity_set`, or None."""

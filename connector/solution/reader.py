@@ -29,7 +29,9 @@ Errors:
     ValueError
      └── SchemaError   the XML does not describe a usable schema: unreadable XML, an
                        unknown column type, a table without a primary name, a relationship
-                       naming a table or column that does not exist, an unknown access level
+                       naming a table or column that does not exist, an unknown access level,
+                       a field security profile naming a column that is missing or not
+                       secured (a real import fails with AttributeNotSecured, 0x8004F508)
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from connector.solution.model import (
     AccessLevel,
     Column,
     ColumnType,
+    FieldPermission,
+    FieldSecurityProfile,
     ManyToMany,
     OneToMany,
     Ownership,
@@ -148,6 +152,7 @@ class _Document:
     one_to_many: list[OneToMany] = field(default_factory=list)
     many_to_many: list[ManyToMany] = field(default_factory=list)
     roles: list[Role] = field(default_factory=list)
+    profiles: list[FieldSecurityProfile] = field(default_factory=list)
     business_owned: set[str] = field(default_factory=set)
 
 
@@ -174,6 +179,8 @@ def _parse_file(path: Path, *, custom: bool) -> _Document:
             raise SchemaError(f"{path}: relationship {relationship.get('Name')}: type {kind!r}")
     for role in root.iterfind("Roles/Role"):
         document.roles.append(_parse_role(role, source=path))
+    for profile in root.iterfind("FieldSecurityProfiles/FieldSecurityProfile"):
+        document.profiles.append(_parse_profile(profile))
     return document
 
 
@@ -289,6 +296,7 @@ def _parse_attribute(attribute: ET.Element, *, table: str, source: Path) -> tupl
         default_value=int(default) if default not in (None, "", "-1") else None,
         state_of_status=state_of_status,
         default_status=default_status,
+        secured=_text(attribute, "IsSecured") == "1",
     )
     return column, xml_type
 
@@ -533,6 +541,28 @@ def _import_relationships(tables: dict[str, Table]) -> list[OneToMany]:
     return found
 
 
+# FieldPermission CanRead/CanUpdate/CanCreate: 0 "Not Allowed", 4 "Allowed"
+_PERMISSION_ALLOWED = "4"
+
+
+def _parse_profile(profile: ET.Element) -> FieldSecurityProfile:
+    permissions = tuple(
+        FieldPermission(
+            table=(_text(permission, "EntityName") or "").lower(),
+            column=(_text(permission, "AttributeName") or "").lower(),
+            can_read=_text(permission, "CanRead") == _PERMISSION_ALLOWED,
+            can_update=_text(permission, "CanUpdate") == _PERMISSION_ALLOWED,
+            can_create=_text(permission, "CanCreate") == _PERMISSION_ALLOWED,
+        )
+        for permission in profile.iterfind("FieldPermissions/FieldPermission")
+    )
+    return FieldSecurityProfile(
+        id=profile.get("fieldsecurityprofileid", "").strip("{}").lower(),
+        name=profile.get("name", ""),
+        permissions=permissions,
+    )
+
+
 def _build(standard: _Document, solution: _Document) -> Schema:
     clash = standard.tables.keys() & solution.tables.keys()
     if clash:
@@ -577,4 +607,28 @@ def _build(standard: _Document, solution: _Document) -> Schema:
         one_to_many=tuple(one_to_many),
         many_to_many=tuple(many_to_many),
         roles=tuple(standard.roles + solution.roles),
+        field_security_profiles=tuple(
+            _checked_profiles(standard.profiles + solution.profiles, tables)
+        ),
     )
+
+
+def _checked_profiles(
+    profiles: list[FieldSecurityProfile], tables: dict[str, Table]
+) -> list[FieldSecurityProfile]:
+    """The profiles, once each permission names a secured column (as an import requires)."""
+    for profile in profiles:
+        for permission in profile.permissions:
+            column = tables.get(permission.table, None)
+            found = column.columns.get(permission.column) if column is not None else None
+            if found is None:
+                raise SchemaError(
+                    f"field security profile {profile.name}: no column "
+                    f"{permission.table}.{permission.column}"
+                )
+            if not found.secured:
+                raise SchemaError(
+                    f"field security profile {profile.name}: "
+                    f"{permission.table}.{permission.column} is not secured (IsSecured=0)"
+                )
+    return profiles

@@ -36,6 +36,11 @@ class ChatSwitchIn(BaseModel):
     enabled: StrictBool
 
 
+class SubscriptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subscribed: StrictBool
+
+
 class SecretWordIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # Longer than MAX_LENGTH so spacing can be normalised before the rule is applied.
@@ -60,6 +65,7 @@ def _settings_body() -> dict[str, Any]:
         "region": current.region,
         "has_secret_word": current.has_secret_word,
         "chat_enabled": current.chat_enabled,
+        "subscribed": current.subscribed,
         "regions": [
             {"code": r.code, "name": r.name, "service_url": r.service_url} for r in regions
         ],
@@ -88,12 +94,25 @@ def put_region() -> dict[str, Any]:
 def put_chat_switch() -> dict[str, Any]:
     body = ChatSwitchIn.model_validate(request.get_json(silent=True) or {})
     org_settings.save_chat_enabled(_client(), body.enabled)
+    _refresh_directory()
+    return _settings_body()
+
+
+@bp.put("/admin/settings/subscription")
+@require_roles(ADMIN_ROLES)
+def put_subscription() -> dict[str, Any]:
+    body = SubscriptionIn.model_validate(request.get_json(silent=True) or {})
+    org_settings.save_subscribed(_client(), body.subscribed)
+    _refresh_directory()
+    return _settings_body()
+
+
+def _refresh_directory() -> None:
     # Widgets see the change at once on this instance (others within the cache's 30 s).
     directory = current_app.extensions.get("crmchat.directory")
     invalidate = getattr(directory, "invalidate", None)
     if invalidate is not None:
         invalidate()
-    return _settings_body()
 
 
 @bp.put("/admin/secret-word")

@@ -67,6 +67,11 @@ SOCK_SERVER_OPTIONS: dict[str, Any] = {"ping_interval": 25, "max_message_size": 
 CLOSE_POLICY_VIOLATION = 1008
 # How long a refused socket waits for the client to close before the server does.
 REFUSE_LINGER_SECS = 2.0
+# What a console shows while the organisation is unsubscribed (the reason chat stopped).
+UNSUBSCRIBED_MESSAGE = (
+    "Your organisation has unsubscribed from CRM Chat, so chat is stopped everywhere. "
+    "Every chat and record is kept; an administrator can subscribe again in Settings."
+)
 
 
 def engine_of(app: Any) -> ChatEngine:
@@ -239,6 +244,9 @@ def agent_socket(ws: Any) -> None:
         return
     if not frozenset(claims.get("roles", ())) & AGENT_ROLES:
         _refuse(ws, "forbidden", "Your security roles do not include CRM Chat Agent.")
+        return
+    if not engine.directory.subscribed():
+        _refuse(ws, "unsubscribed", UNSUBSCRIBED_MESSAGE)
         return
     profile = engine.directory.agent_for_user(str(claims.get("id", "")))
     if profile is None:

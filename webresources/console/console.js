@@ -508,7 +508,8 @@
       link.needSignIn = true;
       return;   // the server closes the socket; reconnect signs in again
     }
-    if (frame.code === "forbidden" && !link.gotSnapshot) {
+    // Refusals that retrying cannot fix: no role or profile, or an unsubscribed organisation.
+    if ((frame.code === "forbidden" || frame.code === "unsubscribed") && !link.gotSnapshot) {
       link.refused = frame.message || "You are not allowed to use the agent console.";
       return;   // the server closes the socket
     }

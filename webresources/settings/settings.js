@@ -1,4 +1,5 @@
-// CRM Chat settings web resource: chat on/off, hosting region, secret word, and the support check.
+// CRM Chat settings web resource: subscription, chat on/off, hosting region, secret word, and
+// the support check.
 // Runs inside a model-driven app (Xrm from the host) or served by the CRM Chat service.
 // It signs in by the handshake (ARCHITECTURE.md flow 2) through ../common/signin.js.
 // User-supplied text only ever goes in textContent.
@@ -26,6 +27,13 @@
     document.getElementById("chat-enabled").checked = settings.chat_enabled !== false;
     document.getElementById("word-state").textContent = settings.has_secret_word
       ? "A secret word is set." : "No secret word is set yet.";
+    const subscribed = settings.subscribed !== false;
+    document.getElementById("subscription-state").textContent = subscribed
+      ? "Subscribed: chat runs wherever it is on."
+      : "Unsubscribed: chat is stopped everywhere. Every record is kept.";
+    const subscriptionForm = document.getElementById("subscription-form");
+    subscriptionForm.dataset.subscribed = String(subscribed);
+    subscriptionForm.querySelector("button").textContent = subscribed ? "Unsubscribe" : "Subscribe again";
   }
 
   function wire(call) {
@@ -41,6 +49,21 @@
       } catch (error) {
         show(result, error.message, "bad");
       } finally { busy(regionForm, false); }
+    });
+
+    const subscriptionForm = document.getElementById("subscription-form");
+    subscriptionForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const result = subscriptionForm.querySelector(".result");
+      const subscribe = subscriptionForm.dataset.subscribed !== "true";
+      if (!subscribe && !window.confirm("Stop chat everywhere for the whole organisation?")) return;
+      busy(subscriptionForm, true);
+      try {
+        renderSettings(await call("PUT", "/api/admin/settings/subscription", { subscribed: subscribe }));
+        show(result, subscribe ? "Subscribed again." : "Unsubscribed. Chat is stopped everywhere.", "ok");
+      } catch (error) {
+        show(result, error.message, "bad");
+      } finally { busy(subscriptionForm, false); }
     });
 
     const chatForm = document.getElementById("chat-form");
@@ -101,6 +124,7 @@
       document.getElementById("check-card").hidden = false;
       try {
         renderSettings(await session.call("GET", "/api/admin/settings"));
+        document.getElementById("subscription-card").hidden = false;
         document.getElementById("chat-card").hidden = false;
         document.getElementById("region-card").hidden = false;
         document.getElementById("word-card").hidden = false;
