@@ -142,7 +142,9 @@ def claim_timer_and_die(url: str, claim_secs: float, out: Queue[Any]) -> None:
         redis.Redis.from_url(url, decode_responses=True), prefix="t:", claim_secs=claim_secs
     )
     out.put([timer.key for timer in timers.claim_due()])
-    os._exit(0)  # dies without `done`
+    out.close()
+    out.join_thread()  # the report is sent; now die without `done`
+    os._exit(0)
 
 
 def hold_outbox_item(url: str, started: str) -> None:
