@@ -233,11 +233,17 @@ class RedisOutbox:
     # ----- running ----------------------------------------------------------------------
 
     def _entries(self) -> list[tuple[str, str]]:
-        """This pass's entries: those taken over from dead holders, then new ones."""
+        """This pass's entries: this consumer's own unfinished ones (a pass that paused or
+        stopped), those taken over from dead holders, then new ones."""
+        own = cast(
+            list[Any],
+            self._r.xreadgroup(GROUP, self.consumer, {self._stream: "0"}, count=PASS_SIZE),
+        )
+        entries = [entry for _stream, stream_entries in own for entry in stream_entries]
         taken = self._r.xautoclaim(
             self._stream, GROUP, self.consumer, self._claim_idle_ms, "0-0", count=PASS_SIZE
         )
-        entries = list(taken[1])
+        entries.extend(taken[1])
         room = PASS_SIZE - len(entries)
         if room > 0:
             fresh = cast(
@@ -246,7 +252,8 @@ class RedisOutbox:
             )
             for _stream, stream_entries in fresh:
                 entries.extend(stream_entries)
-        return [(entry_id, fields["item"]) for entry_id, fields in entries if fields]
+        unique = {entry_id: fields["item"] for entry_id, fields in entries if fields}
+        return list(unique.items())
 
     def run_due(self) -> int:
         """One pass over the items due now; returns how many were done.
@@ -254,9 +261,10 @@ class RedisOutbox:
         Transient failures are rescheduled, permanent ones parked (module docstring).
         """
         with self._run_lock:
-            if int(self._r.pttl(f"{self._p}paused")) > 0:
-                return 0
             now_ms = int(self._clock() * 1000)
+            paused_until = cast(str | None, self._r.get(f"{self._p}paused"))
+            if paused_until is not None and now_ms < int(paused_until):
+                return 0
             self._promote(keys=[f"{self._p}retry", self._stream], args=[now_ms, PASS_SIZE])
             done = 0
             for entry_id, member in self._entries():
@@ -318,7 +326,9 @@ class RedisOutbox:
                 delay,
             )
             if is_pausing(error):
-                self._r.set(f"{self._p}paused", "1", px=max(1, int(delay * 1000)))
+                # The value decides (the shared clock); the expiry only tidies up.
+                until_ms = int((self._clock() + delay) * 1000)
+                self._r.set(f"{self._p}paused", until_ms, px=max(1, int(delay * 1000)) + 60_000)
                 return "pause"
             return "retry"
         item.update(state="done", error="", updated_at=self._clock())
