@@ -68,6 +68,13 @@ def claim_all(
     state.close()
 
 
+def swap_all(spec: str, widget_ids: list[str], gate: Barrier, out: Queue[Any]) -> None:
+    state = open_state(spec)
+    gate.wait()
+    out.put([w for w in widget_ids if state.swap_availability(w, True)])
+    state.close()
+
+
 def bump_under_lease(
     spec: str, conversation_id: str, times: int, gate: Barrier, out: Queue[Any]
 ) -> None:

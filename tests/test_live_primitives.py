@@ -23,6 +23,7 @@ from live_workers import (
     draft,
     hold_presence,
     open_state,
+    swap_all,
 )
 from test_chat_state import T0, conversation
 
@@ -179,3 +180,15 @@ def test_appended_messages_load_like_added_ones(state: Any) -> None:
     assert loaded.last_seq == 1
     assert loaded.last_visitor_message_at == first.sent_at
     assert loaded.waiting_since == T0 and loaded.started_at + timedelta(0) == T0
+
+
+def test_an_availability_change_is_announced_by_one_process(spec: str, state: Any) -> None:
+    widgets = [f"w{n}" for n in range(40)]
+    gate, out = CTX.Barrier(2), CTX.Queue()
+    workers = [CTX.Process(target=swap_all, args=(spec, widgets, gate, out)) for _ in range(2)]
+    run(*workers)
+    first, second = out.get(timeout=60), out.get(timeout=60)
+    joined(*workers)
+    assert sorted(first + second) == sorted(widgets)  # each change told once, by one
+    assert not state.swap_availability("w0", True)
+    assert state.swap_availability("w0", False) and state.swap_availability("w0", True)

@@ -18,6 +18,7 @@ conversation's keys stay in one slot of a Redis Cluster and its scripts stay leg
 - ``P:unfinished``     set of conversation ids `unfinished_conversations` returns
 - ``P:visitor:<id>:ended``  sorted set of the visitor's ended chats by start time
 - ``P:visitors``, ``P:agent_status``  hashes id -> JSON / status
+- ``P:availability``  hash widget id -> "1"/"0", what its visitors were last told
 - ``P:lease:<name>``   a lease: owner token with a PX expiry
 - ``P:procs``          sorted set process id -> heartbeat expiry (ms, Redis's clock)
 - ``P:presence:<process>``  hash member -> open sockets on that process
@@ -80,6 +81,13 @@ return 1
 _CLAIM = """
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 return redis.call('GET', KEYS[1])
+"""
+
+# 1 when the stored value changed (HSET answers 0 for an existing field, so compare).
+_SWAP = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
 """
 
 _RELEASE = """
@@ -164,6 +172,7 @@ class RedisLiveState:
         self._add_at = client.register_script(_ADD_AT)
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
+        self._swap = client.register_script(_SWAP)
         self._beat = client.register_script(_BEAT)
         self._presence_change = client.register_script(_PRESENCE_CHANGE)
         self._live_processes = client.register_script(_LIVE_PROCESSES)
@@ -368,6 +377,10 @@ class RedisLiveState:
         pipe.delete(f"{self._p}presence:{process_id}")
         pipe.zrem(f"{self._p}procs", process_id)
         pipe.execute()
+
+    def swap_availability(self, widget_id: str, available: bool) -> bool:
+        keys = [f"{self._p}availability"]
+        return bool(self._swap(keys=keys, args=[widget_id, "1" if available else "0"]))
 
     def dead_processes(self) -> list[str]:
         """Processes whose heartbeat lapsed (their sockets are gone): the survivors take

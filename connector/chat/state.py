@@ -143,6 +143,10 @@ class LivePrimitives(Protocol):
     def presence_forget(self, process_id: str) -> None:
         """Drop a process's counts (it stopped; its sockets are gone)."""
 
+    def swap_availability(self, widget_id: str, available: bool) -> bool:
+        """Record whether the widget can start a chat; True only for the one caller that
+        changed it, the one that tells the widget's visitors (`availability`)."""
+
 
 # Enough earlier chats for the agent to recognise a returning visitor.
 HISTORY_LIMIT = 10
@@ -195,6 +199,10 @@ CREATE TABLE IF NOT EXISTS lease (
 CREATE TABLE IF NOT EXISTS live_process (
     process_id TEXT PRIMARY KEY,
     expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS widget_availability (
+    widget_id TEXT PRIMARY KEY,
+    available INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS presence_count (
     process_id TEXT NOT NULL,
@@ -596,3 +604,13 @@ class SqliteLiveState:
         with self._transaction() as db:
             db.execute("DELETE FROM presence_count WHERE process_id = ?", (process_id,))
             db.execute("DELETE FROM live_process WHERE process_id = ?", (process_id,))
+
+    def swap_availability(self, widget_id: str, available: bool) -> bool:
+        with self._transaction() as db:
+            changed = db.execute(
+                "INSERT INTO widget_availability (widget_id, available) VALUES (?, ?)"
+                " ON CONFLICT (widget_id) DO UPDATE SET available = excluded.available"
+                " WHERE widget_availability.available != excluded.available",
+                (widget_id, int(available)),
+            ).rowcount
+        return bool(changed)
