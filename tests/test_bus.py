@@ -92,3 +92,16 @@ def test_after_a_redis_restart_the_bus_resubscribes_and_asks_for_a_resync(
     bus.publish({"n": 2}, ["x"])
     wait_for(lambda: got == [1, 2])
     bus.close()
+
+
+def test_a_stranger_on_the_bus_channel_does_not_stop_delivery(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    bus = RedisBus(client, prefix="t:")
+    got: list[int] = []
+    bus.listen(lambda event, channels: got.append(event["n"]))
+    assert bus.wait_subscribed()
+    client.publish("t:bus", "not json")
+    client.publish("t:bus", '{"unexpected": true}')
+    bus.publish({"n": 1}, ["x"])
+    wait_for(lambda: got == [1])
+    bus.close()

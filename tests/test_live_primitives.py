@@ -165,6 +165,9 @@ def test_presence_is_summed_over_live_processes_and_a_dead_one_vanishes(
     joined(other)
     time.sleep(0.9)  # proc-b stopped beating: its sockets are gone with it
     assert state.presence_counts() == {"v1": 1, "ag1": 1}
+    assert state.dead_processes() == ["proc-b"]
+    state.presence_forget("proc-b")
+    assert state.dead_processes() == []
     assert state.presence_change("proc-a", "v1", -1) == 0
     state.presence_forget("proc-a")
     assert state.presence_counts() == {}

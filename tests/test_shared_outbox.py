@@ -177,3 +177,15 @@ def test_the_worker_thread_runs_items_enqueued_by_another_process(
     finally:
         worker.stop()
     assert seen == [{"n": 1}]
+
+
+def test_after_redis_lost_its_data_the_outbox_starts_a_new_group(
+    redis_server: RedisServer,
+) -> None:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    seen: list[dict[str, Any]] = []
+    box = RedisOutbox(client, {"job": seen.append}, prefix="t:")
+    redis_server.restart()  # no persistence: the stream and its group are gone
+    box.enqueue("job", "k1", {"n": 1})
+    assert box.run_due() == 1 and seen == [{"n": 1}]
+    client.close()

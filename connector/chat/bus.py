@@ -114,9 +114,14 @@ class RedisBus:
             thread.join(timeout=5)
 
     def _deliver(self, body: str | bytes) -> None:
-        decoded = json.loads(body)
-        event = cast(dict[str, Any], decoded["event"])
-        channels = frozenset(cast(list[str], decoded["channels"]))
+        try:
+            decoded = json.loads(body)
+            event = cast(dict[str, Any], decoded["event"])
+            channels = frozenset(cast(list[str], decoded["channels"]))
+        except (ValueError, KeyError, TypeError):
+            # Not ours (someone else published on the channel): skip it, keep listening.
+            log.warning("the event bus ignored a malformed message")
+            return
         for listener in list(self._listeners):
             try:
                 listener(event, channels)

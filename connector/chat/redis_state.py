@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 import redis
 
@@ -48,6 +48,9 @@ from connector.chat.state import (
     DuplicateMessage,
     _conversation_from_row,
     _conversation_to_json,
+    _time,
+    _visitor_from_json,
+    _visitor_to_json,
     derive_message_fields,
 )
 
@@ -119,10 +122,6 @@ return total
 )
 
 _LIVE_PROCESSES = _now_ms() + "return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')"
-
-
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _message_json(message: Message) -> str:
@@ -285,34 +284,11 @@ class RedisLiveState:
         return entries[:HISTORY_LIMIT]
 
     def save_visitor(self, presence: VisitorPresence) -> None:
-        data = json.dumps(
-            {
-                "widget_id": presence.widget_id,
-                "first_seen": _time(presence.first_seen),
-                "last_seen": _time(presence.last_seen),
-                "name": presence.name,
-                "page": presence.page,
-                "ip": presence.ip,
-                "conversation_id": presence.conversation_id,
-            }
-        )
-        self._r.hset(f"{self._p}visitors", presence.visitor_id, data)
+        self._r.hset(f"{self._p}visitors", presence.visitor_id, _visitor_to_json(presence))
 
     def visitor(self, visitor_id: str) -> VisitorPresence | None:
         data = cast(str | None, self._r.hget(f"{self._p}visitors", visitor_id))
-        if data is None:
-            return None
-        d = json.loads(data)
-        return VisitorPresence(
-            visitor_id=visitor_id,
-            widget_id=d["widget_id"],
-            first_seen=datetime.fromisoformat(d["first_seen"]),
-            last_seen=datetime.fromisoformat(d["last_seen"]),
-            name=d["name"],
-            page=d["page"],
-            ip=d["ip"],
-            conversation_id=d["conversation_id"],
-        )
+        return _visitor_from_json(visitor_id, data) if data is not None else None
 
     def save_agent_status(self, agent_id: str, status: AgentStatus) -> None:
         self._r.hset(f"{self._p}agent_status", agent_id, status.value)
@@ -383,7 +359,6 @@ class RedisLiveState:
         return bool(self._swap(keys=keys, args=[widget_id, "1" if available else "0"]))
 
     def dead_processes(self) -> list[str]:
-        """Processes whose heartbeat lapsed (their sockets are gone): the survivors take
-        over their timers and outbox items and `presence_forget` them."""
-        now_ms = int(cast(list[Any], self._r.time())[0]) * 1000
+        seconds, micros = cast(tuple[int, int], self._r.time())
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
         return cast(list[str], self._r.zrangebyscore(f"{self._p}procs", "-inf", now_ms))

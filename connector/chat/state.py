@@ -143,6 +143,10 @@ class LivePrimitives(Protocol):
     def presence_forget(self, process_id: str) -> None:
         """Drop a process's counts (it stopped; its sockets are gone)."""
 
+    def dead_processes(self) -> list[str]:
+        """Processes whose heartbeat lapsed (their sockets are gone): a survivor tells
+        who left, takes over their work and `presence_forget`s them."""
+
     def swap_availability(self, widget_id: str, available: bool) -> bool:
         """Record whether the widget can start a chat; True only for the one caller that
         changed it, the one that tells the widget's visitors (`availability`)."""
@@ -316,6 +320,53 @@ def derive_message_fields(conversation: Conversation, messages: Sequence[Any]) -
     return conversation
 
 
+def _visitor_to_json(presence: VisitorPresence) -> str:
+    return json.dumps(
+        {
+            "widget_id": presence.widget_id,
+            "first_seen": _time(presence.first_seen),
+            "last_seen": _time(presence.last_seen),
+            "name": presence.name,
+            "page": presence.page,
+            "ip": presence.ip,
+            "conversation_id": presence.conversation_id,
+        }
+    )
+
+
+def _visitor_from_json(visitor_id: str, data: str) -> VisitorPresence:
+    d = json.loads(data)
+    first_seen, last_seen = _parse(d["first_seen"]), _parse(d["last_seen"])
+    assert first_seen is not None and last_seen is not None
+    return VisitorPresence(
+        visitor_id=visitor_id,
+        widget_id=d["widget_id"],
+        first_seen=first_seen,
+        last_seen=last_seen,
+        name=d["name"],
+        page=d["page"],
+        ip=d["ip"],
+        conversation_id=d["conversation_id"],
+    )
+
+
+def _insert_message(db: sqlite3.Connection, message: Message) -> None:
+    db.execute(
+        "INSERT INTO message (conversation_id, seq, client_id, sender_kind, sender_id,"
+        " sender_name, text, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            message.conversation_id,
+            message.seq,
+            message.client_id,
+            message.sender_kind.value,
+            message.sender_id,
+            message.sender_name,
+            message.text,
+            _time(message.sent_at),
+        ),
+    )
+
+
 def _message_from_row(row: sqlite3.Row) -> Message:
     sent_at = _parse(row["sent_at"])
     assert sent_at is not None
@@ -403,20 +454,7 @@ class SqliteLiveState:
         # per-message fields are derived from the messages when it is loaded.
         try:
             with self._lock:
-                self._db.execute(
-                    "INSERT INTO message (conversation_id, seq, client_id, sender_kind, sender_id,"
-                    " sender_name, text, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        message.conversation_id,
-                        message.seq,
-                        message.client_id,
-                        message.sender_kind.value,
-                        message.sender_id,
-                        message.sender_name,
-                        message.text,
-                        _time(message.sent_at),
-                    ),
-                )
+                _insert_message(self._db, message)
         except sqlite3.IntegrityError as error:
             raise DuplicateMessage(message.conversation_id, message.client_id) from error
 
@@ -458,17 +496,7 @@ class SqliteLiveState:
         return entries[:HISTORY_LIMIT]
 
     def save_visitor(self, presence: VisitorPresence) -> None:
-        data = json.dumps(
-            {
-                "widget_id": presence.widget_id,
-                "first_seen": _time(presence.first_seen),
-                "last_seen": _time(presence.last_seen),
-                "name": presence.name,
-                "page": presence.page,
-                "ip": presence.ip,
-                "conversation_id": presence.conversation_id,
-            }
-        )
+        data = _visitor_to_json(presence)
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO visitor (visitor_id, data) VALUES (?, ?)",
@@ -477,21 +505,7 @@ class SqliteLiveState:
 
     def visitor(self, visitor_id: str) -> VisitorPresence | None:
         rows = self._query("SELECT data FROM visitor WHERE visitor_id = ?", (visitor_id,))
-        if not rows:
-            return None
-        d = json.loads(rows[0]["data"])
-        first_seen, last_seen = _parse(d["first_seen"]), _parse(d["last_seen"])
-        assert first_seen is not None and last_seen is not None
-        return VisitorPresence(
-            visitor_id=visitor_id,
-            widget_id=d["widget_id"],
-            first_seen=first_seen,
-            last_seen=last_seen,
-            name=d["name"],
-            page=d["page"],
-            ip=d["ip"],
-            conversation_id=d["conversation_id"],
-        )
+        return _visitor_from_json(visitor_id, rows[0]["data"]) if rows else None
 
     def save_agent_status(self, agent_id: str, status: AgentStatus) -> None:
         with self._transaction() as db:
@@ -523,20 +537,7 @@ class SqliteLiveState:
                 (draft.conversation_id,),
             ).fetchone()
             message = replace(draft, seq=int(last) + 1)
-            db.execute(
-                "INSERT INTO message (conversation_id, seq, client_id, sender_kind, sender_id,"
-                " sender_name, text, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    message.conversation_id,
-                    message.seq,
-                    message.client_id,
-                    message.sender_kind.value,
-                    message.sender_id,
-                    message.sender_name,
-                    message.text,
-                    _time(message.sent_at),
-                ),
-            )
+            _insert_message(db, message)
         return AppendResult(message, False)
 
     def claim_accept(self, conversation_id: str, agent_id: str) -> str:
@@ -614,3 +615,10 @@ class SqliteLiveState:
                 (widget_id, int(available)),
             ).rowcount
         return bool(changed)
+
+    def dead_processes(self) -> list[str]:
+        rows = self._query(
+            "SELECT process_id FROM live_process WHERE expires_at <= ? ORDER BY process_id",
+            (time.time(),),
+        )
+        return [row["process_id"] for row in rows]

@@ -151,8 +151,11 @@ class RedisOutbox:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._ensure_group()
+
+    def _ensure_group(self) -> None:
         try:
-            client.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
+            self._r.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
         except redis.ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
@@ -267,7 +270,15 @@ class RedisOutbox:
                 return 0
             self._promote(keys=[f"{self._p}retry", self._stream], args=[now_ms, PASS_SIZE])
             done = 0
-            for entry_id, member in self._entries():
+            try:
+                entries = self._entries()
+            except redis.ResponseError as error:
+                if "NOGROUP" not in str(error):
+                    raise
+                # Redis came back without its data (no persistence): start a new group.
+                self._ensure_group()
+                entries = self._entries()
+            for entry_id, member in entries:
                 if self._stopping.is_set():
                     break
                 outcome = self._run_one(entry_id, member)
