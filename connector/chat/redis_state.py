@@ -359,6 +359,6 @@ class RedisLiveState:
         return bool(self._swap(keys=keys, args=[widget_id, "1" if available else "0"]))
 
     def dead_processes(self) -> list[str]:
-        seconds, micros = cast(tuple[int, int], self._r.time())
+        seconds, micros = self._r.time()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         return cast(list[str], self._r.zrangebyscore(f"{self._p}procs", "-inf", now_ms))
