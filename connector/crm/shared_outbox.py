@@ -288,8 +288,10 @@ class RedisOutbox:
                     break
             return done
 
-    def _finish(self, entry_id: str, member: str, item: dict[str, Any], outcome: str) -> bool:
-        due_ms = int((self._clock() + float(item.pop("_delay", 0.0))) * 1000)
+    def _finish(
+        self, entry_id: str, member: str, item: dict[str, Any], outcome: str, delay: float = 0.0
+    ) -> bool:
+        due_ms = int((self._clock() + delay) * 1000)
         body = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
         keys = [self._stream, self._item_key(member), f"{self._p}retry", f"{self._p}parked"]
         args: list[str | int] = [
@@ -326,8 +328,7 @@ class RedisOutbox:
                 log.error("outbox %s %s failed permanently, parked: %s", kind, key, item["error"])
                 return "parked"
             delay = retry_delay(error, attempt, self._max_backoff_secs)
-            item["_delay"] = delay
-            self._finish(entry_id, member, item, "retry")
+            self._finish(entry_id, member, item, "retry", delay)
             log.warning(
                 "outbox %s %s failed (attempt %d, %s); trying again in %.0f s",
                 kind,
