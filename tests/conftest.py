@@ -116,6 +116,8 @@ def handshake_headers() -> Handshake:
 
 # A real redis-server per test that asks for one (tests/redis_fixture.py).
 from redis_fixture import (  # noqa: E402, F401
+    live_spec,
+    live_state,
     persistent_redis,
     redis_client,
     redis_server,

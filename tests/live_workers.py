@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from connector.chat.bus import RedisBus
+from connector.chat.heartbeat import ProcessHeartbeat
 from connector.chat.leases import conversation_lease, holding
 from connector.chat.model import Message, SenderKind
 from connector.chat.redis_state import RedisLiveState
@@ -168,3 +169,13 @@ def hold_outbox_item(url: str, started: str) -> None:
         consumer="doomed",
     )
     outbox.run_due()
+
+
+def beat_with_sockets(spec: str, process_id: str, ready: Event) -> None:
+    """A live service process: beating, with two sockets open; the test kills it."""
+    state = open_state(spec)
+    heartbeat = ProcessHeartbeat(state, process_id=process_id, beat_secs=0.1, ttl_secs=0.5)
+    heartbeat.start()
+    state.presence_change(process_id, "visitor:v1", 2)
+    ready.set()
+    time.sleep(3600)

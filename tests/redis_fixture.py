@@ -5,6 +5,9 @@
   restart tests.
 - `redis_url`: `redis_server`'s URL.
 - `redis_client`: a client on `redis_server` (``decode_responses=True``).
+- `live_spec` / `live_state`: run a test twice, on `SqliteLiveState` (the single-process
+  default) and on `RedisLiveState`; the spec (``sqlite:<path>`` / ``redis:<url>``) lets a
+  spawned process open the same state (tests/live_workers.py).
 
 `make test` installs redis-server when it is missing, as it does chromium. Without it
 these fixtures fail with the install command, never skip silently.
@@ -14,9 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from live_workers import open_state
 
 from connector.redis_server import RedisServer
 
@@ -51,3 +56,17 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     yield client
     client.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def live_spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'live.sqlite'}"
+    return f"redis:{request.getfixturevalue('redis_url')}"
+
+
+@pytest.fixture
+def live_state(live_spec: str) -> Iterator[Any]:
+    live = open_state(live_spec)
+    yield live
+    live.close()
