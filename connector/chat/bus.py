@@ -28,7 +28,9 @@ from typing import Any, Protocol, cast
 
 import redis
 
-__all__ = ["EventBus", "Listener", "LocalBus", "RedisBus"]
+from connector.chat.hub import Hub
+
+__all__ = ["EventBus", "Listener", "LocalBus", "RedisBus", "attach_hub"]
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +163,20 @@ class RedisBus:
                     pubsub.close()
                 except (redis.RedisError, OSError):
                     pass
+
+
+def attach_hub(bus: EventBus, hub: Hub) -> None:
+    """Deliver every bus event to this process's sockets on its channels.
+
+    On `LocalBus` the publishing thread queues the frames and sends them when it calls
+    `hub.flush()` after its change, as the engine does today. On `RedisBus` the bus's own
+    thread queues and sends them at once, in the bus's order.
+    """
+    flush = isinstance(bus, RedisBus)
+
+    def deliver(event: dict[str, Any], channels: frozenset[str]) -> None:
+        hub.publish(event, channels)
+        if flush:
+            hub.flush()
+
+    bus.listen(deliver)
