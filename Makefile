@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup run test lint bench pack chromium
+.PHONY: setup run test lint bench pack chromium redis
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/crmchat serve
 
-test: lint chromium
+test: lint chromium redis
 	$(BIN)/python -m pytest
 
 # The browser tests (tests/browser) drive Debian's Chromium. Installed here when missing
@@ -32,16 +32,29 @@ chromium:
 			"or set CRMCHAT_SKIP_BROWSER_TESTS=1." >&2; \
 	fi
 
+# The scale-out tests (and bench/live_primitives.py) start Debian's redis-server on a free
+# port. Installed here when missing (CI runs as root), as chromium is; `make run` never
+# needs it.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; \
+	else \
+		echo "redis-server is missing: the Redis tests will fail. Run" \
+			"'sudo apt-get install redis-server'." >&2; \
+	fi
+
 lint: setup
 	$(BIN)/ruff check connector tests bench
 	$(BIN)/ruff format --check --quiet connector tests bench
 	$(BIN)/mypy
 
-bench: setup
+bench: setup redis
 	$(BIN)/python bench/dataverse_requests.py
 	$(BIN)/python bench/chat_load.py --pairs 100
 	$(BIN)/python bench/chat_load.py --pairs 500
 	$(BIN)/python bench/widget_weight.py
+	$(BIN)/python bench/live_primitives.py
 
 pack: setup
 	$(BIN)/crmchat solution pack

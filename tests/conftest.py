@@ -112,3 +112,14 @@ def make_handshake() -> Handshake:
 def handshake_headers() -> Handshake:
     """`handshake_headers(client, app, user_id)`: service API headers via a handshake."""
     return _handshake_headers
+
+
+# A real redis-server per test that asks for one (tests/redis_fixture.py).
+from redis_fixture import (  # noqa: E402, F401
+    live_spec,
+    live_state,
+    persistent_redis,
+    redis_client,
+    redis_server,
+    redis_url,
+)

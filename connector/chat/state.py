@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from connector.chat.model import (
     AgentStatus,
@@ -36,7 +38,14 @@ from connector.chat.model import (
     VisitorPresence,
 )
 
-__all__ = ["DuplicateMessage", "LiveState", "SqliteLiveState"]
+__all__ = [
+    "AppendResult",
+    "DuplicateMessage",
+    "LivePrimitives",
+    "LiveState",
+    "SqliteLiveState",
+    "derive_message_fields",
+]
 
 
 class DuplicateMessage(Exception):
@@ -91,6 +100,58 @@ class LiveState(Protocol):
         """Release the storage."""
 
 
+class AppendResult(NamedTuple):
+    """What `append_message` stored: the message with its seq, or the one already there."""
+
+    message: Message
+    duplicate: bool  # the client_id was taken: `message` is the stored one
+
+
+class LivePrimitives(Protocol):
+    """The atomic steps several service processes need (docs/scale-out.md).
+
+    `SqliteLiveState` (one process, the default) and `RedisLiveState` (several processes)
+    implement them with the same meaning, so the engine has one code path. Each is atomic
+    on its own; none waits for Dataverse.
+    """
+
+    def append_message(self, draft: Message) -> AppendResult:
+        """Store `draft` with the next seq of its conversation (`draft.seq` is ignored),
+        or, when its client_id is already stored there, return that message unchanged."""
+
+    def claim_accept(self, conversation_id: str, agent_id: str) -> str:
+        """Claim the waiting chat for `agent_id`; the first claim wins for good. Returns
+        the winner (== `agent_id` when this call won)."""
+
+    def acquire_lease(self, name: str, owner: str, ttl_secs: float) -> bool:
+        """Take the short lease `name` (e.g. one conversation) for `owner`; False when
+        someone else holds it. It lapses by itself after `ttl_secs` (a dead process)."""
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        """Give the lease back; False when `owner` no longer held it (it had lapsed)."""
+
+    def presence_beat(self, process_id: str, ttl_secs: float) -> None:
+        """This process is alive for `ttl_secs` more; its presence counts stay counted."""
+
+    def presence_change(self, process_id: str, member: str, delta: int) -> int:
+        """Add `delta` to this process's open sockets for `member` (a visitor or agent
+        id); returns the member's total over every live process."""
+
+    def presence_counts(self) -> dict[str, int]:
+        """Every member with open sockets on a live process -> how many."""
+
+    def presence_forget(self, process_id: str) -> None:
+        """Drop a process's counts (it stopped; its sockets are gone)."""
+
+    def dead_processes(self) -> list[str]:
+        """Processes whose heartbeat lapsed (their sockets are gone): a survivor tells
+        who left, takes over their work and `presence_forget`s them."""
+
+    def swap_availability(self, widget_id: str, available: bool) -> bool:
+        """Record whether the widget can start a chat; True only for the one caller that
+        changed it, the one that tells the widget's visitors (`availability`)."""
+
+
 # Enough earlier chats for the agent to recognise a returning visitor.
 HISTORY_LIMIT = 10
 # SQLite waits this long for a lock held by another connection (e.g. a backup).
@@ -125,6 +186,33 @@ CREATE TABLE IF NOT EXISTS visitor (
 CREATE TABLE IF NOT EXISTS agent_status (
     agent_id TEXT PRIMARY KEY,
     status TEXT NOT NULL
+);
+"""
+
+# The tables behind `LivePrimitives` (times are time.time() seconds).
+_PRIMITIVES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accept_claim (
+    conversation_id TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lease (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS live_process (
+    process_id TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS widget_availability (
+    widget_id TEXT PRIMARY KEY,
+    available INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS presence_count (
+    process_id TEXT NOT NULL,
+    member TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (process_id, member)
 );
 """
 
@@ -209,6 +297,76 @@ def _conversation_from_row(conversation_id: str, data: str) -> Conversation:
     )
 
 
+def derive_message_fields(conversation: Conversation, messages: Sequence[Any]) -> Conversation:
+    """Bring `last_seq`, `last_visitor_message_at` and `waiting_since` up to date from the
+    conversation's messages (`seq`, `sender_kind`, `sent_at`, in seq order).
+
+    Every `LiveState` derives them the same way when it loads a conversation.
+    """
+    if not messages:
+        return conversation
+    conversation.last_seq = messages[-1]["seq"]
+    waiting_since: datetime | None = conversation.started_at
+    for message in messages:
+        if message["sender_kind"] == SenderKind.VISITOR.value:
+            conversation.last_visitor_message_at = _parse(message["sent_at"])
+            if waiting_since is None:
+                waiting_since = _parse(message["sent_at"])
+        elif message["sender_kind"] == SenderKind.AGENT.value:
+            waiting_since = None
+    if conversation.state is ConversationState.ENDED:
+        waiting_since = None
+    conversation.waiting_since = waiting_since
+    return conversation
+
+
+def _visitor_to_json(presence: VisitorPresence) -> str:
+    return json.dumps(
+        {
+            "widget_id": presence.widget_id,
+            "first_seen": _time(presence.first_seen),
+            "last_seen": _time(presence.last_seen),
+            "name": presence.name,
+            "page": presence.page,
+            "ip": presence.ip,
+            "conversation_id": presence.conversation_id,
+        }
+    )
+
+
+def _visitor_from_json(visitor_id: str, data: str) -> VisitorPresence:
+    d = json.loads(data)
+    first_seen, last_seen = _parse(d["first_seen"]), _parse(d["last_seen"])
+    assert first_seen is not None and last_seen is not None
+    return VisitorPresence(
+        visitor_id=visitor_id,
+        widget_id=d["widget_id"],
+        first_seen=first_seen,
+        last_seen=last_seen,
+        name=d["name"],
+        page=d["page"],
+        ip=d["ip"],
+        conversation_id=d["conversation_id"],
+    )
+
+
+def _insert_message(db: sqlite3.Connection, message: Message) -> None:
+    db.execute(
+        "INSERT INTO message (conversation_id, seq, client_id, sender_kind, sender_id,"
+        " sender_name, text, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            message.conversation_id,
+            message.seq,
+            message.client_id,
+            message.sender_kind.value,
+            message.sender_id,
+            message.sender_name,
+            message.text,
+            _time(message.sent_at),
+        ),
+    )
+
+
 def _message_from_row(row: sqlite3.Row) -> Message:
     sent_at = _parse(row["sent_at"])
     assert sent_at is not None
@@ -237,6 +395,7 @@ class SqliteLiveState:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._db.executescript(_PRIMITIVES_SCHEMA)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -288,41 +447,14 @@ class SqliteLiveState:
             "SELECT seq, sender_kind, sent_at FROM message WHERE conversation_id = ? ORDER BY seq",
             (conversation.conversation_id,),
         )
-        if not messages:
-            return conversation
-        conversation.last_seq = messages[-1]["seq"]
-        waiting_since: datetime | None = conversation.started_at
-        for message in messages:
-            if message["sender_kind"] == SenderKind.VISITOR.value:
-                conversation.last_visitor_message_at = _parse(message["sent_at"])
-                if waiting_since is None:
-                    waiting_since = _parse(message["sent_at"])
-            elif message["sender_kind"] == SenderKind.AGENT.value:
-                waiting_since = None
-        if conversation.state is ConversationState.ENDED:
-            waiting_since = None
-        conversation.waiting_since = waiting_since
-        return conversation
+        return derive_message_fields(conversation, messages)
 
     def add_message(self, conversation: Conversation, message: Message) -> None:
         # One INSERT, committed on its own: the relay path's only write. The conversation's
         # per-message fields are derived from the messages when it is loaded.
         try:
             with self._lock:
-                self._db.execute(
-                    "INSERT INTO message (conversation_id, seq, client_id, sender_kind, sender_id,"
-                    " sender_name, text, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        message.conversation_id,
-                        message.seq,
-                        message.client_id,
-                        message.sender_kind.value,
-                        message.sender_id,
-                        message.sender_name,
-                        message.text,
-                        _time(message.sent_at),
-                    ),
-                )
+                _insert_message(self._db, message)
         except sqlite3.IntegrityError as error:
             raise DuplicateMessage(message.conversation_id, message.client_id) from error
 
@@ -364,17 +496,7 @@ class SqliteLiveState:
         return entries[:HISTORY_LIMIT]
 
     def save_visitor(self, presence: VisitorPresence) -> None:
-        data = json.dumps(
-            {
-                "widget_id": presence.widget_id,
-                "first_seen": _time(presence.first_seen),
-                "last_seen": _time(presence.last_seen),
-                "name": presence.name,
-                "page": presence.page,
-                "ip": presence.ip,
-                "conversation_id": presence.conversation_id,
-            }
-        )
+        data = _visitor_to_json(presence)
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO visitor (visitor_id, data) VALUES (?, ?)",
@@ -383,21 +505,7 @@ class SqliteLiveState:
 
     def visitor(self, visitor_id: str) -> VisitorPresence | None:
         rows = self._query("SELECT data FROM visitor WHERE visitor_id = ?", (visitor_id,))
-        if not rows:
-            return None
-        d = json.loads(rows[0]["data"])
-        first_seen, last_seen = _parse(d["first_seen"]), _parse(d["last_seen"])
-        assert first_seen is not None and last_seen is not None
-        return VisitorPresence(
-            visitor_id=visitor_id,
-            widget_id=d["widget_id"],
-            first_seen=first_seen,
-            last_seen=last_seen,
-            name=d["name"],
-            page=d["page"],
-            ip=d["ip"],
-            conversation_id=d["conversation_id"],
-        )
+        return _visitor_from_json(visitor_id, rows[0]["data"]) if rows else None
 
     def save_agent_status(self, agent_id: str, status: AgentStatus) -> None:
         with self._transaction() as db:
@@ -413,3 +521,104 @@ class SqliteLiveState:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    # ----- LivePrimitives (docs/scale-out.md) -----------------------------------------
+
+    def append_message(self, draft: Message) -> AppendResult:
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT * FROM message WHERE conversation_id = ? AND client_id = ?",
+                (draft.conversation_id, draft.client_id),
+            ).fetchall()
+            if rows:
+                return AppendResult(_message_from_row(rows[0]), True)
+            (last,) = db.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM message WHERE conversation_id = ?",
+                (draft.conversation_id,),
+            ).fetchone()
+            message = replace(draft, seq=int(last) + 1)
+            _insert_message(db, message)
+        return AppendResult(message, False)
+
+    def claim_accept(self, conversation_id: str, agent_id: str) -> str:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO accept_claim (conversation_id, agent_id) VALUES (?, ?)",
+                (conversation_id, agent_id),
+            )
+            (winner,) = db.execute(
+                "SELECT agent_id FROM accept_claim WHERE conversation_id = ?", (conversation_id,)
+            ).fetchone()
+        return str(winner)
+
+    def acquire_lease(self, name: str, owner: str, ttl_secs: float) -> bool:
+        now = time.time()
+        with self._transaction() as db:
+            taken = db.execute(
+                "INSERT INTO lease (name, owner, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,"
+                " expires_at = excluded.expires_at WHERE lease.expires_at <= ?",
+                (name, owner, now + ttl_secs, now),
+            ).rowcount
+        return bool(taken)
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        with self._transaction() as db:
+            released = db.execute(
+                "DELETE FROM lease WHERE name = ? AND owner = ? AND expires_at > ?",
+                (name, owner, time.time()),
+            ).rowcount
+        return bool(released)
+
+    def presence_beat(self, process_id: str, ttl_secs: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO live_process (process_id, expires_at) VALUES (?, ?)",
+                (process_id, time.time() + ttl_secs),
+            )
+
+    def presence_change(self, process_id: str, member: str, delta: int) -> int:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO presence_count (process_id, member, count) VALUES (?, ?, ?)"
+                " ON CONFLICT (process_id, member) DO UPDATE"
+                " SET count = MAX(0, presence_count.count + excluded.count)",
+                (process_id, member, delta),
+            )
+            db.execute("DELETE FROM presence_count WHERE count <= 0")
+            (total,) = db.execute(
+                "SELECT COALESCE(SUM(c.count), 0) FROM presence_count c JOIN live_process p"
+                " ON p.process_id = c.process_id WHERE c.member = ? AND p.expires_at > ?",
+                (member, time.time()),
+            ).fetchone()
+        return int(total)
+
+    def presence_counts(self) -> dict[str, int]:
+        rows = self._query(
+            "SELECT c.member, SUM(c.count) AS total FROM presence_count c JOIN live_process p"
+            " ON p.process_id = c.process_id WHERE p.expires_at > ? GROUP BY c.member",
+            (time.time(),),
+        )
+        return {row["member"]: int(row["total"]) for row in rows if row["total"] > 0}
+
+    def presence_forget(self, process_id: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM presence_count WHERE process_id = ?", (process_id,))
+            db.execute("DELETE FROM live_process WHERE process_id = ?", (process_id,))
+
+    def swap_availability(self, widget_id: str, available: bool) -> bool:
+        with self._transaction() as db:
+            changed = db.execute(
+                "INSERT INTO widget_availability (widget_id, available) VALUES (?, ?)"
+                " ON CONFLICT (widget_id) DO UPDATE SET available = excluded.available"
+                " WHERE widget_availability.available != excluded.available",
+                (widget_id, int(available)),
+            ).rowcount
+        return bool(changed)
+
+    def dead_processes(self) -> list[str]:
+        rows = self._query(
+            "SELECT process_id FROM live_process WHERE expires_at <= ? ORDER BY process_id",
+            (time.time(),),
+        )
+        return [row["process_id"] for row in rows]

@@ -53,7 +53,9 @@ __all__ = [
     "MAX_BACKOFF_SECS",
     "Handler",
     "Outbox",
+    "is_pausing",
     "is_transient",
+    "retry_delay",
 ]
 
 log = logging.getLogger(__name__)
@@ -347,3 +349,17 @@ class Outbox:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def is_pausing(error: BaseException) -> bool:
+    """True when the error also holds back the rest of the pass (throttled, down, offline)."""
+    return isinstance(error, _PAUSING)
+
+
+def retry_delay(error: BaseException, attempt: int, max_backoff_secs: float) -> float:
+    """Seconds before attempt `attempt` + 1: the server's Retry-After, else 1, 2, 4, ...
+    capped at `max_backoff_secs` (the rule `Outbox` follows)."""
+    delay = _retry_after(error)
+    if delay is None:
+        delay = min(max_backoff_secs, BASE_BACKOFF_SECS * 2 ** (attempt - 1))
+    return delay

@@ -1,0 +1,86 @@
+"""`open_live`: the live chat's shared parts for one process, from one setting.
+
+Without a Redis URL (the default, `make run`): `SqliteLiveState` in
+``<data_dir>/live.sqlite``, `LocalBus`, `LocalTimers`, and the SQLite `Outbox` in
+``<data_dir>/outbox.sqlite``, the files the service uses today. With one
+(``CRMCHAT_REDIS_URL``, read by phase 2's Settings): `RedisLiveState`, `RedisBus`,
+`RedisTimers` and `RedisOutbox` on that Redis. Either way the engine gets the same
+interfaces (docs/scale-out.md), so it has one code path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from connector.chat.bus import EventBus, LocalBus, RedisBus
+from connector.chat.heartbeat import ProcessHeartbeat
+from connector.chat.redis_state import DEFAULT_PREFIX, RedisLiveState
+from connector.chat.state import SqliteLiveState
+from connector.chat.timers import LocalTimers, RedisTimers, Timers
+from connector.crm.outbox import Handler, Outbox
+from connector.crm.shared_outbox import RedisOutbox
+
+__all__ = ["LiveParts", "open_live"]
+
+
+@dataclass
+class LiveParts:
+    """What one service process shares with the others (or keeps, when alone)."""
+
+    state: SqliteLiveState | RedisLiveState
+    bus: EventBus
+    timers: Timers
+    heartbeat: ProcessHeartbeat
+    data_dir: Path
+    client: redis.Redis | None = None
+    prefix: str = DEFAULT_PREFIX
+    process_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def shared(self) -> bool:
+        """True on Redis: other processes may serve the same org."""
+        return self.client is not None
+
+    def outbox(self, handlers: Mapping[str, Handler]) -> Outbox | RedisOutbox:
+        """The durable outbox for these handlers, next to the state."""
+        if self.client is None:
+            return Outbox(self.data_dir / "outbox.sqlite", handlers)
+        return RedisOutbox(self.client, handlers, prefix=self.prefix, consumer=self.process_id)
+
+    def close(self) -> None:
+        self.heartbeat.stop()
+        self.bus.close()
+        self.state.close()
+        if self.client is not None:
+            self.client.close()
+
+
+def open_live(data_dir: Path, redis_url: str | None = None) -> LiveParts:
+    """The parts for this process: on Redis when `redis_url` is given, else local."""
+    process_id = uuid.uuid4().hex
+    if not redis_url:
+        state = SqliteLiveState(data_dir / "live.sqlite")
+        return LiveParts(
+            state=state,
+            bus=LocalBus(),
+            timers=LocalTimers(),
+            heartbeat=ProcessHeartbeat(state, process_id=process_id),
+            data_dir=data_dir,
+            process_id=process_id,
+        )
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    redis_state = RedisLiveState(client)
+    return LiveParts(
+        state=redis_state,
+        bus=RedisBus(client),
+        timers=RedisTimers(client),
+        heartbeat=ProcessHeartbeat(redis_state, process_id=process_id),
+        data_dir=data_dir,
+        client=client,
+        process_id=process_id,
+    )
