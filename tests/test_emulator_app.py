@@ -647,7 +647,14 @@ def test_a_user_without_roles_gets_403(dataverse_app: DataverseApp, dataverse_ur
 def test_basic_depth_limits_an_agent_to_own_chats(api: Api, agent: tuple[str, Api]) -> None:
     agent_id, agent_api = agent
     others = api.create("crmchat_chats", {"subject": "Admin's chat"})
-    mine = agent_api.create("crmchat_chats", {"subject": "Agent's chat"})
+    # The service writes chats and assigns them to the agent; agents cannot create one.
+    mine = api.create(
+        "crmchat_chats",
+        {"subject": "Agent's chat", "ownerid@odata.bind": f"/systemusers({agent_id})"},
+    )
+    refused = agent_api.post("crmchat_chats", {"subject": "Agent's own"})
+    assert refused.status_code == 403
+    assert "is missing prvCreateActivity privilege" in refused.json()["error"]["message"]
     listed = agent_api.get("crmchat_chats?$select=subject").json()["value"]
     assert [c["subject"] for c in listed] == ["Agent's chat"]
     assert agent_api.get(f"crmchat_chats({mine})").json()["_ownerid_value"] == agent_id
@@ -666,7 +673,7 @@ def test_missing_privileges_are_403(api: Api, agent: tuple[str, Api]) -> None:
     assert agent_api.delete(f"accounts({account_id})").status_code == 403
     created = agent_api.post("accounts", {"name": "Not allowed"})
     assert created.status_code == 403
-    assert "prvCreateaccount" in created.json()["error"]["message"]
+    assert "is missing prvCreateAccount privilege" in created.json()["error"]["message"]
     assert api.get("accounts/$count").text == "1"
 
 

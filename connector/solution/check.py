@@ -9,8 +9,10 @@ file that is not XML or a schema the reader rejects are problems like any other.
   under webresources/ that could be a web resource is listed;
 - sitemap `Entity` and `Privilege Entity` name known tables; `$webresource:` names are
   listed web resources;
-- app module components, role maps and icon resolve;
-- role privileges name a known action and a known table;
+- app module components, role maps and icon resolve, and every mapped role grants
+  prvReadAppModule (without it the app stays hidden from the role's users);
+- role privileges exist in the platform, spelled as real exports spell them
+  (`connector.solution.privileges`: the chat, an activity, uses the Activity privileges);
 - relationships name existing tables and columns (through `load_schema`), and every
   custom lookup has a relationship;
 - solution.xml root components resolve, and every table, role, sitemap and app module
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import xmlschema
 
-from connector.solution.model import ColumnType, Ownership, Schema
+from connector.solution.model import ColumnType, Schema
 from connector.solution.pack import (
     WEBRESOURCE_PREFIX,
     WebResource,
@@ -40,6 +42,7 @@ from connector.solution.pack import (
     web_resource_file,
 )
 from connector.solution.paths import REPO_ROOT, SOLUTION_DIR, WEBRESOURCES_DIR
+from connector.solution.privileges import privilege_problems
 from connector.solution.reader import SchemaError, load_schema
 
 __all__ = [
@@ -79,7 +82,7 @@ WEB_RESOURCE_TYPES: dict[str, int] = {
 }
 # Icon every app module may use without shipping one (Dataverse's default app icon).
 DEFAULT_APP_ICON_ID = "953b9fac-1e5e-e611-80d6-00155ded156f"
-_PRIVILEGE = re.compile(r"^prv(Create|Read|Write|Delete|AppendTo|Append|Assign|Share)(\w+)$")
+_READ_APP_MODULE = "prvReadAppModule"
 _WEBRESOURCE_REF = re.compile(r"\$webresource:([^\s?#\"']+)")
 _VERSION = re.compile(r"^\d+(\.\d+){1,3}$")
 _ROOT_TYPE_ENTITY, _ROOT_TYPE_ROLE, _ROOT_TYPE_WEB_RESOURCE = "1", "20", "61"
@@ -110,7 +113,7 @@ def check_solution(
 
     schema: Schema | None = None
     try:
-        schema = load_schema(customizations_path)
+        schema = load_schema(customizations_path, verify_privileges=False)
     except SchemaError as exc:
         problems.append(f"customizations.xml: {exc}")
     tables = set(schema.tables) if schema is not None else _declared_tables(customizations)
@@ -126,7 +129,7 @@ def check_solution(
     problems += _naming_problems(customizations, prefix=prefix, option_prefix=option_prefix)
     if schema is not None:
         problems += _lookup_problems(schema)
-    problems += _role_problems(customizations, tables, schema)
+    problems += _role_problems(customizations, schema)
     problems += _sitemap_problems(customizations, tables, resources)
     problems += _app_module_problems(customizations, tables, resources)
     if manifest is not None:
@@ -268,9 +271,7 @@ def _lookup_problems(schema: Schema) -> list[str]:
     return problems
 
 
-def _role_problems(
-    customizations: ET.Element, tables: set[str], schema: Schema | None
-) -> list[str]:
+def _role_problems(customizations: ET.Element, schema: Schema | None) -> list[str]:
     problems: list[str] = []
     ids = Counter(
         (role.get("id") or "").strip("{}").lower() for role in customizations.iterfind("Roles/Role")
@@ -286,26 +287,12 @@ def _role_problems(
                 problems.append(
                     f"customizations.xml: role {name}: {privilege} is listed {count} times"
                 )
-            match = _PRIVILEGE.match(privilege)
-            if match is None:
-                problems.append(
-                    f"customizations.xml: role {name}: {privilege} is not prv<Action><table>"
-                )
-                continue
-            action, table = match.groups()
-            if table not in tables:
-                problems.append(
-                    f"customizations.xml: role {name}: {privilege} names unknown table {table}"
-                )
-            elif (
-                schema is not None
-                and action in ("Assign", "Share")
-                and schema.tables[table].ownership != Ownership.USER
-            ):
-                problems.append(
-                    f"customizations.xml: role {name}: {privilege}: {table} is not user-owned, "
-                    f"so it has no {action} privilege"
-                )
+    if schema is not None:
+        mine = tuple(role for role in schema.roles if role.from_solution)
+        problems += [
+            f"customizations.xml: {problem}"
+            for problem in privilege_problems(schema, mine, exact=True)
+        ]
     return problems
 
 
@@ -353,6 +340,16 @@ def _app_module_problems(
         for s in customizations.iterfind("AppModuleSiteMaps/AppModuleSiteMap")
     }
     roles = {(r.get("id") or "").strip("{}").lower() for r in customizations.iterfind("Roles/Role")}
+    # Microsoft's app-visibility rules: a user sees an app through a role the app maps
+    # *and* read on the Model-driven App table (prvReadAppModule).
+    opens_apps = {
+        (r.get("id") or "").strip("{}").lower()
+        for r in customizations.iterfind("Roles/Role")
+        if any(
+            p.get("name", "").casefold() == _READ_APP_MODULE.casefold()
+            for p in r.iterfind("RolePrivileges/RolePrivilege")
+        )
+    }
     resource_ids = {r.id for r in resources} | {DEFAULT_APP_ICON_ID}
     for app in customizations.iterfind("AppModules/AppModule"):
         unique = (app.findtext("UniqueName") or "").strip()
@@ -374,6 +371,11 @@ def _app_module_problems(
             if role_id not in roles:
                 problems.append(
                     f"app module {unique}: role map {role_id} is not a role of the solution"
+                )
+            elif role_id not in opens_apps:
+                problems.append(
+                    f"app module {unique}: role {role_id} lacks {_READ_APP_MODULE}, so its "
+                    "users cannot open the app"
                 )
     return problems
 

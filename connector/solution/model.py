@@ -135,8 +135,9 @@ class ManyToMany:
 class Role:
     id: str  # GUID, lower case, no braces
     name: str  # "CRM Chat Agent"
-    # privilege name ("prvReadcrmchat_chat") -> depth
+    # privilege name ("prvReadActivity", "prvReadcrmchat_Agent") -> depth
     privileges: dict[str, AccessLevel] = field(default_factory=dict)
+    from_solution: bool = True  # False: a role of the platform (standard.xml)
 
 
 @dataclass(frozen=True)

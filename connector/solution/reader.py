@@ -58,6 +58,7 @@ from connector.solution.paths import (
     STANDARD_XML,
     WEBRESOURCES_DIR,
 )
+from connector.solution.privileges import privilege_problems
 
 __all__ = [
     "CUSTOMIZATIONS_XML",
@@ -118,10 +119,15 @@ class SchemaError(ValueError):
     """The customizations XML does not describe a usable schema."""
 
 
-def load_schema(customizations_xml: Path | None = None) -> Schema:
+def load_schema(
+    customizations_xml: Path | None = None, *, verify_privileges: bool = True
+) -> Schema:
     """The schema an import of `customizations_xml` plus the standard tables produces.
 
     `customizations_xml` defaults to `solution/customizations.xml` in the repository.
+    As a real import does, it fails when a role grants a privilege the organization does
+    not have (`connector.solution.privileges`); `verify_privileges=False` skips that, for
+    `crmchat solution check`, which reports those names among its other findings.
     Results are cached by path and modification time, so repeated calls are cheap; the
     returned `Schema` is shared between callers and must not be mutated. Raises
     `SchemaError` when either file does not describe a usable schema and `OSError` when
@@ -130,7 +136,15 @@ def load_schema(customizations_xml: Path | None = None) -> Schema:
     path = (customizations_xml or CUSTOMIZATIONS_XML).resolve()
     mine = path.stat()
     standard = STANDARD_XML.stat()
-    return _load(str(path), mine.st_mtime_ns, mine.st_size, standard.st_mtime_ns, standard.st_size)
+    schema = _load(
+        str(path), mine.st_mtime_ns, mine.st_size, standard.st_mtime_ns, standard.st_size
+    )
+    if verify_privileges:
+        solution_roles = tuple(r for r in schema.roles if r.from_solution)
+        problems = privilege_problems(schema, solution_roles, exact=False)
+        if problems:
+            raise SchemaError(f"{path}: the import fails: " + "; ".join(problems))
+    return schema
 
 
 @lru_cache(maxsize=8)
@@ -173,7 +187,7 @@ def _parse_file(path: Path, *, custom: bool) -> _Document:
         else:
             raise SchemaError(f"{path}: relationship {relationship.get('Name')}: type {kind!r}")
     for role in root.iterfind("Roles/Role"):
-        document.roles.append(_parse_role(role, source=path))
+        document.roles.append(_parse_role(role, source=path, custom=custom))
     return document
 
 
@@ -355,7 +369,7 @@ def _parse_many_to_many(relationship: ET.Element, *, source: Path) -> ManyToMany
     )
 
 
-def _parse_role(role: ET.Element, *, source: Path) -> Role:
+def _parse_role(role: ET.Element, *, source: Path, custom: bool) -> Role:
     role_id = role.get("id", "").strip("{}").lower()
     privileges: dict[str, AccessLevel] = {}
     for privilege in role.iterfind("RolePrivileges/RolePrivilege"):
@@ -366,7 +380,7 @@ def _parse_role(role: ET.Element, *, source: Path) -> Role:
             raise SchemaError(
                 f"{source}: role {role.get('name')}: access level {level!r}"
             ) from None
-    return Role(id=role_id, name=role.get("name", ""), privileges=privileges)
+    return Role(id=role_id, name=role.get("name", ""), privileges=privileges, from_solution=custom)
 
 
 # --- what the import adds ---------------------------------------------------------------
