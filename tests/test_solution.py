@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import xmlschema
 
+import connector
 from connector.dataverse_local.security import effective_depth
 from connector.solution.check import CUSTOMIZATIONS_XSD, check_solution, default_schemas_dir
 from connector.solution.model import AccessLevel, ColumnType, Ownership, Schema
@@ -94,6 +95,36 @@ def test_pack_writes_exactly_the_expected_entries(tmp_path: Path) -> None:
     assert set(names) == {"[Content_Types].xml", "solution.xml", "customizations.xml"} | web_entries
     assert len(names) == len(set(names))
     assert all("\\" not in name for name in names)
+
+
+def test_pack_writes_managed_and_unmanaged_packages_with_the_one_version(
+    tmp_path: Path, source: tuple[Path, Path]
+) -> None:
+    solution_dir, webresources_dir = source
+    unmanaged = pack_solution(
+        out_dir=tmp_path, solution_dir=solution_dir, webresources_dir=webresources_dir
+    )
+    managed = pack_solution(
+        out_dir=tmp_path,
+        solution_dir=solution_dir,
+        webresources_dir=webresources_dir,
+        managed=True,
+    )
+    assert unmanaged.name == f"CRMChat_{connector.__version__.replace('.', '_')}.zip"
+    assert managed.name == f"CRMChat_{connector.__version__.replace('.', '_')}_managed.zip"
+    for path, flag in ((unmanaged, "0"), (managed, "1")):
+        with zipfile.ZipFile(path) as archive:
+            manifest = ET.fromstring(archive.read("solution.xml"))
+        assert manifest.findtext("SolutionManifest/Managed") == flag
+        assert manifest.findtext("SolutionManifest/Version") == connector.__version__
+
+
+def test_check_reports_a_manifest_version_that_is_not_the_package_version(
+    source: tuple[Path, Path],
+) -> None:
+    _edit(source[0] / "solution.xml", "<Version>1.0.0.0</Version>", "<Version>1.2.0.0</Version>")
+    problems = _check(source)
+    assert any("Version 1.2.0.0 is not connector.__version__" in p for p in problems), problems
 
 
 def test_packed_web_resources_match_their_files_byte_for_byte(tmp_path: Path) -> None:

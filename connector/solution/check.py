@@ -34,6 +34,7 @@ from pathlib import Path
 
 import xmlschema
 
+from connector import __version__
 from connector.solution.model import ColumnType, Schema
 from connector.solution.pack import (
     WEBRESOURCE_PREFIX,
@@ -387,6 +388,12 @@ def _manifest_problems(
     version = (manifest.findtext("SolutionManifest/Version") or "").strip()
     if not _VERSION.match(version):
         problems.append(f"solution.xml: Version {version!r} is not like 1.0.0.0")
+    elif version != __version__:
+        # pack writes connector.__version__; a different number here would only mislead.
+        problems.append(
+            f"solution.xml: Version {version} is not connector.__version__ {__version__}, "
+            "which pack writes"
+        )
     if not (manifest.findtext("SolutionManifest/UniqueName") or "").strip():
         problems.append("solution.xml: SolutionManifest has no UniqueName")
     known: dict[str, set[str]] = {
