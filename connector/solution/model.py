@@ -100,6 +100,8 @@ class Table:
     alternate_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
     has_notes: bool = False  # annotations can point at it (objectid_<table>)
     has_activities: bool = False  # activities can be regarding it (regardingobjectid_<table>_*)
+    # Only GET: a table the platform fills itself (activitypointer, one row per activity).
+    read_only: bool = False
 
 
 @dataclass(frozen=True)

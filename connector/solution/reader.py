@@ -16,6 +16,7 @@ reader adds it here, under the names a real organization uses:
 - on activity tables: the activitypointer columns (`activityid`, `subject`, `description`,
   `actualstart`, `actualend`, `actualdurationminutes`, `scheduledstart`, `scheduledend`,
   `scheduleddurationminutes`, `prioritycode`, `regardingobjectid`);
+- the `activitypointer` table (`ACTIVITY_POINTER`), read-only, over every activity;
 - the relationships behind those lookups: `lk_<t>_createdby`, `lk_<t>_modifiedby`,
   `owner_<t>` and `team_owner_<t>` (ownerid), `user_<t>`, `team_<t>`,
   `business_unit_<t>`; one `<target>_<activity>` per activity and table with
@@ -61,6 +62,7 @@ from connector.solution.paths import (
 from connector.solution.privileges import privilege_problems
 
 __all__ = [
+    "ACTIVITY_POINTER",
     "CUSTOMIZATIONS_XML",
     "REPO_ROOT",
     "SOLUTION_DIR",
@@ -468,6 +470,31 @@ _ACTIVITY_COLUMNS = (
 )
 
 
+# Every organization has it: one row per activity of any type, same activityid, with
+# `activitytypecode` naming the activity's table; the Web API offers it for GET only.
+ACTIVITY_POINTER = Table(
+    logical_name="activitypointer",
+    schema_name="ActivityPointer",
+    entity_set="activitypointers",
+    primary_id="activityid",
+    primary_name="subject",
+    columns={
+        "activitytypecode": Column(
+            "activitytypecode",
+            ColumnType.STRING,
+            max_length=64,
+            display_name="Activity Type",
+            valid_for_create=False,
+            valid_for_update=False,
+        )
+    },
+    is_activity=True,
+    is_custom=False,
+    display_name="Activity",
+    read_only=True,
+)
+
+
 def _with_import_columns(table: Table, *, business_owned: bool) -> Table:
     """`table` with the columns an import adds; declared columns keep their definition."""
     added: list[Column] = []
@@ -552,9 +579,12 @@ def _build(standard: _Document, solution: _Document) -> Schema:
     if clash:
         raise SchemaError(f"the solution redefines standard tables: {sorted(clash)}")
     business_owned = standard.business_owned | solution.business_owned
+    declared_tables = (
+        standard.tables | solution.tables | {ACTIVITY_POINTER.logical_name: ACTIVITY_POINTER}
+    )
     tables = {
         name: _with_import_columns(table, business_owned=name in business_owned)
-        for name, table in (standard.tables | solution.tables).items()
+        for name, table in declared_tables.items()
     }
     declared = standard.one_to_many + solution.one_to_many
     taken = {(r.referencing_entity, r.referencing_attribute, r.referenced_entity) for r in declared}

@@ -13,7 +13,8 @@
     return;
   }
   const user = session.user;
-  const privileges = new Set(user.privileges || []);
+  // Dataverse finds privileges by name ignoring case.
+  const privileges = new Set((user.privileges || []).map((name) => name.toLowerCase()));
   const PAGE_SIZE = 50;
 
   const nav = document.getElementById("sitemap");
@@ -22,14 +23,16 @@
   const subareas = new Map(); // id -> subarea
   const loadedFrames = new Map(); // subarea id -> iframe
 
-  function allowed(action, entity) {
-    return privileges.has("*") || privileges.has("prv" + action + entity);
+  // Privilege names come from the server, which spells them as Dataverse does
+  // (prvReadActivity for a chat, prvReadUser for systemuser).
+  function allowed(name) {
+    return privileges.has("*") || (Boolean(name) && privileges.has(name.toLowerCase()));
   }
 
   function visible(subarea) {
-    if (subarea.entity && !allowed("Read", subarea.entity)) return false;
+    if (subarea.entity && !allowed(subarea.readPrivilege)) return false;
     const privilege = subarea.privilege;
-    return !privilege || allowed(privilege.action, privilege.entity);
+    return !privilege || allowed(privilege.name);
   }
 
   // ----- dialogs (Xrm.Navigation.openConfirmDialog / openAlertDialog) -------------------
@@ -293,6 +296,7 @@
       view.replaceChildren(heading(formatted(row, entity.name) || entityName), back,
         ...recordCommands(entityName, id), list);
       related(entityName, id);
+      if (entity.timeline) timeline(id);
     } catch (error) {
       view.replaceChildren(heading(entityName), message("Could not load the record: " + error.message, "bad"));
     }
@@ -362,6 +366,42 @@
       if (!rows.length) ul.append(message("None."));
       section.append(h, ul);
       view.append(section);
+    }
+  }
+
+  // The timeline a model-driven form shows: every activity regarding the record, newest
+  // first, read through activitypointer (whatever the activity's table).
+  async function timeline(id) {
+    const section = document.createElement("section");
+    section.className = "timeline";
+    section.dataset.testid = "timeline";
+    const h = document.createElement("h2");
+    h.textContent = "Timeline";
+    const ul = document.createElement("ul");
+    section.append(h, ul);
+    view.append(section);
+    try {
+      const found = await window.Xrm.WebApi.retrieveMultipleRecords("activitypointer",
+        "?$select=activityid,subject,activitytypecode,actualend,createdon" +
+        "&$filter=_regardingobjectid_value eq " + id + "&$orderby=createdon desc");
+      for (const activity of found.entities) {
+        const li = document.createElement("li");
+        li.dataset.testid = "timeline-item";
+        const kind = document.createElement("span");
+        kind.className = "kind";
+        const type = activity.activitytypecode;
+        kind.textContent = (app.entities[type] && app.entities[type].displayName) || type;
+        const link = document.createElement("a");
+        link.href = "#record/" + type + "/" + activity.activityid;
+        link.textContent = activity.subject || "(no subject)";
+        const when = document.createElement("time");
+        when.textContent = formatted(activity, activity.actualend ? "actualend" : "createdon");
+        li.append(kind, " ", link, " ", when);
+        ul.append(li);
+      }
+      if (!found.entities.length) ul.append(message("No activities yet."));
+    } catch (error) {
+      ul.append(message("Could not load the timeline: " + error.message, "bad"));
     }
   }
 
