@@ -104,7 +104,120 @@
     location.replace("/app/");
   }
 
+  // ----- side panes (Xrm.App.sidePanes) -------------------------------------------------
+  // Panes live beside the main area and outlive its navigation; each shows one page in
+  // its own iframe, with a tab carrying the pane's title and badge.
+
+  function webResourceUrl(pageInput) {
+    const name = String(pageInput.webresourceName || "").replace(/^[a-z0-9]+_\//i, "");
+    const data = pageInput.data ? "?data=" + encodeURIComponent(String(pageInput.data)) : "";
+    return "/webresources/" + name + data;
+  }
+
+  const sidePanes = (function () {
+    const aside = document.getElementById("sidepanes");
+    const tabs = document.getElementById("sidepane-tabs");
+    const body = document.getElementById("sidepane-body");
+    const panes = new Map(); // paneId -> {pane, tab, badge, frame}
+    let selected = null;
+    let expanded = 1;
+
+    function refresh() {
+      aside.hidden = panes.size === 0;
+      for (const [id, parts] of panes) {
+        const current = id === selected;
+        parts.tab.setAttribute("aria-selected", String(current));
+        parts.frame.hidden = !(current && expanded);
+      }
+      body.style.width = selected && expanded ? panes.get(selected).width + "px" : "0";
+    }
+
+    function create(options) {
+      const paneId = String(options.paneId || "pane" + (panes.size + 1));
+      if (panes.has(paneId)) throw new Error("A side pane with id " + paneId + " exists already.");
+      const tab = document.createElement("button");
+      tab.type = "button";
+      tab.setAttribute("role", "tab");
+      tab.dataset.testid = "sidepane-tab";
+      tab.dataset.pane = paneId;
+      const label = document.createElement("span");
+      const badge = document.createElement("span");
+      badge.className = "pane-badge";
+      badge.dataset.testid = "sidepane-badge";
+      badge.hidden = true;
+      tab.append(label, badge);
+      const frame = document.createElement("iframe");
+      frame.dataset.pane = paneId;
+      const parts = { tab, frame, width: Number(options.width) || 340 };
+      let title = "";
+      let badgeValue = false;
+      const pane = {
+        paneId,
+        canClose: options.canClose !== false,
+        get title() { return title; },
+        set title(value) { title = String(value || ""); label.textContent = title; frame.title = title; },
+        // A number shows as a count, true as a dot; 0 or false hides it.
+        get badge() { return badgeValue; },
+        set badge(value) {
+          badgeValue = value;
+          badge.hidden = !value;
+          badge.textContent = typeof value === "number" ? String(value) : "";
+        },
+        navigate(pageInput) {
+          if (!pageInput || pageInput.pageType !== "webresource") {
+            return Promise.reject(new Error("This stand-in's side panes show web resources only."));
+          }
+          frame.src = webResourceUrl(pageInput);
+          return Promise.resolve();
+        },
+        select() { selected = paneId; expanded = 1; refresh(); },
+        close() {
+          panes.delete(paneId);
+          tab.remove();
+          frame.remove();
+          if (selected === paneId) selected = panes.size ? [...panes.keys()][0] : null;
+          refresh();
+        },
+      };
+      pane.title = options.title;
+      pane.badge = options.badge || false;
+      tab.addEventListener("click", () => {
+        if (selected === paneId && expanded) { expanded = 0; refresh(); } else pane.select();
+      });
+      tabs.append(tab);
+      body.append(frame);
+      parts.pane = pane;
+      panes.set(paneId, parts);
+      pane.select();
+      return pane;
+    }
+
+    return {
+      createPane(options) {
+        try {
+          return Promise.resolve(create(options || {}));
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      },
+      getPane(paneId) {
+        const parts = panes.get(String(paneId));
+        return parts ? parts.pane : undefined;
+      },
+      getSelectedPane() {
+        return selected ? panes.get(selected).pane : undefined;
+      },
+      getAllPanes() {
+        const all = [...panes.values()].map((parts) => parts.pane);
+        return { getLength: () => all.length, get: (index) => all[index], forEach: (fn) => all.forEach(fn) };
+      },
+      get state() { return expanded; },
+      set state(value) { expanded = value ? 1 : 0; refresh(); },
+    };
+  }());
+
   window.Xrm = ns.createXrm(session, app.entities, {
+    sidePanes,
     navigate,
     confirm: (strings) => ask(strings, true),
     alert: (strings) => ask(strings, false).then(() => undefined),
@@ -445,6 +558,11 @@
   document.getElementById("sign-out").addEventListener("click", (event) => {
     event.preventDefault();
     signedOut();
+  });
+  // Stands in for the app-wide command a tenant would carry: the solution's own script.
+  document.getElementById("open-console-pane").addEventListener("click", () => {
+    window.CRMChat.openConsolePane(window.Xrm).catch((error) =>
+      ask({ title: "Chat console", text: "Could not open the console: " + error.message }, false));
   });
   buildNav();
   window.addEventListener("hashchange", route);
