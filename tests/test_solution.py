@@ -19,6 +19,7 @@ from connector.solution.pack import PackError, pack_solution, read_web_resources
 from connector.solution.paths import SOLUTION_DIR, STANDARD_XML, WEBRESOURCES_DIR
 from connector.solution.privileges import privilege_name
 from connector.solution.reader import SchemaError, load_schema
+from connector.solution.ribbon import read_commands
 
 ADMIN_ROLE_ID = "e7437f0a-9ae6-4932-bd70-75245ce5c0eb"
 CUSTOM_TABLES = (
@@ -317,6 +318,38 @@ def test_check_reports_an_app_role_that_cannot_open_the_app(source: tuple[Path, 
     assert any(
         "role 98b3e608-08eb-4b5d-aa92-4eae579eb9e7 lacks prvReadAppModule" in p for p in problems
     )
+
+
+def test_the_widget_form_gains_design_and_generate_script_once_saved() -> None:
+    commands = read_commands(ET.parse(SOLUTION_DIR / "customizations.xml").getroot())
+    widget = commands["crmchat_widget"]
+    assert [(c.label, c.function, c.library) for c in widget] == [
+        ("Design", "CRMChat.WidgetRibbon.openDesigner", "crmchat_/ribbon/widget.js"),
+        ("Generate Script", "CRMChat.WidgetRibbon.generateScript", "crmchat_/ribbon/widget.js"),
+    ]
+    assert all(c.hidden_on_create for c in widget)
+
+
+def test_check_reports_a_ribbon_function_its_library_does_not_define(
+    source: tuple[Path, Path],
+) -> None:
+    _edit(
+        source[0] / "customizations.xml",
+        'FunctionName="CRMChat.WidgetRibbon.generateScript"',
+        'FunctionName="CRMChat.WidgetRibbon.makeScript"',
+    )
+    problems = _check(source)
+    assert any("does not define CRMChat.WidgetRibbon.makeScript" in p for p in problems), problems
+
+
+def test_check_reports_a_ribbon_button_without_its_command(source: tuple[Path, Path]) -> None:
+    _edit(
+        source[0] / "customizations.xml",
+        'Command="crmchat.crmchat_widget.Design.Command"',
+        'Command="crmchat.crmchat_widget.Draw.Command"',
+    )
+    problems = _check(source)
+    assert any("names no CommandDefinition" in p for p in problems), problems
 
 
 def test_import_fails_on_a_privilege_the_platform_does_not_have(

@@ -13,6 +13,8 @@ file that is not XML or a schema the reader rejects are problems like any other.
   prvReadAppModule (without it the app stays hidden from the role's users);
 - role privileges exist in the platform, spelled as real exports spell them
   (`connector.solution.privileges`: the chat, an activity, uses the Activity privileges);
+- ribbon buttons name their commands and labels, commands run a function their listed
+  library defines (`connector.solution.ribbon`);
 - relationships name existing tables and columns (through `load_schema`), and every
   custom lookup has a relationship;
 - solution.xml root components resolve, and every table, role, sitemap and app module
@@ -45,6 +47,7 @@ from connector.solution.pack import (
 from connector.solution.paths import REPO_ROOT, SOLUTION_DIR, WEBRESOURCES_DIR
 from connector.solution.privileges import privilege_problems
 from connector.solution.reader import SchemaError, load_schema
+from connector.solution.ribbon import ribbon_problems
 
 __all__ = [
     "DEFAULT_SCHEMAS_DIR",
@@ -133,6 +136,12 @@ def check_solution(
     problems += _role_problems(customizations, schema)
     problems += _sitemap_problems(customizations, tables, resources)
     problems += _app_module_problems(customizations, tables, resources)
+    problems += [
+        f"customizations.xml: {problem}"
+        for problem in ribbon_problems(
+            customizations, {r.name: web_resource_file(r.name, webresources_dir) for r in resources}
+        )
+    ]
     if manifest is not None:
         problems += _manifest_problems(manifest, customizations, resources)
     return problems

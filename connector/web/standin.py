@@ -51,6 +51,7 @@ from connector.solution.model import ColumnType, Role, Schema, Table
 from connector.solution.pack import WEBRESOURCE_PREFIX
 from connector.solution.paths import CUSTOMIZATIONS_XML, WEBRESOURCES_DIR
 from connector.solution.privileges import PRIVILEGE_ACTIONS, privilege_name
+from connector.solution.ribbon import read_commands
 from connector.web.errors import Forbidden, NotFound
 
 __all__ = [
@@ -223,8 +224,10 @@ def _list_columns(table: Table) -> list[dict[str, str]]:
 
 
 def app_description(schema: Schema) -> dict[str, Any]:
-    """What the shell page needs: the navigation and every table's names and list."""
+    """What the shell page needs: the navigation, every table's names and list, and the
+    command-bar buttons of its form (from the solution's RibbonDiffXml)."""
     areas = read_sitemap(schema)
+    commands = read_commands(ET.parse(CUSTOMIZATIONS_XML).getroot())
     listed = {
         sub["entity"]
         for area in areas
@@ -242,6 +245,17 @@ def app_description(schema: Schema) -> dict[str, Any]:
         }
         if name in listed:
             entity["columns"] = _list_columns(table)
+        if name in commands:
+            entity["commands"] = [
+                {
+                    "id": command.id,
+                    "label": command.label,
+                    "function": command.function,
+                    "library": _webresource_url("$webresource:" + command.library),
+                    "hiddenOnCreate": command.hidden_on_create,
+                }
+                for command in commands[name]
+            ]
         if table.has_activities:
             # Its form carries a timeline: the activities regarding the record.
             entity["timeline"] = True

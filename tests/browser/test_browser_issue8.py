@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from playwright.sync_api import expect
 
-from connector.demo import ANN_CONTACT_ID
+from connector.demo import ANN_CONTACT_ID, SALES_WIDGET_ID
 
 PANE_FRAME = 'iframe[data-pane="crmchat_console"]'
 
@@ -59,3 +60,24 @@ def test_the_side_pane_console_keeps_chatting_while_the_agent_opens_a_contact(
     expect(visitor.get_by_test_id("crmchat-messages")).to_contain_text(
         "Yes, I have your record open."
     )
+
+
+def test_the_widget_form_carries_design_and_generate_script_from_the_ribbon(
+    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+) -> None:
+    page = new_page()
+    sign_in(page, "CRM Chat Admin")
+    page.evaluate(
+        "(id) => Xrm.Navigation.navigateTo("
+        "{pageType: 'entityrecord', entityName: 'crmchat_widget', entityId: id})",
+        SALES_WIDGET_ID,
+    )
+    commands = page.locator("#view button.command")
+    expect(commands).to_have_text(["Design", "Generate Script"])
+
+    page.get_by_role("button", name="Generate Script", exact=True).click()
+    designer = page.frame_locator("#frames iframe:visible")
+    expect(designer.get_by_test_id("designer-widget-name")).to_have_text("Sales chat")
+    script = designer.get_by_test_id("designer-script")
+    expect(script).to_be_visible()
+    expect(script).to_have_value(re.compile(SALES_WIDGET_ID))

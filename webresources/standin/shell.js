@@ -415,16 +415,52 @@
     }
   }
 
-  // A widget opens in the widget designer, as a command on its form would open it.
+  // The command-bar buttons the solution's RibbonDiffXml gives the table's form. Each runs
+  // its JavaScriptFunction from its library with the form context (CrmParameter
+  // PrimaryControl). Records shown here are saved ones, so buttons hidden on the create
+  // form show too.
+  const libraries = new Map(); // library URL -> Promise of its loading
+
+  function loadLibrary(url) {
+    if (!libraries.has(url)) {
+      libraries.set(url, new Promise((resolve, reject) => {
+        const script = document.createElement("script");
+        script.src = url;
+        script.onload = resolve;
+        script.onerror = () => reject(new Error("could not load " + url));
+        document.head.append(script);
+      }));
+    }
+    return libraries.get(url);
+  }
+
+  function formContext(entityName, id) {
+    return {
+      data: { entity: { getId: () => "{" + id.toUpperCase() + "}", getEntityName: () => entityName } },
+      ui: { getFormType: () => 2 }, // 2: Update (a saved record)
+    };
+  }
+
   function recordCommands(entityName, id) {
-    if (entityName !== "crmchat_widget") return [];
-    const design = document.createElement("button");
-    design.type = "button";
-    design.className = "command";
-    design.textContent = "Design";
-    design.addEventListener("click", () => window.Xrm.Navigation.navigateTo(
-      { pageType: "webresource", webresourceName: "crmchat_/designer/index.html", data: id }));
-    return [design];
+    const entity = app.entities[entityName];
+    return (entity.commands || []).map((command) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "command";
+      button.dataset.command = command.id;
+      button.textContent = command.label;
+      button.addEventListener("click", async () => {
+        try {
+          await loadLibrary(command.library);
+          const fn = command.function.split(".").reduce((o, key) => (o ? o[key] : undefined), window);
+          if (typeof fn !== "function") throw new Error(command.function + " is not defined");
+          await fn(formContext(entityName, id));
+        } catch (error) {
+          ask({ title: command.label, text: "The command failed: " + error.message }, false);
+        }
+      });
+      return button;
+    });
   }
 
   // The related records a model-driven form shows in its subgrids: a topic's agents and
@@ -527,7 +563,8 @@
       return;
     }
     // Any web resource by name, as Xrm.Navigation.navigateTo opens one outside the sitemap.
-    const resource = /^webresource\/([A-Za-z0-9_\-./]+)(\?data=[A-Za-z0-9_\-{}%]+)?$/.exec(hash);
+    // (`|` as in the designer's "<id>|script".)
+    const resource = /^webresource\/([A-Za-z0-9_\-./]+)(\?data=[A-Za-z0-9_\-{}%|]+)?$/.exec(hash);
     if (resource && !resource[1].includes("..")) {
       const url = "/webresources/" + resource[1] + (resource[2] || "");
       const listed = [...subareas.values()].find((s) => s.url === url);
