@@ -9,7 +9,8 @@ file that is not XML or a schema the reader rejects are problems like any other.
   under webresources/ that could be a web resource is listed;
 - sitemap `Entity` and `Privilege Entity` name known tables; `$webresource:` names are
   listed web resources;
-- app module components, role maps and icon resolve, and every mapped role grants
+- app module components, role maps and icon resolve, the app includes every table a page
+  opens (the sitemap's, the console's regarding records), and every mapped role grants
   prvReadAppModule (without it the app stays hidden from the role's users);
 - role privileges exist in the platform, spelled as real exports spell them
   (`connector.solution.privileges`: the chat, an activity, uses the Activity privileges);
@@ -33,10 +34,12 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
+from typing import get_args
 
 import xmlschema
 
 from connector import __version__
+from connector.crm.tables import RegardingTable
 from connector.solution.model import ColumnType, Schema
 from connector.solution.pack import (
     WEBRESOURCE_PREFIX,
@@ -368,6 +371,18 @@ def _app_module_problems(
             problems.append(
                 f"app module {unique}: WebResourceId {icon} is not a listed web resource"
             )
+        included = {
+            c.get("schemaName", "")
+            for c in app.iterfind("AppModuleComponents/AppModuleComponent")
+            if c.get("type") == _ROOT_TYPE_ENTITY
+        }
+        # A page that opens a table the app lacks shows the user an error instead.
+        for table, page in _opened_tables(customizations):
+            if table in tables and table not in included:
+                problems.append(
+                    f"app module {unique}: {page} opens {table} records, "
+                    "but the app does not include that table"
+                )
         for component in app.iterfind("AppModuleComponents/AppModuleComponent"):
             kind, name = component.get("type"), component.get("schemaName", "")
             if kind == _ROOT_TYPE_ENTITY and name not in tables:
@@ -388,6 +403,20 @@ def _app_module_problems(
                     "users cannot open the app"
                 )
     return problems
+
+
+def _opened_tables(customizations: ET.Element) -> list[tuple[str, str]]:
+    """(table, the page that opens it): the sitemap's tables, and the records the agent
+    console opens from a chat (its regarding record, `connector.crm.tables.RegardingTable`)."""
+    opened = [
+        (entity.lower(), "the sitemap")
+        for entity in (
+            e.get("Entity") for e in customizations.iterfind("AppModuleSiteMaps//SubArea")
+        )
+        if entity
+    ]
+    opened += [(table, "the agent console") for table in get_args(RegardingTable)]
+    return opened
 
 
 def _manifest_problems(
