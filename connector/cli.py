@@ -3,7 +3,7 @@
     crmchat serve                       the chat service (embedded Dataverse by default)
     crmchat dataverse serve             the embedded Dataverse alone (HTTP or HTTPS)
     crmchat dataverse token [--user U]  a bearer token the embedded Dataverse accepts
-    crmchat solution pack [--out DIR]   the importable solution zip
+    crmchat solution pack [--managed]   the importable zip (unmanaged unless --managed)
     crmchat solution check              XSD validation and reference checks
     crmchat region list | set CODE      the hosting region
     crmchat secret set | verify         the organisation's secret word
@@ -70,7 +70,7 @@ def _cmd_dataverse_token(args: argparse.Namespace) -> int:
 def _cmd_solution_pack(args: argparse.Namespace) -> int:
     from connector.solution.pack import pack_solution
 
-    print(pack_solution(out_dir=args.out))
+    print(pack_solution(out_dir=args.out, managed=args.managed))
     return 0
 
 
@@ -176,6 +176,9 @@ def _parser() -> argparse.ArgumentParser:
     sol = solution.add_subparsers(dest="action", required=True, metavar="ACTION")
     sol_pack = sol.add_parser("pack", help="write the importable zip and print its path")
     sol_pack.add_argument("--out", type=Path, default=Path("dist"))
+    sol_pack.add_argument(
+        "--managed", action="store_true", help="the managed package (default: unmanaged)"
+    )
     sol_pack.set_defaults(run=_cmd_solution_pack)
     sol.add_parser("check", help="validate customizations.xml and references").set_defaults(
         run=_cmd_solution_check

@@ -53,9 +53,14 @@ def _b64decode(text: str) -> bytes:
     if not text or any(c not in _B64URL_CHARS for c in text) or len(text) % 4 == 1:
         raise JwsError("The token is not base64url encoded.")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise JwsError("The token is not base64url encoded.") from exc
+    # The last character may carry unused bits; only the one canonical spelling is the
+    # token that was signed (otherwise a changed character can still verify).
+    if _b64encode(data) != text:
+        raise JwsError("The token is not base64url encoded.")
+    return data
 
 
 def _json_segment(data: bytes, what: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
@@ -49,6 +50,17 @@ def test_solution_pack_prints_the_zip_it_wrote(
         assert {"[Content_Types].xml", "solution.xml", "customizations.xml"} <= set(
             packed.namelist()
         )
+
+
+def test_solution_pack_managed_writes_the_managed_package(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = _run(capsys, "solution", "pack", "--managed", "--out", str(tmp_path))
+    zip_path = Path(out.strip())
+    assert code == 0 and zip_path.name == "CRMChat_1_0_0_0_managed.zip"
+    with zipfile.ZipFile(zip_path) as packed:
+        manifest = ET.fromstring(packed.read("solution.xml"))
+    assert manifest.findtext("SolutionManifest/Managed") == "1"
 
 
 def test_a_token_for_the_administrator_opens_the_embedded_dataverse(

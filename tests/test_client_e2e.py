@@ -196,7 +196,7 @@ def test_roles_decide_what_a_user_may_read(
     with DataverseClient(dataverse_url, StaticTokenProvider(token_for(app_user))) as una:
         with pytest.raises(Forbidden) as refused:
             list(una.list("crmchat_chats"))
-        assert "prvReadcrmchat_chat" in refused.value.message
+        assert "is missing prvReadActivity privilege" in refused.value.message
     with DataverseClient(dataverse_url, StaticTokenProvider(token_for(agent))) as sam:
         assert list(sam.list("crmchat_chats")) == []
 

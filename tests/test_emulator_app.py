@@ -647,7 +647,14 @@ def test_a_user_without_roles_gets_403(dataverse_app: DataverseApp, dataverse_ur
 def test_basic_depth_limits_an_agent_to_own_chats(api: Api, agent: tuple[str, Api]) -> None:
     agent_id, agent_api = agent
     others = api.create("crmchat_chats", {"subject": "Admin's chat"})
-    mine = agent_api.create("crmchat_chats", {"subject": "Agent's chat"})
+    # The service writes chats and assigns them to the agent; agents cannot create one.
+    mine = api.create(
+        "crmchat_chats",
+        {"subject": "Agent's chat", "ownerid@odata.bind": f"/systemusers({agent_id})"},
+    )
+    refused = agent_api.post("crmchat_chats", {"subject": "Agent's own"})
+    assert refused.status_code == 403
+    assert "is missing prvCreateActivity privilege" in refused.json()["error"]["message"]
     listed = agent_api.get("crmchat_chats?$select=subject").json()["value"]
     assert [c["subject"] for c in listed] == ["Agent's chat"]
     assert agent_api.get(f"crmchat_chats({mine})").json()["_ownerid_value"] == agent_id
@@ -666,7 +673,7 @@ def test_missing_privileges_are_403(api: Api, agent: tuple[str, Api]) -> None:
     assert agent_api.delete(f"accounts({account_id})").status_code == 403
     created = agent_api.post("accounts", {"name": "Not allowed"})
     assert created.status_code == 403
-    assert "prvCreateaccount" in created.json()["error"]["message"]
+    assert "is missing prvCreateAccount privilege" in created.json()["error"]["message"]
     assert api.get("accounts/$count").text == "1"
 
 
@@ -873,3 +880,66 @@ def test_an_upsert_by_alternate_key_validates_the_key_values(api: Api) -> None:
     created = api.patch("accounts(name='Short enough')", {"telephone1": "556"})
     assert created.status_code == 204
     assert api.get("accounts(name='Short enough')").json()["telephone1"] == "556"
+
+
+# -- activitypointer ----------------------------------------------------------------------
+
+
+def test_activitypointers_list_every_chat_with_its_type_and_regarding(
+    api: Api, agent: tuple[str, Api]
+) -> None:
+    agent_id, agent_api = agent
+    contact = api.create("contacts", {"lastname": "Smith"})
+    chat = api.create(
+        "crmchat_chats",
+        {
+            "subject": "Chat with Ann",
+            "regardingobjectid_contact_crmchat_chat@odata.bind": f"/contacts({contact})",
+            "ownerid@odata.bind": f"/systemusers({agent_id})",
+        },
+    )
+    api.create("crmchat_chats", {"subject": "Somebody else's chat"})
+    # A contact's timeline asks for every activity regarding it, whatever its type.
+    query = "activitypointers?$select=subject,activitytypecode"
+    query += f"&$filter=_regardingobjectid_value eq {contact}"
+    found = api.get(query).json()["value"]
+    assert [(a["activityid"], a["subject"], a["activitytypecode"]) for a in found] == [
+        (chat, "Chat with Ann", "crmchat_chat")
+    ]
+    # Read on activitypointer is prvReadActivity: the agent (Basic) sees only their chat.
+    mine = agent_api.get("activitypointers?$select=subject").json()["value"]
+    assert [a["subject"] for a in mine] == ["Chat with Ann"]
+
+
+def test_activitypointers_are_read_only(api: Api) -> None:
+    chat = api.create("crmchat_chats", {"subject": "Kept"})
+    assert api.post("activitypointers", {"subject": "Made up"}).status_code == 405
+    changed = api.patch(f"activitypointers({chat})", {"subject": "x"}, headers={"If-Match": "*"})
+    assert changed.status_code == 405
+    assert api.delete(f"activitypointers({chat})").status_code == 405
+    assert api.get(f"crmchat_chats({chat})").json()["subject"] == "Kept"
+
+
+def test_deleting_a_contact_clears_the_regarding_of_its_chats_and_their_pointers(
+    api: Api,
+) -> None:
+    contact = api.create("contacts", {"lastname": "Gone"})
+    chat = api.create(
+        "crmchat_chats",
+        {
+            "subject": "Chat",
+            "regardingobjectid_contact_crmchat_chat@odata.bind": f"/contacts({contact})",
+        },
+    )
+    assert api.delete(f"contacts({contact})").status_code == 204
+    pointer = api.get(f"activitypointers({chat})?$select=_regardingobjectid_value").json()
+    assert pointer["_regardingobjectid_value"] is None
+
+
+def test_a_deep_insert_into_activitypointers_is_refused_and_writes_nothing(api: Api) -> None:
+    refused = api.post(
+        "contacts", {"lastname": "Deep", "contact_activitypointer": [{"subject": "Sneaky"}]}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "0x80048d19"
+    assert api.get("contacts?$filter=lastname eq 'Deep'").json()["value"] == []

@@ -45,18 +45,22 @@ def api(dataverse_url: str, admin_token: str) -> Api:
 def test_an_agent_reads_the_widget_secret_as_null_everywhere(
     dataverse_app: DataverseApp, dataverse_url: str, schema: Schema, api: Api, widget: str
 ) -> None:
-    _, agent = _user(dataverse_app, dataverse_url, schema, "CRM Chat Agent", "ada")
+    agent_id, agent = _user(dataverse_app, dataverse_url, schema, "CRM Chat Agent", "ada")
     one = agent.get(f"crmchat_widgets({widget})?$select=crmchat_name,crmchat_secret")
     assert one.status_code == 200
     assert one.json()["crmchat_name"] == "Shop" and one.json()["crmchat_secret"] is None
     listed = agent.get("crmchat_widgets").json()["value"]
     assert [w["crmchat_secret"] for w in listed] == [None]
     assert agent.get(f"crmchat_widgets({widget})/crmchat_secret").status_code == 204
-    own = agent.create("crmchat_chats", {"subject": "c"})
-    linked = api.patch(
-        f"crmchat_chats({own})", {"crmchat_WidgetId@odata.bind": f"/crmchat_widgets({widget})"}
+    # Agents cannot create chats (only the service writes them): one the agent owns.
+    own = api.create(
+        "crmchat_chats",
+        {
+            "subject": "c",
+            "ownerid@odata.bind": f"/systemusers({agent_id})",
+            "crmchat_WidgetId@odata.bind": f"/crmchat_widgets({widget})",
+        },
     )
-    assert linked.status_code == 204, linked.text
     expanded = agent.get(f"crmchat_chats({own})?$expand=crmchat_WidgetId")
     assert expanded.status_code == 200, expanded.text
     assert expanded.json()["crmchat_WidgetId"]["crmchat_secret"] is None

@@ -9,6 +9,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from pathlib import Path
@@ -184,22 +185,28 @@ def test_token_from_another_issuer_is_refused() -> None:
 # -- privileges -------------------------------------------------------------------------
 
 
-def test_privilege_names_follow_the_solution_xml() -> None:
-    assert privilege_name("Read", CHAT) == "prvReadcrmchat_chat"
-    assert privilege_name("AppendTo", CHAT) == "prvAppendTocrmchat_chat"
+def test_privilege_names_are_the_platform_names() -> None:
+    # A custom activity is governed by the Activity privileges, as every activity is.
+    assert privilege_name("Read", CHAT) == "prvReadActivity"
+    assert privilege_name("AppendTo", CHAT) == "prvAppendToActivity"
+    assert privilege_name("Read", CONTACT) == "prvReadContact"
+    assert privilege_name("Read", replace(CONTACT, logical_name="systemuser")) == "prvReadUser"
+    assert privilege_name("Write", replace(CONTACT, logical_name="annotation")) == "prvWriteNote"
+    agent = replace(CHAT, logical_name="crmchat_agent", schema_name="crmchat_Agent")
+    assert privilege_name("Read", replace(agent, is_activity=False)) == "prvReadcrmchat_Agent"
     with pytest.raises(ValueError):
         privilege_name("Frobnicate", CHAT)
 
 
 def test_effective_depth_is_the_deepest_grant() -> None:
-    agent = Role("r1", "Chat Agent", {"prvReadcrmchat_chat": AccessLevel.BASIC})
-    supervisor = Role("r2", "Chat Supervisor", {"prvReadcrmchat_chat": AccessLevel.LOCAL})
+    agent = Role("r1", "Chat Agent", {"prvReadActivity": AccessLevel.BASIC})
+    supervisor = Role("r2", "Chat Supervisor", {"prvReadActivity": AccessLevel.LOCAL})
     reader = Role("r3", "Reader", {"prvReadContact": AccessLevel.GLOBAL})
 
-    assert effective_depth([agent], "prvReadcrmchat_chat") is AccessLevel.BASIC
-    assert effective_depth([agent, supervisor], "prvReadcrmchat_chat") is AccessLevel.LOCAL
-    assert effective_depth([agent], "prvWritecrmchat_chat") is None
-    assert effective_depth([], "prvReadcrmchat_chat") is None
+    assert effective_depth([agent], "prvReadActivity") is AccessLevel.BASIC
+    assert effective_depth([agent, supervisor], "prvReadActivity") is AccessLevel.LOCAL
+    assert effective_depth([agent], "prvWriteActivity") is None
+    assert effective_depth([], "prvReadActivity") is None
     # Standard tables' privileges carry the schema name's casing in real Dataverse.
     assert effective_depth([reader], privilege_name("Read", CONTACT)) is AccessLevel.GLOBAL
 
@@ -207,9 +214,9 @@ def test_effective_depth_is_the_deepest_grant() -> None:
 def test_system_administrator_holds_everything_globally() -> None:
     admin = Role("r0", SYSTEM_ADMINISTRATOR_ROLE_NAME)
 
-    assert effective_depth([admin], "prvDeletecrmchat_chat") is AccessLevel.GLOBAL
+    assert effective_depth([admin], "prvDeleteActivity") is AccessLevel.GLOBAL
     assert can_touch(
-        effective_depth([admin], "prvDeletecrmchat_chat"),
+        effective_depth([admin], "prvDeleteActivity"),
         owner_id=OTHER,
         user_id=USER,
         owner_business_unit=OTHER_BU,
@@ -247,11 +254,11 @@ def test_can_touch_by_depth(
 
 def test_missing_privilege_message_has_dataverse_shape() -> None:
     message = missing_privilege_message(
-        user_id=USER, privilege="prvReadcrmchat_chat", table=CHAT, role_count=1, business_unit_id=BU
+        user_id=USER, privilege="prvReadActivity", table=CHAT, role_count=1, business_unit_id=BU
     )
 
     assert message.startswith(f"Principal user (Id={USER}, type=8, roleCount=1,")
-    assert "is missing prvReadcrmchat_chat privilege (Id=" in message
+    assert "is missing prvReadActivity privilege (Id=" in message
     assert "for entity 'crmchat_chat' (LocalizedName='Chat')" in message
     assert f"businessUnitId={BU}" in message
     otc = int(message.split("on OTC=")[1].split(" ")[0])

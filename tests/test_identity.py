@@ -83,6 +83,21 @@ def test_a_tampered_payload_breaks_the_signature() -> None:
         tokens().verify_identity(tampered, widget_secret=SITE_SECRET)
 
 
+def test_a_changed_last_signature_character_is_refused_even_when_it_decodes_the_same() -> None:
+    # The 43rd character of an HS256 signature carries 2 bits and 4 unused ones: another
+    # character with the same 2 bits decodes to the same bytes. Such a token is not the one
+    # that was signed, and a page that tampers with it must see it refused every time.
+    token = jws.sign(SITE_SECRET.encode(), {"email": "ann@shop.example", "exp": NOW + 600})
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(token[-1])
+    twin = alphabet[last ^ 1]  # differs only in an unused bit
+    assert base64.urlsafe_b64decode(token.split(".")[2] + "=") == base64.urlsafe_b64decode(
+        token.split(".")[2][:-1] + twin + "="
+    )
+    with pytest.raises(jws.JwsError, match="base64url"):
+        jws.verify(SITE_SECRET.encode(), token[:-1] + twin)
+
+
 def test_a_widget_without_a_secret_accepts_no_site_token() -> None:
     with pytest.raises(InvalidIdentity):
         tokens().verify_identity(site_token(), widget_secret=None)

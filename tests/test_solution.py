@@ -11,11 +11,15 @@ from pathlib import Path
 import pytest
 import xmlschema
 
+import connector
+from connector.dataverse_local.security import effective_depth
 from connector.solution.check import CUSTOMIZATIONS_XSD, check_solution, default_schemas_dir
 from connector.solution.model import AccessLevel, ColumnType, Ownership, Schema
 from connector.solution.pack import PackError, pack_solution, read_web_resources, zip_entry_name
 from connector.solution.paths import SOLUTION_DIR, STANDARD_XML, WEBRESOURCES_DIR
+from connector.solution.privileges import privilege_name
 from connector.solution.reader import SchemaError, load_schema
+from connector.solution.ribbon import read_commands
 
 ADMIN_ROLE_ID = "e7437f0a-9ae6-4932-bd70-75245ce5c0eb"
 CUSTOM_TABLES = (
@@ -92,6 +96,36 @@ def test_pack_writes_exactly_the_expected_entries(tmp_path: Path) -> None:
     assert set(names) == {"[Content_Types].xml", "solution.xml", "customizations.xml"} | web_entries
     assert len(names) == len(set(names))
     assert all("\\" not in name for name in names)
+
+
+def test_pack_writes_managed_and_unmanaged_packages_with_the_one_version(
+    tmp_path: Path, source: tuple[Path, Path]
+) -> None:
+    solution_dir, webresources_dir = source
+    unmanaged = pack_solution(
+        out_dir=tmp_path, solution_dir=solution_dir, webresources_dir=webresources_dir
+    )
+    managed = pack_solution(
+        out_dir=tmp_path,
+        solution_dir=solution_dir,
+        webresources_dir=webresources_dir,
+        managed=True,
+    )
+    assert unmanaged.name == f"CRMChat_{connector.__version__.replace('.', '_')}.zip"
+    assert managed.name == f"CRMChat_{connector.__version__.replace('.', '_')}_managed.zip"
+    for path, flag in ((unmanaged, "0"), (managed, "1")):
+        with zipfile.ZipFile(path) as archive:
+            manifest = ET.fromstring(archive.read("solution.xml"))
+        assert manifest.findtext("SolutionManifest/Managed") == flag
+        assert manifest.findtext("SolutionManifest/Version") == connector.__version__
+
+
+def test_check_reports_a_manifest_version_that_is_not_the_package_version(
+    source: tuple[Path, Path],
+) -> None:
+    _edit(source[0] / "solution.xml", "<Version>1.0.0.0</Version>", "<Version>1.2.0.0</Version>")
+    problems = _check(source)
+    assert any("Version 1.2.0.0 is not connector.__version__" in p for p in problems), problems
 
 
 def test_packed_web_resources_match_their_files_byte_for_byte(tmp_path: Path) -> None:
@@ -215,14 +249,138 @@ def test_check_reports_a_sitemap_link_to_an_unlisted_web_resource(
     assert any("crmchat_/settings/main.html" in p for p in problems), problems
 
 
-def test_check_reports_a_privilege_on_an_unknown_table(source: tuple[Path, Path]) -> None:
+def test_check_reports_a_privilege_the_platform_does_not_have(
+    source: tuple[Path, Path],
+) -> None:
     _edit(
         source[0] / "customizations.xml",
-        'name="prvReadcrmchat_topic" level="Global"',
-        'name="prvReadcrmchat_topics" level="Global"',
+        'name="prvReadcrmchat_Topic" level="Global"',
+        'name="prvReadcrmchat_Topics" level="Global"',
     )
     problems = _check(source)
-    assert any("prvReadcrmchat_topics" in p and "unknown table" in p for p in problems), problems
+    assert any("prvReadcrmchat_Topics does not exist" in p for p in problems), problems
+
+
+def test_check_reports_a_chat_privilege_of_its_own(source: tuple[Path, Path]) -> None:
+    # A custom activity has no privileges of its own; real imports know only prvReadActivity.
+    _edit(
+        source[0] / "customizations.xml",
+        'name="prvReadActivity" level="Basic"',
+        'name="prvReadcrmchat_Chat" level="Basic"',
+    )
+    problems = _check(source)
+    assert any(
+        "prvReadcrmchat_Chat does not exist (crmchat_chat is an activity: use prvReadActivity)" in p
+        for p in problems
+    ), problems
+
+
+def test_check_reports_a_standard_privilege_named_after_the_logical_name(
+    source: tuple[Path, Path],
+) -> None:
+    _edit(
+        source[0] / "customizations.xml",
+        'name="prvReadNote" level="Global"',
+        'name="prvReadannotation" level="Global"',
+    )
+    problems = _check(source)
+    assert any("prvReadannotation does not exist (use prvReadNote)" in p for p in problems)
+
+
+def test_check_asks_for_the_spelling_of_real_exports(source: tuple[Path, Path]) -> None:
+    _edit(
+        source[0] / "customizations.xml",
+        'name="prvReadcrmchat_Topic" level="Global"',
+        'name="prvReadcrmchat_topic" level="Global"',
+    )
+    problems = _check(source)
+    assert any("prvReadcrmchat_topic is spelled prvReadcrmchat_Topic" in p for p in problems)
+
+
+def test_check_reports_assign_on_an_organization_owned_table(source: tuple[Path, Path]) -> None:
+    _edit(
+        source[0] / "customizations.xml",
+        'name="prvReadcrmchat_Settings" level="Global"',
+        'name="prvAssigncrmchat_Settings" level="Global"',
+    )
+    problems = _check(source)
+    assert any("crmchat_settings is not user-owned, so it has no Assign" in p for p in problems)
+
+
+def test_check_reports_an_app_role_that_cannot_open_the_app(source: tuple[Path, Path]) -> None:
+    _edit(
+        source[0] / "customizations.xml",
+        '<RolePrivilege name="prvReadAppModule" level="Global" />\n      </RolePrivileges>\n'
+        "    </Role>\n  </Roles>",
+        "</RolePrivileges>\n    </Role>\n  </Roles>",
+    )
+    problems = _check(source)
+    assert any(
+        "role 98b3e608-08eb-4b5d-aa92-4eae579eb9e7 lacks prvReadAppModule" in p for p in problems
+    )
+
+
+def test_the_widget_form_gains_design_and_generate_script_once_saved() -> None:
+    commands = read_commands(ET.parse(SOLUTION_DIR / "customizations.xml").getroot())
+    widget = commands["crmchat_widget"]
+    assert [(c.label, c.function, c.library) for c in widget] == [
+        ("Design", "CRMChat.WidgetRibbon.openDesigner", "crmchat_/ribbon/widget.js"),
+        ("Generate Script", "CRMChat.WidgetRibbon.generateScript", "crmchat_/ribbon/widget.js"),
+    ]
+    assert all(c.hidden_on_create for c in widget)
+
+
+def test_check_reports_a_ribbon_function_its_library_does_not_define(
+    source: tuple[Path, Path],
+) -> None:
+    _edit(
+        source[0] / "customizations.xml",
+        'FunctionName="CRMChat.WidgetRibbon.generateScript"',
+        'FunctionName="CRMChat.WidgetRibbon.makeScript"',
+    )
+    problems = _check(source)
+    assert any("does not define CRMChat.WidgetRibbon.makeScript" in p for p in problems), problems
+
+
+def test_check_reports_a_ribbon_button_without_its_command(source: tuple[Path, Path]) -> None:
+    _edit(
+        source[0] / "customizations.xml",
+        'Command="crmchat.crmchat_widget.Design.Command"',
+        'Command="crmchat.crmchat_widget.Draw.Command"',
+    )
+    problems = _check(source)
+    assert any("names no CommandDefinition" in p for p in problems), problems
+
+
+def test_check_reports_a_table_the_console_opens_but_the_app_lacks(
+    source: tuple[Path, Path],
+) -> None:
+    _edit(source[0] / "customizations.xml", '<AppModuleComponent type="1" schemaName="lead" />', "")
+    problems = _check(source)
+    assert any(
+        "the agent console opens lead records, but the app does not include that table" in p
+        for p in problems
+    ), problems
+
+
+def test_import_fails_on_a_privilege_the_platform_does_not_have(
+    source: tuple[Path, Path],
+) -> None:
+    path = source[0] / "customizations.xml"
+    _edit(path, 'name="prvReadActivity" level="Basic"', 'name="prvReadcrmchat_chat" level="Basic"')
+    with pytest.raises(SchemaError, match="the import fails: role CRM Chat Agent: privilege "):
+        load_schema(path)
+
+
+def test_import_accepts_a_privilege_in_other_case(source: tuple[Path, Path]) -> None:
+    # The platform's lookup ignores case; only `solution check` insists on the spelling.
+    path = source[0] / "customizations.xml"
+    _edit(path, 'name="prvReadNote" level="Global"', 'name="prvreadnote" level="Global"')
+    schema = load_schema(path)
+    admin = schema.role_named("CRM Chat Administrator")
+    assert admin is not None
+    read_notes = privilege_name("Read", schema.tables["annotation"])
+    assert effective_depth([admin], read_notes) is AccessLevel.GLOBAL
 
 
 def test_check_reports_a_relationship_to_a_missing_column(source: tuple[Path, Path]) -> None:
@@ -392,17 +550,26 @@ def test_schema_has_the_three_roles_with_their_privileges(schema: Schema) -> Non
     app_user = schema.role_named("CRM Chat App User")
     assert admin is not None and agent is not None and app_user is not None
     assert admin.id == ADMIN_ROLE_ID
-    for table in CUSTOM_TABLES:
+    for table in ("Agent", "Topic", "Widget", "Snippet", "Settings", "Handshake"):
         for action in ("Create", "Read", "Write", "Delete"):
-            assert admin.privileges[f"prv{action}{table}"] == AccessLevel.GLOBAL
-    assert agent.privileges["prvCreatecrmchat_chat"] == AccessLevel.BASIC
-    assert agent.privileges["prvReadcrmchat_topic"] == AccessLevel.GLOBAL
-    assert agent.privileges["prvReadcrmchat_snippet"] == AccessLevel.GLOBAL
-    assert agent.privileges["prvCreatelead"] == AccessLevel.BASIC
-    assert agent.privileges["prvDeletecrmchat_handshake"] == AccessLevel.BASIC
-    assert "prvDeletecrmchat_chat" not in agent.privileges
-    assert app_user.privileges["prvCreatecrmchat_handshake"] == AccessLevel.BASIC
-    assert "prvCreatecrmchat_chat" not in app_user.privileges
+            assert admin.privileges[f"prv{action}crmchat_{table}"] == AccessLevel.GLOBAL
+    # The service holds the admin role and writes the chats, which are activities.
+    for action in ("Create", "Read", "Write", "Append", "Assign"):
+        assert admin.privileges[f"prv{action}Activity"] == AccessLevel.GLOBAL
+    # Agents read their own chats; Create on Activity would let them make any activity.
+    assert agent.privileges["prvReadActivity"] == AccessLevel.BASIC
+    assert "prvCreateActivity" not in agent.privileges
+    assert "prvWriteActivity" not in agent.privileges
+    assert agent.privileges["prvReadcrmchat_Topic"] == AccessLevel.GLOBAL
+    assert agent.privileges["prvReadcrmchat_Snippet"] == AccessLevel.GLOBAL
+    assert agent.privileges["prvCreatecrmchat_Snippet"] == AccessLevel.BASIC
+    assert agent.privileges["prvWritecrmchat_Snippet"] == AccessLevel.BASIC
+    assert admin.privileges["prvWritecrmchat_Snippet"] == AccessLevel.GLOBAL
+    assert agent.privileges["prvCreateLead"] == AccessLevel.BASIC
+    assert agent.privileges["prvDeletecrmchat_Handshake"] == AccessLevel.BASIC
+    assert app_user.privileges["prvCreatecrmchat_Handshake"] == AccessLevel.BASIC
+    assert app_user.privileges["prvReadAppModule"] == AccessLevel.GLOBAL
+    assert "prvReadActivity" not in app_user.privileges
 
 
 def test_load_schema_rereads_a_changed_file(source: tuple[Path, Path]) -> None:

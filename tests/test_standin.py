@@ -139,3 +139,15 @@ def test_a_web_resource_subarea_added_to_the_sitemap_shows_up(tmp_path: Path) ->
     first = areas[0]["groups"][0]["subareas"][0]
     assert first["id"] == "sub_console"
     assert first["url"] == "/webresources/console/index.html"
+
+
+def test_the_sitemap_names_privileges_as_dataverse_does() -> None:
+    subareas = {
+        sub["id"]: sub
+        for area in read_sitemap(load_schema())
+        for group in area["groups"]
+        for sub in group["subareas"]
+    }
+    # The chat is an activity: reading the Chats list takes prvReadActivity.
+    assert subareas["sub_chats"]["readPrivilege"] == "prvReadActivity"
+    assert subareas["sub_settings"]["privilege"]["name"] == "prvWritecrmchat_Settings"

@@ -8,14 +8,12 @@ as a real token carries). Only `alg: HS256` is accepted; `none` and every other 
 are refused before the signature is looked at. The JWS itself is `connector.jws`, shared
 with the widget's identity tokens.
 
-**Privileges.** A privilege is named `prv<Action><logicalname>` (`prvReadcrmchat_chat`),
-the form the solution writes into `RolePrivilege/@name` and the form real Dataverse uses
-for custom tables, custom activities included. Real Dataverse names the privileges of
-its *standard* tables after their schema name (`prvReadContact`) and folds standard
-activities into `prv<Action>Activity`; names are therefore compared case-insensitively,
-and standard activities are not folded here (the emulator only enforces what a role
-in the solution grants). A holder of the built-in "System Administrator" role passes every
-check, at Global depth.
+**Privileges.** Named as Dataverse names them (`connector.solution.privileges`):
+`prv<Action><SchemaName>` for custom tables (`prvReadcrmchat_Agent`), the platform's names
+for standard tables (`prvReadContact`, `prvReadUser`, `prvReadNote`) and
+`prv<Action>Activity` for every activity, the custom `crmchat_chat` included. Names
+compare case-insensitively, as the platform's lookup does. A holder of the built-in
+"System Administrator" role passes every check, at Global depth.
 
 **Depth.** Basic reaches the caller's own records, Local and Deep the records owned in the
 caller's business unit (the emulator has one level of business units, so Deep is Local),
@@ -46,6 +44,7 @@ from typing import Any
 
 from connector import jws
 from connector.solution.model import AccessLevel, Role, Table
+from connector.solution.privileges import PRIVILEGE_ACTIONS, privilege_name
 
 __all__ = [
     "ACCESS_RIGHTS",
@@ -81,16 +80,6 @@ PRIVILEGE_DENIED_CODE = "0x80040220"  # PrivilegeDenied, with HTTP 403
 NO_ROLES_CODE = "0x80042f09"  # the caller holds no security role, with HTTP 403
 SYSTEM_ADMINISTRATOR_ROLE_NAME = "System Administrator"
 
-PRIVILEGE_ACTIONS = (
-    "Create",
-    "Read",
-    "Write",
-    "Delete",
-    "Append",
-    "AppendTo",
-    "Assign",
-    "Share",
-)
 # The AccessRights names SecLib prints for each action.
 ACCESS_RIGHTS = {action: f"{action}Access" for action in PRIVILEGE_ACTIONS}
 
@@ -217,16 +206,6 @@ def verify_token(secret: bytes, token: str, *, now: datetime | None = None) -> T
 
 
 # -- privileges -------------------------------------------------------------------------
-
-
-def privilege_name(action: str, table: Table) -> str:
-    """The privilege for `action` on `table`: `prv<Action><logicalname>`.
-
-    Raises ValueError for an action not in PRIVILEGE_ACTIONS.
-    """
-    if action not in PRIVILEGE_ACTIONS:
-        raise ValueError(f"unknown privilege action {action!r}")
-    return f"prv{action}{table.logical_name}"
 
 
 def _is_system_administrator(role: Role) -> bool:

@@ -176,6 +176,16 @@ def _sql_type(column: Column) -> str:
     return "TEXT"
 
 
+def _refuse_read_only(table: Table) -> None:
+    """A write reaching activitypointer by another road (deep insert, a link) is a 400."""
+    if table.read_only:
+        raise ApiError(
+            400,
+            "0x80048d19",
+            f"{table.schema_name} records cannot be written: each one follows an activity.",
+        )
+
+
 def _payload_error(table: Table, detail: str) -> ApiError:
     return ApiError(
         400,
@@ -399,6 +409,7 @@ class Store:
 
     def insert(self, table: Table, values: Mapping[str, Any]) -> None:
         """Insert a row whose SQL values are already validated."""
+        _refuse_read_only(table)
         names = list(values)
         sql = (
             f"INSERT INTO {quote(table.logical_name)} ({', '.join(quote(n) for n in names)}) "
@@ -409,6 +420,7 @@ class Store:
 
     def update(self, table: Table, record_id: str, values: Mapping[str, Any]) -> None:
         """Update a row with already validated SQL values."""
+        _refuse_read_only(table)
         if not values:
             return
         names = list(values)
@@ -421,6 +433,7 @@ class Store:
 
     def delete(self, table: Table, record_id: str) -> bool:
         """Delete a row and its N:N pairs; True if it existed."""
+        _refuse_read_only(table)
         with self.transaction() as db:
             cursor = db.execute(
                 f"DELETE FROM {quote(table.logical_name)} WHERE {quote(table.primary_id)} = ?",
@@ -457,7 +470,11 @@ class Store:
         with self.transaction() as db:
             db.execute("CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value TEXT)")
             for table in self.schema.tables.values():
-                self._create_table(db, table)
+                if not table.read_only:
+                    self._create_table(db, table)
+            for table in self.schema.tables.values():
+                if table.read_only:
+                    self._create_pointer_view(db, table)
             for relation, first, second in self._intersect_tables():
                 db.execute(
                     f"CREATE TABLE IF NOT EXISTS {quote(relation.intersect_entity)} "
@@ -478,7 +495,33 @@ class Store:
             )
             db.execute("INSERT OR IGNORE INTO _meta (key, value) VALUES ('version', '1000')")
 
-    def _create_table(self, db: sqlite3.Connection, table: Table) -> None:
+    def _create_pointer_view(self, db: sqlite3.Connection, pointer: Table) -> None:
+        """`activitypointer` as a view over every activity table, rebuilt on each start so
+        that a newer solution's activities appear (each row keeps its own activityid)."""
+        columns = [pointer.primary_id, *self._sql_columns(pointer)]
+        selects: list[str] = []
+        for table in self.schema.tables.values():
+            if not table.is_activity or table.read_only:
+                continue
+            present = {table.primary_id, *self._sql_columns(table)}
+            parts = [
+                f"{quote(col)} AS {quote(col)}" if col in present else f"NULL AS {quote(col)}"
+                for col in columns
+                if col != "activitytypecode"
+            ]
+            parts.append(f"'{table.logical_name}' AS \"activitytypecode\"")
+            selects.append(f"SELECT {', '.join(parts)} FROM {quote(table.logical_name)}")
+        if not selects:
+            selects.append(
+                "SELECT " + ", ".join(f"NULL AS {quote(c)}" for c in columns) + " WHERE 0"
+            )
+        name = quote(pointer.logical_name)
+        db.execute(f"DROP VIEW IF EXISTS {name}")
+        db.execute(f"CREATE VIEW {name} AS {' UNION ALL '.join(selects)}")
+
+    @staticmethod
+    def _sql_columns(table: Table) -> dict[str, str]:
+        """The SQL columns of `table` besides its primary key, with their types."""
         wanted: dict[str, str] = {}
         for column in table.columns.values():
             if column.logical_name == table.primary_id:
@@ -487,6 +530,10 @@ class Store:
             if column.type in LOOKUP_TYPES:
                 wanted[column.logical_name + "__table"] = "TEXT"
         wanted.setdefault("versionnumber", "INTEGER")
+        return wanted
+
+    def _create_table(self, db: sqlite3.Connection, table: Table) -> None:
+        wanted = self._sql_columns(table)
         name = quote(table.logical_name)
         definitions = [f"{quote(table.primary_id)} TEXT PRIMARY KEY NOT NULL"]
         definitions += [f"{quote(col)} {sql_type}" for col, sql_type in wanted.items()]

@@ -142,6 +142,8 @@ def delete(ex: Exchange, table: Table, record_id: str) -> Reply:
             child = ex.schema.tables.get(relation.referencing_entity)
             if child is None or relation.referencing_attribute not in child.columns:
                 continue
+            if child.read_only:  # activitypointer follows its activities' own links
+                continue
             column = relation.referencing_attribute
             db.execute(
                 f"UPDATE {quote(child.logical_name)} SET {quote(column)} = NULL, "

@@ -9,8 +9,13 @@ file that is not XML or a schema the reader rejects are problems like any other.
   under webresources/ that could be a web resource is listed;
 - sitemap `Entity` and `Privilege Entity` name known tables; `$webresource:` names are
   listed web resources;
-- app module components, role maps and icon resolve;
-- role privileges name a known action and a known table;
+- app module components, role maps and icon resolve, the app includes every table a page
+  opens (the sitemap's, the console's regarding records), and every mapped role grants
+  prvReadAppModule (without it the app stays hidden from the role's users);
+- role privileges exist in the platform, spelled as real exports spell them
+  (`connector.solution.privileges`: the chat, an activity, uses the Activity privileges);
+- ribbon buttons name their commands and labels, commands run a function their listed
+  library defines (`connector.solution.ribbon`);
 - relationships name existing tables and columns (through `load_schema`), and every
   custom lookup has a relationship;
 - solution.xml root components resolve, and every table, role, sitemap and app module
@@ -30,9 +35,12 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
+from typing import get_args
 
 import xmlschema
 
+from connector import __version__
+from connector.crm.tables import RegardingTable
 from connector.solution.check_reports import dashboard_ids, report_problems
 from connector.solution.model import ColumnType, Ownership, Schema
 from connector.solution.pack import (
@@ -42,7 +50,9 @@ from connector.solution.pack import (
     web_resource_file,
 )
 from connector.solution.paths import REPO_ROOT, SOLUTION_DIR, WEBRESOURCES_DIR
+from connector.solution.privileges import privilege_problems
 from connector.solution.reader import SchemaError, load_schema
+from connector.solution.ribbon import ribbon_problems
 
 __all__ = [
     "DEFAULT_SCHEMAS_DIR",
@@ -81,7 +91,7 @@ WEB_RESOURCE_TYPES: dict[str, int] = {
 }
 # Icon every app module may use without shipping one (Dataverse's default app icon).
 DEFAULT_APP_ICON_ID = "953b9fac-1e5e-e611-80d6-00155ded156f"
-_PRIVILEGE = re.compile(r"^prv(Create|Read|Write|Delete|AppendTo|Append|Assign|Share)(\w+)$")
+_READ_APP_MODULE = "prvReadAppModule"
 _WEBRESOURCE_REF = re.compile(r"\$webresource:([^\s?#\"']+)")
 _VERSION = re.compile(r"^\d+(\.\d+){1,3}$")
 _ROOT_TYPE_ENTITY, _ROOT_TYPE_ROLE, _ROOT_TYPE_WEB_RESOURCE = "1", "20", "61"
@@ -114,7 +124,7 @@ def check_solution(
 
     schema: Schema | None = None
     try:
-        schema = load_schema(customizations_path)
+        schema = load_schema(customizations_path, verify_privileges=False)
     except SchemaError as exc:
         problems.append(f"customizations.xml: {exc}")
     tables = set(schema.tables) if schema is not None else _declared_tables(customizations)
@@ -130,10 +140,16 @@ def check_solution(
     problems += _naming_problems(customizations, prefix=prefix, option_prefix=option_prefix)
     if schema is not None:
         problems += _lookup_problems(schema)
-    problems += _role_problems(customizations, tables, schema)
+    problems += _role_problems(customizations, schema)
     problems += _sitemap_problems(customizations, tables, resources)
     problems += _app_module_problems(customizations, tables, resources)
     problems += report_problems(customizations, schema, schemas)
+    problems += [
+        f"customizations.xml: {problem}"
+        for problem in ribbon_problems(
+            customizations, {r.name: web_resource_file(r.name, webresources_dir) for r in resources}
+        )
+    ]
     if manifest is not None:
         problems += _manifest_problems(manifest, customizations, resources)
     return problems
@@ -273,9 +289,7 @@ def _lookup_problems(schema: Schema) -> list[str]:
     return problems
 
 
-def _role_problems(
-    customizations: ET.Element, tables: set[str], schema: Schema | None
-) -> list[str]:
+def _role_problems(customizations: ET.Element, schema: Schema | None) -> list[str]:
     problems: list[str] = []
     ids = Counter(
         (role.get("id") or "").strip("{}").lower() for role in customizations.iterfind("Roles/Role")
@@ -291,26 +305,12 @@ def _role_problems(
                 problems.append(
                     f"customizations.xml: role {name}: {privilege} is listed {count} times"
                 )
-            match = _PRIVILEGE.match(privilege)
-            if match is None:
-                problems.append(
-                    f"customizations.xml: role {name}: {privilege} is not prv<Action><table>"
-                )
-                continue
-            action, table = match.groups()
-            if table not in tables:
-                problems.append(
-                    f"customizations.xml: role {name}: {privilege} names unknown table {table}"
-                )
-            elif (
-                schema is not None
-                and action in ("Assign", "Share")
-                and schema.tables[table].ownership != Ownership.USER
-            ):
-                problems.append(
-                    f"customizations.xml: role {name}: {privilege}: {table} is not user-owned, "
-                    f"so it has no {action} privilege"
-                )
+    if schema is not None:
+        mine = tuple(role for role in schema.roles if role.from_solution)
+        problems += [
+            f"customizations.xml: {problem}"
+            for problem in privilege_problems(schema, mine, exact=True)
+        ]
     return problems
 
 
@@ -358,6 +358,16 @@ def _app_module_problems(
         for s in customizations.iterfind("AppModuleSiteMaps/AppModuleSiteMap")
     }
     roles = {(r.get("id") or "").strip("{}").lower() for r in customizations.iterfind("Roles/Role")}
+    # Microsoft's app-visibility rules: a user sees an app through a role the app maps
+    # *and* read on the Model-driven App table (prvReadAppModule).
+    opens_apps = {
+        (r.get("id") or "").strip("{}").lower()
+        for r in customizations.iterfind("Roles/Role")
+        if any(
+            p.get("name", "").casefold() == _READ_APP_MODULE.casefold()
+            for p in r.iterfind("RolePrivileges/RolePrivilege")
+        )
+    }
     resource_ids = {r.id for r in resources} | {DEFAULT_APP_ICON_ID}
     for app in customizations.iterfind("AppModules/AppModule"):
         unique = (app.findtext("UniqueName") or "").strip()
@@ -366,6 +376,18 @@ def _app_module_problems(
             problems.append(
                 f"app module {unique}: WebResourceId {icon} is not a listed web resource"
             )
+        included = {
+            c.get("schemaName", "")
+            for c in app.iterfind("AppModuleComponents/AppModuleComponent")
+            if c.get("type") == _ROOT_TYPE_ENTITY
+        }
+        # A page that opens a table the app lacks shows the user an error instead.
+        for table, page in _opened_tables(customizations):
+            if table in tables and table not in included:
+                problems.append(
+                    f"app module {unique}: {page} opens {table} records, "
+                    "but the app does not include that table"
+                )
         for component in app.iterfind("AppModuleComponents/AppModuleComponent"):
             kind, name = component.get("type"), component.get("schemaName", "")
             if kind == _ROOT_TYPE_ENTITY and name not in tables:
@@ -385,7 +407,26 @@ def _app_module_problems(
                 problems.append(
                     f"app module {unique}: role map {role_id} is not a role of the solution"
                 )
+            elif role_id not in opens_apps:
+                problems.append(
+                    f"app module {unique}: role {role_id} lacks {_READ_APP_MODULE}, so its "
+                    "users cannot open the app"
+                )
     return problems
+
+
+def _opened_tables(customizations: ET.Element) -> list[tuple[str, str]]:
+    """(table, the page that opens it): the sitemap's tables, and the records the agent
+    console opens from a chat (its regarding record, `connector.crm.tables.RegardingTable`)."""
+    opened = [
+        (entity.lower(), "the sitemap")
+        for entity in (
+            e.get("Entity") for e in customizations.iterfind("AppModuleSiteMaps//SubArea")
+        )
+        if entity
+    ]
+    opened += [(table, "the agent console") for table in get_args(RegardingTable)]
+    return opened
 
 
 def _manifest_problems(
@@ -395,6 +436,12 @@ def _manifest_problems(
     version = (manifest.findtext("SolutionManifest/Version") or "").strip()
     if not _VERSION.match(version):
         problems.append(f"solution.xml: Version {version!r} is not like 1.0.0.0")
+    elif version != __version__:
+        # pack writes connector.__version__; a different number here would only mislead.
+        problems.append(
+            f"solution.xml: Version {version} is not connector.__version__ {__version__}, "
+            "which pack writes"
+        )
     if not (manifest.findtext("SolutionManifest/UniqueName") or "").strip():
         problems.append("solution.xml: SolutionManifest has no UniqueName")
     known: dict[str, set[str]] = {

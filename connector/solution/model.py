@@ -105,6 +105,8 @@ class Table:
     alternate_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
     has_notes: bool = False  # annotations can point at it (objectid_<table>)
     has_activities: bool = False  # activities can be regarding it (regardingobjectid_<table>_*)
+    # Only GET: a table the platform fills itself (activitypointer, one row per activity).
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,8 +142,9 @@ class ManyToMany:
 class Role:
     id: str  # GUID, lower case, no braces
     name: str  # "CRM Chat Agent"
-    # privilege name ("prvReadcrmchat_chat") -> depth
+    # privilege name ("prvReadActivity", "prvReadcrmchat_Agent") -> depth
     privileges: dict[str, AccessLevel] = field(default_factory=dict)
+    from_solution: bool = True  # False: a role of the platform (standard.xml)
 
 
 @dataclass(frozen=True)

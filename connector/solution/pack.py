@@ -3,7 +3,9 @@
 The zip holds, as a real export does:
 
 - `[Content_Types].xml`: one line, UTF-8 with BOM, one `Override` per web resource;
-- `solution.xml`: the source manifest plus a type-61 `RootComponent` per web resource;
+- `solution.xml`: the source manifest plus a type-61 `RootComponent` per web resource, with
+  `Version` set to `connector.__version__` (the one place the version lives) and `Managed`
+  1 for the managed package, 0 for the unmanaged one;
 - `customizations.xml`: the source with each `WebResource/FileName` pointing at its entry;
 - `WebResources/<FileName>`: each web resource's bytes, exactly as in `webresources/`.
 
@@ -29,6 +31,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from connector import __version__
 from connector.solution.paths import SOLUTION_DIR, WEBRESOURCES_DIR
 
 __all__ = [
@@ -105,12 +108,14 @@ def pack_solution(
     out_dir: Path,
     solution_dir: Path = SOLUTION_DIR,
     webresources_dir: Path = WEBRESOURCES_DIR,
+    managed: bool = False,
 ) -> Path:
     """Write the importable solution zip into `out_dir` and return its path.
 
-    The zip is named `<UniqueName>_<version with underscores>.zip` (`CRMChat_1_0_0_0.zip`)
-    after solution.xml. Raises `PackError` when a listed web resource has no file or the
-    XML is not well-formed; this is not a full check (see `check_solution`).
+    The zip is named `<UniqueName>_<version with underscores>.zip` (`CRMChat_1_0_0_0.zip`),
+    `..._managed.zip` for the managed package, as exports name them. Raises `PackError`
+    when a listed web resource has no file or the XML is not well-formed; this is not a
+    full check (see `check_solution`).
     """
     customizations = _parse(solution_dir / "customizations.xml")
     manifest = _parse(solution_dir / "solution.xml")
@@ -134,11 +139,15 @@ def pack_solution(
     _add_web_resource_root_components(manifest, resources)
 
     unique_name = (manifest.findtext("SolutionManifest/UniqueName") or "").strip()
-    version = (manifest.findtext("SolutionManifest/Version") or "").strip()
-    if not unique_name or not version:
-        raise PackError("solution.xml: SolutionManifest needs UniqueName and Version")
+    version_element = manifest.find("SolutionManifest/Version")
+    managed_element = manifest.find("SolutionManifest/Managed")
+    if not unique_name or version_element is None or managed_element is None:
+        raise PackError("solution.xml: SolutionManifest needs UniqueName, Version and Managed")
+    version_element.text = __version__
+    managed_element.text = "1" if managed else "0"
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{unique_name}_{version.replace('.', '_')}.zip"
+    suffix = "_managed" if managed else ""
+    target = out_dir / f"{unique_name}_{__version__.replace('.', '_')}{suffix}.zip"
 
     entries = [
         ("[Content_Types].xml", _content_types([entry for entry, _ in payloads])),

@@ -16,6 +16,7 @@ reader adds it here, under the names a real organization uses:
 - on activity tables: the activitypointer columns (`activityid`, `subject`, `description`,
   `actualstart`, `actualend`, `actualdurationminutes`, `scheduledstart`, `scheduledend`,
   `scheduleddurationminutes`, `prioritycode`, `regardingobjectid`);
+- the `activitypointer` table (`ACTIVITY_POINTER`), read-only, over every activity;
 - the relationships behind those lookups: `lk_<t>_createdby`, `lk_<t>_modifiedby`,
   `owner_<t>` and `team_owner_<t>` (ownerid), `user_<t>`, `team_<t>`,
   `business_unit_<t>`; one `<target>_<activity>` per activity and table with
@@ -62,8 +63,10 @@ from connector.solution.paths import (
     STANDARD_XML,
     WEBRESOURCES_DIR,
 )
+from connector.solution.privileges import privilege_problems
 
 __all__ = [
+    "ACTIVITY_POINTER",
     "CUSTOMIZATIONS_XML",
     "REPO_ROOT",
     "SOLUTION_DIR",
@@ -122,10 +125,15 @@ class SchemaError(ValueError):
     """The customizations XML does not describe a usable schema."""
 
 
-def load_schema(customizations_xml: Path | None = None) -> Schema:
+def load_schema(
+    customizations_xml: Path | None = None, *, verify_privileges: bool = True
+) -> Schema:
     """The schema an import of `customizations_xml` plus the standard tables produces.
 
     `customizations_xml` defaults to `solution/customizations.xml` in the repository.
+    As a real import does, it fails when a role grants a privilege the organization does
+    not have (`connector.solution.privileges`); `verify_privileges=False` skips that, for
+    `crmchat solution check`, which reports those names among its other findings.
     Results are cached by path and modification time, so repeated calls are cheap; the
     returned `Schema` is shared between callers and must not be mutated. Raises
     `SchemaError` when either file does not describe a usable schema and `OSError` when
@@ -134,7 +142,15 @@ def load_schema(customizations_xml: Path | None = None) -> Schema:
     path = (customizations_xml or CUSTOMIZATIONS_XML).resolve()
     mine = path.stat()
     standard = STANDARD_XML.stat()
-    return _load(str(path), mine.st_mtime_ns, mine.st_size, standard.st_mtime_ns, standard.st_size)
+    schema = _load(
+        str(path), mine.st_mtime_ns, mine.st_size, standard.st_mtime_ns, standard.st_size
+    )
+    if verify_privileges:
+        solution_roles = tuple(r for r in schema.roles if r.from_solution)
+        problems = privilege_problems(schema, solution_roles, exact=False)
+        if problems:
+            raise SchemaError(f"{path}: the import fails: " + "; ".join(problems))
+    return schema
 
 
 @lru_cache(maxsize=8)
@@ -178,7 +194,7 @@ def _parse_file(path: Path, *, custom: bool) -> _Document:
         else:
             raise SchemaError(f"{path}: relationship {relationship.get('Name')}: type {kind!r}")
     for role in root.iterfind("Roles/Role"):
-        document.roles.append(_parse_role(role, source=path))
+        document.roles.append(_parse_role(role, source=path, custom=custom))
     for profile in root.iterfind("FieldSecurityProfiles/FieldSecurityProfile"):
         document.profiles.append(_parse_profile(profile))
     return document
@@ -363,7 +379,7 @@ def _parse_many_to_many(relationship: ET.Element, *, source: Path) -> ManyToMany
     )
 
 
-def _parse_role(role: ET.Element, *, source: Path) -> Role:
+def _parse_role(role: ET.Element, *, source: Path, custom: bool) -> Role:
     role_id = role.get("id", "").strip("{}").lower()
     privileges: dict[str, AccessLevel] = {}
     for privilege in role.iterfind("RolePrivileges/RolePrivilege"):
@@ -374,7 +390,7 @@ def _parse_role(role: ET.Element, *, source: Path) -> Role:
             raise SchemaError(
                 f"{source}: role {role.get('name')}: access level {level!r}"
             ) from None
-    return Role(id=role_id, name=role.get("name", ""), privileges=privileges)
+    return Role(id=role_id, name=role.get("name", ""), privileges=privileges, from_solution=custom)
 
 
 # --- what the import adds ---------------------------------------------------------------
@@ -459,6 +475,31 @@ _ACTIVITY_COLUMNS = (
         display_name="Priority",
     ),
     Column("regardingobjectid", ColumnType.LOOKUP, display_name="Regarding"),
+)
+
+
+# Every organization has it: one row per activity of any type, same activityid, with
+# `activitytypecode` naming the activity's table; the Web API offers it for GET only.
+ACTIVITY_POINTER = Table(
+    logical_name="activitypointer",
+    schema_name="ActivityPointer",
+    entity_set="activitypointers",
+    primary_id="activityid",
+    primary_name="subject",
+    columns={
+        "activitytypecode": Column(
+            "activitytypecode",
+            ColumnType.STRING,
+            max_length=64,
+            display_name="Activity Type",
+            valid_for_create=False,
+            valid_for_update=False,
+        )
+    },
+    is_activity=True,
+    is_custom=False,
+    display_name="Activity",
+    read_only=True,
 )
 
 
@@ -568,9 +609,12 @@ def _build(standard: _Document, solution: _Document) -> Schema:
     if clash:
         raise SchemaError(f"the solution redefines standard tables: {sorted(clash)}")
     business_owned = standard.business_owned | solution.business_owned
+    declared_tables = (
+        standard.tables | solution.tables | {ACTIVITY_POINTER.logical_name: ACTIVITY_POINTER}
+    )
     tables = {
         name: _with_import_columns(table, business_owned=name in business_owned)
-        for name, table in (standard.tables | solution.tables).items()
+        for name, table in declared_tables.items()
     }
     declared = standard.one_to_many + solution.one_to_many
     taken = {(r.referencing_entity, r.referencing_attribute, r.referenced_entity) for r in declared}

@@ -50,6 +50,8 @@ from connector.demo import (
 from connector.solution.model import ColumnType, Role, Schema, Table
 from connector.solution.pack import WEBRESOURCE_PREFIX
 from connector.solution.paths import CUSTOMIZATIONS_XML, WEBRESOURCES_DIR
+from connector.solution.privileges import PRIVILEGE_ACTIONS, privilege_name
+from connector.solution.ribbon import read_commands
 from connector.web.errors import Forbidden, NotFound
 
 __all__ = [
@@ -133,8 +135,9 @@ def read_sitemap(
 ) -> list[dict[str, Any]]:
     """The app's navigation: areas -> groups -> subareas, as the shell draws it.
 
-    A subarea is `{"id","title","entity"|"url","icon","privilege":{"entity","action"}|None}`;
-    entity subareas whose table the schema lacks are left out.
+    A subarea is `{"id","title","entity"|"url","icon","readPrivilege"?,
+    "privilege":{"entity","action","name"}|None}`, privilege names spelled as Dataverse
+    spells them; entity subareas whose table the schema lacks are left out.
     """
     root = ET.parse(customizations_xml).getroot()
     collections = _collection_names(root)
@@ -153,6 +156,7 @@ def read_sitemap(
                     item: dict[str, Any] = {"id": sub.get("Id") or "", "title": title}
                     if table is not None:
                         item["entity"] = entity
+                        item["readPrivilege"] = privilege_name("Read", table)
                     elif sub.get("Url"):
                         item["url"] = _webresource_url(str(sub.get("Url")))
                         item["title"] = title or item["id"]
@@ -160,21 +164,27 @@ def read_sitemap(
                         continue
                     icon = sub.get("Icon")
                     item["icon"] = _webresource_url(icon) if icon else None
-                    privilege = sub.find("Privilege")
-                    item["privilege"] = (
-                        {
-                            "entity": (privilege.get("Entity") or "").lower(),
-                            "action": privilege.get("Privilege") or "Read",
-                        }
-                        if privilege is not None
-                        else None
-                    )
+                    item["privilege"] = _subarea_privilege(schema, sub.find("Privilege"))
                     subareas.append(item)
                 groups.append(
                     {"id": group.get("Id") or "", "title": _title(group), "subareas": subareas}
                 )
             areas.append({"id": area.get("Id") or "", "title": _title(area), "groups": groups})
     return areas
+
+
+def _subarea_privilege(schema: Schema, privilege: ET.Element | None) -> dict[str, str] | None:
+    """A subarea's `<Privilege Entity Privilege>` with the privilege's real name."""
+    if privilege is None:
+        return None
+    entity = (privilege.get("Entity") or "").lower()
+    action = privilege.get("Privilege") or "Read"
+    table = schema.tables.get(entity)
+    # A privilege on a table this organization lacks is one nobody holds.
+    name = (
+        privilege_name(action, table) if table is not None and action in PRIVILEGE_ACTIONS else ""
+    )
+    return {"entity": entity, "action": action, "name": name}
 
 
 def _wire(table: Table, name: str) -> str:
@@ -214,8 +224,10 @@ def _list_columns(table: Table) -> list[dict[str, str]]:
 
 
 def app_description(schema: Schema) -> dict[str, Any]:
-    """What the shell page needs: the navigation and every table's names and list."""
+    """What the shell page needs: the navigation, every table's names and list, and the
+    command-bar buttons of its form (from the solution's RibbonDiffXml)."""
     areas = read_sitemap(schema)
+    commands = read_commands(ET.parse(CUSTOMIZATIONS_XML).getroot())
     listed = {
         sub["entity"]
         for area in areas
@@ -229,9 +241,24 @@ def app_description(schema: Schema) -> dict[str, Any]:
             "set": table.entity_set,
             "id": table.primary_id,
             "name": table.primary_name,
+            "displayName": table.display_name or name,
         }
         if name in listed:
             entity["columns"] = _list_columns(table)
+        if name in commands:
+            entity["commands"] = [
+                {
+                    "id": command.id,
+                    "label": command.label,
+                    "function": command.function,
+                    "library": _webresource_url("$webresource:" + command.library),
+                    "hiddenOnCreate": command.hidden_on_create,
+                }
+                for command in commands[name]
+            ]
+        if table.has_activities:
+            # Its form carries a timeline: the activities regarding the record.
+            entity["timeline"] = True
         entities[name] = entity
     return {"name": "CRM Chat", "areas": areas, "entities": entities}
 

@@ -142,6 +142,19 @@ def test_a_visitor_chats_with_the_sales_agent_and_the_chat_lands_in_dataverse(
     assert info["fields"]["email"] == "ann.visitor@example.com"
     assert info["page"].startswith(f"{service.url}/demo/")
 
+    # Sam opens the contact: the finished chat is on its timeline, and opens from there.
+    sam_page.evaluate(
+        "(id) => Xrm.Navigation.navigateTo("
+        "{pageType: 'entityrecord', entityName: 'contact', entityId: id})",
+        contacts[0]["contactid"],
+    )
+    item = sam_page.get_by_test_id("timeline-item")
+    expect(item).to_have_count(1)
+    expect(item).to_contain_text("Chat")
+    expect(item).to_contain_text(chat["subject"])
+    item.get_by_role("link", name=chat["subject"]).click()
+    expect(sam_page.locator("dl.record")).to_contain_text("Ann Visitor: Hi! Do you deliver")
+
 
 def test_no_widget_shows_while_no_agent_of_its_topic_is_available(
     service: Any,

@@ -745,7 +745,17 @@
   // ---- rendering -----------------------------------------------------------------------------
   let renderQueued = false;
 
+  // In the app's side pane (console/sidepane.js) the pane's badge counts incoming chats.
+  function updatePaneBadge() {
+    try {
+      const panes = xrm && xrm.App && xrm.App.sidePanes;
+      const pane = panes && panes.getPane(window.CRMChat.CONSOLE_PANE_ID);
+      if (pane) pane.badge = state.incoming.size || false;
+    } catch (error) { /* a host without side panes */ }
+  }
+
   function render() {
+    updatePaneBadge();
     if (renderQueued) return;
     renderQueued = true;
     requestAnimationFrame(() => {

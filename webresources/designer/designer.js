@@ -40,13 +40,18 @@
   let previewTimer = 0;
   let inputSeq = 0;
 
+  // `data` is "<id>" (Design) or "<id>|script" (the form's Generate Script command).
   function recordId() {
     const params = new URLSearchParams(location.search);
     for (const name of ["data", "id"]) {
-      const value = (params.get(name) || "").replace(/[{}]/g, "").trim().toLowerCase();
+      const value = (params.get(name) || "").split("|")[0].replace(/[{}]/g, "").trim().toLowerCase();
       if (GUID.test(value)) return value;
     }
     return null;
+  }
+
+  function scriptAsked() {
+    return /\|script$/.test(new URLSearchParams(location.search).get("data") || "");
   }
 
   function show(el, text, tone) {
@@ -508,6 +513,7 @@
       $("actions").hidden = false;
       $("workspace").hidden = false;
       render();
+      if (scriptAsked()) $("script-button").click();
     } catch (error) {
       show(result, error.status === 403 ? "Only CRM Chat administrators may design widgets."
         : "Could not open the widget: " + error.message, "bad");

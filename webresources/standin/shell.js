@@ -13,7 +13,8 @@
     return;
   }
   const user = session.user;
-  const privileges = new Set(user.privileges || []);
+  // Dataverse finds privileges by name ignoring case.
+  const privileges = new Set((user.privileges || []).map((name) => name.toLowerCase()));
   const PAGE_SIZE = 50;
 
   const nav = document.getElementById("sitemap");
@@ -22,14 +23,16 @@
   const subareas = new Map(); // id -> subarea
   const loadedFrames = new Map(); // subarea id -> iframe
 
-  function allowed(action, entity) {
-    return privileges.has("*") || privileges.has("prv" + action + entity);
+  // Privilege names come from the server, which spells them as Dataverse does
+  // (prvReadActivity for a chat, prvReadUser for systemuser).
+  function allowed(name) {
+    return privileges.has("*") || (Boolean(name) && privileges.has(name.toLowerCase()));
   }
 
   function visible(subarea) {
-    if (subarea.entity && !allowed("Read", subarea.entity)) return false;
+    if (subarea.entity && !allowed(subarea.readPrivilege)) return false;
     const privilege = subarea.privilege;
-    return !privilege || allowed(privilege.action, privilege.entity);
+    return !privilege || allowed(privilege.name);
   }
 
   // ----- dialogs (Xrm.Navigation.openConfirmDialog / openAlertDialog) -------------------
@@ -101,7 +104,120 @@
     location.replace("/app/");
   }
 
+  // ----- side panes (Xrm.App.sidePanes) -------------------------------------------------
+  // Panes live beside the main area and outlive its navigation; each shows one page in
+  // its own iframe, with a tab carrying the pane's title and badge.
+
+  function webResourceUrl(pageInput) {
+    const name = String(pageInput.webresourceName || "").replace(/^[a-z0-9]+_\//i, "");
+    const data = pageInput.data ? "?data=" + encodeURIComponent(String(pageInput.data)) : "";
+    return "/webresources/" + name + data;
+  }
+
+  const sidePanes = (function () {
+    const aside = document.getElementById("sidepanes");
+    const tabs = document.getElementById("sidepane-tabs");
+    const body = document.getElementById("sidepane-body");
+    const panes = new Map(); // paneId -> {pane, tab, badge, frame}
+    let selected = null;
+    let expanded = 1;
+
+    function refresh() {
+      aside.hidden = panes.size === 0;
+      for (const [id, parts] of panes) {
+        const current = id === selected;
+        parts.tab.setAttribute("aria-selected", String(current));
+        parts.frame.hidden = !(current && expanded);
+      }
+      body.style.width = selected && expanded ? panes.get(selected).width + "px" : "0";
+    }
+
+    function create(options) {
+      const paneId = String(options.paneId || "pane" + (panes.size + 1));
+      if (panes.has(paneId)) throw new Error("A side pane with id " + paneId + " exists already.");
+      const tab = document.createElement("button");
+      tab.type = "button";
+      tab.setAttribute("role", "tab");
+      tab.dataset.testid = "sidepane-tab";
+      tab.dataset.pane = paneId;
+      const label = document.createElement("span");
+      const badge = document.createElement("span");
+      badge.className = "pane-badge";
+      badge.dataset.testid = "sidepane-badge";
+      badge.hidden = true;
+      tab.append(label, badge);
+      const frame = document.createElement("iframe");
+      frame.dataset.pane = paneId;
+      const parts = { tab, frame, width: Number(options.width) || 340 };
+      let title = "";
+      let badgeValue = false;
+      const pane = {
+        paneId,
+        canClose: options.canClose !== false,
+        get title() { return title; },
+        set title(value) { title = String(value || ""); label.textContent = title; frame.title = title; },
+        // A number shows as a count, true as a dot; 0 or false hides it.
+        get badge() { return badgeValue; },
+        set badge(value) {
+          badgeValue = value;
+          badge.hidden = !value;
+          badge.textContent = typeof value === "number" ? String(value) : "";
+        },
+        navigate(pageInput) {
+          if (!pageInput || pageInput.pageType !== "webresource") {
+            return Promise.reject(new Error("This stand-in's side panes show web resources only."));
+          }
+          frame.src = webResourceUrl(pageInput);
+          return Promise.resolve();
+        },
+        select() { selected = paneId; expanded = 1; refresh(); },
+        close() {
+          panes.delete(paneId);
+          tab.remove();
+          frame.remove();
+          if (selected === paneId) selected = panes.size ? [...panes.keys()][0] : null;
+          refresh();
+        },
+      };
+      pane.title = options.title;
+      pane.badge = options.badge || false;
+      tab.addEventListener("click", () => {
+        if (selected === paneId && expanded) { expanded = 0; refresh(); } else pane.select();
+      });
+      tabs.append(tab);
+      body.append(frame);
+      parts.pane = pane;
+      panes.set(paneId, parts);
+      pane.select();
+      return pane;
+    }
+
+    return {
+      createPane(options) {
+        try {
+          return Promise.resolve(create(options || {}));
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      },
+      getPane(paneId) {
+        const parts = panes.get(String(paneId));
+        return parts ? parts.pane : undefined;
+      },
+      getSelectedPane() {
+        return selected ? panes.get(selected).pane : undefined;
+      },
+      getAllPanes() {
+        const all = [...panes.values()].map((parts) => parts.pane);
+        return { getLength: () => all.length, get: (index) => all[index], forEach: (fn) => all.forEach(fn) };
+      },
+      get state() { return expanded; },
+      set state(value) { expanded = value ? 1 : 0; refresh(); },
+    };
+  }());
+
   window.Xrm = ns.createXrm(session, app.entities, {
+    sidePanes,
     navigate,
     confirm: (strings) => ask(strings, true),
     alert: (strings) => ask(strings, false).then(() => undefined),
@@ -293,21 +409,58 @@
       view.replaceChildren(heading(formatted(row, entity.name) || entityName), back,
         ...recordCommands(entityName, id), list);
       related(entityName, id);
+      if (entity.timeline) timeline(id);
     } catch (error) {
       view.replaceChildren(heading(entityName), message("Could not load the record: " + error.message, "bad"));
     }
   }
 
-  // A widget opens in the widget designer, as a command on its form would open it.
+  // The command-bar buttons the solution's RibbonDiffXml gives the table's form. Each runs
+  // its JavaScriptFunction from its library with the form context (CrmParameter
+  // PrimaryControl). Records shown here are saved ones, so buttons hidden on the create
+  // form show too.
+  const libraries = new Map(); // library URL -> Promise of its loading
+
+  function loadLibrary(url) {
+    if (!libraries.has(url)) {
+      libraries.set(url, new Promise((resolve, reject) => {
+        const script = document.createElement("script");
+        script.src = url;
+        script.onload = resolve;
+        script.onerror = () => reject(new Error("could not load " + url));
+        document.head.append(script);
+      }));
+    }
+    return libraries.get(url);
+  }
+
+  function formContext(entityName, id) {
+    return {
+      data: { entity: { getId: () => "{" + id.toUpperCase() + "}", getEntityName: () => entityName } },
+      ui: { getFormType: () => 2 }, // 2: Update (a saved record)
+    };
+  }
+
   function recordCommands(entityName, id) {
-    if (entityName !== "crmchat_widget") return [];
-    const design = document.createElement("button");
-    design.type = "button";
-    design.className = "command";
-    design.textContent = "Design";
-    design.addEventListener("click", () => window.Xrm.Navigation.navigateTo(
-      { pageType: "webresource", webresourceName: "crmchat_/designer/index.html", data: id }));
-    return [design];
+    const entity = app.entities[entityName];
+    return (entity.commands || []).map((command) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "command";
+      button.dataset.command = command.id;
+      button.textContent = command.label;
+      button.addEventListener("click", async () => {
+        try {
+          await loadLibrary(command.library);
+          const fn = command.function.split(".").reduce((o, key) => (o ? o[key] : undefined), window);
+          if (typeof fn !== "function") throw new Error(command.function + " is not defined");
+          await fn(formContext(entityName, id));
+        } catch (error) {
+          ask({ title: command.label, text: "The command failed: " + error.message }, false);
+        }
+      });
+      return button;
+    });
   }
 
   // The related records a model-driven form shows in its subgrids: a topic's agents and
@@ -365,6 +518,42 @@
     }
   }
 
+  // The timeline a model-driven form shows: every activity regarding the record, newest
+  // first, read through activitypointer (whatever the activity's table).
+  async function timeline(id) {
+    const section = document.createElement("section");
+    section.className = "timeline";
+    section.dataset.testid = "timeline";
+    const h = document.createElement("h2");
+    h.textContent = "Timeline";
+    const ul = document.createElement("ul");
+    section.append(h, ul);
+    view.append(section);
+    try {
+      const found = await window.Xrm.WebApi.retrieveMultipleRecords("activitypointer",
+        "?$select=activityid,subject,activitytypecode,actualend,createdon" +
+        "&$filter=_regardingobjectid_value eq " + id + "&$orderby=createdon desc");
+      for (const activity of found.entities) {
+        const li = document.createElement("li");
+        li.dataset.testid = "timeline-item";
+        const kind = document.createElement("span");
+        kind.className = "kind";
+        const type = activity.activitytypecode;
+        kind.textContent = (app.entities[type] && app.entities[type].displayName) || type;
+        const link = document.createElement("a");
+        link.href = "#record/" + type + "/" + activity.activityid;
+        link.textContent = activity.subject || "(no subject)";
+        const when = document.createElement("time");
+        when.textContent = formatted(activity, activity.actualend ? "actualend" : "createdon");
+        li.append(kind, " ", link, " ", when);
+        ul.append(li);
+      }
+      if (!found.entities.length) ul.append(message("No activities yet."));
+    } catch (error) {
+      ul.append(message("Could not load the timeline: " + error.message, "bad"));
+    }
+  }
+
   function route() {
     const hash = decodeURIComponent(location.hash.replace(/^#/, ""));
     const record = /^record\/([a-z0-9_]+)\/([0-9a-f-]{36})$/.exec(hash);
@@ -374,7 +563,8 @@
       return;
     }
     // Any web resource by name, as Xrm.Navigation.navigateTo opens one outside the sitemap.
-    const resource = /^webresource\/([A-Za-z0-9_\-./]+)(\?data=[A-Za-z0-9_\-{}%]+)?$/.exec(hash);
+    // (`|` as in the designer's "<id>|script".)
+    const resource = /^webresource\/([A-Za-z0-9_\-./]+)(\?data=[A-Za-z0-9_\-{}%|]+)?$/.exec(hash);
     if (resource && !resource[1].includes("..")) {
       const url = "/webresources/" + resource[1] + (resource[2] || "");
       const listed = [...subareas.values()].find((s) => s.url === url);
@@ -405,6 +595,11 @@
   document.getElementById("sign-out").addEventListener("click", (event) => {
     event.preventDefault();
     signedOut();
+  });
+  // Stands in for the app-wide command a tenant would carry: the solution's own script.
+  document.getElementById("open-console-pane").addEventListener("click", () => {
+    window.CRMChat.openConsolePane(window.Xrm).catch((error) =>
+      ask({ title: "Chat console", text: "Could not open the console: " + error.message }, false));
   });
   buildNav();
   window.addEventListener("hashchange", route);

@@ -188,6 +188,8 @@ window.CrmChatStandin = window.CrmChatStandin || {};
 
     return {
       WebApi: webApi,
+      // Xrm.App.sidePanes, drawn by the shell beside the main area.
+      App: { sidePanes: hooks.sidePanes },
       Utility: {
         getGlobalContext: () => globalContext,
         showProgressIndicator() {},
