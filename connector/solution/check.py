@@ -42,7 +42,7 @@ import xmlschema
 from connector import __version__
 from connector.crm.tables import RegardingTable
 from connector.solution.check_reports import dashboard_ids, report_problems
-from connector.solution.model import ColumnType, Ownership, Schema
+from connector.solution.model import ColumnType, Schema
 from connector.solution.pack import (
     WEBRESOURCE_PREFIX,
     WebResource,
