@@ -127,7 +127,8 @@ def org(dataverse_app: DataverseApp, schema: Schema) -> Iterator[Org]:
         tables.AGENTS,
         {
             "crmchat_name": "Gone",
-            "crmchat_SystemUserId@odata.bind": tables.bind(tables.SYSTEMUSERS, bob_user),
+            # One profile per user (alternate key): an inactive profile has a user of its own.
+            "crmchat_SystemUserId@odata.bind": tables.bind(tables.SYSTEMUSERS, service_user),
             "statecode": 1,
             "statuscode": 2,
         },
