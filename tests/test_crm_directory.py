@@ -14,7 +14,7 @@ import requests
 
 from connector.crm import tables
 from connector.crm.design import WidgetDesign
-from connector.crm.directory import Directory
+from connector.crm.directory import DEFAULT_TOPIC_COLOR, Directory
 from connector.dataverse import DataverseClient, ServiceUnavailable, StaticTokenProvider
 from connector.dataverse.transport import WsgiAdapter
 from connector.dataverse_local import ADMIN_USER_ID, DataverseApp, add_user, issue_token
@@ -280,3 +280,18 @@ def test_malformed_ids_find_nothing(org: Org, bad_id: str) -> None:
     assert directory.agent_for_user(bad_id) is None
     assert directory.widget(bad_id) is None
     assert len(org.recorder.requests) == sent
+
+
+def test_a_bad_topic_colour_written_through_the_web_api_is_ignored_and_reported(
+    org: Org, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = org.admin
+    # Dataverse itself has no rule for the column's content (no plugin is registered), so
+    # the write succeeds; the service must not pass the value on to pages.
+    admin.update(tables.TOPICS, org.ids["sales"], {"crmchat_color": "#zzzzzz"})
+    admin.update(tables.TOPICS, org.ids["support"], {"crmchat_color": "#ABC"})
+    with caplog.at_level(logging.WARNING, logger="connector.crm.directory"):
+        topics = Directory(org.client).topics()
+    assert topics[org.ids["sales"]].color == DEFAULT_TOPIC_COLOR
+    assert topics[org.ids["support"]].color == "#abc"
+    assert org.ids["sales"] in caplog.text and "#zzzzzz" in caplog.text

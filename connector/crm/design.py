@@ -50,6 +50,7 @@ __all__ = [
     "Proactive",
     "TicketFallback",
     "WidgetDesign",
+    "checked_color",
     "parse_design",
 ]
 
@@ -101,10 +102,18 @@ class FieldsError(ValueError):
     """A visitor's pre-chat input breaks the design's rules; the message says which field."""
 
 
-def _hex_color(value: str) -> str:
+def checked_color(value: object) -> str | None:
+    """The colour as stored (lower case) when it is `#rgb` or `#rrggbb`, else None."""
     if not isinstance(value, str) or _HEX_COLOR.fullmatch(value) is None:
-        raise ValueError("a colour is #rgb or #rrggbb")
+        return None
     return value.lower()
+
+
+def _hex_color(value: str) -> str:
+    color = checked_color(value)
+    if color is None:
+        raise ValueError("a colour is #rgb or #rrggbb")
+    return color
 
 
 Color = Annotated[str, Field(max_length=7)]
