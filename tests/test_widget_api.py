@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from connector.app import create_app, stop_app
 from connector.chat.hub import Subscriber
 from connector.chat.sessions import AgentSession, VisitorSession
 from connector.crm.handshake import SignedInUser
+from connector.dataverse_local import add_user
 from connector.web.auth import issue_service_token
 from connector.web.sockets import engine_of
 
@@ -36,6 +38,9 @@ def app(tmp_path: Path) -> Iterator[Flask]:
         outbox=FakeOutbox(),
         start=False,
     )
+    # The agents' CRM users: the records they make from chats are theirs.
+    store = app.extensions["crmchat.standin"].store
+    add_user(store, domain_name="bob@crmchat.local", last_name="Bob", user_id=BOB_USER)
     yield app
     stop_app(app)
 
@@ -147,3 +152,42 @@ def test_only_the_chats_agents_may_make_records(app: Flask, client: FlaskClient)
     assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "invalid_input"
     lead = client.post(url, json={"kind": "lead"}, headers=bearer(app, BOB_USER))
     assert lead.status_code == 200 and lead.get_json()["regarding"]["table"] == "lead"
+
+
+def test_records_from_a_chat_belong_to_the_agent_and_the_card_shows_the_contact(
+    app: Flask, client: FlaskClient
+) -> None:
+    conversation_id, bob_inbox = active_chat(app)
+    url = f"/api/agent/chats/{conversation_id}/crm"
+    dataverse = app.extensions["crmchat.dataverse"]
+
+    contact = client.post(url, json={"kind": "contact"}, headers=bearer(app, BOB_USER))
+    made = contact.get_json()["regarding"]
+    row = dataverse.retrieve("contacts", made["id"], select=["_ownerid_value", "_createdby_value"])
+    assert row["_ownerid_value"] == BOB_USER  # the agent's, not the service's
+    assert row["_createdby_value"] != BOB_USER
+    # The identity card now names the contact the agent just made.
+    assert bob_inbox.last("chat.updated")["chat"]["contact"] == {
+        "id": made["id"],
+        "name": "Vera Visitor",
+    }
+
+    case = client.post(url, json={"kind": "case"}, headers=bearer(app, BOB_USER))
+    regarding = case.get_json()["regarding"]
+    row = dataverse.retrieve(
+        "incidents", regarding["id"], select=["_ownerid_value", "_customerid_value", "description"]
+    )
+    assert row["_ownerid_value"] == BOB_USER
+    assert row["_customerid_value"] == made["id"]  # the contact made before, not a second one
+    lines = row["description"].splitlines()
+    # A readable transcript: a time and a name on each line, system lines named "System".
+    stamp = r"\[(\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d\]"
+    assert re.fullmatch(stamp + r" System: Bob joined the chat\.", lines[0])
+    assert re.fullmatch(stamp + r" Vera Visitor: My order did not arrive\.", lines[-1])
+    assert not any(line.startswith("—") for line in lines)
+
+    lead = client.post(url, json={"kind": "lead"}, headers=bearer(app, BOB_USER))
+    lead_id = lead.get_json()["regarding"]["id"]
+    assert dataverse.retrieve("leads", lead_id, select=["_ownerid_value"])["_ownerid_value"] == (
+        BOB_USER
+    )

@@ -18,7 +18,7 @@ from typing import Any
 
 from connector.chat import events
 from connector.chat.errors import ChatEnded, ChatNotFound
-from connector.chat.finish import CHAT_ACTIVITY_KIND, finished_chat_payload
+from connector.chat.finish import CHAT_ACTIVITY_KIND, finished_chat_payload, transcript_messages
 from connector.chat.hub import Hub, Subscriber
 from connector.chat.model import (
     AgentPresence,
@@ -48,6 +48,7 @@ from connector.chat.views import (
     message_view,
     visitor_view,
 )
+from connector.crm.chat_activity import format_transcript
 
 __all__ = [
     "DIRECTORY_REFRESH_SECS",
@@ -80,6 +81,10 @@ IDENTIFY_WORKERS = 2
 # Record identification (crm/identification.py): (context, identity email) ->
 # {"contact": {"id","name"} | None, "regarding": {"table","id","name"} | None}.
 Identifier = Callable[[dict[str, Any], str | None], dict[str, Any]]
+
+
+def _has_context_email(context: dict[str, Any]) -> bool:
+    return any(name.casefold() == "email" for name in context)
 
 
 class EngineCore:
@@ -400,23 +405,31 @@ class EngineCore:
         with self._lock:
             return self._agent_conversation(agent_id, conversation_id)
 
-    def transcript_text(self, conversation_id: str) -> str:
-        """The chat as plain text lines ("name: text"), for a case description."""
-        lines = []
-        for message in self.state.messages(conversation_id):
-            name = message.sender_name or "—"
-            lines.append(f"{name}: {message.text}")
-        return "\n".join(lines)
+    def transcript_text(self, conversation_id: str, *, limit: int) -> str:
+        """The chat's readable transcript ("[10:02:11] Ann: hello" lines, system lines
+        named "System"), cut at a message boundary to fit `limit` characters."""
+        conversation = self._conversation(conversation_id)
+        messages = transcript_messages(self.state.messages(conversation_id))
+        started = conversation.started_at if conversation is not None else None
+        return format_transcript(messages, started_at=started, limit=limit)
 
     def do_set_regarding(
-        self, agent_id: str, conversation_id: str, regarding: dict[str, str]
+        self,
+        agent_id: str,
+        conversation_id: str,
+        regarding: dict[str, str],
+        *,
+        contact: dict[str, str] | None = None,
     ) -> None:
-        """Link the chat to a CRM record; the chat's agents get `chat.updated`."""
+        """Link the chat to a CRM record, and to `contact` (`{"id","name"}`) when the agent
+        made or chose the visitor's contact; the chat's agents get `chat.updated`."""
         with self._changing():
             conversation = self._agent_conversation(agent_id, conversation_id)
             if conversation.finished:
                 raise ChatEnded("This chat is already written to CRM.")
             conversation.regarding = dict(regarding)
+            if contact is not None:
+                conversation.contact = dict(contact)
             self.state.save_conversation(conversation)
             self._publish_chat_updated(conversation, skip=set())
 
@@ -584,6 +597,11 @@ class EngineCore:
             )
         identifier = self.identifier
         context = dict(conversation.context)
+        # The pre-chat email finds a returning visitor's contact (e.g. the one an agent made
+        # in their first chat) when neither the page nor a sign-in gave one.
+        field_email = conversation.visitor_fields.get("email", "").strip()
+        if field_email and not identity_email and not _has_context_email(context):
+            context["Email"] = field_email
         conversation_id = conversation.conversation_id
 
         def run() -> None:

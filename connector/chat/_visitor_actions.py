@@ -59,9 +59,10 @@ class TicketPlan:
 
     visitor_id: str
     fields: dict[str, str]
-    title: str  # the widget's first topic, by name
+    title: str  # the widget's first topic, by name ("" when it has none)
     contact: dict[str, str] | None  # {"id","name"} when identification found one
     identity_email: str | None
+    owner: str | None = None  # the widget's owner (an ownerid bind): owns the records
 
 
 def context_email(context: Mapping[str, Any]) -> str:
@@ -468,7 +469,8 @@ class VisitorActions(EngineCore):
             return TicketPlan(
                 visitor_id=session.visitor_id,
                 fields=clean,
-                title=names[0] if names else "Message from the website",
+                title=names[0] if names else "",
                 contact=contact,
                 identity_email=identity.email if identity is not None else None,
+                owner=widget.owner,
             )

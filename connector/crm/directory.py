@@ -83,6 +83,9 @@ class WidgetRecord:
     topic_ids: frozenset[str]
     # Signs the host site's identity tokens (HS256); None: the site cannot identify visitors.
     secret: str | None = None
+    # The widget's owner as an `ownerid` bind ("/systemusers(<id>)" or "/teams(<id>)"): who
+    # the admin made responsible for the widget owns the records its messages become.
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,16 @@ class _Snapshot:
 def _text(row: dict[str, Any], name: str) -> str:
     value = row.get(name)
     return value if isinstance(value, str) else ""
+
+
+def _owner_bind(row: dict[str, Any]) -> str | None:
+    """The row's owner (`_owninguser_value` or `_owningteam_value`) as an `ownerid` bind."""
+    user, team = _text(row, "_owninguser_value"), _text(row, "_owningteam_value")
+    if user:
+        return tables.bind(tables.SYSTEMUSERS, user)
+    if team:
+        return tables.bind(tables.TEAMS, team)
+    return None
 
 
 def _colored_rows(
@@ -298,6 +311,8 @@ class Directory:
                 "crmchat_enabled",
                 "crmchat_design",
                 "crmchat_secret",
+                "_owninguser_value",
+                "_owningteam_value",
             ],
             filter=_ACTIVE,
             expand=f"{tables.WIDGET_TOPICS}($select=crmchat_topicid)",
@@ -312,6 +327,7 @@ class Directory:
                 design=_design_of(widget_id, row.get("crmchat_design")),
                 topic_ids=self._topic_ids(topic_rows, topics),
                 secret=_text(row, "crmchat_secret") or None,
+                owner=_owner_bind(row),
             )
 
         snippets: dict[str, SnippetRecord] = {}

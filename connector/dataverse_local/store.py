@@ -17,8 +17,8 @@ Errors:
 from __future__ import annotations
 
 import base64
-import logging
 import binascii
+import logging
 import math
 import re
 import secrets
