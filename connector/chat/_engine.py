@@ -49,6 +49,7 @@ from connector.chat.views import (
     visitor_view,
 )
 from connector.crm.chat_activity import format_transcript
+from connector.crm.design import DEFAULT_INACTIVE_CLOSE_SECS
 
 __all__ = [
     "DIRECTORY_REFRESH_SECS",
@@ -127,6 +128,8 @@ class EngineCore:
             for agent_id, status in state.agent_statuses().items()
         }
         now = self._clock()
+        # Visitors of chats open before a restart get the leave grace from now to reconnect.
+        self._started_at = now
         for conversation in state.unfinished_conversations():
             self._conversations[conversation.conversation_id] = conversation
             if conversation.state is ConversationState.ENDED and conversation.finish_due_at is None:
@@ -435,8 +438,11 @@ class EngineCore:
 
     # ---------------------------------------------------------------- ending
 
-    def _end(self, conversation: Conversation, *, by: str, name: str) -> None:
-        """End an open conversation (caller holds the lock)."""
+    def _end(
+        self, conversation: Conversation, *, by: str, name: str, line: str | None = None
+    ) -> None:
+        """End an open conversation (caller holds the lock); `line` is the system line,
+        "<name> ended the chat." unless given."""
         was_waiting = conversation.state is ConversationState.WAITING
         now = self._clock()
         conversation.state = ConversationState.ENDED
@@ -445,7 +451,7 @@ class EngineCore:
         conversation.waiting_since = None
         if conversation.kind is ConversationKind.VISITOR:
             conversation.finish_due_at = now + self._rating_grace
-        message = self._append_system(conversation, f"{name} ended the chat.")
+        message = self._append_system(conversation, line or f"{name} ended the chat.")
         self._publish_message(conversation, message)
         self.hub.publish(
             events.event(events.CHAT_ENDED, conversation_id=conversation.conversation_id, by=by),
@@ -470,13 +476,30 @@ class EngineCore:
             self._finish(conversation)
 
     def _release_visitor(self, conversation: Conversation) -> VisitorPresence | None:
-        """Free the chat's visitor for a new chat (lock held); returns their presence."""
+        """Free the chat's visitor for a new chat (lock held); returns their presence.
+
+        A visitor with no tab open any more leaves the Visitors list now that their chat
+        is over (they stayed on it only for the chat's sake).
+        """
         presence = self._visitors.get(conversation.visitor_id or "")
         if presence is not None and presence.conversation_id == conversation.conversation_id:
             presence.conversation_id = None
             self.state.save_visitor(presence)
-            self._publish_visitor(presence)
+            if presence.connected:
+                self._publish_visitor(presence)
+            else:
+                self._visitor_left(presence)
         return presence
+
+    def _visitor_left(self, presence: VisitorPresence) -> None:
+        """Take a departed visitor off every Visitors list (lock held)."""
+        widget = self.directory.widget(presence.widget_id)
+        if widget is not None:
+            self.hub.publish(
+                events.event(events.VISITOR_LEFT, visitor_id=presence.visitor_id),
+                watcher_channels(widget.topic_ids, self._routes()),
+            )
+        self._visitors.pop(presence.visitor_id, None)
 
     def _finish(self, conversation: Conversation) -> None:
         """Build the chat activity now; queue it once the lock is released (lock held).
@@ -543,26 +566,70 @@ class EngineCore:
     # ---------------------------------------------------------------- nobody accepts
 
     def run_timeouts(self) -> int:
-        """End the waiting chats nobody accepted within their widget's ticket-fallback
-        timeout: the visitor gets `chat.timeout`, the agents `chat.withdrawn`."""
+        """End the chats that can go no further; returns how many.
+
+        - Waiting, nobody accepted within the widget's ticket-fallback timeout: the visitor
+          gets `chat.timeout`, the agents `chat.withdrawn`.
+        - Waiting, and the visitor gone (no tab for the leave grace): withdrawn from
+          Incoming and written to CRM as a missed chat ("left before an agent answered").
+        - Active, and the visitor gone for the widget's `inactive_close_secs`: closed and
+          written, as if the visitor had ended it.
+        """
         with self._changing():
             now = self._clock()
-            due = []
+            timed_out, abandoned, inactive = [], [], []
             for conversation in self._conversations.values():
                 if (
-                    conversation.state is not ConversationState.WAITING
+                    conversation.kind is not ConversationKind.VISITOR
+                    or not conversation.is_open
                     or not conversation.widget_id
                 ):
                     continue
                 widget = self.directory.widget(conversation.widget_id)
-                if widget is None or not widget.design.ticket_fallback.enabled:
-                    continue
-                limit = timedelta(seconds=widget.design.ticket_fallback.accept_timeout_secs)
-                if now - conversation.started_at >= limit:
-                    due.append(conversation)
-            for conversation in due:
+                gone_for = self._visitor_gone_for(conversation, now)
+                waiting = conversation.state is ConversationState.WAITING
+                if waiting and gone_for is not None and gone_for >= self._leave_grace:
+                    abandoned.append(conversation)
+                elif waiting and widget is not None and widget.design.ticket_fallback.enabled:
+                    limit = timedelta(seconds=widget.design.ticket_fallback.accept_timeout_secs)
+                    if now - conversation.started_at >= limit:
+                        timed_out.append(conversation)
+                elif not waiting and gone_for is not None:
+                    secs = (
+                        widget.design.inactive_close_secs
+                        if widget is not None
+                        else DEFAULT_INACTIVE_CLOSE_SECS
+                    )
+                    if gone_for >= timedelta(seconds=secs):
+                        inactive.append(conversation)
+            for conversation in timed_out:
                 self._time_out(conversation)
-            return len(due)
+            for conversation in abandoned:
+                name = conversation.visitor_name or "The visitor"
+                self._end(
+                    conversation,
+                    by="visitor",
+                    name=name,
+                    line=f"{name} left before an agent answered.",
+                )
+            for conversation in inactive:
+                name = conversation.visitor_name or "The visitor"
+                self._end(
+                    conversation,
+                    by="visitor",
+                    name=name,
+                    line=f"{name} left; the chat was closed after they were gone a while.",
+                )
+            return len(timed_out) + len(abandoned) + len(inactive)
+
+    def _visitor_gone_for(self, conversation: Conversation, now: datetime) -> timedelta | None:
+        """How long the chat's visitor has had no tab open, or None while they have one."""
+        presence = self._visitors.get(conversation.visitor_id or "")
+        if presence is None:
+            return now - max(conversation.started_at, self._started_at)
+        if presence.connected:
+            return None
+        return now - max(presence.last_seen, self._started_at)
 
     def _time_out(self, conversation: Conversation) -> None:
         """End a waiting chat nobody took (lock held); written to CRM at once (no rating)."""

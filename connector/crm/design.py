@@ -62,6 +62,14 @@ MAX_LINK_CHARS = 2000
 MAX_DELAY_SECS = 3600
 # Two minutes of nobody answering is long for a visitor; less than 10 s is a misclick.
 DEFAULT_ACCEPT_TIMEOUT_SECS = 120
+# An accepted chat whose visitor has gone (no tab open) is closed and written to CRM after
+# this long. Five minutes outlasts a reload, a phone switching networks or a laptop lid
+# closed for a moment (the visitor's resume token brings them back into the same chat),
+# yet frees the agent and puts the activity in CRM while they still remember the chat;
+# Omnichannel likewise closes a disconnected chat after a few minutes.
+DEFAULT_INACTIVE_CLOSE_SECS = 300
+MIN_INACTIVE_CLOSE_SECS = 60
+MAX_INACTIVE_CLOSE_SECS = 24 * 3600
 MIN_ACCEPT_TIMEOUT_SECS = 10
 FALLBACK_DISPLAY_NAME = "Visitor"
 
@@ -243,6 +251,11 @@ class WidgetDesign(_Options):
     ask_name_email: bool = True  # off: the pre-chat form is skipped, fields may be empty
     proactive: Proactive = Field(default_factory=Proactive)
     ticket_fallback: TicketFallback = Field(default_factory=TicketFallback)
+    inactive_close_secs: int = Field(
+        default=DEFAULT_INACTIVE_CLOSE_SECS,
+        ge=MIN_INACTIVE_CLOSE_SECS,
+        le=MAX_INACTIVE_CLOSE_SECS,
+    )
 
     @field_validator("fields")
     @classmethod

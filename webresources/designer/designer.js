@@ -25,6 +25,7 @@
     proactive: "Proactive chat invitation",
     ticket_fallback: "Leave a message when nobody answers (ticket fallback)",
     enabled: "On", accept_timeout_secs: "Wait for an agent (seconds)",
+    inactive_close_secs: "Close a chat this long after its visitor left (seconds)",
     delay_ms: "Delay (milliseconds)", delay_secs: "Delay (seconds)", message: "Message",
     title: "Title", text: "Text",
     button: "Button",
