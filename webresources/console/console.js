@@ -318,11 +318,8 @@
     }
     if (!state.active && state.tabs.length) state.active = state.tabs[0];
     // Unsent messages go again with the same client_id: the server stores each once.
-    for (const [clientId, item] of state.pending) {
-      if (!item.failed) {
-        send({ type: "message.send", conversation_id: item.conversation_id, client_id: clientId, text: item.text });
-      }
-    }
+    sender.inFlight = null;
+    pump();
     const status = $("status");
     status.disabled = false;
     setConnection("online", "Connected");
@@ -453,6 +450,10 @@
   function onMessage(message) {
     const chat = state.chats.get(message.conversation_id);
     if (message.client_id && state.pending.delete(message.client_id)) state.pendingVersion += 1;
+    if (message.client_id && message.client_id === sender.inFlight) {
+      sender.inFlight = null;
+      setTimeout(pump, 0);
+    }
     if (!chat || typeof message.seq !== "number") return;
     if (chat.messages.has(message.seq)) return;   // duplicate (resync, resend)
     const gap = message.seq > contiguousSeq(chat) + 1;
@@ -515,12 +516,16 @@
     const item = state.pending.get(ref);
     if (item) {
       if (frame.code === "rate_limited") {
-        setTimeout(() => resend(ref), Math.max(500, frame.retry_after_ms || 1000));
+        slowDown(frame.retry_after_ms);
         return;
       }
       // Shown on the message itself, with a Retry link.
       item.failed = frame.message || frame.code;
       state.pendingVersion += 1;
+      if (sender.inFlight === ref) {
+        sender.inFlight = null;
+        setTimeout(pump, 0);
+      }
       return;
     }
     if (ref === "chat.accept" && state.acceptPending) {
@@ -537,8 +542,33 @@
     if (!item) return;
     item.failed = null;
     state.pendingVersion += 1;
-    send({ type: "message.send", conversation_id: item.conversation_id, client_id: clientId, text: item.text });
+    pump();
     render();
+  }
+
+  // Messages leave one at a time, in the order typed (across all chats: the service's rate
+  // limit is per connection): the next goes when the service stored the one before. Sending
+  // each at once let the limit refuse some while later ones got through, out of order.
+  const sender = { inFlight: null, slowTimer: 0 };
+  function pump() {
+    if (sender.inFlight || sender.slowTimer) return;
+    for (const [clientId, item] of state.pending) {
+      if (item.failed) continue;
+      if (send({ type: "message.send", conversation_id: item.conversation_id, client_id: clientId, text: item.text })) {
+        sender.inFlight = clientId;
+      }
+      return;
+    }
+  }
+  function slowDown(ms) {
+    sender.inFlight = null;
+    clearTimeout(sender.slowTimer);
+    sender.slowTimer = setTimeout(() => {
+      sender.slowTimer = 0;
+      $("slowed").hidden = true;
+      pump();
+    }, Math.max(250, ms || 1000));
+    $("slowed").hidden = false;
   }
 
   // ---- notifications ---------------------------------------------------------------------
@@ -624,7 +654,7 @@
     state.pending.set(clientId, { conversation_id: chat.conversation_id, text, at: Date.now(), failed: null });
     state.ownClientIds.add(clientId);
     state.pendingVersion += 1;
-    send({ type: "message.send", conversation_id: chat.conversation_id, client_id: clientId, text });
+    pump();
     input.value = "";
     state.drafts.delete(chat.conversation_id);
     stopTyping();
