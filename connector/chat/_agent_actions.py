@@ -76,7 +76,7 @@ class AgentActions(EngineCore):
         for visitor in self._visitors.values():
             widget = self.directory.widget(visitor.widget_id)
             if widget is not None and can_see(profile.topic_ids, widget.topic_ids):
-                visitors.append(visitor_view(visitor))
+                visitors.append(visitor_view(visitor, widget_name=widget.name))
         incoming, chats = [], []
         for conversation in self._conversations.values():
             if not conversation.is_open:

@@ -370,7 +370,9 @@ class EngineCore:
         if widget is None:
             return
         self.hub.publish(
-            events.event(events.VISITOR_UPDATED, visitor=visitor_view(presence)),
+            events.event(
+                events.VISITOR_UPDATED, visitor=visitor_view(presence, widget_name=widget.name)
+            ),
             watcher_channels(widget.topic_ids, self._routes()),
         )
 

@@ -272,11 +272,19 @@ class WidgetDesign(_Options):
         template is interpreted (this is not `str.format`).
         """
 
+        filled = False
+
         def value(match: re.Match[str]) -> str:
+            nonlocal filled
             raw = fields.get(match.group(1), "")
-            return raw if isinstance(raw, str) else ""
+            text = raw if isinstance(raw, str) else ""
+            filled = filled or bool(text.strip())
+            return text
 
         text = _PLACEHOLDER.sub(value, self.display_name_template)
+        if not filled and _PLACEHOLDER.search(self.display_name_template):
+            # "{firstname} from {company}" with nothing typed would name the visitor "from".
+            return FALLBACK_DISPLAY_NAME
         text = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text)
         name = " ".join(text.split())[:MAX_DISPLAY_NAME_CHARS].strip()
         return name or FALLBACK_DISPLAY_NAME

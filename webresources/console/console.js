@@ -44,6 +44,7 @@
     snippets: null,
     labels: [],             // every label there is ({id, name, color}), from the snapshot
     wantFocus: new Set(),   // conversation ids to open and focus when they arrive
+    flagged: new Set(),     // chats handed to me (invite, transfer) not opened yet
     ownClientIds: new Set(), // client ids of messages this console sent
     pendingVersion: 0,      // bumped whenever `pending` changes, to redraw the chat
     acceptPending: null,    // the conversation this console last tried to accept
@@ -283,6 +284,7 @@
       case "message.created": onMessage(frame); break;
       case "typing": onTyping(frame); break;
       case "chat.ended": onEnded(frame.conversation_id, frame.by); break;
+      case "chat.rated": onRated(frame.conversation_id, frame.rating); break;
       case "error": onError(frame); break;
       default: return;   // pong and anything newer than this console
     }
@@ -421,7 +423,13 @@
     // tab without taking the agent away from the chat in front of them.
     const other = chat.kind === "agent" ? "agent:" + agentOther(chat) : null;
     const asked = state.wantFocus.delete(id) || (other !== null && state.wantFocus.delete(other));
-    if (asked || !state.active) state.active = id;
+    if (asked || !state.active) {
+      state.active = id;
+    } else if (state.active !== id) {
+      // Invited or transferred to me while I am in another chat: flag the tab and say so.
+      state.flagged.add(id);
+      toast("New chat for you: " + chatName(state.chats.get(id)) + ". Open its flagged tab.", "ok");
+    }
   }
 
   function agentOther(chat) {
@@ -485,6 +493,26 @@
     if (!frame.conversation_id) return;
     if (frame.on) state.typing.set(frame.conversation_id, { name: frame.name || "Visitor", until: Date.now() + 10000 });
     else state.typing.delete(frame.conversation_id);
+  }
+
+  function onRated(conversationId, rating) {
+    const chat = state.chats.get(conversationId);
+    if (!chat || typeof rating !== "number") return;
+    chat.rating = rating;
+    chat.version = (chat.version || 0) + 1;
+  }
+
+  // The visitor's rating as stars, e.g. "★★★★☆"; "" when there is none.
+  function ratingStars(rating) {
+    const n = Math.max(0, Math.min(5, Math.round(Number(rating) || 0)));
+    return n ? "★".repeat(n) + "☆".repeat(5 - n) : "";
+  }
+  function ratingBadge(chat, testid) {
+    if (!chat.rating) return null;
+    return el("span", {
+      class: "rating", "data-testid": testid, "data-rating": String(chat.rating),
+      title: "Visitor's rating: " + chat.rating + " of 5", text: ratingStars(chat.rating),
+    });
   }
 
   function onEnded(conversationId, by) {
@@ -629,6 +657,7 @@
     if (!state.tabs.includes(conversationId)) state.tabs.push(conversationId);
     state.active = conversationId;
     state.unread.delete(conversationId);
+    state.flagged.delete(conversationId);
     render();
     $("input").focus();
   }
@@ -742,9 +771,15 @@
   function agentMenu(menuId, action) {
     const chat = state.chats.get(state.active);
     if (!chat || !toggle(menuId)) return;
+    // Offer only whom the service accepts: online, not me; for an invite not in the chat
+    // already (a transfer may go to an agent already in it); for a visitor chat, an agent
+    // of one of its topics.
     const taken = new Set((chat.participants || []).filter((p) => p.kind === "agent").map((p) => p.id));
+    const topics = new Set((chat.topics || []).map((t) => t.id));
+    const serves = (a) => chat.kind !== "visitor" || (a.topic_ids || []).some((t) => topics.has(t));
     const choices = [...state.agents.values()].filter((a) =>
-      a.online !== false && !(state.me && a.agent_id === state.me.agent_id) && !taken.has(a.agent_id));
+      a.online !== false && !(state.me && a.agent_id === state.me.agent_id) &&
+      (action === "transfer" || !taken.has(a.agent_id)) && serves(a));
     const menu = $(menuId);
     menu.replaceChildren(...(choices.length ? choices.map((agent) => el("li", {},
       el("button", {
@@ -756,7 +791,8 @@
         },
       }, el("span", { class: "dot " + (agent.status || "offline") }), agent.name,
       el("span", { class: "muted", text: STATUS_LABELS[agent.status] || "" }))))
-      : [el("li", { class: "menu-empty", text: "No other agent is online." })]));
+      : [el("li", { class: "menu-empty", text: chat.kind === "visitor"
+        ? "No other agent of this chat's topics is online." : "No other agent is online." })]));
   }
 
   function renderSnippetList() {
@@ -851,6 +887,8 @@
       waiting.classList.add("waiting");
       item.append(waiting);
     }
+    const rated = ratingBadge(chat, "chat-item-rating");
+    if (rated) item.append(rated);
     if (unread) item.append(el("span", { class: "badge", text: String(unread) }));
     return item;
   }
@@ -933,6 +971,8 @@
         class: "presence", "data-connected": String(!(chat.visitor && chat.visitor.connected === false)),
       }) : null,
       el("span", { class: "tab-name", text: chatName(chat) }),
+      state.flagged.has(id) ? el("span", { class: "badge new", "data-testid": "chat-tab-new", text: "New" }) : null,
+      ratingBadge(chat, "chat-tab-rating"),
       unread ? el("span", { class: "badge", text: String(unread) }) : null,
       el("button", {
         type: "button", class: "tab-close", "aria-label": "Close tab", title: "Close tab",
@@ -965,6 +1005,9 @@
     const connected = !(chat.visitor && chat.visitor.connected === false);
 
     $("chat-name").textContent = chatName(chat);
+    const rating = $("chat-rating");
+    rating.hidden = !chat.rating;
+    rating.textContent = chat.rating ? "Rated " + ratingStars(chat.rating) + " (" + chat.rating + " of 5)" : "";
     const presence = $("chat-connected");
     presence.hidden = !isVisitor;
     presence.dataset.connected = String(connected);
@@ -1005,6 +1048,7 @@
   function renderMessages(chat, jump) {
     const list = $("messages");
     const atBottom = jump || list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    peerSide = chat.kind === "agent";
     const items = sortedMessages(chat).map((m) => messageItem(m, false));
     for (const [clientId, p] of state.pending) {
       if (p.conversation_id !== chat.conversation_id) continue;
@@ -1017,12 +1061,15 @@
     if (atBottom) list.scrollTop = list.scrollHeight;
   }
 
+  let peerSide = false; // the chat being drawn is between agents
   function messageItem(m, pending, failed, canRetry) {
     const kind = (m.sender && m.sender.kind) || "system";
     const own = kind === "agent" && (pending || isMine(m));
+    // In a chat between agents the other agent is the other side, on the left.
+    const peer = kind === "agent" && !own && peerSide;
     const at = parseTime(m.sent_at);
     const item = el("li", {
-      class: "msg " + kind + (own ? " own" : "") + (pending ? " pending" : ""),
+      class: "msg " + kind + (own ? " own" : "") + (peer ? " peer" : "") + (pending ? " pending" : ""),
       "data-testid": "message", "data-sender-kind": kind,
       "data-seq": m.seq !== undefined ? String(m.seq) : undefined,
       "data-client-id": m.client_id || undefined, "data-pending": pending ? "true" : undefined,
@@ -1177,7 +1224,8 @@
     }
     const input = $("visitor-input");
     input.replaceChildren();
-    for (const [name, value] of Object.entries(visitor.fields || {})) fact(input, name, String(value));
+    const labels = visitor.field_labels || {};
+    for (const [name, value] of Object.entries(visitor.fields || {})) fact(input, labels[name] || name, String(value));
     if (!input.childNodes.length) input.append(el("dd", { class: "muted", text: "None" }));
     const history = (chat.history || []).map((h) => {
       const started = parseTime(h.started_at);

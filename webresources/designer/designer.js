@@ -190,7 +190,9 @@
       text("title", "Title", { max: 100 }),
       templateRow(),
       text("start_button", "Start button text", { max: 40 }),
-      text("send_button", "Send button text", { max: 40 }),
+      // The widget's send button is an icon: this text is its name for screen readers and
+      // its tooltip, so the label says so rather than promising visible text.
+      text("send_button", "Send button label (read by screen readers, shown as its tooltip; the button is an icon)", { max: 40 }),
       select("font", "Font", FONTS.map((f) => [f, f])),
       select("label_position", "Label position",
         [["above", "Above the input"], ["left", "Left of the input"], ["inside", "Inside the input"]]),
@@ -431,11 +433,24 @@
       const node = form.querySelector('[data-path="' + CSS.escape(path) + '"]');
       if (node) {
         node.setAttribute("aria-invalid", "true");
+        node.dataset.refused = "true";
         first = first || node;
       }
     }
     if (first) first.focus();
   }
+
+  // A value the service refused is marked until it is edited; the edit may fix it (the
+  // service checks again on Save). Capture runs before a control's own check (a colour's
+  // #rgb test), which may mark it again.
+  form.addEventListener("input", (event) => {
+    const node = event.target;
+    if (node && node.dataset && node.dataset.refused) {
+      delete node.dataset.refused;
+      node.setAttribute("aria-invalid", "false");
+      if (!form.querySelector("[aria-invalid=true]")) show(result, "");
+    }
+  }, true);
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -443,6 +458,7 @@
     if (bad) {
       show(result, "Fix the marked value first.", "bad");
       bad.focus();
+      result.scrollIntoView({ block: "nearest" });
       return;
     }
     $("save").disabled = true;

@@ -153,8 +153,11 @@
     return f;
   }
   function displayName(fields) {
-    const name = fmt(design.display_name_template || "{firstname} {lastname}", fields)
-      .replace(/\s+/g, " ").trim();
+    // As design.py's display_name: nothing typed for any placeholder gives "Visitor".
+    const template = design.display_name_template || "{firstname} {lastname}";
+    const keys = template.match(/\{[a-z][a-z0-9_]*\}/g) || [];
+    if (keys.length && !keys.some((k) => String((fields || {})[k.slice(1, -1)] || "").trim())) return "Visitor";
+    const name = fmt(template, fields).replace(/\s+/g, " ").trim();
     return name || "Visitor";
   }
   const initials = (n) => String(n || "?").split(/\s+/).map((p) => p[0] || "").join("")
@@ -1260,7 +1263,7 @@ box-shadow:0 12px 48px rgba(0,0,0,.24);animation:up .18s ease-out}
 @media (prefers-reduced-motion:reduce){.panel{animation:none}.launcher{transition:none}}
 header{display:flex;align-items:center;gap:10px;padding:14px 12px 14px 18px;background:var(--p);color:var(--pt)}
 .who{flex:1;min-width:0}
-.title{margin:0;font-size:17px;font-weight:600;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.title{margin:0;font-size:17px;font-weight:600;line-height:1.25;overflow-wrap:anywhere}
 .status{margin:2px 0 0;font-size:13px;opacity:.85;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .status:empty{display:none}
 .avatar{flex:none;width:40px;height:40px;border-radius:50%;overflow:hidden;display:grid;place-items:center;
