@@ -202,6 +202,15 @@ class EngineCore:
             self.directory.agents()
         except Exception:
             log.warning("refreshing the CRM configuration failed", exc_info=True)
+            return
+        self.do_refresh_availability()
+
+    def do_refresh_availability(self) -> None:
+        """Tell open pages whether their widget can chat now, after the configuration
+        changed (the chat switch, a widget turned off): an open page hides its launcher
+        within seconds, as when the last agent goes Away."""
+        with self._changing():
+            self._refresh_availability(None)
 
     def _presence(self, agent_id: str) -> AgentPresence:
         presence = self._agents.get(agent_id)
@@ -343,17 +352,21 @@ class EngineCore:
         show_image = widget is None or widget.design.show_agent_image
         return {"name": profile.name, "image": profile.image if show_image else None}
 
-    def _refresh_availability(self, topic_ids: frozenset[str]) -> None:
+    def _refresh_availability(self, topic_ids: frozenset[str] | None) -> None:
         """Tell visitors of every widget whose availability changed.
 
         Only widgets sharing one of `topic_ids` (the topics of the agent who came, went or
-        changed status) can have changed, so only those are recomputed.
+        changed status) can have changed, so only those are recomputed; None: all.
         """
         routes = self._routes()
         widget_ids = {p.widget_id for p in self._visitors.values() if p.connected}
         for widget_id in widget_ids | set(self._availability):
             widget = self.directory.widget(widget_id)
-            if widget is not None and not can_see(topic_ids, widget.topic_ids):
+            if (
+                widget is not None
+                and topic_ids is not None
+                and not can_see(topic_ids, widget.topic_ids)
+            ):
                 continue
             available = widget is not None and widget_available(
                 self._widget_on(widget), widget.topic_ids, routes

@@ -93,6 +93,9 @@ def put_chat_switch() -> dict[str, Any]:
     invalidate = getattr(directory, "invalidate", None)
     if invalidate is not None:
         invalidate()
+    engine = current_app.extensions.get("crmchat.chat")
+    if engine is not None:
+        engine.do_refresh_availability()
     return _settings_body()
 
 

@@ -145,3 +145,30 @@ def test_a_value_the_service_refused_can_be_fixed_and_saved(
     client = admin_client(service.app.extensions["crmchat.standin"])
     design = client.retrieve("crmchat_widgets", SALES_WIDGET_ID, select=["crmchat_design"])
     assert '"link": "https://example.com/bye"' in design["crmchat_design"]
+
+
+def test_turning_chat_off_hides_the_widget_on_pages_already_open(
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
+) -> None:
+    agent_console("Sam Sales")
+    visitor = new_page()
+    visitor.goto(f"{service.url}/demo/")
+    launcher = visitor.get_by_test_id("crmchat-launcher")
+    expect(launcher).to_be_visible()
+
+    admin = new_page()
+    sign_in(admin, "CRM Chat Admin")
+    admin.get_by_role("navigation", name="App navigation").get_by_role(
+        "link", name="Settings", exact=True
+    ).click()
+    settings = admin.frame_locator('iframe[data-subarea="sub_settings"]')
+    expect(settings.locator("#signin")).to_have_text("Signed in as CRM Chat Admin.")
+    settings.locator("#chat-enabled").uncheck()
+    settings.locator("#chat-form").get_by_role("button", name="Save").click()
+    expect(settings.locator("#chat-form .result")).to_have_text("Chat is off everywhere.")
+
+    # The page opened before is told at once: no launcher that would lead nowhere.
+    expect(launcher).to_be_hidden(timeout=5_000)
