@@ -13,10 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from chat_fakes import ANN, BOB, SHOP
+from chat_fakes import ANN, ANN_USER, BOB, FIELDS, SHOP, Inbox
 from test_chat_engine import World
 
 from connector.chat.actions import LEAVE_GRACE_SECS
+from connector.chat.errors import ChatNotFound
+from connector.chat.sessions import VisitorSession
 from connector.crm.design import DEFAULT_INACTIVE_CLOSE_SECS
 
 
@@ -119,3 +121,24 @@ def test_a_departed_visitor_leaves_the_visitors_list_once_the_agent_ends_the_cha
     assert ann_in.last("visitor.left")["visitor_id"] == "visitor-0001"
     _, bob_in = world.agent(BOB)
     assert bob_in.last("snapshot")["visitors"] == []
+
+
+def test_an_agent_asking_for_help_is_not_offered_their_own_request(world: World) -> None:
+    ann, ann_in = world.agent(ANN)
+    bob, bob_in = world.agent(BOB)
+    # Ann, a CRM user who is also an agent, asks for help through the internal launcher.
+    token = world.engine.tokens.issue_identity(user_id=ANN_USER, email="ann@x.test", name="Ann")
+    inbox = Inbox()
+    session = VisitorSession(inbox.subscriber, ip="10.0.0.1")
+    world.engine.do_visitor_hello(
+        session, widget_id=SHOP, visitor_id="visitor-ann", page={}, identity_token=token
+    )
+    world.engine.do_visitor_start(session, client_id="s1", fields=FIELDS)
+    conversation_id = inbox.last("chat.started")["conversation_id"]
+    assert bob_in.last("chat.offered")["chat"]["conversation_id"] == conversation_id
+    assert ann_in.of_type("chat.offered") == []
+    _, again = world.agent(ANN)  # a second console of hers
+    assert again.last("snapshot")["incoming"] == []
+    with pytest.raises(ChatNotFound):
+        world.engine.do_agent_accept(ann, conversation_id=conversation_id)
+    world.engine.do_agent_accept(bob, conversation_id=conversation_id)

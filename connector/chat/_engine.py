@@ -30,7 +30,7 @@ from connector.chat.model import (
     VisitorPresence,
     utc_now,
 )
-from connector.chat.ports import DirectoryLike, OutboxLike, WidgetLike
+from connector.chat.ports import AgentLike, DirectoryLike, OutboxLike, WidgetLike
 from connector.chat.routing import (
     AgentRoute,
     agent_channel,
@@ -233,6 +233,26 @@ class EngineCore:
             return frozenset({conversation.topic_id})
         widget = self.directory.widget(conversation.widget_id) if conversation.widget_id else None
         return widget.topic_ids if widget is not None else frozenset()
+
+    def _without_requester(self, agent_ids: list[str], requester_user_id: str | None) -> list[str]:
+        """The agents but the one who is the CRM user asking for help (an agent who uses
+        the internal launcher must not be offered their own request)."""
+        if not requester_user_id:
+            return agent_ids
+        wanted = requester_user_id.lower()
+        kept = []
+        for agent_id in agent_ids:
+            profile = self.directory.agent(agent_id)
+            if profile is None or profile.user_id.lower() != wanted:
+                kept.append(agent_id)
+        return kept
+
+    def _may_take(self, profile: AgentLike, conversation: Conversation) -> bool:
+        """The agent may be offered (and accept) this waiting chat."""
+        return can_see(profile.topic_ids, self._widget_topics(conversation)) and not (
+            conversation.requester_user_id
+            and profile.user_id.lower() == conversation.requester_user_id.lower()
+        )
 
     def _conversation(self, conversation_id: str) -> Conversation | None:
         conversation = self._conversations.get(conversation_id)
@@ -719,9 +739,10 @@ class EngineCore:
     def _publish_identified(self, conversation: Conversation) -> None:
         """`chat.updated` to the chat's agents, or, while it waits, to those offered it."""
         if conversation.state is ConversationState.WAITING:
+            offered = agents_for_chat(self._widget_topics(conversation), self._routes())
             channels = {
                 agent_channel(agent_id)
-                for agent_id in agents_for_chat(self._widget_topics(conversation), self._routes())
+                for agent_id in self._without_requester(offered, conversation.requester_user_id)
             }
         else:
             channels = conversation_channels(conversation, visitor=False)

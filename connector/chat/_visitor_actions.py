@@ -268,7 +268,14 @@ class VisitorActions(EngineCore):
             if widget.design.require_login and identity is None:
                 raise ChatLoginRequired("Sign in first: this chat is for identified visitors.")
             chosen = choose_topic(widget.topic_ids, topic_id)
-            offered = agents_for_chat(frozenset({chosen}), routes)
+            # A CRM user asking for help through the internal launcher, who is an agent
+            # too, is not offered their own request.
+            requester = (
+                identity.user_id if identity is not None and identity.source == "crm" else None
+            )
+            offered = self._without_requester(
+                agents_for_chat(frozenset({chosen}), routes), requester
+            )
             if not offered:
                 raise ChatUnavailable("No agent is available for this topic right now.")
             clean = {key: value.strip() for key, value in fields.items()}
@@ -300,6 +307,7 @@ class VisitorActions(EngineCore):
                 ip=session.ip,
                 waiting_since=now,
                 start_client_id=client_id,
+                requester_user_id=requester,
             )
             self.state.save_conversation(conversation)
             self._conversations[conversation.conversation_id] = conversation
