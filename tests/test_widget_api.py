@@ -191,3 +191,26 @@ def test_records_from_a_chat_belong_to_the_agent_and_the_card_shows_the_contact(
     assert dataverse.retrieve("leads", lead_id, select=["_ownerid_value"])["_ownerid_value"] == (
         BOB_USER
     )
+
+
+def test_an_agent_reads_an_earlier_chat_of_the_visitor_from_history(
+    app: Flask, client: FlaskClient
+) -> None:
+    first_id, _ = active_chat(app)
+    engine = engine_of(app)
+    bob = AgentSession(Inbox().subscriber, BOB)
+    engine.do_agent_connect(bob)
+    engine.do_agent_end(bob, conversation_id=first_id)
+    second_id, bob_inbox = active_chat(app)
+    history = bob_inbox.last("chat.accepted")["chat"]["history"]
+    assert [h["conversation_id"] for h in history] == [first_id]
+
+    url = f"/api/agent/chats/{second_id}/history/{first_id}"
+    reply = client.get(url, headers=bearer(app, BOB_USER))
+    assert reply.status_code == 200, reply.get_json()
+    texts = [m["text"] for m in reply.get_json()["messages"]]
+    assert "My order did not arrive." in texts
+    # Only from a chat with that visitor, and only an earlier chat of theirs.
+    assert client.get(url, headers=bearer(app, ANN_USER)).status_code == 404
+    own = f"/api/agent/chats/{second_id}/history/{second_id}"
+    assert client.get(own, headers=bearer(app, BOB_USER)).status_code == 404

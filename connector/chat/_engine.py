@@ -443,6 +443,22 @@ class EngineCore:
         with self._lock:
             return self._agent_conversation(agent_id, conversation_id)
 
+    def access_earlier_chat(
+        self, agent_id: str, conversation_id: str, earlier_id: str
+    ) -> list[dict[str, Any]]:
+        """The messages of one of the visitor's earlier chats, for an agent in a chat with
+        that visitor now (the History card). ChatNotFound unless `earlier_id` is in the
+        chat's history."""
+        with self._lock:
+            conversation = self._agent_conversation(agent_id, conversation_id)
+            if not conversation.visitor_id:
+                raise ChatNotFound("There is no such chat.")
+            history = self.state.history(conversation.visitor_id, exclude=conversation_id)
+            if earlier_id not in {entry.conversation_id for entry in history}:
+                raise ChatNotFound("There is no such chat.")
+            messages = self.state.messages(earlier_id)
+        return [message_view(message) for message in messages]
+
     def transcript_text(self, conversation_id: str, *, limit: int) -> str:
         """The chat's readable transcript ("[10:02:11] Ann: hello" lines, system lines
         named "System"), cut at a message boundary to fit `limit` characters."""

@@ -3,6 +3,9 @@
 GET  /api/agent/snippets                      [{"name","text"}], by name
 POST /api/agent/chats/<conversation_id>/crm   {"kind": "lead"|"contact"|"case"}
                                               -> {"regarding": {"table","id","name"}}
+GET  /api/agent/chats/<conversation_id>/history/<earlier_id>
+                                              -> {"messages": [message…]}: an earlier chat
+                                                 of this chat's visitor (the History card)
 
 Making a CRM record from a chat: `lead` and `contact` are created from the visitor's
 pre-chat fields. A `case` needs a customer, so when the chat is not yet linked to a
@@ -65,6 +68,18 @@ def snippets() -> Response:
     _me()
     found = engine_of(current_app).directory.snippets().values()
     return jsonify([{"name": s.name, "text": s.text} for s in sorted(found, key=lambda s: s.name)])
+
+
+@bp.get("/chats/<conversation_id>/history/<earlier_id>")
+@require_roles(AGENT_ROLES)
+def earlier_chat(conversation_id: str, earlier_id: str) -> dict[str, Any]:
+    if not (GUID_PATTERN.fullmatch(conversation_id) and GUID_PATTERN.fullmatch(earlier_id)):
+        raise NotFound("There is no such chat.")
+    engine = engine_of(current_app)
+    messages = engine.access_earlier_chat(
+        _me().agent_id, conversation_id.lower(), earlier_id.lower()
+    )
+    return {"messages": [{k: v for k, v in m.items() if k != "type"} for m in messages]}
 
 
 @bp.post("/chats/<conversation_id>/crm")

@@ -172,3 +172,30 @@ def test_turning_chat_off_hides_the_widget_on_pages_already_open(
 
     # The page opened before is told at once: no launcher that would lead nowhere.
     expect(launcher).to_be_hidden(timeout=5_000)
+
+
+def test_an_earlier_chat_in_history_shows_its_transcript(
+    service: Any, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+) -> None:
+    sam = agent_console("Sam Sales")
+    visitor = accepted_chat(service, new_page, sam)
+    composer = visitor.get_by_test_id("crmchat-input")
+    composer.fill("My first question")
+    composer.press("Enter")
+    expect(sam.get_by_test_id("messages")).to_contain_text("My first question")
+    visitor.get_by_test_id("crmchat-end-chat").click()
+    visitor.get_by_test_id("crmchat-confirm-yes").click()
+    expect(visitor.get_by_test_id("crmchat-end")).to_be_visible()
+    visitor.get_by_test_id("crmchat-new-chat").click()
+
+    # The same visitor again: the new chat's History card lists the first one.
+    visitor.get_by_test_id("crmchat-field-firstname").fill("Gus")
+    visitor.get_by_test_id("crmchat-field-email").fill("gus@example.com")
+    visitor.get_by_test_id("crmchat-start").click()
+    sam.get_by_test_id("incoming-chat").get_by_test_id("accept-button").click()
+    item = sam.get_by_test_id("history-item")
+    expect(item).to_have_count(1)
+    item.get_by_role("button").click()
+    transcript = sam.get_by_test_id("history-transcript")
+    expect(transcript).to_contain_text("My first question")
+    expect(transcript).to_contain_text("Sam joined the chat")

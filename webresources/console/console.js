@@ -45,6 +45,7 @@
     labels: [],             // every label there is ({id, name, color}), from the snapshot
     wantFocus: new Set(),   // conversation ids to open and focus when they arrive
     flagged: new Set(),     // chats handed to me (invite, transfer) not opened yet
+    earlier: null,          // {id, messages|null}: the earlier chat open in History
     ownClientIds: new Set(), // client ids of messages this console sent
     pendingVersion: 0,      // bumped whenever `pending` changes, to redraw the chat
     acceptPending: null,    // the conversation this console last tried to accept
@@ -1230,11 +1231,38 @@
     const history = (chat.history || []).map((h) => {
       const started = parseTime(h.started_at);
       const agent = typeof h.agent === "string" ? h.agent : (h.agent && h.agent.name) || "";
+      const open = state.earlier && state.earlier.id === h.conversation_id;
       return el("li", { "data-testid": "history-item", "data-conversation-id": h.conversation_id },
-        el("span", { text: started === null ? "" : formatDate(started) }),
-        el("span", { class: "muted", text: [agent, (h.message_count || 0) + " messages"].filter(Boolean).join(" · ") }));
+        el("button", {
+          type: "button", class: "link history-open", "aria-expanded": String(Boolean(open)),
+          onclick: () => showEarlier(chat.conversation_id, h.conversation_id),
+        },
+        el("span", { text: started === null ? "" : formatDate(started) }), " ",
+        el("span", { class: "muted", text: [agent, (h.message_count || 0) + " messages"].filter(Boolean).join(" · ") })),
+        open ? el("ol", { class: "messages earlier", "data-testid": "history-transcript" },
+          ...(state.earlier.messages === null ? [el("li", { class: "muted", text: "Loading…" })]
+            : state.earlier.messages.map((m) => messageItem(m, false)))) : null);
     });
     $("history").replaceChildren(...(history.length ? history : [el("li", { class: "muted", text: "No earlier chats." })]));
+  }
+
+  // An earlier chat of this visitor, opened in the History card (a second click closes it).
+  async function showEarlier(conversationId, earlierId) {
+    if (state.earlier && state.earlier.id === earlierId) {
+      state.earlier = null;
+      render();
+      return;
+    }
+    state.earlier = { id: earlierId, messages: null };
+    render();
+    try {
+      const body = await agentCall("GET", "/api/agent/chats/" + conversationId + "/history/" + earlierId);
+      if (state.earlier && state.earlier.id === earlierId) state.earlier.messages = body.messages || [];
+    } catch (error) {
+      state.earlier = null;
+      toast(error.message || "The earlier chat could not be read.", "bad");
+    }
+    render();
   }
 
   function tick() {
