@@ -11,7 +11,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from connector.demo import SALES_WIDGET_ID, admin_client
+from connector.demo import SALES_TOPIC_ID, SALES_WIDGET_ID, admin_client
 
 
 def start_chat(service: Any, visitor: Any) -> None:
@@ -199,3 +199,61 @@ def test_an_earlier_chat_in_history_shows_its_transcript(
     transcript = sam.get_by_test_id("history-transcript")
     expect(transcript).to_contain_text("My first question")
     expect(transcript).to_contain_text("Sam joined the chat")
+
+
+def add_sales_agent(service: Any) -> None:
+    """A third agent, Sue Sales (topic Sales), so a Sales chat can have two agents."""
+    from connector.dataverse_local import add_user
+
+    standin = service.app.extensions["crmchat.standin"]
+    role = standin.store.schema.role_named("CRM Chat Agent")
+    user_id = add_user(
+        standin.store,
+        domain_name="sue@crmchat.local",
+        first_name="Sue",
+        last_name="Sales",
+        role_ids=[role.id],
+    )
+    client = admin_client(standin)
+    client.create(
+        "crmchat_agents",
+        {
+            "crmchat_name": "Sue",
+            "crmchat_SystemUserId@odata.bind": f"/systemusers({user_id})",
+            "crmchat_agent_topic@odata.bind": [f"/crmchat_topics({SALES_TOPIC_ID})"],
+        },
+    )
+    service.app.extensions["crmchat.directory"].invalidate()
+
+
+def test_an_invited_agent_can_take_the_chat_over_and_sees_it_flagged(
+    service: Any, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+) -> None:
+    add_sales_agent(service)
+    sam = agent_console("Sam Sales")
+    sue = agent_console("Sue Sales")
+    # Sue is busy in a chat of her own when Sam invites her to his.
+    sue.get_by_test_id("agent-item").filter(has_text="Sam").get_by_test_id(
+        "agent-chat-button"
+    ).click()
+    expect(sue.get_by_test_id("chat-tab")).to_have_count(1)
+    accepted_chat(service, new_page, sam)
+    sam.get_by_test_id("chat-tab").filter(has_text="Gus").click()
+
+    sam.get_by_test_id("invite-button").click()
+    sam.get_by_test_id("invite-menu").get_by_test_id("invite-agent").filter(has_text="Sue").click()
+    # The chat Sue was handed opens as a flagged tab beside the one she is in.
+    handed = sue.get_by_test_id("chat-tab").filter(has_text="Gus")
+    expect(handed.get_by_test_id("chat-tab-new")).to_be_visible()
+
+    # Sue is in the chat now, and Transfer offers her all the same.
+    sam.get_by_test_id("transfer-button").click()
+    sam.get_by_test_id("transfer-menu").get_by_test_id("transfer-agent").filter(
+        has_text="Sue"
+    ).click()
+    expect(sam.get_by_test_id("chat-tab").filter(has_text="Gus")).to_have_attribute(
+        "data-state", "ended"
+    )
+    handed.click()
+    expect(handed.get_by_test_id("chat-tab-new")).to_have_count(0)
+    expect(sue.get_by_test_id("messages")).to_contain_text("Sam transferred the chat to Sue.")
