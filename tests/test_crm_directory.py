@@ -14,7 +14,7 @@ import requests
 
 from connector.crm import tables
 from connector.crm.design import WidgetDesign
-from connector.crm.directory import Directory
+from connector.crm.directory import DEFAULT_TOPIC_COLOR, Directory
 from connector.dataverse import DataverseClient, ServiceUnavailable, StaticTokenProvider
 from connector.dataverse.transport import WsgiAdapter
 from connector.dataverse_local import (
@@ -137,7 +137,8 @@ def org(dataverse_app: DataverseApp, schema: Schema) -> Iterator[Org]:
         tables.AGENTS,
         {
             "crmchat_name": "Gone",
-            "crmchat_SystemUserId@odata.bind": tables.bind(tables.SYSTEMUSERS, bob_user),
+            # One profile per user (alternate key): an inactive profile has a user of its own.
+            "crmchat_SystemUserId@odata.bind": tables.bind(tables.SYSTEMUSERS, service_user),
             "statecode": 1,
             "statuscode": 2,
         },
@@ -307,3 +308,18 @@ def test_malformed_ids_find_nothing(org: Org, bad_id: str) -> None:
     assert directory.agent_for_user(bad_id) is None
     assert directory.widget(bad_id) is None
     assert len(org.recorder.requests) == sent
+
+
+def test_a_bad_topic_colour_written_through_the_web_api_is_ignored_and_reported(
+    org: Org, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = org.admin
+    # Dataverse itself has no rule for the column's content (no plugin is registered), so
+    # the write succeeds; the service must not pass the value on to pages.
+    admin.update(tables.TOPICS, org.ids["sales"], {"crmchat_color": "#zzzzzz"})
+    admin.update(tables.TOPICS, org.ids["support"], {"crmchat_color": "#ABC"})
+    with caplog.at_level(logging.WARNING, logger="connector.crm.directory"):
+        topics = Directory(org.client).topics()
+    assert topics[org.ids["sales"]].color == DEFAULT_TOPIC_COLOR
+    assert topics[org.ids["support"]].color == "#abc"
+    assert org.ids["sales"] in caplog.text and "#zzzzzz" in caplog.text

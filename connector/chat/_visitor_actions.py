@@ -59,9 +59,10 @@ class TicketPlan:
 
     visitor_id: str
     fields: dict[str, str]
-    title: str  # the widget's first topic, by name
+    title: str  # the widget's first topic, by name ("" when it has none)
     contact: dict[str, str] | None  # {"id","name"} when identification found one
     identity_email: str | None
+    owner: str | None = None  # the widget's owner (an ownerid bind): owns the records
 
 
 def context_email(context: Mapping[str, Any]) -> str:
@@ -267,7 +268,14 @@ class VisitorActions(EngineCore):
             if widget.design.require_login and identity is None:
                 raise ChatLoginRequired("Sign in first: this chat is for identified visitors.")
             chosen = choose_topic(widget.topic_ids, topic_id)
-            offered = agents_for_chat(frozenset({chosen}), routes)
+            # A CRM user asking for help through the internal launcher, who is an agent
+            # too, is not offered their own request.
+            requester = (
+                identity.user_id if identity is not None and identity.source == "crm" else None
+            )
+            offered = self._without_requester(
+                agents_for_chat(frozenset({chosen}), routes), requester
+            )
             if not offered:
                 raise ChatUnavailable("No agent is available for this topic right now.")
             clean = {key: value.strip() for key, value in fields.items()}
@@ -299,6 +307,7 @@ class VisitorActions(EngineCore):
                 ip=session.ip,
                 waiting_since=now,
                 start_client_id=client_id,
+                requester_user_id=requester,
             )
             self.state.save_conversation(conversation)
             self._conversations[conversation.conversation_id] = conversation
@@ -468,7 +477,8 @@ class VisitorActions(EngineCore):
             return TicketPlan(
                 visitor_id=session.visitor_id,
                 fields=clean,
-                title=names[0] if names else "Message from the website",
+                title=names[0] if names else "",
                 contact=contact,
                 identity_email=identity.email if identity is not None else None,
+                owner=widget.owner,
             )

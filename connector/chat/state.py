@@ -256,6 +256,7 @@ def _conversation_to_json(c: Conversation) -> str:
             "contact": c.contact,
             "labels": c.labels,
             "timed_out": c.timed_out,
+            "requester_user_id": c.requester_user_id,
         }
     )
 
@@ -294,6 +295,7 @@ def _conversation_from_row(conversation_id: str, data: str) -> Conversation:
         contact=d.get("contact"),
         labels=list(d.get("labels") or []),
         timed_out=bool(d.get("timed_out")),
+        requester_user_id=d.get("requester_user_id"),
     )
 
 

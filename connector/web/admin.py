@@ -113,6 +113,9 @@ def _refresh_directory() -> None:
     invalidate = getattr(directory, "invalidate", None)
     if invalidate is not None:
         invalidate()
+    engine = current_app.extensions.get("crmchat.chat")
+    if engine is not None:
+        engine.do_refresh_availability()
 
 
 @bp.put("/admin/secret-word")

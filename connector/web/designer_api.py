@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connector.crm import tables
 from connector.crm.design import DesignError, WidgetDesign, parse_design
+from connector.crm.directory import record_color
 from connector.dataverse.errors import NotFound as DataverseNotFound
 from connector.dataverse.odata import eq, guid
 from connector.web.auth import ADMIN_ROLES, require_roles
@@ -89,7 +90,7 @@ def _topics() -> list[dict[str, str]]:
         {
             "id": str(row["crmchat_topicid"]).lower(),
             "name": str(row.get("crmchat_name") or ""),
-            "color": str(row.get("crmchat_color") or ""),
+            "color": record_color(tables.TOPICS, str(row["crmchat_topicid"]).lower(), row),
         }
         for row in rows
     ]

@@ -195,19 +195,22 @@ def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCre
     plan = engine.prepare_ticket(session, fields=frame.fields)
     client = current_app.extensions["crmchat.dataverse"]
     contact = Regarding.from_dict({"table": "contact", **plan.contact}) if plan.contact else None
-    if contact is None and plan.identity_email:
-        found = identify(client, ("emailaddress1", plan.identity_email))
-        contact = found.contact
     contact_id, case_id = ticket_ids(plan.visitor_id, frame.client_id)
     try:
+        # The one active contact with the visitor's email (verified first, else typed) is
+        # reused, so a second message from the same address makes no second contact.
+        email = plan.identity_email or plan.fields.get("email")
+        if contact is None and email:
+            contact = identify(client, ("emailaddress1", email)).contact
         ticket = create_ticket(
             client,
             plan.fields,
             message=frame.message,
-            title=plan.title,
+            topic=plan.title,
             contact=contact,
             contact_id=contact_id,
             case_id=case_id,
+            owner=plan.owner,
         )
     except DataverseError as error:
         log.warning("creating a ticket failed: %s", error)
