@@ -31,7 +31,7 @@ from connector.web.sockets import engine_of
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Flask]:
     app = create_app(
-        {"data_dir": tmp_path, "secret_key": "s" * 40},
+        {"data_dir": tmp_path, "secret_key": "s" * 40, "public_url": "https://chat.example"},
         directory=FakeDirectory(),
         outbox=FakeOutbox(),
         start=False,

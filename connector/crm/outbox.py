@@ -46,6 +46,7 @@ from connector.dataverse import (
     TooManyRequests,
     Unauthorized,
 )
+from connector.private_files import make_private_file
 
 __all__ = [
     "BASE_BACKOFF_SECS",
@@ -136,7 +137,7 @@ class Outbox:
         self._thread: threading.Thread | None = None
         self._paused_until = float("-inf")
         self._last_prune = float("-inf")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_file(self.path)
         self._db = sqlite3.connect(
             self.path, timeout=30, isolation_level=None, check_same_thread=False
         )

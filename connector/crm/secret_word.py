@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from connector.private_files import make_private_file
+
 __all__ = [
     "GuessLimiter",
     "SecretWordError",
@@ -138,7 +140,7 @@ class GuessLimiter:
     clock: Callable[[], float] = time.time
 
     def _connect(self) -> sqlite3.Connection:
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_file(self.db_path)
         conn = sqlite3.connect(self.db_path, timeout=10)
         conn.execute(
             "CREATE TABLE IF NOT EXISTS wrong_guess (subject TEXT NOT NULL, at REAL NOT NULL)"

@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from connector.private_files import make_private_file
 from connector.solution.model import Column, ColumnType, ManyToMany, Schema, Table
 
 __all__ = [
@@ -509,7 +510,7 @@ def open_store(db_path: Path, schema: Schema) -> Store:
     Safe to call from several processes at once (e.g. the server and
     `crmchat dataverse token`): tables are created idempotently under SQLite's lock.
     """
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_file(db_path)
     connection = sqlite3.connect(
         str(db_path),
         timeout=BUSY_TIMEOUT_SECS,

@@ -54,7 +54,7 @@ def _settings_body() -> dict[str, Any]:
     current = org_settings.read_org_settings(_client())
     settings = current_app.extensions["crmchat.settings"]
     # On the embedded default every region is served by this very service.
-    local_url = settings.public_url if settings.embedded else None
+    local_url = settings.base_url if settings.embedded else None
     regions = [find_region(r.code, local_url=local_url) or r for r in all_regions()]
     return {
         "region": current.region,

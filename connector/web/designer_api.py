@@ -36,6 +36,7 @@ from connector.crm import tables
 from connector.crm.design import DesignError, WidgetDesign, parse_design
 from connector.dataverse.errors import NotFound as DataverseNotFound
 from connector.dataverse.odata import eq, guid
+from connector.web.addresses import service_base_url
 from connector.web.auth import ADMIN_ROLES, require_roles
 from connector.web.errors import InvalidInput, NotFound
 
@@ -140,7 +141,7 @@ def _answer(widget_id: str) -> dict[str, Any]:
         "design_error": design_error,
         "topic_ids": sorted(_linked_topic_ids(widget_id, row) & active),
         "all_topics": all_topics,
-        "script": embed_script(request.host_url, widget_id),
+        "script": embed_script(service_base_url(), widget_id),
     }
 
 
