@@ -158,6 +158,8 @@ def run_server(app: Flask) -> None:
     """Serve `app` on the configured host and port, one thread per connection."""
     from werkzeug.serving import run_simple
 
+    from connector.http_server import JsonErrorRequestHandler
+
     settings = settings_of(app)
     print(f"CRM Chat is running at {settings.base_url}/", flush=True)
     if settings.embedded:
@@ -165,4 +167,11 @@ def run_server(app: Flask) -> None:
         print(f"  the CRM Chat app (local stand-in): {settings.base_url}/app/", flush=True)
         print(f"  demo website with the chat widget: {settings.base_url}/demo/", flush=True)
     print(f"  settings page: {settings.base_url}/webresources/settings/index.html", flush=True)
-    run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
+    run_simple(
+        settings.host,
+        settings.port,
+        app,
+        threaded=True,
+        use_reloader=False,
+        request_handler=JsonErrorRequestHandler,
+    )

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -128,6 +130,12 @@ def _cmd_secret_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cli_guesser() -> str:
+    # Whoever runs the CLI is the local account (CLI callers have no network address);
+    # its wrong guesses lock that account only, never the support team's sign-ins.
+    return f"cli:{os.getuid()}@{socket.gethostname()}"
+
+
 def _cmd_secret_verify(args: argparse.Namespace) -> int:
     from connector.crm.connection import connect
     from connector.crm.org_settings import check_secret_word
@@ -137,7 +145,9 @@ def _cmd_secret_verify(args: argparse.Namespace) -> int:
     settings = Settings()
     word = _read_word("Secret word the caller gave: ")
     try:
-        result = check_secret_word(connect(settings).client, word, data_dir=settings.data_dir)
+        result = check_secret_word(
+            connect(settings).client, word, data_dir=settings.data_dir, guesser=_cli_guesser()
+        )
     except TooManyGuesses as error:
         print(f"crmchat: {error}", file=sys.stderr)
         return 3

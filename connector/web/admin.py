@@ -12,14 +12,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from connector.crm import org_settings
 from connector.crm.secret_word import MAX_LENGTH, SecretWordError, TooManyGuesses
 from connector.regions import all_regions, find_region
-from connector.web.auth import ADMIN_ROLES, AGENT_ROLES, require_roles
-from connector.web.errors import InvalidInput, RateLimited
+from connector.web.auth import ADMIN_ROLES, AGENT_ROLES, current_user, require_roles
+from connector.web.errors import InvalidInput, RateLimited, json_body
 
 __all__ = ["bp"]
 
@@ -75,7 +75,7 @@ def get_settings() -> dict[str, Any]:
 @bp.put("/admin/settings/region")
 @require_roles(ADMIN_ROLES)
 def put_region() -> dict[str, Any]:
-    body = RegionIn.model_validate(request.get_json(silent=True) or {})
+    body = RegionIn.model_validate(json_body())
     try:
         org_settings.save_region(_client(), body.region)
     except ValueError as error:
@@ -86,7 +86,7 @@ def put_region() -> dict[str, Any]:
 @bp.put("/admin/settings/chat")
 @require_roles(ADMIN_ROLES)
 def put_chat_switch() -> dict[str, Any]:
-    body = ChatSwitchIn.model_validate(request.get_json(silent=True) or {})
+    body = ChatSwitchIn.model_validate(json_body())
     org_settings.save_chat_enabled(_client(), body.enabled)
     # Widgets see the change at once on this instance (others within the cache's 30 s).
     directory = current_app.extensions.get("crmchat.directory")
@@ -99,7 +99,7 @@ def put_chat_switch() -> dict[str, Any]:
 @bp.put("/admin/secret-word")
 @require_roles(ADMIN_ROLES)
 def put_secret_word() -> dict[str, Any]:
-    body = SecretWordIn.model_validate(request.get_json(silent=True) or {})
+    body = SecretWordIn.model_validate(json_body())
     try:
         org_settings.save_secret_word(_client(), body.word, data_dir=_data_dir())
     except SecretWordError as error:
@@ -110,9 +110,11 @@ def put_secret_word() -> dict[str, Any]:
 @bp.post("/support/secret-word/check")
 @require_roles(AGENT_ROLES)
 def check_secret_word() -> dict[str, Any]:
-    body = SecretWordIn.model_validate(request.get_json(silent=True) or {})
+    body = SecretWordIn.model_validate(json_body())
     try:
-        result = org_settings.check_secret_word(_client(), body.word, data_dir=_data_dir())
+        result = org_settings.check_secret_word(
+            _client(), body.word, data_dir=_data_dir(), guesser=f"user:{current_user().id}"
+        )
     except TooManyGuesses as error:
         raise RateLimited(
             "Too many wrong guesses. Try again later.", retry_after_secs=error.retry_after_secs

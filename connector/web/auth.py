@@ -18,7 +18,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector.crm.handshake import HandshakeRefused, SignedInUser, redeem_handshake
-from connector.web.errors import Forbidden, NotSignedIn
+from connector.web.errors import Forbidden, NotSignedIn, json_body
 
 __all__ = [
     "ADMIN_ROLES",
@@ -103,7 +103,7 @@ def require_roles(roles: frozenset[str]) -> Callable[[Callable[P, R]], Callable[
 
 @bp.post("/handshake")
 def handshake() -> dict[str, Any]:
-    body = HandshakeIn.model_validate(request.get_json(silent=True) or {})
+    body = HandshakeIn.model_validate(json_body())
     client = current_app.extensions["crmchat.dataverse"]
     try:
         user = redeem_handshake(client, str(body.handshake_id), body.nonce)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 from flask.blueprints import BlueprintSetupState
 
 from connector.chat.tokens import INTERNAL_TOKEN_LIFETIME_SECS
@@ -26,7 +26,7 @@ from connector.crm.handshake import HandshakeRefused, redeem_handshake
 from connector.crm.identification import identify, lookup_key
 from connector.dataverse import DataverseClient
 from connector.web.auth import HandshakeIn
-from connector.web.errors import Forbidden, NotSignedIn
+from connector.web.errors import Forbidden, NotSignedIn, json_body
 from connector.web.sockets import engine_of
 
 __all__ = ["APP_ROLES", "bp", "identifier_for"]
@@ -66,7 +66,7 @@ def _wire_identification(state: BlueprintSetupState) -> None:
 
 @bp.post("/identity")
 def internal_identity() -> dict[str, Any]:
-    body = HandshakeIn.model_validate(request.get_json(silent=True) or {})
+    body = HandshakeIn.model_validate(json_body())
     client = current_app.extensions["crmchat.dataverse"]
     try:
         user = redeem_handshake(client, str(body.handshake_id), body.nonce)

@@ -51,7 +51,7 @@ from connector.solution.model import ColumnType, Role, Schema, Table
 from connector.solution.pack import WEBRESOURCE_PREFIX
 from connector.solution.paths import CUSTOMIZATIONS_XML, WEBRESOURCES_DIR
 from connector.web.addresses import is_loopback_host, service_base_url
-from connector.web.errors import Forbidden, NotFound
+from connector.web.errors import Forbidden, NotFound, json_body
 
 __all__ = [
     "STANDIN_DIR",
@@ -320,7 +320,7 @@ def users() -> Response:
 def session() -> Response:
     _require_local()
     _require_same_site()
-    wanted = str(SessionIn.model_validate(request.get_json(force=True, silent=True)).user_id)
+    wanted = str(SessionIn.model_validate(json_body()).user_id)
     user = next((u for u in _users() if u["id"] == wanted), None)
     if user is None:
         raise NotFound("No such user.")
