@@ -70,7 +70,7 @@ def create_app(
     app.extensions["crmchat.dataverse"] = connection.client
     errors.init_app(app)
     cors.init_app(app)
-    auth.init_app(app, secret=connection.service_secret)
+    auth.init_app(app, secret=connection.service_secret, client=connection.client)
     _init_chat(
         app, settings, connection.client, connection.service_secret, directory, outbox, start
     )

@@ -153,3 +153,16 @@ class Inbox:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.frames)
+
+
+def ensure_user(app: Any, user_id: str, roles: frozenset[str]) -> None:
+    """Make `user_id` a system user holding `roles` (by name) in `app`'s embedded Dataverse.
+
+    The service re-reads a signed-in user's roles from Dataverse (at most a minute old), so
+    a token made for a test names a user that must exist there.
+    """
+    from connector.dataverse_local import add_user
+
+    store = app.extensions["crmchat.standin"].store
+    role_ids = [r.id for r in store.schema.roles if r.name in roles]
+    add_user(store, domain_name=f"{user_id}@test.invalid", user_id=user_id, role_ids=role_ids)

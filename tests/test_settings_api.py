@@ -278,3 +278,37 @@ def test_one_persons_wrong_guesses_do_not_lock_out_the_others(
 
     colleague = client.post(check, json={"word": "Blue Tiger"}, headers=sign_in("crmadmin"))
     assert colleague.status_code == 200 and colleague.get_json() == {"match": True}
+
+
+@pytest.mark.parametrize("change", ["disable", "remove_role"])
+def test_a_disabled_or_demoted_user_loses_access_within_a_minute(
+    app: Flask,
+    client: FlaskClient,
+    sign_in: SignIn,
+    users: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(app.extensions["crmchat.standing"], "_clock", lambda: now[0])
+    agent = sign_in("agent")
+    check = "/api/support/secret-word/check"
+    assert client.post(check, json={"word": "some word"}, headers=agent).status_code == 200
+
+    from connector.dataverse_local import ADMIN_USER_ID, issue_token
+
+    store = app.extensions["crmchat.standin"].store
+    admin = {"Authorization": f"Bearer {issue_token(store.signing_secret, user_id=ADMIN_USER_ID)}"}
+    user = f"/api/data/v9.2/systemusers({users['agent']})"
+    if change == "disable":
+        answer = client.patch(user, json={"isdisabled": True}, headers=admin)
+    else:
+        role = client.get(f"{user}/systemuserroles_association", headers=admin).get_json()
+        role_id = role["value"][0]["roleid"]
+        answer = client.delete(f"{user}/systemuserroles_association({role_id})/$ref", headers=admin)
+    assert answer.status_code == 204
+
+    now[0] += 61  # the service token itself is still good for hours
+    refused = client.post(check, json={"word": "some word"}, headers=agent)
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["code"] == "forbidden"

@@ -16,6 +16,7 @@ from chat_fakes import (
     FakeDirectory,
     FakeOutbox,
     Inbox,
+    ensure_user,
 )
 from flask import Flask
 from flask.testing import FlaskClient
@@ -48,6 +49,7 @@ def client(app: Flask) -> FlaskClient:
 def bearer(
     app: Flask, user_id: str, roles: frozenset[str] = frozenset({"CRM Chat Agent"})
 ) -> dict[str, str]:
+    ensure_user(app, user_id, roles)
     with app.app_context():
         token = issue_service_token(SignedInUser(user_id, "User", "u@example.com", roles))
     return {"Authorization": f"Bearer {token}"}
