@@ -123,7 +123,7 @@ def _init_chat(
 
         owned_outbox = Outbox(
             settings.data_dir / "outbox.sqlite",
-            {CHAT_ACTIVITY_KIND: chat_activity_handler(client)},
+            {CHAT_ACTIVITY_KIND: chat_activity_handler(client, secret=secret)},
         )
         outbox = owned_outbox
     state = SqliteLiveState(settings.data_dir / "live.sqlite")
