@@ -50,6 +50,12 @@ def _data_dir() -> Any:
     return current_app.extensions["crmchat.settings"].data_dir
 
 
+def _parked_count() -> int:
+    outbox = current_app.extensions["crmchat.outbox"]
+    counter = getattr(outbox, "parked_count", None)  # tests may run a fake outbox
+    return int(counter()) if callable(counter) else 0
+
+
 def _settings_body() -> dict[str, Any]:
     current = org_settings.read_org_settings(_client())
     settings = current_app.extensions["crmchat.settings"]
@@ -60,6 +66,8 @@ def _settings_body() -> dict[str, Any]:
         "region": current.region,
         "has_secret_word": current.has_secret_word,
         "chat_enabled": current.chat_enabled,
+        # Chat activities the outbox could not write for good: an admin must act on them.
+        "parked_writes": _parked_count(),
         "regions": [
             {"code": r.code, "name": r.name, "service_url": r.service_url} for r in regions
         ],
