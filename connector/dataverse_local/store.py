@@ -361,16 +361,29 @@ class Store:
         """
         with self.lock:
             self._depth += 1
+            outermost = self._depth == 1
             name = f"sp{self._depth}"
-            self.connection.execute(f"SAVEPOINT {name}")
             try:
-                yield self.connection
-            except BaseException:
-                self.connection.execute(f"ROLLBACK TO {name}")
-                self.connection.execute(f"RELEASE {name}")
-                raise
-            else:
-                self.connection.execute(f"RELEASE {name}")
+                if outermost:
+                    # IMMEDIATE takes the write lock now, waiting out another process's
+                    # writer (busy timeout). A deferred transaction that read first and
+                    # then writes after another process committed gets SQLITE_BUSY at
+                    # once, with no wait: "database is locked" in the CLI while the
+                    # service runs.
+                    self.connection.execute("BEGIN IMMEDIATE")
+                self.connection.execute(f"SAVEPOINT {name}")
+                try:
+                    yield self.connection
+                except BaseException:
+                    self.connection.execute(f"ROLLBACK TO {name}")
+                    self.connection.execute(f"RELEASE {name}")
+                    if outermost:
+                        self.connection.execute("ROLLBACK")
+                    raise
+                else:
+                    self.connection.execute(f"RELEASE {name}")
+                    if outermost:
+                        self.connection.execute("COMMIT")
             finally:
                 self._depth -= 1
 
