@@ -386,6 +386,10 @@ class VisitorActions(EngineCore):
             if conversation.finished or conversation.conversation_id in self._finishing:
                 raise ChatEnded("This chat can no longer be rated.")
             conversation.rating = rating
+            if conversation.state is ConversationState.ENDED:
+                # Nothing left to wait for: saved as due now, so a crash before the write
+                # below is made good within seconds of the restart, not after the grace.
+                conversation.finish_due_at = self._clock()
             self.state.save_conversation(conversation)
             self.hub.publish(
                 events.event(
