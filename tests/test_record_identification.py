@@ -7,6 +7,7 @@ links that case too. At most two Dataverse requests per chat start, off the engi
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -140,8 +141,10 @@ def test_a_chat_started_with_a_context_email_is_linked_for_the_agent(server: Ser
     conversation_id = visitor.expect("chat.started")["conversation_id"]
     assert bob.expect("chat.offered")["chat"]["conversation_id"] == conversation_id
     updated = bob.expect("chat.updated")["chat"]
-    assert updated["contact"] == {"id": ann, "name": "Ann Lee"}
-    assert updated["regarding"] == {"table": "incident", "id": only, "name": "Late delivery"}
+    # The page's claim suggests the contact, plainly unverified, and never links its case.
+    assert updated["contact"] == {"id": ann, "name": "Ann Lee", "verified": False}
+    assert updated["regarding"] == {"table": "contact", "id": ann, "name": "Ann Lee"}
+    assert only not in json.dumps(updated)
 
 
 # ----- ticket fallback ------------------------------------------------------------------

@@ -46,11 +46,19 @@ def identifier_for(client: DataverseClient) -> Any:
 
     def run(context: dict[str, Any], identity_email: str | None) -> dict[str, Any]:
         found = identify(client, lookup_key(context, identity_email=identity_email))
+        # Only a verified identity says who the visitor is. What an anonymous page sends
+        # (setContextProvider, the pre-chat form) is a claim anyone can make: it may
+        # suggest a contact, marked unverified for the agent, but never links that
+        # contact's open case (and with it the case's history) to a stranger's chat.
+        verified = bool(identity_email)
+        regarding = found.regarding if verified else found.contact
         return {
             "contact": (
-                {"id": found.contact.id, "name": found.contact.name} if found.contact else None
+                {"id": found.contact.id, "name": found.contact.name, "verified": verified}
+                if found.contact
+                else None
             ),
-            "regarding": found.regarding.to_dict() if found.regarding else None,
+            "regarding": regarding.to_dict() if regarding else None,
         }
 
     return run
