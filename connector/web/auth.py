@@ -25,6 +25,7 @@ from connector.crm.handshake import (
     current_roles,
     redeem_handshake,
 )
+from connector.dataverse import DataverseError
 from connector.web.errors import Forbidden, NotSignedIn, json_body
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "AGENT_ROLES",
     "bp",
     "STANDING_MAX_AGE_SECS",
+    "UserStanding",
     "current_roles_of",
     "current_user",
     "init_app",
@@ -68,7 +70,7 @@ def _serializer() -> URLSafeTimedSerializer:
 def init_app(app: Flask, *, secret: bytes, client: Any) -> None:
     """Bind the token signer (`secret`) and the Dataverse `client` that re-checks users."""
     app.extensions["crmchat.tokens"] = URLSafeTimedSerializer(secret, salt="crmchat-service")
-    app.extensions["crmchat.standing"] = _Standing(client)
+    app.extensions["crmchat.standing"] = UserStanding(client)
 
 
 def issue_service_token(user: SignedInUser) -> str:
@@ -78,7 +80,7 @@ def issue_service_token(user: SignedInUser) -> str:
     )
 
 
-class _Standing:
+class UserStanding:
     """Each signed-in user's roles as Dataverse has them now, read at most once a minute.
 
     A service token is good for a working day, so what it says about roles is only what
@@ -98,7 +100,15 @@ class _Standing:
             seen = self._seen.get(user_id)
         if seen is not None and now - seen[0] < STANDING_MAX_AGE_SECS:
             return seen[1]
-        roles = current_roles(self._client, user_id)
+        try:
+            roles = current_roles(self._client, user_id)
+        except DataverseError as error:
+            if seen is None:
+                raise
+            # Dataverse is unreachable: keep what it last said rather than sign everyone
+            # out; the next request asks again.
+            log.warning("re-reading the roles of %s failed: %s", user_id, error)
+            return seen[1]
         with self._lock:
             self._seen[user_id] = (now, roles)
         return roles
@@ -106,7 +116,7 @@ class _Standing:
 
 def current_roles_of(user_id: str) -> frozenset[str]:
     """`user_id`'s roles now (cached up to STANDING_MAX_AGE_SECS); empty when disabled."""
-    standing: _Standing = current_app.extensions["crmchat.standing"]
+    standing: UserStanding = current_app.extensions["crmchat.standing"]
     return standing.roles(user_id)
 
 
