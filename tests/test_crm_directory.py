@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,13 @@ import requests
 from connector.crm import tables
 from connector.crm.design import WidgetDesign
 from connector.crm.directory import DEFAULT_TOPIC_COLOR, Directory
-from connector.dataverse import DataverseClient, ServiceUnavailable, StaticTokenProvider
+from connector.dataverse import (
+    DataverseClient,
+    DataverseError,
+    ServiceUnavailable,
+    StaticTokenProvider,
+)
+from connector.dataverse import Forbidden as DataverseForbidden
 from connector.dataverse.transport import WsgiAdapter
 from connector.dataverse_local import (
     ADMIN_USER_ID,
@@ -323,3 +330,25 @@ def test_a_bad_topic_colour_written_through_the_web_api_is_ignored_and_reported(
     assert topics[org.ids["sales"]].color == DEFAULT_TOPIC_COLOR
     assert topics[org.ids["support"]].color == "#abc"
     assert org.ids["sales"] in caplog.text and "#zzzzzz" in caplog.text
+
+
+def test_an_agent_cannot_take_over_an_organisation_snippet(
+    org: Org, dataverse_app: DataverseApp, schema: Schema
+) -> None:
+    role = schema.role_named("CRM Chat Agent")
+    assert role is not None
+    mallory = add_user(dataverse_app.store, domain_name="mallory@x.test", role_ids=[role.id])
+    agent = _client(dataverse_app, issue_token(dataverse_app.store.signing_secret, user_id=mallory))
+    (hello,) = org.admin.list(
+        tables.SNIPPETS, select=["crmchat_snippetid"], filter="crmchat_name eq 'Hello'"
+    )
+    with pytest.raises(DataverseForbidden):  # Basic write: only the owner's own snippets
+        agent.update(tables.SNIPPETS, hello["crmchat_snippetid"], {"crmchat_text": "forged"})
+    time.sleep(1.1)  # createdon counts whole seconds: the duplicate is clearly the later one
+    try:
+        agent.create(tables.SNIPPETS, {"crmchat_name": "HELLO", "crmchat_text": "forged"})
+    except DataverseError:
+        pass  # the alternate key refused the duplicate name, as real Dataverse does
+    snippets = Directory(org.client).snippets()
+    assert snippets["hello"].text == "Hi, how can I help?"
+    agent.close()

@@ -7,6 +7,7 @@ links that case too. At most two Dataverse requests per chat start, off the engi
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -142,8 +143,10 @@ def test_a_chat_started_with_a_context_email_is_linked_for_the_agent(server: Ser
     conversation_id = visitor.expect("chat.started")["conversation_id"]
     assert bob.expect("chat.offered")["chat"]["conversation_id"] == conversation_id
     updated = bob.expect("chat.updated")["chat"]
-    assert updated["contact"] == {"id": ann, "name": "Ann Lee"}
-    assert updated["regarding"] == {"table": "incident", "id": only, "name": "Late delivery"}
+    # The page's claim suggests the contact, plainly unverified, and never links its case.
+    assert updated["contact"] == {"id": ann, "name": "Ann Lee", "verified": False}
+    assert updated["regarding"] == {"table": "contact", "id": ann, "name": "Ann Lee"}
+    assert only not in json.dumps(updated)
 
 
 def test_a_returning_visitor_is_linked_by_the_email_they_typed(server: Server) -> None:
@@ -156,7 +159,8 @@ def test_a_returning_visitor_is_linked_by_the_email_they_typed(server: Server) -
     visitor.expect("chat.started")
     bob.expect("chat.offered")
     updated = bob.expect("chat.updated")["chat"]
-    assert updated["contact"] == {"id": vera, "name": "Vera Visitor"}
+    # What a visitor types is a claim: the agent sees the contact marked unverified.
+    assert updated["contact"] == {"id": vera, "name": "Vera Visitor", "verified": False}
     assert updated["regarding"] == {"table": "contact", "id": vera, "name": "Vera Visitor"}
 
 

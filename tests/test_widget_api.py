@@ -17,6 +17,7 @@ from chat_fakes import (
     FakeDirectory,
     FakeOutbox,
     Inbox,
+    ensure_user,
 )
 from flask import Flask
 from flask.testing import FlaskClient
@@ -33,7 +34,7 @@ from connector.web.sockets import engine_of
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Flask]:
     app = create_app(
-        {"data_dir": tmp_path, "secret_key": "s" * 40},
+        {"data_dir": tmp_path, "secret_key": "s" * 40, "public_url": "https://chat.example"},
         directory=FakeDirectory(),
         outbox=FakeOutbox(),
         start=False,
@@ -53,6 +54,7 @@ def client(app: Flask) -> FlaskClient:
 def bearer(
     app: Flask, user_id: str, roles: frozenset[str] = frozenset({"CRM Chat Agent"})
 ) -> dict[str, str]:
+    ensure_user(app, user_id, roles)
     with app.app_context():
         token = issue_service_token(SignedInUser(user_id, "User", "u@example.com", roles))
     return {"Authorization": f"Bearer {token}"}

@@ -12,6 +12,7 @@ from connector.chat import events
 from connector.chat._engine import VISIT_GAP_SECS, EngineCore
 from connector.chat.context import ContextError, parse_context
 from connector.chat.errors import (
+    ChatConflict,
     ChatEnded,
     ChatIdentityMismatch,
     ChatInvalid,
@@ -255,7 +256,10 @@ class VisitorActions(EngineCore):
                 else None
             )
             if open_chat is not None and open_chat.is_open:
-                session.conversation_id = open_chat.conversation_id
+                # The chat belongs to the browser holding its resume token, not to whoever
+                # sends its visitor_id (a cookie page scripts can read and agents are shown).
+                if session.conversation_id != open_chat.conversation_id:
+                    raise ChatConflict("A chat is already open in another tab: continue it there.")
                 self.hub.subscribe(chat_channel(open_chat.conversation_id), session.subscriber)
                 self._reply_started(session, open_chat)
                 return
@@ -391,6 +395,10 @@ class VisitorActions(EngineCore):
             if conversation.finished or conversation.conversation_id in self._finishing:
                 raise ChatEnded("This chat can no longer be rated.")
             conversation.rating = rating
+            if conversation.state is ConversationState.ENDED:
+                # Nothing left to wait for: saved as due now, so a crash before the write
+                # below is made good within seconds of the restart, not after the grace.
+                conversation.finish_due_at = self._clock()
             self.state.save_conversation(conversation)
             self.hub.publish(
                 events.event(

@@ -37,6 +37,7 @@ from connector.chat.model import (
     SenderKind,
     VisitorPresence,
 )
+from connector.private_files import make_private_file
 
 __all__ = [
     "AppendResult",
@@ -388,7 +389,7 @@ class SqliteLiveState:
     """`LiveState` in one SQLite file (WAL). Thread-safe; see the module docstring."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_file(path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
             path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000

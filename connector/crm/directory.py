@@ -337,12 +337,20 @@ class Directory:
             )
 
         snippets: dict[str, SnippetRecord] = {}
+        # The name is the table's alternate key, so Dataverse keeps it unique; should two
+        # rows still differ only in case or spacing, the oldest keeps the name: a later
+        # row (anyone's) never takes over a snippet everyone uses.
         for row in client.list(
-            tables.SNIPPETS, select=["crmchat_name", "crmchat_text"], filter=_ACTIVE
+            tables.SNIPPETS,
+            select=["crmchat_name", "crmchat_text"],
+            filter=_ACTIVE,
+            orderby=["createdon asc", "crmchat_snippetid asc"],
         ):
             name = _text(row, "crmchat_name").strip()
             if name:
-                snippets[name.lower()] = SnippetRecord(name=name, text=_text(row, "crmchat_text"))
+                snippets.setdefault(
+                    name.lower(), SnippetRecord(name=name, text=_text(row, "crmchat_text"))
+                )
 
         labels = {
             label_id: LabelRecord(label_id=label_id, name=name, color=color)

@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from connector.private_files import make_private_file
 from connector.solution.model import Column, ColumnType, ManyToMany, Schema, Table
 
 log = logging.getLogger(__name__)
@@ -377,16 +378,29 @@ class Store:
         """
         with self.lock:
             self._depth += 1
+            outermost = self._depth == 1
             name = f"sp{self._depth}"
-            self.connection.execute(f"SAVEPOINT {name}")
             try:
-                yield self.connection
-            except BaseException:
-                self.connection.execute(f"ROLLBACK TO {name}")
-                self.connection.execute(f"RELEASE {name}")
-                raise
-            else:
-                self.connection.execute(f"RELEASE {name}")
+                if outermost:
+                    # IMMEDIATE takes the write lock now, waiting out another process's
+                    # writer (busy timeout). A deferred transaction that read first and
+                    # then writes after another process committed gets SQLITE_BUSY at
+                    # once, with no wait: "database is locked" in the CLI while the
+                    # service runs.
+                    self.connection.execute("BEGIN IMMEDIATE")
+                self.connection.execute(f"SAVEPOINT {name}")
+                try:
+                    yield self.connection
+                except BaseException:
+                    self.connection.execute(f"ROLLBACK TO {name}")
+                    self.connection.execute(f"RELEASE {name}")
+                    if outermost:
+                        self.connection.execute("ROLLBACK")
+                    raise
+                else:
+                    self.connection.execute(f"RELEASE {name}")
+                    if outermost:
+                        self.connection.execute("COMMIT")
             finally:
                 self._depth -= 1
 
@@ -606,7 +620,7 @@ def open_store(db_path: Path, schema: Schema) -> Store:
     Safe to call from several processes at once (e.g. the server and
     `crmchat dataverse token`): tables are created idempotently under SQLite's lock.
     """
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_file(db_path)
     connection = sqlite3.connect(
         str(db_path),
         timeout=BUSY_TIMEOUT_SECS,

@@ -21,7 +21,7 @@ import logging
 from dataclasses import asdict
 from typing import Any, Literal
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 from pydantic import BaseModel, ConfigDict
 
 from connector.chat.errors import ChatError
@@ -31,7 +31,7 @@ from connector.chat.ports import AgentLike
 from connector.crm import tables
 from connector.dataverse import DataverseError
 from connector.web.auth import AGENT_ROLES, current_user, require_roles
-from connector.web.errors import ApiError, Forbidden, NotFound
+from connector.web.errors import ApiError, CrmError, Forbidden, NotFound, json_body
 from connector.web.sockets import engine_of
 
 __all__ = ["bp"]
@@ -87,7 +87,7 @@ def earlier_chat(conversation_id: str, earlier_id: str) -> dict[str, Any]:
 def create_crm_record(conversation_id: str) -> dict[str, Any]:
     if not GUID_PATTERN.fullmatch(conversation_id):
         raise NotFound("There is no such chat.")
-    body = CrmActionIn.model_validate(request.get_json(silent=True) or {})
+    body = CrmActionIn.model_validate(json_body())
     engine = engine_of(current_app)
     me = _me()
     conversation = engine.access_agent_chat(me.agent_id, conversation_id.lower())
@@ -128,9 +128,7 @@ def create_crm_record(conversation_id: str) -> dict[str, Any]:
             )
     except DataverseError as error:
         log.warning("creating a %s from chat %s failed: %s", body.kind, conversation_id, error)
-        failure = ApiError(f"CRM refused the {body.kind}: {error.message}", code="crm_error")
-        failure.http_status = 502
-        raise failure from error
+        raise CrmError.from_dataverse(error, doing=f"the {body.kind}") from error
     regarding = {key: str(value) for key, value in asdict(record).items()}
     engine.do_set_regarding(
         me.agent_id,

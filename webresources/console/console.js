@@ -1137,6 +1137,13 @@
         href: "#", "data-testid": "contact-link", "data-id": contact.id, text: contact.name || contact.id,
         onclick: (event) => { event.preventDefault(); openRegarding(target); },
       }));
+      // Found from what the page claimed (context, pre-chat form): a suggestion only.
+      if (contact.verified === false) {
+        line.append(" ", el("span", {
+          class: "id-badge", "data-testid": "contact-unverified", "data-verified": "false",
+          text: "Unverified: from the page's claim",
+        }));
+      }
     } else {
       line.replaceChildren(el("span", { class: "muted", text: "No contact found for this visitor." }));
     }
