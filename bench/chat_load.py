@@ -46,8 +46,14 @@ from typing import Any
 import requests
 from simple_websocket import Client
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from connector.app import create_app
+from connector.crm.connection import open_embedded
+from connector.crm.handshake import SignedInUser
+from connector.dataverse import transport
+from connector.dataverse_local import add_user
+from connector.demo import admin_client
+from connector.settings import Settings
+from connector.web import auth
 
 SECRET = "bench-secret-" + "x" * 40
 # Every open websocket holds a thread (two with simple_websocket's reader); small stacks
@@ -81,8 +87,6 @@ def serve_chat(data_dir: Path, port: int) -> None:
     threading.stack_size(THREAD_STACK_BYTES)
     from werkzeug.serving import run_simple
 
-    from connector.dataverse import transport
-
     lock = threading.Lock()
     count = [0]
     original_send = transport.WsgiAdapter.send
@@ -93,8 +97,6 @@ def serve_chat(data_dir: Path, port: int) -> None:
         return original_send(self, request, **kwargs)
 
     transport.WsgiAdapter.send = counting_send  # type: ignore[method-assign]
-
-    from connector.app import create_app
 
     app = create_app({"data_dir": data_dir, "port": port, "log_level": "WARNING"})
 
@@ -140,10 +142,6 @@ def serve_echo(port: int) -> None:
 
 def seed(data_dir: Path, pairs: int) -> list[dict[str, str]]:
     """N agents, topics and widgets in the embedded Dataverse; returns the pairs."""
-    from connector.crm.connection import open_embedded
-    from connector.dataverse_local import add_user
-    from connector.demo import admin_client
-    from connector.settings import Settings
 
     settings = Settings(data_dir=data_dir, secret_key=SECRET)
     store, app = open_embedded(settings)
@@ -188,9 +186,6 @@ def seed(data_dir: Path, pairs: int) -> list[dict[str, str]]:
 
 def agent_token(user_id: str) -> str:
     from flask import Flask
-
-    from connector.crm.handshake import SignedInUser
-    from connector.web import auth
 
     app = Flask("tokens")
     auth.init_app(app, secret=SECRET.encode())

@@ -112,10 +112,11 @@ def _init_chat(
     start: bool,
 ) -> None:
     """The live chat engine with its Directory (cached CRM config) and Outbox."""
+    owned_directory: Any = None
     if directory is None:
         from connector.crm.directory import Directory
 
-        directory = Directory(client)
+        owned_directory = directory = Directory(client)
     owned_outbox: Any = None
     if outbox is None:
         from connector.crm.outbox import Outbox
@@ -131,7 +132,10 @@ def _init_chat(
     app.extensions["crmchat.outbox"] = outbox
     app.extensions["crmchat.chat"] = engine
     app.extensions["crmchat.owned_outbox"] = owned_outbox
+    app.extensions["crmchat.owned_directory"] = owned_directory
     if start:
+        if owned_directory is not None:
+            owned_directory.start()
         engine.start()
         if owned_outbox is not None:
             owned_outbox.start()
@@ -141,6 +145,9 @@ def stop_app(app: Flask) -> None:
     """Stop the chat's background threads and close its state (for tests and shutdown)."""
     engine: ChatEngine = app.extensions["crmchat.chat"]
     engine.stop()
+    owned_directory = app.extensions.get("crmchat.owned_directory")
+    if owned_directory is not None:
+        owned_directory.stop()
     owned_outbox = app.extensions.get("crmchat.owned_outbox")
     if owned_outbox is not None:
         owned_outbox.stop()

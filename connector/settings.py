@@ -12,9 +12,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+from connector.solution.paths import FILES_ROOT, REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["REPO_ROOT", "Settings"]
+
+# From a checkout the data folder sits in it; an installed package keeps it in the
+# working directory.
+DEFAULT_DATA_DIR = REPO_ROOT / "data" if FILES_ROOT == REPO_ROOT else Path("data")
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -35,7 +39,7 @@ class Settings(BaseSettings):
     certificate_thumbprint: str = ""
 
     region: str = "centralus"
-    data_dir: Path = REPO_ROOT / "data"
+    data_dir: Path = DEFAULT_DATA_DIR
     host: str = "127.0.0.1"
     port: int = Field(default=8600, ge=1, le=65535)
     log_level: LogLevel = "INFO"

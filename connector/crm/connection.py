@@ -30,6 +30,7 @@ __all__ = [
     "Connection",
     "connect",
     "embedded_token",
+    "open_embedded",
 ]
 
 DATAVERSE_PATH = "/api/data/v9.2"
@@ -64,7 +65,7 @@ def _service_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
-def _open_embedded(settings: Settings) -> tuple[Any, Any]:
+def open_embedded(settings: Settings) -> tuple[Any, Any]:
     """The embedded Dataverse's store (seeded, with the service user) and its WSGI app."""
     from connector.dataverse_local import (
         ServiceProtection,
@@ -115,7 +116,7 @@ def connect(settings: Settings) -> Connection:
 
     from connector.dataverse_local import issue_token
 
-    store, app = _open_embedded(settings)
+    store, app = open_embedded(settings)
     signing_secret = store.signing_secret
     session = requests.Session()
     session.mount(EMBEDDED_ORIGIN, WsgiAdapter(app))
