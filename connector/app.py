@@ -17,6 +17,7 @@ from connector.chat.state import SqliteLiveState
 from connector.chat.tokens import ChatTokens
 from connector.crm.chat_activity import CHAT_ACTIVITY_KIND, chat_activity_handler
 from connector.crm.connection import DATAVERSE_PATH, connect
+from connector.logs import configure_logging
 from connector.settings import Settings
 from connector.web import (
     admin,
@@ -29,12 +30,13 @@ from connector.web import (
     health,
     internal_api,
     pages,
+    request_log,
     sockets,
     standin,
     widget_api,
 )
 
-__all__ = ["create_app", "run_server", "settings_of", "stop_app"]
+__all__ = ["create_app", "print_addresses", "run_server", "settings_of", "stop_app"]
 
 log = logging.getLogger("crmchat")
 
@@ -57,9 +59,7 @@ def create_app(
     `stop_app(app)` stops them and closes the live state.
     """
     settings = Settings(**dict(overrides or {}))
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     connection = connect(settings)
 
@@ -67,12 +67,11 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # the service's own API takes small JSON
     app.extensions["crmchat.settings"] = settings
     app.extensions["crmchat.dataverse"] = connection.client
+    request_log.init_app(app)
     errors.init_app(app)
     cors.init_app(app)
     auth.init_app(app, secret=connection.service_secret)
-    _init_chat(
-        app, settings, connection.client, connection.service_secret, directory, outbox, start
-    )
+    _init_chat(app, settings, connection.client, connection.service_secret, directory, outbox)
     app.config["SOCK_SERVER_OPTIONS"] = sockets.SOCK_SERVER_OPTIONS
     for blueprint in (
         health.bp,
@@ -99,6 +98,8 @@ def create_app(
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=1, x_proto=1, x_host=1
         )
+    if start:
+        _start_chat(app)
     return app
 
 
@@ -109,7 +110,6 @@ def _init_chat(
     secret: bytes,
     directory: DirectoryLike | None,
     outbox: OutboxLike | None,
-    start: bool,
 ) -> None:
     """The live chat engine with its Directory (cached CRM config) and Outbox."""
     owned_directory: Any = None
@@ -133,12 +133,18 @@ def _init_chat(
     app.extensions["crmchat.chat"] = engine
     app.extensions["crmchat.owned_outbox"] = owned_outbox
     app.extensions["crmchat.owned_directory"] = owned_directory
-    if start:
-        if owned_directory is not None:
-            owned_directory.start()
-        engine.start()
-        if owned_outbox is not None:
-            owned_outbox.start()
+
+
+def _start_chat(app: Flask) -> None:
+    """Start the background threads, once the demo records (if any) are in Dataverse: the
+    Directory's first snapshot is read here."""
+    owned_directory = app.extensions.get("crmchat.owned_directory")
+    if owned_directory is not None:
+        owned_directory.start()
+    app.extensions["crmchat.chat"].start()
+    owned_outbox = app.extensions.get("crmchat.owned_outbox")
+    if owned_outbox is not None:
+        owned_outbox.start()
 
 
 def stop_app(app: Flask) -> None:
@@ -160,15 +166,20 @@ def settings_of(app: Flask) -> Settings:
     return settings
 
 
-def run_server(app: Flask) -> None:
-    """Serve `app` on the configured host and port, one thread per connection."""
-    from werkzeug.serving import run_simple
-
-    settings = settings_of(app)
+def print_addresses(settings: Settings) -> None:
+    """Where to open the service, printed at start."""
     print(f"CRM Chat is running at {settings.public_url}/", flush=True)
     if settings.embedded:
         print(f"  embedded Dataverse Web API: {settings.public_url}{DATAVERSE_PATH}/", flush=True)
         print(f"  the CRM Chat app (local stand-in): {settings.public_url}/app/", flush=True)
         print(f"  demo website with the chat widget: {settings.public_url}/demo/", flush=True)
     print(f"  settings page: {settings.public_url}/webresources/settings/index.html", flush=True)
+
+
+def run_server(app: Flask) -> None:
+    """Development only (`crmchat serve --dev`): werkzeug, one thread per connection."""
+    from werkzeug.serving import run_simple
+
+    settings = settings_of(app)
+    print_addresses(settings)
     run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)

@@ -1,6 +1,6 @@
 """`crmchat`: run the service, the embedded Dataverse, pack the solution, manage settings.
 
-    crmchat serve                       the chat service (embedded Dataverse by default)
+    crmchat serve [--dev]               the chat service under gunicorn (--dev: werkzeug)
     crmchat dataverse serve             the embedded Dataverse alone (HTTP or HTTPS)
     crmchat dataverse token [--user U]  a bearer token the embedded Dataverse accepts
     crmchat solution pack [--out DIR]   the importable solution zip
@@ -35,11 +35,40 @@ def _read_word(prompt: str, *, confirm: bool = False) -> str:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from connector.app import create_app, run_server
+    from pydantic import ValidationError
 
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
-    app = create_app(overrides)
-    run_server(app)
+    from connector.settings import Settings
+    from connector.web.health import disk_problem
+
+    overrides = {
+        k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        print(f"crmchat: {where}: {first['msg']}", file=sys.stderr)
+        return 2
+    problem = disk_problem(settings.data_dir)
+    if problem is not None:
+        print(f"crmchat: {problem}", file=sys.stderr)
+        return 2
+    if args.dev:
+        from connector.app import create_app, run_server
+
+        run_server(create_app(overrides))
+        return 0
+
+    from connector.app import create_app, print_addresses
+    from connector.server import check_workers, serve
+
+    refusal = check_workers(settings)
+    if refusal is not None:
+        print(f"crmchat: {refusal}", file=sys.stderr)
+        return 2
+    print_addresses(settings)
+    serve(settings, lambda: create_app(overrides))
     return 0
 
 
@@ -154,6 +183,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the chat service")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="worker processes (more than 1 needs Redis)")
+    serve.add_argument(
+        "--dev", action="store_true", help="werkzeug's development server instead of gunicorn"
+    )
     serve.set_defaults(run=_cmd_serve)
 
     dataverse = commands.add_parser("dataverse", help="the embedded Dataverse")

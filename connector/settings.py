@@ -53,6 +53,24 @@ class Settings(BaseSettings):
     embedded_max_requests: int = Field(default=0, ge=0)
     embedded_window_secs: int = Field(default=300, ge=1)
 
+    # --- the production server (`crmchat serve`; `--dev` runs werkzeug instead) ---
+    # Redis for several processes (scale-out, not built yet). Empty: one process, local state.
+    redis_url: SecretStr | None = None
+    # Worker processes; more than one needs CRMCHAT_REDIS_URL (each would hold its own chats).
+    workers: int = Field(default=1, ge=1, le=64)
+    # Threads per worker: every open websocket holds one, so this caps sockets per process.
+    threads: int = Field(default=1000, ge=4, le=10_000)
+    # A request head not complete after this long is dropped (a half-open request).
+    header_timeout_secs: float = Field(default=10.0, gt=0, le=300)
+    # Idle keep-alive HTTP connections are closed after this long.
+    keepalive_secs: int = Field(default=5, ge=0, le=300)
+    # On SIGTERM: sockets are told to reconnect, then requests get this long to finish.
+    graceful_timeout_secs: int = Field(default=20, gt=0, le=600)
+    # `/readyz` asks Dataverse at most this often (the answer is cached in between).
+    readyz_dataverse_secs: float = Field(default=15.0, ge=0, le=3600)
+    # "json": one JSON object per line (production); "text": readable lines (development).
+    log_format: Literal["json", "text"] = "json"
+
     @field_validator("dataverse_url")
     @classmethod
     def _https_only(cls, value: str) -> str:
