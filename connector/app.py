@@ -29,6 +29,7 @@ from connector.web import (
     errors,
     health,
     internal_api,
+    metrics_page,
     pages,
     request_log,
     sockets,
@@ -75,6 +76,7 @@ def create_app(
     app.config["SOCK_SERVER_OPTIONS"] = sockets.SOCK_SERVER_OPTIONS
     for blueprint in (
         health.bp,
+        metrics_page.bp,
         auth.bp,
         admin.bp,
         designer_api.bp,

@@ -69,14 +69,16 @@ class ServiceProcess:
         deadline = time.monotonic() + START_SECS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"the service exited: {self.log_path.read_text()[-3000:]}")
+                raise AssertionError(f"the service exited: {self.log_text()[-3000:]}")
             try:
-                if requests.get(self.url + "/livez", timeout=1).status_code == 200:
+                # The port is bound before the worker has loaded the app: wait for it.
+                if requests.get(self.url + "/livez", timeout=5).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             time.sleep(0.1)
-        raise AssertionError(f"the service did not start: {self.log_path.read_text()[-3000:]}")
+        self.stop()
+        raise AssertionError(f"the service did not start: {self.log_text()[-3000:]}")
 
     def terminate(self) -> None:
         assert self.process is not None
@@ -106,3 +108,63 @@ class ServiceProcess:
             if line.startswith("{"):
                 lines.append(json.loads(line))
         return lines
+
+
+def chat_through(base_url: str, *, agent_token_value: str | None = None) -> dict[str, Any]:
+    """A whole chat on the demo Sales widget at `base_url` (http or https): Sam signs in on
+    the agent socket, a visitor starts, Sam accepts, both send a message. Returns what was
+    seen; the sockets are closed."""
+    from simple_websocket import Client
+    from test_sockets import Ws
+
+    from connector.demo import SALES_WIDGET_ID, SAM_USER_ID
+
+    ws_base = base_url.replace("http", "ws", 1)
+    token = agent_token_value or agent_token(SAM_USER_ID)
+    agent = Ws(Client.connect(f"{ws_base}/ws/agent?token={token}"))
+    visitor = Ws(Client.connect(f"{ws_base}/ws/visitor"))
+    try:
+        agent.expect("snapshot")
+        visitor.send(
+            {
+                "type": "hello",
+                "widget_id": SALES_WIDGET_ID,
+                "visitor_id": "visitor-through-01",
+                "page": {"url": "https://shop.example/", "title": "Shop"},
+            }
+        )
+        visitor.expect("hello.ok")
+        visitor.send(
+            {
+                "type": "chat.start",
+                "client_id": "start-1",
+                "fields": {"firstname": "Vera", "lastname": "Visitor", "email": "vera@example.com"},
+            }
+        )
+        conversation_id = visitor.expect("chat.started")["conversation_id"]
+        agent.expect("chat.offered")
+        agent.send({"type": "chat.accept", "conversation_id": conversation_id})
+        agent.expect("chat.accepted")
+        visitor.expect("chat.accepted")
+        visitor.send({"type": "message.send", "client_id": "v1", "text": "Hello through"})
+        relayed = agent.expect("message.created", client_id="v1")
+        agent.send(
+            {
+                "type": "message.send",
+                "conversation_id": conversation_id,
+                "client_id": "a1",
+                "text": "Hi back",
+            }
+        )
+        answer = visitor.expect("message.created", client_id="a1")
+        return {
+            "conversation_id": conversation_id,
+            "agent_saw": relayed["text"],
+            "visitor_saw": answer["text"],
+            "agent": agent,
+            "visitor": visitor,
+        }
+    except BaseException:
+        agent.close()
+        visitor.close()
+        raise

@@ -97,6 +97,15 @@ def open_embedded(settings: Settings) -> tuple[Any, Any]:
     return store, create_dataverse_app(store, limits=limits)
 
 
+def _counted_session() -> requests.Session:
+    """A session whose every Dataverse answer is counted by status (`/metrics`)."""
+    from connector.metrics import observe_dataverse_response
+
+    session = requests.Session()
+    session.hooks["response"].append(observe_dataverse_response)
+    return session
+
+
 def connect(settings: Settings) -> Connection:
     """The Dataverse client the settings ask for (see module docstring)."""
     secret = _service_secret(settings)
@@ -111,14 +120,16 @@ def connect(settings: Settings) -> Connection:
             certificate_path=str(settings.certificate_path) if settings.certificate_path else None,
             certificate_thumbprint=settings.certificate_thumbprint or None,
         )
-        client = DataverseClient(f"{settings.dataverse_url}{DATAVERSE_PATH}/", tokens)
+        client = DataverseClient(
+            f"{settings.dataverse_url}{DATAVERSE_PATH}/", tokens, session=_counted_session()
+        )
         return Connection(client=client, service_secret=secret)
 
     from connector.dataverse_local import issue_token
 
     store, app = open_embedded(settings)
     signing_secret = store.signing_secret
-    session = requests.Session()
+    session = _counted_session()
     session.mount(EMBEDDED_ORIGIN, WsgiAdapter(app))
     service_tokens = CallableTokenProvider(
         lambda: issue_token(
