@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup run test lint bench pack chromium
+.PHONY: setup run test lint bench pack chromium nginx
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/crmchat serve
 
-test: lint chromium
+test: lint chromium nginx
 	$(BIN)/python -m pytest
 
 # The browser tests (tests/browser) drive Debian's Chromium. Installed here when missing
@@ -30,6 +30,18 @@ chromium:
 	else \
 		echo "chromium is missing: the browser tests will fail. Run 'sudo apt-get install chromium'" \
 			"or set CRMCHAT_SKIP_BROWSER_TESTS=1." >&2; \
+	fi
+
+# tests/test_proxy_nginx.py runs Debian's nginx in front of the service: installed here when
+# missing, like chromium; otherwise that test fails and says so, unless
+# CRMCHAT_SKIP_NGINX_TESTS=1.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || [ "$$CRMCHAT_SKIP_NGINX_TESTS" = 1 ] || \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx; \
+	else \
+		echo "nginx is missing: the proxy test will fail. Run 'sudo apt-get install nginx'" \
+			"or set CRMCHAT_SKIP_NGINX_TESTS=1." >&2; \
 	fi
 
 lint: setup

@@ -110,7 +110,9 @@ class ServiceProcess:
         return lines
 
 
-def chat_through(base_url: str, *, agent_token_value: str | None = None) -> dict[str, Any]:
+def chat_through(
+    base_url: str, *, agent_token_value: str | None = None, ssl_context: Any = None
+) -> dict[str, Any]:
     """A whole chat on the demo Sales widget at `base_url` (http or https): Sam signs in on
     the agent socket, a visitor starts, Sam accepts, both send a message. Returns what was
     seen; the sockets are closed."""
@@ -121,8 +123,8 @@ def chat_through(base_url: str, *, agent_token_value: str | None = None) -> dict
 
     ws_base = base_url.replace("http", "ws", 1)
     token = agent_token_value or agent_token(SAM_USER_ID)
-    agent = Ws(Client.connect(f"{ws_base}/ws/agent?token={token}"))
-    visitor = Ws(Client.connect(f"{ws_base}/ws/visitor"))
+    agent = Ws(Client.connect(f"{ws_base}/ws/agent?token={token}", ssl_context=ssl_context))
+    visitor = Ws(Client.connect(f"{ws_base}/ws/visitor", ssl_context=ssl_context))
     try:
         agent.expect("snapshot")
         visitor.send(
