@@ -80,16 +80,38 @@ def _cmd_dataverse_serve(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("crmchat: give both --tls-cert and --tls-key, or neither", file=sys.stderr)
         return 2
+    _prepare_shared_dataverse(db, demo=args.demo)
     serve(host=args.host, port=args.port, db_path=db, tls_cert=args.tls_cert, tls_key=args.tls_key)
     return 0
+
+
+def _prepare_shared_dataverse(db: Path, *, demo: bool) -> None:
+    """The service's application user (so service processes can be given its token), and
+    the demo records when asked for."""
+    from connector.crm.connection import ensure_service_user
+    from connector.dataverse_local import create_dataverse_app
+
+    app = create_dataverse_app(db)
+    try:
+        ensure_service_user(app.store)
+        if demo:
+            from connector.demo import seed_demo
+
+            seed_demo(app)
+    finally:
+        app.store.close()
 
 
 def _cmd_dataverse_token(args: argparse.Namespace) -> int:
     from connector.crm.connection import embedded_token
     from connector.settings import Settings
 
+    if args.days <= 0:
+        print("crmchat: --days must be positive", file=sys.stderr)
+        return 2
     try:
-        print(embedded_token(args.db or Settings().embedded_db, user=args.user))
+        db = args.db or Settings().embedded_db
+        print(embedded_token(db, user=args.user, lifetime_secs=int(args.days * 86400)))
     except LookupError as error:
         print(f"crmchat: {error}", file=sys.stderr)
         return 2
@@ -197,12 +219,18 @@ def _parser() -> argparse.ArgumentParser:
     dv_serve.add_argument("--db", type=Path, help="SQLite file (default: the data folder's)")
     dv_serve.add_argument("--tls-cert", type=Path, help="PEM certificate: serve HTTPS")
     dv_serve.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+    dv_serve.add_argument(
+        "--demo", action="store_true", help="create the demo agents, widgets and records"
+    )
     dv_serve.set_defaults(run=_cmd_dataverse_serve)
     dv_token = dv.add_parser("token", help="print a bearer token for a system user")
     dv_token.add_argument(
         "--user", default="admin", help="domain name, its part before @, or full name"
     )
     dv_token.add_argument("--db", type=Path)
+    dv_token.add_argument(
+        "--days", type=float, default=1 / 24, help="how long the token is valid (default 1 h)"
+    )
     dv_token.set_defaults(run=_cmd_dataverse_token)
 
     solution = commands.add_parser("solution", help="the Dataverse solution")

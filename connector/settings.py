@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     client_secret: SecretStr | None = None
     certificate_path: Path | None = None
     certificate_thumbprint: str = ""
+    # Instead of Entra: a bearer token the Dataverse at CRMCHAT_DATAVERSE_URL takes as it is.
+    # For the embedded Dataverse served alone (`crmchat dataverse serve`), shared by several
+    # service processes: `crmchat dataverse token --user crmchat-service@crmchat.local`.
+    dataverse_token: SecretStr | None = None
+    # A PEM file of certificates to trust for CRMCHAT_DATAVERSE_URL (a self-signed one).
+    dataverse_ca_bundle: Path | None = None
 
     region: str = "centralus"
     data_dir: Path = DEFAULT_DATA_DIR

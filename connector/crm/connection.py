@@ -20,6 +20,7 @@ from connector.dataverse import (
     CallableTokenProvider,
     DataverseClient,
     MsalTokenProvider,
+    StaticTokenProvider,
 )
 from connector.dataverse.transport import WsgiAdapter
 from connector.settings import Settings
@@ -30,6 +31,7 @@ __all__ = [
     "Connection",
     "connect",
     "embedded_token",
+    "ensure_service_user",
     "open_embedded",
 ]
 
@@ -65,21 +67,11 @@ def _service_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
-def open_embedded(settings: Settings) -> tuple[Any, Any]:
-    """The embedded Dataverse's store (seeded, with the service user) and its WSGI app."""
-    from connector.dataverse_local import (
-        ServiceProtection,
-        add_user,
-        create_dataverse_app,
-        ensure_seeded,
-        open_store,
-    )
-    from connector.solution.reader import load_schema
+def ensure_service_user(store: Any) -> None:
+    """The service's application user (CRM Chat Administrator) in an embedded store."""
+    from connector.dataverse_local import add_user
 
-    schema = load_schema()
-    store = open_store(settings.embedded_db, schema)
-    ensure_seeded(store)
-    role_ids = [role.id for role in schema.roles if role.name == SERVICE_ROLE_NAME]
+    role_ids = [role.id for role in store.schema.roles if role.name == SERVICE_ROLE_NAME]
     add_user(
         store,
         domain_name=SERVICE_USER_DOMAIN,
@@ -88,6 +80,21 @@ def open_embedded(settings: Settings) -> tuple[Any, Any]:
         user_id=SERVICE_USER_ID,
         role_ids=role_ids,
     )
+
+
+def open_embedded(settings: Settings) -> tuple[Any, Any]:
+    """The embedded Dataverse's store (seeded, with the service user) and its WSGI app."""
+    from connector.dataverse_local import (
+        ServiceProtection,
+        create_dataverse_app,
+        ensure_seeded,
+        open_store,
+    )
+    from connector.solution.reader import load_schema
+
+    store = open_store(settings.embedded_db, load_schema())
+    ensure_seeded(store)
+    ensure_service_user(store)
     limits = None
     if settings.embedded_max_requests:
         limits = ServiceProtection(
@@ -109,6 +116,20 @@ def _counted_session() -> requests.Session:
 def connect(settings: Settings) -> Connection:
     """The Dataverse client the settings ask for (see module docstring)."""
     secret = _service_secret(settings)
+    if not settings.embedded and settings.dataverse_token is not None:
+        # A Dataverse that takes a bearer token as it is: the embedded one served alone
+        # (`crmchat dataverse serve`), shared by several service processes.
+        session = _counted_session()
+        if settings.dataverse_ca_bundle is not None:
+            session.verify = str(settings.dataverse_ca_bundle)
+            # Else requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override this bundle.
+            session.trust_env = False
+        client = DataverseClient(
+            f"{settings.dataverse_url}{DATAVERSE_PATH}/",
+            StaticTokenProvider(settings.dataverse_token.get_secret_value()),
+            session=session,
+        )
+        return Connection(client=client, service_secret=secret)
     if not settings.embedded:
         tokens = MsalTokenProvider(
             tenant_id=settings.tenant_id,
@@ -140,7 +161,9 @@ def connect(settings: Settings) -> Connection:
     return Connection(client=client, service_secret=secret, embedded_app=app)
 
 
-def embedded_token(db_path: Path, *, user: str) -> str:
+def embedded_token(
+    db_path: Path, *, user: str, lifetime_secs: int = SERVICE_TOKEN_LIFETIME_SECS
+) -> str:
     """A bearer token the embedded Dataverse in `db_path` accepts for `user`.
 
     Raises LookupError when no system user matches `user`.
@@ -151,9 +174,10 @@ def embedded_token(db_path: Path, *, user: str) -> str:
     store = open_store(db_path, load_schema())
     try:
         ensure_seeded(store)
+        ensure_service_user(store)
         user_id = find_user(store, user)
         if user_id is None:
             raise LookupError(f"no system user named {user!r}")
-        return str(issue_token(store.signing_secret, user_id=user_id))
+        return str(issue_token(store.signing_secret, user_id=user_id, lifetime_secs=lifetime_secs))
     finally:
         store.close()
