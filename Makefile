@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# gunicorn, as in production (pure Python, installed by setup); `crmchat serve --dev` runs
+# werkzeug's development server instead.
 run: setup
 	$(BIN)/crmchat serve
 
@@ -54,6 +56,7 @@ bench: setup
 	$(BIN)/python bench/chat_load.py --pairs 100
 	$(BIN)/python bench/chat_load.py --pairs 500
 	$(BIN)/python bench/widget_weight.py
+	$(BIN)/python bench/server_workers.py --sockets 200 500
 
 pack: setup
 	$(BIN)/crmchat solution pack

@@ -11,8 +11,9 @@ What this adds to a plain gthread worker:
 - a deadline on the request head (`CRMCHAT_HEADER_TIMEOUT_SECS`): a connection that sent
   part of a request and stalled is closed instead of holding a thread for minutes;
 - graceful SIGTERM: stop accepting, close every open websocket with 1012 (Service Restart,
-  RFC 6455 §7.4 / IANA registry), which the widget and the console treat like any drop and
-  reconnect (to the next process), let requests in flight finish within
+  in the IANA WebSocket Close Code Number Registry, RFC 6455 §11.7), which the widget and
+  the console treat like any drop and reconnect (to the next process), let requests in
+  flight finish within
   `CRMCHAT_GRACEFUL_TIMEOUT_SECS`, stop the engine and the outbox (pending writes stay in
   the outbox file for the next start), exit.
 

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     # "json": one JSON object per line (production); "text": readable lines (development).
     log_format: Literal["json", "text"] = "json"
 
+    @field_validator("redis_url", "dataverse_token", "dataverse_ca_bundle", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `CRMCHAT_REDIS_URL=` (as in the example env file) means "not configured".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("dataverse_url")
     @classmethod
     def _https_only(cls, value: str) -> str:

@@ -112,3 +112,14 @@ def test_the_cli_help_names_the_dev_server() -> None:
         timeout=60,
     )
     assert "--dev" in done.stdout and "--workers" in done.stdout
+
+
+def test_empty_optional_settings_mean_unset() -> None:
+    from connector.settings import Settings
+
+    settings = Settings(redis_url="", dataverse_token=" ", dataverse_ca_bundle="", workers=2)
+    assert settings.redis_url is None and settings.dataverse_token is None
+    assert settings.dataverse_ca_bundle is None
+    from connector.server import check_workers
+
+    assert check_workers(settings) is not None
