@@ -3,8 +3,9 @@
 1. Seeds a fresh data folder's embedded Dataverse with N agents (each with a system user
    holding the CRM Chat Agent role), N topics and N widgets: pair i is agent i <-> widget i
    (topic i), so every chat is offered to exactly one agent, as routing by topic intends.
-2. Starts the service (`create_app` + werkzeug's threaded server, what `crmchat serve`
-   runs) in a subprocess on a free port, with a counter on the in-process adapter to the
+2. Starts the service (`create_app` + werkzeug's threaded server, as `crmchat serve --dev`
+   runs it; production runs gunicorn, see bench/server_workers.py) in a subprocess on a
+   free port, with a counter on the in-process adapter to the
    embedded Dataverse, so every Dataverse request the service makes is counted.
 3. Starts a bare flask-sock echo server (same server, same thread model) in another
    subprocess and measures N concurrent clients, each sending MESSAGES frames at the
