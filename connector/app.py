@@ -17,6 +17,7 @@ from connector.chat.state import SqliteLiveState
 from connector.chat.tokens import ChatTokens
 from connector.crm.chat_activity import CHAT_ACTIVITY_KIND, chat_activity_handler
 from connector.crm.connection import DATAVERSE_PATH, connect
+from connector.logs import configure_logging
 from connector.private_files import make_private_dir
 from connector.settings import Settings
 from connector.web import (
@@ -29,13 +30,15 @@ from connector.web import (
     errors,
     health,
     internal_api,
+    metrics_page,
     pages,
+    request_log,
     sockets,
     standin,
     widget_api,
 )
 
-__all__ = ["create_app", "run_server", "settings_of", "stop_app"]
+__all__ = ["create_app", "print_addresses", "run_server", "settings_of", "stop_app"]
 
 log = logging.getLogger("crmchat")
 
@@ -58,9 +61,7 @@ def create_app(
     `stop_app(app)` stops them and closes the live state.
     """
     settings = Settings(**dict(overrides or {}))
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     make_private_dir(settings.data_dir)
     connection = connect(settings)
 
@@ -68,15 +69,15 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # the service's own API takes small JSON
     app.extensions["crmchat.settings"] = settings
     app.extensions["crmchat.dataverse"] = connection.client
+    request_log.init_app(app)
     errors.init_app(app)
     cors.init_app(app)
     auth.init_app(app, secret=connection.service_secret, client=connection.client)
-    _init_chat(
-        app, settings, connection.client, connection.service_secret, directory, outbox, start
-    )
+    _init_chat(app, settings, connection.client, connection.service_secret, directory, outbox)
     app.config["SOCK_SERVER_OPTIONS"] = sockets.SOCK_SERVER_OPTIONS
     for blueprint in (
         health.bp,
+        metrics_page.bp,
         auth.bp,
         admin.bp,
         designer_api.bp,
@@ -100,6 +101,8 @@ def create_app(
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=1, x_proto=1, x_host=1
         )
+    if start:
+        _start_chat(app)
     return app
 
 
@@ -110,13 +113,13 @@ def _init_chat(
     secret: bytes,
     directory: DirectoryLike | None,
     outbox: OutboxLike | None,
-    start: bool,
 ) -> None:
     """The live chat engine with its Directory (cached CRM config) and Outbox."""
+    owned_directory: Any = None
     if directory is None:
         from connector.crm.directory import Directory
 
-        directory = Directory(client)
+        owned_directory = directory = Directory(client)
     owned_outbox: Any = None
     if outbox is None:
         from connector.crm.outbox import Outbox
@@ -132,16 +135,30 @@ def _init_chat(
     app.extensions["crmchat.outbox"] = outbox
     app.extensions["crmchat.chat"] = engine
     app.extensions["crmchat.owned_outbox"] = owned_outbox
-    if start:
-        engine.start()
-        if owned_outbox is not None:
-            owned_outbox.start()
+    app.extensions["crmchat.owned_directory"] = owned_directory
+    if owned_directory is not None:
+        owned_directory.on_refresh(engine.do_refresh_availability)
+
+
+def _start_chat(app: Flask) -> None:
+    """Start the background threads, once the demo records (if any) are in Dataverse: the
+    Directory's first snapshot is read here."""
+    owned_directory = app.extensions.get("crmchat.owned_directory")
+    if owned_directory is not None:
+        owned_directory.start()
+    app.extensions["crmchat.chat"].start()
+    owned_outbox = app.extensions.get("crmchat.owned_outbox")
+    if owned_outbox is not None:
+        owned_outbox.start()
 
 
 def stop_app(app: Flask) -> None:
     """Stop the chat's background threads and close its state (for tests and shutdown)."""
     engine: ChatEngine = app.extensions["crmchat.chat"]
     engine.stop()
+    owned_directory = app.extensions.get("crmchat.owned_directory")
+    if owned_directory is not None:
+        owned_directory.stop()
     owned_outbox = app.extensions.get("crmchat.owned_outbox")
     if owned_outbox is not None:
         owned_outbox.stop()
@@ -154,19 +171,24 @@ def settings_of(app: Flask) -> Settings:
     return settings
 
 
-def run_server(app: Flask) -> None:
-    """Serve `app` on the configured host and port, one thread per connection."""
-    from werkzeug.serving import run_simple
-
-    from connector.http_server import JsonErrorRequestHandler
-
-    settings = settings_of(app)
+def print_addresses(settings: Settings) -> None:
+    """Where to open the service, printed at start."""
     print(f"CRM Chat is running at {settings.base_url}/", flush=True)
     if settings.embedded:
         print(f"  embedded Dataverse Web API: {settings.base_url}{DATAVERSE_PATH}/", flush=True)
         print(f"  the CRM Chat app (local stand-in): {settings.base_url}/app/", flush=True)
         print(f"  demo website with the chat widget: {settings.base_url}/demo/", flush=True)
     print(f"  settings page: {settings.base_url}/webresources/settings/index.html", flush=True)
+
+
+def run_server(app: Flask) -> None:
+    """Development only (`crmchat serve --dev`): werkzeug, one thread per connection."""
+    from werkzeug.serving import run_simple
+
+    from connector.http_server import JsonErrorRequestHandler
+
+    settings = settings_of(app)
+    print_addresses(settings)
     run_simple(
         settings.host,
         settings.port,
