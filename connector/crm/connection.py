@@ -2,7 +2,7 @@
 
 Either way the rest of the code holds one `DataverseClient`. On the embedded default the
 client's session hands requests to the embedded Dataverse's WSGI app in this process
-(`WsgiAdapter`), as the service's own application user, and the same app is mounted on the
+(`WsgiSession`), as the service's own application user, and the same app is mounted on the
 service at `DATAVERSE_PATH` for browsers.
 """
 
@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from connector.dataverse import (
     CallableTokenProvider,
     DataverseClient,
     MsalTokenProvider,
 )
-from connector.dataverse.transport import WsgiAdapter
+from connector.dataverse.transport import WsgiSession
 from connector.settings import Settings
 
 __all__ = [
@@ -117,14 +115,14 @@ def connect(settings: Settings) -> Connection:
 
     store, app = _open_embedded(settings)
     signing_secret = store.signing_secret
-    session = requests.Session()
-    session.mount(EMBEDDED_ORIGIN, WsgiAdapter(app))
     service_tokens = CallableTokenProvider(
         lambda: issue_token(
             signing_secret, user_id=SERVICE_USER_ID, lifetime_secs=SERVICE_TOKEN_LIFETIME_SECS
         )
     )
-    client = DataverseClient(f"{EMBEDDED_ORIGIN}{DATAVERSE_PATH}/", service_tokens, session=session)
+    client = DataverseClient(
+        f"{EMBEDDED_ORIGIN}{DATAVERSE_PATH}/", service_tokens, session=WsgiSession(app)
+    )
     return Connection(client=client, service_secret=secret, embedded_app=app)
 
 
