@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 import queue
 import re
@@ -364,9 +365,10 @@ class Store:
         finally:
             self._idle_readers.put(reader)
 
-    @property
+    @functools.cached_property
     def signing_secret(self) -> bytes:
-        """The secret that signs bearer tokens; generated once, kept in `_meta`."""
+        """The secret that signs bearer tokens; generated once, kept in `_meta` (and never
+        changed, so it is read once: every request checks its token against it)."""
         value = self.get_meta("signing_secret")
         if value is None:
             raise RuntimeError("store was not initialised")
