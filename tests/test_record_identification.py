@@ -2,7 +2,8 @@
 
 Identification (docs/protocol.md, "Record identification"): Email, else Name, else Phone
 finds the one active contact; several find none; a contact with exactly one active case
-links that case too. One Dataverse request per chat start (the contact, its open cases expanded), off the engine lock.
+links that case too. One Dataverse request per chat start (the contact, its open cases
+expanded), off the engine lock.
 """
 
 from __future__ import annotations
