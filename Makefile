@@ -39,9 +39,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/dataverse_requests.py
+	$(BIN)/python bench/dataverse_vs_sqlite.py
 	$(BIN)/python bench/chat_load.py --pairs 100
 	$(BIN)/python bench/chat_load.py --pairs 500
 	$(BIN)/python bench/widget_weight.py
+	$(BIN)/python bench/widget_wire.py
 
 pack: setup
 	$(BIN)/crmchat solution pack
