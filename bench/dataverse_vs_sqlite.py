@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sqlite3
 import statistics
 import sys
@@ -241,6 +242,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,10000,100000", help="contacts, comma-separated")
     parser.add_argument("--count", type=int, default=200, help="operations per timed round")
     args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per HTTP request
     figures: dict[str, float] = {}
     for size in (int(s) for s in args.sizes.split(",")):
         figures.update(_measure(size, args.count))
