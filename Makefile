@@ -65,11 +65,13 @@ lint: setup
 
 bench: setup redis
 	$(BIN)/python bench/dataverse_requests.py
+	$(BIN)/python bench/dataverse_vs_sqlite.py
 	$(BIN)/python bench/chat_load.py --pairs 100
 	$(BIN)/python bench/chat_load.py --pairs 500
 	$(BIN)/python bench/widget_weight.py
 	$(BIN)/python bench/live_primitives.py
 	$(BIN)/python bench/server_workers.py --sockets 200 500
+	$(BIN)/python bench/widget_wire.py
 
 pack: setup
 	$(BIN)/crmchat solution pack

@@ -90,14 +90,14 @@ def serve_chat(data_dir: Path, port: int) -> None:
 
     lock = threading.Lock()
     count = [0]
-    original_send = transport.WsgiAdapter.send
+    original_call = transport.call_app
 
-    def counting_send(self: Any, request: Any, **kwargs: Any) -> Any:
+    def counting_call(*args: Any) -> Any:
         with lock:
             count[0] += 1
-        return original_send(self, request, **kwargs)
+        return original_call(*args)
 
-    transport.WsgiAdapter.send = counting_send  # type: ignore[method-assign]
+    transport.call_app = counting_call
 
     app = create_app({"data_dir": data_dir, "port": port, "log_level": "WARNING"})
 

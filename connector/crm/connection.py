@@ -2,7 +2,7 @@
 
 Either way the rest of the code holds one `DataverseClient`. On the embedded default the
 client's session hands requests to the embedded Dataverse's WSGI app in this process
-(`WsgiAdapter`), as the service's own application user, and the same app is mounted on the
+(`WsgiSession`), as the service's own application user, and the same app is mounted on the
 service at `DATAVERSE_PATH` for browsers.
 """
 
@@ -22,7 +22,7 @@ from connector.dataverse import (
     MsalTokenProvider,
     StaticTokenProvider,
 )
-from connector.dataverse.transport import WsgiAdapter
+from connector.dataverse.transport import WsgiSession
 from connector.private_files import make_private_dir
 from connector.settings import Settings
 
@@ -153,17 +153,20 @@ def connect(settings: Settings) -> Connection:
         return Connection(client=client, service_secret=secret)
 
     from connector.dataverse_local import issue_token
+    from connector.metrics import observe_dataverse_response
 
     store, app = open_embedded(settings)
     signing_secret = store.signing_secret
-    session = _counted_session()
-    session.mount(EMBEDDED_ORIGIN, WsgiAdapter(app))
     service_tokens = CallableTokenProvider(
         lambda: issue_token(
             signing_secret, user_id=SERVICE_USER_ID, lifetime_secs=SERVICE_TOKEN_LIFETIME_SECS
         )
     )
-    client = DataverseClient(f"{EMBEDDED_ORIGIN}{DATAVERSE_PATH}/", service_tokens, session=session)
+    client = DataverseClient(
+        f"{EMBEDDED_ORIGIN}{DATAVERSE_PATH}/",
+        service_tokens,
+        session=WsgiSession(app, on_response=observe_dataverse_response),
+    )
     return Connection(client=client, service_secret=secret, embedded_app=app)
 
 
