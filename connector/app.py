@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from flask import Flask
@@ -11,7 +12,8 @@ from flask_compress import Compress
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from connector.chat.actions import ChatEngine
+from connector.chat.actions import conversations
+from connector.chat.engine import ChatEngine
 from connector.chat.hub import Hub
 from connector.chat.ports import DirectoryLike, OutboxLike
 from connector.chat.state import SqliteLiveState
@@ -165,7 +167,7 @@ def _init_chat(
     app.extensions["crmchat.owned_outbox"] = owned_outbox
     app.extensions["crmchat.owned_directory"] = owned_directory
     if owned_directory is not None:
-        owned_directory.on_refresh(engine.do_refresh_availability)
+        owned_directory.on_refresh(partial(conversations.do_refresh_availability, engine))
 
 
 def _start_chat(app: Flask) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from connector.chat.actions import conversations
 from connector.crm import org_settings
 from connector.crm.secret_word import MAX_LENGTH, SecretWordError, TooManyGuesses
 from connector.regions import all_regions, find_region
@@ -123,7 +124,7 @@ def _refresh_directory() -> None:
         invalidate()
     engine = current_app.extensions.get("crmchat.chat")
     if engine is not None:
-        engine.do_refresh_availability()
+        conversations.do_refresh_availability(engine)
 
 
 @bp.put("/admin/secret-word")

@@ -18,7 +18,8 @@ from flask_sock import Sock
 from itsdangerous import BadSignature
 
 from connector.chat import events
-from connector.chat.actions import ChatEngine
+from connector.chat.actions import agents, visitors
+from connector.chat.engine import ChatEngine
 from connector.chat.errors import ChatError, ChatUnavailable
 from connector.chat.frames import (
     AgentChatStart,
@@ -167,7 +168,8 @@ def visitor_socket(ws: Any) -> None:
     def act(frame: Any) -> None:
         match frame:
             case Hello():
-                engine.do_visitor_hello(
+                visitors.do_visitor_hello(
+                    engine,
                     session,
                     widget_id=frame.widget_id,
                     visitor_id=frame.visitor_id,
@@ -177,9 +179,10 @@ def visitor_socket(ws: Any) -> None:
                     identity_token=frame.identity.token if frame.identity else None,
                 )
             case PageFrame():
-                engine.do_visitor_page(session, page=frame.page.model_dump())
+                visitors.do_visitor_page(engine, session, page=frame.page.model_dump())
             case ChatStart():
-                engine.do_visitor_start(
+                visitors.do_visitor_start(
+                    engine,
                     session,
                     client_id=frame.client_id,
                     fields=frame.fields,
@@ -189,19 +192,21 @@ def visitor_socket(ws: Any) -> None:
             case TicketCreate():
                 _create_ticket(engine, session, frame)
             case VisitorSend():
-                engine.do_visitor_send(session, client_id=frame.client_id, text=frame.text)
+                visitors.do_visitor_send(
+                    engine, session, client_id=frame.client_id, text=frame.text
+                )
             case VisitorTyping():
-                engine.do_visitor_typing(session, on=frame.on)
+                visitors.do_visitor_typing(engine, session, on=frame.on)
             case VisitorEnd():
-                engine.do_visitor_end(session)
+                visitors.do_visitor_end(engine, session)
             case ChatRate():
-                engine.do_visitor_rate(session, rating=frame.rating)
+                visitors.do_visitor_rate(engine, session, rating=frame.rating)
 
     try:
         with open_sockets.track(ws, "visitor"):
             _serve(engine, ws, subscriber, parse_visitor_frame, act)
     finally:
-        engine.do_visitor_disconnect(session)
+        visitors.do_visitor_disconnect(engine, session)
 
 
 def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCreate) -> None:
@@ -209,7 +214,7 @@ def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCre
 
     Idempotent on the frame's client_id: the records' ids derive from it.
     """
-    plan = engine.prepare_ticket(session, fields=frame.fields)
+    plan = visitors.prepare_ticket(engine, session, fields=frame.fields)
     client = current_app.extensions["crmchat.dataverse"]
     contact = Regarding.from_dict({"table": "contact", **plan.contact}) if plan.contact else None
     contact_id, case_id = ticket_ids(plan.visitor_id, frame.client_id)
@@ -279,48 +284,57 @@ def agent_socket(ws: Any) -> None:
     def act(frame: Any) -> None:
         match frame:
             case StatusSet():
-                engine.do_agent_set_status(session, status=frame.status)
+                agents.do_agent_set_status(engine, session, status=frame.status)
             case ChatAccept():
-                engine.do_agent_accept(session, conversation_id=frame.conversation_id)
+                agents.do_agent_accept(engine, session, conversation_id=frame.conversation_id)
             case AgentSend():
-                engine.do_agent_send(
+                agents.do_agent_send(
+                    engine,
                     session,
                     conversation_id=frame.conversation_id,
                     client_id=frame.client_id,
                     text=frame.text,
                 )
             case ChatResync():
-                engine.do_agent_resync(
-                    session, conversation_id=frame.conversation_id, since_seq=frame.since_seq
+                agents.do_agent_resync(
+                    engine,
+                    session,
+                    conversation_id=frame.conversation_id,
+                    since_seq=frame.since_seq,
                 )
             case ChatInvite():
-                engine.do_agent_invite(
-                    session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
+                agents.do_agent_invite(
+                    engine, session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
                 )
             case ChatTransfer():
-                engine.do_agent_transfer(
-                    session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
+                agents.do_agent_transfer(
+                    engine, session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
                 )
             case AgentEnd():
-                engine.do_agent_end(session, conversation_id=frame.conversation_id)
+                agents.do_agent_end(engine, session, conversation_id=frame.conversation_id)
             case AgentChatStart():
-                engine.do_agent_chat_start(session, agent_id=frame.agent_id)
+                agents.do_agent_chat_start(engine, session, agent_id=frame.agent_id)
             case AgentTyping():
-                engine.do_agent_typing(session, conversation_id=frame.conversation_id, on=frame.on)
+                agents.do_agent_typing(
+                    engine, session, conversation_id=frame.conversation_id, on=frame.on
+                )
             case ChatLabels():
-                engine.do_agent_labels(
-                    session, conversation_id=frame.conversation_id, label_ids=frame.label_ids
+                agents.do_agent_labels(
+                    engine,
+                    session,
+                    conversation_id=frame.conversation_id,
+                    label_ids=frame.label_ids,
                 )
 
     def allowed() -> bool:
         return bool(current_roles_of(profile.user_id) & AGENT_ROLES)
 
-    engine.do_agent_connect(session)
+    agents.do_agent_connect(engine, session)
     try:
         with open_sockets.track(ws, "agent"):
             _serve(engine, ws, subscriber, parse_agent_frame, act, allowed=allowed)
     finally:
-        engine.do_agent_disconnect(session)
+        agents.do_agent_disconnect(engine, session)
 
 
 # Registered by call, not decorator: flask-sock's decorator is untyped.
