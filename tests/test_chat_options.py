@@ -42,6 +42,7 @@ from connector.chat.routing import AgentRoute, agents_for_chat
 from connector.crm.chat_activity import FinishedChat, chat_activity_payload
 from connector.crm.design import DesignError, TicketFallback, WidgetDesign, parse_design
 from connector.crm.directory import WidgetRecord
+from connector.services import services_of
 
 BOTH = "20000000-0000-0000-0000-000000000009"
 BARE = "20000000-0000-0000-0000-000000000008"
@@ -319,7 +320,7 @@ def test_agents_label_their_chats_and_the_activity_keeps_the_names(world: World)
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     running = Server(tmp_path, FakeOutbox())
-    add_widgets(running.app.extensions["crmchat.directory"])
+    add_widgets(services_of(running.app).directory)
     yield running
     running.stop()
 
@@ -333,7 +334,7 @@ def test_config_lists_the_topics_and_options_and_follows_the_switch(server: Serv
     assert body["enabled"] is True
     bare = client.get(f"/api/widgets/{BARE}/config").get_json()
     assert bare["topics"] == [] and bare["available"] is False
-    server.app.extensions["crmchat.directory"].chat_on = False
+    services_of(server.app).directory.chat_on = False
     off = client.get(f"/api/widgets/{SHOP}/config").get_json()
     assert off["enabled"] is False and off["available"] is False
 
@@ -384,7 +385,7 @@ def test_an_admin_switches_chat_off_and_every_widgets_config_says_so(
     )
     try:
         client = app.test_client()
-        service = app.extensions["crmchat.dataverse"]
+        service = services_of(app).dataverse
         topic = service.create(tables.TOPICS, {"crmchat_name": "Switch topic"})
         widget = service.create(
             tables.WIDGETS,
@@ -422,7 +423,7 @@ def test_unsubscribing_stops_chat_everywhere_and_keeps_every_record(
     )
     try:
         client = app.test_client()
-        service = app.extensions["crmchat.dataverse"]
+        service = services_of(app).dataverse
         topic = service.create(tables.TOPICS, {"crmchat_name": "Sub topic"})
         widget = service.create(
             tables.WIDGETS,
@@ -461,7 +462,7 @@ def test_unsubscribing_stops_chat_everywhere_and_keeps_every_record(
         assert off.status_code == 200 and off.get_json()["subscribed"] is False
         config = client.get(f"/api/widgets/{widget}/config").get_json()
         assert config["enabled"] is False and config["available"] is False  # widget hidden
-        assert app.extensions["crmchat.directory"].subscribed() is False
+        assert services_of(app).directory.subscribed() is False
         after = {
             name: len(list(service.list(entity_set, select=[key])))
             for name, entity_set, key in (

@@ -28,6 +28,7 @@ from connector.chat.hub import Subscriber
 from connector.chat.sessions import AgentSession, VisitorSession
 from connector.crm.handshake import SignedInUser
 from connector.dataverse_local import add_user
+from connector.services import services_of
 from connector.web.auth import issue_service_token
 from connector.web.sockets import engine_of
 
@@ -41,7 +42,7 @@ def app(tmp_path: Path) -> Iterator[Flask]:
         start=False,
     )
     # The agents' CRM users: the records they make from chats are theirs.
-    store = app.extensions["crmchat.standin"].store
+    store = services_of(app).standin.store
     add_user(store, domain_name="bob@crmchat.local", last_name="Bob", user_id=BOB_USER)
     yield app
     stop_app(app)
@@ -138,7 +139,7 @@ def test_a_case_from_a_chat_creates_the_contact_first(app: Flask, client: FlaskC
     regarding = response.get_json()["regarding"]
     assert regarding["table"] == "incident"
     assert bob_inbox.last("chat.updated")["chat"]["regarding"] == regarding
-    dataverse = app.extensions["crmchat.dataverse"]
+    dataverse = services_of(app).dataverse
     case = dataverse.retrieve("incidents", regarding["id"], select=["title", "_customerid_value"])
     contact = dataverse.retrieve("contacts", case["_customerid_value"], select=["emailaddress1"])
     assert contact["emailaddress1"] == "vera@example.com"
@@ -162,7 +163,7 @@ def test_records_from_a_chat_belong_to_the_agent_and_the_card_shows_the_contact(
 ) -> None:
     conversation_id, bob_inbox = active_chat(app)
     url = f"/api/agent/chats/{conversation_id}/crm"
-    dataverse = app.extensions["crmchat.dataverse"]
+    dataverse = services_of(app).dataverse
 
     contact = client.post(url, json={"kind": "contact"}, headers=bearer(app, BOB_USER))
     made = contact.get_json()["regarding"]

@@ -31,6 +31,7 @@ from connector.chat.model import ConversationKind
 from connector.chat.ports import AgentLike
 from connector.crm import tables
 from connector.dataverse import DataverseError
+from connector.services import services_of
 from connector.web.auth import AGENT_ROLES, current_user, require_roles
 from connector.web.errors import ApiError, CrmError, Forbidden, NotFound, json_body
 from connector.web.sockets import engine_of
@@ -100,7 +101,7 @@ def create_crm_record(conversation_id: str) -> dict[str, Any]:
 
     from connector.crm import regarding as crm
 
-    client = current_app.extensions["crmchat.dataverse"]
+    client = services_of(current_app).dataverse
     fields = dict(conversation.visitor_fields)
     subject = f"Chat with {conversation.visitor_name}"
     # The agent's records are theirs (ownerid), not the application user's that writes them.

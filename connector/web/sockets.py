@@ -15,7 +15,6 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 from flask_sock import Sock
-from itsdangerous import BadSignature
 
 from connector.chat import events
 from connector.chat.actions import agents, visitors
@@ -52,13 +51,17 @@ from connector.crm.identification import identify
 from connector.crm.regarding import Regarding
 from connector.crm.tickets import create_ticket, ticket_ids
 from connector.dataverse import DataverseError
+from connector.services import services_of
 from connector.web import open_sockets
 from connector.web.auth import (
     AGENT_ROLES,
-    SERVICE_TOKEN_MAX_AGE_SECS,
+    AGENT_SUBPROTOCOL,
     STANDING_MAX_AGE_SECS,
     current_roles_of,
+    signed_in_user,
+    socket_token,
 )
+from connector.web.errors import ApiError
 
 __all__ = ["SOCK_SERVER_OPTIONS", "bp", "client_ip", "engine_of", "sock"]
 
@@ -70,7 +73,12 @@ sock = Sock()
 # Pings keep proxies from closing idle sockets and find dead clients (no pong by the next
 # ping closes the socket). The size cap only guards memory: frames over 16 KiB are
 # refused politely by `connector.chat.frames` while the socket stays open.
-SOCK_SERVER_OPTIONS: dict[str, Any] = {"ping_interval": 25, "max_message_size": 1024 * 1024}
+SOCK_SERVER_OPTIONS: dict[str, Any] = {
+    "ping_interval": 25,
+    "max_message_size": 1024 * 1024,
+    # The agent socket's protocol; its token rides beside it (auth.agent_subprotocols).
+    "subprotocols": [AGENT_SUBPROTOCOL],
+}
 # WebSocket close code for a policy violation (RFC 6455).
 CLOSE_POLICY_VIOLATION = 1008
 # How long a refused socket waits for the client to close before the server does.
@@ -83,7 +91,7 @@ UNSUBSCRIBED_MESSAGE = (
 
 
 def engine_of(app: Any) -> ChatEngine:
-    engine: ChatEngine = app.extensions["crmchat.chat"]
+    engine: ChatEngine = services_of(app).engine
     return engine
 
 
@@ -215,7 +223,7 @@ def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCre
     Idempotent on the frame's client_id: the records' ids derive from it.
     """
     plan = visitors.prepare_ticket(engine, session, fields=frame.fields)
-    client = current_app.extensions["crmchat.dataverse"]
+    client = services_of(current_app).dataverse
     contact = Regarding.from_dict({"table": "contact", **plan.contact}) if plan.contact else None
     contact_id, case_id = ticket_ids(plan.visitor_id, frame.client_id)
     try:
@@ -261,20 +269,15 @@ def _refuse(ws: Any, code: str, message: str) -> None:
 
 def agent_socket(ws: Any) -> None:
     engine = engine_of(current_app)
-    serializer = current_app.extensions["crmchat.tokens"]
     try:
-        claims = serializer.loads(request.args.get("token", ""), max_age=SERVICE_TOKEN_MAX_AGE_SECS)
-    except BadSignature:
-        _refuse(ws, "not_signed_in", "Sign in first: the token is missing, invalid or expired.")
-        return
-    roles = frozenset(claims.get("roles", ())) & current_roles_of(str(claims.get("id", "")))
-    if not roles & AGENT_ROLES:
-        _refuse(ws, "forbidden", "Your security roles do not include CRM Chat Agent.")
+        user = signed_in_user(socket_token(), AGENT_ROLES)
+    except ApiError as error:
+        _refuse(ws, error.code, error.message)
         return
     if not engine.directory.subscribed():
         _refuse(ws, "unsubscribed", UNSUBSCRIBED_MESSAGE)
         return
-    profile = engine.directory.agent_for_user(str(claims.get("id", "")))
+    profile = engine.directory.agent_for_user(user.id)
     if profile is None:
         _refuse(ws, "forbidden", "You have no CRM Chat agent profile; ask your administrator.")
         return
