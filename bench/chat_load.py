@@ -53,6 +53,7 @@ from connector.crm.handshake import SignedInUser
 from connector.dataverse import transport
 from connector.dataverse_local import add_user
 from connector.demo import admin_client
+from connector.services import services_of
 from connector.settings import Settings
 from connector.web import auth
 
@@ -105,7 +106,7 @@ def serve_chat(data_dir: Path, port: int) -> None:
     def bench_state() -> dict[str, int]:
         return {
             "dataverse_requests": count[0],
-            "outbox_pending": app.extensions["crmchat.outbox"].pending(),
+            "outbox_pending": services_of(app).outbox.pending(),
             "threads": threading.active_count(),
         }
 
@@ -186,13 +187,8 @@ def seed(data_dir: Path, pairs: int) -> list[dict[str, str]]:
 
 
 def agent_token(user_id: str) -> str:
-    from flask import Flask
-
-    app = Flask("tokens")
-    auth.init_app(app, secret=SECRET.encode())
-    with app.app_context():
-        user = SignedInUser(user_id, "Agent", "agent@bench.local", frozenset({"CRM Chat Agent"}))
-        return auth.issue_service_token(user)
+    user = SignedInUser(user_id, "Agent", "agent@bench.local", frozenset({"CRM Chat Agent"}))
+    return auth.issue_service_token(user, signer=auth.service_token_signer(SECRET.encode()))
 
 
 # ------------------------------------------------------------------ clients
@@ -201,8 +197,8 @@ def agent_token(user_id: str) -> str:
 class Ws:
     """A client socket that finds frames by type."""
 
-    def __init__(self, url: str) -> None:
-        self.client = Client.connect(url)
+    def __init__(self, url: str, *, subprotocols: list[str] | None = None) -> None:
+        self.client = Client.connect(url, subprotocols=subprotocols)
         self.pending: list[dict[str, Any]] = []
 
     def send(self, frame: dict[str, Any]) -> None:
@@ -288,7 +284,7 @@ def run_chats(made: list[dict[str, str]], base: str, messages: int) -> dict[str,
     tokens = [agent_token(pair["user_id"]) for pair in made]
 
     def connect_agent(index: int) -> Ws:
-        agent = Ws(f"{ws_base}/ws/agent?token={tokens[index]}")
+        agent = Ws(f"{ws_base}/ws/agent", subprotocols=auth.agent_subprotocols(tokens[index]))
         # simple_websocket's Client leaves a frame that came with the handshake answer
         # unparsed until more bytes arrive: the pong brings them.
         agent.send({"type": "ping"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from flask import Flask
@@ -11,7 +12,9 @@ from flask_compress import Compress
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from connector.chat.actions import ChatEngine
+from connector import services
+from connector.chat.actions import conversations
+from connector.chat.engine import ChatEngine
 from connector.chat.hub import Hub
 from connector.chat.ports import DirectoryLike, OutboxLike
 from connector.chat.state import SqliteLiveState
@@ -20,6 +23,7 @@ from connector.crm.chat_activity import CHAT_ACTIVITY_KIND, chat_activity_handle
 from connector.crm.connection import DATAVERSE_PATH, connect
 from connector.logs import configure_logging
 from connector.private_files import make_private_dir
+from connector.services import Services, services_of
 from connector.settings import Settings
 from connector.web import (
     admin,
@@ -94,14 +98,14 @@ def create_app(
 
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # the service's own API takes small JSON
-    app.extensions["crmchat.settings"] = settings
-    app.extensions["crmchat.dataverse"] = connection.client
     request_log.init_app(app)
     errors.init_app(app)
     cors.init_app(app)
     _init_compression(app)
-    auth.init_app(app, secret=connection.service_secret, client=connection.client)
-    _init_chat(app, settings, connection.client, connection.service_secret, directory, outbox)
+    services.init_app(
+        app,
+        _services(settings, connection.client, connection.service_secret, directory, outbox),
+    )
     app.config["SOCK_SERVER_OPTIONS"] = sockets.SOCK_SERVER_OPTIONS
     for blueprint in (
         health.bp,
@@ -134,15 +138,15 @@ def create_app(
     return app
 
 
-def _init_chat(
-    app: Flask,
+def _services(
     settings: Settings,
     client: Any,
     secret: bytes,
     directory: DirectoryLike | None,
     outbox: OutboxLike | None,
-) -> None:
-    """The live chat engine with its Directory (cached CRM config) and Outbox."""
+) -> Services:
+    """The service's collaborators: the token signer, the live chat engine with its
+    Directory (cached CRM config) and Outbox."""
     owned_directory: Any = None
     if directory is None:
         from connector.crm.directory import Directory
@@ -159,44 +163,46 @@ def _init_chat(
         outbox = owned_outbox
     state = SqliteLiveState(settings.data_dir / "live.sqlite")
     engine = ChatEngine(state, Hub(), directory, outbox, ChatTokens(secret))
-    app.extensions["crmchat.directory"] = directory
-    app.extensions["crmchat.outbox"] = outbox
-    app.extensions["crmchat.chat"] = engine
-    app.extensions["crmchat.owned_outbox"] = owned_outbox
-    app.extensions["crmchat.owned_directory"] = owned_directory
     if owned_directory is not None:
-        owned_directory.on_refresh(engine.do_refresh_availability)
+        owned_directory.on_refresh(partial(conversations.do_refresh_availability, engine))
+    return Services(
+        settings=settings,
+        dataverse=client,
+        tokens=auth.service_token_signer(secret),
+        standing=auth.UserStanding(client),
+        directory=directory,
+        outbox=outbox,
+        engine=engine,
+        owned_directory=owned_directory,
+        owned_outbox=owned_outbox,
+    )
 
 
 def _start_chat(app: Flask) -> None:
     """Start the background threads, once the demo records (if any) are in Dataverse: the
     Directory's first snapshot is read here."""
-    owned_directory = app.extensions.get("crmchat.owned_directory")
-    if owned_directory is not None:
-        owned_directory.start()
-    app.extensions["crmchat.chat"].start()
-    owned_outbox = app.extensions.get("crmchat.owned_outbox")
-    if owned_outbox is not None:
-        owned_outbox.start()
+    found = services_of(app)
+    if found.owned_directory is not None:
+        found.owned_directory.start()
+    found.engine.start()
+    if found.owned_outbox is not None:
+        found.owned_outbox.start()
 
 
 def stop_app(app: Flask) -> None:
     """Stop the chat's background threads and close its state (for tests and shutdown)."""
-    engine: ChatEngine = app.extensions["crmchat.chat"]
-    engine.stop()
-    owned_directory = app.extensions.get("crmchat.owned_directory")
-    if owned_directory is not None:
-        owned_directory.stop()
-    owned_outbox = app.extensions.get("crmchat.owned_outbox")
-    if owned_outbox is not None:
-        owned_outbox.stop()
-        owned_outbox.close()
-    engine.state.close()
+    found = services_of(app)
+    found.engine.stop()
+    if found.owned_directory is not None:
+        found.owned_directory.stop()
+    if found.owned_outbox is not None:
+        found.owned_outbox.stop()
+        found.owned_outbox.close()
+    found.engine.state.close()
 
 
 def settings_of(app: Flask) -> Settings:
-    settings: Settings = app.extensions["crmchat.settings"]
-    return settings
+    return services_of(app).settings
 
 
 def print_addresses(settings: Settings) -> None:

@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from connector.services import services_of
+
 __all__ = [
     "DATAVERSE_REQUESTS",
     "MESSAGES_RELAYED",
@@ -68,16 +70,16 @@ class _AppState(Collector):
             sockets.add_metric([kind], counts.get(kind, 0))
         yield sockets
 
-        extensions = self._app.extensions
+        services = services_of(self._app)
         chats = GaugeMetricFamily(
             "crmchat_chats", "Chats not yet written to CRM, by state.", labels=["state"]
         )
-        by_state = getattr(extensions["crmchat.chat"].state, "unfinished_by_state", None)
+        by_state = getattr(services.engine.state, "unfinished_by_state", None)
         for state, count in sorted((by_state() if by_state else {}).items()):
             chats.add_metric([state], count)
         yield chats
 
-        outbox = extensions["crmchat.outbox"]
+        outbox: Any = services.outbox  # OutboxLike promises only enqueue; both outboxes count
         yield GaugeMetricFamily(
             "crmchat_outbox_pending", "Dataverse writes waiting in the outbox.", outbox.pending()
         )
@@ -87,7 +89,7 @@ class _AppState(Collector):
             "Outbox items that failed permanently and wait for an admin.",
             len(parked()) if parked else 0,
         )
-        age = getattr(extensions["crmchat.directory"], "age_secs", None)
+        age = getattr(services.directory, "age_secs", None)
         seconds = age() if age else None
         yield GaugeMetricFamily(
             "crmchat_directory_age_seconds",

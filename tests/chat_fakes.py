@@ -24,6 +24,7 @@ from connector.crm.directory import (
     TopicRecord,
     WidgetRecord,
 )
+from connector.services import services_of
 
 SALES = "10000000-0000-0000-0000-000000000001"
 SUPPORT = "10000000-0000-0000-0000-000000000002"
@@ -167,7 +168,7 @@ def ensure_user(app: Any, user_id: str, roles: frozenset[str]) -> None:
     """
     from connector.dataverse_local import add_user
 
-    store = app.extensions["crmchat.standin"].store
+    store = services_of(app).standin.store
     role_ids = [r.id for r in store.schema.roles if r.name in roles]
     add_user(store, domain_name=f"{user_id}@test.invalid", user_id=user_id, role_ids=role_ids)
 

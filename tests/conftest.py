@@ -31,6 +31,7 @@ from connector.dataverse_local import (
     open_store,
     start_in_thread,
 )
+from connector.services import services_of
 from connector.solution.model import Schema
 from connector.solution.reader import load_schema
 
@@ -79,7 +80,7 @@ Handshake = Callable[[FlaskClient, Flask, str], dict[str, str]]
 def _make_handshake(client: FlaskClient, app: Flask, user_id: str) -> dict[str, str]:
     # What the browser does: create the row with the user's own token, exactly as
     # `Xrm.WebApi.createRecord` does inside a model-driven app.
-    store = open_store(app.extensions["crmchat.settings"].embedded_db, load_schema())
+    store = open_store(services_of(app).settings.embedded_db, load_schema())
     try:
         token = issue_token(store.signing_secret, user_id=user_id)
     finally:

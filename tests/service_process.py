@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from flask import Flask
 
 from connector.crm.handshake import SignedInUser
 from connector.web import auth
@@ -34,11 +33,8 @@ def free_port() -> int:
 
 def agent_token(user_id: str) -> str:
     """A service token for an agent, signed with the process's CRMCHAT_SECRET_KEY."""
-    app = Flask("tokens")
-    auth.init_app(app, secret=SECRET_KEY.encode(), client=None)  # signing only
-    with app.app_context():
-        user = SignedInUser(user_id, "Agent", "agent@example.com", frozenset({"CRM Chat Agent"}))
-        return auth.issue_service_token(user)
+    user = SignedInUser(user_id, "Agent", "agent@example.com", frozenset({"CRM Chat Agent"}))
+    return auth.issue_service_token(user, signer=auth.service_token_signer(SECRET_KEY.encode()))
 
 
 class ServiceProcess:
@@ -122,13 +118,16 @@ def chat_through(
     from test_sockets import Ws
 
     from connector.demo import SALES_WIDGET_ID, SAM_USER_ID
+    from connector.web.auth import agent_subprotocols
 
     ws_base = base_url.replace("http", "ws", 1)
     token = agent_token_value or agent_token(SAM_USER_ID)
     # Another process on a shared machine: its first sign-in reads roles from Dataverse.
     wait = PROCESS_WAIT_SECS
     agent = Ws(
-        Client.connect(f"{ws_base}/ws/agent?token={token}", ssl_context=ssl_context),
+        Client.connect(
+            f"{ws_base}/ws/agent", subprotocols=agent_subprotocols(token), ssl_context=ssl_context
+        ),
         wait_secs=wait,
     )
     visitor = Ws(Client.connect(f"{ws_base}/ws/visitor", ssl_context=ssl_context), wait_secs=wait)

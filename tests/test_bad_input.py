@@ -18,6 +18,7 @@ from connector.chat.frames import FrameError, parse_visitor_frame
 from connector.dataverse import DataverseError
 from connector.dataverse_local import ADMIN_USER_ID
 from connector.demo import SALES_WIDGET_ID
+from connector.services import services_of
 
 Handshake = Callable[[FlaskClient, Flask, str], dict[str, str]]
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -74,7 +75,7 @@ def test_deeply_nested_json_is_a_400(
 def _dataverse_token(app: Flask) -> str:
     from connector.dataverse_local import issue_token
 
-    store = app.extensions["crmchat.standin"].store
+    store = services_of(app).standin.store
     return issue_token(store.signing_secret, user_id=ADMIN_USER_ID)
 
 
@@ -122,7 +123,7 @@ def test_oversized_headers_get_the_json_error_shape(
 def test_an_unexpected_dataverse_error_is_one_mapped_502(
     app: Flask, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = app.extensions["crmchat.dataverse"]
+    client = services_of(app).dataverse
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise DataverseError(409, "0x80040237", "A record with matching key values exists.", "u")

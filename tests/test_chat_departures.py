@@ -16,7 +16,8 @@ import pytest
 from chat_fakes import ANN, ANN_USER, BOB, FIELDS, SHOP, Inbox
 from test_chat_engine import World
 
-from connector.chat.actions import LEAVE_GRACE_SECS
+from connector.chat.actions import agents, finishing, visitors
+from connector.chat.engine import LEAVE_GRACE_SECS
 from connector.chat.errors import ChatNotFound
 from connector.chat.sessions import VisitorSession
 from connector.crm.design import DEFAULT_INACTIVE_CLOSE_SECS
@@ -39,12 +40,12 @@ def test_a_waiting_chat_whose_visitor_left_is_withdrawn_and_written_as_missed(
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
     assert ann_in.last("chat.offered")["chat"]["conversation_id"] == conversation_id
-    world.engine.do_visitor_disconnect(visitor)
+    visitors.do_visitor_disconnect(world.engine, visitor)
 
     world.clock.advance(LEAVE_GRACE_SECS - 1)  # a page change reconnects within this
-    assert world.engine.run_timeouts() == 0
+    assert finishing.run_timeouts(world.engine) == 0
     world.clock.advance(2)
-    assert world.engine.run_timeouts() == 1
+    assert finishing.run_timeouts(world.engine) == 1
 
     assert ann_in.last("chat.withdrawn")["conversation_id"] == conversation_id
     _, late_in = world.agent(BOB)  # a console opened later offers nothing either
@@ -61,11 +62,11 @@ def test_a_visitor_back_within_the_grace_keeps_their_waiting_chat(world: World) 
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
     token = v_in.last("chat.started")["token"]
-    world.engine.do_visitor_disconnect(visitor)
+    visitors.do_visitor_disconnect(world.engine, visitor)
     world.clock.advance(2)
     world.visitor(token=token)  # the next page of the site
     world.clock.advance(3600)
-    assert world.engine.run_timeouts() == 0
+    assert finishing.run_timeouts(world.engine) == 0
     assert ann_in.of_type("chat.withdrawn") == []
     assert conversation_id not in world.outbox.items
 
@@ -76,14 +77,14 @@ def test_an_accepted_chat_whose_visitor_left_is_closed_after_the_inactive_time(
     ann, ann_in = world.agent(ANN)
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
-    world.engine.do_agent_accept(ann, conversation_id=conversation_id)
-    world.engine.do_visitor_disconnect(visitor)
+    agents.do_agent_accept(world.engine, ann, conversation_id=conversation_id)
+    visitors.do_visitor_disconnect(world.engine, visitor)
 
     world.clock.advance(DEFAULT_INACTIVE_CLOSE_SECS - 1)
-    assert world.engine.run_timeouts() == 0
+    assert finishing.run_timeouts(world.engine) == 0
     assert conversation_id not in world.outbox.items
     world.clock.advance(2)
-    assert world.engine.run_timeouts() == 1
+    assert finishing.run_timeouts(world.engine) == 1
 
     assert ann_in.last("chat.ended")["conversation_id"] == conversation_id
     assert conversation_id in world.outbox.items  # written at once: nobody is left to rate
@@ -101,10 +102,10 @@ def test_the_inactive_close_time_is_the_admins_setting(world: World) -> None:
     ann, _ = world.agent(ANN)
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
-    world.engine.do_agent_accept(ann, conversation_id=conversation_id)
-    world.engine.do_visitor_disconnect(visitor)
+    agents.do_agent_accept(world.engine, ann, conversation_id=conversation_id)
+    visitors.do_visitor_disconnect(world.engine, visitor)
     world.clock.advance(61)
-    assert world.engine.run_timeouts() == 1
+    assert finishing.run_timeouts(world.engine) == 1
     assert conversation_id in world.outbox.items
 
 
@@ -114,10 +115,10 @@ def test_a_departed_visitor_leaves_the_visitors_list_once_the_agent_ends_the_cha
     ann, ann_in = world.agent(ANN)
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
-    world.engine.do_agent_accept(ann, conversation_id=conversation_id)
-    world.engine.do_visitor_disconnect(visitor)
+    agents.do_agent_accept(world.engine, ann, conversation_id=conversation_id)
+    visitors.do_visitor_disconnect(world.engine, visitor)
     assert ann_in.of_type("visitor.left") == []  # still in a chat: still listed
-    world.engine.do_agent_end(ann, conversation_id=conversation_id)
+    agents.do_agent_end(world.engine, ann, conversation_id=conversation_id)
     assert ann_in.last("visitor.left")["visitor_id"] == "visitor-0001"
     _, bob_in = world.agent(BOB)
     assert bob_in.last("snapshot")["visitors"] == []
@@ -130,15 +131,20 @@ def test_an_agent_asking_for_help_is_not_offered_their_own_request(world: World)
     token = world.engine.tokens.issue_identity(user_id=ANN_USER, email="ann@x.test", name="Ann")
     inbox = Inbox()
     session = VisitorSession(inbox.subscriber, ip="10.0.0.1")
-    world.engine.do_visitor_hello(
-        session, widget_id=SHOP, visitor_id="visitor-ann", page={}, identity_token=token
+    visitors.do_visitor_hello(
+        world.engine,
+        session,
+        widget_id=SHOP,
+        visitor_id="visitor-ann",
+        page={},
+        identity_token=token,
     )
-    world.engine.do_visitor_start(session, client_id="s1", fields=FIELDS)
+    visitors.do_visitor_start(world.engine, session, client_id="s1", fields=FIELDS)
     conversation_id = inbox.last("chat.started")["conversation_id"]
     assert bob_in.last("chat.offered")["chat"]["conversation_id"] == conversation_id
     assert ann_in.of_type("chat.offered") == []
     _, again = world.agent(ANN)  # a second console of hers
     assert again.last("snapshot")["incoming"] == []
     with pytest.raises(ChatNotFound):
-        world.engine.do_agent_accept(ann, conversation_id=conversation_id)
-    world.engine.do_agent_accept(bob, conversation_id=conversation_id)
+        agents.do_agent_accept(world.engine, ann, conversation_id=conversation_id)
+    agents.do_agent_accept(world.engine, bob, conversation_id=conversation_id)

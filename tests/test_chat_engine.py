@@ -19,7 +19,8 @@ from chat_fakes import (
     Inbox,
 )
 
-from connector.chat.actions import ChatEngine
+from connector.chat.actions import agents, conversations, finishing, visitors
+from connector.chat.engine import ChatEngine
 from connector.chat.errors import ChatConflict, ChatEnded, ChatInvalid, ChatUnavailable
 from connector.chat.finish import CHAT_ACTIVITY_KIND
 from connector.chat.hub import Hub
@@ -58,7 +59,7 @@ class World:
     def agent(self, agent_id: str) -> tuple[AgentSession, Inbox]:
         inbox = Inbox()
         session = AgentSession(inbox.subscriber, agent_id)
-        self.engine.do_agent_connect(session)
+        agents.do_agent_connect(self.engine, session)
         return session, inbox
 
     def visitor(
@@ -71,7 +72,8 @@ class World:
     ) -> tuple[VisitorSession, Inbox]:
         inbox = Inbox()
         session = VisitorSession(inbox.subscriber, ip="203.0.113.7")
-        self.engine.do_visitor_hello(
+        visitors.do_visitor_hello(
+            self.engine,
             session,
             widget_id=widget_id,
             visitor_id=visitor_id,
@@ -82,7 +84,7 @@ class World:
         return session, inbox
 
     def start_chat(self, session: VisitorSession, inbox: Inbox) -> str:
-        self.engine.do_visitor_start(session, client_id="start-1", fields=FIELDS)
+        visitors.do_visitor_start(self.engine, session, client_id="start-1", fields=FIELDS)
         return str(inbox.last("chat.started")["conversation_id"])
 
 
@@ -117,9 +119,9 @@ def test_first_accept_wins_and_the_offer_disappears_for_the_others(world: World)
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
 
-    world.engine.do_agent_accept(bob, conversation_id=conversation_id)
+    agents.do_agent_accept(world.engine, bob, conversation_id=conversation_id)
     with pytest.raises(ChatConflict):
-        world.engine.do_agent_accept(ann, conversation_id=conversation_id)
+        agents.do_agent_accept(world.engine, ann, conversation_id=conversation_id)
 
     assert bob_in.last("chat.accepted")["chat"]["state"] == "active"
     assert ann_in.last("chat.withdrawn")["conversation_id"] == conversation_id
@@ -132,11 +134,15 @@ def test_messages_flow_both_ways_with_snippets_expanded(world: World) -> None:
     bob, bob_in = world.agent(BOB)
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
-    world.engine.do_agent_accept(bob, conversation_id=conversation_id)
+    agents.do_agent_accept(world.engine, bob, conversation_id=conversation_id)
 
-    world.engine.do_visitor_send(visitor, client_id="v1", text="Hi, is this in stock?")
-    world.engine.do_agent_send(
-        bob, conversation_id=conversation_id, client_id="a1", text="#HELLO# Yes. #nosuch#"
+    visitors.do_visitor_send(world.engine, visitor, client_id="v1", text="Hi, is this in stock?")
+    agents.do_agent_send(
+        world.engine,
+        bob,
+        conversation_id=conversation_id,
+        client_id="a1",
+        text="#HELLO# Yes. #nosuch#",
     )
 
     to_agent = bob_in.of_type("message.created")
@@ -155,10 +161,10 @@ def test_a_resent_message_is_stored_once(world: World) -> None:
     bob, bob_in = world.agent(BOB)
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
-    world.engine.do_agent_accept(bob, conversation_id=conversation_id)
+    agents.do_agent_accept(world.engine, bob, conversation_id=conversation_id)
 
-    world.engine.do_visitor_send(visitor, client_id="same", text="Hello?")
-    world.engine.do_visitor_send(visitor, client_id="same", text="Hello?")
+    visitors.do_visitor_send(world.engine, visitor, client_id="same", text="Hello?")
+    visitors.do_visitor_send(world.engine, visitor, client_id="same", text="Hello?")
 
     stored = [m for m in world.state.messages(conversation_id) if m.client_id == "same"]
     assert len(stored) == 1
@@ -171,18 +177,22 @@ def test_waiting_time_runs_from_the_unanswered_visitor_message(world: World) -> 
     bob, bob_in = world.agent(BOB)
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
-    world.engine.do_agent_accept(bob, conversation_id=conversation_id)
-    world.engine.do_agent_send(bob, conversation_id=conversation_id, client_id="a0", text="Hi")
+    agents.do_agent_accept(world.engine, bob, conversation_id=conversation_id)
+    agents.do_agent_send(
+        world.engine, bob, conversation_id=conversation_id, client_id="a0", text="Hi"
+    )
     world.clock.advance(60)
-    world.engine.do_visitor_send(visitor, client_id="v1", text="one")
+    visitors.do_visitor_send(world.engine, visitor, client_id="v1", text="one")
     world.clock.advance(30)
-    world.engine.do_visitor_send(visitor, client_id="v2", text="two")
+    visitors.do_visitor_send(world.engine, visitor, client_id="v2", text="two")
 
-    conversation = world.engine.access_agent_chat(BOB, conversation_id)
+    conversation = conversations.access_agent_chat(world.engine, BOB, conversation_id)
     assert conversation.waiting_since == datetime(2026, 11, 21, 10, 1, tzinfo=UTC)
     assert conversation.last_visitor_message_at == datetime(2026, 11, 21, 10, 1, 30, tzinfo=UTC)
-    world.engine.do_agent_send(bob, conversation_id=conversation_id, client_id="a1", text="ok")
-    assert world.engine.access_agent_chat(BOB, conversation_id).waiting_since is None
+    agents.do_agent_send(
+        world.engine, bob, conversation_id=conversation_id, client_id="a1", text="ok"
+    )
+    assert conversations.access_agent_chat(world.engine, BOB, conversation_id).waiting_since is None
 
 
 def test_a_restart_loses_nothing_and_a_visitor_resumes_from_its_last_seq(tmp_path: Path) -> None:
@@ -191,10 +201,12 @@ def test_a_restart_loses_nothing_and_a_visitor_resumes_from_its_last_seq(tmp_pat
     visitor, v_in = first.visitor()
     conversation_id = first.start_chat(visitor, v_in)
     token = v_in.last("chat.started")["token"]
-    first.engine.do_agent_accept(bob, conversation_id=conversation_id)
-    first.engine.do_visitor_send(visitor, client_id="v1", text="before restart")
+    agents.do_agent_accept(first.engine, bob, conversation_id=conversation_id)
+    visitors.do_visitor_send(first.engine, visitor, client_id="v1", text="before restart")
     seen = max(m["seq"] for m in v_in.of_type("message.created"))
-    first.engine.do_agent_send(bob, conversation_id=conversation_id, client_id="a1", text="missed")
+    agents.do_agent_send(
+        first.engine, bob, conversation_id=conversation_id, client_id="a1", text="missed"
+    )
     first.state.close()
 
     second = World(tmp_path, outbox=first.outbox)
@@ -205,8 +217,8 @@ def test_a_restart_loses_nothing_and_a_visitor_resumes_from_its_last_seq(tmp_pat
     assert chat["state"] == "active"
     assert [m["text"] for m in chat["messages"]] == ["missed"]
 
-    second.engine.do_visitor_send(visitor2, client_id="v1", text="before restart")
-    second.engine.do_visitor_send(visitor2, client_id="v2", text="after restart")
+    visitors.do_visitor_send(second.engine, visitor2, client_id="v1", text="before restart")
+    visitors.do_visitor_send(second.engine, visitor2, client_id="v2", text="after restart")
     texts = [m.text for m in second.state.messages(conversation_id)]
     assert texts.count("before restart") == 1 and texts[-1] == "after restart"
     assert [m.seq for m in second.state.messages(conversation_id)] == list(range(1, len(texts) + 1))
@@ -230,40 +242,40 @@ def test_invite_adds_an_agent_and_transfer_hands_the_chat_over(world: World) -> 
     _, cid_in = world.agent(CID)
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
-    world.engine.do_agent_accept(ann, conversation_id=conversation_id)
+    agents.do_agent_accept(world.engine, ann, conversation_id=conversation_id)
 
     with pytest.raises(Exception, match="does not serve"):
-        world.engine.do_agent_invite(ann, conversation_id=conversation_id, agent_id=CID)
-    world.engine.do_agent_invite(ann, conversation_id=conversation_id, agent_id=BOB)
+        agents.do_agent_invite(world.engine, ann, conversation_id=conversation_id, agent_id=CID)
+    agents.do_agent_invite(world.engine, ann, conversation_id=conversation_id, agent_id=BOB)
     assert bob_in.last("chat.accepted")["chat"]["conversation_id"] == conversation_id
     names = [p["name"] for p in ann_in.last("chat.updated")["chat"]["participants"]]
     assert names == ["Ann", "Bob"]
-    world.engine.do_visitor_send(visitor, client_id="v1", text="to both")
+    visitors.do_visitor_send(world.engine, visitor, client_id="v1", text="to both")
     assert ann_in.last("message.created")["text"] == "to both"
     assert bob_in.last("message.created")["text"] == "to both"
     assert cid_in.of_type("message.created") == []
 
-    world.engine.do_agent_transfer(ann, conversation_id=conversation_id, agent_id=BOB)
+    agents.do_agent_transfer(world.engine, ann, conversation_id=conversation_id, agent_id=BOB)
     assert ann_in.last("chat.withdrawn")["conversation_id"] == conversation_id
     assert v_in.last("chat.accepted")["agent"]["name"] == "Bob"
     ann_in.clear()
-    world.engine.do_visitor_send(visitor, client_id="v2", text="only Bob now")
+    visitors.do_visitor_send(world.engine, visitor, client_id="v2", text="only Bob now")
     assert bob_in.last("message.created")["text"] == "only Bob now"
     assert ann_in.of_type("message.created") == []
-    assert world.engine.access_agent_chat(BOB, conversation_id).owner_agent_id == BOB
+    assert conversations.access_agent_chat(world.engine, BOB, conversation_id).owner_agent_id == BOB
 
 
 def test_agents_chat_with_each_other(world: World) -> None:
     ann, ann_in = world.agent(ANN)
     _, cid_in = world.agent(CID)
-    world.engine.do_agent_chat_start(ann, agent_id=CID)
+    agents.do_agent_chat_start(world.engine, ann, agent_id=CID)
     chat = cid_in.last("chat.accepted")["chat"]
     assert chat["kind"] == "agent" and ann_in.last("chat.accepted")["chat"] == chat
-    world.engine.do_agent_send(
-        ann, conversation_id=chat["conversation_id"], client_id="x1", text="coffee?"
+    agents.do_agent_send(
+        world.engine, ann, conversation_id=chat["conversation_id"], client_id="x1", text="coffee?"
     )
     assert cid_in.last("message.created")["text"] == "coffee?"
-    world.engine.do_agent_end(ann, conversation_id=chat["conversation_id"])
+    agents.do_agent_end(world.engine, ann, conversation_id=chat["conversation_id"])
     assert cid_in.last("chat.ended")["by"] == "agent"
     assert world.outbox.items == {}  # agent chats are not written to CRM
 
@@ -272,13 +284,13 @@ def test_the_activity_waits_for_the_rating(world: World) -> None:
     bob, _ = world.agent(BOB)
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
-    world.engine.do_agent_accept(bob, conversation_id=conversation_id)
-    world.engine.do_visitor_send(visitor, client_id="v1", text="thanks")
-    world.engine.do_agent_end(bob, conversation_id=conversation_id)
+    agents.do_agent_accept(world.engine, bob, conversation_id=conversation_id)
+    visitors.do_visitor_send(world.engine, visitor, client_id="v1", text="thanks")
+    agents.do_agent_end(world.engine, bob, conversation_id=conversation_id)
     assert v_in.last("chat.ended")["by"] == "agent"
     assert world.outbox.items == {}
 
-    world.engine.do_visitor_rate(visitor, rating=5)
+    visitors.do_visitor_rate(world.engine, visitor, rating=5)
 
     kind, payload = world.outbox.items[conversation_id]
     assert kind == CHAT_ACTIVITY_KIND
@@ -293,7 +305,7 @@ def test_the_activity_waits_for_the_rating(world: World) -> None:
     ]
     assert payload["ip"] == "203.0.113.7"
     with pytest.raises(ChatEnded):
-        world.engine.do_visitor_rate(visitor, rating=1)
+        visitors.do_visitor_rate(world.engine, visitor, rating=1)
     assert world.outbox.enqueue_calls == 1
 
 
@@ -301,13 +313,13 @@ def test_without_a_rating_the_activity_is_written_after_the_grace_period(world: 
     bob, _ = world.agent(BOB)
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
-    world.engine.do_agent_accept(bob, conversation_id=conversation_id)
-    world.engine.do_visitor_end(visitor)
+    agents.do_agent_accept(world.engine, bob, conversation_id=conversation_id)
+    visitors.do_visitor_end(world.engine, visitor)
 
     world.clock.advance(60)
-    assert world.engine.run_due_finishes() == 0
+    assert finishing.run_due_finishes(world.engine) == 0
     world.clock.advance(61)
-    assert world.engine.run_due_finishes() == 1
+    assert finishing.run_due_finishes(world.engine) == 1
     assert world.outbox.items[conversation_id][1]["rating"] is None
 
 
@@ -315,12 +327,12 @@ def test_a_visitor_who_leaves_after_the_end_is_written_soon(world: World) -> Non
     bob, _ = world.agent(BOB)
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
-    world.engine.do_agent_accept(bob, conversation_id=conversation_id)
-    world.engine.do_agent_end(bob, conversation_id=conversation_id)
-    world.engine.do_visitor_disconnect(visitor)
+    agents.do_agent_accept(world.engine, bob, conversation_id=conversation_id)
+    agents.do_agent_end(world.engine, bob, conversation_id=conversation_id)
+    visitors.do_visitor_disconnect(world.engine, visitor)
 
     world.clock.advance(16)
-    assert world.engine.run_due_finishes() == 1
+    assert finishing.run_due_finishes(world.engine) == 1
     assert conversation_id in world.outbox.items
 
 
@@ -329,13 +341,13 @@ def test_the_pending_activity_survives_a_restart(tmp_path: Path) -> None:
     bob, _ = first.agent(BOB)
     visitor, v_in = first.visitor()
     conversation_id = first.start_chat(visitor, v_in)
-    first.engine.do_agent_accept(bob, conversation_id=conversation_id)
-    first.engine.do_agent_end(bob, conversation_id=conversation_id)
+    agents.do_agent_accept(first.engine, bob, conversation_id=conversation_id)
+    agents.do_agent_end(first.engine, bob, conversation_id=conversation_id)
     first.state.close()
 
     second = World(tmp_path, outbox=first.outbox)
     second.clock.advance(121)
-    assert second.engine.run_due_finishes() == 1
+    assert finishing.run_due_finishes(second.engine) == 1
     assert conversation_id in second.outbox.items
 
 
@@ -344,8 +356,8 @@ def test_no_rating_asked_means_the_activity_is_written_at_the_end(tmp_path: Path
     bob, _ = world.agent(BOB)
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
-    world.engine.do_agent_accept(bob, conversation_id=conversation_id)
-    world.engine.do_visitor_end(visitor)
+    agents.do_agent_accept(world.engine, bob, conversation_id=conversation_id)
+    visitors.do_visitor_end(world.engine, visitor)
     assert conversation_id in world.outbox.items
 
 
@@ -354,14 +366,14 @@ def test_availability_follows_the_agents(world: World) -> None:
     assert v_in.last("hello.ok")["available"] is False
     visitor, _ = world.visitor("visitor-0002", widget_id=HELP)
     with pytest.raises(ChatUnavailable):
-        world.engine.do_visitor_start(visitor, client_id="s", fields=FIELDS)
+        visitors.do_visitor_start(world.engine, visitor, client_id="s", fields=FIELDS)
 
     cid, _ = world.agent(CID)
     assert v_in.last("availability") == {"type": "availability", "available": True}
-    world.engine.do_agent_set_status(cid, status=AgentStatus.AWAY)
+    agents.do_agent_set_status(world.engine, cid, status=AgentStatus.AWAY)
     assert v_in.last("availability") == {"type": "availability", "available": False}
-    world.engine.do_agent_set_status(cid, status=AgentStatus.AVAILABLE)
-    world.engine.do_agent_disconnect(cid)
+    agents.do_agent_set_status(world.engine, cid, status=AgentStatus.AVAILABLE)
+    agents.do_agent_disconnect(world.engine, cid)
     assert v_in.last("availability")["available"] is False
 
 
@@ -370,10 +382,10 @@ def test_a_busy_agent_loses_the_offer_and_gets_it_back(world: World) -> None:
     world.agent(BOB)
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
-    world.engine.do_agent_set_status(ann, status=AgentStatus.BUSY)
+    agents.do_agent_set_status(world.engine, ann, status=AgentStatus.BUSY)
     assert ann_in.last("chat.withdrawn")["conversation_id"] == conversation_id
     assert ann_in.last("agent.updated")["agent"]["status"] == "busy"
-    world.engine.do_agent_set_status(ann, status=AgentStatus.AVAILABLE)
+    agents.do_agent_set_status(world.engine, ann, status=AgentStatus.AVAILABLE)
     assert ann_in.last("chat.offered")["chat"]["conversation_id"] == conversation_id
 
 
@@ -381,22 +393,22 @@ def test_the_agent_sees_the_visitor_leave_and_the_history(world: World) -> None:
     bob, bob_in = world.agent(BOB)
     visitor, v_in = world.visitor()
     first_id = world.start_chat(visitor, v_in)
-    world.engine.do_agent_accept(bob, conversation_id=first_id)
-    world.engine.do_visitor_send(visitor, client_id="v1", text="first chat")
-    world.engine.do_visitor_end(visitor)
-    world.engine.do_visitor_rate(visitor, rating=4)
+    agents.do_agent_accept(world.engine, bob, conversation_id=first_id)
+    visitors.do_visitor_send(world.engine, visitor, client_id="v1", text="first chat")
+    visitors.do_visitor_end(world.engine, visitor)
+    visitors.do_visitor_rate(world.engine, visitor, rating=4)
 
     visitor2, v2_in = world.visitor()
-    world.engine.do_visitor_start(visitor2, client_id="start-2", fields=FIELDS)
+    visitors.do_visitor_start(world.engine, visitor2, client_id="start-2", fields=FIELDS)
     second_id = v2_in.last("chat.started")["conversation_id"]
     offered = bob_in.last("chat.offered")["chat"]
     assert offered["conversation_id"] == second_id
     assert [h["conversation_id"] for h in offered["history"]] == [first_id]
     assert offered["history"][0]["agent"] == "Bob"
 
-    world.engine.do_agent_accept(bob, conversation_id=second_id)
-    world.engine.do_visitor_disconnect(visitor2)
-    world.engine.do_visitor_disconnect(visitor)
+    agents.do_agent_accept(world.engine, bob, conversation_id=second_id)
+    visitors.do_visitor_disconnect(world.engine, visitor2)
+    visitors.do_visitor_disconnect(world.engine, visitor)
     assert bob_in.last("chat.updated")["chat"]["visitor"]["connected"] is False
     assert bob_in.last("visitor.updated")["visitor"]["connected"] is False
 
@@ -407,7 +419,7 @@ def test_visitors_show_to_agents_of_their_widget_only(world: World) -> None:
     visitor, _ = world.visitor()
     assert ann_in.last("visitor.updated")["visitor"]["ip"] == "203.0.113.7"
     assert cid_in.of_type("visitor.updated") == []
-    world.engine.do_visitor_disconnect(visitor)
+    visitors.do_visitor_disconnect(world.engine, visitor)
     assert ann_in.last("visitor.left")["visitor_id"] == "visitor-0001"
 
 
@@ -415,4 +427,4 @@ def test_required_pre_chat_fields_are_enforced(world: World) -> None:
     world.agent(ANN)
     visitor, _ = world.visitor()
     with pytest.raises(ChatInvalid, match="First name"):
-        world.engine.do_visitor_start(visitor, client_id="s", fields={"email": "a@b.c"})
+        visitors.do_visitor_start(world.engine, visitor, client_id="s", fields={"email": "a@b.c"})

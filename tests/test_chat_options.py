@@ -29,6 +29,7 @@ from flask.testing import FlaskClient
 from test_chat_engine import World
 from test_sockets import Server
 
+from connector.chat.actions import agents, conversations, finishing, visitors
 from connector.chat.context import ContextError, displayable, parse_context
 from connector.chat.errors import (
     ChatInvalid,
@@ -41,6 +42,7 @@ from connector.chat.routing import AgentRoute, agents_for_chat
 from connector.crm.chat_activity import FinishedChat, chat_activity_payload
 from connector.crm.design import DesignError, TicketFallback, WidgetDesign, parse_design
 from connector.crm.directory import WidgetRecord
+from connector.services import services_of
 
 BOTH = "20000000-0000-0000-0000-000000000009"
 BARE = "20000000-0000-0000-0000-000000000008"
@@ -89,7 +91,7 @@ def test_with_ask_name_email_off_no_field_is_required(world: World) -> None:
     world.directory.set_widget(replace(shop, design=WidgetDesign(ask_name_email=False)))
     world.agent(ANN)
     visitor, inbox = world.visitor()
-    world.engine.do_visitor_start(visitor, client_id="s1", fields={})
+    visitors.do_visitor_start(world.engine, visitor, client_id="s1", fields={})
     assert inbox.last("chat.started")["conversation_id"]
     assert WidgetDesign(ask_name_email=False).check_fields({}) == {}
 
@@ -115,12 +117,18 @@ def test_with_several_topics_the_visitor_picks_one_and_only_its_agents_are_offer
     _, cid_in = world.agent(CID)
     visitor, v_in = world.visitor(widget_id=BOTH)
     with pytest.raises(ChatInvalid, match="topic"):
-        world.engine.do_visitor_start(visitor, client_id="s1", fields=FIELDS)
+        visitors.do_visitor_start(world.engine, visitor, client_id="s1", fields=FIELDS)
     with pytest.raises(ChatInvalid):  # a topic the widget does not offer
-        world.engine.do_visitor_start(
-            visitor, client_id="s1", fields=FIELDS, topic_id="10000000-0000-0000-0000-0000000000ff"
+        visitors.do_visitor_start(
+            world.engine,
+            visitor,
+            client_id="s1",
+            fields=FIELDS,
+            topic_id="10000000-0000-0000-0000-0000000000ff",
         )
-    world.engine.do_visitor_start(visitor, client_id="s1", fields=FIELDS, topic_id=SUPPORT)
+    visitors.do_visitor_start(
+        world.engine, visitor, client_id="s1", fields=FIELDS, topic_id=SUPPORT
+    )
     conversation_id = v_in.last("chat.started")["conversation_id"]
     offered = cid_in.last("chat.offered")["chat"]
     assert offered["conversation_id"] == conversation_id
@@ -129,8 +137,8 @@ def test_with_several_topics_the_visitor_picks_one_and_only_its_agents_are_offer
     assert ann_in.of_type("chat.offered") == []
     # Ann (Sales only) may not take it either.
     with pytest.raises(Exception, match="no such chat"):
-        world.engine.do_agent_accept(
-            world_agent_session(world, ANN), conversation_id=conversation_id
+        agents.do_agent_accept(
+            world.engine, world_agent_session(world, ANN), conversation_id=conversation_id
         )
 
 
@@ -144,17 +152,19 @@ def test_a_widget_without_topics_offers_no_chat(world: World) -> None:
     visitor, v_in = world.visitor(widget_id=BARE)
     assert v_in.last("hello.ok")["available"] is False
     with pytest.raises(ChatUnavailable):
-        world.engine.do_visitor_start(visitor, client_id="s1", fields=FIELDS)
+        visitors.do_visitor_start(world.engine, visitor, client_id="s1", fields=FIELDS)
 
 
 def test_the_chosen_topic_names_the_activity(world: World) -> None:
     world.agent(CID)
     visitor, _ = world.visitor(widget_id=BOTH)
-    world.engine.do_visitor_start(visitor, client_id="s1", fields=FIELDS, topic_id=SUPPORT)
-    world.engine.do_visitor_end(visitor)
-    world.engine.do_visitor_disconnect(visitor)
+    visitors.do_visitor_start(
+        world.engine, visitor, client_id="s1", fields=FIELDS, topic_id=SUPPORT
+    )
+    visitors.do_visitor_end(world.engine, visitor)
+    visitors.do_visitor_disconnect(world.engine, visitor)
     world.clock.advance(60)
-    world.engine.run_due_finishes()
+    finishing.run_due_finishes(world.engine)
     ((kind, payload),) = world.outbox.items.values()
     assert kind == CHAT_ACTIVITY_KIND and payload["topic_names"] == ["Support"]
 
@@ -201,8 +211,11 @@ def test_the_agent_sees_displayable_context_and_the_activity_stores_all(world: W
     _, ann_in = world.agent(ANN)
     visitor, _ = world.visitor()
     with pytest.raises(ChatInvalidContext):
-        world.engine.do_visitor_start(visitor, client_id="s1", fields=FIELDS, context={"Bad": [1]})
-    world.engine.do_visitor_start(
+        visitors.do_visitor_start(
+            world.engine, visitor, client_id="s1", fields=FIELDS, context={"Bad": [1]}
+        )
+    visitors.do_visitor_start(
+        world.engine,
         visitor,
         client_id="s1",
         fields=FIELDS,
@@ -211,10 +224,10 @@ def test_the_agent_sees_displayable_context_and_the_activity_stores_all(world: W
     chat = ann_in.last("chat.offered")["chat"]
     assert chat["context"] == [{"name": "Plan", "value": "Pro"}]
     assert chat["visitor"]["context"] == {"Plan": "Pro"}
-    world.engine.do_visitor_end(visitor)
-    world.engine.do_visitor_disconnect(visitor)
+    visitors.do_visitor_end(world.engine, visitor)
+    visitors.do_visitor_disconnect(world.engine, visitor)
     world.clock.advance(60)
-    world.engine.run_due_finishes()
+    finishing.run_due_finishes(world.engine)
     ((_, payload),) = world.outbox.items.values()
     body = chat_activity_payload(FinishedChat.from_dict(payload))
     assert '"Secret":{"value":"x1","isDisplayable":false}' in body["crmchat_context"]
@@ -229,8 +242,8 @@ def test_the_switch_turns_every_widget_off(world: World) -> None:
     visitor, v_in = world.visitor()
     assert v_in.last("hello.ok")["available"] is False
     with pytest.raises(ChatUnavailable):
-        world.engine.do_visitor_start(visitor, client_id="s1", fields=FIELDS)
-    status = world.engine.widget_status(HELP)
+        visitors.do_visitor_start(world.engine, visitor, client_id="s1", fields=FIELDS)
+    status = conversations.widget_status(world.engine, HELP)
     assert status is not None and status[1] is False
 
 
@@ -245,27 +258,27 @@ def test_nobody_accepting_in_time_times_the_chat_out_and_withdraws_the_offer(
     world.directory.set_widget(replace(shop, design=fallback_design(30)))
     _, ann_in = world.agent(ANN)
     visitor, v_in = world.visitor()
-    world.engine.do_visitor_start(visitor, client_id="s1", fields=FIELDS)
+    visitors.do_visitor_start(world.engine, visitor, client_id="s1", fields=FIELDS)
     conversation_id = v_in.last("chat.started")["conversation_id"]
     world.clock.advance(29)
-    assert world.engine.run_timeouts() == 0
+    assert finishing.run_timeouts(world.engine) == 0
     world.clock.advance(2)
-    assert world.engine.run_timeouts() == 1
+    assert finishing.run_timeouts(world.engine) == 1
     assert v_in.last("chat.timeout")["conversation_id"] == conversation_id
     assert ann_in.last("chat.withdrawn")["conversation_id"] == conversation_id
-    assert world.engine.run_timeouts() == 0  # once
+    assert finishing.run_timeouts(world.engine) == 0  # once
     # Written to CRM at once (nobody will rate it), and the visitor may start again.
     assert conversation_id in world.outbox.items
-    world.engine.do_visitor_start(visitor, client_id="s2", fields=FIELDS)
+    visitors.do_visitor_start(world.engine, visitor, client_id="s2", fields=FIELDS)
     assert v_in.last("chat.started")["conversation_id"] != conversation_id
 
 
 def test_without_ticket_fallback_a_waiting_chat_keeps_waiting(world: World) -> None:
     world.agent(ANN)
     visitor, v_in = world.visitor()
-    world.engine.do_visitor_start(visitor, client_id="s1", fields=FIELDS)
+    visitors.do_visitor_start(world.engine, visitor, client_id="s1", fields=FIELDS)
     world.clock.advance(3600)
-    assert world.engine.run_timeouts() == 0
+    assert finishing.run_timeouts(world.engine) == 0
     assert v_in.of_type("chat.timeout") == []
 
 
@@ -277,20 +290,25 @@ def test_agents_label_their_chats_and_the_activity_keeps_the_names(world: World)
     bob, _ = world.agent(BOB)
     assert [label["name"] for label in ann_in.last("snapshot")["labels"]] == ["Billing", "VIP"]
     visitor, v_in = world.visitor()
-    world.engine.do_visitor_start(visitor, client_id="s1", fields=FIELDS)
+    visitors.do_visitor_start(world.engine, visitor, client_id="s1", fields=FIELDS)
     conversation_id = v_in.last("chat.started")["conversation_id"]
-    world.engine.do_agent_accept(ann, conversation_id=conversation_id)
+    agents.do_agent_accept(world.engine, ann, conversation_id=conversation_id)
     with pytest.raises(Exception, match="no such chat"):  # Bob is not in the chat
-        world.engine.do_agent_labels(bob, conversation_id=conversation_id, label_ids=[VIP])
+        agents.do_agent_labels(world.engine, bob, conversation_id=conversation_id, label_ids=[VIP])
     with pytest.raises(ChatInvalid):
-        world.engine.do_agent_labels(
-            ann, conversation_id=conversation_id, label_ids=["50000000-0000-0000-0000-0000000000ff"]
+        agents.do_agent_labels(
+            world.engine,
+            ann,
+            conversation_id=conversation_id,
+            label_ids=["50000000-0000-0000-0000-0000000000ff"],
         )
-    world.engine.do_agent_labels(ann, conversation_id=conversation_id, label_ids=[VIP, BILLING])
+    agents.do_agent_labels(
+        world.engine, ann, conversation_id=conversation_id, label_ids=[VIP, BILLING]
+    )
     chat = ann_in.last("chat.updated")["chat"]
     assert [label["name"] for label in chat["labels"]] == ["VIP", "Billing"]
-    world.engine.do_visitor_end(visitor)
-    world.engine.do_visitor_rate(visitor, rating=5)
+    visitors.do_visitor_end(world.engine, visitor)
+    visitors.do_visitor_rate(world.engine, visitor, rating=5)
     ((_, payload),) = world.outbox.items.values()
     body = chat_activity_payload(FinishedChat.from_dict(payload))
     assert body["crmchat_labels"] == "Billing, VIP"
@@ -302,7 +320,7 @@ def test_agents_label_their_chats_and_the_activity_keeps_the_names(world: World)
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     running = Server(tmp_path, FakeOutbox())
-    add_widgets(running.app.extensions["crmchat.directory"])
+    add_widgets(services_of(running.app).directory)
     yield running
     running.stop()
 
@@ -316,7 +334,7 @@ def test_config_lists_the_topics_and_options_and_follows_the_switch(server: Serv
     assert body["enabled"] is True
     bare = client.get(f"/api/widgets/{BARE}/config").get_json()
     assert bare["topics"] == [] and bare["available"] is False
-    server.app.extensions["crmchat.directory"].chat_on = False
+    services_of(server.app).directory.chat_on = False
     off = client.get(f"/api/widgets/{SHOP}/config").get_json()
     assert off["enabled"] is False and off["available"] is False
 
@@ -367,7 +385,7 @@ def test_an_admin_switches_chat_off_and_every_widgets_config_says_so(
     )
     try:
         client = app.test_client()
-        service = app.extensions["crmchat.dataverse"]
+        service = services_of(app).dataverse
         topic = service.create(tables.TOPICS, {"crmchat_name": "Switch topic"})
         widget = service.create(
             tables.WIDGETS,
@@ -405,7 +423,7 @@ def test_unsubscribing_stops_chat_everywhere_and_keeps_every_record(
     )
     try:
         client = app.test_client()
-        service = app.extensions["crmchat.dataverse"]
+        service = services_of(app).dataverse
         topic = service.create(tables.TOPICS, {"crmchat_name": "Sub topic"})
         widget = service.create(
             tables.WIDGETS,
@@ -444,7 +462,7 @@ def test_unsubscribing_stops_chat_everywhere_and_keeps_every_record(
         assert off.status_code == 200 and off.get_json()["subscribed"] is False
         config = client.get(f"/api/widgets/{widget}/config").get_json()
         assert config["enabled"] is False and config["available"] is False  # widget hidden
-        assert app.extensions["crmchat.directory"].subscribed() is False
+        assert services_of(app).directory.subscribed() is False
         after = {
             name: len(list(service.list(entity_set, select=[key])))
             for name, entity_set, key in (

@@ -25,6 +25,7 @@ from connector.demo import (
     SUPPORT_TOPIC_ID,
     SUPPORT_WIDGET_ID,
 )
+from connector.services import services_of
 
 Headers = dict[str, str]
 SignIn = Callable[[str], Headers]
@@ -172,7 +173,7 @@ def test_the_widgets_topics_are_set_and_routing_follows(
 
     only_support = client.put(WIDGET, json={"topic_ids": [SUPPORT_TOPIC_ID]}, headers=admin)
     assert only_support.get_json()["topic_ids"] == [SUPPORT_TOPIC_ID]
-    widget = app.extensions["crmchat.directory"].widget(SALES_WIDGET_ID)
+    widget = services_of(app).directory.widget(SALES_WIDGET_ID)
     assert widget.topic_ids == frozenset({SUPPORT_TOPIC_ID})
 
     related = client.get(f"/api/admin/topics/{SUPPORT_TOPIC_ID}/related", headers=admin).get_json()

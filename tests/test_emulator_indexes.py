@@ -26,6 +26,7 @@ from connector.crm.tickets import create_ticket
 from connector.dataverse import DataverseClient
 from connector.dataverse_local import store as store_module
 from connector.dataverse_local.store import utc_now
+from connector.services import services_of
 
 ROWS = 100_000
 BIG_TABLES = ("contact", "incident", "lead", "crmchat_chat", "activitypointer")
@@ -51,11 +52,11 @@ def recorded(
         outbox=FakeOutbox(),
         start=False,
     )
-    db = app.extensions["crmchat.settings"].embedded_db
+    db = services_of(app).settings.embedded_db
     _fill(db)
     statements.clear()
     try:
-        yield app.extensions["crmchat.dataverse"], statements, db
+        yield services_of(app).dataverse, statements, db
     finally:
         stop_app(app)
 

@@ -31,7 +31,8 @@ from connector.crm import secret_word
 from connector.crm.handshake import SignedInUser
 from connector.dataverse_local import ADMIN_USER_ID, issue_token
 from connector.demo import SALES_TOPIC_ID, SALES_WIDGET_ID, SAM_AGENT_ID, SAM_USER_ID
-from connector.web.auth import issue_service_token
+from connector.services import services_of
+from connector.web.auth import agent_subprotocols, issue_service_token
 from connector.web.sockets import agent_socket, visitor_socket
 
 HTTP_EXAMPLES = 1500
@@ -141,7 +142,7 @@ def test_no_http_request_gets_a_5xx(app: Flask, errors: ErrorLog) -> None:
     routes = _routes(app)
     assert len(routes) > 40
     client = app.test_client()
-    store = app.extensions["crmchat.standin"].store
+    store = services_of(app).standin.store
     auth = {
         "admin": "Bearer "
         + _service_token(app, ADMIN_USER_ID, frozenset({"System Administrator"})),
@@ -260,9 +261,18 @@ def _hello(resume: str | None = None) -> str:
     return json.dumps(hello)
 
 
-def _run(app: Flask, route: Callable[[Any], None], path: str, incoming: list[str]) -> FakeSocket:
+def _run(
+    app: Flask,
+    route: Callable[[Any], None],
+    path: str,
+    incoming: list[str],
+    *,
+    headers: dict[str, str] | None = None,
+) -> FakeSocket:
     ws = FakeSocket(incoming)
-    with app.test_request_context(path, environ_base={"REMOTE_ADDR": "203.0.113.9"}):
+    with app.test_request_context(
+        path, environ_base={"REMOTE_ADDR": "203.0.113.9"}, headers=headers or {}
+    ):
         try:
             route(ws)
         except ConnectionClosed:
@@ -304,7 +314,8 @@ def test_no_agent_frame_fails_on_our_side(app: Flask, errors: ErrorLog) -> None:
     @fuzz(FRAME_EXAMPLES)
     @given(rest=st.lists(frame_text(models) | garbage_frames, min_size=1, max_size=5))
     def session(rest: list[str]) -> None:
-        ws = _run(app, agent_socket, f"/ws/agent?token={token}", rest)
+        offered = ", ".join(agent_subprotocols(token))
+        ws = _run(app, agent_socket, "/ws/agent", rest, headers={"Sec-WebSocket-Protocol": offered})
         _assert_no_internal_error(ws, errors)
 
     session()

@@ -15,6 +15,7 @@ from service_process import ServiceProcess
 
 from connector.app import create_app, stop_app
 from connector.dataverse import DataverseClient, StaticTokenProvider
+from connector.services import services_of
 
 # Nothing listens on port 1: every request fails to connect.
 DEAD_DATAVERSE = "http://127.0.0.1:1/api/data/v9.2/"
@@ -54,7 +55,7 @@ def mount(tmp_path: Path) -> Iterator[Path]:
 def test_livez_answers_without_asking_dataverse(tmp_path: Path) -> None:
     app = _app(tmp_path / "data")
     try:
-        app.extensions["crmchat.dataverse"] = _dead_client()
+        services_of(app).dataverse = _dead_client()
         client = app.test_client()
         assert client.get("/livez").status_code == 200
         answer = client.get("/readyz")
@@ -69,7 +70,7 @@ def test_readyz_asks_dataverse_at_most_every_n_seconds(tmp_path: Path) -> None:
     try:
         client = app.test_client()
         assert client.get("/readyz").get_json() == {"status": "ok"}
-        app.extensions["crmchat.dataverse"] = _dead_client()  # Dataverse goes away
+        services_of(app).dataverse = _dead_client()  # Dataverse goes away
         assert client.get("/readyz").status_code == 200  # the cached answer
     finally:
         stop_app(app)
@@ -77,7 +78,7 @@ def test_readyz_asks_dataverse_at_most_every_n_seconds(tmp_path: Path) -> None:
     try:
         client = uncached.test_client()
         assert client.get("/readyz").status_code == 200
-        uncached.extensions["crmchat.dataverse"] = _dead_client()
+        services_of(uncached).dataverse = _dead_client()
         assert client.get("/readyz").status_code == 503
     finally:
         stop_app(uncached)

@@ -20,6 +20,7 @@ from connector import jws
 from connector.app import create_app, stop_app
 from connector.chat.tokens import ChatTokens, InvalidIdentity
 from connector.crm.design import WidgetDesign
+from connector.services import services_of
 
 NOW = 1_900_000_000.0
 Handshake = Callable[[FlaskClient, Flask, str], dict[str, str]]  # the conftest fixture
@@ -133,7 +134,7 @@ def test_the_embedded_dataverse_still_uses_the_same_jws() -> None:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     running = Server(tmp_path, FakeOutbox())
-    directory: FakeDirectory = running.app.extensions["crmchat.directory"]
+    directory: FakeDirectory = services_of(running.app).directory
     shop = directory.widget(SHOP)
     assert shop is not None
     directory.set_widget(replace(shop, secret=SITE_SECRET))
@@ -151,7 +152,7 @@ def live_site_token(**claims: Any) -> str:
 
 
 def require_login(server: Server) -> None:
-    directory: FakeDirectory = server.app.extensions["crmchat.directory"]
+    directory: FakeDirectory = services_of(server.app).directory
     shop = directory.widget(SHOP)
     assert shop is not None
     directory.set_widget(replace(shop, design=WidgetDesign(require_login=True)))
@@ -262,7 +263,7 @@ def _user(app: Flask, role: str | None, *, email: str) -> str:
 
     schema = load_schema()
     roles = {r.name: r.id for r in schema.roles}
-    store = open_store(app.extensions["crmchat.settings"].embedded_db, schema)
+    store = open_store(services_of(app).settings.embedded_db, schema)
     try:
         return add_user(
             store,
@@ -284,9 +285,7 @@ def test_a_crm_app_user_gets_a_token_naming_them_from_the_systemuser_record(
     assert answer.status_code == 200, answer.get_data(as_text=True)
     body = answer.get_json()
     assert body["user"] == {"id": user_id, "name": "Una User", "email": "una@contoso.test"}
-    identity = app.extensions["crmchat.chat"].tokens.verify_identity(
-        body["token"], widget_secret=None
-    )
+    identity = services_of(app).engine.tokens.verify_identity(body["token"], widget_secret=None)
     assert (identity.source, identity.email, identity.name) == (
         "crm",
         "una@contoso.test",
@@ -313,7 +312,7 @@ def test_the_agent_sees_the_internal_users_name(tmp_path: Path) -> None:
     running = Server(tmp_path, FakeOutbox())
     try:
         bob = running.agent(BOB_USER)
-        token = running.app.extensions["crmchat.chat"].tokens.issue_identity(
+        token = services_of(running.app).engine.tokens.issue_identity(
             user_id="u-9", email="una@contoso.test", name="Una User"
         )
         visitor = running.visitor("visitor-int1", identity={"token": token})
@@ -329,7 +328,7 @@ def test_the_agent_sees_the_internal_users_name(tmp_path: Path) -> None:
 def test_a_verified_visitor_is_linked_to_their_contact_and_its_open_case(server: Server) -> None:
     from connector.crm import tables
 
-    client = server.app.extensions["crmchat.dataverse"]
+    client = services_of(server.app).dataverse
     ann = client.create(
         tables.CONTACTS,
         {"firstname": "Ann", "lastname": "Lee", "emailaddress1": "ann@shop.example"},

@@ -56,7 +56,7 @@ def test_logs_are_json_lines_with_request_ids_and_no_credentials(service: Servic
     assert livez["request_id"] == "proxy-id-12345"
     assert livez["query"] == "token=[redacted]&x=1" and livez["status"] == 200
     agent_socket = next(line for line in requests_logged if line["path"] == "/ws/agent")
-    assert agent_socket["query"] == "token=[redacted]" and agent_socket["websocket"] is True
+    assert agent_socket["query"] == "" and agent_socket["websocket"] is True
     assert len({line["request_id"] for line in requests_logged}) == len(requests_logged)
 
     events = [line for line in lines if line["logger"] == "crmchat.chat.events"]

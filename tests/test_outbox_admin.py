@@ -17,16 +17,17 @@ from connector.crm.chat_activity import CHAT_ACTIVITY_KIND, chat_activity_id
 from connector.crm.regarding import create_contact
 from connector.dataverse_local import ADMIN_USER_ID
 from connector.demo import admin_client
+from connector.services import services_of
 
 Handshake = Callable[[FlaskClient, Flask, str], dict[str, str]]
 
 
 def _park_a_chat_whose_contact_was_deleted(app: Flask) -> str:
-    admin = admin_client(app.extensions["crmchat.standin"])
+    admin = admin_client(services_of(app).standin)
     contact = create_contact(admin, {"firstname": "Gone", "lastname": "Away"})
     admin.delete(tables.CONTACTS, contact.id)
     chat = finished_chat(regarding=contact)
-    outbox = app.extensions["crmchat.outbox"]
+    outbox = services_of(app).outbox
     outbox.enqueue(CHAT_ACTIVITY_KIND, chat.conversation_id, chat.to_dict())
     outbox.run_due()
     assert [item["key"] for item in outbox.parked()] == [chat.conversation_id]
@@ -71,7 +72,7 @@ def test_the_cli_lists_retries_and_writes_a_parked_chat_without_its_regarding(
 
     app = create_app({"data_dir": tmp_path, "log_level": "WARNING"}, start=False)
     try:
-        admin = admin_client(app.extensions["crmchat.standin"])
+        admin = admin_client(services_of(app).standin)
         secret = (tmp_path / "service.key").read_text().strip().encode()
         row = admin.retrieve(tables.CHATS, chat_activity_id(key, secret))
         assert row["crmchat_transcript"].startswith("[10:02:11] Ann Lee: hello")

@@ -26,6 +26,7 @@ from connector.crm.identification import identify, lookup_key
 from connector.dataverse import DataverseClient
 from connector.dataverse.odata import eq
 from connector.dataverse_local import ADMIN_USER_ID
+from connector.services import services_of
 
 
 class Counting:
@@ -48,7 +49,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def dataverse(server: Server) -> DataverseClient:
-    client: DataverseClient = server.app.extensions["crmchat.dataverse"]
+    client: DataverseClient = services_of(server.app).dataverse
     return client
 
 
@@ -169,7 +170,7 @@ def test_a_returning_visitor_is_linked_by_the_email_they_typed(server: Server) -
 
 
 def with_fallback(server: Server, *, owner: str | None = None) -> None:
-    directory: FakeDirectory = server.app.extensions["crmchat.directory"]
+    directory: FakeDirectory = services_of(server.app).directory
     shop = directory.widget(SHOP)
     assert shop is not None
     design = WidgetDesign(ticket_fallback=TicketFallback(enabled=True))
@@ -228,7 +229,7 @@ def test_a_ticket_needs_the_fallback_and_reuses_an_identified_contact(server: Se
     with_fallback(server)
     client = dataverse(server)
     known = contact(client, "Ann", "Lee", emailaddress1="ann@shop.example")
-    token = server.app.extensions["crmchat.chat"].tokens.issue_identity(
+    token = services_of(server.app).engine.tokens.issue_identity(
         user_id=str(uuid.uuid4()), email="ann@shop.example", name="Ann Lee"
     )
     signed_in = server.visitor("visitor-ticket3", identity={"token": token})

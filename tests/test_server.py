@@ -17,6 +17,7 @@ from service_process import ServiceProcess, agent_token
 from simple_websocket import Client, ConnectionClosed
 
 from connector.demo import SALES_WIDGET_ID, SAM_USER_ID
+from connector.web.auth import agent_subprotocols
 
 
 @pytest.fixture
@@ -58,7 +59,9 @@ def test_sigterm_tells_open_sockets_to_reconnect_then_exits(service: ServiceProc
             }
         )
     )
-    agent = Client.connect(base + f"/ws/agent?token={agent_token(SAM_USER_ID)}")
+    agent = Client.connect(
+        base + "/ws/agent", subprotocols=agent_subprotocols(agent_token(SAM_USER_ID))
+    )
     assert json.loads(agent.receive(timeout=60) or "{}").get("type") == "snapshot"
     started = time.monotonic()
     service.terminate()

@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from connector.app import create_app
 from connector.crm import secret_word
 from connector.crm.handshake import HandshakeRefused, redeem_handshake
+from connector.services import services_of
 
 SignIn = Callable[[str], dict[str, str]]
 Handshake = Callable[[FlaskClient, Flask, str], dict[str, str]]  # the conftest fixtures
@@ -44,7 +45,7 @@ def users(app: Flask) -> dict[str, str]:
 
     schema = load_schema()
     role = {r.name: r.id for r in schema.roles}
-    settings = app.extensions["crmchat.settings"]
+    settings = services_of(app).settings
     store = open_store(settings.embedded_db, schema)
     try:
         ids = {"admin": find_user(store, "admin") or ""}
@@ -119,7 +120,7 @@ def test_the_word_is_stored_only_as_a_salted_hash(
     client: FlaskClient, sign_in: SignIn, app: Flask
 ) -> None:
     client.put("/api/admin/secret-word", json={"word": "Blue Tiger"}, headers=sign_in("crmadmin"))
-    settings_file = app.extensions["crmchat.settings"].embedded_db
+    settings_file = services_of(app).settings.embedded_db
     raw = b"".join(p.read_bytes() for p in settings_file.parent.glob("dataverse.sqlite*"))
     assert b"Blue Tiger" not in raw and b"blue tiger" not in raw
     assert b"scrypt$" in raw
@@ -179,7 +180,7 @@ def test_a_handshake_can_be_redeemed_only_once_and_only_with_its_nonce(
     from connector.dataverse_local import issue_token, open_store
     from connector.solution.reader import load_schema
 
-    store = open_store(app.extensions["crmchat.settings"].embedded_db, load_schema())
+    store = open_store(services_of(app).settings.embedded_db, load_schema())
     token = issue_token(store.signing_secret, user_id=users["agent"])
     store.close()
     auth = {"Authorization": f"Bearer {token}"}
@@ -218,9 +219,7 @@ def test_an_old_handshake_is_refused(
     made = make_handshake(client, app, users["agent"])
     later = datetime.now(UTC) + timedelta(minutes=5)
     with pytest.raises(HandshakeRefused, match="old"):
-        redeem_handshake(
-            app.extensions["crmchat.dataverse"], made["handshake_id"], made["nonce"], now=later
-        )
+        redeem_handshake(services_of(app).dataverse, made["handshake_id"], made["nonce"], now=later)
 
 
 @pytest.mark.parametrize(
@@ -290,14 +289,14 @@ def test_a_disabled_or_demoted_user_loses_access_within_a_minute(
     change: str,
 ) -> None:
     now = [1000.0]
-    monkeypatch.setattr(app.extensions["crmchat.standing"], "_clock", lambda: now[0])
+    monkeypatch.setattr(services_of(app).standing, "_clock", lambda: now[0])
     agent = sign_in("agent")
     check = "/api/support/secret-word/check"
     assert client.post(check, json={"word": "some word"}, headers=agent).status_code == 200
 
     from connector.dataverse_local import ADMIN_USER_ID, issue_token
 
-    store = app.extensions["crmchat.standin"].store
+    store = services_of(app).standin.store
     admin = {"Authorization": f"Bearer {issue_token(store.signing_secret, user_id=ADMIN_USER_ID)}"}
     user = f"/api/data/v9.2/systemusers({users['agent']})"
     if change == "disable":

@@ -33,7 +33,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from connector.app import create_app, stop_app
 from connector.crm.handshake import SignedInUser
-from connector.web.auth import issue_service_token
+from connector.services import services_of
+from connector.web.auth import AGENT_SUBPROTOCOL, agent_subprotocols, issue_service_token
 
 AGENT_ROLE = frozenset({"CRM Chat Agent"})
 WAIT_SECS = 5.0
@@ -61,7 +62,7 @@ class Server:
             return issue_service_token(SignedInUser(user_id, "User", "u@example.com", roles))
 
     def agent(self, user_id: str) -> Ws:
-        ws = self.connect(f"/ws/agent?token={self.token(user_id)}")
+        ws = self.connect("/ws/agent", token=self.token(user_id))
         ws.expect("snapshot")
         ws.expect("pong")
         return ws
@@ -80,8 +81,10 @@ class Server:
         ws.expect("hello.ok")
         return ws
 
-    def connect(self, path: str) -> Ws:
-        ws = Ws(Client.connect(self.base + path))
+    def connect(self, path: str, *, token: str | None = None) -> Ws:
+        """A socket on `path`; `token` is offered the way the console does (a subprotocol)."""
+        subprotocols = agent_subprotocols(token) if token is not None else None
+        ws = Ws(Client.connect(self.base + path, subprotocols=subprotocols))
         # simple_websocket's Client parses only the handshake answer from its first read;
         # a frame the server sent right behind it (the agent's snapshot) waits for more
         # bytes. A ping makes the server send some.
@@ -306,22 +309,28 @@ def test_limits_answer_with_errors_and_keep_the_socket_open(server: Server) -> N
 
 
 @pytest.mark.parametrize(
-    ("query", "code"),
+    ("token", "code"),
     [
-        ("token=forged", "not_signed_in"),
+        ("forged", "not_signed_in"),
         ("", "not_signed_in"),
+        (None, "not_signed_in"),
+        ("in the URL", "not_signed_in"),
         ("role", "forbidden"),
         ("profile", "forbidden"),
     ],
 )
 def test_an_agent_without_sign_in_role_or_profile_is_refused(
-    server: Server, query: str, code: str
+    server: Server, token: str | None, code: str
 ) -> None:
-    if query == "role":
-        query = "token=" + server.token(BOB_USER, roles=frozenset({"Salesperson"}))
-    elif query == "profile":
-        query = "token=" + server.token(NOBODY_USER)
-    ws = server.connect(f"/ws/agent?{query}")
+    path = "/ws/agent"
+    if token == "role":
+        token = server.token(BOB_USER, roles=frozenset({"Salesperson"}))
+    elif token == "profile":
+        token = server.token(NOBODY_USER)
+    elif token == "in the URL":
+        # The old way: a good token in the query string no longer signs a console in.
+        path, token = f"/ws/agent?token={server.token(BOB_USER)}", None
+    ws = server.connect(path, token=token)
     assert ws.expect("error")["code"] == code
     deadline = time.monotonic() + 5
     with contextlib.suppress(ConnectionClosed):
@@ -332,13 +341,21 @@ def test_an_agent_without_sign_in_role_or_profile_is_refused(
 
 
 def test_while_unsubscribed_a_console_is_refused_and_told_why(server: Server) -> None:
-    directory = server.app.extensions["crmchat.directory"]
+    directory = services_of(server.app).directory
     directory.subscription_on = False
-    ws = server.connect("/ws/agent?token=" + server.token(BOB_USER))
+    ws = server.connect("/ws/agent", token=server.token(BOB_USER))
     refused = ws.expect("error")
     assert refused["code"] == "unsubscribed"
     assert "unsubscribed from CRM Chat" in refused["message"]
     assert "kept" in refused["message"]  # nothing was deleted
     directory.subscription_on = True
-    again = server.connect("/ws/agent?token=" + server.token(BOB_USER))
+    again = server.connect("/ws/agent", token=server.token(BOB_USER))
     assert again.expect("snapshot")["me"]["name"] == "Bob"
+
+
+def test_the_service_answers_the_protocol_never_the_token(server: Server) -> None:
+    token = server.token(BOB_USER)
+    ws = server.connect("/ws/agent", token=token)
+    assert ws.expect("snapshot")["me"]["name"] == "Bob"
+    # The handshake's answer names the protocol only: the token is not sent back.
+    assert ws.client.subprotocol == AGENT_SUBPROTOCOL

@@ -20,6 +20,7 @@ from connector.demo import (
     admin_client,
     seed_demo,
 )
+from connector.services import services_of
 from connector.solution.paths import CUSTOMIZATIONS_XML
 from connector.solution.reader import load_schema
 from connector.web.standin import read_sitemap
@@ -106,7 +107,7 @@ def test_the_shell_carries_the_sitemap_and_the_entity_sets(app: Flask) -> None:
 
 
 def test_seeding_again_keeps_what_a_person_changed(app: Flask) -> None:
-    dataverse = app.extensions["crmchat.standin"]
+    dataverse = services_of(app).standin
     client = admin_client(dataverse)
     client.update("crmchat_topics", SALES_TOPIC_ID, {"crmchat_name": "Presales"})
     seed_demo(dataverse)

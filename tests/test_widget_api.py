@@ -23,10 +23,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from connector.app import create_app, stop_app
+from connector.chat.actions import agents, visitors
 from connector.chat.hub import Subscriber
 from connector.chat.sessions import AgentSession, VisitorSession
 from connector.crm.handshake import SignedInUser
 from connector.dataverse_local import add_user
+from connector.services import services_of
 from connector.web.auth import issue_service_token
 from connector.web.sockets import engine_of
 
@@ -40,7 +42,7 @@ def app(tmp_path: Path) -> Iterator[Flask]:
         start=False,
     )
     # The agents' CRM users: the records they make from chats are theirs.
-    store = app.extensions["crmchat.standin"].store
+    store = services_of(app).standin.store
     add_user(store, domain_name="bob@crmchat.local", last_name="Bob", user_id=BOB_USER)
     yield app
     stop_app(app)
@@ -62,7 +64,7 @@ def bearer(
 
 def bob_online(app: Flask) -> AgentSession:
     session = AgentSession(Subscriber(lambda text: None), BOB)
-    engine_of(app).do_agent_connect(session)
+    agents.do_agent_connect(engine_of(app), session)
     return session
 
 
@@ -116,14 +118,14 @@ def active_chat(app: Flask) -> tuple[str, Inbox]:
     engine = engine_of(app)
     bob_inbox = Inbox()
     bob = AgentSession(bob_inbox.subscriber, BOB)
-    engine.do_agent_connect(bob)
+    agents.do_agent_connect(engine, bob)
     visitor_inbox = Inbox()
     visitor = VisitorSession(visitor_inbox.subscriber, ip="198.51.100.1")
-    engine.do_visitor_hello(visitor, widget_id=SHOP, visitor_id="visitor-crm1", page={})
-    engine.do_visitor_start(visitor, client_id="s", fields=FIELDS)
+    visitors.do_visitor_hello(engine, visitor, widget_id=SHOP, visitor_id="visitor-crm1", page={})
+    visitors.do_visitor_start(engine, visitor, client_id="s", fields=FIELDS)
     conversation_id = visitor_inbox.last("chat.started")["conversation_id"]
-    engine.do_agent_accept(bob, conversation_id=conversation_id)
-    engine.do_visitor_send(visitor, client_id="v1", text="My order did not arrive.")
+    agents.do_agent_accept(engine, bob, conversation_id=conversation_id)
+    visitors.do_visitor_send(engine, visitor, client_id="v1", text="My order did not arrive.")
     return conversation_id, bob_inbox
 
 
@@ -137,7 +139,7 @@ def test_a_case_from_a_chat_creates_the_contact_first(app: Flask, client: FlaskC
     regarding = response.get_json()["regarding"]
     assert regarding["table"] == "incident"
     assert bob_inbox.last("chat.updated")["chat"]["regarding"] == regarding
-    dataverse = app.extensions["crmchat.dataverse"]
+    dataverse = services_of(app).dataverse
     case = dataverse.retrieve("incidents", regarding["id"], select=["title", "_customerid_value"])
     contact = dataverse.retrieve("contacts", case["_customerid_value"], select=["emailaddress1"])
     assert contact["emailaddress1"] == "vera@example.com"
@@ -161,7 +163,7 @@ def test_records_from_a_chat_belong_to_the_agent_and_the_card_shows_the_contact(
 ) -> None:
     conversation_id, bob_inbox = active_chat(app)
     url = f"/api/agent/chats/{conversation_id}/crm"
-    dataverse = app.extensions["crmchat.dataverse"]
+    dataverse = services_of(app).dataverse
 
     contact = client.post(url, json={"kind": "contact"}, headers=bearer(app, BOB_USER))
     made = contact.get_json()["regarding"]
@@ -201,8 +203,8 @@ def test_an_agent_reads_an_earlier_chat_of_the_visitor_from_history(
     first_id, _ = active_chat(app)
     engine = engine_of(app)
     bob = AgentSession(Inbox().subscriber, BOB)
-    engine.do_agent_connect(bob)
-    engine.do_agent_end(bob, conversation_id=first_id)
+    agents.do_agent_connect(engine, bob)
+    agents.do_agent_end(engine, bob, conversation_id=first_id)
     second_id, bob_inbox = active_chat(app)
     history = bob_inbox.last("chat.accepted")["chat"]["history"]
     assert [h["conversation_id"] for h in history] == [first_id]

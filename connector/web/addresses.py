@@ -13,6 +13,8 @@ import re
 
 from flask import current_app, request
 
+from connector.services import services_of
+
 __all__ = ["is_loopback_host", "service_base_url", "socket_base_url"]
 
 # host[:port], host a DNS name, an IPv4 address or a bracketed IPv6 address.
@@ -45,7 +47,7 @@ def is_loopback_host(host: str) -> bool:
 
 def service_base_url() -> str:
     """The service's address for pages and configs, e.g. `https://chat.example.com`."""
-    settings = current_app.extensions["crmchat.settings"]
+    settings = services_of(current_app).settings
     if settings.public_url:
         return str(settings.public_url)
     name = _host_name(request.host)

@@ -15,9 +15,11 @@ from typing import Any
 from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from connector.chat.actions import conversations
 from connector.crm import org_settings
 from connector.crm.secret_word import MAX_LENGTH, SecretWordError, TooManyGuesses
 from connector.regions import all_regions, find_region
+from connector.services import services_of
 from connector.web.auth import ADMIN_ROLES, AGENT_ROLES, current_user, require_roles
 from connector.web.errors import InvalidInput, RateLimited, json_body
 
@@ -48,22 +50,22 @@ class SecretWordIn(BaseModel):
 
 
 def _client() -> Any:
-    return current_app.extensions["crmchat.dataverse"]
+    return services_of(current_app).dataverse
 
 
 def _data_dir() -> Any:
-    return current_app.extensions["crmchat.settings"].data_dir
+    return services_of(current_app).settings.data_dir
 
 
 def _parked_count() -> int:
-    outbox = current_app.extensions["crmchat.outbox"]
+    outbox = services_of(current_app).outbox
     counter = getattr(outbox, "parked_count", None)  # tests may run a fake outbox
     return int(counter()) if callable(counter) else 0
 
 
 def _settings_body() -> dict[str, Any]:
     current = org_settings.read_org_settings(_client())
-    settings = current_app.extensions["crmchat.settings"]
+    settings = services_of(current_app).settings
     # On the embedded default every region is served by this very service.
     local_url = settings.base_url if settings.embedded else None
     regions = [find_region(r.code, local_url=local_url) or r for r in all_regions()]
@@ -117,13 +119,13 @@ def put_subscription() -> dict[str, Any]:
 
 def _refresh_directory() -> None:
     # Widgets see the change at once on this instance (others within the cache's 30 s).
-    directory = current_app.extensions.get("crmchat.directory")
+    directory = services_of(current_app).directory
     invalidate = getattr(directory, "invalidate", None)
     if invalidate is not None:
         invalidate()
-    engine = current_app.extensions.get("crmchat.chat")
+    engine = services_of(current_app).engine
     if engine is not None:
-        engine.do_refresh_availability()
+        conversations.do_refresh_availability(engine)
 
 
 @bp.put("/admin/secret-word")

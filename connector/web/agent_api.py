@@ -24,12 +24,14 @@ from typing import Any, Literal
 from flask import Blueprint, Response, current_app, jsonify
 from pydantic import BaseModel, ConfigDict
 
+from connector.chat.actions import conversations
 from connector.chat.errors import ChatError
 from connector.chat.frames import GUID_PATTERN
 from connector.chat.model import ConversationKind
 from connector.chat.ports import AgentLike
 from connector.crm import tables
 from connector.dataverse import DataverseError
+from connector.services import services_of
 from connector.web.auth import AGENT_ROLES, current_user, require_roles
 from connector.web.errors import ApiError, CrmError, Forbidden, NotFound, json_body
 from connector.web.sockets import engine_of
@@ -76,8 +78,8 @@ def earlier_chat(conversation_id: str, earlier_id: str) -> dict[str, Any]:
     if not (GUID_PATTERN.fullmatch(conversation_id) and GUID_PATTERN.fullmatch(earlier_id)):
         raise NotFound("There is no such chat.")
     engine = engine_of(current_app)
-    messages = engine.access_earlier_chat(
-        _me().agent_id, conversation_id.lower(), earlier_id.lower()
+    messages = conversations.access_earlier_chat(
+        engine, _me().agent_id, conversation_id.lower(), earlier_id.lower()
     )
     return {"messages": [{k: v for k, v in m.items() if k != "type"} for m in messages]}
 
@@ -90,7 +92,7 @@ def create_crm_record(conversation_id: str) -> dict[str, Any]:
     body = CrmActionIn.model_validate(json_body())
     engine = engine_of(current_app)
     me = _me()
-    conversation = engine.access_agent_chat(me.agent_id, conversation_id.lower())
+    conversation = conversations.access_agent_chat(engine, me.agent_id, conversation_id.lower())
     if conversation.kind is not ConversationKind.VISITOR:
         raise ApiError("Only a chat with a visitor can become a CRM record.", code="invalid_input")
     current = conversation.regarding
@@ -99,7 +101,7 @@ def create_crm_record(conversation_id: str) -> dict[str, Any]:
 
     from connector.crm import regarding as crm
 
-    client = current_app.extensions["crmchat.dataverse"]
+    client = services_of(current_app).dataverse
     fields = dict(conversation.visitor_fields)
     subject = f"Chat with {conversation.visitor_name}"
     # The agent's records are theirs (ownerid), not the application user's that writes them.
@@ -121,8 +123,8 @@ def create_crm_record(conversation_id: str) -> dict[str, Any]:
                 client,
                 contact,
                 title=subject,
-                description=engine.transcript_text(
-                    conversation.conversation_id, limit=crm.CASE_DESCRIPTION_CHARS
+                description=conversations.transcript_text(
+                    engine, conversation.conversation_id, limit=crm.CASE_DESCRIPTION_CHARS
                 ),
                 owner=owner,
             )
@@ -130,7 +132,8 @@ def create_crm_record(conversation_id: str) -> dict[str, Any]:
         log.warning("creating a %s from chat %s failed: %s", body.kind, conversation_id, error)
         raise CrmError.from_dataverse(error, doing=f"the {body.kind}") from error
     regarding = {key: str(value) for key, value in asdict(record).items()}
-    engine.do_set_regarding(
+    conversations.do_set_regarding(
+        engine,
         me.agent_id,
         conversation.conversation_id,
         regarding,

@@ -15,7 +15,7 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
-from flask import Blueprint, Flask, current_app, g, request
+from flask import Blueprint, current_app, g, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,24 +26,34 @@ from connector.crm.handshake import (
     redeem_handshake,
 )
 from connector.dataverse import DataverseError
+from connector.services import services_of
 from connector.web.errors import Forbidden, NotSignedIn, json_body
 
 __all__ = [
     "ADMIN_ROLES",
     "AGENT_ROLES",
+    "AGENT_SUBPROTOCOL",
+    "BEARER_SUBPROTOCOL_PREFIX",
+    "agent_subprotocols",
     "bp",
     "STANDING_MAX_AGE_SECS",
     "UserStanding",
     "current_roles_of",
     "current_user",
-    "init_app",
     "issue_service_token",
     "require_roles",
+    "service_token_signer",
+    "signed_in_user",
+    "socket_token",
 ]
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 
+# The agent socket's subprotocol (the one the service chooses), and the prefix of the
+# second one a console offers, which carries its service token (see agent_subprotocols).
+AGENT_SUBPROTOCOL = "crmchat.v1"
+BEARER_SUBPROTOCOL_PREFIX = "crmchat.bearer."
 # A working day: agents sign in once per shift; the console renews before it expires.
 SERVICE_TOKEN_MAX_AGE_SECS = 8 * 60 * 60
 # How stale a user's roles may be: the issue's promise is "loses access within a minute".
@@ -63,19 +73,19 @@ class HandshakeIn(BaseModel):
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    serializer: URLSafeTimedSerializer = current_app.extensions["crmchat.tokens"]
+    serializer: URLSafeTimedSerializer = services_of(current_app).tokens
     return serializer
 
 
-def init_app(app: Flask, *, secret: bytes, client: Any) -> None:
-    """Bind the token signer (`secret`) and the Dataverse `client` that re-checks users."""
-    app.extensions["crmchat.tokens"] = URLSafeTimedSerializer(secret, salt="crmchat-service")
-    app.extensions["crmchat.standing"] = UserStanding(client)
+def service_token_signer(secret: bytes) -> URLSafeTimedSerializer:
+    """The signer of service tokens (HMAC SHA-256 over `secret`, with a timestamp)."""
+    return URLSafeTimedSerializer(secret, salt="crmchat-service")
 
 
-def issue_service_token(user: SignedInUser) -> str:
-    """A token naming `user` and their roles, valid SERVICE_TOKEN_MAX_AGE_SECS."""
-    return _serializer().dumps(
+def issue_service_token(user: SignedInUser, *, signer: URLSafeTimedSerializer | None = None) -> str:
+    """A token naming `user` and their roles, valid SERVICE_TOKEN_MAX_AGE_SECS; signed by
+    the current app's signer, or `signer` (tests and benchmarks outside a request)."""
+    return (signer or _serializer()).dumps(
         {"id": user.id, "name": user.name, "email": user.email, "roles": sorted(user.roles)}
     )
 
@@ -116,13 +126,60 @@ class UserStanding:
 
 def current_roles_of(user_id: str) -> frozenset[str]:
     """`user_id`'s roles now (cached up to STANDING_MAX_AGE_SECS); empty when disabled."""
-    standing: UserStanding = current_app.extensions["crmchat.standing"]
+    standing: UserStanding = services_of(current_app).standing
     return standing.roles(user_id)
 
 
 def current_user() -> SignedInUser:
     user: SignedInUser = g.crmchat_user
     return user
+
+
+def signed_in_user(token: str, roles: frozenset[str]) -> SignedInUser:
+    """The user a service token names, with the roles they hold now; for the API (the
+    `Authorization: Bearer` header) and the agent socket (`socket_token()`) alike.
+
+    Raises NotSignedIn for a missing, forged or expired token; Forbidden when the user
+    holds none of `roles` any more (roles are re-read from Dataverse, see UserStanding).
+    """
+    if not token:
+        raise NotSignedIn("Sign in first: the token is missing.")
+    try:
+        claims = _serializer().loads(token, max_age=SERVICE_TOKEN_MAX_AGE_SECS)
+    except SignatureExpired as error:
+        raise NotSignedIn("Your sign-in has expired; sign in again.") from error
+    except BadSignature as error:
+        raise NotSignedIn("The token is not valid.") from error
+    user = SignedInUser(
+        id=claims["id"],
+        name=claims["name"],
+        email=claims["email"],
+        roles=frozenset(claims["roles"]) & current_roles_of(claims["id"]),
+    )
+    if not user.roles & roles:
+        raise Forbidden("Your security roles do not allow this.")
+    return user
+
+
+def agent_subprotocols(token: str) -> list[str]:
+    """What a console offers as WebSocket subprotocols: the protocol, and its token.
+
+    A browser's WebSocket cannot send an Authorization header, and a token in the URL
+    ends up in proxy logs and browser history; the Sec-WebSocket-Protocol header can carry
+    it (Kubernetes does the same with `base64url.bearer.authorization.k8s.io.<token>`).
+    The service answers AGENT_SUBPROTOCOL only, never echoing the token.
+    """
+    return [AGENT_SUBPROTOCOL, BEARER_SUBPROTOCOL_PREFIX + token]
+
+
+def socket_token() -> str:
+    """The service token a socket's handshake offered as a subprotocol ("" when none)."""
+    offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    for item in offered.split(","):
+        item = item.strip()
+        if item.startswith(BEARER_SUBPROTOCOL_PREFIX):
+            return item[len(BEARER_SUBPROTOCOL_PREFIX) :]
+    return ""
 
 
 def require_roles(roles: frozenset[str]) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -134,20 +191,7 @@ def require_roles(roles: frozenset[str]) -> Callable[[Callable[P, R]], Callable[
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token:
                 raise NotSignedIn("Sign in first: send 'Authorization: Bearer <token>'.")
-            try:
-                claims = _serializer().loads(token, max_age=SERVICE_TOKEN_MAX_AGE_SECS)
-            except SignatureExpired as error:
-                raise NotSignedIn("Your sign-in has expired; sign in again.") from error
-            except BadSignature as error:
-                raise NotSignedIn("The token is not valid.") from error
-            user = SignedInUser(
-                id=claims["id"],
-                name=claims["name"],
-                email=claims["email"],
-                roles=frozenset(claims["roles"]) & current_roles_of(claims["id"]),
-            )
-            if not user.roles & roles:
-                raise Forbidden("Your security roles do not allow this.")
+            user = signed_in_user(token, roles)
             g.crmchat_user = user
             return view(*args, **kwargs)
 
@@ -159,7 +203,7 @@ def require_roles(roles: frozenset[str]) -> Callable[[Callable[P, R]], Callable[
 @bp.post("/handshake")
 def handshake() -> dict[str, Any]:
     body = HandshakeIn.model_validate(json_body())
-    client = current_app.extensions["crmchat.dataverse"]
+    client = services_of(current_app).dataverse
     try:
         user = redeem_handshake(client, str(body.handshake_id), body.nonce)
     except HandshakeRefused as error:

@@ -37,6 +37,7 @@ from connector.crm.design import DesignError, WidgetDesign, parse_design
 from connector.crm.directory import record_color
 from connector.dataverse.errors import NotFound as DataverseNotFound
 from connector.dataverse.odata import eq, guid
+from connector.services import services_of
 from connector.web.addresses import service_base_url
 from connector.web.auth import ADMIN_ROLES, require_roles
 from connector.web.errors import InvalidInput, NotFound, json_body
@@ -65,7 +66,7 @@ class WidgetIn(BaseModel):
 
 
 def _client() -> Any:
-    return current_app.extensions["crmchat.dataverse"]
+    return services_of(current_app).dataverse
 
 
 def _widget_id(widget_id: str) -> str:
@@ -179,7 +180,7 @@ def _validated_topics(topic_ids: list[str]) -> set[str]:
 
 
 def _invalidate_directory() -> None:
-    directory = current_app.extensions.get("crmchat.directory")
+    directory = services_of(current_app).directory
     invalidate = getattr(directory, "invalidate", None)
     if callable(invalidate):
         invalidate()

@@ -22,6 +22,7 @@ from typing import Any
 from flask import Blueprint, current_app
 
 from connector.dataverse import DataverseError
+from connector.services import services_of
 
 __all__ = ["Readiness", "bp", "disk_problem"]
 
@@ -65,12 +66,12 @@ class Readiness:
         self._was_ready = True
 
     def problems(self) -> dict[str, str]:
-        settings = self._app.extensions["crmchat.settings"]
+        settings = services_of(self._app).settings
         problems: dict[str, str] = {}
         disk = disk_problem(settings.data_dir)
         if disk is not None:
             problems["disk"] = disk
-        state = self._app.extensions["crmchat.chat"].state
+        state = services_of(self._app).engine.state
         check = getattr(state, "check_writable", None)
         if check is not None:
             try:
@@ -88,7 +89,7 @@ class Readiness:
             if time.monotonic() - self._dataverse_checked < self._dataverse_secs:
                 return self._dataverse_problem
             try:
-                self._app.extensions["crmchat.dataverse"].who_am_i()
+                services_of(self._app).dataverse.who_am_i()
                 self._dataverse_problem = None
             except DataverseError as error:
                 self._dataverse_problem = f"Dataverse is unreachable ({error.status})"
@@ -108,7 +109,7 @@ class Readiness:
 def readiness_of(app: Any) -> Readiness:
     readiness: Readiness | None = app.extensions.get(READINESS_KEY)
     if readiness is None:
-        settings = app.extensions["crmchat.settings"]
+        settings = services_of(app).settings
         readiness = app.extensions.setdefault(
             READINESS_KEY, Readiness(app, dataverse_secs=settings.readyz_dataverse_secs)
         )
@@ -131,8 +132,8 @@ def readyz() -> tuple[dict[str, object], int]:
 
 @bp.get("/healthz")
 def healthz() -> tuple[dict[str, object], int]:
-    settings = current_app.extensions["crmchat.settings"]
-    client = current_app.extensions["crmchat.dataverse"]
+    settings = services_of(current_app).settings
+    client = services_of(current_app).dataverse
     try:
         client.who_am_i()
     except DataverseError as error:

@@ -25,6 +25,7 @@ from connector.chat.tokens import INTERNAL_TOKEN_LIFETIME_SECS
 from connector.crm.handshake import HandshakeRefused, redeem_handshake
 from connector.crm.identification import identify, lookup_key
 from connector.dataverse import DataverseClient
+from connector.services import services_of
 from connector.web.auth import HandshakeIn
 from connector.web.errors import Forbidden, NotSignedIn, json_body
 from connector.web.sockets import engine_of
@@ -66,8 +67,8 @@ def identifier_for(client: DataverseClient) -> Any:
 
 @bp.record_once
 def _wire_identification(state: BlueprintSetupState) -> None:
-    engine = state.app.extensions.get("crmchat.chat")
-    client = state.app.extensions.get("crmchat.dataverse")
+    engine = services_of(state.app).engine
+    client = services_of(state.app).dataverse
     if engine is not None and client is not None and engine.identifier is None:
         engine.identifier = identifier_for(client)
 
@@ -75,7 +76,7 @@ def _wire_identification(state: BlueprintSetupState) -> None:
 @bp.post("/identity")
 def internal_identity() -> dict[str, Any]:
     body = HandshakeIn.model_validate(json_body())
-    client = current_app.extensions["crmchat.dataverse"]
+    client = services_of(current_app).dataverse
     try:
         user = redeem_handshake(client, str(body.handshake_id), body.nonce)
     except HandshakeRefused as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, redirect, send_from_directory
 
+from connector.services import services_of
 from connector.solution.paths import WEBRESOURCES_DIR
 
 __all__ = ["bp"]
@@ -17,7 +18,7 @@ WEBRESOURCE_MAX_AGE_SECS = 60
 @bp.get("/")
 def index() -> Response:
     # On the embedded default the stand-in app is the way in; elsewhere the CRM is.
-    embedded = current_app.extensions["crmchat.settings"].embedded
+    embedded = services_of(current_app).settings.embedded
     target = "/app/" if embedded else "/webresources/settings/index.html"
     return redirect(target)  # type: ignore[return-value]
 

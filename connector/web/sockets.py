@@ -15,10 +15,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 from flask_sock import Sock
-from itsdangerous import BadSignature
 
 from connector.chat import events
-from connector.chat.actions import ChatEngine
+from connector.chat.actions import agents, visitors
+from connector.chat.engine import ChatEngine
 from connector.chat.errors import ChatError, ChatUnavailable
 from connector.chat.frames import (
     AgentChatStart,
@@ -51,13 +51,17 @@ from connector.crm.identification import identify
 from connector.crm.regarding import Regarding
 from connector.crm.tickets import create_ticket, ticket_ids
 from connector.dataverse import DataverseError
+from connector.services import services_of
 from connector.web import open_sockets
 from connector.web.auth import (
     AGENT_ROLES,
-    SERVICE_TOKEN_MAX_AGE_SECS,
+    AGENT_SUBPROTOCOL,
     STANDING_MAX_AGE_SECS,
     current_roles_of,
+    signed_in_user,
+    socket_token,
 )
+from connector.web.errors import ApiError
 
 __all__ = ["SOCK_SERVER_OPTIONS", "bp", "client_ip", "engine_of", "sock"]
 
@@ -69,7 +73,12 @@ sock = Sock()
 # Pings keep proxies from closing idle sockets and find dead clients (no pong by the next
 # ping closes the socket). The size cap only guards memory: frames over 16 KiB are
 # refused politely by `connector.chat.frames` while the socket stays open.
-SOCK_SERVER_OPTIONS: dict[str, Any] = {"ping_interval": 25, "max_message_size": 1024 * 1024}
+SOCK_SERVER_OPTIONS: dict[str, Any] = {
+    "ping_interval": 25,
+    "max_message_size": 1024 * 1024,
+    # The agent socket's protocol; its token rides beside it (auth.agent_subprotocols).
+    "subprotocols": [AGENT_SUBPROTOCOL],
+}
 # WebSocket close code for a policy violation (RFC 6455).
 CLOSE_POLICY_VIOLATION = 1008
 # How long a refused socket waits for the client to close before the server does.
@@ -82,7 +91,7 @@ UNSUBSCRIBED_MESSAGE = (
 
 
 def engine_of(app: Any) -> ChatEngine:
-    engine: ChatEngine = app.extensions["crmchat.chat"]
+    engine: ChatEngine = services_of(app).engine
     return engine
 
 
@@ -167,7 +176,8 @@ def visitor_socket(ws: Any) -> None:
     def act(frame: Any) -> None:
         match frame:
             case Hello():
-                engine.do_visitor_hello(
+                visitors.do_visitor_hello(
+                    engine,
                     session,
                     widget_id=frame.widget_id,
                     visitor_id=frame.visitor_id,
@@ -177,9 +187,10 @@ def visitor_socket(ws: Any) -> None:
                     identity_token=frame.identity.token if frame.identity else None,
                 )
             case PageFrame():
-                engine.do_visitor_page(session, page=frame.page.model_dump())
+                visitors.do_visitor_page(engine, session, page=frame.page.model_dump())
             case ChatStart():
-                engine.do_visitor_start(
+                visitors.do_visitor_start(
+                    engine,
                     session,
                     client_id=frame.client_id,
                     fields=frame.fields,
@@ -189,19 +200,21 @@ def visitor_socket(ws: Any) -> None:
             case TicketCreate():
                 _create_ticket(engine, session, frame)
             case VisitorSend():
-                engine.do_visitor_send(session, client_id=frame.client_id, text=frame.text)
+                visitors.do_visitor_send(
+                    engine, session, client_id=frame.client_id, text=frame.text
+                )
             case VisitorTyping():
-                engine.do_visitor_typing(session, on=frame.on)
+                visitors.do_visitor_typing(engine, session, on=frame.on)
             case VisitorEnd():
-                engine.do_visitor_end(session)
+                visitors.do_visitor_end(engine, session)
             case ChatRate():
-                engine.do_visitor_rate(session, rating=frame.rating)
+                visitors.do_visitor_rate(engine, session, rating=frame.rating)
 
     try:
         with open_sockets.track(ws, "visitor"):
             _serve(engine, ws, subscriber, parse_visitor_frame, act)
     finally:
-        engine.do_visitor_disconnect(session)
+        visitors.do_visitor_disconnect(engine, session)
 
 
 def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCreate) -> None:
@@ -209,8 +222,8 @@ def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCre
 
     Idempotent on the frame's client_id: the records' ids derive from it.
     """
-    plan = engine.prepare_ticket(session, fields=frame.fields)
-    client = current_app.extensions["crmchat.dataverse"]
+    plan = visitors.prepare_ticket(engine, session, fields=frame.fields)
+    client = services_of(current_app).dataverse
     contact = Regarding.from_dict({"table": "contact", **plan.contact}) if plan.contact else None
     contact_id, case_id = ticket_ids(plan.visitor_id, frame.client_id)
     try:
@@ -256,20 +269,15 @@ def _refuse(ws: Any, code: str, message: str) -> None:
 
 def agent_socket(ws: Any) -> None:
     engine = engine_of(current_app)
-    serializer = current_app.extensions["crmchat.tokens"]
     try:
-        claims = serializer.loads(request.args.get("token", ""), max_age=SERVICE_TOKEN_MAX_AGE_SECS)
-    except BadSignature:
-        _refuse(ws, "not_signed_in", "Sign in first: the token is missing, invalid or expired.")
-        return
-    roles = frozenset(claims.get("roles", ())) & current_roles_of(str(claims.get("id", "")))
-    if not roles & AGENT_ROLES:
-        _refuse(ws, "forbidden", "Your security roles do not include CRM Chat Agent.")
+        user = signed_in_user(socket_token(), AGENT_ROLES)
+    except ApiError as error:
+        _refuse(ws, error.code, error.message)
         return
     if not engine.directory.subscribed():
         _refuse(ws, "unsubscribed", UNSUBSCRIBED_MESSAGE)
         return
-    profile = engine.directory.agent_for_user(str(claims.get("id", "")))
+    profile = engine.directory.agent_for_user(user.id)
     if profile is None:
         _refuse(ws, "forbidden", "You have no CRM Chat agent profile; ask your administrator.")
         return
@@ -279,48 +287,57 @@ def agent_socket(ws: Any) -> None:
     def act(frame: Any) -> None:
         match frame:
             case StatusSet():
-                engine.do_agent_set_status(session, status=frame.status)
+                agents.do_agent_set_status(engine, session, status=frame.status)
             case ChatAccept():
-                engine.do_agent_accept(session, conversation_id=frame.conversation_id)
+                agents.do_agent_accept(engine, session, conversation_id=frame.conversation_id)
             case AgentSend():
-                engine.do_agent_send(
+                agents.do_agent_send(
+                    engine,
                     session,
                     conversation_id=frame.conversation_id,
                     client_id=frame.client_id,
                     text=frame.text,
                 )
             case ChatResync():
-                engine.do_agent_resync(
-                    session, conversation_id=frame.conversation_id, since_seq=frame.since_seq
+                agents.do_agent_resync(
+                    engine,
+                    session,
+                    conversation_id=frame.conversation_id,
+                    since_seq=frame.since_seq,
                 )
             case ChatInvite():
-                engine.do_agent_invite(
-                    session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
+                agents.do_agent_invite(
+                    engine, session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
                 )
             case ChatTransfer():
-                engine.do_agent_transfer(
-                    session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
+                agents.do_agent_transfer(
+                    engine, session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
                 )
             case AgentEnd():
-                engine.do_agent_end(session, conversation_id=frame.conversation_id)
+                agents.do_agent_end(engine, session, conversation_id=frame.conversation_id)
             case AgentChatStart():
-                engine.do_agent_chat_start(session, agent_id=frame.agent_id)
+                agents.do_agent_chat_start(engine, session, agent_id=frame.agent_id)
             case AgentTyping():
-                engine.do_agent_typing(session, conversation_id=frame.conversation_id, on=frame.on)
+                agents.do_agent_typing(
+                    engine, session, conversation_id=frame.conversation_id, on=frame.on
+                )
             case ChatLabels():
-                engine.do_agent_labels(
-                    session, conversation_id=frame.conversation_id, label_ids=frame.label_ids
+                agents.do_agent_labels(
+                    engine,
+                    session,
+                    conversation_id=frame.conversation_id,
+                    label_ids=frame.label_ids,
                 )
 
     def allowed() -> bool:
         return bool(current_roles_of(profile.user_id) & AGENT_ROLES)
 
-    engine.do_agent_connect(session)
+    agents.do_agent_connect(engine, session)
     try:
         with open_sockets.track(ws, "agent"):
             _serve(engine, ws, subscriber, parse_agent_frame, act, allowed=allowed)
     finally:
-        engine.do_agent_disconnect(session)
+        agents.do_agent_disconnect(engine, session)
 
 
 # Registered by call, not decorator: flask-sock's decorator is untyped.

@@ -47,6 +47,7 @@ from connector.demo import (
     SUPPORT_WIDGET_ID,
     seed_demo,
 )
+from connector.services import services_of
 from connector.solution.model import ColumnType, Role, Schema, Table
 from connector.solution.pack import WEBRESOURCE_PREFIX
 from connector.solution.paths import CUSTOMIZATIONS_XML, WEBRESOURCES_DIR
@@ -99,7 +100,7 @@ def init_app(app: Flask, dataverse_app: Any, *, demo: bool) -> None:
     """
     if demo:
         seed_demo(dataverse_app)
-    app.extensions["crmchat.standin"] = dataverse_app
+    services_of(app).standin = dataverse_app
     app.register_blueprint(bp)
 
 
@@ -268,7 +269,7 @@ def app_description(schema: Schema) -> dict[str, Any]:
 
 
 def _dataverse() -> Any:
-    return current_app.extensions["crmchat.standin"]
+    return services_of(current_app).standin
 
 
 def _users() -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from connector.chat.actions import conversations
 from connector.chat.frames import GUID_PATTERN
 from connector.web.addresses import socket_base_url
 from connector.web.embed import versioned_path
@@ -47,7 +48,7 @@ def _socket_url() -> str:
 def widget_config(widget_id: str) -> Response:
     if not GUID_PATTERN.fullmatch(widget_id):
         raise NotFound("There is no such widget.")
-    status = engine_of(current_app).widget_status(widget_id.lower())
+    status = conversations.widget_status(engine_of(current_app), widget_id.lower())
     if status is None:
         raise NotFound("There is no such widget.")
     engine = engine_of(current_app)

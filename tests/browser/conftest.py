@@ -35,6 +35,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from connector.services import services_of
+
 CHROMIUM = os.environ.get("CRMCHAT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -206,7 +208,7 @@ def chat_activity(service: Service) -> Callable[[list[str]], dict[str, Any]]:
     from connector.demo import admin_client
 
     def wait(columns: list[str]) -> dict[str, Any]:
-        client = admin_client(service.app.extensions["crmchat.standin"])
+        client = admin_client(services_of(service.app).standin)
         deadline = time.monotonic() + ACTIVITY_WAIT_SECS
         while True:
             chats = list(client.list("crmchat_chats", select=columns))

@@ -14,6 +14,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from connector.demo import SALES_WIDGET_ID, SAM_USER_ID, admin_client
+from connector.services import services_of
 
 
 def visitor_messages(page: Any) -> Any:
@@ -103,7 +104,7 @@ def test_a_visitor_chats_with_the_sales_agent_and_the_chat_lands_in_dataverse(
     visitor.get_by_test_id("crmchat-star-4").click()
     expect(visitor.get_by_test_id("crmchat-end")).to_contain_text("Thanks for your feedback!")
 
-    dataverse = admin_client(service.app.extensions["crmchat.standin"])
+    dataverse = admin_client(services_of(service.app).standin)
     chat = chat_activity(
         [
             "subject",

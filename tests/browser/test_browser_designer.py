@@ -10,6 +10,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from connector.demo import SALES_TOPIC_ID, SALES_WIDGET_ID, SUPPORT_TOPIC_ID, admin_client
+from connector.services import services_of
 
 
 def _open_designer(page: Any) -> Any:
@@ -128,7 +129,7 @@ def test_the_preview_switches_screens_and_a_bad_colour_is_refused(
     designer.get_by_label("Sales", exact=True).uncheck()
     designer.get_by_role("button", name="Save", exact=True).click()
     expect(designer.locator("#result")).to_contain_text("Saved.")
-    client = admin_client(service.app.extensions["crmchat.standin"])
+    client = admin_client(services_of(service.app).standin)
     topics = client.list_related(
         "crmchat_widgets", SALES_WIDGET_ID, "crmchat_widget_topic", select=["crmchat_topicid"]
     )

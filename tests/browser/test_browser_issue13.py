@@ -12,6 +12,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from connector.demo import SALES_TOPIC_ID, SALES_WIDGET_ID, admin_client
+from connector.services import services_of
 
 
 def start_chat(service: Any, visitor: Any) -> None:
@@ -142,7 +143,7 @@ def test_a_value_the_service_refused_can_be_fixed_and_saved(
     link.fill("https://example.com/bye")
     designer.get_by_role("button", name="Save", exact=True).click()
     expect(designer.locator("#result")).to_contain_text("Saved.")
-    client = admin_client(service.app.extensions["crmchat.standin"])
+    client = admin_client(services_of(service.app).standin)
     design = client.retrieve("crmchat_widgets", SALES_WIDGET_ID, select=["crmchat_design"])
     assert '"link": "https://example.com/bye"' in design["crmchat_design"]
 
@@ -205,7 +206,7 @@ def add_sales_agent(service: Any) -> None:
     """A third agent, Sue Sales (topic Sales), so a Sales chat can have two agents."""
     from connector.dataverse_local import add_user
 
-    standin = service.app.extensions["crmchat.standin"]
+    standin = services_of(service.app).standin
     role = standin.store.schema.role_named("CRM Chat Agent")
     user_id = add_user(
         standin.store,
@@ -223,7 +224,7 @@ def add_sales_agent(service: Any) -> None:
             "crmchat_agent_topic@odata.bind": [f"/crmchat_topics({SALES_TOPIC_ID})"],
         },
     )
-    service.app.extensions["crmchat.directory"].invalidate()
+    services_of(service.app).directory.invalidate()
 
 
 def test_an_invited_agent_can_take_the_chat_over_and_sees_it_flagged(

@@ -28,6 +28,7 @@ from connector.demo import (
     SALES_WIDGET_ID,
     admin_client,
 )
+from connector.services import services_of
 
 INTERNAL_URL = "/webresources/internal/index.html"
 # What the issue-4 tests read of the chat activity the outbox writes.
@@ -52,7 +53,7 @@ DEMO_PAGES = {
 
 
 def dataverse(service: Any) -> Any:
-    return admin_client(service.app.extensions["crmchat.standin"])
+    return admin_client(services_of(service.app).standin)
 
 
 def set_design(service: Any, widget_id: str, **options: Any) -> None:
@@ -64,7 +65,7 @@ def set_design(service: Any, widget_id: str, **options: Any) -> None:
     client.update("crmchat_widgets", widget_id, {"crmchat_design": json.dumps(design)})
     # The service read its configuration at start; a save through the designer refreshes
     # it at once, as this does (a change made elsewhere shows within the cache's 30 s).
-    service.app.extensions["crmchat.directory"].invalidate()
+    services_of(service.app).directory.invalidate()
 
 
 def open_demo(page: Any, service: Any, name: str) -> None:

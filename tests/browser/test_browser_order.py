@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from connector.chat.frames import TokenBucket
+from connector.services import services_of
 from connector.web import sockets
 
 COUNT = 30
@@ -74,7 +75,7 @@ def test_fast_messages_keep_their_order_on_both_sides(
     assert [t for t in seen if t.startswith("a")] == agent_said
 
     # The stored chat (what CRM gets) has them in that order too.
-    engine = service.app.extensions["crmchat.chat"]
+    engine = services_of(service.app).engine
     (conversation_id,) = [c.conversation_id for c in engine.state.unfinished_conversations()]
     stored = [m.text for m in engine.state.messages(conversation_id)]
     assert [t for t in stored if t[0] in "va" and t[1:].isdigit()] == visitor_said + agent_said

@@ -18,6 +18,7 @@ from connector.demo import (
     SUPPORT_TOPIC_ID,
     admin_client,
 )
+from connector.services import services_of
 
 
 def _seed_chat(
@@ -52,7 +53,7 @@ def _seed_chat(
 def test_the_reports_page_plots_seeded_chats_and_exports_them_as_csv(
     service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None], tmp_path: Path
 ) -> None:
-    client = admin_client(service.app.extensions["crmchat.standin"])
+    client = admin_client(services_of(service.app).standin)
     today = datetime.now(UTC)
     yesterday, before = today - timedelta(days=1), today - timedelta(days=2)
     seed = dict(topic=SALES_TOPIC_ID, agent=SAM_AGENT_ID)

@@ -8,6 +8,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from connector.demo import admin_client
+from connector.services import services_of
 
 
 def test_admin_signs_in_browses_tables_and_sets_the_region_in_settings(
@@ -39,7 +40,7 @@ def test_admin_signs_in_browses_tables_and_sets_the_region_in_settings(
     expect(settings.locator("#region-form .result")).to_have_text("Region saved.")
 
     saved = list(
-        admin_client(service.app.extensions["crmchat.standin"]).list(
+        admin_client(services_of(service.app).standin).list(
             "crmchat_settingses", select=["crmchat_region"]
         )
     )

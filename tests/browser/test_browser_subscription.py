@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from connector.crm import tables
 from connector.demo import admin_client
+from connector.services import services_of
 
 # Long enough for the widget's config call to have answered (milliseconds).
 QUIET_MS = 1500
@@ -21,7 +22,7 @@ def test_unsubscribing_hides_widgets_and_the_console_says_why(
     sign_in: Callable[[Any, str], None],
     agent_console: Callable[..., Any],
 ) -> None:
-    client = admin_client(service.app.extensions["crmchat.standin"])
+    client = admin_client(services_of(service.app).standin)
     widgets_before = len(list(client.list(tables.WIDGETS, select=["crmchat_widgetid"])))
     agent_console("Sam Sales")
     visitor = new_page()

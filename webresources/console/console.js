@@ -223,8 +223,10 @@
     }
     setConnection("connecting", link.attempt ? "Reconnecting…" : "Connecting…");
     const session = state.session;
-    const url = session.base.replace(/^http/i, "ws") + "/ws/agent?token=" + encodeURIComponent(session.token());
-    const socket = new WebSocket(url);
+    // The token rides in the Sec-WebSocket-Protocol header, not the URL (proxy logs and
+    // history keep URLs); the service answers "crmchat.v1" only (docs/protocol.md).
+    const url = session.base.replace(/^http/i, "ws") + "/ws/agent";
+    const socket = new WebSocket(url, ["crmchat.v1", "crmchat.bearer." + session.token()]);
     link.socket = socket;
     link.gotSnapshot = false;
     link.opened = false;

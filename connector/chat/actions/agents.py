@@ -1,0 +1,428 @@
+"""What agents do: connect, status, accept, send, resync, invite, transfer, end, agent
+chats, typing, labels."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from connector.chat import events
+from connector.chat.actions.conversations import (
+    agent_conversation,
+    agent_presence,
+    agent_routes,
+    append_system_line,
+    chat_of,
+    find_conversation,
+    may_take,
+    publish_chat_updated,
+    publish_message,
+    refresh_availability,
+    routing_topics,
+    store_sent,
+    visitor_agent,
+)
+from connector.chat.actions.finishing import end_chat
+from connector.chat.errors import (
+    ChatConflict,
+    ChatEnded,
+    ChatForbidden,
+    ChatInvalid,
+    ChatNotFound,
+    ChatUnavailable,
+)
+from connector.chat.model import (
+    AgentPresence,
+    AgentStatus,
+    Conversation,
+    ConversationKind,
+    ConversationState,
+    Participant,
+    SenderKind,
+)
+from connector.chat.ports import AgentLike
+from connector.chat.routing import (
+    agent_channel,
+    can_see,
+    chat_channel,
+    conversation_channels,
+    online_agent_channels,
+    watcher_channels,
+)
+from connector.chat.sessions import AgentSession
+from connector.chat.snippets import expand_snippets
+from connector.chat.views import (
+    agent_view,
+    label_view,
+    message_view,
+    visitor_view,
+)
+
+if TYPE_CHECKING:
+    from connector.chat.engine import ChatEngine
+
+__all__ = [
+    "agent_profile",
+    "do_agent_accept",
+    "do_agent_chat_start",
+    "do_agent_connect",
+    "do_agent_disconnect",
+    "do_agent_end",
+    "do_agent_invite",
+    "do_agent_labels",
+    "do_agent_resync",
+    "do_agent_send",
+    "do_agent_set_status",
+    "do_agent_transfer",
+    "do_agent_typing",
+]
+
+log = logging.getLogger(__name__)
+
+
+def agent_profile(engine: ChatEngine, agent_id: str) -> AgentLike:
+    profile = engine.directory.agent(agent_id)
+    if profile is None:
+        raise ChatForbidden("You no longer have an agent profile.")
+    return profile
+
+
+def do_agent_connect(engine: ChatEngine, session: AgentSession) -> None:
+    """Register a console; answer `snapshot`."""
+    with engine.changing():
+        profile = agent_profile(engine, session.agent_id)
+        presence = agent_presence(engine, session.agent_id)
+        came_online = not presence.online
+        presence.connections += 1
+        engine.hub.subscribe(agent_channel(session.agent_id), session.subscriber)
+        engine.hub.send_to(session.subscriber, _snapshot(engine, profile, presence))
+        if came_online:
+            _publish_agent(engine, profile, presence)
+            refresh_availability(engine, profile.topic_ids)
+
+
+def _snapshot(engine: ChatEngine, profile: AgentLike, presence: AgentPresence) -> dict[str, Any]:
+    agents = [agent_view(a, agent_presence(engine, a.agent_id)) for a in engine.directory.agents()]
+    visitors = []
+    for visitor in engine.visitors.values():
+        widget = engine.directory.widget(visitor.widget_id)
+        if widget is not None and can_see(profile.topic_ids, widget.topic_ids):
+            visitors.append(visitor_view(visitor, widget_name=widget.name))
+    incoming, chats = [], []
+    for conversation in engine.conversations.values():
+        if not conversation.is_open:
+            continue
+        if conversation.has_agent(profile.agent_id):
+            chats.append(chat_of(engine, conversation))
+        elif (
+            conversation.state is ConversationState.WAITING
+            and presence.status is AgentStatus.AVAILABLE
+            and may_take(engine, profile, conversation)
+        ):
+            incoming.append(chat_of(engine, conversation))
+    return events.event(
+        events.SNAPSHOT,
+        me={
+            "agent_id": profile.agent_id,
+            "name": profile.name,
+            "status": presence.status.value,
+        },
+        agents=agents,
+        visitors=visitors,
+        incoming=incoming,
+        chats=chats,
+        labels=[
+            label_view(label)
+            for label in sorted(
+                engine.directory.labels().values(), key=lambda item: item.name.casefold()
+            )
+        ],
+    )
+
+
+def _publish_agent(engine: ChatEngine, profile: AgentLike, presence: AgentPresence) -> None:
+    engine.hub.publish(
+        events.event(events.AGENT_UPDATED, agent=agent_view(profile, presence)),
+        online_agent_channels(agent_routes(engine)) | {agent_channel(profile.agent_id)},
+    )
+
+
+def do_agent_disconnect(engine: ChatEngine, session: AgentSession) -> None:
+    """The console closed; the agent is offline when it was their last one."""
+    with engine.changing():
+        engine.hub.unsubscribe_all(session.subscriber)
+        presence = agent_presence(engine, session.agent_id)
+        presence.connections = max(0, presence.connections - 1)
+        profile = engine.directory.agent(session.agent_id)
+        if not presence.online and profile is not None:
+            _publish_agent(engine, profile, presence)
+            refresh_availability(engine, profile.topic_ids)
+
+
+def do_agent_set_status(engine: ChatEngine, session: AgentSession, *, status: AgentStatus) -> None:
+    """Available, Busy or Away; only Available agents are offered new chats."""
+    with engine.changing():
+        profile = agent_profile(engine, session.agent_id)
+        presence = agent_presence(engine, session.agent_id)
+        if presence.status is status:
+            _publish_agent(engine, profile, presence)
+            return
+        engine.state.save_agent_status(session.agent_id, status)
+        presence.status = status
+        _publish_agent(engine, profile, presence)
+        me = {agent_channel(profile.agent_id)}
+        for conversation in engine.conversations.values():
+            if conversation.state is not ConversationState.WAITING or not can_see(
+                profile.topic_ids, routing_topics(engine, conversation)
+            ):
+                continue
+            if status is AgentStatus.AVAILABLE:
+                frame = events.event(events.CHAT_OFFERED, chat=chat_of(engine, conversation))
+            else:
+                frame = events.event(
+                    events.CHAT_WITHDRAWN, conversation_id=conversation.conversation_id
+                )
+            engine.hub.publish(frame, me)
+        refresh_availability(engine, profile.topic_ids)
+
+
+def do_agent_accept(engine: ChatEngine, session: AgentSession, *, conversation_id: str) -> None:
+    """Take a waiting chat. The first accept wins; a late one raises ChatConflict."""
+    with engine.changing():
+        profile = agent_profile(engine, session.agent_id)
+        conversation = engine.conversations.get(conversation_id)
+        if conversation is None or conversation.kind is not ConversationKind.VISITOR:
+            raise ChatNotFound("There is no such chat.")
+        if not may_take(engine, profile, conversation):
+            raise ChatNotFound("There is no such chat.")
+        if conversation.state is ConversationState.ENDED:
+            raise ChatEnded("The visitor has ended this chat.")
+        if conversation.state is ConversationState.ACTIVE:
+            raise ChatConflict("Another agent has already accepted this chat.")
+        conversation.state = ConversationState.ACTIVE
+        conversation.accepted_at = engine.clock()
+        conversation.owner_agent_id = profile.agent_id
+        conversation.participants.append(Participant("agent", profile.agent_id, profile.name))
+        message = append_system_line(engine, conversation, f"{profile.name} joined the chat.")
+        me = agent_channel(profile.agent_id)
+        engine.hub.publish(
+            events.event(events.CHAT_ACCEPTED, chat=chat_of(engine, conversation)), {me}
+        )
+        others = watcher_channels(routing_topics(engine, conversation), agent_routes(engine)) - {me}
+        engine.hub.publish(
+            events.event(events.CHAT_WITHDRAWN, conversation_id=conversation_id), others
+        )
+        _publish_visitor_agent(engine, conversation)
+        publish_message(engine, conversation, message)
+
+
+def _publish_visitor_agent(engine: ChatEngine, conversation: Conversation) -> None:
+    """Tell the visitor's side which agent now answers the chat (lock held)."""
+    conversation_id = conversation.conversation_id
+    engine.hub.publish(
+        events.event(
+            events.CHAT_ACCEPTED,
+            conversation_id=conversation_id,
+            agent=visitor_agent(engine, conversation),
+        ),
+        {chat_channel(conversation_id)},
+    )
+
+
+def do_agent_send(
+    engine: ChatEngine, session: AgentSession, *, conversation_id: str, client_id: str, text: str
+) -> None:
+    """Store an agent's message (snippets expanded) and relay it."""
+    with engine.changing():
+        profile = agent_profile(engine, session.agent_id)
+        conversation = agent_conversation(engine, profile.agent_id, conversation_id)
+        message = store_sent(
+            engine,
+            session.subscriber,
+            conversation,
+            kind=SenderKind.AGENT,
+            sender_id=profile.agent_id,
+            sender_name=profile.name,
+            text=expand_snippets(text, engine.directory.snippets()),
+            client_id=client_id,
+        )
+        if message is not None:
+            conversation.waiting_since = None
+            publish_message(engine, conversation, message)
+
+
+def do_agent_resync(
+    engine: ChatEngine, session: AgentSession, *, conversation_id: str, since_seq: int
+) -> None:
+    """Send the agent every message after `since_seq`, each as `message.created`."""
+    with engine.changing():
+        profile = agent_profile(engine, session.agent_id)
+        conversation = find_conversation(engine, conversation_id)
+        allowed = conversation is not None and (
+            conversation.has_agent(profile.agent_id)
+            or (
+                conversation.state is ConversationState.WAITING
+                and may_take(engine, profile, conversation)
+            )
+        )
+        if not allowed:
+            raise ChatNotFound("There is no such chat.")
+        for message in engine.state.messages(conversation_id, since_seq=since_seq):
+            engine.hub.send_to(session.subscriber, message_view(message))
+
+
+def _target_agent(
+    engine: ChatEngine, conversation: Conversation, agent_id: str, *, may_be_present: bool = False
+) -> AgentLike:
+    if not conversation.is_open:
+        raise ChatEnded("This chat has ended.")
+    if conversation.state is not ConversationState.ACTIVE:
+        raise ChatInvalid("Accept the chat first.")
+    target = engine.directory.agent(agent_id)
+    if target is None:
+        raise ChatNotFound("There is no such agent.")
+    if conversation.has_agent(agent_id):
+        if may_be_present:
+            return target
+        raise ChatInvalid(f"{target.name} is already in this chat.")
+    if conversation.kind is ConversationKind.VISITOR and not can_see(
+        target.topic_ids, routing_topics(engine, conversation)
+    ):
+        raise ChatForbidden(f"{target.name} does not serve this widget's topics.")
+    if not agent_presence(engine, agent_id).online:
+        raise ChatUnavailable(f"{target.name} is not online.")
+    return target
+
+
+def do_agent_invite(
+    engine: ChatEngine, session: AgentSession, *, conversation_id: str, agent_id: str
+) -> None:
+    """Add another agent to the chat; the inviter stays."""
+    with engine.changing():
+        profile = agent_profile(engine, session.agent_id)
+        conversation = agent_conversation(engine, profile.agent_id, conversation_id)
+        target = _target_agent(engine, conversation, agent_id)
+        conversation.participants.append(Participant("agent", target.agent_id, target.name))
+        message = append_system_line(engine, conversation, f"{target.name} joined the chat.")
+        target_channel = agent_channel(target.agent_id)
+        engine.hub.publish(
+            events.event(events.CHAT_ACCEPTED, chat=chat_of(engine, conversation)),
+            {target_channel},
+        )
+        publish_chat_updated(engine, conversation, skip={target_channel})
+        publish_message(engine, conversation, message)
+
+
+def do_agent_transfer(
+    engine: ChatEngine, session: AgentSession, *, conversation_id: str, agent_id: str
+) -> None:
+    """Hand the chat to another agent, who becomes its owner; the sender leaves it."""
+    with engine.changing():
+        profile = agent_profile(engine, session.agent_id)
+        conversation = agent_conversation(engine, profile.agent_id, conversation_id)
+        if agent_id == profile.agent_id:
+            raise ChatInvalid("Pick another agent to transfer the chat to.")
+        target = _target_agent(engine, conversation, agent_id, may_be_present=True)
+        for participant in conversation.participants:
+            if participant.kind == "agent" and participant.id == profile.agent_id:
+                participant.active = False
+        if not conversation.has_agent(target.agent_id):
+            conversation.participants.append(Participant("agent", target.agent_id, target.name))
+        if conversation.kind is ConversationKind.VISITOR:
+            conversation.owner_agent_id = target.agent_id
+        message = append_system_line(
+            engine, conversation, f"{profile.name} transferred the chat to {target.name}."
+        )
+        target_channel = agent_channel(target.agent_id)
+        engine.hub.publish(
+            events.event(events.CHAT_WITHDRAWN, conversation_id=conversation_id),
+            {agent_channel(profile.agent_id)},
+        )
+        engine.hub.publish(
+            events.event(events.CHAT_ACCEPTED, chat=chat_of(engine, conversation)),
+            {target_channel},
+        )
+        publish_chat_updated(engine, conversation, skip={target_channel})
+        if conversation.kind is ConversationKind.VISITOR:
+            _publish_visitor_agent(engine, conversation)
+        publish_message(engine, conversation, message)
+
+
+def do_agent_end(engine: ChatEngine, session: AgentSession, *, conversation_id: str) -> None:
+    """An agent ends the chat (for everyone in it)."""
+    with engine.changing():
+        profile = agent_profile(engine, session.agent_id)
+        conversation = agent_conversation(engine, profile.agent_id, conversation_id)
+        if not conversation.is_open:
+            raise ChatEnded("This chat has ended.")
+        end_chat(engine, conversation, by="agent", name=profile.name)
+
+
+def do_agent_chat_start(engine: ChatEngine, session: AgentSession, *, agent_id: str) -> None:
+    """Open a chat between this agent and another; both get `chat.accepted`."""
+    with engine.changing():
+        profile = agent_profile(engine, session.agent_id)
+        target = engine.directory.agent(agent_id)
+        if target is None:
+            raise ChatNotFound("There is no such agent.")
+        if target.agent_id == profile.agent_id:
+            raise ChatInvalid("Pick another agent to chat with.")
+        now = engine.clock()
+        conversation = Conversation(
+            conversation_id=str(uuid.uuid4()),
+            kind=ConversationKind.AGENT,
+            state=ConversationState.ACTIVE,
+            started_at=now,
+            accepted_at=now,
+            owner_agent_id=profile.agent_id,
+            participants=[
+                Participant("agent", profile.agent_id, profile.name),
+                Participant("agent", target.agent_id, target.name),
+            ],
+        )
+        engine.state.save_conversation(conversation)
+        engine.conversations[conversation.conversation_id] = conversation
+        engine.hub.publish(
+            events.event(events.CHAT_ACCEPTED, chat=chat_of(engine, conversation)),
+            conversation_channels(conversation),
+        )
+
+
+def do_agent_typing(
+    engine: ChatEngine, session: AgentSession, *, conversation_id: str, on: bool
+) -> None:
+    """Forward an agent's typing state to the rest of the chat."""
+    with engine.changing():
+        profile = agent_profile(engine, session.agent_id)
+        conversation = agent_conversation(engine, profile.agent_id, conversation_id)
+        if conversation.is_open:
+            engine.hub.publish(
+                events.event(
+                    events.TYPING, conversation_id=conversation_id, on=on, name=profile.name
+                ),
+                conversation_channels(conversation) - {agent_channel(profile.agent_id)},
+            )
+
+
+def do_agent_labels(
+    engine: ChatEngine, session: AgentSession, *, conversation_id: str, label_ids: list[str]
+) -> None:
+    """Set the chat's labels (existing `crmchat_label` ids); its agents get
+    `chat.updated`. Raises ChatInvalid for an unknown label, ChatEnded once the chat
+    is written to CRM."""
+    with engine.changing():
+        profile = agent_profile(engine, session.agent_id)
+        conversation = agent_conversation(engine, profile.agent_id, conversation_id)
+        if conversation.kind is not ConversationKind.VISITOR:
+            raise ChatInvalid("Only a chat with a visitor has labels.")
+        if conversation.finished or conversation.conversation_id in engine.finishing:
+            raise ChatEnded("This chat is already written to CRM.")
+        known = engine.directory.labels()
+        wanted = list(dict.fromkeys(label_id.lower() for label_id in label_ids))
+        unknown = [label_id for label_id in wanted if label_id not in known]
+        if unknown:
+            raise ChatInvalid("There is no such label.")
+        conversation.labels = wanted
+        engine.state.save_conversation(conversation)
+        publish_chat_updated(engine, conversation, skip=set())

@@ -1,0 +1,375 @@
+"""Chats as every action sees them: lookups, routes, messages, and the events
+about a chat that several actions publish; plus the CRM side's reads and its link."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from connector.chat import events
+from connector.chat.errors import ChatEnded, ChatNotFound
+from connector.chat.finish import transcript_messages
+from connector.chat.hub import Subscriber
+from connector.chat.model import (
+    AgentPresence,
+    Conversation,
+    Message,
+    SenderKind,
+    VisitorPresence,
+)
+from connector.chat.ports import AgentLike, WidgetLike
+from connector.chat.routing import (
+    AgentRoute,
+    can_see,
+    conversation_channels,
+    watcher_channels,
+    widget_available,
+    widget_channel,
+)
+from connector.chat.state import DuplicateMessage
+from connector.chat.views import (
+    chat_view,
+    message_view,
+    visitor_view,
+)
+from connector.crm.chat_activity import format_transcript
+
+if TYPE_CHECKING:
+    from connector.chat.engine import ChatEngine
+
+__all__ = [
+    "access_agent_chat",
+    "access_earlier_chat",
+    "agent_conversation",
+    "agent_presence",
+    "agent_routes",
+    "append_message",
+    "append_system_line",
+    "chat_of",
+    "do_refresh_availability",
+    "do_set_regarding",
+    "find_conversation",
+    "may_take",
+    "publish_chat_updated",
+    "publish_message",
+    "publish_visitor",
+    "refresh_availability",
+    "routing_topics",
+    "store_sent",
+    "transcript_text",
+    "visitor_agent",
+    "widget_on",
+    "widget_status",
+    "without_requester",
+]
+
+log = logging.getLogger(__name__)
+
+
+def widget_on(engine: ChatEngine, widget: WidgetLike) -> bool:
+    """The widget may chat: it is enabled, chat is on for the organisation, and it
+    offers at least one topic."""
+    return widget.enabled and bool(widget.topic_ids) and engine.directory.chat_enabled()
+
+
+def do_refresh_availability(engine: ChatEngine) -> None:
+    """Tell open pages whether their widget can chat now, after the configuration
+    changed (the chat switch, a widget turned off): an open page hides its launcher
+    within seconds, as when the last agent goes Away."""
+    with engine.changing():
+        refresh_availability(engine, None)
+
+
+def agent_presence(engine: ChatEngine, agent_id: str) -> AgentPresence:
+    presence = engine.agents.get(agent_id)
+    if presence is None:
+        presence = engine.agents[agent_id] = AgentPresence(agent_id)
+    return presence
+
+
+def agent_routes(engine: ChatEngine) -> list[AgentRoute]:
+    routes = []
+    for agent in engine.directory.agents():
+        presence = agent_presence(engine, agent.agent_id)
+        routes.append(AgentRoute(agent.agent_id, agent.topic_ids, presence.status, presence.online))
+    return routes
+
+
+def routing_topics(engine: ChatEngine, conversation: Conversation) -> frozenset[str]:
+    """The topics that route the chat: the one the visitor chose, else the widget's."""
+    if conversation.topic_id is not None:
+        return frozenset({conversation.topic_id})
+    widget = engine.directory.widget(conversation.widget_id) if conversation.widget_id else None
+    return widget.topic_ids if widget is not None else frozenset()
+
+
+def without_requester(
+    engine: ChatEngine, agent_ids: list[str], requester_user_id: str | None
+) -> list[str]:
+    """The agents but the one who is the CRM user asking for help (an agent who uses
+    the internal launcher must not be offered their own request)."""
+    if not requester_user_id:
+        return agent_ids
+    wanted = requester_user_id.lower()
+    kept = []
+    for agent_id in agent_ids:
+        profile = engine.directory.agent(agent_id)
+        if profile is None or profile.user_id.lower() != wanted:
+            kept.append(agent_id)
+    return kept
+
+
+def may_take(engine: ChatEngine, profile: AgentLike, conversation: Conversation) -> bool:
+    """The agent may be offered (and accept) this waiting chat."""
+    return can_see(profile.topic_ids, routing_topics(engine, conversation)) and not (
+        conversation.requester_user_id
+        and profile.user_id.lower() == conversation.requester_user_id.lower()
+    )
+
+
+def find_conversation(engine: ChatEngine, conversation_id: str) -> Conversation | None:
+    conversation = engine.conversations.get(conversation_id)
+    if conversation is None:
+        conversation = engine.state.conversation(conversation_id)
+    return conversation
+
+
+def chat_of(engine: ChatEngine, conversation: Conversation) -> dict[str, Any]:
+    widget = engine.directory.widget(conversation.widget_id) if conversation.widget_id else None
+    visitor = engine.visitors.get(conversation.visitor_id) if conversation.visitor_id else None
+    history = (
+        engine.state.history(conversation.visitor_id, exclude=conversation.conversation_id)
+        if conversation.visitor_id
+        else []
+    )
+    return chat_view(
+        conversation,
+        widget=widget,
+        topics=engine.directory.topics(),
+        labels=engine.directory.labels(),
+        messages=engine.state.messages(conversation.conversation_id),
+        history=history,
+        visitor=visitor,
+    )
+
+
+def append_message(
+    engine: ChatEngine,
+    conversation: Conversation,
+    *,
+    kind: SenderKind,
+    sender_id: str,
+    sender_name: str,
+    text: str,
+    client_id: str | None = None,
+    changed: bool = False,
+) -> Message:
+    """Store a message (the caller publishes); `changed` stores the conversation first.
+
+    Raises DuplicateMessage when `client_id` is already stored in the conversation.
+    """
+    if changed:
+        engine.state.save_conversation(conversation)
+    message = Message(
+        conversation_id=conversation.conversation_id,
+        seq=conversation.last_seq + 1,
+        client_id=client_id or f"sys-{uuid.uuid4().hex}",
+        sender_kind=kind,
+        sender_id=sender_id,
+        sender_name=sender_name,
+        text=text,
+        sent_at=engine.clock(),
+    )
+    engine.state.add_message(conversation, message)
+    conversation.last_seq = message.seq
+    return message
+
+
+def append_system_line(engine: ChatEngine, conversation: Conversation, text: str) -> Message:
+    """Store the changed conversation and a system line about it (the caller publishes)."""
+    return append_message(
+        engine,
+        conversation,
+        kind=SenderKind.SYSTEM,
+        sender_id="",
+        sender_name="",
+        text=text,
+        changed=True,
+    )
+
+
+def store_sent(
+    engine: ChatEngine,
+    session_subscriber: Subscriber,
+    conversation: Conversation,
+    *,
+    kind: SenderKind,
+    sender_id: str,
+    sender_name: str,
+    text: str,
+    client_id: str,
+) -> Message | None:
+    """Store a person's message once per client_id; a resend gets the stored one back.
+
+    Returns None when it was a resend (already answered). Raises ChatEnded when the
+    chat is over and the message is new.
+    """
+    if not conversation.is_open:
+        existing = engine.state.message_by_client_id(conversation.conversation_id, client_id)
+        if existing is None:
+            raise ChatEnded("This chat has ended.")
+        engine.hub.send_to(session_subscriber, message_view(existing))
+        return None
+    try:
+        return append_message(
+            engine,
+            conversation,
+            kind=kind,
+            sender_id=sender_id,
+            sender_name=sender_name,
+            text=text,
+            client_id=client_id,
+        )
+    except DuplicateMessage:
+        existing = engine.state.message_by_client_id(conversation.conversation_id, client_id)
+        if existing is None:
+            raise
+        engine.hub.send_to(session_subscriber, message_view(existing))
+        return None
+
+
+def publish_message(engine: ChatEngine, conversation: Conversation, message: Message) -> None:
+    engine.hub.publish(message_view(message), conversation_channels(conversation))
+
+
+def visitor_agent(engine: ChatEngine, conversation: Conversation) -> dict[str, Any] | None:
+    """The agent as the visitor sees them: name, and image when the design shows it."""
+    if conversation.owner_agent_id is None:
+        return None
+    profile = engine.directory.agent(conversation.owner_agent_id)
+    if profile is None:
+        return None
+    widget = engine.directory.widget(conversation.widget_id) if conversation.widget_id else None
+    show_image = widget is None or widget.design.show_agent_image
+    return {"name": profile.name, "image": profile.image if show_image else None}
+
+
+def refresh_availability(engine: ChatEngine, topic_ids: frozenset[str] | None) -> None:
+    """Tell visitors of every widget whose availability changed.
+
+    Only widgets sharing one of `topic_ids` (the topics of the agent who came, went or
+    changed status) can have changed, so only those are recomputed; None: all.
+    """
+    routes = agent_routes(engine)
+    widget_ids = {p.widget_id for p in engine.visitors.values() if p.connected}
+    for widget_id in widget_ids | set(engine.availability):
+        widget = engine.directory.widget(widget_id)
+        if (
+            widget is not None
+            and topic_ids is not None
+            and not can_see(topic_ids, widget.topic_ids)
+        ):
+            continue
+        available = widget is not None and widget_available(
+            widget_on(engine, widget), widget.topic_ids, routes
+        )
+        if engine.availability.get(widget_id) != available:
+            engine.availability[widget_id] = available
+            engine.hub.publish(
+                events.event(events.AVAILABILITY, available=available),
+                {widget_channel(widget_id)},
+            )
+
+
+def publish_visitor(engine: ChatEngine, presence: VisitorPresence) -> None:
+    widget = engine.directory.widget(presence.widget_id)
+    if widget is None:
+        return
+    engine.hub.publish(
+        events.event(
+            events.VISITOR_UPDATED, visitor=visitor_view(presence, widget_name=widget.name)
+        ),
+        watcher_channels(widget.topic_ids, agent_routes(engine)),
+    )
+
+
+def publish_chat_updated(engine: ChatEngine, conversation: Conversation, *, skip: set[str]) -> None:
+    channels = conversation_channels(conversation, visitor=False) - skip
+    if channels:
+        engine.hub.publish(
+            events.event(events.CHAT_UPDATED, chat=chat_of(engine, conversation)), channels
+        )
+
+
+def widget_status(engine: ChatEngine, widget_id: str) -> tuple[WidgetLike, bool] | None:
+    """The widget and whether a chat can start now, or None when there is no widget."""
+    widget = engine.directory.widget(widget_id)
+    if widget is None:
+        return None
+    if not widget_on(engine, widget):
+        return widget, False
+    with engine.lock:
+        routes = agent_routes(engine)
+    return widget, widget_available(widget_on(engine, widget), widget.topic_ids, routes)
+
+
+def agent_conversation(engine: ChatEngine, agent_id: str, conversation_id: str) -> Conversation:
+    """An open or ended chat the agent takes part in; ChatNotFound otherwise."""
+    conversation = find_conversation(engine, conversation_id)
+    if conversation is None or not conversation.has_agent(agent_id):
+        raise ChatNotFound("There is no such chat.")
+    return conversation
+
+
+def access_agent_chat(engine: ChatEngine, agent_id: str, conversation_id: str) -> Conversation:
+    """A copy-safe view of a chat the agent takes part in; ChatNotFound otherwise."""
+    with engine.lock:
+        return agent_conversation(engine, agent_id, conversation_id)
+
+
+def access_earlier_chat(
+    engine: ChatEngine, agent_id: str, conversation_id: str, earlier_id: str
+) -> list[dict[str, Any]]:
+    """The messages of one of the visitor's earlier chats, for an agent in a chat with
+    that visitor now (the History card). ChatNotFound unless `earlier_id` is in the
+    chat's history."""
+    with engine.lock:
+        conversation = agent_conversation(engine, agent_id, conversation_id)
+        if not conversation.visitor_id:
+            raise ChatNotFound("There is no such chat.")
+        history = engine.state.history(conversation.visitor_id, exclude=conversation_id)
+        if earlier_id not in {entry.conversation_id for entry in history}:
+            raise ChatNotFound("There is no such chat.")
+        messages = engine.state.messages(earlier_id)
+    return [message_view(message) for message in messages]
+
+
+def transcript_text(engine: ChatEngine, conversation_id: str, *, limit: int) -> str:
+    """The chat's readable transcript ("[10:02:11] Ann: hello" lines, system lines
+    named "System"), cut at a message boundary to fit `limit` characters."""
+    conversation = find_conversation(engine, conversation_id)
+    messages = transcript_messages(engine.state.messages(conversation_id))
+    started = conversation.started_at if conversation is not None else None
+    return format_transcript(messages, started_at=started, limit=limit)
+
+
+def do_set_regarding(
+    engine: ChatEngine,
+    agent_id: str,
+    conversation_id: str,
+    regarding: dict[str, str],
+    *,
+    contact: dict[str, str] | None = None,
+) -> None:
+    """Link the chat to a CRM record, and to `contact` (`{"id","name"}`) when the agent
+    made or chose the visitor's contact; the chat's agents get `chat.updated`."""
+    with engine.changing():
+        conversation = agent_conversation(engine, agent_id, conversation_id)
+        if conversation.finished:
+            raise ChatEnded("This chat is already written to CRM.")
+        conversation.regarding = dict(regarding)
+        if contact is not None:
+            conversation.contact = dict(contact)
+        engine.state.save_conversation(conversation)
+        publish_chat_updated(engine, conversation, skip=set())

@@ -1,0 +1,237 @@
+"""How chats end and reach CRM: ending, releasing the visitor, building the activity,
+the due finishes and the timeouts (see `connector.chat.actions`, "Finishing a chat")."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from connector.chat import events
+from connector.chat.actions.conversations import (
+    agent_routes,
+    append_system_line,
+    publish_message,
+    publish_visitor,
+    routing_topics,
+)
+from connector.chat.finish import finished_chat_payload
+from connector.chat.model import (
+    Conversation,
+    ConversationKind,
+    ConversationState,
+    VisitorPresence,
+)
+from connector.chat.routing import (
+    conversation_channels,
+    watcher_channels,
+)
+from connector.crm.design import DEFAULT_INACTIVE_CLOSE_SECS
+
+if TYPE_CHECKING:
+    from connector.chat.engine import ChatEngine
+
+__all__ = [
+    "end_chat",
+    "finish_chat",
+    "release_visitor",
+    "run_due_finishes",
+    "run_timeouts",
+    "visitor_left",
+]
+
+log = logging.getLogger(__name__)
+
+
+def end_chat(
+    engine: ChatEngine, conversation: Conversation, *, by: str, name: str, line: str | None = None
+) -> None:
+    """End an open conversation (caller holds the lock); `line` is the system line,
+    "<name> ended the chat." unless given."""
+    was_waiting = conversation.state is ConversationState.WAITING
+    now = engine.clock()
+    conversation.state = ConversationState.ENDED
+    conversation.ended_at = now
+    conversation.ended_by = by
+    conversation.waiting_since = None
+    if conversation.kind is ConversationKind.VISITOR:
+        conversation.finish_due_at = now + engine.rating_grace
+    message = append_system_line(engine, conversation, line or f"{name} ended the chat.")
+    publish_message(engine, conversation, message)
+    engine.hub.publish(
+        events.event(events.CHAT_ENDED, conversation_id=conversation.conversation_id, by=by),
+        conversation_channels(conversation),
+    )
+    if conversation.kind is not ConversationKind.VISITOR:
+        engine.conversations.pop(conversation.conversation_id, None)
+        return
+    if was_waiting:
+        engine.hub.publish(
+            events.event(events.CHAT_WITHDRAWN, conversation_id=conversation.conversation_id),
+            watcher_channels(routing_topics(engine, conversation), agent_routes(engine)),
+        )
+    presence = release_visitor(engine, conversation)
+    widget = engine.directory.widget(conversation.widget_id) if conversation.widget_id else None
+    wants_rating = widget is not None and widget.design.rating
+    if (
+        conversation.rating is not None
+        or not wants_rating
+        or not (presence is not None and presence.connected)
+    ):
+        finish_chat(engine, conversation)
+
+
+def release_visitor(engine: ChatEngine, conversation: Conversation) -> VisitorPresence | None:
+    """Free the chat's visitor for a new chat (lock held); returns their presence.
+
+    A visitor with no tab open any more leaves the Visitors list now that their chat
+    is over (they stayed on it only for the chat's sake).
+    """
+    presence = engine.visitors.get(conversation.visitor_id or "")
+    if presence is not None and presence.conversation_id == conversation.conversation_id:
+        presence.conversation_id = None
+        engine.state.save_visitor(presence)
+        if presence.connected:
+            publish_visitor(engine, presence)
+        else:
+            visitor_left(engine, presence)
+    return presence
+
+
+def visitor_left(engine: ChatEngine, presence: VisitorPresence) -> None:
+    """Take a departed visitor off every Visitors list (lock held)."""
+    widget = engine.directory.widget(presence.widget_id)
+    if widget is not None:
+        engine.hub.publish(
+            events.event(events.VISITOR_LEFT, visitor_id=presence.visitor_id),
+            watcher_channels(widget.topic_ids, agent_routes(engine)),
+        )
+    engine.visitors.pop(presence.visitor_id, None)
+
+
+def finish_chat(engine: ChatEngine, conversation: Conversation) -> None:
+    """Build the chat activity now; queue it once the lock is released (lock held).
+
+    The outbox commits with a full fsync; doing that outside the engine lock keeps it
+    off every other chat's relay path. Until then the chat is in `engine.finishing`: no rating
+    and no second finish.
+    """
+    if conversation.conversation_id in engine.finishing:
+        return
+    payload = finished_chat_payload(
+        conversation, engine.state.messages(conversation.conversation_id), engine.directory
+    )
+    engine.finishing.add(conversation.conversation_id)
+    engine.defer_finish(conversation, payload)
+
+
+def run_due_finishes(engine: ChatEngine) -> int:
+    """Write every ended chat whose rating window has closed; returns how many."""
+    with engine.changing():
+        now = engine.clock()
+        due = [
+            c
+            for c in engine.conversations.values()
+            if c.state is ConversationState.ENDED
+            and not c.finished
+            and c.conversation_id not in engine.finishing
+            and c.finish_due_at is not None
+            and c.finish_due_at <= now
+        ]
+        for conversation in due:
+            finish_chat(engine, conversation)
+        return len(due)
+
+
+def run_timeouts(engine: ChatEngine) -> int:
+    """End the chats that can go no further; returns how many.
+
+    - Waiting, nobody accepted within the widget's ticket-fallback timeout: the visitor
+      gets `chat.timeout`, the agents `chat.withdrawn`.
+    - Waiting, and the visitor gone (no tab for the leave grace): withdrawn from
+      Incoming and written to CRM as a missed chat ("left before an agent answered").
+    - Active, and the visitor gone for the widget's `inactive_close_secs`: closed and
+      written, as if the visitor had ended it.
+    """
+    with engine.changing():
+        now = engine.clock()
+        timed_out, abandoned, inactive = [], [], []
+        for conversation in engine.conversations.values():
+            if (
+                conversation.kind is not ConversationKind.VISITOR
+                or not conversation.is_open
+                or not conversation.widget_id
+            ):
+                continue
+            widget = engine.directory.widget(conversation.widget_id)
+            gone_for = _visitor_gone_for(engine, conversation, now)
+            waiting = conversation.state is ConversationState.WAITING
+            if waiting and gone_for is not None and gone_for >= engine.leave_grace:
+                abandoned.append(conversation)
+            elif waiting and widget is not None and widget.design.ticket_fallback.enabled:
+                limit = timedelta(seconds=widget.design.ticket_fallback.accept_timeout_secs)
+                if now - conversation.started_at >= limit:
+                    timed_out.append(conversation)
+            elif not waiting and gone_for is not None:
+                secs = (
+                    widget.design.inactive_close_secs
+                    if widget is not None
+                    else DEFAULT_INACTIVE_CLOSE_SECS
+                )
+                if gone_for >= timedelta(seconds=secs):
+                    inactive.append(conversation)
+        for conversation in timed_out:
+            _time_out(engine, conversation)
+        for conversation in abandoned:
+            name = conversation.visitor_name or "The visitor"
+            end_chat(
+                engine,
+                conversation,
+                by="visitor",
+                name=name,
+                line=f"{name} left before an agent answered.",
+            )
+        for conversation in inactive:
+            name = conversation.visitor_name or "The visitor"
+            end_chat(
+                engine,
+                conversation,
+                by="visitor",
+                name=name,
+                line=f"{name} left; the chat was closed after they were gone a while.",
+            )
+        return len(timed_out) + len(abandoned) + len(inactive)
+
+
+def _visitor_gone_for(
+    engine: ChatEngine, conversation: Conversation, now: datetime
+) -> timedelta | None:
+    """How long the chat's visitor has had no tab open, or None while they have one."""
+    presence = engine.visitors.get(conversation.visitor_id or "")
+    if presence is None:
+        return now - max(conversation.started_at, engine.started_at)
+    if presence.connected:
+        return None
+    return now - max(presence.last_seen, engine.started_at)
+
+
+def _time_out(engine: ChatEngine, conversation: Conversation) -> None:
+    """End a waiting chat nobody took (lock held); written to CRM at once (no rating)."""
+    now = engine.clock()
+    conversation.state = ConversationState.ENDED
+    conversation.ended_at = now
+    conversation.ended_by = "timeout"
+    conversation.waiting_since = None
+    conversation.timed_out = True
+    message = append_system_line(engine, conversation, "Nobody could answer in time.")
+    publish_message(engine, conversation, message)
+    engine.hub.publish(
+        events.event(events.CHAT_TIMEOUT, conversation_id=conversation.conversation_id),
+        conversation_channels(conversation),
+    )
+    engine.hub.publish(
+        events.event(events.CHAT_WITHDRAWN, conversation_id=conversation.conversation_id),
+        watcher_channels(routing_topics(engine, conversation), agent_routes(engine)),
+    )
+    release_visitor(engine, conversation)
+    finish_chat(engine, conversation)
