@@ -336,7 +336,7 @@ def _wait_up(url: str) -> None:
         try:
             if requests.get(url, timeout=1).status_code < 500:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy to answer
             pass
         time.sleep(0.2)
     raise SystemExit(f"{url} did not come up")
@@ -452,6 +452,8 @@ def load(pairs: list[tuple[Side, Side]], messages: int, drain: float) -> dict[st
         "seconds": round(wall, 1),
         "generator_cpu": round(cpu, 2),
         "generator_lag_p99_ms": round(lag_p99, 2),
+        # Runnable processes on the machine (1 min), for a shared machine's share of the lag.
+        "load_average": round(os.getloadavg()[0], 2),
         "generator_limited": bool(
             lag_p99 > LAG_LIMIT_SHARE * MESSAGE_INTERVAL_SECS * 1000 or cpu > CPU_LIMIT
         ),
@@ -677,7 +679,8 @@ def _line(name: str, got: dict[str, Any]) -> str:
         f"{name}: {got['pairs']} pairs, p50 {got['p50_ms']} ms, p99 {got['p99_ms']} ms, "
         f"{got['messages_per_s']} msg/s delivered, lost {got['lost']}, dup {got['duplicates']}, "
         f"out of order {got['out_of_order']}; generator CPU {got['generator_cpu']}, "
-        f"lag p99 {got['generator_lag_p99_ms']} ms; server CPU {got['server_cpu']}{limited}"
+        f"lag p99 {got['generator_lag_p99_ms']} ms; server CPU {got['server_cpu']}; "
+        f"load average {got['load_average']}{limited}"
     )
 
 

@@ -33,7 +33,7 @@ def test_a_visitors_row_survives_events_about_other_visitors(
     expect(rows).to_have_count(1)
     rows.first.evaluate(MARK)
     second = new_page()
-    start_chat(service, second)   # a second visitor arrives, then asks for a chat
+    start_chat(service, second)  # a second visitor arrives, then asks for a chat
     expect(rows).to_have_count(2)
     expect(sam.get_by_test_id("incoming-chat")).to_have_count(1)
     expect(rows.first).to_have_attribute("data-kept", "yes")
@@ -50,7 +50,7 @@ def test_an_incoming_chat_and_a_message_survive_unrelated_events(
     expect(incoming).to_have_count(1)
     incoming.first.evaluate(MARK)
     other = new_page()
-    other.goto(f"{service.url}/demo/")   # another visitor on the site
+    other.goto(f"{service.url}/demo/")  # another visitor on the site
     expect(sam.get_by_test_id("visitor-item")).to_have_count(2)
     expect(incoming.first).to_have_attribute("data-kept", "yes")
 
