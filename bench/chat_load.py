@@ -482,21 +482,33 @@ def run_floor(count: int, messages: int, server: str, threads: int, drain: float
     try:
         _wait_up(f"http://127.0.0.1:{port}/up")
 
-        def connect(index: int) -> tuple[Side, Side]:
+        def connect(index: int) -> tuple[Side, Side] | str:
             made = []
-            for side in "ab":
-                client = Client.connect(f"ws://127.0.0.1:{port}/relay/{index}/{side}")
-                made.append(Side(client, lambda n, text: text, lambda raw: raw))
+            try:
+                for side in "ab":
+                    client = Client.connect(f"ws://127.0.0.1:{port}/relay/{index}/{side}")
+                    made.append(Side(client, lambda n, text: text, lambda raw: raw))
+            except Exception as error:  # noqa: BLE001 - a pair that failed is counted
+                for done in made:
+                    done.client.close()
+                return f"{type(error).__name__}: {error}"
             return made[0], made[1]
 
         with ThreadPoolExecutor(CONNECT_WORKERS) as pool:
-            pairs = list(pool.map(connect, range(count)))
+            outcomes = list(pool.map(connect, range(count)))
+        pairs = [o for o in outcomes if not isinstance(o, str)]
+        failures = [o for o in outcomes if isinstance(o, str)]
+        if failures:
+            print(
+                f"{len(failures)} floor pair(s) could not connect, e.g. {failures[0]}", flush=True
+            )
         cpu_before = tree_cpu_secs(process.pid)
         began = time.perf_counter()
         result = load(pairs, messages, drain)
         result["server_cpu"] = round(
             (tree_cpu_secs(process.pid) - cpu_before) / (time.perf_counter() - began), 2
         )
+        result["setup_failures"] = len(failures)
         for a, b in pairs:
             a.client.close()
             b.client.close()
@@ -680,7 +692,8 @@ def _line(name: str, got: dict[str, Any]) -> str:
         f"{got['messages_per_s']} msg/s delivered, lost {got['lost']}, dup {got['duplicates']}, "
         f"out of order {got['out_of_order']}; generator CPU {got['generator_cpu']}, "
         f"lag p99 {got['generator_lag_p99_ms']} ms; server CPU {got['server_cpu']}; "
-        f"load average {got['load_average']}{limited}"
+        f"load average {got['load_average']}; pairs that could not start "
+        f"{got['setup_failures']}{limited}"
     )
 
 
