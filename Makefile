@@ -68,6 +68,9 @@ bench: setup redis
 	$(BIN)/python bench/dataverse_vs_sqlite.py
 	$(BIN)/python bench/chat_load.py --pairs 100
 	$(BIN)/python bench/chat_load.py --pairs 500
+	$(BIN)/python bench/chat_load.py --pairs 1000
+	$(BIN)/python bench/chat_load.py --pairs 100 --server dev
+	$(BIN)/python bench/console_cpu.py
 	$(BIN)/python bench/widget_weight.py
 	$(BIN)/python bench/live_primitives.py
 	$(BIN)/python bench/server_workers.py --sockets 200 500

@@ -24,7 +24,7 @@ hold its own chats, and a visitor and an agent on two processes would never meet
 from __future__ import annotations
 
 import logging
-import select
+import selectors
 import socket
 import time
 from typing import Any
@@ -61,14 +61,22 @@ def check_workers(settings: Settings) -> str | None:
 def _head_arrives(sock: socket.socket, deadline_secs: float) -> bool:
     """True once the request head is complete (or the peer closed, or it is huge: gunicorn
     answers those itself); False when `deadline_secs` passed first."""
+    with selectors.DefaultSelector() as waiter:
+        waiter.register(sock, selectors.EVENT_READ)
+        return _head_in(sock, waiter, deadline_secs)
+
+
+def _head_in(sock: socket.socket, waiter: selectors.BaseSelector, deadline_secs: float) -> bool:
+    # A selector (epoll on Linux), not select(): select() refuses descriptors past 1023,
+    # which a process holding ~500 chats (two sockets each) reaches; every connection after
+    # that was reset (found by bench/chat_load.py at 500 pairs).
     deadline = time.monotonic() + deadline_secs
     seen = -1
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             return False
-        readable, _, _ = select.select([sock], [], [], min(left, 1.0))
-        if not readable:
+        if not waiter.select(min(left, 1.0)):
             continue
         try:
             data = sock.recv(_MAX_HEAD_BYTES, socket.MSG_PEEK)

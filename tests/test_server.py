@@ -126,3 +126,22 @@ def test_empty_optional_settings_mean_unset() -> None:
     from connector.server import check_workers
 
     assert check_workers(settings) is not None
+
+
+def test_a_connection_past_descriptor_1023_is_still_served() -> None:
+    # A worker holding ~500 chats has two sockets per chat open: select() refused every
+    # descriptor past 1023, so each connection after that was reset (bench/chat_load.py).
+    from connector.server import _head_arrives
+
+    held = [socket.socket() for _ in range(1100)]
+    server_side, client_side = socket.socketpair()
+    try:
+        assert server_side.fileno() > 1023
+        client_side.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _head_arrives(server_side, 2.0)
+        silent, _peer = socket.socketpair()
+        with silent, _peer:
+            assert not _head_arrives(silent, 0.2)  # the deadline still holds
+    finally:
+        for sock in [*held, server_side, client_side]:
+            sock.close()
