@@ -1,0 +1,115 @@
+"""Issue 12 in a real browser: the widget on customers' sites (allowed domains, rate limits).
+
+A customer's site is another origin than the service: a small server of its own serves a
+page with the one script tag a site pastes (webresources/widget/README.md), so the browser
+sends that site's Origin to the service. The same page at `localhost` and at `127.0.0.1`
+are two sites.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from connector.demo import SALES_WIDGET_ID
+from tests.browser.test_browser_issue4 import set_design
+
+HOST_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>A shop</title></head>
+<body><h1>A shop</h1>
+<script src="{service}/widget/loader.js" data-widget-id="{widget}" async></script>
+</body></html>"""
+
+
+@dataclass(frozen=True)
+class Site:
+    port: int  # the same page at http://localhost:<port>/ and http://127.0.0.1:<port>/
+
+    def open(self, page: Any, host: str) -> None:
+        """Open the site's page as `http://<host>:<port>/`, hearing its lcw:error events."""
+        page.add_init_script(
+            "window.__lcwErrors = [];"
+            "addEventListener('lcw:error', e => window.__lcwErrors.push(e.detail.errorCode));"
+        )
+        page.goto(f"http://{host}:{self.port}/")
+
+
+@pytest.fixture
+def site(service: Any) -> Iterator[Site]:
+    """A customer's site: a real server of its own (a page the browser fetched from a
+    loopback address may call the loopback service; a made-up public one may not)."""
+    body = HOST_PAGE.format(service=service.url, widget=SALES_WIDGET_ID).encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Site(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_the_widget_works_on_its_allowed_sites_and_nowhere_else(
+    service: Any, site: Site, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+) -> None:
+    set_design(service, SALES_WIDGET_ID, allowed_domains=["localhost"])
+    sam = agent_console("Sam Sales")
+
+    elsewhere = new_page()
+    site.open(elsewhere, "127.0.0.1")
+    # The service refused the other site: no widget, and the page's script hears why.
+    elsewhere.wait_for_function("() => window.__lcwErrors.length > 0")
+    expect(elsewhere.get_by_test_id("crmchat-root")).not_to_be_attached()
+
+    shop = new_page()
+    site.open(shop, "localhost")
+    shop.get_by_test_id("crmchat-launcher").click()
+    shop.get_by_test_id("crmchat-field-firstname").fill("Ivy")
+    shop.get_by_test_id("crmchat-field-email").fill("ivy@example.com")
+    shop.get_by_test_id("crmchat-start").click()
+    # The socket from the allowed site is accepted: the chat reaches Sam.
+    sam.get_by_test_id("incoming-chat").get_by_test_id("accept-button").click()
+    expect(shop.get_by_test_id("crmchat-messages")).to_contain_text("Sam joined the chat")
+    assert elsewhere.evaluate("() => window.__lcwErrors") == [7]
+
+
+@pytest.fixture
+def tight_service(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Any:
+    """The service with a config limit of 2 a minute per address."""
+    monkeypatch.setenv("CRMCHAT_CONFIG_LIMIT_PER_ADDRESS", "2/minute")
+    return request.getfixturevalue("service")
+
+
+def test_page_views_past_the_rate_limit_get_no_widget(
+    tight_service: Any, site: Site, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+) -> None:
+    agent_console("Sam Sales")
+    # Two people behind one address (each browser asks once, then keeps the answer 30 s).
+    for _ in range(2):
+        visitor = new_page()
+        site.open(visitor, "localhost")
+        expect(visitor.get_by_test_id("crmchat-launcher")).to_be_visible()
+    third = new_page()
+    with third.expect_response(lambda r: "/config" in r.url) as answer:
+        site.open(third, "localhost")
+    assert answer.value.status == 429
+    assert int(answer.value.headers["retry-after"]) >= 1
+    third.wait_for_function("() => window.__lcwErrors.length > 0")
+    expect(third.get_by_test_id("crmchat-root")).not_to_be_attached()
