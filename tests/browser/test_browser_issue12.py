@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import expect
 
 from connector.demo import SALES_WIDGET_ID
-from tests.browser.test_browser_issue4 import set_design
+from tests.browser.test_browser_designer import _open_designer
 
 HOST_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>A shop</title></head>
@@ -67,9 +67,22 @@ def site(service: Any) -> Iterator[Site]:
 
 
 def test_the_widget_works_on_its_allowed_sites_and_nowhere_else(
-    service: Any, site: Site, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+    service: Any,
+    site: Site,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
 ) -> None:
-    set_design(service, SALES_WIDGET_ID, allowed_domains=["localhost"])
+    admin = new_page()
+    sign_in(admin, "CRM Chat Admin")
+    designer = _open_designer(admin)
+    domains = designer.get_by_label("Allowed domains, one a line (empty: any site)")
+    domains.fill("https://localhost/")  # a host name, not an address
+    designer.get_by_role("button", name="Save", exact=True).click()
+    expect(designer.locator("#result")).to_contain_text("Not saved")
+    domains.fill("localhost\n*.example.com\n")
+    designer.get_by_role("button", name="Save", exact=True).click()
+    expect(designer.locator("#result")).to_contain_text("Saved.")
     sam = agent_console("Sam Sales")
 
     elsewhere = new_page()
