@@ -126,3 +126,48 @@ def test_page_views_past_the_rate_limit_get_no_widget(
     assert int(answer.value.headers["retry-after"]) >= 1
     third.wait_for_function("() => window.__lcwErrors.length > 0")
     expect(third.get_by_test_id("crmchat-root")).not_to_be_attached()
+
+
+def test_every_tab_of_the_site_shows_the_running_chat(
+    service: Any, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+) -> None:
+    sam = agent_console("Sam Sales")
+    first = new_page()
+    # A tab already open on another page of the site before the chat starts.
+    waiting_tab = first.context.new_page()
+    waiting_tab.goto(f"{service.url}/demo/pricing")
+    expect(waiting_tab.get_by_test_id("crmchat-launcher")).to_be_visible()
+
+    first.goto(f"{service.url}/demo/")
+    first.get_by_test_id("crmchat-launcher").click()
+    first.get_by_test_id("crmchat-field-firstname").fill("Tia")
+    first.get_by_test_id("crmchat-field-email").fill("tia@example.com")
+    first.get_by_test_id("crmchat-start").click()
+    sam.get_by_test_id("incoming-chat").get_by_test_id("accept-button").click()
+    sam.get_by_test_id("message-input").fill("Welcome, Tia")
+    sam.get_by_test_id("send-button").click()
+    expect(first.get_by_test_id("crmchat-messages")).to_contain_text("Welcome, Tia")
+
+    # The tab that was open all along shows the chat, as does one opened now.
+    waiting_tab.get_by_test_id("crmchat-launcher").click()
+    expect(waiting_tab.get_by_test_id("crmchat-messages")).to_contain_text("Welcome, Tia")
+    new_tab = first.context.new_page()
+    new_tab.goto(f"{service.url}/demo/pricing")
+    new_tab.get_by_test_id("crmchat-launcher").click()
+    expect(new_tab.get_by_test_id("crmchat-messages")).to_contain_text("Welcome, Tia")
+
+    # Whatever tab the visitor writes in, it is the one chat: Sam and every tab see it.
+    composer = new_tab.get_by_test_id("crmchat-input")
+    composer.fill("Writing from another tab")
+    composer.press("Enter")
+    expect(sam.get_by_test_id("messages")).to_contain_text("Writing from another tab")
+    for tab in (first, waiting_tab):
+        expect(tab.get_by_test_id("crmchat-messages")).to_contain_text("Writing from another tab")
+    expect(sam.get_by_test_id("incoming-chat")).to_have_count(0)
+
+    # Another person (another browser) sees none of it.
+    stranger = new_page()
+    stranger.goto(f"{service.url}/demo/pricing")
+    stranger.get_by_test_id("crmchat-launcher").click()
+    expect(stranger.get_by_test_id("crmchat-start")).to_be_visible()
+    expect(stranger.get_by_test_id("crmchat-messages")).not_to_contain_text("Welcome, Tia")

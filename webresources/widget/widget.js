@@ -105,6 +105,23 @@
   }
   let S = Object.assign(fresh(), { shown: false }, store("sessionStorage", KEY) || {});
   const save = () => store("sessionStorage", KEY, S);
+  // The running chat is shared with the site's other tabs: its resume token (the chat's
+  // only credential) and id in localStorage, which only pages of this site's origin can
+  // read, as they can read sessionStorage. A tab without a chat of its own resumes it.
+  const SHARED = KEY + ":chat";
+  const share = () => store("localStorage", SHARED, { token: S.token, cid: S.cid });
+  function unshare(cid) {
+    const sh = store("localStorage", SHARED);
+    if (sh && sh.cid === cid) store("localStorage", SHARED, null);
+  }
+  function adopt(sh) {
+    if (!sh || typeof sh.token !== "string" || sh.token === S.token || S.token || S.start) return false;
+    S = Object.assign(fresh(), { fields: S.fields, open: S.open, shown: S.shown,
+      token: sh.token, cid: sh.cid, state: "waiting" });
+    save();
+    return true;
+  }
+  adopt(store("localStorage", SHARED));
 
   // ---- DOM helpers ----
   function el(tag, props, ...kids) {
@@ -624,6 +641,13 @@
   w.addEventListener("online", wake);
   w.addEventListener("focus", wake);
   d.addEventListener("visibilitychange", () => { if (!d.hidden) wake(); });
+  // A chat another tab of the site started: resume it here too (a new hello with its token).
+  w.addEventListener("storage", (e) => {
+    if (e.key !== SHARED || stopped) return;
+    let sh = null;
+    try { sh = JSON.parse(e.newValue); } catch (err) { return; }
+    if (adopt(sh)) { renderTranscript(); render(); reconnect(); }
+  });
   // Single-page sites change the URL without a page load: keep the presence page current.
   let lastUrl = location.href;
   setInterval(() => {
@@ -698,6 +722,7 @@
         }
         else if (S.token) {
           // The service no longer knows this chat (expired or purged): start afresh.
+          unshare(S.cid);
           S = Object.assign(fresh(), { fields: S.fields, open: S.open });
           renderTranscript();
         }
@@ -713,6 +738,7 @@
         S.token = f.token;
         S.cid = f.conversation_id;
         S.start = null;
+        share();
         // Ended by the visitor before the service answered: end it there too.
         if (S.state === "ended") send({ type: "chat.end" });
         else S.state = S.state === "active" ? "active" : "waiting";
@@ -741,6 +767,7 @@
         S.state = "ended";
         S.by = f.by || null;
         S.start = null;
+        unshare(S.cid);
         dropOutbox();
         save();
         renderEnd();
@@ -831,6 +858,7 @@
     if (f.ref === "hello") {
       if (f.code === "not_found") { stopped = true; apiHidden = true; render(); } else if (S.token) {
         // The resume part was refused: forget the chat and say hello without it.
+        unshare(S.cid);
         S = Object.assign(fresh(), { fields: S.fields });
         save();
         renderTranscript();
@@ -1017,6 +1045,7 @@
     if (S.token && live) send({ type: "chat.end" });
     else if (S.start) dropStarted = true;
     const cid = S.cid;
+    unshare(cid);
     S = Object.assign(fresh(), { fields: S.fields });
     save();
     renderTranscript();
