@@ -248,6 +248,7 @@ class WidgetDesign(_Options):
     emoji: bool = True
     confirm_end: ConfirmBox = Field(default_factory=ConfirmBox)
     rating: bool = True
+    sound: bool = True  # a short tone for a new message while the chat is minimized
     end: EndChat = Field(default_factory=EndChat)
     colors: Colors = Field(default_factory=Colors)
     font: Font = "Segoe UI"

@@ -8,6 +8,7 @@ are two sites.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -171,3 +172,73 @@ def test_every_tab_of_the_site_shows_the_running_chat(
     stranger.get_by_test_id("crmchat-launcher").click()
     expect(stranger.get_by_test_id("crmchat-start")).to_be_visible()
     expect(stranger.get_by_test_id("crmchat-messages")).not_to_contain_text("Welcome, Tia")
+
+
+# Counts the tones the widget plays (Web Audio's own OscillatorNode.start), and lets the
+# test hide the tab: headless Chromium never hides one, so `hide_tab` sets what a switch to
+# another tab sets (document.hidden, visibilityState) and fires visibilitychange.
+WATCH_ATTENTION = """
+window.__tones = 0;
+const start = OscillatorNode.prototype.start;
+OscillatorNode.prototype.start = function (...args) {
+  window.__tones++;
+  return start.apply(this, args);
+};
+let hidden = false;
+Object.defineProperty(Document.prototype, "hidden", { get: () => hidden });
+Object.defineProperty(Document.prototype, "visibilityState", {
+  get: () => (hidden ? "hidden" : "visible") });
+window.__setHidden = (value) => {
+  hidden = value;
+  document.dispatchEvent(new Event("visibilitychange"));
+};
+"""
+
+
+def test_while_minimized_new_messages_count_ring_and_flash_the_title(
+    service: Any, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+) -> None:
+    sam = agent_console("Sam Sales")
+    visitor = new_page()
+    visitor.add_init_script(WATCH_ATTENTION)
+    visitor.goto(f"{service.url}/demo/")
+    title = visitor.title()
+    visitor.get_by_test_id("crmchat-launcher").click()
+    visitor.get_by_test_id("crmchat-field-firstname").fill("Uma")
+    visitor.get_by_test_id("crmchat-field-email").fill("uma@example.com")
+    visitor.get_by_test_id("crmchat-start").click()
+    sam.get_by_test_id("incoming-chat").get_by_test_id("accept-button").click()
+    expect(visitor.get_by_test_id("crmchat-messages")).to_contain_text("Sam joined the chat")
+
+    def sam_says(text: str) -> None:
+        sam.get_by_test_id("message-input").fill(text)
+        sam.get_by_test_id("send-button").click()
+
+    # Open and looking: no tone, no count.
+    sam_says("First answer")
+    expect(visitor.get_by_test_id("crmchat-messages")).to_contain_text("First answer")
+    assert visitor.evaluate("window.__tones") == 0
+
+    visitor.get_by_test_id("crmchat-launcher").click()  # minimize
+    expect(visitor.get_by_test_id("crmchat-panel")).to_be_hidden()
+    sam_says("Second answer")
+    badge = visitor.get_by_test_id("crmchat-unread")
+    expect(badge).to_have_text("1")
+    visitor.wait_for_function("() => window.__tones === 1")
+    expect(visitor.get_by_test_id("crmchat-launcher")).to_have_attribute(
+        "aria-label", re.compile(r"1 new")
+    )
+
+    # In another tab: the title flashes until the visitor comes back.
+    visitor.evaluate("() => window.__setHidden(true)")
+    sam_says("Third answer")
+    expect(badge).to_have_text("2")
+    visitor.wait_for_function("() => document.title === '(2) New message'")
+    visitor.wait_for_function(f"() => document.title === {title!r}")
+    assert visitor.evaluate("window.__tones") == 2
+    visitor.evaluate("() => window.__setHidden(false)")
+    visitor.wait_for_timeout(1500)
+    assert visitor.title() == title
+    visitor.get_by_test_id("crmchat-launcher").click()
+    expect(badge).to_be_hidden()
+    expect(visitor.get_by_test_id("crmchat-messages")).to_contain_text("Third answer")

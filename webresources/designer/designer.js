@@ -22,6 +22,7 @@
     "allowed_domains"]);
   const LABELS = {
     require_login: "Require login (only identified visitors may chat)",
+    sound: "Play a sound for new messages while the chat is minimized",
     ask_name_email: "Ask for name and email before the chat starts",
     proactive: "Proactive chat invitation",
     ticket_fallback: "Leave a message when nobody answers (ticket fallback)",
