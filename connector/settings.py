@@ -75,10 +75,10 @@ class Settings(BaseSettings):
     # Rate limits on what a visitor's browser calls without signing in, per client address
     # and per widget ("N/second|minute|hour", several joined by ";"): the widget config (a
     # page view asks once, then revalidates) and visitor socket connects.
-    config_limit_per_address: RateLimit = "120/minute"
-    config_limit_per_widget: RateLimit = "6000/minute"
-    socket_limit_per_address: RateLimit = "30/minute"
-    socket_limit_per_widget: RateLimit = "3000/minute"
+    config_limit_per_address: RateLimit = "300/minute"
+    config_limit_per_widget: RateLimit = "30000/minute"
+    socket_limit_per_address: RateLimit = "300/minute"
+    socket_limit_per_widget: RateLimit = "30000/minute"
 
     # --- the production server (`crmchat serve`; `--dev` runs werkzeug instead) ---
     # Redis for several processes (scale-out, not built yet). Empty: one process, local state.
