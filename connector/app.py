@@ -37,6 +37,7 @@ from connector.web import (
     internal_api,
     metrics_page,
     pages,
+    public_limits,
     request_log,
     sockets,
     standin,
@@ -121,6 +122,7 @@ def create_app(
         sockets.bp,
     ):
         app.register_blueprint(blueprint)
+    public_limits.init_app(app)
 
     if connection.embedded_app is not None:
         # The stand-in signs people in without a password: embedded and local only.

@@ -7,10 +7,11 @@ service runs on the embedded Dataverse under `CRMCHAT_DATA_DIR`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from limits import parse_many
+from pydantic import AfterValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connector.solution.paths import FILES_ROOT, REPO_ROOT
@@ -22,6 +23,15 @@ __all__ = ["REPO_ROOT", "Settings"]
 DEFAULT_DATA_DIR = REPO_ROOT / "data" if FILES_ROOT == REPO_ROOT else Path("data")
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def _rate_limit(value: str) -> str:
+    # flask-limiter's notation, checked here so a typo stops the start, not a request.
+    parse_many(value)
+    return value
+
+
+RateLimit = Annotated[str, Field(max_length=200), AfterValidator(_rate_limit)]
 
 
 class Settings(BaseSettings):
@@ -62,6 +72,13 @@ class Settings(BaseSettings):
     # Service protection on the embedded Dataverse (0 = off), as real Dataverse applies it.
     embedded_max_requests: int = Field(default=0, ge=0)
     embedded_window_secs: int = Field(default=300, ge=1)
+    # Rate limits on what a visitor's browser calls without signing in, per client address
+    # and per widget ("N/second|minute|hour", several joined by ";"): the widget config (a
+    # page view asks once, then revalidates) and visitor socket connects.
+    config_limit_per_address: RateLimit = "300/minute"
+    config_limit_per_widget: RateLimit = "30000/minute"
+    socket_limit_per_address: RateLimit = "300/minute"
+    socket_limit_per_widget: RateLimit = "30000/minute"
 
     # --- the production server (`crmchat serve`; `--dev` runs werkzeug instead) ---
     # Redis for several processes (scale-out, not built yet). Empty: one process, local state.

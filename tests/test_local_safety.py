@@ -87,10 +87,15 @@ def test_a_forged_host_never_reaches_a_handed_out_address(app: Flask) -> None:
     client = app.test_client()
     config = client.get(f"/api/widgets/{SALES_WIDGET_ID}/config", headers={"Host": "evil.example"})
     assert config.status_code == 200
-    assert config.get_json()["socket_url"] == "ws://127.0.0.1:8600/ws/visitor"
+    assert (
+        config.get_json()["socket_url"]
+        == f"ws://127.0.0.1:8600/ws/visitor?widget={SALES_WIDGET_ID}"
+    )
     assert "evil" not in config.get_data(as_text=True)
     local = client.get(f"/api/widgets/{SALES_WIDGET_ID}/config", headers={"Host": "localhost:8600"})
-    assert local.get_json()["socket_url"] == "ws://localhost:8600/ws/visitor"
+    assert (
+        local.get_json()["socket_url"] == f"ws://localhost:8600/ws/visitor?widget={SALES_WIDGET_ID}"
+    )
 
 
 def test_a_configured_public_url_gives_the_addresses(tmp_path: Path) -> None:
@@ -101,7 +106,10 @@ def test_a_configured_public_url_gives_the_addresses(tmp_path: Path) -> None:
     try:
         client = app.test_client()
         config = client.get(f"/api/widgets/{SALES_WIDGET_ID}/config", headers={"Host": "x.test"})
-        assert config.get_json()["socket_url"] == "wss://chat.example.com/ws/visitor"
+        assert (
+            config.get_json()["socket_url"]
+            == f"wss://chat.example.com/ws/visitor?widget={SALES_WIDGET_ID}"
+        )
         page = client.get("/demo/", headers={"Host": "localhost"}).get_data(as_text=True)
         assert 'src="https://chat.example.com/widget/loader.js"' in page
     finally:

@@ -101,7 +101,9 @@ def test_a_chat_goes_through_nginx_with_tls(proxied: tuple[str, Path]) -> None:
     )
     assert config.status_code == 200
     # Built from the proxy's X-Forwarded-Proto and Host: the widget connects back through it.
-    assert config.json()["socket_url"] == url.replace("https", "wss") + "/ws/visitor"
+    assert config.json()["socket_url"] == (
+        url.replace("https", "wss") + f"/ws/visitor?widget={SALES_WIDGET_ID}"
+    )
 
     context = ssl.create_default_context(cafile=str(cert))
     chat = chat_through(url, ssl_context=context)

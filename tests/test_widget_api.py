@@ -79,7 +79,7 @@ def test_config_answers_the_design_and_availability_to_any_origin(
     assert body["widget_id"] == SHOP and body["enabled"] is True
     assert body["available"] is False  # nobody online yet
     assert body["design"]["title"]
-    assert body["socket_url"] == "wss://chat.example/ws/visitor"
+    assert body["socket_url"] == f"wss://chat.example/ws/visitor?widget={SHOP}"
 
     bob_online(app)
     assert client.get(f"/api/widgets/{SHOP}/config").get_json()["available"] is True

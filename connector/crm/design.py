@@ -29,6 +29,7 @@ from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -46,6 +47,7 @@ __all__ = [
     "DesignError",
     "EndChat",
     "FieldsError",
+    "MAX_DOMAINS",
     "InputField",
     "Proactive",
     "TicketFallback",
@@ -100,6 +102,14 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 Short = Annotated[str, Field(max_length=40)]
 Line = Annotated[str, Field(max_length=100)]
 Text = Annotated[str, Field(max_length=1000)]
+
+MAX_DOMAINS = 50
+# A host name, optionally "*." for its subdomains: no scheme, port, path or other wildcard.
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = rf"^(\*\.)?({_LABEL}\.)*{_LABEL}$"
+DomainPattern = Annotated[
+    str, Field(max_length=253, pattern=_DOMAIN), AfterValidator(lambda value: value.lower())
+]
 
 
 class DesignError(ValueError):
@@ -238,6 +248,7 @@ class WidgetDesign(_Options):
     emoji: bool = True
     confirm_end: ConfirmBox = Field(default_factory=ConfirmBox)
     rating: bool = True
+    sound: bool = True  # a short tone for a new message while the chat is minimized
     end: EndChat = Field(default_factory=EndChat)
     colors: Colors = Field(default_factory=Colors)
     font: Font = "Segoe UI"
@@ -256,6 +267,9 @@ class WidgetDesign(_Options):
         ge=MIN_INACTIVE_CLOSE_SECS,
         le=MAX_INACTIVE_CLOSE_SECS,
     )
+    # The sites that may show the widget: "shop.example.com" (that host) or
+    # "*.example.com" (its subdomains, not the apex). Empty: any site.
+    allowed_domains: tuple[DomainPattern, ...] = Field(default=(), max_length=MAX_DOMAINS)
 
     @field_validator("fields")
     @classmethod
@@ -264,6 +278,24 @@ class WidgetDesign(_Options):
         if len(names) != len(set(names)):
             raise ValueError("two input fields have the same name")
         return value
+
+    def allows_origin(self, origin: str | None) -> bool:
+        """Whether a page at `origin` (the browser's Origin header) may use the widget.
+
+        No Origin header (a same-origin request, or no browser at all) passes: the header
+        only binds browsers, so this keeps other sites' pages from embedding the widget
+        and is no credential.
+        """
+        if not self.allowed_domains or origin is None:
+            return True
+        host = (urlsplit(origin).hostname or "").lower()
+        for pattern in self.allowed_domains:
+            if pattern.startswith("*."):
+                if host.endswith(pattern[1:]) and len(host) > len(pattern) - 1:
+                    return True
+            elif host == pattern:
+                return True
+        return False
 
     def display_name(self, fields: Mapping[str, str]) -> str:
         """The visitor's name from the template, e.g. "Ann Lee"; "Visitor" when it is empty.

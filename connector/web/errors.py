@@ -40,6 +40,7 @@ __all__ = [
     "RateLimited",
     "init_app",
     "json_body",
+    "render_error",
 ]
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,8 @@ class CrmError(ApiError):
         return cls(prefix + reason, crm_status=error.status, crm_code=error.code)
 
 
-def _render(error: ApiError) -> Response:
+def render_error(error: ApiError) -> Response:
+    """The JSON response for `error`, with its status and headers."""
     response = jsonify(error.to_dict())
     response.status_code = error.http_status
     response.headers.update(error.headers())
@@ -151,27 +153,27 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError) -> Response:
-        return _render(error)
+        return render_error(error)
 
     @app.errorhandler(ValidationError)
     def _validation_error(error: ValidationError) -> Response:
-        return _render(InvalidInput.from_validation(error))
+        return render_error(InvalidInput.from_validation(error))
 
     @app.errorhandler(DataverseError)
     def _dataverse_error(error: DataverseError) -> Response:
         log.warning("Dataverse error in %s: %s", request.path, error)
-        return _render(CrmError.from_dataverse(error))
+        return render_error(CrmError.from_dataverse(error))
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
         name = (error.name or "error").lower().replace(" ", "_")
         api_error = ApiError(error.description or error.name or "error", code=name)
         api_error.http_status = error.code or 500
-        return _render(api_error)
+        return render_error(api_error)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         log.exception("unexpected error")
         api_error = ApiError("Something went wrong on our side.", code="internal_error")
         api_error.http_status = 500
-        return _render(api_error)
+        return render_error(api_error)

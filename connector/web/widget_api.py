@@ -21,6 +21,7 @@ from connector.chat.frames import GUID_PATTERN
 from connector.web.addresses import socket_base_url
 from connector.web.embed import versioned_path
 from connector.web.errors import NotFound
+from connector.web.public_limits import check_origin, design_of
 from connector.web.sockets import engine_of
 
 __all__ = ["CONFIG_MAX_AGE_SECS", "bp"]
@@ -40,8 +41,10 @@ def _allow_any_origin(response: Response) -> Response:
     return response
 
 
-def _socket_url() -> str:
-    return f"{socket_base_url()}/ws/visitor"
+def _socket_url(widget_id: str) -> str:
+    # The widget in the URL lets the socket's upgrade be checked against the widget's
+    # allowed domains and counted per widget (connector/web/public_limits.py).
+    return f"{socket_base_url()}/ws/visitor?widget={widget_id}"
 
 
 @bp.get("/<widget_id>/config")
@@ -53,6 +56,7 @@ def widget_config(widget_id: str) -> Response:
         raise NotFound("There is no such widget.")
     engine = engine_of(current_app)
     widget, available = status
+    check_origin(widget.widget_id)
     topics = engine.directory.topics()
     offered = sorted(
         (topics[t] for t in widget.topic_ids if t in topics),
@@ -65,7 +69,7 @@ def widget_config(widget_id: str) -> Response:
         "available": available and bool(offered),
         "topics": [{"id": t.topic_id, "name": t.name, "color": t.color} for t in offered],
         "design": widget.design.model_dump(mode="json"),
-        "socket_url": _socket_url(),
+        "socket_url": _socket_url(widget.widget_id),
         # Versioned, so browsers keep it for a year (connector/web/embed.py).
         "script_url": versioned_path("widget.js"),
     }
@@ -74,5 +78,8 @@ def widget_config(widget_id: str) -> Response:
     response.set_etag(hashlib.sha256(text.encode()).hexdigest()[:32])
     response.cache_control.public = True
     response.cache_control.max_age = CONFIG_MAX_AGE_SECS
+    if design_of(widget.design).allowed_domains:
+        # The answer depends on the page's site: caches must not hand one site's to another.
+        response.vary.add("Origin")
     response.make_conditional(request)
     return response

@@ -18,9 +18,11 @@
   // Options this page lays out by hand; any other option design.py has is drawn generically.
   const HANDLED = new Set(["title", "fields", "display_name_template", "start_button",
     "send_button", "show_agent_image", "emoji", "confirm_end", "rating", "end", "colors",
-    "font", "label_position", "corners", "position", "initial_state", "delay_ms", "texts"]);
+    "font", "label_position", "corners", "position", "initial_state", "delay_ms", "texts",
+    "allowed_domains"]);
   const LABELS = {
     require_login: "Require login (only identified visitors may chat)",
+    sound: "Play a sound for new messages while the chat is minimized",
     ask_name_email: "Ask for name and email before the chat starts",
     proactive: "Proactive chat invitation",
     ticket_fallback: "Leave a message when nobody answers (ticket fallback)",
@@ -326,6 +328,19 @@
       number("delay_ms", "Delay before it appears (milliseconds)", 0, 3600000));
   }
 
+  // One host per line ("shop.example.com", or "*.example.com" for its subdomains); the
+  // service checks each (connector/crm/design.py) and says which line it refused.
+  function sitesSection() {
+    const input = el("textarea", {
+      rows: 3, maxlength: 50 * 254, placeholder: "shop.example.com\n*.example.com",
+      value: (get("allowed_domains") || []).join("\n"),
+      oninput: (e) => set("allowed_domains",
+        e.target.value.split("\n").map((line) => line.trim()).filter(Boolean)),
+    });
+    return group("Sites that may show the widget",
+      row("allowed_domains", "Allowed domains, one a line (empty: any site)", input));
+  }
+
   function topicsSection() {
     const note = el("p", { class: "hint", id: "topics-note" });
     const chosen = new Set(widget.topic_ids);
@@ -375,7 +390,7 @@
   function render() {
     const extra = genericControls("", widget.design);
     const sections = [widgetSection(), displaySection(), endSection(), colorsSection(),
-      confirmSection(), buttonsSection(), animationSection(), topicsSection()];
+      confirmSection(), buttonsSection(), animationSection(), sitesSection(), topicsSection()];
     if (extra.length) sections.push(group("Chat options", ...extra));
     form.replaceChildren(...sections);
     $("widget-name").textContent = widget.name;

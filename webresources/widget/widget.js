@@ -46,7 +46,7 @@
     ended: "The chat has ended.",
     rate: "How was this chat?", star: "{n} of 5 stars", thanks: "Thanks for your feedback!",
     newChat: "Start a new chat", unavailable: "No agent is available right now. Please try again later.",
-    sending: "Sending…", notSent: "Not sent", unread: "{n} new",
+    sending: "Sending…", notSent: "Not sent", unread: "{n} new", newTitle: "({n}) New message",
     slowed: "Sending more slowly: your messages follow in the order you typed them.",
     login: "Please sign in to chat.", topic: "Topic", chooseTopic: "Choose a topic",
     notStarted: "The chat could not start. Please try again later.",
@@ -105,6 +105,23 @@
   }
   let S = Object.assign(fresh(), { shown: false }, store("sessionStorage", KEY) || {});
   const save = () => store("sessionStorage", KEY, S);
+  // The running chat is shared with the site's other tabs: its resume token (the chat's
+  // only credential) and id in localStorage, which only pages of this site's origin can
+  // read, as they can read sessionStorage. A tab without a chat of its own resumes it.
+  const SHARED = KEY + ":chat";
+  const share = () => store("localStorage", SHARED, { token: S.token, cid: S.cid });
+  function unshare(cid) {
+    const sh = store("localStorage", SHARED);
+    if (sh && sh.cid === cid) store("localStorage", SHARED, null);
+  }
+  function adopt(sh) {
+    if (!sh || typeof sh.token !== "string" || sh.token === S.token || S.token || S.start) return false;
+    S = Object.assign(fresh(), { fields: S.fields, open: S.open, shown: S.shown,
+      token: sh.token, cid: sh.cid, state: "waiting" });
+    save();
+    return true;
+  }
+  adopt(store("localStorage", SHARED));
 
   // ---- DOM helpers ----
   function el(tag, props, ...kids) {
@@ -342,6 +359,54 @@
   let delayed = !PREVIEW && !S.shown && design.delay_ms > 0; // design.delay_ms, once per session
   let unread = 0;
   let notice = null;
+
+  // ---- while the visitor is not looking: title flash (hidden tab) and sound ----
+  const FLASH_MS = 1000;
+  const BEEP_SECS = 0.25;
+  let baseTitle = null;
+  let flashTimer = null;
+  let audio = null;
+  // Browsers let a page play sound only after the visitor interacted with it.
+  function unlockAudio() {
+    if (audio || design.sound === false || !w.AudioContext) return;
+    try { audio = new w.AudioContext(); } catch (e) { audio = null; }
+  }
+  ui.addEventListener("pointerdown", unlockAudio);
+  ui.addEventListener("keydown", unlockAudio);
+  function beep(seq) {
+    // Every tab of the site gets the message: the first to claim its seq rings, once.
+    if (!audio || (store("localStorage", KEY + ":rang") || 0) >= seq) return;
+    store("localStorage", KEY + ":rang", seq);
+    try {
+      const o = audio.createOscillator();
+      const g = audio.createGain();
+      o.frequency.value = 880;
+      g.gain.setValueAtTime(0.1, audio.currentTime);
+      g.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + BEEP_SECS);
+      o.connect(g).connect(audio.destination);
+      o.start();
+      o.stop(audio.currentTime + BEEP_SECS);
+    } catch (e) { /* no sound device */ }
+  }
+  function attention(seq) {
+    if (S.open && !d.hidden) return;
+    beep(seq);
+    if (d.hidden && !flashTimer) {
+      baseTitle = d.title;
+      let on = false;
+      flashTimer = setInterval(() => {
+        on = !on;
+        d.title = on ? fmt(T.newTitle, { n: Math.max(1, unread) }) : baseTitle;
+      }, FLASH_MS);
+    }
+  }
+  function calm() {
+    if (!flashTimer) return;
+    clearInterval(flashTimer);
+    flashTimer = null;
+    d.title = baseTitle;
+  }
+  d.addEventListener("visibilitychange", () => { if (!d.hidden) calm(); });
   let identity = null; // the page's auth token (setAuthTokenProvider), sent in hello
   let me = null; // hello.ok's identity: {verified, source, name, email}
   let inviteDue = false; // design.proactive's delay has passed
@@ -549,7 +614,7 @@
   const online = () => !!ws && helloDone;
   function page() {
     // The service's limits (docs/protocol.md): a longer value would refuse the whole hello.
-    return { url: location.href.slice(0, 2048), title: d.title.slice(0, 500),
+    return { url: location.href.slice(0, 2048), title: (flashTimer ? baseTitle : d.title).slice(0, 500),
       referrer: d.referrer.slice(0, 2048) };
   }
   function send(frame) {
@@ -624,6 +689,13 @@
   w.addEventListener("online", wake);
   w.addEventListener("focus", wake);
   d.addEventListener("visibilitychange", () => { if (!d.hidden) wake(); });
+  // A chat another tab of the site started: resume it here too (a new hello with its token).
+  w.addEventListener("storage", (e) => {
+    if (e.key !== SHARED || stopped) return;
+    let sh = null;
+    try { sh = JSON.parse(e.newValue); } catch (err) { return; }
+    if (adopt(sh)) { renderTranscript(); render(); reconnect(); }
+  });
   // Single-page sites change the URL without a page load: keep the presence page current.
   let lastUrl = location.href;
   setInterval(() => {
@@ -698,6 +770,7 @@
         }
         else if (S.token) {
           // The service no longer knows this chat (expired or purged): start afresh.
+          unshare(S.cid);
           S = Object.assign(fresh(), { fields: S.fields, open: S.open });
           renderTranscript();
         }
@@ -713,6 +786,7 @@
         S.token = f.token;
         S.cid = f.conversation_id;
         S.start = null;
+        share();
         // Ended by the visitor before the service answered: end it there too.
         if (S.state === "ended") send({ type: "chat.end" });
         else S.state = S.state === "active" ? "active" : "waiting";
@@ -729,6 +803,7 @@
         break;
       case "message.created":
         addMessage(f);
+        if (f.sender && f.sender.kind !== "visitor" && (!f.conversation_id || f.conversation_id === S.cid)) attention(f.seq);
         break;
       case "typing":
         if (S.state === "active" || S.state === "waiting") showTyping(f.on, f.name);
@@ -741,6 +816,7 @@
         S.state = "ended";
         S.by = f.by || null;
         S.start = null;
+        unshare(S.cid);
         dropOutbox();
         save();
         renderEnd();
@@ -831,6 +907,7 @@
     if (f.ref === "hello") {
       if (f.code === "not_found") { stopped = true; apiHidden = true; render(); } else if (S.token) {
         // The resume part was refused: forget the chat and say hello without it.
+        unshare(S.cid);
         S = Object.assign(fresh(), { fields: S.fields });
         save();
         renderTranscript();
@@ -1017,6 +1094,7 @@
     if (S.token && live) send({ type: "chat.end" });
     else if (S.start) dropStarted = true;
     const cid = S.cid;
+    unshare(cid);
     S = Object.assign(fresh(), { fields: S.fields });
     save();
     renderTranscript();

@@ -1,0 +1,130 @@
+"""Abuse limits on the public endpoints a visitor's browser calls without signing in.
+
+- Rate limits (flask-limiter): the widget config and visitor socket connects, each per
+  client address and per widget. Storage is in memory for one process, Redis
+  (`CRMCHAT_REDIS_URL`) when several share the work, so every process counts the same hits.
+  A refused request is a 429 `rate_limited` with Retry-After (connector/web/errors.py).
+- Allowed domains (the widget design's `allowed_domains`): a visitor socket opened by a
+  page of another site is refused with 403 `origin_not_allowed` before the upgrade. The
+  socket names its widget in the URL (`/ws/visitor?widget=<id>`, from the config's
+  `socket_url`); a socket that names none is let through to the hello as before.
+
+The limits wrap the existing views here instead of decorating them, so each app gets its
+own Limiter (tests create many apps) and the socket module stays as it is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, current_app, request
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter.util import get_remote_address
+
+from connector.chat.frames import GUID_PATTERN
+from connector.chat.ports import DesignLike
+from connector.crm.design import WidgetDesign
+from connector.web.errors import ApiError, RateLimited, render_error
+from connector.web.sockets import engine_of
+
+__all__ = [
+    "CONFIG_ENDPOINT",
+    "SOCKET_ENDPOINT",
+    "OriginNotAllowed",
+    "check_origin",
+    "design_of",
+    "init_app",
+]
+
+CONFIG_ENDPOINT = "widget_api.widget_config"
+SOCKET_ENDPOINT = "sockets.visitor_socket"
+
+
+class OriginNotAllowed(ApiError):
+    code = "origin_not_allowed"
+    http_status = 403
+
+
+def design_of(design: DesignLike) -> WidgetDesign:
+    """The full design behind the engine's narrow view of it (the engine's port has no
+    `allowed_domains`; connector/chat/ports.py belongs to the engine's restructure)."""
+    if isinstance(design, WidgetDesign):
+        return design
+    return WidgetDesign.model_validate(design.model_dump(mode="json"))
+
+
+def check_origin(widget_id: str) -> None:
+    """Refuse the request when the widget's design does not allow the page's site.
+
+    An unknown widget passes: the view answers it (404, or the hello's error).
+    """
+    status = engine_of(current_app).widget_status(widget_id.lower())
+    if status is None:
+        return
+    if not design_of(status[0].design).allows_origin(request.headers.get("Origin")):
+        raise OriginNotAllowed("This widget may not be used on this site.")
+
+
+def _widget_key() -> str:
+    # The config names the widget in its path, the socket in its query.
+    value = (request.view_args or {}).get("widget_id") or request.args.get("widget", "")
+    return "widget:" + str(value).lower()[:64]
+
+
+def _socket_widget() -> str | None:
+    value = request.args.get("widget", "")
+    return value.lower() if GUID_PATTERN.fullmatch(value) else None
+
+
+def _retry_after_secs(limiter: Limiter) -> int:
+    current = limiter.current_limit
+    if current is None:
+        return 1
+    return max(1, int(current.reset_at - time.time()) + 1)
+
+
+def init_app(app: Flask) -> None:
+    """Wrap the config and the visitor socket views with the limits and the origin check."""
+    settings = app.extensions["crmchat.settings"]
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=redis_url or "memory://",
+        key_prefix="crmchat:limits",
+        headers_enabled=False,  # our own 429 carries Retry-After; no X-RateLimit-* noise
+        strategy="moving-window",
+    )
+    app.extensions["crmchat.limiter"] = limiter
+
+    @app.errorhandler(RateLimitExceeded)
+    def _too_many(error: RateLimitExceeded) -> Response:
+        return render_error(
+            RateLimited(
+                "Too many requests; try again later.", retry_after_secs=_retry_after_secs(limiter)
+            )
+        )
+
+    def limited(view: Callable[..., Any], per_address: str, per_widget: str) -> Callable[..., Any]:
+        view = limiter.limit(per_widget, key_func=_widget_key, per_method=False)(view)
+        return limiter.limit(per_address, per_method=False)(view)
+
+    app.view_functions[CONFIG_ENDPOINT] = limited(
+        app.view_functions[CONFIG_ENDPOINT],
+        settings.config_limit_per_address,
+        settings.config_limit_per_widget,
+    )
+    app.view_functions[SOCKET_ENDPOINT] = limited(
+        app.view_functions[SOCKET_ENDPOINT],
+        settings.socket_limit_per_address,
+        settings.socket_limit_per_widget,
+    )
+
+    @app.before_request
+    def _socket_origin() -> None:
+        if request.endpoint == SOCKET_ENDPOINT:
+            widget_id = _socket_widget()
+            if widget_id is not None:
+                check_origin(widget_id)
