@@ -23,9 +23,11 @@ from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
+from connector.chat.actions import conversations
 from connector.chat.frames import GUID_PATTERN
 from connector.chat.ports import DesignLike
 from connector.crm.design import WidgetDesign
+from connector.services import services_of
 from connector.web.errors import ApiError, RateLimited, render_error
 from connector.web.sockets import engine_of
 
@@ -60,7 +62,7 @@ def check_origin(widget_id: str) -> None:
 
     An unknown widget passes: the view answers it (404, or the hello's error).
     """
-    status = engine_of(current_app).widget_status(widget_id.lower())
+    status = conversations.widget_status(engine_of(current_app), widget_id.lower())
     if status is None:
         return
     if not design_of(status[0].design).allows_origin(request.headers.get("Origin")):
@@ -87,7 +89,7 @@ def _retry_after_secs(limiter: Limiter) -> int:
 
 def init_app(app: Flask) -> None:
     """Wrap the config and the visitor socket views with the limits and the origin check."""
-    settings = app.extensions["crmchat.settings"]
+    settings = services_of(app).settings
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     limiter = Limiter(
         get_remote_address,
@@ -97,7 +99,6 @@ def init_app(app: Flask) -> None:
         headers_enabled=False,  # our own 429 carries Retry-After; no X-RateLimit-* noise
         strategy="moving-window",
     )
-    app.extensions["crmchat.limiter"] = limiter
 
     @app.errorhandler(RateLimitExceeded)
     def _too_many(error: RateLimitExceeded) -> Response:
