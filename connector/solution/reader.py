@@ -32,7 +32,9 @@ Errors:
                        unknown column type, a table without a primary name, a relationship
                        naming a table or column that does not exist, an unknown access level,
                        a field security profile naming a column that is missing or not
-                       secured (a real import fails with AttributeNotSecured, 0x8004F508)
+                       secured (a real import fails with AttributeNotSecured, 0x8004F508),
+                       a form or view naming a column or relationship that does not exist
+                       (`connector.solution.layouts`)
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+from connector.solution.layouts import Form, View, read_layouts, reference_problems
 from connector.solution.model import (
     AccessLevel,
     Column,
@@ -170,6 +173,8 @@ class _Document:
     roles: list[Role] = field(default_factory=list)
     profiles: list[FieldSecurityProfile] = field(default_factory=list)
     business_owned: set[str] = field(default_factory=set)
+    forms: list[Form] = field(default_factory=list)
+    views: list[View] = field(default_factory=list)
 
 
 def _parse_file(path: Path, *, custom: bool) -> _Document:
@@ -183,6 +188,9 @@ def _parse_file(path: Path, *, custom: bool) -> _Document:
         if table.logical_name in document.tables:
             raise SchemaError(f"{path}: table {table.logical_name} is declared twice")
         document.tables[table.logical_name] = table
+        forms, views = read_layouts(entity)
+        document.forms += forms
+        document.views += views
         if business_owned:
             document.business_owned.add(table.logical_name)
     for relationship in root.iterfind("EntityRelationships/EntityRelationship"):
@@ -646,7 +654,7 @@ def _build(standard: _Document, solution: _Document) -> Schema:
     duplicates = sorted(name for name, count in names.items() if count > 1)
     if duplicates:
         raise SchemaError(f"relationship names used twice: {duplicates}")
-    return Schema(
+    schema = Schema(
         tables=tables,
         one_to_many=tuple(one_to_many),
         many_to_many=tuple(many_to_many),
@@ -654,7 +662,15 @@ def _build(standard: _Document, solution: _Document) -> Schema:
         field_security_profiles=tuple(
             _checked_profiles(standard.profiles + solution.profiles, tables)
         ),
+        forms=tuple(standard.forms + solution.forms),
+        views=tuple(standard.views + solution.views),
     )
+    # Forms and views depend on the columns and relationships they name: an import whose
+    # form or view names a missing one fails on the missing dependency.
+    broken = reference_problems(schema, schema.forms, schema.views)
+    if broken:
+        raise SchemaError("the import fails: " + "; ".join(broken))
+    return schema
 
 
 def _checked_profiles(
