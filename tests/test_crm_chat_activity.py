@@ -359,3 +359,83 @@ def test_the_service_links_chats_to_records_it_creates(
         write_chat_activity(service, chat)
         row = admin.retrieve(tables.CHATS, chat.conversation_id)
         assert row["_regardingobjectid_value"] == record.id and row["statecode"] == 1
+
+
+# ----- activity parties -------------------------------------------------------------------
+
+
+def _parties(admin: DataverseClient, activity_id: str) -> list[tuple[int, str, str]]:
+    rows = admin.list(
+        "activityparties",
+        select=["participationtypemask", "_partyid_value"],
+        filter=f"_activityid_value eq {activity_id}",
+        annotations=True,
+    )
+    return sorted(
+        (
+            row["participationtypemask"],
+            row["_partyid_value@Microsoft.Dynamics.CRM.lookuplogicalname"],
+            row["_partyid_value"],
+        )
+        for row in rows
+    )
+
+
+def test_the_payload_names_the_customer_as_from_and_the_agents_as_to() -> None:
+    lead = Regarding(table="lead", id=str(uuid.uuid4()), name="Ann Lee")
+    owner, other = str(uuid.uuid4()), str(uuid.uuid4())
+    chat = finished_chat(regarding=lead, owner_user_id=owner)
+    payload = chat_activity_payload(chat, agent_user_ids=[other, owner])
+    assert payload["crmchat_chat_activity_parties"] == [
+        {"partyid_lead@odata.bind": f"/leads({lead.id})", "participationtypemask": 1},
+        {"partyid_systemuser@odata.bind": f"/systemusers({owner})", "participationtypemask": 2},
+        {"partyid_systemuser@odata.bind": f"/systemusers({other})", "participationtypemask": 2},
+    ]
+
+
+def test_a_chat_gets_its_parties_in_the_same_two_requests(
+    service: DataverseClient, admin: DataverseClient, recorder: Recorder
+) -> None:
+    contact = create_contact(admin, {"firstname": "Ann", "lastname": "Lee"})
+    case = create_case(admin, contact, title="Shipping", description="")
+    # Regarding the case, yet the contact is its customer: From.
+    chat = finished_chat(
+        regarding=case,
+        contact={"id": contact.id, "name": "Ann Lee"},
+        owner_user_id=ADMIN_USER_ID,
+    )
+    recorder.requests.clear()
+    write_chat_activity(service, chat)
+    assert recorder.requests == ["PATCH crmchat_chats", "PATCH crmchat_chats"]
+    assert _parties(admin, chat.conversation_id) == [
+        (1, "contact", contact.id),
+        (2, "systemuser", ADMIN_USER_ID),
+    ]
+
+
+def test_the_outbox_handler_makes_every_agent_who_took_part_a_party(
+    service: DataverseClient, admin: DataverseClient, dataverse_app: DataverseApp
+) -> None:
+    other_user = add_user(
+        dataverse_app.store, domain_name="bob@crmchat.local", first_name="Bob", last_name="Ray"
+    )
+    users = {"a-1": other_user}
+    chat = finished_chat(owner_user_id=ADMIN_USER_ID)
+    chat_activity_handler(service, user_of_agent=users.get)(chat.to_dict())
+    assert _parties(admin, chat.conversation_id) == sorted(
+        [(2, "systemuser", ADMIN_USER_ID), (2, "systemuser", other_user)]
+    )
+
+
+def test_activity_parties_are_written_only_through_their_activity(
+    admin: DataverseClient, dataverse_app: DataverseApp, admin_token: str
+) -> None:
+    session = requests.Session()
+    session.mount(ORIGIN, WsgiAdapter(dataverse_app))
+    answer = session.post(
+        f"{ORIGIN}/api/data/v9.2/activityparties",
+        json={"participationtypemask": 1},
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    assert answer.status_code == 405
+    assert "error" in answer.json()

@@ -8,7 +8,9 @@ idempotent and safe to retry from the outbox:
    ``If-None-Match: *`` carrying every column (subject = the topics, widget, regarding,
    owner = the accepting agent, actual start/end/duration, visitor info, participants,
    rating, transcript, context, visitor id, and the report figures: topic, agent, wait
-   before answer and duration in seconds, and the UTC day the chat started);
+   before answer and duration in seconds, and the UTC day the chat started), with its
+   activity parties in the same body (deep insert of `crmchat_chat_activity_parties`):
+   the customer contact or lead as From (1), the agents' system users as To (2);
 2. ``PATCH`` statecode 1 / statuscode 2 (Completed). Dataverse does not take an
    activity's state on create, so closing is its own request.
 
@@ -324,8 +326,14 @@ def _datetime_value(moment: datetime) -> str:
     return quote(_utc(moment).replace(microsecond=0))
 
 
-def chat_activity_payload(chat: FinishedChat) -> dict[str, Any]:
-    """The create body of the chat's activity (pure; no state columns, see module doc)."""
+def chat_activity_payload(
+    chat: FinishedChat, *, agent_user_ids: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The create body of the chat's activity (pure; no state columns, see module doc).
+
+    `agent_user_ids`: the system users of the agents who took part, besides the owner;
+    each becomes a To party.
+    """
     seconds = max(0.0, (chat.ended_at - chat.started_at).total_seconds())
     payload: dict[str, Any] = {
         "subject": _subject(chat),
@@ -370,18 +378,56 @@ def chat_activity_payload(chat: FinishedChat) -> dict[str, Any]:
     if chat.regarding is not None:
         name, value = tables.bind_regarding(chat.regarding.table, chat.regarding.id)
         payload[name] = value
+    parties = _parties(chat, agent_user_ids)
+    if parties:
+        payload[tables.CHAT_PARTIES] = parties
     return payload
 
 
-def write_chat_activity(client: DataverseClient, chat: FinishedChat) -> None:
+def _parties(chat: FinishedChat, agent_user_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The activity parties: the customer as From, each agent's system user as To.
+
+    Parties are what puts a chat on the customer's timeline even when it is regarding
+    something else (a case), as an email's sender does.
+    """
+    parties: list[dict[str, Any]] = []
+    customer: tuple[str, str] | None = None
+    if chat.contact and chat.contact.get("id"):
+        customer = ("contact", chat.contact["id"])
+    elif chat.regarding is not None and chat.regarding.table in ("contact", "lead"):
+        customer = (chat.regarding.table, chat.regarding.id)
+    if customer is not None:
+        table, record_id = customer
+        parties.append(
+            {
+                f"partyid_{table}@odata.bind": tables.bind(tables.REGARDING_SETS[table], record_id),
+                "participationtypemask": tables.PARTY_FROM,
+            }
+        )
+    users = [chat.owner_user_id] if chat.owner_user_id else []
+    users += agent_user_ids
+    for user_id in dict.fromkeys(guid(u) for u in users):
+        parties.append(
+            {
+                "partyid_systemuser@odata.bind": tables.bind(tables.SYSTEMUSERS, user_id),
+                "participationtypemask": tables.PARTY_TO,
+            }
+        )
+    return parties
+
+
+def write_chat_activity(
+    client: DataverseClient, chat: FinishedChat, *, agent_user_ids: Sequence[str] = ()
+) -> None:
     """Write `chat` as one completed activity: two requests, idempotent (module doc).
 
     Raises `DataverseError` when Dataverse fails or refuses; the outbox decides whether
     to try again.
     """
     activity_id = guid(chat.conversation_id)
+    payload = chat_activity_payload(chat, agent_user_ids=agent_user_ids)
     try:
-        client.create(tables.CHATS, chat_activity_payload(chat), record_id=activity_id)
+        client.create(tables.CHATS, payload, record_id=activity_id)
     except PreconditionFailed:
         # An earlier attempt created it; close it unless that attempt got that far too.
         row = client.retrieve(tables.CHATS, activity_id, select=["statecode"])
@@ -390,10 +436,24 @@ def write_chat_activity(client: DataverseClient, chat: FinishedChat) -> None:
     client.update(tables.CHATS, activity_id, _CLOSE)
 
 
-def chat_activity_handler(client: DataverseClient) -> Callable[[dict[str, Any]], None]:
-    """The outbox handler for `CHAT_ACTIVITY_KIND` items (payload: `FinishedChat.to_dict`)."""
+def chat_activity_handler(
+    client: DataverseClient, *, user_of_agent: Callable[[str], str | None] | None = None
+) -> Callable[[dict[str, Any]], None]:
+    """The outbox handler for `CHAT_ACTIVITY_KIND` items (payload: `FinishedChat.to_dict`).
+
+    `user_of_agent(agent_id)` names an agent's system user (the cached directory, so no
+    request): the agents who took part become To parties.
+    """
 
     def handle(payload: dict[str, Any]) -> None:
-        write_chat_activity(client, FinishedChat.from_dict(payload))
+        chat = FinishedChat.from_dict(payload)
+        users: list[str] = []
+        if user_of_agent is not None:
+            for participant in chat.participants:
+                if participant.get("kind") == "agent" and participant.get("id"):
+                    user_id = user_of_agent(str(participant["id"]))
+                    if user_id:
+                        users.append(user_id)
+        write_chat_activity(client, chat, agent_user_ids=users)
 
     return handle

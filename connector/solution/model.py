@@ -109,6 +109,9 @@ class Table:
     has_activities: bool = False  # activities can be regarding it (regardingobjectid_<table>_*)
     # Only GET: a table the platform fills itself (activitypointer, one row per activity).
     read_only: bool = False
+    # Only GET on its entity set, yet stored: its rows are written through their parent's
+    # create (activityparty, through `<activity>_activity_parties`).
+    get_only: bool = False
 
 
 @dataclass(frozen=True)

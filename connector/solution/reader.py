@@ -17,6 +17,9 @@ reader adds it here, under the names a real organization uses:
   `actualstart`, `actualend`, `actualdurationminutes`, `scheduledstart`, `scheduledend`,
   `scheduleddurationminutes`, `prioritycode`, `regardingobjectid`);
 - the `activitypointer` table (`ACTIVITY_POINTER`), read-only, over every activity;
+- the `activityparty` table (`ACTIVITY_PARTY`): GET only on its set, written through an
+  activity's `<activity>_activity_parties` (deep insert); `partyid` over contact, lead,
+  account and systemuser (`partyid_<table>`);
 - the relationships behind those lookups: `lk_<t>_createdby`, `lk_<t>_modifiedby`,
   `owner_<t>` and `team_owner_<t>` (ownerid), `user_<t>`, `team_<t>`,
   `business_unit_<t>`; one `<target>_<activity>` per activity and table with
@@ -69,6 +72,7 @@ from connector.solution.paths import (
 from connector.solution.privileges import privilege_problems
 
 __all__ = [
+    "ACTIVITY_PARTY",
     "ACTIVITY_POINTER",
     "CUSTOMIZATIONS_XML",
     "REPO_ROOT",
@@ -511,6 +515,60 @@ ACTIVITY_POINTER = Table(
 )
 
 
+# The people an activity involves, one row per person and role (Microsoft Learn,
+# "ActivityParty table/entity reference"; "Activity party types" for the masks). Its set
+# answers GET only; rows are written in the activity's create, through
+# `<activity>_activity_parties`, with `partyid_<table>@odata.bind`.
+PARTICIPATION_TYPES = {
+    1: "Sender",
+    2: "To Recipient",
+    3: "CC Recipient",
+    4: "BCC Recipient",
+    5: "Required attendee",
+    6: "Optional attendee",
+    7: "Organizer",
+    8: "Regarding",
+    9: "Owner",
+    10: "Resource",
+    11: "Customer",
+}
+# The tables a CRM Chat party can be: the customer (contact, lead, account), the agents.
+PARTY_TABLES = {
+    "contact": "contact_activity_parties",
+    "lead": "lead_activity_parties",
+    "account": "account_activity_parties",
+    "systemuser": "system_user_activity_parties",
+}
+ACTIVITY_PARTY = Table(
+    logical_name="activityparty",
+    schema_name="ActivityParty",
+    entity_set="activityparties",
+    primary_id="activitypartyid",
+    primary_name="partyidname",
+    columns={
+        "activityid": Column(
+            "activityid", ColumnType.LOOKUP, required=True, display_name="Activity"
+        ),
+        "partyid": Column("partyid", ColumnType.LOOKUP, display_name="Party"),
+        "partyidname": _server_set("partyidname", ColumnType.STRING, "Party Name"),
+        "participationtypemask": Column(
+            "participationtypemask",
+            ColumnType.PICKLIST,
+            required=True,
+            options=PARTICIPATION_TYPES,
+            display_name="Participation Type",
+        ),
+        "addressused": Column(
+            "addressused", ColumnType.STRING, max_length=320, display_name="Address"
+        ),
+    },
+    ownership=Ownership.NONE,
+    is_custom=False,
+    display_name="Activity Party",
+    get_only=True,
+)
+
+
 def _with_import_columns(table: Table, *, business_owned: bool) -> Table:
     """`table` with the columns an import adds; declared columns keep their definition."""
     added: list[Column] = []
@@ -572,6 +630,13 @@ def _import_relationships(tables: dict[str, Table]) -> list[OneToMany]:
             name = f"{target.logical_name}_{activity.logical_name}"
             navigation = f"regardingobjectid_{target.logical_name}_{activity.logical_name}"
             add(name, target.logical_name, activity.logical_name, "regardingobjectid", navigation)
+    if ACTIVITY_PARTY.logical_name in tables:
+        for activity in (t for t in tables.values() if t.is_activity and not t.read_only):
+            name = f"{activity.logical_name}_activity_parties"
+            navigation = f"activityid_{activity.logical_name}"
+            add(name, activity.logical_name, "activityparty", "activityid", navigation)
+        for party, name in PARTY_TABLES.items():
+            add(name, party, "activityparty", "partyid", f"partyid_{party}")
     if "annotation" in tables:
         for target in (t for t in tables.values() if t.has_notes):
             # Standard tables call it "Contact_Annotation"; custom ones "<table>_Annotations".
@@ -618,10 +683,14 @@ def _build(standard: _Document, solution: _Document) -> Schema:
         raise SchemaError(f"the solution redefines standard tables: {sorted(clash)}")
     business_owned = standard.business_owned | solution.business_owned
     declared_tables = (
-        standard.tables | solution.tables | {ACTIVITY_POINTER.logical_name: ACTIVITY_POINTER}
+        standard.tables
+        | solution.tables
+        | {ACTIVITY_POINTER.logical_name: ACTIVITY_POINTER}
+        | {ACTIVITY_PARTY.logical_name: ACTIVITY_PARTY}
     )
     tables = {
-        name: _with_import_columns(table, business_owned=name in business_owned)
+        # An activity party has no state of its own (it follows its activity's).
+        name: _with_import_columns(table, business_owned=name in business_owned or table.get_only)
         for name, table in declared_tables.items()
     }
     declared = standard.one_to_many + solution.one_to_many

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from playwright.sync_api import expect
 
+from connector.crm.chat_activity import FinishedChat, write_chat_activity
+from connector.crm.regarding import Regarding
 from connector.demo import (
+    ANN_CASE_ID,
+    ANN_CONTACT_ID,
     BEA_AGENT_ID,
     SALES_TOPIC_ID,
+    SALES_WIDGET_ID,
     SAM_AGENT_ID,
     SAM_USER_ID,
     SUPPORT_TOPIC_ID,
@@ -106,3 +114,44 @@ def test_a_new_widget_shows_design_and_generate_script_once_saved(
     )
     assert [row["crmchat_enabled"] for row in found] == [True]
     assert page.url.endswith(found[0]["crmchat_widgetid"])
+
+
+def test_a_finished_chat_about_a_case_shows_on_its_customers_timeline(
+    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+) -> None:
+    # Regarding Ann's case, not Ann: only its From party puts it on her timeline.
+    started = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    chat = FinishedChat(
+        conversation_id=str(uuid.uuid4()),
+        widget_id=SALES_WIDGET_ID,
+        topic_names=["Sales"],
+        visitor_name="Ann Smith",
+        visitor_fields={},
+        visitor_id="v-1",
+        page=f"{service.url}/demo/",
+        ip="127.0.0.1",
+        started_at=started,
+        accepted_at=started + timedelta(seconds=10),
+        ended_at=started + timedelta(minutes=3),
+        owner_user_id=SAM_USER_ID,
+        participants=[{"kind": "agent", "id": SAM_AGENT_ID, "name": "Sam"}],
+        rating=None,
+        transcript=[],
+        regarding=Regarding(table="incident", id=ANN_CASE_ID, name="Ann's case"),
+        contact={"id": ANN_CONTACT_ID, "name": "Ann Smith"},
+    )
+    write_chat_activity(_client(service), chat)
+
+    page = new_page()
+    sign_in(page, "Sam Sales")
+    page.evaluate(
+        "(id) => Xrm.Navigation.navigateTo("
+        "{pageType: 'entityrecord', entityName: 'contact', entityId: id})",
+        ANN_CONTACT_ID,
+    )
+    expect(page.locator("#view h1")).to_have_text("Ann Smith")
+    item = page.get_by_test_id("timeline-item").filter(has_text="Sales")
+    expect(item).to_have_count(1)
+    expect(item).to_contain_text("Chat")
+    item.get_by_role("link", name="Sales").click()
+    expect(page.get_by_label("Regarding")).to_have_value(re.compile("."))

@@ -733,8 +733,30 @@
     return section;
   }
 
-  // The timeline a model-driven form shows: every activity regarding the record, newest
-  // first, read through activitypointer (whatever the activity's table).
+  // The timeline a model-driven form shows, newest first: every activity regarding the
+  // record and every activity it takes part in (its activity parties: a chat's customer),
+  // read through activitypointer whatever the activity's table.
+  const TIMELINE_SELECT = "?$select=activityid,subject,activitytypecode,actualend,createdon";
+
+  async function timelineActivities(id) {
+    const api = window.Xrm.WebApi;
+    const regarding = await api.retrieveMultipleRecords("activitypointer", TIMELINE_SELECT +
+      "&$filter=_regardingobjectid_value eq " + id + "&$orderby=createdon desc", PAGE_SIZE);
+    const parties = await api.retrieveMultipleRecords("activityparty",
+      "?$select=_activityid_value&$filter=_partyid_value eq " + id, PAGE_SIZE);
+    const seen = new Set(regarding.entities.map((a) => a.activityid));
+    const more = [...new Set(parties.entities.map((p) => p._activityid_value))]
+      .filter((activityId) => activityId && !seen.has(activityId));
+    let involved = [];
+    if (more.length) {
+      const found = await api.retrieveMultipleRecords("activitypointer", TIMELINE_SELECT +
+        "&$filter=" + more.map((activityId) => "activityid eq " + activityId).join(" or "));
+      involved = found.entities;
+    }
+    return regarding.entities.concat(involved)
+      .sort((a, b) => String(b.createdon).localeCompare(String(a.createdon)));
+  }
+
   async function timeline(id) {
     const section = document.createElement("section");
     section.className = "timeline";
@@ -745,10 +767,8 @@
     section.append(h, ul);
     view.append(section);
     try {
-      const found = await window.Xrm.WebApi.retrieveMultipleRecords("activitypointer",
-        "?$select=activityid,subject,activitytypecode,actualend,createdon" +
-        "&$filter=_regardingobjectid_value eq " + id + "&$orderby=createdon desc");
-      for (const activity of found.entities) {
+      const activities = await timelineActivities(id);
+      for (const activity of activities) {
         const li = document.createElement("li");
         li.dataset.testid = "timeline-item";
         const kind = document.createElement("span");
@@ -763,7 +783,7 @@
         li.append(kind, " ", link, " ", when);
         ul.append(li);
       }
-      if (!found.entities.length) ul.append(message("No activities yet."));
+      if (!activities.length) ul.append(message("No activities yet."));
     } catch (error) {
       ul.append(message("Could not load the timeline: " + error.message, "bad"));
     }
