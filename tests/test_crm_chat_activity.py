@@ -439,3 +439,30 @@ def test_activity_parties_are_written_only_through_their_activity(
     )
     assert answer.status_code == 405
     assert "error" in answer.json()
+
+
+# ----- readable visitor and participants ---------------------------------------------------
+
+
+def test_the_form_gets_the_visitor_and_participants_as_text_not_json() -> None:
+    chat = finished_chat(contact={"id": str(uuid.uuid4()), "name": "Ann Lee"})
+    payload = chat_activity_payload(chat)
+    assert payload["crmchat_participantnames"] == "Ann Lee (visitor)\nBob Ray (agent)"
+    assert payload["crmchat_visitordetails"] == (
+        "Ann Lee\n"
+        "firstname: Ann\n"
+        "lastname: Lee\n"
+        "email: ann@shop.example\n"
+        "Page: https://shop.example/p/1\n"
+        "IP address: 203.0.113.9\n"
+        "Recognised as: Ann Lee"
+    )
+
+
+def test_readable_columns_drop_control_characters_and_fit_their_column() -> None:
+    chat = finished_chat(
+        visitor_name="Ann\x1b[31m Lee", visitor_fields={"note": "x" * 10_000}, page=""
+    )
+    details = chat_activity_payload(chat)["crmchat_visitordetails"]
+    assert details.startswith("Ann[31m Lee\nnote: xxx")
+    assert utf16_len(details) <= 4000

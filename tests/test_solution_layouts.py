@@ -126,6 +126,8 @@ def test_chat_form_reads_as_a_conversation_without_raw_json(schema: Schema) -> N
         "crmchat_rating",
         "crmchat_agentid",
         "crmchat_transcript",
+        "crmchat_participantnames",
+        "crmchat_visitordetails",
     ):
         assert column in fields, column
     assert not CHAT_MACHINE_COLUMNS & set(fields)

@@ -6,9 +6,10 @@ idempotent and safe to retry from the outbox:
 
 1. create-only upsert ``PATCH crmchat_chats(<conversation id>)`` with
    ``If-None-Match: *`` carrying every column (subject = the topics, widget, regarding,
-   owner = the accepting agent, actual start/end/duration, visitor info, participants,
-   rating, transcript, context, visitor id, and the report figures: topic, agent, wait
-   before answer and duration in seconds, and the UTC day the chat started), with its
+   owner = the accepting agent, actual start/end/duration, visitor info and participants
+   (JSON for machines, and the same as readable text for the form), rating,
+   transcript, context, visitor id, and the report figures: topic, agent, wait before
+   answer and duration in seconds, and the UTC day the chat started), with its
    activity parties in the same body (deep insert of `crmchat_chat_activity_parties`):
    the customer contact or lead as From (1), the agents' system users as To (2);
 2. ``PATCH`` statecode 1 / statuscode 2 (Completed). Dataverse does not take an
@@ -48,7 +49,9 @@ __all__ = [
     "FinishedChat",
     "chat_activity_handler",
     "chat_activity_payload",
+    "format_participants",
     "format_transcript",
+    "format_visitor",
     "utf16_len",
     "write_chat_activity",
 ]
@@ -60,6 +63,7 @@ CHAT_ACTIVITY_KIND = "chat_activity"
 MAX_SUBJECT_CHARS = 400
 MAX_TRANSCRIPT_CHARS = 1_048_576
 MAX_JSON_CHARS = 100_000
+MAX_READABLE_CHARS = 4_000  # crmchat_visitordetails, crmchat_participantnames
 MAX_VISITOR_ID_CHARS = 100
 MAX_LABELS_CHARS = 4000
 # Strings inside an over-long JSON column are cut to these lengths, in turn.
@@ -313,6 +317,44 @@ def format_transcript(
     return "\n".join(lines)
 
 
+# ----- readable visitor and participants ------------------------------------------------
+
+
+def _one_line(value: object) -> str:
+    return " ".join(_clean(str(value)).split())
+
+
+def format_visitor(chat: FinishedChat) -> str:
+    """The visitor as a person reads it on the chat form: one ``Label: value`` per line.
+
+    The same facts as `crmchat_visitorinfo` (JSON, for machines), without the JSON.
+    """
+    lines = [_one_line(chat.visitor_name) or "Visitor"]
+    lines += [
+        f"{_one_line(name)}: {_one_line(value)}"
+        for name, value in chat.visitor_fields.items()
+        if _one_line(value)
+    ]
+    if chat.page:
+        lines.append(f"Page: {_one_line(chat.page)}")
+    if chat.ip:
+        lines.append(f"IP address: {_one_line(chat.ip)}")
+    if chat.identity is not None:
+        lines.append("Identity: verified by the website")
+    if chat.contact and chat.contact.get("name"):
+        lines.append(f"Recognised as: {_one_line(chat.contact['name'])}")
+    return _cut("\n".join(lines), MAX_READABLE_CHARS)
+
+
+def format_participants(participants: Sequence[Mapping[str, Any]]) -> str:
+    """Who took part, one ``Name (visitor|agent)`` per line, in the order they joined."""
+    lines = [
+        f"{_one_line(p.get('name') or '') or 'Someone'} ({_one_line(p.get('kind') or 'guest')})"
+        for p in participants
+    ]
+    return _cut("\n".join(dict.fromkeys(lines)), MAX_READABLE_CHARS)
+
+
 # ----- the activity ---------------------------------------------------------------------
 
 
@@ -352,6 +394,8 @@ def chat_activity_payload(
             }
         ),
         "crmchat_participants": _bounded_json(chat.participants),
+        "crmchat_participantnames": format_participants(chat.participants),
+        "crmchat_visitordetails": format_visitor(chat),
         "crmchat_transcript": format_transcript(chat.transcript, started_at=chat.started_at),
         "crmchat_context": _bounded_json(chat.context),
         "crmchat_visitorid": _cut(chat.visitor_id, MAX_VISITOR_ID_CHARS),

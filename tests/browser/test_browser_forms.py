@@ -155,3 +155,8 @@ def test_a_finished_chat_about_a_case_shows_on_its_customers_timeline(
     expect(item).to_contain_text("Chat")
     item.get_by_role("link", name="Sales").click()
     expect(page.get_by_label("Regarding")).to_have_value(re.compile("."))
+    # The chat form reads as text: who took part, no JSON.
+    expect(page.get_by_label("Participants")).to_have_value("Sam (agent)")
+    expect(page.get_by_label("Visitor", exact=True)).to_have_value(
+        re.compile(r"^Ann Smith\nPage: ")
+    )
