@@ -17,6 +17,7 @@ from connector.chat.state import SqliteLiveState
 from connector.chat.tokens import ChatTokens
 from connector.crm.chat_activity import CHAT_ACTIVITY_KIND, chat_activity_handler
 from connector.crm.connection import DATAVERSE_PATH, connect
+from connector.private_files import make_private_dir
 from connector.settings import Settings
 from connector.web import (
     admin,
@@ -60,7 +61,7 @@ def create_app(
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     connection = connect(settings)
 
     app = Flask(__name__, static_folder=None)
@@ -69,7 +70,7 @@ def create_app(
     app.extensions["crmchat.dataverse"] = connection.client
     errors.init_app(app)
     cors.init_app(app)
-    auth.init_app(app, secret=connection.service_secret)
+    auth.init_app(app, secret=connection.service_secret, client=connection.client)
     _init_chat(
         app, settings, connection.client, connection.service_secret, directory, outbox, start
     )
@@ -128,7 +129,11 @@ def _init_chat(
 
         owned_outbox = Outbox(
             settings.data_dir / "outbox.sqlite",
-            {CHAT_ACTIVITY_KIND: chat_activity_handler(client, user_of_agent=user_of_agent)},
+            {
+                CHAT_ACTIVITY_KIND: chat_activity_handler(
+                    client, secret=secret, user_of_agent=user_of_agent
+                )
+            },
         )
         outbox = owned_outbox
     state = SqliteLiveState(settings.data_dir / "live.sqlite")
@@ -163,11 +168,20 @@ def run_server(app: Flask) -> None:
     """Serve `app` on the configured host and port, one thread per connection."""
     from werkzeug.serving import run_simple
 
+    from connector.http_server import JsonErrorRequestHandler
+
     settings = settings_of(app)
-    print(f"CRM Chat is running at {settings.public_url}/", flush=True)
+    print(f"CRM Chat is running at {settings.base_url}/", flush=True)
     if settings.embedded:
-        print(f"  embedded Dataverse Web API: {settings.public_url}{DATAVERSE_PATH}/", flush=True)
-        print(f"  the CRM Chat app (local stand-in): {settings.public_url}/app/", flush=True)
-        print(f"  demo website with the chat widget: {settings.public_url}/demo/", flush=True)
-    print(f"  settings page: {settings.public_url}/webresources/settings/index.html", flush=True)
-    run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
+        print(f"  embedded Dataverse Web API: {settings.base_url}{DATAVERSE_PATH}/", flush=True)
+        print(f"  the CRM Chat app (local stand-in): {settings.base_url}/app/", flush=True)
+        print(f"  demo website with the chat widget: {settings.base_url}/demo/", flush=True)
+    print(f"  settings page: {settings.base_url}/webresources/settings/index.html", flush=True)
+    run_simple(
+        settings.host,
+        settings.port,
+        app,
+        threaded=True,
+        use_reloader=False,
+        request_handler=JsonErrorRequestHandler,
+    )

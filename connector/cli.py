@@ -7,6 +7,8 @@
     crmchat solution check              XSD validation and reference checks
     crmchat region list | set CODE      the hosting region
     crmchat secret set | verify         the organisation's secret word
+    crmchat outbox list | retry KEY [--without-regarding] | drop KEY
+                                        CRM writes that are waiting or parked
 
 Exit codes: 0 success (for `secret verify`: the word matches), 1 the word does not match or
 a check found problems, 2 bad usage or input, 3 locked after too many wrong guesses.
@@ -16,10 +18,13 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -128,6 +133,12 @@ def _cmd_secret_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cli_guesser() -> str:
+    # Whoever runs the CLI is the local account (CLI callers have no network address);
+    # its wrong guesses lock that account only, never the support team's sign-ins.
+    return f"cli:{os.getuid()}@{socket.gethostname()}"
+
+
 def _cmd_secret_verify(args: argparse.Namespace) -> int:
     from connector.crm.connection import connect
     from connector.crm.org_settings import check_secret_word
@@ -137,7 +148,9 @@ def _cmd_secret_verify(args: argparse.Namespace) -> int:
     settings = Settings()
     word = _read_word("Secret word the caller gave: ")
     try:
-        result = check_secret_word(connect(settings).client, word, data_dir=settings.data_dir)
+        result = check_secret_word(
+            connect(settings).client, word, data_dir=settings.data_dir, guesser=_cli_guesser()
+        )
     except TooManyGuesses as error:
         print(f"crmchat: {error}", file=sys.stderr)
         return 3
@@ -145,6 +158,68 @@ def _cmd_secret_verify(args: argparse.Namespace) -> int:
         time.sleep(result.delay_secs)
     print("yes" if result.match else "no")
     return 0 if result.match else 1
+
+
+def _outbox(settings: Any, *, writing: bool) -> Any:
+    """The service's outbox file; with `writing`, able to write chat activities now."""
+    from connector.crm.outbox import Outbox
+
+    handlers: dict[str, Any] = {}
+    if writing:
+        from connector.crm.chat_activity import CHAT_ACTIVITY_KIND, chat_activity_handler
+        from connector.crm.connection import connect
+
+        connection = connect(settings)
+        handlers[CHAT_ACTIVITY_KIND] = chat_activity_handler(
+            connection.client, secret=connection.service_secret
+        )
+    return Outbox(settings.data_dir / "outbox.sqlite", handlers)
+
+
+def _cmd_outbox_list(args: argparse.Namespace) -> int:
+    from connector.settings import Settings
+
+    with _outbox(Settings(), writing=False) as box:
+        parked = box.parked()
+        pending = box.pending()
+    print(f"{pending} waiting, {len(parked)} parked")
+    for item in parked:
+        print(f"{item['key']}  {item['kind']}  attempts={item['attempts']}  {item['error']}")
+    return 0
+
+
+def _cmd_outbox_retry(args: argparse.Namespace) -> int:
+    from connector.settings import Settings
+
+    with _outbox(Settings(), writing=True) as box:
+        item = next((i for i in box.parked() if i["key"] == args.key), None)
+        if item is None:
+            print(f"crmchat: no parked item {args.key}", file=sys.stderr)
+            return 2
+        if args.without_regarding:
+            # Write it anyway: the transcript matters more than a link to a deleted record.
+            box.rewrite_parked(args.key, {**item["payload"], "regarding": None})
+        else:
+            box.requeue_parked(key=args.key)
+        box.run_due()
+        still = next((i for i in box.parked() if i["key"] == args.key), None)
+    if still is not None:
+        print(f"crmchat: {args.key} is parked again: {still['error']}", file=sys.stderr)
+        return 1
+    print(f"{args.key} written")
+    return 0
+
+
+def _cmd_outbox_drop(args: argparse.Namespace) -> int:
+    from connector.settings import Settings
+
+    with _outbox(Settings(), writing=False) as box:
+        dropped = box.drop_parked(args.key)
+    if not dropped:
+        print(f"crmchat: no parked item {args.key}", file=sys.stderr)
+        return 2
+    print(f"{args.key} dropped")
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -201,6 +276,23 @@ def _parser() -> argparse.ArgumentParser:
     sec.add_parser("verify", help="check a word a caller gives: prints yes or no").set_defaults(
         run=_cmd_secret_verify
     )
+
+    outbox = commands.add_parser("outbox", help="CRM writes waiting or parked")
+    out = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
+    out.add_parser("list", help="count waiting items, list parked ones").set_defaults(
+        run=_cmd_outbox_list
+    )
+    out_retry = out.add_parser("retry", help="write a parked item again, now")
+    out_retry.add_argument("key")
+    out_retry.add_argument(
+        "--without-regarding",
+        action="store_true",
+        help="write the chat anyway, without its (deleted or broken) regarding record",
+    )
+    out_retry.set_defaults(run=_cmd_outbox_retry)
+    out_drop = out.add_parser("drop", help="forget a parked item for good")
+    out_drop.add_argument("key")
+    out_drop.set_defaults(run=_cmd_outbox_drop)
     return parser
 
 

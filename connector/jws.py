@@ -28,6 +28,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from connector import json_input
+
 __all__ = ["ALGORITHM", "MAX_TOKEN_CHARS", "JwsError", "sign", "verify"]
 
 ALGORITHM = "HS256"
@@ -65,7 +67,7 @@ def _b64decode(text: str) -> bytes:
 
 def _json_segment(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(data)
+        value = json_input.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise JwsError(f"The token {what} is not JSON.") from exc
     if not isinstance(value, dict):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
     certificate_path: Path | None = None
     certificate_thumbprint: str = ""
 
+    # Where browsers reach the service, e.g. "https://chat.example.com" behind a proxy.
+    # Socket URLs and the loader's address come from it, never from a request's Host.
+    public_url: str = ""
     region: str = "centralus"
     data_dir: Path = REPO_ROOT / "data"
     host: str = "127.0.0.1"
@@ -55,6 +59,21 @@ class Settings(BaseSettings):
         value = value.strip().rstrip("/")
         if value and not value.startswith("https://"):
             raise ValueError("CRMCHAT_DATAVERSE_URL must start with https://")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if value and (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError("CRMCHAT_PUBLIC_URL must be like https://chat.example.com")
         return value
 
     @field_validator("region")
@@ -81,5 +100,11 @@ class Settings(BaseSettings):
         return self.data_dir / "dataverse.sqlite"
 
     @property
-    def public_url(self) -> str:
+    def listen_url(self) -> str:
+        """The address the service listens on."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The address browsers reach the service at: CRMCHAT_PUBLIC_URL, else `listen_url`."""
+        return self.public_url or self.listen_url

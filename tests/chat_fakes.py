@@ -157,3 +157,46 @@ class Inbox:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.frames)
+
+
+def ensure_user(app: Any, user_id: str, roles: frozenset[str]) -> None:
+    """Make `user_id` a system user holding `roles` (by name) in `app`'s embedded Dataverse.
+
+    The service re-reads a signed-in user's roles from Dataverse (at most a minute old), so
+    a token made for a test names a user that must exist there.
+    """
+    from connector.dataverse_local import add_user
+
+    store = app.extensions["crmchat.standin"].store
+    role_ids = [r.id for r in store.schema.roles if r.name in roles]
+    add_user(store, domain_name=f"{user_id}@test.invalid", user_id=user_id, role_ids=role_ids)
+
+
+# The service secret the CRM-writing tests derive chat activity ids with.
+SERVICE_SECRET = b"test-service-secret"
+
+
+def write_chat(client: Any, chat: Any) -> str:
+    """`write_chat_activity` as the service does it, with `client` as the service's user."""
+    from connector.crm.chat_activity import write_chat_activity
+
+    if id(client) not in _USER_OF_CLIENT:
+        _USER_OF_CLIENT[id(client)] = client.who_am_i().user_id
+    return write_chat_activity(
+        client, chat, secret=SERVICE_SECRET, service_user_id=_USER_OF_CLIENT[id(client)]
+    )
+
+
+_USER_OF_CLIENT: dict[int, str] = {}
+
+
+def prime_writer(client: Any) -> None:
+    """Ask `client`'s WhoAmI now, so `write_chat` sends only the writes later."""
+    _USER_OF_CLIENT[id(client)] = client.who_am_i().user_id
+
+
+def activity_of(chat: Any) -> str:
+    """The activity id the service gives `chat`."""
+    from connector.crm.chat_activity import chat_activity_id
+
+    return chat_activity_id(chat.conversation_id, SERVICE_SECRET)

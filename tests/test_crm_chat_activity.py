@@ -3,29 +3,33 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import requests
+from chat_fakes import SERVICE_SECRET, activity_of, prime_writer, write_chat
 
 from connector.crm import tables
 from connector.crm.chat_activity import (
     MAX_TRANSCRIPT_CHARS,
     FinishedChat,
     chat_activity_handler,
+    chat_activity_id,
     chat_activity_payload,
     format_transcript,
     utf16_len,
-    write_chat_activity,
 )
 from connector.crm.regarding import Regarding, create_case, create_contact, create_lead
 from connector.dataverse import DataverseClient, StaticTokenProvider
 from connector.dataverse.transport import WsgiAdapter
 from connector.dataverse_local import ADMIN_USER_ID, DataverseApp, add_user, issue_token
-from connector.solution.model import Schema
+from connector.solution.model import AccessLevel, Role, Schema
+from connector.solution.reader import load_schema
 
 ORIGIN = "http://dataverse.invalid"
 START = datetime(2026, 3, 2, 10, 1, 30, tzinfo=UTC)
@@ -270,6 +274,8 @@ def service(
     )
     token = issue_token(dataverse_app.store.signing_secret, user_id=user_id)
     with _client(recorder, token) as client:
+        prime_writer(client)
+        recorder.requests.clear()
         yield client
 
 
@@ -282,9 +288,9 @@ def test_a_finished_chat_is_one_completed_activity_in_two_requests(
 ) -> None:
     widget_id = admin.create(tables.WIDGETS, {"crmchat_name": "Shop"})
     chat = finished_chat(widget_id=widget_id, owner_user_id=ADMIN_USER_ID)
-    write_chat_activity(service, chat)
+    write_chat(service, chat)
     assert recorder.requests == ["PATCH crmchat_chats", "PATCH crmchat_chats"]
-    row = admin.retrieve(tables.CHATS, chat.conversation_id)
+    row = admin.retrieve(tables.CHATS, activity_of(chat))
     assert (row["statecode"], row["statuscode"]) == (1, 2)
     assert row["_ownerid_value"] == ADMIN_USER_ID  # the accepting agent owns it
     assert row["_crmchat_widgetid_value"] == widget_id
@@ -302,8 +308,8 @@ def test_the_report_figures_reach_dataverse_through_the_service_role(
     topic_id = admin.create(tables.TOPICS, {"crmchat_name": "Sales"})
     agent_id = admin.create(tables.AGENTS, {"crmchat_name": "Bob Ray"})
     chat = finished_chat(topic_id=topic_id, agent_id=agent_id)
-    write_chat_activity(service, FinishedChat.from_dict(chat.to_dict()))  # via the outbox form
-    row = admin.retrieve(tables.CHATS, chat.conversation_id)
+    write_chat(service, FinishedChat.from_dict(chat.to_dict()))  # via the outbox form
+    row = admin.retrieve(tables.CHATS, activity_of(chat))
     assert row["_crmchat_topicid_value"] == topic_id
     assert row["_crmchat_agentid_value"] == agent_id
     assert (row["crmchat_waitseconds"], row["crmchat_durationseconds"]) == (20, 245)
@@ -314,12 +320,12 @@ def test_writing_the_same_chat_again_changes_nothing(
     service: DataverseClient, admin: DataverseClient, recorder: Recorder
 ) -> None:
     chat = finished_chat()
-    write_chat_activity(service, chat)
+    write_chat(service, chat)
     recorder.requests.clear()
-    write_chat_activity(service, chat)
+    write_chat(service, chat)
     # 412 on the create, then one read shows it is closed already.
     assert recorder.requests == ["PATCH crmchat_chats", "GET crmchat_chats"]
-    assert [r["activityid"] for r in _chats(admin)] == [chat.conversation_id]
+    assert [r["activityid"] for r in _chats(admin)] == [activity_of(chat)]
 
 
 def test_a_write_interrupted_before_the_close_converges(
@@ -327,11 +333,17 @@ def test_a_write_interrupted_before_the_close_converges(
 ) -> None:
     chat = finished_chat()
     # The first attempt created the activity and the process died before closing it.
-    service.create(tables.CHATS, chat_activity_payload(chat), record_id=chat.conversation_id)
+    service.create(tables.CHATS, chat_activity_payload(chat), record_id=activity_of(chat))
     assert _chats(admin)[0]["statecode"] == 0
     recorder.requests.clear()
-    chat_activity_handler(service)(chat.to_dict())
-    assert recorder.requests == ["PATCH crmchat_chats", "GET crmchat_chats", "PATCH crmchat_chats"]
+    chat_activity_handler(service, secret=SERVICE_SECRET)(chat.to_dict())
+    # The handler learns the service's own user once (WhoAmI) to recognise its records.
+    assert recorder.requests == [
+        "GET WhoAmI",
+        "PATCH crmchat_chats",
+        "GET crmchat_chats",
+        "PATCH crmchat_chats",
+    ]
     chats = _chats(admin)
     assert len(chats) == 1 and (chats[0]["statecode"], chats[0]["statuscode"]) == (1, 2)
 
@@ -339,8 +351,8 @@ def test_a_write_interrupted_before_the_close_converges(
 def test_a_chat_linked_to_a_contact_as_an_administrator(admin: DataverseClient) -> None:
     contact = create_contact(admin, {"firstname": "Ann", "lastname": "Lee"})
     chat = finished_chat(regarding=contact)
-    write_chat_activity(admin, chat)
-    row = admin.retrieve(tables.CHATS, chat.conversation_id)
+    write_chat(admin, chat)
+    row = admin.retrieve(tables.CHATS, activity_of(chat))
     assert row["_regardingobjectid_value"] == contact.id
 
 
@@ -356,9 +368,73 @@ def test_the_service_links_chats_to_records_it_creates(
     ]
     for record in records:
         chat = finished_chat(regarding=record)
-        write_chat_activity(service, chat)
-        row = admin.retrieve(tables.CHATS, chat.conversation_id)
+        write_chat(service, chat)
+        row = admin.retrieve(tables.CHATS, activity_of(chat))
         assert row["_regardingobjectid_value"] == record.id and row["statecode"] == 1
+
+
+def test_the_activity_id_cannot_be_known_from_the_conversation_id() -> None:
+    chat = finished_chat()
+    activity_id = chat_activity_id(chat.conversation_id, SERVICE_SECRET)
+    assert activity_id != chat.conversation_id
+    assert activity_id == chat_activity_id(chat.conversation_id.upper(), SERVICE_SECRET)
+    assert activity_id != chat_activity_id(chat.conversation_id, b"another service")
+    assert uuid.UUID(activity_id).version == 4
+
+
+# A role of another app that lets its holders create activities (as Basic User and
+# Salesperson do in a real org).
+ACTIVITY_CREATOR = Role(
+    id="5d0e7b8a-3c1f-4f5e-9a7b-2c4d6e8f0a1b",
+    name="Another app's role",
+    privileges={"prvCreateActivity": AccessLevel.BASIC, "prvReadActivity": AccessLevel.BASIC},
+    from_solution=False,
+)
+
+
+@pytest.fixture(scope="module")
+def schema() -> Schema:
+    """The solution's schema plus `ACTIVITY_CREATOR`."""
+    base = load_schema()
+    return replace(base, roles=(*base.roles, ACTIVITY_CREATOR))
+
+
+def test_a_record_an_agent_pre_created_is_never_taken_as_the_services(
+    service: DataverseClient,
+    admin: DataverseClient,
+    dataverse_app: DataverseApp,
+    schema: Schema,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    chat = finished_chat()
+    role = schema.role_named("CRM Chat Agent")
+    assert role is not None
+    # Our agent role grants no Create on activities, but in a real org an agent's other
+    # roles usually do (the Activity privileges are shared by every activity table).
+    mallory = add_user(
+        dataverse_app.store,
+        domain_name="mallory@x.test",
+        role_ids=[role.id, ACTIVITY_CREATOR.id],
+    )
+    forged = finished_chat(conversation_id=chat.conversation_id, rating=5)
+    forged_payload = chat_activity_payload(forged) | {
+        "subject": "Great service",
+        "crmchat_transcript": "[10:00:00] Visitor: you are the best agent",
+    }
+    token = issue_token(dataverse_app.store.signing_secret, user_id=mallory)
+    with _client(dataverse_app, token) as agent:
+        # Even knowing the id (it leaked, or the old id scheme), the forgery is not kept.
+        agent.create(tables.CHATS, forged_payload, record_id=activity_of(chat))
+
+    with caplog.at_level(logging.WARNING):
+        written = write_chat(service, chat)
+    assert written != activity_of(chat)
+    assert "not the service" in caplog.text
+    real = admin.retrieve(tables.CHATS, written)
+    assert real["crmchat_transcript"].startswith("[10:02:11] Ann Lee: hello")
+    assert (real["statecode"], real["statuscode"]) == (1, 2)
+    left = admin.retrieve(tables.CHATS, activity_of(chat))
+    assert left["_createdby_value"] == mallory and left["statecode"] == 0  # not closed as ours
 
 
 # ----- activity parties -------------------------------------------------------------------
@@ -404,10 +480,11 @@ def test_a_chat_gets_its_parties_in_the_same_two_requests(
         contact={"id": contact.id, "name": "Ann Lee"},
         owner_user_id=ADMIN_USER_ID,
     )
+    prime_writer(service)
     recorder.requests.clear()
-    write_chat_activity(service, chat)
+    write_chat(service, chat)
     assert recorder.requests == ["PATCH crmchat_chats", "PATCH crmchat_chats"]
-    assert _parties(admin, chat.conversation_id) == [
+    assert _parties(admin, activity_of(chat)) == [
         (1, "contact", contact.id),
         (2, "systemuser", ADMIN_USER_ID),
     ]
@@ -421,8 +498,8 @@ def test_the_outbox_handler_makes_every_agent_who_took_part_a_party(
     )
     users = {"a-1": other_user}
     chat = finished_chat(owner_user_id=ADMIN_USER_ID)
-    chat_activity_handler(service, user_of_agent=users.get)(chat.to_dict())
-    assert _parties(admin, chat.conversation_id) == sorted(
+    chat_activity_handler(service, secret=SERVICE_SECRET, user_of_agent=users.get)(chat.to_dict())
+    assert _parties(admin, activity_of(chat)) == sorted(
         [(2, "systemuser", ADMIN_USER_ID), (2, "systemuser", other_user)]
     )
 

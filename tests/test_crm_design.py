@@ -145,6 +145,13 @@ def test_display_name_falls_back_to_visitor(fields: dict[str, str]) -> None:
     assert WidgetDesign().display_name(fields) == "Visitor"
 
 
+def test_a_template_with_nothing_typed_names_the_visitor_visitor() -> None:
+    # "ask name and email" off: no field was asked, so no placeholder has a value.
+    design = parse_design('{"display_name_template": "{firstname} from {company}"}')
+    assert design.display_name({}) == "Visitor"
+    assert design.display_name({"company": "ACME"}) == "from ACME"
+
+
 def test_display_name_is_not_a_format_string_and_is_bounded() -> None:
     design = parse_design('{"display_name_template": "{firstname.__class__} {0} {lastname}"}')
     assert design.display_name({"firstname": "Ann", "lastname": "Lee"}) == (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,8 +15,14 @@ import requests
 
 from connector.crm import tables
 from connector.crm.design import WidgetDesign
-from connector.crm.directory import Directory
-from connector.dataverse import DataverseClient, ServiceUnavailable, StaticTokenProvider
+from connector.crm.directory import DEFAULT_TOPIC_COLOR, Directory
+from connector.dataverse import (
+    DataverseClient,
+    DataverseError,
+    ServiceUnavailable,
+    StaticTokenProvider,
+)
+from connector.dataverse import Forbidden as DataverseForbidden
 from connector.dataverse.transport import WsgiAdapter
 from connector.dataverse_local import (
     ADMIN_USER_ID,
@@ -137,7 +144,8 @@ def org(dataverse_app: DataverseApp, schema: Schema) -> Iterator[Org]:
         tables.AGENTS,
         {
             "crmchat_name": "Gone",
-            "crmchat_SystemUserId@odata.bind": tables.bind(tables.SYSTEMUSERS, bob_user),
+            # One profile per user (alternate key): an inactive profile has a user of its own.
+            "crmchat_SystemUserId@odata.bind": tables.bind(tables.SYSTEMUSERS, service_user),
             "statecode": 1,
             "statuscode": 2,
         },
@@ -307,3 +315,40 @@ def test_malformed_ids_find_nothing(org: Org, bad_id: str) -> None:
     assert directory.agent_for_user(bad_id) is None
     assert directory.widget(bad_id) is None
     assert len(org.recorder.requests) == sent
+
+
+def test_a_bad_topic_colour_written_through_the_web_api_is_ignored_and_reported(
+    org: Org, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = org.admin
+    # Dataverse itself has no rule for the column's content (no plugin is registered), so
+    # the write succeeds; the service must not pass the value on to pages.
+    admin.update(tables.TOPICS, org.ids["sales"], {"crmchat_color": "#zzzzzz"})
+    admin.update(tables.TOPICS, org.ids["support"], {"crmchat_color": "#ABC"})
+    with caplog.at_level(logging.WARNING, logger="connector.crm.directory"):
+        topics = Directory(org.client).topics()
+    assert topics[org.ids["sales"]].color == DEFAULT_TOPIC_COLOR
+    assert topics[org.ids["support"]].color == "#abc"
+    assert org.ids["sales"] in caplog.text and "#zzzzzz" in caplog.text
+
+
+def test_an_agent_cannot_take_over_an_organisation_snippet(
+    org: Org, dataverse_app: DataverseApp, schema: Schema
+) -> None:
+    role = schema.role_named("CRM Chat Agent")
+    assert role is not None
+    mallory = add_user(dataverse_app.store, domain_name="mallory@x.test", role_ids=[role.id])
+    agent = _client(dataverse_app, issue_token(dataverse_app.store.signing_secret, user_id=mallory))
+    (hello,) = org.admin.list(
+        tables.SNIPPETS, select=["crmchat_snippetid"], filter="crmchat_name eq 'Hello'"
+    )
+    with pytest.raises(DataverseForbidden):  # Basic write: only the owner's own snippets
+        agent.update(tables.SNIPPETS, hello["crmchat_snippetid"], {"crmchat_text": "forged"})
+    time.sleep(1.1)  # createdon counts whole seconds: the duplicate is clearly the later one
+    try:
+        agent.create(tables.SNIPPETS, {"crmchat_name": "HELLO", "crmchat_text": "forged"})
+    except DataverseError:
+        pass  # the alternate key refused the duplicate name, as real Dataverse does
+    snippets = Directory(org.client).snippets()
+    assert snippets["hello"].text == "Hi, how can I help?"
+    agent.close()

@@ -132,7 +132,11 @@ def test_an_agent_aggregates_only_the_chats_they_may_read(
     assert role is not None
     user = add_user(dataverse_app.store, domain_name="ada@crmchat.local", role_ids=[role.id])
     agent = Api(dataverse_url, issue_token(dataverse_app.store.signing_secret, user_id=user))
-    agent.create("crmchat_chats", {"subject": "mine", "crmchat_rating": 4})
+    # Only the service writes chats: one owned by the agent.
+    api.create(
+        "crmchat_chats",
+        {"subject": "mine", "crmchat_rating": 4, "ownerid@odata.bind": f"/systemusers({user})"},
+    )
     assert apply(agent, "aggregate($count as n,crmchat_rating with sum as s)") == [{"n": 1, "s": 4}]
     assert apply(api, "aggregate($count as n)") == [{"n": 6}]
 

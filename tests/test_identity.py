@@ -324,3 +324,27 @@ def test_the_agent_sees_the_internal_users_name(tmp_path: Path) -> None:
         assert chat["identity"]["source"] == "crm"
     finally:
         running.stop()
+
+
+def test_a_verified_visitor_is_linked_to_their_contact_and_its_open_case(server: Server) -> None:
+    from connector.crm import tables
+
+    client = server.app.extensions["crmchat.dataverse"]
+    ann = client.create(
+        tables.CONTACTS,
+        {"firstname": "Ann", "lastname": "Lee", "emailaddress1": "ann@shop.example"},
+    )
+    case = client.create(
+        tables.INCIDENTS,
+        {
+            "title": "Late delivery",
+            "customerid_contact@odata.bind": tables.bind(tables.CONTACTS, ann),
+        },
+    )
+    bob = server.agent(BOB_USER)
+    visitor = server.visitor("visitor-verified", identity={"token": live_site_token()})
+    visitor.send({"type": "chat.start", "client_id": "s1", "fields": {"firstname": "Ann"}})
+    visitor.expect("chat.started")
+    updated = bob.expect("chat.updated")["chat"]
+    assert updated["contact"] == {"id": ann, "name": "Ann Lee", "verified": True}
+    assert updated["regarding"] == {"table": "incident", "id": case, "name": "Late delivery"}

@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 import requests
+from chat_fakes import SERVICE_SECRET, activity_of, write_chat
 
 from connector.crm import tables
 from connector.crm.chat_activity import (
     CHAT_ACTIVITY_KIND,
     FinishedChat,
     chat_activity_handler,
-    write_chat_activity,
 )
 from connector.crm.outbox import MAX_BACKOFF_SECS, Outbox
 from connector.dataverse import (
@@ -321,9 +321,9 @@ def _stored(admin: DataverseClient) -> dict[str, dict[str, Any]]:
 
 def _assert_each_chat_once(admin: DataverseClient, chats: list[FinishedChat]) -> None:
     stored = _stored(admin)
-    assert set(stored) == {chat.conversation_id for chat in chats}  # none lost, none doubled
+    assert set(stored) == {activity_of(chat) for chat in chats}  # none lost, none doubled
     for chat in chats:
-        row = stored[chat.conversation_id]
+        row = stored[activity_of(chat)]
         assert (row["statecode"], row["statuscode"]) == (1, 2)
         assert row["crmchat_rating"] == chat.rating
         assert row["crmchat_transcript"].endswith(
@@ -348,14 +348,19 @@ def test_a_429_storm_delays_chats_but_writes_each_exactly_once(
     limits = ServiceProtection(max_requests=3, window_secs=20, clock=clock)
     app = create_dataverse_app(tmp_path / "dv.db", schema=schema, limits=limits)
     try:
-        token = issue_token(app.store.signing_secret, user_id=_service_user(app, schema))
+        user_id = _service_user(app, schema)
+        token = issue_token(app.store.signing_secret, user_id=user_id)
         counter = Unavailable(app)
         service = _client(counter, token)
         admin = _client(app, issue_token(app.store.signing_secret, user_id=ADMIN_USER_ID))
         chats = _chats(5)
         with Outbox(
             tmp_path / "outbox.sqlite",
-            {CHAT_ACTIVITY_KIND: chat_activity_handler(service)},
+            {
+                CHAT_ACTIVITY_KIND: chat_activity_handler(
+                    service, secret=SERVICE_SECRET, service_user_id=user_id
+                )
+            },
             clock=clock,
         ) as box:
             for chat in chats:
@@ -385,7 +390,7 @@ def test_a_503_outage_delays_chats_and_a_restart_doubles_nothing(
     admin = _client(dataverse_app, admin_token)
     chats = _chats(4)
     path = tmp_path / "outbox.sqlite"
-    handlers = {CHAT_ACTIVITY_KIND: chat_activity_handler(service)}
+    handlers = {CHAT_ACTIVITY_KIND: chat_activity_handler(service, secret=SERVICE_SECRET)}
     with Outbox(path, handlers, clock=clock) as box:
         for chat in chats:
             box.enqueue(CHAT_ACTIVITY_KIND, chat.conversation_id, chat.to_dict())
@@ -421,7 +426,7 @@ def test_a_crash_between_the_write_and_the_mark_does_not_double_the_activity(
         """The process dies right after the handler wrote to Dataverse."""
 
     def write_then_die(payload: dict[str, Any]) -> None:
-        write_chat_activity(service, FinishedChat.from_dict(payload))
+        write_chat(service, FinishedChat.from_dict(payload))
         raise Crash
 
     box = Outbox(path, {CHAT_ACTIVITY_KIND: write_then_die}, clock=clock)
@@ -429,7 +434,11 @@ def test_a_crash_between_the_write_and_the_mark_does_not_double_the_activity(
     with pytest.raises(Crash):
         box.run_due()
     box.close()
-    with Outbox(path, {CHAT_ACTIVITY_KIND: chat_activity_handler(service)}, clock=clock) as box:
+    with Outbox(
+        path,
+        {CHAT_ACTIVITY_KIND: chat_activity_handler(service, secret=SERVICE_SECRET)},
+        clock=clock,
+    ) as box:
         assert box.pending() == 1  # never marked done
         assert box.run_due() == 1
     _assert_each_chat_once(admin, [chat])
@@ -445,7 +454,7 @@ def test_network_failures_are_retried_until_dataverse_answers(
     def flaky(payload: dict[str, Any]) -> None:
         if failures:
             raise failures.pop()
-        write_chat_activity(admin, FinishedChat.from_dict(payload))
+        write_chat(admin, FinishedChat.from_dict(payload))
 
     handlers: dict[str, Callable[[dict[str, Any]], None]] = {CHAT_ACTIVITY_KIND: flaky}
     with Outbox(tmp_path / "o.sqlite", handlers, clock=clock) as box:

@@ -7,6 +7,8 @@ links that case too. At most two Dataverse requests per chat start, off the engi
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,6 +24,7 @@ from connector.crm.design import TicketFallback, WidgetDesign
 from connector.crm.identification import identify, lookup_key
 from connector.dataverse import DataverseClient
 from connector.dataverse.odata import eq
+from connector.dataverse_local import ADMIN_USER_ID
 
 
 class Counting:
@@ -140,19 +143,39 @@ def test_a_chat_started_with_a_context_email_is_linked_for_the_agent(server: Ser
     conversation_id = visitor.expect("chat.started")["conversation_id"]
     assert bob.expect("chat.offered")["chat"]["conversation_id"] == conversation_id
     updated = bob.expect("chat.updated")["chat"]
-    assert updated["contact"] == {"id": ann, "name": "Ann Lee"}
-    assert updated["regarding"] == {"table": "incident", "id": only, "name": "Late delivery"}
+    # The page's claim suggests the contact, plainly unverified, and never links its case.
+    assert updated["contact"] == {"id": ann, "name": "Ann Lee", "verified": False}
+    assert updated["regarding"] == {"table": "contact", "id": ann, "name": "Ann Lee"}
+    assert only not in json.dumps(updated)
+
+
+def test_a_returning_visitor_is_linked_by_the_email_they_typed(server: Server) -> None:
+    client = dataverse(server)
+    # The contact an agent made from this visitor's first chat (pre-chat email).
+    vera = contact(client, "Vera", "Visitor", emailaddress1=FIELDS["email"])
+    bob = server.agent(BOB_USER)
+    visitor = server.visitor("visitor-ident2")
+    visitor.send({"type": "chat.start", "client_id": "s1", "fields": FIELDS})
+    visitor.expect("chat.started")
+    bob.expect("chat.offered")
+    updated = bob.expect("chat.updated")["chat"]
+    # What a visitor types is a claim: the agent sees the contact marked unverified.
+    assert updated["contact"] == {"id": vera, "name": "Vera Visitor", "verified": False}
+    assert updated["regarding"] == {"table": "contact", "id": vera, "name": "Vera Visitor"}
 
 
 # ----- ticket fallback ------------------------------------------------------------------
 
 
-def with_fallback(server: Server) -> None:
+def with_fallback(server: Server, *, owner: str | None = None) -> None:
     directory: FakeDirectory = server.app.extensions["crmchat.directory"]
     shop = directory.widget(SHOP)
     assert shop is not None
     design = WidgetDesign(ticket_fallback=TicketFallback(enabled=True))
-    directory.set_widget(replace(shop, design=design))
+    directory.set_widget(replace(shop, design=design, owner=owner))
+
+
+CASE_NUMBER = re.compile(r"CAS-\d{5}-[A-Z]\d[A-Z]\d[A-Z]\d")
 
 
 def test_a_ticket_becomes_a_case_once_per_client_id(server: Server) -> None:
@@ -167,18 +190,23 @@ def test_a_ticket_becomes_a_case_once_per_client_id(server: Server) -> None:
     }
     visitor.send(frame)
     first = visitor.expect("ticket.created")
-    assert first["client_id"] == "t1" and first["ticket_number"].startswith("CAS-")
+    assert first["client_id"] == "t1" and CASE_NUMBER.fullmatch(first["ticket_number"])
     visitor.send(frame)  # a resend after a reconnect
     assert visitor.expect("ticket.created")["ticket_number"] == first["ticket_number"]
     cases = list(
         client.list(
             tables.INCIDENTS,
-            select=["title", "description", "caseorigincode", "_customerid_value"],
-            filter=eq("title", "Sales"),
+            select=["title", "description", "caseorigincode", "_customerid_value", "ticketnumber"],
+            filter=eq("description", frame["message"]),
         )
     )
     assert len(cases) == 1
-    assert cases[0]["title"] == "Sales"  # the widget's first topic
+    # The visitor is shown the number the case carries in CRM.
+    assert cases[0]["ticketnumber"] == first["ticket_number"]
+    # Who wrote, through which topic, and about what.
+    assert cases[0]["title"] == (
+        "Sales: message from Vera Visitor – Please call me back about my order."
+    )
     assert cases[0]["description"] == "Please call me back about my order."
     assert cases[0]["caseorigincode"] == 3
     people = list(
@@ -206,8 +234,48 @@ def test_a_ticket_needs_the_fallback_and_reuses_an_identified_contact(server: Se
     signed_in.send({"type": "ticket.create", "client_id": "t9", "fields": {}, "message": "Hello"})
     signed_in.expect("ticket.created")
     (only,) = list(
-        client.list(tables.INCIDENTS, select=["_customerid_value"], filter=eq("title", "Sales"))
+        client.list(
+            tables.INCIDENTS, select=["_customerid_value"], filter=eq("description", "Hello")
+        )
     )
     assert only["_customerid_value"] == known
     same = client.list(tables.CONTACTS, select=["contactid"], filter=eq("lastname", "Lee"))
     assert [c["contactid"] for c in same] == [known]  # no second Ann Lee
+
+
+def test_two_messages_from_one_email_make_one_contact_owned_by_the_widgets_owner(
+    server: Server,
+) -> None:
+    client = dataverse(server)
+    owner = ADMIN_USER_ID  # not the service's application user, which writes the records
+    with_fallback(server, owner=tables.bind(tables.SYSTEMUSERS, owner))
+    for number, visitor_id in enumerate(("visitor-ticket4", "visitor-ticket5")):
+        visitor = server.visitor(visitor_id)
+        visitor.send(
+            {
+                "type": "ticket.create",
+                "client_id": f"m{number}",
+                "fields": FIELDS,
+                "message": f"Message {number}",
+            }
+        )
+        visitor.expect("ticket.created")
+    people = list(
+        client.list(
+            tables.CONTACTS,
+            select=["contactid", "_ownerid_value", "_createdby_value"],
+            filter=eq("emailaddress1", "vera@example.com"),
+        )
+    )
+    assert len(people) == 1  # the second message reused the first one's contact
+    assert people[0]["_createdby_value"] != owner
+    assert people[0]["_ownerid_value"] == owner
+    cases = list(
+        client.list(
+            tables.INCIDENTS,
+            select=["_ownerid_value"],
+            filter=eq("_customerid_value", uuid.UUID(people[0]["contactid"])),
+        )
+    )
+    assert len(cases) == 2
+    assert {c["_ownerid_value"] for c in cases} == {owner}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -243,3 +244,71 @@ def test_the_settings_page_is_served(client: FlaskClient) -> None:
         assert page.status_code == 200 and b"Secret word" in page.data
     with client.get("/webresources/../pyproject.toml") as outside:
         assert outside.status_code == 404
+
+
+def test_parallel_wrong_guesses_are_limited_atomically(
+    app: Flask, client: FlaskClient, sign_in: SignIn
+) -> None:
+    client.put("/api/admin/secret-word", json={"word": "Blue Tiger"}, headers=sign_in("crmadmin"))
+    agent = sign_in("agent")
+
+    def guess(n: int) -> int:
+        answer = app.test_client().post(
+            "/api/support/secret-word/check", json={"word": f"guess {n}"}, headers=agent
+        )
+        return answer.status_code
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        statuses = list(pool.map(guess, range(40)))
+    # Each guess took its place before the word was checked: only the window's places
+    # were checked at all, every other guess was refused unchecked.
+    assert statuses.count(200) == secret_word.MAX_WRONG_GUESSES
+    assert statuses.count(429) == 40 - secret_word.MAX_WRONG_GUESSES
+
+
+def test_one_persons_wrong_guesses_do_not_lock_out_the_others(
+    client: FlaskClient, sign_in: SignIn
+) -> None:
+    client.put("/api/admin/secret-word", json={"word": "Blue Tiger"}, headers=sign_in("crmadmin"))
+    check = "/api/support/secret-word/check"
+    guesser = sign_in("agent")
+    for _ in range(secret_word.MAX_WRONG_GUESSES):
+        client.post(check, json={"word": "guess"}, headers=guesser)
+    assert client.post(check, json={"word": "Blue Tiger"}, headers=guesser).status_code == 429
+
+    colleague = client.post(check, json={"word": "Blue Tiger"}, headers=sign_in("crmadmin"))
+    assert colleague.status_code == 200 and colleague.get_json() == {"match": True}
+
+
+@pytest.mark.parametrize("change", ["disable", "remove_role"])
+def test_a_disabled_or_demoted_user_loses_access_within_a_minute(
+    app: Flask,
+    client: FlaskClient,
+    sign_in: SignIn,
+    users: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(app.extensions["crmchat.standing"], "_clock", lambda: now[0])
+    agent = sign_in("agent")
+    check = "/api/support/secret-word/check"
+    assert client.post(check, json={"word": "some word"}, headers=agent).status_code == 200
+
+    from connector.dataverse_local import ADMIN_USER_ID, issue_token
+
+    store = app.extensions["crmchat.standin"].store
+    admin = {"Authorization": f"Bearer {issue_token(store.signing_secret, user_id=ADMIN_USER_ID)}"}
+    user = f"/api/data/v9.2/systemusers({users['agent']})"
+    if change == "disable":
+        answer = client.patch(user, json={"isdisabled": True}, headers=admin)
+    else:
+        role = client.get(f"{user}/systemuserroles_association", headers=admin).get_json()
+        role_id = role["value"][0]["roleid"]
+        answer = client.delete(f"{user}/systemuserroles_association({role_id})/$ref", headers=admin)
+    assert answer.status_code == 204
+
+    now[0] += 61  # the service token itself is still good for hours
+    refused = client.post(check, json={"word": "some word"}, headers=agent)
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["code"] == "forbidden"

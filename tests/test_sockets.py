@@ -25,6 +25,7 @@ from chat_fakes import (
     SHOP,
     FakeDirectory,
     FakeOutbox,
+    ensure_user,
 )
 from flask import Flask
 from simple_websocket import Client, ConnectionClosed
@@ -55,6 +56,7 @@ class Server:
         self.clients: list[Ws] = []
 
     def token(self, user_id: str, roles: frozenset[str] = AGENT_ROLE) -> str:
+        ensure_user(self.app, user_id, roles)
         with self.app.app_context():
             return issue_service_token(SignedInUser(user_id, "User", "u@example.com", roles))
 

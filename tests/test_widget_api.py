@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from chat_fakes import (
     FakeDirectory,
     FakeOutbox,
     Inbox,
+    ensure_user,
 )
 from flask import Flask
 from flask.testing import FlaskClient
@@ -24,6 +26,7 @@ from connector.app import create_app, stop_app
 from connector.chat.hub import Subscriber
 from connector.chat.sessions import AgentSession, VisitorSession
 from connector.crm.handshake import SignedInUser
+from connector.dataverse_local import add_user
 from connector.web.auth import issue_service_token
 from connector.web.sockets import engine_of
 
@@ -31,11 +34,14 @@ from connector.web.sockets import engine_of
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Flask]:
     app = create_app(
-        {"data_dir": tmp_path, "secret_key": "s" * 40},
+        {"data_dir": tmp_path, "secret_key": "s" * 40, "public_url": "https://chat.example"},
         directory=FakeDirectory(),
         outbox=FakeOutbox(),
         start=False,
     )
+    # The agents' CRM users: the records they make from chats are theirs.
+    store = app.extensions["crmchat.standin"].store
+    add_user(store, domain_name="bob@crmchat.local", last_name="Bob", user_id=BOB_USER)
     yield app
     stop_app(app)
 
@@ -48,6 +54,7 @@ def client(app: Flask) -> FlaskClient:
 def bearer(
     app: Flask, user_id: str, roles: frozenset[str] = frozenset({"CRM Chat Agent"})
 ) -> dict[str, str]:
+    ensure_user(app, user_id, roles)
     with app.app_context():
         token = issue_service_token(SignedInUser(user_id, "User", "u@example.com", roles))
     return {"Authorization": f"Bearer {token}"}
@@ -147,3 +154,65 @@ def test_only_the_chats_agents_may_make_records(app: Flask, client: FlaskClient)
     assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "invalid_input"
     lead = client.post(url, json={"kind": "lead"}, headers=bearer(app, BOB_USER))
     assert lead.status_code == 200 and lead.get_json()["regarding"]["table"] == "lead"
+
+
+def test_records_from_a_chat_belong_to_the_agent_and_the_card_shows_the_contact(
+    app: Flask, client: FlaskClient
+) -> None:
+    conversation_id, bob_inbox = active_chat(app)
+    url = f"/api/agent/chats/{conversation_id}/crm"
+    dataverse = app.extensions["crmchat.dataverse"]
+
+    contact = client.post(url, json={"kind": "contact"}, headers=bearer(app, BOB_USER))
+    made = contact.get_json()["regarding"]
+    row = dataverse.retrieve("contacts", made["id"], select=["_ownerid_value", "_createdby_value"])
+    assert row["_ownerid_value"] == BOB_USER  # the agent's, not the service's
+    assert row["_createdby_value"] != BOB_USER
+    # The identity card now names the contact the agent just made.
+    assert bob_inbox.last("chat.updated")["chat"]["contact"] == {
+        "id": made["id"],
+        "name": "Vera Visitor",
+    }
+
+    case = client.post(url, json={"kind": "case"}, headers=bearer(app, BOB_USER))
+    regarding = case.get_json()["regarding"]
+    row = dataverse.retrieve(
+        "incidents", regarding["id"], select=["_ownerid_value", "_customerid_value", "description"]
+    )
+    assert row["_ownerid_value"] == BOB_USER
+    assert row["_customerid_value"] == made["id"]  # the contact made before, not a second one
+    lines = row["description"].splitlines()
+    # A readable transcript: a time and a name on each line, system lines named "System".
+    stamp = r"\[(\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d\]"
+    assert re.fullmatch(stamp + r" System: Bob joined the chat\.", lines[0])
+    assert re.fullmatch(stamp + r" Vera Visitor: My order did not arrive\.", lines[-1])
+    assert not any(line.startswith("—") for line in lines)
+
+    lead = client.post(url, json={"kind": "lead"}, headers=bearer(app, BOB_USER))
+    lead_id = lead.get_json()["regarding"]["id"]
+    assert dataverse.retrieve("leads", lead_id, select=["_ownerid_value"])["_ownerid_value"] == (
+        BOB_USER
+    )
+
+
+def test_an_agent_reads_an_earlier_chat_of_the_visitor_from_history(
+    app: Flask, client: FlaskClient
+) -> None:
+    first_id, _ = active_chat(app)
+    engine = engine_of(app)
+    bob = AgentSession(Inbox().subscriber, BOB)
+    engine.do_agent_connect(bob)
+    engine.do_agent_end(bob, conversation_id=first_id)
+    second_id, bob_inbox = active_chat(app)
+    history = bob_inbox.last("chat.accepted")["chat"]["history"]
+    assert [h["conversation_id"] for h in history] == [first_id]
+
+    url = f"/api/agent/chats/{second_id}/history/{first_id}"
+    reply = client.get(url, headers=bearer(app, BOB_USER))
+    assert reply.status_code == 200, reply.get_json()
+    texts = [m["text"] for m in reply.get_json()["messages"]]
+    assert "My order did not arrive." in texts
+    # Only from a chat with that visitor, and only an earlier chat of theirs.
+    assert client.get(url, headers=bearer(app, ANN_USER)).status_code == 404
+    own = f"/api/agent/chats/{second_id}/history/{second_id}"
+    assert client.get(own, headers=bearer(app, BOB_USER)).status_code == 404

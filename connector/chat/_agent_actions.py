@@ -76,7 +76,7 @@ class AgentActions(EngineCore):
         for visitor in self._visitors.values():
             widget = self.directory.widget(visitor.widget_id)
             if widget is not None and can_see(profile.topic_ids, widget.topic_ids):
-                visitors.append(visitor_view(visitor))
+                visitors.append(visitor_view(visitor, widget_name=widget.name))
         incoming, chats = [], []
         for conversation in self._conversations.values():
             if not conversation.is_open:
@@ -86,7 +86,7 @@ class AgentActions(EngineCore):
             elif (
                 conversation.state is ConversationState.WAITING
                 and presence.status is AgentStatus.AVAILABLE
-                and can_see(profile.topic_ids, self._widget_topics(conversation))
+                and self._may_take(profile, conversation)
             ):
                 incoming.append(self._chat(conversation))
         return events.event(
@@ -158,8 +158,7 @@ class AgentActions(EngineCore):
             conversation = self._conversations.get(conversation_id)
             if conversation is None or conversation.kind is not ConversationKind.VISITOR:
                 raise ChatNotFound("There is no such chat.")
-            widget_topics = self._widget_topics(conversation)
-            if not can_see(profile.topic_ids, widget_topics):
+            if not self._may_take(profile, conversation):
                 raise ChatNotFound("There is no such chat.")
             if conversation.state is ConversationState.ENDED:
                 raise ChatEnded("The visitor has ended this chat.")
@@ -174,7 +173,7 @@ class AgentActions(EngineCore):
             self.hub.publish(
                 events.event(events.CHAT_ACCEPTED, chat=self._chat(conversation)), {me}
             )
-            others = watcher_channels(widget_topics, self._routes()) - {me}
+            others = watcher_channels(self._widget_topics(conversation), self._routes()) - {me}
             self.hub.publish(
                 events.event(events.CHAT_WITHDRAWN, conversation_id=conversation_id), others
             )
@@ -224,7 +223,7 @@ class AgentActions(EngineCore):
                 conversation.has_agent(profile.agent_id)
                 or (
                     conversation.state is ConversationState.WAITING
-                    and can_see(profile.topic_ids, self._widget_topics(conversation))
+                    and self._may_take(profile, conversation)
                 )
             )
             if not allowed:

@@ -18,7 +18,7 @@ from typing import Any
 
 from connector.chat import events
 from connector.chat.errors import ChatEnded, ChatNotFound
-from connector.chat.finish import CHAT_ACTIVITY_KIND, finished_chat_payload
+from connector.chat.finish import CHAT_ACTIVITY_KIND, finished_chat_payload, transcript_messages
 from connector.chat.hub import Hub, Subscriber
 from connector.chat.model import (
     AgentPresence,
@@ -30,7 +30,7 @@ from connector.chat.model import (
     VisitorPresence,
     utc_now,
 )
-from connector.chat.ports import DirectoryLike, OutboxLike, WidgetLike
+from connector.chat.ports import AgentLike, DirectoryLike, OutboxLike, WidgetLike
 from connector.chat.routing import (
     AgentRoute,
     agent_channel,
@@ -48,6 +48,8 @@ from connector.chat.views import (
     message_view,
     visitor_view,
 )
+from connector.crm.chat_activity import format_transcript
+from connector.crm.design import DEFAULT_INACTIVE_CLOSE_SECS
 
 __all__ = [
     "DIRECTORY_REFRESH_SECS",
@@ -80,6 +82,10 @@ IDENTIFY_WORKERS = 2
 # Record identification (crm/identification.py): (context, identity email) ->
 # {"contact": {"id","name"} | None, "regarding": {"table","id","name"} | None}.
 Identifier = Callable[[dict[str, Any], str | None], dict[str, Any]]
+
+
+def _has_context_email(context: dict[str, Any]) -> bool:
+    return any(name.casefold() == "email" for name in context)
 
 
 class EngineCore:
@@ -122,6 +128,8 @@ class EngineCore:
             for agent_id, status in state.agent_statuses().items()
         }
         now = self._clock()
+        # Visitors of chats open before a restart get the leave grace from now to reconnect.
+        self._started_at = now
         for conversation in state.unfinished_conversations():
             self._conversations[conversation.conversation_id] = conversation
             if conversation.state is ConversationState.ENDED and conversation.finish_due_at is None:
@@ -194,6 +202,15 @@ class EngineCore:
             self.directory.agents()
         except Exception:
             log.warning("refreshing the CRM configuration failed", exc_info=True)
+            return
+        self.do_refresh_availability()
+
+    def do_refresh_availability(self) -> None:
+        """Tell open pages whether their widget can chat now, after the configuration
+        changed (the chat switch, a widget turned off): an open page hides its launcher
+        within seconds, as when the last agent goes Away."""
+        with self._changing():
+            self._refresh_availability(None)
 
     def _presence(self, agent_id: str) -> AgentPresence:
         presence = self._agents.get(agent_id)
@@ -216,6 +233,26 @@ class EngineCore:
             return frozenset({conversation.topic_id})
         widget = self.directory.widget(conversation.widget_id) if conversation.widget_id else None
         return widget.topic_ids if widget is not None else frozenset()
+
+    def _without_requester(self, agent_ids: list[str], requester_user_id: str | None) -> list[str]:
+        """The agents but the one who is the CRM user asking for help (an agent who uses
+        the internal launcher must not be offered their own request)."""
+        if not requester_user_id:
+            return agent_ids
+        wanted = requester_user_id.lower()
+        kept = []
+        for agent_id in agent_ids:
+            profile = self.directory.agent(agent_id)
+            if profile is None or profile.user_id.lower() != wanted:
+                kept.append(agent_id)
+        return kept
+
+    def _may_take(self, profile: AgentLike, conversation: Conversation) -> bool:
+        """The agent may be offered (and accept) this waiting chat."""
+        return can_see(profile.topic_ids, self._widget_topics(conversation)) and not (
+            conversation.requester_user_id
+            and profile.user_id.lower() == conversation.requester_user_id.lower()
+        )
 
     def _conversation(self, conversation_id: str) -> Conversation | None:
         conversation = self._conversations.get(conversation_id)
@@ -335,17 +372,21 @@ class EngineCore:
         show_image = widget is None or widget.design.show_agent_image
         return {"name": profile.name, "image": profile.image if show_image else None}
 
-    def _refresh_availability(self, topic_ids: frozenset[str]) -> None:
+    def _refresh_availability(self, topic_ids: frozenset[str] | None) -> None:
         """Tell visitors of every widget whose availability changed.
 
         Only widgets sharing one of `topic_ids` (the topics of the agent who came, went or
-        changed status) can have changed, so only those are recomputed.
+        changed status) can have changed, so only those are recomputed; None: all.
         """
         routes = self._routes()
         widget_ids = {p.widget_id for p in self._visitors.values() if p.connected}
         for widget_id in widget_ids | set(self._availability):
             widget = self.directory.widget(widget_id)
-            if widget is not None and not can_see(topic_ids, widget.topic_ids):
+            if (
+                widget is not None
+                and topic_ids is not None
+                and not can_see(topic_ids, widget.topic_ids)
+            ):
                 continue
             available = widget is not None and widget_available(
                 self._widget_on(widget), widget.topic_ids, routes
@@ -362,7 +403,9 @@ class EngineCore:
         if widget is None:
             return
         self.hub.publish(
-            events.event(events.VISITOR_UPDATED, visitor=visitor_view(presence)),
+            events.event(
+                events.VISITOR_UPDATED, visitor=visitor_view(presence, widget_name=widget.name)
+            ),
             watcher_channels(widget.topic_ids, self._routes()),
         )
 
@@ -400,30 +443,57 @@ class EngineCore:
         with self._lock:
             return self._agent_conversation(agent_id, conversation_id)
 
-    def transcript_text(self, conversation_id: str) -> str:
-        """The chat as plain text lines ("name: text"), for a case description."""
-        lines = []
-        for message in self.state.messages(conversation_id):
-            name = message.sender_name or "—"
-            lines.append(f"{name}: {message.text}")
-        return "\n".join(lines)
+    def access_earlier_chat(
+        self, agent_id: str, conversation_id: str, earlier_id: str
+    ) -> list[dict[str, Any]]:
+        """The messages of one of the visitor's earlier chats, for an agent in a chat with
+        that visitor now (the History card). ChatNotFound unless `earlier_id` is in the
+        chat's history."""
+        with self._lock:
+            conversation = self._agent_conversation(agent_id, conversation_id)
+            if not conversation.visitor_id:
+                raise ChatNotFound("There is no such chat.")
+            history = self.state.history(conversation.visitor_id, exclude=conversation_id)
+            if earlier_id not in {entry.conversation_id for entry in history}:
+                raise ChatNotFound("There is no such chat.")
+            messages = self.state.messages(earlier_id)
+        return [message_view(message) for message in messages]
+
+    def transcript_text(self, conversation_id: str, *, limit: int) -> str:
+        """The chat's readable transcript ("[10:02:11] Ann: hello" lines, system lines
+        named "System"), cut at a message boundary to fit `limit` characters."""
+        conversation = self._conversation(conversation_id)
+        messages = transcript_messages(self.state.messages(conversation_id))
+        started = conversation.started_at if conversation is not None else None
+        return format_transcript(messages, started_at=started, limit=limit)
 
     def do_set_regarding(
-        self, agent_id: str, conversation_id: str, regarding: dict[str, str]
+        self,
+        agent_id: str,
+        conversation_id: str,
+        regarding: dict[str, str],
+        *,
+        contact: dict[str, str] | None = None,
     ) -> None:
-        """Link the chat to a CRM record; the chat's agents get `chat.updated`."""
+        """Link the chat to a CRM record, and to `contact` (`{"id","name"}`) when the agent
+        made or chose the visitor's contact; the chat's agents get `chat.updated`."""
         with self._changing():
             conversation = self._agent_conversation(agent_id, conversation_id)
             if conversation.finished:
                 raise ChatEnded("This chat is already written to CRM.")
             conversation.regarding = dict(regarding)
+            if contact is not None:
+                conversation.contact = dict(contact)
             self.state.save_conversation(conversation)
             self._publish_chat_updated(conversation, skip=set())
 
     # ---------------------------------------------------------------- ending
 
-    def _end(self, conversation: Conversation, *, by: str, name: str) -> None:
-        """End an open conversation (caller holds the lock)."""
+    def _end(
+        self, conversation: Conversation, *, by: str, name: str, line: str | None = None
+    ) -> None:
+        """End an open conversation (caller holds the lock); `line` is the system line,
+        "<name> ended the chat." unless given."""
         was_waiting = conversation.state is ConversationState.WAITING
         now = self._clock()
         conversation.state = ConversationState.ENDED
@@ -432,7 +502,7 @@ class EngineCore:
         conversation.waiting_since = None
         if conversation.kind is ConversationKind.VISITOR:
             conversation.finish_due_at = now + self._rating_grace
-        message = self._append_system(conversation, f"{name} ended the chat.")
+        message = self._append_system(conversation, line or f"{name} ended the chat.")
         self._publish_message(conversation, message)
         self.hub.publish(
             events.event(events.CHAT_ENDED, conversation_id=conversation.conversation_id, by=by),
@@ -457,13 +527,30 @@ class EngineCore:
             self._finish(conversation)
 
     def _release_visitor(self, conversation: Conversation) -> VisitorPresence | None:
-        """Free the chat's visitor for a new chat (lock held); returns their presence."""
+        """Free the chat's visitor for a new chat (lock held); returns their presence.
+
+        A visitor with no tab open any more leaves the Visitors list now that their chat
+        is over (they stayed on it only for the chat's sake).
+        """
         presence = self._visitors.get(conversation.visitor_id or "")
         if presence is not None and presence.conversation_id == conversation.conversation_id:
             presence.conversation_id = None
             self.state.save_visitor(presence)
-            self._publish_visitor(presence)
+            if presence.connected:
+                self._publish_visitor(presence)
+            else:
+                self._visitor_left(presence)
         return presence
+
+    def _visitor_left(self, presence: VisitorPresence) -> None:
+        """Take a departed visitor off every Visitors list (lock held)."""
+        widget = self.directory.widget(presence.widget_id)
+        if widget is not None:
+            self.hub.publish(
+                events.event(events.VISITOR_LEFT, visitor_id=presence.visitor_id),
+                watcher_channels(widget.topic_ids, self._routes()),
+            )
+        self._visitors.pop(presence.visitor_id, None)
 
     def _finish(self, conversation: Conversation) -> None:
         """Build the chat activity now; queue it once the lock is released (lock held).
@@ -530,26 +617,70 @@ class EngineCore:
     # ---------------------------------------------------------------- nobody accepts
 
     def run_timeouts(self) -> int:
-        """End the waiting chats nobody accepted within their widget's ticket-fallback
-        timeout: the visitor gets `chat.timeout`, the agents `chat.withdrawn`."""
+        """End the chats that can go no further; returns how many.
+
+        - Waiting, nobody accepted within the widget's ticket-fallback timeout: the visitor
+          gets `chat.timeout`, the agents `chat.withdrawn`.
+        - Waiting, and the visitor gone (no tab for the leave grace): withdrawn from
+          Incoming and written to CRM as a missed chat ("left before an agent answered").
+        - Active, and the visitor gone for the widget's `inactive_close_secs`: closed and
+          written, as if the visitor had ended it.
+        """
         with self._changing():
             now = self._clock()
-            due = []
+            timed_out, abandoned, inactive = [], [], []
             for conversation in self._conversations.values():
                 if (
-                    conversation.state is not ConversationState.WAITING
+                    conversation.kind is not ConversationKind.VISITOR
+                    or not conversation.is_open
                     or not conversation.widget_id
                 ):
                     continue
                 widget = self.directory.widget(conversation.widget_id)
-                if widget is None or not widget.design.ticket_fallback.enabled:
-                    continue
-                limit = timedelta(seconds=widget.design.ticket_fallback.accept_timeout_secs)
-                if now - conversation.started_at >= limit:
-                    due.append(conversation)
-            for conversation in due:
+                gone_for = self._visitor_gone_for(conversation, now)
+                waiting = conversation.state is ConversationState.WAITING
+                if waiting and gone_for is not None and gone_for >= self._leave_grace:
+                    abandoned.append(conversation)
+                elif waiting and widget is not None and widget.design.ticket_fallback.enabled:
+                    limit = timedelta(seconds=widget.design.ticket_fallback.accept_timeout_secs)
+                    if now - conversation.started_at >= limit:
+                        timed_out.append(conversation)
+                elif not waiting and gone_for is not None:
+                    secs = (
+                        widget.design.inactive_close_secs
+                        if widget is not None
+                        else DEFAULT_INACTIVE_CLOSE_SECS
+                    )
+                    if gone_for >= timedelta(seconds=secs):
+                        inactive.append(conversation)
+            for conversation in timed_out:
                 self._time_out(conversation)
-            return len(due)
+            for conversation in abandoned:
+                name = conversation.visitor_name or "The visitor"
+                self._end(
+                    conversation,
+                    by="visitor",
+                    name=name,
+                    line=f"{name} left before an agent answered.",
+                )
+            for conversation in inactive:
+                name = conversation.visitor_name or "The visitor"
+                self._end(
+                    conversation,
+                    by="visitor",
+                    name=name,
+                    line=f"{name} left; the chat was closed after they were gone a while.",
+                )
+            return len(timed_out) + len(abandoned) + len(inactive)
+
+    def _visitor_gone_for(self, conversation: Conversation, now: datetime) -> timedelta | None:
+        """How long the chat's visitor has had no tab open, or None while they have one."""
+        presence = self._visitors.get(conversation.visitor_id or "")
+        if presence is None:
+            return now - max(conversation.started_at, self._started_at)
+        if presence.connected:
+            return None
+        return now - max(presence.last_seen, self._started_at)
 
     def _time_out(self, conversation: Conversation) -> None:
         """End a waiting chat nobody took (lock held); written to CRM at once (no rating)."""
@@ -584,6 +715,11 @@ class EngineCore:
             )
         identifier = self.identifier
         context = dict(conversation.context)
+        # The pre-chat email finds a returning visitor's contact (e.g. the one an agent made
+        # in their first chat) when neither the page nor a sign-in gave one.
+        field_email = conversation.visitor_fields.get("email", "").strip()
+        if field_email and not identity_email and not _has_context_email(context):
+            context["Email"] = field_email
         conversation_id = conversation.conversation_id
 
         def run() -> None:
@@ -619,9 +755,10 @@ class EngineCore:
     def _publish_identified(self, conversation: Conversation) -> None:
         """`chat.updated` to the chat's agents, or, while it waits, to those offered it."""
         if conversation.state is ConversationState.WAITING:
+            offered = agents_for_chat(self._widget_topics(conversation), self._routes())
             channels = {
                 agent_channel(agent_id)
-                for agent_id in agents_for_chat(self._widget_topics(conversation), self._routes())
+                for agent_id in self._without_requester(offered, conversation.requester_user_id)
             }
         else:
             channels = conversation_channels(conversation, visitor=False)

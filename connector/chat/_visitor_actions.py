@@ -12,6 +12,7 @@ from connector.chat import events
 from connector.chat._engine import VISIT_GAP_SECS, EngineCore
 from connector.chat.context import ContextError, parse_context
 from connector.chat.errors import (
+    ChatConflict,
     ChatEnded,
     ChatIdentityMismatch,
     ChatInvalid,
@@ -59,9 +60,10 @@ class TicketPlan:
 
     visitor_id: str
     fields: dict[str, str]
-    title: str  # the widget's first topic, by name
+    title: str  # the widget's first topic, by name ("" when it has none)
     contact: dict[str, str] | None  # {"id","name"} when identification found one
     identity_email: str | None
+    owner: str | None = None  # the widget's owner (an ownerid bind): owns the records
 
 
 def context_email(context: Mapping[str, Any]) -> str:
@@ -254,7 +256,10 @@ class VisitorActions(EngineCore):
                 else None
             )
             if open_chat is not None and open_chat.is_open:
-                session.conversation_id = open_chat.conversation_id
+                # The chat belongs to the browser holding its resume token, not to whoever
+                # sends its visitor_id (a cookie page scripts can read and agents are shown).
+                if session.conversation_id != open_chat.conversation_id:
+                    raise ChatConflict("A chat is already open in another tab: continue it there.")
                 self.hub.subscribe(chat_channel(open_chat.conversation_id), session.subscriber)
                 self._reply_started(session, open_chat)
                 return
@@ -267,7 +272,14 @@ class VisitorActions(EngineCore):
             if widget.design.require_login and identity is None:
                 raise ChatLoginRequired("Sign in first: this chat is for identified visitors.")
             chosen = choose_topic(widget.topic_ids, topic_id)
-            offered = agents_for_chat(frozenset({chosen}), routes)
+            # A CRM user asking for help through the internal launcher, who is an agent
+            # too, is not offered their own request.
+            requester = (
+                identity.user_id if identity is not None and identity.source == "crm" else None
+            )
+            offered = self._without_requester(
+                agents_for_chat(frozenset({chosen}), routes), requester
+            )
             if not offered:
                 raise ChatUnavailable("No agent is available for this topic right now.")
             clean = {key: value.strip() for key, value in fields.items()}
@@ -299,6 +311,7 @@ class VisitorActions(EngineCore):
                 ip=session.ip,
                 waiting_since=now,
                 start_client_id=client_id,
+                requester_user_id=requester,
             )
             self.state.save_conversation(conversation)
             self._conversations[conversation.conversation_id] = conversation
@@ -382,6 +395,10 @@ class VisitorActions(EngineCore):
             if conversation.finished or conversation.conversation_id in self._finishing:
                 raise ChatEnded("This chat can no longer be rated.")
             conversation.rating = rating
+            if conversation.state is ConversationState.ENDED:
+                # Nothing left to wait for: saved as due now, so a crash before the write
+                # below is made good within seconds of the restart, not after the grace.
+                conversation.finish_due_at = self._clock()
             self.state.save_conversation(conversation)
             self.hub.publish(
                 events.event(
@@ -468,7 +485,8 @@ class VisitorActions(EngineCore):
             return TicketPlan(
                 visitor_id=session.visitor_id,
                 fields=clean,
-                title=names[0] if names else "Message from the website",
+                title=names[0] if names else "",
                 contact=contact,
                 identity_email=identity.email if identity is not None else None,
+                owner=widget.owner,
             )

@@ -17,7 +17,20 @@ from connector.chat.ports import DirectoryLike
 from connector.crm.chat_activity import CHAT_ACTIVITY_KIND, FinishedChat
 from connector.crm.regarding import Regarding
 
-__all__ = ["CHAT_ACTIVITY_KIND", "finished_chat", "finished_chat_payload"]
+__all__ = ["CHAT_ACTIVITY_KIND", "finished_chat", "finished_chat_payload", "transcript_messages"]
+
+
+def transcript_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """The messages in the protocol's shape `format_transcript` reads."""
+    return [
+        {
+            "seq": m.seq,
+            "sender": {"kind": m.sender_kind.value, "name": m.sender_name},
+            "text": m.text,
+            "sent_at": m.sent_at.isoformat(),
+        }
+        for m in messages
+    ]
 
 
 def finished_chat(
@@ -59,15 +72,7 @@ def finished_chat(
             {"kind": p.kind, "id": p.id, "name": p.name} for p in conversation.participants
         ],
         rating=conversation.rating,
-        transcript=[
-            {
-                "seq": m.seq,
-                "sender": {"kind": m.sender_kind.value, "name": m.sender_name},
-                "text": m.text,
-                "sent_at": m.sent_at.isoformat(),
-            }
-            for m in messages
-        ],
+        transcript=transcript_messages(messages),
         regarding=Regarding.from_dict(conversation.regarding) if conversation.regarding else None,
         context=dict(conversation.context),
         labels=sorted(labels[i].name for i in conversation.labels if i in labels),

@@ -7,7 +7,6 @@ before it is parsed. `TokenBucket` is the per-connection rate limit.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
+from connector import json_input
 from connector.chat.model import AgentStatus
 
 __all__ = [
@@ -242,7 +242,7 @@ def _parse(raw: str | bytes, adapter: TypeAdapter[Any]) -> Any:
     if size > MAX_FRAME_BYTES:
         raise FrameError("frame_too_large", f"A frame may be at most {MAX_FRAME_BYTES} bytes.")
     try:
-        data = json.loads(raw)
+        data = json_input.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise FrameError("invalid_input", "A frame must be one JSON object.") from error
     if not isinstance(data, dict):

@@ -108,6 +108,8 @@ class Conversation:
     contact: dict[str, str] | None = None  # {"id","name"} found by record identification
     labels: list[str] = field(default_factory=list)  # crmchat_label ids
     timed_out: bool = False  # nobody accepted in time (ticket fallback)
+    # The CRM user who asked for help (an internal chat): never offered their own request.
+    requester_user_id: str | None = None
 
     @property
     def is_open(self) -> bool:

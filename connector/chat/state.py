@@ -37,6 +37,7 @@ from connector.chat.model import (
     SenderKind,
     VisitorPresence,
 )
+from connector.private_files import make_private_file
 
 __all__ = [
     "AppendResult",
@@ -256,6 +257,7 @@ def _conversation_to_json(c: Conversation) -> str:
             "contact": c.contact,
             "labels": c.labels,
             "timed_out": c.timed_out,
+            "requester_user_id": c.requester_user_id,
         }
     )
 
@@ -294,6 +296,7 @@ def _conversation_from_row(conversation_id: str, data: str) -> Conversation:
         contact=d.get("contact"),
         labels=list(d.get("labels") or []),
         timed_out=bool(d.get("timed_out")),
+        requester_user_id=d.get("requester_user_id"),
     )
 
 
@@ -386,7 +389,7 @@ class SqliteLiveState:
     """`LiveState` in one SQLite file (WAL). Thread-safe; see the module docstring."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_file(path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
             path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from connector import jws
+from connector import json_input, jws
 
 __all__ = [
     "CHAT_TOKEN_MAX_AGE_SECS",
@@ -171,7 +170,7 @@ def _peek_claims(token: str) -> dict[str, Any]:
         raise InvalidIdentity("the token is not a compact JWS")
     payload = token.split(".")[1]
     try:
-        value = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        value = json_input.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidIdentity("the token payload is not JSON") from error
     if not isinstance(value, dict):

@@ -56,13 +56,14 @@ def _message_item(message: Message) -> dict[str, Any]:
     return item
 
 
-def visitor_view(presence: VisitorPresence) -> dict[str, Any]:
+def visitor_view(presence: VisitorPresence, *, widget_name: str = "") -> dict[str, Any]:
     return {
         "visitor_id": presence.visitor_id,
         "name": presence.name,
         "page": presence.page,
         "ip": presence.ip,
         "widget_id": presence.widget_id,
+        "widget_name": widget_name,
         "first_seen": iso(presence.first_seen),
         "connected": presence.connected,
         "chatting": presence.conversation_id is not None,
@@ -75,6 +76,8 @@ def agent_view(profile: AgentLike, presence: AgentPresence) -> dict[str, Any]:
         "name": profile.name,
         "status": presence.status.value,
         "online": presence.online,
+        # Whom a visitor chat may be handed to: only agents of one of its topics.
+        "topic_ids": sorted(profile.topic_ids),
     }
 
 
@@ -99,6 +102,10 @@ def chat_view(
             "visitor_id": conversation.visitor_id,
             "name": conversation.visitor_name,
             "fields": conversation.visitor_fields,
+            # The design's label of each field ("First name" for `firstname`), to show.
+            "field_labels": {
+                f.name: f.label for f in (widget.design.fields if widget is not None else ())
+            },
             # Only what the page marked displayable (all of it is stored on the activity).
             "context": {item["name"]: item["value"] for item in displayable(conversation.context)},
             "page": visitor.page if visitor is not None else {"url": conversation.page},
@@ -133,6 +140,7 @@ def chat_view(
         "waiting_since": iso(conversation.waiting_since),
         "regarding": conversation.regarding,
         "contact": conversation.contact,
+        "rating": conversation.rating,
         "identity": conversation.identity,
         "context": displayable(conversation.context),
         "labels": [

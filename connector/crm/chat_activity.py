@@ -1,10 +1,13 @@
 """A finished chat as one completed `crmchat_chat` activity.
 
 `chat_activity_payload` (pure) builds the create body; `write_chat_activity` sends it.
-The activity's id is the conversation id, chosen by the service, so writing a chat is
-idempotent and safe to retry from the outbox:
+The activity's id is derived from the conversation id with an HMAC of the service's secret
+(`chat_activity_id`): chosen by the service, so writing a chat is idempotent and safe to
+retry from the outbox, yet unknowable to anyone else, so no agent can pre-create a forged
+record for a live chat (in the real platform a custom activity has no privileges of its
+own: every role that may create an activity may create this one):
 
-1. create-only upsert ``PATCH crmchat_chats(<conversation id>)`` with
+1. create-only upsert ``PATCH crmchat_chats(<activity id>)`` with
    ``If-None-Match: *`` carrying every column (subject = the topics, widget, regarding,
    owner = the accepting agent, actual start/end/duration, visitor info and participants
    (JSON for machines, and the same as readable text for the form), rating,
@@ -15,9 +18,11 @@ idempotent and safe to retry from the outbox:
 2. ``PATCH`` statecode 1 / statuscode 2 (Completed). Dataverse does not take an
    activity's state on create, so closing is its own request.
 
-Two requests per finished chat. When step 1 answers 412, an earlier attempt created the
-activity (and may have crashed before step 2): one ``GET`` reads its state and the close
-is sent only if it is still open, so a retried write converges without doubling anything.
+Two requests per finished chat. When step 1 answers 412, one ``GET`` reads the record's
+state and creator. Created by the service's own user: an earlier attempt (which may have
+crashed before step 2), so the close is sent only if it is still open and a retried write
+converges without doubling anything. Created by anyone else: a forgery, logged and left
+alone; the real transcript goes to the next derived id.
 
 Text columns have length limits, counted by Dataverse in UTF-16 code units. The
 transcript keeps whole messages from the start and ends with a line saying how many were
@@ -30,9 +35,13 @@ replaced by ``{"truncated": true}``.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import logging
 import math
 import unicodedata
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -45,6 +54,8 @@ from connector.dataverse.odata import guid, quote
 
 __all__ = [
     "CHAT_ACTIVITY_KIND",
+    "ForgedChatActivity",
+    "chat_activity_id",
     "MAX_TRANSCRIPT_CHARS",
     "FinishedChat",
     "chat_activity_handler",
@@ -55,6 +66,12 @@ __all__ = [
     "utf16_len",
     "write_chat_activity",
 ]
+
+log = logging.getLogger(__name__)
+
+_CREATED_BY = "_createdby_value"
+# Ids tried per chat: a forged record on one id moves the transcript to the next.
+MAX_ID_ATTEMPTS = 3
 
 # The outbox item kind for a finished chat.
 CHAT_ACTIVITY_KIND = "chat_activity"
@@ -101,7 +118,7 @@ def _iso(value: datetime | None) -> str | None:
 class FinishedChat:
     """Everything the activity records about one ended visitor chat."""
 
-    conversation_id: str  # also the activityid: client-chosen, so writes are idempotent
+    conversation_id: str  # the activity id is derived from it (chat_activity_id)
     widget_id: str | None
     topic_names: list[str]
     visitor_name: str
@@ -460,36 +477,84 @@ def _parties(chat: FinishedChat, agent_user_ids: Sequence[str]) -> list[dict[str
     return parties
 
 
+def chat_activity_id(conversation_id: str, secret: bytes, *, attempt: int = 0) -> str:
+    """The activity id of a chat: derived with an HMAC of the service's secret.
+
+    The conversation id is in every frame an agent sees; an id derived from it with a key
+    only the service holds cannot be guessed, so nobody can pre-create "the service's"
+    record for a live chat. It is still fixed per chat, so retries stay idempotent.
+    `attempt` > 0 gives the next id when the first is held by a record the service did
+    not write.
+    """
+    message = f"crmchat-chat-activity:{guid(conversation_id)}:{attempt}".encode()
+    digest = bytearray(hmac.new(secret, message, hashlib.sha256).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x40  # a version-4 shape, as Dataverse ids are
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return str(uuid.UUID(bytes=bytes(digest)))
+
+
+class ForgedChatActivity(Exception):
+    """A record holding a chat's activity id was not created by the service."""
+
+
 def write_chat_activity(
-    client: DataverseClient, chat: FinishedChat, *, agent_user_ids: Sequence[str] = ()
-) -> None:
+    client: DataverseClient,
+    chat: FinishedChat,
+    *,
+    secret: bytes,
+    service_user_id: str,
+    agent_user_ids: Sequence[str] = (),
+) -> str:
     """Write `chat` as one completed activity: two requests, idempotent (module doc).
 
+    A record already holding the chat's id counts as an earlier attempt only when
+    `service_user_id` created it; otherwise it is reported (logged) and left alone, and
+    the real transcript is written under the next derived id. Returns the activity id.
     Raises `DataverseError` when Dataverse fails or refuses; the outbox decides whether
     to try again.
     """
-    activity_id = guid(chat.conversation_id)
     payload = chat_activity_payload(chat, agent_user_ids=agent_user_ids)
-    try:
-        client.create(tables.CHATS, payload, record_id=activity_id)
-    except PreconditionFailed:
-        # An earlier attempt created it; close it unless that attempt got that far too.
-        row = client.retrieve(tables.CHATS, activity_id, select=["statecode"])
-        if row.get("statecode") == STATE_COMPLETED:
-            return
-    client.update(tables.CHATS, activity_id, _CLOSE)
+    for attempt in range(MAX_ID_ATTEMPTS):
+        activity_id = chat_activity_id(chat.conversation_id, secret, attempt=attempt)
+        try:
+            client.create(tables.CHATS, payload, record_id=activity_id)
+        except PreconditionFailed:
+            row = client.retrieve(tables.CHATS, activity_id, select=["statecode", _CREATED_BY])
+            if str(row.get(_CREATED_BY) or "").lower() != service_user_id.lower():
+                log.warning(
+                    "chat %s: activity %s was created by %s, not the service; writing the "
+                    "transcript under another id",
+                    chat.conversation_id,
+                    activity_id,
+                    row.get(_CREATED_BY),
+                )
+                continue
+            # An earlier attempt created it; close it unless that attempt got that far too.
+            if row.get("statecode") == STATE_COMPLETED:
+                return activity_id
+        client.update(tables.CHATS, activity_id, _CLOSE)
+        return activity_id
+    raise ForgedChatActivity(f"every activity id of chat {chat.conversation_id} is taken")
 
 
 def chat_activity_handler(
-    client: DataverseClient, *, user_of_agent: Callable[[str], str | None] | None = None
+    client: DataverseClient,
+    *,
+    secret: bytes,
+    service_user_id: str | None = None,
+    user_of_agent: Callable[[str], str | None] | None = None,
 ) -> Callable[[dict[str, Any]], None]:
     """The outbox handler for `CHAT_ACTIVITY_KIND` items (payload: `FinishedChat.to_dict`).
 
-    `user_of_agent(agent_id)` names an agent's system user (the cached directory, so no
-    request): the agents who took part become To parties.
+    Without `service_user_id` it learns the service's own user from `WhoAmI` on its
+    first write. `user_of_agent(agent_id)` names an agent's system user (the cached
+    directory, so no request): the agents who took part become To parties.
     """
+    me: list[str] = [service_user_id] if service_user_id else []
 
     def handle(payload: dict[str, Any]) -> None:
+        if not me:
+            me.append(client.who_am_i().user_id)
         chat = FinishedChat.from_dict(payload)
         users: list[str] = []
         if user_of_agent is not None:
@@ -498,6 +563,8 @@ def chat_activity_handler(
                     user_id = user_of_agent(str(participant["id"]))
                     if user_id:
                         users.append(user_id)
-        write_chat_activity(client, chat, agent_user_ids=users)
+        write_chat_activity(
+            client, chat, secret=secret, service_user_id=me[0], agent_user_ids=users
+        )
 
     return handle

@@ -22,6 +22,7 @@ from connector.dataverse import (
     MsalTokenProvider,
 )
 from connector.dataverse.transport import WsgiAdapter
+from connector.private_files import make_private_dir
 from connector.settings import Settings
 
 __all__ = [
@@ -57,7 +58,7 @@ def _service_secret(settings: Settings) -> bytes:
         return settings.secret_key.get_secret_value().encode()
     path = settings.data_dir / "service.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as file:
             file.write(secrets.token_urlsafe(48))

@@ -50,6 +50,7 @@ __all__ = [
     "Proactive",
     "TicketFallback",
     "WidgetDesign",
+    "checked_color",
     "parse_design",
 ]
 
@@ -61,6 +62,14 @@ MAX_LINK_CHARS = 2000
 MAX_DELAY_SECS = 3600
 # Two minutes of nobody answering is long for a visitor; less than 10 s is a misclick.
 DEFAULT_ACCEPT_TIMEOUT_SECS = 120
+# An accepted chat whose visitor has gone (no tab open) is closed and written to CRM after
+# this long. Five minutes outlasts a reload, a phone switching networks or a laptop lid
+# closed for a moment (the visitor's resume token brings them back into the same chat),
+# yet frees the agent and puts the activity in CRM while they still remember the chat;
+# Omnichannel likewise closes a disconnected chat after a few minutes.
+DEFAULT_INACTIVE_CLOSE_SECS = 300
+MIN_INACTIVE_CLOSE_SECS = 60
+MAX_INACTIVE_CLOSE_SECS = 24 * 3600
 MIN_ACCEPT_TIMEOUT_SECS = 10
 FALLBACK_DISPLAY_NAME = "Visitor"
 
@@ -101,10 +110,18 @@ class FieldsError(ValueError):
     """A visitor's pre-chat input breaks the design's rules; the message says which field."""
 
 
-def _hex_color(value: str) -> str:
+def checked_color(value: object) -> str | None:
+    """The colour as stored (lower case) when it is `#rgb` or `#rrggbb`, else None."""
     if not isinstance(value, str) or _HEX_COLOR.fullmatch(value) is None:
-        raise ValueError("a colour is #rgb or #rrggbb")
+        return None
     return value.lower()
+
+
+def _hex_color(value: str) -> str:
+    color = checked_color(value)
+    if color is None:
+        raise ValueError("a colour is #rgb or #rrggbb")
+    return color
 
 
 Color = Annotated[str, Field(max_length=7)]
@@ -234,6 +251,11 @@ class WidgetDesign(_Options):
     ask_name_email: bool = True  # off: the pre-chat form is skipped, fields may be empty
     proactive: Proactive = Field(default_factory=Proactive)
     ticket_fallback: TicketFallback = Field(default_factory=TicketFallback)
+    inactive_close_secs: int = Field(
+        default=DEFAULT_INACTIVE_CLOSE_SECS,
+        ge=MIN_INACTIVE_CLOSE_SECS,
+        le=MAX_INACTIVE_CLOSE_SECS,
+    )
 
     @field_validator("fields")
     @classmethod
@@ -250,11 +272,19 @@ class WidgetDesign(_Options):
         template is interpreted (this is not `str.format`).
         """
 
+        filled = False
+
         def value(match: re.Match[str]) -> str:
+            nonlocal filled
             raw = fields.get(match.group(1), "")
-            return raw if isinstance(raw, str) else ""
+            text = raw if isinstance(raw, str) else ""
+            filled = filled or bool(text.strip())
+            return text
 
         text = _PLACEHOLDER.sub(value, self.display_name_template)
+        if not filled and _PLACEHOLDER.search(self.display_name_template):
+            # "{firstname} from {company}" with nothing typed would name the visitor "from".
+            return FALLBACK_DISPLAY_NAME
         text = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text)
         name = " ".join(text.split())[:MAX_DISPLAY_NAME_CHARS].strip()
         return name or FALLBACK_DISPLAY_NAME

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.crm import tables
-from connector.crm.design import DesignError, WidgetDesign, parse_design
+from connector.crm.design import DesignError, WidgetDesign, checked_color, parse_design
 from connector.crm.tables import SETTINGS_ID
 from connector.dataverse import DataverseClient, DataverseError, NotFound
 from connector.dataverse.odata import eq, guid
@@ -39,6 +39,7 @@ __all__ = [
     "SnippetRecord",
     "TopicRecord",
     "WidgetRecord",
+    "record_color",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,9 @@ class WidgetRecord:
     topic_ids: frozenset[str]
     # Signs the host site's identity tokens (HS256); None: the site cannot identify visitors.
     secret: str | None = None
+    # The widget's owner as an `ownerid` bind ("/systemusers(<id>)" or "/teams(<id>)"): who
+    # the admin made responsible for the widget owns the records its messages become.
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,18 +120,47 @@ def _text(row: dict[str, Any], name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _owner_bind(row: dict[str, Any]) -> str | None:
+    """The row's owner (`_owninguser_value` or `_owningteam_value`) as an `ownerid` bind."""
+    user, team = _text(row, "_owninguser_value"), _text(row, "_owningteam_value")
+    if user:
+        return tables.bind(tables.SYSTEMUSERS, user)
+    if team:
+        return tables.bind(tables.TEAMS, team)
+    return None
+
+
 def _colored_rows(
     client: DataverseClient, table: str, id_column: str
 ) -> Iterator[tuple[str, str, str]]:
-    """(lower-case id, name, colour) of each active row of a named, coloured table."""
+    """(lower-case id, name, colour) of each active row of a named, coloured table.
+
+    A colour written straight through the Web API is not checked there (Dataverse has no
+    such rule), so one that is not `#rgb`/`#rrggbb` is ignored here and logged.
+    """
     for row in client.list(
         table, select=[id_column, "crmchat_name", "crmchat_color"], filter=_ACTIVE
     ):
-        yield (
-            str(row[id_column]).lower(),
-            _text(row, "crmchat_name"),
-            _text(row, "crmchat_color") or DEFAULT_TOPIC_COLOR,
+        record_id = str(row[id_column]).lower()
+        yield record_id, _text(row, "crmchat_name"), record_color(table, record_id, row)
+
+
+def record_color(table: str, record_id: str, row: dict[str, Any]) -> str:
+    """A topic's or label's `crmchat_color`, checked; the default (logged) when invalid."""
+    raw = row.get("crmchat_color")
+    if raw is None or raw == "":
+        return DEFAULT_TOPIC_COLOR
+    color = checked_color(raw)
+    if color is None:
+        log.warning(
+            "%s %s has the colour %r, which is not #rgb or #rrggbb; using %s",
+            table,
+            record_id,
+            str(raw)[:20],
+            DEFAULT_TOPIC_COLOR,
         )
+        return DEFAULT_TOPIC_COLOR
+    return color
 
 
 def _normal_id(value: str) -> str | None:
@@ -284,6 +317,8 @@ class Directory:
                 "crmchat_enabled",
                 "crmchat_design",
                 "crmchat_secret",
+                "_owninguser_value",
+                "_owningteam_value",
             ],
             filter=_ACTIVE,
             expand=f"{tables.WIDGET_TOPICS}($select=crmchat_topicid)",
@@ -298,15 +333,24 @@ class Directory:
                 design=_design_of(widget_id, row.get("crmchat_design")),
                 topic_ids=self._topic_ids(topic_rows, topics),
                 secret=_text(row, "crmchat_secret") or None,
+                owner=_owner_bind(row),
             )
 
         snippets: dict[str, SnippetRecord] = {}
+        # The name is the table's alternate key, so Dataverse keeps it unique; should two
+        # rows still differ only in case or spacing, the oldest keeps the name: a later
+        # row (anyone's) never takes over a snippet everyone uses.
         for row in client.list(
-            tables.SNIPPETS, select=["crmchat_name", "crmchat_text"], filter=_ACTIVE
+            tables.SNIPPETS,
+            select=["crmchat_name", "crmchat_text"],
+            filter=_ACTIVE,
+            orderby=["createdon asc", "crmchat_snippetid asc"],
         ):
             name = _text(row, "crmchat_name").strip()
             if name:
-                snippets[name.lower()] = SnippetRecord(name=name, text=_text(row, "crmchat_text"))
+                snippets.setdefault(
+                    name.lower(), SnippetRecord(name=name, text=_text(row, "crmchat_text"))
+                )
 
         labels = {
             label_id: LabelRecord(label_id=label_id, name=name, color=color)

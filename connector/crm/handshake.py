@@ -19,7 +19,7 @@ from connector.crm import tables
 from connector.dataverse import DataverseClient, NotFound
 from connector.dataverse.odata import guid
 
-__all__ = ["HandshakeRefused", "SignedInUser", "redeem_handshake", "roles_of"]
+__all__ = ["HandshakeRefused", "SignedInUser", "current_roles", "redeem_handshake", "roles_of"]
 
 HANDSHAKE_SET = tables.HANDSHAKES
 # The browser creates the row and redeems it at once; a minute covers a slow network.
@@ -61,6 +61,17 @@ def roles_of(client: DataverseClient, user_id: str) -> frozenset[str]:
         )
         names.update(r["name"] for r in team_roles)
     return frozenset(names)
+
+
+def current_roles(client: DataverseClient, user_id: str) -> frozenset[str]:
+    """The roles `user_id` holds now; empty when the user is disabled or gone."""
+    try:
+        user = client.retrieve("systemusers", guid(user_id), select=["isdisabled"])
+    except (NotFound, ValueError):
+        return frozenset()
+    if user.get("isdisabled"):
+        return frozenset()
+    return roles_of(client, user_id)
 
 
 def redeem_handshake(

@@ -37,7 +37,7 @@ SETTINGS_SET = tables.SETTINGS
 SETTINGS_ID = tables.SETTINGS_ID
 SETTINGS_NAME = "CRM Chat settings"
 DEFAULT_REGION = "centralus"
-# The limiter's subject: there is one secret word per organisation.
+# The limiter's subject prefix (one secret word per organisation), then who is guessing.
 SECRET_WORD_SUBJECT = "org-secret-word"
 
 
@@ -115,18 +115,29 @@ def save_secret_word(client: DataverseClient, word: str, *, data_dir: Path) -> N
     Raises SecretWordError when the word breaks the rules (nothing is saved then).
     """
     _save(client, {"crmchat_secretwordhash": hash_secret_word(word)})
-    _limiter(data_dir).clear(SECRET_WORD_SUBJECT)
+    _limiter(data_dir).clear()
 
 
-def check_secret_word(client: DataverseClient, word: str, *, data_dir: Path) -> CheckResult:
+def check_secret_word(
+    client: DataverseClient, word: str, *, data_dir: Path, guesser: str
+) -> CheckResult:
     """Does `word` match the organisation's secret word? Only yes or no.
 
-    With no word set, every answer is no. Raises TooManyGuesses while locked.
+    `guesser` names who is guessing (`"user:<systemuserid>"`, `"cli:<account>"`): wrong
+    guesses lock that guesser only. The guess takes its place in the window before the
+    word is checked, so parallel guesses cannot slip past the limit. With no word set,
+    every answer is no. Raises TooManyGuesses while locked.
     """
     limiter = _limiter(data_dir)
-    limiter.check(SECRET_WORD_SUBJECT)
-    stored = read_org_settings(client).secret_word_hash
-    if stored is not None and verify_secret_word(word, stored):
+    subject = f"{SECRET_WORD_SUBJECT}:{guesser}"
+    guess = limiter.begin(subject)
+    try:
+        stored = read_org_settings(client).secret_word_hash
+        matched = stored is not None and verify_secret_word(word, stored)
+    except BaseException:
+        limiter.forgive(guess)  # not checked: a Dataverse failure is no wrong guess
+        raise
+    if matched:
+        limiter.forgive(guess)
         return CheckResult(match=True)
-    delay = limiter.record_wrong(SECRET_WORD_SUBJECT)
-    return CheckResult(match=False, delay_secs=delay)
+    return CheckResult(match=False, delay_secs=limiter.record_wrong(subject, guess))

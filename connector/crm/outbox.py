@@ -12,8 +12,10 @@ test (`run_due`) hands each due item to the handler registered for its kind:
   Throttling, unavailability and network failures also hold back the rest of the pass
   until then: hammering a throttled Dataverse only makes the wait longer.
 - permanent failure: the item is parked: kept with its error, logged, listed by
-  `parked()`, and run again only after `requeue_parked()` (e.g. once an admin fixed a
-  privilege). Nothing is ever dropped.
+  `parked()`, counted by `parked_count()` (the settings page and `crmchat outbox list`
+  show them), and run again only after `requeue_parked()` (e.g. once an admin fixed a
+  privilege) or `rewrite_parked()` ("write it anyway", e.g. without a deleted regarding
+  record). Nothing is dropped but by an admin's `drop_parked()`.
 
 Which errors are transient::
 
@@ -46,6 +48,7 @@ from connector.dataverse import (
     TooManyRequests,
     Unauthorized,
 )
+from connector.private_files import make_private_file
 
 __all__ = [
     "BASE_BACKOFF_SECS",
@@ -138,7 +141,7 @@ class Outbox:
         self._thread: threading.Thread | None = None
         self._paused_until = float("-inf")
         self._last_prune = float("-inf")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_file(self.path)
         self._db = sqlite3.connect(
             self.path, timeout=30, isolation_level=None, check_same_thread=False
         )
@@ -215,6 +218,41 @@ class Outbox:
         if count:
             self._wake.set()
         return int(count)
+
+    def parked_count(self) -> int:
+        """How many items are parked (shown to admins: nothing may be lost quietly)."""
+        with self._db_lock:
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM outbox_item WHERE state = 'parked'"
+            ).fetchone()
+        return int(count)
+
+    def rewrite_parked(self, key: str, payload: Mapping[str, Any]) -> bool:
+        """Give the parked item `key` a new payload and make it due again.
+
+        For "write it anyway": e.g. a chat whose regarding record was deleted is written
+        without the link. Returns False when no item with that key is parked.
+        """
+        now = self._clock()
+        with self._db_lock:
+            count = self._db.execute(
+                "UPDATE outbox_item SET state = 'pending', payload = ?, due_at = ?,"
+                " updated_at = ? WHERE state = 'parked' AND key = ?",
+                (json.dumps(dict(payload)), now, now, key),
+            ).rowcount
+        if count:
+            self._wake.set()
+        return bool(count)
+
+    def drop_parked(self, key: str) -> bool:
+        """Forget the parked item `key` for good (an admin's explicit choice)."""
+        with self._db_lock:
+            count = self._db.execute(
+                "DELETE FROM outbox_item WHERE state = 'parked' AND key = ?", (key,)
+            ).rowcount
+        if count:
+            log.warning("outbox: parked item %s dropped", key)
+        return bool(count)
 
     # ----- running ----------------------------------------------------------------------
 

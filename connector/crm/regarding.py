@@ -23,6 +23,7 @@ from connector.dataverse import DataverseClient, PreconditionFailed
 from connector.dataverse.odata import guid
 
 __all__ = [
+    "CASE_DESCRIPTION_CHARS",
     "CASE_ORIGIN_WEB",
     "Regarding",
     "create_case",
@@ -45,6 +46,8 @@ _COMPANY_CHARS = 100
 _LEAD_SUBJECT_CHARS = 300
 _CASE_TITLE_CHARS = 200
 _DESCRIPTION_CHARS = 2000
+# incident.description holds 2000 characters: a transcript put there is cut to fit.
+CASE_DESCRIPTION_CHARS = _DESCRIPTION_CHARS
 
 _PHONE_KEYS = ("phone", "telephone", "tel")
 _MAPPED_KEYS = frozenset({"firstname", "lastname", "email", "company", *_PHONE_KEYS})
@@ -101,6 +104,13 @@ def _person(fields: Mapping[str, str]) -> tuple[dict[str, str], str]:
     return data, " ".join(part for part in (first, last) if part)
 
 
+def _own(data: dict[str, Any], owner: str | None) -> None:
+    """Set the record's owner by `ownerid@odata.bind`; a chat's records belong to its
+    agent (or team), not to the service's application user that writes them."""
+    if owner is not None:
+        data[tables.BIND_OWNER] = owner
+
+
 def _create(
     client: DataverseClient, entity_set: str, data: dict[str, Any], record_id: str | None
 ) -> str:
@@ -118,9 +128,11 @@ def create_lead(
     fields: Mapping[str, str],
     *,
     subject: str,
+    owner: str | None = None,
     record_id: str | uuid.UUID | None = None,
 ) -> Regarding:
-    """Create a lead (source Web) from the visitor's pre-chat fields.
+    """Create a lead (source Web) from the visitor's pre-chat fields, owned by `owner`
+    (an `ownerid` bind such as "/systemusers(<id>)"; None: the caller owns it).
 
     Raises `DataverseError` when Dataverse refuses it.
     """
@@ -141,6 +153,7 @@ def create_lead(
     ]
     if extra:
         data["description"] = "\n".join(extra)[:_DESCRIPTION_CHARS]
+    _own(data, owner)
     rid = None if record_id is None else guid(record_id)
     lead_id = _create(client, tables.LEADS, data, rid)
     return Regarding(table="lead", id=lead_id, name=name)
@@ -150,15 +163,19 @@ def create_contact(
     client: DataverseClient,
     fields: Mapping[str, str],
     *,
+    owner: str | None = None,
     record_id: str | uuid.UUID | None = None,
 ) -> Regarding:
-    """Create a contact from the visitor's pre-chat fields.
+    """Create a contact from the visitor's pre-chat fields, owned by `owner` (see
+    `create_lead`).
 
     Raises `DataverseError` when Dataverse refuses it.
     """
     person, name = _person(fields)
+    data: dict[str, Any] = dict(person)
+    _own(data, owner)
     rid = None if record_id is None else guid(record_id)
-    contact_id = _create(client, tables.CONTACTS, dict(person), rid)
+    contact_id = _create(client, tables.CONTACTS, data, rid)
     return Regarding(table="contact", id=contact_id, name=name)
 
 
@@ -168,9 +185,10 @@ def create_case(
     *,
     title: str,
     description: str,
+    owner: str | None = None,
     record_id: str | uuid.UUID | None = None,
 ) -> Regarding:
-    """Create a case (origin Web) for `contact`.
+    """Create a case (origin Web) for `contact`, owned by `owner` (see `create_lead`).
 
     Raises ValueError when `contact` is not a contact, `DataverseError` when Dataverse
     refuses the case.
@@ -185,6 +203,7 @@ def create_case(
     }
     if description.strip():
         data["description"] = description.strip()[:_DESCRIPTION_CHARS]
+    _own(data, owner)
     rid = None if record_id is None else guid(record_id)
     case_id = _create(client, tables.INCIDENTS, data, rid)
     return Regarding(table="incident", id=case_id, name=clean_title)

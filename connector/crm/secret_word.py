@@ -4,6 +4,8 @@ Support staff ask a caller for the secret word to confirm they speak for the cus
 word is stored only as a salted scrypt hash; a check compares in constant time and answers
 only yes or no. Wrong guesses are slowed down, and too many in a window lock checking for a
 while (`GuessLimiter`), so a leaked support login cannot be used to brute-force the word.
+The lock is per person guessing (a signed-in user, or the local account running the
+CLI): one person's wrong guesses never lock support out for everyone.
 
 Errors::
 
@@ -23,6 +25,8 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from connector.private_files import make_private_file
 
 __all__ = [
     "GuessLimiter",
@@ -128,18 +132,23 @@ def verify_secret_word(word: str, stored: str) -> bool:
 
 @dataclass
 class GuessLimiter:
-    """Counts wrong guesses in a sliding window, in SQLite so the CLI and service share it.
+    """Counts guesses in a sliding window, in SQLite so the CLI and service share it.
 
-    `check(subject)` raises TooManyGuesses while locked; `record_wrong(subject)` returns how
-    long to hold the answer back. `subject` is what is being guessed (one org's word).
+    `begin(subject)` takes one of the window's `MAX_WRONG_GUESSES` places atomically (one
+    SQLite write transaction) *before* the word is checked, or raises TooManyGuesses: 40
+    parallel guesses cannot all be checked while none has been counted yet. A right guess
+    gives its place back (`forgive`); a wrong one keeps it and learns how long to hold
+    its answer back (`record_wrong`). `subject` is who is guessing, so one person's wrong
+    guesses never lock anyone else out.
     """
 
     db_path: Path
     clock: Callable[[], float] = time.time
 
     def _connect(self) -> sqlite3.Connection:
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.db_path, timeout=10)
+        make_private_file(self.db_path)
+        # isolation_level=None: the transactions below are explicit (BEGIN IMMEDIATE).
+        conn = sqlite3.connect(self.db_path, timeout=10, isolation_level=None)
         conn.execute(
             "CREATE TABLE IF NOT EXISTS wrong_guess (subject TEXT NOT NULL, at REAL NOT NULL)"
         )
@@ -153,24 +162,76 @@ class GuessLimiter:
         ).fetchall()
         return [at for (at,) in rows]
 
+    def _locked(self, recent: list[float]) -> TooManyGuesses | None:
+        if len(recent) < MAX_WRONG_GUESSES:
+            return None
+        unlock_at = recent[-MAX_WRONG_GUESSES] + GUESS_WINDOW_SECS
+        return TooManyGuesses(max(1, int(unlock_at - self.clock() + 0.999)))
+
     def check(self, subject: str) -> None:
-        """Raise TooManyGuesses while `subject` is locked."""
-        with self._connect() as conn:
-            recent = self._recent(conn, subject)
-        if len(recent) >= MAX_WRONG_GUESSES:
-            unlock_at = recent[-MAX_WRONG_GUESSES] + GUESS_WINDOW_SECS
-            raise TooManyGuesses(max(1, int(unlock_at - self.clock() + 0.999)))
+        """Raise TooManyGuesses while `subject` is locked (without taking a place)."""
+        conn = self._connect()
+        try:
+            locked = self._locked(self._recent(conn, subject))
+        finally:
+            conn.close()
+        if locked is not None:
+            raise locked
 
-    def record_wrong(self, subject: str) -> float:
-        """Count a wrong guess; returns the seconds to wait before answering it."""
-        with self._connect() as conn:
-            conn.execute(
-                "INSERT INTO wrong_guess (subject, at) VALUES (?, ?)", (subject, self.clock())
-            )
+    def begin(self, subject: str) -> int:
+        """Take a place for one guess; returns its id for `forgive`/`record_wrong`.
+
+        Raises TooManyGuesses when the window's places are taken.
+        """
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                locked = self._locked(self._recent(conn, subject))
+                if locked is not None:
+                    raise locked
+                at = self.clock()
+                cursor = conn.execute(
+                    "INSERT INTO wrong_guess (subject, at) VALUES (?, ?)", (subject, at)
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return int(cursor.lastrowid or 0)
+        finally:
+            conn.close()
+
+    def forgive(self, guess: int) -> None:
+        """A right guess: give its place back."""
+        conn = self._connect()
+        try:
+            conn.execute("DELETE FROM wrong_guess WHERE rowid = ?", (guess,))
+        finally:
+            conn.close()
+
+    def record_wrong(self, subject: str, guess: int | None = None) -> float:
+        """Count a wrong guess (already counted when `guess` came from `begin`); returns
+        the seconds to wait before answering it."""
+        conn = self._connect()
+        try:
+            if guess is None:
+                conn.execute(
+                    "INSERT INTO wrong_guess (subject, at) VALUES (?, ?)", (subject, self.clock())
+                )
             count = len(self._recent(conn, subject))
-        return float(WRONG_GUESS_BASE_DELAY_SECS * 2 ** min(count - 1, 4))
+        finally:
+            conn.close()
+        return float(WRONG_GUESS_BASE_DELAY_SECS * 2 ** min(max(count, 1) - 1, 4))
 
-    def clear(self, subject: str) -> None:
-        """Forget wrong guesses, e.g. after the admin sets a new word."""
-        with self._connect() as conn:
-            conn.execute("DELETE FROM wrong_guess WHERE subject = ?", (subject,))
+    def clear(self, subject: str | None = None) -> None:
+        """Forget wrong guesses (everyone's when `subject` is None), e.g. after the admin
+        sets a new word."""
+        conn = self._connect()
+        try:
+            if subject is None:
+                conn.execute("DELETE FROM wrong_guess")
+            else:
+                conn.execute("DELETE FROM wrong_guess WHERE subject = ?", (subject,))
+        finally:
+            conn.close()

@@ -38,6 +38,7 @@ __all__ = [
     "SETTINGS_ID",
     "SNIPPETS",
     "SYSTEMUSERS",
+    "TEAMS",
     "TOPICS",
     "WIDGETS",
     "WIDGET_TOPICS",
@@ -63,6 +64,7 @@ CONTACTS: Final = "contacts"
 LEADS: Final = "leads"
 INCIDENTS: Final = "incidents"
 SYSTEMUSERS: Final = "systemusers"
+TEAMS: Final = "teams"
 
 # N:N navigation properties (Dataverse names them after the relationship, on both sides).
 AGENT_TOPICS: Final = "crmchat_agent_topic"

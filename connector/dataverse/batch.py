@@ -22,12 +22,13 @@ service protection limits.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from connector import json_input
 
 from .client import UpsertMode
 from .errors import DataverseError, error_from_response
@@ -94,7 +95,7 @@ class BatchResult:
         """The JSON body (e.g. a retrieved record), or None when there is none."""
         if not self.body.strip():
             return None
-        payload: Any = json.loads(self.body)
+        payload: Any = json_input.loads(self.body)
         return payload if isinstance(payload, dict) else None
 
 

@@ -24,9 +24,10 @@ contain the bearer token or client secret.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+from connector import json_input
 
 from .multipart import header
 
@@ -164,7 +165,7 @@ def _parse_error_body(body: bytes, reason: str) -> tuple[str, str]:
     """Return (code, message) from an OData error body, falling back to the raw text."""
     text = body.decode("utf-8", errors="replace")
     try:
-        payload: Any = json.loads(text)
+        payload: Any = json_input.loads(text)
     except ValueError:
         payload = None
     if isinstance(payload, dict) and isinstance(payload.get("error"), dict):

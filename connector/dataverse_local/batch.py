@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from connector import json_input
 from connector.dataverse.multipart import (
     HttpRequest,
     HttpResponse,
@@ -260,7 +261,7 @@ def _json_body(request: HttpRequest) -> Any | None:
     if not request.body.strip():
         return None
     try:
-        return json.loads(request.body)
+        return json_input.loads(request.body)
     except (ValueError, UnicodeDecodeError):
         return None  # not JSON: dispatch answers it as the app would
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from werkzeug.datastructures import Headers
 
+from connector import json_input
 from connector.dataverse_local import query
 from connector.dataverse_local.identity import Caller
 from connector.dataverse_local.records import wire_name
@@ -98,7 +99,7 @@ class Exchange:
                 400, "0x80048d19", "The request body is empty; a JSON object is expected."
             )
         try:
-            payload = json.loads(self.call.body.decode("utf-8"))
+            payload = json_input.loads(self.call.body.decode("utf-8"))
             # A lone surrogate ("\ud800") parses but cannot be stored as UTF-8 text.
             json.dumps(payload, ensure_ascii=False).encode("utf-8")
             return payload

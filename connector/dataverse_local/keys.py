@@ -7,10 +7,10 @@ Errors (`store.ApiError`): 400 `0x80060888` for a malformed key or an unknown co
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from connector import json_input
 from connector.dataverse_local.records import property_error
 from connector.dataverse_local.store import ApiError, Store, normalise_guid, quote
 from connector.solution.model import Table
@@ -77,7 +77,7 @@ def _key_value(raw: str) -> Any:
     if guid:
         return guid
     try:
-        value = json.loads(raw)
+        value = json_input.loads(raw)
     except ValueError:
         value = _NOT_A_KEY
     # Only scalars name a record: an array or object literal is no key value at all.

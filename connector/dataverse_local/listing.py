@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote as url_quote
 from urllib.parse import urlencode
 
+from connector import json_input
 from connector.dataverse_local import query
 from connector.dataverse_local.access import visibility
 from connector.dataverse_local.aggregate import aggregate_records
@@ -136,7 +137,7 @@ def _read_token(token: str, size: int) -> list[Any]:
     """The sort-key values in a `$skiptoken`; 400 unless they are `size` plain values."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        values = json.loads(raw)
+        values = json_input.loads(raw)
     except (binascii.Error, ValueError):
         values = None
     if (

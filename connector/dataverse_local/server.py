@@ -15,6 +15,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from connector.dataverse_local.app import API_ROOT, DataverseApp, create_dataverse_app
 from connector.dataverse_local.throttle import ServiceProtection
+from connector.http_server import JsonErrorRequestHandler
 from connector.solution.model import Schema
 
 __all__ = ["DEFAULT_PORT", "serve", "start_in_thread"]
@@ -42,6 +43,7 @@ def _server(
         port,
         app,
         threaded=True,
+        request_handler=JsonErrorRequestHandler,
         ssl_context=_ssl_context(tls_cert, tls_key),
     )
     scheme = "https" if tls_cert is not None else "http"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import math
 import re
 import secrets
@@ -31,10 +32,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from connector.private_files import make_private_file
 from connector.solution.model import Column, ColumnType, ManyToMany, Schema, Table
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BUSY_TIMEOUT_SECS",
+    "DUPLICATE_KEY_CODE",
     "LOOKUP_TYPES",
     "SERVER_SET_COLUMNS",
     "ApiError",
@@ -51,6 +56,9 @@ __all__ = [
 ]
 
 BUSY_TIMEOUT_SECS = 30.0
+# DuplicateRecordEntityKey: a write whose alternate key values another record holds
+# (Dataverse "Web service error codes").
+DUPLICATE_KEY_CODE = "0x80060892"
 LOOKUP_TYPES = frozenset({ColumnType.LOOKUP, ColumnType.CUSTOMER, ColumnType.OWNER})
 # Columns the server maintains; a client may send them but they are ignored, as
 # Dataverse ignores createdon & co. (overriddencreatedon is the supported way).
@@ -370,16 +378,29 @@ class Store:
         """
         with self.lock:
             self._depth += 1
+            outermost = self._depth == 1
             name = f"sp{self._depth}"
-            self.connection.execute(f"SAVEPOINT {name}")
             try:
-                yield self.connection
-            except BaseException:
-                self.connection.execute(f"ROLLBACK TO {name}")
-                self.connection.execute(f"RELEASE {name}")
-                raise
-            else:
-                self.connection.execute(f"RELEASE {name}")
+                if outermost:
+                    # IMMEDIATE takes the write lock now, waiting out another process's
+                    # writer (busy timeout). A deferred transaction that read first and
+                    # then writes after another process committed gets SQLITE_BUSY at
+                    # once, with no wait: "database is locked" in the CLI while the
+                    # service runs.
+                    self.connection.execute("BEGIN IMMEDIATE")
+                self.connection.execute(f"SAVEPOINT {name}")
+                try:
+                    yield self.connection
+                except BaseException:
+                    self.connection.execute(f"ROLLBACK TO {name}")
+                    self.connection.execute(f"RELEASE {name}")
+                    if outermost:
+                        self.connection.execute("ROLLBACK")
+                    raise
+                else:
+                    self.connection.execute(f"RELEASE {name}")
+                    if outermost:
+                        self.connection.execute("COMMIT")
             finally:
                 self._depth -= 1
 
@@ -415,7 +436,7 @@ class Store:
             f"INSERT INTO {quote(table.logical_name)} ({', '.join(quote(n) for n in names)}) "
             f"VALUES ({', '.join('?' for _ in names)})"
         )
-        with self.transaction() as db:
+        with self.transaction() as db, self._unique_keys(table):
             db.execute(sql, [values[n] for n in names])
 
     def update(self, table: Table, record_id: str, values: Mapping[str, Any]) -> None:
@@ -428,8 +449,30 @@ class Store:
             f"UPDATE {quote(table.logical_name)} SET "
             f"{', '.join(quote(n) + ' = ?' for n in names)} WHERE {quote(table.primary_id)} = ?"
         )
-        with self.transaction() as db:
+        with self.transaction() as db, self._unique_keys(table):
             db.execute(sql, [*(values[n] for n in names), record_id])
+
+    @contextmanager
+    def _unique_keys(self, table: Table) -> Iterator[None]:
+        """Answer a write that breaks one of the table's alternate keys as Dataverse does.
+
+        The keys are unique indexes over `TEXT COLLATE NOCASE` columns, so `QA_Unique`
+        clashes with `qa_unique`, as on the real platform's case-insensitive collation.
+        """
+        try:
+            yield
+        except sqlite3.IntegrityError as error:
+            key = _broken_key(table, str(error))
+            if key is None:
+                raise
+            name, columns = key
+            raise ApiError(
+                412,
+                DUPLICATE_KEY_CODE,
+                f"A record that has the attribute values {', '.join(columns)} already exists. "
+                f"The entity key {name} requires that this set of attributes contains unique "
+                "values. Select unique values and try again.",
+            ) from error
 
     def delete(self, table: Table, record_id: str) -> bool:
         """Delete a row and its N:N pairs; True if it existed."""
@@ -548,6 +591,27 @@ class Store:
                 db.execute(
                     f"CREATE INDEX IF NOT EXISTS {index} ON {name} ({quote(column.logical_name)})"
                 )
+        for key_name, key_columns in table.alternate_keys.items():
+            index = quote(f"{table.logical_name}__key__{key_name}")
+            columns = ", ".join(quote(c) for c in key_columns)
+            try:
+                db.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {name} ({columns})")
+            except sqlite3.IntegrityError:
+                # Rows written before the key existed clash: the real platform marks such a
+                # key's index as failed and keeps the data; so does this store.
+                log.warning("alternate key %s of %s is not unique", key_name, table.logical_name)
+
+
+def _broken_key(table: Table, message: str) -> tuple[str, tuple[str, ...]] | None:
+    """The alternate key a SQLite "UNIQUE constraint failed: t.a, t.b" message names."""
+    prefix = "UNIQUE constraint failed: "
+    if not message.startswith(prefix):
+        return None
+    columns = {part.strip().rsplit(".", 1)[-1] for part in message[len(prefix) :].split(",")}
+    for name, key_columns in table.alternate_keys.items():
+        if set(key_columns) == columns:
+            return name, key_columns
+    return None
 
 
 def open_store(db_path: Path, schema: Schema) -> Store:
@@ -556,7 +620,7 @@ def open_store(db_path: Path, schema: Schema) -> Store:
     Safe to call from several processes at once (e.g. the server and
     `crmchat dataverse token`): tables are created idempotently under SQLite's lock.
     """
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_file(db_path)
     connection = sqlite3.connect(
         str(db_path),
         timeout=BUSY_TIMEOUT_SECS,

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from connector.private_files import make_private_dir
+
 __all__ = [
     "CERT_FILE_NAME",
     "KEY_FILE_NAME",
@@ -93,7 +95,7 @@ def ensure_self_signed_cert(
     """
     if not hostnames:
         raise ValueError("at least one host name is needed")
-    directory.mkdir(parents=True, exist_ok=True)
+    make_private_dir(directory)
     cert_path = directory / CERT_FILE_NAME
     key_path = directory / KEY_FILE_NAME
     if _still_good(cert_path, key_path, hostnames):

@@ -18,6 +18,7 @@ from typing import Any
 
 from connector.dataverse_local import query
 from connector.dataverse_local.access import access_record, fetch_existing, require
+from connector.dataverse_local.autonumber import next_number
 from connector.dataverse_local.column_security import check_secured_writes
 from connector.dataverse_local.exchange import Exchange, Reply, json_reply
 from connector.dataverse_local.expand import shape
@@ -227,6 +228,9 @@ def _insert(
     now = utc_now()
     columns = table.columns
     server: dict[str, Any] = {}
+    numbered = next_number(store, table.logical_name)
+    if numbered is not None and numbered[0] in columns:
+        server[numbered[0]] = numbered[1]
     for name in ("createdon", "modifiedon"):
         if name in columns:
             server[name] = now

@@ -12,14 +12,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from connector.crm import org_settings
 from connector.crm.secret_word import MAX_LENGTH, SecretWordError, TooManyGuesses
 from connector.regions import all_regions, find_region
-from connector.web.auth import ADMIN_ROLES, AGENT_ROLES, require_roles
-from connector.web.errors import InvalidInput, RateLimited
+from connector.web.auth import ADMIN_ROLES, AGENT_ROLES, current_user, require_roles
+from connector.web.errors import InvalidInput, RateLimited, json_body
 
 __all__ = ["bp"]
 
@@ -55,17 +55,25 @@ def _data_dir() -> Any:
     return current_app.extensions["crmchat.settings"].data_dir
 
 
+def _parked_count() -> int:
+    outbox = current_app.extensions["crmchat.outbox"]
+    counter = getattr(outbox, "parked_count", None)  # tests may run a fake outbox
+    return int(counter()) if callable(counter) else 0
+
+
 def _settings_body() -> dict[str, Any]:
     current = org_settings.read_org_settings(_client())
     settings = current_app.extensions["crmchat.settings"]
     # On the embedded default every region is served by this very service.
-    local_url = settings.public_url if settings.embedded else None
+    local_url = settings.base_url if settings.embedded else None
     regions = [find_region(r.code, local_url=local_url) or r for r in all_regions()]
     return {
         "region": current.region,
         "has_secret_word": current.has_secret_word,
         "chat_enabled": current.chat_enabled,
         "subscribed": current.subscribed,
+        # Chat activities the outbox could not write for good: an admin must act on them.
+        "parked_writes": _parked_count(),
         "regions": [
             {"code": r.code, "name": r.name, "service_url": r.service_url} for r in regions
         ],
@@ -81,7 +89,7 @@ def get_settings() -> dict[str, Any]:
 @bp.put("/admin/settings/region")
 @require_roles(ADMIN_ROLES)
 def put_region() -> dict[str, Any]:
-    body = RegionIn.model_validate(request.get_json(silent=True) or {})
+    body = RegionIn.model_validate(json_body())
     try:
         org_settings.save_region(_client(), body.region)
     except ValueError as error:
@@ -92,7 +100,7 @@ def put_region() -> dict[str, Any]:
 @bp.put("/admin/settings/chat")
 @require_roles(ADMIN_ROLES)
 def put_chat_switch() -> dict[str, Any]:
-    body = ChatSwitchIn.model_validate(request.get_json(silent=True) or {})
+    body = ChatSwitchIn.model_validate(json_body())
     org_settings.save_chat_enabled(_client(), body.enabled)
     _refresh_directory()
     return _settings_body()
@@ -101,7 +109,7 @@ def put_chat_switch() -> dict[str, Any]:
 @bp.put("/admin/settings/subscription")
 @require_roles(ADMIN_ROLES)
 def put_subscription() -> dict[str, Any]:
-    body = SubscriptionIn.model_validate(request.get_json(silent=True) or {})
+    body = SubscriptionIn.model_validate(json_body())
     org_settings.save_subscribed(_client(), body.subscribed)
     _refresh_directory()
     return _settings_body()
@@ -113,12 +121,15 @@ def _refresh_directory() -> None:
     invalidate = getattr(directory, "invalidate", None)
     if invalidate is not None:
         invalidate()
+    engine = current_app.extensions.get("crmchat.chat")
+    if engine is not None:
+        engine.do_refresh_availability()
 
 
 @bp.put("/admin/secret-word")
 @require_roles(ADMIN_ROLES)
 def put_secret_word() -> dict[str, Any]:
-    body = SecretWordIn.model_validate(request.get_json(silent=True) or {})
+    body = SecretWordIn.model_validate(json_body())
     try:
         org_settings.save_secret_word(_client(), body.word, data_dir=_data_dir())
     except SecretWordError as error:
@@ -129,9 +140,11 @@ def put_secret_word() -> dict[str, Any]:
 @bp.post("/support/secret-word/check")
 @require_roles(AGENT_ROLES)
 def check_secret_word() -> dict[str, Any]:
-    body = SecretWordIn.model_validate(request.get_json(silent=True) or {})
+    body = SecretWordIn.model_validate(json_body())
     try:
-        result = org_settings.check_secret_word(_client(), body.word, data_dir=_data_dir())
+        result = org_settings.check_secret_word(
+            _client(), body.word, data_dir=_data_dir(), guesser=f"user:{current_user().id}"
+        )
     except TooManyGuesses as error:
         raise RateLimited(
             "Too many wrong guesses. Try again later.", retry_after_secs=error.retry_after_secs

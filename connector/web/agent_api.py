@@ -3,6 +3,9 @@
 GET  /api/agent/snippets                      [{"name","text"}], by name
 POST /api/agent/chats/<conversation_id>/crm   {"kind": "lead"|"contact"|"case"}
                                               -> {"regarding": {"table","id","name"}}
+GET  /api/agent/chats/<conversation_id>/history/<earlier_id>
+                                              -> {"messages": [message…]}: an earlier chat
+                                                 of this chat's visitor (the History card)
 
 Making a CRM record from a chat: `lead` and `contact` are created from the visitor's
 pre-chat fields. A `case` needs a customer, so when the chat is not yet linked to a
@@ -18,16 +21,17 @@ import logging
 from dataclasses import asdict
 from typing import Any, Literal
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 from pydantic import BaseModel, ConfigDict
 
 from connector.chat.errors import ChatError
 from connector.chat.frames import GUID_PATTERN
 from connector.chat.model import ConversationKind
 from connector.chat.ports import AgentLike
+from connector.crm import tables
 from connector.dataverse import DataverseError
 from connector.web.auth import AGENT_ROLES, current_user, require_roles
-from connector.web.errors import ApiError, Forbidden, NotFound
+from connector.web.errors import ApiError, CrmError, Forbidden, NotFound, json_body
 from connector.web.sockets import engine_of
 
 __all__ = ["bp"]
@@ -66,12 +70,24 @@ def snippets() -> Response:
     return jsonify([{"name": s.name, "text": s.text} for s in sorted(found, key=lambda s: s.name)])
 
 
+@bp.get("/chats/<conversation_id>/history/<earlier_id>")
+@require_roles(AGENT_ROLES)
+def earlier_chat(conversation_id: str, earlier_id: str) -> dict[str, Any]:
+    if not (GUID_PATTERN.fullmatch(conversation_id) and GUID_PATTERN.fullmatch(earlier_id)):
+        raise NotFound("There is no such chat.")
+    engine = engine_of(current_app)
+    messages = engine.access_earlier_chat(
+        _me().agent_id, conversation_id.lower(), earlier_id.lower()
+    )
+    return {"messages": [{k: v for k, v in m.items() if k != "type"} for m in messages]}
+
+
 @bp.post("/chats/<conversation_id>/crm")
 @require_roles(AGENT_ROLES)
 def create_crm_record(conversation_id: str) -> dict[str, Any]:
     if not GUID_PATTERN.fullmatch(conversation_id):
         raise NotFound("There is no such chat.")
-    body = CrmActionIn.model_validate(request.get_json(silent=True) or {})
+    body = CrmActionIn.model_validate(json_body())
     engine = engine_of(current_app)
     me = _me()
     conversation = engine.access_agent_chat(me.agent_id, conversation_id.lower())
@@ -86,27 +102,38 @@ def create_crm_record(conversation_id: str) -> dict[str, Any]:
     client = current_app.extensions["crmchat.dataverse"]
     fields = dict(conversation.visitor_fields)
     subject = f"Chat with {conversation.visitor_name}"
+    # The agent's records are theirs (ownerid), not the application user's that writes them.
+    owner = tables.bind(tables.SYSTEMUSERS, me.user_id)
+    contact: crm.Regarding | None = None
     try:
         if body.kind == "lead":
-            record = crm.create_lead(client, fields, subject=subject)
+            record = crm.create_lead(client, fields, subject=subject, owner=owner)
         elif body.kind == "contact":
-            record = crm.create_contact(client, fields)
+            record = contact = crm.create_contact(client, fields, owner=owner)
         else:
             if current is not None and current.get("table") == "contact":
                 contact = crm.Regarding(table="contact", id=current["id"], name=current["name"])
+            elif conversation.contact is not None:
+                contact = crm.Regarding.from_dict({"table": "contact", **conversation.contact})
             else:
-                contact = crm.create_contact(client, fields)
+                contact = crm.create_contact(client, fields, owner=owner)
             record = crm.create_case(
                 client,
                 contact,
                 title=subject,
-                description=engine.transcript_text(conversation.conversation_id),
+                description=engine.transcript_text(
+                    conversation.conversation_id, limit=crm.CASE_DESCRIPTION_CHARS
+                ),
+                owner=owner,
             )
     except DataverseError as error:
         log.warning("creating a %s from chat %s failed: %s", body.kind, conversation_id, error)
-        failure = ApiError(f"CRM refused the {body.kind}: {error.message}", code="crm_error")
-        failure.http_status = 502
-        raise failure from error
+        raise CrmError.from_dataverse(error, doing=f"the {body.kind}") from error
     regarding = {key: str(value) for key, value in asdict(record).items()}
-    engine.do_set_regarding(me.agent_id, conversation.conversation_id, regarding)
+    engine.do_set_regarding(
+        me.agent_id,
+        conversation.conversation_id,
+        regarding,
+        contact={"id": contact.id, "name": contact.name} if contact is not None else None,
+    )
     return {"regarding": regarding}

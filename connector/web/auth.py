@@ -8,6 +8,8 @@ SHA-256, with a timestamp). API calls send it as `Authorization: Bearer <token>`
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -17,13 +19,22 @@ from flask import Blueprint, Flask, current_app, g, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from pydantic import BaseModel, ConfigDict, Field
 
-from connector.crm.handshake import HandshakeRefused, SignedInUser, redeem_handshake
-from connector.web.errors import Forbidden, NotSignedIn
+from connector.crm.handshake import (
+    HandshakeRefused,
+    SignedInUser,
+    current_roles,
+    redeem_handshake,
+)
+from connector.dataverse import DataverseError
+from connector.web.errors import Forbidden, NotSignedIn, json_body
 
 __all__ = [
     "ADMIN_ROLES",
     "AGENT_ROLES",
     "bp",
+    "STANDING_MAX_AGE_SECS",
+    "UserStanding",
+    "current_roles_of",
     "current_user",
     "init_app",
     "issue_service_token",
@@ -35,6 +46,8 @@ bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 
 # A working day: agents sign in once per shift; the console renews before it expires.
 SERVICE_TOKEN_MAX_AGE_SECS = 8 * 60 * 60
+# How stale a user's roles may be: the issue's promise is "loses access within a minute".
+STANDING_MAX_AGE_SECS = 60
 ADMIN_ROLES = frozenset({"CRM Chat Administrator", "System Administrator"})
 # Support staff who check a caller's secret word are agents (or admins).
 AGENT_ROLES = frozenset({"CRM Chat Agent"}) | ADMIN_ROLES
@@ -54,8 +67,10 @@ def _serializer() -> URLSafeTimedSerializer:
     return serializer
 
 
-def init_app(app: Flask, *, secret: bytes) -> None:
+def init_app(app: Flask, *, secret: bytes, client: Any) -> None:
+    """Bind the token signer (`secret`) and the Dataverse `client` that re-checks users."""
     app.extensions["crmchat.tokens"] = URLSafeTimedSerializer(secret, salt="crmchat-service")
+    app.extensions["crmchat.standing"] = UserStanding(client)
 
 
 def issue_service_token(user: SignedInUser) -> str:
@@ -63,6 +78,46 @@ def issue_service_token(user: SignedInUser) -> str:
     return _serializer().dumps(
         {"id": user.id, "name": user.name, "email": user.email, "roles": sorted(user.roles)}
     )
+
+
+class UserStanding:
+    """Each signed-in user's roles as Dataverse has them now, read at most once a minute.
+
+    A service token is good for a working day, so what it says about roles is only what
+    was true at sign-in: a user disabled, or whose agent role was removed, must lose
+    access within STANDING_MAX_AGE_SECS, not when the token expires.
+    """
+
+    def __init__(self, client: Any, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[float, frozenset[str]]] = {}
+
+    def roles(self, user_id: str) -> frozenset[str]:
+        now = self._clock()
+        with self._lock:
+            seen = self._seen.get(user_id)
+        if seen is not None and now - seen[0] < STANDING_MAX_AGE_SECS:
+            return seen[1]
+        try:
+            roles = current_roles(self._client, user_id)
+        except DataverseError as error:
+            if seen is None:
+                raise
+            # Dataverse is unreachable: keep what it last said rather than sign everyone
+            # out; the next request asks again.
+            log.warning("re-reading the roles of %s failed: %s", user_id, error)
+            return seen[1]
+        with self._lock:
+            self._seen[user_id] = (now, roles)
+        return roles
+
+
+def current_roles_of(user_id: str) -> frozenset[str]:
+    """`user_id`'s roles now (cached up to STANDING_MAX_AGE_SECS); empty when disabled."""
+    standing: UserStanding = current_app.extensions["crmchat.standing"]
+    return standing.roles(user_id)
 
 
 def current_user() -> SignedInUser:
@@ -89,7 +144,7 @@ def require_roles(roles: frozenset[str]) -> Callable[[Callable[P, R]], Callable[
                 id=claims["id"],
                 name=claims["name"],
                 email=claims["email"],
-                roles=frozenset(claims["roles"]),
+                roles=frozenset(claims["roles"]) & current_roles_of(claims["id"]),
             )
             if not user.roles & roles:
                 raise Forbidden("Your security roles do not allow this.")
@@ -103,7 +158,7 @@ def require_roles(roles: frozenset[str]) -> Callable[[Callable[P, R]], Callable[
 
 @bp.post("/handshake")
 def handshake() -> dict[str, Any]:
-    body = HandshakeIn.model_validate(request.get_json(silent=True) or {})
+    body = HandshakeIn.model_validate(json_body())
     client = current_app.extensions["crmchat.dataverse"]
     try:
         user = redeem_handshake(client, str(body.handshake_id), body.nonce)

@@ -29,15 +29,17 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connector.crm import tables
 from connector.crm.design import DesignError, WidgetDesign, parse_design
+from connector.crm.directory import record_color
 from connector.dataverse.errors import NotFound as DataverseNotFound
 from connector.dataverse.odata import eq, guid
+from connector.web.addresses import service_base_url
 from connector.web.auth import ADMIN_ROLES, require_roles
-from connector.web.errors import InvalidInput, NotFound
+from connector.web.errors import InvalidInput, NotFound, json_body
 
 __all__ = ["bp", "embed_script"]
 
@@ -89,7 +91,7 @@ def _topics() -> list[dict[str, str]]:
         {
             "id": str(row["crmchat_topicid"]).lower(),
             "name": str(row.get("crmchat_name") or ""),
-            "color": str(row.get("crmchat_color") or ""),
+            "color": record_color(tables.TOPICS, str(row["crmchat_topicid"]).lower(), row),
         }
         for row in rows
     ]
@@ -140,7 +142,7 @@ def _answer(widget_id: str) -> dict[str, Any]:
         "design_error": design_error,
         "topic_ids": sorted(_linked_topic_ids(widget_id, row) & active),
         "all_topics": all_topics,
-        "script": embed_script(request.host_url, widget_id),
+        "script": embed_script(service_base_url(), widget_id),
     }
 
 
@@ -210,7 +212,7 @@ def get_widget(widget_id: str) -> dict[str, Any]:
 @require_roles(ADMIN_ROLES)
 def put_widget(widget_id: str) -> dict[str, Any]:
     key = _widget_id(widget_id)
-    body = WidgetIn.model_validate(request.get_json(silent=True) or {})
+    body = WidgetIn.model_validate(json_body())
     row = _read_widget(key)  # 404 before anything is written
     changes: dict[str, Any] = {}
     if body.name is not None:
@@ -246,11 +248,14 @@ def _names(rows: Any, id_column: str) -> list[dict[str, str]]:
 
 
 def _related(entity_set: str, record_id: str, navigation: str, id_column: str) -> list[Any]:
-    return list(
-        _client().list_related(
-            entity_set, record_id, navigation, select=[id_column, "crmchat_name", "statecode"]
+    try:
+        return list(
+            _client().list_related(
+                entity_set, record_id, navigation, select=[id_column, "crmchat_name", "statecode"]
+            )
         )
-    )
+    except DataverseNotFound as error:
+        raise NotFound("There is no such record.") from error
 
 
 @bp.get("/topics/<topic_id>/related")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 from flask.blueprints import BlueprintSetupState
 
 from connector.chat.tokens import INTERNAL_TOKEN_LIFETIME_SECS
@@ -26,7 +26,7 @@ from connector.crm.handshake import HandshakeRefused, redeem_handshake
 from connector.crm.identification import identify, lookup_key
 from connector.dataverse import DataverseClient
 from connector.web.auth import HandshakeIn
-from connector.web.errors import Forbidden, NotSignedIn
+from connector.web.errors import Forbidden, NotSignedIn, json_body
 from connector.web.sockets import engine_of
 
 __all__ = ["APP_ROLES", "bp", "identifier_for"]
@@ -46,11 +46,19 @@ def identifier_for(client: DataverseClient) -> Any:
 
     def run(context: dict[str, Any], identity_email: str | None) -> dict[str, Any]:
         found = identify(client, lookup_key(context, identity_email=identity_email))
+        # Only a verified identity says who the visitor is. What an anonymous page sends
+        # (setContextProvider, the pre-chat form) is a claim anyone can make: it may
+        # suggest a contact, marked unverified for the agent, but never links that
+        # contact's open case (and with it the case's history) to a stranger's chat.
+        verified = bool(identity_email)
+        regarding = found.regarding if verified else found.contact
         return {
             "contact": (
-                {"id": found.contact.id, "name": found.contact.name} if found.contact else None
+                {"id": found.contact.id, "name": found.contact.name, "verified": verified}
+                if found.contact
+                else None
             ),
-            "regarding": found.regarding.to_dict() if found.regarding else None,
+            "regarding": regarding.to_dict() if regarding else None,
         }
 
     return run
@@ -66,7 +74,7 @@ def _wire_identification(state: BlueprintSetupState) -> None:
 
 @bp.post("/identity")
 def internal_identity() -> dict[str, Any]:
-    body = HandshakeIn.model_validate(request.get_json(silent=True) or {})
+    body = HandshakeIn.model_validate(json_body())
     client = current_app.extensions["crmchat.dataverse"]
     try:
         user = redeem_handshake(client, str(body.handshake_id), body.nonce)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, current_app, request
@@ -50,7 +51,12 @@ from connector.crm.identification import identify
 from connector.crm.regarding import Regarding
 from connector.crm.tickets import create_ticket, ticket_ids
 from connector.dataverse import DataverseError
-from connector.web.auth import AGENT_ROLES, SERVICE_TOKEN_MAX_AGE_SECS
+from connector.web.auth import (
+    AGENT_ROLES,
+    SERVICE_TOKEN_MAX_AGE_SECS,
+    STANDING_MAX_AGE_SECS,
+    current_roles_of,
+)
 
 __all__ = ["SOCK_SERVER_OPTIONS", "bp", "client_ip", "engine_of", "sock"]
 
@@ -99,11 +105,20 @@ def _serve(
     subscriber: Subscriber,
     parse: Any,
     act: Any,
+    *,
+    allowed: Callable[[], bool] | None = None,
 ) -> None:
-    """Read frames until the socket closes; `act(frame)` runs each valid one."""
+    """Read frames until the socket closes; `act(frame)` runs each valid one.
+
+    With `allowed`, the socket is closed (`forbidden`) as soon as it answers False, checked
+    on every frame and at least every STANDING_MAX_AGE_SECS on an idle socket.
+    """
     bucket = TokenBucket()
     while True:
-        raw = ws.receive()
+        raw = ws.receive(timeout=STANDING_MAX_AGE_SECS if allowed is not None else None)
+        if allowed is not None and not allowed():
+            _refuse(ws, "forbidden", "Your access to CRM Chat was removed.")
+            return
         if raw is None:
             continue
         frame: Any = None
@@ -195,19 +210,22 @@ def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCre
     plan = engine.prepare_ticket(session, fields=frame.fields)
     client = current_app.extensions["crmchat.dataverse"]
     contact = Regarding.from_dict({"table": "contact", **plan.contact}) if plan.contact else None
-    if contact is None and plan.identity_email:
-        found = identify(client, ("emailaddress1", plan.identity_email))
-        contact = found.contact
     contact_id, case_id = ticket_ids(plan.visitor_id, frame.client_id)
     try:
+        # The one active contact with the visitor's email (verified first, else typed) is
+        # reused, so a second message from the same address makes no second contact.
+        email = plan.identity_email or plan.fields.get("email")
+        if contact is None and email:
+            contact = identify(client, ("emailaddress1", email)).contact
         ticket = create_ticket(
             client,
             plan.fields,
             message=frame.message,
-            title=plan.title,
+            topic=plan.title,
             contact=contact,
             contact_id=contact_id,
             case_id=case_id,
+            owner=plan.owner,
         )
     except DataverseError as error:
         log.warning("creating a ticket failed: %s", error)
@@ -242,7 +260,8 @@ def agent_socket(ws: Any) -> None:
     except BadSignature:
         _refuse(ws, "not_signed_in", "Sign in first: the token is missing, invalid or expired.")
         return
-    if not frozenset(claims.get("roles", ())) & AGENT_ROLES:
+    roles = frozenset(claims.get("roles", ())) & current_roles_of(str(claims.get("id", "")))
+    if not roles & AGENT_ROLES:
         _refuse(ws, "forbidden", "Your security roles do not include CRM Chat Agent.")
         return
     if not engine.directory.subscribed():
@@ -291,9 +310,12 @@ def agent_socket(ws: Any) -> None:
                     session, conversation_id=frame.conversation_id, label_ids=frame.label_ids
                 )
 
+    def allowed() -> bool:
+        return bool(current_roles_of(profile.user_id) & AGENT_ROLES)
+
     engine.do_agent_connect(session)
     try:
-        _serve(engine, ws, subscriber, parse_agent_frame, act)
+        _serve(engine, ws, subscriber, parse_agent_frame, act, allowed=allowed)
     finally:
         engine.do_agent_disconnect(session)
 

@@ -54,7 +54,8 @@ from connector.solution.pack import WEBRESOURCE_PREFIX
 from connector.solution.paths import CUSTOMIZATIONS_XML, WEBRESOURCES_DIR
 from connector.solution.privileges import PRIVILEGE_ACTIONS, privilege_name
 from connector.solution.ribbon import read_commands
-from connector.web.errors import Forbidden, NotFound
+from connector.web.addresses import is_loopback_host, service_base_url
+from connector.web.errors import Forbidden, NotFound, json_body
 from connector.web.standin_forms import describe_form, describe_view, wire_name
 
 __all__ = [
@@ -323,6 +324,24 @@ def _require_local() -> None:
         raise Forbidden("The local app stand-in signs in only from this machine.")
 
 
+@bp.before_request
+def _require_loopback_host() -> None:
+    # DNS rebinding: a foreign site's name pointed at 127.0.0.1 reaches this machine with
+    # its own Host. Only a loopback name or address is this machine's stand-in.
+    if not is_loopback_host(request.host):
+        raise Forbidden("The local app stand-in answers only on localhost.", code="bad_host")
+
+
+def _require_same_site() -> None:
+    # A form or `fetch(..., {mode: "no-cors"})` from another site may POST text/plain
+    # without a preflight; a JSON body and a same-origin Origin cannot be sent that way.
+    origin = request.headers.get("Origin")
+    if request.mimetype != "application/json" or (
+        origin is not None and origin != request.host_url.rstrip("/")
+    ):
+        raise Forbidden("Sign in from the stand-in's own page.", code="cross_site")
+
+
 @bp.get("/app/api/users")
 def users() -> Response:
     _require_local()
@@ -332,7 +351,8 @@ def users() -> Response:
 @bp.post("/app/api/session")
 def session() -> Response:
     _require_local()
-    wanted = str(SessionIn.model_validate(request.get_json(force=True, silent=True)).user_id)
+    _require_same_site()
+    wanted = str(SessionIn.model_validate(json_body()).user_id)
     user = next((u for u in _users() if u["id"] == wanted), None)
     if user is None:
         raise NotFound("No such user.")
@@ -379,7 +399,7 @@ def static_file(name: str) -> Response:
 
 
 def _demo_page(name: str, widget_id: str) -> Response:
-    base = request.host_url.rstrip("/")
+    base = service_base_url()
     tag = f'<script src="{base}/widget/loader.js" data-widget-id="{widget_id}" async></script>'
     html = _read(f"demo/{name}.html").replace(_WIDGET_MARKER, tag)
     # A page written as for Omnichannel carries its own script tag with these placeholders.

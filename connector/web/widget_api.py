@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from connector.chat.frames import GUID_PATTERN
+from connector.web.addresses import socket_base_url
 from connector.web.errors import NotFound
 from connector.web.sockets import engine_of
 
@@ -38,8 +39,7 @@ def _allow_any_origin(response: Response) -> Response:
 
 
 def _socket_url() -> str:
-    scheme = "wss" if request.scheme == "https" else "ws"
-    return f"{scheme}://{request.host}/ws/visitor"
+    return f"{socket_base_url()}/ws/visitor"
 
 
 @bp.get("/<widget_id>/config")

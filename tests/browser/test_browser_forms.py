@@ -8,10 +8,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chat_fakes import write_chat
 from playwright.sync_api import expect
 
-from connector.crm.chat_activity import FinishedChat, write_chat_activity
+from connector.crm.chat_activity import FinishedChat
 from connector.crm.regarding import Regarding
+from connector.dataverse_local import ADMIN_USER_ID
 from connector.demo import (
     ANN_CASE_ID,
     ANN_CONTACT_ID,
@@ -45,17 +47,22 @@ def test_an_admin_opens_an_agent_through_its_form_and_sets_its_user(
     expect(form.locator("legend")).to_have_text(["Agent", "Topics"])
     expect(page.get_by_label("Chat name")).to_have_value("Bea")
     user = page.get_by_label("User *")
-    expect(user.locator("option")).to_contain_text(["Sam Sales"])
+    expect(user.locator("option")).to_contain_text(["CRM Chat Admin", "Sam Sales"])
+    status = form.get_by_role("status")
+    # Sam has an agent already: one agent per user (the table's alternate key).
     user.select_option(label="Sam Sales")
     page.get_by_test_id("save-record").click()
-    expect(form.get_by_role("status")).to_have_text("Saved.")
+    expect(status).to_contain_text("Could not save: A record that has the attribute values")
+    user.select_option(label="CRM Chat Admin")
+    page.get_by_test_id("save-record").click()
+    expect(status).to_have_text("Saved.")
 
     agent = _client(service).retrieve(
         "crmchat_agents", BEA_AGENT_ID, select=["_crmchat_systemuserid_value"]
     )
-    assert agent["_crmchat_systemuserid_value"] == SAM_USER_ID
+    assert agent["_crmchat_systemuserid_value"] == ADMIN_USER_ID
     page.reload()
-    expect(page.get_by_label("User *")).to_have_value(SAM_USER_ID)
+    expect(page.get_by_label("User *")).to_have_value(ADMIN_USER_ID)
 
 
 def test_an_admin_adds_a_topic_to_an_agent_through_the_subgrid(
@@ -140,7 +147,7 @@ def test_a_finished_chat_about_a_case_shows_on_its_customers_timeline(
         regarding=Regarding(table="incident", id=ANN_CASE_ID, name="Ann's case"),
         contact={"id": ANN_CONTACT_ID, "name": "Ann Smith"},
     )
-    write_chat_activity(_client(service), chat)
+    write_chat(_client(service), chat)
 
     page = new_page()
     sign_in(page, "Sam Sales")

@@ -19,7 +19,6 @@ from typing import Any
 from playwright.sync_api import expect
 
 from connector.demo import (
-    ANN_CASE_ID,
     ANN_CONTACT_ID,
     BEA_CONTACT_ID,
     MESSAGE_WIDGET_ID,
@@ -192,7 +191,7 @@ def test_with_nobody_available_a_message_becomes_a_case_in_the_crm(
 # ----- a page written for Omnichannel ---------------------------------------------------
 
 
-def test_a_page_written_for_omnichannel_links_the_chat_to_ann_and_shows_its_context(
+def test_a_page_written_for_omnichannel_suggests_ann_unverified_and_shows_its_context(
     service: Any,
     new_page: Callable[[], Any],
     agent_console: Callable[..., Any],
@@ -218,12 +217,15 @@ def test_a_page_written_for_omnichannel_links_the_chat_to_ann_and_shows_its_cont
     expect(offer).to_have_count(1)
     offer.get_by_test_id("accept-button").click()
 
-    # The agent sees who it is: the contact, her one case, the page's displayable context.
+    # The agent sees who the page claims it is: the contact, plainly unverified, and
+    # the page's displayable context. A claim never links the contact's open case.
     link = sam.get_by_test_id("contact-link")
     expect(link).to_have_text("Ann Smith")
     expect(link).to_have_attribute("data-id", ANN_CONTACT_ID)
-    expect(sam.get_by_test_id("regarding")).to_have_attribute("data-id", ANN_CASE_ID)
-    expect(sam.get_by_test_id("regarding")).to_contain_text("Order 1001")
+    expect(sam.get_by_test_id("contact-unverified")).to_be_visible()
+    expect(sam.get_by_test_id("contact-unverified")).to_contain_text("Unverified")
+    expect(sam.get_by_test_id("regarding")).to_have_attribute("data-id", ANN_CONTACT_ID)
+    expect(sam.get_by_test_id("regarding")).not_to_contain_text("Order 1001")
     details = sam.get_by_test_id("additional-details")
     expect(details.get_by_test_id("context-item").filter(has_text="Order number")).to_contain_text(
         "1001"
@@ -239,7 +241,7 @@ def test_a_page_written_for_omnichannel_links_the_chat_to_ann_and_shows_its_cont
     visitor.get_by_test_id("crmchat-star-5").click()
 
     chat = chat_activity(ACTIVITY_COLUMNS)
-    assert chat["_regardingobjectid_value"] == ANN_CASE_ID
+    assert chat["_regardingobjectid_value"] == ANN_CONTACT_ID
     stored = chat["crmchat_context"]
     for text in ("Order number", "1001", "Customer segment", "Returning", "ann@example.com"):
         assert text in stored, stored
@@ -335,6 +337,7 @@ def test_a_crm_user_chats_from_the_internal_launcher_and_the_agent_knows_who_it_
     link = sam.get_by_test_id("contact-link")
     expect(link).to_have_text("Bea Support")
     expect(link).to_have_attribute("data-id", BEA_CONTACT_ID)
+    expect(sam.get_by_test_id("contact-unverified")).to_have_count(0)  # the CRM vouches
     expect(
         sam.get_by_test_id("additional-details")
         .get_by_test_id("context-item")

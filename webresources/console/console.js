@@ -44,6 +44,8 @@
     snippets: null,
     labels: [],             // every label there is ({id, name, color}), from the snapshot
     wantFocus: new Set(),   // conversation ids to open and focus when they arrive
+    flagged: new Set(),     // chats handed to me (invite, transfer) not opened yet
+    earlier: null,          // {id, messages|null}: the earlier chat open in History
     ownClientIds: new Set(), // client ids of messages this console sent
     pendingVersion: 0,      // bumped whenever `pending` changes, to redraw the chat
     acceptPending: null,    // the conversation this console last tried to accept
@@ -283,6 +285,7 @@
       case "message.created": onMessage(frame); break;
       case "typing": onTyping(frame); break;
       case "chat.ended": onEnded(frame.conversation_id, frame.by); break;
+      case "chat.rated": onRated(frame.conversation_id, frame.rating); break;
       case "error": onError(frame); break;
       default: return;   // pong and anything newer than this console
     }
@@ -318,11 +321,8 @@
     }
     if (!state.active && state.tabs.length) state.active = state.tabs[0];
     // Unsent messages go again with the same client_id: the server stores each once.
-    for (const [clientId, item] of state.pending) {
-      if (!item.failed) {
-        send({ type: "message.send", conversation_id: item.conversation_id, client_id: clientId, text: item.text });
-      }
-    }
+    sender.inFlight = null;
+    pump();
     const status = $("status");
     status.disabled = false;
     setConnection("online", "Connected");
@@ -424,7 +424,13 @@
     // tab without taking the agent away from the chat in front of them.
     const other = chat.kind === "agent" ? "agent:" + agentOther(chat) : null;
     const asked = state.wantFocus.delete(id) || (other !== null && state.wantFocus.delete(other));
-    if (asked || !state.active) state.active = id;
+    if (asked || !state.active) {
+      state.active = id;
+    } else if (state.active !== id) {
+      // Invited or transferred to me while I am in another chat: flag the tab and say so.
+      state.flagged.add(id);
+      toast("New chat for you: " + chatName(state.chats.get(id)) + ". Open its flagged tab.", "ok");
+    }
   }
 
   function agentOther(chat) {
@@ -453,6 +459,10 @@
   function onMessage(message) {
     const chat = state.chats.get(message.conversation_id);
     if (message.client_id && state.pending.delete(message.client_id)) state.pendingVersion += 1;
+    if (message.client_id && message.client_id === sender.inFlight) {
+      sender.inFlight = null;
+      setTimeout(pump, 0);
+    }
     if (!chat || typeof message.seq !== "number") return;
     if (chat.messages.has(message.seq)) return;   // duplicate (resync, resend)
     const gap = message.seq > contiguousSeq(chat) + 1;
@@ -486,6 +496,26 @@
     else state.typing.delete(frame.conversation_id);
   }
 
+  function onRated(conversationId, rating) {
+    const chat = state.chats.get(conversationId);
+    if (!chat || typeof rating !== "number") return;
+    chat.rating = rating;
+    chat.version = (chat.version || 0) + 1;
+  }
+
+  // The visitor's rating as stars, e.g. "★★★★☆"; "" when there is none.
+  function ratingStars(rating) {
+    const n = Math.max(0, Math.min(5, Math.round(Number(rating) || 0)));
+    return n ? "★".repeat(n) + "☆".repeat(5 - n) : "";
+  }
+  function ratingBadge(chat, testid) {
+    if (!chat.rating) return null;
+    return el("span", {
+      class: "rating", "data-testid": testid, "data-rating": String(chat.rating),
+      title: "Visitor's rating: " + chat.rating + " of 5", text: ratingStars(chat.rating),
+    });
+  }
+
   function onEnded(conversationId, by) {
     state.incoming.delete(conversationId);
     const chat = state.chats.get(conversationId);
@@ -516,12 +546,16 @@
     const item = state.pending.get(ref);
     if (item) {
       if (frame.code === "rate_limited") {
-        setTimeout(() => resend(ref), Math.max(500, frame.retry_after_ms || 1000));
+        slowDown(frame.retry_after_ms);
         return;
       }
       // Shown on the message itself, with a Retry link.
       item.failed = frame.message || frame.code;
       state.pendingVersion += 1;
+      if (sender.inFlight === ref) {
+        sender.inFlight = null;
+        setTimeout(pump, 0);
+      }
       return;
     }
     if (ref === "chat.accept" && state.acceptPending) {
@@ -538,8 +572,33 @@
     if (!item) return;
     item.failed = null;
     state.pendingVersion += 1;
-    send({ type: "message.send", conversation_id: item.conversation_id, client_id: clientId, text: item.text });
+    pump();
     render();
+  }
+
+  // Messages leave one at a time, in the order typed (across all chats: the service's rate
+  // limit is per connection): the next goes when the service stored the one before. Sending
+  // each at once let the limit refuse some while later ones got through, out of order.
+  const sender = { inFlight: null, slowTimer: 0 };
+  function pump() {
+    if (sender.inFlight || sender.slowTimer) return;
+    for (const [clientId, item] of state.pending) {
+      if (item.failed) continue;
+      if (send({ type: "message.send", conversation_id: item.conversation_id, client_id: clientId, text: item.text })) {
+        sender.inFlight = clientId;
+      }
+      return;
+    }
+  }
+  function slowDown(ms) {
+    sender.inFlight = null;
+    clearTimeout(sender.slowTimer);
+    sender.slowTimer = setTimeout(() => {
+      sender.slowTimer = 0;
+      $("slowed").hidden = true;
+      pump();
+    }, Math.max(250, ms || 1000));
+    $("slowed").hidden = false;
   }
 
   // ---- notifications ---------------------------------------------------------------------
@@ -600,6 +659,7 @@
     if (!state.tabs.includes(conversationId)) state.tabs.push(conversationId);
     state.active = conversationId;
     state.unread.delete(conversationId);
+    state.flagged.delete(conversationId);
     render();
     $("input").focus();
   }
@@ -625,7 +685,7 @@
     state.pending.set(clientId, { conversation_id: chat.conversation_id, text, at: Date.now(), failed: null });
     state.ownClientIds.add(clientId);
     state.pendingVersion += 1;
-    send({ type: "message.send", conversation_id: chat.conversation_id, client_id: clientId, text });
+    pump();
     input.value = "";
     state.drafts.delete(chat.conversation_id);
     stopTyping();
@@ -713,9 +773,15 @@
   function agentMenu(menuId, action) {
     const chat = state.chats.get(state.active);
     if (!chat || !toggle(menuId)) return;
+    // Offer only whom the service accepts: online, not me; for an invite not in the chat
+    // already (a transfer may go to an agent already in it); for a visitor chat, an agent
+    // of one of its topics.
     const taken = new Set((chat.participants || []).filter((p) => p.kind === "agent").map((p) => p.id));
+    const topics = new Set((chat.topics || []).map((t) => t.id));
+    const serves = (a) => chat.kind !== "visitor" || (a.topic_ids || []).some((t) => topics.has(t));
     const choices = [...state.agents.values()].filter((a) =>
-      a.online !== false && !(state.me && a.agent_id === state.me.agent_id) && !taken.has(a.agent_id));
+      a.online !== false && !(state.me && a.agent_id === state.me.agent_id) &&
+      (action === "transfer" || !taken.has(a.agent_id)) && serves(a));
     const menu = $(menuId);
     menu.replaceChildren(...(choices.length ? choices.map((agent) => el("li", {},
       el("button", {
@@ -727,7 +793,8 @@
         },
       }, el("span", { class: "dot " + (agent.status || "offline") }), agent.name,
       el("span", { class: "muted", text: STATUS_LABELS[agent.status] || "" }))))
-      : [el("li", { class: "menu-empty", text: "No other agent is online." })]));
+      : [el("li", { class: "menu-empty", text: chat.kind === "visitor"
+        ? "No other agent of this chat's topics is online." : "No other agent is online." })]));
   }
 
   function renderSnippetList() {
@@ -832,6 +899,8 @@
       waiting.classList.add("waiting");
       item.append(waiting);
     }
+    const rated = ratingBadge(chat, "chat-item-rating");
+    if (rated) item.append(rated);
     if (unread) item.append(el("span", { class: "badge", text: String(unread) }));
     return item;
   }
@@ -914,6 +983,8 @@
         class: "presence", "data-connected": String(!(chat.visitor && chat.visitor.connected === false)),
       }) : null,
       el("span", { class: "tab-name", text: chatName(chat) }),
+      state.flagged.has(id) ? el("span", { class: "badge new", "data-testid": "chat-tab-new", text: "New" }) : null,
+      ratingBadge(chat, "chat-tab-rating"),
       unread ? el("span", { class: "badge", text: String(unread) }) : null,
       el("button", {
         type: "button", class: "tab-close", "aria-label": "Close tab", title: "Close tab",
@@ -946,6 +1017,9 @@
     const connected = !(chat.visitor && chat.visitor.connected === false);
 
     $("chat-name").textContent = chatName(chat);
+    const rating = $("chat-rating");
+    rating.hidden = !chat.rating;
+    rating.textContent = chat.rating ? "Rated " + ratingStars(chat.rating) + " (" + chat.rating + " of 5)" : "";
     const presence = $("chat-connected");
     presence.hidden = !isVisitor;
     presence.dataset.connected = String(connected);
@@ -986,6 +1060,7 @@
   function renderMessages(chat, jump) {
     const list = $("messages");
     const atBottom = jump || list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    peerSide = chat.kind === "agent";
     const items = sortedMessages(chat).map((m) => messageItem(m, false));
     for (const [clientId, p] of state.pending) {
       if (p.conversation_id !== chat.conversation_id) continue;
@@ -998,12 +1073,15 @@
     if (atBottom) list.scrollTop = list.scrollHeight;
   }
 
+  let peerSide = false; // the chat being drawn is between agents
   function messageItem(m, pending, failed, canRetry) {
     const kind = (m.sender && m.sender.kind) || "system";
     const own = kind === "agent" && (pending || isMine(m));
+    // In a chat between agents the other agent is the other side, on the left.
+    const peer = kind === "agent" && !own && peerSide;
     const at = parseTime(m.sent_at);
     const item = el("li", {
-      class: "msg " + kind + (own ? " own" : "") + (pending ? " pending" : ""),
+      class: "msg " + kind + (own ? " own" : "") + (peer ? " peer" : "") + (pending ? " pending" : ""),
       "data-testid": "message", "data-sender-kind": kind,
       "data-seq": m.seq !== undefined ? String(m.seq) : undefined,
       "data-client-id": m.client_id || undefined, "data-pending": pending ? "true" : undefined,
@@ -1059,6 +1137,13 @@
         href: "#", "data-testid": "contact-link", "data-id": contact.id, text: contact.name || contact.id,
         onclick: (event) => { event.preventDefault(); openRegarding(target); },
       }));
+      // Found from what the page claimed (context, pre-chat form): a suggestion only.
+      if (contact.verified === false) {
+        line.append(" ", el("span", {
+          class: "id-badge", "data-testid": "contact-unverified", "data-verified": "false",
+          text: "Unverified: from the page's claim",
+        }));
+      }
     } else {
       line.replaceChildren(el("span", { class: "muted", text: "No contact found for this visitor." }));
     }
@@ -1158,16 +1243,44 @@
     }
     const input = $("visitor-input");
     input.replaceChildren();
-    for (const [name, value] of Object.entries(visitor.fields || {})) fact(input, name, String(value));
+    const labels = visitor.field_labels || {};
+    for (const [name, value] of Object.entries(visitor.fields || {})) fact(input, labels[name] || name, String(value));
     if (!input.childNodes.length) input.append(el("dd", { class: "muted", text: "None" }));
     const history = (chat.history || []).map((h) => {
       const started = parseTime(h.started_at);
       const agent = typeof h.agent === "string" ? h.agent : (h.agent && h.agent.name) || "";
+      const open = state.earlier && state.earlier.id === h.conversation_id;
       return el("li", { "data-testid": "history-item", "data-conversation-id": h.conversation_id },
-        el("span", { text: started === null ? "" : formatDate(started) }),
-        el("span", { class: "muted", text: [agent, (h.message_count || 0) + " messages"].filter(Boolean).join(" · ") }));
+        el("button", {
+          type: "button", class: "link history-open", "aria-expanded": String(Boolean(open)),
+          onclick: () => showEarlier(chat.conversation_id, h.conversation_id),
+        },
+        el("span", { text: started === null ? "" : formatDate(started) }), " ",
+        el("span", { class: "muted", text: [agent, (h.message_count || 0) + " messages"].filter(Boolean).join(" · ") })),
+        open ? el("ol", { class: "messages earlier", "data-testid": "history-transcript" },
+          ...(state.earlier.messages === null ? [el("li", { class: "muted", text: "Loading…" })]
+            : state.earlier.messages.map((m) => messageItem(m, false)))) : null);
     });
     $("history").replaceChildren(...(history.length ? history : [el("li", { class: "muted", text: "No earlier chats." })]));
+  }
+
+  // An earlier chat of this visitor, opened in the History card (a second click closes it).
+  async function showEarlier(conversationId, earlierId) {
+    if (state.earlier && state.earlier.id === earlierId) {
+      state.earlier = null;
+      render();
+      return;
+    }
+    state.earlier = { id: earlierId, messages: null };
+    render();
+    try {
+      const body = await agentCall("GET", "/api/agent/chats/" + conversationId + "/history/" + earlierId);
+      if (state.earlier && state.earlier.id === earlierId) state.earlier.messages = body.messages || [];
+    } catch (error) {
+      state.earlier = null;
+      toast(error.message || "The earlier chat could not be read.", "bad");
+    }
+    render();
   }
 
   function tick() {

@@ -25,6 +25,7 @@
     proactive: "Proactive chat invitation",
     ticket_fallback: "Leave a message when nobody answers (ticket fallback)",
     enabled: "On", accept_timeout_secs: "Wait for an agent (seconds)",
+    inactive_close_secs: "Close a chat this long after its visitor left (seconds)",
     delay_ms: "Delay (milliseconds)", delay_secs: "Delay (seconds)", message: "Message",
     title: "Title", text: "Text",
     button: "Button",
@@ -194,7 +195,9 @@
       text("title", "Title", { max: 100 }),
       templateRow(),
       text("start_button", "Start button text", { max: 40 }),
-      text("send_button", "Send button text", { max: 40 }),
+      // The widget's send button is an icon: this text is its name for screen readers and
+      // its tooltip, so the label says so rather than promising visible text.
+      text("send_button", "Send button label (read by screen readers, shown as its tooltip; the button is an icon)", { max: 40 }),
       select("font", "Font", FONTS.map((f) => [f, f])),
       select("label_position", "Label position",
         [["above", "Above the input"], ["left", "Left of the input"], ["inside", "Inside the input"]]),
@@ -435,11 +438,24 @@
       const node = form.querySelector('[data-path="' + CSS.escape(path) + '"]');
       if (node) {
         node.setAttribute("aria-invalid", "true");
+        node.dataset.refused = "true";
         first = first || node;
       }
     }
     if (first) first.focus();
   }
+
+  // A value the service refused is marked until it is edited; the edit may fix it (the
+  // service checks again on Save). Capture runs before a control's own check (a colour's
+  // #rgb test), which may mark it again.
+  form.addEventListener("input", (event) => {
+    const node = event.target;
+    if (node && node.dataset && node.dataset.refused) {
+      delete node.dataset.refused;
+      node.setAttribute("aria-invalid", "false");
+      if (!form.querySelector("[aria-invalid=true]")) show(result, "");
+    }
+  }, true);
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -447,6 +463,7 @@
     if (bad) {
       show(result, "Fix the marked value first.", "bad");
       bad.focus();
+      result.scrollIntoView({ block: "nearest" });
       return;
     }
     $("save").disabled = true;

@@ -25,6 +25,12 @@
       return option;
     }));
     document.getElementById("chat-enabled").checked = settings.chat_enabled !== false;
+    const parked = settings.parked_writes || 0;
+    const parkedNote = document.getElementById("parked-writes");
+    parkedNote.hidden = parked === 0;
+    parkedNote.textContent = parked === 1
+      ? "1 chat could not be written to the CRM. Run 'crmchat outbox list' on the service to see it, then 'crmchat outbox retry KEY' (add --without-regarding to write it without a deleted record)."
+      : parked + " chats could not be written to the CRM. Run 'crmchat outbox list' on the service to see them, then 'crmchat outbox retry KEY' (add --without-regarding to write one without a deleted record).";
     document.getElementById("word-state").textContent = settings.has_secret_word
       ? "A secret word is set." : "No secret word is set yet.";
     const subscribed = settings.subscribed !== false;

@@ -47,6 +47,7 @@
     rate: "How was this chat?", star: "{n} of 5 stars", thanks: "Thanks for your feedback!",
     newChat: "Start a new chat", unavailable: "No agent is available right now. Please try again later.",
     sending: "Sending…", notSent: "Not sent", unread: "{n} new",
+    slowed: "Sending more slowly: your messages follow in the order you typed them.",
     login: "Please sign in to chat.", topic: "Topic", chooseTopic: "Choose a topic",
     notStarted: "The chat could not start. Please try again later.",
     badIdentity: "We could not verify who you are. Please sign in again.",
@@ -152,8 +153,11 @@
     return f;
   }
   function displayName(fields) {
-    const name = fmt(design.display_name_template || "{firstname} {lastname}", fields)
-      .replace(/\s+/g, " ").trim();
+    // As design.py's display_name: nothing typed for any placeholder gives "Visitor".
+    const template = design.display_name_template || "{firstname} {lastname}";
+    const keys = template.match(/\{[a-z][a-z0-9_]*\}/g) || [];
+    if (keys.length && !keys.some((k) => String((fields || {})[k.slice(1, -1)] || "").trim())) return "Visitor";
+    const name = fmt(template, fields).replace(/\s+/g, " ").trim();
     return name || "Visitor";
   }
   const initials = (n) => String(n || "?").split(/\s+/).map((p) => p[0] || "").join("")
@@ -256,6 +260,7 @@
   const log = el("ol", { class: "log", role: "log", "aria-live": "polite", tid: "messages",
     "aria-labelledby": "crmchat-title" });
   const typingEl = el("p", { class: "typing", tid: "typing", hidden: true });
+  const slowedEl = el("p", { class: "typing", tid: "slowed", role: "status", hidden: true, text: T.slowed });
   const input = el("textarea", { rows: 1, maxlength: 4000, tid: "input",
     placeholder: T.placeholder, "aria-label": T.placeholder });
   const sendBtn = el("button", { class: "send", type: "submit", tid: "send",
@@ -287,7 +292,7 @@
     "aria-labelledby": "crmchat-confirm-msg", tid: "confirm", hidden: true },
   el("div", { class: "card" }, confirmMsg, el("div", { class: "row" }, noBtn, yesBtn)));
 
-  const body = el("div", { class: "body" }, loginBox, pre, ticketForm, ticketDone, log, typingEl, endBox);
+  const body = el("div", { class: "body" }, loginBox, pre, ticketForm, ticketDone, log, typingEl, slowedEl, endBox);
   const panel = el("section", { class: "panel", id: panelId, role: "dialog", tid: "panel",
     "aria-labelledby": "crmchat-title", hidden: true }, header, body, picker, composer, confirmBox);
   // the proactive invitation: a bubble by the launcher
@@ -502,6 +507,7 @@
     let li = null;
     if (kind === "visitor" && m.client_id) {
       S.out = S.out.filter((o) => o.client_id !== m.client_id);
+      if (inFlight === m.client_id) { inFlight = null; setTimeout(pump, 0); }
       li = log.querySelector('li.pending[data-client-id="' + CSS.escape(m.client_id) + '"]');
     }
     if (li) {
@@ -636,7 +642,28 @@
       return;
     }
     if (S.state === "ended") return;
-    S.out.forEach((o) => { if (!o.failed) send({ type: "message.send", client_id: o.client_id, text: o.text }); });
+    inFlight = null;
+    pump();
+  }
+
+  // Messages go one at a time, in the order typed: the next leaves when the service has
+  // stored the one before (message.created). Sending them all at once let the rate limit
+  // refuse some while later ones got through, so the resends arrived out of order.
+  let inFlight = null; // the client_id the service has not answered yet
+  let slowTimer = 0;
+  function pump() {
+    if (inFlight || slowTimer || !S.token || S.state === "ended") return;
+    const next = S.out.find((o) => !o.failed);
+    if (next && send({ type: "message.send", client_id: next.client_id, text: next.text })) {
+      inFlight = next.client_id;
+    }
+  }
+  function slowDown(ms) {
+    // The service's rate limit answered: say so, wait as long as it asks, then go on.
+    inFlight = null;
+    clearTimeout(slowTimer);
+    slowTimer = setTimeout(() => { slowTimer = 0; slowedEl.hidden = true; pump(); }, Math.max(250, ms || 1000));
+    slowedEl.hidden = false;
   }
 
   function applyChat(c) {
@@ -776,7 +803,8 @@
     }
     const out = S.out.find((o) => o.client_id === f.ref);
     if (out) {
-      if (f.code === "rate_limited") { setTimeout(flush, Math.max(250, f.retry_after_ms || 1000)); return; }
+      if (f.code === "rate_limited") { slowDown(f.retry_after_ms); return; }
+      if (inFlight === out.client_id) { inFlight = null; setTimeout(pump, 0); }
       if (f.code === "chat_ended") return handle({ type: "chat.ended", by: null });
       out.failed = true;
       S.out = S.out.filter((o) => o !== out);
@@ -1019,7 +1047,7 @@
     input.value = "";
     grow();
     stopTyping();
-    if (S.token) send({ type: "message.send", client_id: o.client_id, text });
+    pump();
     input.focus();
   }
   function endChat() {
@@ -1235,7 +1263,7 @@ box-shadow:0 12px 48px rgba(0,0,0,.24);animation:up .18s ease-out}
 @media (prefers-reduced-motion:reduce){.panel{animation:none}.launcher{transition:none}}
 header{display:flex;align-items:center;gap:10px;padding:14px 12px 14px 18px;background:var(--p);color:var(--pt)}
 .who{flex:1;min-width:0}
-.title{margin:0;font-size:17px;font-weight:600;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.title{margin:0;font-size:17px;font-weight:600;line-height:1.25;overflow-wrap:anywhere}
 .status{margin:2px 0 0;font-size:13px;opacity:.85;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .status:empty{display:none}
 .avatar{flex:none;width:40px;height:40px;border-radius:50%;overflow:hidden;display:grid;place-items:center;
