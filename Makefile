@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup run test lint bench pack chromium redis
+.PHONY: setup run test lint bench pack chromium redis nginx
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# gunicorn, as in production (pure Python, installed by setup); `crmchat serve --dev` runs
+# werkzeug's development server instead.
 run: setup
 	$(BIN)/crmchat serve
 
-test: lint chromium redis
+test: lint chromium redis nginx
 	$(BIN)/python -m pytest
 
 # The browser tests (tests/browser) drive Debian's Chromium. Installed here when missing
@@ -44,6 +46,18 @@ redis:
 			"'sudo apt-get install redis-server'." >&2; \
 	fi
 
+# tests/test_proxy_nginx.py runs Debian's nginx in front of the service: installed here when
+# missing, like chromium; otherwise that test fails and says so, unless
+# CRMCHAT_SKIP_NGINX_TESTS=1.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || [ "$$CRMCHAT_SKIP_NGINX_TESTS" = 1 ] || \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx; \
+	else \
+		echo "nginx is missing: the proxy test will fail. Run 'sudo apt-get install nginx'" \
+			"or set CRMCHAT_SKIP_NGINX_TESTS=1." >&2; \
+	fi
+
 lint: setup
 	$(BIN)/ruff check connector tests bench
 	$(BIN)/ruff format --check --quiet connector tests bench
@@ -51,10 +65,13 @@ lint: setup
 
 bench: setup redis
 	$(BIN)/python bench/dataverse_requests.py
+	$(BIN)/python bench/dataverse_vs_sqlite.py
 	$(BIN)/python bench/chat_load.py --pairs 100
 	$(BIN)/python bench/chat_load.py --pairs 500
 	$(BIN)/python bench/widget_weight.py
 	$(BIN)/python bench/live_primitives.py
+	$(BIN)/python bench/server_workers.py --sockets 200 500
+	$(BIN)/python bench/widget_wire.py
 
 pack: setup
 	$(BIN)/crmchat solution pack

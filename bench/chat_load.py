@@ -3,8 +3,9 @@
 1. Seeds a fresh data folder's embedded Dataverse with N agents (each with a system user
    holding the CRM Chat Agent role), N topics and N widgets: pair i is agent i <-> widget i
    (topic i), so every chat is offered to exactly one agent, as routing by topic intends.
-2. Starts the service (`create_app` + werkzeug's threaded server, what `crmchat serve`
-   runs) in a subprocess on a free port, with a counter on the in-process adapter to the
+2. Starts the service (`create_app` + werkzeug's threaded server, as `crmchat serve --dev`
+   runs it; production runs gunicorn, see bench/server_workers.py) in a subprocess on a
+   free port, with a counter on the in-process adapter to the
    embedded Dataverse, so every Dataverse request the service makes is counted.
 3. Starts a bare flask-sock echo server (same server, same thread model) in another
    subprocess and measures N concurrent clients, each sending MESSAGES frames at the
@@ -46,8 +47,14 @@ from typing import Any
 import requests
 from simple_websocket import Client
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from connector.app import create_app
+from connector.crm.connection import open_embedded
+from connector.crm.handshake import SignedInUser
+from connector.dataverse import transport
+from connector.dataverse_local import add_user
+from connector.demo import admin_client
+from connector.settings import Settings
+from connector.web import auth
 
 SECRET = "bench-secret-" + "x" * 40
 # Every open websocket holds a thread (two with simple_websocket's reader); small stacks
@@ -81,20 +88,16 @@ def serve_chat(data_dir: Path, port: int) -> None:
     threading.stack_size(THREAD_STACK_BYTES)
     from werkzeug.serving import run_simple
 
-    from connector.dataverse import transport
-
     lock = threading.Lock()
     count = [0]
-    original_send = transport.WsgiAdapter.send
+    original_call = transport.call_app
 
-    def counting_send(self: Any, request: Any, **kwargs: Any) -> Any:
+    def counting_call(*args: Any) -> Any:
         with lock:
             count[0] += 1
-        return original_send(self, request, **kwargs)
+        return original_call(*args)
 
-    transport.WsgiAdapter.send = counting_send  # type: ignore[method-assign]
-
-    from connector.app import create_app
+    transport.call_app = counting_call
 
     app = create_app({"data_dir": data_dir, "port": port, "log_level": "WARNING"})
 
@@ -140,10 +143,6 @@ def serve_echo(port: int) -> None:
 
 def seed(data_dir: Path, pairs: int) -> list[dict[str, str]]:
     """N agents, topics and widgets in the embedded Dataverse; returns the pairs."""
-    from connector.crm.connection import open_embedded
-    from connector.dataverse_local import add_user
-    from connector.demo import admin_client
-    from connector.settings import Settings
 
     settings = Settings(data_dir=data_dir, secret_key=SECRET)
     store, app = open_embedded(settings)
@@ -188,9 +187,6 @@ def seed(data_dir: Path, pairs: int) -> list[dict[str, str]]:
 
 def agent_token(user_id: str) -> str:
     from flask import Flask
-
-    from connector.crm.handshake import SignedInUser
-    from connector.web import auth
 
     app = Flask("tokens")
     auth.init_app(app, secret=SECRET.encode())

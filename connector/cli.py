@@ -1,6 +1,6 @@
 """`crmchat`: run the service, the embedded Dataverse, pack the solution, manage settings.
 
-    crmchat serve                       the chat service (embedded Dataverse by default)
+    crmchat serve [--dev]               the chat service under gunicorn (--dev: werkzeug)
     crmchat dataverse serve             the embedded Dataverse alone (HTTP or HTTPS)
     crmchat dataverse token [--user U]  a bearer token the embedded Dataverse accepts
     crmchat solution pack [--managed]   the importable zip (unmanaged unless --managed)
@@ -40,11 +40,40 @@ def _read_word(prompt: str, *, confirm: bool = False) -> str:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from connector.app import create_app, run_server
+    from pydantic import ValidationError
 
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
-    app = create_app(overrides)
-    run_server(app)
+    from connector.settings import Settings
+    from connector.web.health import disk_problem
+
+    overrides = {
+        k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        print(f"crmchat: {where}: {first['msg']}", file=sys.stderr)
+        return 2
+    problem = disk_problem(settings.data_dir)
+    if problem is not None:
+        print(f"crmchat: {problem}", file=sys.stderr)
+        return 2
+    if args.dev:
+        from connector.app import create_app, run_server
+
+        run_server(create_app(overrides))
+        return 0
+
+    from connector.app import create_app, print_addresses
+    from connector.server import check_workers, serve
+
+    refusal = check_workers(settings)
+    if refusal is not None:
+        print(f"crmchat: {refusal}", file=sys.stderr)
+        return 2
+    print_addresses(settings)
+    serve(settings, lambda: create_app(overrides))
     return 0
 
 
@@ -56,16 +85,38 @@ def _cmd_dataverse_serve(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("crmchat: give both --tls-cert and --tls-key, or neither", file=sys.stderr)
         return 2
+    _prepare_shared_dataverse(db, demo=args.demo)
     serve(host=args.host, port=args.port, db_path=db, tls_cert=args.tls_cert, tls_key=args.tls_key)
     return 0
+
+
+def _prepare_shared_dataverse(db: Path, *, demo: bool) -> None:
+    """The service's application user (so service processes can be given its token), and
+    the demo records when asked for."""
+    from connector.crm.connection import ensure_service_user
+    from connector.dataverse_local import create_dataverse_app
+
+    app = create_dataverse_app(db)
+    try:
+        ensure_service_user(app.store)
+        if demo:
+            from connector.demo import seed_demo
+
+            seed_demo(app)
+    finally:
+        app.store.close()
 
 
 def _cmd_dataverse_token(args: argparse.Namespace) -> int:
     from connector.crm.connection import embedded_token
     from connector.settings import Settings
 
+    if args.days <= 0:
+        print("crmchat: --days must be positive", file=sys.stderr)
+        return 2
     try:
-        print(embedded_token(args.db or Settings().embedded_db, user=args.user))
+        db = args.db or Settings().embedded_db
+        print(embedded_token(db, user=args.user, lifetime_secs=int(args.days * 86400)))
     except LookupError as error:
         print(f"crmchat: {error}", file=sys.stderr)
         return 2
@@ -229,6 +280,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the chat service")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="worker processes (more than 1 needs Redis)")
+    serve.add_argument(
+        "--dev", action="store_true", help="werkzeug's development server instead of gunicorn"
+    )
     serve.set_defaults(run=_cmd_serve)
 
     dataverse = commands.add_parser("dataverse", help="the embedded Dataverse")
@@ -239,12 +294,18 @@ def _parser() -> argparse.ArgumentParser:
     dv_serve.add_argument("--db", type=Path, help="SQLite file (default: the data folder's)")
     dv_serve.add_argument("--tls-cert", type=Path, help="PEM certificate: serve HTTPS")
     dv_serve.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+    dv_serve.add_argument(
+        "--demo", action="store_true", help="create the demo agents, widgets and records"
+    )
     dv_serve.set_defaults(run=_cmd_dataverse_serve)
     dv_token = dv.add_parser("token", help="print a bearer token for a system user")
     dv_token.add_argument(
         "--user", default="admin", help="domain name, its part before @, or full name"
     )
     dv_token.add_argument("--db", type=Path)
+    dv_token.add_argument(
+        "--days", type=float, default=1 / 24, help="how long the token is valid (default 1 h)"
+    )
     dv_token.set_defaults(run=_cmd_dataverse_token)
 
     solution = commands.add_parser("solution", help="the Dataverse solution")

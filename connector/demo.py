@@ -35,8 +35,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from connector.crm.connection import DATAVERSE_PATH, EMBEDDED_ORIGIN
 from connector.dataverse import (
     CallableTokenProvider,
@@ -44,7 +42,7 @@ from connector.dataverse import (
     PreconditionFailed,
     UpsertMode,
 )
-from connector.dataverse.transport import WsgiAdapter
+from connector.dataverse.transport import WsgiSession
 from connector.dataverse_local import ADMIN_USER_ID, DataverseApp, add_user, issue_token
 
 __all__ = [
@@ -244,10 +242,10 @@ def _link_once(
 def admin_client(dataverse_app: DataverseApp) -> DataverseClient:
     """A client of the embedded Dataverse `dataverse_app` (in process) as the administrator."""
     secret = dataverse_app.store.signing_secret
-    session = requests.Session()
-    session.mount(EMBEDDED_ORIGIN, WsgiAdapter(dataverse_app))
     tokens = CallableTokenProvider(lambda: issue_token(secret, user_id=ADMIN_USER_ID))
-    return DataverseClient(f"{EMBEDDED_ORIGIN}{DATAVERSE_PATH}/", tokens, session=session)
+    return DataverseClient(
+        f"{EMBEDDED_ORIGIN}{DATAVERSE_PATH}/", tokens, session=WsgiSession(dataverse_app)
+    )
 
 
 def seed_demo(dataverse_app: DataverseApp) -> None:

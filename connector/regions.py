@@ -6,11 +6,11 @@ import json
 from dataclasses import dataclass
 from functools import cache
 
-from connector.settings import REPO_ROOT
+from connector.solution.paths import CONFIG_DIR
 
 __all__ = ["Region", "all_regions", "find_region"]
 
-REGIONS_FILE = REPO_ROOT / "config" / "regions.json"
+REGIONS_FILE = CONFIG_DIR / "regions.json"
 
 
 @dataclass(frozen=True)

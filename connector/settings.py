@@ -13,9 +13,13 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+from connector.solution.paths import FILES_ROOT, REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["REPO_ROOT", "Settings"]
+
+# From a checkout the data folder sits in it; an installed package keeps it in the
+# working directory.
+DEFAULT_DATA_DIR = REPO_ROOT / "data" if FILES_ROOT == REPO_ROOT else Path("data")
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -34,12 +38,18 @@ class Settings(BaseSettings):
     client_secret: SecretStr | None = None
     certificate_path: Path | None = None
     certificate_thumbprint: str = ""
+    # Instead of Entra: a bearer token the Dataverse at CRMCHAT_DATAVERSE_URL takes as it is.
+    # For the embedded Dataverse served alone (`crmchat dataverse serve`), shared by several
+    # service processes: `crmchat dataverse token --user crmchat-service@crmchat.local`.
+    dataverse_token: SecretStr | None = None
+    # A PEM file of certificates to trust for CRMCHAT_DATAVERSE_URL (a self-signed one).
+    dataverse_ca_bundle: Path | None = None
 
     # Where browsers reach the service, e.g. "https://chat.example.com" behind a proxy.
     # Socket URLs and the loader's address come from it, never from a request's Host.
     public_url: str = ""
     region: str = "centralus"
-    data_dir: Path = REPO_ROOT / "data"
+    data_dir: Path = DEFAULT_DATA_DIR
     host: str = "127.0.0.1"
     port: int = Field(default=8600, ge=1, le=65535)
     log_level: LogLevel = "INFO"
@@ -52,6 +62,30 @@ class Settings(BaseSettings):
     # Service protection on the embedded Dataverse (0 = off), as real Dataverse applies it.
     embedded_max_requests: int = Field(default=0, ge=0)
     embedded_window_secs: int = Field(default=300, ge=1)
+
+    # --- the production server (`crmchat serve`; `--dev` runs werkzeug instead) ---
+    # Redis for several processes (scale-out, not built yet). Empty: one process, local state.
+    redis_url: SecretStr | None = None
+    # Worker processes; more than one needs CRMCHAT_REDIS_URL (each would hold its own chats).
+    workers: int = Field(default=1, ge=1, le=64)
+    # Threads per worker: every open websocket holds one, so this caps sockets per process.
+    threads: int = Field(default=1000, ge=4, le=10_000)
+    # A request head not complete after this long is dropped (a half-open request).
+    header_timeout_secs: float = Field(default=10.0, gt=0, le=300)
+    # Idle keep-alive HTTP connections are closed after this long.
+    keepalive_secs: int = Field(default=5, ge=0, le=300)
+    # On SIGTERM: sockets are told to reconnect, then requests get this long to finish.
+    graceful_timeout_secs: int = Field(default=20, gt=0, le=600)
+    # `/readyz` asks Dataverse at most this often (the answer is cached in between).
+    readyz_dataverse_secs: float = Field(default=15.0, ge=0, le=3600)
+    # "json": one JSON object per line (production); "text": readable lines (development).
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("redis_url", "dataverse_token", "dataverse_ca_bundle", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `CRMCHAT_REDIS_URL=` (as in the example env file) means "not configured".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("dataverse_url")
     @classmethod

@@ -43,11 +43,14 @@ class Recorder:
         self.app = app
         self.requests: list[str] = []
         self.failing = False
+        self.gate = threading.Event()  # cleared: requests hang until it is set again
+        self.gate.set()
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         with self._lock:
             self.requests.append(f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}")
+        self.gate.wait(timeout=30)
         if self.failing:
             start_response("503 Service Unavailable", [("Content-Type", "application/json")])
             return [b'{"error":{"code":"","message":"down for maintenance"}}']
@@ -249,7 +252,9 @@ def test_one_refresh_is_six_requests_then_cached_until_the_ttl(org: Org) -> None
     directory.chat_enabled()
     assert len(org.recorder.requests) == 6
     clock.now += 2
-    directory.topics()
+    directory.topics()  # stale: served at once, the refresh is the background thread's job
+    assert len(org.recorder.requests) == 6
+    assert directory.refresh()
     assert len(org.recorder.requests) == 12
 
 
@@ -272,12 +277,42 @@ def test_a_failed_refresh_keeps_serving_the_last_copy(
     org.recorder.failing = True
     clock.now += 60
     with caplog.at_level(logging.WARNING, logger="connector.crm.directory"):
-        assert directory.agents() == before
+        assert not directory.refresh()
+    assert directory.agents() == before
     assert "serving the last copy" in caplog.text
     org.recorder.failing = False
-    clock.now += 10  # past the retry delay
     org.admin.create(tables.SNIPPETS, {"crmchat_name": "New", "crmchat_text": "x"})
+    assert directory.refresh()
     assert "new" in directory.snippets()
+
+
+def test_readers_never_wait_on_a_slow_dataverse_while_the_background_refreshes(
+    org: Org,
+) -> None:
+    """A Dataverse that hangs (a timeout in the making) must not stall chat reads."""
+    clock = Clock()
+    directory = Directory(org.client, ttl_secs=30, clock=clock)
+    directory.start()
+    try:
+        assert len(org.recorder.requests) == 6  # the first snapshot, read by start()
+        org.admin.create(tables.SNIPPETS, {"crmchat_name": "Later", "crmchat_text": "x"})
+        org.recorder.gate.clear()  # Dataverse stops answering
+        clock.now += 31
+        answers: list[set[str]] = []
+        reader = threading.Thread(target=lambda: answers.append(set(directory.snippets())))
+        reader.start()
+        reader.join(timeout=2)
+        assert answers == [{"hello"}], "a reader waited on the refresh"
+        assert directory.age_secs() == 31
+        org.recorder.gate.set()  # Dataverse answers again: the refresher swaps the snapshot
+        deadline = time.monotonic() + 10
+        while "later" not in directory.snippets() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "later" in directory.snippets()
+        assert directory.age_secs() == 0
+    finally:
+        org.recorder.gate.set()
+        directory.stop()
 
 
 def test_with_nothing_cached_a_failure_reaches_the_caller(org: Org) -> None:

@@ -115,6 +115,17 @@ def test_expired_token_is_refused() -> None:
         verify_token(SECRET, token, now=NOW + timedelta(seconds=60))
 
 
+def test_a_remembered_token_still_expires_and_needs_its_own_secret() -> None:
+    # The signature check is remembered per (secret, token); the times are not.
+    token = issue_token(SECRET, user_id=USER, lifetime_secs=60, now=NOW)
+    assert verify_token(SECRET, token, now=NOW).user_id == USER
+    assert verify_token(SECRET, token, now=NOW + timedelta(seconds=59)).user_id == USER
+    with pytest.raises(TokenError, match="expired"):
+        verify_token(SECRET, token, now=NOW + timedelta(seconds=60))
+    with pytest.raises(TokenError, match="signature"):
+        verify_token(b"another secret", token, now=NOW)
+
+
 def test_token_signed_with_another_secret_is_refused() -> None:
     token = issue_token(b"another secret", user_id=USER, now=NOW)
 

@@ -2,7 +2,8 @@
 
 Identification (docs/protocol.md, "Record identification"): Email, else Name, else Phone
 finds the one active contact; several find none; a contact with exactly one active case
-links that case too. At most two Dataverse requests per chat start, off the engine lock.
+links that case too. One Dataverse request per chat start (the contact, its open cases
+expanded), off the engine lock.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def test_one_match_links_the_contact_and_its_only_case(server: Server) -> None:
     assert found.contact.name == "Ann O'Neil"
     assert found.case is not None and found.case.id == only
     assert found.regarding == found.case
-    assert counting.requests == 2
+    assert counting.requests == 1  # the contact with its open cases expanded
 
 
 def test_several_matches_or_none_link_nothing(server: Server) -> None:
@@ -101,7 +102,7 @@ def test_several_matches_or_none_link_nothing(server: Server) -> None:
     counting = Counting(client)
     assert identify(counting, ("emailaddress1", "same@x.test")).contact is None  # type: ignore[arg-type]
     assert identify(counting, ("emailaddress1", "nobody@x.test")).contact is None  # type: ignore[arg-type]
-    assert counting.requests == 2  # one each: no case lookup without one contact
+    assert counting.requests == 2  # one each
 
 
 def test_inactive_contacts_and_cases_do_not_count(server: Server) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,7 +51,6 @@ from connector.crm.chat_activity import format_transcript
 from connector.crm.design import DEFAULT_INACTIVE_CLOSE_SECS
 
 __all__ = [
-    "DIRECTORY_REFRESH_SECS",
     "IDENTIFY_WORKERS",
     "Identifier",
     "FINISH_SWEEP_SECS",
@@ -71,8 +69,6 @@ RATING_GRACE_SECS = 120.0
 LEAVE_GRACE_SECS = 15.0
 # How often due finishes are written; a second's delay is invisible in CRM.
 FINISH_SWEEP_SECS = 1.0
-# Shorter than the Directory's 30 s cache, so the finisher thread refreshes it first.
-DIRECTORY_REFRESH_SECS = 20.0
 # A visitor back after half an hour of silence starts a new visit ("time on site" resets).
 VISIT_GAP_SECS = 30 * 60
 # Record identification runs beside the engine, never under its lock; two threads keep a
@@ -176,34 +172,12 @@ class EngineCore:
             self._identify_pool = None
 
     def _sweep(self) -> None:
-        next_refresh = time.monotonic() + DIRECTORY_REFRESH_SECS
         while not self._stop.wait(FINISH_SWEEP_SECS):
             try:
                 self.run_due_finishes()
                 self.run_timeouts()
             except Exception:
                 log.exception("writing due chats failed; retrying on the next sweep")
-            if time.monotonic() >= next_refresh:
-                next_refresh = time.monotonic() + DIRECTORY_REFRESH_SECS
-                self.refresh_directory()
-
-    def refresh_directory(self) -> None:
-        """Re-read the CRM configuration here, outside the engine lock.
-
-        The Directory refreshes on the first read after its TTL, on the reading thread;
-        refreshing from this thread before the TTL runs out keeps that Dataverse round
-        trip off the relay path, where it would hold the engine lock.
-        """
-        invalidate = getattr(self.directory, "invalidate", None)
-        if invalidate is None:
-            return
-        try:
-            invalidate()
-            self.directory.agents()
-        except Exception:
-            log.warning("refreshing the CRM configuration failed", exc_info=True)
-            return
-        self.do_refresh_availability()
 
     def do_refresh_availability(self) -> None:
         """Tell open pages whether their widget can chat now, after the configuration

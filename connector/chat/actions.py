@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from connector.chat._agent_actions import AgentActions
 from connector.chat._engine import (
-    DIRECTORY_REFRESH_SECS,
     FINISH_SWEEP_SECS,
     LEAVE_GRACE_SECS,
     RATING_GRACE_SECS,
@@ -39,7 +38,6 @@ from connector.chat._engine import (
 from connector.chat._visitor_actions import VisitorActions
 
 __all__ = [
-    "DIRECTORY_REFRESH_SECS",
     "FINISH_SWEEP_SECS",
     "LEAVE_GRACE_SECS",
     "RATING_GRACE_SECS",

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from connector.chat.events import json_frame
+from connector.chat.events import MESSAGE_CREATED, TYPING, json_frame
+from connector.metrics import MESSAGES_RELAYED, RELAY_SECONDS
 
 __all__ = ["Hub", "Subscriber"]
 
 log = logging.getLogger(__name__)
+# One line per chat event; typing indicators only at DEBUG (several a second while typing).
+event_log = logging.getLogger("crmchat.chat.events")
+_QUIET = frozenset({TYPING})
 
 
 class Subscriber:
@@ -105,7 +110,16 @@ class Hub:
             text = json_frame(event)
             for subscriber in targets:
                 self._queue(subscriber, text)
+        self._pending_events().append((event, len(targets), time.perf_counter()))
         return len(targets)
+
+    def _pending_events(self) -> list[tuple[dict[str, Any], int, float]]:
+        pending: list[tuple[dict[str, Any], int, float]] | None = getattr(
+            self._local, "events", None
+        )
+        if pending is None:
+            pending = self._local.events = []
+        return pending
 
     def send_to(self, subscriber: Subscriber, event: dict[str, Any]) -> None:
         """Queue `event` for one subscriber (an answer to its own frame)."""
@@ -119,11 +133,36 @@ class Hub:
         touched.add(subscriber)
 
     def flush(self) -> None:
-        """Send what this thread queued; drop subscribers whose socket failed."""
+        """Send what this thread queued; drop subscribers whose socket failed. Then log and
+        measure the events it published (outside the engine lock, like the sends)."""
         touched: set[Subscriber] | None = getattr(self._local, "touched", None)
-        if not touched:
-            return
-        self._local.touched = set()
-        for subscriber in touched:
-            if not subscriber.flush():
-                self.unsubscribe_all(subscriber)
+        if touched:
+            self._local.touched = set()
+            for subscriber in touched:
+                if not subscriber.flush():
+                    self.unsubscribe_all(subscriber)
+        published = self._pending_events()
+        if published:
+            self._local.events = []
+            _record(published)
+
+
+def _record(published: list[tuple[dict[str, Any], int, float]]) -> None:
+    """One log line per chat event (never its text), and the relay metrics."""
+    done = time.perf_counter()
+    for event, recipients, at in published:
+        kind = str(event.get("type", ""))
+        if kind == MESSAGE_CREATED:
+            MESSAGES_RELAYED.inc()
+            RELAY_SECONDS.observe(done - at)
+        event_log.log(
+            logging.DEBUG if kind in _QUIET else logging.INFO,
+            "chat event %s",
+            kind,
+            extra={
+                "event": kind,
+                "conversation_id": event.get("conversation_id"),
+                "seq": event.get("seq"),
+                "recipients": recipients,
+            },
+        )

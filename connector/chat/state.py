@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -187,6 +187,11 @@ CREATE TABLE IF NOT EXISTS visitor (
 CREATE TABLE IF NOT EXISTS agent_status (
     agent_id TEXT PRIMARY KEY,
     status TEXT NOT NULL
+);
+-- One row, rewritten by /readyz: proves the file can still be written.
+CREATE TABLE IF NOT EXISTS write_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at TEXT NOT NULL
 );
 """
 
@@ -520,6 +525,21 @@ class SqliteLiveState:
     def agent_statuses(self) -> dict[str, AgentStatus]:
         rows = self._query("SELECT agent_id, status FROM agent_status")
         return {row["agent_id"]: AgentStatus(row["status"]) for row in rows}
+
+    def check_writable(self) -> None:
+        """Commit one small write; raises `sqlite3.Error` when the file cannot take it."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO write_probe (id, at) VALUES (1, ?)",
+                (datetime.now(UTC).isoformat(),),
+            )
+
+    def unfinished_by_state(self) -> dict[str, int]:
+        """How many chats not yet written to CRM are in each state."""
+        rows = self._query(
+            "SELECT state, COUNT(*) AS n FROM conversation WHERE finished = 0 GROUP BY state"
+        )
+        return {str(row["state"]): int(row["n"]) for row in rows}
 
     def close(self) -> None:
         with self._lock:

@@ -2,7 +2,7 @@
 
 Either way the rest of the code holds one `DataverseClient`. On the embedded default the
 client's session hands requests to the embedded Dataverse's WSGI app in this process
-(`WsgiAdapter`), as the service's own application user, and the same app is mounted on the
+(`WsgiSession`), as the service's own application user, and the same app is mounted on the
 service at `DATAVERSE_PATH` for browsers.
 """
 
@@ -20,8 +20,9 @@ from connector.dataverse import (
     CallableTokenProvider,
     DataverseClient,
     MsalTokenProvider,
+    StaticTokenProvider,
 )
-from connector.dataverse.transport import WsgiAdapter
+from connector.dataverse.transport import WsgiSession
 from connector.private_files import make_private_dir
 from connector.settings import Settings
 
@@ -31,6 +32,8 @@ __all__ = [
     "Connection",
     "connect",
     "embedded_token",
+    "ensure_service_user",
+    "open_embedded",
 ]
 
 DATAVERSE_PATH = "/api/data/v9.2"
@@ -65,22 +68,12 @@ def _service_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
-def _open_embedded(settings: Settings) -> tuple[Any, Any]:
-    """The embedded Dataverse's store (seeded, with the service user) and its WSGI app."""
-    from connector.dataverse_local import (
-        ServiceProtection,
-        add_user,
-        assign_field_security_profile,
-        create_dataverse_app,
-        ensure_seeded,
-        open_store,
-    )
-    from connector.solution.reader import load_schema
+def ensure_service_user(store: Any) -> None:
+    """The service's application user (CRM Chat Administrator) in an embedded store, in the
+    field security profiles as an admin adds the application user in a tenant."""
+    from connector.dataverse_local import add_user, assign_field_security_profile
 
-    schema = load_schema()
-    store = open_store(settings.embedded_db, schema)
-    ensure_seeded(store)
-    role_ids = [role.id for role in schema.roles if role.name == SERVICE_ROLE_NAME]
+    role_ids = [role.id for role in store.schema.roles if role.name == SERVICE_ROLE_NAME]
     add_user(
         store,
         domain_name=SERVICE_USER_DOMAIN,
@@ -91,8 +84,23 @@ def _open_embedded(settings: Settings) -> tuple[Any, Any]:
     )
     # As an admin does for the application user in a tenant: the service reads widget
     # secrets (identity tokens) and writes the secret word hash, both secured columns.
-    for profile in schema.field_security_profiles:
+    for profile in store.schema.field_security_profiles:
         assign_field_security_profile(store, SERVICE_USER_ID, profile.id)
+
+
+def open_embedded(settings: Settings) -> tuple[Any, Any]:
+    """The embedded Dataverse's store (seeded, with the service user) and its WSGI app."""
+    from connector.dataverse_local import (
+        ServiceProtection,
+        create_dataverse_app,
+        ensure_seeded,
+        open_store,
+    )
+    from connector.solution.reader import load_schema
+
+    store = open_store(settings.embedded_db, load_schema())
+    ensure_seeded(store)
+    ensure_service_user(store)
     limits = None
     if settings.embedded_max_requests:
         limits = ServiceProtection(
@@ -102,9 +110,32 @@ def _open_embedded(settings: Settings) -> tuple[Any, Any]:
     return store, create_dataverse_app(store, limits=limits)
 
 
+def _counted_session() -> requests.Session:
+    """A session whose every Dataverse answer is counted by status (`/metrics`)."""
+    from connector.metrics import observe_dataverse_response
+
+    session = requests.Session()
+    session.hooks["response"].append(observe_dataverse_response)
+    return session
+
+
 def connect(settings: Settings) -> Connection:
     """The Dataverse client the settings ask for (see module docstring)."""
     secret = _service_secret(settings)
+    if not settings.embedded and settings.dataverse_token is not None:
+        # A Dataverse that takes a bearer token as it is: the embedded one served alone
+        # (`crmchat dataverse serve`), shared by several service processes.
+        session = _counted_session()
+        if settings.dataverse_ca_bundle is not None:
+            session.verify = str(settings.dataverse_ca_bundle)
+            # Else requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override this bundle.
+            session.trust_env = False
+        client = DataverseClient(
+            f"{settings.dataverse_url}{DATAVERSE_PATH}/",
+            StaticTokenProvider(settings.dataverse_token.get_secret_value()),
+            session=session,
+        )
+        return Connection(client=client, service_secret=secret)
     if not settings.embedded:
         tokens = MsalTokenProvider(
             tenant_id=settings.tenant_id,
@@ -116,25 +147,32 @@ def connect(settings: Settings) -> Connection:
             certificate_path=str(settings.certificate_path) if settings.certificate_path else None,
             certificate_thumbprint=settings.certificate_thumbprint or None,
         )
-        client = DataverseClient(f"{settings.dataverse_url}{DATAVERSE_PATH}/", tokens)
+        client = DataverseClient(
+            f"{settings.dataverse_url}{DATAVERSE_PATH}/", tokens, session=_counted_session()
+        )
         return Connection(client=client, service_secret=secret)
 
     from connector.dataverse_local import issue_token
+    from connector.metrics import observe_dataverse_response
 
-    store, app = _open_embedded(settings)
+    store, app = open_embedded(settings)
     signing_secret = store.signing_secret
-    session = requests.Session()
-    session.mount(EMBEDDED_ORIGIN, WsgiAdapter(app))
     service_tokens = CallableTokenProvider(
         lambda: issue_token(
             signing_secret, user_id=SERVICE_USER_ID, lifetime_secs=SERVICE_TOKEN_LIFETIME_SECS
         )
     )
-    client = DataverseClient(f"{EMBEDDED_ORIGIN}{DATAVERSE_PATH}/", service_tokens, session=session)
+    client = DataverseClient(
+        f"{EMBEDDED_ORIGIN}{DATAVERSE_PATH}/",
+        service_tokens,
+        session=WsgiSession(app, on_response=observe_dataverse_response),
+    )
     return Connection(client=client, service_secret=secret, embedded_app=app)
 
 
-def embedded_token(db_path: Path, *, user: str) -> str:
+def embedded_token(
+    db_path: Path, *, user: str, lifetime_secs: int = SERVICE_TOKEN_LIFETIME_SECS
+) -> str:
     """A bearer token the embedded Dataverse in `db_path` accepts for `user`.
 
     Raises LookupError when no system user matches `user`.
@@ -145,9 +183,10 @@ def embedded_token(db_path: Path, *, user: str) -> str:
     store = open_store(db_path, load_schema())
     try:
         ensure_seeded(store)
+        ensure_service_user(store)
         user_id = find_user(store, user)
         if user_id is None:
             raise LookupError(f"no system user named {user!r}")
-        return str(issue_token(store.signing_secret, user_id=user_id))
+        return str(issue_token(store.signing_secret, user_id=user_id, lifetime_secs=lifetime_secs))
     finally:
         store.close()

@@ -7,10 +7,14 @@ of the N:N navigations, topics, snippets, labels, and the settings record's
 refreshes. Only active rows (statecode 0) count; an agent's or widget's
 link to an inactive topic is ignored.
 
-Refreshing after `ttl_secs`: the first reader to find the cache stale refreshes it while
-the others go on with the old snapshot; only when there is no snapshot yet do readers wait.
-A refresh that fails keeps the old snapshot (logged) and is tried again after
-`RETRY_SECS`; with no snapshot to fall back on, the error is raised to the reader.
+Refreshing happens on a background thread (`start()`), every `ttl_secs`: readers only
+ever see the last complete snapshot and never wait on a Dataverse request, so a slow or
+timing-out Dataverse cannot stall a chat. `start()` loads the first snapshot before the
+service answers; only a reader that comes before any snapshot exists (start-up failed, or
+`start()` was never called) loads it itself, and gets the error if that fails. A refresh
+that fails keeps the old snapshot (logged) and is tried again after `RETRY_SECS`.
+`invalidate()` refreshes at once on the calling thread (an admin request that just saved a
+change), while readers go on with the old snapshot until the new one is complete.
 
 A widget whose design JSON is broken gets the default design (logged); it never keeps the
 other widgets from loading.
@@ -188,8 +192,13 @@ class Directory:
         self._ttl_secs = ttl_secs
         self._clock = clock
         self._snapshot: _Snapshot | None = None
+        self._loaded_at: float | None = None  # clock() when the snapshot was read
         self._next_refresh = float("-inf")
-        self._refresh_lock = threading.Lock()
+        self._load_lock = threading.Lock()  # one Dataverse read of the configuration at a time
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listeners: list[Callable[[], None]] = []
 
     # ----- reads ------------------------------------------------------------------------
 
@@ -236,39 +245,88 @@ class Directory:
         """The subscription state (`crmchat_settings.crmchat_subscribed`); on when unset."""
         return self._current().subscribed
 
-    def invalidate(self) -> None:
-        """Read everything again on the next access (after an admin changed something)."""
-        self._next_refresh = float("-inf")
+    def age_secs(self) -> float | None:
+        """Seconds since the snapshot readers see was read; None before the first."""
+        loaded_at = self._loaded_at
+        return None if loaded_at is None else max(0.0, self._clock() - loaded_at)
 
     # ----- refresh ----------------------------------------------------------------------
 
-    def _current(self) -> _Snapshot:
-        snapshot = self._snapshot
-        if snapshot is not None and self._clock() < self._next_refresh:
-            return snapshot
-        # With a snapshot in hand, never wait for another thread's refresh.
-        if not self._refresh_lock.acquire(blocking=snapshot is None):
-            assert snapshot is not None
-            return snapshot
-        try:
-            snapshot = self._snapshot
-            if snapshot is not None and self._clock() < self._next_refresh:
-                return snapshot
+    def start(self) -> None:
+        """Load the first snapshot (best effort), then refresh in the background."""
+        if self._thread is not None:
+            return
+        self.refresh()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="crm-directory", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def invalidate(self) -> None:
+        """Read everything again now, on this thread (after an admin changed something)."""
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Read the configuration and swap it in; False (logged) when Dataverse failed."""
+        with self._load_lock:
             try:
                 fresh = self._load()
             except DataverseError:
-                if snapshot is None:
-                    raise
                 log.warning(
                     "reading CRM Chat's configuration failed; serving the last copy", exc_info=True
                 )
                 self._next_refresh = self._clock() + min(RETRY_SECS, self._ttl_secs)
-                return snapshot
-            self._snapshot = fresh
-            self._next_refresh = self._clock() + self._ttl_secs
-            return fresh
-        finally:
-            self._refresh_lock.release()
+                return False
+            self._swap(fresh)
+            return True
+
+    def _swap(self, fresh: _Snapshot) -> None:
+        now = self._clock()
+        self._snapshot = fresh
+        self._loaded_at = now
+        self._next_refresh = now + self._ttl_secs
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            # Woken early by a reader that found the snapshot stale (a test's clock).
+            self._wake.wait(max(0.0, min(self._next_refresh - self._clock(), self._ttl_secs)))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if self._clock() >= self._next_refresh and self.refresh():
+                self._tell_listeners()
+
+    def on_refresh(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each background refresh (e.g. the engine re-announcing
+        availability, so a widget switched off in CRM disappears from open pages)."""
+        self._listeners.append(listener)
+
+    def _tell_listeners(self) -> None:
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("a Directory refresh listener failed")
+
+    def _current(self) -> _Snapshot:
+        snapshot = self._snapshot
+        if snapshot is not None:
+            if self._clock() >= self._next_refresh:
+                self._wake.set()
+            return snapshot
+        # No snapshot yet: nothing to serve, so this reader loads it (errors reach it).
+        with self._load_lock:
+            snapshot = self._snapshot
+            if snapshot is None:
+                snapshot = self._load()
+                self._swap(snapshot)
+            return snapshot
 
     def _load(self) -> _Snapshot:
         client = self._client

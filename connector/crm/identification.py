@@ -6,9 +6,9 @@ else `Name` in `fullname`, else `Phone` in `mobilephone`. Only active contacts c
 (statecode 0); exactly one match links it, several link none. When that contact has
 exactly one active case, the case is linked too, and the chat is then regarding the case.
 
-`lookup_key` (pure) picks what to search for; `identify` asks Dataverse: at most two
-requests (the contacts, at most two of them; then that contact's active cases, at most
-two). Every filter is built with `connector.dataverse.odata`, never from strings.
+`lookup_key` (pure) picks what to search for; `identify` asks Dataverse in one request:
+the contacts (at most two of them) with their active cases (at most two each) expanded.
+Every filter is built with `connector.dataverse.odata`, never from strings.
 
 ```python
 key = lookup_key(context, identity_email="ann@x.test")   # ("emailaddress1", "ann@x.test")
@@ -19,7 +19,6 @@ found.regarding                                          # the case if linked, e
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +41,8 @@ MATCH_COLUMNS = (("Email", "emailaddress1"), ("Name", "fullname"), ("Phone", "mo
 # Longer values match no column (emailaddress1 holds 100, fullname 160, mobilephone 50).
 _MAX_VALUE_CHARS = 160
 _ACTIVE = eq("statecode", 0)
+# A contact's active cases, at most two (one links the case, two link none).
+_OPEN_CASES = f"{tables.CONTACT_CASES}($select=incidentid,title;$filter={_ACTIVE};$top=2)"
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ def lookup_key(
 
 
 def identify(client: DataverseClient, key: tuple[str, str] | None) -> Identification:
-    """The one active contact matching `key` and its one active case (at most 2 requests).
+    """The one active contact matching `key` and its one active case, in one request: the
+    contacts (at most two) with their active cases (at most two each) expanded.
 
     Raises `DataverseError` when Dataverse fails.
     """
@@ -99,6 +101,7 @@ def identify(client: DataverseClient, key: tuple[str, str] | None) -> Identifica
             tables.CONTACTS,
             select=["contactid", "fullname"],
             filter=and_(_ACTIVE, eq(column, value)),
+            expand=_OPEN_CASES,
             top=2,
         )
     )
@@ -108,14 +111,7 @@ def identify(client: DataverseClient, key: tuple[str, str] | None) -> Identifica
     contact = Regarding(
         table="contact", id=guid(str(row["contactid"])), name=str(row.get("fullname") or "")
     )
-    cases = list(
-        client.list(
-            tables.INCIDENTS,
-            select=["incidentid", "title"],
-            filter=and_(_ACTIVE, eq("_customerid_value", uuid.UUID(contact.id))),
-            top=2,
-        )
-    )
+    cases = row.get(tables.CONTACT_CASES) or []
     if len(cases) != 1:
         return Identification(contact=contact)
     case = Regarding(

@@ -26,6 +26,7 @@ __all__ = [
     "CHAT_PARTIES",
     "CHATS",
     "CONTACTS",
+    "CONTACT_CASES",
     "HANDSHAKES",
     "INCIDENTS",
     "LABELS",
@@ -69,6 +70,9 @@ TEAMS: Final = "teams"
 # N:N navigation properties (Dataverse names them after the relationship, on both sides).
 AGENT_TOPICS: Final = "crmchat_agent_topic"
 WIDGET_TOPICS: Final = "crmchat_widget_topic"
+
+# 1:N navigation properties (the relationship's schema name, on the "one" side).
+CONTACT_CASES: Final = "incident_customer_contacts"  # a contact's cases (incident.customerid)
 
 # Single-valued navigation properties used in "<name>@odata.bind".
 BIND_CHAT_WIDGET: Final = "crmchat_WidgetId@odata.bind"

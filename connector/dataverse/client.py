@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 from urllib.parse import urlsplit
 
 import requests
@@ -36,13 +36,30 @@ from .retry import DEFAULT_MAX_RETRY_WAIT_SECS, request_never_sent, send_with_re
 if TYPE_CHECKING:
     from .batch import Batch
 
-__all__ = ["DEFAULT_TIMEOUT_SECS", "DataverseClient", "UpsertMode", "WhoAmI"]
+__all__ = ["DEFAULT_TIMEOUT_SECS", "DataverseClient", "HttpSession", "UpsertMode", "WhoAmI"]
 
 # Long enough for a large page or a batch of 1000 operations, short enough that a dead
 # connection does not hold a chat reply for minutes.
 DEFAULT_TIMEOUT_SECS = 30.0
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+
+
+class HttpSession(Protocol):
+    """What the client needs of a `requests.Session` (the embedded Dataverse's in-process
+    `transport.WsgiSession` is one too)."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: bytes | None = ...,
+        headers: Mapping[str, str] | None = ...,
+        timeout: float | None = ...,
+    ) -> requests.Response: ...
+
+    def close(self) -> None: ...
 
 
 class UpsertMode(enum.Enum):
@@ -76,7 +93,8 @@ class DataverseClient:
     Args:
         base_url: the Web API root, e.g. ``https://org.crm.dynamics.com/api/data/v9.2/``.
         tokens: supplies bearer tokens.
-        session: the `requests.Session` to use (one is created if omitted).
+        session: the `requests.Session` (or another `HttpSession`) to use; one is created
+            if omitted.
         timeout_secs: connect and read timeout for every HTTP call.
         max_retry_wait_secs: the most time spent waiting between retries of one call.
         caller_object_id: Entra object id to impersonate (``CallerObjectId`` header);
@@ -89,7 +107,7 @@ class DataverseClient:
         base_url: str,
         tokens: TokenProvider,
         *,
-        session: requests.Session | None = None,
+        session: HttpSession | None = None,
         timeout_secs: float = DEFAULT_TIMEOUT_SECS,
         max_retry_wait_secs: float = DEFAULT_MAX_RETRY_WAIT_SECS,
         caller_object_id: str | None = None,
@@ -102,7 +120,7 @@ class DataverseClient:
         self._origin = f"{parts.scheme}://{parts.netloc}".lower()
         self._tokens = tokens
         self._owns_session = session is None
-        self._session = session if session is not None else requests.Session()
+        self._session: HttpSession = session if session is not None else requests.Session()
         self.timeout_secs = timeout_secs
         self.max_retry_wait_secs = max_retry_wait_secs
         self.caller_object_id = None if caller_object_id is None else guid(caller_object_id)

@@ -5,9 +5,12 @@ Dataverse table named by its logical name, one column per attribute, lookups as
 `<name>` (GUID) plus `<name>__table` (the target's logical name), N:N relationships as
 intersect tables, `_meta` for the signing secret and the global version counter.
 
-All access goes through one connection guarded by one re-entrant lock: writes are
-serialised (WAL keeps readers in other processes happy) and a transaction nests as
-SQLite savepoints, so a `$batch` changeset is a savepoint around the requests it holds.
+Writes go through one connection guarded by one re-entrant lock: they are serialised and
+a transaction nests as SQLite savepoints, so a `$batch` changeset is a savepoint around the
+requests it holds. Reads take a connection of their own from a small pool (WAL lets them
+run while the writer writes, each seeing the last commit), so neither a write nor a slow
+query holds up every other request; a read inside a transaction uses the writer's
+connection, so it sees that transaction's own changes.
 
 Errors:
 
@@ -18,8 +21,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import math
+import queue
 import re
 import secrets
 import sqlite3
@@ -41,10 +46,12 @@ __all__ = [
     "BUSY_TIMEOUT_SECS",
     "DUPLICATE_KEY_CODE",
     "LOOKUP_TYPES",
+    "SEARCHED_COLUMNS",
     "SERVER_SET_COLUMNS",
     "ApiError",
     "Store",
     "coerce_value",
+    "index_columns",
     "format_datetime",
     "intersect_columns",
     "intersect_sides",
@@ -77,6 +84,8 @@ SERVER_SET_COLUMNS = frozenset(
         "fullname",
     }
 )
+# Columns the product's own queries and record identification filter on.
+SEARCHED_COLUMNS = frozenset({"emailaddress1", "fullname", "mobilephone"})
 _GUID_RE = re.compile(
     r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$"
 )
@@ -326,19 +335,58 @@ def _check_range(table: Table, column: Column, number: float) -> None:
         )
 
 
+def _connect(db_path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(
+        str(db_path),
+        timeout=BUSY_TIMEOUT_SECS,
+        isolation_level=None,  # autocommit; transactions are explicit savepoints
+        check_same_thread=False,  # the writer is guarded by Store.lock, a reader by the pool
+    )
+    connection.row_factory = sqlite3.Row
+    connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECS * 1000)}")
+    return connection
+
+
 @dataclass
 class Store:
-    """The embedded Dataverse's database: one SQLite file, one connection, one lock."""
+    """The embedded Dataverse's database: one SQLite file, one writer connection behind one
+    lock, and a pool of reader connections."""
 
     path: Path
     schema: Schema
-    connection: sqlite3.Connection
+    connection: sqlite3.Connection  # the writer
     lock: threading.RLock = field(default_factory=threading.RLock)
     _depth: int = 0
+    _writer_thread: int | None = None  # the thread inside transaction(), if any
+    _idle_readers: queue.SimpleQueue[sqlite3.Connection] = field(default_factory=queue.SimpleQueue)
+    _readers: list[sqlite3.Connection] = field(default_factory=list)
+    _readers_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    @property
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection to read with: the writer's inside this thread's transaction, else
+        an idle reader (one is opened when none is idle; requests run on a bounded pool of
+        server threads, so the pool stays that size)."""
+        if self._writer_thread == threading.get_ident():
+            with self.lock:
+                yield self.connection
+            return
+        try:
+            reader = self._idle_readers.get_nowait()
+        except queue.Empty:
+            reader = _connect(self.path)
+            reader.execute("PRAGMA query_only=1")
+            with self._readers_lock:
+                self._readers.append(reader)
+        try:
+            yield reader
+        finally:
+            self._idle_readers.put(reader)
+
+    @functools.cached_property
     def signing_secret(self) -> bytes:
-        """The secret that signs bearer tokens; generated once, kept in `_meta`."""
+        """The secret that signs bearer tokens; generated once, kept in `_meta` (and never
+        changed, so it is read once: every request checks its token against it)."""
         value = self.get_meta("signing_secret")
         if value is None:
             raise RuntimeError("store was not initialised")
@@ -354,10 +402,8 @@ class Store:
 
     def get_meta(self, key: str) -> str | None:
         """A `_meta` value, or None."""
-        with self.lock:
-            row = self.connection.execute(
-                "SELECT value FROM _meta WHERE key = ?", (key,)
-            ).fetchone()
+        with self._reading() as db:
+            row = db.execute("SELECT value FROM _meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
@@ -378,6 +424,7 @@ class Store:
         """
         with self.lock:
             self._depth += 1
+            self._writer_thread = threading.get_ident()
             outermost = self._depth == 1
             name = f"sp{self._depth}"
             try:
@@ -403,6 +450,8 @@ class Store:
                         self.connection.execute("COMMIT")
             finally:
                 self._depth -= 1
+                if self._depth == 0:
+                    self._writer_thread = None
 
     def next_version(self) -> int:
         """The next value of the global row-version counter (the ETag source)."""
@@ -417,8 +466,8 @@ class Store:
         self, sql: str, params: Mapping[str, Any] | tuple[Any, ...] | list[Any] = ()
     ) -> list[sqlite3.Row]:
         """Rows of a read-only statement."""
-        with self.lock:
-            return list(self.connection.execute(sql, params).fetchall())
+        with self._reading() as db:
+            return list(db.execute(sql, params).fetchall())
 
     def fetch(self, table: Table, record_id: str) -> dict[str, Any] | None:
         """The stored row of `record_id` in `table`, or None."""
@@ -500,9 +549,13 @@ class Store:
                 yield relation, first, second
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the writer and every reader."""
         with self.lock:
             self.connection.close()
+        with self._readers_lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
 
     def create_schema(self) -> None:
         """Create missing tables, columns and intersect tables (idempotent).
@@ -585,17 +638,17 @@ class Store:
         for col, sql_type in wanted.items():
             if col not in present:
                 db.execute(f"ALTER TABLE {name} ADD COLUMN {quote(col)} {sql_type}")
-        for column in table.columns.values():
-            if column.type in LOOKUP_TYPES:
-                index = quote(f"{table.logical_name}__{column.logical_name}")
-                db.execute(
-                    f"CREATE INDEX IF NOT EXISTS {index} ON {name} ({quote(column.logical_name)})"
-                )
+        for columns in index_columns(table):
+            index = quote("__".join((table.logical_name, *columns)))
+            db.execute(
+                f"CREATE INDEX IF NOT EXISTS {index} ON {name} "
+                f"({', '.join(quote(column) for column in columns)})"
+            )
         for key_name, key_columns in table.alternate_keys.items():
             index = quote(f"{table.logical_name}__key__{key_name}")
-            columns = ", ".join(quote(c) for c in key_columns)
+            key_sql = ", ".join(quote(c) for c in key_columns)
             try:
-                db.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {name} ({columns})")
+                db.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {name} ({key_sql})")
             except sqlite3.IntegrityError:
                 # Rows written before the key existed clash: the real platform marks such a
                 # key's index as failed and keeps the data; so does this store.
@@ -614,6 +667,29 @@ def _broken_key(table: Table, message: str) -> tuple[str, tuple[str, ...]] | Non
     return None
 
 
+def index_columns(table: Table) -> list[tuple[str, ...]]:
+    """The SQL indexes of `table`, each as its columns (docs/embedded-dataverse.md, "Indexes").
+
+    The real service indexes the primary name, alternate keys and lookups (alternate keys
+    get their own unique indexes in `_create_table`); we add
+    `createdon` (lists sort by it) and the columns record identification and the product
+    filter on (SEARCHED_COLUMNS). `statecode` is never an index's first column: nearly
+    every row is active, and without statistics SQLite prefers such an index over a
+    lookup's for `statecode eq 0 and _x_value eq ...`, scanning every active row. It trails
+    instead, so the same filter is answered from one index entry.
+    """
+    state = ("statecode",) if "statecode" in table.columns else ()
+    wanted: list[tuple[str, ...]] = []
+    if table.primary_name in table.columns and table.primary_name != table.primary_id:
+        wanted.append((table.primary_name, *state))
+    for column in table.columns.values():
+        if column.type in LOOKUP_TYPES or column.logical_name in SEARCHED_COLUMNS:
+            wanted.append((column.logical_name, *state))
+    if "createdon" in table.columns:
+        wanted.append(("createdon",))
+    return list(dict.fromkeys(wanted))
+
+
 def open_store(db_path: Path, schema: Schema) -> Store:
     """Open (creating if needed) the SQLite database at `db_path` for `schema`.
 
@@ -621,16 +697,9 @@ def open_store(db_path: Path, schema: Schema) -> Store:
     `crmchat dataverse token`): tables are created idempotently under SQLite's lock.
     """
     make_private_file(db_path)
-    connection = sqlite3.connect(
-        str(db_path),
-        timeout=BUSY_TIMEOUT_SECS,
-        isolation_level=None,  # autocommit; transactions are explicit savepoints
-        check_same_thread=False,  # guarded by Store.lock
-    )
-    connection.row_factory = sqlite3.Row
+    connection = _connect(db_path)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECS * 1000)}")
     store = Store(path=db_path, schema=schema, connection=connection)
     store.create_schema()
     return store

@@ -53,7 +53,7 @@ from connector.solution.pack import (
     read_web_resources,
     web_resource_file,
 )
-from connector.solution.paths import REPO_ROOT, SOLUTION_DIR, WEBRESOURCES_DIR
+from connector.solution.paths import SOLUTION_DIR, WEBRESOURCES_DIR
 from connector.solution.privileges import privilege_problems
 from connector.solution.reader import SchemaError, load_schema
 from connector.solution.ribbon import ribbon_problems
@@ -67,8 +67,9 @@ __all__ = [
 ]
 
 SCHEMAS_DIR_ENV = "CRMCHAT_SCHEMAS_DIR"
-# The workspace keeps the XSDs beside the repository: <workspace>/shared/schemas/dataverse-9.0.
-DEFAULT_SCHEMAS_DIR = REPO_ROOT.parent / "shared" / "schemas" / "dataverse-9.0"
+# Vendored inside the package (see schemas/README.md for their origin), so a lone clone and
+# an installed wheel both have them.
+DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas" / "dataverse-9.0"
 CUSTOMIZATIONS_XSD = "CustomizationsSolution.xsd"
 MAX_XSD_ERRORS = 50  # past this many, one broken element repeats itself; say so instead
 
@@ -105,7 +106,7 @@ _LOOKUPS = (ColumnType.LOOKUP, ColumnType.CUSTOMER)
 
 
 def default_schemas_dir() -> Path:
-    """`$CRMCHAT_SCHEMAS_DIR` when set, else `../shared/schemas/dataverse-9.0`."""
+    """`$CRMCHAT_SCHEMAS_DIR` when set, else the vendored `schemas/dataverse-9.0`."""
     configured = os.environ.get(SCHEMAS_DIR_ENV)
     return Path(configured) if configured else DEFAULT_SCHEMAS_DIR
 

@@ -51,6 +51,7 @@ from connector.crm.identification import identify
 from connector.crm.regarding import Regarding
 from connector.crm.tickets import create_ticket, ticket_ids
 from connector.dataverse import DataverseError
+from connector.web import open_sockets
 from connector.web.auth import (
     AGENT_ROLES,
     SERVICE_TOKEN_MAX_AGE_SECS,
@@ -197,7 +198,8 @@ def visitor_socket(ws: Any) -> None:
                 engine.do_visitor_rate(session, rating=frame.rating)
 
     try:
-        _serve(engine, ws, subscriber, parse_visitor_frame, act)
+        with open_sockets.track(ws, "visitor"):
+            _serve(engine, ws, subscriber, parse_visitor_frame, act)
     finally:
         engine.do_visitor_disconnect(session)
 
@@ -315,7 +317,8 @@ def agent_socket(ws: Any) -> None:
 
     engine.do_agent_connect(session)
     try:
-        _serve(engine, ws, subscriber, parse_agent_frame, act, allowed=allowed)
+        with open_sockets.track(ws, "agent"):
+            _serve(engine, ws, subscriber, parse_agent_frame, act, allowed=allowed)
     finally:
         engine.do_agent_disconnect(session)
 

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from connector.chat.frames import GUID_PATTERN
 from connector.web.addresses import socket_base_url
+from connector.web.embed import versioned_path
 from connector.web.errors import NotFound
 from connector.web.sockets import engine_of
 
@@ -64,6 +65,8 @@ def widget_config(widget_id: str) -> Response:
         "topics": [{"id": t.topic_id, "name": t.name, "color": t.color} for t in offered],
         "design": widget.design.model_dump(mode="json"),
         "socket_url": _socket_url(),
+        # Versioned, so browsers keep it for a year (connector/web/embed.py).
+        "script_url": versioned_path("widget.js"),
     }
     text = json.dumps(body, sort_keys=True, ensure_ascii=False)
     response = jsonify(body)

@@ -62,6 +62,9 @@ def set_design(service: Any, widget_id: str, **options: Any) -> None:
     design = json.loads(row.get("crmchat_design") or "{}")
     design.update(options)
     client.update("crmchat_widgets", widget_id, {"crmchat_design": json.dumps(design)})
+    # The service read its configuration at start; a save through the designer refreshes
+    # it at once, as this does (a change made elsewhere shows within the cache's 30 s).
+    service.app.extensions["crmchat.directory"].invalidate()
 
 
 def open_demo(page: Any, service: Any, name: str) -> None:

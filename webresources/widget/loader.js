@@ -74,7 +74,10 @@
     if (!config || !config.enabled) return fail();
     ns.config = config;
     var s = d.createElement("script");
-    s.src = base + "/widget/widget.js";
+    // A versioned URL the browser keeps for a year; a path on this service, nothing else.
+    var path = /^\/widget\/v\/[0-9a-f]+\/[a-z][\w-]*\.js$/.test(config.script_url || "") ?
+      config.script_url : "/widget/widget.js";
+    s.src = base + path;
     s.async = true;
     s.onerror = function () { fail(7, "The widget's script failed to load."); };
     (d.head || d.documentElement).appendChild(s);
