@@ -22,6 +22,8 @@ from connector.web import auth
 
 SECRET_KEY = "process-test-secret-" + "k" * 30
 START_SECS = 60.0
+# How long a frame from a service process may take on a busy machine.
+PROCESS_WAIT_SECS = 30.0
 
 
 def free_port() -> int:
@@ -123,8 +125,13 @@ def chat_through(
 
     ws_base = base_url.replace("http", "ws", 1)
     token = agent_token_value or agent_token(SAM_USER_ID)
-    agent = Ws(Client.connect(f"{ws_base}/ws/agent?token={token}", ssl_context=ssl_context))
-    visitor = Ws(Client.connect(f"{ws_base}/ws/visitor", ssl_context=ssl_context))
+    # Another process on a shared machine: its first sign-in reads roles from Dataverse.
+    wait = PROCESS_WAIT_SECS
+    agent = Ws(
+        Client.connect(f"{ws_base}/ws/agent?token={token}", ssl_context=ssl_context),
+        wait_secs=wait,
+    )
+    visitor = Ws(Client.connect(f"{ws_base}/ws/visitor", ssl_context=ssl_context), wait_secs=wait)
     try:
         agent.expect("snapshot")
         visitor.send(

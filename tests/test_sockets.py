@@ -101,16 +101,17 @@ class Server:
 class Ws:
     """A websocket client that reads JSON frames and finds them by type."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, wait_secs: float = WAIT_SECS) -> None:
         self.client = client
+        self.wait_secs = wait_secs
         self.seen: list[dict[str, Any]] = []
 
     def send(self, frame: dict[str, Any] | str) -> None:
         self.client.send(frame if isinstance(frame, str) else json.dumps(frame))
 
     def expect(self, type_: str, **match: Any) -> dict[str, Any]:
-        """The next unseen frame of `type_` (and matching fields), waiting up to WAIT_SECS."""
-        deadline = time.monotonic() + WAIT_SECS
+        """The next unseen frame of `type_` (and matching fields), waiting up to wait_secs."""
+        deadline = time.monotonic() + self.wait_secs
         while True:
             for index, frame in enumerate(self.seen):
                 if frame["type"] == type_ and all(frame.get(k) == v for k, v in match.items()):

@@ -9,6 +9,7 @@ second, bursts of 5) so that it is met for sure even on a busy machine.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,11 @@ COUNT = 30
 TYPE_FAST = """(input, [prefix, count]) => {
   for (let i = 1; i <= count; i++) { input.value = prefix + i; input.form.requestSubmit(); }
 }"""
+
+
+def exactly(text: str) -> re.Pattern[str]:
+    """A has_text pattern matching `text` as the whole text, not a part of it."""
+    return re.compile(rf"^\s*{re.escape(text)}\s*$")
 
 
 def texts(items: Any) -> list[str]:
@@ -51,7 +57,7 @@ def test_fast_messages_keep_their_order_on_both_sides(
     # The visitor is told their messages are being slowed down...
     expect(visitor.get_by_test_id("crmchat-slowed")).to_be_visible()
     agent_texts = sam.get_by_test_id("messages").get_by_test_id("message-text")
-    expect(agent_texts.filter(has_text=f"v{COUNT}")).to_have_count(1, timeout=30_000)
+    expect(agent_texts.filter(has_text=exactly(f"v{COUNT}"))).to_have_count(1, timeout=30_000)
     # ...and every message arrives once, in the order typed.
     assert [t for t in texts(agent_texts) if t.startswith("v")] == visitor_said
     expect(visitor.get_by_test_id("crmchat-slowed")).to_be_hidden()
@@ -60,7 +66,10 @@ def test_fast_messages_keep_their_order_on_both_sides(
     sam.locator("#input").evaluate(TYPE_FAST, ["a", COUNT])
     expect(sam.get_by_test_id("slowed")).to_be_visible()
     bubbles = visitor.get_by_test_id("crmchat-messages").get_by_test_id("crmchat-message")
-    expect(bubbles.filter(has_text=f"a{COUNT}")).to_have_count(1, timeout=30_000)
+    # The bubble alone: a whole message also holds its time, and has_text ignores the line
+    # break, so "a3" sent at "01:22" would read as "a301:22".
+    last = bubbles.locator(".bubble").filter(has_text=exactly(f"a{COUNT}"))
+    expect(last).to_have_count(1, timeout=30_000)
     seen = texts(bubbles.locator(".bubble"))
     assert [t for t in seen if t.startswith("a")] == agent_said
 
