@@ -155,12 +155,22 @@ def _services(
 
         owned_directory = directory = Directory(client)
     owned_outbox: Any = None
+    known = directory
+
+    def user_of_agent(agent_id: str) -> str | None:
+        agent = known.agent(agent_id)
+        return agent.user_id if agent is not None else None
+
     if outbox is None:
         from connector.crm.outbox import Outbox
 
         owned_outbox = Outbox(
             settings.data_dir / "outbox.sqlite",
-            {CHAT_ACTIVITY_KIND: chat_activity_handler(client, secret=secret)},
+            {
+                CHAT_ACTIVITY_KIND: chat_activity_handler(
+                    client, secret=secret, user_of_agent=user_of_agent
+                )
+            },
         )
         outbox = owned_outbox
     state = SqliteLiveState(settings.data_dir / "live.sqlite")

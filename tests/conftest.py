@@ -11,11 +11,13 @@
   "nonce"}` of a handshake row the user created in a `create_app` app's Dataverse.
 - `handshake_headers`: `handshake_headers(client, app, user_id)` -> bearer headers for
   the service API, from such a handshake redeemed at `/api/auth/handshake`.
+- `source`: `(solution_dir, webresources_dir)`, a private copy a test may break.
 """
 
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from connector.dataverse_local import (
 )
 from connector.services import services_of
 from connector.solution.model import Schema
+from connector.solution.paths import SOLUTION_DIR, WEBRESOURCES_DIR
 from connector.solution.reader import load_schema
 
 
@@ -113,6 +116,16 @@ def make_handshake() -> Handshake:
 def handshake_headers() -> Handshake:
     """`handshake_headers(client, app, user_id)`: service API headers via a handshake."""
     return _handshake_headers
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> tuple[Path, Path]:
+    """A private copy of solution/ and webresources/ that a test may break."""
+    solution_dir = tmp_path / "solution"
+    webresources_dir = tmp_path / "webresources"
+    shutil.copytree(SOLUTION_DIR, solution_dir)
+    shutil.copytree(WEBRESOURCES_DIR, webresources_dir)
+    return solution_dir, webresources_dir
 
 
 # A real redis-server per test that asks for one (tests/redis_fixture.py).

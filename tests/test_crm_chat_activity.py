@@ -435,3 +435,111 @@ def test_a_record_an_agent_pre_created_is_never_taken_as_the_services(
     assert (real["statecode"], real["statuscode"]) == (1, 2)
     left = admin.retrieve(tables.CHATS, activity_of(chat))
     assert left["_createdby_value"] == mallory and left["statecode"] == 0  # not closed as ours
+
+
+# ----- activity parties -------------------------------------------------------------------
+
+
+def _parties(admin: DataverseClient, activity_id: str) -> list[tuple[int, str, str]]:
+    rows = admin.list(
+        "activityparties",
+        select=["participationtypemask", "_partyid_value"],
+        filter=f"_activityid_value eq {activity_id}",
+        annotations=True,
+    )
+    return sorted(
+        (
+            row["participationtypemask"],
+            row["_partyid_value@Microsoft.Dynamics.CRM.lookuplogicalname"],
+            row["_partyid_value"],
+        )
+        for row in rows
+    )
+
+
+def test_the_payload_names_the_customer_as_from_and_the_agents_as_to() -> None:
+    lead = Regarding(table="lead", id=str(uuid.uuid4()), name="Ann Lee")
+    owner, other = str(uuid.uuid4()), str(uuid.uuid4())
+    chat = finished_chat(regarding=lead, owner_user_id=owner)
+    payload = chat_activity_payload(chat, agent_user_ids=[other, owner])
+    assert payload["crmchat_chat_activity_parties"] == [
+        {"partyid_lead@odata.bind": f"/leads({lead.id})", "participationtypemask": 1},
+        {"partyid_systemuser@odata.bind": f"/systemusers({owner})", "participationtypemask": 2},
+        {"partyid_systemuser@odata.bind": f"/systemusers({other})", "participationtypemask": 2},
+    ]
+
+
+def test_a_chat_gets_its_parties_in_the_same_two_requests(
+    service: DataverseClient, admin: DataverseClient, recorder: Recorder
+) -> None:
+    contact = create_contact(admin, {"firstname": "Ann", "lastname": "Lee"})
+    case = create_case(admin, contact, title="Shipping", description="")
+    # Regarding the case, yet the contact is its customer: From.
+    chat = finished_chat(
+        regarding=case,
+        contact={"id": contact.id, "name": "Ann Lee"},
+        owner_user_id=ADMIN_USER_ID,
+    )
+    prime_writer(service)
+    recorder.requests.clear()
+    write_chat(service, chat)
+    assert recorder.requests == ["PATCH crmchat_chats", "PATCH crmchat_chats"]
+    assert _parties(admin, activity_of(chat)) == [
+        (1, "contact", contact.id),
+        (2, "systemuser", ADMIN_USER_ID),
+    ]
+
+
+def test_the_outbox_handler_makes_every_agent_who_took_part_a_party(
+    service: DataverseClient, admin: DataverseClient, dataverse_app: DataverseApp
+) -> None:
+    other_user = add_user(
+        dataverse_app.store, domain_name="bob@crmchat.local", first_name="Bob", last_name="Ray"
+    )
+    users = {"a-1": other_user}
+    chat = finished_chat(owner_user_id=ADMIN_USER_ID)
+    chat_activity_handler(service, secret=SERVICE_SECRET, user_of_agent=users.get)(chat.to_dict())
+    assert _parties(admin, activity_of(chat)) == sorted(
+        [(2, "systemuser", ADMIN_USER_ID), (2, "systemuser", other_user)]
+    )
+
+
+def test_activity_parties_are_written_only_through_their_activity(
+    admin: DataverseClient, dataverse_app: DataverseApp, admin_token: str
+) -> None:
+    session = requests.Session()
+    session.mount(ORIGIN, WsgiAdapter(dataverse_app))
+    answer = session.post(
+        f"{ORIGIN}/api/data/v9.2/activityparties",
+        json={"participationtypemask": 1},
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    assert answer.status_code == 405
+    assert "error" in answer.json()
+
+
+# ----- readable visitor and participants ---------------------------------------------------
+
+
+def test_the_form_gets_the_visitor_and_participants_as_text_not_json() -> None:
+    chat = finished_chat(contact={"id": str(uuid.uuid4()), "name": "Ann Lee"})
+    payload = chat_activity_payload(chat)
+    assert payload["crmchat_participantnames"] == "Ann Lee (visitor)\nBob Ray (agent)"
+    assert payload["crmchat_visitordetails"] == (
+        "Ann Lee\n"
+        "firstname: Ann\n"
+        "lastname: Lee\n"
+        "email: ann@shop.example\n"
+        "Page: https://shop.example/p/1\n"
+        "IP address: 203.0.113.9\n"
+        "Recognised as: Ann Lee"
+    )
+
+
+def test_readable_columns_drop_control_characters_and_fit_their_column() -> None:
+    chat = finished_chat(
+        visitor_name="Ann\x1b[31m Lee", visitor_fields={"note": "x" * 10_000}, page=""
+    )
+    details = chat_activity_payload(chat)["crmchat_visitordetails"]
+    assert details.startswith("Ann[31m Lee\nnote: xxx")
+    assert utf16_len(details) <= 4000

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -41,16 +40,6 @@ def xsd() -> xmlschema.XMLSchema10:
 @pytest.fixture(scope="module")
 def schema() -> Schema:
     return load_schema()
-
-
-@pytest.fixture
-def source(tmp_path: Path) -> tuple[Path, Path]:
-    """A private copy of solution/ and webresources/ that a test may break."""
-    solution_dir = tmp_path / "solution"
-    webresources_dir = tmp_path / "webresources"
-    shutil.copytree(SOLUTION_DIR, solution_dir)
-    shutil.copytree(WEBRESOURCES_DIR, webresources_dir)
-    return solution_dir, webresources_dir
 
 
 def _edit(path: Path, old: str, new: str) -> None:

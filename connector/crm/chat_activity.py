@@ -9,9 +9,12 @@ own: every role that may create an activity may create this one):
 
 1. create-only upsert ``PATCH crmchat_chats(<activity id>)`` with
    ``If-None-Match: *`` carrying every column (subject = the topics, widget, regarding,
-   owner = the accepting agent, actual start/end/duration, visitor info, participants,
-   rating, transcript, context, visitor id, and the report figures: topic, agent, wait
-   before answer and duration in seconds, and the UTC day the chat started);
+   owner = the accepting agent, actual start/end/duration, visitor info and participants
+   (JSON for machines, and the same as readable text for the form), rating,
+   transcript, context, visitor id, and the report figures: topic, agent, wait before
+   answer and duration in seconds, and the UTC day the chat started), with its
+   activity parties in the same body (deep insert of `crmchat_chat_activity_parties`):
+   the customer contact or lead as From (1), the agents' system users as To (2);
 2. ``PATCH`` statecode 1 / statuscode 2 (Completed). Dataverse does not take an
    activity's state on create, so closing is its own request.
 
@@ -57,7 +60,9 @@ __all__ = [
     "FinishedChat",
     "chat_activity_handler",
     "chat_activity_payload",
+    "format_participants",
     "format_transcript",
+    "format_visitor",
     "utf16_len",
     "write_chat_activity",
 ]
@@ -75,6 +80,7 @@ CHAT_ACTIVITY_KIND = "chat_activity"
 MAX_SUBJECT_CHARS = 400
 MAX_TRANSCRIPT_CHARS = 1_048_576
 MAX_JSON_CHARS = 100_000
+MAX_READABLE_CHARS = 4_000  # crmchat_visitordetails, crmchat_participantnames
 MAX_VISITOR_ID_CHARS = 100
 MAX_LABELS_CHARS = 4000
 # Strings inside an over-long JSON column are cut to these lengths, in turn.
@@ -328,6 +334,44 @@ def format_transcript(
     return "\n".join(lines)
 
 
+# ----- readable visitor and participants ------------------------------------------------
+
+
+def _one_line(value: object) -> str:
+    return " ".join(_clean(str(value)).split())
+
+
+def format_visitor(chat: FinishedChat) -> str:
+    """The visitor as a person reads it on the chat form: one ``Label: value`` per line.
+
+    The same facts as `crmchat_visitorinfo` (JSON, for machines), without the JSON.
+    """
+    lines = [_one_line(chat.visitor_name) or "Visitor"]
+    lines += [
+        f"{_one_line(name)}: {_one_line(value)}"
+        for name, value in chat.visitor_fields.items()
+        if _one_line(value)
+    ]
+    if chat.page:
+        lines.append(f"Page: {_one_line(chat.page)}")
+    if chat.ip:
+        lines.append(f"IP address: {_one_line(chat.ip)}")
+    if chat.identity is not None:
+        lines.append("Identity: verified by the website")
+    if chat.contact and chat.contact.get("name"):
+        lines.append(f"Recognised as: {_one_line(chat.contact['name'])}")
+    return _cut("\n".join(lines), MAX_READABLE_CHARS)
+
+
+def format_participants(participants: Sequence[Mapping[str, Any]]) -> str:
+    """Who took part, one ``Name (visitor|agent)`` per line, in the order they joined."""
+    lines = [
+        f"{_one_line(p.get('name') or '') or 'Someone'} ({_one_line(p.get('kind') or 'guest')})"
+        for p in participants
+    ]
+    return _cut("\n".join(dict.fromkeys(lines)), MAX_READABLE_CHARS)
+
+
 # ----- the activity ---------------------------------------------------------------------
 
 
@@ -341,8 +385,14 @@ def _datetime_value(moment: datetime) -> str:
     return quote(_utc(moment).replace(microsecond=0))
 
 
-def chat_activity_payload(chat: FinishedChat) -> dict[str, Any]:
-    """The create body of the chat's activity (pure; no state columns, see module doc)."""
+def chat_activity_payload(
+    chat: FinishedChat, *, agent_user_ids: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The create body of the chat's activity (pure; no state columns, see module doc).
+
+    `agent_user_ids`: the system users of the agents who took part, besides the owner;
+    each becomes a To party.
+    """
     seconds = max(0.0, (chat.ended_at - chat.started_at).total_seconds())
     payload: dict[str, Any] = {
         "subject": _subject(chat),
@@ -361,6 +411,8 @@ def chat_activity_payload(chat: FinishedChat) -> dict[str, Any]:
             }
         ),
         "crmchat_participants": _bounded_json(chat.participants),
+        "crmchat_participantnames": format_participants(chat.participants),
+        "crmchat_visitordetails": format_visitor(chat),
         "crmchat_transcript": format_transcript(chat.transcript, started_at=chat.started_at),
         "crmchat_context": _bounded_json(chat.context),
         "crmchat_visitorid": _cut(chat.visitor_id, MAX_VISITOR_ID_CHARS),
@@ -387,7 +439,42 @@ def chat_activity_payload(chat: FinishedChat) -> dict[str, Any]:
     if chat.regarding is not None:
         name, value = tables.bind_regarding(chat.regarding.table, chat.regarding.id)
         payload[name] = value
+    parties = _parties(chat, agent_user_ids)
+    if parties:
+        payload[tables.CHAT_PARTIES] = parties
     return payload
+
+
+def _parties(chat: FinishedChat, agent_user_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The activity parties: the customer as From, each agent's system user as To.
+
+    Parties are what puts a chat on the customer's timeline even when it is regarding
+    something else (a case), as an email's sender does.
+    """
+    parties: list[dict[str, Any]] = []
+    customer: tuple[str, str] | None = None
+    if chat.contact and chat.contact.get("id"):
+        customer = ("contact", chat.contact["id"])
+    elif chat.regarding is not None and chat.regarding.table in ("contact", "lead"):
+        customer = (chat.regarding.table, chat.regarding.id)
+    if customer is not None:
+        table, record_id = customer
+        parties.append(
+            {
+                f"partyid_{table}@odata.bind": tables.bind(tables.REGARDING_SETS[table], record_id),
+                "participationtypemask": tables.PARTY_FROM,
+            }
+        )
+    users = [chat.owner_user_id] if chat.owner_user_id else []
+    users += agent_user_ids
+    for user_id in dict.fromkeys(guid(u) for u in users):
+        parties.append(
+            {
+                "partyid_systemuser@odata.bind": tables.bind(tables.SYSTEMUSERS, user_id),
+                "participationtypemask": tables.PARTY_TO,
+            }
+        )
+    return parties
 
 
 def chat_activity_id(conversation_id: str, secret: bytes, *, attempt: int = 0) -> str:
@@ -416,6 +503,7 @@ def write_chat_activity(
     *,
     secret: bytes,
     service_user_id: str,
+    agent_user_ids: Sequence[str] = (),
 ) -> str:
     """Write `chat` as one completed activity: two requests, idempotent (module doc).
 
@@ -425,10 +513,11 @@ def write_chat_activity(
     Raises `DataverseError` when Dataverse fails or refuses; the outbox decides whether
     to try again.
     """
+    payload = chat_activity_payload(chat, agent_user_ids=agent_user_ids)
     for attempt in range(MAX_ID_ATTEMPTS):
         activity_id = chat_activity_id(chat.conversation_id, secret, attempt=attempt)
         try:
-            client.create(tables.CHATS, chat_activity_payload(chat), record_id=activity_id)
+            client.create(tables.CHATS, payload, record_id=activity_id)
         except PreconditionFailed:
             row = client.retrieve(tables.CHATS, activity_id, select=["statecode", _CREATED_BY])
             if str(row.get(_CREATED_BY) or "").lower() != service_user_id.lower():
@@ -449,20 +538,33 @@ def write_chat_activity(
 
 
 def chat_activity_handler(
-    client: DataverseClient, *, secret: bytes, service_user_id: str | None = None
+    client: DataverseClient,
+    *,
+    secret: bytes,
+    service_user_id: str | None = None,
+    user_of_agent: Callable[[str], str | None] | None = None,
 ) -> Callable[[dict[str, Any]], None]:
     """The outbox handler for `CHAT_ACTIVITY_KIND` items (payload: `FinishedChat.to_dict`).
 
     Without `service_user_id` it learns the service's own user from `WhoAmI` on its
-    first write.
+    first write. `user_of_agent(agent_id)` names an agent's system user (the cached
+    directory, so no request): the agents who took part become To parties.
     """
     me: list[str] = [service_user_id] if service_user_id else []
 
     def handle(payload: dict[str, Any]) -> None:
         if not me:
             me.append(client.who_am_i().user_id)
+        chat = FinishedChat.from_dict(payload)
+        users: list[str] = []
+        if user_of_agent is not None:
+            for participant in chat.participants:
+                if participant.get("kind") == "agent" and participant.get("id"):
+                    user_id = user_of_agent(str(participant["id"]))
+                    if user_id:
+                        users.append(user_id)
         write_chat_activity(
-            client, FinishedChat.from_dict(payload), secret=secret, service_user_id=me[0]
+            client, chat, secret=secret, service_user_id=me[0], agent_user_ids=users
         )
 
     return handle

@@ -23,6 +23,7 @@ __all__ = [
     "BIND_CHAT_TOPIC",
     "BIND_CHAT_WIDGET",
     "BIND_OWNER",
+    "CHAT_PARTIES",
     "CHATS",
     "CONTACTS",
     "CONTACT_CASES",
@@ -30,6 +31,8 @@ __all__ = [
     "INCIDENTS",
     "LABELS",
     "LEADS",
+    "PARTY_FROM",
+    "PARTY_TO",
     "REGARDING_SETS",
     "RegardingTable",
     "SETTINGS",
@@ -76,6 +79,12 @@ BIND_CHAT_WIDGET: Final = "crmchat_WidgetId@odata.bind"
 BIND_CHAT_TOPIC: Final = "crmchat_TopicId@odata.bind"
 BIND_CHAT_AGENT: Final = "crmchat_AgentId@odata.bind"
 BIND_OWNER: Final = "ownerid@odata.bind"
+
+# The chat's activity parties (collection-valued, deep-inserted with the chat) and their
+# participationtypemask values (Microsoft Learn, "Activity party types").
+CHAT_PARTIES: Final = "crmchat_chat_activity_parties"
+PARTY_FROM: Final = 1  # Sender: the customer
+PARTY_TO: Final = 2  # To Recipient: an agent's system user
 
 RegardingTable = Literal["contact", "lead", "incident"]
 

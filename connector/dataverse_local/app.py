@@ -268,9 +268,10 @@ def _route(app: DataverseApp, ex: Exchange) -> Reply:
         raise not_segment(match.group(1) if match else first)
     key = match.group(2)
     rest = segments[1:]
-    if table.read_only:
-        # activitypointer rows come from the activities themselves: GET only, as the Web
-        # API reference lists for the activitypointer EntityType.
+    if table.read_only or table.get_only:
+        # activitypointer rows come from the activities themselves, activityparty rows
+        # are written through their activity: GET only, as the Web API reference lists
+        # for both EntityTypes.
         allow_only(method, "GET")
     if key is None:
         return _collection(ex, table, rest)

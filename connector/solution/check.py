@@ -21,7 +21,10 @@ file that is not XML or a schema the reader rejects are problems like any other.
 - solution.xml root components resolve, and every table, role, sitemap and app module
   of customizations.xml is a root component;
 - custom names carry the publisher prefix and custom choice values its option prefix;
-- system charts, dashboards and field security profiles (`check_reports`).
+- system charts, dashboards and field security profiles (`check_reports`);
+- every custom table of the app has a main form and the public, Advanced Find, Associated,
+  Quick Find and Lookup views; forms and views name only existing columns, and subgrids
+  existing relationships (the latter through `load_schema`, as an import fails on them).
 
 The XSD is built once per process (it takes about 0.6 s); pass `schemas_dir` or set
 `CRMCHAT_SCHEMAS_DIR` to use another copy.
@@ -42,6 +45,7 @@ import xmlschema
 from connector import __version__
 from connector.crm.tables import RegardingTable
 from connector.solution.check_reports import dashboard_ids, report_problems
+from connector.solution.layouts import coverage_problems, read_layouts
 from connector.solution.model import ColumnType, Schema
 from connector.solution.pack import (
     WEBRESOURCE_PREFIX,
@@ -144,6 +148,7 @@ def check_solution(
     problems += _role_problems(customizations, schema)
     problems += _sitemap_problems(customizations, tables, resources)
     problems += _app_module_problems(customizations, tables, resources)
+    problems += _layout_problems(customizations, prefix=prefix)
     problems += report_problems(customizations, schema, schemas)
     problems += [
         f"customizations.xml: {problem}"
@@ -348,6 +353,26 @@ def _describe(element: ET.Element, parents: dict[ET.Element, ET.Element]) -> str
         return f"{element.tag} {element.get('Id')}"
     parent = parents.get(element)
     return f"{_describe(parent, parents)} {element.tag}" if parent is not None else element.tag
+
+
+def _layout_problems(customizations: ET.Element, *, prefix: str) -> list[str]:
+    """Every custom table an app shows needs its main form and five views (`layouts`).
+
+    A table no app includes (the sign-in handshake, which only the service writes) is
+    never opened by a person, so it needs neither.
+    """
+    forms, views = [], []
+    for entity in customizations.iterfind("Entities/Entity"):
+        entity_forms, entity_views = read_layouts(entity)
+        forms += entity_forms
+        views += entity_views
+    shown = {
+        c.get("schemaName", "").lower()
+        for c in customizations.iterfind("AppModules/AppModule/AppModuleComponents/*")
+        if c.get("type") == _ROOT_TYPE_ENTITY
+    }
+    custom = sorted(t for t in shown if t.startswith(f"{prefix.lower()}_"))
+    return [f"customizations.xml: {p}" for p in coverage_problems(custom, forms, views)]
 
 
 def _app_module_problems(

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from connector.solution.layouts import Form, View
+
 __all__ = [
     "AccessLevel",
     "Column",
@@ -107,6 +109,9 @@ class Table:
     has_activities: bool = False  # activities can be regarding it (regardingobjectid_<table>_*)
     # Only GET: a table the platform fills itself (activitypointer, one row per activity).
     read_only: bool = False
+    # Only GET on its entity set, yet stored: its rows are written through their parent's
+    # create (activityparty, through `<activity>_activity_parties`).
+    get_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,6 +177,24 @@ class Schema:
     many_to_many: tuple[ManyToMany, ...] = ()
     roles: tuple[Role, ...] = ()
     field_security_profiles: tuple[FieldSecurityProfile, ...] = ()
+    forms: tuple[Form, ...] = ()
+    views: tuple[View, ...] = ()
+
+    def main_form(self, logical_name: str) -> Form | None:
+        """The first main form of `logical_name` (the one a record opens in), or None."""
+        for form in self.forms:
+            if form.table == logical_name and form.type == "main":
+                return form
+        return None
+
+    def view_of(self, logical_name: str, query_type: int) -> View | None:
+        """The default view of `query_type` for `logical_name` (else the first), or None."""
+        candidates = [
+            v for v in self.views if v.table == logical_name and v.query_type == query_type
+        ]
+        defaults = [v for v in candidates if v.is_default]
+        found = defaults or candidates
+        return found[0] if found else None
 
     def table_for_set(self, entity_set: str) -> Table | None:
         """The table whose entity set name is `entity_set`, or None."""

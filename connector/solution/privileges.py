@@ -43,7 +43,12 @@ PRIVILEGE_ACTIONS = (
 )
 STANDARD_PRIVILEGES_TXT = Path(__file__).with_name("standard_privileges.txt")
 # Standard tables whose privileges keep a name other than their schema name.
-_RENAMED_PRIVILEGE_ENTITIES = {"systemuser": "User", "annotation": "Note"}
+# An activity party has no privileges of its own: its activity's (Activity) govern it.
+_RENAMED_PRIVILEGE_ENTITIES = {
+    "systemuser": "User",
+    "annotation": "Note",
+    "activityparty": "Activity",
+}
 _ACTIVITY = "Activity"
 # Only user-owned tables can be assigned or shared.
 _OWNER_ACTIONS = ("Assign", "Share")

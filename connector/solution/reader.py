@@ -17,6 +17,9 @@ reader adds it here, under the names a real organization uses:
   `actualstart`, `actualend`, `actualdurationminutes`, `scheduledstart`, `scheduledend`,
   `scheduleddurationminutes`, `prioritycode`, `regardingobjectid`);
 - the `activitypointer` table (`ACTIVITY_POINTER`), read-only, over every activity;
+- the `activityparty` table (`ACTIVITY_PARTY`): GET only on its set, written through an
+  activity's `<activity>_activity_parties` (deep insert); `partyid` over contact, lead,
+  account and systemuser (`partyid_<table>`);
 - the relationships behind those lookups: `lk_<t>_createdby`, `lk_<t>_modifiedby`,
   `owner_<t>` and `team_owner_<t>` (ownerid), `user_<t>`, `team_<t>`,
   `business_unit_<t>`; one `<target>_<activity>` per activity and table with
@@ -32,7 +35,9 @@ Errors:
                        unknown column type, a table without a primary name, a relationship
                        naming a table or column that does not exist, an unknown access level,
                        a field security profile naming a column that is missing or not
-                       secured (a real import fails with AttributeNotSecured, 0x8004F508)
+                       secured (a real import fails with AttributeNotSecured, 0x8004F508),
+                       a form or view naming a column or relationship that does not exist
+                       (`connector.solution.layouts`)
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+from connector.solution.layouts import Form, View, read_layouts, reference_problems
 from connector.solution.model import (
     AccessLevel,
     Column,
@@ -66,6 +72,7 @@ from connector.solution.paths import (
 from connector.solution.privileges import privilege_problems
 
 __all__ = [
+    "ACTIVITY_PARTY",
     "ACTIVITY_POINTER",
     "CUSTOMIZATIONS_XML",
     "REPO_ROOT",
@@ -170,6 +177,8 @@ class _Document:
     roles: list[Role] = field(default_factory=list)
     profiles: list[FieldSecurityProfile] = field(default_factory=list)
     business_owned: set[str] = field(default_factory=set)
+    forms: list[Form] = field(default_factory=list)
+    views: list[View] = field(default_factory=list)
 
 
 def _parse_file(path: Path, *, custom: bool) -> _Document:
@@ -183,6 +192,9 @@ def _parse_file(path: Path, *, custom: bool) -> _Document:
         if table.logical_name in document.tables:
             raise SchemaError(f"{path}: table {table.logical_name} is declared twice")
         document.tables[table.logical_name] = table
+        forms, views = read_layouts(entity)
+        document.forms += forms
+        document.views += views
         if business_owned:
             document.business_owned.add(table.logical_name)
     for relationship in root.iterfind("EntityRelationships/EntityRelationship"):
@@ -503,6 +515,60 @@ ACTIVITY_POINTER = Table(
 )
 
 
+# The people an activity involves, one row per person and role (Microsoft Learn,
+# "ActivityParty table/entity reference"; "Activity party types" for the masks). Its set
+# answers GET only; rows are written in the activity's create, through
+# `<activity>_activity_parties`, with `partyid_<table>@odata.bind`.
+PARTICIPATION_TYPES = {
+    1: "Sender",
+    2: "To Recipient",
+    3: "CC Recipient",
+    4: "BCC Recipient",
+    5: "Required attendee",
+    6: "Optional attendee",
+    7: "Organizer",
+    8: "Regarding",
+    9: "Owner",
+    10: "Resource",
+    11: "Customer",
+}
+# The tables a CRM Chat party can be: the customer (contact, lead, account), the agents.
+PARTY_TABLES = {
+    "contact": "contact_activity_parties",
+    "lead": "lead_activity_parties",
+    "account": "account_activity_parties",
+    "systemuser": "system_user_activity_parties",
+}
+ACTIVITY_PARTY = Table(
+    logical_name="activityparty",
+    schema_name="ActivityParty",
+    entity_set="activityparties",
+    primary_id="activitypartyid",
+    primary_name="partyidname",
+    columns={
+        "activityid": Column(
+            "activityid", ColumnType.LOOKUP, required=True, display_name="Activity"
+        ),
+        "partyid": Column("partyid", ColumnType.LOOKUP, display_name="Party"),
+        "partyidname": _server_set("partyidname", ColumnType.STRING, "Party Name"),
+        "participationtypemask": Column(
+            "participationtypemask",
+            ColumnType.PICKLIST,
+            required=True,
+            options=PARTICIPATION_TYPES,
+            display_name="Participation Type",
+        ),
+        "addressused": Column(
+            "addressused", ColumnType.STRING, max_length=320, display_name="Address"
+        ),
+    },
+    ownership=Ownership.NONE,
+    is_custom=False,
+    display_name="Activity Party",
+    get_only=True,
+)
+
+
 def _with_import_columns(table: Table, *, business_owned: bool) -> Table:
     """`table` with the columns an import adds; declared columns keep their definition."""
     added: list[Column] = []
@@ -564,6 +630,13 @@ def _import_relationships(tables: dict[str, Table]) -> list[OneToMany]:
             name = f"{target.logical_name}_{activity.logical_name}"
             navigation = f"regardingobjectid_{target.logical_name}_{activity.logical_name}"
             add(name, target.logical_name, activity.logical_name, "regardingobjectid", navigation)
+    if ACTIVITY_PARTY.logical_name in tables:
+        for activity in (t for t in tables.values() if t.is_activity and not t.read_only):
+            name = f"{activity.logical_name}_activity_parties"
+            navigation = f"activityid_{activity.logical_name}"
+            add(name, activity.logical_name, "activityparty", "activityid", navigation)
+        for party, name in PARTY_TABLES.items():
+            add(name, party, "activityparty", "partyid", f"partyid_{party}")
     if "annotation" in tables:
         for target in (t for t in tables.values() if t.has_notes):
             # Standard tables call it "Contact_Annotation"; custom ones "<table>_Annotations".
@@ -610,10 +683,14 @@ def _build(standard: _Document, solution: _Document) -> Schema:
         raise SchemaError(f"the solution redefines standard tables: {sorted(clash)}")
     business_owned = standard.business_owned | solution.business_owned
     declared_tables = (
-        standard.tables | solution.tables | {ACTIVITY_POINTER.logical_name: ACTIVITY_POINTER}
+        standard.tables
+        | solution.tables
+        | {ACTIVITY_POINTER.logical_name: ACTIVITY_POINTER}
+        | {ACTIVITY_PARTY.logical_name: ACTIVITY_PARTY}
     )
     tables = {
-        name: _with_import_columns(table, business_owned=name in business_owned)
+        # An activity party has no state of its own (it follows its activity's).
+        name: _with_import_columns(table, business_owned=name in business_owned or table.get_only)
         for name, table in declared_tables.items()
     }
     declared = standard.one_to_many + solution.one_to_many
@@ -646,7 +723,7 @@ def _build(standard: _Document, solution: _Document) -> Schema:
     duplicates = sorted(name for name, count in names.items() if count > 1)
     if duplicates:
         raise SchemaError(f"relationship names used twice: {duplicates}")
-    return Schema(
+    schema = Schema(
         tables=tables,
         one_to_many=tuple(one_to_many),
         many_to_many=tuple(many_to_many),
@@ -654,7 +731,15 @@ def _build(standard: _Document, solution: _Document) -> Schema:
         field_security_profiles=tuple(
             _checked_profiles(standard.profiles + solution.profiles, tables)
         ),
+        forms=tuple(standard.forms + solution.forms),
+        views=tuple(standard.views + solution.views),
     )
+    # Forms and views depend on the columns and relationships they name: an import whose
+    # form or view names a missing one fails on the missing dependency.
+    broken = reference_problems(schema, schema.forms, schema.views)
+    if broken:
+        raise SchemaError("the import fails: " + "; ".join(broken))
+    return schema
 
 
 def _checked_profiles(

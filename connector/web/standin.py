@@ -21,8 +21,9 @@ Routes::
     GET  /demo/message         the ticket fallback ("leave a message")
 
 The shell page carries the app as JSON (`app_description`): areas, groups and subareas
-from `AppModuleSiteMaps` in customizations.xml, and every table's entity set, keys and
-list columns, so `Xrm.WebApi` can map logical names to entity sets.
+from `AppModuleSiteMaps` in customizations.xml, and every table's entity set and keys (so
+`Xrm.WebApi` can map logical names to entity sets), its main form and its public view's
+list (`standin_forms`), and its command-bar buttons.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from connector.demo import (
     seed_demo,
 )
 from connector.services import services_of
+from connector.solution.layouts import QueryType
 from connector.solution.model import ColumnType, Role, Schema, Table
 from connector.solution.pack import WEBRESOURCE_PREFIX
 from connector.solution.paths import CUSTOMIZATIONS_XML, WEBRESOURCES_DIR
@@ -55,6 +57,7 @@ from connector.solution.privileges import PRIVILEGE_ACTIONS, privilege_name
 from connector.solution.ribbon import read_commands
 from connector.web.addresses import is_loopback_host, service_base_url
 from connector.web.errors import Forbidden, NotFound, json_body
+from connector.web.standin_forms import describe_form, describe_view, wire_name
 
 __all__ = [
     "STANDIN_DIR",
@@ -189,13 +192,6 @@ def _subarea_privilege(schema: Schema, privilege: ET.Element | None) -> dict[str
     return {"entity": entity, "action": action, "name": name}
 
 
-def _wire(table: Table, name: str) -> str:
-    column = table.columns[name]
-    if column.type in (ColumnType.LOOKUP, ColumnType.CUSTOMER, ColumnType.OWNER):
-        return f"_{name}_value"
-    return name
-
-
 def _list_columns(table: Table) -> list[dict[str, str]]:
     """The primary name, a few of the table's own columns, the owner and the last change."""
     candidates = [
@@ -218,7 +214,7 @@ def _list_columns(table: Table) -> list[dict[str, str]]:
     return [
         {
             "name": name,
-            "wire": _wire(table, name),
+            "wire": wire_name(table, name),
             "label": table.columns[name].display_name or name,
         }
         for name in names
@@ -245,8 +241,17 @@ def app_description(schema: Schema) -> dict[str, Any]:
             "name": table.primary_name,
             "displayName": table.display_name or name,
         }
-        if name in listed:
+        public_view = schema.view_of(name, QueryType.PUBLIC)
+        if public_view is not None:
+            # The list a tenant shows: the public view's columns, filter and order.
+            view = describe_view(schema, public_view)
+            entity["columns"] = view["columns"]
+            entity["list"] = {"filter": view["filter"], "orderby": view["orderby"]}
+        elif name in listed:
             entity["columns"] = _list_columns(table)
+        main_form = schema.main_form(name)
+        if main_form is not None:
+            entity["form"] = describe_form(schema, main_form)
         if name in commands:
             entity["commands"] = [
                 {

@@ -30,7 +30,7 @@ def test_admin_signs_in_browses_tables_and_sets_the_region_in_settings(
     nav.get_by_role("link", name="Topics", exact=True).click()
     expect(page.locator("table.records tbody tr")).to_have_count(2)
     page.get_by_role("link", name="Support", exact=True).click()
-    expect(page.locator("dl.record")).to_contain_text("#107c10")
+    expect(page.get_by_label("Colour")).to_have_value("#107c10")
 
     nav.get_by_role("link", name="Settings", exact=True).click()
     settings = page.frame_locator('iframe[data-subarea="sub_settings"]')

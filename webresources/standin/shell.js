@@ -338,8 +338,12 @@
     more.textContent = "Load more";
     more.hidden = true;
 
+    // The public view's filter and order when the solution has one (as a tenant's list).
+    const listed = entity.list;
     let options = "?$select=" + [entity.id].concat(columns.map((c) => c.wire)).join(",") +
-      (columns.some((c) => c.name === "modifiedon") ? "&$orderby=modifiedon desc" : "");
+      (listed ? (listed.filter ? "&$filter=" + encodeURIComponent(listed.filter) : "") +
+        (listed.orderby ? "&$orderby=" + encodeURIComponent(listed.orderby) : "")
+        : (columns.some((c) => c.name === "modifiedon") ? "&$orderby=modifiedon desc" : ""));
     let count = 0;
 
     async function page() {
@@ -377,6 +381,14 @@
     }
 
     more.addEventListener("click", page);
+    if (entity.form) {
+      const create = document.createElement("a");
+      create.href = "#new/" + entityName;
+      create.className = "command";
+      create.dataset.testid = "new-record";
+      create.textContent = "New";
+      view.append(create);
+    }
     view.append(table, more);
     await page();
   }
@@ -388,6 +400,10 @@
     view.dataset.entity = entityName;
     if (!entity) {
       view.replaceChildren(heading("Not found"), message("There is no table " + entityName + ".", "bad"));
+      return;
+    }
+    if (entity.form) {
+      await showForm(entityName, id);
       return;
     }
     try {
@@ -407,8 +423,7 @@
       back.href = listed ? "#" + listed.id : "#list/" + entityName;
       back.textContent = "Back to the list";
       view.replaceChildren(heading(formatted(row, entity.name) || entityName), back,
-        ...recordCommands(entityName, id), list);
-      related(entityName, id);
+        ...recordCommands(entityName, id, false), list);
       if (entity.timeline) timeline(id);
     } catch (error) {
       view.replaceChildren(heading(entityName), message("Could not load the record: " + error.message, "bad"));
@@ -417,8 +432,7 @@
 
   // The command-bar buttons the solution's RibbonDiffXml gives the table's form. Each runs
   // its JavaScriptFunction from its library with the form context (CrmParameter
-  // PrimaryControl). Records shown here are saved ones, so buttons hidden on the create
-  // form show too.
+  // PrimaryControl).
   const libraries = new Map(); // library URL -> Promise of its loading
 
   function loadLibrary(url) {
@@ -441,9 +455,12 @@
     };
   }
 
-  function recordCommands(entityName, id) {
+  // On the create form (no id yet) the buttons the ribbon hides there (FormStateRule
+  // State="Create" InvertResult="true") stay away, as in a tenant.
+  function recordCommands(entityName, id, creating) {
     const entity = app.entities[entityName];
-    return (entity.commands || []).map((command) => {
+    const shown = (entity.commands || []).filter((command) => !(creating && command.hiddenOnCreate));
+    return shown.map((command) => {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "command";
@@ -463,63 +480,283 @@
     });
   }
 
-  // The related records a model-driven form shows in its subgrids: a topic's agents and
-  // widgets, an agent's topics and the widgets that share them (N:N, read-only here).
-  async function related(entityName, id) {
-    const api = window.Xrm.WebApi;
-    const lists = [];
-    try {
-      if (entityName === "crmchat_topic") {
-        const found = await api.retrieveMultipleRecords("crmchat_topic",
-          "?$select=crmchat_topicid&$filter=crmchat_topicid eq " + id +
-          "&$expand=crmchat_agent_topic($select=crmchat_name),crmchat_widget_topic($select=crmchat_name)");
-        const topic = found.entities[0] || {};
-        lists.push(["Agents", "crmchat_agent", topic.crmchat_agent_topic || []],
-          ["Widgets", "crmchat_widget", topic.crmchat_widget_topic || []]);
-      } else if (entityName === "crmchat_agent") {
-        const found = await api.retrieveMultipleRecords("crmchat_agent",
-          "?$select=crmchat_agentid&$filter=crmchat_agentid eq " + id +
-          "&$expand=crmchat_agent_topic($select=crmchat_topicid,crmchat_name)");
-        const topics = (found.entities[0] || {}).crmchat_agent_topic || [];
-        const widgets = new Map();
-        for (const topic of topics) {
-          const linked = await api.retrieveMultipleRecords("crmchat_topic",
-            "?$select=crmchat_topicid&$filter=crmchat_topicid eq " + topic.crmchat_topicid +
-            "&$expand=crmchat_widget_topic($select=crmchat_widgetid,crmchat_name)");
-          for (const w of (linked.entities[0] || {}).crmchat_widget_topic || []) widgets.set(w.crmchat_widgetid, w);
+  // ----- records through the solution's main form -----------------------------------------
+  // Tabs, sections and fields as the form's FormXml lays them out; lookups pick from their
+  // table and save as `<navigation>@odata.bind`; subgrids list the related records, and an
+  // N:N grid adds existing ones with an Associate request. `id` null: the create form.
+
+  let controlCount = 0;
+
+  function fieldControl(field, row, creating) {
+    const editable = creating ? field.create : field.update;
+    const id = "field-" + field.name + "-" + (++controlCount);
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.textContent = field.label + (field.required && editable ? " *" : "");
+    let control;
+    const value = row ? row[field.wire] : undefined;
+    if (field.lookup && editable) {
+      control = document.createElement("select");
+      const empty = document.createElement("option");
+      empty.value = "";
+      empty.textContent = "—";
+      control.append(empty);
+      const current = value ? String(value) : "";
+      const lookup = field.lookup;
+      control.dataset.loading = "true";
+      window.Xrm.WebApi.retrieveMultipleRecords(lookup.target,
+        "?$select=" + lookup.id + "," + lookup.name + "&$orderby=" + lookup.name).then((found) => {
+        for (const record of found.entities) {
+          const option = document.createElement("option");
+          option.value = record[lookup.id];
+          option.textContent = record[lookup.name] || "(no name)";
+          control.append(option);
         }
-        lists.push(["Topics", "crmchat_topic", topics], ["Widgets", "crmchat_widget", [...widgets.values()]]);
+        control.value = current;
+        control.dataset.initial = current;
+        delete control.dataset.loading;
+      }).catch((error) => {
+        control.after(message("Could not load the choices: " + error.message, "bad"));
+      });
+    } else if (field.type === "boolean" && editable) {
+      control = document.createElement("input");
+      control.type = "checkbox";
+      control.checked = value === true;
+    } else if (field.options && editable) {
+      control = document.createElement("select");
+      const empty = document.createElement("option");
+      empty.value = "";
+      empty.textContent = "—";
+      control.append(empty);
+      for (const [optionValue, text] of field.options) {
+        const option = document.createElement("option");
+        option.value = String(optionValue);
+        option.textContent = text;
+        control.append(option);
       }
+      control.value = value === undefined || value === null ? "" : String(value);
+    } else if (field.multiline) {
+      control = document.createElement("textarea");
+      control.rows = field.name.endsWith("transcript") ? 12 : 4;
+      control.value = row ? formatted(row, field.wire) : "";
+      control.readOnly = !editable;
+    } else {
+      control = document.createElement("input");
+      control.type = editable && (field.type === "integer" || field.type === "bigint") ? "number" : "text";
+      control.value = row ? formatted(row, field.wire) : "";
+      control.readOnly = !editable;
+    }
+    control.id = id;
+    control.name = field.name;
+    control.dataset.field = field.name;
+    if (control.dataset.initial === undefined) {
+      control.dataset.initial = control.type === "checkbox" ? String(control.checked) : control.value;
+    }
+    control.disabled = control.disabled || (!editable && control.tagName === "SELECT");
+    return { label, control, editable };
+  }
+
+  // The body a save sends: only what the person changed (a create: what they filled in).
+  function changes(fields, controls, creating) {
+    const body = {};
+    fields.forEach((field, index) => {
+      const { control, editable } = controls[index];
+      if (!editable) return;
+      const now = control.type === "checkbox" ? String(control.checked) : control.value;
+      if (!creating && now === control.dataset.initial) return;
+      if (field.lookup) {
+        // Clearing a lookup is a DELETE of its $ref in the Web API; this form only sets one.
+        if (now) body[field.lookup.navigation + "@odata.bind"] = "/" + field.lookup.set + "(" + now + ")";
+      } else if (field.type === "boolean") {
+        body[field.name] = control.checked;
+      } else if (field.options || field.type === "integer" || field.type === "bigint") {
+        if (now !== "" || !creating) body[field.name] = now === "" ? null : Number(now);
+      } else if (now !== "" || !creating) {
+        body[field.name] = now === "" ? null : now;
+      }
+    });
+    return body;
+  }
+
+  async function showForm(entityName, id) {
+    const entity = app.entities[entityName];
+    const creating = !id;
+    let row = null;
+    try {
+      if (!creating) row = await window.Xrm.WebApi.retrieveRecord(entityName, id);
     } catch (error) {
-      view.append(message("Could not load the related records: " + error.message, "bad"));
+      view.replaceChildren(heading(entityName), message("Could not load the record: " + error.message, "bad"));
       return;
     }
-    for (const [title, entity, rows] of lists) {
-      const section = document.createElement("section");
-      section.className = "related";
-      section.dataset.related = entity;
-      const h = document.createElement("h2");
-      h.textContent = title;
-      const ul = document.createElement("ul");
-      const key = app.entities[entity].id;
-      const sorted = rows.slice().sort((a, b) =>
-        String(a.crmchat_name || "").localeCompare(String(b.crmchat_name || "")));
-      for (const r of sorted) {
+    const form = document.createElement("form");
+    form.className = "record-form";
+    form.dataset.form = entity.form.id;
+    const fields = [];
+    const controls = [];
+    const grids = [];
+    for (const tab of entity.form.tabs) {
+      const tabSection = document.createElement("section");
+      tabSection.className = "form-tab";
+      const tabTitle = document.createElement("h2");
+      tabTitle.textContent = tab.label;
+      tabSection.append(tabTitle);
+      for (const section of tab.sections) {
+        const box = document.createElement("fieldset");
+        box.className = "form-section";
+        const legend = document.createElement("legend");
+        legend.textContent = section.label;
+        box.append(legend);
+        const list = document.createElement("div");
+        list.className = "record";
+        for (const item of section.items) {
+          if (item.kind === "subgrid") {
+            grids.push([box, item]);
+            continue;
+          }
+          const parts = fieldControl(item, row, creating);
+          fields.push(item);
+          controls.push(parts);
+          list.append(parts.label, parts.control);
+        }
+        if (list.childElementCount) box.append(list);
+        tabSection.append(box);
+      }
+      form.append(tabSection);
+    }
+    const status = message("");
+    const save = document.createElement("button");
+    save.type = "submit";
+    save.textContent = "Save";
+    save.dataset.testid = "save-record";
+    form.prepend(save, status);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      save.disabled = true;
+      status.className = "message";
+      status.textContent = "Saving…";
+      try {
+        const body = changes(fields, controls, creating);
+        if (creating) {
+          const created = await window.Xrm.WebApi.createRecord(entityName, body);
+          location.hash = "record/" + entityName + "/" + created.id;
+          return;
+        }
+        await window.Xrm.WebApi.updateRecord(entityName, id, body);
+        await showForm(entityName, id);
+        view.querySelector(".record-form .message").textContent = "Saved.";
+      } catch (error) {
+        status.className = "message bad";
+        status.textContent = "Could not save: " + error.message;
+      } finally {
+        save.disabled = false;
+      }
+    });
+    const back = document.createElement("a");
+    const listed = [...subareas.values()].find((s) => s.entity === entityName);
+    back.href = listed ? "#" + listed.id : "#list/" + entityName;
+    back.textContent = "Back to the list";
+    const title = creating ? "New " + (entity.displayName || entityName)
+      : formatted(row, entity.name) || entityName;
+    view.replaceChildren(heading(title), back, ...recordCommands(entityName, id, creating), form);
+    view.dataset.entity = entityName;
+    for (const [box, grid] of grids) box.append(subgrid(entityName, id, grid));
+    if (!creating && entity.timeline) timeline(id);
+  }
+
+  // A subgrid: the records related through the grid's relationship; for N:N, "Add existing".
+  function subgrid(entityName, id, grid) {
+    const section = document.createElement("section");
+    section.className = "related";
+    section.dataset.related = grid.target;
+    const h = document.createElement("h3");
+    h.textContent = grid.label;
+    const ul = document.createElement("ul");
+    section.append(h, ul);
+    if (!id) {
+      ul.append(message("Save the record to add " + grid.label.toLowerCase() + "."));
+      return section;
+    }
+    const api = window.Xrm.WebApi;
+    const target = app.entities[grid.target];
+    (async () => {
+      const found = await api.retrieveRecord(entityName, id,
+        "?$select=" + app.entities[entityName].id +
+        "&$expand=" + grid.navigation + "($select=" + grid.id + "," + grid.display + ")");
+      const rows = (found[grid.navigation] || []).slice().sort((a, b) =>
+        String(a[grid.display] || "").localeCompare(String(b[grid.display] || "")));
+      for (const r of rows) {
         const li = document.createElement("li");
         const link = document.createElement("a");
-        link.href = "#record/" + entity + "/" + r[key];
-        link.textContent = r.crmchat_name || "(no name)";
+        link.href = "#record/" + grid.target + "/" + r[grid.id];
+        link.textContent = r[grid.display] || "(no name)";
         li.append(link);
         ul.append(li);
       }
       if (!rows.length) ul.append(message("None."));
-      section.append(h, ul);
-      view.append(section);
-    }
+      if (!grid.associate) return;
+      const linked = new Set(rows.map((r) => r[grid.id]));
+      const all = await api.retrieveMultipleRecords(grid.target,
+        "?$select=" + grid.id + "," + grid.display + "&$orderby=" + grid.display);
+      const pick = document.createElement("select");
+      pick.setAttribute("aria-label", "Add existing " + (target.displayName || grid.target));
+      for (const record of all.entities) {
+        if (linked.has(record[grid.id])) continue;
+        const option = document.createElement("option");
+        option.value = record[grid.id];
+        option.textContent = record[grid.display] || "(no name)";
+        pick.append(option);
+      }
+      const add = document.createElement("button");
+      add.type = "button";
+      add.className = "secondary";
+      add.textContent = "Add existing " + (target.displayName || grid.target);
+      add.disabled = !pick.options.length;
+      add.addEventListener("click", async () => {
+        add.disabled = true;
+        try {
+          await api.execute({
+            target: { entityType: entityName, id },
+            relatedEntities: [{ entityType: grid.target, id: pick.value }],
+            relationship: grid.navigation,
+            getMetadata: () => ({ boundParameter: undefined, parameterTypes: {}, operationType: 2, operationName: "Associate" }),
+          });
+          section.replaceWith(subgrid(entityName, id, grid));
+        } catch (error) {
+          add.disabled = false;
+          section.append(message("Could not add: " + error.message, "bad"));
+        }
+      });
+      section.append(pick, add);
+    })().catch((error) => {
+      ul.append(message("Could not load the related records: " + error.message, "bad"));
+    });
+    return section;
   }
 
-  // The timeline a model-driven form shows: every activity regarding the record, newest
-  // first, read through activitypointer (whatever the activity's table).
+  // The timeline a model-driven form shows, newest first: every activity regarding the
+  // record and every activity it takes part in (its activity parties: a chat's customer),
+  // read through activitypointer whatever the activity's table.
+  const TIMELINE_SELECT = "?$select=activityid,subject,activitytypecode,actualend,createdon";
+
+  async function timelineActivities(id) {
+    const api = window.Xrm.WebApi;
+    const regarding = await api.retrieveMultipleRecords("activitypointer", TIMELINE_SELECT +
+      "&$filter=_regardingobjectid_value eq " + id + "&$orderby=createdon desc", PAGE_SIZE);
+    const parties = await api.retrieveMultipleRecords("activityparty",
+      "?$select=_activityid_value&$filter=_partyid_value eq " + id, PAGE_SIZE);
+    const seen = new Set(regarding.entities.map((a) => a.activityid));
+    const more = [...new Set(parties.entities.map((p) => p._activityid_value))]
+      .filter((activityId) => activityId && !seen.has(activityId));
+    let involved = [];
+    if (more.length) {
+      const found = await api.retrieveMultipleRecords("activitypointer", TIMELINE_SELECT +
+        "&$filter=" + more.map((activityId) => "activityid eq " + activityId).join(" or "));
+      involved = found.entities;
+    }
+    return regarding.entities.concat(involved)
+      .sort((a, b) => String(b.createdon).localeCompare(String(a.createdon)));
+  }
+
   async function timeline(id) {
     const section = document.createElement("section");
     section.className = "timeline";
@@ -530,10 +767,8 @@
     section.append(h, ul);
     view.append(section);
     try {
-      const found = await window.Xrm.WebApi.retrieveMultipleRecords("activitypointer",
-        "?$select=activityid,subject,activitytypecode,actualend,createdon" +
-        "&$filter=_regardingobjectid_value eq " + id + "&$orderby=createdon desc");
-      for (const activity of found.entities) {
+      const activities = await timelineActivities(id);
+      for (const activity of activities) {
         const li = document.createElement("li");
         li.dataset.testid = "timeline-item";
         const kind = document.createElement("span");
@@ -548,7 +783,7 @@
         li.append(kind, " ", link, " ", when);
         ul.append(li);
       }
-      if (!found.entities.length) ul.append(message("No activities yet."));
+      if (!activities.length) ul.append(message("No activities yet."));
     } catch (error) {
       ul.append(message("Could not load the timeline: " + error.message, "bad"));
     }
@@ -570,6 +805,13 @@
       const listed = [...subareas.values()].find((s) => s.url === url);
       markCurrent(listed ? listed.id : null);
       showFrame(listed || { id: "webresource:" + resource[1] + (resource[2] || ""), url, title: resource[1] });
+      return;
+    }
+    const creating = /^new\/([a-z0-9_]+)$/.exec(hash);
+    if (creating && app.entities[creating[1]] && app.entities[creating[1]].form) {
+      markCurrent(null);
+      showView();
+      showForm(creating[1], null);
       return;
     }
     const list = /^list\/([a-z0-9_]+)$/.exec(hash);

@@ -167,6 +167,24 @@ window.CrmChatStandin = window.CrmChatStandin || {};
         return { entityType: entityLogicalName, id: clean };
       },
     };
+    // Xrm.WebApi.online.execute, for the one request the stand-in's forms send: Associate
+    // (operationType 2), as a subgrid's "Add existing" does. It posts the $ref a tenant's
+    // Web API takes: <set>(<id>)/<relationship>/$ref {"@odata.id": <related record URL>}.
+    webApi.execute = async function (request) {
+      const metadata = request && typeof request.getMetadata === "function" ? request.getMetadata() : {};
+      if (metadata.operationType !== 2 || metadata.operationName !== "Associate") {
+        throw xrmError(501, { message: "This stand-in executes Associate requests only." });
+      }
+      const target = table(request.target.entityType);
+      const path = target.set + "(" + guid(request.target.id) + ")/" + request.relationship + "/$ref";
+      for (const related of request.relatedEntities || []) {
+        const other = table(related.entityType);
+        await send("POST", path, {
+          "@odata.id": location.origin + API_ROOT + other.set + "(" + guid(related.id) + ")",
+        });
+      }
+      return { ok: true, status: 204 };
+    };
     webApi.online = webApi;
 
     const roles = collection((user.roles || []).map((role) => ({ id: role.id, name: role.name })));
