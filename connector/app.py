@@ -11,6 +11,7 @@ from flask_compress import Compress
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from connector.channels import service as channels
 from connector.chat.actions import ChatEngine
 from connector.chat.hub import Hub
 from connector.chat.ports import DirectoryLike, OutboxLike
@@ -117,6 +118,7 @@ def create_app(
         sockets.bp,
     ):
         app.register_blueprint(blueprint)
+    channels.init_app(app, settings, embedded=connection.embedded_app is not None)
 
     if connection.embedded_app is not None:
         # The stand-in signs people in without a password: embedded and local only.
@@ -175,6 +177,7 @@ def _start_chat(app: Flask) -> None:
     if owned_directory is not None:
         owned_directory.start()
     app.extensions["crmchat.chat"].start()
+    channels.start(app)
     owned_outbox = app.extensions.get("crmchat.owned_outbox")
     if owned_outbox is not None:
         owned_outbox.start()
@@ -184,6 +187,7 @@ def stop_app(app: Flask) -> None:
     """Stop the chat's background threads and close its state (for tests and shutdown)."""
     engine: ChatEngine = app.extensions["crmchat.chat"]
     engine.stop()
+    channels.stop(app)
     owned_directory = app.extensions.get("crmchat.owned_directory")
     if owned_directory is not None:
         owned_directory.stop()

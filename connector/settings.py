@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # Service protection on the embedded Dataverse (0 = off), as real Dataverse applies it.
     embedded_max_requests: int = Field(default=0, ge=0)
     embedded_window_secs: int = Field(default=300, ge=1)
+    # Messaging channels' send APIs (docs/channels.md). Empty: the platforms' own
+    # (graph.facebook.com, chatapi.viber.com), or on the embedded default its simulator.
+    meta_graph_url: str = ""
+    viber_api_url: str = ""
 
     # --- the production server (`crmchat serve`; `--dev` runs werkzeug instead) ---
     # Redis for several processes (scale-out, not built yet). Empty: one process, local state.
@@ -108,6 +112,15 @@ class Settings(BaseSettings):
             or parts.fragment
         ):
             raise ValueError("CRMCHAT_PUBLIC_URL must be like https://chat.example.com")
+        return value
+
+    @field_validator("meta_graph_url", "viber_api_url")
+    @classmethod
+    def _api_base_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("a channel API address must be like https://graph.facebook.com")
         return value
 
     @field_validator("region")
