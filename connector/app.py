@@ -210,6 +210,10 @@ def print_addresses(settings: Settings) -> None:
         print(f"  embedded Dataverse Web API: {settings.base_url}{DATAVERSE_PATH}/", flush=True)
         print(f"  the CRM Chat app (local stand-in): {settings.base_url}/app/", flush=True)
         print(f"  demo website with the chat widget: {settings.base_url}/demo/", flush=True)
+        print(
+            f"  Messenger/Instagram/WhatsApp/Viber simulator: {settings.base_url}/simulator/",
+            flush=True,
+        )
     print(f"  settings page: {settings.base_url}/webresources/settings/index.html", flush=True)
 
 

@@ -68,8 +68,7 @@ def test_a_platform_user_links_to_a_contact_once_per_account(
     contact = api.create("contacts", {"lastname": "Person", "firstname": "Pat"})
     _, agent = _user(dataverse_app, dataverse_url, schema, "CRM Chat Agent", "ada")
     key = (
-        f"crmchat_platformlinks(crmchat_channelaccountid={account},"
-        "crmchat_platformuserid='PSID-1')"
+        f"crmchat_platformlinks(crmchat_channelaccountid={account},crmchat_platformuserid='PSID-1')"
     )
     body = {
         "crmchat_name": "Pat",
