@@ -82,7 +82,7 @@ def test_viber_only_to_subscribed_people_without_a_window() -> None:
 
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError):
-        reply_window(ChannelType.WHATSAPP, last_inbound_at=None, now=datetime(2026, 1, 1))
+        reply_window(ChannelType.WHATSAPP, last_inbound_at=None, now=datetime(2026, 1, 1))  # noqa: DTZ001 (naive on purpose)
 
 
 def test_template_payload_and_limits() -> None:
