@@ -50,7 +50,6 @@ from flask import (
     current_app,
     jsonify,
     request,
-    send_from_directory,
 )
 from pydantic import BaseModel, Field
 
@@ -176,14 +175,32 @@ def _now() -> datetime:
 # ----- the page -------------------------------------------------------------------------
 
 
+# The page's files, sent as bytes (no open file left to a client that never reads it).
+_FILES = {
+    "index.html": "text/html",
+    "simulator.js": "text/javascript",
+    "simulator.css": "text/css",
+}
+
+
+def _file(name: str) -> Response:
+    mimetype = _FILES.get(name)
+    if mimetype is None:
+        raise NotFound("No such file.")
+    response = Response((SIMULATOR_DIR / name).read_bytes(), mimetype=mimetype)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
 @bp.get("/simulator/")
 def page() -> Response:
-    return send_from_directory(SIMULATOR_DIR, "index.html")
+    return _file("index.html")
 
 
-@bp.get("/simulator/static/<path:name>")
+@bp.get("/simulator/static/<name>")
 def static_file(name: str) -> Response:
-    return send_from_directory(SIMULATOR_DIR, name)
+    return _file(name)
 
 
 @bp.get("/simulator/api/accounts")
