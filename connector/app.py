@@ -13,6 +13,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from connector import services
+from connector.channels import service as channels
 from connector.chat.actions import conversations
 from connector.chat.engine import ChatEngine
 from connector.chat.hub import Hub
@@ -123,6 +124,7 @@ def create_app(
     ):
         app.register_blueprint(blueprint)
     public_limits.init_app(app)
+    channels.init_app(app, settings, embedded=connection.embedded_app is not None)
 
     if connection.embedded_app is not None:
         # The stand-in signs people in without a password: embedded and local only.
@@ -197,6 +199,7 @@ def _start_chat(app: Flask) -> None:
     if found.owned_directory is not None:
         found.owned_directory.start()
     found.engine.start()
+    channels.start(app)
     if found.owned_outbox is not None:
         found.owned_outbox.start()
 
@@ -205,6 +208,7 @@ def stop_app(app: Flask) -> None:
     """Stop the chat's background threads and close its state (for tests and shutdown)."""
     found = services_of(app)
     found.engine.stop()
+    channels.stop(app)
     if found.owned_directory is not None:
         found.owned_directory.stop()
     if found.owned_outbox is not None:
@@ -224,6 +228,10 @@ def print_addresses(settings: Settings) -> None:
         print(f"  embedded Dataverse Web API: {settings.base_url}{DATAVERSE_PATH}/", flush=True)
         print(f"  the CRM Chat app (local stand-in): {settings.base_url}/app/", flush=True)
         print(f"  demo website with the chat widget: {settings.base_url}/demo/", flush=True)
+        print(
+            f"  Messenger/Instagram/WhatsApp/Viber simulator: {settings.base_url}/simulator/",
+            flush=True,
+        )
     print(f"  settings page: {settings.base_url}/webresources/settings/index.html", flush=True)
 
 

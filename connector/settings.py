@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     config_limit_per_widget: RateLimit = "30000/minute"
     socket_limit_per_address: RateLimit = "300/minute"
     socket_limit_per_widget: RateLimit = "30000/minute"
+    # Messaging channels' send APIs (docs/channels.md). Empty: the platforms' own
+    # (graph.facebook.com, chatapi.viber.com), or on the embedded default its simulator.
+    meta_graph_url: str = ""
+    viber_api_url: str = ""
 
     # --- the production server (`crmchat serve`; `--dev` runs werkzeug instead) ---
     # Redis for several processes (scale-out, not built yet). Empty: one process, local state.
@@ -125,6 +129,15 @@ class Settings(BaseSettings):
             or parts.fragment
         ):
             raise ValueError("CRMCHAT_PUBLIC_URL must be like https://chat.example.com")
+        return value
+
+    @field_validator("meta_graph_url", "viber_api_url")
+    @classmethod
+    def _api_base_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("a channel API address must be like https://graph.facebook.com")
         return value
 
     @field_validator("region")

@@ -1,0 +1,147 @@
+"""The channels' records: an account, the one inbound-event model, a WhatsApp template.
+
+Every platform's webhook is parsed into `InboundEvent` (`meta_payloads`,
+`viber_payloads`), so what follows (dedupe, the engine) never sees a platform's shape.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+__all__ = [
+    "ACCOUNT_KEY_PATTERN",
+    "Attachment",
+    "AttachmentKind",
+    "ChannelAccount",
+    "ChannelType",
+    "EventKind",
+    "InboundEvent",
+    "WhatsAppTemplate",
+]
+
+# An account's key is part of its webhook URL: letters, digits and dashes (a GUID fits).
+ACCOUNT_KEY_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+# Messenger caps a text at 2,000 characters, WhatsApp at 4,096, Viber at 7,000: the
+# largest, so nothing a platform delivered is cut.
+TEXT_MAX_CHARS = 7000
+# Meta batches up to 1,000 updates in one call; more attachments than this in one
+# message is not something a person sends.
+ATTACHMENTS_MAX = 20
+
+
+class ChannelType(StrEnum):
+    MESSENGER = "messenger"
+    INSTAGRAM = "instagram"
+    WHATSAPP = "whatsapp"
+    VIBER = "viber"
+
+    @property
+    def is_meta(self) -> bool:
+        return self is not ChannelType.VIBER
+
+
+class EventKind(StrEnum):
+    MESSAGE = "message"  # text and/or attachments or a sticker
+    DELIVERED = "delivered"  # our message reached the person's device
+    READ = "read"  # the person read our message (Messenger: all up to a watermark)
+    FAILED = "failed"  # the platform could not deliver our message
+    CONVERSATION_STARTED = "conversation_started"  # Viber: opened the chat, not subscribed
+    SUBSCRIBED = "subscribed"  # Viber
+    UNSUBSCRIBED = "unsubscribed"  # Viber
+
+
+class AttachmentKind(StrEnum):
+    IMAGE = "image"
+    VIDEO = "video"
+    AUDIO = "audio"
+    FILE = "file"
+    STICKER = "sticker"
+    LOCATION = "location"
+    OTHER = "other"
+
+
+class Attachment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: AttachmentKind
+    # Messenger/Instagram/Viber give a URL; WhatsApp gives a media id to fetch.
+    url: str | None = Field(default=None, max_length=4000)
+    media_id: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=500)
+    mime_type: str | None = Field(default=None, max_length=200)
+    sticker_id: str | None = Field(default=None, max_length=100)
+
+
+class InboundEvent(BaseModel):
+    """One thing a platform told us, in the platform's own ids."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: ChannelType
+    account_key: str = Field(max_length=64)
+    kind: EventKind
+    # Page-scoped id (Messenger), Instagram-scoped id, WhatsApp id (phone), Viber user id.
+    person_id: str = Field(min_length=1, max_length=200)
+    person_name: str | None = Field(default=None, max_length=200)
+    # The platform's id of the message this event is about (ours for statuses).
+    message_id: str | None = Field(default=None, max_length=300)
+    text: str | None = Field(default=None, max_length=TEXT_MAX_CHARS)
+    attachments: tuple[Attachment, ...] = Field(default=(), max_length=ATTACHMENTS_MAX)
+    # Messenger's read receipts cover every message sent before this time.
+    watermark: datetime | None = None
+    error: str | None = Field(default=None, max_length=500)
+    at: datetime
+
+    @property
+    def dedupe_key(self) -> str:
+        """Same key for a redelivery of the same event, different for anything else."""
+        anchor = self.message_id or (self.watermark.isoformat() if self.watermark else "")
+        return f"{self.channel}:{self.account_key}:{self.kind}:{self.person_id}:{anchor}"
+
+
+class ChannelAccount(BaseModel):
+    """A Messenger page, Instagram account, WhatsApp business number or Viber bot."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str = Field(pattern=ACCOUNT_KEY_PATTERN)
+    channel: ChannelType
+    name: str = Field(min_length=1, max_length=100)
+    # Page id, Instagram account id, WhatsApp phone-number id; for Viber the bot's name
+    # as the sender shown to people (Viber addresses a bot by its token alone).
+    platform_id: str = Field(min_length=1, max_length=100)
+    topic_id: str | None = None
+    enabled: bool = True
+    access_token: SecretStr | None = None  # Meta: page / system-user token
+    app_secret: SecretStr | None = None  # Meta: signs X-Hub-Signature-256
+    verify_token: SecretStr | None = None  # Meta: the webhook verification handshake
+    auth_token: SecretStr | None = None  # Viber: X-Viber-Auth-Token and the signature key
+
+
+class WhatsAppTemplate(BaseModel):
+    """An approved template message: name, language and the body's parameters in order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # Meta: lowercase letters, digits and underscores, at most 512 characters.
+    name: str = Field(pattern=r"^[a-z0-9_]{1,512}$")
+    language: str = Field(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")
+    parameters: tuple[Annotated[str, Field(min_length=1, max_length=1024)], ...] = Field(
+        default=(), max_length=20
+    )
+
+    def to_payload(self) -> dict[str, object]:
+        """The `template` object of a Cloud API send request."""
+        payload: dict[str, object] = {"name": self.name, "language": {"code": self.language}}
+        if self.parameters:
+            payload["components"] = [
+                {
+                    "type": "body",
+                    "parameters": [{"type": "text", "text": value} for value in self.parameters],
+                }
+            ]
+        return payload

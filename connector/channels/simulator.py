@@ -1,0 +1,620 @@
+"""A local simulator of Messenger, Instagram, WhatsApp and Viber (embedded default only).
+
+It plays both sides the platforms play for the service, in their wire formats:
+
+- a person writing: `/simulator/` is a page where one writes as a Messenger, Instagram,
+  WhatsApp or Viber user; the simulator builds the platform's webhook body (`wire`),
+  signs it with the account's secret and POSTs it to the service's webhook URL, as the
+  platform would;
+- the send APIs the service calls (`GRAPH_PATH`, `VIBER_PATH`): it checks the token, the
+  window and a rate limit as the platform does, records what was sent (the page shows
+  it), answers with the platform's success or error body, and then sends the delivery
+  receipt (or WhatsApp's failed status) webhook.
+
+It holds every account's secrets, so it is mounted only on the embedded default, like
+the model-driven app stand-in, and only answers requests addressed to this machine.
+
+Routes::
+
+    GET  /simulator/                          the page
+    GET  /simulator/static/<file>             its script and style
+    GET  /simulator/api/accounts              [{"key","channel","name","webhook_url"}]
+    GET  /simulator/api/conversation          ?account=&person= -> {"lines": [...]}
+    POST /simulator/api/person-message        {"account","person_id","person_name",
+                                              "text" | "image_url" | "sticker_id"}
+    POST /simulator/api/person-event          {"account","person_id","person_name","event":
+                                              "subscribed"|"conversation_started"|"read"}
+    POST /simulator/api/age                   {"account","person_id","hours"}: the person's
+                                              last message is that much older
+    POST /simulator/api/rate-limit            {"account","sends_left"}: then rate-limited
+    POST /simulator/graph/<version>/<id>/messages   Graph API send
+    POST /simulator/viber/pa/send_message           Viber send_message
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import requests
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    request,
+)
+from pydantic import BaseModel, Field
+
+from connector.solution.paths import WEBRESOURCES_DIR
+from connector.web.addresses import is_loopback_host
+from connector.web.errors import InvalidInput, NotFound, json_body
+
+from .accounts import ChannelAccounts
+from .model import ACCOUNT_KEY_PATTERN, ChannelAccount, ChannelType
+from .rules import HUMAN_AGENT_WINDOW, STANDARD_WINDOW
+from .webhooks import webhook_path
+from .wire import (
+    meta_message_body,
+    meta_status_body,
+    signed_request,
+    viber_event_body,
+    viber_message_body,
+)
+
+__all__ = ["GRAPH_PATH", "SIMULATOR_DIR", "VIBER_PATH", "bp", "init_app"]
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("channel_simulator", __name__)
+
+GRAPH_PATH = "/simulator/graph"
+VIBER_PATH = "/simulator/viber"
+SIMULATOR_DIR = WEBRESOURCES_DIR / "standin" / "simulator"
+# How long the simulator waits for the service's webhook answer (the platforms give a
+# few seconds before they count a delivery as failed).
+DELIVERY_TIMEOUT_SECS = 10.0
+LINES_MAX = 500
+
+
+@dataclass
+class _Line:
+    sender: Literal["person", "business"]
+    text: str
+    at: datetime
+    message_id: str
+    status: str = ""  # the webhook's answer, or the send's outcome
+
+
+@dataclass
+class _Person:
+    name: str = ""
+    last_message_at: datetime | None = None
+    subscribed: bool = False
+    lines: list[_Line] = field(default_factory=list)
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.people: dict[tuple[str, str], _Person] = {}
+        self.sends_left: dict[str, int] = {}
+        self.ids = itertools.count(1)
+
+    def person(self, account: str, person_id: str) -> _Person:
+        return self.people.setdefault((account, person_id), _Person())
+
+
+class PersonMessage(BaseModel):
+    account: str = Field(pattern=ACCOUNT_KEY_PATTERN)
+    person_id: str = Field(pattern=r"^[A-Za-z0-9+=_-]{1,64}$")
+    person_name: str = Field(default="", max_length=100)
+    text: str | None = Field(default=None, min_length=1, max_length=2000)
+    image_url: str | None = Field(default=None, pattern=r"^https?://", max_length=1000)
+    sticker_id: str | None = Field(default=None, pattern=r"^[0-9]{1,20}$")
+
+
+class PersonEvent(BaseModel):
+    account: str = Field(pattern=ACCOUNT_KEY_PATTERN)
+    person_id: str = Field(pattern=r"^[A-Za-z0-9+=_-]{1,64}$")
+    person_name: str = Field(default="", max_length=100)
+    event: Literal["subscribed", "conversation_started", "read"]
+
+
+class Age(BaseModel):
+    account: str = Field(pattern=ACCOUNT_KEY_PATTERN)
+    person_id: str = Field(pattern=r"^[A-Za-z0-9+=_-]{1,64}$")
+    hours: float = Field(gt=0, le=24 * 365)
+
+
+class RateLimit(BaseModel):
+    account: str = Field(pattern=ACCOUNT_KEY_PATTERN)
+    sends_left: int = Field(ge=0, le=1_000_000)
+
+
+def init_app(app: Flask, accounts: ChannelAccounts, *, service_url: str) -> None:
+    app.extensions["crmchat.simulator"] = {
+        "accounts": accounts,
+        "state": _State(),
+        "service_url": service_url,
+    }
+    app.register_blueprint(bp)
+
+
+@bp.before_request
+def _local_only() -> None:
+    # It signs webhooks with every account's secrets: never for another machine.
+    if not is_loopback_host(request.host):
+        abort(404)
+
+
+def _ext() -> dict[str, Any]:
+    ext: dict[str, Any] = current_app.extensions["crmchat.simulator"]
+    return ext
+
+
+def _account(key: str) -> ChannelAccount:
+    accounts: ChannelAccounts = _ext()["accounts"]
+    account = accounts.get(key)
+    if account is None:
+        raise NotFound("No such channel account.", code="unknown_account")
+    return account
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ----- the page -------------------------------------------------------------------------
+
+
+# The page's files, sent as bytes (no open file left to a client that never reads it).
+_FILES = {
+    "index.html": "text/html",
+    "simulator.js": "text/javascript",
+    "simulator.css": "text/css",
+}
+
+
+def _file(name: str) -> Response:
+    mimetype = _FILES.get(name)
+    if mimetype is None:
+        raise NotFound("No such file.")
+    response = Response((SIMULATOR_DIR / name).read_bytes(), mimetype=mimetype)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/simulator/")
+def page() -> Response:
+    return _file("index.html")
+
+
+@bp.get("/simulator/static/<name>")
+def static_file(name: str) -> Response:
+    return _file(name)
+
+
+@bp.get("/simulator/api/accounts")
+def list_accounts() -> Response:
+    accounts: ChannelAccounts = _ext()["accounts"]
+    base = _ext()["service_url"]
+    return jsonify(
+        [
+            {
+                "key": a.key,
+                "channel": a.channel.value,
+                "name": a.name,
+                "webhook_url": base + webhook_path(a),
+            }
+            for a in accounts.all()
+        ]
+    )
+
+
+@bp.get("/simulator/api/conversation")
+def conversation() -> Response:
+    key = request.args.get("account", "")
+    person_id = request.args.get("person", "")
+    _account(key)
+    state: _State = _ext()["state"]
+    with state.lock:
+        person = state.people.get((key, person_id)) or _Person()
+        lines = [
+            {
+                "sender": line.sender,
+                "text": line.text,
+                "at": line.at.isoformat(),
+                "message_id": line.message_id,
+                "status": line.status,
+            }
+            for line in person.lines
+        ]
+        subscribed = person.subscribed
+    return jsonify({"lines": lines, "subscribed": subscribed})
+
+
+# ----- the person's side: webhooks to the service ---------------------------------------
+
+
+def _deliver(account: ChannelAccount, body: dict[str, Any]) -> tuple[int, Any]:
+    """POST the signed webhook to the service, as the platform does."""
+    raw, headers = signed_request(account, body)
+    url = _ext()["service_url"] + webhook_path(account)
+    try:
+        answer = requests.post(url, data=raw, headers=headers, timeout=DELIVERY_TIMEOUT_SECS)
+    except requests.RequestException as error:
+        log.warning("simulator could not reach the service: %s", error)
+        return 0, None
+    try:
+        return answer.status_code, answer.json()
+    except ValueError:
+        return answer.status_code, None
+
+
+def _deliver_later(app: Flask, account: ChannelAccount, body: dict[str, Any]) -> None:
+    """A receipt after the send call's answer, as the platforms send it."""
+
+    def run() -> None:
+        with app.app_context():
+            _deliver(account, body)
+
+    threading.Thread(target=run, name="crmchat-simulator-receipt", daemon=True).start()
+
+
+def _add_line(account: ChannelAccount, person_id: str, line: _Line) -> None:
+    state: _State = _ext()["state"]
+    with state.lock:
+        lines = state.person(account.key, person_id).lines
+        lines.append(line)
+        del lines[:-LINES_MAX]
+
+
+@bp.post("/simulator/api/person-message")
+def person_message() -> Response:
+    form = PersonMessage.model_validate(json_body())
+    if not (form.text or form.image_url or form.sticker_id):
+        raise InvalidInput("Write a text, or send an image or a sticker.")
+    account = _account(form.account)
+    state: _State = _ext()["state"]
+    now = _now()
+    number = next(state.ids)
+    with state.lock:
+        person = state.person(account.key, form.person_id)
+        person.name = form.person_name or person.name
+        person.last_message_at = now
+        if account.channel is ChannelType.VIBER:
+            person.subscribed = True  # a message subscribes the person to the bot
+    if account.channel is ChannelType.VIBER:
+        body = viber_message_body(
+            person_id=form.person_id,
+            person_name=person.name,
+            message_token=5_000_000 + number,
+            at=now,
+            text=form.text,
+            image_url=form.image_url,
+            sticker_id=form.sticker_id,
+        )
+        message_id = str(5_000_000 + number)
+    else:
+        prefix = "wamid.SIM" if account.channel is ChannelType.WHATSAPP else "m_SIM"
+        message_id = f"{prefix}{number:08d}"
+        body = meta_message_body(
+            account,
+            person_id=form.person_id,
+            person_name=person.name,
+            message_id=message_id,
+            at=now,
+            text=form.text,
+            image_url=form.image_url,
+            sticker_id=form.sticker_id,
+        )
+    status, answer = _deliver(account, body)
+    shown = form.text or (
+        f"[image] {form.image_url}" if form.image_url else f"[sticker {form.sticker_id}]"
+    )
+    _add_line(account, form.person_id, _Line("person", shown, now, message_id, str(status)))
+    return jsonify({"webhook_status": status, "webhook_answer": answer, "message_id": message_id})
+
+
+@bp.post("/simulator/api/person-event")
+def person_event() -> Response:
+    form = PersonEvent.model_validate(json_body())
+    account = _account(form.account)
+    state: _State = _ext()["state"]
+    now = _now()
+    number = next(state.ids)
+    with state.lock:
+        person = state.person(account.key, form.person_id)
+        person.name = form.person_name or person.name
+        last_business = next((x for x in reversed(person.lines) if x.sender == "business"), None)
+        if form.event == "subscribed":
+            person.subscribed = True
+    if form.event == "read":
+        if last_business is None:
+            raise InvalidInput("Nothing from the business to read yet.")
+        if account.channel is ChannelType.VIBER:
+            body = viber_event_body(
+                "seen",
+                person_id=form.person_id,
+                person_name=person.name,
+                message_token=int(last_business.message_id),
+                at=now,
+            )
+        else:
+            body = meta_status_body(
+                account,
+                person_id=form.person_id,
+                message_id=last_business.message_id,
+                status="read",
+                at=now,
+            )
+    else:
+        if account.channel is not ChannelType.VIBER:
+            raise InvalidInput(f"{form.event} is a Viber event.")
+        body = viber_event_body(
+            form.event,
+            person_id=form.person_id,
+            person_name=person.name,
+            message_token=5_000_000 + number,
+            at=now,
+        )
+    status, answer = _deliver(account, body)
+    return jsonify({"webhook_status": status, "webhook_answer": answer})
+
+
+@bp.post("/simulator/api/age")
+def age() -> Response:
+    form = Age.model_validate(json_body())
+    _account(form.account)
+    state: _State = _ext()["state"]
+    with state.lock:
+        person = state.person(form.account, form.person_id)
+        if person.last_message_at is None:
+            raise InvalidInput("The person has not written yet.")
+        person.last_message_at -= timedelta(hours=form.hours)
+    return jsonify({"last_message_at": person.last_message_at.isoformat()})
+
+
+@bp.post("/simulator/api/rate-limit")
+def rate_limit() -> Response:
+    form = RateLimit.model_validate(json_body())
+    _account(form.account)
+    state: _State = _ext()["state"]
+    with state.lock:
+        state.sends_left[form.account] = form.sends_left
+    return jsonify({"sends_left": form.sends_left})
+
+
+# ----- the platforms' send APIs ---------------------------------------------------------
+
+
+def _graph_error(
+    status: int,
+    code: int,
+    message: str,
+    *,
+    subcode: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    error: dict[str, Any] = {
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "AbCdSimulator",
+    }
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    response = jsonify({"error": error})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _take_send(state: _State, key: str) -> bool:
+    """False when the account is rate-limited (no sends left)."""
+    left = state.sends_left.get(key)
+    if left is None:
+        return True
+    if left <= 0:
+        return False
+    state.sends_left[key] = left - 1
+    return True
+
+
+@bp.post(f"{GRAPH_PATH}/<version>/<node_id>/messages")
+def graph_send(version: str, node_id: str) -> Response:
+    accounts: ChannelAccounts = _ext()["accounts"]
+    account = next(
+        (a for a in accounts.all() if a.channel.is_meta and a.platform_id == node_id), None
+    )
+    if account is None:
+        return _graph_error(
+            400,
+            100,
+            f"Unsupported post request. Object with ID '{node_id}' does not exist.",
+            subcode=33,
+        )
+    bearer = request.headers.get("Authorization", "")
+    assert account.access_token is not None
+    if bearer != f"Bearer {account.access_token.get_secret_value()}":
+        return _graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        return _graph_error(400, 100, "(#100) Param message must be a JSON object")
+    if account.channel is ChannelType.WHATSAPP:
+        return _whatsapp_send(account, payload)
+    return _messenger_send(account, payload)
+
+
+def _messenger_send(account: ChannelAccount, payload: dict[str, Any]) -> Response:
+    state: _State = _ext()["state"]
+    recipient = (payload.get("recipient") or {}).get("id")
+    text = str((payload.get("message") or {}).get("text") or "")
+    now = _now()
+    with state.lock:
+        person = state.people.get((account.key, str(recipient)))
+        last = person.last_message_at if person else None
+        allowed = _take_send(state, account.key)
+    if person is None or last is None:
+        return _graph_error(400, 100, "(#100) No matching user found", subcode=2018001)
+    if not allowed:
+        # Meta names the wait in minutes in this header (Retry-After is not sent).
+        usage = json.dumps(
+            {
+                account.platform_id: [
+                    {
+                        "type": "messenger",
+                        "call_count": 100,
+                        "total_cputime": 10,
+                        "total_time": 10,
+                        "estimated_time_to_regain_access": 1,
+                    }
+                ]
+            }
+        )
+        return _graph_error(
+            400,
+            613,
+            "(#613) Calls to this api have exceeded the rate limit.",
+            headers={"X-Business-Use-Case-Usage": usage},
+        )
+    tagged = payload.get("messaging_type") == "MESSAGE_TAG" and payload.get("tag") == "HUMAN_AGENT"
+    limit = HUMAN_AGENT_WINDOW if tagged else STANDARD_WINDOW
+    if now - last >= limit:
+        return _graph_error(
+            400, 10, "(#10) This message is sent outside of allowed window.", subcode=2018278
+        )
+    number = next(state.ids)
+    message_id = f"m_SIMOUT{number:08d}"
+    _add_line(
+        account,
+        str(recipient),
+        _Line("business", text, now, message_id, "sent (HUMAN_AGENT)" if tagged else "sent"),
+    )
+    _deliver_later(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        account,
+        meta_status_body(
+            account, person_id=str(recipient), message_id=message_id, status="delivered", at=now
+        ),
+    )
+    return jsonify({"recipient_id": recipient, "message_id": message_id})
+
+
+def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response:
+    state: _State = _ext()["state"]
+    to = str(payload.get("to") or "")
+    kind = payload.get("type")
+    now = _now()
+    if payload.get("messaging_product") != "whatsapp":
+        return _graph_error(400, 100, "(#100) The parameter messaging_product is required.")
+    if kind == "text":
+        text = str((payload.get("text") or {}).get("body") or "")
+    elif kind == "template":
+        template = payload.get("template") or {}
+        params = [
+            p.get("text", "")
+            for c in template.get("components") or []
+            for p in c.get("parameters") or []
+        ]
+        text = f"[template {template.get('name')} ({(template.get('language') or {}).get('code')})]"
+        if params:
+            text += " " + " | ".join(str(p) for p in params)
+    else:
+        return _graph_error(400, 100, f"(#100) Unsupported message type {kind!r}")
+    with state.lock:
+        person = state.people.get((account.key, to))
+        last = person.last_message_at if person else None
+        allowed = _take_send(state, account.key)
+    if not allowed:
+        return _graph_error(400, 130429, "(#130429) Rate limit hit")
+    number = next(state.ids)
+    message_id = f"wamid.SIMOUT{number:08d}"
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    outside = kind == "text" and (last is None or now - last >= STANDARD_WINDOW)
+    # The Cloud API takes the call and reports the closed window asynchronously, as a
+    # failed status with 131047 (Re-engagement message).
+    if outside:
+        receipt = meta_status_body(
+            account,
+            person_id=to,
+            message_id=message_id,
+            status="failed",
+            at=now,
+            error=(131047, "Re-engagement message"),
+        )
+    else:
+        receipt = meta_status_body(
+            account, person_id=to, message_id=message_id, status="delivered", at=now
+        )
+    _add_line(
+        account,
+        to,
+        _Line("business", text, now, message_id, "failed (131047)" if outside else "sent"),
+    )
+    _deliver_later(app, account, receipt)
+    return jsonify(
+        {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": to}],
+            "messages": [{"id": message_id}],
+        }
+    )
+
+
+@bp.post(f"{VIBER_PATH}/pa/send_message")
+def viber_send() -> Response:
+    accounts: ChannelAccounts = _ext()["accounts"]
+    token = request.headers.get("X-Viber-Auth-Token", "")
+    account = next(
+        (
+            a
+            for a in accounts.all()
+            if a.channel is ChannelType.VIBER
+            and a.auth_token is not None
+            and a.auth_token.get_secret_value() == token
+        ),
+        None,
+    )
+    state: _State = _ext()["state"]
+    number = next(state.ids)
+    message_token = 6_000_000 + number
+    token_field = {"message_token": message_token, "chat_hostname": "SN-CHAT-01_"}
+    if account is None:
+        return jsonify({"status": 2, "status_message": "invalidAuthToken", **token_field})
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict) or not payload.get("receiver"):
+        return jsonify({"status": 4, "status_message": "missingData", **token_field})
+    receiver = str(payload["receiver"])
+    now = _now()
+    with state.lock:
+        person = state.people.get((account.key, receiver))
+        subscribed = bool(person and person.subscribed)
+        allowed = _take_send(state, account.key)
+    if not subscribed:
+        return jsonify({"status": 6, "status_message": "receiverNotSubscribed", **token_field})
+    if not allowed:
+        return jsonify({"status": 12, "status_message": "Too many requests", **token_field})
+    text = str(payload.get("text") or "")
+    _add_line(account, receiver, _Line("business", text, now, str(message_token), "sent"))
+    _deliver_later(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        account,
+        viber_event_body(
+            "delivered",
+            person_id=receiver,
+            person_name=person.name if person else "",
+            message_token=message_token,
+            at=now,
+        ),
+    )
+    return jsonify({"status": 0, "status_message": "ok", **token_field})
