@@ -240,8 +240,15 @@ def assign_field_security_profile(store: Store, user_id: str, profile_id: str) -
 
 def user_profiles(store: Store, user_id: str) -> list[FieldSecurityProfile]:
     """The solution's field security profiles a user holds directly and through teams."""
-    users = _user_profiles_link(store.schema)
-    teams = _team_profiles_link(store.schema)
+    ids = _held_ids(
+        store, _user_profiles_link(store.schema), _team_profiles_link(store.schema), user_id
+    )
+    return [p for p in store.schema.field_security_profiles if p.id in ids]
+
+
+def _held_ids(store: Store, users: Link, teams: Link, user_id: str) -> set[str]:
+    """The ids (roles, profiles) `user_id` holds through `users` directly and through the
+    `teams` link of every team they are a member of."""
     members = _team_members_link(store.schema)
     ids = {
         str(row[0])
@@ -253,13 +260,13 @@ def user_profiles(store: Store, user_id: str) -> list[FieldSecurityProfile]:
     ids |= {
         str(row[0])
         for row in store.query(
-            f"SELECT p.{quote(teams.right)} FROM {quote(teams.table)} AS p "
+            f"SELECT t.{quote(teams.right)} FROM {quote(teams.table)} AS t "
             f"JOIN {quote(members.table)} AS m ON m.{quote(members.left)} = "
-            f"p.{quote(teams.left)} WHERE m.{quote(members.right)} = ?",
+            f"t.{quote(teams.left)} WHERE m.{quote(members.right)} = ?",
             (user_id,),
         )
     }
-    return [p for p in store.schema.field_security_profiles if p.id in ids]
+    return ids
 
 
 def find_user(store: Store, name: str) -> str | None:
@@ -307,25 +314,7 @@ def user_roles(store: Store, user_id: str) -> list[Role]:
     A role record unknown to the schema (created through the API) carries no privileges;
     System Administrator is returned by name and is all-powerful for the caller.
     """
-    users = _user_roles_link(store.schema)
-    team_roles = _team_roles_link(store.schema)
-    members = _team_members_link(store.schema)
-    ids = {
-        str(row[0])
-        for row in store.query(
-            f"SELECT {quote(users.right)} FROM {quote(users.table)} WHERE {quote(users.left)} = ?",
-            (user_id,),
-        )
-    }
-    ids |= {
-        str(row[0])
-        for row in store.query(
-            f"SELECT r.{quote(team_roles.right)} FROM {quote(team_roles.table)} AS r "
-            f"JOIN {quote(members.table)} AS m ON m.{quote(members.left)} = "
-            f"r.{quote(team_roles.left)} WHERE m.{quote(members.right)} = ?",
-            (user_id,),
-        )
-    }
+    ids = _held_ids(store, _user_roles_link(store.schema), _team_roles_link(store.schema), user_id)
     by_id = {role.id: role for role in store.schema.roles}
     roles: list[Role] = []
     for role_id in sorted(ids):
