@@ -51,6 +51,7 @@ from connector.dataverse import (
 from connector.private_files import make_private_file
 
 __all__ = [
+    "OutboxWorker",
     "BASE_BACKOFF_SECS",
     "DONE_RETENTION_SECS",
     "MAX_BACKOFF_SECS",
@@ -112,7 +113,36 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:_MAX_ERROR_CHARS]
 
 
-class Outbox:
+class OutboxWorker:
+    """The background thread an outbox runs its due items on (`start`, `stop`); the
+    outbox gives `_work`, which loops until `_stopping` and naps on `_wake`."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _work(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Run due items in a background thread until `stop`."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._work, name="crmchat-outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self, *, timeout_secs: float = 30.0) -> None:
+        """Stop the worker after the item it is running (if any)."""
+        self._stopping.set()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout_secs)
+
+
+class Outbox(OutboxWorker):
     """Durable, retrying work items in SQLite at `path`, run by their kind's handler.
 
     Args:
@@ -136,9 +166,7 @@ class Outbox:
         self._max_backoff_secs = max_backoff_secs
         self._db_lock = threading.Lock()  # guards the connection
         self._run_lock = threading.Lock()  # one pass at a time
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        OutboxWorker.__init__(self)
         self._paused_until = float("-inf")
         self._last_prune = float("-inf")
         make_private_file(self.path)
@@ -359,22 +387,6 @@ class Outbox:
                 idle = IDLE_POLL_SECS
             self._wake.wait(idle)
             self._wake.clear()
-
-    def start(self) -> None:
-        """Run due items in a background thread until `stop`."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._work, name="crmchat-outbox", daemon=True)
-        self._thread.start()
-
-    def stop(self, *, timeout_secs: float = 30.0) -> None:
-        """Stop the worker after the item it is running (if any)."""
-        self._stopping.set()
-        self._wake.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout_secs)
 
     def close(self) -> None:
         """Stop the worker and close the database."""

@@ -46,6 +46,7 @@ from connector.crm.outbox import (
     MAX_BACKOFF_SECS,
     PASS_SIZE,
     Handler,
+    OutboxWorker,
     _describe,
     is_pausing,
     is_transient,
@@ -111,7 +112,7 @@ return 1
 """
 
 
-class RedisOutbox:
+class RedisOutbox(OutboxWorker):
     """Durable, retrying work items shared by every process on one Redis.
 
     Args:
@@ -148,9 +149,7 @@ class RedisOutbox:
         self._promote = client.register_script(_PROMOTE)
         self._requeue = client.register_script(_REQUEUE)
         self._run_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        OutboxWorker.__init__(self)
         self._ensure_group()
 
     def _ensure_group(self) -> None:
@@ -356,22 +355,6 @@ class RedisOutbox:
                 log.warning("the outbox could not reach Redis; trying again", exc_info=True)
             self._wake.wait(POLL_SECS)
             self._wake.clear()
-
-    def start(self) -> None:
-        """Run due items in a background thread until `stop`."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._work, name="crmchat-outbox", daemon=True)
-        self._thread.start()
-
-    def stop(self, *, timeout_secs: float = 30.0) -> None:
-        """Stop the worker after the item it is running (if any)."""
-        self._stopping.set()
-        self._wake.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout_secs)
 
     def close(self) -> None:
         """Stop the worker (the items stay in Redis for the other processes)."""
