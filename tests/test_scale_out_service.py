@@ -1,0 +1,212 @@
+"""Two real service processes on one Redis serve one org (issue 7, docs/scale-out.md).
+
+Each process is `crmchat serve` (gunicorn) with CRMCHAT_REDIS_URL set, both reaching one
+embedded Dataverse served alone by `crmchat dataverse serve` over HTTPS, as two machines
+behind a load balancer would. A visitor's socket goes to one process and the agent's to
+the other.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from redis_fixture import redis_server  # noqa: F401 - a fixture
+from service_process import PROCESS_WAIT_SECS, ServiceProcess, agent_token
+from simple_websocket import Client
+from test_shared_dataverse import _token, shared_dataverse  # noqa: F401 - a fixture
+from test_sockets import Ws
+
+from connector.crm.connection import SERVICE_USER_DOMAIN
+from connector.demo import SALES_WIDGET_ID, SAM_USER_ID
+from connector.redis_server import RedisServer
+from connector.web.auth import agent_subprotocols
+
+API = "/api/data/v9.2"
+FIELDS = {"firstname": "Vera", "lastname": "Visitor", "email": "vera@example.com"}
+
+
+@dataclass
+class Org:
+    dataverse_url: str
+    ca: Path
+    token: str
+    first: ServiceProcess
+    second: ServiceProcess
+
+    def chat_ids(self) -> list[str]:
+        """The chat activities in the shared Dataverse."""
+        answer = requests.get(
+            f"{self.dataverse_url}{API}/crmchat_chats?$select=activityid",
+            headers={"Authorization": f"Bearer {self.token}"},
+            verify=str(self.ca),
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        return [row["activityid"] for row in answer.json()["value"]]
+
+    def wait_chats(self, count: int, *, secs: float = 60.0) -> list[str]:
+        deadline = time.monotonic() + secs
+        while len(ids := self.chat_ids()) < count:
+            assert time.monotonic() < deadline, f"{len(ids)} chat activities, not {count}"
+            time.sleep(0.3)
+        return ids
+
+
+@pytest.fixture
+def org(
+    shared_dataverse: tuple[str, Path, Path],  # noqa: F811 - the fixture above
+    redis_server: RedisServer,  # noqa: F811
+    tmp_path: Path,
+) -> Iterator[Org]:
+    url, cert, db = shared_dataverse
+    token = _token(db, "--user", SERVICE_USER_DOMAIN, "--days", "30")
+    assert token.returncode == 0, token.stderr
+    env = {
+        "CRMCHAT_DATAVERSE_URL": url,
+        "CRMCHAT_DATAVERSE_TOKEN": token.stdout.strip(),
+        "CRMCHAT_DATAVERSE_CA_BUNDLE": str(cert),
+        "CRMCHAT_REDIS_URL": redis_server.url,
+    }
+    first = ServiceProcess(tmp_path / "a", env=env)
+    second = ServiceProcess(tmp_path / "b", env=env)
+    for process in (first, second):
+        process.folder.mkdir()
+        process.start()
+    try:
+        yield Org(url, cert, token.stdout.strip(), first, second)
+    finally:
+        first.stop()
+        second.stop()
+
+
+def agent_on(process: ServiceProcess, user_id: str = SAM_USER_ID) -> Ws:
+    ws = process.url.replace("http", "ws", 1)
+    agent = Ws(
+        Client.connect(f"{ws}/ws/agent", subprotocols=agent_subprotocols(agent_token(user_id))),
+        wait_secs=PROCESS_WAIT_SECS,
+    )
+    agent.expect("snapshot")
+    return agent
+
+
+def visitor_on(process: ServiceProcess, visitor_id: str) -> tuple[Ws, dict[str, Any]]:
+    ws = process.url.replace("http", "ws", 1)
+    visitor = Ws(Client.connect(f"{ws}/ws/visitor"), wait_secs=PROCESS_WAIT_SECS)
+    visitor.send(
+        {
+            "type": "hello",
+            "widget_id": SALES_WIDGET_ID,
+            "visitor_id": visitor_id,
+            "page": {"url": "https://shop.example/", "title": "Shop"},
+        }
+    )
+    return visitor, visitor.expect("hello.ok")
+
+
+def start_chat(visitor: Ws) -> str:
+    visitor.send({"type": "chat.start", "client_id": "start-1", "fields": FIELDS})
+    return str(visitor.expect("chat.started")["conversation_id"])
+
+
+def test_a_visitor_on_one_process_chats_with_an_agent_on_the_other(org: Org) -> None:
+    before = org.chat_ids()
+    agent = agent_on(org.second)
+    visitor, hello = visitor_on(org.first, "visitor-cross-0001")
+    try:
+        # The only agent is on the other process: the widget still says someone is there.
+        assert hello["available"] is True
+        conversation_id = start_chat(visitor)
+        agent.expect("chat.offered")
+        agent.send({"type": "chat.accept", "conversation_id": conversation_id})
+        agent.expect("chat.accepted")
+        visitor.expect("chat.accepted")
+        for n in range(5):
+            visitor.send({"type": "message.send", "client_id": f"v{n}", "text": f"visitor {n}"})
+            agent.send(
+                {
+                    "type": "message.send",
+                    "conversation_id": conversation_id,
+                    "client_id": f"a{n}",
+                    "text": f"agent {n}",
+                }
+            )
+        on_agent = [agent.expect("message.created", client_id=f"v{n}") for n in range(5)]
+        on_visitor = [visitor.expect("message.created", client_id=f"a{n}") for n in range(5)]
+        assert [m["text"] for m in on_agent] == [f"visitor {n}" for n in range(5)]
+        assert [m["text"] for m in on_visitor] == [f"agent {n}" for n in range(5)]
+        # Both sides number the messages alike: one seq per message, no gap, no double.
+        agent.drain(0.5)
+        agent.send({"type": "chat.resync", "conversation_id": conversation_id, "since_seq": 0})
+        stored: list[dict[str, Any]] = []
+        deadline = time.monotonic() + PROCESS_WAIT_SECS
+        while len(stored) < 11:  # the join line and the 10 messages
+            assert time.monotonic() < deadline, f"resync sent {stored}"
+            stored += [f for f in agent.drain(0.5) if f["type"] == "message.created"]
+        seqs = [m["seq"] for m in stored]
+        assert seqs == list(range(1, len(seqs) + 1))
+        texts = [m["text"] for m in stored]
+        for side in ("visitor", "agent"):
+            mine = [t for t in texts if t.startswith(side + " ")]
+            assert mine == [f"{side} {n}" for n in range(5)]
+
+        agent.send({"type": "chat.end", "conversation_id": conversation_id})
+        visitor.expect("chat.ended")
+        visitor.send({"type": "chat.rate", "rating": 5})
+        written = org.wait_chats(len(before) + 1)
+        time.sleep(3)  # both processes sweep meanwhile: nothing is written twice
+        assert sorted(org.chat_ids()) == sorted(written)
+        assert len(written) == len(before) + 1
+    finally:
+        agent.close()
+        visitor.close()
+
+
+def test_two_consoles_on_two_processes_accepting_at_once_one_wins(org: Org) -> None:
+    on_first, on_second = agent_on(org.first), agent_on(org.second)
+    visitor, _ = visitor_on(org.first, "visitor-cross-0002")
+    try:
+        conversation_id = start_chat(visitor)
+        on_first.expect("chat.offered")
+        on_second.expect("chat.offered")
+        go = threading.Barrier(2)
+
+        def accept(agent: Ws) -> None:
+            go.wait()
+            agent.send({"type": "chat.accept", "conversation_id": conversation_id})
+
+        threads = [threading.Thread(target=accept, args=(a,)) for a in (on_first, on_second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        outcomes = []
+        for agent in (on_first, on_second):
+            deadline = time.monotonic() + PROCESS_WAIT_SECS
+            while True:
+                frames = agent.drain(0.5)
+                kinds = {f["type"] for f in frames}
+                errors = [f for f in frames if f["type"] == "error"]
+                if errors:
+                    outcomes.append(errors[0]["code"])
+                    break
+                if "chat.accepted" in kinds:
+                    outcomes.append("accepted")
+                    break
+                assert time.monotonic() < deadline, "no answer to chat.accept"
+        assert sorted(outcomes) == ["accepted", "conflict"]
+        joined = visitor.expect("message.created")
+        assert joined["text"].endswith("joined the chat.")
+        assert [
+            f for f in visitor.drain(1.0) if f.get("text", "").endswith("joined the chat.")
+        ] == []
+    finally:
+        on_first.close()
+        on_second.close()
+        visitor.close()
