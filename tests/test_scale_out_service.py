@@ -8,6 +8,8 @@ the other.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -17,14 +19,20 @@ from typing import Any
 
 import pytest
 import requests
-from redis_fixture import redis_server  # noqa: F401 - a fixture
+from redis_fixture import persistent_redis  # noqa: F401 - a fixture
 from service_process import PROCESS_WAIT_SECS, ServiceProcess, agent_token
 from simple_websocket import Client
 from test_shared_dataverse import _token, shared_dataverse  # noqa: F401 - a fixture
 from test_sockets import Ws
 
 from connector.crm.connection import SERVICE_USER_DOMAIN
-from connector.demo import SALES_WIDGET_ID, SAM_USER_ID
+from connector.demo import (
+    BEA_AGENT_ID,
+    BEA_USER_ID,
+    SALES_TOPIC_ID,
+    SALES_WIDGET_ID,
+    SAM_USER_ID,
+)
 from connector.redis_server import RedisServer
 from connector.web.auth import agent_subprotocols
 
@@ -39,6 +47,7 @@ class Org:
     token: str
     first: ServiceProcess
     second: ServiceProcess
+    redis: RedisServer
 
     def chat_ids(self) -> list[str]:
         """The chat activities in the shared Dataverse."""
@@ -62,12 +71,22 @@ class Org:
 @pytest.fixture
 def org(
     shared_dataverse: tuple[str, Path, Path],  # noqa: F811 - the fixture above
-    redis_server: RedisServer,  # noqa: F811
+    persistent_redis: RedisServer,  # noqa: F811
     tmp_path: Path,
 ) -> Iterator[Org]:
     url, cert, db = shared_dataverse
     token = _token(db, "--user", SERVICE_USER_DOMAIN, "--days", "30")
     assert token.returncode == 0, token.stderr
+    # Bea serves Sales too, so that a Sales chat can be transferred from Sam to her.
+    linked = requests.post(
+        f"{url}{API}/crmchat_agents({BEA_AGENT_ID})/crmchat_agent_topic/$ref",
+        json={"@odata.id": f"{url}{API}/crmchat_topics({SALES_TOPIC_ID})"},
+        headers={"Authorization": f"Bearer {token.stdout.strip()}"},
+        verify=str(cert),
+        timeout=10,
+    )
+    assert linked.status_code == 204, linked.text
+    redis_server = persistent_redis
     env = {
         "CRMCHAT_DATAVERSE_URL": url,
         "CRMCHAT_DATAVERSE_TOKEN": token.stdout.strip(),
@@ -80,7 +99,7 @@ def org(
         process.folder.mkdir()
         process.start()
     try:
-        yield Org(url, cert, token.stdout.strip(), first, second)
+        yield Org(url, cert, token.stdout.strip(), first, second, redis_server)
     finally:
         first.stop()
         second.stop()
@@ -209,4 +228,126 @@ def test_two_consoles_on_two_processes_accepting_at_once_one_wins(org: Org) -> N
     finally:
         on_first.close()
         on_second.close()
+        visitor.close()
+
+
+def test_a_chat_is_transferred_to_an_agent_on_the_other_process(org: Org) -> None:
+    sam, bea = agent_on(org.second), agent_on(org.first, BEA_USER_ID)
+    visitor, _ = visitor_on(org.first, "visitor-cross-0003")
+    try:
+        conversation_id = start_chat(visitor)
+        sam.expect("chat.offered")
+        sam.send({"type": "chat.accept", "conversation_id": conversation_id})
+        sam.expect("chat.accepted")
+        sam.send(
+            {"type": "chat.transfer", "conversation_id": conversation_id, "agent_id": BEA_AGENT_ID}
+        )
+        assert bea.expect("chat.accepted")["chat"]["conversation_id"] == conversation_id
+        sam.expect("chat.withdrawn", conversation_id=conversation_id)
+        line = visitor.expect("message.created", text="Sam transferred the chat to Bea.")
+        bea.send(
+            {
+                "type": "message.send",
+                "conversation_id": conversation_id,
+                "client_id": "b1",
+                "text": "Bea here",
+            }
+        )
+        assert visitor.expect("message.created", client_id="b1")["seq"] == line["seq"] + 1
+        visitor.send({"type": "message.send", "client_id": "v1", "text": "Thanks Bea"})
+        bea.expect("message.created", client_id="v1")
+        # Sam left the chat: he hears nothing of it any more.
+        assert [f for f in sam.drain(1.0) if f.get("client_id") == "v1"] == []
+    finally:
+        sam.close()
+        bea.close()
+        visitor.close()
+
+
+def kill_9(process: ServiceProcess) -> None:
+    """SIGKILL the service and its gunicorn workers: a lost machine, nothing shut down."""
+    assert process.process is not None
+    pids = [process.process.pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pids[0]:
+                pids.append(int(entry.name))
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    process.process.wait(timeout=10)
+
+
+def test_the_survivor_writes_a_chat_whose_process_was_killed_before_writing_it(
+    org: Org,
+) -> None:
+    before = org.chat_ids()
+    agent = agent_on(org.second)
+    visitor, _ = visitor_on(org.first, "visitor-cross-0004")
+    try:
+        conversation_id = start_chat(visitor)
+        agent.expect("chat.offered")
+        agent.send({"type": "chat.accept", "conversation_id": conversation_id})
+        visitor.expect("chat.accepted")
+        visitor.send({"type": "message.send", "client_id": "v1", "text": "Bye soon"})
+        agent.expect("message.created", client_id="v1")
+        agent.send({"type": "chat.end", "conversation_id": conversation_id})
+        visitor.expect("chat.ended")
+    finally:
+        visitor.close()
+    # The visitor's last tab closed on the first process: the chat is written when the
+    # leave grace ends (15 s), by whichever process is there. The first one is not.
+    time.sleep(1.0)
+    kill_9(org.first)
+    try:
+        written = org.wait_chats(len(before) + 1, secs=90)
+        time.sleep(3)
+        assert sorted(org.chat_ids()) == sorted(written)
+        assert len(written) == len(before) + 1
+    finally:
+        agent.close()
+
+
+def test_after_a_redis_restart_the_chat_goes_on_and_nothing_acknowledged_is_lost(
+    org: Org,
+) -> None:
+    agent = agent_on(org.second)
+    visitor, _ = visitor_on(org.first, "visitor-cross-0005")
+    try:
+        conversation_id = start_chat(visitor)
+        agent.expect("chat.offered")
+        agent.send({"type": "chat.accept", "conversation_id": conversation_id})
+        visitor.expect("chat.accepted")
+        visitor.send({"type": "message.send", "client_id": "v1", "text": "before the crash"})
+        agent.expect("message.created", client_id="v1")
+
+        org.redis.restart(crash=True)
+
+        # The visitor resends (same client_id) until the service answers it again: while
+        # Redis was away it answered `unavailable`, never a half-stored message.
+        deadline = time.monotonic() + PROCESS_WAIT_SECS
+        while True:
+            visitor.send({"type": "message.send", "client_id": "v2", "text": "after it"})
+            frames = visitor.drain(1.0)
+            if any(f.get("client_id") == "v2" for f in frames):
+                break
+            codes = {f["code"] for f in frames if f["type"] == "error"}
+            assert codes <= {"unavailable"}, frames
+            assert time.monotonic() < deadline, "the chat did not come back after Redis"
+        agent.expect("message.created", client_id="v2")
+        agent.drain(0.5)
+        agent.send({"type": "chat.resync", "conversation_id": conversation_id, "since_seq": 0})
+        stored: list[dict[str, Any]] = []
+        deadline = time.monotonic() + PROCESS_WAIT_SECS
+        while not any(m.get("client_id") == "v2" for m in stored):
+            assert time.monotonic() < deadline, f"resync sent {stored}"
+            stored += [f for f in agent.drain(0.5) if f["type"] == "message.created"]
+        texts = [m["text"] for m in stored]
+        assert texts == ["Sam joined the chat.", "before the crash", "after it"]
+        assert [m["seq"] for m in stored] == [1, 2, 3]
+    finally:
+        agent.close()
         visitor.close()

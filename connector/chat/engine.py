@@ -205,8 +205,15 @@ class ChatEngine:
                 writes = org.writes()
                 try:
                     yield
-                finally:
+                except redis.RedisError as error:
+                    # Redis went away mid-change: the client hears `unavailable` and may
+                    # resend (a message's client_id makes the resend idempotent).
+                    self._seen_version = -1
+                    raise ChatUnavailable("The chat service is busy; try again.") from error
+                try:
                     self._seen_version = org.bump() if org.writes() != writes else version
+                except redis.RedisError:
+                    self._seen_version = -1  # reload at the next change, whatever happened
         finally:
             self._depth -= 1
 
@@ -325,5 +332,8 @@ class ChatEngine:
             try:
                 run_due_finishes(self)
                 run_timeouts(self)
+            except ChatUnavailable:
+                # Redis is away or the org lease busy: nothing changed; the next sweep.
+                log.warning("the chat state is unavailable; sweeping again in a moment")
             except Exception:
                 log.exception("writing due chats failed; retrying on the next sweep")
