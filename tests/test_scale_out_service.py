@@ -48,6 +48,12 @@ class Org:
     first: ServiceProcess
     second: ServiceProcess
     redis: RedisServer
+    requests_log: Path  # the shared Dataverse's request lines
+
+    def requests_naming(self, text: str) -> list[str]:
+        """The shared Dataverse's request lines that contain `text`."""
+        lines = self.requests_log.read_text(errors="replace").splitlines()
+        return [line for line in lines if text in line]
 
     def chat_ids(self) -> list[str]:
         """The chat activities in the shared Dataverse."""
@@ -99,7 +105,9 @@ def org(
         process.folder.mkdir()
         process.start()
     try:
-        yield Org(url, cert, token.stdout.strip(), first, second, redis_server)
+        yield Org(
+            url, cert, token.stdout.strip(), first, second, redis_server, db.parent / "requests.log"
+        )
     finally:
         first.stop()
         second.stop()
@@ -182,6 +190,12 @@ def test_a_visitor_on_one_process_chats_with_an_agent_on_the_other(org: Org) -> 
         time.sleep(3)  # both processes sweep meanwhile: nothing is written twice
         assert sorted(org.chat_ids()) == sorted(written)
         assert len(written) == len(before) + 1
+        # And at most 2 Dataverse requests wrote it, across both processes (issue 7).
+        (activity_id,) = set(written) - set(before)
+        sent = org.requests_naming(activity_id) + org.requests_naming("$batch")
+        assert 1 <= len(sent) <= 2, sent
+        # Besides, each process asks WhoAmI once in its life, before its first write.
+        assert len(org.requests_naming("WhoAmI")) <= 2
     finally:
         agent.close()
         visitor.close()
