@@ -365,3 +365,48 @@ def test_after_a_redis_restart_the_chat_goes_on_and_nothing_acknowledged_is_lost
     finally:
         agent.close()
         visitor.close()
+
+
+def test_two_gunicorn_workers_on_redis_serve_every_chat(
+    shared_dataverse: tuple[str, Path, Path],  # noqa: F811
+    persistent_redis: RedisServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    url, cert, db = shared_dataverse
+    token = _token(db, "--user", SERVICE_USER_DOMAIN, "--days", "30")
+    service = ServiceProcess(
+        tmp_path / "w",
+        env={
+            "CRMCHAT_DATAVERSE_URL": url,
+            "CRMCHAT_DATAVERSE_TOKEN": token.stdout.strip(),
+            "CRMCHAT_DATAVERSE_CA_BUNDLE": str(cert),
+            "CRMCHAT_REDIS_URL": persistent_redis.url,
+            "CRMCHAT_WORKERS": "2",
+        },
+    )
+    service.folder.mkdir()
+    service.start()
+    agent = agent_on(service)
+    visitors: list[Ws] = []
+    try:
+        # The kernel hands each connection to either worker: with 8 visitors, some land
+        # on the worker the agent is not on, and each worker opened its own Redis parts.
+        started = []
+        for n in range(8):
+            visitor, hello = visitor_on(service, f"visitor-worker-{n:04d}")
+            visitors.append(visitor)
+            assert hello["available"] is True
+            started.append(start_chat(visitor))
+        offered = {agent.expect("chat.offered")["chat"]["conversation_id"] for _ in started}
+        assert offered == set(started)
+        for conversation_id, visitor in zip(started, visitors, strict=True):
+            agent.send({"type": "chat.accept", "conversation_id": conversation_id})
+            visitor.expect("chat.accepted")
+            visitor.send({"type": "message.send", "client_id": "v1", "text": conversation_id})
+            relayed = agent.expect("message.created", client_id="v1", text=conversation_id)
+            assert relayed["conversation_id"] == conversation_id
+    finally:
+        agent.close()
+        for visitor in visitors:
+            visitor.close()
+        service.stop()
