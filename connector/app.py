@@ -17,8 +17,10 @@ from connector.channels import service as channels
 from connector.chat.actions import conversations
 from connector.chat.engine import ChatEngine
 from connector.chat.hub import Hub
+from connector.chat.live import open_live
+from connector.chat.org_sync import OrgSync
 from connector.chat.ports import DirectoryLike, OutboxLike
-from connector.chat.state import SqliteLiveState
+from connector.chat.redis_state import RedisLiveState
 from connector.chat.tokens import ChatTokens
 from connector.crm.chat_activity import CHAT_ACTIVITY_KIND, chat_activity_handler
 from connector.crm.connection import DATAVERSE_PATH, connect
@@ -163,20 +165,34 @@ def _services(
         agent = known.agent(agent_id)
         return agent.user_id if agent is not None else None
 
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    live = open_live(settings.data_dir, redis_url)
     if outbox is None:
-        from connector.crm.outbox import Outbox
-
-        owned_outbox = Outbox(
-            settings.data_dir / "outbox.sqlite",
+        owned_outbox = live.outbox(
             {
                 CHAT_ACTIVITY_KIND: chat_activity_handler(
                     client, secret=secret, user_of_agent=user_of_agent
                 )
-            },
+            }
         )
         outbox = owned_outbox
-    state = SqliteLiveState(settings.data_dir / "live.sqlite")
-    engine = ChatEngine(state, Hub(), directory, outbox, ChatTokens(secret))
+    org = (
+        OrgSync(live.client, live.state, prefix=live.prefix)
+        if live.client is not None and isinstance(live.state, RedisLiveState)
+        else None
+    )
+    engine = ChatEngine(
+        live.state,
+        Hub(),
+        directory,
+        outbox,
+        ChatTokens(secret),
+        bus=live.bus,
+        timers=live.timers,
+        org=org,
+        process_id=live.process_id,
+    )
+    live.heartbeat.on_dead = engine.process_died
     if owned_directory is not None:
         owned_directory.on_refresh(partial(conversations.do_refresh_availability, engine))
     return Services(
@@ -189,6 +205,7 @@ def _services(
         engine=engine,
         owned_directory=owned_directory,
         owned_outbox=owned_outbox,
+        live=live,
     )
 
 
@@ -198,6 +215,9 @@ def _start_chat(app: Flask) -> None:
     found = services_of(app)
     if found.owned_directory is not None:
         found.owned_directory.start()
+    if found.live.shared:
+        # Beating before the first socket: only live processes' sockets are counted.
+        found.live.heartbeat.start()
     found.engine.start()
     channels.start(app)
     if found.owned_outbox is not None:
@@ -214,7 +234,7 @@ def stop_app(app: Flask) -> None:
     if found.owned_outbox is not None:
         found.owned_outbox.stop()
         found.owned_outbox.close()
-    found.engine.state.close()
+    found.live.close()
 
 
 def settings_of(app: Flask) -> Settings:

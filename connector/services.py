@@ -39,6 +39,8 @@ class Services:
     # Started and stopped with the app when create_app made them (not a test's fakes).
     owned_directory: Any = None
     owned_outbox: Any = None
+    # This process's live chat parts (connector.chat.live.LiveParts): state, bus, timers.
+    live: Any = None
     # The embedded Dataverse's WSGI app, behind the stand-in pages (embedded only).
     standin: Any = None
 

@@ -27,12 +27,14 @@ def shared_dataverse(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
     db.parent.mkdir()
     port = free_port()
     cli = [sys.executable, "-m", "connector.cli", "dataverse"]
-    server = subprocess.Popen(
-        [*cli, "serve", "--port", str(port), "--db", str(db), "--demo"]
-        + ["--tls-cert", str(cert), "--tls-key", str(key)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # Its request lines (werkzeug's, on stderr) let a test count what reached Dataverse.
+    with (db.parent / "requests.log").open("wb") as requests_log:
+        server = subprocess.Popen(
+            [*cli, "serve", "--port", str(port), "--db", str(db), "--demo"]
+            + ["--tls-cert", str(cert), "--tls-key", str(key)],
+            stdout=subprocess.DEVNULL,
+            stderr=requests_log,
+        )
     url = f"https://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -14,13 +14,18 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from connector.chat.actions.finishing import run_due_finishes, run_timeouts
+import redis
+
+from connector.chat.actions.finishing import FINISH_TIMER, run_due_finishes, run_timeouts
+from connector.chat.bus import EventBus, LocalBus, attach_hub
+from connector.chat.errors import ChatUnavailable
 from connector.chat.finish import CHAT_ACTIVITY_KIND
 from connector.chat.hub import Hub
+from connector.chat.leases import LeaseBusy
 from connector.chat.model import (
     AgentPresence,
     Conversation,
@@ -28,8 +33,10 @@ from connector.chat.model import (
     VisitorPresence,
     utc_now,
 )
+from connector.chat.org_sync import OrgSync
 from connector.chat.ports import DirectoryLike, OutboxLike
 from connector.chat.state import LiveState
+from connector.chat.timers import LocalTimers, Timers
 from connector.chat.tokens import ChatTokens
 
 __all__ = [
@@ -61,9 +68,16 @@ Identifier = Callable[[dict[str, Any], str | None], dict[str, Any]]
 class ChatEngine:
     """The live chat's state: presence, conversations, availability, and its collaborators.
 
-    `ChatEngine(state, hub, directory, outbox, tokens, *, clock, rating_grace_secs,
-    leave_grace_secs, identifier)`; tests drive it with fakes. Actions change it only
-    inside `changing()`.
+    `ChatEngine(state, hub, directory, outbox, tokens, *, bus, timers, clock,
+    rating_grace_secs, leave_grace_secs, identifier)`; tests drive it with fakes. Actions
+    change it only inside `changing()` and publish events through `bus` (each process's
+    `hub` hears the bus); the due finishes are `timers`. Without `bus` and `timers` (the
+    single-process default of `connector.chat.live.open_live`): a `LocalBus` and
+    `LocalTimers` on the engine's clock.
+
+    With `org` (several processes on one Redis, connector/chat/org_sync.py) every change
+    holds the org lease and first reloads the working copy when another process changed
+    something; `process_id` names this process in the shared presence counts.
     """
 
     def __init__(
@@ -74,6 +88,10 @@ class ChatEngine:
         outbox: OutboxLike,
         tokens: ChatTokens,
         *,
+        bus: EventBus | None = None,
+        timers: Timers | None = None,
+        org: OrgSync | None = None,
+        process_id: str = "local",
         clock: Callable[[], datetime] = utc_now,
         rating_grace_secs: float = RATING_GRACE_SECS,
         leave_grace_secs: float = LEAVE_GRACE_SECS,
@@ -85,6 +103,15 @@ class ChatEngine:
         self.outbox = outbox
         self.tokens = tokens
         self.clock = clock
+        self.bus: EventBus = bus if bus is not None else LocalBus()
+        attach_hub(self.bus, hub)
+        self.timers: Timers = (
+            timers if timers is not None else LocalTimers(clock=lambda: self.clock().timestamp())
+        )
+        self.org = org
+        self.process_id = process_id
+        self._depth = 0  # changing() sections this thread is in (read under the lock)
+        self._seen_version = -1  # the org version the working copy reflects
         self.rating_grace = timedelta(seconds=rating_grace_secs)
         self.leave_grace = timedelta(seconds=leave_grace_secs)
         self.lock = threading.RLock()
@@ -107,23 +134,140 @@ class ChatEngine:
         self.started_at = now
         for conversation in state.unfinished_conversations():
             self.conversations[conversation.conversation_id] = conversation
-            if conversation.state is ConversationState.ENDED and conversation.finish_due_at is None:
-                conversation.finish_due_at = now
+            if conversation.state is ConversationState.ENDED:
+                # Re-armed from the stored due time: a restart in the grace period loses
+                # nothing (a due time already past fires on the first sweep).
+                self.schedule_finish(conversation, conversation.finish_due_at or now)
             if conversation.visitor_id and conversation.is_open:
                 presence = state.visitor(conversation.visitor_id)
                 if presence is not None:
                     presence.conversation_id = conversation.conversation_id
                     self.visitors[presence.visitor_id] = presence
 
+    def schedule_finish(self, conversation: Conversation, due_at: datetime) -> None:
+        """Write the ended chat to CRM at `due_at` (moves an earlier schedule; lock held).
+
+        The due time is stored with the conversation (the truth a restart re-arms from)
+        and set as a timer, which the sweep claims (`finishing.run_due_finishes`).
+        """
+        conversation.finish_due_at = due_at
+        self.timers.set(FINISH_TIMER, conversation.conversation_id, due_at)
+
     @contextmanager
     def changing(self) -> Iterator[None]:
-        """Hold the engine lock for a change; send what it queued once released."""
+        """Hold the engine lock for a change (and on Redis the org lease, the working copy
+        reloaded first when stale); send what it queued once released.
+
+        Raises ChatUnavailable when the org lease stays busy or Redis is unreachable:
+        nothing was changed, the client may try again.
+        """
         try:
             with self.lock:
-                yield
+                if self.org is None or self._depth > 0:
+                    self._depth += 1
+                    try:
+                        yield
+                    finally:
+                        self._depth -= 1
+                else:
+                    with self._org_change():
+                        yield
         finally:
             self.hub.flush()
             self._run_deferred()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the engine lock to read the working copy (on Redis: as of the last change
+        anywhere, under the org lease)."""
+        with self.lock:
+            if self.org is None or self._depth > 0:
+                yield
+            else:
+                with self._org_change():
+                    yield
+
+    @contextmanager
+    def _org_change(self) -> Iterator[None]:
+        """The outermost change on Redis: lease, reload when stale, bump after writes."""
+        assert self.org is not None
+        org = self.org
+        self._depth += 1
+        try:
+            with ExitStack() as stack:
+                try:
+                    stack.enter_context(org.holding())
+                    version = org.version()
+                    if version != self._seen_version:
+                        self.sync_from_state()
+                except (LeaseBusy, redis.RedisError) as error:
+                    raise ChatUnavailable("The chat service is busy; try again.") from error
+                writes = org.writes()
+                try:
+                    yield
+                except redis.RedisError as error:
+                    # Redis went away mid-change: the client hears `unavailable` and may
+                    # resend (a message's client_id makes the resend idempotent).
+                    self._seen_version = -1
+                    raise ChatUnavailable("The chat service is busy; try again.") from error
+                try:
+                    self._seen_version = org.bump() if org.writes() != writes else version
+                except redis.RedisError:
+                    self._seen_version = -1  # reload at the next change, whatever happened
+        finally:
+            self._depth -= 1
+
+    def sync_from_state(self) -> None:
+        """Rebuild the working copy from the shared state (org lease held): the open and
+        unfinished chats, agent statuses, and who is connected over every live process."""
+        assert self.org is not None
+        counts = self.org.state.presence_counts()
+        conversations = {c.conversation_id: c for c in self.state.unfinished_conversations()}
+        self.conversations.clear()
+        self.conversations.update(conversations)
+        statuses = self.state.agent_statuses()
+        for agent_id in set(statuses) | {m[6:] for m in counts if m.startswith("agent:")}:
+            agent = self.agents.get(agent_id)
+            if agent is None:
+                agent = self.agents[agent_id] = AgentPresence(agent_id)
+            agent.status = statuses.get(agent_id, agent.status)
+        for agent_id, agent in self.agents.items():
+            agent.connections = counts.get(f"agent:{agent_id}", 0)
+        wanted = {m[8:] for m in counts if m.startswith("visitor:")} | {
+            c.visitor_id for c in conversations.values() if c.visitor_id and c.is_open
+        }
+        visitors: dict[str, VisitorPresence] = {}
+        for visitor_id in wanted:
+            presence = self.state.visitor(visitor_id)
+            if presence is None:
+                continue
+            presence.connections = counts.get(f"visitor:{visitor_id}", 0)
+            visitors[visitor_id] = presence
+        self.visitors.clear()
+        self.visitors.update(visitors)
+
+    def process_died(self, process_id: str) -> None:
+        """Another process died (its sockets no longer count): every working copy reloads
+        at its next change (called by one survivor's heartbeat)."""
+        log.warning("service process %s stopped beating; its sockets are gone", process_id)
+        if self.org is not None:
+            self.org.bump()
+
+    def count_connection(self, member: str, connections: int, delta: int) -> int:
+        """A socket of `member` ("visitor:<id>", "agent:<id>") opened (+1) or closed (-1)
+        here: its number of sockets over every process, given this copy's `connections`."""
+        if self.org is None:
+            return max(0, connections + delta)
+        return max(0, self.org.state.presence_change(self.process_id, member, delta))
+
+    def announce_availability(self, widget_id: str, available: bool) -> bool:
+        """Record what the widget's visitors are told; True when this is a change to
+        announce (on Redis for exactly one process of those that noticed it)."""
+        changed = self.availability.get(widget_id) != available
+        self.availability[widget_id] = available
+        if self.org is None:
+            return changed
+        return self.org.state.swap_availability(widget_id, available)
 
     def defer_finish(self, conversation: Conversation, payload: dict[str, Any]) -> None:
         """Queue a built activity for the outbox once this thread leaves `changing()`."""
@@ -149,15 +293,21 @@ class ChatEngine:
                 self.outbox.enqueue(CHAT_ACTIVITY_KIND, conversation.conversation_id, payload)
             except Exception:
                 log.exception("queueing chat %s failed", conversation.conversation_id)
-                with self.lock:
+                with self.changing():
                     self.finishing.discard(conversation.conversation_id)
+                    # Its timer was done when the sweep took it: the next sweep retries.
+                    self.schedule_finish(conversation, self.clock())
                 continue
-            with self.lock:
-                conversation.finished = True
-                conversation.finish_due_at = None
-                self.state.save_conversation(conversation)
-                self.conversations.pop(conversation.conversation_id, None)
-                self.finishing.discard(conversation.conversation_id)
+            with self.changing():
+                # On Redis the working copy may have been reloaded meanwhile: mark the
+                # conversation as it is now.
+                current = self.conversations.get(conversation.conversation_id, conversation)
+                current.finished = True
+                current.finish_due_at = None
+                self.timers.cancel(FINISH_TIMER, current.conversation_id)
+                self.state.save_conversation(current)
+                self.conversations.pop(current.conversation_id, None)
+                self.finishing.discard(current.conversation_id)
 
     def start(self) -> None:
         """Start the thread that writes due finished chats."""
@@ -182,5 +332,8 @@ class ChatEngine:
             try:
                 run_due_finishes(self)
                 run_timeouts(self)
+            except ChatUnavailable:
+                # Redis is away or the org lease busy: nothing changed; the next sweep.
+                log.warning("the chat state is unavailable; sweeping again in a moment")
             except Exception:
                 log.exception("writing due chats failed; retrying on the next sweep")

@@ -42,7 +42,7 @@ class ProcessHeartbeat:
     ) -> None:
         self.state = state
         self.process_id = process_id or uuid.uuid4().hex
-        self._on_dead = on_dead
+        self.on_dead = on_dead  # may be set after construction (the engine comes later)
         self._beat_secs = beat_secs
         self._ttl_secs = ttl_secs
         self._stopping = threading.Event()
@@ -59,8 +59,8 @@ class ProcessHeartbeat:
             try:
                 if dead not in self.state.dead_processes():
                     continue  # buried by a survivor that held the lease just before
-                if self._on_dead is not None:
-                    self._on_dead(dead)
+                if self.on_dead is not None:
+                    self.on_dead(dead)
                 self.state.presence_forget(dead)
                 buried.append(dead)
             finally:

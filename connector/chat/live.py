@@ -10,6 +10,7 @@ interfaces (docs/scale-out.md), so it has one code path.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from connector.crm.outbox import Handler, Outbox
 from connector.crm.shared_outbox import RedisOutbox
 
 __all__ = ["LiveParts", "open_live"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,7 +56,11 @@ class LiveParts:
         return RedisOutbox(self.client, handlers, prefix=self.prefix, consumer=self.process_id)
 
     def close(self) -> None:
-        self.heartbeat.stop()
+        try:
+            self.heartbeat.stop()
+        except redis.RedisError:
+            # Redis is gone already: this process's counts lapse with its beat anyway.
+            log.warning("could not forget this process's presence in Redis", exc_info=True)
         self.bus.close()
         self.state.close()
         if self.client is not None:

@@ -167,6 +167,9 @@ class RedisLiveState:
     def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
         self._r = client
         self._p = prefix
+        # Writes made through this object: the engine tells the other processes to reload
+        # (connector/chat/org_sync.py) only after a change that wrote something.
+        self.writes = 0
         self._append = client.register_script(_APPEND)
         self._add_at = client.register_script(_ADD_AT)
         self._claim = client.register_script(_CLAIM)
@@ -191,6 +194,7 @@ class RedisLiveState:
     # ----- LiveState
 
     def save_conversation(self, conversation: Conversation) -> None:
+        self.writes += 1
         c = conversation
         unfinished = c.state is not ConversationState.ENDED or (
             not c.finished and c.visitor_id is not None
@@ -225,6 +229,7 @@ class RedisLiveState:
         return [c for c in found if c is not None]
 
     def add_message(self, conversation: Conversation, message: Message) -> None:
+        self.writes += 1
         args: list[str | int] = [
             message.client_id,
             _message_json(message),
@@ -284,6 +289,7 @@ class RedisLiveState:
         return entries[:HISTORY_LIMIT]
 
     def save_visitor(self, presence: VisitorPresence) -> None:
+        self.writes += 1
         self._r.hset(f"{self._p}visitors", presence.visitor_id, _visitor_to_json(presence))
 
     def visitor(self, visitor_id: str) -> VisitorPresence | None:
@@ -291,6 +297,7 @@ class RedisLiveState:
         return _visitor_from_json(visitor_id, data) if data is not None else None
 
     def save_agent_status(self, agent_id: str, status: AgentStatus) -> None:
+        self.writes += 1
         self._r.hset(f"{self._p}agent_status", agent_id, status.value)
 
     def agent_statuses(self) -> dict[str, AgentStatus]:
@@ -303,6 +310,7 @@ class RedisLiveState:
     # ----- LivePrimitives
 
     def append_message(self, draft: Message) -> AppendResult:
+        self.writes += 1
         stored, seq = cast(
             list[int],
             self._append(
@@ -316,6 +324,7 @@ class RedisLiveState:
         return AppendResult(_message(draft.conversation_id, int(seq), text), True)
 
     def claim_accept(self, conversation_id: str, agent_id: str) -> str:
+        self.writes += 1
         return str(self._claim(keys=[self._c(conversation_id, "accept")], args=[agent_id]))
 
     def acquire_lease(self, name: str, owner: str, ttl_secs: float) -> bool:
@@ -329,6 +338,7 @@ class RedisLiveState:
         self._beat(keys=[f"{self._p}procs"], args=[process_id, int(ttl_secs * 1000)])
 
     def presence_change(self, process_id: str, member: str, delta: int) -> int:
+        self.writes += 1
         return int(
             cast(
                 int,
@@ -355,6 +365,7 @@ class RedisLiveState:
         pipe.execute()
 
     def swap_availability(self, widget_id: str, available: bool) -> bool:
+        self.writes += 1
         keys = [f"{self._p}availability"]
         return bool(self._swap(keys=keys, args=[widget_id, "1" if available else "0"]))
 

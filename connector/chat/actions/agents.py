@@ -94,7 +94,9 @@ def do_agent_connect(engine: ChatEngine, session: AgentSession) -> None:
         profile = agent_profile(engine, session.agent_id)
         presence = agent_presence(engine, session.agent_id)
         came_online = not presence.online
-        presence.connections += 1
+        presence.connections = engine.count_connection(
+            f"agent:{session.agent_id}", presence.connections, +1
+        )
         engine.hub.subscribe(agent_channel(session.agent_id), session.subscriber)
         engine.hub.send_to(session.subscriber, _snapshot(engine, profile, presence))
         if came_online:
@@ -142,7 +144,7 @@ def _snapshot(engine: ChatEngine, profile: AgentLike, presence: AgentPresence) -
 
 
 def _publish_agent(engine: ChatEngine, profile: AgentLike, presence: AgentPresence) -> None:
-    engine.hub.publish(
+    engine.bus.publish(
         events.event(events.AGENT_UPDATED, agent=agent_view(profile, presence)),
         online_agent_channels(agent_routes(engine)) | {agent_channel(profile.agent_id)},
     )
@@ -153,7 +155,9 @@ def do_agent_disconnect(engine: ChatEngine, session: AgentSession) -> None:
     with engine.changing():
         engine.hub.unsubscribe_all(session.subscriber)
         presence = agent_presence(engine, session.agent_id)
-        presence.connections = max(0, presence.connections - 1)
+        presence.connections = engine.count_connection(
+            f"agent:{session.agent_id}", presence.connections, -1
+        )
         profile = engine.directory.agent(session.agent_id)
         if not presence.online and profile is not None:
             _publish_agent(engine, profile, presence)
@@ -183,7 +187,7 @@ def do_agent_set_status(engine: ChatEngine, session: AgentSession, *, status: Ag
                 frame = events.event(
                     events.CHAT_WITHDRAWN, conversation_id=conversation.conversation_id
                 )
-            engine.hub.publish(frame, me)
+            engine.bus.publish(frame, me)
         refresh_availability(engine, profile.topic_ids)
 
 
@@ -206,11 +210,11 @@ def do_agent_accept(engine: ChatEngine, session: AgentSession, *, conversation_i
         conversation.participants.append(Participant("agent", profile.agent_id, profile.name))
         message = append_system_line(engine, conversation, f"{profile.name} joined the chat.")
         me = agent_channel(profile.agent_id)
-        engine.hub.publish(
+        engine.bus.publish(
             events.event(events.CHAT_ACCEPTED, chat=chat_of(engine, conversation)), {me}
         )
         others = watcher_channels(routing_topics(engine, conversation), agent_routes(engine)) - {me}
-        engine.hub.publish(
+        engine.bus.publish(
             events.event(events.CHAT_WITHDRAWN, conversation_id=conversation_id), others
         )
         _publish_visitor_agent(engine, conversation)
@@ -220,7 +224,7 @@ def do_agent_accept(engine: ChatEngine, session: AgentSession, *, conversation_i
 def _publish_visitor_agent(engine: ChatEngine, conversation: Conversation) -> None:
     """Tell the visitor's side which agent now answers the chat (lock held)."""
     conversation_id = conversation.conversation_id
-    engine.hub.publish(
+    engine.bus.publish(
         events.event(
             events.CHAT_ACCEPTED,
             conversation_id=conversation_id,
@@ -306,7 +310,7 @@ def do_agent_invite(
         conversation.participants.append(Participant("agent", target.agent_id, target.name))
         message = append_system_line(engine, conversation, f"{target.name} joined the chat.")
         target_channel = agent_channel(target.agent_id)
-        engine.hub.publish(
+        engine.bus.publish(
             events.event(events.CHAT_ACCEPTED, chat=chat_of(engine, conversation)),
             {target_channel},
         )
@@ -335,11 +339,11 @@ def do_agent_transfer(
             engine, conversation, f"{profile.name} transferred the chat to {target.name}."
         )
         target_channel = agent_channel(target.agent_id)
-        engine.hub.publish(
+        engine.bus.publish(
             events.event(events.CHAT_WITHDRAWN, conversation_id=conversation_id),
             {agent_channel(profile.agent_id)},
         )
-        engine.hub.publish(
+        engine.bus.publish(
             events.event(events.CHAT_ACCEPTED, chat=chat_of(engine, conversation)),
             {target_channel},
         )
@@ -383,7 +387,7 @@ def do_agent_chat_start(engine: ChatEngine, session: AgentSession, *, agent_id: 
         )
         engine.state.save_conversation(conversation)
         engine.conversations[conversation.conversation_id] = conversation
-        engine.hub.publish(
+        engine.bus.publish(
             events.event(events.CHAT_ACCEPTED, chat=chat_of(engine, conversation)),
             conversation_channels(conversation),
         )
@@ -397,7 +401,7 @@ def do_agent_typing(
         profile = agent_profile(engine, session.agent_id)
         conversation = agent_conversation(engine, profile.agent_id, conversation_id)
         if conversation.is_open:
-            engine.hub.publish(
+            engine.bus.publish(
                 events.event(
                     events.TYPING, conversation_id=conversation_id, on=on, name=profile.name
                 ),

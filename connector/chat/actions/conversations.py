@@ -240,7 +240,7 @@ def store_sent(
 
 
 def publish_message(engine: ChatEngine, conversation: Conversation, message: Message) -> None:
-    engine.hub.publish(message_view(message), conversation_channels(conversation))
+    engine.bus.publish(message_view(message), conversation_channels(conversation))
 
 
 def visitor_agent(engine: ChatEngine, conversation: Conversation) -> dict[str, Any] | None:
@@ -274,9 +274,8 @@ def refresh_availability(engine: ChatEngine, topic_ids: frozenset[str] | None) -
         available = widget is not None and widget_available(
             widget_on(engine, widget), widget.topic_ids, routes
         )
-        if engine.availability.get(widget_id) != available:
-            engine.availability[widget_id] = available
-            engine.hub.publish(
+        if engine.announce_availability(widget_id, available):
+            engine.bus.publish(
                 events.event(events.AVAILABILITY, available=available),
                 {widget_channel(widget_id)},
             )
@@ -286,7 +285,7 @@ def publish_visitor(engine: ChatEngine, presence: VisitorPresence) -> None:
     widget = engine.directory.widget(presence.widget_id)
     if widget is None:
         return
-    engine.hub.publish(
+    engine.bus.publish(
         events.event(
             events.VISITOR_UPDATED, visitor=visitor_view(presence, widget_name=widget.name)
         ),
@@ -297,7 +296,7 @@ def publish_visitor(engine: ChatEngine, presence: VisitorPresence) -> None:
 def publish_chat_updated(engine: ChatEngine, conversation: Conversation, *, skip: set[str]) -> None:
     channels = conversation_channels(conversation, visitor=False) - skip
     if channels:
-        engine.hub.publish(
+        engine.bus.publish(
             events.event(events.CHAT_UPDATED, chat=chat_of(engine, conversation)), channels
         )
 
@@ -309,7 +308,7 @@ def widget_status(engine: ChatEngine, widget_id: str) -> tuple[WidgetLike, bool]
         return None
     if not widget_on(engine, widget):
         return widget, False
-    with engine.lock:
+    with engine.reading():
         routes = agent_routes(engine)
     return widget, widget_available(widget_on(engine, widget), widget.topic_ids, routes)
 
@@ -324,7 +323,7 @@ def agent_conversation(engine: ChatEngine, agent_id: str, conversation_id: str) 
 
 def access_agent_chat(engine: ChatEngine, agent_id: str, conversation_id: str) -> Conversation:
     """A copy-safe view of a chat the agent takes part in; ChatNotFound otherwise."""
-    with engine.lock:
+    with engine.reading():
         return agent_conversation(engine, agent_id, conversation_id)
 
 
@@ -334,7 +333,7 @@ def access_earlier_chat(
     """The messages of one of the visitor's earlier chats, for an agent in a chat with
     that visitor now (the History card). ChatNotFound unless `earlier_id` is in the
     chat's history."""
-    with engine.lock:
+    with engine.reading():
         conversation = agent_conversation(engine, agent_id, conversation_id)
         if not conversation.visitor_id:
             raise ChatNotFound("There is no such chat.")

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
 
 __all__ = [
+    "FINISH_TIMER",
     "end_chat",
     "finish_chat",
     "release_visitor",
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The timer kind of a chat's finish (rating grace, leave grace): key = conversation id.
+FINISH_TIMER = "finish"
 
 
 def end_chat(
@@ -55,10 +59,10 @@ def end_chat(
     conversation.ended_by = by
     conversation.waiting_since = None
     if conversation.kind is ConversationKind.VISITOR:
-        conversation.finish_due_at = now + engine.rating_grace
+        engine.schedule_finish(conversation, now + engine.rating_grace)
     message = append_system_line(engine, conversation, line or f"{name} ended the chat.")
     publish_message(engine, conversation, message)
-    engine.hub.publish(
+    engine.bus.publish(
         events.event(events.CHAT_ENDED, conversation_id=conversation.conversation_id, by=by),
         conversation_channels(conversation),
     )
@@ -66,7 +70,7 @@ def end_chat(
         engine.conversations.pop(conversation.conversation_id, None)
         return
     if was_waiting:
-        engine.hub.publish(
+        engine.bus.publish(
             events.event(events.CHAT_WITHDRAWN, conversation_id=conversation.conversation_id),
             watcher_channels(routing_topics(engine, conversation), agent_routes(engine)),
         )
@@ -102,7 +106,7 @@ def visitor_left(engine: ChatEngine, presence: VisitorPresence) -> None:
     """Take a departed visitor off every Visitors list (lock held)."""
     widget = engine.directory.widget(presence.widget_id)
     if widget is not None:
-        engine.hub.publish(
+        engine.bus.publish(
             events.event(events.VISITOR_LEFT, visitor_id=presence.visitor_id),
             watcher_channels(widget.topic_ids, agent_routes(engine)),
         )
@@ -126,21 +130,31 @@ def finish_chat(engine: ChatEngine, conversation: Conversation) -> None:
 
 
 def run_due_finishes(engine: ChatEngine) -> int:
-    """Write every ended chat whose rating window has closed; returns how many."""
+    """Write every ended chat whose rating window has closed; returns how many.
+
+    The due chats are the finish timers this process claims (`engine.timers`); each is
+    re-checked against the conversation, so a timer that outlived its reason (the chat
+    was rated and written meanwhile) does nothing.
+    """
     with engine.changing():
         now = engine.clock()
-        due = [
-            c
-            for c in engine.conversations.values()
-            if c.state is ConversationState.ENDED
-            and not c.finished
-            and c.conversation_id not in engine.finishing
-            and c.finish_due_at is not None
-            and c.finish_due_at <= now
-        ]
-        for conversation in due:
-            finish_chat(engine, conversation)
-        return len(due)
+        finished = 0
+        for timer in engine.timers.claim_due():
+            if timer.kind != FINISH_TIMER:
+                continue
+            conversation = engine.conversations.get(timer.key)
+            if (
+                conversation is not None
+                and conversation.state is ConversationState.ENDED
+                and not conversation.finished
+                and conversation.conversation_id not in engine.finishing
+                and conversation.finish_due_at is not None
+                and conversation.finish_due_at <= now
+            ):
+                finish_chat(engine, conversation)
+                finished += 1
+            engine.timers.done(timer)
+        return finished
 
 
 def run_timeouts(engine: ChatEngine) -> int:
@@ -225,11 +239,11 @@ def _time_out(engine: ChatEngine, conversation: Conversation) -> None:
     conversation.timed_out = True
     message = append_system_line(engine, conversation, "Nobody could answer in time.")
     publish_message(engine, conversation, message)
-    engine.hub.publish(
+    engine.bus.publish(
         events.event(events.CHAT_TIMEOUT, conversation_id=conversation.conversation_id),
         conversation_channels(conversation),
     )
-    engine.hub.publish(
+    engine.bus.publish(
         events.event(events.CHAT_WITHDRAWN, conversation_id=conversation.conversation_id),
         watcher_channels(routing_topics(engine, conversation), agent_routes(engine)),
     )

@@ -104,6 +104,6 @@ def _publish_identified(engine: ChatEngine, conversation: Conversation) -> None:
     else:
         channels = conversation_channels(conversation, visitor=False)
     if channels:
-        engine.hub.publish(
+        engine.bus.publish(
             events.event(events.CHAT_UPDATED, chat=chat_of(engine, conversation)), channels
         )

@@ -166,7 +166,9 @@ def do_visitor_hello(
         presence.page = page
         presence.ip = session.ip
         presence.last_seen = now
-        presence.connections += 1
+        presence.connections = engine.count_connection(
+            f"visitor:{visitor_id}", presence.connections, +1
+        )
         engine.visitors[visitor_id] = presence
         session.visitor_id, session.widget_id = visitor_id, widget_id
         engine.hub.subscribe(widget_channel(widget_id), session.subscriber)
@@ -181,7 +183,7 @@ def do_visitor_hello(
                 conversation.page = page.get("url", conversation.page)
             elif not conversation.finished and conversation.ended_at is not None:
                 # Back on the site before the rating window closed: it opens again.
-                conversation.finish_due_at = conversation.ended_at + engine.rating_grace
+                engine.schedule_finish(conversation, conversation.ended_at + engine.rating_grace)
                 engine.state.save_conversation(conversation)
             chat = visitor_chat_view(
                 conversation,
@@ -348,7 +350,7 @@ def do_visitor_start(
         session.conversation_id = conversation.conversation_id
         engine.hub.subscribe(chat_channel(conversation.conversation_id), session.subscriber)
         _reply_started(engine, session, conversation)
-        engine.hub.publish(
+        engine.bus.publish(
             events.event(events.CHAT_OFFERED, chat=chat_of(engine, conversation)),
             {agent_channel(agent_id) for agent_id in offered},
         )
@@ -400,7 +402,7 @@ def do_visitor_typing(engine: ChatEngine, session: VisitorSession, *, on: bool) 
     with engine.changing():
         conversation = _visitor_conversation(engine, session)
         if conversation.is_open:
-            engine.hub.publish(
+            engine.bus.publish(
                 events.event(
                     events.TYPING,
                     conversation_id=conversation.conversation_id,
@@ -433,9 +435,9 @@ def do_visitor_rate(engine: ChatEngine, session: VisitorSession, *, rating: int)
         if conversation.state is ConversationState.ENDED:
             # Nothing left to wait for: saved as due now, so a crash before the write
             # below is made good within seconds of the restart, not after the grace.
-            conversation.finish_due_at = engine.clock()
+            engine.schedule_finish(conversation, engine.clock())
         engine.state.save_conversation(conversation)
-        engine.hub.publish(
+        engine.bus.publish(
             events.event(
                 events.CHAT_RATED,
                 conversation_id=conversation.conversation_id,
@@ -451,10 +453,15 @@ def do_visitor_disconnect(engine: ChatEngine, session: VisitorSession) -> None:
     """The visitor's tab closed."""
     with engine.changing():
         engine.hub.unsubscribe_all(session.subscriber)
-        presence = engine.visitors.get(session.visitor_id) if session.visitor_id else None
+        if not session.visitor_id:
+            return
+        presence = engine.visitors.get(session.visitor_id)
+        connections = engine.count_connection(
+            f"visitor:{session.visitor_id}", presence.connections if presence else 0, -1
+        )
         if presence is None:
             return
-        presence.connections = max(0, presence.connections - 1)
+        presence.connections = connections
         if presence.connected:
             return
         now = engine.clock()
@@ -467,7 +474,7 @@ def do_visitor_disconnect(engine: ChatEngine, session: VisitorSession) -> None:
             if not conversation.finished:
                 leave_due = now + engine.leave_grace
                 due = conversation.finish_due_at
-                conversation.finish_due_at = min(due, leave_due) if due else leave_due
+                engine.schedule_finish(conversation, min(due, leave_due) if due else leave_due)
                 engine.state.save_conversation(conversation)
         open_chat = (
             engine.conversations.get(presence.conversation_id) if presence.conversation_id else None
@@ -478,7 +485,7 @@ def do_visitor_disconnect(engine: ChatEngine, session: VisitorSession) -> None:
             return
         widget = engine.directory.widget(presence.widget_id)
         if widget is not None:
-            engine.hub.publish(
+            engine.bus.publish(
                 events.event(events.VISITOR_LEFT, visitor_id=presence.visitor_id),
                 watcher_channels(widget.topic_ids, agent_routes(engine)),
             )
@@ -491,7 +498,7 @@ def prepare_ticket(
     """What a `ticket.create` needs, checked; the caller creates the records off the
     engine lock. Raises ChatInvalid when the widget takes no messages or a required
     field is empty, ChatLoginRequired when the widget needs an identity."""
-    with engine.lock:
+    with engine.reading():
         _visitor_presence(engine, session)
         assert session.visitor_id is not None and session.widget_id is not None
         widget = engine.directory.widget(session.widget_id)
