@@ -16,7 +16,6 @@
 // reachable()}. `call` sends the session's token once it has one and throws an Error with
 // `status` (HTTP) and `fields` (the API's per-field problems). open() and signIn() throw an
 // Error with status 0 when there is no Xrm (the page was not opened from a model-driven app).
-// Needs regions.js (window.CRMCHAT_REGIONS) only when running inside Dataverse.
 "use strict";
 
 window.CRMChatSignIn = (function () {
@@ -29,15 +28,22 @@ window.CRMChatSignIn = (function () {
     return null;
   }
 
-  // Served by the service itself (/webresources/…): same origin. Inside Dataverse
-  // (/WebResources/…, capitalised): the region's service.
+  // The service address is the solution's environment variable crmchat_ServiceUrl, read
+  // through the Web API as the platform defines it: the value record when there is one,
+  // else the definition's default (docs/solution-environment.md).
+  const SERVICE_URL_VARIABLE = "crmchat_ServiceUrl";
+
   async function serviceUrl(api) {
-    if (!/\/WebResources\//.test(location.pathname)) return location.origin;
-    const found = await api.WebApi.retrieveMultipleRecords(
-      "crmchat_settings", "?$select=crmchat_region&$top=1");
-    const regions = window.CRMCHAT_REGIONS || {};
-    const code = (found.entities[0] && found.entities[0].crmchat_region) || "centralus";
-    return regions[code] || regions.centralus;
+    const definitions = await api.WebApi.retrieveMultipleRecords("environmentvariabledefinition",
+      "?$select=environmentvariabledefinitionid,defaultvalue&$filter=schemaname eq '"
+      + SERVICE_URL_VARIABLE + "'");
+    const definition = definitions.entities[0];
+    if (!definition) throw new Error("The CRM Chat solution's service address (" + SERVICE_URL_VARIABLE + ") is missing: import the solution again.");
+    const values = await api.WebApi.retrieveMultipleRecords("environmentvariablevalue",
+      "?$select=value&$filter=_environmentvariabledefinitionid_value eq "
+      + definition.environmentvariabledefinitionid);
+    const value = values.entities[0] && values.entities[0].value;
+    return String(value || definition.defaultvalue || "").replace(/\/+$/, "");
   }
 
   function randomNonce() {
