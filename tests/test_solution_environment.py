@@ -15,9 +15,9 @@ from connector.dataverse_local import DataverseApp, add_user, issue_token
 from connector.dataverse_local.environment_variables import definition_id, set_value_when_missing
 from connector.solution.check import check_solution
 from connector.solution.environment_variables import SERVICE_URL_VARIABLE
+from connector.solution.model import Schema
 from connector.solution.pack import pack_solution
 from connector.solution.paths import SOLUTION_DIR
-from connector.solution.model import Schema
 
 DEFINITION = (
     SOLUTION_DIR
@@ -52,7 +52,7 @@ def _user(app: DataverseApp, url: str, schema: Schema, role: str, name: str) -> 
 
 def test_the_package_carries_the_definition_where_exports_put_it(tmp_path: Path) -> None:
     zip_path = pack_solution(out_dir=tmp_path)
-    entry = f"environmentvariabledefinitions/{SERVICE_URL_VARIABLE}/environmentvariabledefinition.xml"
+    entry = str(DEFINITION.relative_to(SOLUTION_DIR))
     with zipfile.ZipFile(zip_path) as archive:
         assert archive.read(entry) == DEFINITION.read_bytes()
         manifest = ET.fromstring(archive.read("solution.xml"))
@@ -114,7 +114,10 @@ def test_the_import_creates_the_definition_and_a_value_overrides_its_default(
     assert definition["defaultvalue"] == DEFAULT_ADDRESS
     assert definition["type"] == 100000000
     assert definition["environmentvariabledefinitionid"] == definition_id(SERVICE_URL_VARIABLE)
-    values = f"environmentvariablevalues?$select=value&$filter=_environmentvariabledefinitionid_value eq {definition_id(SERVICE_URL_VARIABLE)}"
+    values = (
+        "environmentvariablevalues?$select=value"
+        f"&$filter=_environmentvariabledefinitionid_value eq {definition_id(SERVICE_URL_VARIABLE)}"
+    )
     assert agent.get(values).json()["value"] == []
 
     set_value_when_missing(dataverse_app.store, SERVICE_URL_VARIABLE, "https://chat.example.com")
@@ -122,7 +125,8 @@ def test_the_import_creates_the_definition_and_a_value_overrides_its_default(
     assert [v["value"] for v in agent.get(values).json()["value"]] == ["https://chat.example.com"]
     expanded = agent.get(
         f"environmentvariabledefinitions({definition_id(SERVICE_URL_VARIABLE)})"
-        "?$select=defaultvalue&$expand=environmentvariabledefinition_environmentvariablevalue($select=value)"
+        "?$select=defaultvalue"
+        "&$expand=environmentvariabledefinition_environmentvariablevalue($select=value)"
     )
     assert expanded.status_code == 200, expanded.text
     related = expanded.json()["environmentvariabledefinition_environmentvariablevalue"]
@@ -148,9 +152,7 @@ def test_only_who_may_write_the_definition_sets_a_value(
     assert created.status_code == 204, created.text
 
 
-def test_importing_again_keeps_the_definition_and_its_value(
-    tmp_path: Path, schema: Schema
-) -> None:
+def test_importing_again_keeps_the_definition_and_its_value(tmp_path: Path, schema: Schema) -> None:
     from connector.dataverse_local import create_dataverse_app
 
     first = create_dataverse_app(tmp_path / "dv.db", schema=schema)
