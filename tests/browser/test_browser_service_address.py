@@ -51,6 +51,9 @@ def test_a_custom_service_address_set_in_settings_is_what_every_page_then_uses(
     settings.get_by_label("Address").fill(custom + "/chat")
     settings.get_by_role("button", name="Save address").click()
     expect(settings.locator("#address-form .result")).to_contain_text("no path")
+    settings.get_by_label("Address").fill("http://chat.example.com")
+    settings.get_by_role("button", name="Save address").click()
+    expect(settings.locator("#address-form .result")).to_contain_text("Use https://")
     settings.get_by_label("Address").fill(custom)
     settings.get_by_role("button", name="Save address").click()
     expect(settings.locator("#address-form .result")).to_have_text(

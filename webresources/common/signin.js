@@ -11,6 +11,7 @@
 //   if (!session.fresh(600)) await session.signIn();  // renew before the token runs out
 //
 //   const proof = await CRMChatSignIn.handshake();   // {handshake_id, nonce}, for other endpoints
+//   const found = await CRMChatSignIn.readServiceAddress();  // {definition, value, address}
 //
 // A session is {base, user, call(method, path, body), signIn(), token(), fresh(marginSecs),
 // reachable()}. `call` sends the session's token once it has one and throws an Error with
@@ -33,17 +34,24 @@ window.CRMChatSignIn = (function () {
   // else the definition's default (docs/solution-environment.md).
   const SERVICE_URL_VARIABLE = "crmchat_ServiceUrl";
 
-  async function serviceUrl(api) {
+  /** The service address and the rows it comes from: {definition, value (row or null),
+   * address}. Throws when the solution's definition is missing. */
+  async function readServiceAddress(api) {
     const definitions = await api.WebApi.retrieveMultipleRecords("environmentvariabledefinition",
       "?$select=environmentvariabledefinitionid,defaultvalue&$filter=schemaname eq '"
       + SERVICE_URL_VARIABLE + "'");
     const definition = definitions.entities[0];
     if (!definition) throw new Error("The CRM Chat solution's service address (" + SERVICE_URL_VARIABLE + ") is missing: import the solution again.");
     const values = await api.WebApi.retrieveMultipleRecords("environmentvariablevalue",
-      "?$select=value&$filter=_environmentvariabledefinitionid_value eq "
+      "?$select=environmentvariablevalueid,value&$filter=_environmentvariabledefinitionid_value eq "
       + definition.environmentvariabledefinitionid);
-    const value = values.entities[0] && values.entities[0].value;
-    return String(value || definition.defaultvalue || "").replace(/\/+$/, "");
+    const value = values.entities[0] || null;
+    const address = String((value && value.value) || definition.defaultvalue || "");
+    return { definition, value, address: address.replace(/\/+$/, "") };
+  }
+
+  async function serviceUrl(api) {
+    return (await readServiceAddress(api)).address;
   }
 
   function randomNonce() {
@@ -143,5 +151,9 @@ window.CRMChatSignIn = (function () {
     return { handshake_id: row.id, nonce };
   }
 
-  return { signIn, open, handshake, serviceUrl: () => serviceUrl(xrm()), xrm };
+  return {
+    signIn, open, handshake, xrm, SERVICE_URL_VARIABLE,
+    serviceUrl: () => serviceUrl(xrm()),
+    readServiceAddress: (api) => readServiceAddress(api || xrm()),
+  };
 }());

@@ -102,28 +102,25 @@
   // ----- the service address: the environment variable crmchat_ServiceUrl ---------------
   // Written straight to Dataverse (not through the service): the address must be right
   // before the service can be reached at all. A value record overrides the default.
-  const ADDRESS_VARIABLE = "crmchat_ServiceUrl";
   const OTHER = "other";
+  const readAddress = (api) => window.CRMChatSignIn.readServiceAddress(api);
 
-  async function readAddress(api) {
-    const definitions = await api.WebApi.retrieveMultipleRecords("environmentvariabledefinition",
-      "?$select=environmentvariabledefinitionid,defaultvalue&$filter=schemaname eq '"
-      + ADDRESS_VARIABLE + "'");
-    const definition = definitions.entities[0];
-    const values = await api.WebApi.retrieveMultipleRecords("environmentvariablevalue",
-      "?$select=environmentvariablevalueid,value&$filter=_environmentvariabledefinitionid_value eq "
-      + definition.environmentvariabledefinitionid);
-    const value = values.entities[0] || null;
-    return { definition, value, address: (value && value.value) || definition.defaultvalue || "" };
-  }
+  // Plain http only for a service on this machine: Dynamics 365 pages are https, and
+  // browsers block their calls to an http address (mixed content).
+  const LOOPBACK = ["localhost", "127.0.0.1", "[::1]"];
 
-  /** The address as typed, or null when it is not an http(s) address without a path. */
+  /** {address} for a usable service address as typed, else {problem}. */
   function cleanAddress(text) {
     let url;
-    try { url = new URL(String(text).trim()); } catch (error) { return null; }
-    if (!/^https?:$/.test(url.protocol) || url.username || url.password) return null;
-    if (url.pathname !== "/" || url.search || url.hash) return null;
-    return url.origin;
+    try { url = new URL(String(text).trim()); } catch (error) { url = null; }
+    if (!url || !/^https?:$/.test(url.protocol) || url.username || url.password
+        || url.pathname !== "/" || url.search || url.hash) {
+      return { problem: "Give an address like https://chat.example.com (no path)." };
+    }
+    if (url.protocol === "http:" && !LOOPBACK.includes(url.hostname)) {
+      return { problem: "Use https://: browsers block calls from Dynamics 365 to a plain http address." };
+    }
+    return { address: url.origin };
   }
 
   function renderAddress(address) {
@@ -159,9 +156,9 @@
     });
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const address = cleanAddress(form.url.value);
-      if (!address) {
-        show(result, "Give an address like https://chat.example.com (no path).", "bad");
+      const { address, problem } = cleanAddress(form.url.value);
+      if (problem) {
+        show(result, problem, "bad");
         return;
       }
       busy(form, true);
@@ -172,7 +169,7 @@
             current.value.environmentvariablevalueid, { value: address });
         } else {
           await api.WebApi.createRecord("environmentvariablevalue", {
-            schemaname: ADDRESS_VARIABLE,
+            schemaname: window.CRMChatSignIn.SERVICE_URL_VARIABLE,
             value: address,
             "EnvironmentVariableDefinitionId@odata.bind":
               "/environmentvariabledefinitions(" + current.definition.environmentvariabledefinitionid + ")",
