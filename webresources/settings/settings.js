@@ -145,7 +145,15 @@
     const api = window.CRMChatSignIn.xrm();
     const form = document.getElementById("address-form");
     const result = form.querySelector(".result");
-    renderAddress((await readAddress(api)).address);
+    document.getElementById("address-card").hidden = false;
+    try {
+      renderAddress((await readAddress(api)).address);
+    } catch (error) {
+      // Without the definition (or the right to read it) there is nothing to set here.
+      busy(form, true);
+      show(result, "Could not read the service address: " + error.message, "bad");
+      return;
+    }
     form.preset.addEventListener("change", () => {
       if (form.preset.value !== OTHER) form.url.value = form.preset.value;
       else form.url.focus();
@@ -181,7 +189,6 @@
         show(result, "Could not save the address: " + error.message, "bad");
       } finally { busy(form, false); }
     });
-    document.getElementById("address-card").hidden = false;
   }
 
   async function start() {
@@ -195,8 +202,8 @@
         renderSettings(await session.call("GET", "/api/admin/settings"));
         document.getElementById("subscription-card").hidden = false;
         document.getElementById("chat-card").hidden = false;
-        await showAddress();
         document.getElementById("word-card").hidden = false;
+        await showAddress();
       } catch (error) {
         if (error.status !== 403) throw error;
       }
