@@ -37,15 +37,14 @@ window.CRMChatSignIn = (function () {
   /** The service address and the rows it comes from: {definition, value (row or null),
    * address}. Throws when the solution's definition is missing. */
   async function readServiceAddress(api) {
-    const definitions = await api.WebApi.retrieveMultipleRecords("environmentvariabledefinition",
+    // One request: the definition with its value rows (at most one per definition).
+    const found = await api.WebApi.retrieveMultipleRecords("environmentvariabledefinition",
       "?$select=environmentvariabledefinitionid,defaultvalue&$filter=schemaname eq '"
-      + SERVICE_URL_VARIABLE + "'");
-    const definition = definitions.entities[0];
+      + SERVICE_URL_VARIABLE + "'&$expand=environmentvariabledefinition_environmentvariablevalue"
+      + "($select=environmentvariablevalueid,value)");
+    const definition = found.entities[0];
     if (!definition) throw new Error("The CRM Chat solution's service address (" + SERVICE_URL_VARIABLE + ") is missing: import the solution again.");
-    const values = await api.WebApi.retrieveMultipleRecords("environmentvariablevalue",
-      "?$select=environmentvariablevalueid,value&$filter=_environmentvariabledefinitionid_value eq "
-      + definition.environmentvariabledefinitionid);
-    const value = values.entities[0] || null;
+    const value = (definition.environmentvariabledefinition_environmentvariablevalue || [])[0] || null;
     const address = String((value && value.value) || definition.defaultvalue || "");
     return { definition, value, address: address.replace(/\/+$/, "") };
   }
