@@ -28,10 +28,12 @@ def test_on_the_embedded_default_every_region_is_the_local_service() -> None:
     assert find_region("mars") is None
 
 
-def test_the_settings_page_knows_the_same_service_addresses() -> None:
+def test_the_settings_page_offers_the_same_service_addresses_as_presets() -> None:
     script = (REPO_ROOT / "webresources" / "settings" / "regions.js").read_text()
-    mapping = json.loads(re.search(r"CRMCHAT_REGIONS = (\{.*?\});", script, re.S).group(1))  # type: ignore[union-attr]
-    assert mapping == {r.code: r.service_url for r in all_regions()}
+    presets = json.loads(re.search(r"CRMCHAT_REGIONS = (\[.*?\]);", script, re.S).group(1))  # type: ignore[union-attr]
+    assert presets == [
+        {"code": r.code, "name": r.name, "service_url": r.service_url} for r in all_regions()
+    ]
 
 
 def test_a_region_outside_the_four_is_a_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -82,7 +82,13 @@ def test_pack_writes_exactly_the_expected_entries(tmp_path: Path) -> None:
     with zipfile.ZipFile(zip_path) as archive:
         names = archive.namelist()
     web_entries = {zip_entry_name(r) for r in resources}
-    assert set(names) == {"[Content_Types].xml", "solution.xml", "customizations.xml"} | web_entries
+    variables = {
+        "environmentvariabledefinitions/crmchat_ServiceUrl/environmentvariabledefinition.xml"
+    }
+    assert (
+        set(names)
+        == {"[Content_Types].xml", "solution.xml", "customizations.xml"} | web_entries | variables
+    )
     assert len(names) == len(set(names))
     assert all("\\" not in name for name in names)
 

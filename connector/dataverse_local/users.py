@@ -3,7 +3,8 @@
 `ensure_seeded` gives a fresh store what an environment has before anyone imports a
 solution: the root business unit, the System Administrator role, one role record per
 solution role (same GUID as in `customizations.xml`) and the administrator user
-`admin@crmchat.local` holding System Administrator. `find_user` resolves the name given
+`admin@crmchat.local` holding System Administrator, and the solution's environment variable
+definitions (`environment_variables`). `find_user` resolves the name given
 to `crmchat dataverse token --user NAME`; `user_roles` is what privilege checks read.
 """
 
@@ -21,6 +22,7 @@ from connector.dataverse_local.store import (
     quote,
     utc_now,
 )
+from connector.solution.environment_variables import read_environment_variables
 from connector.solution.model import FieldSecurityProfile, Role, Schema
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "business_unit_of",
     "ensure_seeded",
     "find_user",
+    "insert_known",
     "link_between",
     "user_business_unit",
     "user_profiles",
@@ -111,7 +114,7 @@ def _ensure_link(store: Store, link: Link) -> None:
         )
 
 
-def _insert_known(store: Store, logical_name: str, values: dict[str, object]) -> None:
+def insert_known(store: Store, logical_name: str, values: dict[str, object]) -> None:
     """Insert `values` into a standard table, keeping only the columns it has."""
     table = store.schema.tables.get(logical_name)
     if table is None:
@@ -146,7 +149,7 @@ def ensure_seeded(store: Store) -> None:
     ):
         _ensure_link(store, link)
     with store.transaction():
-        _insert_known(
+        insert_known(
             store,
             "businessunit",
             {"businessunitid": ROOT_BUSINESS_UNIT_ID, "name": ROOT_BUSINESS_UNIT_NAME},
@@ -154,7 +157,7 @@ def ensure_seeded(store: Store) -> None:
         roles = [(SYSTEM_ADMINISTRATOR_ROLE_ID, SYSTEM_ADMINISTRATOR_ROLE_NAME)]
         roles += [(role.id, role.name) for role in store.schema.roles]
         for role_id, name in roles:
-            _insert_known(
+            insert_known(
                 store,
                 "role",
                 {
@@ -165,7 +168,7 @@ def ensure_seeded(store: Store) -> None:
                 },
             )
         for profile in store.schema.field_security_profiles:
-            _insert_known(
+            insert_known(
                 store,
                 "fieldsecurityprofile",
                 {"fieldsecurityprofileid": profile.id, "name": profile.name},
@@ -178,6 +181,10 @@ def ensure_seeded(store: Store) -> None:
             user_id=ADMIN_USER_ID,
             role_ids=[SYSTEM_ADMINISTRATOR_ROLE_ID],
         )
+    # Imported here, not at the top: that module builds on this one's ids.
+    from connector.dataverse_local.environment_variables import import_definitions
+
+    import_definitions(store, read_environment_variables())
 
 
 def add_user(
@@ -194,7 +201,7 @@ def add_user(
     user_id = user_id or new_guid()
     full_name = f"{first_name} {last_name}".strip() or domain_name
     with store.transaction():
-        _insert_known(
+        insert_known(
             store,
             "systemuser",
             {

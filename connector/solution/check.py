@@ -14,6 +14,9 @@ file that is not XML or a schema the reader rejects are problems like any other.
   prvReadAppModule (without it the app stays hidden from the role's users);
 - role privileges exist in the platform, spelled as real exports spell them
   (`connector.solution.privileges`: the chat, an activity, uses the Activity privileges);
+- the environment variable definitions are readable, carry the publisher prefix, include
+  `crmchat_ServiceUrl` (a String with an https default) and are type-380 root components
+  (`connector.solution.environment_variables`);
 - ribbon buttons name their commands and labels, commands run a function their listed
   library defines (`connector.solution.ribbon`);
 - relationships name existing tables and columns (through `load_schema`), and every
@@ -45,6 +48,12 @@ import xmlschema
 from connector import __version__
 from connector.crm.tables import RegardingTable
 from connector.solution.check_reports import dashboard_ids, report_problems
+from connector.solution.environment_variables import (
+    ROOT_COMPONENT_ENVIRONMENT_VARIABLE,
+    EnvironmentVariableError,
+    environment_variable_problems,
+    read_environment_variables,
+)
 from connector.solution.layouts import coverage_problems, read_layouts
 from connector.solution.model import ColumnType, Schema
 from connector.solution.pack import (
@@ -102,6 +111,7 @@ _VERSION = re.compile(r"^\d+(\.\d+){1,3}$")
 _ROOT_TYPE_ENTITY, _ROOT_TYPE_ROLE, _ROOT_TYPE_WEB_RESOURCE = "1", "20", "61"
 _ROOT_TYPE_SITEMAP, _ROOT_TYPE_APP_MODULE = "62", "80"
 _ROOT_TYPE_DASHBOARD, _ROOT_TYPE_FIELD_SECURITY_PROFILE = "60", "70"
+_ROOT_TYPE_ENVIRONMENT_VARIABLE = ROOT_COMPONENT_ENVIRONMENT_VARIABLE
 _LOOKUPS = (ColumnType.LOOKUP, ColumnType.CUSTOMER)
 
 
@@ -156,8 +166,9 @@ def check_solution(
             customizations, {r.name: web_resource_file(r.name, webresources_dir) for r in resources}
         )
     ]
+    problems += environment_variable_problems(solution_dir, prefix=prefix)
     if manifest is not None:
-        problems += _manifest_problems(manifest, customizations, resources)
+        problems += _manifest_problems(manifest, customizations, resources, solution_dir)
     return problems
 
 
@@ -456,7 +467,10 @@ def _opened_tables(customizations: ET.Element) -> list[tuple[str, str]]:
 
 
 def _manifest_problems(
-    manifest: ET.Element, customizations: ET.Element, resources: list[WebResource]
+    manifest: ET.Element,
+    customizations: ET.Element,
+    resources: list[WebResource],
+    solution_dir: Path,
 ) -> list[str]:
     problems: list[str] = []
     version = (manifest.findtext("SolutionManifest/Version") or "").strip()
@@ -489,6 +503,7 @@ def _manifest_problems(
             (p.get("fieldsecurityprofileid") or "").strip("{}").lower()
             for p in customizations.iterfind("FieldSecurityProfiles/FieldSecurityProfile")
         },
+        _ROOT_TYPE_ENVIRONMENT_VARIABLE: _variable_names(solution_dir),
     }
     listed: dict[str, set[str]] = {kind: set() for kind in known}
     for component in manifest.iterfind("SolutionManifest/RootComponents/RootComponent"):
@@ -512,7 +527,16 @@ def _manifest_problems(
         _ROOT_TYPE_APP_MODULE,
         _ROOT_TYPE_DASHBOARD,
         _ROOT_TYPE_FIELD_SECURITY_PROFILE,
+        _ROOT_TYPE_ENVIRONMENT_VARIABLE,
     ):
         for missing in sorted(known[kind] - listed[kind]):
             problems.append(f"solution.xml: no RootComponent type {kind} for {missing}")
     return problems
+
+
+def _variable_names(solution_dir: Path) -> set[str]:
+    # An unreadable definition is reported by environment_variable_problems already.
+    try:
+        return {v.schema_name for v in read_environment_variables(solution_dir)}
+    except EnvironmentVariableError:
+        return set()

@@ -7,7 +7,9 @@ The zip holds, as a real export does:
   `Version` set to `connector.__version__` (the one place the version lives) and `Managed`
   1 for the managed package, 0 for the unmanaged one;
 - `customizations.xml`: the source with each `WebResource/FileName` pointing at its entry;
-- `WebResources/<FileName>`: each web resource's bytes, exactly as in `webresources/`.
+- `WebResources/<FileName>`: each web resource's bytes, exactly as in `webresources/`;
+- `environmentvariabledefinitions/<schemaname>/environmentvariabledefinition.xml`: each
+  environment variable definition as in `solution/` (`environment_variables`).
 
 A web resource named `crmchat_/settings/index.html` is the file
 `webresources/settings/index.html`; its entry is `WebResources/crmchat_settingsindexhtml<ID>`
@@ -20,7 +22,8 @@ Errors:
 
     Exception
      └── PackError   a web resource's file is missing or its name does not map to a file,
-                     or solution.xml / customizations.xml is not well-formed
+                     solution.xml / customizations.xml is not well-formed, or an
+                     environment variable definition cannot be read
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from connector import __version__
+from connector.solution.environment_variables import (
+    EnvironmentVariableError,
+    definition_entry,
+    read_environment_variables,
+)
 from connector.solution.paths import SOLUTION_DIR, WEBRESOURCES_DIR
 
 __all__ = [
@@ -137,6 +145,11 @@ def pack_solution(
         _set_file_name(element, "/" + entry)
         payloads.append((entry, source.read_bytes()))
     _add_web_resource_root_components(manifest, resources)
+    try:
+        variables = read_environment_variables(solution_dir)
+    except EnvironmentVariableError as exc:
+        raise PackError(str(exc)) from exc
+    definitions = [(definition_entry(v), v.source.read_bytes()) for v in variables]
 
     unique_name = (manifest.findtext("SolutionManifest/UniqueName") or "").strip()
     version_element = manifest.find("SolutionManifest/Version")
@@ -154,6 +167,7 @@ def pack_solution(
         ("solution.xml", _serialize(manifest)),
         ("customizations.xml", _serialize(customizations)),
         *payloads,
+        *definitions,
     ]
     with zipfile.ZipFile(target, "w") as archive:
         for name, data in entries:

@@ -44,10 +44,13 @@ PRIVILEGE_ACTIONS = (
 STANDARD_PRIVILEGES_TXT = Path(__file__).with_name("standard_privileges.txt")
 # Standard tables whose privileges keep a name other than their schema name.
 # An activity party has no privileges of its own: its activity's (Activity) govern it.
+# Nor has an environment variable value: its definition's govern it (real exported roles
+# grant prvReadEnvironmentVariableDefinition only; docs/solution.md).
 _RENAMED_PRIVILEGE_ENTITIES = {
     "systemuser": "User",
     "annotation": "Note",
     "activityparty": "Activity",
+    "environmentvariablevalue": "EnvironmentVariableDefinition",
 }
 _ACTIVITY = "Activity"
 # Only user-owned tables can be assigned or shared.

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict
 
 from connector.crm.connection import SERVICE_USER_ID
 from connector.dataverse_local import issue_token
+from connector.dataverse_local.environment_variables import set_value_when_missing
 from connector.dataverse_local.users import SYSTEM_ADMINISTRATOR_ROLE_ID, user_roles
 from connector.demo import (
     MESSAGE_WIDGET_ID,
@@ -49,6 +50,7 @@ from connector.demo import (
     seed_demo,
 )
 from connector.services import services_of
+from connector.solution.environment_variables import SERVICE_URL_VARIABLE
 from connector.solution.layouts import QueryType
 from connector.solution.model import ColumnType, Role, Schema, Table
 from connector.solution.pack import WEBRESOURCE_PREFIX
@@ -99,10 +101,17 @@ _LIST_SKIPPED_NAMES = {
 def init_app(app: Flask, dataverse_app: Any, *, demo: bool) -> None:
     """Register the stand-in on `app`, backed by the embedded Dataverse `dataverse_app`.
 
-    With `demo` (the `CRMCHAT_DEMO` setting) the demo records are created first.
+    With `demo` (the `CRMCHAT_DEMO` setting) the demo records are created first. The
+    service address (`crmchat_ServiceUrl`) gets this service's address as its value unless
+    an admin has set one.
     """
     if demo:
         seed_demo(dataverse_app)
+    # As the admin types at import: the service address is this service. The web
+    # resources read it back through the Web API, as they do in a tenant.
+    set_value_when_missing(
+        dataverse_app.store, SERVICE_URL_VARIABLE, services_of(app).settings.base_url
+    )
     services_of(app).standin = dataverse_app
     app.register_blueprint(bp)
 

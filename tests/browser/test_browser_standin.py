@@ -11,7 +11,7 @@ from connector.demo import admin_client
 from connector.services import services_of
 
 
-def test_admin_signs_in_browses_tables_and_sets_the_region_in_settings(
+def test_admin_signs_in_browses_tables_and_picks_a_region_for_the_service_address(
     service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
 ) -> None:
     page = new_page()
@@ -35,16 +35,24 @@ def test_admin_signs_in_browses_tables_and_sets_the_region_in_settings(
     nav.get_by_role("link", name="Settings", exact=True).click()
     settings = page.frame_locator('iframe[data-subarea="sub_settings"]')
     expect(settings.locator("#signin")).to_have_text("Signed in as CRM Chat Admin.")
-    settings.locator("#region").select_option("westeurope")
-    settings.get_by_role("button", name="Save region").click()
-    expect(settings.locator("#region-form .result")).to_have_text("Region saved.")
+    # The import gave the address this service's; the four regions are presets.
+    expect(settings.locator("#address-url")).to_have_value(service.url)
+    expect(settings.locator("#address-preset")).to_have_value("other")
+    settings.get_by_label("Region").select_option(label="West Europe")
+    expect(settings.locator("#address-url")).to_have_value(
+        "https://westeurope.service.crmchat.cloud"
+    )
+    settings.get_by_role("button", name="Save address").click()
+    expect(settings.locator("#address-form .result")).to_contain_text("Address saved.")
 
-    saved = list(
+    values = list(
         admin_client(services_of(service.app).standin).list(
-            "crmchat_settingses", select=["crmchat_region"]
+            "environmentvariablevalues", select=["schemaname", "value"]
         )
     )
-    assert [row["crmchat_region"] for row in saved] == ["westeurope"]
+    assert [(row["schemaname"], row["value"]) for row in values] == [
+        ("crmchat_ServiceUrl", "https://westeurope.service.crmchat.cloud")
+    ]
 
 
 def test_an_agent_sees_only_what_their_role_allows_and_xrm_knows_who_they_are(

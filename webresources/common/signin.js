@@ -11,12 +11,12 @@
 //   if (!session.fresh(600)) await session.signIn();  // renew before the token runs out
 //
 //   const proof = await CRMChatSignIn.handshake();   // {handshake_id, nonce}, for other endpoints
+//   const found = await CRMChatSignIn.readServiceAddress();  // {definition, value, address}
 //
 // A session is {base, user, call(method, path, body), signIn(), token(), fresh(marginSecs),
 // reachable()}. `call` sends the session's token once it has one and throws an Error with
 // `status` (HTTP) and `fields` (the API's per-field problems). open() and signIn() throw an
 // Error with status 0 when there is no Xrm (the page was not opened from a model-driven app).
-// Needs regions.js (window.CRMCHAT_REGIONS) only when running inside Dataverse.
 "use strict";
 
 window.CRMChatSignIn = (function () {
@@ -29,15 +29,28 @@ window.CRMChatSignIn = (function () {
     return null;
   }
 
-  // Served by the service itself (/webresources/…): same origin. Inside Dataverse
-  // (/WebResources/…, capitalised): the region's service.
+  // The service address is the solution's environment variable crmchat_ServiceUrl, read
+  // through the Web API as the platform defines it: the value record when there is one,
+  // else the definition's default (docs/solution-environment.md).
+  const SERVICE_URL_VARIABLE = "crmchat_ServiceUrl";
+
+  /** The service address and the rows it comes from: {definition, value (row or null),
+   * address}. Throws when the solution's definition is missing. */
+  async function readServiceAddress(api) {
+    // One request: the definition with its value rows (at most one per definition).
+    const found = await api.WebApi.retrieveMultipleRecords("environmentvariabledefinition",
+      "?$select=environmentvariabledefinitionid,defaultvalue&$filter=schemaname eq '"
+      + SERVICE_URL_VARIABLE + "'&$expand=environmentvariabledefinition_environmentvariablevalue"
+      + "($select=environmentvariablevalueid,value)");
+    const definition = found.entities[0];
+    if (!definition) throw new Error("The CRM Chat solution's service address (" + SERVICE_URL_VARIABLE + ") is missing: import the solution again.");
+    const value = (definition.environmentvariabledefinition_environmentvariablevalue || [])[0] || null;
+    const address = String((value && value.value) || definition.defaultvalue || "");
+    return { definition, value, address: address.replace(/\/+$/, "") };
+  }
+
   async function serviceUrl(api) {
-    if (!/\/WebResources\//.test(location.pathname)) return location.origin;
-    const found = await api.WebApi.retrieveMultipleRecords(
-      "crmchat_settings", "?$select=crmchat_region&$top=1");
-    const regions = window.CRMCHAT_REGIONS || {};
-    const code = (found.entities[0] && found.entities[0].crmchat_region) || "centralus";
-    return regions[code] || regions.centralus;
+    return (await readServiceAddress(api)).address;
   }
 
   function randomNonce() {
@@ -137,5 +150,9 @@ window.CRMChatSignIn = (function () {
     return { handshake_id: row.id, nonce };
   }
 
-  return { signIn, open, handshake, serviceUrl: () => serviceUrl(xrm()), xrm };
+  return {
+    signIn, open, handshake, xrm, SERVICE_URL_VARIABLE,
+    serviceUrl: () => serviceUrl(xrm()),
+    readServiceAddress: (api) => readServiceAddress(api || xrm()),
+  };
 }());

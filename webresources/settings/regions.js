@@ -1,9 +1,10 @@
-// The hosting regions and their service addresses, for pages running inside Dataverse
-// (they cannot ask the service before they know where it is). Mirrors config/regions.json;
-// tests/test_settings_page.py keeps the two equal.
-window.CRMCHAT_REGIONS = {
-  "centralus": "https://centralus.service.crmchat.cloud",
-  "eastasia": "https://eastasia.service.crmchat.cloud",
-  "westeurope": "https://westeurope.service.crmchat.cloud",
-  "brazilsouth": "https://brazilsouth.service.crmchat.cloud"
-};
+// The hosting regions, the presets the settings page offers for the service address (the
+// environment variable crmchat_ServiceUrl). Only the settings page loads this: every page
+// reads the address itself from the environment variable. Mirrors config/regions.json;
+// tests/test_regions.py keeps the two equal.
+window.CRMCHAT_REGIONS = [
+  {"code": "centralus", "name": "Central US", "service_url": "https://centralus.service.crmchat.cloud"},
+  {"code": "eastasia", "name": "East Asia", "service_url": "https://eastasia.service.crmchat.cloud"},
+  {"code": "westeurope", "name": "West Europe", "service_url": "https://westeurope.service.crmchat.cloud"},
+  {"code": "brazilsouth", "name": "Southern Brazil", "service_url": "https://brazilsouth.service.crmchat.cloud"}
+];

@@ -1,4 +1,4 @@
-// CRM Chat settings web resource: subscription, chat on/off, hosting region, secret word, and
+// CRM Chat settings web resource: subscription, chat on/off, service address, secret word, and
 // the support check.
 // Runs inside a model-driven app (Xrm from the host) or served by the CRM Chat service.
 // It signs in by the handshake (ARCHITECTURE.md flow 2) through ../common/signin.js.
@@ -16,14 +16,6 @@
   }
 
   function renderSettings(settings) {
-    const select = document.getElementById("region");
-    select.replaceChildren(...settings.regions.map((r) => {
-      const option = document.createElement("option");
-      option.value = r.code;
-      option.textContent = r.name;
-      option.selected = r.code === settings.region;
-      return option;
-    }));
     document.getElementById("chat-enabled").checked = settings.chat_enabled !== false;
     const parked = settings.parked_writes || 0;
     const parkedNote = document.getElementById("parked-writes");
@@ -43,20 +35,6 @@
   }
 
   function wire(call) {
-    const regionForm = document.getElementById("region-form");
-    regionForm.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const result = regionForm.querySelector(".result");
-      busy(regionForm, true);
-      try {
-        renderSettings(await call("PUT", "/api/admin/settings/region",
-          { region: regionForm.region.value }));
-        show(result, "Region saved.", "ok");
-      } catch (error) {
-        show(result, error.message, "bad");
-      } finally { busy(regionForm, false); }
-    });
-
     const subscriptionForm = document.getElementById("subscription-form");
     subscriptionForm.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -121,6 +99,98 @@
     });
   }
 
+  // ----- the service address: the environment variable crmchat_ServiceUrl ---------------
+  // Written straight to Dataverse (not through the service): the address must be right
+  // before the service can be reached at all. A value record overrides the default.
+  const OTHER = "other";
+  const readAddress = (api) => window.CRMChatSignIn.readServiceAddress(api);
+
+  // Plain http only for a service on this machine: Dynamics 365 pages are https, and
+  // browsers block their calls to an http address (mixed content).
+  const LOOPBACK = ["localhost", "127.0.0.1", "[::1]"];
+
+  /** {address} for a usable service address as typed, else {problem}. */
+  function cleanAddress(text) {
+    let url;
+    try { url = new URL(String(text).trim()); } catch (error) { url = null; }
+    if (!url || !/^https?:$/.test(url.protocol) || url.username || url.password
+        || url.pathname !== "/" || url.search || url.hash) {
+      return { problem: "Give an address like https://chat.example.com (no path)." };
+    }
+    if (url.protocol === "http:" && !LOOPBACK.includes(url.hostname)) {
+      return { problem: "Use https://: browsers block calls from Dynamics 365 to a plain http address." };
+    }
+    return { address: url.origin };
+  }
+
+  function renderAddress(address) {
+    const presets = window.CRMCHAT_REGIONS || [];
+    const select = document.getElementById("address-preset");
+    const options = presets.map((r) => {
+      const option = document.createElement("option");
+      option.value = r.service_url;
+      option.textContent = r.name;
+      return option;
+    });
+    const other = document.createElement("option");
+    other.value = OTHER;
+    other.textContent = "Other address";
+    select.replaceChildren(...options, other);
+    const preset = presets.find((r) => r.service_url === address);
+    select.value = preset ? preset.service_url : OTHER;
+    document.getElementById("address-url").value = address;
+  }
+
+  async function showAddress() {
+    const api = window.CRMChatSignIn.xrm();
+    const form = document.getElementById("address-form");
+    const result = form.querySelector(".result");
+    document.getElementById("address-card").hidden = false;
+    try {
+      renderAddress((await readAddress(api)).address);
+    } catch (error) {
+      // Without the definition (or the right to read it) there is nothing to set here.
+      busy(form, true);
+      show(result, "Could not read the service address: " + error.message, "bad");
+      return;
+    }
+    form.preset.addEventListener("change", () => {
+      if (form.preset.value !== OTHER) form.url.value = form.preset.value;
+      else form.url.focus();
+    });
+    form.url.addEventListener("input", () => {
+      const preset = (window.CRMCHAT_REGIONS || []).find((r) => r.service_url === form.url.value);
+      form.preset.value = preset ? preset.service_url : OTHER;
+    });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const { address, problem } = cleanAddress(form.url.value);
+      if (problem) {
+        show(result, problem, "bad");
+        return;
+      }
+      busy(form, true);
+      try {
+        const current = await readAddress(api);
+        if (current.value) {
+          await api.WebApi.updateRecord("environmentvariablevalue",
+            current.value.environmentvariablevalueid, { value: address });
+        } else {
+          await api.WebApi.createRecord("environmentvariablevalue", {
+            schemaname: window.CRMChatSignIn.SERVICE_URL_VARIABLE,
+            value: address,
+            "EnvironmentVariableDefinitionId@odata.bind":
+              "/environmentvariabledefinitions(" + current.definition.environmentvariabledefinitionid + ")",
+          });
+        }
+        renderAddress(address);
+        show(result, "Address saved. CRM Chat pages opened from now on use " + address + ".", "ok");
+      } catch (error) {
+        show(result, "Could not save the address: " + error.message, "bad");
+      } finally { busy(form, false); }
+    });
+  }
+
   async function start() {
     const status = document.getElementById("signin");
     try {
@@ -132,8 +202,8 @@
         renderSettings(await session.call("GET", "/api/admin/settings"));
         document.getElementById("subscription-card").hidden = false;
         document.getElementById("chat-card").hidden = false;
-        document.getElementById("region-card").hidden = false;
         document.getElementById("word-card").hidden = false;
+        await showAddress();
       } catch (error) {
         if (error.status !== 403) throw error;
       }
