@@ -588,9 +588,21 @@
     if (kind !== "visitor" && !S.open) unread++;
     save();
     scrollDown(kind === "visitor");
-    if (kind !== "visitor" || mine) {
-      fire(mine ? "onMessageSent" : "onMessageReceived", Object.assign({ conversation_id: S.cid }, kept));
+    if (kind !== "visitor" || mine) fire(mine ? "onMessageSent" : "onMessageReceived", lcwMessage(kept, kind));
+  }
+  // Omnichannel's message payload (lcw:onMessageReceived reference): messageType "user" for
+  // people, "system" for the service's lines, and channelData.tags saying what happened;
+  // our own fields stay alongside for pages written for CRM Chat.
+  function lcwMessage(m, kind) {
+    let tags = ["public", "client_activity_id:" + (m.client_id || m.seq)];
+    if (kind === "system") {
+      tags = ["system"];
+      if (nextTag) { tags.push(nextTag); nextTag = null; }
     }
+    return Object.assign({ conversation_id: S.cid }, m, {
+      messageType: kind === "system" ? "system" : "user", content: m.text, timestamp: m.sent_at,
+      channelData: { tags },
+    });
   }
   function scrollDown(force) {
     const near = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
@@ -606,6 +618,8 @@
   // ---- the socket ----
   let ws = null;
   let helloDone = false;
+  let retrieved = null; // the chat lcw:chatRetrieved or lcw:chatQueued was fired for
+  let nextTag = null; // channelData tag of the next system line (agentaccepted)
   let backoff = 0;
   let retryTimer = 0;
   let deadTimer = 0;
@@ -767,6 +781,10 @@
         if (f.chat) {
           applyChat(f.chat);
           if (S.state === "ended") renderEnd();
+          // A chat this page found in storage (a reload, another page or tab of the site),
+          // once per chat and page: later hellos are reconnects.
+          else if (retrieved !== S.cid) fire("chatRetrieved", { conversation_id: S.cid });
+          retrieved = S.cid;
         }
         else if (S.token) {
           // The service no longer knows this chat (expired or purged): start afresh.
@@ -785,6 +803,7 @@
         if (dropStarted) { dropStarted = false; send({ type: "chat.end" }); break; }
         S.token = f.token;
         S.cid = f.conversation_id;
+        retrieved = S.cid;
         S.start = null;
         share();
         // Ended by the visitor before the service answered: end it there too.
@@ -793,9 +812,13 @@
         save();
         flush();
         fire("startChat", { conversation_id: f.conversation_id });
+        // Omnichannel: "raised when the chat conversation is created and started".
+        fire("chatQueued", { conversation_id: f.conversation_id });
         break;
       case "chat.accepted":
-        // The service also posts a "… joined the chat." system message.
+        // The service posts a "… joined the chat." system message next: Omnichannel tags
+        // that line agentaccepted (a transfer's join line too).
+        nextTag = "agentaccepted";
         S.state = "active";
         S.timedOut = false;
         if (f.agent) S.agent = f.agent;
@@ -821,6 +844,8 @@
         save();
         renderEnd();
         fire("closeChat", { conversation_id: S.cid, by: S.by });
+        // Omnichannel raises threadUpdate "when an agent ends a conversation".
+        if (S.by === "agent") fire("threadUpdate", { conversation_id: S.cid, by: S.by });
         break;
       case "chat.timeout":
         // Nobody accepted in time (design.ticket_fallback): the service ended the chat;
@@ -1282,7 +1307,12 @@
     Object.assign(sdk, {
       startChat: sdkStartChat,
       closeChat: sdkCloseChat,
-      getAgentAvailability: () => Promise.resolve(availability()),
+      // lcw:getAgentAvailability: "raised when the getAgentAvailability method returns".
+      getAgentAvailability: () => {
+        const a = availability();
+        fire("getAgentAvailability", a);
+        return Promise.resolve(a);
+      },
       startProactiveChat: sdkProactive,
     });
     ns.onProvider = providerChanged;

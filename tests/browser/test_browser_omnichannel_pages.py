@@ -1,0 +1,177 @@
+"""Three pages written as for Dynamics 365 Omnichannel, with only their script tag swapped.
+
+The pages (tests/browser/fixtures/omnichannel/) carry Microsoft's tag
+(`id="Microsoft_Omnichannel_LCWidget"`, LiveChatBootstrapper.js, `data-app-id`,
+`data-org-url`) and code shaped after the live chat SDK reference's samples. A customer's
+site (a server of its own, so the browser sends another Origin) serves each with that tag's
+`src`, `data-app-id` and `data-org-url` changed to CRM Chat's, and nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from connector.demo import SALES_WIDGET_ID
+
+PAGES = Path(__file__).parent / "fixtures" / "omnichannel"
+
+
+def swap_script_tag(html: str, service: str, widget_id: str) -> str:
+    """The page with only its Omnichannel tag pointed at CRM Chat (what a site owner edits)."""
+    tag = re.search(r'<script id="Microsoft_Omnichannel_LCWidget".*?</script>', html, re.S)
+    assert tag, "the page has no Omnichannel script tag"
+    new = tag.group(0)
+    new = re.sub(r'src="[^"]*"', f'src="{service}/widget/loader.js"', new)
+    new = re.sub(r'data-app-id="[^"]*"', f'data-app-id="{widget_id}"', new)
+    new = re.sub(r'data-org-url="[^"]*"', f'data-org-url="{service}"', new)
+    return html[: tag.start()] + new + html[tag.end() :]
+
+
+@pytest.fixture
+def site(service: Any) -> Iterator[str]:
+    """A customer's site serving the three pages at /<name>.html; yields its base URL."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = PAGES / self.path.lstrip("/").split("?")[0]
+            if path.parent != PAGES or not path.is_file():
+                self.send_error(404)
+                return
+            body = swap_script_tag(path.read_text(), service.url, SALES_WIDGET_ID).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def events(page: Any, name: str) -> list[dict[str, Any]]:
+    """The `detail` of every `name` event the page's own listeners logged."""
+    logged: list[dict[str, Any]] = page.evaluate("window.lcwLog")
+    return [e["detail"] for e in logged if e["name"] == name]
+
+
+def fill_prechat(visitor: Any, first: str, last: str, email: str) -> None:
+    visitor.get_by_test_id("crmchat-field-firstname").fill(first)
+    visitor.get_by_test_id("crmchat-field-lastname").fill(last)
+    visitor.get_by_test_id("crmchat-field-email").fill(email)
+    visitor.get_by_test_id("crmchat-start").click()
+
+
+def test_swapping_the_tag_changes_only_the_tag() -> None:
+    original = (PAGES / "thread.html").read_text()
+    swapped = swap_script_tag(original, "http://chat.test", SALES_WIDGET_ID)
+    tag = re.compile(r'<script id="Microsoft_Omnichannel_LCWidget".*?</script>', re.S)
+    assert tag.sub("", swapped) == tag.sub("", original)
+    assert "LiveChatBootstrapper.js" not in swapped and "http://chat.test/widget/loader.js" in swapped
+
+
+def test_a_proactive_chat_page_invites_queues_and_tags_the_agent_accepting(
+    site: str, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+) -> None:
+    sam = agent_console("Sam Sales")
+    visitor = new_page()
+    visitor.goto(f"{site}/proactive.html")
+
+    # The page's startProactiveChat, half a second after lcw:ready, shows its message.
+    invite = visitor.get_by_test_id("crmchat-proactive")
+    expect(invite).to_contain_text("Hi! Looking for a new bike?")
+    invite.get_by_text("Hi! Looking for a new bike?").click()
+    fill_prechat(visitor, "Pia", "Proactive", "pia@example.com")
+
+    visitor.wait_for_function("window.lcwLog.some(e => e.name === 'lcw:chatQueued')")
+    queued = events(visitor, "lcw:chatQueued")
+    assert len(queued) == 1 and queued[0]["conversation_id"]
+
+    sam.get_by_test_id("incoming-chat").get_by_test_id("accept-button").click()
+    sam.get_by_test_id("message-input").fill("Hello Pia, which size?")
+    sam.get_by_test_id("send-button").click()
+    visitor.wait_for_function(
+        "window.lcwLog.filter(e => e.name === 'lcw:onMessageReceived').length >= 2"
+    )
+    received = events(visitor, "lcw:onMessageReceived")
+    # Omnichannel's shape: the join line is a system message tagged agentaccepted; the
+    # agent's text is a user message tagged public.
+    joined, said = received[0], received[1]
+    assert joined["messageType"] == "system"
+    assert joined["channelData"]["tags"] == ["system", "agentaccepted"]
+    assert joined["content"] == "Sam joined the chat."
+    assert said["messageType"] == "user"
+    assert said["channelData"]["tags"][0] == "public"
+    assert said["content"] == "Hello Pia, which size?"
+    assert said["timestamp"] and said["conversation_id"] == queued[0]["conversation_id"]
+
+
+def test_a_page_starts_the_chat_from_its_own_button_when_an_agent_is_available(
+    site: str, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+) -> None:
+    sam = agent_console("Sam Sales")
+    visitor = new_page()
+    visitor.goto(f"{site}/button.html")
+
+    # data-hide-chat-button: no launcher; the page's availability check shows its button.
+    expect(visitor.locator("#availability")).to_have_text("An agent is online")
+    expect(visitor.get_by_test_id("crmchat-launcher")).to_be_hidden()
+    answers = events(visitor, "lcw:getAgentAvailability")
+    assert answers and answers[0]["isAgentAvailable"] is True
+
+    visitor.locator("#chat-button").click()  # its onclick calls SDK.startChat()
+    fill_prechat(visitor, "Bo", "Button", "bo@example.com")
+    visitor.wait_for_function("window.lcwLog.some(e => e.name === 'lcw:chatQueued')")
+    sam.get_by_test_id("incoming-chat").get_by_test_id("accept-button").click()
+
+    visitor.get_by_test_id("crmchat-input").fill("Where is my order?")
+    visitor.get_by_test_id("crmchat-input").press("Enter")
+    visitor.wait_for_function("window.lcwLog.some(e => e.name === 'lcw:onMessageSent')")
+    sent = events(visitor, "lcw:onMessageSent")
+    assert len(sent) == 1
+    assert sent[0]["messageType"] == "user" and sent[0]["content"] == "Where is my order?"
+    assert f"client_activity_id:{sent[0]['client_id']}" in sent[0]["channelData"]["tags"]
+
+
+def test_a_page_watching_the_thread_closes_the_chat_the_agent_ended(
+    site: str, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+) -> None:
+    sam = agent_console("Sam Sales")
+    visitor = new_page()
+    visitor.goto(f"{site}/thread.html")
+    visitor.get_by_test_id("crmchat-launcher").click()
+    fill_prechat(visitor, "Tia", "Thread", "tia@example.com")
+    sam.get_by_test_id("incoming-chat").get_by_test_id("accept-button").click()
+    # The page keyed on the agentaccepted tag.
+    expect(visitor.locator("#agent")).to_have_text("An agent joined: Sam joined the chat.")
+
+    # A reload finds the chat in the browser's storage: lcw:chatRetrieved, once.
+    visitor.reload()
+    visitor.wait_for_function("window.lcwLog.some(e => e.name === 'lcw:chatRetrieved')")
+    assert len(events(visitor, "lcw:chatRetrieved")) == 1
+
+    sam.get_by_test_id("end-button").click()
+    sam.get_by_test_id("end-confirm").click()
+    # lcw:threadUpdate → the page's closeChat(): the widget forgets the chat (lcw:onClose)
+    # and the launcher opens a new chat's pre-chat form, not the ended chat's rating.
+    expect(visitor.locator("#thread")).to_have_text("The agent ended the chat")
+    visitor.wait_for_function("window.lcwLog.some(e => e.name === 'lcw:onClose')")
+    assert [e["by"] for e in events(visitor, "lcw:threadUpdate")] == ["agent"]
+    visitor.get_by_test_id("crmchat-launcher").click()
+    expect(visitor.get_by_test_id("crmchat-prechat")).to_be_visible()
+    expect(visitor.get_by_test_id("crmchat-rating")).to_be_hidden()
