@@ -82,7 +82,9 @@ def test_swapping_the_tag_changes_only_the_tag() -> None:
     swapped = swap_script_tag(original, "http://chat.test", SALES_WIDGET_ID)
     tag = re.compile(r'<script id="Microsoft_Omnichannel_LCWidget".*?</script>', re.S)
     assert tag.sub("", swapped) == tag.sub("", original)
-    assert "LiveChatBootstrapper.js" not in swapped and "http://chat.test/widget/loader.js" in swapped
+    assert (
+        "LiveChatBootstrapper.js" not in swapped and "http://chat.test/widget/loader.js" in swapped
+    )
 
 
 def test_a_proactive_chat_page_invites_queues_and_tags_the_agent_accepting(
