@@ -1,27 +1,55 @@
-"""Three pages written as for Dynamics 365 Omnichannel, with only their script tag swapped.
+"""Pages written as for Dynamics 365 Omnichannel, with only their script tag swapped.
 
 The pages (tests/browser/fixtures/omnichannel/) carry Microsoft's tag
 (`id="Microsoft_Omnichannel_LCWidget"`, LiveChatBootstrapper.js, `data-app-id`,
 `data-org-url`) and code shaped after the live chat SDK reference's samples. A customer's
 site (a server of its own, so the browser sends another Origin) serves each with that tag's
-`src`, `data-app-id` and `data-org-url` changed to CRM Chat's, and nothing else.
+`src`, `data-app-id` and `data-org-url` changed to CRM Chat's, and nothing else. For
+authenticated chat the site also publishes its public key (`/auth/publickey`, PEM) and
+signs RS256 tokens for its signed-in visitor (`/token`), as Microsoft's setup describes.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import expect
 
 from connector.demo import SALES_WIDGET_ID
+from tests.browser.test_browser_designer import _open_designer
 
 PAGES = Path(__file__).parent / "fixtures" / "omnichannel"
+SITE_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+PUBLIC_PEM = SITE_KEY.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
+
+
+def signed_in_token() -> bytes:
+    """The site's server side: an RS256 token for its signed-in visitor (Microsoft's claims)."""
+    now = int(time.time())
+    claims = {
+        "sub": "ann-0001",
+        "email": "ann@example.com",
+        "name": "Ann Smith",
+        "lwicontexts": json.dumps({"msdyn_cartvalue": "10000", "msdyn_isvip": "false"}),
+        "iat": now,
+        "iss": "contoso.test",
+        "exp": now + 600,
+        "nbf": now,
+    }
+    return jwt.encode(claims, SITE_KEY, algorithm="RS256").encode()
 
 
 def swap_script_tag(html: str, service: str, widget_id: str) -> str:
@@ -41,11 +69,16 @@ def site(service: Any) -> Iterator[str]:
 
     class Page(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path in ("/auth/publickey", "/token"):
+                self.answer(PUBLIC_PEM if self.path == "/auth/publickey" else signed_in_token())
+                return
             path = PAGES / self.path.lstrip("/").split("?")[0]
             if path.parent != PAGES or not path.is_file():
                 self.send_error(404)
                 return
-            body = swap_script_tag(path.read_text(), service.url, SALES_WIDGET_ID).encode()
+            self.answer(swap_script_tag(path.read_text(), service.url, SALES_WIDGET_ID).encode())
+
+        def answer(self, body: bytes) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -177,3 +210,39 @@ def test_a_page_watching_the_thread_closes_the_chat_the_agent_ended(
     visitor.get_by_test_id("crmchat-launcher").click()
     expect(visitor.get_by_test_id("crmchat-prechat")).to_be_visible()
     expect(visitor.get_by_test_id("crmchat-rating")).to_be_hidden()
+
+
+def test_an_authenticated_chat_page_signs_in_with_its_rs256_token(
+    site: str,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
+) -> None:
+    # The admin sets the site's public key URL on the widget, as in Omnichannel's
+    # authentication settings.
+    admin = new_page()
+    sign_in(admin, "CRM Chat Admin")
+    designer = _open_designer(admin)
+    key_url = designer.get_by_label("Public key URL (the site's RS256 sign-in tokens; PEM or JWKS)")
+    key_url.fill("http://shop.example/auth/publickey")  # not https: refused
+    designer.get_by_role("button", name="Save", exact=True).click()
+    expect(designer.locator("#result")).to_contain_text("Not saved")
+    key_url.fill(f"{site}/auth/publickey")
+    designer.get_by_role("button", name="Save", exact=True).click()
+    expect(designer.locator("#result")).to_contain_text("Saved.")
+
+    sam = agent_console("Sam Sales")
+    visitor = new_page()
+    visitor.goto(f"{site}/auth.html")
+    visitor.get_by_test_id("crmchat-launcher").click()
+    # Verified: the form is filled from the token; the chat starts.
+    expect(visitor.get_by_test_id("crmchat-field-email")).to_have_value("ann@example.com")
+    visitor.get_by_test_id("crmchat-start").click()
+    sam.get_by_test_id("incoming-chat").get_by_test_id("accept-button").click()
+    expect(sam.get_by_test_id("identity-badge")).to_have_attribute("data-verified", "true")
+    # The token's lwicontexts reaches the agent as the chat's context.
+    details = sam.get_by_test_id("additional-details")
+    expect(
+        details.get_by_test_id("context-item").filter(has_text="msdyn_cartvalue")
+    ).to_contain_text("10000")
+    assert events(visitor, "lcw:error") == []
