@@ -246,3 +246,71 @@ def test_an_authenticated_chat_page_signs_in_with_its_rs256_token(
         details.get_by_test_id("context-item").filter(has_text="msdyn_cartvalue")
     ).to_contain_text("10000")
     assert events(visitor, "lcw:error") == []
+
+
+def test_the_script_tags_data_attributes_restyle_the_widget_and_a_rerendered_page_gets_it_back(
+    site: str, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+) -> None:
+    agent_console("Sam Sales")
+    visitor = new_page()
+    visitor.goto(f"{site}/tags.html")
+    launcher = visitor.get_by_test_id("crmchat-launcher")
+    # data-color-override wins over the design's colour; data-font-family-override is
+    # the widget's font.
+    expect(launcher).to_have_css("background-color", "rgb(0, 133, 119)")
+    launcher.click()
+    panel = visitor.get_by_test_id("crmchat-panel")
+    assert panel.evaluate("p => getComputedStyle(p).fontFamily").startswith('Arial, "Segoe UI"')
+    # data-custom-close-button-text and data-hide-minimize-button.
+    visitor.get_by_test_id("crmchat-field-firstname").fill("Rea")
+    visitor.get_by_test_id("crmchat-field-lastname").fill("Render")
+    visitor.get_by_test_id("crmchat-field-email").fill("rea@example.com")
+    visitor.get_by_test_id("crmchat-start").click()
+    expect(visitor.get_by_test_id("crmchat-end-chat")).to_have_text("Leave chat")
+    expect(visitor.get_by_test_id("crmchat-minimize")).to_be_hidden()
+    visitor.get_by_test_id("crmchat-input").fill("Before the re-render")
+    visitor.get_by_test_id("crmchat-input").press("Enter")
+    expect(visitor.get_by_test_id("crmchat-message").filter(has_text="Before")).not_to_have_class(
+        re.compile("pending")
+    )
+
+    # The page re-renders (the widget's element goes) and adds the script tag again:
+    # one new widget, lcw:ready again, the running chat and its transcript still there.
+    visitor.locator("#rerender").click()
+    visitor.wait_for_function("window.lcwLog.filter(e => e.name === 'lcw:ready').length === 2")
+    expect(visitor.get_by_test_id("crmchat-root")).to_have_count(1)
+    expect(visitor.get_by_test_id("crmchat-launcher")).to_have_css(
+        "background-color", "rgb(0, 133, 119)"
+    )
+    expect(visitor.get_by_test_id("crmchat-panel")).to_be_visible()  # it was open
+    expect(visitor.get_by_test_id("crmchat-message").filter(has_text="Before")).to_have_count(1)
+    visitor.get_by_test_id("crmchat-input").fill("After the re-render")
+    visitor.get_by_test_id("crmchat-input").press("Enter")
+    expect(visitor.get_by_test_id("crmchat-message").filter(has_text="After")).not_to_have_class(
+        re.compile("pending")
+    )
+    assert visitor.evaluate("window.CRMChat.gone()") is False
+
+
+def test_render_mobile_fills_the_window_without_a_header(
+    site: str, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+) -> None:
+    agent_console("Sam Sales")
+    visitor = new_page()
+    visitor.set_viewport_size({"width": 1024, "height": 700})  # not a phone: the tag decides
+    visitor.goto(f"{site}/mobile.html")
+    panel = visitor.get_by_test_id("crmchat-panel")
+    expect(panel).to_be_visible()  # the app's startChat() opened it
+    panel.evaluate("p => Promise.all(p.getAnimations().map(a => a.finished))")
+    box = panel.bounding_box()
+    assert box is not None and (box["x"], box["y"], box["width"], box["height"]) == (
+        0,
+        0,
+        1024,
+        700,
+    )
+    expect(panel.locator("header")).to_be_hidden()
+    expect(visitor.get_by_test_id("crmchat-launcher")).to_be_hidden()
+    expect(visitor.get_by_test_id("crmchat-start")).to_have_css(
+        "background-color", "rgb(0, 133, 119)"
+    )
