@@ -12,11 +12,9 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from chat_fakes import ANN_USER, SHOP, FakeDirectory, FakeOutbox
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
+from site_server import serve
 from test_sockets import Server
 
 from connector.chat.tokens import ChatTokens, InvalidIdentity
@@ -79,25 +78,13 @@ class KeySite:
 def key_site() -> Iterator[KeySite]:
     site = KeySite(0, pem(KEY))
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            site.requests.append(self.path)
-            self.send_response(site.status)
-            self.send_header("Content-Length", str(len(site.body)))
-            self.end_headers()
-            self.wfile.write(site.body)
+    def answer(path: str) -> tuple[int, bytes]:
+        site.requests.append(path)
+        return site.status, site.body
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    site.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield site
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serve(answer) as port:
+        site.port = port
+        yield site
 
 
 class Clock:

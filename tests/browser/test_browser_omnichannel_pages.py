@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from playwright.sync_api import expect
 
 from connector.demo import SALES_WIDGET_ID
 from tests.browser.test_browser_designer import _open_designer
+from tests.site_server import serve
 
 PAGES = Path(__file__).parent / "fixtures" / "omnichannel"
 SITE_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -67,34 +66,18 @@ def swap_script_tag(html: str, service: str, widget_id: str) -> str:
 def site(service: Any) -> Iterator[str]:
     """A customer's site serving the three pages at /<name>.html; yields its base URL."""
 
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path in ("/auth/publickey", "/token"):
-                self.answer(PUBLIC_PEM if self.path == "/auth/publickey" else signed_in_token())
-                return
-            path = PAGES / self.path.lstrip("/").split("?")[0]
-            if path.parent != PAGES or not path.is_file():
-                self.send_error(404)
-                return
-            self.answer(swap_script_tag(path.read_text(), service.url, SALES_WIDGET_ID).encode())
+    def answer(path: str) -> tuple[int, bytes]:
+        if path == "/auth/publickey":
+            return 200, PUBLIC_PEM
+        if path == "/token":
+            return 200, signed_in_token()
+        file = PAGES / path.lstrip("/").split("?")[0]
+        if file.parent != PAGES or not file.is_file():
+            return 404, b"Not found"
+        return 200, swap_script_tag(file.read_text(), service.url, SALES_WIDGET_ID).encode()
 
-        def answer(self, body: bytes) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serve(answer) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def events(page: Any, name: str) -> list[dict[str, Any]]:
