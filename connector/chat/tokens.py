@@ -3,13 +3,21 @@
 **Resume.** Signed with the service secret (itsdangerous, salt "crmchat-chat"), naming the
 conversation and the visitor id; issued with `chat.started`.
 
-**Identity** (docs/protocol.md, "Identity"): a compact JWS HS256 (`connector.jws`),
-either signed by the host site with the widget's secret (claims `email`, `name`
-optional, `exp` required and at most 24 h ahead, `iat`), or issued by this service to a
-CRM user through `POST /api/internal/identity` (key derived from the service secret,
-`iss` "crmchat", `source` "crm", with `user_id`). `verify_identity` tells them apart by
-`iss` and checks each with its own key; the signature is compared in constant time and
-`alg: none` is refused before anything else.
+**Identity** (docs/protocol.md, "Identity"): a compact JWT (`connector.jwt_tokens`, on
+PyJWT), one of three kinds:
+
+- signed by the host site with HS256 and the widget's secret: claims `email`, `name`
+  optional, `exp` required and at most 24 h ahead, `iat`;
+- signed by the host site with RS256, as Dynamics 365 Omnichannel's authenticated chat
+  does it, checked against the public keys the site publishes at the widget's
+  `design.auth_key_url` (`connector.site_keys`): `sub` required, `exp` as above, `iat`,
+  `nbf`, `email`/`name` optional, and `lwicontexts` (the serialized context, checked by
+  Omnichannel's context rules) becomes the chat's context;
+- issued by this service to a CRM user through `POST /api/internal/identity` (HS256, key
+  derived from the service secret, `iss` "crmchat", `source` "crm", with `user_id`).
+
+`verify_identity` tells them apart by `iss` and `alg` and checks each with its own key;
+the algorithm is never the token's choice, and `alg: none` is refused before anything else.
 
 Errors::
 
@@ -19,17 +27,18 @@ Errors::
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from connector import json_input, jws
+from connector import json_input, jwt_tokens
+from connector.chat.context import ContextError, parse_context
+from connector.site_keys import SiteKeys, SiteKeysError
 
 __all__ = [
     "CHAT_TOKEN_MAX_AGE_SECS",
@@ -54,6 +63,7 @@ INTERNAL_ISSUER = "crmchat"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MAX_EMAIL_CHARS = 100
 _MAX_NAME_CHARS = 100
+_MAX_SUBJECT_CHARS = 200
 
 
 class InvalidChatToken(Exception):
@@ -69,9 +79,12 @@ class Identity:
     """A verified visitor: from the host site ("site") or a CRM user ("crm")."""
 
     source: str
-    email: str
+    email: str  # "" for an RS256 site token without an `email` claim
     name: str
     user_id: str | None = None
+    subject: str | None = None  # the RS256 token's `sub` (the site's id of the person)
+    # The RS256 token's `lwicontexts`, checked: the chat's context, signed by the site.
+    context: dict[str, Any] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The protocol's `identity` object."""
@@ -81,11 +94,14 @@ class Identity:
 class ChatTokens:
     """Issue and check per-chat visitor tokens and identity tokens."""
 
-    def __init__(self, secret: bytes, *, clock: Any = time.time) -> None:
+    def __init__(
+        self, secret: bytes, *, clock: Any = time.time, site_keys: SiteKeys | None = None
+    ) -> None:
         self._serializer = URLSafeTimedSerializer(secret, salt="crmchat-chat")
         # Its own key: an identity token can never pass as any other token of the service.
         self._identity_key = hmac.new(secret, b"crmchat-identity", hashlib.sha256).digest()
         self._clock = clock
+        self._site_keys = site_keys or SiteKeys()
 
     def issue(self, conversation_id: str, visitor_id: str) -> str:
         return str(self._serializer.dumps({"c": conversation_id, "v": visitor_id}))
@@ -106,7 +122,7 @@ class ChatTokens:
     def issue_identity(self, *, user_id: str, email: str, name: str) -> str:
         """An identity token for a CRM user, valid INTERNAL_TOKEN_LIFETIME_SECS."""
         now = int(self._clock())
-        return jws.sign(
+        return jwt_tokens.sign_hs256(
             self._identity_key,
             {
                 "iss": INTERNAL_ISSUER,
@@ -119,34 +135,70 @@ class ChatTokens:
             },
         )
 
-    def verify_identity(self, token: str, *, widget_secret: str | None) -> Identity:
-        """The identity `token` proves: a CRM user's (service-signed) or the host site's
-        (signed with `widget_secret`). Raises InvalidIdentity."""
-        unverified = _peek_claims(token)
-        internal = unverified.get("iss") == INTERNAL_ISSUER
-        if internal:
-            key = self._identity_key
-        elif widget_secret:
-            key = widget_secret.encode()
-        else:
-            raise InvalidIdentity("the widget has no secret to check site tokens with")
+    def verify_identity(
+        self, token: str, *, widget_secret: str | None, key_url: str | None = None
+    ) -> Identity:
+        """The identity `token` proves: a CRM user's (service-signed), or the host site's,
+        signed with `widget_secret` (HS256) or by a key published at `key_url` (RS256).
+        Raises InvalidIdentity."""
         try:
-            claims = jws.verify(key, token)
-        except jws.JwsError as error:
+            header, unverified = jwt_tokens.peek(token)
+            if unverified.get("iss") == INTERNAL_ISSUER:
+                return self._crm_identity(jwt_tokens.verify_hs256(self._identity_key, token))
+            if header.get("alg") == "RS256":
+                return self._site_identity(self._verify_rs256(token, header, key_url), rs256=True)
+            if not widget_secret:
+                raise InvalidIdentity("the widget has no secret to check site tokens with")
+            claims = jwt_tokens.verify_hs256(widget_secret.encode(), token)
+        except jwt_tokens.TokenFormError as error:
             raise InvalidIdentity(error.message) from error
+        return self._site_identity(claims, rs256=False)
+
+    def _verify_rs256(
+        self, token: str, header: dict[str, Any], key_url: str | None
+    ) -> dict[str, Any]:
+        if not key_url:
+            raise InvalidIdentity("the widget has no public key URL to check RS256 tokens with")
+        try:
+            keys = self._site_keys.get(key_url)
+            if header.get("kid") is not None and header.get("kid") not in keys:
+                keys = self._site_keys.get(key_url, refresh=True)  # a key just rotated in
+        except SiteKeysError as error:
+            raise InvalidIdentity(f"the site's public key: {error}") from error
+        return jwt_tokens.verify_rs256(keys, token)
+
+    def _crm_identity(self, claims: dict[str, Any]) -> Identity:
         self._check_times(claims)
-        email, name = claims.get("email"), claims.get("name", "")
-        if not isinstance(email, str) or len(email) > _MAX_EMAIL_CHARS or not _EMAIL.match(email):
-            raise InvalidIdentity("the token has no valid 'email'")
-        if not isinstance(name, str):
-            raise InvalidIdentity("the token's 'name' is not text")
-        name = " ".join(name.split())[:_MAX_NAME_CHARS]
-        if internal:
-            user_id = claims.get("user_id")
-            if not isinstance(user_id, str) or not user_id:
-                raise InvalidIdentity("the token names no CRM user")
-            return Identity(source="crm", email=email, name=name, user_id=user_id)
-        return Identity(source="site", email=email, name=name)
+        email, name = _email(claims, required=True), _name(claims)
+        user_id = claims.get("user_id")
+        if not isinstance(user_id, str) or not user_id:
+            raise InvalidIdentity("the token names no CRM user")
+        return Identity(source="crm", email=email, name=name, user_id=user_id)
+
+    def _site_identity(self, claims: dict[str, Any], *, rs256: bool) -> Identity:
+        self._check_times(claims)
+        subject = claims.get("sub")
+        if rs256 and (
+            not isinstance(subject, str) or not subject or len(subject) > _MAX_SUBJECT_CHARS
+        ):
+            raise InvalidIdentity("the token has no valid 'sub'")
+        context = None
+        if "lwicontexts" in claims:
+            # Omnichannel: "the serialized custom context", a JSON object in a string.
+            raw = claims["lwicontexts"]
+            try:
+                context = parse_context(json_input.loads(raw) if isinstance(raw, str) else raw)
+            except (ValueError, ContextError) as error:
+                raise InvalidIdentity(
+                    f"the token's 'lwicontexts' is not a valid context: {error}"
+                ) from error
+        return Identity(
+            source="site",
+            email=_email(claims, required=not rs256),
+            name=_name(claims),
+            subject=subject if isinstance(subject, str) and subject else None,
+            context=context or None,
+        )
 
     def _check_times(self, claims: dict[str, Any]) -> None:
         exp, iat = claims.get("exp"), claims.get("iat")
@@ -162,17 +214,25 @@ class ChatTokens:
                 raise InvalidIdentity("the token's 'iat' is not a time")
             if iat > now + CLOCK_SKEW_SECS:
                 raise InvalidIdentity("the token is issued in the future")
+        nbf = claims.get("nbf")
+        if nbf is not None:
+            if not isinstance(nbf, int | float) or isinstance(nbf, bool):
+                raise InvalidIdentity("the token's 'nbf' is not a time")
+            if nbf > now + CLOCK_SKEW_SECS:
+                raise InvalidIdentity("the token is not valid yet ('nbf')")
 
 
-def _peek_claims(token: str) -> dict[str, Any]:
-    """The claims before any check, only to choose the key (never trusted as such)."""
-    if not isinstance(token, str) or token.count(".") != 2 or len(token) > jws.MAX_TOKEN_CHARS:
-        raise InvalidIdentity("the token is not a compact JWS")
-    payload = token.split(".")[1]
-    try:
-        value = json_input.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidIdentity("the token payload is not JSON") from error
-    if not isinstance(value, dict):
-        raise InvalidIdentity("the token payload is not an object")
-    return value
+def _email(claims: dict[str, Any], *, required: bool) -> str:
+    email = claims.get("email")
+    if email is None and not required:
+        return ""
+    if not isinstance(email, str) or len(email) > _MAX_EMAIL_CHARS or not _EMAIL.match(email):
+        raise InvalidIdentity("the token has no valid 'email'")
+    return email
+
+
+def _name(claims: dict[str, Any]) -> str:
+    name = claims.get("name", "")
+    if not isinstance(name, str):
+        raise InvalidIdentity("the token's 'name' is not text")
+    return " ".join(name.split())[:_MAX_NAME_CHARS]

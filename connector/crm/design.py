@@ -38,6 +38,9 @@ from pydantic import (
     model_validator,
 )
 
+from connector.site_keys import MAX_URL_CHARS as MAX_KEY_URL_CHARS
+from connector.site_keys import SiteKeysError, check_key_url
+
 __all__ = [
     "FONTS",
     "MAX_FIELDS",
@@ -270,6 +273,20 @@ class WidgetDesign(_Options):
     # The sites that may show the widget: "shop.example.com" (that host) or
     # "*.example.com" (its subdomains, not the apex). Empty: any site.
     allowed_domains: tuple[DomainPattern, ...] = Field(default=(), max_length=MAX_DOMAINS)
+    # Omnichannel's "public key URL": where the site publishes the public keys its RS256
+    # identity tokens are checked with (connector/site_keys.py). Empty: no RS256 tokens.
+    auth_key_url: str = Field(default="", max_length=MAX_KEY_URL_CHARS)
+
+    @field_validator("auth_key_url")
+    @classmethod
+    def _fetchable(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            try:
+                check_key_url(value)
+            except SiteKeysError as error:
+                raise ValueError(str(error)) from error
+        return value
 
     @field_validator("fields")
     @classmethod

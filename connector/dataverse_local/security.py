@@ -5,8 +5,8 @@ HMAC-SHA256 (`header.payload.signature`, base64url without padding). Claims: `su
 caller's `systemuserid`), `iat` and `exp` (Unix seconds), `iss`
 (`crmchat-embedded-dataverse`) and, when the user has one, `oid` (the Entra object id,
 as a real token carries). Only `alg: HS256` is accepted; `none` and every other algorithm
-are refused before the signature is looked at. The JWS itself is `connector.jws`, shared
-with the widget's identity tokens.
+are refused before the signature is looked at. The JWS itself is PyJWT through
+`connector.jwt_tokens`, shared with the widget's identity tokens.
 
 **Privileges.** Named as Dataverse names them (`connector.solution.privileges`):
 `prv<Action><SchemaName>` for custom tables (`prvReadcrmchat_Agent`), the platform's names
@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from connector import jws
+from connector import jwt_tokens
 from connector.solution.model import AccessLevel, Role, Table
 from connector.solution.privileges import PRIVILEGE_ACTIONS, privilege_name
 
@@ -76,7 +76,7 @@ DEFAULT_TOKEN_LIFETIME_SECS = 3600
 # Tolerated clock difference for `iat` in the future (a token minted by another process).
 CLOCK_SKEW_SECS = 300
 # Real bearer tokens are a few KB; anything far larger is not one of ours.
-MAX_TOKEN_CHARS = jws.MAX_TOKEN_CHARS
+MAX_TOKEN_CHARS = jwt_tokens.MAX_TOKEN_CHARS
 # Verified tokens remembered (one per signed-in user or service process, in practice).
 TOKEN_CACHE_SIZE = 4096
 
@@ -168,7 +168,7 @@ def issue_token(
     }
     if object_id is not None:
         claims["oid"] = object_id
-    return jws.sign(secret, claims)
+    return jwt_tokens.sign_hs256(secret, claims)
 
 
 @functools.lru_cache(maxsize=TOKEN_CACHE_SIZE)
@@ -177,7 +177,7 @@ def _signed_claims(secret: bytes, token: str) -> Mapping[str, Any]:
     same token for an hour, and checking the signature was a tenth of a retrieve. Only
     good signatures are kept (a failure raises, and lru_cache keeps no exceptions); the
     times are checked again on every use by `verify_token`."""
-    return MappingProxyType(jws.verify(secret, token))
+    return MappingProxyType(jwt_tokens.verify_hs256(secret, token))
 
 
 def verify_token(secret: bytes, token: str, *, now: datetime | None = None) -> TokenClaims:
@@ -191,7 +191,7 @@ def verify_token(secret: bytes, token: str, *, now: datetime | None = None) -> T
         raise TokenError("The token is missing or too long.")
     try:
         claims = _signed_claims(secret, token)
-    except jws.JwsError as exc:
+    except jwt_tokens.TokenFormError as exc:
         raise TokenError(exc.message) from exc
     if claims.get("iss") != TOKEN_ISSUER:
         raise TokenError("The token was not issued by this Dataverse.")

@@ -9,10 +9,8 @@ are two sites.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -20,6 +18,7 @@ from playwright.sync_api import expect
 
 from connector.demo import SALES_WIDGET_ID
 from tests.browser.test_browser_designer import _open_designer
+from tests.site_server import serve
 
 HOST_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>A shop</title></head>
@@ -46,25 +45,8 @@ def site(service: Any) -> Iterator[Site]:
     """A customer's site: a real server of its own (a page the browser fetched from a
     loopback address may call the loopback service; a made-up public one may not)."""
     body = HOST_PAGE.format(service=service.url, widget=SALES_WIDGET_ID).encode()
-
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield Site(server.server_address[1])
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serve(lambda path: (200, body)) as port:
+        yield Site(port)
 
 
 def test_the_widget_works_on_its_allowed_sites_and_nowhere_else(

@@ -22,6 +22,7 @@
     "allowed_domains"]);
   const LABELS = {
     require_login: "Require login (only identified visitors may chat)",
+    auth_key_url: "Public key URL (the site's RS256 sign-in tokens; PEM or JWKS)",
     sound: "Play a sound for new messages while the chat is minimized",
     ask_name_email: "Ask for name and email before the chat starts",
     proactive: "Proactive chat invitation",

@@ -8,7 +8,10 @@
   var tag = d.currentScript ||
     d.getElementById("Microsoft_Omnichannel_LCWidget") ||
     d.querySelector("script[data-widget-id],script[data-app-id]");
-  if (!tag || (w.CRMChat && w.CRMChat.widgetId)) return;
+  var old = w.CRMChat;
+  // One widget a page; a page that removed it (ns.gone) and adds the tag again re-inits it.
+  if (!tag || (old && old.widgetId && !(old.gone && old.gone()))) return;
+  if (old && old.destroy) { old.destroy(); w.CRMChat = null; }
   function attr(name) { return tag.getAttribute("data-" + name) || ""; }
   var widgetId = attr("widget-id") || attr("app-id");
   // The service base: an explicit data-service-url / data-org-url (the Omnichannel tag's

@@ -55,6 +55,14 @@
     message: "Message", ticketDone: "Thanks, we got your message. Your ticket number is {number}.",
     closeInvite: "Close",
   }, design.texts || {});
+  // The Omnichannel script tag's data-* customizations ("Customize live chat widgets using
+  // data tags"); each overrides the widget's design, as Omnichannel's override the admin's.
+  const tagAttr = (name) => (ns.tag && ns.tag.getAttribute("data-" + name)) || "";
+  const TAG = {
+    color: tagAttr("color-override"), font: tagAttr("font-family-override"),
+    mobile: tagAttr("render-mobile") === "true", noMinimize: tagAttr("hide-minimize-button") === "true",
+  };
+  if (tagAttr("custom-close-button-text")) T.end = tagAttr("custom-close-button-text").slice(0, 40);
   const TICKET = design.ticket_fallback || {};
   const PROACTIVE = design.proactive || {};
   const ASK_FIELDS = design.ask_name_email !== false;
@@ -193,7 +201,7 @@
   const statusEl = el("p", { class: "status", tid: "status", "aria-live": "polite" });
   const endBtn = el("button", { class: "hbtn end", type: "button", tid: "end-chat",
     text: T.end, onclick: () => confirmEnd(true) });
-  const minBtn = el("button", { class: "hbtn", type: "button", tid: "minimize",
+  const minBtn = el("button", { class: "hbtn min", type: "button", tid: "minimize",
     "aria-label": T.minimize, title: T.minimize, onclick: () => setOpen(false) }, svg(ICON_DOWN));
   const header = el("header", null, avatar,
     el("div", { class: "who" }, titleEl, statusEl), endBtn, minBtn);
@@ -318,6 +326,7 @@
     inviteText, el("button", { class: "invx", type: "button", "aria-label": T.closeInvite,
       title: T.closeInvite, text: "×", onclick: () => dismissInvite() }));
   const ui = el("div", { class: "w" + (design.position === "bottom-left" ? " left" : "") +
+    (TAG.mobile ? " mobile" : "") + (TAG.noMinimize ? " nomin" : "") +
     (design.corners === "square" ? " sq" : "") + " lp-" + (design.label_position || "above") },
   panel, invite, launcher);
 
@@ -336,6 +345,13 @@
     if (c.primary && !c.primary_text) ui.style.setProperty("--pt", readableOn(c.primary));
     const font = typeof design.font === "string" && design.font.replace(/["\\;{}]/g, "");
     if (font) ui.style.setProperty("--f", '"' + font + '",' + SYSTEM_FONTS);
+    // data-color-override: the theme colour (the primary); data-font-family-override: a
+    // font list as CSS writes it ("Arial, Segoe UI"), the system fonts after it.
+    if (TAG.color && CSS.supports("color", TAG.color)) {
+      ui.style.setProperty("--p", TAG.color);
+      ui.style.setProperty("--pt", readableOn(TAG.color));
+    }
+    if (TAG.font && CSS.supports("font-family", TAG.font)) ui.style.setProperty("--f", TAG.font + "," + SYSTEM_FONTS);
   }
   // Black or white text on the primary colour, whichever contrasts more (needs the host in
   // the document: a detached element has no computed colour).
@@ -588,9 +604,21 @@
     if (kind !== "visitor" && !S.open) unread++;
     save();
     scrollDown(kind === "visitor");
-    if (kind !== "visitor" || mine) {
-      fire(mine ? "onMessageSent" : "onMessageReceived", Object.assign({ conversation_id: S.cid }, kept));
+    if (kind !== "visitor" || mine) fire(mine ? "onMessageSent" : "onMessageReceived", lcwMessage(kept, kind));
+  }
+  // Omnichannel's message payload (lcw:onMessageReceived reference): messageType "user" for
+  // people, "system" for the service's lines, and channelData.tags saying what happened;
+  // our own fields stay alongside for pages written for CRM Chat.
+  function lcwMessage(m, kind) {
+    let tags = ["public", "client_activity_id:" + (m.client_id || m.seq)];
+    if (kind === "system") {
+      tags = ["system"];
+      if (nextTag) { tags.push(nextTag); nextTag = null; }
     }
+    return Object.assign({ conversation_id: S.cid }, m, {
+      messageType: kind === "system" ? "system" : "user", content: m.text, timestamp: m.sent_at,
+      channelData: { tags },
+    });
   }
   function scrollDown(force) {
     const near = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
@@ -606,6 +634,8 @@
   // ---- the socket ----
   let ws = null;
   let helloDone = false;
+  let retrieved = null; // the chat lcw:chatRetrieved or lcw:chatQueued was fired for
+  let nextTag = null; // channelData tag of the next system line (agentaccepted)
   let backoff = 0;
   let retryTimer = 0;
   let deadTimer = 0;
@@ -685,7 +715,7 @@
   function wake() {
     if (!ws) { backoff = 0; connect(); } else probe(WAKE_PONG_WITHIN_MS);
   }
-  setInterval(() => probe(PONG_WITHIN_MS), PING_EVERY_MS);
+  const pinger = setInterval(() => probe(PONG_WITHIN_MS), PING_EVERY_MS);
   w.addEventListener("online", wake);
   w.addEventListener("focus", wake);
   d.addEventListener("visibilitychange", () => { if (!d.hidden) wake(); });
@@ -698,7 +728,7 @@
   });
   // Single-page sites change the URL without a page load: keep the presence page current.
   let lastUrl = location.href;
-  setInterval(() => {
+  const pageChecker = setInterval(() => {
     if (location.href !== lastUrl && send({ type: "page", page: page() })) lastUrl = location.href;
   }, PAGE_CHECK_MS);
 
@@ -767,6 +797,10 @@
         if (f.chat) {
           applyChat(f.chat);
           if (S.state === "ended") renderEnd();
+          // A chat this page found in storage (a reload, another page or tab of the site),
+          // once per chat and page: later hellos are reconnects.
+          else if (retrieved !== S.cid) fire("chatRetrieved", { conversation_id: S.cid });
+          retrieved = S.cid;
         }
         else if (S.token) {
           // The service no longer knows this chat (expired or purged): start afresh.
@@ -785,6 +819,7 @@
         if (dropStarted) { dropStarted = false; send({ type: "chat.end" }); break; }
         S.token = f.token;
         S.cid = f.conversation_id;
+        retrieved = S.cid;
         S.start = null;
         share();
         // Ended by the visitor before the service answered: end it there too.
@@ -793,9 +828,13 @@
         save();
         flush();
         fire("startChat", { conversation_id: f.conversation_id });
+        // Omnichannel: "raised when the chat conversation is created and started".
+        fire("chatQueued", { conversation_id: f.conversation_id });
         break;
       case "chat.accepted":
-        // The service also posts a "… joined the chat." system message.
+        // The service posts a "… joined the chat." system message next: Omnichannel tags
+        // that line agentaccepted (a transfer's join line too).
+        nextTag = "agentaccepted";
         S.state = "active";
         S.timedOut = false;
         if (f.agent) S.agent = f.agent;
@@ -821,6 +860,8 @@
         save();
         renderEnd();
         fire("closeChat", { conversation_id: S.cid, by: S.by });
+        // Omnichannel raises threadUpdate "when an agent ends a conversation".
+        if (S.by === "agent") fire("threadUpdate", { conversation_id: S.cid, by: S.by });
         break;
       case "chat.timeout":
         // Nobody accepted in time (design.ticket_fallback): the service ended the chat;
@@ -1282,7 +1323,12 @@
     Object.assign(sdk, {
       startChat: sdkStartChat,
       closeChat: sdkCloseChat,
-      getAgentAvailability: () => Promise.resolve(availability()),
+      // lcw:getAgentAvailability: "raised when the getAgentAvailability method returns".
+      getAgentAvailability: () => {
+        const a = availability();
+        fire("getAgentAvailability", a);
+        return Promise.resolve(a);
+      },
       startProactiveChat: sdkProactive,
     });
     ns.onProvider = providerChanged;
@@ -1302,6 +1348,18 @@
     else connect();
   }
   // The SDK object loader.js made (with the provider methods).
+  // A page that removed the widget (a single-page site re-rendering its body) and adds the
+  // script tag again gets a fresh widget: loader.js asks gone(), then destroy()s this one.
+  ns.gone = () => !host.isConnected;
+  ns.destroy = () => {
+    stopped = true;
+    [retryTimer, deadTimer].forEach(clearTimeout);
+    [pinger, pageChecker, flashTimer].forEach(clearInterval);
+    const sock = ws;
+    ws = null;
+    try { if (sock) sock.close(); } catch (e) { /* already gone */ }
+    host.remove();
+  };
   function omnichannelSdk() {
     let o = w.Microsoft = w.Microsoft || {};
     o = o.Omnichannel = o.Omnichannel || {};
@@ -1419,6 +1477,8 @@ padding:12px 8px 12px 16px;border-radius:16px 16px 4px 16px;background:var(--bg)
 .lp-left .field label{flex:0 0 34%}
 .sq .panel{border-radius:4px}
 .sq .invite,.sq .bubble,.sq .field input,.sq .field textarea,.sq .composer textarea,.sq .primary,.sq .secondary,.sq .card,.sq .error{border-radius:3px}
+.mobile .panel{inset:0;width:auto;height:auto;border-radius:0}
+.w.mobile.open .launcher,.mobile header,.nomin .min{display:none}
 @media (max-width:480px){
 .panel{inset:0;width:auto;height:auto;border-radius:0}
 .left .panel{left:0}

@@ -147,7 +147,7 @@ def do_visitor_hello(
     if identity_token:
         try:
             session.identity = engine.tokens.verify_identity(
-                identity_token, widget_secret=widget.secret
+                identity_token, widget_secret=widget.secret, key_url=widget.design.auth_key_url
             )
         except InvalidIdentity as error:
             log.info("identity refused: %s", error)
@@ -278,7 +278,10 @@ def do_visitor_start(
     except ContextError as error:
         raise ChatInvalidContext(str(error)) from error
     identity = session.identity
-    if identity is not None:
+    if identity is not None and identity.context:
+        # An RS256 token's lwicontexts is the site's signed word: it wins over the page's.
+        clean_context = {**clean_context, **identity.context}
+    if identity is not None and identity.email:
         claimed = context_email(clean_context)
         if claimed and claimed.casefold() != identity.email.casefold():
             raise ChatIdentityMismatch("The context's Email is not the signed-in visitor's.")
