@@ -41,6 +41,8 @@ class Services:
     owned_outbox: Any = None
     # The embedded Dataverse's WSGI app, behind the stand-in pages (embedded only).
     standin: Any = None
+    # The messaging channels (connector.channels.service.ChannelServices).
+    channels: Any = None
 
 
 def init_app(app: App, services: Services) -> None:

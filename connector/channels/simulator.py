@@ -58,6 +58,7 @@ from connector.web.addresses import is_loopback_host
 from connector.web.errors import InvalidInput, NotFound, json_body
 
 from .accounts import ChannelAccounts
+from .shared import channels_of
 from .model import ACCOUNT_KEY_PATTERN, ChannelAccount, ChannelType
 from .rules import HUMAN_AGENT_WINDOW, STANDARD_WINDOW
 from .webhooks import webhook_path
@@ -139,9 +140,11 @@ class RateLimit(BaseModel):
     sends_left: int = Field(ge=0, le=1_000_000)
 
 
-def init_app(app: Flask, accounts: ChannelAccounts, *, service_url: str) -> None:
+def init_app(app: Flask, *, service_url: str) -> None:
+    # The simulated platforms' own state (not the service's): who wrote, what was sent.
+    # The accounts and their secrets are the service's (`channels_of`), as an admin has
+    # copied them between the platform's console and CRM.
     app.extensions["crmchat.simulator"] = {
-        "accounts": accounts,
         "state": _State(),
         "service_url": service_url,
     }
@@ -161,7 +164,7 @@ def _ext() -> dict[str, Any]:
 
 
 def _account(key: str) -> ChannelAccount:
-    accounts: ChannelAccounts = _ext()["accounts"]
+    accounts: ChannelAccounts = channels_of(current_app).accounts
     account = accounts.get(key)
     if account is None:
         raise NotFound("No such channel account.", code="unknown_account")
@@ -205,7 +208,7 @@ def static_file(name: str) -> Response:
 
 @bp.get("/simulator/api/accounts")
 def list_accounts() -> Response:
-    accounts: ChannelAccounts = _ext()["accounts"]
+    accounts: ChannelAccounts = channels_of(current_app).accounts
     base = _ext()["service_url"]
     return jsonify(
         [
@@ -432,7 +435,7 @@ def _take_send(state: _State, key: str) -> bool:
 
 @bp.post(f"{GRAPH_PATH}/<version>/<node_id>/messages")
 def graph_send(version: str, node_id: str) -> Response:
-    accounts: ChannelAccounts = _ext()["accounts"]
+    accounts: ChannelAccounts = channels_of(current_app).accounts
     account = next(
         (a for a in accounts.all() if a.channel.is_meta and a.platform_id == node_id), None
     )
@@ -573,7 +576,7 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
 
 @bp.post(f"{VIBER_PATH}/pa/send_message")
 def viber_send() -> Response:
-    accounts: ChannelAccounts = _ext()["accounts"]
+    accounts: ChannelAccounts = channels_of(current_app).accounts
     token = request.headers.get("X-Viber-Auth-Token", "")
     account = next(
         (

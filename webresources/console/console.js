@@ -1009,6 +1009,14 @@
     $("status-dot").className = "dot " + status;
   }
 
+  // A messaging channel's chat (issue 10): its platform and account, instead of a widget.
+  function channelBadge(channel) {
+    return el("span", {
+      class: "channel channel-" + channel.type, "data-testid": "chat-channel", "data-channel": channel.type,
+      title: channel.label + ": " + channel.account_name, text: channel.label + " · " + channel.account_name,
+    });
+  }
+
   function incomingItem(chat) {
     return el("li", {
       class: "item incoming", "data-testid": "incoming-chat", "data-conversation-id": chat.conversation_id,
@@ -1016,7 +1024,7 @@
     el("div", { class: "item-main" },
       el("span", { class: "name", text: visitorName(chat.visitor) }),
       el("span", { class: "meta" },
-        el("span", { text: (chat.widget && chat.widget.name) || "" }),
+        chat.channel ? channelBadge(chat.channel) : el("span", { text: (chat.widget && chat.widget.name) || "" }),
         counter(chat.waiting_since || chat.started_at, "incoming-waiting", "Waiting")),
       el("span", { class: "chips" }, ...topicChips(chat.topics))),
     el("button", {
@@ -1391,6 +1399,7 @@
       fact(facts, "Page", pageText(visitor.page), { title: url, "data-testid": "info-page" });
       fact(facts, "Location", visitor.ip ? "IP " + visitor.ip : "", { "data-testid": "info-ip" });
       fact(facts, "Widget", (chat.widget && chat.widget.name) || "", { "data-testid": "info-widget" });
+      if (chat.channel) fact(facts, "Channel", chat.channel.label + " · " + chat.channel.account_name, { "data-testid": "info-channel" });
       fact(facts, "Started", parseTime(chat.started_at) !== null ? formatDate(parseTime(chat.started_at)) : "");
     }
     fact(facts, "With", (chat.participants || []).filter((p) => p.kind !== "visitor").map((p) => p.name).join(", "));

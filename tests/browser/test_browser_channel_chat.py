@@ -1,0 +1,137 @@
+"""A messaging channel end to end: a person writes on the platform simulator, the
+conversation is offered in the agent console like a web chat, the agent's reply arrives
+on the simulator, and the ended conversation is a chat activity in the embedded
+Dataverse with its channel and the person's platform id."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from playwright.sync_api import expect
+
+from connector.channels.model import ChannelAccount, ChannelType
+from connector.channels.shared import channels_of
+from connector.demo import admin_client
+from connector.services import services_of
+
+ACTIVITY_WAIT_SECS = 15.0
+
+
+def _account(service: Any, channel: ChannelType) -> ChannelAccount:
+    (account,) = [a for a in channels_of(service.app).accounts.all() if a.channel is channel]
+    return account
+
+
+def _platform_lines(service: Any, account: ChannelAccount, person: str) -> list[dict[str, Any]]:
+    answer = requests.get(
+        f"{service.url}/simulator/api/conversation",
+        params={"account": account.key, "person": person},
+        timeout=10,
+    )
+    lines: list[dict[str, Any]] = answer.json()["lines"]
+    return lines
+
+
+def _activity(service: Any, person: str) -> dict[str, Any]:
+    dataverse = admin_client(services_of(service.app).standin)
+    deadline = time.monotonic() + ACTIVITY_WAIT_SECS
+    while True:
+        chats = list(
+            dataverse.list(
+                "crmchat_chats",
+                select=["crmchat_transcript", "crmchat_visitordetails", "crmchat_visitorid"],
+            )
+        )
+        if chats:
+            (chat,) = chats
+            found: dict[str, Any] = chat
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no chat activity for {person} in Dataverse")
+        time.sleep(0.25)
+
+
+def test_a_messenger_person_is_answered_from_the_console(
+    service: Any, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+) -> None:
+    sam = agent_console("Sam Sales")  # topic Sales, which the demo accounts route to
+    messenger = _account(service, ChannelType.MESSENGER)
+    person = "psid-4471"
+
+    # The person writes on the simulator's page: a signed webhook to the service.
+    platform = new_page()
+    platform.goto(f"{service.url}/simulator/")
+    platform.get_by_label("Channel account").select_option(messenger.key)
+    platform.get_by_label("Person id").fill(person)
+    platform.get_by_label("Name").fill("Pat Person")
+    platform.get_by_label("Message").fill("Do you ship to Oslo?")
+    platform.get_by_role("button", name="Send as person").click()
+    expect(platform.get_by_role("status")).to_have_text("Webhook answered 200.")
+
+    # Offered to Sam like a web chat, with its channel shown instead of a widget.
+    offer = sam.get_by_test_id("incoming-chat")
+    expect(offer).to_have_count(1)
+    expect(offer.get_by_test_id("chat-channel")).to_have_text("Messenger · Contoso on Messenger")
+    offer.get_by_test_id("accept-button").click()
+    expect(sam.get_by_test_id("messages")).to_contain_text("Do you ship to Oslo?")
+    expect(sam.get_by_test_id("info-channel")).to_have_text("Messenger · Contoso on Messenger")
+
+    # Sam answers with a snippet; it reaches the person on the platform, once.
+    sam.get_by_test_id("message-input").fill("#hello#")
+    sam.get_by_test_id("send-button").click()
+    business = platform.locator("#lines li[data-sender=business] .text")
+    expect(business).to_have_text("Hello! How can I help you today?")
+    # A second message from the person continues the same conversation.
+    platform.get_by_label("Message").fill("Great, thanks")
+    platform.get_by_role("button", name="Send as person").click()
+    expect(sam.get_by_test_id("messages")).to_contain_text("Great, thanks")
+    assert [line["text"] for line in _platform_lines(service, messenger, person)] == [
+        "Do you ship to Oslo?",
+        "Hello! How can I help you today?",
+        "Great, thanks",
+    ]
+
+    sam.get_by_test_id("end-button").click()
+    sam.get_by_test_id("end-confirm").click()
+
+    chat = _activity(service, person)
+    # Messenger's webhook carries no name (the profile API would): the platform's label.
+    assert "Messenger user: Do you ship to Oslo?" in chat["crmchat_transcript"]
+    assert "Sam: Hello! How can I help you today?" in chat["crmchat_transcript"]
+    assert "Messenger" in chat["crmchat_visitordetails"]
+    assert person in chat["crmchat_visitordetails"]
+    assert chat["crmchat_visitorid"] == f"channel:{messenger.key}:{person}"
+
+
+def test_a_reply_outside_the_24_hour_window_is_refused_in_the_console(
+    service: Any, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+) -> None:
+    sam = agent_console("Sam Sales")
+    whatsapp = _account(service, ChannelType.WHATSAPP)
+    person = "4670000001"
+    requests.post(
+        f"{service.url}/simulator/api/person-message",
+        json={"account": whatsapp.key, "person_id": person, "person_name": "Wes", "text": "hi"},
+        timeout=10,
+    ).raise_for_status()
+    offer = sam.get_by_test_id("incoming-chat")
+    expect(offer.get_by_test_id("chat-channel")).to_contain_text("WhatsApp")
+    offer.get_by_test_id("accept-button").click()
+    expect(sam.get_by_test_id("messages")).to_contain_text("hi")
+
+    # 25 hours pass for the engine: the customer service window has closed.
+    engine = services_of(service.app).engine
+    with engine.lock:
+        (conversation,) = [c for c in engine.conversations.values() if c.channel]
+        assert conversation.last_visitor_message_at is not None
+        conversation.last_visitor_message_at -= timedelta(hours=25)
+    sam.get_by_test_id("message-input").fill("Still there?")
+    sam.get_by_test_id("send-button").click()
+    expect(sam.get_by_test_id("messages")).to_contain_text(
+        "Not sent: More than 24 hours since the person's last message: send a template."
+    )
+    assert [line["text"] for line in _platform_lines(service, whatsapp, person)] == ["hi"]
