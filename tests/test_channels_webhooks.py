@@ -18,8 +18,8 @@ from connector.app import create_app, stop_app
 from connector.channels import AttachmentKind, ChannelAccount, EventKind, InboundEvent
 from connector.channels.accounts import demo_accounts
 from connector.channels.intake import RecentEvents
-from connector.channels.shared import channels_of
 from connector.channels.model import ChannelType
+from connector.channels.shared import channels_of
 from connector.channels.signatures import sign_meta, sign_viber
 from connector.channels.webhooks import VIBER_MAX_BODY_BYTES, webhook_path
 from connector.channels.wire import (

@@ -58,9 +58,9 @@ from connector.web.addresses import is_loopback_host
 from connector.web.errors import InvalidInput, NotFound, json_body
 
 from .accounts import ChannelAccounts
-from .shared import channels_of
 from .model import ACCOUNT_KEY_PATTERN, ChannelAccount, ChannelType
 from .rules import HUMAN_AGENT_WINDOW, STANDARD_WINDOW
+from .shared import channels_of
 from .webhooks import webhook_path
 from .wire import (
     meta_message_body,

@@ -6,10 +6,11 @@ Dataverse with its channel and the person's platform id."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+import pytest
 import requests
 from playwright.sync_api import expect
 
@@ -55,12 +56,28 @@ def _activity(service: Any, person: str) -> dict[str, Any]:
         time.sleep(0.25)
 
 
-def test_a_messenger_person_is_answered_from_the_console(
-    service: Any, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+# (channel, its label, the person's name as the webhook gives it): Messenger's and
+# Instagram's carry none (their profile APIs would), WhatsApp's and Viber's do.
+CHANNELS = [
+    (ChannelType.MESSENGER, "Messenger · Contoso on Messenger", "Messenger user"),
+    (ChannelType.INSTAGRAM, "Instagram · @contoso", "Instagram user"),
+    (ChannelType.WHATSAPP, "WhatsApp · Contoso +1 555 0100", "Pat Person"),
+    (ChannelType.VIBER, "Viber · Contoso bot", "Pat Person"),
+]
+
+
+@pytest.mark.parametrize(("channel", "label", "name"), CHANNELS)
+def test_a_person_on_a_channel_is_answered_from_the_console(
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+    channel: ChannelType,
+    label: str,
+    name: str,
 ) -> None:
     sam = agent_console("Sam Sales")  # topic Sales, which the demo accounts route to
-    messenger = _account(service, ChannelType.MESSENGER)
-    person = "psid-4471"
+    messenger = _account(service, channel)
+    person = "4670004471" if channel is ChannelType.WHATSAPP else "psid-4471"
 
     # The person writes on the simulator's page: a signed webhook to the service.
     platform = new_page()
@@ -75,10 +92,10 @@ def test_a_messenger_person_is_answered_from_the_console(
     # Offered to Sam like a web chat, with its channel shown instead of a widget.
     offer = sam.get_by_test_id("incoming-chat")
     expect(offer).to_have_count(1)
-    expect(offer.get_by_test_id("chat-channel")).to_have_text("Messenger · Contoso on Messenger")
+    expect(offer.get_by_test_id("chat-channel")).to_have_text(label)
     offer.get_by_test_id("accept-button").click()
     expect(sam.get_by_test_id("messages")).to_contain_text("Do you ship to Oslo?")
-    expect(sam.get_by_test_id("info-channel")).to_have_text("Messenger · Contoso on Messenger")
+    expect(sam.get_by_test_id("info-channel")).to_have_text(label)
 
     # Sam answers with a snippet; it reaches the person on the platform, once.
     sam.get_by_test_id("message-input").fill("#hello#")
@@ -99,10 +116,9 @@ def test_a_messenger_person_is_answered_from_the_console(
     sam.get_by_test_id("end-confirm").click()
 
     chat = _activity(service, person)
-    # Messenger's webhook carries no name (the profile API would): the platform's label.
-    assert "Messenger user: Do you ship to Oslo?" in chat["crmchat_transcript"]
+    assert f"{name}: Do you ship to Oslo?" in chat["crmchat_transcript"]
     assert "Sam: Hello! How can I help you today?" in chat["crmchat_transcript"]
-    assert "Messenger" in chat["crmchat_visitordetails"]
+    assert label.split(" · ")[0] in chat["crmchat_visitordetails"]
     assert person in chat["crmchat_visitordetails"]
     assert chat["crmchat_visitorid"] == f"channel:{messenger.key}:{person}"
 

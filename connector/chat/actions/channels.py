@@ -236,7 +236,9 @@ class ChannelBridge:
         with engine.changing():
             for conversation in engine.conversations.values():
                 if conversation.channel is not None and conversation.is_open:
-                    engine.hub.subscribe(chat_channel(conversation.conversation_id), self.subscriber)
+                    engine.hub.subscribe(
+                        chat_channel(conversation.conversation_id), self.subscriber
+                    )
 
     def do_channel_event(self, account: ChannelAccount, event: InboundEvent) -> None:
         if event.kind is EventKind.MESSAGE:
