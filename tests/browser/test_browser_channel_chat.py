@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,8 @@ from playwright.sync_api import expect
 
 from connector.channels.model import ChannelAccount, ChannelType
 from connector.channels.shared import channels_of
+from connector.channels.webhooks import webhook_path
+from connector.channels.wire import meta_message_body, signed_request
 from connector.demo import admin_client
 from connector.services import services_of
 
@@ -96,6 +98,17 @@ def test_a_person_on_a_channel_is_answered_from_the_console(
     offer.get_by_test_id("accept-button").click()
     expect(sam.get_by_test_id("messages")).to_contain_text("Do you ship to Oslo?")
     expect(sam.get_by_test_id("info-channel")).to_have_text(label)
+    rule = sam.get_by_test_id("channel-rule")
+    if channel is ChannelType.VIBER:
+        expect(rule).to_have_text("Viber: Replies allowed.")
+    else:
+        expect(rule).to_contain_text(f"{label.split(' · ')[0]}: Replies allowed until ")
+        after = {
+            ChannelType.WHATSAPP: "; then only approved templates (the 24-hour window has closed).",
+            ChannelType.MESSENGER: "; then only a human agent's reply until ",
+            ChannelType.INSTAGRAM: "; then only a human agent's reply until ",
+        }[channel]
+        expect(rule).to_contain_text(after)
 
     # Sam answers with a snippet; it reaches the person on the platform, once.
     sam.get_by_test_id("message-input").fill("#hello#")
@@ -124,30 +137,34 @@ def test_a_person_on_a_channel_is_answered_from_the_console(
 
 
 def test_a_reply_outside_the_24_hour_window_is_refused_in_the_console(
-    service: Any, new_page: Callable[[], Any], agent_console: Callable[..., Any]
+    service: Any, agent_console: Callable[..., Any]
 ) -> None:
     sam = agent_console("Sam Sales")
     whatsapp = _account(service, ChannelType.WHATSAPP)
     person = "4670000001"
-    requests.post(
-        f"{service.url}/simulator/api/person-message",
-        json={"account": whatsapp.key, "person_id": person, "person_name": "Wes", "text": "hi"},
-        timeout=10,
-    ).raise_for_status()
+    # A message the platform delivers 25 hours late: the window it opened has closed.
+    body = meta_message_body(
+        whatsapp,
+        person_id=person,
+        person_name="Wes",
+        message_id="wamid.late-1",
+        at=datetime.now(UTC) - timedelta(hours=25),
+        text="hi",
+    )
+    raw, headers = signed_request(whatsapp, body)
+    answer = requests.post(service.url + webhook_path(whatsapp), data=raw, headers=headers)
+    assert answer.status_code == 200
     offer = sam.get_by_test_id("incoming-chat")
     expect(offer.get_by_test_id("chat-channel")).to_contain_text("WhatsApp")
     offer.get_by_test_id("accept-button").click()
     expect(sam.get_by_test_id("messages")).to_contain_text("hi")
+    expect(sam.get_by_test_id("channel-rule")).to_have_text(
+        "WhatsApp: Only approved templates (the 24-hour window has closed)."
+    )
 
-    # 25 hours pass for the engine: the customer service window has closed.
-    engine = services_of(service.app).engine
-    with engine.lock:
-        (conversation,) = [c for c in engine.conversations.values() if c.channel]
-        assert conversation.last_visitor_message_at is not None
-        conversation.last_visitor_message_at -= timedelta(hours=25)
     sam.get_by_test_id("message-input").fill("Still there?")
     sam.get_by_test_id("send-button").click()
     expect(sam.get_by_test_id("messages")).to_contain_text(
         "Not sent: More than 24 hours since the person's last message: send a template."
     )
-    assert [line["text"] for line in _platform_lines(service, whatsapp, person)] == ["hi"]
+    assert _platform_lines(service, whatsapp, person) == []

@@ -1017,6 +1017,25 @@
     });
   }
 
+  // The platform's reply rule in force now and the next one, from the windows the person's
+  // last message opened (the service enforces them; this only says which applies).
+  const RULE_TEXT = {
+    free: "Replies allowed",
+    human_agent_tag: "Only a human agent's reply",
+    template_only: "Only approved templates (the 24-hour window has closed)",
+    closed: "No replies allowed now",
+  };
+  function channelRule(channel, now) {
+    const rules = channel.rules || [];
+    const at = rules.findIndex((r) => !r.until || now < parseTime(r.until));
+    if (at < 0) return "";
+    const until = (r) => (r.until ? " until " + formatDate(parseTime(r.until)) : "");
+    let text = RULE_TEXT[rules[at].mode] + until(rules[at]);
+    const next = rules[at + 1];
+    if (next) text += "; then " + RULE_TEXT[next.mode].toLowerCase() + until(next);
+    return channel.label + ": " + text + ".";
+  }
+
   function incomingItem(chat) {
     return el("li", {
       class: "item incoming", "data-testid": "incoming-chat", "data-conversation-id": chat.conversation_id,
@@ -1162,6 +1181,9 @@
     const connected = !(chat.visitor && chat.visitor.connected === false);
 
     $("chat-name").textContent = chatName(chat);
+    const rule = $("chat-rule");
+    rule.textContent = chat.channel ? channelRule(chat.channel, Date.now()) : "";
+    rule.hidden = !chat.channel;
     const rating = $("chat-rating");
     rating.hidden = !chat.rating;
     rating.textContent = chat.rating ? "Rated " + ratingStars(chat.rating) + " (" + chat.rating + " of 5)" : "";

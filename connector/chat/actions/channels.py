@@ -33,13 +33,14 @@ from connector.channels.model import (
     InboundEvent,
 )
 from connector.channels.replies import ChannelClients, do_channel_reply
-from connector.channels.rules import ReplyWindow, check_reply, reply_window
+from connector.channels.rules import ReplyWindow, check_reply, reply_schedule, reply_window
 from connector.chat import events
 from connector.chat.actions.conversations import (
     agent_routes,
     append_system_line,
     chat_of,
     find_conversation,
+    publish_chat_updated,
     publish_message,
     store_sent,
 )
@@ -47,6 +48,7 @@ from connector.chat.errors import ChatError
 from connector.chat.hub import Subscriber
 from connector.chat.model import Conversation, ConversationKind, ConversationState, SenderKind
 from connector.chat.routing import agent_channel, agents_for_chat, chat_channel
+from connector.chat.views import iso
 
 if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
@@ -93,6 +95,22 @@ def _window(engine: ChatEngine, conversation: Conversation) -> ReplyWindow:
         now=engine.clock(),
         subscribed=bool(channel.get("subscribed", True)),
     )
+
+
+def _with_rules(conversation: Conversation) -> None:
+    """Put the reply windows the person's last message opened on the chat (the console
+    shows the one in force and the next: "replies until 14:05, then as a human agent
+    until 9 Dec")."""
+    channel = conversation.channel or {}
+    schedule = reply_schedule(
+        ChannelType(channel["type"]),
+        last_inbound_at=conversation.last_visitor_message_at,
+        subscribed=bool(channel.get("subscribed", True)),
+    )
+    conversation.channel = {
+        **channel,
+        "rules": [{"mode": w.mode.value, "until": iso(w.until)} for w in schedule],
+    }
 
 
 def check_channel_reply(engine: ChatEngine, conversation: Conversation) -> None:
@@ -190,6 +208,8 @@ def do_channel_message(
         if message is None:
             conversation.last_visitor_message_at, conversation.waiting_since = previous
             return conversation
+        _with_rules(conversation)
+        engine.state.save_conversation(conversation)
         if opened:
             topics = frozenset({account.topic_id}) if account.topic_id else frozenset()
             offered = agents_for_chat(topics, agent_routes(engine))
@@ -201,6 +221,7 @@ def do_channel_message(
             )
         else:
             publish_message(engine, conversation, message)
+            publish_chat_updated(engine, conversation, skip=set())
         return conversation
 
 
@@ -216,7 +237,9 @@ def do_channel_subscription(
             **conversation.channel,
             "subscribed": event.kind is EventKind.SUBSCRIBED,
         }
+        _with_rules(conversation)
         engine.state.save_conversation(conversation)
+        publish_chat_updated(engine, conversation, skip=set())
 
 
 class ChannelBridge:
