@@ -18,8 +18,11 @@ from connector.channels.shared import channels_of
 from connector.channels.webhooks import webhook_path
 from connector.channels.wire import meta_message_body, signed_request
 from connector.chat.actions.channels import ChatOutsideWindow, check_channel_reply
-from connector.demo import DEMO_CHANNEL_ACCOUNTS, SALES_TOPIC_ID, admin_client
+from connector.crm.handshake import SignedInUser
+from connector.dataverse_local import ADMIN_USER_ID
+from connector.demo import DEMO_CHANNEL_ACCOUNTS, SALES_TOPIC_ID, SAM_USER_ID, admin_client
 from connector.services import services_of
+from connector.web.auth import issue_service_token
 
 
 @pytest.fixture
@@ -108,3 +111,25 @@ def test_a_channel_message_opens_one_chat_and_a_redelivery_is_stored_once(app: F
     chat.last_visitor_message_at = now - timedelta(days=8)
     with pytest.raises(ChatOutsideWindow):
         check_channel_reply(engine, chat)
+
+
+def test_the_setup_api_is_for_administrators_and_tests_the_connection(app: Flask) -> None:
+    client = app.test_client()
+    signer = services_of(app).tokens
+
+    def bearer(user_id: str, roles: frozenset[str]) -> dict[str, str]:
+        user = SignedInUser(user_id, "Someone", "someone@crmchat.local", roles)
+        return {"Authorization": f"Bearer {issue_service_token(user, signer=signer)}"}
+
+    # Roles are Dataverse's (re-checked), not the token's: Sam is an agent.
+    agent = bearer(SAM_USER_ID, frozenset({"CRM Chat Agent"}))
+    assert client.get("/api/admin/channels", headers=agent).status_code == 403
+    admin = bearer(ADMIN_USER_ID, frozenset({"System Administrator"}))
+    listed = client.get("/api/admin/channels", headers=admin).get_json()["accounts"]
+    assert {a["channel"] for a in listed} == {c.value for c in ChannelType}
+    assert all(a["webhook_url"].endswith(f"/channels/{a['id']}/webhook") for a in listed)
+    assert not any("token" in key or "secret" in key for a in listed for key in a)
+
+    unknown = client.post("/api/admin/channels/nope/test", headers=admin)
+    assert unknown.status_code == 404
+    assert unknown.get_json()["error"]["code"] == "unknown_account"

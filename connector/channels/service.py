@@ -16,7 +16,7 @@ from connector.chat.actions.channels import ChannelBridge
 from connector.services import services_of
 from connector.settings import Settings
 
-from . import simulator, webhooks
+from . import setup, simulator, webhooks
 from .accounts import DataverseAccounts
 from .intake import ChannelIntake
 from .replies import ChannelClients
@@ -41,6 +41,7 @@ def init_app(app: Flask, settings: Settings, *, embedded: bool) -> None:
     bridge = ChannelBridge(found.engine, accounts, clients)
     found.channels = ChannelServices(accounts, ChannelIntake(bridge), clients, bridge)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(setup.bp)
     if embedded:
         simulator.init_app(app, service_url=settings.base_url)
 

@@ -168,3 +168,38 @@ def test_a_reply_outside_the_24_hour_window_is_refused_in_the_console(
         "Not sent: More than 24 hours since the person's last message: send a template."
     )
     assert _platform_lines(service, whatsapp, person) == []
+
+
+def test_the_setup_page_shows_what_to_paste_and_tests_each_connection(
+    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+) -> None:
+    admin = new_page()
+    sign_in(admin, "CRM Chat Admin")
+    admin.get_by_role("navigation", name="App navigation").get_by_role(
+        "link", name="Channel setup", exact=True
+    ).click()
+    setup = admin.frame_locator('iframe[data-subarea="sub_channels"]')
+    cards = setup.get_by_test_id("channel-account")
+    expect(cards).to_have_count(4)
+
+    messenger = _account(service, ChannelType.MESSENGER)
+    card = setup.locator(f'[data-account-id="{messenger.key}"]')
+    expect(card.get_by_test_id("webhook-url")).to_have_value(
+        f"{service.url}/channels/{messenger.key}/webhook"
+    )
+    # The administrator reads the secured column through Xrm.WebApi (as in Dataverse).
+    assert messenger.verify_token is not None
+    expect(card.get_by_test_id("verify-token")).to_have_value(
+        messenger.verify_token.get_secret_value()
+    )
+    card.get_by_test_id("test-connection").click()
+    expect(card.get_by_test_id("test-result")).to_have_text(
+        "Connected: Messenger knows this account as Contoso on Messenger."
+    )
+
+    viber = setup.locator('[data-channel="viber"]')
+    expect(viber.get_by_test_id("verify-token")).to_have_count(0)
+    viber.get_by_test_id("test-connection").click()
+    expect(viber.get_by_test_id("test-result")).to_have_text(
+        "Connected: Viber knows this account as Contoso bot."
+    )
