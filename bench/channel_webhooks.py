@@ -69,6 +69,7 @@ def bench_accounts(secret: str) -> list[ChannelAccount]:
 def serve(port: int, data_dir: str, secret: str) -> None:
     """The service under gunicorn with the bench's accounts (subprocess)."""
     from connector.app import create_app
+    from connector.channels.shared import channels_of
     from connector.server import serve as gunicorn_serve
     from connector.settings import Settings
 
@@ -76,7 +77,7 @@ def serve(port: int, data_dir: str, secret: str) -> None:
 
     def make_app() -> Any:
         app = create_app(overrides)
-        app.extensions["crmchat.channel_accounts"] = StaticAccounts(bench_accounts(secret))
+        channels_of(app).accounts = StaticAccounts(bench_accounts(secret))
         return app
 
     gunicorn_serve(Settings(**overrides), make_app)

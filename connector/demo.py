@@ -22,6 +22,8 @@ application user may not create contacts.
 | contacts        | Ann Smith (one active case), Ben Jones, Chloe Martin, and Bea |
 |                 | Support, whose email is the CRM user Bea's (internal chat)    |
 | labels          | VIP, Follow-up, Bug (once the solution has `crmchat_label`)   |
+| channel accounts| one per channel (Messenger, Instagram, WhatsApp, Viber), topic|
+|                 | Sales, credentials generated when first created (simulator)   |
 
 The internal widget's topic is Sales so that Bea, a CRM user, can ask Sam for help: the
 internal user and the answering agent are different people. Every widget this issue adds
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +58,7 @@ __all__ = [
     "CASES",
     "CONTACTS",
     "DEMO_AGENTS",
+    "DEMO_CHANNEL_ACCOUNTS",
     "DEMO_WIDGETS",
     "SALES_TOPIC_ID",
     "SALES_WIDGET_ID",
@@ -95,6 +99,17 @@ MESSAGE_WIDGET_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000305"
 ANN_CONTACT_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000501"
 BEA_CONTACT_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000504"
 ANN_CASE_ID = "0c5a1e50-7d1c-4e0a-9b51-5a1e50000601"
+
+# (id = the webhook key, crmchat_channeltype, name, platform id): one account per channel,
+# answered by topic Sales. Their credentials are generated when the row is first created
+# (never fixed here: the simulator reads them from Dataverse, as the service does).
+DEMO_CHANNEL_ACCOUNTS: tuple[tuple[str, int, str, str], ...] = (
+    ("0c5a1e50-7d1c-4e0a-9b51-5a1e50000801", 100000000, "Contoso on Messenger", "110000000000001"),
+    ("0c5a1e50-7d1c-4e0a-9b51-5a1e50000802", 100000001, "@contoso", "17840000000000001"),
+    ("0c5a1e50-7d1c-4e0a-9b51-5a1e50000803", 100000002, "Contoso +1 555 0100", "106540352242922"),
+    ("0c5a1e50-7d1c-4e0a-9b51-5a1e50000804", 100000003, "Contoso bot", "Contoso"),
+)
+VIBER_CHANNEL_TYPE = 100000003
 
 # Short enough to see in a demo, long enough to read the page first.
 PROACTIVE_DELAY_SECS = 3
@@ -333,4 +348,27 @@ def seed_demo(dataverse_app: DataverseApp) -> None:
             _create_once(
                 client, "crmchat_labels", label_id, {"crmchat_name": name, "crmchat_color": color}
             )
+    for account_id, channel_type, name, platform_id in DEMO_CHANNEL_ACCOUNTS:
+        credentials = (
+            {"crmchat_authtoken": secrets.token_urlsafe(24)}
+            if channel_type == VIBER_CHANNEL_TYPE
+            else {
+                "crmchat_accesstoken": secrets.token_urlsafe(24),
+                "crmchat_appsecret": secrets.token_urlsafe(24),
+                "crmchat_verifytoken": secrets.token_urlsafe(24),
+            }
+        )
+        _create_once(
+            client,
+            "crmchat_channelaccounts",
+            account_id,
+            {
+                "crmchat_name": name,
+                "crmchat_channeltype": channel_type,
+                "crmchat_platformid": platform_id,
+                "crmchat_enabled": True,
+                "crmchat_TopicId@odata.bind": f"/crmchat_topics({SALES_TOPIC_ID})",
+                **credentials,
+            },
+        )
     log.info("demo records are in place")

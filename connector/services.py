@@ -43,6 +43,8 @@ class Services:
     live: Any = None
     # The embedded Dataverse's WSGI app, behind the stand-in pages (embedded only).
     standin: Any = None
+    # The messaging channels (connector.channels.service.ChannelServices).
+    channels: Any = None
 
 
 def init_app(app: App, services: Services) -> None:

@@ -242,3 +242,42 @@ def test_viber_send_shape() -> None:
         "type": "text",
         "text": "Hello",
     }
+
+
+@responses.activate
+def test_test_connection_reads_the_accounts_own_node_and_types_a_bad_token() -> None:
+    assert MESSENGER and MESSENGER.access_token and WHATSAPP
+    node = f"{GRAPH}/v21.0/{MESSENGER.platform_id}"
+    responses.get(node, json={"id": MESSENGER.platform_id, "name": "Contoso"})
+    assert clients().meta.check_account(MESSENGER) == "Contoso"
+    call = responses.calls[0].request
+    assert call.url == f"{node}?fields=id%2Cname" or call.url == f"{node}?fields=id,name"
+    assert call.headers["Authorization"] == f"Bearer {MESSENGER.access_token.get_secret_value()}"
+
+    responses.get(
+        f"{GRAPH}/v21.0/{WHATSAPP.platform_id}",
+        status=400,
+        json=graph_error(190, "Error validating access token: Session has expired"),
+    )
+    with pytest.raises(CredentialsRejected) as rejected:
+        clients().meta.check_account(WHATSAPP)
+    assert rejected.value.code == "190"
+
+
+@responses.activate
+def test_viber_test_connection_is_get_account_info() -> None:
+    assert VIBER_BOT and VIBER_BOT.auth_token
+    responses.post(
+        f"{VIBER}/pa/get_account_info",
+        json={"status": 0, "status_message": "ok", "id": "pa:1", "name": "Contoso bot"},
+    )
+    assert clients().viber.check_account(VIBER_BOT) == "Contoso bot"
+    token = VIBER_BOT.auth_token.get_secret_value()
+    assert responses.calls[0].request.headers["X-Viber-Auth-Token"] == token
+    responses.replace(
+        responses.POST,
+        f"{VIBER}/pa/get_account_info",
+        json={"status": 2, "status_message": "invalidAuthToken"},
+    )
+    with pytest.raises(CredentialsRejected):
+        clients().viber.check_account(VIBER_BOT)

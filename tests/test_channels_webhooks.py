@@ -16,8 +16,10 @@ from flask.testing import FlaskClient
 
 from connector.app import create_app, stop_app
 from connector.channels import AttachmentKind, ChannelAccount, EventKind, InboundEvent
-from connector.channels.intake import ChannelIntake, RecentEvents
+from connector.channels.accounts import demo_accounts
+from connector.channels.intake import RecentEvents
 from connector.channels.model import ChannelType
+from connector.channels.shared import channels_of
 from connector.channels.signatures import sign_meta, sign_viber
 from connector.channels.webhooks import VIBER_MAX_BODY_BYTES, webhook_path
 from connector.channels.wire import (
@@ -39,6 +41,11 @@ def app(tmp_path: Path) -> Iterator[Flask]:
         outbox=FakeOutbox(),
         start=False,
     )
+    # The webhooks alone: fixed accounts, and the events kept instead of handed to the
+    # engine (tests/test_channels_bridge.py covers the engine's side).
+    channels = channels_of(app)
+    channels.accounts = demo_accounts()
+    channels.intake.sink = RecentEvents()
     yield app
     stop_app(app)
 
@@ -49,16 +56,16 @@ def client(app: Flask) -> FlaskClient:
 
 
 def account(app: Flask, channel: str) -> ChannelAccount:
-    found = app.extensions["crmchat.channel_accounts"].get(f"demo-{channel}")
+    found = channels_of(app).accounts.get(f"demo-{channel}")
     assert found is not None
     return found
 
 
 def received(app: Flask) -> list[InboundEvent]:
-    intake: ChannelIntake = app.extensions["crmchat.channel_intake"]
+    intake = channels_of(app).intake
     intake.drain()
-    sink: RecentEvents = app.extensions["crmchat.channel_events"]
-    return sink.events()
+    assert isinstance(intake.sink, RecentEvents)
+    return intake.sink.events()
 
 
 def post(client: FlaskClient, acct: ChannelAccount, body: dict[str, object]) -> object:
@@ -442,8 +449,9 @@ def test_viber_callbacks(app: Flask, client: FlaskClient) -> None:
 
 
 def test_the_endpoint_queues_and_the_worker_hands_over(app: Flask, client: FlaskClient) -> None:
-    intake: ChannelIntake = app.extensions["crmchat.channel_intake"]
-    sink: RecentEvents = app.extensions["crmchat.channel_events"]
+    intake = channels_of(app).intake
+    sink = intake.sink
+    assert isinstance(sink, RecentEvents)
     acct = account(app, "messenger")
     post(
         client,

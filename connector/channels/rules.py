@@ -25,6 +25,7 @@ __all__ = [
     "ReplyMode",
     "ReplyWindow",
     "check_reply",
+    "reply_schedule",
     "reply_window",
 ]
 
@@ -49,6 +50,22 @@ class ReplyWindow:
     until: datetime | None = None
 
 
+def reply_schedule(
+    channel: ChannelType, *, last_inbound_at: datetime | None, subscribed: bool = False
+) -> tuple[ReplyWindow, ...]:
+    """Every window the person's last message opens, in order; each lasts until its
+    `until`, the last one (until None) for good. What the console shows the agent."""
+    if channel is ChannelType.VIBER:
+        return (ReplyWindow(ReplyMode.FREE if subscribed else ReplyMode.CLOSED),)
+    if last_inbound_at is None:
+        return (ReplyWindow(ReplyMode.CLOSED),)
+    standard = ReplyWindow(ReplyMode.FREE, last_inbound_at + STANDARD_WINDOW)
+    if channel is ChannelType.WHATSAPP:
+        return (standard, ReplyWindow(ReplyMode.TEMPLATE_ONLY))
+    tagged = ReplyWindow(ReplyMode.HUMAN_AGENT_TAG, last_inbound_at + HUMAN_AGENT_WINDOW)
+    return (standard, tagged, ReplyWindow(ReplyMode.CLOSED))
+
+
 def reply_window(
     channel: ChannelType,
     *,
@@ -59,19 +76,8 @@ def reply_window(
     """What `channel` allows now, given when the person last wrote (None: never)."""
     if now.tzinfo is None or (last_inbound_at is not None and last_inbound_at.tzinfo is None):
         raise ValueError("reply_window needs timezone-aware datetimes")
-    if channel is ChannelType.VIBER:
-        return ReplyWindow(ReplyMode.FREE if subscribed else ReplyMode.CLOSED)
-    if last_inbound_at is None:
-        return ReplyWindow(ReplyMode.CLOSED)
-    standard_end = last_inbound_at + STANDARD_WINDOW
-    if now < standard_end:
-        return ReplyWindow(ReplyMode.FREE, standard_end)
-    if channel is ChannelType.WHATSAPP:
-        return ReplyWindow(ReplyMode.TEMPLATE_ONLY)
-    tag_end = last_inbound_at + HUMAN_AGENT_WINDOW
-    if now < tag_end:
-        return ReplyWindow(ReplyMode.HUMAN_AGENT_TAG, tag_end)
-    return ReplyWindow(ReplyMode.CLOSED)
+    schedule = reply_schedule(channel, last_inbound_at=last_inbound_at, subscribed=subscribed)
+    return next(w for w in schedule if w.until is None or now < w.until)
 
 
 def check_reply(

@@ -173,10 +173,13 @@ def _post(
     session: requests.Session,
     channel: ChannelType,
     url: str,
-    payload: dict[str, Any],
+    payload: dict[str, Any] | None,
     headers: dict[str, str],
 ) -> requests.Response:
+    """POST `payload` as JSON (None: a GET, for reads such as a test of the account)."""
     try:
+        if payload is None:
+            return session.get(url, headers=headers, timeout=REQUEST_TIMEOUT_SECS)
         return session.post(
             url,
             data=json.dumps(payload).encode("utf-8"),
@@ -194,6 +197,15 @@ def _json(response: requests.Response) -> Any:
         return json_input.loads(response.content)
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+# What "test connection" reads of each account's own Graph node: a Page, an Instagram
+# professional account, a WhatsApp business phone number.
+_ACCOUNT_FIELDS = {
+    ChannelType.MESSENGER: "id,name",
+    ChannelType.INSTAGRAM: "id,username",
+    ChannelType.WHATSAPP: "id,display_phone_number,verified_name",
+}
 
 
 class MetaSendClient:
@@ -230,6 +242,24 @@ class MetaSendClient:
             return SentMessage(str(body.get("message_id", "")))
 
         return _with_retries(attempt)
+
+    def check_account(self, account: ChannelAccount) -> str:
+        """Read the account's own node with its token ("test connection"): its name.
+
+        Raises CredentialsRejected (a wrong or expired token), ChannelError otherwise."""
+        if not account.channel.is_meta or account.access_token is None:
+            raise CredentialsRejected(account.channel, "The account has no access token.")
+        fields = _ACCOUNT_FIELDS[account.channel]
+        url = f"{self.base_url}/{self.api_version}/{account.platform_id}?fields={fields}"
+        headers = {"Authorization": f"Bearer {account.access_token.get_secret_value()}"}
+        response = _post(self.session, account.channel, url, None, headers)
+        body = _json(response)
+        if response.status_code != 200:
+            raise meta_error(account.channel, response.status_code, body, response.headers)
+        if not isinstance(body, dict):
+            raise InvalidRequest(account.channel, "Meta's answer is not JSON.")
+        name = body.get("name") or body.get("username") or body.get("verified_name")
+        return str(name or body.get("id") or "")
 
     def send_text(
         self, account: ChannelAccount, person_id: str, text: str, *, tag: str | None = None
@@ -277,6 +307,24 @@ class ViberSendClient:
     def __init__(self, base_url: str, *, session: requests.Session | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session or requests.Session()
+
+    def check_account(self, account: ChannelAccount) -> str:
+        """Viber's get_account_info with the bot's token ("test connection"): its name.
+
+        Raises CredentialsRejected (status 2 invalidAuthToken), ChannelError otherwise."""
+        if account.channel is not ChannelType.VIBER or account.auth_token is None:
+            raise CredentialsRejected(ChannelType.VIBER, "The account has no auth token.")
+        headers = {"X-Viber-Auth-Token": account.auth_token.get_secret_value()}
+        url = f"{self.base_url}/pa/get_account_info"
+        response = _post(self.session, ChannelType.VIBER, url, {}, headers)
+        if response.status_code >= 500:
+            status = response.status_code
+            raise ChannelUnreachable(ChannelType.VIBER, f"Viber answered {status}.")
+        body = _json(response)
+        error = viber_error(body)
+        if error is not None:
+            raise error
+        return str(body.get("name") or "")
 
     def send_text(self, account: ChannelAccount, receiver: str, text: str) -> SentMessage:
         if account.channel is not ChannelType.VIBER or account.auth_token is None:

@@ -1,21 +1,26 @@
-"""The channels in the service: accounts, intake, send clients, webhooks, simulator.
+"""The channels in the service: accounts, intake, send clients, the engine bridge.
 
-`init_app(app, settings, embedded=...)` wires them; `start(app)` / `stop(app)` run the
-intake's worker. On the embedded default the demo accounts (one per channel, fresh
-secrets) are served and the simulator is mounted, and the send clients point at it
-unless CRMCHAT_META_GRAPH_URL / CRMCHAT_VIBER_API_URL say otherwise.
+`init_app(app, settings, embedded=...)` builds one `ChannelServices` on the app's
+`Services` (after the engine), registers the webhooks and, on the embedded default, the
+simulator; `start(app)` / `stop(app)` run the intake's worker. Accounts are the rows of
+`crmchat_channelaccount` (the demo seeds one per channel on the embedded default). The
+send clients point at the platforms, or at the simulator on the embedded default, unless
+CRMCHAT_META_GRAPH_URL / CRMCHAT_VIBER_API_URL say otherwise.
 """
 
 from __future__ import annotations
 
 from flask import Flask
 
+from connector.chat.actions.channels import ChannelBridge
+from connector.services import services_of
 from connector.settings import Settings
 
-from . import simulator, webhooks
-from .accounts import StaticAccounts, demo_accounts
-from .intake import ChannelIntake, RecentEvents
+from . import setup, simulator, webhooks
+from .accounts import DataverseAccounts
+from .intake import ChannelIntake
 from .replies import ChannelClients
+from .shared import ChannelServices, channels_of
 
 __all__ = ["META_GRAPH_URL", "VIBER_API_URL", "init_app", "start", "stop"]
 
@@ -24,30 +29,29 @@ VIBER_API_URL = "https://chatapi.viber.com"
 
 
 def init_app(app: Flask, settings: Settings, *, embedded: bool) -> None:
-    sink = RecentEvents()
-    intake = ChannelIntake(sink)
-    accounts = demo_accounts() if embedded else StaticAccounts([])
+    found = services_of(app)
     meta_url = settings.meta_graph_url or (
         settings.base_url + simulator.GRAPH_PATH if embedded else META_GRAPH_URL
     )
     viber_url = settings.viber_api_url or (
         settings.base_url + simulator.VIBER_PATH if embedded else VIBER_API_URL
     )
-    app.extensions["crmchat.channel_events"] = sink
-    app.extensions["crmchat.channel_clients"] = ChannelClients.for_urls(
-        meta_graph_url=meta_url, viber_api_url=viber_url
-    )
-    webhooks.init_app(app, accounts, intake)
+    accounts = DataverseAccounts(found.dataverse)
+    clients = ChannelClients.for_urls(meta_graph_url=meta_url, viber_api_url=viber_url)
+    bridge = ChannelBridge(found.engine, accounts, clients)
+    found.channels = ChannelServices(accounts, ChannelIntake(bridge), clients, bridge)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(setup.bp)
     if embedded:
-        simulator.init_app(app, accounts, service_url=settings.base_url)
+        simulator.init_app(app, service_url=settings.base_url)
 
 
 def start(app: Flask) -> None:
-    intake: ChannelIntake = app.extensions["crmchat.channel_intake"]
-    intake.start()
+    channels_of(app).intake.start()
 
 
 def stop(app: Flask) -> None:
-    intake: ChannelIntake | None = app.extensions.get("crmchat.channel_intake")
-    if intake is not None:
-        intake.stop()
+    found = services_of(app).channels
+    if isinstance(found, ChannelServices):
+        found.intake.stop()
+        found.bridge.stop()

@@ -27,7 +27,9 @@ Routes::
     POST /simulator/api/age                   {"account","person_id","hours"}: the person's
                                               last message is that much older
     POST /simulator/api/rate-limit            {"account","sends_left"}: then rate-limited
+    GET  /simulator/graph/<version>/<id>?fields=    the account's own node (test connection)
     POST /simulator/graph/<version>/<id>/messages   Graph API send
+    POST /simulator/viber/pa/get_account_info       Viber get_account_info (test connection)
     POST /simulator/viber/pa/send_message           Viber send_message
 """
 
@@ -60,6 +62,7 @@ from connector.web.errors import InvalidInput, NotFound, json_body
 from .accounts import ChannelAccounts
 from .model import ACCOUNT_KEY_PATTERN, ChannelAccount, ChannelType
 from .rules import HUMAN_AGENT_WINDOW, STANDARD_WINDOW
+from .shared import channels_of
 from .webhooks import webhook_path
 from .wire import (
     meta_message_body,
@@ -139,9 +142,11 @@ class RateLimit(BaseModel):
     sends_left: int = Field(ge=0, le=1_000_000)
 
 
-def init_app(app: Flask, accounts: ChannelAccounts, *, service_url: str) -> None:
+def init_app(app: Flask, *, service_url: str) -> None:
+    # The simulated platforms' own state (not the service's): who wrote, what was sent.
+    # The accounts and their secrets are the service's (`channels_of`), as an admin has
+    # copied them between the platform's console and CRM.
     app.extensions["crmchat.simulator"] = {
-        "accounts": accounts,
         "state": _State(),
         "service_url": service_url,
     }
@@ -161,7 +166,7 @@ def _ext() -> dict[str, Any]:
 
 
 def _account(key: str) -> ChannelAccount:
-    accounts: ChannelAccounts = _ext()["accounts"]
+    accounts: ChannelAccounts = channels_of(current_app).accounts
     account = accounts.get(key)
     if account is None:
         raise NotFound("No such channel account.", code="unknown_account")
@@ -205,7 +210,7 @@ def static_file(name: str) -> Response:
 
 @bp.get("/simulator/api/accounts")
 def list_accounts() -> Response:
-    accounts: ChannelAccounts = _ext()["accounts"]
+    accounts: ChannelAccounts = channels_of(current_app).accounts
     base = _ext()["service_url"]
     return jsonify(
         [
@@ -430,9 +435,9 @@ def _take_send(state: _State, key: str) -> bool:
     return True
 
 
-@bp.post(f"{GRAPH_PATH}/<version>/<node_id>/messages")
-def graph_send(version: str, node_id: str) -> Response:
-    accounts: ChannelAccounts = _ext()["accounts"]
+def _graph_account(node_id: str, verb: str) -> ChannelAccount | Response:
+    """The Meta account whose node this is, called with its token; else Graph's error."""
+    accounts: ChannelAccounts = channels_of(current_app).accounts
     account = next(
         (a for a in accounts.all() if a.channel.is_meta and a.platform_id == node_id), None
     )
@@ -440,13 +445,40 @@ def graph_send(version: str, node_id: str) -> Response:
         return _graph_error(
             400,
             100,
-            f"Unsupported post request. Object with ID '{node_id}' does not exist.",
+            f"Unsupported {verb} request. Object with ID '{node_id}' does not exist.",
             subcode=33,
         )
     bearer = request.headers.get("Authorization", "")
-    assert account.access_token is not None
-    if bearer != f"Bearer {account.access_token.get_secret_value()}":
+    token = account.access_token.get_secret_value() if account.access_token else None
+    if token is None or bearer != f"Bearer {token}":
         return _graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+    return account
+
+
+@bp.get(f"{GRAPH_PATH}/<version>/<node_id>")
+def graph_node(version: str, node_id: str) -> Response:
+    """The account's own node, as "test connection" reads it (the fields it asked for)."""
+    account = _graph_account(node_id, "get")
+    if isinstance(account, Response):
+        return account
+    known: dict[str, str] = {"id": account.platform_id}
+    if account.channel is ChannelType.MESSENGER:
+        known["name"] = account.name
+    elif account.channel is ChannelType.INSTAGRAM:
+        known["username"] = account.name.lstrip("@")
+    else:
+        known["display_phone_number"] = "+1 555-0100"
+        known["verified_name"] = account.name
+        known["quality_rating"] = "GREEN"
+    asked = (request.args.get("fields") or "id").split(",")
+    return jsonify({field: known[field] for field in asked if field in known})
+
+
+@bp.post(f"{GRAPH_PATH}/<version>/<node_id>/messages")
+def graph_send(version: str, node_id: str) -> Response:
+    account = _graph_account(node_id, "post")
+    if isinstance(account, Response):
+        return account
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
         return _graph_error(400, 100, "(#100) Param message must be a JSON object")
@@ -571,11 +603,11 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
     )
 
 
-@bp.post(f"{VIBER_PATH}/pa/send_message")
-def viber_send() -> Response:
-    accounts: ChannelAccounts = _ext()["accounts"]
+def _viber_account() -> ChannelAccount | None:
+    """The Viber bot whose token the call carries."""
+    accounts: ChannelAccounts = channels_of(current_app).accounts
     token = request.headers.get("X-Viber-Auth-Token", "")
-    account = next(
+    return next(
         (
             a
             for a in accounts.all()
@@ -585,6 +617,29 @@ def viber_send() -> Response:
         ),
         None,
     )
+
+
+@bp.post(f"{VIBER_PATH}/pa/get_account_info")
+def viber_account_info() -> Response:
+    account = _viber_account()
+    if account is None:
+        return jsonify({"status": 2, "status_message": "invalidAuthToken"})
+    return jsonify(
+        {
+            "status": 0,
+            "status_message": "ok",
+            "id": f"pa:{account.key}",
+            "name": account.name,
+            "uri": account.platform_id.lower(),
+            "category": "Companies",
+            "subscribers_count": 0,
+        }
+    )
+
+
+@bp.post(f"{VIBER_PATH}/pa/send_message")
+def viber_send() -> Response:
+    account = _viber_account()
     state: _State = _ext()["state"]
     number = next(state.ids)
     message_token = 6_000_000 + number

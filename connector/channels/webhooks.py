@@ -25,15 +25,15 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from connector import json_input
 from connector.web.errors import ApiError, Forbidden, InvalidInput, NotFound
 
-from .accounts import ChannelAccounts
-from .intake import ChannelIntake, QueueFull
+from .intake import QueueFull
 from .meta_payloads import PayloadError, parse_meta_webhook
 from .model import ChannelAccount, ChannelType, InboundEvent
+from .shared import channels_of
 from .signatures import (
     META_SIGNATURE_HEADER,
     VIBER_SIGNATURE_HEADER,
@@ -43,7 +43,7 @@ from .signatures import (
 )
 from .viber_payloads import parse_viber_callback
 
-__all__ = ["META_MAX_BODY_BYTES", "VIBER_MAX_BODY_BYTES", "bp", "init_app", "webhook_path"]
+__all__ = ["META_MAX_BODY_BYTES", "VIBER_MAX_BODY_BYTES", "bp", "webhook_path"]
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +77,13 @@ class Busy(ApiError):
     http_status = 503
 
 
-def init_app(app: Flask, accounts: ChannelAccounts, intake: ChannelIntake) -> None:
-    app.extensions["crmchat.channel_accounts"] = accounts
-    app.extensions["crmchat.channel_intake"] = intake
-    app.register_blueprint(bp)
-
-
 def webhook_path(account: ChannelAccount) -> str:
     """The path to paste into the platform's console (after the service's address)."""
     return f"/channels/{account.key}/webhook"
 
 
 def _account(key: str) -> ChannelAccount:
-    accounts: ChannelAccounts = current_app.extensions["crmchat.channel_accounts"]
-    account = accounts.get(key) if len(key) <= 64 else None
+    account = channels_of(current_app).accounts.get(key) if len(key) <= 64 else None
     if account is None or not account.enabled:
         raise NotFound("No such channel account.", code="unknown_account")
     return account
@@ -147,9 +140,8 @@ def receive(key: str) -> Response:
     if not signed:
         raise _refuse(account, BadSignature("The signature does not match the body."))
     events = _parse(account, body)
-    intake: ChannelIntake = current_app.extensions["crmchat.channel_intake"]
     try:
-        accepted = intake.do_accept(account, events)
+        accepted = channels_of(current_app).intake.do_accept(account, events)
     except QueueFull:
         raise Busy("Too much waiting; call again shortly.") from None
     return jsonify({"accepted": accepted, "events": len(events)})

@@ -110,6 +110,9 @@ class Conversation:
     timed_out: bool = False  # nobody accepted in time (ticket fallback)
     # The CRM user who asked for help (an internal chat): never offered their own request.
     requester_user_id: str | None = None
+    # A messaging channel's conversation (connector/chat/actions/channels.py): {"type",
+    # "account", "account_name", "person", "subscribed"}; None for web and agent chats.
+    channel: dict[str, Any] | None = None
 
     @property
     def is_open(self) -> bool:

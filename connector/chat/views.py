@@ -122,6 +122,7 @@ def chat_view(
         "kind": conversation.kind.value,
         "state": conversation.state.value,
         "widget": {"id": widget.widget_id, "name": widget.name} if widget is not None else None,
+        "channel": conversation.channel,
         "topics": [
             {"id": t.topic_id, "name": t.name, "color": t.color}
             for t in (topics.get(topic_id) for topic_id in topic_ids)

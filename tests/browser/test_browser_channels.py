@@ -24,23 +24,32 @@ from connector.channels import (
 from connector.channels.intake import RecentEvents
 from connector.channels.replies import ChannelClients, do_channel_reply
 from connector.channels.rules import ReplyMode, ReplyWindow
+from connector.channels.shared import channels_of
 
 FREE = ReplyWindow(ReplyMode.FREE)
 
 
+@pytest.fixture(autouse=True)
+def _keep_events(service: Any) -> None:
+    """These tests look at the platform side alone: the events are kept, not handed to
+    the engine (tests/browser/test_browser_channel_chat.py has the whole way)."""
+    channels_of(service.app).intake.sink = RecentEvents()
+
+
 def _account(service: Any, channel: str) -> ChannelAccount:
-    account = service.app.extensions["crmchat.channel_accounts"].get(f"demo-{channel}")
-    assert account is not None
+    """The demo account of `channel`, as the service reads it from Dataverse."""
+    accounts = channels_of(service.app).accounts.all()
+    (account,) = [a for a in accounts if a.channel is ChannelType(channel)]
     return account
 
 
 def _clients(service: Any) -> ChannelClients:
-    clients: ChannelClients = service.app.extensions["crmchat.channel_clients"]
-    return clients
+    return channels_of(service.app).clients
 
 
 def _events(service: Any, count: int) -> list[InboundEvent]:
-    sink: RecentEvents = service.app.extensions["crmchat.channel_events"]
+    sink = channels_of(service.app).intake.sink
+    assert isinstance(sink, RecentEvents)
     return sink.wait_for(count, timeout=10)
 
 
@@ -144,8 +153,9 @@ def test_a_person_writes_on_the_simulator_page_and_sees_the_reply(
 ) -> None:
     page = new_page()
     page.goto(f"{service.url}/simulator/")
-    page.get_by_label("Channel account").select_option("demo-viber")
-    expect(page.locator("#webhook-url")).to_contain_text("/channels/demo-viber/webhook")
+    viber = _account(service, "viber")
+    page.get_by_label("Channel account").select_option(viber.key)
+    expect(page.locator("#webhook-url")).to_contain_text(f"/channels/{viber.key}/webhook")
     page.get_by_label("Message").fill("<b>Hi</b> from Viber")
     page.get_by_role("button", name="Send as person").click()
     person_line = page.locator("#lines li[data-sender=person]")
@@ -154,7 +164,6 @@ def test_a_person_writes_on_the_simulator_page_and_sees_the_reply(
 
     (inbound,) = _events(service, 1)
     assert inbound.text == "<b>Hi</b> from Viber"
-    viber = _account(service, "viber")
     subscribed = reply_window(
         ChannelType.VIBER, last_inbound_at=inbound.at, now=datetime.now(UTC), subscribed=True
     )

@@ -1009,6 +1009,33 @@
     $("status-dot").className = "dot " + status;
   }
 
+  // A messaging channel's chat (issue 10): its platform and account, instead of a widget.
+  function channelBadge(channel) {
+    return el("span", {
+      class: "channel channel-" + channel.type, "data-testid": "chat-channel", "data-channel": channel.type,
+      title: channel.label + ": " + channel.account_name, text: channel.label + " · " + channel.account_name,
+    });
+  }
+
+  // The platform's reply rule in force now and the next one, from the windows the person's
+  // last message opened (the service enforces them; this only says which applies).
+  const RULE_TEXT = {
+    free: "Replies allowed",
+    human_agent_tag: "Only a human agent's reply",
+    template_only: "Only approved templates (the 24-hour window has closed)",
+    closed: "No replies allowed now",
+  };
+  function channelRule(channel, now) {
+    const rules = channel.rules || [];
+    const at = rules.findIndex((r) => !r.until || now < parseTime(r.until));
+    if (at < 0) return "";
+    const until = (r) => (r.until ? " until " + formatDate(parseTime(r.until)) : "");
+    let text = RULE_TEXT[rules[at].mode] + until(rules[at]);
+    const next = rules[at + 1];
+    if (next) text += "; then " + RULE_TEXT[next.mode].toLowerCase() + until(next);
+    return channel.label + ": " + text + ".";
+  }
+
   function incomingItem(chat) {
     return el("li", {
       class: "item incoming", "data-testid": "incoming-chat", "data-conversation-id": chat.conversation_id,
@@ -1016,7 +1043,7 @@
     el("div", { class: "item-main" },
       el("span", { class: "name", text: visitorName(chat.visitor) }),
       el("span", { class: "meta" },
-        el("span", { text: (chat.widget && chat.widget.name) || "" }),
+        chat.channel ? channelBadge(chat.channel) : el("span", { text: (chat.widget && chat.widget.name) || "" }),
         counter(chat.waiting_since || chat.started_at, "incoming-waiting", "Waiting")),
       el("span", { class: "chips" }, ...topicChips(chat.topics))),
     el("button", {
@@ -1154,6 +1181,9 @@
     const connected = !(chat.visitor && chat.visitor.connected === false);
 
     $("chat-name").textContent = chatName(chat);
+    const rule = $("chat-rule");
+    rule.textContent = chat.channel ? channelRule(chat.channel, Date.now()) : "";
+    rule.hidden = !chat.channel;
     const rating = $("chat-rating");
     rating.hidden = !chat.rating;
     rating.textContent = chat.rating ? "Rated " + ratingStars(chat.rating) + " (" + chat.rating + " of 5)" : "";
@@ -1391,6 +1421,7 @@
       fact(facts, "Page", pageText(visitor.page), { title: url, "data-testid": "info-page" });
       fact(facts, "Location", visitor.ip ? "IP " + visitor.ip : "", { "data-testid": "info-ip" });
       fact(facts, "Widget", (chat.widget && chat.widget.name) || "", { "data-testid": "info-widget" });
+      if (chat.channel) fact(facts, "Channel", chat.channel.label + " · " + chat.channel.account_name, { "data-testid": "info-channel" });
       fact(facts, "Started", parseTime(chat.started_at) !== null ? formatDate(parseTime(chat.started_at)) : "");
     }
     fact(facts, "With", (chat.participants || []).filter((p) => p.kind !== "visitor").map((p) => p.name).join(", "));

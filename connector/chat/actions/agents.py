@@ -8,6 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from connector.chat import events
+from connector.chat.actions.channels import check_channel_reply
 from connector.chat.actions.conversations import (
     agent_conversation,
     agent_presence,
@@ -241,6 +242,7 @@ def do_agent_send(
     with engine.changing():
         profile = agent_profile(engine, session.agent_id)
         conversation = agent_conversation(engine, profile.agent_id, conversation_id)
+        check_channel_reply(engine, conversation)
         message = store_sent(
             engine,
             session.subscriber,

@@ -1,0 +1,346 @@
+"""Messaging channels in the live chat: a platform's person is a visitor like any other.
+
+`ChannelBridge` is the `ChannelSink` the channel intake hands events to (its worker
+thread, never a request thread). An inbound message opens, or continues, the person's
+conversation on that account: routed by the account's topic and offered to its agents
+like a web chat, so accept, invite, transfer, snippets and end are the web chat's own.
+
+Agent replies go out the way a visitor's tab receives them: the bridge subscribes to the
+conversation's visitor channel (`chat_channel`), and every agent message published there
+is sent through the platform's send client, off the socket thread. The platform's rule
+is checked twice: before the message is stored (`check_channel_reply`, called from
+`do_agent_send`, so a reply the platform would refuse never enters the chat) and again
+by `do_channel_reply` just before sending. A send that fails anyway (blocked, rate limited
+beyond what the client retries) becomes a system line right after the message, naming
+the platform's error; each message is handed to the platform once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from connector.channels.accounts import ChannelAccounts
+from connector.channels.errors import ChannelError, SendRefused
+from connector.channels.model import (
+    ChannelAccount,
+    ChannelType,
+    EventKind,
+    InboundEvent,
+)
+from connector.channels.replies import ChannelClients, do_channel_reply
+from connector.channels.rules import ReplyWindow, check_reply, reply_schedule, reply_window
+from connector.chat import events
+from connector.chat.actions.conversations import (
+    agent_routes,
+    append_system_line,
+    chat_of,
+    find_conversation,
+    publish_chat_updated,
+    publish_message,
+    store_sent,
+)
+from connector.chat.errors import ChatError
+from connector.chat.hub import Subscriber
+from connector.chat.model import Conversation, ConversationKind, ConversationState, SenderKind
+from connector.chat.routing import agent_channel, agents_for_chat, chat_channel
+from connector.chat.views import iso
+
+if TYPE_CHECKING:
+    from connector.chat.engine import ChatEngine
+
+__all__ = [
+    "CHANNEL_LABELS",
+    "ChannelBridge",
+    "ChatOutsideWindow",
+    "channel_visitor_id",
+    "check_channel_reply",
+    "do_channel_message",
+    "do_channel_subscription",
+]
+
+log = logging.getLogger(__name__)
+
+CHANNEL_LABELS = {
+    ChannelType.MESSENGER: "Messenger",
+    ChannelType.INSTAGRAM: "Instagram",
+    ChannelType.WHATSAPP: "WhatsApp",
+    ChannelType.VIBER: "Viber",
+}
+# Sends wait on the platform (up to the client's timeout); a few at once is plenty for
+# agents typing, and keeps one slow platform from holding every reply.
+SEND_THREADS = 4
+
+
+class ChatOutsideWindow(ChatError):
+    """The platform's rule refuses a reply now (the message says which rule)."""
+
+    code = "outside_window"
+
+
+def channel_visitor_id(account_key: str, person_id: str) -> str:
+    """The person as a visitor: one per account (Messenger ids are page-scoped)."""
+    return f"channel:{account_key}:{person_id}"
+
+
+def _window(engine: ChatEngine, conversation: Conversation) -> ReplyWindow:
+    channel = conversation.channel or {}
+    return reply_window(
+        ChannelType(channel["type"]),
+        last_inbound_at=conversation.last_visitor_message_at,
+        now=engine.clock(),
+        subscribed=bool(channel.get("subscribed", True)),
+    )
+
+
+def _with_rules(conversation: Conversation) -> None:
+    """Put the reply windows the person's last message opened on the chat (the console
+    shows the one in force and the next: "replies until 14:05, then as a human agent
+    until 9 Dec")."""
+    channel = conversation.channel or {}
+    schedule = reply_schedule(
+        ChannelType(channel["type"]),
+        last_inbound_at=conversation.last_visitor_message_at,
+        subscribed=bool(channel.get("subscribed", True)),
+    )
+    conversation.channel = {
+        **channel,
+        "rules": [{"mode": w.mode.value, "until": iso(w.until)} for w in schedule],
+    }
+
+
+def check_channel_reply(engine: ChatEngine, conversation: Conversation) -> None:
+    """Refuse an agent's free-form reply the platform's rule does not allow now.
+
+    Web chats pass. Raises ChatOutsideWindow (engine lock held by the caller)."""
+    if conversation.channel is None:
+        return
+    try:
+        check_reply(
+            ChannelType(conversation.channel["type"]),
+            _window(engine, conversation),
+            template=False,
+            by_human=True,
+        )
+    except SendRefused as error:
+        raise ChatOutsideWindow(str(error)) from error
+
+
+def _open_channel_chat(
+    engine: ChatEngine, account: ChannelAccount, event: InboundEvent
+) -> Conversation | None:
+    visitor_id = channel_visitor_id(account.key, event.person_id)
+    for conversation in engine.conversations.values():
+        if conversation.visitor_id == visitor_id and conversation.is_open:
+            return conversation
+    return None
+
+
+def _message_text(event: InboundEvent) -> str:
+    """The text, then one line per attachment (its kind, and name or address)."""
+    lines = [event.text] if event.text else []
+    for item in event.attachments:
+        where = item.name or item.url or item.media_id or item.sticker_id or ""
+        lines.append(f"[{item.kind.value}] {where}".strip())
+    return "\n".join(lines) or "[empty message]"
+
+
+def do_channel_message(
+    engine: ChatEngine, account: ChannelAccount, event: InboundEvent, subscriber: Subscriber
+) -> Conversation:
+    """Append the person's message to their open conversation on `account`, or open one
+    offered to the account's topic. A redelivery (same message id) is stored once.
+
+    `subscriber` is the bridge's: it joins the conversation's visitor channel."""
+    with engine.changing():
+        conversation = _open_channel_chat(engine, account, event)
+        now = engine.clock()
+        opened = conversation is None
+        if conversation is None:
+            label = CHANNEL_LABELS[account.channel]
+            name = event.person_name or f"{label} user"
+            conversation = Conversation(
+                conversation_id=str(uuid.uuid4()),
+                kind=ConversationKind.VISITOR,
+                state=ConversationState.WAITING,
+                started_at=now,
+                visitor_id=channel_visitor_id(account.key, event.person_id),
+                visitor_name=name,
+                # On the activity's visitor details, as a web chat's form fields are.
+                visitor_fields={
+                    "channel": label,
+                    "channel_account": account.name,
+                    "platform_user_id": event.person_id,
+                },
+                topic_id=account.topic_id,
+                waiting_since=now,
+                start_client_id=event.message_id,
+                channel={
+                    "type": account.channel.value,
+                    "label": label,
+                    "account": account.key,
+                    "account_name": account.name,
+                    "person": event.person_id,
+                    "subscribed": True,
+                },
+            )
+            engine.state.save_conversation(conversation)
+            engine.conversations[conversation.conversation_id] = conversation
+            engine.hub.subscribe(chat_channel(conversation.conversation_id), subscriber)
+        previous = (conversation.last_visitor_message_at, conversation.waiting_since)
+        conversation.last_visitor_message_at = event.at
+        if conversation.waiting_since is None:
+            conversation.waiting_since = now
+        message = store_sent(
+            engine,
+            subscriber,
+            conversation,
+            kind=SenderKind.VISITOR,
+            sender_id=conversation.visitor_id or "",
+            sender_name=conversation.visitor_name,
+            text=_message_text(event),
+            client_id=event.message_id or f"{event.kind}-{event.at.isoformat()}",
+        )
+        if message is None:
+            conversation.last_visitor_message_at, conversation.waiting_since = previous
+            return conversation
+        _with_rules(conversation)
+        engine.state.save_conversation(conversation)
+        if opened:
+            topics = frozenset({account.topic_id}) if account.topic_id else frozenset()
+            offered = agents_for_chat(topics, agent_routes(engine))
+            # Nobody available: the chat waits and is offered to agents as they come,
+            # unlike a web chat, since the person has already written.
+            engine.hub.publish(
+                events.event(events.CHAT_OFFERED, chat=chat_of(engine, conversation)),
+                {agent_channel(agent_id) for agent_id in offered},
+            )
+        else:
+            publish_message(engine, conversation, message)
+            publish_chat_updated(engine, conversation, skip=set())
+        return conversation
+
+
+def do_channel_subscription(
+    engine: ChatEngine, account: ChannelAccount, event: InboundEvent
+) -> None:
+    """Viber: remember on the open conversation whether the person is subscribed."""
+    with engine.changing():
+        conversation = _open_channel_chat(engine, account, event)
+        if conversation is None or conversation.channel is None:
+            return
+        conversation.channel = {
+            **conversation.channel,
+            "subscribed": event.kind is EventKind.SUBSCRIBED,
+        }
+        _with_rules(conversation)
+        engine.state.save_conversation(conversation)
+        publish_chat_updated(engine, conversation, skip=set())
+
+
+class ChannelBridge:
+    """The channel intake's sink and the way out for agents' replies (module docstring)."""
+
+    def __init__(
+        self, engine: ChatEngine, accounts: ChannelAccounts, clients: ChannelClients
+    ) -> None:
+        self.engine = engine
+        self.accounts = accounts
+        self.clients = clients
+        self.subscriber = Subscriber(self._on_frame, name="channels")
+        self._pool = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="crmchat-channel-send")
+        self._handed: set[tuple[str, int]] = set()
+        self._lock = threading.Lock()
+        # Open channel chats from before a restart hear their agents again.
+        with engine.changing():
+            for conversation in engine.conversations.values():
+                if conversation.channel is not None and conversation.is_open:
+                    engine.hub.subscribe(
+                        chat_channel(conversation.conversation_id), self.subscriber
+                    )
+
+    def do_channel_event(self, account: ChannelAccount, event: InboundEvent) -> None:
+        if event.kind is EventKind.MESSAGE:
+            do_channel_message(self.engine, account, event, self.subscriber)
+        elif event.kind in (EventKind.SUBSCRIBED, EventKind.UNSUBSCRIBED):
+            do_channel_subscription(self.engine, account, event)
+        # Delivery and read receipts are not shown yet (docs/channels.md).
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _on_frame(self, text: str) -> None:
+        """A frame published to a channel chat's visitor side (hub flush, any thread)."""
+        frame: dict[str, Any] = json.loads(text)
+        if frame.get("type") != "message.created":
+            return
+        if (frame.get("sender") or {}).get("kind") != SenderKind.AGENT.value:
+            return
+        key = (str(frame["conversation_id"]), int(frame["seq"]))
+        with self._lock:
+            if key in self._handed:
+                return
+            self._handed.add(key)
+        self._pool.submit(self._send, key[0], str(frame["text"]))
+
+    def _send(self, conversation_id: str, text: str) -> None:
+        engine = self.engine
+        with engine.lock:
+            conversation = find_conversation(engine, conversation_id)
+            channel = conversation.channel if conversation is not None else None
+            window = _window(engine, conversation) if conversation and channel else None
+        if conversation is None or channel is None or window is None:
+            return
+        account = self.accounts.get(str(channel["account"]))
+        try:
+            if account is None or not account.enabled:
+                raise _AccountGone(str(channel.get("account_name") or "the account"))
+            sent = do_channel_reply(
+                self.clients, account, str(channel["person"]), window, text=text
+            )
+            log.info(
+                "channel reply sent",
+                extra={
+                    "conversation_id": conversation_id,
+                    "channel": channel["type"],
+                    "platform_message_id": sent.message_id,
+                },
+            )
+        except (ChannelError, _AccountGone) as error:
+            self._report_failure(conversation_id, error)
+        except Exception:
+            log.exception("channel reply for %s failed", conversation_id)
+            self._report_failure(conversation_id, None)
+
+    def _report_failure(self, conversation_id: str, error: Exception | None) -> None:
+        """A system line right after the message: not delivered, and why."""
+        reason = _failure_text(error)
+        with self.engine.changing():
+            conversation = find_conversation(self.engine, conversation_id)
+            if conversation is None or not conversation.is_open:
+                return
+            line = append_system_line(self.engine, conversation, f"Not delivered: {reason}")
+            publish_message(self.engine, conversation, line)
+
+
+class _AccountGone(Exception):
+    def __str__(self) -> str:
+        return f"{self.args[0]} is disabled or deleted."
+
+
+def _failure_text(error: Exception | None) -> str:
+    """What the agent reads: the platform's message, its stable code, and the wait."""
+    if error is None:
+        return "the platform could not be reached."
+    if not isinstance(error, ChannelError):
+        return str(error)
+    text = f"{error.message} ({error.api_code}"
+    text += f" {error.code})" if error.code else ")"
+    retry_after: float | None = getattr(error, "retry_after", None)
+    if retry_after:
+        text += f"; the platform asks to wait {round(retry_after)} s"
+    return text
