@@ -110,6 +110,8 @@ class Conversation:
     timed_out: bool = False  # nobody accepted in time (ticket fallback)
     # The CRM user who asked for help (an internal chat): never offered their own request.
     requester_user_id: str | None = None
+    # Agents who rejected the offer while it waited: never offered it again (actions/offers.py).
+    declined_agent_ids: list[str] = field(default_factory=list)
 
     @property
     def is_open(self) -> bool:

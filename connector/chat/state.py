@@ -263,6 +263,7 @@ def _conversation_to_json(c: Conversation) -> str:
             "labels": c.labels,
             "timed_out": c.timed_out,
             "requester_user_id": c.requester_user_id,
+            "declined_agent_ids": c.declined_agent_ids,
         }
     )
 
@@ -302,6 +303,7 @@ def _conversation_from_row(conversation_id: str, data: str) -> Conversation:
         labels=list(d.get("labels") or []),
         timed_out=bool(d.get("timed_out")),
         requester_user_id=d.get("requester_user_id"),
+        declined_agent_ids=list(d.get("declined_agent_ids") or []),
     )
 
 

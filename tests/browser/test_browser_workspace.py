@@ -52,7 +52,9 @@ def test_the_composer_inserts_snippets_and_emoticons_and_enter_sends_shift_enter
     expect(sam.get_by_test_id("snippet-item")).to_have_count(1)
     sam.get_by_test_id("snippet-item").click()
     expect(sam.get_by_test_id("snippet-picker")).to_be_hidden()
-    expect(composer).to_have_value("Welcome. We are here Monday to Friday, 9:00 to 17:00 (Central European Time).")
+    expect(composer).to_have_value(
+        "Welcome. We are here Monday to Friday, 9:00 to 17:00 (Central European Time)."
+    )
     composer.press("Enter")
     expect(last_visitor_bubble(visitor)).to_contain_text("Welcome. We are here Monday to Friday")
     expect(composer).to_have_value("")
@@ -279,3 +281,42 @@ def test_by_default_a_toast_comes_once_the_customer_has_waited_the_agents_delay(
     expect(sam.get_by_test_id("message-toast")).to_contain_text(
         re.compile(r"Dan Waits has waited 0:0[5-9] for an answer")
     )
+
+
+def test_reject_withdraws_the_offer_from_every_console_of_that_agent_and_the_visitor_still_waits(
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    open_console: Callable[..., Any],
+    set_status: Callable[[Any, str], None],
+) -> None:
+    page = new_page()
+    sign_in(page, "Sam Sales")
+    sam = open_console(page)
+    set_status(sam, "available")
+    sam_elsewhere = open_console_for(new_page, sign_in, open_console, set_status, "Sam Sales")
+    visitor = start_visitor_chat(new_page, service.url, "Eve", "Declined")
+    second = start_visitor_chat(new_page, service.url, "Fay", "Kept")
+    expect(sam.get_by_test_id("offer-toast")).to_have_count(2)
+
+    sam.get_by_test_id("offer-toast").filter(has_text="Eve Declined").get_by_test_id(
+        "offer-reject"
+    ).click()
+    for console in (sam, sam_elsewhere):
+        expect(console.get_by_test_id("offer-toast")).to_have_count(1)
+        expect(console.get_by_test_id("offer-toast")).to_contain_text("Fay Kept")
+        expect(console.get_by_test_id("incoming-chat")).to_have_count(1)
+        expect(console.get_by_test_id("incoming-chat")).not_to_contain_text("Eve Declined")
+    # The other waiting chat is rejected from the incoming list instead.
+    sam_elsewhere.get_by_test_id("incoming-chat").get_by_test_id("reject-button").click()
+    expect(sam.get_by_test_id("incoming-chat")).to_have_count(0)
+    # Nothing brings them back to Sam: not a reload, not going Busy and Available again.
+    page.reload()
+    sam = open_console(page)
+    set_status(sam, "busy")
+    set_status(sam, "available")
+    expect(sam.get_by_test_id("incoming-panel")).to_contain_text("No chats waiting.")
+    expect(sam.get_by_test_id("offer-toast")).to_have_count(0)
+    # The visitors are not told; they keep waiting for another agent.
+    expect(visitor.get_by_test_id("crmchat-status")).to_have_text("Waiting for an agent…")
+    expect(second.get_by_test_id("crmchat-status")).to_have_text("Waiting for an agent…")

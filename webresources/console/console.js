@@ -788,6 +788,10 @@
       el("button", {
         type: "button", class: "btn primary small", "data-testid": "offer-accept", text: "Accept",
         onclick: () => accept(chat.conversation_id),
+      }),
+      el("button", {
+        type: "button", class: "btn small", "data-testid": "offer-reject", text: "Reject",
+        title: "Leave this chat to the other agents", onclick: () => reject(chat.conversation_id),
       })));
   }
 
@@ -835,6 +839,11 @@
     state.acceptPending = conversationId;
     state.wantFocus.add(conversationId);
     if (!send({ type: "chat.accept", conversation_id: conversationId })) toast("Not connected.", "bad");
+  }
+
+  // This agent declines: the service offers the chat to the others and withdraws it here.
+  function reject(conversationId) {
+    if (!send({ type: "chat.reject", conversation_id: conversationId })) toast("Not connected.", "bad");
   }
 
   function openChat(conversationId) {
@@ -1168,6 +1177,11 @@
       type: "button", class: "btn primary small", "data-testid": "accept-button",
       "data-conversation-id": chat.conversation_id, text: "Accept",
       onclick: () => accept(chat.conversation_id),
+    }),
+    el("button", {
+      type: "button", class: "btn small", "data-testid": "reject-button",
+      "data-conversation-id": chat.conversation_id, text: "Reject",
+      title: "Leave this chat to the other agents", onclick: () => reject(chat.conversation_id),
     }));
   }
 
