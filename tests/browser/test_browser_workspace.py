@@ -320,3 +320,22 @@ def test_reject_withdraws_the_offer_from_every_console_of_that_agent_and_the_vis
     # The visitors are not told; they keep waiting for another agent.
     expect(visitor.get_by_test_id("crmchat-status")).to_have_text("Waiting for an agent…")
     expect(second.get_by_test_id("crmchat-status")).to_have_text("Waiting for an agent…")
+
+
+def test_at_most_three_offer_toasts_show_and_the_rest_are_counted(
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+) -> None:
+    sam = agent_console("Sam Sales")
+    for first in ("Gus", "Hal", "Ida", "Jon"):
+        start_visitor_chat(new_page, service.url, first, "Queue")
+    expect(sam.get_by_test_id("incoming-chat")).to_have_count(4)
+    # The three oldest offers as toasts, the fourth counted below them.
+    expect(sam.get_by_test_id("offer-toast")).to_have_count(3)
+    expect(sam.get_by_test_id("offer-toast").first).to_contain_text("Gus Queue")
+    expect(sam.get_by_test_id("offer-more")).to_have_text("+1 more in Incoming chats")
+    sam.get_by_test_id("offer-toast").first.get_by_test_id("offer-accept").click()
+    expect(sam.get_by_test_id("offer-toast")).to_have_count(3)
+    expect(sam.get_by_test_id("offer-toast").last).to_contain_text("Jon Queue")
+    expect(sam.get_by_test_id("offer-more")).to_have_count(0)

@@ -24,6 +24,9 @@
   // reconnect) is history, not news: no sound or toast for it.
   const ALERT_FRESH_MS = 60000;
   const MESSAGE_TOAST_CHARS = 120;
+  // Offer toasts shown at once, oldest first: more would cover the chat; the rest wait in
+  // the Incoming list, which the last line points to.
+  const MAX_OFFER_TOASTS = 3;
   const EMOJI = ["🙂", "😀", "😉", "😊", "👍", "👋", "🙏", "🎉", "❤️", "✅", "🤔", "😅"];
   const STATUS_LABELS = { available: "Available", busy: "Busy", away: "Away", offline: "Offline" };
   const REGARDING_LABELS = { lead: "Lead", contact: "Contact", incident: "Case" };
@@ -797,13 +800,15 @@
 
   // An offer updated while it rings (its contact found, say) is redrawn in place.
   function syncOfferToasts() {
+    const shown = [...state.incoming.keys()].slice(0, MAX_OFFER_TOASTS);
     for (const [id, card] of state.offerCards) {
-      if (!state.incoming.has(id)) {
+      if (!shown.includes(id)) {
         card.node.remove();
         state.offerCards.delete(id);
       }
     }
-    for (const [id, chat] of state.incoming) {
+    for (const id of shown) {
+      const chat = state.incoming.get(id);
       const card = state.offerCards.get(id);
       if (card && card.chat === chat) continue;
       const shownAt = card ? card.shownAt : Date.now();
@@ -811,6 +816,16 @@
       if (card) card.node.replaceWith(node);
       else $("offer-toasts").append(node);
       state.offerCards.set(id, { node, chat, shownAt });
+    }
+    const more = state.incoming.size - shown.length;
+    let line = $("offer-more");
+    if (more > 0) {
+      if (!line) line = el("p", { id: "offer-more", class: "offer-more", "data-testid": "offer-more" });
+      const text = "+" + more + " more in Incoming chats";
+      if (line.textContent !== text) line.textContent = text;
+      if (line.parentNode !== $("offer-toasts") || line.nextSibling) $("offer-toasts").append(line);
+    } else if (line) {
+      line.remove();
     }
   }
 
