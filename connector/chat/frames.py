@@ -153,6 +153,11 @@ class ChatAccept(_Frame):
     conversation_id: Guid
 
 
+class ChatReject(_Frame):
+    type: Literal["chat.reject"]
+    conversation_id: Guid
+
+
 class AgentSend(_Frame):
     type: Literal["message.send"]
     conversation_id: Guid
@@ -203,6 +208,7 @@ class AgentTyping(_Frame):
 AgentFrame = Annotated[
     StatusSet
     | ChatAccept
+    | ChatReject
     | AgentSend
     | ChatResync
     | ChatInvite

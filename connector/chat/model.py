@@ -113,6 +113,8 @@ class Conversation:
     # A messaging channel's conversation (connector/chat/actions/channels.py): {"type",
     # "account", "account_name", "person", "subscribed"}; None for web and agent chats.
     channel: dict[str, Any] | None = None
+    # Agents who rejected the offer while it waited: never offered it again (actions/offers.py).
+    declined_agent_ids: list[str] = field(default_factory=list)
 
     @property
     def is_open(self) -> bool:

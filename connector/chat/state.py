@@ -264,6 +264,7 @@ def _conversation_to_json(c: Conversation) -> str:
             "timed_out": c.timed_out,
             "requester_user_id": c.requester_user_id,
             "channel": c.channel,
+            "declined_agent_ids": c.declined_agent_ids,
         }
     )
 
@@ -304,6 +305,7 @@ def _conversation_from_row(conversation_id: str, data: str) -> Conversation:
         timed_out=bool(d.get("timed_out")),
         requester_user_id=d.get("requester_user_id"),
         channel=d.get("channel"),
+        declined_agent_ids=list(d.get("declined_agent_ids") or []),
     )
 
 

@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, request
 from flask_sock import Sock
 
 from connector.chat import events
-from connector.chat.actions import agents, visitors
+from connector.chat.actions import agents, offers, visitors
 from connector.chat.engine import ChatEngine
 from connector.chat.errors import ChatError, ChatUnavailable
 from connector.chat.frames import (
@@ -29,6 +29,7 @@ from connector.chat.frames import (
     ChatInvite,
     ChatLabels,
     ChatRate,
+    ChatReject,
     ChatResync,
     ChatStart,
     ChatTransfer,
@@ -290,6 +291,8 @@ def agent_socket(ws: Any) -> None:
                 agents.do_agent_set_status(engine, session, status=frame.status)
             case ChatAccept():
                 agents.do_agent_accept(engine, session, conversation_id=frame.conversation_id)
+            case ChatReject():
+                offers.do_agent_reject(engine, session, conversation_id=frame.conversation_id)
             case AgentSend():
                 agents.do_agent_send(
                     engine,

@@ -20,7 +20,13 @@
   const TYPING_IDLE_MS = 3000;
   const TOAST_MS = 6000;
   const MAX_TEXT_CHARS = 4000;
-  const SOUND_KEY = "crmchat.console.sound";
+  // A customer message older than this when it reaches the console (a resync after a
+  // reconnect) is history, not news: no sound or toast for it.
+  const ALERT_FRESH_MS = 60000;
+  const MESSAGE_TOAST_CHARS = 120;
+  // Offer toasts shown at once, oldest first: more would cover the chat; the rest wait in
+  // the Incoming list, which the last line points to.
+  const MAX_OFFER_TOASTS = 3;
   const EMOJI = ["🙂", "😀", "😉", "😊", "👍", "👋", "🙏", "🎉", "❤️", "✅", "🤔", "😅"];
   const STATUS_LABELS = { available: "Available", busy: "Busy", away: "Away", offline: "Offline" };
   const REGARDING_LABELS = { lead: "Lead", contact: "Contact", incident: "Case" };
@@ -49,7 +55,11 @@
     ownClientIds: new Set(), // client ids of messages this console sent
     pendingVersion: 0,      // bumped whenever `pending` changes, to redraw the chat
     acceptPending: null,    // the conversation this console last tried to accept
+    prefs: null,            // this agent's alert choices (alerts.js), once the snapshot says who
+    offerCards: new Map(),  // conversation_id -> {node, chat, shownAt}: the offer's toast on screen
+    reminded: new Map(),    // conversation_id -> waitingSince a "customer waits" toast was for
   };
+  const alerts = window.CRMChatAlerts;
 
   // ---- small helpers -----------------------------------------------------------------
   function el(tag, props, ...children) {
@@ -333,6 +343,10 @@
     link.gotSnapshot = true;
     link.attempt = 0;
     state.me = frame.me || null;
+    if (state.me && (!state.prefs || state.prefs.agentId !== state.me.agent_id)) {
+      state.prefs = Object.assign(alerts.preferences(state.me.agent_id), { agentId: state.me.agent_id });
+      applyPreferences();
+    }
     state.agents = new Map((frame.agents || []).map((a) => [a.agent_id, a]));
     state.visitors = new Map((frame.visitors || []).map((v) => [v.visitor_id, v]));
     state.incoming = new Map((frame.incoming || []).map((c) => [c.conversation_id, c]));
@@ -437,6 +451,7 @@
     if (!chat || !chat.conversation_id || state.chats.has(chat.conversation_id)) return;
     state.incoming.set(chat.conversation_id, chat);
     notifyIncoming();
+    notifyOffered(chat);
   }
 
   // An offer taken by someone else, or a chat of mine I transferred to another agent.
@@ -517,6 +532,7 @@
         state.unread.set(message.conversation_id, (state.unread.get(message.conversation_id) || 0) + 1);
       }
       state.typing.delete(message.conversation_id);
+      if (kind === "visitor" && chat.state !== "ended") notifyMessage(chat, message);
     }
     if (!state.tabs.includes(message.conversation_id) && chat.state !== "ended") state.tabs.push(message.conversation_id);
     if (gap) send({ type: "chat.resync", conversation_id: chat.conversation_id, since_seq: contiguousSeq(chat) });
@@ -652,38 +668,185 @@
 
   let flashTimer = null;
 
-  function notifyIncoming() {
-    if (!flashTimer) {
-      const docs = titleDocuments().map((doc) => ({ doc, title: doc.title }));
-      let on = false;
-      flashTimer = setInterval(() => {
-        on = !on && state.incoming.size > 0;
-        for (const { doc, title } of docs) {
-          doc.title = on ? "(" + state.incoming.size + ") New chat · " + title : title;
-        }
-        if (!state.incoming.size) {
-          clearInterval(flashTimer);
-          flashTimer = null;
-        }
-      }, TITLE_FLASH_MS);
-    }
-    if ($("sound").checked) beep();
+  // Unread customer messages count while the console is hidden (the agent cannot see
+  // them); incoming chats always.
+  function unreadTotal() {
+    let total = 0;
+    for (const count of state.unread.values()) total += count;
+    return total;
   }
 
-  function beep() {
-    try {
-      const Audio = window.AudioContext || window.webkitAudioContext;
-      const ctx = new Audio();
-      const osc = ctx.createOscillator();
-      const gain = ctx.createGain();
-      osc.frequency.value = 880;
-      gain.gain.setValueAtTime(0.15, ctx.currentTime);
-      gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + 0.4);
-      osc.connect(gain).connect(ctx.destination);
-      osc.start();
-      osc.stop(ctx.currentTime + 0.4);
-      osc.onended = () => ctx.close();
-    } catch (error) { /* no audio here: the title still flashes */ }
+  function attentionCount() {
+    return state.incoming.size + (document.hidden ? unreadTotal() : 0);
+  }
+
+  function flashTitle() {
+    if (flashTimer) return;
+    const docs = titleDocuments().map((doc) => ({ doc, title: doc.title }));
+    let on = false;
+    flashTimer = setInterval(() => {
+      const count = attentionCount();
+      on = !on && count > 0;
+      const what = state.incoming.size ? "New chat" : "New message";
+      for (const { doc, title } of docs) doc.title = on ? "(" + count + ") " + what + " · " + title : title;
+      if (!count) {
+        clearInterval(flashTimer);
+        flashTimer = null;
+      }
+    }, TITLE_FLASH_MS);
+  }
+
+  function ring() {
+    if (state.prefs && state.prefs.sound) alerts.beep();
+  }
+
+  function notifyIncoming() {
+    flashTitle();
+    ring();
+  }
+
+  // A chat offered while the console is hidden also reaches the desktop.
+  function notifyOffered(chat) {
+    const topics = (chat.topics || []).map((t) => t.name).join(", ");
+    alerts.desktop("New chat: " + visitorName(chat.visitor),
+      [topics, (chat.widget && chat.widget.name) || ""].filter(Boolean).join(" · "),
+      "offer:" + chat.conversation_id, () => openOfferFocus(chat.conversation_id));
+  }
+
+  function openOfferFocus(conversationId) {
+    const card = state.offerCards.get(conversationId);
+    const button = card && card.node.querySelector("[data-testid=offer-accept]");
+    if (button) button.focus();
+  }
+
+  // A customer message in one of my chats: sound, badge and title when the agent is not
+  // looking at that chat; a toast (and a desktop notification when hidden) for every one
+  // of them if the agent chose so; otherwise `remindWaiting` toasts once they have waited.
+  function notifyMessage(chat, message) {
+    const sent = parseTime(message.sent_at);
+    if (sent !== null && Date.now() - sent > ALERT_FRESH_MS) return;
+    const looking = state.active === chat.conversation_id && !document.hidden;
+    if (looking) return;
+    ring();
+    flashTitle();
+    if (state.prefs && state.prefs.mode === "every") {
+      const text = String(message.text || "").slice(0, MESSAGE_TOAST_CHARS);
+      messageToast(chat, chatName(chat) + ": " + text);
+      alerts.desktop(chatName(chat), text, "chat:" + chat.conversation_id, () => openChat(chat.conversation_id));
+    }
+  }
+
+  function remindWaiting(now) {
+    if (!state.prefs || state.prefs.mode !== "delay") return;
+    const limit = state.prefs.delaySecs * 1000;
+    for (const chat of state.chats.values()) {
+      const since = chat.waitingSince;
+      if (chat.kind !== "visitor" || chat.state === "ended" || !since || now - since < limit) continue;
+      if (state.reminded.get(chat.conversation_id) === since) continue;
+      state.reminded.set(chat.conversation_id, since);
+      const text = chatName(chat) + " has waited " + formatDuration(now - since) + " for an answer.";
+      messageToast(chat, text);
+      alerts.desktop(chatName(chat), text, "chat:" + chat.conversation_id, () => openChat(chat.conversation_id));
+      ring();
+      flashTitle();
+    }
+  }
+
+  function messageToast(chat, text) {
+    const node = el("button", {
+      type: "button", class: "toast message", "data-testid": "message-toast",
+      "data-conversation-id": chat.conversation_id, text,
+      onclick: () => { node.remove(); openChat(chat.conversation_id); },
+    });
+    $("toasts").append(node);
+    setTimeout(() => node.remove(), TOAST_MS);
+  }
+
+  // The offer's toast: who (a link to their CRM contact when one is known), the topic,
+  // how long they have waited and how long the toast has been up, and Accept. It stays
+  // until the chat is accepted (here or by a colleague) or withdrawn.
+  function offerCard(chat, shownAt) {
+    const name = visitorName(chat.visitor);
+    const contact = chat.contact && chat.contact.id ? chat.contact : null;
+    const who = contact
+      ? el("a", {
+        href: "#", class: "offer-name", "data-testid": "offer-contact", "data-id": contact.id, text: name,
+        title: "Open the contact in CRM",
+        onclick: (event) => {
+          event.preventDefault();
+          openRegarding({ table: "contact", id: contact.id, name: contact.name });
+        },
+      })
+      : el("span", { class: "offer-name", "data-testid": "offer-name", text: name });
+    return el("div", {
+      class: "offer-toast", role: "alert", "data-testid": "offer-toast", "data-conversation-id": chat.conversation_id,
+    },
+    who,
+    el("span", { class: "chips", "data-testid": "offer-topics" }, ...topicChips(chat.topics),
+      el("span", { class: "muted", text: (chat.widget && chat.widget.name) || "" })),
+    el("span", { class: "offer-times" },
+      el("span", {}, "Waiting ", counter(chat.started_at, "offer-waited", "Waiting since the chat started")),
+      el("span", {}, "Shown ", counter(shownAt, "offer-shown", "Since this notification appeared"))),
+    el("span", { class: "offer-buttons" },
+      el("button", {
+        type: "button", class: "btn primary small", "data-testid": "offer-accept", text: "Accept",
+        onclick: () => accept(chat.conversation_id),
+      }),
+      el("button", {
+        type: "button", class: "btn small", "data-testid": "offer-reject", text: "Reject",
+        title: "Leave this chat to the other agents", onclick: () => reject(chat.conversation_id),
+      })));
+  }
+
+  // An offer updated while it rings (its contact found, say) is redrawn in place.
+  function syncOfferToasts() {
+    const shown = [...state.incoming.keys()].slice(0, MAX_OFFER_TOASTS);
+    for (const [id, card] of state.offerCards) {
+      if (!shown.includes(id)) {
+        card.node.remove();
+        state.offerCards.delete(id);
+      }
+    }
+    for (const id of shown) {
+      const chat = state.incoming.get(id);
+      const card = state.offerCards.get(id);
+      if (card && card.chat === chat) continue;
+      const shownAt = card ? card.shownAt : Date.now();
+      const node = offerCard(chat, shownAt);
+      if (card) card.node.replaceWith(node);
+      else $("offer-toasts").append(node);
+      state.offerCards.set(id, { node, chat, shownAt });
+    }
+    const more = state.incoming.size - shown.length;
+    let line = $("offer-more");
+    if (more > 0) {
+      if (!line) line = el("p", { id: "offer-more", class: "offer-more", "data-testid": "offer-more" });
+      const text = "+" + more + " more in Incoming chats";
+      if (line.textContent !== text) line.textContent = text;
+      if (line.parentNode !== $("offer-toasts") || line.nextSibling) $("offer-toasts").append(line);
+    } else if (line) {
+      line.remove();
+    }
+  }
+
+  function applyPreferences() {
+    const prefs = state.prefs;
+    $("sound").checked = prefs.sound;
+    $("alert-mode").value = prefs.mode;
+    $("alert-delay").value = String(prefs.delaySecs);
+    $("alert-delay").hidden = prefs.mode !== "delay";
+    for (const id of ["sound", "alert-mode", "alert-delay"]) $(id).disabled = false;
+  }
+
+  function savePreferences() {
+    if (!state.me || !state.prefs) return;
+    const saved = alerts.savePreferences(state.me.agent_id, {
+      sound: $("sound").checked,
+      mode: $("alert-mode").value,
+      delaySecs: $("alert-delay").value,
+    });
+    state.prefs = Object.assign(saved, { agentId: state.me.agent_id });
+    applyPreferences();
   }
 
   // ---- actions -----------------------------------------------------------------------
@@ -691,6 +854,11 @@
     state.acceptPending = conversationId;
     state.wantFocus.add(conversationId);
     if (!send({ type: "chat.accept", conversation_id: conversationId })) toast("Not connected.", "bad");
+  }
+
+  // This agent declines: the service offers the chat to the others and withdraws it here.
+  function reject(conversationId) {
+    if (!send({ type: "chat.reject", conversation_id: conversationId })) toast("Not connected.", "bad");
   }
 
   function openChat(conversationId) {
@@ -857,7 +1025,7 @@
     try {
       const panes = xrm && xrm.App && xrm.App.sidePanes;
       const pane = panes && panes.getPane(window.CRMChat.CONSOLE_PANE_ID);
-      if (pane) pane.badge = state.incoming.size || false;
+      if (pane) pane.badge = state.incoming.size + unreadTotal() || false;
     } catch (error) { /* a host without side panes */ }
   }
 
@@ -866,6 +1034,7 @@
   function render(chatToo = true) {
     if (chatToo) view.chat = true;
     updatePaneBadge();
+    syncOfferToasts();
     if (renderQueued) return;
     renderQueued = true;
     requestAnimationFrame(() => {
@@ -1050,6 +1219,11 @@
       type: "button", class: "btn primary small", "data-testid": "accept-button",
       "data-conversation-id": chat.conversation_id, text: "Accept",
       onclick: () => accept(chat.conversation_id),
+    }),
+    el("button", {
+      type: "button", class: "btn small", "data-testid": "reject-button",
+      "data-conversation-id": chat.conversation_id, text: "Reject",
+      title: "Leave this chat to the other agents", onclick: () => reject(chat.conversation_id),
     }));
   }
 
@@ -1488,6 +1662,7 @@
       if (t.until < now) { state.typing.delete(id); render(); }
     }
     watchLine();
+    remindWaiting(now);
   }
 
   // ---- wiring ----------------------------------------------------------------------------
@@ -1498,15 +1673,12 @@
       send({ type: "status.set", status });
       render();
     });
-    // Off by default; remembered per browser where storage is allowed.
-    try {
-      $("sound").checked = localStorage.getItem(SOUND_KEY) === "on";
-    } catch (error) { /* storage blocked: stays off */ }
-    $("sound").addEventListener("change", (event) => {
-      try {
-        localStorage.setItem(SOUND_KEY, event.target.checked ? "on" : "off");
-      } catch (error) { /* storage blocked: on for this page only */ }
-    });
+    // Each agent's own, from the snapshot on (applyPreferences).
+    for (const id of ["sound", "alert-mode", "alert-delay"]) $(id).addEventListener("change", savePreferences);
+    // Browsers ask for notification permission only from a user gesture: the first one.
+    for (const gesture of ["click", "keydown"]) {
+      document.addEventListener(gesture, () => alerts.askPermission(), { once: true });
+    }
     $("composer").addEventListener("submit", (event) => { event.preventDefault(); sendMessage(); });
     $("input").addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {

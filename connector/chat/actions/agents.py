@@ -178,8 +178,8 @@ def do_agent_set_status(engine: ChatEngine, session: AgentSession, *, status: Ag
         _publish_agent(engine, profile, presence)
         me = {agent_channel(profile.agent_id)}
         for conversation in engine.conversations.values():
-            if conversation.state is not ConversationState.WAITING or not can_see(
-                profile.topic_ids, routing_topics(engine, conversation)
+            if conversation.state is not ConversationState.WAITING or not may_take(
+                engine, profile, conversation
             ):
                 continue
             if status is AgentStatus.AVAILABLE:

@@ -121,10 +121,14 @@ def without_requester(
 
 
 def may_take(engine: ChatEngine, profile: AgentLike, conversation: Conversation) -> bool:
-    """The agent may be offered (and accept) this waiting chat."""
-    return can_see(profile.topic_ids, routing_topics(engine, conversation)) and not (
-        conversation.requester_user_id
-        and profile.user_id.lower() == conversation.requester_user_id.lower()
+    """The agent may be offered (and accept) this waiting chat: not one they rejected."""
+    return (
+        can_see(profile.topic_ids, routing_topics(engine, conversation))
+        and not (
+            conversation.requester_user_id
+            and profile.user_id.lower() == conversation.requester_user_id.lower()
+        )
+        and profile.agent_id not in conversation.declined_agent_ids
     )
 
 

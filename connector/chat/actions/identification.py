@@ -100,6 +100,7 @@ def _publish_identified(engine: ChatEngine, conversation: Conversation) -> None:
         channels = {
             agent_channel(agent_id)
             for agent_id in without_requester(engine, offered, conversation.requester_user_id)
+            if agent_id not in conversation.declined_agent_ids
         }
     else:
         channels = conversation_channels(conversation, visitor=False)
