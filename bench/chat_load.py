@@ -372,6 +372,8 @@ class Side:
         self.latencies: list[float] = []
         self.received: list[int] = []
         self.errors: list[str] = []
+        # Frames that were not the other side's messages (presence, agent status, echoes).
+        self.others = 0
 
 
 def send_on_schedule(sides: list[tuple[float, Side]], messages: int) -> None:
@@ -410,6 +412,7 @@ def receive_until(side: Side, messages: int, deadline: float) -> None:
             continue
         text = side.text_of(raw)
         if text is None:
+            side.others += 1
             continue
         number, stamp = text.split("|")
         side.received.append(int(number))
@@ -464,6 +467,7 @@ def load_samples(
             for side in sides
         ),
         "socket_errors": sum(len(side.errors) for side in sides),
+        "other_frames": sum(side.others for side in sides),
     }
 
 
@@ -481,6 +485,7 @@ def summarise(samples: dict[str, Any], messages: int) -> dict[str, Any]:
         "duplicates": samples["duplicates"],
         "out_of_order": samples["out_of_order"],
         "socket_errors": samples["socket_errors"],
+        "other_frames": samples.get("other_frames", 0),
         "p50_ms": round(_percentile(latencies, 0.5), 2),
         "p99_ms": round(_percentile(latencies, 0.99), 2),
         "to_second_p50_ms": round(_percentile(samples["to_second_ms"], 0.5), 2),

@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -519,7 +520,8 @@ def _print_line(label: str, got: dict[str, Any]) -> None:
         f"{got['to_second_p99_ms']} ms, agent->visitor p50 {got['to_first_p50_ms']} / p99 "
         f"{got['to_first_p99_ms']} ms; delivered {got['delivered']}/{got['sent']}, lost "
         f"{got['lost']}, dup {got['duplicates']}, out of order {got['out_of_order']}, "
-        f"not started {got['setup_failures']}; generators {got['generators']} "
+        f"not started {got['setup_failures']}, other frames received "
+        f"{got['other_frames']}; generators {got['generators']} "
         f"CPU {got['generator_cpu']} lag p99 {got['generator_lag_p99_ms']} ms; server CPU "
         f"{got['server_cpu']} RSS {got['server_rss_mb']} MB ({got['kib_per_chat']} KiB/chat); "
         f"load average {got['load_average']}{limited}",
@@ -653,6 +655,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.presence_steps and args.probe > min(args.chats):
         raise SystemExit("--probe must not exceed the smallest --chats")
     threading.stack_size(chat_load.THREAD_STACK_BYTES)
+    # The generators send on it; summarise() judges their lag against it.
+    chat_load.MESSAGE_INTERVAL_SECS = args.interval
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="crmchat-relay-") as folder:
         figures = measure(args, Path(folder))
@@ -667,4 +671,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    # Stopped with SIGTERM, the servers it started are stopped too (the with blocks unwind).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     main()
