@@ -101,18 +101,28 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def tree_cpu_secs(pid: int) -> float:
-    """CPU seconds (user + system) of `pid` and its children, from /proc (Linux)."""
-    total = 0.0
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and every process under it (gunicorn's master and its workers), from /proc."""
+    found: list[int] = []
     pending = [pid]
     while pending:
         current = pending.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def tree_cpu_secs(pid: int) -> float:
+    """CPU seconds (user + system) of `pid` and its children, from /proc (Linux)."""
+    total = 0.0
+    for current in tree_pids(pid):
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-            for task in Path(f"/proc/{current}/task").iterdir():
-                children = (task / "children").read_text().split()
-                pending.extend(int(child) for child in children)
         except (OSError, IndexError, ValueError):
             continue
     return total
@@ -320,10 +330,15 @@ class Ws:
             self.pending.append(frame)
 
     def close(self) -> None:
-        try:
-            self.client.close()
-        except Exception:  # noqa: BLE001 - closed already
-            pass
+        close_quietly(self.client)
+
+
+def close_quietly(client: Client) -> None:
+    """Close a client socket the server (or a ping timeout under load) may have closed."""
+    try:
+        client.close()
+    except Exception:  # noqa: BLE001 - closed already
+        pass
 
 
 def _wait_up(url: str) -> None:
@@ -357,6 +372,8 @@ class Side:
         self.latencies: list[float] = []
         self.received: list[int] = []
         self.errors: list[str] = []
+        # Frames that were not the other side's messages (presence, agent status, echoes).
+        self.others = 0
 
 
 def send_on_schedule(sides: list[tuple[float, Side]], messages: int) -> None:
@@ -395,6 +412,7 @@ def receive_until(side: Side, messages: int, deadline: float) -> None:
             continue
         text = side.text_of(raw)
         if text is None:
+            side.others += 1
             continue
         number, stamp = text.split("|")
         side.received.append(int(number))
@@ -403,7 +421,15 @@ def receive_until(side: Side, messages: int, deadline: float) -> None:
 
 def load(pairs: list[tuple[Side, Side]], messages: int, drain: float) -> dict[str, Any]:
     """Both sides of every pair write on their schedules; the figures and the checks."""
-    start = time.perf_counter() + 1.0
+    return summarise(load_samples(pairs, messages, drain), messages)
+
+
+def load_samples(
+    pairs: list[tuple[Side, Side]], messages: int, drain: float, start: float | None = None
+) -> dict[str, Any]:
+    """The load from `start` (perf_counter; default in a second): what each side saw, raw,
+    so that several generator processes' samples can be merged (bench/relay_scale.py)."""
+    start = time.perf_counter() + 1.0 if start is None else start
     deadline = start + messages * MESSAGE_INTERVAL_SECS + drain
     schedule: list[list[tuple[float, Side]]] = [[] for _ in range(SENDERS)]
     for index, (a, b) in enumerate(pairs):
@@ -423,29 +449,51 @@ def load(pairs: list[tuple[Side, Side]], messages: int, drain: float) -> dict[st
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - start
-    cpu = (time.process_time() - cpu_before) / wall
-    lags = [lag for side in sides for lag in side.lags]
-    latencies = [ms for side in sides for ms in side.latencies]
-    duplicates = sum(len(side.received) - len(set(side.received)) for side in sides)
-    out_of_order = sum(
-        sum(1 for x, y in zip(side.received, side.received[1:], strict=False) if y < x)
-        for side in sides
-    )
-    delivered = sum(len(set(side.received)) for side in sides)
-    sent = sum(len(side.lags) for side in sides)
-    lag_p99 = _percentile(lags, 0.99)
+    # Pair i's first side is the visitor (or the relay's "a"): latencies by direction.
+    firsts, seconds = [a for a, _ in pairs], [b for _, b in pairs]
     return {
         "pairs": len(pairs),
-        "sent": sent,
-        "delivered": delivered,
-        "lost": len(pairs) * 2 * messages - delivered,
-        "duplicates": duplicates,
-        "out_of_order": out_of_order,
+        "wall": wall,
+        "cpu": (time.process_time() - cpu_before) / wall,
+        "lags": [lag for side in sides for lag in side.lags],
+        # Arrivals at the second side came from the first (visitor -> agent), and back.
+        "to_second_ms": [ms for side in seconds for ms in side.latencies],
+        "to_first_ms": [ms for side in firsts for ms in side.latencies],
+        "sent": sum(len(side.lags) for side in sides),
+        "delivered": sum(len(set(side.received)) for side in sides),
+        "duplicates": sum(len(side.received) - len(set(side.received)) for side in sides),
+        "out_of_order": sum(
+            sum(1 for x, y in zip(side.received, side.received[1:], strict=False) if y < x)
+            for side in sides
+        ),
         "socket_errors": sum(len(side.errors) for side in sides),
+        "other_frames": sum(side.others for side in sides),
+    }
+
+
+def summarise(samples: dict[str, Any], messages: int) -> dict[str, Any]:
+    """The figures of one generator's samples (or of several merged: lists joined, counts
+    added, `wall` and `cpu` the largest)."""
+    latencies = samples["to_second_ms"] + samples["to_first_ms"]
+    lag_p99 = _percentile(samples["lags"], 0.99)
+    cpu = samples["cpu"]
+    return {
+        "pairs": samples["pairs"],
+        "sent": samples["sent"],
+        "delivered": samples["delivered"],
+        "lost": samples["pairs"] * 2 * messages - samples["delivered"],
+        "duplicates": samples["duplicates"],
+        "out_of_order": samples["out_of_order"],
+        "socket_errors": samples["socket_errors"],
+        "other_frames": samples.get("other_frames", 0),
         "p50_ms": round(_percentile(latencies, 0.5), 2),
         "p99_ms": round(_percentile(latencies, 0.99), 2),
-        "messages_per_s": round(delivered / wall, 1),
-        "seconds": round(wall, 1),
+        "to_second_p50_ms": round(_percentile(samples["to_second_ms"], 0.5), 2),
+        "to_second_p99_ms": round(_percentile(samples["to_second_ms"], 0.99), 2),
+        "to_first_p50_ms": round(_percentile(samples["to_first_ms"], 0.5), 2),
+        "to_first_p99_ms": round(_percentile(samples["to_first_ms"], 0.99), 2),
+        "messages_per_s": round(samples["delivered"] / samples["wall"], 1),
+        "seconds": round(samples["wall"], 1),
         "generator_cpu": round(cpu, 2),
         "generator_lag_p99_ms": round(lag_p99, 2),
         # Runnable processes on the machine (1 min), for a shared machine's share of the lag.
@@ -469,6 +517,20 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def floor_pair(ws_base: str, index: int) -> tuple[Side, Side] | str:
+    """Pair `index`'s two sockets on the bare relay, or why they could not connect."""
+    made = []
+    try:
+        for side in "ab":
+            client = Client.connect(f"{ws_base}/relay/{index}/{side}")
+            made.append(Side(client, lambda n, text: text, lambda raw: raw))
+    except Exception as error:  # noqa: BLE001 - a pair that failed is counted
+        for done in made:
+            close_quietly(done.client)
+        return f"{type(error).__name__}: {error}"
+    return made[0], made[1]
+
+
 def run_floor(count: int, messages: int, server: str, threads: int, drain: float) -> dict[str, Any]:
     port = _free_port()
     env = dict(os.environ, CRMCHAT_SECRET_KEY=SECRET)
@@ -477,21 +539,10 @@ def run_floor(count: int, messages: int, server: str, threads: int, drain: float
     )
     try:
         _wait_up(f"http://127.0.0.1:{port}/up")
-
-        def connect(index: int) -> tuple[Side, Side] | str:
-            made = []
-            try:
-                for side in "ab":
-                    client = Client.connect(f"ws://127.0.0.1:{port}/relay/{index}/{side}")
-                    made.append(Side(client, lambda n, text: text, lambda raw: raw))
-            except Exception as error:  # noqa: BLE001 - a pair that failed is counted
-                for done in made:
-                    done.client.close()
-                return f"{type(error).__name__}: {error}"
-            return made[0], made[1]
-
         with ThreadPoolExecutor(CONNECT_WORKERS) as pool:
-            outcomes = list(pool.map(connect, range(count)))
+            outcomes = list(
+                pool.map(lambda index: floor_pair(f"ws://127.0.0.1:{port}", index), range(count))
+            )
         pairs = [o for o in outcomes if not isinstance(o, str)]
         failures = [o for o in outcomes if isinstance(o, str)]
         if failures:
@@ -506,8 +557,8 @@ def run_floor(count: int, messages: int, server: str, threads: int, drain: float
         )
         result["setup_failures"] = len(failures)
         for a, b in pairs:
-            a.client.close()
-            b.client.close()
+            close_quietly(a.client)
+            close_quietly(b.client)
         return result
     finally:
         _stop(process)
@@ -568,45 +619,53 @@ def _message_text(sender: str) -> Callable[[str], str | None]:
     return text_of
 
 
+def connect_agent(ws_base: str, user_id: str) -> Ws:
+    """An agent's console socket, signed in, past its snapshot."""
+    agent = Ws(f"{ws_base}/ws/agent", subprotocols=auth.agent_subprotocols(agent_token(user_id)))
+    # simple_websocket's Client leaves a frame that came with the handshake answer
+    # unparsed until more bytes arrive: the pong brings them.
+    agent.send({"type": "ping"})
+    agent.expect("snapshot")
+    return agent
+
+
+def chat_pair(
+    visitor_ws: str,
+    agent_ws: str,
+    pair: dict[str, str],
+    index: int,
+    ends: list[tuple[Ws, Ws, str]],
+) -> tuple[Side, Side] | str:
+    """Pair `index`'s chat, accepted (the agent on `agent_ws`, the visitor on `visitor_ws`:
+    one process or two), as (visitor, agent) sides; or why it could not start. What ends
+    the chat afterwards is appended to `ends`."""
+    try:
+        agent = connect_agent(agent_ws, pair["user_id"])
+        visitor = _visitor_hello(visitor_ws, pair["widget_id"], f"bench-{index:05d}")
+        conversation_id = _chat_pair(
+            agent, visitor, {"firstname": "Bench", "email": f"v{index}@bench.local"}
+        )
+    except Exception as error:  # noqa: BLE001 - a pair that failed is counted, not fatal
+        return f"{type(error).__name__}: {error}"
+    # Frames already read during set-up are not the load's (no message yet).
+    visitor_side = Side(
+        visitor.client,
+        lambda n, text: json.dumps({"type": "message.send", "client_id": f"m{n}", "text": text}),
+        _message_text("agent"),
+    )
+    agent_side = Side(agent.client, _agent_frame(conversation_id), _message_text("visitor"))
+    ends.append((agent, visitor, conversation_id))
+    return visitor_side, agent_side
+
+
 def run_chats(
     made: list[dict[str, str]], base: str, messages: int, drain: float, pid: int
 ) -> dict[str, Any]:
     ws_base = base.replace("http://", "ws://")
-    tokens = [agent_token(pair["user_id"]) for pair in made]
     ends: list[tuple[Ws, Ws, str]] = []
 
-    def connect_agent(index: int) -> Ws:
-        agent = Ws(f"{ws_base}/ws/agent", subprotocols=auth.agent_subprotocols(tokens[index]))
-        # simple_websocket's Client leaves a frame that came with the handshake answer
-        # unparsed until more bytes arrive: the pong brings them.
-        agent.send({"type": "ping"})
-        agent.expect("snapshot")
-        return agent
-
     def setup(index: int) -> tuple[Side, Side] | str:
-        try:
-            agent = connect_agent(index)
-            visitor = _visitor_hello(ws_base, made[index]["widget_id"], f"bench-{index:05d}")
-            conversation_id = _chat_pair(
-                agent, visitor, {"firstname": "Bench", "email": f"v{index}@bench.local"}
-            )
-        except Exception as error:  # noqa: BLE001 - a pair that failed is counted, not fatal
-            return f"{type(error).__name__}: {error}"
-        # Frames already read during set-up are not the load's (no message yet).
-        visitor_side = Side(
-            visitor.client,
-            lambda n, text: json.dumps(
-                {"type": "message.send", "client_id": f"m{n}", "text": text}
-            ),
-            _message_text("agent"),
-        )
-        agent_side = Side(
-            agent.client,
-            _agent_frame(conversation_id),
-            _message_text("visitor"),
-        )
-        ends.append((agent, visitor, conversation_id))
-        return visitor_side, agent_side
+        return chat_pair(ws_base, ws_base, made[index], index, ends)
 
     with ThreadPoolExecutor(CONNECT_WORKERS) as pool:
         outcomes = list(pool.map(setup, range(len(made))))
@@ -627,33 +686,50 @@ def run_chats(
         list(pool.map(lambda end: _end_chat(*end), ends))
     _wait_outbox(base)
     for a, b in pairs:
-        a.client.close()
-        b.client.close()
+        close_quietly(a.client)
+        close_quietly(b.client)
     return result
 
 
-def _wait_outbox(base: str) -> dict[str, int]:
+def bench_state(base: str) -> dict[str, int]:
+    """`/bench/state` of the `serve` mode's service."""
+    state: dict[str, int] = requests.get(f"{base}/bench/state", timeout=10).json()
+    return state
+
+
+def _wait_outbox(
+    base: str, read: Callable[[str], dict[str, int]] = bench_state, left: int = 0
+) -> dict[str, int]:
+    """`read(base)` once no more than `left` chats or writes are left (or after a minute)."""
     deadline = time.monotonic() + 60
     while True:
-        state: dict[str, int] = requests.get(f"{base}/bench/state", timeout=10).json()
-        if state["outbox_pending"] + state["unfinished"] == 0 or time.monotonic() > deadline:
+        state = read(base)
+        if state["outbox_pending"] + state["unfinished"] <= left or time.monotonic() > deadline:
             return state
         time.sleep(0.2)
 
 
-def requests_per_chat(made: list[dict[str, str]], base: str, chats: int) -> dict[str, float]:
+def requests_per_chat(
+    made: list[dict[str, str]],
+    base: str,
+    chats: int,
+    *,
+    agent_base: str | None = None,
+    read: Callable[[str], dict[str, int]] = bench_state,
+) -> dict[str, float]:
     """Dataverse requests of one chat from hello to its activity, anonymous and identified,
-    one chat at a time (nothing else running), after the agents' sign-in."""
+    one chat at a time (nothing else running), after the agents' sign-in. The visitor is on
+    `base`, the agent on `agent_base` (default the same); `read(base)` gives the service's
+    dataverse_requests, outbox_pending and unfinished (summed over its processes)."""
     ws_base = base.replace("http://", "ws://")
     pair = made[0]
-    agent = Ws(
-        f"{ws_base}/ws/agent", subprotocols=auth.agent_subprotocols(agent_token(pair["user_id"]))
-    )
-    agent.send({"type": "ping"})
-    agent.expect("snapshot")
+    agent = connect_agent((agent_base or base).replace("http://", "ws://"), pair["user_id"])
     figures: dict[str, float] = {}
+    # Chats the load left open (it lost their sockets) end by timeout later: not these.
+    settled = _wait_outbox(base, read)
+    left = settled["outbox_pending"] + settled["unfinished"]
     for kind in ("anonymous", "identified"):
-        before = _wait_outbox(base)["dataverse_requests"]
+        before = _wait_outbox(base, read, left)["dataverse_requests"]
         began = time.monotonic()
         for n in range(chats):
             if kind == "identified":
@@ -669,14 +745,14 @@ def requests_per_chat(made: list[dict[str, str]], base: str, chats: int) -> dict
             agent.expect("message.created", lambda f: f["sender"]["kind"] == "visitor")
             _end_chat(agent, visitor, conversation_id)
             visitor.close()
-        after = _wait_outbox(base)
-        if after["outbox_pending"] + after["unfinished"]:
+        after = _wait_outbox(base, read, left)
+        if after["outbox_pending"] + after["unfinished"] > left:
             raise SystemExit(f"{after} after a minute: the chats were not all written")
         # What the service reads on its own meanwhile (the configuration refresh), measured
         # over as long a quiet window, is not the chats'.
         quiet = after["dataverse_requests"]
         time.sleep(time.monotonic() - began)
-        background = _wait_outbox(base)["dataverse_requests"] - quiet
+        background = _wait_outbox(base, read, left)["dataverse_requests"] - quiet
         figures[kind] = (quiet - before - background) / chats
         figures[kind + "_background"] = float(background)
     agent.close()

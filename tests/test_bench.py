@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,3 +25,75 @@ def test_bench_module_imports_and_names_what_it_calls_exist(path: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert callable(getattr(module, "main", None)), f"{path.name} has no main()"
+
+
+BENCH_TINY = ["--chats", "3", "--messages", "3", "--interval", "0.2", "--drain", "5"]
+BENCH_TINY += ["--generators", "2", "--dataverse-chats", "1"]
+
+
+def _relay_scale(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.syspath_prepend(str(BENCH_DIR))  # it imports chat_load by name
+    return importlib.import_module("relay_scale")
+
+
+def test_relay_scale_runs_the_echo_and_one_service_process_side_by_side(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bench = _relay_scale(monkeypatch)
+    figures = bench.main([*BENCH_TINY, "--modes", "echo", "1", "--presence", "4"])
+    echo, service = figures["runs"]
+    assert (echo["label"], service["label"]) == ("echo", "1 process")
+    for run in (echo, service):
+        # Every message of both directions arrived once, in order, over both generators.
+        assert (run["chats"], run["generators"], run["setup_failures"]) == (3, 2, 0)
+        assert run["delivered"] == run["sent"] == 3 * 2 * 3
+        assert run["lost"] == run["duplicates"] == run["out_of_order"] == 0
+        assert 0 < run["to_second_p50_ms"] <= run["to_second_p99_ms"]
+        assert 0 < run["to_first_p50_ms"] <= run["to_first_p99_ms"]
+        assert run["kib_per_chat"] > 0 and run["server_rss_mb"] > 0
+    assert service["p99_vs_echo"] == round(service["p99_ms"] / echo["p99_ms"], 2)
+    # Issue 7: at most 2 Dataverse requests per finished chat (record identification adds
+    # the contact lookup), read from the service's own /metrics.
+    assert service["dataverse_requests_per_anonymous_chat"] == 2
+    assert service["dataverse_requests_per_identified_chat"] == 3
+    assert service["presence_sockets"] == 4 and service["kib_per_presence_socket"] > 0
+
+
+def test_relay_scale_two_processes_run_or_stop_at_once_with_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Visitors on process A, agents on B, on a real redis-server and the embedded
+    Dataverse served alone: until the engine is on Redis the mode says so in one line
+    (within the cross-process wait, not after the load's timeouts); then it must chat."""
+    bench = _relay_scale(monkeypatch)
+    began = time.monotonic()
+    try:
+        figures = bench.main([*BENCH_TINY, "--modes", "2"])
+    except bench.NotOnRedis as stop:
+        message = str(stop)
+        assert "\n" not in message and "process A" in message and "process B" in message
+        assert time.monotonic() - began < 150
+        return
+    (run,) = figures["runs"]
+    assert run["lost"] == run["setup_failures"] == 0
+    assert run["dataverse_requests_per_anonymous_chat"] <= 2
+
+
+def test_relay_scale_knee_is_the_first_count_past_twice_the_echo_or_losing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    relay_scale = _relay_scale(monkeypatch)
+
+    def run(label: str, chats: int, ratio: float, lost: int = 0) -> dict[str, Any]:
+        return {
+            "label": label,
+            "chats": chats,
+            "p99_vs_echo": ratio,
+            "lost": lost,
+            "setup_failures": 0,
+        }
+
+    runs = [run("1 process", 500, 1.5), run("1 process", 2000, 2.5), run("1 process", 4000, 3)]
+    runs += [run("2 processes", 500, 1.0, lost=1), run("2 processes", 2000, 1.0)]
+    assert relay_scale.knee(runs) == {"1 process": 2000, "2 processes": 500}
+    assert relay_scale.knee([run("1 process", 500, 1.9)]) == {"1 process": None}
