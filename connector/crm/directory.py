@@ -13,8 +13,8 @@ read), so a quiet refresh answers five empty lists. Every `LISTING_EVERY`th refr
 lists each table's active ids with `versionnumber` and topic links, which finds deleted
 rows, links added or removed, and a second edit of a row within one second. The first
 snapshot and `invalidate()` read everything. (Dataverse change tracking would also report
-deletions, but needs the tables' "Track changes" flag and does not take `$expand`; see
-docs/embedded-dataverse.md.)
+deletions, but needs each table's "Track changes" flag, which cannot be turned off again,
+and the embedded Dataverse has no delta links; docs/performance.md.)
 
 Refreshing happens on a background thread (`start()`), every `ttl_secs`: readers only
 ever see the last complete snapshot and never wait on a Dataverse request, so a slow or
@@ -286,7 +286,8 @@ def _changed_since(source: _Source, mark: tuple[datetime, frozenset[str]]) -> st
     stamp, seen = mark
     if not seen or len(seen) > MAX_EXCLUDED_IDS:
         return ge("modifiedon", stamp)
-    same_second = and_(eq("modifiedon", stamp), *(ne(source.id_column, UUID(key)) for key in sorted(seen)))
+    others = (ne(source.id_column, UUID(key)) for key in sorted(seen))
+    same_second = and_(eq("modifiedon", stamp), *others)
     return or_(gt("modifiedon", stamp), same_second)
 
 

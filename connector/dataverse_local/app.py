@@ -250,6 +250,8 @@ def _query_args(query_string: str) -> dict[str, str]:
 
 def _split_path(path: str) -> list[str]:
     """Split on '/' outside parentheses and quotes (keys may hold slashes)."""
+    if "/" not in path:
+        return [path]  # one segment (a set, a record): nothing to walk
     segments: list[str] = []
     current: list[str] = []
     depth = 0
