@@ -4,10 +4,11 @@ For 1,000 / 10,000 / 100,000 contacts (seeded straight into SQLite), each operat
 three ways in this one process, so the ratios come from the same run on the same
 (shared) CPU:
 
-- floor:     `sqlite3` alone: the statements the embedded Dataverse needs for the answer
-             (the version counter and the insert for a create; the row by primary key; the
-             indexed filter with its limit; 100 inserts in one transaction) plus turning
-             the rows into the JSON a server must answer;
+- floor:     `sqlite3` alone running the embedded Dataverse's own statements for the
+             answer (the version counter and the same INSERT, every column it writes, for
+             a create; the row by primary key; the same indexed SELECT with its ORDER BY
+             and LIMIT for the filter; 100 of those inserts in one transaction) plus
+             turning the rows into the JSON a server must answer;
 - embedded:  the service's own path: `DataverseClient` over the in-process transport
              (`connector/dataverse/transport.py`), as the product calls it;
 - http:      the same client over loopback HTTP to `start_in_thread` (keep-alive session).
@@ -48,6 +49,7 @@ from connector.dataverse_local import (
 )
 from connector.dataverse_local.server import start_in_thread
 from connector.dataverse_local.store import utc_now
+from connector.dataverse_local.users import ROOT_BUSINESS_UNIT_ID
 from connector.solution.reader import load_schema
 
 BATCH_SIZE = 100
@@ -106,6 +108,8 @@ class Floor:
         self.db.execute("PRAGMA synchronous=NORMAL")
 
     def _insert(self, i: int) -> str:
+        """The statements of one create: the version counter, then the very INSERT the
+        embedded Dataverse runs for a contact (every column it writes, in its order)."""
         record_id = str(uuid.uuid4())
         now = utc_now()
         (version,) = self.db.execute(
@@ -113,20 +117,26 @@ class Floor:
             "RETURNING value"
         ).fetchone()
         self.db.execute(
-            "INSERT INTO contact (contactid, firstname, lastname, fullname, emailaddress1, "
-            "statecode, statuscode, createdon, modifiedon, ownerid, ownerid__table, "
-            "owninguser, owninguser__table, versionnumber) "
-            "VALUES (?, ?, ?, ?, ?, 0, 1, ?, ?, ?, 'systemuser', ?, 'systemuser', ?)",
+            "INSERT INTO contact (firstname, lastname, emailaddress1, ownerid, ownerid__table, "
+            "statecode, statuscode, createdon, modifiedon, createdby, createdby__table, "
+            "modifiedby, modifiedby__table, owningbusinessunit, owningbusinessunit__table, "
+            "owninguser, owninguser__table, owningteam, owningteam__table, fullname, "
+            "contactid, versionnumber) "
+            "VALUES (?, ?, ?, ?, 'systemuser', 0, 1, ?, ?, ?, 'systemuser', ?, 'systemuser', "
+            "?, 'businessunit', ?, 'systemuser', NULL, NULL, ?, ?, ?)",
             (
-                record_id,
                 f"Bob{i}",
                 "Floor",
-                f"Bob{i} Floor",
                 f"bob{i}@floor.test",
+                ADMIN_USER_ID,
                 now,
                 now,
                 ADMIN_USER_ID,
                 ADMIN_USER_ID,
+                ROOT_BUSINESS_UNIT_ID,
+                ADMIN_USER_ID,
+                f"Bob{i} Floor",
+                record_id,
                 version,
             ),
         )
@@ -143,12 +153,15 @@ class Floor:
         return json.dumps(dict(row))
 
     def filter(self, email: str) -> str:
+        # The embedded Dataverse's own statement for this query (keyset order, one row
+        # more than $top to know whether there is a next page), then the selected columns.
         rows = self.db.execute(
-            "SELECT contactid, fullname FROM contact WHERE statecode = 0 "
-            "AND emailaddress1 = ? COLLATE NOCASE LIMIT 2",
-            (email,),
+            "SELECT t.* FROM contact AS t WHERE ((t.statecode = ? AND t.emailaddress1 = ?)) "
+            "ORDER BY t.contactid ASC LIMIT 3",
+            (0, email),
         ).fetchall()
-        return json.dumps({"value": [dict(row) for row in rows]})
+        value = [{"contactid": row["contactid"], "fullname": row["fullname"]} for row in rows]
+        return json.dumps({"value": value[:2]})
 
     def batch(self, i: int) -> None:
         self.db.execute("BEGIN IMMEDIATE")

@@ -15,7 +15,7 @@ import requests
 
 from connector.crm import tables
 from connector.crm.design import WidgetDesign
-from connector.crm.directory import DEFAULT_TOPIC_COLOR, Directory
+from connector.crm.directory import DEFAULT_TOPIC_COLOR, LISTING_EVERY, Directory
 from connector.dataverse import (
     DataverseClient,
     DataverseError,
@@ -42,6 +42,7 @@ class Recorder:
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
         self.requests: list[str] = []
+        self.answers: list[tuple[str, str, bytes]] = []  # (path, query, body) answered
         self.failing = False
         self.gate = threading.Event()  # cleared: requests hang until it is set again
         self.gate.set()
@@ -54,7 +55,10 @@ class Recorder:
         if self.failing:
             start_response("503 Service Unavailable", [("Content-Type", "application/json")])
             return [b'{"error":{"code":"","message":"down for maintenance"}}']
-        return self.app(environ, start_response)
+        body = b"".join(self.app(environ, start_response))
+        with self._lock:
+            self.answers.append((environ["PATH_INFO"], environ["QUERY_STRING"], body))
+        return [body]
 
 
 @dataclass
@@ -387,3 +391,85 @@ def test_an_agent_cannot_take_over_an_organisation_snippet(
     snippets = Directory(org.client).snippets()
     assert snippets["hello"].text == "Hi, how can I help?"
     agent.close()
+
+
+# -- the refresh reads only what changed -------------------------------------------------
+
+
+def _rows_answered(org: Org, since: int) -> dict[str, int]:
+    """Rows in each list answer after the first `since` answers, by entity set."""
+    counts: dict[str, int] = {}
+    for path, _query, body in org.recorder.answers[since:]:
+        payload = json.loads(body)
+        if "value" in payload:
+            name = path.rsplit("/", 1)[-1]
+            counts[name] = counts.get(name, 0) + len(payload["value"])
+    return counts
+
+
+def test_a_refresh_with_nothing_changed_sends_only_the_small_queries(org: Org) -> None:
+    directory = Directory(org.client)
+    directory.agents()
+    full = sum(len(body) for _, _, body in org.recorder.answers)
+    sent = len(org.recorder.requests)
+    assert directory.refresh()
+    # one query per table for rows modified since the newest one held, and the switches
+    assert len(org.recorder.requests) - sent == 6
+    queries = [query for _, query, _ in org.recorder.answers[sent:]]
+    assert sum("modifiedon" in query for query in queries) == 5
+    counts = _rows_answered(org, sent)
+    assert counts == dict.fromkeys(counts, 0) and len(counts) == 5
+    quiet = sum(len(body) for _, _, body in org.recorder.answers[sent:])
+    assert quiet * 4 < full  # the images, designs and texts are not read again
+
+
+def test_an_edited_widget_agent_and_topic_show_on_the_next_refresh(org: Org) -> None:
+    directory = Directory(org.client)
+    assert directory.agents()[0].name == "Ann Lee"
+    sent = len(org.recorder.answers)
+    time.sleep(1.1)  # modifiedon counts whole seconds: the edits are in a later one
+    ids = org.ids
+    org.admin.update(tables.WIDGETS, ids["shop"], {"crmchat_design": json.dumps({"title": "Hi"})})
+    org.admin.update(tables.AGENTS, ids["ann"], {"crmchat_name": "Ann Lee-Smith"})
+    org.admin.update(tables.TOPICS, ids["support"], {"crmchat_name": "Help"})
+    org.admin.update(tables.AGENTS, ids["bob"], {"statecode": 1, "statuscode": 2})
+    assert directory.refresh()
+    shop = directory.widget(ids["shop"])
+    assert shop is not None and shop.design.title == "Hi"
+    assert shop.topic_ids == {ids["sales"]}  # its links came with it
+    assert [agent.name for agent in directory.agents()] == ["Ann Lee-Smith"]  # Bob left
+    assert directory.topics()[ids["support"]].name == "Help"
+    # only the changed rows were read
+    assert _rows_answered(org, sent) == {
+        "crmchat_topics": 1,
+        "crmchat_agents": 2,
+        "crmchat_widgets": 1,
+        "crmchat_snippets": 0,
+        "crmchat_labels": 0,
+    }
+    org.admin.update(tables.WIDGETS, ids["shop"], {"crmchat_design": json.dumps({"title": "Yo"})})
+    # A second edit of a row within the same second as the one held can only be told
+    # apart by its versionnumber: the listing refresh finds it.
+    for _ in range(LISTING_EVERY):
+        assert directory.refresh()
+    shop = directory.widget(ids["shop"])
+    assert shop is not None and shop.design.title == "Yo"
+
+
+def test_a_deleted_record_and_a_removed_link_disappear_by_the_listing_refresh(
+    org: Org,
+) -> None:
+    directory = Directory(org.client)
+    ids = org.ids
+    assert directory.widget(ids["broken"]) is not None
+    org.admin.delete(tables.WIDGETS, ids["broken"])
+    org.admin.disassociate(tables.AGENTS, ids["ann"], tables.AGENT_TOPICS, ids["sales"])
+    sent = len(org.recorder.requests)
+    for _ in range(LISTING_EVERY):
+        assert directory.refresh()
+    assert directory.widget(ids["broken"]) is None
+    ann = directory.agent(ids["ann"])
+    assert ann is not None and ann.topic_ids == frozenset()
+    # LISTING_EVERY refreshes by changes, one of them also listing each table's ids
+    assert len(org.recorder.requests) - sent == 6 * LISTING_EVERY + 5
+    assert directory.widget(ids["shop"]) is not None

@@ -7,6 +7,15 @@ of the N:N navigations, topics, snippets, labels, and the settings record's
 refreshes. Only active rows (statecode 0) count; an agent's or widget's
 link to an inactive topic is ignored.
 
+A refresh reads only what changed: each table answers the rows modified after the newest
+`modifiedon` held (`$filter=modifiedon gt …`, or in that same second but not already
+read), so a quiet refresh answers five empty lists. Every `LISTING_EVERY`th refresh also
+lists each table's active ids with `versionnumber` and topic links, which finds deleted
+rows, links added or removed, and a second edit of a row within one second. The first
+snapshot and `invalidate()` read everything. (Dataverse change tracking would also report
+deletions, but needs each table's "Track changes" flag, which cannot be turned off again,
+and the embedded Dataverse has no delta links; docs/performance.md.)
+
 Refreshing happens on a background thread (`start()`), every `ttl_secs`: readers only
 ever see the last complete snapshot and never wait on a Dataverse request, so a slow or
 timing-out Dataverse cannot stall a chat. `start()` loads the first snapshot before the
@@ -25,15 +34,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from connector.crm import tables
 from connector.crm.design import DesignError, WidgetDesign, checked_color, parse_design
 from connector.crm.tables import SETTINGS_ID
 from connector.dataverse import DataverseClient, DataverseError, NotFound
-from connector.dataverse.odata import eq, guid
+from connector.dataverse.odata import and_, eq, ge, gt, guid, ne, or_
 
 __all__ = [
     "CONFIG_TTL_SECS",
@@ -54,6 +65,14 @@ CONFIG_TTL_SECS = 30.0
 RETRY_SECS = 5.0
 # A topic without a colour of its own.
 DEFAULT_TOPIC_COLOR = "#616161"
+
+# Every how many refreshes each table also lists its active ids (with versionnumber and
+# topic links): how late a deletion, a link change or a second edit within one second is
+# seen, at most (4 x 30 s: two minutes).
+LISTING_EVERY = 4
+# Rows of one second left out of the next change query by id; past this many (a bulk
+# import), that second is simply read again.
+MAX_EXCLUDED_IDS = 20
 
 _ACTIVE = eq("statecode", 0)
 
@@ -134,21 +153,6 @@ def _owner_bind(row: dict[str, Any]) -> str | None:
     return None
 
 
-def _colored_rows(
-    client: DataverseClient, table: str, id_column: str
-) -> Iterator[tuple[str, str, str]]:
-    """(lower-case id, name, colour) of each active row of a named, coloured table.
-
-    A colour written straight through the Web API is not checked there (Dataverse has no
-    such rule), so one that is not `#rgb`/`#rrggbb` is ignored here and logged.
-    """
-    for row in client.list(
-        table, select=[id_column, "crmchat_name", "crmchat_color"], filter=_ACTIVE
-    ):
-        record_id = str(row[id_column]).lower()
-        yield record_id, _text(row, "crmchat_name"), record_color(table, record_id, row)
-
-
 def record_color(table: str, record_id: str, row: dict[str, Any]) -> str:
     """A topic's or label's `crmchat_color`, checked; the default (logged) when invalid."""
     raw = row.get("crmchat_color")
@@ -172,6 +176,119 @@ def _normal_id(value: str) -> str | None:
         return guid(value)
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One table the configuration is read from: its columns and its topic links."""
+
+    entity_set: str
+    id_column: str
+    columns: tuple[str, ...]
+    navigation: str = ""  # the N:N navigation to topics, expanded with each row
+
+    @property
+    def expand(self) -> str | None:
+        return f"{self.navigation}($select=crmchat_topicid)" if self.navigation else None
+
+
+# statecode, modifiedon and versionnumber with every row: what the refresh by changes needs
+_TRACKED = ("statecode", "modifiedon", "versionnumber")
+_SOURCES = (
+    _Source(tables.TOPICS, "crmchat_topicid", ("crmchat_name", "crmchat_color")),
+    _Source(
+        tables.AGENTS,
+        "crmchat_agentid",
+        (
+            "crmchat_name",
+            "_crmchat_systemuserid_value",
+            "crmchat_email",
+            "crmchat_phone",
+            "crmchat_image",
+        ),
+        navigation=tables.AGENT_TOPICS,
+    ),
+    _Source(
+        tables.WIDGETS,
+        "crmchat_widgetid",
+        (
+            "crmchat_name",
+            "crmchat_enabled",
+            "crmchat_design",
+            "crmchat_secret",
+            "_owninguser_value",
+            "_owningteam_value",
+        ),
+        navigation=tables.WIDGET_TOPICS,
+    ),
+    _Source(tables.SNIPPETS, "crmchat_snippetid", ("crmchat_name", "crmchat_text", "createdon")),
+    _Source(tables.LABELS, "crmchat_labelid", ("crmchat_name", "crmchat_color")),
+)
+
+
+def _selected(source: _Source) -> list[str]:
+    return [source.id_column, *source.columns, *_TRACKED]
+
+
+def row_id(source: _Source, row: dict[str, Any]) -> str:
+    """The row's primary id, lower-case (the Directory's keys)."""
+    return str(row[source.id_column]).lower()
+
+
+@dataclass
+class _Rows:
+    """The active rows the snapshot was built from, by table and id, and per table the
+    newest `modifiedon` held with the ids modified in that very second."""
+
+    by_id: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    marks: dict[str, tuple[datetime, frozenset[str]]] = field(default_factory=dict)
+
+    def copy(self) -> _Rows:
+        return _Rows({name: dict(rows) for name, rows in self.by_id.items()}, dict(self.marks))
+
+    def note_marks(self, left: Mapping[str, list[dict[str, Any]]] | None = None) -> None:
+        """Take the newest `modifiedon` of each table (its rows, and the rows `left` it
+        just now) as the point to read changes after; a table holding none keeps its mark
+        (rows modified before then were all read)."""
+        for source in _SOURCES:
+            newest: datetime | None = None
+            ids: set[str] = set()
+            seen = list(self.by_id[source.entity_set].values())
+            seen += (left or {}).get(source.entity_set, [])
+            for row in seen:
+                key = row_id(source, row)
+                stamp = _stamp(row.get("modifiedon"))
+                if stamp is None:
+                    continue
+                if newest is None or stamp > newest:
+                    newest, ids = stamp, {key}
+                elif stamp == newest:
+                    ids.add(key)
+            held = self.marks.get(source.entity_set)
+            if newest is not None and (held is None or newest >= held[0]):
+                same = ids | (held[1] if held is not None and held[0] == newest else set())
+                self.marks[source.entity_set] = (newest, frozenset(same))
+
+
+def _stamp(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo is not None else None
+
+
+def _changed_since(source: _Source, mark: tuple[datetime, frozenset[str]]) -> str:
+    """`$filter` for rows modified after `mark`: later than its second, or in that second
+    but not one of the rows already read from it (`modifiedon` counts whole seconds)."""
+    stamp, seen = mark
+    if not seen or len(seen) > MAX_EXCLUDED_IDS:
+        return ge("modifiedon", stamp)
+    others = (ne(source.id_column, UUID(key)) for key in sorted(seen))
+    same_second = and_(eq("modifiedon", stamp), *others)
+    return or_(gt("modifiedon", stamp), same_second)
 
 
 class Directory:
@@ -199,6 +316,8 @@ class Directory:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[], None]] = []
+        self._rows: _Rows | None = None  # what the snapshot was built from
+        self._changes_read = 0  # refreshes by changes, to list the ids every LISTING_EVERY
 
     # ----- reads ------------------------------------------------------------------------
 
@@ -270,13 +389,14 @@ class Directory:
 
     def invalidate(self) -> None:
         """Read everything again now, on this thread (after an admin changed something)."""
-        self.refresh()
+        self.refresh(everything=True)
 
-    def refresh(self) -> bool:
-        """Read the configuration and swap it in; False (logged) when Dataverse failed."""
+    def refresh(self, *, everything: bool = False) -> bool:
+        """Read what changed (with `everything`, all of it) and swap the new snapshot in;
+        False (logged) when Dataverse failed."""
         with self._load_lock:
             try:
-                fresh = self._load()
+                fresh = self._load() if everything else self._load_changes()
             except DataverseError:
                 log.warning(
                     "reading CRM Chat's configuration failed; serving the last copy", exc_info=True
@@ -329,28 +449,107 @@ class Directory:
             return snapshot
 
     def _load(self) -> _Snapshot:
+        """Everything read afresh (the first snapshot, `invalidate()`). Inactive rows are
+        read too (configuration tables hold few): the newest change of each table, even a
+        deactivation, is where the next refresh by changes starts."""
+        rows = _Rows()
+        left: dict[str, list[dict[str, Any]]] = {}
+        for source in _SOURCES:
+            held = rows.by_id[source.entity_set] = {}
+            for row in self._client.list(
+                source.entity_set, select=_selected(source), expand=source.expand
+            ):
+                if row.get("statecode") == 0:
+                    held[row_id(source, row)] = row
+                else:
+                    left.setdefault(source.entity_set, []).append(row)
+        rows.note_marks(left)
+        return self._build(rows)
+
+    def _load_changes(self) -> _Snapshot:
+        """The snapshot brought up to date by reading only what changed since the last one.
+
+        Each table answers its rows modified after the newest `modifiedon` already held
+        (active or not: a deactivated row leaves); every `LISTING_EVERY`th time, each table
+        also lists its active ids with their `versionnumber` and topic links, which finds
+        deleted rows, links added or removed (an association changes neither record's
+        `modifiedon`), and any edit made in the same second as the newest one held.
+        """
+        rows = self._rows
+        if rows is None:
+            return self._load()
+        rows = rows.copy()
         client = self._client
-        topics = {
-            topic_id: TopicRecord(topic_id=topic_id, name=name, color=color)
-            for topic_id, name, color in _colored_rows(client, tables.TOPICS, "crmchat_topicid")
-        }
+        left: dict[str, list[dict[str, Any]]] = {}
+        for source in _SOURCES:
+            mark = rows.marks.get(source.entity_set)
+            held = rows.by_id[source.entity_set]
+            changed = client.list(
+                source.entity_set,
+                select=_selected(source),
+                filter=_changed_since(source, mark) if mark is not None else None,
+                expand=source.expand,
+            )
+            for row in changed:
+                if row.get("statecode") == 0:
+                    held[row_id(source, row)] = row
+                else:
+                    held.pop(row_id(source, row), None)
+                    left.setdefault(source.entity_set, []).append(row)
+        self._changes_read += 1
+        if self._changes_read % LISTING_EVERY == 0:
+            for source in _SOURCES:
+                self._check_listing(rows, source)
+        rows.note_marks(left)
+        return self._build(rows)
+
+    def _check_listing(self, rows: _Rows, source: _Source) -> None:
+        """Drop rows no longer listed; read the table again when a listed row is unknown
+        or newer than the one held; take the listed topic links."""
+        held = rows.by_id[source.entity_set]
+        listed: dict[str, dict[str, Any]] = {}
+        for row in self._client.list(
+            source.entity_set,
+            select=[source.id_column, "versionnumber"],
+            filter=_ACTIVE,
+            expand=source.expand,
+        ):
+            listed[row_id(source, row)] = row
+        for gone in held.keys() - listed.keys():
+            del held[gone]
+        if any(
+            key not in held or held[key].get("versionnumber") != row.get("versionnumber")
+            for key, row in listed.items()
+        ):
+            rows.by_id[source.entity_set] = {
+                row_id(source, row): row
+                for row in self._client.list(
+                    source.entity_set,
+                    select=_selected(source),
+                    filter=_ACTIVE,
+                    expand=source.expand,
+                )
+            }
+            return
+        if source.expand is not None:
+            navigation = source.navigation
+            for key, row in listed.items():
+                held[key] = {
+                    **held[key],
+                    navigation: list(self._related(row, source.entity_set, key, navigation)),
+                }
+                held[key].pop(f"{navigation}@odata.nextLink", None)
+
+    def _build(self, rows: _Rows) -> _Snapshot:
+        """The snapshot made of `rows` (which become the rows the next changes apply to)."""
+        topics: dict[str, TopicRecord] = {}
+        for topic_id, row in rows.by_id[tables.TOPICS].items():
+            color = record_color(tables.TOPICS, topic_id, row)
+            topics[topic_id] = TopicRecord(topic_id, _text(row, "crmchat_name"), color)
 
         agents: dict[str, AgentProfile] = {}
         by_user: dict[str, AgentProfile] = {}
-        for row in client.list(
-            tables.AGENTS,
-            select=[
-                "crmchat_agentid",
-                "crmchat_name",
-                "_crmchat_systemuserid_value",
-                "crmchat_email",
-                "crmchat_phone",
-                "crmchat_image",
-            ],
-            filter=_ACTIVE,
-            expand=f"{tables.AGENT_TOPICS}($select=crmchat_topicid)",
-        ):
-            agent_id = str(row["crmchat_agentid"]).lower()
+        for agent_id, row in rows.by_id[tables.AGENTS].items():
             user_id = _text(row, "_crmchat_systemuserid_value").lower()
             topic_rows = self._related(row, tables.AGENTS, agent_id, tables.AGENT_TOPICS)
             agent = AgentProfile(
@@ -367,21 +566,7 @@ class Directory:
                 by_user[user_id] = agent
 
         widgets: dict[str, WidgetRecord] = {}
-        for row in client.list(
-            tables.WIDGETS,
-            select=[
-                "crmchat_widgetid",
-                "crmchat_name",
-                "crmchat_enabled",
-                "crmchat_design",
-                "crmchat_secret",
-                "_owninguser_value",
-                "_owningteam_value",
-            ],
-            filter=_ACTIVE,
-            expand=f"{tables.WIDGET_TOPICS}($select=crmchat_topicid)",
-        ):
-            widget_id = str(row["crmchat_widgetid"]).lower()
+        for widget_id, row in rows.by_id[tables.WIDGETS].items():
             topic_rows = self._related(row, tables.WIDGETS, widget_id, tables.WIDGET_TOPICS)
             widgets[widget_id] = WidgetRecord(
                 widget_id=widget_id,
@@ -398,24 +583,24 @@ class Directory:
         # The name is the table's alternate key, so Dataverse keeps it unique; should two
         # rows still differ only in case or spacing, the oldest keeps the name: a later
         # row (anyone's) never takes over a snippet everyone uses.
-        for row in client.list(
-            tables.SNIPPETS,
-            select=["crmchat_name", "crmchat_text"],
-            filter=_ACTIVE,
-            orderby=["createdon asc", "crmchat_snippetid asc"],
-        ):
+        oldest_first = sorted(
+            rows.by_id[tables.SNIPPETS].items(),
+            key=lambda item: (_text(item[1], "createdon"), item[0]),
+        )
+        for _, row in oldest_first:
             name = _text(row, "crmchat_name").strip()
             if name:
                 snippets.setdefault(
                     name.lower(), SnippetRecord(name=name, text=_text(row, "crmchat_text"))
                 )
 
-        labels = {
-            label_id: LabelRecord(label_id=label_id, name=name, color=color)
-            for label_id, name, color in _colored_rows(client, tables.LABELS, "crmchat_labelid")
-        }
+        labels: dict[str, LabelRecord] = {}
+        for label_id, row in rows.by_id[tables.LABELS].items():
+            color = record_color(tables.LABELS, label_id, row)
+            labels[label_id] = LabelRecord(label_id, _text(row, "crmchat_name"), color)
 
         switches = self._switches()
+        self._rows = rows
         return _Snapshot(
             agents=agents,
             by_user=by_user,

@@ -29,12 +29,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from werkzeug.datastructures import Headers
-from werkzeug.wrappers import Request
+from werkzeug.datastructures import EnvironHeaders, Headers
+from werkzeug.sansio.utils import get_host
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from connector.dataverse.multipart import HttpRequest, HttpResponse
 from connector.dataverse_local import metadata, query
 from connector.dataverse_local.batch import run_batch
+from connector.dataverse_local.caller_cache import CallerCache
 from connector.dataverse_local.exchange import (
     Call,
     Exchange,
@@ -103,13 +105,17 @@ class DataverseApp:
         self.schema: Schema = store.schema
         self.limits = limits
         self.base_url = base_url.rstrip("/") if base_url else None
+        self.callers = CallerCache()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
         try:
-            reply = self._serve(request)
+            reply = self._serve(environ)
         except Exception:  # the last resort: never a stack trace on the wire
-            log.exception("embedded Dataverse failed on %s %s", request.method, request.path)
+            log.exception(
+                "embedded Dataverse failed on %s %s",
+                environ.get("REQUEST_METHOD"),
+                environ.get("PATH_INFO"),
+            )
             reply = error_reply(500, "0x80040216", "An unexpected error occurred.")
         # Straight to start_response: a werkzeug Response per call cost more than the
         # query behind a retrieve (bench/dataverse_vs_sqlite.py).
@@ -124,35 +130,48 @@ class DataverseApp:
         start_response(f"{reply.status} {_reason(reply.status)}", list(headers.items()))
         return [body]
 
-    def _root(self, request: Request) -> tuple[str, str]:
-        """(absolute Web API root URL, path relative to it)."""
-        path = request.path
-        script = request.root_path.rstrip("/")
+    def _root(self, environ: dict[str, Any]) -> tuple[str, str]:
+        """(absolute Web API root URL, path relative to it).
+
+        Read from the environ as werkzeug's `Request` reads it (`path`, `root_path`,
+        `host_url`), without building one: a `Request` per call was a fifth of an
+        in-process retrieve (bench/dataverse_vs_sqlite.py).
+        """
+        path = "/" + _wsgi_text(environ.get("PATH_INFO", "")).lstrip("/")
+        script = _wsgi_text(environ.get("SCRIPT_NAME", "")).rstrip("/")
         if path == API_ROOT or path.startswith(API_ROOT + "/"):
             root = script + API_ROOT
             relative = path[len(API_ROOT) :]
         else:
             root = script
             relative = path
-        base = self.base_url or (request.host_url.rstrip("/") + root)
+        if self.base_url:
+            base = self.base_url
+        else:
+            scheme = environ.get("wsgi.url_scheme", "http")
+            server = (environ.get("SERVER_NAME", ""), _port(environ.get("SERVER_PORT")))
+            host = get_host(scheme, environ.get("HTTP_HOST"), server)
+            base = f"{scheme}://{host}{root}"
         return base, relative.lstrip("/")
 
-    def _serve(self, request: Request) -> Reply:
-        base_url, path = self._root(request)
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+    def _serve(self, environ: dict[str, Any]) -> Reply:
+        base_url, path = self._root(environ)
+        length = get_content_length(environ)
+        if length is not None and length > MAX_BODY_BYTES:
             return error_reply(413, "0x80040216", "The request body is too large.")
-        body = request.stream.read(MAX_BODY_BYTES + 1)
+        body = get_input_stream(environ).read(MAX_BODY_BYTES + 1)
         if len(body) > MAX_BODY_BYTES:
             return error_reply(413, "0x80040216", "The request body is too large.")
+        headers = EnvironHeaders(environ)
         try:
-            caller = authenticate(self.store, request.headers)
+            caller = authenticate(self.store, headers, callers=self.callers)
         except ApiError as exc:
             return error_reply(exc.status, exc.code, exc.message, exc.headers)
         call = Call(
-            method=request.method.upper(),
+            method=str(environ.get("REQUEST_METHOD", "GET")).upper(),
             path=path,
-            args=_query_args(request.query_string.decode("latin-1")),
-            headers=request.headers,
+            args=_query_args(str(environ.get("QUERY_STRING", ""))),
+            headers=headers,
             body=body,
         )
         if self.limits is None:
@@ -202,6 +221,18 @@ class DataverseApp:
         return dispatch
 
 
+def _wsgi_text(value: str) -> str:
+    """A path from the environ (latin-1 text of the raw bytes, PEP 3333) as UTF-8 text."""
+    return value.encode("latin-1").decode("utf-8", "replace")
+
+
+def _port(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
 def _reason(status: int) -> str:
     """The reason phrase for a status line (ours first, so batch parts and replies agree)."""
     if status in _REASONS:
@@ -219,6 +250,8 @@ def _query_args(query_string: str) -> dict[str, str]:
 
 def _split_path(path: str) -> list[str]:
     """Split on '/' outside parentheses and quotes (keys may hold slashes)."""
+    if "/" not in path:
+        return [path]  # one segment (a set, a record): nothing to walk
     segments: list[str] = []
     current: list[str] = []
     depth = 0

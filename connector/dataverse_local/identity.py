@@ -2,9 +2,9 @@
 
 `authenticate(store, headers)` checks `Authorization: Bearer <token>` against the store's
 signing secret and loads the user's business unit, roles and field security profiles
-(direct and through teams).
-`MSCRMCallerID` (a systemuserid) or `CallerObjectId` (an Entra object id) switch to another
-user for System Administrators and holders of `prvActOnBehalfOfAnotherUser`.
+(direct and through teams), remembered in a `CallerCache` until any of those change
+(`caller_cache.py`). `MSCRMCallerID` (a systemuserid) or `CallerObjectId` (an Entra object
+id) switch to another user for System Administrators and holders of `prvActOnBehalfOfAnotherUser`.
 
 Errors (`store.ApiError`): 401 with `WWW-Authenticate` for a missing, bad or expired token
 or a disabled user; 403 for impersonation without the privilege; 404 for an unknown target.
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from werkzeug.datastructures import Headers
 
+from connector.dataverse_local.caller_cache import CallerCache
 from connector.dataverse_local.security import (
     PRIVILEGE_DENIED_CODE,
     SYSTEM_ADMINISTRATOR_ROLE_NAME,
@@ -54,8 +55,12 @@ class Caller:
         return any(role.name.casefold() == admin for role in self.roles)
 
 
-def authenticate(store: Store, headers: Headers) -> Caller:
-    """The caller a request's headers name; raises ApiError(401/403/404) otherwise."""
+def authenticate(store: Store, headers: Headers, *, callers: CallerCache | None = None) -> Caller:
+    """The caller a request's headers name; raises ApiError(401/403/404) otherwise.
+
+    `callers` remembers callers between requests (the token and the impersonation header
+    are still checked on every one).
+    """
     value = headers.get("Authorization", "")
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -66,7 +71,7 @@ def authenticate(store: Store, headers: Headers) -> Caller:
         claims = verify_token(store.signing_secret, token.strip())
     except TokenError as exc:
         raise ApiError(401, _NOT_AUTHENTICATED_CODE, exc.message, headers=_CHALLENGE) from None
-    caller = _load_caller(store, claims.user_id)
+    caller = _cached_caller(store, claims.user_id, callers)
     if caller is None:
         raise ApiError(
             401,
@@ -77,9 +82,20 @@ def authenticate(store: Store, headers: Headers) -> Caller:
     impersonated = headers.get("MSCRMCallerID") or headers.get("CallerObjectId")
     if impersonated:
         return _impersonate(
-            store, caller, impersonated, by_object_id="MSCRMCallerID" not in headers
+            store,
+            caller,
+            impersonated,
+            by_object_id="MSCRMCallerID" not in headers,
+            callers=callers,
         )
     return caller
+
+
+def _cached_caller(store: Store, user_id: str, callers: CallerCache | None) -> Caller | None:
+    user_id = user_id.lower()
+    if callers is None:
+        return _load_caller(store, user_id)
+    return callers.get(store, user_id, lambda: _load_caller(store, user_id))
 
 
 def _load_caller(store: Store, user_id: str) -> Caller | None:
@@ -101,7 +117,14 @@ def _load_caller(store: Store, user_id: str) -> Caller | None:
     )
 
 
-def _impersonate(store: Store, caller: Caller, target: str, *, by_object_id: bool) -> Caller:
+def _impersonate(
+    store: Store,
+    caller: Caller,
+    target: str,
+    *,
+    by_object_id: bool,
+    callers: CallerCache | None,
+) -> Caller:
     allowed = caller.is_admin or effective_depth(caller.roles, "prvActOnBehalfOfAnotherUser")
     if not allowed:
         raise ApiError(
@@ -119,7 +142,7 @@ def _impersonate(store: Store, caller: Caller, target: str, *, by_object_id: boo
                 (user_id,),
             )
             user_id = str(rows[0][0]) if rows else None
-    found = _load_caller(store, user_id) if user_id else None
+    found = _cached_caller(store, user_id, callers) if user_id else None
     if found is None:
         raise ApiError(404, "0x80040217", f"systemuser With Id = {target} Does Not Exist")
     return found

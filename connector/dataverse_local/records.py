@@ -371,6 +371,25 @@ def _associated_navigation(schema: Schema, table: Table, column: str, target: st
     return column
 
 
+_WirePlan = tuple[tuple[Column, str, str, bool], ...]
+_plans: dict[int, tuple[Table, _WirePlan]] = {}
+
+
+def _wire_plan(table: Table) -> _WirePlan:
+    """(column, logical name, JSON property, is a lookup) of each of `table`'s columns,
+    worked out once per table: every record of every answer walks this list."""
+    held = _plans.get(id(table))
+    # The id is only trusted while the very same Table is alive in the entry.
+    if held is not None and held[0] is table:
+        return held[1]
+    plan = tuple(
+        (column, column.logical_name, wire_name(column), column.type in LOOKUP_TYPES)
+        for column in table.columns.values()
+    )
+    _plans[id(table)] = (table, plan)
+    return plan
+
+
 def to_wire(
     store: Store,
     table: Table,
@@ -387,13 +406,14 @@ def to_wire(
     record: dict[str, Any] = {}
     if row.get("versionnumber") is not None:
         record["@odata.etag"] = f'W/"{row["versionnumber"]}"'
-    columns = [c for c in table.columns.values() if select is None or c.logical_name in select]
     formatted = annotate(FORMATTED)
-    for column in columns:
-        name = column.logical_name
+    navigation = annotate(NAVIGATION_PROPERTY)
+    logical_name = annotate(LOOKUP_LOGICAL_NAME)
+    for column, name, prop, lookup in _wire_plan(table):
+        if select is not None and name not in select:
+            continue
         value = row.get(name)
-        prop = wire_name(column)
-        if column.type in LOOKUP_TYPES:
+        if lookup:
             target_name = row.get(name + "__table")
             if value is not None and target_name:
                 target = store.schema.tables.get(str(target_name))
@@ -401,11 +421,11 @@ def to_wire(
                     label = primary_name_of(store, target, str(value))
                     if label is not None:
                         record[f"{prop}@{FORMATTED}"] = label
-                if annotate(NAVIGATION_PROPERTY):
+                if navigation:
                     record[f"{prop}@{NAVIGATION_PROPERTY}"] = _associated_navigation(
                         store.schema, table, name, str(target_name)
                     )
-                if annotate(LOOKUP_LOGICAL_NAME):
+                if logical_name:
                     record[f"{prop}@{LOOKUP_LOGICAL_NAME}"] = str(target_name)
             record[prop] = value
             continue

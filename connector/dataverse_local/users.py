@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from connector.dataverse_local.caller_cache import install_security_triggers
 from connector.dataverse_local.security import SYSTEM_ADMINISTRATOR_ROLE_NAME
 from connector.dataverse_local.store import (
     LOOKUP_TYPES,
@@ -53,6 +54,10 @@ ADMIN_USER_ID = "4f6b1c1e-8d0e-4d6b-9a3c-2c7c1a00ad01"
 ADMIN_DOMAIN_NAME = "admin@crmchat.local"
 ADMIN_FULL_NAME = "CRM Chat Admin"
 ROOT_BUSINESS_UNIT_NAME = "CRM Chat"
+# What a request's caller is read from besides the pairing tables: the user's row (enabled,
+# business unit), role records (a role unknown to the solution is known by its name) and
+# the teams and profiles the pairings point at.
+CALLER_TABLES = ("systemuser", "role", "team", "fieldsecurityprofile")
 
 
 @dataclass(frozen=True)
@@ -138,16 +143,22 @@ def insert_known(store: Store, logical_name: str, values: dict[str, object]) -> 
 def ensure_seeded(store: Store) -> None:
     """Create the root business unit, the roles and the administrator if missing.
 
-    Idempotent; run on every start so roles added by a newer solution appear.
+    Idempotent; run on every start so roles added by a newer solution appear. Every table a
+    request's caller is made of counts its changes (`caller_cache.py`).
     """
-    for link in (
+    links = (
         _user_roles_link(store.schema),
         _team_roles_link(store.schema),
         _team_members_link(store.schema),
         _user_profiles_link(store.schema),
         _team_profiles_link(store.schema),
-    ):
+    )
+    for link in links:
         _ensure_link(store, link)
+    install_security_triggers(
+        store,
+        [*CALLER_TABLES, *(link.table for link in links)],
+    )
     with store.transaction():
         insert_known(
             store,

@@ -222,8 +222,11 @@ def _insert(
     given = values.pop(table.primary_id, None)
     if record_id is not None and given is not None and given != record_id:
         raise ApiError(400, "0x80048d19", "The id in the body does not match the id in the URL.")
-    record_id = record_id or given or new_guid()
-    if store.fetch(table, record_id) is not None:
+    chosen = record_id or given
+    record_id = chosen or new_guid()
+    # Only an id the client chose can exist already; a fresh uuid4 cannot (and the primary
+    # key would still refuse it), so a plain create skips the read.
+    if chosen is not None and store.fetch(table, record_id) is not None:
         raise ApiError(412, _EXISTS_CODE, "A record with matching key values already exists.")
     now = utc_now()
     columns = table.columns
@@ -331,6 +334,9 @@ def _owner_unit(ex: Exchange, values: Mapping[str, Any]) -> str | None:
     owner = values.get("ownerid")
     fallback = ex.caller.business_unit
     if owner is None:
+        return fallback
+    if owner == ex.caller.user_id and values.get("ownerid__table") == "systemuser":
+        # The caller's own unit, read with the caller (and remembered until a user changes).
         return fallback
     if values.get("ownerid__table") == "team":
         teams = ex.schema.tables.get("team")
