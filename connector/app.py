@@ -42,6 +42,7 @@ from connector.web import (
     request_log,
     sockets,
     standin,
+    transcripts,
     widget_api,
 )
 
@@ -117,6 +118,7 @@ def create_app(
         designer_api.bp,
         pages.bp,
         widget_api.bp,
+        transcripts.bp,
         agent_api.bp,
         internal_api.bp,
         embed.bp,

@@ -23,6 +23,7 @@ from connector.web.embed import versioned_path
 from connector.web.errors import NotFound
 from connector.web.public_limits import check_origin, design_of
 from connector.web.sockets import engine_of
+from connector.web.transcripts import mail_enabled
 
 __all__ = ["CONFIG_MAX_AGE_SECS", "bp"]
 
@@ -72,6 +73,10 @@ def widget_config(widget_id: str) -> Response:
         "socket_url": _socket_url(widget.widget_id),
         # Versioned, so browsers keep it for a year (connector/web/embed.py).
         "script_url": versioned_path("widget.js"),
+        # The transcript buttons (extras.js, loaded when a chat ends); mail only when the
+        # service has a mail transport.
+        "extras_url": versioned_path("extras.js"),
+        "transcript": {"mail": mail_enabled()},
     }
     text = json.dumps(body, sort_keys=True, ensure_ascii=False)
     response = jsonify(body)

@@ -1171,9 +1171,26 @@
       endBox.append(el("p", { class: "endtext", tid: "end-text", text: end.text }));
     }
     if (end.note) endBox.append(el("p", { class: "endnote", tid: "end-note", text: end.note }));
+    if (S.token) withExtras(endBox, (x, slot) => x.transcript(slot, { base: ns.base, widgetId: WIDGET_ID,
+      visitorId: VISITOR_ID, token: S.token, mail: !!(cfg.transcript && cfg.transcript.mail),
+      email: (me && me.email) || S.fields.email || "", texts: design.texts, el }));
     endBox.append(el("button", { class: "secondary", type: "button", tid: "new-chat",
       text: T.newChat, onclick: newChat }));
     requestAnimationFrame(() => scrollDown(true));
+  }
+  // What only an ended chat needs (the transcript buttons) is in extras.js, loaded once.
+  let extrasLoad = null;
+  function withExtras(box, use) {
+    const path = cfg.extras_url;
+    if (PREVIEW || !/^\/widget\/v\/[0-9a-f]+\/extras\.js$/.test(path || "")) return;
+    const slot = el("div", { class: "extras", tid: "extras" });
+    box.append(slot);
+    extrasLoad = extrasLoad || new Promise((ok, no) => {
+      const s = el("script", { src: ns.base + path, async: true, onload: ok, onerror: no });
+      (d.head || d.documentElement).appendChild(s);
+    });
+    extrasLoad.then(() => { if (slot.isConnected && ns.extras) use(ns.extras, slot); },
+      () => { extrasLoad = null; });
   }
   function newChat() {
     S = Object.assign(fresh(), { fields: S.fields, open: true });
