@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from connector.chat.actions.conversations import do_refresh_availability
 from connector.chat.actions.finishing import run_due_finishes, run_timeouts
 from connector.chat.finish import CHAT_ACTIVITY_KIND
 from connector.chat.hub import Hub
@@ -182,5 +183,6 @@ class ChatEngine:
             try:
                 run_due_finishes(self)
                 run_timeouts(self)
+                do_refresh_availability(self)  # operating hours open and close with time
             except Exception:
                 log.exception("writing due chats failed; retrying on the next sweep")

@@ -38,6 +38,8 @@ from pydantic import (
     model_validator,
 )
 
+from connector.crm.hours import OperatingHours
+
 __all__ = [
     "FONTS",
     "MAX_FIELDS",
@@ -270,6 +272,9 @@ class WidgetDesign(_Options):
     # The sites that may show the widget: "shop.example.com" (that host) or
     # "*.example.com" (its subdomains, not the apex). Empty: any site.
     allowed_domains: tuple[DomainPattern, ...] = Field(default=(), max_length=MAX_DOMAINS)
+    # When the widget takes chats (time zone, week, holidays) and what it shows outside
+    # them (connector/crm/hours.py).
+    operating_hours: OperatingHours = Field(default_factory=OperatingHours)
 
     @field_validator("fields")
     @classmethod

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from connector.chat.actions import conversations
 from connector.chat.frames import GUID_PATTERN
+from connector.crm.hours import takes_offline_messages
 from connector.web.addresses import socket_base_url
 from connector.web.embed import versioned_path
 from connector.web.errors import NotFound
@@ -77,6 +78,8 @@ def widget_config(widget_id: str) -> Response:
         # service has a mail transport.
         "extras_url": versioned_path("extras.js"),
         "transcript": {"mail": mail_enabled()},
+        # Closed now (operating hours) with the message form as the offline mode.
+        "offline_form": takes_offline_messages(widget.design, engine.clock()),
     }
     text = json.dumps(body, sort_keys=True, ensure_ascii=False)
     response = jsonify(body)

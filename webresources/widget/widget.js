@@ -55,7 +55,9 @@
     message: "Message", ticketDone: "Thanks, we got your message. Your ticket number is {number}.",
     closeInvite: "Close",
   }, design.texts || {});
-  const TICKET = design.ticket_fallback || {};
+  // Outside its operating hours a widget may take messages (cfg.offline_form) too.
+  const TICKET = Object.assign({}, design.ticket_fallback, cfg.offline_form ? { enabled: true } : null);
+  const REPLY_TIME = (design.operating_hours || {}).reply_time || "";
   const PROACTIVE = design.proactive || {};
   const ASK_FIELDS = design.ask_name_email !== false;
   // The topics a visitor may pick (docs/protocol.md): with several, the pre-chat form asks.
@@ -482,7 +484,7 @@
     }
     let status = "";
     if (v === "chat" && !online() && !PREVIEW) status = ws ? T.connecting : T.reconnecting;
-    else if (v === "chat" && S.state !== "active") status = T.waiting;
+    else if (v === "chat" && S.state !== "active") status = REPLY_TIME ? T.waiting + " " + REPLY_TIME : T.waiting;
     else if (v === "ended") status = T.ended;
     else if (agent) status = design.title || "";
     if (statusEl.textContent !== status) statusEl.textContent = status;

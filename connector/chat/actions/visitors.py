@@ -58,6 +58,7 @@ from connector.chat.tokens import InvalidChatToken, InvalidIdentity
 from connector.chat.views import (
     visitor_chat_view,
 )
+from connector.crm.hours import takes_offline_messages
 
 if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
@@ -495,7 +496,10 @@ def prepare_ticket(
         _visitor_presence(engine, session)
         assert session.visitor_id is not None and session.widget_id is not None
         widget = engine.directory.widget(session.widget_id)
-        if widget is None or not widget.design.ticket_fallback.enabled:
+        if widget is None or not (
+            widget.design.ticket_fallback.enabled
+            or takes_offline_messages(widget.design, engine.clock())
+        ):
             raise ChatInvalid("This widget takes no messages.")
         if widget.design.require_login and session.identity is None:
             raise ChatLoginRequired("Sign in first: this chat is for identified visitors.")
