@@ -20,6 +20,7 @@ from connector.chat.hub import Hub
 from connector.chat.ports import DirectoryLike, OutboxLike
 from connector.chat.state import SqliteLiveState
 from connector.chat.tokens import ChatTokens
+from connector.crm import retention
 from connector.crm.chat_activity import CHAT_ACTIVITY_KIND, chat_activity_handler
 from connector.crm.connection import DATAVERSE_PATH, connect
 from connector.logs import configure_logging
@@ -141,6 +142,7 @@ def create_app(
         )
     if start:
         _start_chat(app)
+        retention.init_app(app, connection.client)
     return app
 
 
@@ -211,6 +213,7 @@ def stop_app(app: Flask) -> None:
     found = services_of(app)
     found.engine.stop()
     channels.stop(app)
+    retention.stop(app)
     if found.owned_directory is not None:
         found.owned_directory.stop()
     if found.owned_outbox is not None:

@@ -139,6 +139,9 @@ def _hex_color(value: str) -> str:
 Color = Annotated[str, Field(max_length=7)]
 
 
+MAX_RETENTION_DAYS = 3650
+
+
 class _Options(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -230,6 +233,14 @@ class TicketFallback(_Options):
     button: Short = Field(default="Send message", min_length=1)
 
 
+class Privacy(_Options):
+    """What CRM Chat keeps about visitors (connector/crm/retention.py)."""
+
+    # Finished chats and their notes are deleted this many days after they ended; 0 keeps
+    # them until someone deletes them. Ten years is the longest any retention law asks.
+    retention_days: int = Field(default=0, ge=0, le=MAX_RETENTION_DAYS)
+
+
 def _default_fields() -> tuple[InputField, ...]:
     return (
         InputField(name="firstname", label="First name", type="text", required=True),
@@ -275,6 +286,7 @@ class WidgetDesign(_Options):
     # When the widget takes chats (time zone, week, holidays) and what it shows outside
     # them (connector/crm/hours.py).
     operating_hours: OperatingHours = Field(default_factory=OperatingHours)
+    privacy: Privacy = Field(default_factory=Privacy)
 
     @field_validator("fields")
     @classmethod

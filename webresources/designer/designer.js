@@ -31,6 +31,8 @@
     delay_ms: "Delay (milliseconds)", delay_secs: "Delay (seconds)", message: "Message",
     title: "Title", text: "Text",
     button: "Button",
+    privacy: "Privacy",
+    retention_days: "Delete chats and their notes this many days after they end (0: keep them)",
   };
   const PREVIEW_DEBOUNCE_MS = 150;
 
