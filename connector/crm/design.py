@@ -239,6 +239,8 @@ class Privacy(_Options):
     # Finished chats and their notes are deleted this many days after they ended; 0 keeps
     # them until someone deletes them. Ten years is the longest any retention law asks.
     retention_days: int = Field(default=0, ge=0, le=MAX_RETENTION_DAYS)
+    # Keep only the network prefix of a visitor's address (connector/crm/ip_masking.py).
+    mask_ip: bool = False
 
 
 def _default_fields() -> tuple[InputField, ...]:

@@ -31,7 +31,7 @@
     delay_ms: "Delay (milliseconds)", delay_secs: "Delay (seconds)", message: "Message",
     title: "Title", text: "Text",
     button: "Button",
-    privacy: "Privacy",
+    privacy: "Privacy", mask_ip: "Keep only the network part of visitors' IP addresses",
     retention_days: "Delete chats and their notes this many days after they end (0: keep them)",
   };
   const PREVIEW_DEBOUNCE_MS = 150;

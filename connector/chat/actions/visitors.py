@@ -59,6 +59,7 @@ from connector.chat.views import (
     visitor_chat_view,
 )
 from connector.crm.hours import takes_offline_messages
+from connector.crm.ip_masking import masked_ip
 
 if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
@@ -144,6 +145,7 @@ def do_visitor_hello(
     widget = engine.directory.widget(widget_id)
     if widget is None:
         raise ChatNotFound("There is no such widget.")
+    session.ip = masked_ip(widget.design, session.ip)
     identity_error: str | None = None
     if identity_token:
         try:
