@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup run test lint bench pack chromium redis nginx
+.PHONY: setup run test lint bench pack chromium redis nginx smtp
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/crmchat serve
 
-test: lint chromium redis nginx
+test: lint chromium redis nginx smtp
 	$(BIN)/python -m pytest
 
 # The browser tests (tests/browser) drive Debian's Chromium. Installed here when missing
@@ -56,6 +56,17 @@ nginx:
 	else \
 		echo "nginx is missing: the proxy test will fail. Run 'sudo apt-get install nginx'" \
 			"or set CRMCHAT_SKIP_NGINX_TESTS=1." >&2; \
+	fi
+
+# The mail tests (tests/smtp_fixture.py) start Debian's aiosmtpd, an SMTP server that runs
+# unprivileged on a free port. Installed here when missing, as redis-server is.
+smtp:
+	@command -v aiosmtpd >/dev/null 2>&1 || [ -x /usr/bin/aiosmtpd ] || \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-aiosmtpd; \
+	else \
+		echo "aiosmtpd is missing: the mail tests will fail. Run" \
+			"'sudo apt-get install python3-aiosmtpd'." >&2; \
 	fi
 
 lint: setup

@@ -22,6 +22,7 @@ from connector.chat.org_sync import OrgSync
 from connector.chat.ports import DirectoryLike, OutboxLike
 from connector.chat.redis_state import RedisLiveState
 from connector.chat.tokens import ChatTokens
+from connector.crm import retention
 from connector.crm.chat_activity import CHAT_ACTIVITY_KIND, chat_activity_handler
 from connector.crm.connection import DATAVERSE_PATH, connect
 from connector.logs import configure_logging
@@ -44,6 +45,7 @@ from connector.web import (
     request_log,
     sockets,
     standin,
+    transcripts,
     widget_api,
 )
 
@@ -119,6 +121,7 @@ def create_app(
         designer_api.bp,
         pages.bp,
         widget_api.bp,
+        transcripts.bp,
         agent_api.bp,
         internal_api.bp,
         embed.bp,
@@ -141,6 +144,7 @@ def create_app(
         )
     if start:
         _start_chat(app)
+        retention.init_app(app, connection.client)
     return app
 
 
@@ -229,6 +233,7 @@ def stop_app(app: Flask) -> None:
     found = services_of(app)
     found.engine.stop()
     channels.stop(app)
+    retention.stop(app)
     if found.owned_directory is not None:
         found.owned_directory.stop()
     if found.owned_outbox is not None:

@@ -9,6 +9,7 @@
     crmchat secret set | verify         the organisation's secret word
     crmchat outbox list | retry KEY [--without-regarding] | drop KEY
                                         CRM writes that are waiting or parked
+    crmchat privacy purge               delete chats past their widget's retention, now
 
 Exit codes: 0 success (for `secret verify`: the word matches), 1 the word does not match or
 a check found problems, 2 bad usage or input, 3 locked after too many wrong guesses.
@@ -211,6 +212,18 @@ def _cmd_secret_verify(args: argparse.Namespace) -> int:
     return 0 if result.match else 1
 
 
+def _cmd_privacy_purge(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from connector.crm.connection import connect
+    from connector.crm.retention import purge_expired_chats
+    from connector.settings import Settings
+
+    result = purge_expired_chats(connect(Settings()).client, now=datetime.now(UTC))
+    print(f"deleted {result.chats} chats and {result.notes} notes past their retention")
+    return 0
+
+
 def _outbox(settings: Any, *, writing: bool) -> Any:
     """The service's outbox file; with `writing`, able to write chat activities now."""
     from connector.crm.outbox import Outbox
@@ -354,6 +367,12 @@ def _parser() -> argparse.ArgumentParser:
     out_drop = out.add_parser("drop", help="forget a parked item for good")
     out_drop.add_argument("key")
     out_drop.set_defaults(run=_cmd_outbox_drop)
+
+    privacy = commands.add_parser("privacy", help="what CRM Chat keeps about visitors")
+    priv = privacy.add_subparsers(dest="action", required=True, metavar="ACTION")
+    priv.add_parser(
+        "purge", help="delete chats past their widget's retention (the hourly job, now)"
+    ).set_defaults(run=_cmd_privacy_purge)
     return parser
 
 

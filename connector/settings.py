@@ -83,6 +83,22 @@ class Settings(BaseSettings):
     # (graph.facebook.com, chatapi.viber.com), or on the embedded default its simulator.
     meta_graph_url: str = ""
     viber_api_url: str = ""
+    # Mail for transcripts a visitor asks for (connector/mail.py). No host or no sender:
+    # no mail, and the widget offers only the download.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_user: str = Field(default="", max_length=200)
+    smtp_password: SecretStr | None = None
+    smtp_from: str = ""
+    smtp_timeout_secs: float = Field(default=10.0, gt=0, le=120)
+    # A PEM file of certificates to trust for the SMTP server (a self-signed one).
+    smtp_ca_bundle: Path | None = None
+    # Transcripts: downloads per client address; mails per address and per chat (each
+    # mail goes to an address the visitor typed, so it is kept far below spam volume).
+    transcript_limit_per_address: RateLimit = "60/minute"
+    transcript_mail_limit_per_address: RateLimit = "10/hour"
+    transcript_mail_limit_per_chat: RateLimit = "3/hour"
 
     # --- the production server (`crmchat serve`; `--dev` runs werkzeug instead) ---
     # Redis for several processes (scale-out, not built yet). Empty: one process, local state.
@@ -102,7 +118,14 @@ class Settings(BaseSettings):
     # "json": one JSON object per line (production); "text": readable lines (development).
     log_format: Literal["json", "text"] = "json"
 
-    @field_validator("redis_url", "dataverse_token", "dataverse_ca_bundle", mode="before")
+    @field_validator(
+        "redis_url",
+        "dataverse_token",
+        "dataverse_ca_bundle",
+        "smtp_password",
+        "smtp_ca_bundle",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `CRMCHAT_REDIS_URL=` (as in the example env file) means "not configured".
@@ -138,6 +161,16 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if value and (parts.scheme not in ("http", "https") or not parts.hostname):
             raise ValueError("a channel API address must be like https://graph.facebook.com")
+        return value
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _mail_address(cls, value: str) -> str:
+        from connector.mail import is_mail_address
+
+        value = value.strip()
+        if value and not is_mail_address(value):
+            raise ValueError("CRMCHAT_SMTP_FROM must be a plain address like chat@example.com")
         return value
 
     @field_validator("region")

@@ -137,3 +137,6 @@ from redis_fixture import (  # noqa: E402, F401
     redis_server,
     redis_url,
 )
+
+# A real SMTP server per test that asks for one (tests/smtp_fixture.py).
+from smtp_fixture import smtp_server, smtp_tls_server  # noqa: E402, F401

@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from connector.chat.actions.conversations import do_refresh_availability
 from connector.chat.actions.finishing import FINISH_TIMER, run_due_finishes, run_timeouts
 from connector.chat.bus import EventBus, LocalBus, attach_hub
 from connector.chat.errors import ChatUnavailable
@@ -332,6 +333,7 @@ class ChatEngine:
             try:
                 run_due_finishes(self)
                 run_timeouts(self)
+                do_refresh_availability(self)  # operating hours open and close with time
             except ChatUnavailable:
                 # Redis is away or the org lease busy: nothing changed; the next sweep.
                 log.warning("the chat state is unavailable; sweeping again in a moment")

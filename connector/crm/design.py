@@ -40,6 +40,7 @@ from pydantic import (
 
 from connector.site_keys import MAX_URL_CHARS as MAX_KEY_URL_CHARS
 from connector.site_keys import SiteKeysError, check_key_url
+from connector.crm.hours import OperatingHours
 
 __all__ = [
     "FONTS",
@@ -140,6 +141,9 @@ def _hex_color(value: str) -> str:
 Color = Annotated[str, Field(max_length=7)]
 
 
+MAX_RETENTION_DAYS = 3650
+
+
 class _Options(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -231,6 +235,16 @@ class TicketFallback(_Options):
     button: Short = Field(default="Send message", min_length=1)
 
 
+class Privacy(_Options):
+    """What CRM Chat keeps about visitors (connector/crm/retention.py)."""
+
+    # Finished chats and their notes are deleted this many days after they ended; 0 keeps
+    # them until someone deletes them. Ten years is the longest any retention law asks.
+    retention_days: int = Field(default=0, ge=0, le=MAX_RETENTION_DAYS)
+    # Keep only the network prefix of a visitor's address (connector/crm/ip_masking.py).
+    mask_ip: bool = False
+
+
 def _default_fields() -> tuple[InputField, ...]:
     return (
         InputField(name="firstname", label="First name", type="text", required=True),
@@ -287,6 +301,11 @@ class WidgetDesign(_Options):
             except SiteKeysError as error:
                 raise ValueError(str(error)) from error
         return value
+
+    # When the widget takes chats (time zone, week, holidays) and what it shows outside
+    # them (connector/crm/hours.py).
+    operating_hours: OperatingHours = Field(default_factory=OperatingHours)
+    privacy: Privacy = Field(default_factory=Privacy)
 
     @field_validator("fields")
     @classmethod

@@ -4,6 +4,7 @@
   client address and per widget. Storage is in memory for one process, Redis
   (`CRMCHAT_REDIS_URL`) when several share the work, so every process counts the same hits.
   A refused request is a 429 `rate_limited` with Retry-After (connector/web/errors.py).
+- Transcripts: downloads per address; mails per address and per chat.
 - Allowed domains (the widget design's `allowed_domains`): a visitor socket opened by a
   page of another site is refused with 403 `origin_not_allowed` before the upgrade. The
   socket names its widget in the URL (`/ws/visitor?widget=<id>`, from the config's
@@ -15,6 +16,7 @@ own Limiter (tests create many apps) and the socket module stays as it is.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +44,8 @@ __all__ = [
 
 CONFIG_ENDPOINT = "widget_api.widget_config"
 SOCKET_ENDPOINT = "sockets.visitor_socket"
+TRANSCRIPT_ENDPOINT = "transcripts.download_transcript"
+TRANSCRIPT_MAIL_ENDPOINT = "transcripts.mail_transcript"
 
 
 class OriginNotAllowed(ApiError):
@@ -73,6 +77,14 @@ def _widget_key() -> str:
     # The config names the widget in its path, the socket in its query.
     value = (request.view_args or {}).get("widget_id") or request.args.get("widget", "")
     return "widget:" + str(value).lower()[:64]
+
+
+def _chat_key() -> str:
+    # The chat a transcript request names, by its token (hashed): a forged token gets a
+    # bucket of its own, and a 404.
+    body = request.get_json(silent=True, cache=True)
+    token = body.get("token") if isinstance(body, dict) else None
+    return "transcript-chat:" + hashlib.sha256(str(token).encode()).hexdigest()[:32]
 
 
 def _socket_widget() -> str | None:
@@ -108,8 +120,14 @@ def init_app(app: Flask) -> None:
             )
         )
 
-    def limited(view: Callable[..., Any], per_address: str, per_widget: str) -> Callable[..., Any]:
-        view = limiter.limit(per_widget, key_func=_widget_key, per_method=False)(view)
+    def limited(
+        view: Callable[..., Any],
+        per_address: str,
+        per_widget: str,
+        *,
+        key: Callable[[], str] = _widget_key,
+    ) -> Callable[..., Any]:
+        view = limiter.limit(per_widget, key_func=key, per_method=False)(view)
         return limiter.limit(per_address, per_method=False)(view)
 
     app.view_functions[CONFIG_ENDPOINT] = limited(
@@ -121,6 +139,21 @@ def init_app(app: Flask) -> None:
         app.view_functions[SOCKET_ENDPOINT],
         settings.socket_limit_per_address,
         settings.socket_limit_per_widget,
+    )
+
+    # Transcripts (connector/web/transcripts.py): each mail goes to an address the visitor
+    # typed, so mail is limited per chat as well as per address.
+    def per_address(view: Callable[..., Any], limit: str) -> Callable[..., Any]:
+        return limiter.limit(limit, per_method=False)(view)
+
+    app.view_functions[TRANSCRIPT_ENDPOINT] = per_address(
+        app.view_functions[TRANSCRIPT_ENDPOINT], settings.transcript_limit_per_address
+    )
+    app.view_functions[TRANSCRIPT_MAIL_ENDPOINT] = limited(
+        app.view_functions[TRANSCRIPT_MAIL_ENDPOINT],
+        settings.transcript_mail_limit_per_address,
+        settings.transcript_mail_limit_per_chat,
+        key=_chat_key,
     )
 
     @app.before_request

@@ -18,11 +18,13 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from connector.chat.actions import conversations
 from connector.chat.frames import GUID_PATTERN
+from connector.crm.hours import takes_offline_messages
 from connector.web.addresses import socket_base_url
 from connector.web.embed import versioned_path
 from connector.web.errors import NotFound
 from connector.web.public_limits import check_origin, design_of
 from connector.web.sockets import engine_of
+from connector.web.transcripts import mail_enabled
 
 __all__ = ["CONFIG_MAX_AGE_SECS", "bp"]
 
@@ -72,6 +74,12 @@ def widget_config(widget_id: str) -> Response:
         "socket_url": _socket_url(widget.widget_id),
         # Versioned, so browsers keep it for a year (connector/web/embed.py).
         "script_url": versioned_path("widget.js"),
+        # The transcript buttons (extras.js, loaded when a chat ends); mail only when the
+        # service has a mail transport.
+        "extras_url": versioned_path("extras.js"),
+        "transcript": {"mail": mail_enabled()},
+        # Closed now (operating hours) with the message form as the offline mode.
+        "offline_form": takes_offline_messages(widget.design, engine.clock()),
     }
     text = json.dumps(body, sort_keys=True, ensure_ascii=False)
     response = jsonify(body)

@@ -19,7 +19,7 @@
   const HANDLED = new Set(["title", "fields", "display_name_template", "start_button",
     "send_button", "show_agent_image", "emoji", "confirm_end", "rating", "end", "colors",
     "font", "label_position", "corners", "position", "initial_state", "delay_ms", "texts",
-    "allowed_domains"]);
+    "allowed_domains", "operating_hours"]);
   const LABELS = {
     require_login: "Require login (only identified visitors may chat)",
     auth_key_url: "Public key URL (the site's RS256 sign-in tokens; PEM or JWKS)",
@@ -32,6 +32,8 @@
     delay_ms: "Delay (milliseconds)", delay_secs: "Delay (seconds)", message: "Message",
     title: "Title", text: "Text",
     button: "Button",
+    privacy: "Privacy", mask_ip: "Keep only the network part of visitors' IP addresses",
+    retention_days: "Delete chats and their notes this many days after they end (0: keep them)",
   };
   const PREVIEW_DEBOUNCE_MS = 150;
 
@@ -342,6 +344,40 @@
       row("allowed_domains", "Allowed domains, one a line (empty: any site)", input));
   }
 
+  // Operating hours (connector/crm/hours.py): a weekday's spans as "09:00-12:30, 13:30-17:00"
+  // (empty: closed that day), holidays one date a line; the service checks each on Save.
+  const WEEKDAYS = [["mon", "Monday"], ["tue", "Tuesday"], ["wed", "Wednesday"],
+    ["thu", "Thursday"], ["fri", "Friday"], ["sat", "Saturday"], ["sun", "Sunday"]];
+  function hoursSection() {
+    const h = "operating_hours";
+    const zoneNames = Intl.supportedValuesOf ? Intl.supportedValuesOf("timeZone") : [];
+    const zones = el("datalist", { id: "time-zones" }, ...zoneNames.map((z) => el("option", { value: z })));
+    const zone = text(h + ".time_zone", "Time zone (IANA, e.g. Europe/Paris)", { max: 64 });
+    zone.querySelector("input").setAttribute("list", "time-zones");
+    const days = WEEKDAYS.map(([key, name]) => row(h + ".weekly." + key, name, el("input", {
+      type: "text", maxlength: 80, placeholder: "Closed",
+      value: (get(h + ".weekly")[key] || []).join(", "),
+      oninput: (e) => {
+        const spans = e.target.value.split(",").map((s) => s.trim()).filter(Boolean);
+        const weekly = get(h + ".weekly");
+        if (spans.length) weekly[key] = spans; else delete weekly[key];
+        changed();
+      },
+    })));
+    const holidays = el("textarea", {
+      rows: 3, maxlength: 400 * 11, placeholder: "2026-12-25",
+      value: (get(h + ".holidays") || []).join("\n"),
+      oninput: (e) => set(h + ".holidays", e.target.value.split("\n").map((l) => l.trim()).filter(Boolean)),
+    });
+    return group("Operating hours",
+      check(h + ".enabled", "Use operating hours (outside them no chat starts)"), zone, zones, ...days,
+      row(h + ".holidays", "Holidays (closed all day), one date a line", holidays),
+      select(h + ".offline", "Outside the hours show",
+        [["hidden", "Nothing (the widget is hidden)"], ["message", "A message form (it becomes a case)"]]),
+      text(h + ".reply_time", "Expected reply time, shown while a visitor waits",
+        { max: 100, placeholder: "We usually reply within 5 minutes" }));
+  }
+
   function topicsSection() {
     const note = el("p", { class: "hint", id: "topics-note" });
     const chosen = new Set(widget.topic_ids);
@@ -391,7 +427,8 @@
   function render() {
     const extra = genericControls("", widget.design);
     const sections = [widgetSection(), displaySection(), endSection(), colorsSection(),
-      confirmSection(), buttonsSection(), animationSection(), sitesSection(), topicsSection()];
+      confirmSection(), buttonsSection(), animationSection(), sitesSection(), hoursSection(),
+      topicsSection()];
     if (extra.length) sections.push(group("Chat options", ...extra));
     form.replaceChildren(...sections);
     $("widget-name").textContent = widget.name;

@@ -63,7 +63,9 @@
     mobile: tagAttr("render-mobile") === "true", noMinimize: tagAttr("hide-minimize-button") === "true",
   };
   if (tagAttr("custom-close-button-text")) T.end = tagAttr("custom-close-button-text").slice(0, 40);
-  const TICKET = design.ticket_fallback || {};
+  // Outside its operating hours a widget may take messages (cfg.offline_form) too.
+  const TICKET = Object.assign({}, design.ticket_fallback, cfg.offline_form ? { enabled: true } : null);
+  const REPLY_TIME = (design.operating_hours || {}).reply_time || "";
   const PROACTIVE = design.proactive || {};
   const ASK_FIELDS = design.ask_name_email !== false;
   // The topics a visitor may pick (docs/protocol.md): with several, the pre-chat form asks.
@@ -498,7 +500,7 @@
     }
     let status = "";
     if (v === "chat" && !online() && !PREVIEW) status = ws ? T.connecting : T.reconnecting;
-    else if (v === "chat" && S.state !== "active") status = T.waiting;
+    else if (v === "chat" && S.state !== "active") status = REPLY_TIME ? T.waiting + " " + REPLY_TIME : T.waiting;
     else if (v === "ended") status = T.ended;
     else if (agent) status = design.title || "";
     if (statusEl.textContent !== status) statusEl.textContent = status;
@@ -1212,9 +1214,26 @@
       endBox.append(el("p", { class: "endtext", tid: "end-text", text: end.text }));
     }
     if (end.note) endBox.append(el("p", { class: "endnote", tid: "end-note", text: end.note }));
+    if (S.token) withExtras(endBox, (x, slot) => x.transcript(slot, { base: ns.base, widgetId: WIDGET_ID,
+      visitorId: VISITOR_ID, token: S.token, mail: !!(cfg.transcript && cfg.transcript.mail),
+      email: (me && me.email) || S.fields.email || "", texts: design.texts, el }));
     endBox.append(el("button", { class: "secondary", type: "button", tid: "new-chat",
       text: T.newChat, onclick: newChat }));
     requestAnimationFrame(() => scrollDown(true));
+  }
+  // What only an ended chat needs (the transcript buttons) is in extras.js, loaded once.
+  let extrasLoad = null;
+  function withExtras(box, use) {
+    const path = cfg.extras_url;
+    if (PREVIEW || !/^\/widget\/v\/[0-9a-f]+\/extras\.js$/.test(path || "")) return;
+    const slot = el("div", { class: "extras", tid: "extras" });
+    box.append(slot);
+    extrasLoad = extrasLoad || new Promise((ok, no) => {
+      const s = el("script", { src: ns.base + path, async: true, onload: ok, onerror: no });
+      (d.head || d.documentElement).appendChild(s);
+    });
+    extrasLoad.then(() => { if (slot.isConnected && ns.extras) use(ns.extras, slot); },
+      () => { extrasLoad = null; });
   }
   function newChat() {
     S = Object.assign(fresh(), { fields: S.fields, open: true });

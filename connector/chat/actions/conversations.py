@@ -34,6 +34,7 @@ from connector.chat.views import (
     visitor_view,
 )
 from connector.crm.chat_activity import format_transcript
+from connector.crm.hours import design_is_open
 
 if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
@@ -68,9 +69,14 @@ log = logging.getLogger(__name__)
 
 
 def widget_on(engine: ChatEngine, widget: WidgetLike) -> bool:
-    """The widget may chat: it is enabled, chat is on for the organisation, and it
-    offers at least one topic."""
-    return widget.enabled and bool(widget.topic_ids) and engine.directory.chat_enabled()
+    """The widget may chat: it is enabled, chat is on for the organisation, it offers at
+    least one topic, and it is within its operating hours."""
+    return (
+        widget.enabled
+        and bool(widget.topic_ids)
+        and engine.directory.chat_enabled()
+        and design_is_open(widget.design, engine.clock())
+    )
 
 
 def do_refresh_availability(engine: ChatEngine) -> None:

@@ -58,6 +58,8 @@ from connector.chat.tokens import InvalidChatToken, InvalidIdentity
 from connector.chat.views import (
     visitor_chat_view,
 )
+from connector.crm.hours import takes_offline_messages
+from connector.crm.ip_masking import masked_ip
 
 if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
@@ -143,6 +145,7 @@ def do_visitor_hello(
     widget = engine.directory.widget(widget_id)
     if widget is None:
         raise ChatNotFound("There is no such widget.")
+    session.ip = masked_ip(widget.design, session.ip)
     identity_error: str | None = None
     if identity_token:
         try:
@@ -505,7 +508,10 @@ def prepare_ticket(
         _visitor_presence(engine, session)
         assert session.visitor_id is not None and session.widget_id is not None
         widget = engine.directory.widget(session.widget_id)
-        if widget is None or not widget.design.ticket_fallback.enabled:
+        if widget is None or not (
+            widget.design.ticket_fallback.enabled
+            or takes_offline_messages(widget.design, engine.clock())
+        ):
             raise ChatInvalid("This widget takes no messages.")
         if widget.design.require_login and session.identity is None:
             raise ChatLoginRequired("Sign in first: this chat is for identified visitors.")
