@@ -38,9 +38,9 @@ from pydantic import (
     model_validator,
 )
 
+from connector.crm.hours import OperatingHours
 from connector.site_keys import MAX_URL_CHARS as MAX_KEY_URL_CHARS
 from connector.site_keys import SiteKeysError, check_key_url
-from connector.crm.hours import OperatingHours
 
 __all__ = [
     "FONTS",
