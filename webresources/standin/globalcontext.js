@@ -20,7 +20,6 @@ window.CrmChatStandin = window.CrmChatStandin || {};
     };
     return list;
   }
-  ns.collection = collection;
 
   /** The global context for `user` ({id, name, roles: [{id, name}]}) in the organization
    * `organizationId` (a GUID, when known). */
