@@ -54,3 +54,27 @@ def test_a_page_opened_without_signing_in_says_where_to_open_it(
         "Open this page from the CRM Chat app: it signs you in through Dataverse."
     )
     assert page.evaluate("() => typeof window.GetGlobalContext") == "undefined"
+
+
+def test_the_channel_setup_page_opened_directly_reads_the_secured_token_as_its_user(
+    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+) -> None:
+    shell = new_page()
+    sign_in(shell, "CRM Chat Admin")
+    page = shell.context.new_page()
+    page.goto(service.url + "/WebResources/crmchat_/channels/index.html")
+    expect(page.get_by_test_id("channel-account")).to_have_count(4)
+    # retrieveRecord through the same-origin Web API, column security applied to this user.
+    messenger = page.locator('[data-channel="messenger"]')
+    expect(messenger.get_by_test_id("verify-token")).not_to_have_value("")
+
+
+def test_the_full_page_console_opened_directly_goes_online(
+    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+) -> None:
+    shell = new_page()
+    sign_in(shell, "Sam Sales")
+    page = shell.context.new_page()
+    page.goto(service.url + "/WebResources/crmchat_/console/index.html")
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "online")
+    assert page.evaluate("() => GetGlobalContext().userSettings.userName") == "Sam Sales"
