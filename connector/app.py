@@ -48,6 +48,7 @@ from connector.web import (
     transcripts,
     widget_api,
 )
+from connector.web.standin_context import with_session_cookie
 
 __all__ = ["create_app", "print_addresses", "run_server", "settings_of", "stop_app"]
 
@@ -135,7 +136,9 @@ def create_app(
         # The stand-in signs people in without a password: embedded and local only.
         standin.init_app(app, connection.embedded_app, demo=settings.demo)
         app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
-            app.wsgi_app, {DATAVERSE_PATH: connection.embedded_app}
+            app.wsgi_app,
+            # Same-origin pages outside the app sign in by the stand-in's session cookie.
+            {DATAVERSE_PATH: with_session_cookie(connection.embedded_app)},
         )
     if settings.behind_proxy:
         # One proxy in front: take the client address, scheme and host it reports.

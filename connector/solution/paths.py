@@ -17,6 +17,7 @@ __all__ = [
     "SOLUTION_DIR",
     "SOLUTION_XML",
     "STANDARD_XML",
+    "DYNAMICS365_XML",
     "WEBRESOURCES_DIR",
 ]
 
@@ -31,3 +32,5 @@ SOLUTION_XML = SOLUTION_DIR / "solution.xml"
 WEBRESOURCES_DIR = FILES_ROOT / "webresources"
 # Shipped as package data next to the embedded Dataverse that needs it.
 STANDARD_XML = _PACKAGE / "dataverse_local" / "standard.xml"
+# The tables the Dynamics 365 Sales and Customer Service apps add (lead, incident, ...).
+DYNAMICS365_XML = _PACKAGE / "dataverse_local" / "standard_dynamics365.xml"

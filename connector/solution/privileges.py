@@ -53,6 +53,13 @@ _RENAMED_PRIVILEGE_ENTITIES = {
     "environmentvariablevalue": "EnvironmentVariableDefinition",
 }
 _ACTIVITY = "Activity"
+# Tables of the Dynamics 365 Sales and Customer Service apps: their privileges exist only
+# in an organization that has the tables (standard_dynamics365.xml).
+_APP_TABLE_PRIVILEGE_ENTITIES = {
+    "lead": "Lead",
+    "incident": "Incident",
+    "knowledgearticle": "KnowledgeArticle",
+}
 # Only user-owned tables can be assigned or shared.
 _OWNER_ACTIONS = ("Assign", "Share")
 
@@ -85,7 +92,13 @@ def privilege_name(action: str, table: Table) -> str:
 
 def existing_privileges(schema: Schema) -> dict[str, str]:
     """Every privilege name the schema's organization has: casefolded name -> spelling."""
-    names = set(standard_privileges())
+    absent = {
+        f"prv{action}{entity}"
+        for table, entity in _APP_TABLE_PRIVILEGE_ENTITIES.items()
+        if table not in schema.tables
+        for action in PRIVILEGE_ACTIONS
+    }
+    names = set(standard_privileges()) - absent
     for table in schema.tables.values():
         if not table.is_custom or table.is_activity:
             continue

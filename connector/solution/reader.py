@@ -3,8 +3,11 @@
 Two files in the same `<ImportExportXml>` format feed one `Schema`:
 
 - `solution/customizations.xml`: CRM Chat's tables, relationships and security roles;
-- `connector/dataverse_local/standard.xml`: the standard tables CRM Chat uses (systemuser,
-  contact, incident, annotation, ...), trimmed to the columns the project touches.
+- `connector/dataverse_local/standard.xml`: the standard tables of every Dataverse
+  environment CRM Chat uses (systemuser, contact, account, annotation, ...), trimmed to the
+  columns the project touches; and `standard_dynamics365.xml`, the tables the Dynamics 365
+  Sales and Customer Service apps add (lead, incident, knowledgearticle), read too unless
+  `load_schema(dynamics_apps=False)` stands in for an environment without those apps.
 
 Neither file spells out what Dataverse adds on its own when a table is created, so the
 reader adds it here, under the names a real organization uses:
@@ -64,6 +67,7 @@ from connector.solution.model import (
 )
 from connector.solution.paths import (
     CUSTOMIZATIONS_XML,
+    DYNAMICS365_XML,
     REPO_ROOT,
     SOLUTION_DIR,
     STANDARD_XML,
@@ -133,25 +137,31 @@ class SchemaError(ValueError):
 
 
 def load_schema(
-    customizations_xml: Path | None = None, *, verify_privileges: bool = True
+    customizations_xml: Path | None = None,
+    *,
+    verify_privileges: bool = True,
+    dynamics_apps: bool = True,
 ) -> Schema:
     """The schema an import of `customizations_xml` plus the standard tables produces.
 
     `customizations_xml` defaults to `solution/customizations.xml` in the repository.
+    With `dynamics_apps` false the organization is a plain Dataverse environment: it lacks
+    the Dynamics 365 Sales and Customer Service tables and their privileges, and an import
+    of a solution that names them fails on the missing dependency, as a real one does.
     As a real import does, it fails when a role grants a privilege the organization does
     not have (`connector.solution.privileges`); `verify_privileges=False` skips that, for
     `crmchat solution check`, which reports those names among its other findings.
     Results are cached by path and modification time, so repeated calls are cheap; the
     returned `Schema` is shared between callers and must not be mutated. Raises
-    `SchemaError` when either file does not describe a usable schema and `OSError` when
+    `SchemaError` when the files do not describe a usable schema and `OSError` when
     a file cannot be read.
     """
     path = (customizations_xml or CUSTOMIZATIONS_XML).resolve()
-    mine = path.stat()
-    standard = STANDARD_XML.stat()
-    schema = _load(
-        str(path), mine.st_mtime_ns, mine.st_size, standard.st_mtime_ns, standard.st_size
+    stamps = tuple(
+        (stat.st_mtime_ns, stat.st_size)
+        for stat in (path.stat(), STANDARD_XML.stat(), DYNAMICS365_XML.stat())
     )
+    schema = _load(str(path), stamps, dynamics_apps)
     if verify_privileges:
         solution_roles = tuple(r for r in schema.roles if r.from_solution)
         problems = privilege_problems(schema, solution_roles, exact=False)
@@ -161,10 +171,20 @@ def load_schema(
 
 
 @lru_cache(maxsize=8)
-def _load(path: str, _mtime: int, _size: int, _std_mtime: int, _std_size: int) -> Schema:
+def _load(path: str, _stamps: tuple[tuple[int, int], ...], dynamics_apps: bool) -> Schema:
     standard = _parse_file(STANDARD_XML, custom=False)
+    if dynamics_apps:
+        standard = _joined(standard, _parse_file(DYNAMICS365_XML, custom=False))
     solution = _parse_file(Path(path), custom=True)
-    return _build(standard, solution)
+    try:
+        return _build(standard, solution)
+    except SchemaError as exc:
+        if dynamics_apps:
+            raise
+        # Say why a table is missing: the solution depends on an app this one lacks.
+        raise SchemaError(
+            f"{exc} (this organization has no Dynamics 365 Sales / Customer Service tables)"
+        ) from exc
 
 
 @dataclass
@@ -179,6 +199,23 @@ class _Document:
     business_owned: set[str] = field(default_factory=set)
     forms: list[Form] = field(default_factory=list)
     views: list[View] = field(default_factory=list)
+
+
+def _joined(first: _Document, second: _Document) -> _Document:
+    """Two files of standard tables as one (they declare different tables)."""
+    clash = first.tables.keys() & second.tables.keys()
+    if clash:
+        raise SchemaError(f"standard tables declared twice: {sorted(clash)}")
+    return _Document(
+        tables=first.tables | second.tables,
+        one_to_many=first.one_to_many + second.one_to_many,
+        many_to_many=first.many_to_many + second.many_to_many,
+        roles=first.roles + second.roles,
+        profiles=first.profiles + second.profiles,
+        business_owned=first.business_owned | second.business_owned,
+        forms=first.forms + second.forms,
+        views=first.views + second.views,
+    )
 
 
 def _parse_file(path: Path, *, custom: bool) -> _Document:

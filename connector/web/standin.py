@@ -13,6 +13,11 @@ Routes::
     GET  /app/static/<file>    the shell's scripts and styles (webresources/standin/)
     GET  /app/api/users        [{"id","name","email","roles":[{"id","name"}]}]
     POST /app/api/session      {"user_id"} -> {"token","expires_in","user":{...}}
+    DELETE /app/api/session    sign out: forget the session cookie
+    GET  /WebResources/ClientGlobalContext.js.aspx   GetGlobalContext() for the session
+                               cookie's user (`standin_context`); 401 without one
+    GET  /WebResources/crmchat_/<file>   the web resources at their tenant address, so a
+                               page opened on its own finds ../../ClientGlobalContext.js.aspx
     GET  /demo/                demo website with the Sales widget
     GET  /demo/pricing         its second page (the chat carries on across pages)
     GET  /demo/support         a page with the Support widget
@@ -58,7 +63,15 @@ from connector.solution.paths import CUSTOMIZATIONS_XML, WEBRESOURCES_DIR
 from connector.solution.privileges import PRIVILEGE_ACTIONS, privilege_name
 from connector.solution.ribbon import read_commands
 from connector.web.addresses import is_loopback_host, service_base_url
-from connector.web.errors import Forbidden, NotFound, json_body
+from connector.web.errors import Forbidden, NotFound, NotSignedIn, json_body
+from connector.web.standin_context import (
+    CLIENT_GLOBAL_CONTEXT_PATH,
+    SESSION_COOKIE,
+    WEBRESOURCES_PATH,
+    client_global_context_script,
+    set_session_cookie,
+    signed_in_user_id,
+)
 from connector.web.standin_forms import describe_form, describe_view, wire_name
 
 __all__ = [
@@ -371,7 +384,36 @@ def session() -> Response:
         user_id=user["id"],
         lifetime_secs=SESSION_TOKEN_LIFETIME_SECS,
     )
-    return jsonify({"token": token, "expires_in": SESSION_TOKEN_LIFETIME_SECS, "user": user})
+    response = jsonify({"token": token, "expires_in": SESSION_TOKEN_LIFETIME_SECS, "user": user})
+    # Pages opened outside the shell (no parent Xrm) sign in as a tenant's do: by cookie.
+    set_session_cookie(response, token, lifetime_secs=SESSION_TOKEN_LIFETIME_SECS)
+    return response
+
+
+@bp.delete("/app/api/session")
+def sign_out() -> Response:
+    _require_same_site()
+    response = Response(status=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@bp.get(CLIENT_GLOBAL_CONTEXT_PATH)
+def client_global_context() -> Response:
+    store = _dataverse().store
+    user_id = signed_in_user_id(store.signing_secret)
+    user = next((u for u in _users() if u["id"] == user_id), None)
+    if user is None:
+        raise NotSignedIn("The signed-in user is no longer an enabled user: sign in again.")
+    return client_global_context_script(user, store.organization_id)
+
+
+@bp.get(WEBRESOURCES_PATH + WEBRESOURCE_PREFIX + "<path:name>")
+def tenant_webresource(name: str) -> Response:
+    # send_from_directory refuses paths that leave the folder (404), so no traversal.
+    response = send_from_directory(WEBRESOURCES_DIR, name, max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 # ----- pages ----------------------------------------------------------------------------

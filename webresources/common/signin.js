@@ -17,16 +17,105 @@
 // reachable()}. `call` sends the session's token once it has one and throws an Error with
 // `status` (HTTP) and `fields` (the API's per-field problems). open() and signIn() throw an
 // Error with status 0 when there is no Xrm (the page was not opened from a model-driven app).
+// A page opened from the sitemap loads ../../ClientGlobalContext.js.aspx before this file;
+// xrm() then works through GetGlobalContext() and the same-origin Web API.
 "use strict";
 
 window.CRMChatSignIn = (function () {
+  let pageXrm; // built once from GetGlobalContext(), see sameOriginXrm
+
+  /** The host's Xrm (own window or parent), else one built from ClientGlobalContext.js.aspx
+   * for a page opened from the sitemap or on its own; null outside a model-driven app. */
   function xrm() {
     if (window.Xrm && window.Xrm.WebApi) return window.Xrm;
     try {
       const parent = window.parent !== window && window.parent.Xrm;
       if (parent && parent.WebApi) return parent;
     } catch (error) { /* another origin's parent: no Xrm */ }
-    return null;
+    if (pageXrm === undefined) pageXrm = sameOriginXrm();
+    return pageXrm;
+  }
+
+  // A page opened from the sitemap has no supported parent.Xrm. Microsoft's way there is
+  // the GetGlobalContext() of ClientGlobalContext.js.aspx (loaded by the page) and the Web
+  // API at getClientUrl(), same-origin, signed in by the browser's own session (Microsoft
+  // Learn, "GetGlobalContext function and ClientGlobalContext.js.aspx"; docs/solution.md).
+  // This is the part of Xrm.WebApi the pages use, over fetch; entity sets come from
+  // EntityDefinitions as a tenant names them.
+  function sameOriginXrm() {
+    if (typeof window.GetGlobalContext !== "function") return null;
+    const context = window.GetGlobalContext();
+    const root = String(context.getClientUrl()).replace(/\/+$/, "") + "/api/data/v9.2/";
+    const sets = new Map();
+    const annotations = { Prefer: 'odata.include-annotations="*"' };
+
+    async function send(method, path, body, extra) {
+      const headers = Object.assign(
+        { Accept: "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0" }, extra);
+      if (body !== undefined) headers["Content-Type"] = "application/json; charset=utf-8";
+      const response = await fetch(root + path, {
+        method, headers, credentials: "same-origin",
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      if (!response.ok) {
+        const data = await response.json().catch(() => ({}));
+        const error = new Error((data.error && data.error.message) || "Request failed (" + response.status + ")");
+        error.httpStatus = response.status;
+        throw error;
+      }
+      return response;
+    }
+
+    function entitySet(logicalName) {
+      const name = String(logicalName || "").toLowerCase();
+      if (!/^[a-z][a-z0-9_]*$/.test(name)) return Promise.reject(new Error("Not a table name: " + logicalName));
+      if (!sets.has(name)) {
+        const found = send("GET", "EntityDefinitions(LogicalName='" + name + "')?$select=EntitySetName")
+          .then((response) => response.json()).then((definition) => definition.EntitySetName);
+        found.catch(() => sets.delete(name)); // a failure is not remembered
+        sets.set(name, found);
+      }
+      return sets.get(name);
+    }
+
+    function key(id) {
+      const clean = String(id || "").replace(/[{}]/g, "").toLowerCase();
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(clean)) {
+        throw new Error("Not a record id: " + id);
+      }
+      return clean;
+    }
+
+    const query = (options) => (!options ? "" : options.charAt(0) === "?" ? options : "?" + options);
+
+    const WebApi = {
+      async createRecord(entityName, data) {
+        const response = await send("POST", await entitySet(entityName), data || {});
+        const match = /\(([0-9a-fA-F-]{36})\)\s*$/.exec(response.headers.get("OData-EntityId") || "");
+        return { entityType: entityName, id: match ? match[1].toLowerCase() : null };
+      },
+      async retrieveRecord(entityName, id, options) {
+        const path = (await entitySet(entityName)) + "(" + key(id) + ")" + query(options);
+        return (await send("GET", path, undefined, annotations)).json();
+      },
+      async retrieveMultipleRecords(entityName, options) {
+        const data = await (await send("GET", (await entitySet(entityName)) + query(options),
+          undefined, annotations)).json();
+        const page = { entities: data.value || [] };
+        if (data["@odata.nextLink"]) page.nextLink = data["@odata.nextLink"];
+        return page;
+      },
+      async updateRecord(entityName, id, data) {
+        const path = (await entitySet(entityName)) + "(" + key(id) + ")";
+        await send("PATCH", path, data || {}, { "If-Match": "*" });
+        return { entityType: entityName, id: key(id) };
+      },
+      async deleteRecord(entityName, id) {
+        await send("DELETE", (await entitySet(entityName)) + "(" + key(id) + ")", undefined, { "If-Match": "*" });
+        return { entityType: entityName, id: key(id) };
+      },
+    };
+    return { WebApi, Utility: { getGlobalContext: () => context } };
   }
 
   // The service address is the solution's environment variable crmchat_ServiceUrl, read

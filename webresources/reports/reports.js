@@ -22,15 +22,6 @@
   ];
   let lastReport = null;
 
-  function xrm() {
-    if (window.Xrm && window.Xrm.WebApi) return window.Xrm;
-    try {
-      const parent = window.parent !== window && window.parent.Xrm;
-      if (parent && parent.WebApi) return parent;
-    } catch (error) { /* another origin's parent */ }
-    return null;
-  }
-
   function isoDay(date) { return date.toISOString().slice(0, 10); }
 
   function status(text, tone) {
@@ -208,7 +199,7 @@
     const today = new Date();
     form.to.value = isoDay(today);
     form.from.value = isoDay(new Date(today.getTime() - 29 * DAY_MS));
-    const api = xrm();
+    const api = window.CRMChatSignIn.xrm();
     if (!api) {
       status("Open this page from the CRM Chat app: it reads the chats through Dataverse.", "bad");
       return;

@@ -836,7 +836,9 @@
   document.getElementById("user-name").textContent = user.name;
   document.getElementById("sign-out").addEventListener("click", (event) => {
     event.preventDefault();
-    signedOut();
+    // The cookie signs in pages opened outside the shell (ClientGlobalContext.js.aspx).
+    fetch("/app/api/session", { method: "DELETE", headers: { "Content-Type": "application/json" } })
+      .catch(() => {}).finally(signedOut);
   });
   // Stands in for the app-wide command a tenant would carry: the solution's own script.
   document.getElementById("open-console-pane").addEventListener("click", () => {

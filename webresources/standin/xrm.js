@@ -2,7 +2,8 @@
 // CRM Chat's web resources use, backed by the embedded Dataverse at /api/data/v9.2 (same
 // origin) with the signed-in user's bearer token. Web resources in the shell's iframes
 // reach it as parent.Xrm, exactly as inside a model-driven app.
-// Not part of the solution: a real model-driven app brings its own Xrm.
+// Not part of the solution: a real model-driven app brings its own Xrm. Needs
+// globalcontext.js first.
 "use strict";
 
 window.CrmChatStandin = window.CrmChatStandin || {};
@@ -49,18 +50,6 @@ window.CrmChatStandin = window.CrmChatStandin || {};
     failure.code = code;
     failure.httpStatus = status;
     return failure;
-  }
-
-  function collection(items) {
-    const list = items.slice();
-    list.getLength = () => list.length;
-    list.get = (which) => {
-      if (which === undefined) return list.slice();
-      if (typeof which === "number") return list[which];
-      if (typeof which === "function") return list.filter(which);
-      return list.find((item) => item.id === which || item.name === which) || null;
-    };
-    return list;
   }
 
   /**
@@ -187,22 +176,7 @@ window.CrmChatStandin = window.CrmChatStandin || {};
     };
     webApi.online = webApi;
 
-    const roles = collection((user.roles || []).map((role) => ({ id: role.id, name: role.name })));
-    const globalContext = {
-      userSettings: {
-        userId: "{" + user.id.toUpperCase() + "}",
-        userName: user.name,
-        roles,
-        securityRoles: roles.map((role) => role.id),
-        languageId: 1033,
-        getTimeZoneOffsetMinutes: () => -new Date().getTimezoneOffset(),
-      },
-      organizationSettings: { uniqueName: "crmchat", languageId: 1033 },
-      client: { getClient: () => "Web", getFormFactor: () => 1 },
-      getClientUrl: () => location.origin,
-      getCurrentAppUrl: () => location.origin + "/app/main",
-      getVersion: () => "9.2.0.0",
-    };
+    const globalContext = ns.createGlobalContext(user);
 
     return {
       WebApi: webApi,
