@@ -348,6 +348,24 @@ def _connect(db_path: Path) -> sqlite3.Connection:
     return connection
 
 
+# A table's creates and updates write the same few sets of columns, so the statement text
+# is built once per set (a `$batch` of 100 creates quoted every column name 100 times).
+@functools.lru_cache(maxsize=1024)
+def _insert_sql(table: str, names: tuple[str, ...]) -> str:
+    return (
+        f"INSERT INTO {quote(table)} ({', '.join(quote(n) for n in names)}) "
+        f"VALUES ({', '.join('?' for _ in names)})"
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _update_sql(table: str, primary_id: str, names: tuple[str, ...]) -> str:
+    return (
+        f"UPDATE {quote(table)} SET {', '.join(quote(n) + ' = ?' for n in names)} "
+        f"WHERE {quote(primary_id)} = ?"
+    )
+
+
 @dataclass
 class Store:
     """The embedded Dataverse's database: one SQLite file, one writer connection behind one
@@ -493,24 +511,17 @@ class Store:
     def insert(self, table: Table, values: Mapping[str, Any]) -> None:
         """Insert a row whose SQL values are already validated."""
         _refuse_read_only(table)
-        names = list(values)
-        sql = (
-            f"INSERT INTO {quote(table.logical_name)} ({', '.join(quote(n) for n in names)}) "
-            f"VALUES ({', '.join('?' for _ in names)})"
-        )
+        names = tuple(values)
         with self._unique_keys(table):
-            self._write_one(sql, [values[n] for n in names])
+            self._write_one(_insert_sql(table.logical_name, names), [values[n] for n in names])
 
     def update(self, table: Table, record_id: str, values: Mapping[str, Any]) -> None:
         """Update a row with already validated SQL values."""
         _refuse_read_only(table)
         if not values:
             return
-        names = list(values)
-        sql = (
-            f"UPDATE {quote(table.logical_name)} SET "
-            f"{', '.join(quote(n) + ' = ?' for n in names)} WHERE {quote(table.primary_id)} = ?"
-        )
+        names = tuple(values)
+        sql = _update_sql(table.logical_name, table.primary_id, names)
         with self._unique_keys(table):
             self._write_one(sql, [*(values[n] for n in names), record_id])
 
