@@ -9,10 +9,12 @@ are what `bench/dataverse_vs_sqlite.py` times (`docs/performance.md`).
 from __future__ import annotations
 
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_emulator_indexes import trace_store_statements
 
 from connector.crm.connection import EMBEDDED_ORIGIN
 from connector.dataverse import CallableTokenProvider, DataverseClient, DataverseError
@@ -20,7 +22,6 @@ from connector.dataverse.odata import and_, eq
 from connector.dataverse.transport import WsgiSession
 from connector.dataverse_local import ADMIN_USER_ID, create_dataverse_app, issue_token, open_store
 from connector.dataverse_local import filters as filters_module
-from connector.dataverse_local import store as store_module
 from connector.solution.model import Schema
 
 
@@ -29,15 +30,7 @@ def traced(
     tmp_path: Path, schema: Schema, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[DataverseClient, list[str], Path]]:
     """A client over the in-process transport, and every SQL statement the store runs."""
-    statements: list[str] = []
-    connect = store_module._connect
-
-    def tracing(db_path: Path) -> sqlite3.Connection:
-        connection = connect(db_path)
-        connection.set_trace_callback(statements.append)
-        return connection
-
-    monkeypatch.setattr(store_module, "_connect", tracing)
+    statements = trace_store_statements(monkeypatch)
     db = tmp_path / "speed.sqlite"
     store = open_store(db, schema)
     app = create_dataverse_app(store)
@@ -126,6 +119,8 @@ def test_a_filter_of_the_same_shape_is_parsed_once_and_answers_each_literal(
             "contacts",
             {"firstname": name, "lastname": "Shape", "emailaddress1": f"{name}@example.com"},
         )
+    # Other tests may have compiled these shapes already (the schema is shared).
+    monkeypatch.setattr(filters_module, "_cache", OrderedDict())
     parses: list[str] = []
     parse = filters_module._Parser.parse
 
