@@ -33,10 +33,8 @@ BIG_TABLES = ("contact", "incident", "lead", "crmchat_chat", "activitypointer")
 _ALIAS = re.compile(r'"(\w+)"\s+AS\s+(\w+)', re.IGNORECASE)
 
 
-@pytest.fixture
-def recorded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[DataverseClient, list[str], Path]]:
+def trace_store_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every SQL statement run on the connections stores open from now on, in order."""
     statements: list[str] = []
     connect = store_module._connect
 
@@ -46,6 +44,14 @@ def recorded(
         return connection
 
     monkeypatch.setattr(store_module, "_connect", tracing)
+    return statements
+
+
+@pytest.fixture
+def recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[DataverseClient, list[str], Path]]:
+    statements = trace_store_statements(monkeypatch)
     app = create_app(
         {"data_dir": tmp_path, "secret_key": "s" * 40, "demo": False},
         directory=FakeDirectory(),

@@ -185,7 +185,7 @@ class DataverseApp:
 
     def _dispatch(self, call: Call, caller: Caller, base_url: str) -> Reply:
         try:
-            prefs = query.parse_prefer(call.headers.getlist("Prefer"))
+            prefs = query.parse_prefer(_prefer_values(call.headers))
             return _route(self, Exchange(self.store, call, caller, base_url, prefs))
         except ApiError as exc:
             return error_reply(exc.status, exc.code, exc.message, exc.headers)
@@ -219,6 +219,20 @@ class DataverseApp:
             )
 
         return dispatch
+
+
+def _prefer_values(headers: Headers) -> list[str]:
+    """The request's `Prefer` header values.
+
+    `EnvironHeaders.getlist` walks the whole environ on every request (a tenth of an
+    in-process retrieve); the WSGI server has already joined repeated `Prefer` lines into
+    the one `HTTP_PREFER` (PEP 3333), so reading that key gives the same list. A `$batch`
+    part's own `Headers` may hold several.
+    """
+    if isinstance(headers, EnvironHeaders):
+        value = headers.get("Prefer")
+        return [] if value is None else [value]
+    return headers.getlist("Prefer")
 
 
 def _wsgi_text(value: str) -> str:

@@ -105,6 +105,10 @@ def _missing_reference(name: str) -> str:
 class _Operation:
     request: HttpRequest
     content_id: str | None
+    # The body as JSON (None when empty or not JSON) and the `$n` it links to, read once:
+    # checking the references and resolving them used to parse every body three times.
+    document: Any | None = None
+    links: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -224,7 +228,13 @@ def _read_operation(part: Part) -> _Operation:
     if re.search(r"(?:^|/)\$batch(?:[/?]|$)", path.split("?")[0]):
         raise _payload_error("A batch request cannot contain another batch request.")
     content_id = header(part, "Content-ID")
-    return _Operation(request=request, content_id=content_id.strip() if content_id else None)
+    document = _json_body(request)
+    return _Operation(
+        request=request,
+        content_id=content_id.strip() if content_id else None,
+        document=document,
+        links=_references_in_body(document),
+    )
 
 
 def _references_in_url(url: str) -> list[str]:
@@ -234,7 +244,7 @@ def _references_in_url(url: str) -> list[str]:
     return [match.group(1)]
 
 
-def _references_in_body(request: HttpRequest) -> list[str]:
+def _references_in_body(document: Any | None) -> list[str]:
     found: list[str] = []
 
     def visit(value: Any, key: str | None) -> None:
@@ -247,7 +257,6 @@ def _references_in_body(request: HttpRequest) -> list[str]:
         elif isinstance(value, str) and key is not None and _is_link_key(key):
             found.extend(_references_in_url(value))
 
-    document = _json_body(request)
     if document is not None:
         visit(document, None)
     return found
@@ -273,7 +282,7 @@ def _check_references(plan: list[_Operation | _Changeset]) -> None:
         op for item in plan for op in (item.operations if isinstance(item, _Changeset) else [item])
     ]
     for op in operations:
-        for name in _references_in_url(op.request.url) + _references_in_body(op.request):
+        for name in _references_in_url(op.request.url) + op.links:
             if name not in declared:
                 raise _payload_error(_missing_reference(name))
         if op.content_id is not None:
@@ -345,7 +354,7 @@ class _Runner:
 
     def _run_operation(self, op: _Operation) -> HttpResponse:
         try:
-            request = self._resolve(op.request)
+            request = self._resolve(op)
         except BatchError as exc:
             # Declared, but the part that declared it failed or was rolled back.
             return HttpResponse(
@@ -360,13 +369,13 @@ class _Runner:
             self._entities[op.content_id] = entity
         return response
 
-    def _resolve(self, request: HttpRequest) -> HttpRequest:
+    def _resolve(self, op: _Operation) -> HttpRequest:
+        request = op.request
         url = self._relative(self._substitute(request.url))
         body = request.body
         headers = dict(request.headers)
-        document = _json_body(request)
-        if document is not None and _references_in_body(request):
-            body = json.dumps(self._substitute_links(document, None)).encode()
+        if op.document is not None and op.links:
+            body = json.dumps(self._substitute_links(op.document, None)).encode()
             for name in [k for k in headers if k.lower() == "content-length"]:
                 del headers[name]
         return HttpRequest(method=request.method, url=url, headers=headers, body=body)

@@ -30,6 +30,7 @@ exhaust the stack.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -138,6 +139,33 @@ class _Lit:
     edm: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """The value of the filter's `index`-th string literal, changed by `steps` in order.
+
+    A compiled filter is kept per shape (the text with its string literals taken out), so
+    its parameters name the literal they come from instead of holding it; `fill` puts the
+    values of one call in. A literal only ever becomes a bound parameter, never SQL text.
+    """
+
+    index: int
+    steps: tuple[Callable[[str], str], ...] = ()
+
+    def then(self, step: Callable[[str], str]) -> _Slot:
+        return _Slot(self.index, (*self.steps, step))
+
+    def fill(self, literals: list[str]) -> str:
+        value = literals[self.index]
+        for step in self.steps:
+            value = step(value)
+        return value
+
+
+def _text_step(value: object, step: Callable[[str], str]) -> object:
+    """`step` applied to a string literal's value, now or (a `_Slot`) when it is filled."""
+    return value.then(step) if isinstance(value, _Slot) else step(str(value))
+
+
 # (lookup column SQL on the outer row, target table, target primary id, target alias)
 _Hop = tuple[str, str, str, str]
 
@@ -224,6 +252,11 @@ class _Parser:
         self.scopes: list[tuple[str, Table, str]] = [("$it", table, alias)]
         self.depth = 0
         self.aliases = 0
+        # The n-th string token is literal n: `compile_filter` reads the same values from
+        # the text, in the same order.
+        self.literal_index = {
+            token.pos: n for n, token in enumerate(t for t in self.tokens if t.kind == "string")
+        }
 
     # -- tokens -------------------------------------------------------------------------
 
@@ -335,7 +368,7 @@ class _Parser:
 
     def literal(self, token: Token) -> _Lit:
         if token.kind == "string":
-            return _Lit("string", token.value, "Edm.String")
+            return _Lit("string", _Slot(self.literal_index[token.pos]), "Edm.String")
         if token.kind == "guid":
             return _Lit("guid", token.value, "Edm.Guid")
         if token.kind == "datetime":
@@ -390,7 +423,7 @@ class _Parser:
         ):
             raise self.no_signature(name.text, "Edm.String Nullable=true, Edm.String Nullable=true")
         column = args[0]
-        pattern = _like_pattern(str(args[1].value), prefix, suffix)
+        pattern = _text_step(args[1].value, lambda v: _like_pattern(v, prefix, suffix))
         return _Pred(column.wrap(f"{column.sql} LIKE ? ESCAPE '\\'"), (pattern,))
 
     def change_case(self, name: str, args: list[_Node]) -> _Node:
@@ -400,8 +433,8 @@ class _Parser:
             if isinstance(arg, _Col) and not arg.navigation_only and arg.column.type in _TEXT:
                 return arg
             if isinstance(arg, _Lit) and arg.kind == "string":
-                text = str(arg.value)
-                return _Lit("string", text.lower() if name == "tolower" else text.upper(), arg.edm)
+                step = str.lower if name == "tolower" else str.upper
+                return _Lit("string", _text_step(arg.value, step), arg.edm)
         raise self.no_signature(name, "Edm.String Nullable=true")
 
     @staticmethod
@@ -637,6 +670,10 @@ class _Parser:
         return _Pred(column.wrap(f"{ref} {sql_operator} ?"), (bound,))
 
 
+# A string literal as the tokenizer reads it: a quote starts one wherever it stands (no
+# other token holds a quote), and a doubled quote inside is one quote.
+_STRING_LITERAL_RE = re.compile(r"'((?:[^']|'')*)'")
+
 _cache: OrderedDict[tuple[int, int, str, str], tuple[Schema, Table, _Pred]] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -649,25 +686,38 @@ def compile_filter(
     `text` is already URL-decoded. Columns are qualified with `alias`; subqueries use
     `<alias>_<n>`. Raises QueryError (and nothing else) for syntax errors, unknown
     properties, type mismatches, and input over the length or depth limits.
+
+    Compiled filters are kept by shape: `emailaddress1 eq 'a@x.com'` and
+    `emailaddress1 eq 'b@y.com'` share one entry, so record identification, which sends a
+    new address each time, parses once.
     """
     if len(text) > MAX_FILTER_CHARS:
         raise QueryError(
             f"The $filter expression is too long ({len(text)} characters; "
             f"the limit is {MAX_FILTER_CHARS})."
         )
-    key = (id(schema), id(table), alias, text)
+    shape = _STRING_LITERAL_RE.sub("''", text)
+    key = (id(schema), id(table), alias, shape)
     with _cache_lock:
         hit = _cache.get(key)
         # The ids are only trusted while the very same objects are alive in the entry.
         if hit is not None and hit[0] is schema and hit[1] is table:
             _cache.move_to_end(key)
-            return hit[2].sql, list(hit[2].params)
-    try:
-        predicate = _Parser(text, table, schema, alias).parse()
-    except RecursionError:
-        raise QueryError("The $filter expression is nested too deeply.") from None
-    with _cache_lock:
-        _cache[key] = (schema, table, predicate)
-        if len(_cache) > CACHE_ENTRIES:
-            _cache.popitem(last=False)
-    return predicate.sql, list(predicate.params)
+            predicate: _Pred | None = hit[2]
+        else:
+            predicate = None
+    if predicate is None:
+        try:
+            predicate = _Parser(text, table, schema, alias).parse()
+        except RecursionError:
+            raise QueryError("The $filter expression is nested too deeply.") from None
+        with _cache_lock:
+            _cache[key] = (schema, table, predicate)
+            if len(_cache) > CACHE_ENTRIES:
+                _cache.popitem(last=False)
+    if "'" not in text:
+        return predicate.sql, list(predicate.params)
+    literals = [value.replace("''", "'") for value in _STRING_LITERAL_RE.findall(text)]
+    return predicate.sql, [
+        p.fill(literals) if isinstance(p, _Slot) else p for p in predicate.params
+    ]
