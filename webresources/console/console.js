@@ -1409,7 +1409,12 @@
       messageRows = new Map();
       list.replaceChildren();
     }
-    const wanted = sortedMessages(chat).map((m) => ["seq:" + m.seq, () => messageItem(m, false)]);
+    // A channel chat's delivery states by seq: a row is redrawn when its state moves.
+    receiptsShown = (chat.channel && chat.channel.receipts) || {};
+    const wanted = sortedMessages(chat).map((m) => [
+      "seq:" + m.seq + (receiptsShown[m.seq] ? ":" + receiptsShown[m.seq] : ""),
+      () => messageItem(m, false),
+    ]);
     const canRetry = chat.state !== "ended";
     for (const [clientId, p] of state.pending) {
       if (p.conversation_id !== chat.conversation_id) continue;
@@ -1437,6 +1442,8 @@
   }
 
   let peerSide = false; // the chat being drawn is between agents
+  let receiptsShown = {}; // the chat being drawn: channel delivery states by seq
+  const RECEIPT_TEXT = { sent: "Sent", delivered: "Delivered", read: "Read", failed: "Not delivered" };
   function messageItem(m, pending, failed, canRetry) {
     const kind = (m.sender && m.sender.kind) || "system";
     const own = kind === "agent" && (pending || isMine(m));
@@ -1457,6 +1464,11 @@
     item.append(el("div", { class: "msg-text", "data-testid": "message-text", text: m.text }));
     if (kind === "system" && at !== null) {
       item.append(el("time", { datetime: m.sent_at, "data-testid": "message-time", text: formatClock(at) }));
+    }
+    const receipt = !pending && kind === "agent" ? receiptsShown[m.seq] : undefined;
+    if (receipt && RECEIPT_TEXT[receipt]) {
+      item.append(el("div", { class: "msg-state msg-receipt", "data-testid": "message-receipt",
+        "data-state": receipt, text: RECEIPT_TEXT[receipt] }));
     }
     if (pending) {
       item.append(el("div", { class: "msg-state" },

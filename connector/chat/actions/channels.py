@@ -60,6 +60,8 @@ __all__ = [
     "channel_visitor_id",
     "check_channel_reply",
     "do_channel_message",
+    "do_channel_receipt",
+    "do_channel_sent",
     "do_channel_subscription",
 ]
 
@@ -242,6 +244,115 @@ def do_channel_subscription(
         publish_chat_updated(engine, conversation, skip=set())
 
 
+# A message's state as the platform reports it, in the order it moves; a late or
+# redelivered receipt never moves it back (a "delivered" after "read" changes nothing).
+RECEIPT_ORDER = {"sent": 0, "delivered": 1, "read": 2}
+_RECEIPT_STATE = {EventKind.DELIVERED: "delivered", EventKind.READ: "read"}
+
+
+def _advance(state: str, kind: EventKind) -> str:
+    """A message's state after a receipt of `kind` (never backwards; failed is final)."""
+    if state not in RECEIPT_ORDER:
+        return state
+    if kind is EventKind.FAILED:
+        return "failed" if state != "read" else state
+    wanted = _RECEIPT_STATE[kind]
+    return wanted if RECEIPT_ORDER[wanted] > RECEIPT_ORDER[state] else state
+
+
+def _not_delivered(engine: ChatEngine, conversation: Conversation, reason: str | None) -> None:
+    line = append_system_line(
+        engine, conversation, f"Not delivered: {reason or 'the platform gave no reason.'}"
+    )
+    publish_message(engine, conversation, line)
+
+
+def do_channel_sent(
+    engine: ChatEngine, conversation_id: str, seq: int, platform_message_id: str
+) -> None:
+    """The platform took the agent's message `seq`: remember its id for the receipts and
+    show it as sent (`channel.receipts[seq]`, drawn next to the message). A receipt that
+    came before the send's answer (the platforms send them on their own) applies now."""
+    with engine.changing():
+        conversation = find_conversation(engine, conversation_id)
+        if conversation is None or conversation.channel is None:
+            return
+        channel = conversation.channel
+        sent = dict(channel.get("sent") or {})
+        receipts = dict(channel.get("receipts") or {})
+        early = dict(channel.get("early") or {})
+        if platform_message_id:
+            sent[platform_message_id] = seq
+        state = receipts.get(str(seq), "sent")
+        came_first = early.pop(platform_message_id, None) if platform_message_id else None
+        if came_first is not None:
+            for kind in came_first["kinds"]:
+                state = _advance(state, EventKind(kind))
+        receipts[str(seq)] = state
+        conversation.channel = {**channel, "sent": sent, "receipts": receipts, "early": early}
+        engine.state.save_conversation(conversation)
+        if came_first is not None and state == "failed":
+            _not_delivered(engine, conversation, came_first.get("error"))
+        publish_chat_updated(engine, conversation, skip=set())
+
+
+def _receipt_seqs(engine: ChatEngine, conversation: Conversation, event: InboundEvent) -> list[int]:
+    """The agent messages a receipt is about: the one it names, and for a watermark
+    (Messenger) every message the platform took up to that time."""
+    channel = conversation.channel or {}
+    sent: dict[str, int] = channel.get("sent") or {}
+    seqs = {sent[event.message_id]} if event.message_id in sent else set()
+    if event.watermark is not None:
+        taken = set(sent.values())
+        seqs |= {
+            m.seq
+            for m in engine.state.messages(conversation.conversation_id)
+            if m.seq in taken and m.sent_at <= event.watermark
+        }
+    return sorted(seqs)
+
+
+# Receipts kept for messages whose send answer has not come back yet, per chat.
+EARLY_RECEIPTS_MAX = 50
+
+
+def do_channel_receipt(engine: ChatEngine, account: ChannelAccount, event: InboundEvent) -> None:
+    """A delivery, read or failure report on the agent's messages: the new state goes on
+    the open chat (the console shows it; the transcript keeps it). A failure also adds
+    the system line a refused send gets."""
+    with engine.changing():
+        conversation = _open_channel_chat(engine, account, event)
+        if conversation is None or conversation.channel is None:
+            return
+        channel = conversation.channel
+        receipts = dict(channel.get("receipts") or {})
+        seqs = _receipt_seqs(engine, conversation, event)
+        if not seqs and event.message_id:
+            # About a message whose send answer is still on its way: kept for it.
+            early = dict(channel.get("early") or {})
+            kept = early.get(event.message_id) or {"kinds": [], "error": None}
+            kept = {"kinds": [*kept["kinds"], event.kind.value], "error": event.error}
+            early[event.message_id] = kept
+            conversation.channel = {
+                **channel,
+                "early": dict(list(early.items())[-EARLY_RECEIPTS_MAX:]),
+            }
+            engine.state.save_conversation(conversation)
+            return
+        changed = False
+        for seq in seqs:
+            now = receipts.get(str(seq), "sent")
+            receipts[str(seq)] = _advance(now, event.kind)
+            changed |= receipts[str(seq)] != now
+        if not changed:
+            return
+        conversation.channel = {**channel, "receipts": receipts}
+        engine.state.save_conversation(conversation)
+        if event.kind is EventKind.FAILED:
+            _not_delivered(engine, conversation, event.error)
+        publish_chat_updated(engine, conversation, skip=set())
+
+
 class ChannelBridge:
     """The channel intake's sink and the way out for agents' replies (module docstring)."""
 
@@ -268,7 +379,8 @@ class ChannelBridge:
             do_channel_message(self.engine, account, event, self.subscriber)
         elif event.kind in (EventKind.SUBSCRIBED, EventKind.UNSUBSCRIBED):
             do_channel_subscription(self.engine, account, event)
-        # Delivery and read receipts are not shown yet (docs/channels.md).
+        elif event.kind in (EventKind.DELIVERED, EventKind.READ, EventKind.FAILED):
+            do_channel_receipt(self.engine, account, event)
 
     def stop(self) -> None:
         self._pool.shutdown(wait=True)
@@ -285,9 +397,9 @@ class ChannelBridge:
             if key in self._handed:
                 return
             self._handed.add(key)
-        self._pool.submit(self._send, key[0], str(frame["text"]))
+        self._pool.submit(self._send, key[0], key[1], str(frame["text"]))
 
-    def _send(self, conversation_id: str, text: str) -> None:
+    def _send(self, conversation_id: str, seq: int, text: str) -> None:
         engine = self.engine
         with engine.lock:
             conversation = find_conversation(engine, conversation_id)
@@ -302,6 +414,7 @@ class ChannelBridge:
             sent = do_channel_reply(
                 self.clients, account, str(channel["person"]), window, text=text
             )
+            do_channel_sent(engine, conversation_id, seq, sent.message_id)
             log.info(
                 "channel reply sent",
                 extra={
@@ -323,8 +436,7 @@ class ChannelBridge:
             conversation = find_conversation(self.engine, conversation_id)
             if conversation is None or not conversation.is_open:
                 return
-            line = append_system_line(self.engine, conversation, f"Not delivered: {reason}")
-            publish_message(self.engine, conversation, line)
+            _not_delivered(self.engine, conversation, reason)
 
 
 class _AccountGone(Exception):
