@@ -139,4 +139,19 @@ def create_crm_record(conversation_id: str) -> dict[str, Any]:
         regarding,
         contact={"id": contact.id, "name": contact.name} if contact is not None else None,
     )
+    if conversation.channel is not None:
+        # A channel's person: their later conversations find this record by themselves.
+        from connector.channels.links import do_link_person
+        from connector.channels.shared import channels_of
+
+        person = contact.to_dict() if contact is not None else regarding
+        account = channels_of(current_app).accounts.get(str(conversation.channel["account"]))
+        if account is not None:
+            do_link_person(
+                client,
+                account,
+                str(conversation.channel["person"]),
+                conversation.visitor_name,
+                person,
+            )
     return {"regarding": regarding}

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.channels.accounts import ChannelAccounts
 from connector.channels.errors import ChannelError, SendRefused
+from connector.channels.links import find_link
 from connector.channels.model import (
     ChannelAccount,
     ChannelType,
@@ -152,12 +153,19 @@ def _message_text(event: InboundEvent) -> str:
 
 
 def do_channel_message(
-    engine: ChatEngine, account: ChannelAccount, event: InboundEvent, subscriber: Subscriber
+    engine: ChatEngine,
+    account: ChannelAccount,
+    event: InboundEvent,
+    subscriber: Subscriber,
+    *,
+    linked: dict[str, str] | None = None,
 ) -> Conversation:
     """Append the person's message to their open conversation on `account`, or open one
     offered to the account's topic. A redelivery (same message id) is stored once.
 
-    `subscriber` is the bridge's: it joins the conversation's visitor channel."""
+    `subscriber` is the bridge's: it joins the conversation's visitor channel. `linked`
+    is the contact or lead the person's platform link names: a chat opened now regards
+    it from the start (`connector.channels.links`)."""
     with engine.changing():
         conversation = _open_channel_chat(engine, account, event)
         now = engine.clock()
@@ -190,6 +198,10 @@ def do_channel_message(
                     "subscribed": True,
                 },
             )
+            if linked is not None:
+                conversation.regarding = dict(linked)
+                if linked["table"] == "contact":
+                    conversation.contact = {"id": linked["id"], "name": linked["name"]}
             engine.state.save_conversation(conversation)
             engine.conversations[conversation.conversation_id] = conversation
             engine.hub.subscribe(chat_channel(conversation.conversation_id), subscriber)
@@ -357,11 +369,18 @@ class ChannelBridge:
     """The channel intake's sink and the way out for agents' replies (module docstring)."""
 
     def __init__(
-        self, engine: ChatEngine, accounts: ChannelAccounts, clients: ChannelClients
+        self,
+        engine: ChatEngine,
+        accounts: ChannelAccounts,
+        clients: ChannelClients,
+        *,
+        dataverse: Any = None,
     ) -> None:
         self.engine = engine
         self.accounts = accounts
         self.clients = clients
+        # Reads the people's platform links (None: chats open unlinked).
+        self.dataverse = dataverse
         self.subscriber = Subscriber(self._on_frame, name="channels")
         self._pool = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="crmchat-channel-send")
         self._handed: set[tuple[str, int]] = set()
@@ -376,7 +395,14 @@ class ChannelBridge:
 
     def do_channel_event(self, account: ChannelAccount, event: InboundEvent) -> None:
         if event.kind is EventKind.MESSAGE:
-            do_channel_message(self.engine, account, event, self.subscriber)
+            linked = None
+            if self.dataverse is not None:
+                with self.engine.lock:
+                    opening = _open_channel_chat(self.engine, account, event) is None
+                # Read outside the engine's lock (a Dataverse call), on the intake thread.
+                if opening:
+                    linked = find_link(self.dataverse, account, event.person_id)
+            do_channel_message(self.engine, account, event, self.subscriber, linked=linked)
         elif event.kind in (EventKind.SUBSCRIBED, EventKind.UNSUBSCRIBED):
             do_channel_subscription(self.engine, account, event)
         elif event.kind in (EventKind.DELIVERED, EventKind.READ, EventKind.FAILED):
