@@ -96,3 +96,37 @@ def test_the_record_made_from_a_first_chat_is_found_by_the_persons_next_chat(
         assert second.contact == {"id": record["id"], "name": record["name"]}
     # Another person on the same account is not linked.
     assert find_link(services_of(app).dataverse, account, "4670002222") is None
+
+
+def test_linking_refuses_bad_input_and_contacts_that_do_not_exist(app: Flask) -> None:
+    engine = services_of(app).engine
+    (account,) = [a for a in channels_of(app).accounts.all() if a.channel is ChannelType.MESSENGER]
+    chat = _writes(app, account, "psid-77", "m_in77")
+    agents.do_agent_accept(engine, _sam(app), conversation_id=chat.conversation_id)
+    with app.app_context():
+        token = issue_service_token(
+            SignedInUser(
+                SAM_USER_ID, "Sam Sales", "sam@crmchat.local", frozenset({"CRM Chat Agent"})
+            )
+        )
+    headers = {"Authorization": f"Bearer {token}"}
+    client = app.test_client()
+    base = f"/api/agent/chats/{chat.conversation_id}"
+
+    found = client.get(f"{base}/contacts", query_string={"q": "smith"}, headers=headers)
+    assert found.status_code == 200
+    assert [c["name"] for c in found.get_json()["contacts"]] == ["Ann Smith"]
+    # An OData quote in the search is a literal, not the end of the string.
+    quoted = client.get(f"{base}/contacts", query_string={"q": "a') or (1 eq 1"}, headers=headers)
+    assert quoted.status_code == 200 and quoted.get_json()["contacts"] == []
+    short = client.get(f"{base}/contacts", query_string={"q": "a"}, headers=headers)
+    assert short.status_code == 400 and short.get_json()["error"]["code"] == "invalid_input"
+
+    nobody = client.post(
+        f"{base}/link", json={"contact_id": "0c5a1e50-7d1c-4e0a-9b51-000000000000"}, headers=headers
+    )
+    assert nobody.status_code == 404 and nobody.get_json()["error"]["code"] == "unknown_contact"
+    not_an_id = client.post(f"{base}/link", json={"contact_id": "1 or 1"}, headers=headers)
+    assert not_an_id.status_code == 400
+    assert chat.regarding is None
+    assert list(admin_client(services_of(app).standin).list(LINKS_SET)) == []
