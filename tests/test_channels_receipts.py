@@ -125,6 +125,14 @@ def test_a_messenger_read_watermark_covers_every_message_sent_before_it(app: Fla
         engine, account, _event(account, EventKind.READ, None, later, watermark=later)
     )
     assert _states(chat) == {str(first): "read", str(second): "read"}
+    # A delivery naming a message whose send answer is still coming, with a watermark
+    # over the ones before: those stay read, the new one is delivered once it is known.
+    third = _agent_says(engine, chat, "three")
+    ahead = datetime.now(UTC) + timedelta(seconds=2)
+    delivery = _event(account, EventKind.DELIVERED, "m_out3", ahead, watermark=ahead)
+    do_channel_receipt(engine, account, delivery)
+    do_channel_sent(engine, chat.conversation_id, third, "m_out3")
+    assert _states(chat) == {str(first): "read", str(second): "read", str(third): "delivered"}
 
 
 def test_a_failed_status_marks_the_message_and_tells_the_agent_why(app: Flask) -> None:

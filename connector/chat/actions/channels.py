@@ -339,18 +339,16 @@ def do_channel_receipt(engine: ChatEngine, account: ChannelAccount, event: Inbou
         channel = conversation.channel
         receipts = dict(channel.get("receipts") or {})
         seqs = _receipt_seqs(engine, conversation, event)
-        if not seqs and event.message_id:
-            # About a message whose send answer is still on its way: kept for it.
+        if event.message_id and event.message_id not in (channel.get("sent") or {}):
+            # About a message whose send answer is still on its way: kept for it (a
+            # Messenger watermark may still cover the messages already known, below).
             early = dict(channel.get("early") or {})
             kept = early.get(event.message_id) or {"kinds": [], "error": None}
             kept = {"kinds": [*kept["kinds"], event.kind.value], "error": event.error}
             early[event.message_id] = kept
-            conversation.channel = {
-                **channel,
-                "early": dict(list(early.items())[-EARLY_RECEIPTS_MAX:]),
-            }
+            channel = {**channel, "early": dict(list(early.items())[-EARLY_RECEIPTS_MAX:])}
+            conversation.channel = channel
             engine.state.save_conversation(conversation)
-            return
         changed = False
         for seq in seqs:
             now = receipts.get(str(seq), "sent")
