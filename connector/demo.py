@@ -110,6 +110,8 @@ DEMO_CHANNEL_ACCOUNTS: tuple[tuple[str, int, str, str], ...] = (
     ("0c5a1e50-7d1c-4e0a-9b51-5a1e50000804", 100000003, "Contoso bot", "Contoso"),
 )
 VIBER_CHANNEL_TYPE = 100000003
+# The demo Viber bot's answer to a person opening its chat (conversation_started).
+DEMO_VIBER_WELCOME = "Hello from Contoso! Write to us and an agent will answer."
 
 # Short enough to see in a demo, long enough to read the page first.
 PROACTIVE_DELAY_SECS = 3
@@ -350,7 +352,10 @@ def seed_demo(dataverse_app: DataverseApp) -> None:
             )
     for account_id, channel_type, name, platform_id in DEMO_CHANNEL_ACCOUNTS:
         credentials = (
-            {"crmchat_authtoken": secrets.token_urlsafe(24)}
+            {
+                "crmchat_authtoken": secrets.token_urlsafe(24),
+                "crmchat_welcomemessage": DEMO_VIBER_WELCOME,
+            }
             if channel_type == VIBER_CHANNEL_TYPE
             else {
                 "crmchat_accesstoken": secrets.token_urlsafe(24),

@@ -16,11 +16,18 @@ from connector.channels.accounts import DataverseAccounts
 from connector.channels.model import ChannelType, EventKind, InboundEvent
 from connector.channels.shared import channels_of
 from connector.channels.webhooks import webhook_path
-from connector.channels.wire import meta_message_body, signed_request
+from connector.channels.wire import meta_message_body, signed_request, viber_event_body
 from connector.chat.actions.channels import ChatOutsideWindow, check_channel_reply
 from connector.crm.handshake import SignedInUser
 from connector.dataverse_local import ADMIN_USER_ID
-from connector.demo import DEMO_CHANNEL_ACCOUNTS, SALES_TOPIC_ID, SAM_USER_ID, admin_client
+from connector.demo import (
+    DEMO_CHANNEL_ACCOUNTS,
+    DEMO_VIBER_WELCOME,
+    SALES_TOPIC_ID,
+    SAM_USER_ID,
+    VIBER_CHANNEL_TYPE,
+    admin_client,
+)
 from connector.services import services_of
 from connector.web.auth import issue_service_token
 
@@ -133,3 +140,38 @@ def test_the_setup_api_is_for_administrators_and_tests_the_connection(app: Flask
     unknown = client.post("/api/admin/channels/nope/test", headers=admin)
     assert unknown.status_code == 404
     assert unknown.get_json()["error"]["code"] == "unknown_account"
+
+
+def test_viber_answers_conversation_started_with_the_accounts_welcome_message(
+    app: Flask,
+) -> None:
+    """The welcome is the callback's answer in send_message's shape (no receiver); an
+    admin who empties the column turns it off, and other callbacks never carry it."""
+    key = next(row[0] for row in DEMO_CHANNEL_ACCOUNTS if row[1] == VIBER_CHANNEL_TYPE)
+    accounts = DataverseAccounts(services_of(app).dataverse, refresh_secs=0)
+    channels_of(app).accounts = accounts
+    viber = accounts.get(key)
+    assert viber is not None and viber.channel is ChannelType.VIBER
+    client = app.test_client()
+
+    def callback(event: str, token: int) -> dict[str, object]:
+        account = accounts.get(key)
+        assert account is not None
+        body = viber_event_body(
+            event, person_id="V7==", person_name="Vera", message_token=token, at=datetime.now(UTC)
+        )
+        raw, headers = signed_request(account, body)
+        answer = client.post(webhook_path(account), data=raw, headers=headers)
+        assert answer.status_code == 200
+        found: dict[str, object] = answer.get_json()
+        return found
+
+    assert callback("conversation_started", 11) == {
+        "sender": {"name": viber.platform_id},
+        "type": "text",
+        "text": DEMO_VIBER_WELCOME,
+    }
+    assert callback("subscribed", 12) == {"accepted": 1, "events": 1}
+    admin = admin_client(services_of(app).standin)
+    admin.update("crmchat_channelaccounts", key, {"crmchat_welcomemessage": None})
+    assert callback("conversation_started", 13) == {"accepted": 1, "events": 1}

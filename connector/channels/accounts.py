@@ -54,6 +54,7 @@ _COLUMNS = (
     "crmchat_appsecret",
     "crmchat_verifytoken",
     "crmchat_authtoken",
+    "crmchat_welcomemessage",
 )
 # An admin's change (a new account, a rotated token) is seen within this time.
 REFRESH_SECS = 30.0
@@ -105,6 +106,7 @@ def account_from_row(row: dict[str, Any]) -> ChannelAccount | None:
             app_secret=_secret(row, "crmchat_appsecret"),
             verify_token=_secret(row, "crmchat_verifytoken"),
             auth_token=_secret(row, "crmchat_authtoken"),
+            welcome_text=str(row.get("crmchat_welcomemessage") or "").strip() or None,
         )
     except (ValueError, ValidationError):
         log.warning("channel account %s is incomplete; ignored", key)

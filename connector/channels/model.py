@@ -23,6 +23,8 @@ __all__ = [
     "WhatsAppTemplate",
 ]
 
+# The column crmchat_welcomemessage holds at most this (an nvarchar's limit is 4,000).
+VIBER_WELCOME_MAX_CHARS = 4000
 # An account's key is part of its webhook URL: letters, digits and dashes (a GUID fits).
 ACCOUNT_KEY_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
 # Messenger caps a text at 2,000 characters, WhatsApp at 4,096, Viber at 7,000: the
@@ -120,6 +122,9 @@ class ChannelAccount(BaseModel):
     app_secret: SecretStr | None = None  # Meta: signs X-Hub-Signature-256
     verify_token: SecretStr | None = None  # Meta: the webhook verification handshake
     auth_token: SecretStr | None = None  # Viber: X-Viber-Auth-Token and the signature key
+    # Viber: answered to `conversation_started`, the one message a bot may send before
+    # the person subscribes (Viber caps a text at 7,000 characters).
+    welcome_text: str | None = Field(default=None, max_length=VIBER_WELCOME_MAX_CHARS)
 
 
 class WhatsAppTemplate(BaseModel):

@@ -38,7 +38,7 @@ def init_app(app: Flask, settings: Settings, *, embedded: bool) -> None:
     )
     accounts = DataverseAccounts(found.dataverse)
     clients = ChannelClients.for_urls(meta_graph_url=meta_url, viber_api_url=viber_url)
-    bridge = ChannelBridge(found.engine, accounts, clients)
+    bridge = ChannelBridge(found.engine, accounts, clients, dataverse=found.dataverse)
     found.channels = ChannelServices(accounts, ChannelIntake(bridge), clients, bridge)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(setup.bp)

@@ -373,7 +373,21 @@ def person_event() -> Response:
             at=now,
         )
     status, answer = _deliver(account, body)
+    if form.event == "conversation_started" and status == 200 and _is_welcome(answer):
+        # Viber shows the answer's message in the chat the person just opened.
+        line = _Line("business", str(answer["text"]), now, str(5_000_000 + number), "welcome")
+        _add_line(account, form.person_id, line)
     return jsonify({"webhook_status": status, "webhook_answer": answer})
+
+
+def _is_welcome(answer: Any) -> bool:
+    """A conversation_started answer that is a message (Viber's welcome message)."""
+    return (
+        isinstance(answer, dict)
+        and answer.get("type") == "text"
+        and isinstance(answer.get("text"), str)
+        and isinstance(answer.get("sender"), dict)
+    )
 
 
 @bp.post("/simulator/api/age")

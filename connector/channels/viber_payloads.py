@@ -13,6 +13,11 @@ Every callback is ``{"event", "timestamp": <ms>, "chat_hostname", "message_token
     webhook               set_webhook's check: answered 200, no event
 
 Malformed callbacks raise `PayloadError`.
+
+The answer to `conversation_started` may carry the bot's welcome message, the one message
+Viber lets a bot send before the person subscribes: the send_message body without
+`receiver` and `auth_token` (`welcome_answer`; developers.viber.com/docs/api/rest-bot-api,
+"Welcome message").
 """
 
 from __future__ import annotations
@@ -23,9 +28,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from .meta_payloads import PayloadError
-from .model import Attachment, AttachmentKind, ChannelAccount, EventKind, InboundEvent
+from .model import (
+    Attachment,
+    AttachmentKind,
+    ChannelAccount,
+    ChannelType,
+    EventKind,
+    InboundEvent,
+)
 
-__all__ = ["parse_viber_callback"]
+__all__ = ["parse_viber_callback", "welcome_answer"]
 
 _MEDIA = {
     "picture": AttachmentKind.IMAGE,
@@ -44,6 +56,15 @@ _USER_EVENTS = {
     "subscribed": EventKind.SUBSCRIBED,
     "conversation_started": EventKind.CONVERSATION_STARTED,
 }
+
+
+def welcome_answer(account: ChannelAccount, events: list[InboundEvent]) -> dict[str, Any] | None:
+    """The welcome message to answer a `conversation_started` with, if the account has one."""
+    started = any(event.kind is EventKind.CONVERSATION_STARTED for event in events)
+    if not started or account.channel is not ChannelType.VIBER or not account.welcome_text:
+        return None
+    # The sender's name is the bot's as configured (platform id), as in send_message.
+    return {"sender": {"name": account.platform_id}, "type": "text", "text": account.welcome_text}
 
 
 def _text(value: Any) -> str | None:

@@ -6,6 +6,7 @@ Routes::
                                    hub.verify_token, hub.challenge -> 200 the challenge
     POST /channels/<key>/webhook   Meta (X-Hub-Signature-256) or Viber
                                    (X-Viber-Content-Signature) events -> 200 {"accepted"}
+                                   (Viber conversation_started: the welcome message)
 
 Refusals (JSON `{"error": {"code", "message"}}`, each logged with the account key and the
 caller's address, never the body or the secrets)::
@@ -41,7 +42,7 @@ from .signatures import (
     check_verify_token,
     check_viber_signature,
 )
-from .viber_payloads import parse_viber_callback
+from .viber_payloads import parse_viber_callback, welcome_answer
 
 __all__ = ["META_MAX_BODY_BYTES", "VIBER_MAX_BODY_BYTES", "bp", "webhook_path"]
 
@@ -144,6 +145,10 @@ def receive(key: str) -> Response:
         accepted = channels_of(current_app).intake.do_accept(account, events)
     except QueueFull:
         raise Busy("Too much waiting; call again shortly.") from None
+    welcome = welcome_answer(account, events)
+    if welcome is not None:
+        # Viber reads the answer's body as the message to show the person.
+        return jsonify(welcome)
     return jsonify({"accepted": accepted, "events": len(events)})
 
 

@@ -9,7 +9,7 @@ Nothing on this path reads Dataverse: names come from the cached Directory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from connector.chat.model import Conversation, Message
@@ -20,17 +20,23 @@ from connector.crm.regarding import Regarding
 __all__ = ["CHAT_ACTIVITY_KIND", "finished_chat", "finished_chat_payload", "transcript_messages"]
 
 
-def transcript_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """The messages in the protocol's shape `format_transcript` reads."""
-    return [
-        {
+def transcript_messages(
+    messages: Sequence[Message], receipts: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The messages in the protocol's shape `format_transcript` reads; `receipts` (a
+    channel chat's delivery states by seq) adds each agent message's `state`."""
+    shaped: list[dict[str, Any]] = []
+    for m in messages:
+        item: dict[str, Any] = {
             "seq": m.seq,
             "sender": {"kind": m.sender_kind.value, "name": m.sender_name},
             "text": m.text,
             "sent_at": m.sent_at.isoformat(),
         }
-        for m in messages
-    ]
+        if receipts and str(m.seq) in receipts:
+            item["state"] = receipts[str(m.seq)]
+        shaped.append(item)
+    return shaped
 
 
 def finished_chat(
@@ -72,7 +78,7 @@ def finished_chat(
             {"kind": p.kind, "id": p.id, "name": p.name} for p in conversation.participants
         ],
         rating=conversation.rating,
-        transcript=transcript_messages(messages),
+        transcript=transcript_messages(messages, (conversation.channel or {}).get("receipts")),
         regarding=Regarding.from_dict(conversation.regarding) if conversation.regarding else None,
         context=dict(conversation.context),
         labels=sorted(labels[i].name for i in conversation.labels if i in labels),

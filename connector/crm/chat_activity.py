@@ -299,6 +299,10 @@ def _message_lines(
     lines = _clean(raw if isinstance(raw, str) else "").split("\n")
     # Continuation lines are indented, so every new line of the transcript is a message.
     body = "\n    ".join(line.rstrip() for line in lines)
+    # A channel message's last delivery state (sent, delivered, read, failed).
+    state = message.get("state")
+    if isinstance(state, str) and state.isalpha():
+        body += f" [{state}]"
     return f"[{stamp}] {_sender_name(message)}: {body}", day
 
 

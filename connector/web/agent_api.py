@@ -21,16 +21,17 @@ import logging
 from dataclasses import asdict
 from typing import Any, Literal
 
-from flask import Blueprint, Response, current_app, jsonify
-from pydantic import BaseModel, ConfigDict
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field
 
 from connector.chat.actions import conversations
 from connector.chat.errors import ChatError
 from connector.chat.frames import GUID_PATTERN
-from connector.chat.model import ConversationKind
+from connector.chat.model import Conversation, ConversationKind
 from connector.chat.ports import AgentLike
 from connector.crm import tables
 from connector.dataverse import DataverseError
+from connector.dataverse.odata import and_, contains, eq, or_
 from connector.services import services_of
 from connector.web.auth import AGENT_ROLES, current_user, require_roles
 from connector.web.errors import ApiError, CrmError, Forbidden, NotFound, json_body
@@ -48,6 +49,15 @@ _TABLE_OF_KIND = {"lead": "lead", "contact": "contact", "case": "incident"}
 class CrmActionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["lead", "contact", "case"]
+
+
+class ContactSearchIn(BaseModel):
+    q: str = Field(min_length=2, max_length=100)
+
+
+class LinkContactIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    contact_id: str = Field(pattern=GUID_PATTERN.pattern)
 
 
 @bp.errorhandler(ChatError)
@@ -139,4 +149,106 @@ def create_crm_record(conversation_id: str) -> dict[str, Any]:
         regarding,
         contact={"id": contact.id, "name": contact.name} if contact is not None else None,
     )
+    _link_channel_person(conversation, contact.to_dict() if contact is not None else regarding)
+    return {"regarding": regarding}
+
+
+# ----- a channel's person linked to an existing contact (connector.channels.links) -----
+CONTACT_SEARCH_MAX = 10
+
+
+def _link_channel_person(conversation: Conversation, record: dict[str, str]) -> None:
+    """A channel's person: their later conversations find `record` by themselves."""
+    if conversation.channel is None:
+        return
+    from connector.channels.links import do_link_person
+    from connector.channels.shared import channels_of
+
+    account = channels_of(current_app).accounts.get(str(conversation.channel["account"]))
+    if account is not None:
+        client = services_of(current_app).dataverse
+        person = str(conversation.channel["person"])
+        do_link_person(client, account, person, conversation.visitor_name, record)
+
+
+def _channel_chat(conversation_id: str, me: AgentLike) -> Conversation:
+    if not GUID_PATTERN.fullmatch(conversation_id):
+        raise NotFound("There is no such chat.")
+    engine = engine_of(current_app)
+    conversation = conversations.access_agent_chat(engine, me.agent_id, conversation_id.lower())
+    if conversation.channel is None:
+        raise ApiError("Only a messaging channel's person is linked.", code="invalid_input")
+    return conversation
+
+
+@bp.get("/chats/<conversation_id>/contacts")
+@require_roles(AGENT_ROLES)
+def search_contacts(conversation_id: str) -> dict[str, Any]:
+    """Active contacts whose name, email or phone contains `q` (at most 10)."""
+    me = _me()
+    _channel_chat(conversation_id, me)
+    query = ContactSearchIn.model_validate({"q": request.args.get("q", "")}).q
+    client = services_of(current_app).dataverse
+    try:
+        rows = list(
+            client.list(
+                tables.CONTACTS,
+                select=["contactid", "fullname", "emailaddress1", "mobilephone"],
+                filter=and_(
+                    eq("statecode", 0),
+                    or_(
+                        contains("fullname", query),
+                        contains("emailaddress1", query),
+                        contains("mobilephone", query),
+                    ),
+                ),
+                orderby="fullname",
+                top=CONTACT_SEARCH_MAX,
+            )
+        )
+    except DataverseError as error:
+        raise CrmError.from_dataverse(error, doing="the contact search") from error
+    return {
+        "contacts": [
+            {
+                "id": str(row["contactid"]).lower(),
+                "name": row.get("fullname") or "",
+                "email": row.get("emailaddress1") or "",
+                "phone": row.get("mobilephone") or "",
+            }
+            for row in rows
+        ]
+    }
+
+
+@bp.post("/chats/<conversation_id>/link")
+@require_roles(AGENT_ROLES)
+def link_contact(conversation_id: str) -> dict[str, Any]:
+    """Link the chat's person to an existing contact: this chat regards it, and so will
+    the person's later chats on that account."""
+    me = _me()
+    conversation = _channel_chat(conversation_id, me)
+    body = LinkContactIn.model_validate(json_body())
+    client = services_of(current_app).dataverse
+    try:
+        row = client.retrieve(tables.CONTACTS, body.contact_id, select=["fullname", "statecode"])
+    except DataverseError as error:
+        if error.status == 404:
+            raise NotFound("There is no such contact.", code="unknown_contact") from error
+        raise CrmError.from_dataverse(error, doing="the contact") from error
+    if row.get("statecode") != 0:
+        raise NotFound("There is no such contact.", code="unknown_contact")
+    regarding = {
+        "table": "contact",
+        "id": body.contact_id.lower(),
+        "name": row.get("fullname") or "",
+    }
+    conversations.do_set_regarding(
+        engine_of(current_app),
+        me.agent_id,
+        conversation.conversation_id,
+        regarding,
+        contact={"id": regarding["id"], "name": regarding["name"]},
+    )
+    _link_channel_person(conversation, regarding)
     return {"regarding": regarding}

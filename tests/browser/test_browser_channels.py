@@ -169,3 +169,26 @@ def test_a_person_writes_on_the_simulator_page_and_sees_the_reply(
     )
     do_channel_reply(_clients(service), viber, "person-1", subscribed, text="Hello Pat")
     expect(page.locator("#lines li[data-sender=business] .text")).to_have_text("Hello Pat")
+
+
+def test_opening_the_viber_bot_shows_its_welcome_message(service: Any) -> None:
+    viber = _account(service, "viber")
+    assert viber.welcome_text
+    answer = requests.post(
+        f"{service.url}/simulator/api/person-event",
+        json={
+            "account": viber.key,
+            "person_id": "V5150",
+            "person_name": "Vera",
+            "event": "conversation_started",
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["webhook_answer"] == {
+        "sender": {"name": viber.platform_id},
+        "type": "text",
+        "text": viber.welcome_text,
+    }
+    lines = _conversation(service, viber, "V5150")
+    assert [(line["sender"], line["text"]) for line in lines] == [("business", viber.welcome_text)]

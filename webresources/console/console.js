@@ -949,6 +949,38 @@
     }
   }
 
+  // ---- a channel's person linked to an existing contact ----------------------------------
+  async function searchContacts(event) {
+    event.preventDefault();
+    const id = state.active;
+    const query = $("link-query").value.trim();
+    const results = $("link-results");
+    if (!id || query.length < 2) return;
+    try {
+      const path = "/api/agent/chats/" + encodeURIComponent(id) + "/contacts?q=" + encodeURIComponent(query);
+      const answer = await agentCall("GET", path);
+      results.replaceChildren(...(answer.contacts.length ? answer.contacts.map((c) => el("li", { "data-testid": "link-result" },
+        el("span", { text: c.name + (c.email ? " · " + c.email : "") }),
+        el("button", { type: "button", class: "link", "data-testid": "link-choose", text: "Link", onclick: () => linkContact(id, c.id) }),
+      )) : [el("li", { text: "No active contact matches." })]));
+    } catch (error) {
+      toast("Could not search contacts: " + error.message, "bad");
+    }
+  }
+
+  async function linkContact(id, contactId) {
+    try {
+      const answer = await agentCall("POST", "/api/agent/chats/" + encodeURIComponent(id) + "/link", { contact_id: contactId });
+      const chat = state.chats.get(id);
+      if (chat) chat.regarding = answer.regarding;
+      toast("Linked to " + answer.regarding.name, "ok");
+    } catch (error) {
+      toast("Could not link the contact: " + error.message, "bad");
+    } finally {
+      render();
+    }
+  }
+
   function openRegarding(regarding) {
     if (xrm && xrm.Navigation && xrm.Navigation.openForm) {
       xrm.Navigation.openForm({ entityName: regarding.table, entityId: regarding.id, openInNewWindow: true });
@@ -1409,7 +1441,12 @@
       messageRows = new Map();
       list.replaceChildren();
     }
-    const wanted = sortedMessages(chat).map((m) => ["seq:" + m.seq, () => messageItem(m, false)]);
+    // A channel chat's delivery states by seq: a row is redrawn when its state moves.
+    receiptsShown = (chat.channel && chat.channel.receipts) || {};
+    const wanted = sortedMessages(chat).map((m) => [
+      "seq:" + m.seq + (receiptsShown[m.seq] ? ":" + receiptsShown[m.seq] : ""),
+      () => messageItem(m, false),
+    ]);
     const canRetry = chat.state !== "ended";
     for (const [clientId, p] of state.pending) {
       if (p.conversation_id !== chat.conversation_id) continue;
@@ -1437,6 +1474,8 @@
   }
 
   let peerSide = false; // the chat being drawn is between agents
+  let receiptsShown = {}; // the chat being drawn: channel delivery states by seq
+  const RECEIPT_TEXT = { sent: "Sent", delivered: "Delivered", read: "Read", failed: "Not delivered" };
   function messageItem(m, pending, failed, canRetry) {
     const kind = (m.sender && m.sender.kind) || "system";
     const own = kind === "agent" && (pending || isMine(m));
@@ -1457,6 +1496,11 @@
     item.append(el("div", { class: "msg-text", "data-testid": "message-text", text: m.text }));
     if (kind === "system" && at !== null) {
       item.append(el("time", { datetime: m.sent_at, "data-testid": "message-time", text: formatClock(at) }));
+    }
+    const receipt = !pending && kind === "agent" ? receiptsShown[m.seq] : undefined;
+    if (receipt && RECEIPT_TEXT[receipt]) {
+      item.append(el("div", { class: "msg-state msg-receipt", "data-testid": "message-receipt",
+        "data-state": receipt, text: RECEIPT_TEXT[receipt] }));
     }
     if (pending) {
       item.append(el("div", { class: "msg-state" },
@@ -1585,6 +1629,13 @@
       regarding.textContent = "None yet";
       delete regarding.dataset.table;
       delete regarding.dataset.id;
+    }
+    // A channel's person not linked yet: offer the contacts the agent can search.
+    const linkForm = $("link-contact");
+    const linkable = Boolean(chat.channel) && !chat.regarding && !chat.leftReason;
+    if (linkForm.hidden !== !linkable) {
+      linkForm.hidden = !linkable;
+      $("link-results").replaceChildren();
     }
     const visitor = chat.visitor || {};
     const facts = $("visitor-info");
@@ -1734,6 +1785,7 @@
     for (const button of document.querySelectorAll(".crm-buttons button")) {
       button.addEventListener("click", () => createRecord(button.dataset.kind, button));
     }
+    $("link-contact").addEventListener("submit", searchContacts);
     document.addEventListener("keydown", (event) => { if (event.key === "Escape") closeMenus(); });
     document.addEventListener("click", (event) => {
       if (!event.target.closest(".menu-wrap") && !event.target.closest("#end-confirm") && event.target.id !== "end") closeMenus();

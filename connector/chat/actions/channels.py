@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.channels.accounts import ChannelAccounts
 from connector.channels.errors import ChannelError, SendRefused
+from connector.channels.links import find_link
 from connector.channels.model import (
     ChannelAccount,
     ChannelType,
@@ -60,6 +61,8 @@ __all__ = [
     "channel_visitor_id",
     "check_channel_reply",
     "do_channel_message",
+    "do_channel_receipt",
+    "do_channel_sent",
     "do_channel_subscription",
 ]
 
@@ -150,12 +153,19 @@ def _message_text(event: InboundEvent) -> str:
 
 
 def do_channel_message(
-    engine: ChatEngine, account: ChannelAccount, event: InboundEvent, subscriber: Subscriber
+    engine: ChatEngine,
+    account: ChannelAccount,
+    event: InboundEvent,
+    subscriber: Subscriber,
+    *,
+    linked: dict[str, str] | None = None,
 ) -> Conversation:
     """Append the person's message to their open conversation on `account`, or open one
     offered to the account's topic. A redelivery (same message id) is stored once.
 
-    `subscriber` is the bridge's: it joins the conversation's visitor channel."""
+    `subscriber` is the bridge's: it joins the conversation's visitor channel. `linked`
+    is the contact or lead the person's platform link names: a chat opened now regards
+    it from the start (`connector.channels.links`)."""
     with engine.changing():
         conversation = _open_channel_chat(engine, account, event)
         now = engine.clock()
@@ -188,6 +198,10 @@ def do_channel_message(
                     "subscribed": True,
                 },
             )
+            if linked is not None:
+                conversation.regarding = dict(linked)
+                if linked["table"] == "contact":
+                    conversation.contact = {"id": linked["id"], "name": linked["name"]}
             engine.state.save_conversation(conversation)
             engine.conversations[conversation.conversation_id] = conversation
             engine.hub.subscribe(chat_channel(conversation.conversation_id), subscriber)
@@ -242,15 +256,129 @@ def do_channel_subscription(
         publish_chat_updated(engine, conversation, skip=set())
 
 
+# A message's state as the platform reports it, in the order it moves; a late or
+# redelivered receipt never moves it back (a "delivered" after "read" changes nothing).
+RECEIPT_ORDER = {"sent": 0, "delivered": 1, "read": 2}
+_RECEIPT_STATE = {EventKind.DELIVERED: "delivered", EventKind.READ: "read"}
+
+
+def _advance(state: str, kind: EventKind) -> str:
+    """A message's state after a receipt of `kind` (never backwards; failed is final)."""
+    if state not in RECEIPT_ORDER:
+        return state
+    if kind is EventKind.FAILED:
+        return "failed" if state != "read" else state
+    wanted = _RECEIPT_STATE[kind]
+    return wanted if RECEIPT_ORDER[wanted] > RECEIPT_ORDER[state] else state
+
+
+def _not_delivered(engine: ChatEngine, conversation: Conversation, reason: str | None) -> None:
+    line = append_system_line(
+        engine, conversation, f"Not delivered: {reason or 'the platform gave no reason.'}"
+    )
+    publish_message(engine, conversation, line)
+
+
+def do_channel_sent(
+    engine: ChatEngine, conversation_id: str, seq: int, platform_message_id: str
+) -> None:
+    """The platform took the agent's message `seq`: remember its id for the receipts and
+    show it as sent (`channel.receipts[seq]`, drawn next to the message). A receipt that
+    came before the send's answer (the platforms send them on their own) applies now."""
+    with engine.changing():
+        conversation = find_conversation(engine, conversation_id)
+        if conversation is None or conversation.channel is None:
+            return
+        channel = conversation.channel
+        sent = dict(channel.get("sent") or {})
+        receipts = dict(channel.get("receipts") or {})
+        early = dict(channel.get("early") or {})
+        if platform_message_id:
+            sent[platform_message_id] = seq
+        state = receipts.get(str(seq), "sent")
+        came_first = early.pop(platform_message_id, None) if platform_message_id else None
+        if came_first is not None:
+            for kind in came_first["kinds"]:
+                state = _advance(state, EventKind(kind))
+        receipts[str(seq)] = state
+        conversation.channel = {**channel, "sent": sent, "receipts": receipts, "early": early}
+        engine.state.save_conversation(conversation)
+        if came_first is not None and state == "failed":
+            _not_delivered(engine, conversation, came_first.get("error"))
+        publish_chat_updated(engine, conversation, skip=set())
+
+
+def _receipt_seqs(engine: ChatEngine, conversation: Conversation, event: InboundEvent) -> list[int]:
+    """The agent messages a receipt is about: the one it names, and for a watermark
+    (Messenger) every message the platform took up to that time."""
+    channel = conversation.channel or {}
+    sent: dict[str, int] = channel.get("sent") or {}
+    seqs = {sent[event.message_id]} if event.message_id in sent else set()
+    if event.watermark is not None:
+        taken = set(sent.values())
+        seqs |= {
+            m.seq
+            for m in engine.state.messages(conversation.conversation_id)
+            if m.seq in taken and m.sent_at <= event.watermark
+        }
+    return sorted(seqs)
+
+
+# Receipts kept for messages whose send answer has not come back yet, per chat.
+EARLY_RECEIPTS_MAX = 50
+
+
+def do_channel_receipt(engine: ChatEngine, account: ChannelAccount, event: InboundEvent) -> None:
+    """A delivery, read or failure report on the agent's messages: the new state goes on
+    the open chat (the console shows it; the transcript keeps it). A failure also adds
+    the system line a refused send gets."""
+    with engine.changing():
+        conversation = _open_channel_chat(engine, account, event)
+        if conversation is None or conversation.channel is None:
+            return
+        channel = conversation.channel
+        receipts = dict(channel.get("receipts") or {})
+        seqs = _receipt_seqs(engine, conversation, event)
+        if event.message_id and event.message_id not in (channel.get("sent") or {}):
+            # About a message whose send answer is still on its way: kept for it (a
+            # Messenger watermark may still cover the messages already known, below).
+            early = dict(channel.get("early") or {})
+            kept = early.get(event.message_id) or {"kinds": [], "error": None}
+            kept = {"kinds": [*kept["kinds"], event.kind.value], "error": event.error}
+            early[event.message_id] = kept
+            channel = {**channel, "early": dict(list(early.items())[-EARLY_RECEIPTS_MAX:])}
+            conversation.channel = channel
+            engine.state.save_conversation(conversation)
+        changed = False
+        for seq in seqs:
+            now = receipts.get(str(seq), "sent")
+            receipts[str(seq)] = _advance(now, event.kind)
+            changed |= receipts[str(seq)] != now
+        if not changed:
+            return
+        conversation.channel = {**channel, "receipts": receipts}
+        engine.state.save_conversation(conversation)
+        if event.kind is EventKind.FAILED:
+            _not_delivered(engine, conversation, event.error)
+        publish_chat_updated(engine, conversation, skip=set())
+
+
 class ChannelBridge:
     """The channel intake's sink and the way out for agents' replies (module docstring)."""
 
     def __init__(
-        self, engine: ChatEngine, accounts: ChannelAccounts, clients: ChannelClients
+        self,
+        engine: ChatEngine,
+        accounts: ChannelAccounts,
+        clients: ChannelClients,
+        *,
+        dataverse: Any = None,
     ) -> None:
         self.engine = engine
         self.accounts = accounts
         self.clients = clients
+        # Reads the people's platform links (None: chats open unlinked).
+        self.dataverse = dataverse
         self.subscriber = Subscriber(self._on_frame, name="channels")
         self._pool = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="crmchat-channel-send")
         self._handed: set[tuple[str, int]] = set()
@@ -265,10 +393,18 @@ class ChannelBridge:
 
     def do_channel_event(self, account: ChannelAccount, event: InboundEvent) -> None:
         if event.kind is EventKind.MESSAGE:
-            do_channel_message(self.engine, account, event, self.subscriber)
+            linked = None
+            if self.dataverse is not None:
+                with self.engine.lock:
+                    opening = _open_channel_chat(self.engine, account, event) is None
+                # Read outside the engine's lock (a Dataverse call), on the intake thread.
+                if opening:
+                    linked = find_link(self.dataverse, account, event.person_id)
+            do_channel_message(self.engine, account, event, self.subscriber, linked=linked)
         elif event.kind in (EventKind.SUBSCRIBED, EventKind.UNSUBSCRIBED):
             do_channel_subscription(self.engine, account, event)
-        # Delivery and read receipts are not shown yet (docs/channels.md).
+        elif event.kind in (EventKind.DELIVERED, EventKind.READ, EventKind.FAILED):
+            do_channel_receipt(self.engine, account, event)
 
     def stop(self) -> None:
         self._pool.shutdown(wait=True)
@@ -285,9 +421,9 @@ class ChannelBridge:
             if key in self._handed:
                 return
             self._handed.add(key)
-        self._pool.submit(self._send, key[0], str(frame["text"]))
+        self._pool.submit(self._send, key[0], key[1], str(frame["text"]))
 
-    def _send(self, conversation_id: str, text: str) -> None:
+    def _send(self, conversation_id: str, seq: int, text: str) -> None:
         engine = self.engine
         with engine.lock:
             conversation = find_conversation(engine, conversation_id)
@@ -302,6 +438,7 @@ class ChannelBridge:
             sent = do_channel_reply(
                 self.clients, account, str(channel["person"]), window, text=text
             )
+            do_channel_sent(engine, conversation_id, seq, sent.message_id)
             log.info(
                 "channel reply sent",
                 extra={
@@ -323,8 +460,7 @@ class ChannelBridge:
             conversation = find_conversation(self.engine, conversation_id)
             if conversation is None or not conversation.is_open:
                 return
-            line = append_system_line(self.engine, conversation, f"Not delivered: {reason}")
-            publish_message(self.engine, conversation, line)
+            _not_delivered(self.engine, conversation, reason)
 
 
 class _AccountGone(Exception):
