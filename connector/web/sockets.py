@@ -197,6 +197,7 @@ def visitor_socket(ws: Any) -> None:
                     fields=frame.fields,
                     context=frame.context,
                     topic_id=frame.topic_id,
+                    consent=frame.consent,
                 )
             case TicketCreate():
                 _create_ticket(engine, session, frame)
