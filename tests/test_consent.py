@@ -8,8 +8,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from chat_fakes import BOB, SHOP
-from chat_fakes import FIELDS
+from chat_fakes import BOB, FIELDS, SHOP
 from test_chat_engine import World
 
 from connector.chat.actions import agents, visitors
