@@ -58,6 +58,14 @@ def _ann_with_chats(app: Flask) -> tuple[str, set[str], str]:  # noqa: F811
         record_id=case,
     )
     chats = {_chat(crm, "contact", ann, note=True), _chat(crm, "incident", case, note=False)}
+    crm.create(
+        "crmchat_platformlinks",
+        {
+            "crmchat_name": "Ann on WhatsApp",
+            "crmchat_platformuserid": "15551234567",
+            "crmchat_ContactId@odata.bind": f"/contacts({ann})",
+        },
+    )
     others = _chat(crm, "contact", other, note=True)
     return ann, chats, others
 
@@ -78,6 +86,9 @@ def test_the_export_holds_the_contacts_chats_transcripts_and_notes(
     assert all(c["crmchat_transcript"] == TRANSCRIPT for c in document["chats"])
     notes = [n for c in document["chats"] for n in c["notes"]]
     assert [n["subject"] for n in notes] == ["invoice.pdf"]
+    assert [link["crmchat_platformuserid"] for link in document["platform_links"]] == [
+        "15551234567"
+    ]
 
 
 def test_delete_removes_the_chats_and_notes_and_is_idempotent(
@@ -90,22 +101,23 @@ def test_delete_removes_the_chats_and_notes_and_is_idempotent(
     url = f"/api/privacy/contacts/{ann}/delete"
     first = client.post(url, json={}, headers=headers)
     assert first.status_code == 200, first.get_data(as_text=True)
-    assert first.get_json() == {"chats": 2, "notes": 1, "contact": False}
+    assert first.get_json() == {"chats": 2, "notes": 1, "links": 1, "contact": False}
     crm = _admin(app)
     left = {str(r["activityid"]) for r in crm.list(tables.CHATS, select=["activityid"])}
     assert left == {others}  # only the other contact's chat stays
     assert len(list(crm.list("annotations", select=["annotationid"]))) == 1
+    assert list(crm.list("crmchat_platformlinks", select=["crmchat_name"])) == []
     assert crm.retrieve("contacts", ann, select=["fullname"])["fullname"] == "Ann Lee"
 
     again = client.post(url, json={}, headers=headers)
-    assert again.get_json() == {"chats": 0, "notes": 0, "contact": False}
+    assert again.get_json() == {"chats": 0, "notes": 0, "links": 0, "contact": False}
 
     # The contact record itself only when asked, and only by who may delete contacts:
     # CRM Chat Administrator may not (no prvDeleteContact), a System Administrator may.
     asked = {"delete_contact": True}
     assert client.post(url, json=asked, headers=headers).status_code == 403
     gone = client.post(url, json=asked, headers=sign_in("admin"))
-    assert gone.get_json() == {"chats": 0, "notes": 0, "contact": True}
+    assert gone.get_json() == {"chats": 0, "notes": 0, "links": 0, "contact": True}
     assert client.post(url, json={}, headers=headers).status_code == 404
 
 

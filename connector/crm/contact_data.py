@@ -1,5 +1,6 @@
 """A contact's data on request: every chat about them exported as one JSON document, or
-deleted (chats and their notes; the contact record only when asked).
+deleted (chats and their notes, the contact's messaging platform links; the contact record
+only when asked).
 
 A contact's chats are the `crmchat_chat` activities regarding the contact or one of the
 contact's cases (record identification links a chat to both, connector/crm/regarding.py).
@@ -40,6 +41,15 @@ __all__ = [
 ]
 
 CONTACTS = "contacts"
+# A person on Messenger, Instagram, WhatsApp or Viber linked to the contact.
+PLATFORM_LINKS = "crmchat_platformlinks"
+LINK_COLUMNS = [
+    "crmchat_platformlinkid",
+    "crmchat_name",
+    "crmchat_channeltype",
+    "crmchat_platformuserid",
+    "_crmchat_channelaccountid_value",
+]
 INCIDENTS = "incidents"
 CONTACT_COLUMNS = ["contactid", "fullname", "emailaddress1", "telephone1", "mobilephone"]
 CHAT_COLUMNS = [
@@ -68,6 +78,7 @@ EXPORT_FORMAT = "crmchat.contact-data.v1"
 class DeleteResult:
     chats: int
     notes: int
+    links: int
     contact: bool  # the contact record was deleted by this request
 
 
@@ -111,6 +122,17 @@ def _notes(client: Any, chat_id: str, columns: list[str]) -> list[dict[str, Any]
     )
 
 
+def _links(client: Any, contact_id: str, columns: list[str]) -> list[dict[str, Any]]:
+    return list(
+        client.list(
+            PLATFORM_LINKS,
+            select=columns,
+            filter=odata.eq("_crmchat_contactid_value", uuid.UUID(contact_id)),
+            page_size=_PAGE_SIZE,
+        )
+    )
+
+
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
     """The row without the Web API's `@odata.*` annotations."""
     return {key: value for key, value in row.items() if "@" not in key}
@@ -144,6 +166,7 @@ def export_contact_data(
         "exported_at": now.isoformat(),
         "contact": contact,
         "chats": chats,
+        "platform_links": [_plain(row) for row in _links(client, contact_id, LINK_COLUMNS)],
         "presence": presence,
     }
 
@@ -151,18 +174,21 @@ def export_contact_data(
 def delete_contact_data(
     client: Any, contact_id: str, *, delete_contact: bool = False
 ) -> DeleteResult:
-    """Delete the contact's chats with their notes; the contact too with `delete_contact`.
+    """Delete the contact's chats with their notes and the contact's platform links; the
+    contact too with `delete_contact`.
 
     `client` impersonates the user asking. Raises NotFound when the contact does not exist
     (asking again after the contact was deleted is then a 404, not a second delete) and
     Forbidden when the user may not read or delete these records.
     """
     _contact(client, contact_id)
-    chats = notes = 0
+    chats = notes = links = 0
+    for link in _links(client, contact_id, ["crmchat_platformlinkid"]):
+        links += delete_if_present(client, PLATFORM_LINKS, str(link["crmchat_platformlinkid"]))
     for row in _chat_rows(client, contact_id, ["activityid"]):
         chat_id = str(row["activityid"])
         for note in _notes(client, chat_id, ["annotationid"]):
             notes += delete_if_present(client, ANNOTATIONS, str(note["annotationid"]))
         chats += delete_if_present(client, tables.CHATS, chat_id)
     deleted = delete_if_present(client, CONTACTS, contact_id) if delete_contact else False
-    return DeleteResult(chats=chats, notes=notes, contact=deleted)
+    return DeleteResult(chats=chats, notes=notes, links=links, contact=deleted)

@@ -2,9 +2,10 @@
 
 GET  /api/privacy/contacts/<contact_id>/export   one JSON file (attachment): the contact,
                                                  each chat with its transcript and notes
-                                                 (attachments included), presence records
+                                                 (attachments included), platform links,
+                                                 presence records
 POST /api/privacy/contacts/<contact_id>/delete   {"delete_contact": false}
-                                                 -> {"chats", "notes", "contact"}: counts
+                                                 -> {"chats", "notes", "links", "contact"}
 
 Every Dataverse call runs as the signed-in CRM user (`MSCRMCallerID`), so the user's own
 privileges decide: without read on the contact or its activities the answer is 403
