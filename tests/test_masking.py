@@ -9,12 +9,15 @@ import json
 from pathlib import Path
 
 import pytest
-from chat_fakes import BOB, SHOP
+from chat_fakes import BOB, FIELDS, SHOP, FakeDirectory, FakeOutbox
 from test_chat_engine import World
+from test_sockets import Server
 
 from connector.chat.actions import agents, visitors
-from connector.crm.design import DesignError, parse_design
+from connector.crm import tables
+from connector.crm.design import DesignError, Privacy, TicketFallback, WidgetDesign, parse_design
 from connector.crm.masking import MaskingError, check_pattern, mask_text
+from connector.services import services_of
 
 CARD_RULE = r"\b\d(?:[ -]?\d){12,18}\b"
 CARD = "4111 1111 1111 1111"
@@ -103,3 +106,28 @@ def test_the_design_refuses_a_bad_rule_with_its_reason() -> None:
     assert design.privacy.masking_rules == (CARD_RULE,)
     with pytest.raises(DesignError, match="at most 20"):
         parse_design(json.dumps({"privacy": {"masking_rules": [r"\d{4}"] * 21}}))
+
+
+def test_a_message_left_as_a_case_is_stored_masked(tmp_path: Path) -> None:
+    server = Server(tmp_path, FakeOutbox())
+    try:
+        directory: FakeDirectory = services_of(server.app).directory
+        shop = directory.widget(SHOP)
+        assert shop is not None
+        design = WidgetDesign(
+            ticket_fallback=TicketFallback(enabled=True),
+            privacy=Privacy(masking_rules=(CARD_RULE,)),
+        )
+        directory.set_widget(dataclasses.replace(shop, design=design))
+        visitor = server.visitor("visitor-mask1")
+        message = f"Refund to card {CARD} please."
+        visitor.send(
+            {"type": "ticket.create", "client_id": "t1", "fields": FIELDS, "message": message}
+        )
+        visitor.expect("ticket.created")
+        crm = services_of(server.app).dataverse
+        stored = [c["description"] for c in crm.list(tables.INCIDENTS, select=["description"])]
+        assert f"Refund to card {MASKED_CARD} please." in stored
+        assert CARD not in json.dumps(stored)
+    finally:
+        server.stop()

@@ -54,6 +54,7 @@ __all__ = [
     "EndChat",
     "FieldsError",
     "MAX_DOMAINS",
+    "Privacy",
     "InputField",
     "Proactive",
     "TicketFallback",
