@@ -539,7 +539,11 @@ def test_schema_has_the_three_roles_with_their_privileges(schema: Schema) -> Non
         "CRM Chat Administrator",
         "CRM Chat Agent",
         "CRM Chat App User",
+        "CRM Chat Service",
     }
+    service = schema.role_named("CRM Chat Service")
+    assert service is not None
+    assert service.privileges == {"prvActOnBehalfOfAnotherUser": AccessLevel.GLOBAL}
     admin = schema.role_named("CRM Chat Administrator")
     agent = schema.role_named("crm chat agent")
     app_user = schema.role_named("CRM Chat App User")

@@ -12,13 +12,15 @@ Errors::
     ├── ChatLoginRequired  login_required  the widget needs a verified identity
     ├── ChatIdentityMismatch identity_mismatch  the context's Email is not the identity's
     ├── ChatInvalidContext invalid_context the Omnichannel context breaks its rules
-    └── ChatInvalidIdentity invalid_identity  the identity token proves nothing
+    ├── ChatInvalidIdentity invalid_identity  the identity token proves nothing
+    └── ChatConsentRequired consent_required  the widget asks for consent first
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ChatConflict",
+    "ChatConsentRequired",
     "ChatEnded",
     "ChatError",
     "ChatForbidden",
@@ -86,3 +88,8 @@ class ChatInvalidContext(ChatError):
 
 class ChatInvalidIdentity(ChatError):
     code = "invalid_identity"
+
+
+class ChatConsentRequired(ChatError):
+    code = "consent_required"
+    http_status = 403

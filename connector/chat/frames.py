@@ -96,6 +96,8 @@ class ChatStart(_Frame):
     # Checked by `connector.chat.context` (its own error code, invalid_context).
     context: dict[str, Any] | None = None
     topic_id: Guid | None = None
+    # The visitor ticked the widget's consent box (design privacy.consent_required).
+    consent: bool = False
 
 
 class TicketCreate(_Frame):

@@ -115,6 +115,8 @@ class Conversation:
     channel: dict[str, Any] | None = None
     # Agents who rejected the offer while it waited: never offered it again (actions/offers.py).
     declined_agent_ids: list[str] = field(default_factory=list)
+    # The consent the visitor gave before the chat: {"text", "at"} (design privacy).
+    consent: dict[str, str] | None = None
 
     @property
     def is_open(self) -> bool:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 __all__ = [
     "AgentLike",
     "DesignLike",
+    "PrivacyLike",
     "DirectoryLike",
     "FieldLike",
     "LabelLike",
@@ -60,6 +61,15 @@ class TicketFallbackLike(Protocol):
     def accept_timeout_secs(self) -> int: ...
 
 
+class PrivacyLike(Protocol):
+    @property
+    def consent_required(self) -> bool: ...
+    @property
+    def consent_text(self) -> str: ...
+    @property
+    def masking_rules(self) -> Sequence[str]: ...
+
+
 class DesignLike(Protocol):
     @property
     def fields(self) -> Sequence[FieldLike]: ...
@@ -77,6 +87,8 @@ class DesignLike(Protocol):
     def inactive_close_secs(self) -> int: ...
     @property
     def auth_key_url(self) -> str: ...
+    @property
+    def privacy(self) -> PrivacyLike: ...
 
     def display_name(self, fields: Mapping[str, str]) -> str: ...
 

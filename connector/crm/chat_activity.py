@@ -140,6 +140,7 @@ class FinishedChat:
     contact: dict[str, str] | None = None  # {"id","name"} from record identification
     topic_id: str | None = None  # the topic reports count it under
     agent_id: str | None = None  # crmchat_agentid of the agent who accepted
+    consent: dict[str, str] | None = None  # {"text", "at"}: what the visitor agreed to
 
     def __post_init__(self) -> None:
         guid(self.conversation_id)
@@ -172,6 +173,7 @@ class FinishedChat:
             "contact": self.contact,
             "topic_id": self.topic_id,
             "agent_id": self.agent_id,
+            "consent": self.consent,
         }
 
     @classmethod
@@ -205,6 +207,7 @@ class FinishedChat:
             contact=data.get("contact"),
             topic_id=data.get("topic_id"),
             agent_id=data.get("agent_id"),
+            consent=data.get("consent"),
         )
 
 
@@ -364,6 +367,9 @@ def format_visitor(chat: FinishedChat) -> str:
         lines.append("Identity: verified by the website")
     if chat.contact and chat.contact.get("name"):
         lines.append(f"Recognised as: {_one_line(chat.contact['name'])}")
+    if chat.consent:
+        at = _one_line(chat.consent.get("at") or "")
+        lines.append(f"Consent: {_one_line(chat.consent.get('text') or '')} ({at})")
     return _cut("\n".join(lines), MAX_READABLE_CHARS)
 
 
@@ -412,6 +418,7 @@ def chat_activity_payload(
                 "accepted_at": _iso(chat.accepted_at),
                 "identity": chat.identity,
                 "contact": chat.contact,
+                "consent": chat.consent,
             }
         ),
         "crmchat_participants": _bounded_json(chat.participants),

@@ -44,6 +44,8 @@ SERVICE_USER_ID = "4f6b1c1e-8d0e-4d6b-9a3c-2c7c1a00c4a7"
 SERVICE_USER_DOMAIN = "crmchat-service@crmchat.local"
 # What a real app registration's application user is given (README, "Connect").
 SERVICE_ROLE_NAME = "CRM Chat Administrator"
+# Impersonation for a contact's data requests, which run as the CRM user who asks.
+SERVICE_IMPERSONATION_ROLE_NAME = "CRM Chat Service"
 # The embedded Dataverse's tokens for the service last an hour, like Entra's.
 SERVICE_TOKEN_LIFETIME_SECS = 3600
 
@@ -73,7 +75,8 @@ def ensure_service_user(store: Any) -> None:
     field security profiles as an admin adds the application user in a tenant."""
     from connector.dataverse_local import add_user, assign_field_security_profile
 
-    role_ids = [role.id for role in store.schema.roles if role.name == SERVICE_ROLE_NAME]
+    names = {SERVICE_ROLE_NAME, SERVICE_IMPERSONATION_ROLE_NAME}
+    role_ids = [role.id for role in store.schema.roles if role.name in names]
     add_user(
         store,
         domain_name=SERVICE_USER_DOMAIN,

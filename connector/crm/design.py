@@ -39,6 +39,8 @@ from pydantic import (
 )
 
 from connector.crm.hours import OperatingHours
+from connector.crm.masking import MAX_PATTERN_CHARS, MaskingError, check_pattern
+from connector.crm.masking import MAX_RULES as MAX_MASKING_RULES
 from connector.site_keys import MAX_URL_CHARS as MAX_KEY_URL_CHARS
 from connector.site_keys import SiteKeysError, check_key_url
 
@@ -52,6 +54,7 @@ __all__ = [
     "EndChat",
     "FieldsError",
     "MAX_DOMAINS",
+    "Privacy",
     "InputField",
     "Proactive",
     "TicketFallback",
@@ -142,6 +145,18 @@ Color = Annotated[str, Field(max_length=7)]
 
 
 MAX_RETENTION_DAYS = 3650
+
+
+def _masking_pattern(value: str) -> str:
+    try:
+        return check_pattern(value)
+    except MaskingError as error:
+        raise ValueError(str(error)) from None
+
+
+MaskingPattern = Annotated[
+    str, Field(max_length=MAX_PATTERN_CHARS), AfterValidator(_masking_pattern)
+]
 
 
 class _Options(BaseModel):
@@ -243,6 +258,16 @@ class Privacy(_Options):
     retention_days: int = Field(default=0, ge=0, le=MAX_RETENTION_DAYS)
     # Keep only the network prefix of a visitor's address (connector/crm/ip_masking.py).
     mask_ip: bool = False
+    # The visitor ticks a box with this text before the chat starts; the service refuses
+    # `chat.start` without it and stores the text and the time with the chat.
+    consent_required: bool = False
+    consent_text: Text = Field(
+        default="I agree that this chat and what I type in it are stored to answer my request.",
+        min_length=1,
+    )
+    # Regular expressions (RE2) whose matches agents and the transcript see masked
+    # (connector/crm/masking.py); the visitor sees what they typed.
+    masking_rules: tuple[MaskingPattern, ...] = Field(default=(), max_length=MAX_MASKING_RULES)
 
 
 def _default_fields() -> tuple[InputField, ...]:

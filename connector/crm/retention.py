@@ -30,6 +30,7 @@ __all__ = [
     "RETENTION_EVERY_SECS",
     "PurgeResult",
     "RetentionJob",
+    "delete_if_present",
     "init_app",
     "purge_expired_chats",
     "stop",
@@ -65,7 +66,8 @@ def _retentions(client: Any) -> dict[str, int]:
     return out
 
 
-def _delete(client: Any, entity_set: str, record_id: str) -> bool:
+def delete_if_present(client: Any, entity_set: str, record_id: str) -> bool:
+    """Delete one record; False when it was already gone (so a rerun finishes the job)."""
     try:
         client.delete(entity_set, record_id)
     except NotFound:
@@ -98,8 +100,8 @@ def purge_expired_chats(client: Any, *, now: datetime) -> PurgeResult:
                 page_size=_PAGE_SIZE,
             )
             for note_id in [str(row["annotationid"]) for row in attached]:
-                notes += _delete(client, ANNOTATIONS, note_id)
-            chats += _delete(client, tables.CHATS, chat_id)
+                notes += delete_if_present(client, ANNOTATIONS, note_id)
+            chats += delete_if_present(client, tables.CHATS, chat_id)
     return PurgeResult(chats=chats, notes=notes)
 
 

@@ -99,6 +99,7 @@ class DataverseClient:
         max_retry_wait_secs: the most time spent waiting between retries of one call.
         caller_object_id: Entra object id to impersonate (``CallerObjectId`` header);
             the application user needs ``prvActOnBehalfOfAnotherUser``.
+        caller_user_id: systemuserid to impersonate (``MSCRMCallerID`` header), same need.
         sleep: called with the seconds to wait before a retry (tests pass a recorder).
     """
 
@@ -111,6 +112,7 @@ class DataverseClient:
         timeout_secs: float = DEFAULT_TIMEOUT_SECS,
         max_retry_wait_secs: float = DEFAULT_MAX_RETRY_WAIT_SECS,
         caller_object_id: str | None = None,
+        caller_user_id: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         parts = urlsplit(base_url)
@@ -124,6 +126,7 @@ class DataverseClient:
         self.timeout_secs = timeout_secs
         self.max_retry_wait_secs = max_retry_wait_secs
         self.caller_object_id = None if caller_object_id is None else guid(caller_object_id)
+        self.caller_user_id = None if caller_user_id is None else guid(caller_user_id)
         self._sleep = sleep
 
     def __repr__(self) -> str:
@@ -149,6 +152,20 @@ class DataverseClient:
             timeout_secs=self.timeout_secs,
             max_retry_wait_secs=self.max_retry_wait_secs,
             caller_object_id=object_id,
+            sleep=self._sleep,
+        )
+
+    def as_user(self, user_id: str) -> DataverseClient:
+        """A client that impersonates the system user `user_id` (``MSCRMCallerID``): every
+        call is checked against that user's privileges, as the Web API documents
+        (https://learn.microsoft.com/power-apps/developer/data-platform/webapi/impersonate-another-user-web-api)."""
+        return DataverseClient(
+            self.base_url,
+            self._tokens,
+            session=self._session,
+            timeout_secs=self.timeout_secs,
+            max_retry_wait_secs=self.max_retry_wait_secs,
+            caller_user_id=user_id,
             sleep=self._sleep,
         )
 
@@ -497,6 +514,8 @@ class DataverseClient:
             headers["Content-Type"] = "application/json; charset=utf-8"
         if self.caller_object_id is not None:
             headers["CallerObjectId"] = self.caller_object_id
+        if self.caller_user_id is not None:
+            headers["MSCRMCallerID"] = self.caller_user_id
         headers.update(extra)
         headers["Authorization"] = f"Bearer {self._bearer_token()}"
         try:

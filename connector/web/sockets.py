@@ -49,6 +49,7 @@ from connector.chat.frames import (
 from connector.chat.hub import Subscriber
 from connector.chat.sessions import AgentSession, VisitorSession
 from connector.crm.identification import identify
+from connector.crm.masking import masked_text
 from connector.crm.regarding import Regarding
 from connector.crm.tickets import create_ticket, ticket_ids
 from connector.dataverse import DataverseError
@@ -197,6 +198,7 @@ def visitor_socket(ws: Any) -> None:
                     fields=frame.fields,
                     context=frame.context,
                     topic_id=frame.topic_id,
+                    consent=frame.consent,
                 )
             case TicketCreate():
                 _create_ticket(engine, session, frame)
@@ -227,6 +229,9 @@ def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCre
     client = services_of(current_app).dataverse
     contact = Regarding.from_dict({"table": "contact", **plan.contact}) if plan.contact else None
     contact_id, case_id = ticket_ids(plan.visitor_id, frame.client_id)
+    widget = engine.directory.widget(session.widget_id or "")
+    # The case's description is stored in CRM: the widget's masking rules apply to it.
+    message = masked_text(widget.design, frame.message) if widget is not None else frame.message
     try:
         # The one active contact with the visitor's email (verified first, else typed) is
         # reused, so a second message from the same address makes no second contact.
@@ -236,7 +241,7 @@ def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCre
         ticket = create_ticket(
             client,
             plan.fields,
-            message=frame.message,
+            message=message,
             topic=plan.title,
             contact=contact,
             contact_id=contact_id,

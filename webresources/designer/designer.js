@@ -34,6 +34,9 @@
     button: "Button",
     privacy: "Privacy", mask_ip: "Keep only the network part of visitors' IP addresses",
     retention_days: "Delete chats and their notes this many days after they end (0: keep them)",
+    consent_required: "Ask the visitor to agree before the chat starts (a checkbox)",
+    consent_text: "Consent text (stored with the chat)",
+    masking_rules: "Masking rules: one regular expression (RE2) a line; agents and the transcript see matches as *",
   };
   const PREVIEW_DEBOUNCE_MS = 150;
 
@@ -138,6 +141,13 @@
       type: "checkbox", checked: get(path), onchange: (e) => set(path, e.target.checked),
     });
     return row(path, label, input, "check");
+  }
+
+  // A list of patterns, one a line; the service checks each when the design is saved.
+  function patternLines(path, label) {
+    const input = el("textarea", { rows: 3, spellcheck: "false", text: (get(path) || []).join("\n"),
+      oninput: (e) => set(path, e.target.value.split("\n").map((l) => l.trim()).filter(Boolean)) });
+    return row(path, label, input);
   }
 
   function select(path, label, options, onchange) {
@@ -417,6 +427,7 @@
       if (typeof v === "boolean") out.push(check(path, label));
       else if (typeof v === "number") out.push(number(path, /_secs$/.test(key) && !LABELS[key] ? label + " (seconds)" : label, 0, null));
       else if (typeof v === "string") out.push(text(path, label, { multiline: v.length > 60 }));
+      else if (path === "privacy.masking_rules") out.push(patternLines(path, label));
       else if (v && typeof v === "object" && !Array.isArray(v) && !prefix) {
         out.push(el("fieldset", null, el("legend", { text: label }), ...genericControls(path, v)));
       }

@@ -261,6 +261,14 @@
     if (S.topic) topicSelect.value = S.topic;
     pre.append(fieldBox("crmchat-topic", { label: T.topic, required: true }, topicSelect));
   }
+  // The widget's consent box (design privacy): the service refuses chat.start without it.
+  const PRIVACY = design.privacy || {};
+  const consentBox = PRIVACY.consent_required ? el("input", { type: "checkbox",
+    id: "crmchat-consent", required: true, tid: "consent" }) : null;
+  if (consentBox) {
+    pre.append(el("div", { class: "consent" }, consentBox,
+      el("label", { for: "crmchat-consent", text: PRIVACY.consent_text || "" })));
+  }
   pre.append(preError, startBtn);
 
   // leave a message (ticket fallback), and its answer
@@ -997,6 +1005,7 @@
     const start = { client_id: randomId(16), fields: values };
     if (topic) start.topic_id = topic;
     if (context) start.context = context;
+    if (consentBox) start.consent = consentBox.checked;
     S = Object.assign(fresh(), { fields: ASK_FIELDS ? values : S.fields, topic, open: true, start });
     renderTranscript();
     save();
@@ -1123,7 +1132,7 @@
     const custom = options && options.customContext;
     designHidden = delayed = false;
     if (S.state === "ended" || (S.ticket && !inChat())) newChat();
-    if (inChat() || !available || loginNeeded() || (ASK_FIELDS && fields.length) || topicSelect) {
+    if (inChat() || !available || loginNeeded() || (ASK_FIELDS && fields.length) || topicSelect || consentBox) {
       pendingContext = custom;
       setOpen(true);
       return;
@@ -1432,6 +1441,7 @@ background:rgba(255,255,255,.25);font-weight:600}
 .field{display:flex;flex-direction:column;gap:5px}
 label{font-size:13px;font-weight:600;color:var(--tx)}
 .req{color:#c50f1f}
+.consent{display:flex;gap:8px;align-items:flex-start;margin:0 0 12px}.consent input{margin-top:3px}
 .field input,.field textarea,.field select{width:100%;padding:10px 12px;border:1px solid var(--ln);border-radius:10px;background:var(--bg);resize:vertical}
 .field input:focus,.field textarea:focus{border-color:var(--p);outline:0;box-shadow:0 0 0 3px color-mix(in srgb,var(--p) 20%,transparent)}
 .primary,.secondary{border-radius:10px;padding:11px 16px;font-weight:600;border:1px solid var(--p)}

@@ -22,6 +22,7 @@ from connector.chat.ports import AgentLike, WidgetLike
 from connector.chat.routing import (
     AgentRoute,
     can_see,
+    chat_channel,
     conversation_channels,
     watcher_channels,
     widget_available,
@@ -249,8 +250,17 @@ def store_sent(
         return None
 
 
-def publish_message(engine: ChatEngine, conversation: Conversation, message: Message) -> None:
-    engine.bus.publish(message_view(message), conversation_channels(conversation))
+def publish_message(
+    engine: ChatEngine, conversation: Conversation, message: Message, *, visitor_text: str = ""
+) -> None:
+    """Relay a stored message; `visitor_text`: what the visitor typed, when masking changed it
+    (connector/crm/masking.py), for the visitor's own tabs only."""
+    view = message_view(message)
+    if not visitor_text or visitor_text == message.text:
+        engine.bus.publish(view, conversation_channels(conversation))
+        return
+    engine.bus.publish(view, conversation_channels(conversation, visitor=False))
+    engine.bus.publish({**view, "text": visitor_text}, {chat_channel(conversation.conversation_id)})
 
 
 def visitor_agent(engine: ChatEngine, conversation: Conversation) -> dict[str, Any] | None:

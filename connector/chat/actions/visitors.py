@@ -28,6 +28,7 @@ from connector.chat.context import ContextError, parse_context
 from connector.chat.engine import VISIT_GAP_SECS
 from connector.chat.errors import (
     ChatConflict,
+    ChatConsentRequired,
     ChatEnded,
     ChatIdentityMismatch,
     ChatInvalid,
@@ -56,10 +57,12 @@ from connector.chat.routing import (
 from connector.chat.sessions import VisitorSession
 from connector.chat.tokens import InvalidChatToken, InvalidIdentity
 from connector.chat.views import (
+    iso,
     visitor_chat_view,
 )
 from connector.crm.hours import takes_offline_messages
 from connector.crm.ip_masking import masked_ip
+from connector.crm.masking import masked_text
 
 if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
@@ -265,6 +268,7 @@ def do_visitor_start(
     fields: Mapping[str, str],
     context: Mapping[str, Any] | None = None,
     topic_id: str | None = None,
+    consent: bool = False,
 ) -> None:
     """Start a chat and offer it to the Available agents of the chosen topic.
 
@@ -273,7 +277,8 @@ def do_visitor_start(
     Raises ChatUnavailable when the widget is off, offers no topic, or no agent can
     take the chat; ChatInvalid when a required field is empty or the topic is missing
     or not the widget's; ChatInvalidContext, ChatLoginRequired, ChatIdentityMismatch
-    (docs/protocol.md, "Chat options, identity and context"). Record identification
+    (docs/protocol.md, "Chat options, identity and context"); ChatConsentRequired when
+    the widget asks for consent and `consent` is false. Record identification
     then runs beside the engine and sends `chat.updated` when it finds the contact.
     """
     try:
@@ -310,6 +315,9 @@ def do_visitor_start(
             raise ChatUnavailable("No agent is available right now.")
         if widget.design.require_login and identity is None:
             raise ChatLoginRequired("Sign in first: this chat is for identified visitors.")
+        privacy = widget.design.privacy
+        if privacy.consent_required and not consent:
+            raise ChatConsentRequired("Please agree to the consent text to start the chat.")
         chosen = choose_topic(widget.topic_ids, topic_id)
         # A CRM user asking for help through the internal launcher, who is an agent
         # too, is not offered their own request.
@@ -347,6 +355,12 @@ def do_visitor_start(
             waiting_since=now,
             start_client_id=client_id,
             requester_user_id=requester,
+            # What the widget showed (this design's text) and when the visitor agreed.
+            consent=(
+                {"text": privacy.consent_text, "at": iso(now) or ""}
+                if privacy.consent_required
+                else None
+            ),
         )
         engine.state.save_conversation(conversation)
         engine.conversations[conversation.conversation_id] = conversation
@@ -382,6 +396,9 @@ def do_visitor_send(
     """Store the visitor's message and relay it (resending a client_id is a no-op)."""
     with engine.changing():
         conversation = _visitor_conversation(engine, session)
+        widget = engine.directory.widget(conversation.widget_id or "")
+        # Agents and the transcript get the masked text; the visitor's tabs what they typed.
+        masked = masked_text(widget.design, text) if widget is not None else text
         now = engine.clock()
         previous = (conversation.last_visitor_message_at, conversation.waiting_since)
         conversation.last_visitor_message_at = now
@@ -394,13 +411,13 @@ def do_visitor_send(
             kind=SenderKind.VISITOR,
             sender_id=conversation.visitor_id or "",
             sender_name=conversation.visitor_name,
-            text=text,
+            text=masked,
             client_id=client_id,
         )
         if message is None:
             conversation.last_visitor_message_at, conversation.waiting_since = previous
             return
-        publish_message(engine, conversation, message)
+        publish_message(engine, conversation, message, visitor_text=text)
 
 
 def do_visitor_typing(engine: ChatEngine, session: VisitorSession, *, on: bool) -> None:
