@@ -7,15 +7,18 @@ Each visitor is a browser context with its own locale, which is what Chromium re
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from conftest import TIMEOUT_MS
 from playwright.sync_api import expect
+from test_browser_designer import _open_designer
 from test_browser_issue4 import set_design
 
-from connector.demo import SALES_WIDGET_ID
+from connector.demo import SALES_WIDGET_ID, admin_client
+from connector.services import services_of
 
 ARABIC = {
     "open": "افتح الدردشة",
@@ -155,3 +158,46 @@ def test_a_browser_language_without_a_translation_gets_the_design_as_written(
     japanese.get_by_test_id("crmchat-launcher").click()
     expect(japanese.get_by_test_id("crmchat-title")).to_have_text("Questions before you buy?")
     assert panel_direction(japanese) == "ltr"
+
+
+def test_the_designer_translates_the_widget_and_its_preview_shows_the_translation(
+    service: Any, new_page: Callable[[], Any], sign_in: Callable[[Any, str], None]
+) -> None:
+    admin = new_page()
+    sign_in(admin, "CRM Chat Admin")
+    designer = _open_designer(admin)
+    languages = designer.get_by_role("group", name="Languages")
+    expect(languages.get_by_label("Language of the texts above (e.g. en)")).to_have_value("en")
+    languages.get_by_label("Add a translation").fill("x<y")
+    languages.get_by_role("button", name="Add language").click()
+    expect(languages.get_by_role("alert")).to_contain_text("A language tag is like")
+    languages.get_by_label("Add a translation").fill("AR")
+    languages.get_by_role("button", name="Add language").click()
+    expect(languages.get_by_label("Translation shown")).to_have_value("ar")
+    # One box per text: the design's own (by their current wording), the fields' labels and
+    # the widget's built-in texts (as the preview's widget.js has them).
+    languages.get_by_label("Questions before you buy?", exact=True).fill(ARABIC["title"])
+    languages.get_by_label("First name", exact=True).fill(ARABIC["field.firstname"])
+    languages.get_by_label("Type a message…", exact=True).fill(ARABIC["placeholder"])
+
+    preview = designer.frame_locator("#preview")
+    expect(preview.get_by_test_id("crmchat-title")).to_have_text(ARABIC["title"])
+    expect(preview.get_by_label(ARABIC["field.firstname"])).to_be_visible()
+    direction = preview.get_by_test_id("crmchat-panel").evaluate(
+        "(p) => getComputedStyle(p).direction"
+    )
+    assert direction == "rtl"
+
+    designer.get_by_role("button", name="Save", exact=True).click()
+    expect(designer.locator("#result")).to_contain_text("Saved.")
+    client = admin_client(services_of(service.app).standin)
+    row = client.retrieve("crmchat_widgets", SALES_WIDGET_ID, select=["crmchat_design"])
+    saved = json.loads(row["crmchat_design"])
+    assert saved["language"] == "en"
+    assert saved["translations"] == {
+        "ar": {
+            "title": ARABIC["title"],
+            "field.firstname": ARABIC["field.firstname"],
+            "placeholder": ARABIC["placeholder"],
+        }
+    }

@@ -313,7 +313,9 @@
   const ticketDone = el("p", { class: "done", tid: "ticket-done", role: "status", hidden: true });
 
   // conversation
-  const log = el("ol", { class: "log", role: "log", "aria-live": "polite", tid: "messages",
+  // A role="log" is not a list: its messages are plain blocks (an <ol> with that role
+  // would hold list items outside a list).
+  const log = el("div", { class: "log", role: "log", "aria-live": "polite", tid: "messages",
     "aria-labelledby": "crmchat-title" });
   const typingEl = el("p", { class: "typing", tid: "typing", hidden: true });
   const slowedEl = el("p", { class: "typing", tid: "slowed", role: "status", hidden: true, text: T.slowed });
@@ -566,7 +568,7 @@
   function nodeFor(m, pending) {
     const kind = (m.sender && m.sender.kind) || "visitor";
     const name = kind === "visitor" ? displayName(S.fields) : (m.sender && m.sender.name) || "";
-    const li = el("li", { class: "msg " + kind + (pending ? " pending" : ""), tid: "message",
+    const li = el("div", { class: "msg " + kind + (pending ? " pending" : ""), tid: "message",
       "data-kind": kind, "data-seq": pending ? null : m.seq, "data-client-id": m.client_id,
       "data-name": name });
     if (kind !== "system") li.append(el("span", { class: "from" + (kind === "visitor" ? " sr" : ""), text: name }));
@@ -620,7 +622,7 @@
     if (kind === "visitor" && m.client_id) {
       S.out = S.out.filter((o) => o.client_id !== m.client_id);
       if (inFlight === m.client_id) { inFlight = null; setTimeout(pump, 0); }
-      li = log.querySelector('li.pending[data-client-id="' + CSS.escape(m.client_id) + '"]');
+      li = log.querySelector('.msg.pending[data-client-id="' + CSS.escape(m.client_id) + '"]');
     }
     if (li) {
       li.remove();
@@ -813,7 +815,7 @@
   }
   function dropOutbox() {
     S.out.forEach((o) => { o.failed = true; });
-    log.querySelectorAll("li.pending").forEach((li) => { li.classList.add("failed"); stamp(li, {}, "failed"); });
+    log.querySelectorAll(".msg.pending").forEach((li) => { li.classList.add("failed"); stamp(li, {}, "failed"); });
     S.out = [];
   }
 
@@ -956,7 +958,7 @@
       if (f.code === "chat_ended") return handle({ type: "chat.ended", by: null });
       out.failed = true;
       S.out = S.out.filter((o) => o !== out);
-      const li = log.querySelector('li.pending[data-client-id="' + CSS.escape(out.client_id) + '"]');
+      const li = log.querySelector('.msg.pending[data-client-id="' + CSS.escape(out.client_id) + '"]');
       if (li) { li.classList.add("failed"); stamp(li, {}, "failed"); }
       save();
       return;
@@ -1456,7 +1458,7 @@ box-shadow:0 12px 48px rgba(0,0,0,.24);animation:up .18s ease-out}
 header{display:flex;align-items:center;gap:10px;padding-block:14px;padding-inline:18px 12px;background:var(--p);color:var(--pt)}
 .who{flex:1;min-width:0}
 .title{margin:0;font-size:17px;font-weight:600;line-height:1.25;overflow-wrap:anywhere}
-.status{margin:2px 0 0;font-size:13px;opacity:.85;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.status{margin:2px 0 0;font-size:13px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .status:empty{display:none}
 .avatar{flex:none;width:40px;height:40px;border-radius:50%;overflow:hidden;display:grid;place-items:center;
 background:rgba(255,255,255,.25);font-weight:600}
