@@ -149,6 +149,8 @@ def test_a_visitor_opens_chats_sends_ends_and_rates_with_the_keyboard_alone(
     tab_to(visitor, "crmchat-confirm-yes")
     keys.press("Enter")
     expect(visitor.get_by_test_id("crmchat-star-1")).to_be_visible()
+    # The End button is gone with the chat: focus goes on from the rating, not the page top.
+    assert focused_test_id(visitor) == "crmchat-star-1"
     tab_to(visitor, "crmchat-star-4")
     keys.press("Enter")
     expect(visitor.get_by_test_id("crmchat-end")).to_contain_text("Thanks for your feedback!")
