@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from connector.crm.design import (
     FONTS,
     MAX_FIELDS,
+    WIDGET_TEXT_KEYS,
     DesignError,
     FieldsError,
     WidgetDesign,
@@ -180,3 +183,52 @@ def test_check_fields_keeps_the_designs_fields_only() -> None:
 def test_check_fields_refuses_bad_input(values: dict[str, object], problem: str) -> None:
     with pytest.raises(FieldsError, match=problem):
         WidgetDesign().check_fields(values)
+
+
+def test_translations_are_kept_by_lower_case_language_and_published() -> None:
+    design = parse_design(
+        json.dumps(
+            {
+                "language": "EN",
+                "translations": {
+                    "he-IL": {"title": "דברו איתנו", "field.email": 'דוא"ל', "open": "פתח"},
+                    "ar": {"confirm_end.yes": "نعم", "transcriptDownload": "تنزيل"},
+                },
+            }
+        )
+    )
+    assert design.language == "en"
+    published = design.model_dump(mode="json")["translations"]
+    assert published["he-il"] == {"title": "דברו איתנו", "field.email": 'דוא"ל', "open": "פתח"}
+    assert published["ar"]["confirm_end.yes"] == "نعم"
+
+
+@pytest.mark.parametrize(
+    ("translations", "problem"),
+    [
+        ({"he": {"nonsense": "x"}}, "nonsense is not a widget text"),
+        ({"he": {"field.company": "x"}}, "field.company is not a widget text"),
+        ({"he": {"title": ""}}, "at least 1 character"),
+        ({"he": {"title": "x" * 1001}}, "at most 1000 characters"),
+        ({"<script>": {"title": "x"}}, "translations"),
+        ({"e": {"title": "x"}}, "translations"),
+        ({f"en-x{i:02d}": {"title": "x"} for i in range(41)}, "at most 40 items"),
+    ],
+)
+def test_translations_give_only_widget_texts_within_limits(
+    translations: dict[str, dict[str, str]], problem: str
+) -> None:
+    with pytest.raises(DesignError) as raised:
+        parse_design(json.dumps({"translations": translations}))
+    assert problem in str(raised.value)
+
+
+def test_every_text_the_widget_has_may_be_translated() -> None:
+    folder = Path(__file__).resolve().parent.parent / "webresources" / "widget"
+    block = re.compile(r"const DEFAULT_TEXTS = \{(.*?)\n  \};", re.S)
+    texts = block.search((folder / "widget.js").read_text(encoding="utf-8"))
+    extras = block.search((folder / "extras.js").read_text(encoding="utf-8"))
+    assert texts is not None and extras is not None
+    keys = re.findall(r"(\w+): \"", texts.group(1) + extras.group(1))
+    assert len(keys) > 30
+    assert sorted(keys) == sorted(WIDGET_TEXT_KEYS)

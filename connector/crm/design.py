@@ -56,8 +56,11 @@ __all__ = [
     "MAX_DOMAINS",
     "Privacy",
     "InputField",
+    "LANGUAGE_TEXT_KEYS",
+    "MAX_LANGUAGES",
     "Proactive",
     "TicketFallback",
+    "WIDGET_TEXT_KEYS",
     "WidgetDesign",
     "checked_color",
     "parse_design",
@@ -250,6 +253,41 @@ class TicketFallback(_Options):
     button: Short = Field(default="Send message", min_length=1)
 
 
+# The texts a translation may give, by key: the widget's own (DEFAULT_TEXTS in
+# webresources/widget/widget.js and extras.js), then the design's texts by their path;
+# "field.<name>" is a pre-chat field's label.
+WIDGET_TEXT_KEYS = (
+    "open", "minimize", "end", "connecting", "reconnecting", "waiting", "typing",
+    "placeholder", "emoji", "ended", "rate", "star", "thanks", "newChat", "unavailable",
+    "sending", "notSent", "unread", "newTitle", "slowed", "login", "topic", "chooseTopic",
+    "notStarted", "badIdentity", "mismatch", "message", "ticketDone", "closeInvite",
+    "transcriptDownload", "transcriptEmail", "transcriptEmailLabel", "transcriptSend",
+    "transcriptSent", "transcriptFailed", "transcriptBadEmail", "transcriptTooMany",
+)  # fmt: skip
+DESIGN_TEXT_KEYS = (
+    "title", "start_button", "send_button", "confirm_end.message", "confirm_end.yes",
+    "confirm_end.no", "end.title", "end.text", "end.note", "proactive.message",
+    "ticket_fallback.title", "ticket_fallback.text", "ticket_fallback.button",
+    "operating_hours.reply_time",
+)  # fmt: skip
+LANGUAGE_TEXT_KEYS = WIDGET_TEXT_KEYS + DESIGN_TEXT_KEYS
+# Each of the languages the EU, the UN and the large markets use, with room to spare; a
+# config carries every translation, so this also bounds what a visitor downloads.
+MAX_LANGUAGES = 40
+MAX_TRANSLATION_CHARS = 1000
+# A BCP 47 tag as browsers report it in navigator.languages ("ar", "pt-br", "zh-hant-tw"),
+# stored lower case so the widget compares without case.
+LanguageTag = Annotated[
+    str,
+    Field(min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"),
+    AfterValidator(lambda value: value.lower()),
+]
+TranslationKey = Annotated[
+    str, Field(max_length=40, pattern=r"^([A-Za-z_.]{1,40}|field\.[a-z][a-z0-9_]{0,31})$")
+]
+Translation = Annotated[str, Field(min_length=1, max_length=MAX_TRANSLATION_CHARS)]
+
+
 class Privacy(_Options):
     """What CRM Chat keeps about visitors (connector/crm/retention.py)."""
 
@@ -331,6 +369,27 @@ class WidgetDesign(_Options):
     # them (connector/crm/hours.py).
     operating_hours: OperatingHours = Field(default_factory=OperatingHours)
     privacy: Privacy = Field(default_factory=Privacy)
+    # The language the design's own texts are written in; `translations` gives the texts in
+    # other languages (language tag -> text key -> text), and the visitor's browser
+    # language (navigator.languages) picks one; a text a translation lacks stays as written.
+    language: LanguageTag = "en"
+    translations: dict[LanguageTag, dict[TranslationKey, Translation]] = Field(
+        default_factory=dict, max_length=MAX_LANGUAGES
+    )
+
+    @model_validator(mode="after")
+    def _known_texts(self) -> WidgetDesign:
+        names = {field.name for field in self.fields}
+        for language, texts in self.translations.items():
+            if len(texts) > len(LANGUAGE_TEXT_KEYS) + MAX_FIELDS:
+                raise ValueError(f"translations.{language}: too many texts")
+            for key in texts:
+                known = key in LANGUAGE_TEXT_KEYS or (
+                    key.startswith("field.") and key[len("field.") :] in names
+                )
+                if not known:
+                    raise ValueError(f"translations.{language}: {key} is not a widget text")
+        return self
 
     @field_validator("fields")
     @classmethod

@@ -1349,7 +1349,12 @@
       role: "tab", "aria-selected": String(selected), tabindex: "0",
       "data-testid": "chat-tab", "data-conversation-id": id, "data-state": chat.state || "",
       onclick: () => openChat(id),
-      onkeydown: (event) => { if (event.key === "Enter") openChat(id); },
+      // Delete closes the tab (the WAI-ARIA tabs pattern): its × is for the mouse only, as a
+      // tab may hold no other control, not even an unfocusable one (axe's nested-interactive).
+      onkeydown: (event) => {
+        if (event.key === "Enter") openChat(id);
+        else if (event.key === "Delete") closeTab(id);
+      },
     },
     chat.kind === "visitor" ? el("span", {
       class: "presence", "data-connected": String(!(chat.visitor && chat.visitor.connected === false)),
@@ -1358,8 +1363,8 @@
     state.flagged.has(id) ? el("span", { class: "badge new", "data-testid": "chat-tab-new", text: "New" }) : null,
     ratingBadge(chat, "chat-tab-rating"),
     unread ? el("span", { class: "badge", text: String(unread) }) : null,
-    el("button", {
-      type: "button", class: "tab-close", "aria-label": "Close tab", title: "Close tab",
+    el("span", {
+      class: "tab-close", "aria-hidden": "true", title: "Close tab (Delete)",
       "data-testid": "chat-tab-close", text: "×",
       onclick: (event) => { event.stopPropagation(); closeTab(id); },
     }));
@@ -1562,7 +1567,10 @@
       el("div", { class: "fact", "data-testid": "context-item", "data-name": String(item.name) },
         el("dt", { text: String(item.name), title: String(item.name) }),
         el("dd", { text: item.value === null || item.value === undefined ? "" : String(item.value) })));
-    list.replaceChildren(...(items.length ? items : [el("dd", { class: "muted", text: "None" })]));
+    // A <dl> holds only dt/dd groups (axe-core's definition-list): "None" answers a term too.
+    const none = el("div", null, el("dt", { class: "visually-hidden", text: "Additional details" }),
+      el("dd", { class: "muted", text: "None" }));
+    list.replaceChildren(...(items.length ? items : [none]));
   }
 
   function chatLabelIds(chat) {

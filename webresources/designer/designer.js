@@ -18,8 +18,15 @@
   // Options this page lays out by hand; any other option design.py has is drawn generically.
   const HANDLED = new Set(["title", "fields", "display_name_template", "start_button",
     "send_button", "show_agent_image", "emoji", "confirm_end", "rating", "end", "colors",
-    "font", "label_position", "corners", "position", "initial_state", "delay_ms", "texts",
-    "allowed_domains", "operating_hours"]);
+    "font", "label_position", "corners", "position", "initial_state", "delay_ms",
+    "allowed_domains", "operating_hours", "language", "translations"]);
+  // The design's own texts a translation may give (connector/crm/design.py,
+  // DESIGN_TEXT_KEYS); the widget's other texts come from the preview (defaultTexts).
+  const DESIGN_TEXTS = ["title", "start_button", "send_button", "confirm_end.message",
+    "confirm_end.yes", "confirm_end.no", "end.title", "end.text", "end.note", "proactive.message",
+    "ticket_fallback.title", "ticket_fallback.text", "ticket_fallback.button",
+    "operating_hours.reply_time"];
+  const LANGUAGE_TAG = /^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/;
   const LABELS = {
     require_login: "Require login (only identified visitors may chat)",
     auth_key_url: "Public key URL (the site's RS256 sign-in tokens; PEM or JWKS)",
@@ -47,6 +54,9 @@
   let widget = null; // the widget as the API answered it, with the edits applied
   let screen = "pre";
   let previewTimer = 0;
+  let previewLanguage = ""; // the translation the preview shows ("": the design's texts)
+  let widgetTexts = null; // the widget's own texts, as the preview's widget.js has them
+  let drawLanguages = null;
   let inputSeq = 0;
 
   // `data` is "<id>" (Design) or "<id>|script" (the form's Generate Script command).
@@ -388,6 +398,69 @@
         { max: 100, placeholder: "We usually reply within 5 minutes" }));
   }
 
+  // Languages: the design's texts are in `language`; each translation (design.translations,
+  // language tag -> text key -> text) gives them in another one, and the visitor's browser
+  // language picks it. An empty box keeps the design's text.
+  function languagesSection() {
+    const picker = el("select", { id: "translation-language" });
+    const table = el("table", { class: "fields-table", "aria-labelledby": "translation-title" });
+    const title = el("p", { id: "translation-title", class: "hint" });
+    const addBox = el("input", { type: "text", id: "new-language", maxlength: 35,
+      placeholder: "ar", spellcheck: "false", autocomplete: "off" });
+    const addProblem = el("p", { class: "problem", hidden: true, role: "alert",
+      text: "A language tag is like ar, he, fr or pt-br." });
+    const all = () => widget.design.translations || (widget.design.translations = {});
+    const defaults = () => {
+      const rows = DESIGN_TEXTS.map((key) => [key, get(key) || ""]).filter(([, v]) => v);
+      for (const f of widget.design.fields || []) rows.push(["field." + f.name, f.label]);
+      for (const key in widgetTexts || {}) rows.push([key, widgetTexts[key]]);
+      return rows;
+    };
+    function draw() {
+      const langs = Object.keys(all());
+      if (!langs.includes(previewLanguage)) previewLanguage = langs[0] || "";
+      picker.replaceChildren(...langs.map((l) => el("option", { value: l, text: l })));
+      picker.value = previewLanguage;
+      picker.disabled = !langs.length;
+      title.textContent = previewLanguage ? "Texts in " + previewLanguage + " (empty: as designed)"
+        : "No translation yet: add a language.";
+      const texts = all()[previewLanguage];
+      table.hidden = !texts;
+      if (!texts) return table.replaceChildren();
+      table.replaceChildren(el("tr", null, el("th", { text: "Designed text" }),
+        el("th", { text: "Translation" })), ...defaults().map(([key, text], i) => {
+        const id = "tr-" + i;
+        return el("tr", null,
+          el("td", null, el("label", { for: id, text })),
+          el("td", null, el("input", { type: "text", id, "data-key": key, maxlength: 1000,
+            value: texts[key] || "", dir: "auto", lang: previewLanguage,
+            oninput: (e) => {
+              if (e.target.value) texts[key] = e.target.value; else delete texts[key];
+              changed();
+            } })));
+      }));
+    }
+    picker.addEventListener("change", () => { previewLanguage = picker.value; draw(); changed(); });
+    const add = el("button", { type: "button", class: "small", text: "Add language", onclick: () => {
+      const tag = addBox.value.trim().toLowerCase();
+      const ok = LANGUAGE_TAG.test(tag) && tag !== String(get("language")).toLowerCase();
+      addProblem.hidden = ok;
+      addBox.setAttribute("aria-invalid", String(!ok));
+      if (!ok) return;
+      all()[tag] = all()[tag] || {};
+      previewLanguage = tag;
+      addBox.value = "";
+      draw();
+      changed();
+    } });
+    drawLanguages = draw;
+    draw();
+    return group("Languages",
+      text("language", "Language of the texts above (e.g. en)", { max: 35 }),
+      row("new-language", "Add a translation", addBox), el("div", { class: "inserts" }, add), addProblem,
+      row("translation-language", "Translation shown", picker), title, table);
+  }
+
   function topicsSection() {
     const note = el("p", { class: "hint", id: "topics-note" });
     const chosen = new Set(widget.topic_ids);
@@ -439,7 +512,7 @@
     const extra = genericControls("", widget.design);
     const sections = [widgetSection(), displaySection(), endSection(), colorsSection(),
       confirmSection(), buttonsSection(), animationSection(), sitesSection(), hoursSection(),
-      topicsSection()];
+      languagesSection(), topicsSection()];
     if (extra.length) sections.push(group("Chat options", ...extra));
     form.replaceChildren(...sections);
     $("widget-name").textContent = widget.name;
@@ -461,7 +534,7 @@
       const win = frame.contentWindow;
       const doc = frame.contentDocument;
       win.CRMChat = {
-        preview: mode, base: session.base, widgetId: widget.id,
+        preview: mode, base: session.base, widgetId: widget.id, language: previewLanguage,
         config: { widget_id: widget.id, enabled: true, available: true,
           design: JSON.parse(JSON.stringify(widget.design)), socket_url: "ws://preview.invalid/" },
       };
@@ -475,6 +548,13 @@
       }
       const script = doc.createElement("script");
       script.src = session.base + "/widget/widget.js";
+      script.onload = () => {
+        // The widget's own texts join the translation table once the preview has them.
+        if (!widgetTexts && win.CRMChat.defaultTexts) {
+          widgetTexts = Object.assign({}, win.CRMChat.defaultTexts);
+          if (drawLanguages) drawLanguages();
+        }
+      };
       doc.head.append(script);
     };
     frame.dataset.screen = screen;

@@ -25,7 +25,33 @@
   // Preview (the widget designer): no socket, no storage; "chat" and "ended" show a sample.
   const PREVIEW = ns.preview || null;
   const cfg = ns.config;
-  const design = cfg.design || {};
+  // The visitor's languages (navigator.languages, then the page's lang; the designer's
+  // preview sets ns.language) pick one of the
+  // design's translations, by full tag then by its language ("pt-br", then "pt"); none
+  // known: the design's own language. A text the translation lacks stays as designed.
+  const TR = (cfg.design && cfg.design.translations) || {};
+  const BASE_LANG = String((cfg.design && cfg.design.language) || "en").toLowerCase();
+  const LANG = (() => {
+    const own = Object.prototype.hasOwnProperty;
+    const asked = [ns.language, ...(navigator.languages || [navigator.language]), d.documentElement.lang];
+    for (const tag of asked) {
+      const t = String(tag || "").toLowerCase();
+      for (const c of t ? [t, t.split("-")[0]] : []) if (c === BASE_LANG || own.call(TR, c)) return c;
+    }
+    return BASE_LANG;
+  })();
+  const TEXTS = Object.assign({}, TR[LANG]);
+  // Arabic, Hebrew, Persian and Urdu are written right to left.
+  const RTL = /^(ar|he|fa|ur)(-|$)/.test(LANG);
+  const design = JSON.parse(JSON.stringify(cfg.design || {}));
+  for (const key in TEXTS) {
+    const path = key.split(".");
+    if (path[0] === "field") (design.fields || []).forEach((f) => { if (f.name === path[1]) f.label = TEXTS[key]; });
+    else if (path.length === 2 && design[path[0]]) design[path[0]][path[1]] = TEXTS[key];
+    else if (["title", "start_button", "send_button"].includes(key)) design[key] = TEXTS[key];
+    else continue;
+    delete TEXTS[key];
+  }
   const WIDGET_ID = cfg.widget_id || ns.widgetId;
   const SOCKET_URL = cfg.socket_url || ns.base.replace(/^http/, "ws") + "/ws/visitor";
   const KEY = "crmchat:" + WIDGET_ID;
@@ -38,7 +64,7 @@
   const TYPING_SHOWN_MS = 8000;
   const PAGE_CHECK_MS = 2000;
   const EMOJI = "😀 😂 😊 😍 🤔 😮 😢 😉 👍 👎 👏 🙏 🙌 💪 🎉 ❤️ 🔥 ✅ ❌ 👋 ☕ 🚀 ⭐ 💡".split(" ");
-  const T = Object.assign({
+  const DEFAULT_TEXTS = {
     open: "Open chat", minimize: "Minimize chat", end: "End chat",
     connecting: "Connecting…", reconnecting: "Reconnecting…",
     waiting: "Waiting for an agent…",
@@ -54,7 +80,10 @@
     mismatch: "This chat's email does not match the account you are signed in with.",
     message: "Message", ticketDone: "Thanks, we got your message. Your ticket number is {number}.",
     closeInvite: "Close",
-  }, design.texts || {});
+  };
+  const T = Object.assign({}, DEFAULT_TEXTS, TEXTS);
+  // The designer lists these as the texts a translation may give.
+  if (PREVIEW) ns.defaultTexts = DEFAULT_TEXTS;
   // The Omnichannel script tag's data-* customizations ("Customize live chat widgets using
   // data tags"); each overrides the widget's design, as Omnichannel's override the admin's.
   const tagAttr = (name) => (ns.tag && ns.tag.getAttribute("data-" + name)) || "";
@@ -292,7 +321,9 @@
   const ticketDone = el("p", { class: "done", tid: "ticket-done", role: "status", hidden: true });
 
   // conversation
-  const log = el("ol", { class: "log", role: "log", "aria-live": "polite", tid: "messages",
+  // A role="log" is not a list: its messages are plain blocks (an <ol> with that role
+  // would hold list items outside a list).
+  const log = el("div", { class: "log", role: "log", "aria-live": "polite", tid: "messages",
     "aria-labelledby": "crmchat-title" });
   const typingEl = el("p", { class: "typing", tid: "typing", hidden: true });
   const slowedEl = el("p", { class: "typing", tid: "slowed", role: "status", hidden: true, text: T.slowed });
@@ -337,8 +368,8 @@
       title: T.closeInvite, text: "×", onclick: () => dismissInvite() }));
   const ui = el("div", { class: "w" + (design.position === "bottom-left" ? " left" : "") +
     (TAG.mobile ? " mobile" : "") + (TAG.noMinimize ? " nomin" : "") +
-    (design.corners === "square" ? " sq" : "") + " lp-" + (design.label_position || "above") },
-  panel, invite, launcher);
+    (design.corners === "square" ? " sq" : "") + " lp-" + (design.label_position || "above"),
+  lang: LANG, dir: RTL ? "rtl" : "ltr" }, panel, invite, launcher);
 
   const host = el("crmchat-widget", { tid: "root" });
   const root = host.attachShadow({ mode: "open" });
@@ -545,7 +576,7 @@
   function nodeFor(m, pending) {
     const kind = (m.sender && m.sender.kind) || "visitor";
     const name = kind === "visitor" ? displayName(S.fields) : (m.sender && m.sender.name) || "";
-    const li = el("li", { class: "msg " + kind + (pending ? " pending" : ""), tid: "message",
+    const li = el("div", { class: "msg " + kind + (pending ? " pending" : ""), tid: "message",
       "data-kind": kind, "data-seq": pending ? null : m.seq, "data-client-id": m.client_id,
       "data-name": name });
     if (kind !== "system") li.append(el("span", { class: "from" + (kind === "visitor" ? " sr" : ""), text: name }));
@@ -599,7 +630,7 @@
     if (kind === "visitor" && m.client_id) {
       S.out = S.out.filter((o) => o.client_id !== m.client_id);
       if (inFlight === m.client_id) { inFlight = null; setTimeout(pump, 0); }
-      li = log.querySelector('li.pending[data-client-id="' + CSS.escape(m.client_id) + '"]');
+      li = log.querySelector('.msg.pending[data-client-id="' + CSS.escape(m.client_id) + '"]');
     }
     if (li) {
       li.remove();
@@ -792,7 +823,7 @@
   }
   function dropOutbox() {
     S.out.forEach((o) => { o.failed = true; });
-    log.querySelectorAll("li.pending").forEach((li) => { li.classList.add("failed"); stamp(li, {}, "failed"); });
+    log.querySelectorAll(".msg.pending").forEach((li) => { li.classList.add("failed"); stamp(li, {}, "failed"); });
     S.out = [];
   }
 
@@ -935,7 +966,7 @@
       if (f.code === "chat_ended") return handle({ type: "chat.ended", by: null });
       out.failed = true;
       S.out = S.out.filter((o) => o !== out);
-      const li = log.querySelector('li.pending[data-client-id="' + CSS.escape(out.client_id) + '"]');
+      const li = log.querySelector('.msg.pending[data-client-id="' + CSS.escape(out.client_id) + '"]');
       if (li) { li.classList.add("failed"); stamp(li, {}, "failed"); }
       save();
       return;
@@ -1225,9 +1256,17 @@
     if (end.note) endBox.append(el("p", { class: "endnote", tid: "end-note", text: end.note }));
     if (S.token) withExtras(endBox, (x, slot) => x.transcript(slot, { base: ns.base, widgetId: WIDGET_ID,
       visitorId: VISITOR_ID, token: S.token, mail: !!(cfg.transcript && cfg.transcript.mail),
-      email: (me && me.email) || S.fields.email || "", texts: design.texts, el }));
+      email: (me && me.email) || S.fields.email || "", texts: T, el }));
     endBox.append(el("button", { class: "secondary", type: "button", tid: "new-chat",
       text: T.newChat, onclick: newChat }));
+    // The button that ended the chat (or the star just pressed) is gone: a keyboard user
+    // goes on from the end screen, not from the top of the page.
+    const at = root.activeElement;
+    const gone = !at || !at.isConnected || at.closest("[hidden]") || at.disabled ||
+      at === endBtn || composer.contains(at); // both hide with the chat ended
+    if (S.open && gone) {
+      (endBox.querySelector("button:not(:disabled),a") || launcher).focus();
+    }
     requestAnimationFrame(() => scrollDown(true));
   }
   // What only an ended chat needs (the transcript buttons) is in extras.js, loaded once.
@@ -1402,7 +1441,7 @@
 :host{all:initial}
 .w{--p:#0f6cbd;--pt:#fff;--bg:#fff;--tx:#1b1b1f;--mu:#6b6f76;--ln:#e3e5e8;--soft:#f2f4f7;
 --vb:var(--p);--vt:var(--pt);--ab:#f0f0f0;--at:var(--tx);--f:${SYSTEM_FONTS};
-font:15px/1.4 var(--f);color:var(--tx);text-align:left;-webkit-font-smoothing:antialiased}
+font:15px/1.4 var(--f);color:var(--tx);text-align:start;-webkit-font-smoothing:antialiased}
 .w[hidden],[hidden]{display:none!important}
 *,*::before,*::after{box-sizing:border-box}
 button,input,select,textarea{font:inherit;color:inherit}
@@ -1417,7 +1456,7 @@ background:var(--p);color:var(--pt);display:grid;place-items:center;box-shadow:0
 .launcher svg{width:28px;height:28px;grid-area:1/1}
 .launcher svg:last-of-type,.open .launcher svg:first-of-type{display:none}
 .open .launcher svg:last-of-type{display:block}
-.badge{position:absolute;top:-2px;right:-2px;min-width:20px;height:20px;padding:0 5px;border-radius:10px;
+.badge{position:absolute;top:-2px;inset-inline-end:-2px;min-width:20px;height:20px;padding:0 5px;border-radius:10px;
 background:#d13438;color:#fff;font-size:12px;font-weight:600;line-height:20px;text-align:center}
 .panel{position:fixed;z-index:2147483000;right:20px;bottom:92px;width:380px;height:min(620px,calc(100vh - 112px));
 display:flex;flex-direction:column;background:var(--bg);border-radius:16px;overflow:hidden;
@@ -1425,10 +1464,10 @@ box-shadow:0 12px 48px rgba(0,0,0,.24);animation:up .18s ease-out}
 .left .panel{right:auto;left:20px}
 @keyframes up{from{opacity:0;transform:translateY(12px)}}
 @media (prefers-reduced-motion:reduce){.panel{animation:none}.launcher{transition:none}}
-header{display:flex;align-items:center;gap:10px;padding:14px 12px 14px 18px;background:var(--p);color:var(--pt)}
+header{display:flex;align-items:center;gap:10px;padding-block:14px;padding-inline:18px 12px;background:var(--p);color:var(--pt)}
 .who{flex:1;min-width:0}
 .title{margin:0;font-size:17px;font-weight:600;line-height:1.25;overflow-wrap:anywhere}
-.status{margin:2px 0 0;font-size:13px;opacity:.85;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.status{margin:2px 0 0;font-size:13px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .status:empty{display:none}
 .avatar{flex:none;width:40px;height:40px;border-radius:50%;overflow:hidden;display:grid;place-items:center;
 background:rgba(255,255,255,.25);font-weight:600}
@@ -1453,9 +1492,9 @@ label{font-size:13px;font-weight:600;color:var(--tx)}
 .done{margin:0;padding:24px 18px;font-weight:600;text-align:center}
 .body>.error{margin:14px 18px 0}
 .invite{position:fixed;z-index:2147483000;right:20px;bottom:92px;max-width:300px;display:flex;align-items:flex-start;gap:4px;
-padding:12px 8px 12px 16px;border-radius:16px 16px 4px 16px;background:var(--bg);color:var(--tx);box-shadow:0 8px 30px rgba(0,0,0,.22);animation:up .18s ease-out}
+padding-block:12px;padding-inline:16px 8px;border-radius:16px 16px 4px 16px;background:var(--bg);color:var(--tx);box-shadow:0 8px 30px rgba(0,0,0,.22);animation:up .18s ease-out}
 .left .invite{right:auto;left:20px;border-radius:16px 16px 16px 4px}
-.invmsg{flex:1;border:0;background:transparent;text-align:left;padding:0;font-weight:600}
+.invmsg{flex:1;border:0;background:transparent;text-align:start;padding:0;font-weight:600}
 .invx{flex:none;border:0;background:transparent;color:var(--mu);font-size:20px;line-height:1;padding:0 6px;border-radius:6px}
 .invx:hover{background:var(--soft)}
 .error{margin:0;padding:10px 12px;border-radius:10px;background:#fdf3f4;color:#a4262c;font-size:14px}
@@ -1463,13 +1502,13 @@ padding:12px 8px 12px 16px;border-radius:16px 16px 4px 16px;background:var(--bg)
 .msg{display:flex;flex-direction:column;align-items:flex-start;max-width:82%;margin-top:10px}
 .msg.cont{margin-top:2px}
 .msg.cont .from{display:none}
-.from{font-size:12px;color:var(--mu);margin:0 0 3px 4px}
-.bubble{padding:9px 13px;border-radius:16px 16px 16px 4px;background:var(--ab);color:var(--at);white-space:pre-wrap;overflow-wrap:anywhere}
+.from{font-size:12px;color:var(--mu);margin:0 0 3px;margin-inline-start:4px}
+.bubble{padding:9px 13px;border-radius:16px;border-end-start-radius:4px;background:var(--ab);color:var(--at);white-space:pre-wrap;overflow-wrap:anywhere}
 .bubble a{color:inherit}
 .meta{font-size:11px;color:var(--mu);margin:3px 4px 0}
 .meta:empty{display:none}
 .visitor{align-self:flex-end;align-items:flex-end}
-.visitor .bubble{background:var(--vb);color:var(--vt);border-radius:16px 16px 4px 16px}
+.visitor .bubble{background:var(--vb);color:var(--vt);border-radius:16px;border-end-end-radius:4px}
 .pending .bubble{opacity:.6}
 .failed .bubble{opacity:1;background:#fdf3f4;color:#a4262c}
 .failed .meta{color:#a4262c}
@@ -1484,6 +1523,7 @@ padding:12px 8px 12px 16px;border-radius:16px 16px 4px 16px;background:var(--bg)
 .emo:hover{background:var(--soft)}
 .send{background:var(--p);color:var(--pt)}
 .send svg{width:20px;height:20px;fill:currentColor;stroke:none}
+[dir=rtl] .send svg{transform:scaleX(-1)}
 .picker{display:grid;grid-template-columns:repeat(8,1fr);gap:2px;padding:8px;border-top:1px solid var(--ln)}
 .picker button{border:0;background:transparent;border-radius:8px;font-size:20px;padding:4px 0}
 .picker button:hover{background:var(--soft)}
