@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import threading
 import time
 from typing import Any
 
+import pytest
 import redis
 from live_workers import collect_bus, publish_bus
 
@@ -104,4 +106,25 @@ def test_a_stranger_on_the_bus_channel_does_not_stop_delivery(redis_url: str) ->
     client.publish("t:bus", '{"unexpected": true}')
     bus.publish({"n": 1}, ["x"])
     wait_for(lambda: got == [1])
+    bus.close()
+
+
+def test_while_redis_is_away_the_bus_logs_one_line_not_one_per_attempt(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    bus = RedisBus(client, prefix="t:")
+    resets: list[bool] = []
+    bus.listen(lambda event, channels: None, on_reset=lambda: resets.append(True))
+    assert bus.wait_subscribed()
+    with caplog.at_level(logging.INFO, logger="connector.chat.bus"):
+        redis_server.kill()
+        time.sleep(4)  # attempts at 0.1, 0.2, 0.4, 0.8, 1.6 s... all fail
+        redis_server.start()
+        wait_for(lambda: resets == [True])
+    lines = [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.name == "connector.chat.bus"
+    ]
+    assert [level for level, _ in lines] == ["WARNING", "INFO"], lines
+    assert lines[1][1] == "the event bus is back on Redis"
     bus.close()

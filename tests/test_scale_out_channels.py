@@ -21,6 +21,7 @@ import requests
 from flask import Flask
 from redis_fixture import persistent_redis  # noqa: F401 - a fixture
 from service_process import PROCESS_WAIT_SECS, ServiceProcess
+from test_observability import _metric
 from test_scale_out_service import agent_on, kill_9
 from test_shared_dataverse import _token, shared_dataverse  # noqa: F401 - a fixture
 from test_sockets import Ws
@@ -156,6 +157,11 @@ def test_a_webhook_on_one_process_reaches_the_agent_on_the_other_and_each_reply_
     try:
         org.platform.person_writes("pat-0001", "Hello from Messenger")
         conversation_id = _accept_offer(sam)
+        # Chats by state are the shared state's: the same on both processes.
+        for process in (org.first, org.second):
+            metrics = requests.get(process.url + "/metrics", timeout=10).text
+            assert _metric(metrics, "crmchat_chats", 'state="active"') == 1
+            assert _metric(metrics, "crmchat_outbox_pending") == 0
         _reply(sam, conversation_id, "a1", "Hi Pat, Sam here")
         assert org.platform.wait_received("pat-0001", 1) == ["Hi Pat, Sam here"]
 

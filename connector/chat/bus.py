@@ -144,6 +144,7 @@ class RedisBus:
                         break
                 self._subscribed.set()
                 if missed:
+                    log.info("the event bus is back on Redis")
                     for reset in list(self._resets):
                         reset()
                     missed = False
@@ -154,8 +155,10 @@ class RedisBus:
                         self._deliver(message["data"])
             except (redis.ConnectionError, redis.TimeoutError, OSError):
                 self._subscribed.clear()
+                # One line when Redis goes (and one when it is back), not one per attempt.
+                level = logging.DEBUG if missed else logging.WARNING
+                log.log(level, "the event bus lost Redis; reconnecting in %.1f s", pause)
                 missed = True
-                log.warning("the event bus lost Redis; reconnecting in %.1f s", pause)
                 self._stopping.wait(pause)
                 pause = min(RECONNECT_LONGEST_SECS, pause * 2)
             finally:
