@@ -28,6 +28,7 @@ from typing import Any, Protocol, cast
 
 import redis
 
+from connector.chat import events
 from connector.chat.hub import Hub
 
 __all__ = ["EventBus", "Listener", "LocalBus", "RedisBus", "attach_hub"]
@@ -173,7 +174,8 @@ def attach_hub(bus: EventBus, hub: Hub) -> None:
 
     On `LocalBus` the publishing thread queues the frames and sends them when it calls
     `hub.flush()` after its change, as the engine does today. On `RedisBus` the bus's own
-    thread queues and sends them at once, in the bus's order.
+    thread queues and sends them at once, in the bus's order. After a reset every socket
+    of this hub is sent `resync`.
     """
     flush = isinstance(bus, RedisBus)
 
@@ -182,4 +184,11 @@ def attach_hub(bus: EventBus, hub: Hub) -> None:
         if flush:
             hub.flush()
 
-    bus.listen(deliver)
+    def resync() -> None:
+        # Events went by while the bus was away: every socket here reconnects and so
+        # catches up from its last seq (a visitor's hello, a console's snapshot).
+        told = hub.publish_to_all(events.event(events.RESYNC))
+        hub.flush()
+        log.info("told %d socket(s) to resync after the event bus was away", told)
+
+    bus.listen(deliver, on_reset=resync)
