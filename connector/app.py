@@ -245,6 +245,7 @@ def stop_app(app: Flask) -> None:
         found.owned_outbox.stop()
         found.owned_outbox.close()
     found.live.close()
+    health.stop(app)
 
 
 def settings_of(app: Flask) -> Settings:

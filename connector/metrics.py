@@ -4,13 +4,17 @@ Counters and the histogram live in one process-wide registry and are updated whe
 thing happens (the hub relays a message, the Dataverse client gets an answer). Gauges of
 current state (open sockets, chats by state, outbox, Directory age) are read from the
 app when Prometheus scrapes, so they are never stale and cost nothing between scrapes.
+On Redis (`CRMCHAT_REDIS_URL`) chats by state and the outbox are the shared state's, the
+same figure on every process; open sockets are this process's.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
+import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -25,6 +29,8 @@ __all__ = [
     "observe_dataverse_response",
     "render",
 ]
+
+log = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry()
 
@@ -74,21 +80,32 @@ class _AppState(Collector):
         chats = GaugeMetricFamily(
             "crmchat_chats", "Chats not yet written to CRM, by state.", labels=["state"]
         )
+        outbox: Any = services.outbox  # OutboxLike promises only enqueue; both outboxes count
+        parked = getattr(outbox, "parked", None)
         by_state = getattr(services.engine.state, "unfinished_by_state", None)
-        for state, count in sorted((by_state() if by_state else {}).items()):
+        by_state_now: dict[str, int] = {}
+        pending: int | None = None
+        parked_count: int | None = None
+        try:
+            by_state_now = by_state() if by_state else {}
+            pending, parked_count = outbox.pending(), len(parked()) if parked else 0
+        except redis.RedisError:
+            # On Redis these are Redis reads: while it is away the gauges are left out
+            # (absent, not a false zero) and the rest of the page still answers.
+            log.debug("metrics: the shared live state is unreachable", exc_info=True)
+        for state, count in sorted(by_state_now.items()):
             chats.add_metric([state], count)
         yield chats
 
-        outbox: Any = services.outbox  # OutboxLike promises only enqueue; both outboxes count
-        yield GaugeMetricFamily(
-            "crmchat_outbox_pending", "Dataverse writes waiting in the outbox.", outbox.pending()
-        )
-        parked = getattr(outbox, "parked", None)
-        yield GaugeMetricFamily(
-            "crmchat_outbox_parked",
-            "Outbox items that failed permanently and wait for an admin.",
-            len(parked()) if parked else 0,
-        )
+        if pending is not None and parked_count is not None:
+            yield GaugeMetricFamily(
+                "crmchat_outbox_pending", "Dataverse writes waiting in the outbox.", pending
+            )
+            yield GaugeMetricFamily(
+                "crmchat_outbox_parked",
+                "Outbox items that failed permanently and wait for an admin.",
+                parked_count,
+            )
         age = getattr(services.directory, "age_secs", None)
         seconds = age() if age else None
         yield GaugeMetricFamily(

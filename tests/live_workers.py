@@ -69,6 +69,13 @@ def claim_all(
     state.close()
 
 
+def claim_once_all(spec: str, keys: list[str], gate: Barrier, out: Queue[Any]) -> None:
+    state = open_state(spec)
+    gate.wait()
+    out.put([key for key in keys if state.claim_once(key, 60)])
+    state.close()
+
+
 def swap_all(spec: str, widget_ids: list[str], gate: Barrier, out: Queue[Any]) -> None:
     state = open_state(spec)
     gate.wait()

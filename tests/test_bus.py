@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import multiprocessing
 import threading
 import time
 from typing import Any
 
+import pytest
 import redis
 from live_workers import collect_bus, publish_bus
 
-from connector.chat.bus import LocalBus, RedisBus
+from connector.chat.bus import LocalBus, RedisBus, attach_hub
+from connector.chat.hub import Hub, Subscriber
 from connector.redis_server import RedisServer
 
 CTX = multiprocessing.get_context("spawn")
@@ -104,4 +108,46 @@ def test_a_stranger_on_the_bus_channel_does_not_stop_delivery(redis_url: str) ->
     client.publish("t:bus", '{"unexpected": true}')
     bus.publish({"n": 1}, ["x"])
     wait_for(lambda: got == [1])
+    bus.close()
+
+
+def test_while_redis_is_away_the_bus_logs_one_line_not_one_per_attempt(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    bus = RedisBus(client, prefix="t:")
+    resets: list[bool] = []
+    bus.listen(lambda event, channels: None, on_reset=lambda: resets.append(True))
+    assert bus.wait_subscribed()
+    with caplog.at_level(logging.INFO, logger="connector.chat.bus"):
+        redis_server.kill()
+        time.sleep(4)  # attempts at 0.1, 0.2, 0.4, 0.8, 1.6 s... all fail
+        redis_server.start()
+        wait_for(lambda: resets == [True])
+    lines = [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.name == "connector.chat.bus"
+    ]
+    assert [level for level, _ in lines] == ["WARNING", "INFO"], lines
+    assert lines[1][1] == "the event bus is back on Redis"
+    bus.close()
+
+
+def test_after_a_redis_restart_every_socket_of_the_hub_is_told_to_resync(
+    redis_server: RedisServer,
+) -> None:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    bus = RedisBus(client, prefix="t:")
+    hub = Hub()
+    frames: dict[str, list[str]] = {"visitor": [], "agent": []}
+    for name, channel in (("visitor", "visitor:v1"), ("agent", "agent:a1")):
+        hub.subscribe(channel, Subscriber(frames[name].append, name=name))
+    attach_hub(bus, hub)
+    assert bus.wait_subscribed()
+    bus.publish({"type": "message.created", "seq": 1}, ["visitor:v1"])
+    wait_for(lambda: len(frames["visitor"]) == 1)
+
+    redis_server.restart(crash=True)
+    resync = {"type": "resync"}
+    wait_for(lambda: [json.loads(f) for f in frames["agent"]] == [resync])
+    assert json.loads(frames["visitor"][-1]) == resync
     bus.close()

@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from chat_fakes import FakeDirectory, FakeOutbox
 from flask import Flask
+from redis_fixture import redis_server  # noqa: F401 - a fixture
 from service_process import ServiceProcess
 
 from connector.app import create_app, stop_app
 from connector.dataverse import DataverseClient, StaticTokenProvider
+from connector.redis_server import RedisServer
 from connector.services import services_of
 
 # Nothing listens on port 1: every request fails to connect.
@@ -147,3 +150,56 @@ def test_start_up_on_a_read_only_data_folder_is_one_line_not_a_traceback(
     assert done.stderr.strip().splitlines() == [
         f"crmchat: the data folder {mount / 'data'} cannot be written: Read-only file system"
     ]
+
+
+def test_readyz_fails_with_one_log_line_while_redis_is_away(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811 - the fixture imported above
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = _app(tmp_path / "data", redis_url=redis_server.url)
+    try:
+        client = app.test_client()
+        assert client.get("/readyz").get_json() == {"status": "ok"}
+        redis_server.kill()  # SIGKILL: Redis is gone under the running service
+        with caplog.at_level(logging.INFO, logger="connector.web.health"):
+            for _ in range(3):
+                answer = client.get("/readyz")
+                assert answer.status_code == 503
+        problems = answer.get_json()["problems"]
+        assert set(problems) == {"redis"}
+        where = f"127.0.0.1:{redis_server.port}"
+        assert problems["redis"].startswith(f"Redis at {where} is unreachable")
+        lines = [r.getMessage() for r in caplog.records if r.name == "connector.web.health"]
+        assert len(lines) == 1 and lines[0].startswith("not ready: Redis at 127.0.0.1:")
+        assert not any(r.exc_info for r in caplog.records if r.name == "connector.web.health")
+        redis_server.start()  # back on the same port
+        with caplog.at_level(logging.INFO, logger="connector.web.health"):
+            assert client.get("/readyz").get_json() == {"status": "ok"}
+        assert "ready again" in caplog.text
+    finally:
+        stop_app(app)
+
+
+def test_readyz_fails_when_redis_refuses_writes(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    app = _app(tmp_path / "data", redis_url=redis_server.url)
+    admin = redis.Redis.from_url(redis_server.url)
+    try:
+        client = app.test_client()
+        assert client.get("/readyz").status_code == 200
+        # As a replica does after a failover: it answers PING but refuses writes.
+        admin.replicaof("127.0.0.1", "1")
+        answer = client.get("/readyz")
+        assert answer.status_code == 503
+        assert (
+            "refuses writes (You can't write against a read only replica"
+            in (answer.get_json()["problems"]["redis"])
+        )
+        admin.replicaof("NO", "ONE")
+        assert client.get("/readyz").status_code == 200
+    finally:
+        admin.close()
+        stop_app(app)

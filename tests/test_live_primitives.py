@@ -18,6 +18,7 @@ from live_workers import (
     append_all,
     bump_under_lease,
     claim_all,
+    claim_once_all,
     draft,
     hold_presence,
     swap_all,
@@ -25,7 +26,7 @@ from live_workers import (
 from test_chat_state import T0, conversation
 
 from connector.chat.leases import LeaseBusy, conversation_lease, holding
-from connector.chat.model import ConversationState
+from connector.chat.model import ConversationKind, ConversationState
 
 CTX = multiprocessing.get_context("spawn")
 
@@ -188,3 +189,42 @@ def test_an_availability_change_is_announced_by_one_process(
     assert sorted(first + second) == sorted(widgets)  # each change told once, by one
     assert not live_state.swap_availability("w0", True)
     assert live_state.swap_availability("w0", False) and live_state.swap_availability("w0", True)
+
+
+def test_a_one_shot_claim_goes_to_one_process_and_lapses_after_its_ttl(
+    live_spec: str, live_state: Any
+) -> None:
+    keys = [f"reply:c1:{seq}" for seq in range(1, 61)]
+    gate, out = CTX.Barrier(2), CTX.Queue()
+    workers = [
+        CTX.Process(target=claim_once_all, args=(live_spec, keys, gate, out)) for _ in range(2)
+    ]
+    run(*workers)
+    first, second = out.get(timeout=60), out.get(timeout=60)
+    joined(*workers)
+    assert sorted(first + second) == sorted(keys)  # each key won once, by one process
+    assert not live_state.claim_once(keys[0], 60)
+    assert live_state.claim_once("short", 0.2) and not live_state.claim_once("short", 0.2)
+    time.sleep(0.3)
+    assert live_state.claim_once("short", 0.2)  # lapsed: a new claim wins
+
+
+def test_chats_by_state_count_what_is_not_yet_written_to_crm(live_state: Any) -> None:
+    waiting = conversation("w1")
+    waiting.state = ConversationState.WAITING
+    active = conversation("a1")
+    active.state = ConversationState.ACTIVE
+    ended = conversation("e1")
+    ended.state = ConversationState.ENDED
+    written = conversation("f1")
+    written.state, written.finished = ConversationState.ENDED, True
+    internal = conversation("i1")
+    internal.kind, internal.visitor_id = ConversationKind.AGENT, None
+    internal.state = ConversationState.ENDED
+    for c in (waiting, active, ended, written, internal):
+        live_state.save_conversation(c)
+    assert live_state.unfinished_by_state() == {"waiting": 1, "active": 1, "ended": 1}
+    written_later = conversation("e1")
+    written_later.state, written_later.finished = ConversationState.ENDED, True
+    live_state.save_conversation(written_later)
+    assert live_state.unfinished_by_state() == {"waiting": 1, "active": 1}

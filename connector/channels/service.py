@@ -38,12 +38,14 @@ def init_app(app: Flask, settings: Settings, *, embedded: bool) -> None:
     )
     accounts = DataverseAccounts(found.dataverse)
     clients = ChannelClients.for_urls(meta_graph_url=meta_url, viber_api_url=viber_url)
-    bridge = ChannelBridge(found.engine, accounts, clients, dataverse=found.dataverse)
+    bridge = ChannelBridge(
+        found.engine, accounts, clients, claims=found.live.state, dataverse=found.dataverse
+    )
     found.channels = ChannelServices(accounts, ChannelIntake(bridge), clients, bridge)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(setup.bp)
     if embedded:
-        simulator.init_app(app, service_url=settings.base_url)
+        simulator.init_app(app, service_url=settings.base_url, accounts=accounts)
 
 
 def start(app: Flask) -> None:

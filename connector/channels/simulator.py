@@ -62,7 +62,6 @@ from connector.web.errors import InvalidInput, NotFound, json_body
 from .accounts import ChannelAccounts
 from .model import ACCOUNT_KEY_PATTERN, ChannelAccount, ChannelType
 from .rules import HUMAN_AGENT_WINDOW, STANDARD_WINDOW
-from .shared import channels_of
 from .webhooks import webhook_path
 from .wire import (
     meta_message_body,
@@ -142,13 +141,16 @@ class RateLimit(BaseModel):
     sends_left: int = Field(ge=0, le=1_000_000)
 
 
-def init_app(app: Flask, *, service_url: str) -> None:
+def init_app(app: Flask, *, service_url: str, accounts: ChannelAccounts) -> None:
+    """Mount the simulator on `app`: the service's own on the embedded default, or an app
+    of its own in front of several service processes (tests/test_scale_out_channels.py)."""
     # The simulated platforms' own state (not the service's): who wrote, what was sent.
-    # The accounts and their secrets are the service's (`channels_of`), as an admin has
-    # copied them between the platform's console and CRM.
+    # The accounts and their secrets are the service's, as an admin has copied them
+    # between the platform's console and CRM.
     app.extensions["crmchat.simulator"] = {
         "state": _State(),
         "service_url": service_url,
+        "accounts": accounts,
     }
     app.register_blueprint(bp)
 
@@ -165,9 +167,13 @@ def _ext() -> dict[str, Any]:
     return ext
 
 
+def _accounts() -> ChannelAccounts:
+    accounts: ChannelAccounts = _ext()["accounts"]
+    return accounts
+
+
 def _account(key: str) -> ChannelAccount:
-    accounts: ChannelAccounts = channels_of(current_app).accounts
-    account = accounts.get(key)
+    account = _accounts().get(key)
     if account is None:
         raise NotFound("No such channel account.", code="unknown_account")
     return account
@@ -210,7 +216,7 @@ def static_file(name: str) -> Response:
 
 @bp.get("/simulator/api/accounts")
 def list_accounts() -> Response:
-    accounts: ChannelAccounts = channels_of(current_app).accounts
+    accounts = _accounts()
     base = _ext()["service_url"]
     return jsonify(
         [
@@ -451,7 +457,7 @@ def _take_send(state: _State, key: str) -> bool:
 
 def _graph_account(node_id: str, verb: str) -> ChannelAccount | Response:
     """The Meta account whose node this is, called with its token; else Graph's error."""
-    accounts: ChannelAccounts = channels_of(current_app).accounts
+    accounts = _accounts()
     account = next(
         (a for a in accounts.all() if a.channel.is_meta and a.platform_id == node_id), None
     )
@@ -619,7 +625,7 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
 
 def _viber_account() -> ChannelAccount | None:
     """The Viber bot whose token the call carries."""
-    accounts: ChannelAccounts = channels_of(current_app).accounts
+    accounts = _accounts()
     token = request.headers.get("X-Viber-Auth-Token", "")
     return next(
         (

@@ -28,6 +28,7 @@ from typing import Any, Protocol, cast
 
 import redis
 
+from connector.chat import events
 from connector.chat.hub import Hub
 
 __all__ = ["EventBus", "Listener", "LocalBus", "RedisBus", "attach_hub"]
@@ -144,6 +145,7 @@ class RedisBus:
                         break
                 self._subscribed.set()
                 if missed:
+                    log.info("the event bus is back on Redis")
                     for reset in list(self._resets):
                         reset()
                     missed = False
@@ -154,8 +156,10 @@ class RedisBus:
                         self._deliver(message["data"])
             except (redis.ConnectionError, redis.TimeoutError, OSError):
                 self._subscribed.clear()
+                # One line when Redis goes (and one when it is back), not one per attempt.
+                level = logging.DEBUG if missed else logging.WARNING
+                log.log(level, "the event bus lost Redis; reconnecting in %.1f s", pause)
                 missed = True
-                log.warning("the event bus lost Redis; reconnecting in %.1f s", pause)
                 self._stopping.wait(pause)
                 pause = min(RECONNECT_LONGEST_SECS, pause * 2)
             finally:
@@ -170,7 +174,8 @@ def attach_hub(bus: EventBus, hub: Hub) -> None:
 
     On `LocalBus` the publishing thread queues the frames and sends them when it calls
     `hub.flush()` after its change, as the engine does today. On `RedisBus` the bus's own
-    thread queues and sends them at once, in the bus's order.
+    thread queues and sends them at once, in the bus's order. After a reset every socket
+    of this hub is sent `resync`.
     """
     flush = isinstance(bus, RedisBus)
 
@@ -179,4 +184,11 @@ def attach_hub(bus: EventBus, hub: Hub) -> None:
         if flush:
             hub.flush()
 
-    bus.listen(deliver)
+    def resync() -> None:
+        # Events went by while the bus was away: every socket here reconnects and so
+        # catches up from its last seq (a visitor's hello, a console's snapshot).
+        told = hub.publish_to_all(events.event(events.RESYNC))
+        hub.flush()
+        log.info("told %d socket(s) to resync after the event bus was away", told)
+
+    bus.listen(deliver, on_reset=resync)

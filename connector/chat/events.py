@@ -24,6 +24,7 @@ __all__ = [
     "HELLO_OK",
     "MESSAGE_CREATED",
     "PONG",
+    "RESYNC",
     "SNAPSHOT",
     "TICKET_CREATED",
     "TYPING",
@@ -56,6 +57,9 @@ MESSAGE_CREATED = "message.created"
 TYPING = "typing"
 ERROR = "error"
 PONG = "pong"
+# To every socket of a process whose bus may have missed events (a lost Redis
+# connection): reconnect, and so catch up from the last seq (docs/protocol.md).
+RESYNC = "resync"
 
 
 def event(type_: str, **fields: Any) -> Event:

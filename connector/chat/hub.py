@@ -121,6 +121,15 @@ class Hub:
             pending = self._local.events = []
         return pending
 
+    def publish_to_all(self, event: dict[str, Any]) -> int:
+        """Queue `event` for every subscriber of this hub; returns how many (then flush)."""
+        with self._lock:
+            targets = set(self._memberships)
+        text = json_frame(event)
+        for subscriber in targets:
+            self._queue(subscriber, text)
+        return len(targets)
+
     def send_to(self, subscriber: Subscriber, event: dict[str, Any]) -> None:
         """Queue `event` for one subscriber (an answer to its own frame)."""
         self._queue(subscriber, json_frame(event))

@@ -152,6 +152,11 @@ class LivePrimitives(Protocol):
         """Record whether the widget can start a chat; True only for the one caller that
         changed it, the one that tells the widget's visitors (`availability`)."""
 
+    def claim_once(self, key: str, ttl_secs: float) -> bool:
+        """True for exactly one caller of `key` until `ttl_secs` after that claim, False
+        for every other (of any process): who does a one-off job every process hears
+        about (e.g. send a channel reply, docs/channels.md)."""
+
 
 # Enough earlier chats for the agent to recognise a returning visitor.
 HISTORY_LIMIT = 10
@@ -214,6 +219,11 @@ CREATE TABLE IF NOT EXISTS widget_availability (
     widget_id TEXT PRIMARY KEY,
     available INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS once_claim (
+    key TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS once_claim_expiry ON once_claim (expires_at);
 CREATE TABLE IF NOT EXISTS presence_count (
     process_id TEXT NOT NULL,
     member TEXT NOT NULL,
@@ -541,9 +551,12 @@ class SqliteLiveState:
             )
 
     def unfinished_by_state(self) -> dict[str, int]:
-        """How many chats not yet written to CRM are in each state."""
+        """How many of `unfinished_conversations` are in each state (the metrics' gauge).
+
+        An ended agent-to-agent chat is never written to CRM: it is not counted."""
         rows = self._query(
-            "SELECT state, COUNT(*) AS n FROM conversation WHERE finished = 0 GROUP BY state"
+            "SELECT state, COUNT(*) AS n FROM conversation WHERE state != 'ended'"
+            " OR (finished = 0 AND visitor_id IS NOT NULL) GROUP BY state"
         )
         return {str(row["state"]): int(row["n"]) for row in rows}
 
@@ -644,6 +657,17 @@ class SqliteLiveState:
                 (widget_id, int(available)),
             ).rowcount
         return bool(changed)
+
+    def claim_once(self, key: str, ttl_secs: float) -> bool:
+        now = time.time()
+        with self._transaction() as db:
+            # Lapsed claims go as new ones come (indexed), so the table holds one TTL's worth.
+            db.execute("DELETE FROM once_claim WHERE expires_at <= ?", (now,))
+            taken = db.execute(
+                "INSERT OR IGNORE INTO once_claim (key, expires_at) VALUES (?, ?)",
+                (key, now + ttl_secs),
+            ).rowcount
+        return bool(taken)
 
     def dead_processes(self) -> list[str]:
         rows = self._query(

@@ -1,7 +1,10 @@
 """Health: `/livez` (the process answers), `/readyz` (it can do its job), `/healthz`.
 
 `/readyz` checks, in order of cost: the data folder takes a write (a probe file, fsynced),
-the live state takes a write (one row committed), and Dataverse answers `WhoAmI` — asked
+the live state takes a write (one row committed; on Redis, `CRMCHAT_REDIS_URL`, one SET
+with an expiry on a client of its own that gives up after `REDIS_PROBE_SECS`, so a Redis
+that is away, read-only (a replica after a failover) or refusing writes (MISCONF, OOM)
+fails the probe within a second instead of holding it), and Dataverse answers `WhoAmI` — asked
 at most every `CRMCHAT_READYZ_DATAVERSE_SECS`, the answer cached in between, so a load
 balancer probing every second costs Dataverse nothing. Any failure answers 503 with the
 reasons; the first failure after a success is logged as one line (and the recovery too),
@@ -16,21 +19,31 @@ import sqlite3
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import redis
 from flask import Blueprint, current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from connector.chat.redis_state import DEFAULT_PREFIX
 from connector.dataverse import DataverseError
 from connector.services import services_of
 
-__all__ = ["Readiness", "bp", "disk_problem"]
+__all__ = ["REDIS_PROBE_SECS", "Readiness", "bp", "disk_problem", "redis_problem", "stop"]
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("health", __name__)
 
 READINESS_KEY = "crmchat.readiness"
+# A load balancer's probe times out after a few seconds: Redis answers in well under a
+# millisecond when it is there, so one second means it is not.
+REDIS_PROBE_SECS = 1.0
+# The probe key lives a little longer than a probe interval (it only proves the write).
+REDIS_PROBE_TTL_MS = 60_000
 
 
 def disk_problem(data_dir: Path) -> str | None:
@@ -54,6 +67,32 @@ def disk_problem(data_dir: Path) -> str | None:
     return None
 
 
+def redis_probe_client(url: str) -> redis.Redis:
+    """A client for `redis_problem`: short timeouts, no retries (a probe must be quick)."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=REDIS_PROBE_SECS,
+        socket_connect_timeout=REDIS_PROBE_SECS,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=True,
+    )
+
+
+def redis_problem(client: redis.Redis, key: str) -> str | None:
+    """Why the shared live state cannot take a write, in one line (no password in it);
+    None when `key` was written."""
+    kwargs = client.connection_pool.connection_kwargs
+    where = f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+    try:
+        client.set(key, datetime.now(UTC).isoformat(), px=REDIS_PROBE_TTL_MS)
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
+        return f"Redis at {where} is unreachable ({error})"
+    except redis.RedisError as error:
+        # Reachable but refusing: a read-only replica, a failed snapshot (MISCONF), OOM.
+        return f"Redis at {where} refuses writes ({error})"
+    return None
+
+
 class Readiness:
     """The checks behind `/readyz`, with the Dataverse answer cached (thread-safe)."""
 
@@ -64,6 +103,7 @@ class Readiness:
         self._dataverse_checked = float("-inf")
         self._dataverse_problem: str | None = None
         self._was_ready = True
+        self._redis: redis.Redis | None = None
 
     def problems(self) -> dict[str, str]:
         settings = services_of(self._app).settings
@@ -78,11 +118,29 @@ class Readiness:
                 check()
             except sqlite3.Error as error:
                 problems["live_state"] = f"the live state cannot be written: {error}"
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        if redis_url:
+            with self._lock:
+                if self._redis is None:
+                    self._redis = redis_probe_client(redis_url)
+                client = self._redis
+            live = services_of(self._app).live
+            process = live.process_id if live is not None else "local"
+            prefix = live.prefix if live is not None else DEFAULT_PREFIX
+            problem = redis_problem(client, f"{prefix}readyz:{process}")
+            if problem is not None:
+                problems["redis"] = problem
         dataverse = self._dataverse()
         if dataverse is not None:
             problems["dataverse"] = dataverse
         self._log_change(problems)
         return problems
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._redis = self._redis, None
+        if client is not None:
+            client.close()
 
     def _dataverse(self) -> str | None:
         with self._lock:
@@ -114,6 +172,13 @@ def readiness_of(app: Any) -> Readiness:
             READINESS_KEY, Readiness(app, dataverse_secs=settings.readyz_dataverse_secs)
         )
     return readiness
+
+
+def stop(app: Any) -> None:
+    """Close the readiness probe's Redis client (stop_app)."""
+    readiness: Readiness | None = app.extensions.pop(READINESS_KEY, None)
+    if readiness is not None:
+        readiness.close()
 
 
 @bp.get("/livez")

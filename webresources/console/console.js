@@ -315,6 +315,9 @@
     touchChat(id, visitorRow);
     switch (frame.type) {
       case "snapshot": onSnapshot(frame); break;
+      // The service may have missed events for us: reconnect, then the snapshot and a
+      // chat.resync per open chat catch up (docs/protocol.md).
+      case "resync": if (link.socket) link.socket.close(); break;
       case "agent.updated": onAgent(frame.agent); break;
       case "visitor.updated": onVisitor(frame.visitor); break;
       case "visitor.left": onVisitorLeft(frame.visitor_id); break;

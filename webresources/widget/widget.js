@@ -829,6 +829,11 @@
 
   function handle(f) {
     switch (f.type) {
+      case "resync":
+        // The service may have missed events for us: a new hello resumes from S.seq.
+        // Spread over 3 s: every visitor of the process is told at the same moment.
+        setTimeout(reconnect, Math.random() * 3000);
+        return;
       case "hello.ok":
         helloDone = true;
         backoff = 0;

@@ -5,24 +5,27 @@ thread, never a request thread). An inbound message opens, or continues, the per
 conversation on that account: routed by the account's topic and offered to its agents
 like a web chat, so accept, invite, transfer, snippets and end are the web chat's own.
 
-Agent replies go out the way a visitor's tab receives them: the bridge subscribes to the
-conversation's visitor channel (`chat_channel`), and every agent message published there
-is sent through the platform's send client, off the socket thread. The platform's rule
-is checked twice: before the message is stored (`check_channel_reply`, called from
-`do_agent_send`, so a reply the platform would refuse never enters the chat) and again
-by `do_channel_reply` just before sending. A send that fails anyway (blocked, rate limited
-beyond what the client retries) becomes a system line right after the message, naming
-the platform's error; each message is handed to the platform once.
+Agent replies go out from the event bus: every process's bridge hears every agent message
+published to a chat's visitor side (`chat_channel`), wherever the agent's socket is, and
+the one process that wins the message's one-shot claim (`claim_once` on the shared live
+state, key `channel-reply:<chat>:<seq>`) sends it through the platform's send client, off
+the bus and socket threads. So each message is handed to the platform once across
+processes (alone, the same claim in SQLite). The platform's rule is checked twice: before
+the message is stored (`check_channel_reply`, called from `do_agent_send`, so a reply the
+platform would refuse never enters the chat) and again by `do_channel_reply` just before
+sending, on the conversation as the shared state has it. A send that fails anyway
+(blocked, rate limited beyond what the client retries) becomes a system line right after
+the message, naming the platform's error.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+
+import redis
 
 from connector.channels.accounts import ChannelAccounts
 from connector.channels.errors import ChannelError, SendRefused
@@ -49,6 +52,7 @@ from connector.chat.errors import ChatError
 from connector.chat.hub import Subscriber
 from connector.chat.model import Conversation, ConversationKind, ConversationState, SenderKind
 from connector.chat.routing import agent_channel, agents_for_chat, chat_channel
+from connector.chat.state import LivePrimitives
 from connector.chat.views import iso
 
 if TYPE_CHECKING:
@@ -77,6 +81,9 @@ CHANNEL_LABELS = {
 # Sends wait on the platform (up to the client's timeout); a few at once is plenty for
 # agents typing, and keeps one slow platform from holding every reply.
 SEND_THREADS = 4
+# How long a reply's claim is remembered: far longer than any process can lag behind the
+# bus with its queue of sends, short enough that the claims of a busy day fit in memory.
+REPLY_CLAIM_SECS = 24 * 60 * 60
 
 
 class ChatOutsideWindow(ChatError):
@@ -163,9 +170,9 @@ def do_channel_message(
     """Append the person's message to their open conversation on `account`, or open one
     offered to the account's topic. A redelivery (same message id) is stored once.
 
-    `subscriber` is the bridge's: it joins the conversation's visitor channel. `linked`
-    is the contact or lead the person's platform link names: a chat opened now regards
-    it from the start (`connector.channels.links`)."""
+    `subscriber` is the bridge's: a redelivery's answer goes to it (and nowhere).
+    `linked` is the contact or lead the person's platform link names: a chat opened now
+    regards it from the start (`connector.channels.links`)."""
     with engine.changing():
         conversation = _open_channel_chat(engine, account, event)
         now = engine.clock()
@@ -204,7 +211,6 @@ def do_channel_message(
                     conversation.contact = {"id": linked["id"], "name": linked["name"]}
             engine.state.save_conversation(conversation)
             engine.conversations[conversation.conversation_id] = conversation
-            engine.hub.subscribe(chat_channel(conversation.conversation_id), subscriber)
         previous = (conversation.last_visitor_message_at, conversation.waiting_since)
         conversation.last_visitor_message_at = event.at
         if conversation.waiting_since is None:
@@ -228,8 +234,9 @@ def do_channel_message(
             topics = frozenset({account.topic_id}) if account.topic_id else frozenset()
             offered = agents_for_chat(topics, agent_routes(engine))
             # Nobody available: the chat waits and is offered to agents as they come,
-            # unlike a web chat, since the person has already written.
-            engine.hub.publish(
+            # unlike a web chat, since the person has already written. Through the bus:
+            # the agents' sockets may be on any process.
+            engine.bus.publish(
                 events.event(events.CHAT_OFFERED, chat=chat_of(engine, conversation)),
                 {agent_channel(agent_id) for agent_id in offered},
             )
@@ -372,24 +379,21 @@ class ChannelBridge:
         accounts: ChannelAccounts,
         clients: ChannelClients,
         *,
+        claims: LivePrimitives,
         dataverse: Any = None,
     ) -> None:
+        """`claims` is the live state every process shares (the engine's, typed for
+        its one-shot claims)."""
         self.engine = engine
+        self.claims = claims
         self.accounts = accounts
         self.clients = clients
         # Reads the people's platform links (None: chats open unlinked).
         self.dataverse = dataverse
-        self.subscriber = Subscriber(self._on_frame, name="channels")
+        # Answers to the bridge's own messages (a redelivery) are not sent anywhere.
+        self.subscriber = Subscriber(lambda _text: None, name="channels")
         self._pool = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="crmchat-channel-send")
-        self._handed: set[tuple[str, int]] = set()
-        self._lock = threading.Lock()
-        # Open channel chats from before a restart hear their agents again.
-        with engine.changing():
-            for conversation in engine.conversations.values():
-                if conversation.channel is not None and conversation.is_open:
-                    engine.hub.subscribe(
-                        chat_channel(conversation.conversation_id), self.subscriber
-                    )
+        engine.bus.listen(self._on_event)
 
     def do_channel_event(self, account: ChannelAccount, event: InboundEvent) -> None:
         if event.kind is EventKind.MESSAGE:
@@ -409,28 +413,44 @@ class ChannelBridge:
     def stop(self) -> None:
         self._pool.shutdown(wait=True)
 
-    def _on_frame(self, text: str) -> None:
-        """A frame published to a channel chat's visitor side (hub flush, any thread)."""
-        frame: dict[str, Any] = json.loads(text)
-        if frame.get("type") != "message.created":
+    def _on_event(self, event: dict[str, Any], channels: frozenset[str]) -> None:
+        """Every event of every process (the bus's thread; alone, the publisher's)."""
+        if event.get("type") != events.MESSAGE_CREATED:
             return
-        if (frame.get("sender") or {}).get("kind") != SenderKind.AGENT.value:
+        if (event.get("sender") or {}).get("kind") != SenderKind.AGENT.value:
             return
-        key = (str(frame["conversation_id"]), int(frame["seq"]))
-        with self._lock:
-            if key in self._handed:
-                return
-            self._handed.add(key)
-        self._pool.submit(self._send, key[0], key[1], str(frame["text"]))
+        conversation_id = str(event["conversation_id"])
+        if chat_channel(conversation_id) not in channels:
+            return  # not for the person's side (e.g. an agent-to-agent chat)
+        self._pool.submit(self._send, conversation_id, int(event["seq"]), str(event["text"]))
 
-    def _send(self, conversation_id: str, seq: int, text: str) -> None:
+    def _channel_chat(self, conversation_id: str) -> Conversation | None:
+        """The channel chat as the shared state has it now; None for a web chat."""
         engine = self.engine
         with engine.lock:
-            conversation = find_conversation(engine, conversation_id)
-            channel = conversation.channel if conversation is not None else None
-            window = _window(engine, conversation) if conversation and channel else None
-        if conversation is None or channel is None or window is None:
+            copy = engine.conversations.get(conversation_id)
+        if copy is not None and copy.channel is None:
+            return None  # a web chat (whether a chat is one never changes): no read
+        # This process's copy may lag another's change: the window is the state's.
+        conversation = engine.state.conversation(conversation_id)
+        return conversation if conversation is not None and conversation.channel else None
+
+    def _send(self, conversation_id: str, seq: int, text: str) -> None:
+        try:
+            conversation = self._channel_chat(conversation_id)
+            if conversation is None or conversation.channel is None:
+                return
+            if not self.claims.claim_once(
+                f"channel-reply:{conversation_id}:{seq}", REPLY_CLAIM_SECS
+            ):
+                return  # another process (or an earlier delivery here) sends it
+        except redis.RedisError:
+            # Unclaimed, it cannot be sent safely (another process may have it). Redis
+            # being away, the engine refuses new messages too, so this is the last one.
+            log.warning("channel reply %s/%s not sent: Redis unreachable", conversation_id, seq)
             return
+        channel = conversation.channel
+        window = _window(self.engine, conversation)
         account = self.accounts.get(str(channel["account"]))
         try:
             if account is None or not account.enabled:
@@ -438,7 +458,7 @@ class ChannelBridge:
             sent = do_channel_reply(
                 self.clients, account, str(channel["person"]), window, text=text
             )
-            do_channel_sent(engine, conversation_id, seq, sent.message_id)
+            do_channel_sent(self.engine, conversation_id, seq, sent.message_id)
             log.info(
                 "channel reply sent",
                 extra={
