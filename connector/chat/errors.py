@@ -12,6 +12,7 @@ Errors::
     ├── ChatLoginRequired  login_required  the widget needs a verified identity
     ├── ChatIdentityMismatch identity_mismatch  the context's Email is not the identity's
     ├── ChatInvalidContext invalid_context the Omnichannel context breaks its rules
+    ├── ChatDispositionRequired disposition_required  closing needs one of the topic's
     └── ChatInvalidIdentity invalid_identity  the identity token proves nothing
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 __all__ = [
     "ChatConflict",
+    "ChatDispositionRequired",
     "ChatEnded",
     "ChatError",
     "ChatForbidden",
@@ -86,3 +88,7 @@ class ChatInvalidContext(ChatError):
 
 class ChatInvalidIdentity(ChatError):
     code = "invalid_identity"
+
+
+class ChatDispositionRequired(ChatError):
+    code = "disposition_required"

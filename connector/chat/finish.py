@@ -80,6 +80,7 @@ def finished_chat(
         contact=dict(conversation.contact) if conversation.contact else None,
         topic_id=topic_id if topic_id in topics else None,
         agent_id=owner.agent_id if owner is not None else None,
+        disposition=conversation.disposition,
     )
 
 

@@ -115,6 +115,8 @@ class Conversation:
     channel: dict[str, Any] | None = None
     # Agents who rejected the offer while it waited: never offered it again (actions/offers.py).
     declined_agent_ids: list[str] = field(default_factory=list)
+    # What the agent chose from the topic's list when ending it (chat/dispositions.py).
+    disposition: str | None = None
 
     @property
     def is_open(self) -> bool:

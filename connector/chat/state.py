@@ -265,6 +265,7 @@ def _conversation_to_json(c: Conversation) -> str:
             "requester_user_id": c.requester_user_id,
             "channel": c.channel,
             "declined_agent_ids": c.declined_agent_ids,
+            "disposition": c.disposition,
         }
     )
 
@@ -306,6 +307,7 @@ def _conversation_from_row(conversation_id: str, data: str) -> Conversation:
         requester_user_id=d.get("requester_user_id"),
         channel=d.get("channel"),
         declined_agent_ids=list(d.get("declined_agent_ids") or []),
+        disposition=d.get("disposition"),
     )
 
 

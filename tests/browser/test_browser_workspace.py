@@ -339,3 +339,63 @@ def test_at_most_three_offer_toasts_show_and_the_rest_are_counted(
     expect(sam.get_by_test_id("offer-toast")).to_have_count(3)
     expect(sam.get_by_test_id("offer-toast").last).to_contain_text("Jon Queue")
     expect(sam.get_by_test_id("offer-more")).to_have_count(0)
+
+
+# ----- closing with a disposition -------------------------------------------------------
+
+
+def test_an_agent_must_choose_the_topics_disposition_to_end_and_the_activity_shows_it(
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
+    chat_activity: Callable[[list[str]], dict[str, Any]],
+) -> None:
+    from connector.demo import SALES_TOPIC_ID
+    from connector.services import services_of
+
+    # The admin writes the Sales topic's list on its form, one per line.
+    admin = new_page()
+    sign_in(admin, "CRM Chat Admin")
+    admin.goto(f"{service.url}/app/main#record/crmchat_topic/{SALES_TOPIC_ID}")
+    admin.get_by_label("Dispositions (one per line)").fill("Sold\nNeeds a quote\nNo interest")
+    admin.get_by_test_id("save-record").click()
+    expect(admin.locator("form.record-form").get_by_role("status")).to_have_text("Saved.")
+    services_of(service.app).directory.invalidate()  # as the next refresh would
+
+    sam = agent_console("Sam Sales")
+    visitor = start_visitor_chat(new_page, service.url, "Dora", "Disposition")
+    accept_offer(sam, "Dora Disposition")
+
+    sam.get_by_test_id("end-button").click()
+    choice = sam.get_by_test_id("disposition-select")
+    expect(choice).to_be_focused()
+    expect(choice.locator("option")).to_have_text(
+        ["Choose…", "Sold", "Needs a quote", "No interest"]
+    )
+    # Ending without one is refused in the console: the chat goes on for both.
+    sam.get_by_test_id("end-confirm").click()
+    expect(sam.get_by_test_id("disposition-hint")).to_be_visible()
+    expect(sam.get_by_test_id("end-confirm-box")).to_be_visible()
+    expect(sam.locator("#chat-state")).to_have_text("Active")
+    # A console that skipped the check is refused by the service with the same words.
+    sam.locator("body").evaluate(
+        "() => document.getElementById('disposition').replaceChildren("
+        "Object.assign(document.createElement('option'), {value: 'Made up', text: 'Made up'}))"
+    )
+    sam.get_by_test_id("end-confirm").click()
+    expect(sam.get_by_test_id("toast")).to_contain_text("not one of this topic's")
+    expect(sam.locator("#chat-state")).to_have_text("Active")
+    expect(visitor.get_by_test_id("crmchat-end")).to_be_hidden()
+
+    sam.get_by_test_id("end-button").click()
+    sam.get_by_test_id("disposition-select").select_option("Needs a quote")
+    sam.get_by_test_id("end-confirm").click()
+    expect(sam.locator("#chat-state")).to_have_text("Ended")
+    visitor.get_by_test_id("crmchat-star-5").click()
+
+    chat = chat_activity(["activityid", "crmchat_disposition", "crmchat_rating"])
+    assert chat["crmchat_disposition"] == "Needs a quote"
+    # The chat's form shows it.
+    admin.goto(f"{service.url}/app/main#record/crmchat_chat/{chat['activityid']}")
+    expect(admin.get_by_label("Disposition", exact=True)).to_have_value("Needs a quote")

@@ -1521,6 +1521,15 @@
     list.replaceChildren(...(items.length ? items : [el("dd", { class: "muted", text: "None" })]));
   }
 
+  // The closing choices of the chat's topics (the service checks the same list).
+  function chatDispositions(chat) {
+    const names = [];
+    for (const topic of chat.topics || []) {
+      for (const name of topic.dispositions || []) if (!names.includes(name)) names.push(name);
+    }
+    return names;
+  }
+
   function chatLabelIds(chat) {
     return new Set((chat.labels || []).map((label) => label.id));
   }
@@ -1694,13 +1703,31 @@
     $("transfer").addEventListener("click", () => agentMenu("transfer-menu", "transfer"));
     $("end").addEventListener("click", () => {
       closeMenus("end-confirm");
+      const chat = state.active ? state.chats.get(state.active) : null;
+      const choices = chat ? chatDispositions(chat) : [];
+      $("disposition").replaceChildren(el("option", { value: "", text: "Choose…" }),
+        ...choices.map((name) => el("option", { value: name, text: name })));
+      $("disposition-wrap").hidden = !choices.length;
+      $("disposition-hint").hidden = true;
       $("end-confirm").hidden = false;
-      $("end-yes").focus();
+      (choices.length ? $("disposition") : $("end-yes")).focus();
     });
     $("end-no").addEventListener("click", () => { $("end-confirm").hidden = true; });
+    $("disposition").addEventListener("change", () => { $("disposition-hint").hidden = true; });
     $("end-yes").addEventListener("click", () => {
+      if (!state.active) return;
+      const frame = { type: "chat.end", conversation_id: state.active };
+      if (!$("disposition-wrap").hidden) {
+        // The service refuses it too (disposition_required); asking here saves a round trip.
+        if (!$("disposition").value) {
+          $("disposition-hint").hidden = false;
+          $("disposition").focus();
+          return;
+        }
+        frame.disposition = $("disposition").value;
+      }
       $("end-confirm").hidden = true;
-      if (state.active) send({ type: "chat.end", conversation_id: state.active });
+      send(frame);
     });
     $("snippet-button").addEventListener("click", async () => {
       if (!toggle("snippet-picker")) return;
