@@ -399,3 +399,144 @@ def test_an_agent_must_choose_the_topics_disposition_to_end_and_the_activity_sho
     # The chat's form shows it.
     admin.goto(f"{service.url}/app/main#record/crmchat_chat/{chat['activityid']}")
     expect(admin.get_by_label("Disposition", exact=True)).to_have_value("Needs a quote")
+
+
+# ----- the Contact panel ----------------------------------------------------------------
+
+
+def test_the_contact_panel_links_another_matching_contact_shows_it_and_unpairs_it(
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+) -> None:
+    from connector.demo import admin_client
+    from connector.services import services_of
+
+    # Two contacts share the visitor's email: record identification links neither.
+    dataverse = admin_client(services_of(service.app).standin)
+    for last, phone in (("O'Hara", "+33 1 11"), ("Newman", "+33 1 22")):
+        dataverse.create(
+            "contacts",
+            {
+                "firstname": "Lena",
+                "lastname": last,
+                "emailaddress1": "lena@example.com",
+                "telephone1": phone,
+            },
+        )
+    sam = agent_console("Sam Sales")
+    start_visitor_chat(new_page, service.url, "Lena", "Visitor")
+    accept_offer(sam, "Lena Visitor")
+
+    panel = sam.get_by_test_id("contact-panel")
+    expect(panel.get_by_test_id("contact-facts")).to_contain_text("No contact linked.")
+    matches = panel.get_by_test_id("contact-match")
+    expect(matches).to_have_text([re.compile("Lena Newman"), re.compile("Lena O'Hara")])
+
+    matches.filter(has_text="O'Hara").get_by_test_id("contact-link").click()
+    expect(panel.get_by_test_id("contact-name")).to_contain_text("Lena O'Hara")
+    expect(panel.get_by_test_id("contact-facts")).to_contain_text("+33 1 11")
+    expect(sam.get_by_test_id("regarding")).to_contain_text("Lena O'Hara")
+    expect(matches).to_have_text([re.compile("Lena Newman")])
+
+    # The agent picks the other one instead.
+    matches.get_by_test_id("contact-link").click()
+    expect(panel.get_by_test_id("contact-name")).to_contain_text("Lena Newman")
+    expect(panel.get_by_test_id("contact-facts")).to_contain_text("+33 1 22")
+    expect(matches).to_have_text([re.compile("Lena O'Hara")])
+
+    panel.get_by_test_id("contact-unpair").click()
+    expect(panel.get_by_test_id("contact-facts")).to_contain_text("No contact linked.")
+    expect(sam.get_by_test_id("regarding")).to_have_text("None yet")
+    expect(matches).to_have_count(2)
+
+
+# ----- the Case panel -------------------------------------------------------------------
+
+
+def test_the_case_panel_searches_the_contacts_cases_and_assigns_the_chat_to_one(
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+) -> None:
+    from connector.demo import admin_client
+    from connector.services import services_of
+
+    dataverse = admin_client(services_of(service.app).standin)
+    cora = dataverse.create(
+        "contacts", {"firstname": "Cora", "lastname": "Case", "emailaddress1": "cora@example.com"}
+    )
+    for title in ("Broken screen", "Late delivery", "Can't log in"):
+        dataverse.create(
+            "incidents", {"title": title, "customerid_contact@odata.bind": f"/contacts({cora})"}
+        )
+    sam = agent_console("Sam Sales")
+    start_visitor_chat(new_page, service.url, "Cora", "Case")
+    accept_offer(sam, "Cora Case")
+    # Record identification linked the one contact (and no case: she has three).
+    expect(sam.get_by_test_id("regarding")).to_contain_text("Contact: Cora Case")
+
+    panel = sam.get_by_test_id("case-panel")
+    items = panel.get_by_test_id("case-item")
+    expect(items).to_have_count(3)
+    # A quote in the search is a literal, not OData.
+    panel.get_by_test_id("case-search").fill("can't")
+    expect(items).to_have_count(1)
+    expect(items).to_contain_text(["Can't log in"])
+    panel.get_by_test_id("case-search").fill("late")
+    expect(items).to_have_text([re.compile("Late delivery")])
+    items.get_by_test_id("case-assign").click()
+    expect(sam.get_by_test_id("regarding")).to_contain_text("Case: Late delivery")
+    expect(items.get_by_test_id("case-assigned")).to_have_text("Assigned")
+
+    # Sam owns no case: "Mine" finds none.
+    panel.get_by_test_id("case-search").fill("")
+    panel.get_by_test_id("case-filter").select_option("mine")
+    expect(panel.get_by_test_id("case-results")).to_contain_text("No open cases.")
+
+
+# ----- the Knowledge panel --------------------------------------------------------------
+
+
+def test_the_knowledge_panel_finds_a_published_article_shows_its_text_and_sends_it(
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+) -> None:
+    from connector.demo import admin_client
+    from connector.services import services_of
+
+    dataverse = admin_client(services_of(service.app).standin)
+    published = dataverse.create(
+        "knowledgearticles",
+        {
+            "title": "Returns policy",
+            "keywords": "refund",
+            "content": "<p>You can return any item within <b>30 days</b>.</p>"
+            "<img src=x onerror=\"document.title='owned'\"><p>Keep the receipt.</p>",
+        },
+    )
+    dataverse.update("knowledgearticles", published, {"statecode": 3, "statuscode": 7})
+    dataverse.create("knowledgearticles", {"title": "Returns (draft)", "content": "<p>Soon</p>"})
+
+    sam = agent_console("Sam Sales")
+    visitor = start_visitor_chat(new_page, service.url, "Kim", "Knowledge")
+    accept_offer(sam, "Kim Knowledge")
+    panel = sam.get_by_test_id("kb-panel")
+    panel.get_by_test_id("kb-search").fill("refund")  # by keyword
+    items = panel.get_by_test_id("kb-item")
+    expect(items).to_have_text([re.compile("Returns policy")])
+    panel.get_by_test_id("kb-search").fill("Returns")  # the draft is not offered
+    expect(items).to_have_text([re.compile("Returns policy")])
+    items.get_by_role("button").click()
+    body = panel.get_by_test_id("kb-body")
+    expect(body).to_contain_text("You can return any item within 30 days.")
+    expect(body).to_contain_text("Keep the receipt.")
+    assert "<b>" not in body.inner_text() and body.locator("img").count() == 0
+
+    panel.get_by_test_id("kb-send-text").click()
+    composer = sam.get_by_test_id("message-input")
+    expect(composer).to_have_value(re.compile(r"^Returns policy\nYou can return any item"))
+    composer.press("Enter")
+    expect(last_visitor_bubble(visitor)).to_contain_text("You can return any item within 30 days.")
+    assert sam.locator("body").evaluate("() => document.title") != "owned"
