@@ -540,3 +540,72 @@ def test_the_knowledge_panel_finds_a_published_article_shows_its_text_and_sends_
     composer.press("Enter")
     expect(last_visitor_bubble(visitor)).to_contain_text("You can return any item within 30 days.")
     assert sam.locator("body").evaluate("() => document.title") != "owned"
+
+
+# ----- the admin's choice of panels -----------------------------------------------------
+
+
+def test_the_admin_chooses_and_orders_the_consoles_side_panels(
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
+) -> None:
+    from connector.crm.org_settings import save_chat_enabled
+    from connector.crm.tables import SETTINGS_ID
+    from connector.demo import admin_client
+    from connector.services import services_of
+
+    # The settings row exists once an admin saved anything on the Settings page.
+    save_chat_enabled(admin_client(services_of(service.app).standin), True)
+    admin = new_page()
+    sign_in(admin, "CRM Chat Admin")
+    admin.goto(f"{service.url}/app/main#record/crmchat_settings/{SETTINGS_ID}")
+    admin.get_by_label("Console side panels").fill("knowledge, contact, nonsense")
+    admin.get_by_test_id("save-record").click()
+    expect(admin.locator("form.record-form").get_by_role("status")).to_have_text("Saved.")
+
+    sam = agent_console("Sam Sales")
+    start_visitor_chat(new_page, service.url, "Pia", "Panels")
+    accept_offer(sam, "Pia Panels")
+    expect(sam.get_by_test_id("kb-panel")).to_be_visible()
+    expect(sam.get_by_test_id("contact-panel")).to_be_visible()
+    expect(sam.get_by_test_id("case-panel")).to_be_hidden()
+    shown = sam.locator("body").evaluate(
+        "() => [...document.querySelectorAll('[data-panel]')]"
+        ".filter((card) => card.offsetParent !== null).map((card) => card.dataset.panel)"
+    )
+    assert shown == ["knowledge", "contact"]
+
+
+# ----- the contact's past activities ----------------------------------------------------
+
+
+def test_the_activities_panel_lists_the_contacts_earlier_activities(
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+) -> None:
+    from connector.crm.tables import bind_regarding
+    from connector.demo import SAM_USER_ID, admin_client
+    from connector.services import services_of
+
+    dataverse = admin_client(services_of(service.app).standin)
+    ada = dataverse.create(
+        "contacts", {"firstname": "Ada", "lastname": "Activity", "emailaddress1": "ada@example.com"}
+    )
+    other = dataverse.create("contacts", {"lastname": "Someone"})
+    # Sam's own chats (the agent role reads the chats it owns): one with Ada, one not.
+    for subject, contact in (("Asked about pricing", ada), ("Not Ada's", other)):
+        name, value = bind_regarding("contact", contact)
+        dataverse.create(
+            "crmchat_chats",
+            {"subject": subject, name: value, "ownerid@odata.bind": f"/systemusers({SAM_USER_ID})"},
+        )
+
+    sam = agent_console("Sam Sales")
+    start_visitor_chat(new_page, service.url, "Ada", "Activity")
+    accept_offer(sam, "Ada Activity")
+    items = sam.get_by_test_id("activities-panel").get_by_test_id("activity-item")
+    expect(items).to_have_count(1)
+    expect(items).to_contain_text(["Asked about pricing"])

@@ -1522,6 +1522,42 @@
     list.replaceChildren(...(items.length ? items : [el("dd", { class: "muted", text: "None" })]));
   }
 
+  // ---- which side panels, in which order --------------------------------------------
+  // The admin's choice: Settings' "Console side panels", e.g. "case, contact". Empty or
+  // unreadable: every panel, in this order. Unknown names are ignored.
+  const PANELS = ["contact", "case", "knowledge", "activities"];
+  let panelsShown = PANELS.slice();
+
+  function parsePanels(text) {
+    const names = String(text || "").toLowerCase().split(/[\s,;]+/).filter((name) => PANELS.includes(name));
+    return names.length ? [...new Set(names)] : PANELS.slice();
+  }
+
+  function panelOn(name) {
+    return panelsShown.includes(name);
+  }
+
+  async function loadPanelSettings() {
+    if (!xrm || !xrm.WebApi) return;
+    try {
+      const found = await xrm.WebApi.retrieveMultipleRecords("crmchat_settings", "?$select=crmchat_consolepanels&$top=1");
+      const row = (found.entities || [])[0];
+      panelsShown = parsePanels(row && row.crmchat_consolepanels);
+    } catch (error) {
+      panelsShown = PANELS.slice();   // the panels still work; only the admin's order is lost
+    }
+    let after = $("crm-card");
+    for (const name of panelsShown) {
+      const card = document.querySelector('[data-panel="' + name + '"]');
+      after.after(card);
+      after = card;
+    }
+    for (const card of document.querySelectorAll("[data-panel]")) {
+      card.classList.toggle("panel-off", !panelOn(card.dataset.panel));
+    }
+    render();
+  }
+
   // ---- the Contact panel -------------------------------------------------------------
   // Read with the agent's own permissions (Xrm.WebApi); linking and unpairing go to the
   // service, which links only an active contact with the visitor's email.
@@ -1757,6 +1793,45 @@
     $("input").focus();
   }
 
+  // ---- the contact's past activities ------------------------------------------------
+  // The newest activities regarding the chat's contact (any table, through
+  // activitypointer), read with the agent's own permissions.
+  const activityPanel = { key: null, rows: [], note: "" };
+  const ACTIVITIES_SHOWN = 10;
+  const FORMATTED = "@OData.Community.Display.V1.FormattedValue";
+
+  async function loadActivities(chat) {
+    const contact = chatContact(chat);
+    const key = chat.conversation_id + "|" + (contact ? contact.id : "");
+    if (activityPanel.key === key) return;
+    Object.assign(activityPanel, { key, rows: [], note: contact ? "Loading…" : "No contact linked." });
+    if (!contact || !xrm || !xrm.WebApi) return;
+    try {
+      const found = await xrm.WebApi.retrieveMultipleRecords("activitypointer",
+        "?$select=activityid,subject,activitytypecode,createdon&$filter="
+        + encodeURIComponent("_regardingobjectid_value eq " + contact.id)
+        + "&$orderby=createdon desc&$top=" + ACTIVITIES_SHOWN);
+      if (activityPanel.key !== key) return;
+      activityPanel.rows = found.entities || [];
+      activityPanel.note = activityPanel.rows.length ? "" : "No activities yet.";
+    } catch (error) {
+      if (activityPanel.key === key) activityPanel.note = "Could not read the activities: " + error.message;
+    }
+    render();
+  }
+
+  function renderActivities() {
+    const items = activityPanel.rows.map((row) => {
+      const when = parseTime(row.createdon);
+      return el("li", { "data-testid": "activity-item" },
+        el("span", { text: row.subject || "(no subject)" }), " ",
+        el("span", { class: "muted", text: [row["activitytypecode" + FORMATTED] || row.activitytypecode,
+          when === null ? "" : formatDate(when)].filter(Boolean).join(" · ") }));
+    });
+    if (activityPanel.note) items.push(el("li", { class: "muted", text: activityPanel.note }));
+    $("activity-list").replaceChildren(...items);
+  }
+
   // The closing choices of the chat's topics (the service checks the same list).
   function chatDispositions(chat) {
     const names = [];
@@ -1846,12 +1921,21 @@
     fact(facts, "With", (chat.participants || []).filter((p) => p.kind !== "visitor").map((p) => p.name).join(", "));
     $("chat-topics").replaceChildren(...topicChips(chat.topics));
     if (isVisitor) {
-      loadContactPanel(chat);
-      renderContactPanel(chat);
-      loadCases(chat);
-      renderCasePanel(chat);
-      loadArticles();
-      renderKnowledgePanel(chat);
+      // The Case panel's account filter reads the contact, so it loads with either panel.
+      if (panelOn("contact") || panelOn("case")) loadContactPanel(chat);
+      if (panelOn("contact")) renderContactPanel(chat);
+      if (panelOn("case")) {
+        loadCases(chat);
+        renderCasePanel(chat);
+      }
+      if (panelOn("knowledge")) {
+        loadArticles();
+        renderKnowledgePanel(chat);
+      }
+      if (panelOn("activities")) {
+        loadActivities(chat);
+        renderActivities();
+      }
       renderIdentity(chat);
       renderDetails(chat);
       renderLabels(chat);
@@ -2032,6 +2116,7 @@
         : "Could not read the CRM Chat settings: " + error.message);
       return;
     }
+    loadPanelSettings();
     connect();
   }
 
