@@ -454,7 +454,7 @@ def test_the_contact_panel_links_another_matching_contact_shows_it_and_unpairs_i
 # ----- the Case panel -------------------------------------------------------------------
 
 
-def test_the_case_panel_searches_the_contacts_cases_and_assigns_the_chat_to_one(
+def test_the_case_and_account_panels_search_the_contacts_cases_and_assign_the_chat_to_one(
     service: Any,
     new_page: Callable[[], Any],
     agent_console: Callable[..., Any],
@@ -463,13 +463,24 @@ def test_the_case_panel_searches_the_contacts_cases_and_assigns_the_chat_to_one(
     from connector.services import services_of
 
     dataverse = admin_client(services_of(service.app).standin)
+    corp = dataverse.create("accounts", {"name": "Case Corp", "telephone1": "+33 1 99"})
     cora = dataverse.create(
-        "contacts", {"firstname": "Cora", "lastname": "Case", "emailaddress1": "cora@example.com"}
+        "contacts",
+        {
+            "firstname": "Cora",
+            "lastname": "Case",
+            "emailaddress1": "cora@example.com",
+            "parentcustomerid_account@odata.bind": f"/accounts({corp})",
+        },
     )
     for title in ("Broken screen", "Late delivery", "Can't log in"):
         dataverse.create(
             "incidents", {"title": title, "customerid_contact@odata.bind": f"/contacts({cora})"}
         )
+    dataverse.create(
+        "incidents",
+        {"title": "Corp invoice", "customerid_account@odata.bind": f"/accounts({corp})"},
+    )
     sam = agent_console("Sam Sales")
     start_visitor_chat(new_page, service.url, "Cora", "Case")
     accept_offer(sam, "Cora Case")
@@ -489,8 +500,15 @@ def test_the_case_panel_searches_the_contacts_cases_and_assigns_the_chat_to_one(
     expect(sam.get_by_test_id("regarding")).to_contain_text("Case: Late delivery")
     expect(items.get_by_test_id("case-assigned")).to_have_text("Assigned")
 
-    # Sam owns no case: "Mine" finds none.
+    # The Account panel shows her company; its cases are a filter away.
+    account = sam.get_by_test_id("account-panel")
+    expect(account.get_by_test_id("account-name")).to_contain_text("Case Corp")
+    expect(account.get_by_test_id("account-facts")).to_contain_text("+33 1 99")
     panel.get_by_test_id("case-search").fill("")
+    panel.get_by_test_id("case-filter").select_option("account")
+    expect(items).to_have_text([re.compile("Corp invoice")])
+
+    # Sam owns no case: "Mine" finds none.
     panel.get_by_test_id("case-filter").select_option("mine")
     expect(panel.get_by_test_id("case-results")).to_contain_text("No open cases.")
 

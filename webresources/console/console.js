@@ -1525,7 +1525,7 @@
   // ---- which side panels, in which order --------------------------------------------
   // The admin's choice: Settings' "Console side panels", e.g. "case, contact". Empty or
   // unreadable: every panel, in this order. Unknown names are ignored.
-  const PANELS = ["contact", "case", "knowledge", "activities"];
+  const PANELS = ["contact", "account", "case", "knowledge", "activities"];
   let panelsShown = PANELS.slice();
 
   function parsePanels(text) {
@@ -1649,6 +1649,48 @@
     } catch (error) {
       toast("Could not unpair the contact: " + error.message, "bad");
     }
+  }
+
+  // ---- the Account panel -------------------------------------------------------------
+  // The contact's company (parentcustomerid, when it is an account), read with the agent's
+  // own permissions once the Contact panel's record is in.
+  const accountPanel = { key: null, record: null, note: "" };
+  const LOOKUP_TABLE = "@Microsoft.Dynamics.CRM.lookuplogicalname";
+
+  function contactAccountId() {
+    const record = contactPanel.record;
+    if (!record || !record._parentcustomerid_value) return null;
+    const table = record["_parentcustomerid_value" + LOOKUP_TABLE];
+    return table && table !== "account" ? null : record._parentcustomerid_value;
+  }
+
+  async function loadAccount() {
+    const accountId = contactAccountId();
+    const key = accountId || "";
+    if (accountPanel.key === key) return;
+    Object.assign(accountPanel, { key, record: null, note: accountId ? "Loading…" : "No account." });
+    if (!accountId || !xrm || !xrm.WebApi) return;
+    try {
+      const record = await xrm.WebApi.retrieveRecord("account", accountId, "?$select=name,emailaddress1,telephone1");
+      if (accountPanel.key !== key) return;
+      Object.assign(accountPanel, { record, note: "" });
+    } catch (error) {
+      if (accountPanel.key === key) accountPanel.note = "Could not read the account: " + error.message;
+    }
+    render();
+  }
+
+  function renderAccountPanel() {
+    const facts = $("account-facts");
+    facts.replaceChildren();
+    const record = accountPanel.record;
+    if (record) {
+      fact(facts, "Name", record.name || "", { "data-testid": "account-name" });
+      fact(facts, "Email", record.emailaddress1 || "");
+      fact(facts, "Phone", record.telephone1 || "");
+    }
+    if (accountPanel.note) facts.append(el("dd", { class: "muted", text: accountPanel.note }));
+    $("account-open").hidden = !record;
   }
 
   // ---- the Case panel ----------------------------------------------------------------
@@ -1921,9 +1963,13 @@
     fact(facts, "With", (chat.participants || []).filter((p) => p.kind !== "visitor").map((p) => p.name).join(", "));
     $("chat-topics").replaceChildren(...topicChips(chat.topics));
     if (isVisitor) {
-      // The Case panel's account filter reads the contact, so it loads with either panel.
-      if (panelOn("contact") || panelOn("case")) loadContactPanel(chat);
+      // The Case panel's account filter and the Account panel read the contact record.
+      if (panelOn("contact") || panelOn("case") || panelOn("account")) loadContactPanel(chat);
       if (panelOn("contact")) renderContactPanel(chat);
+      if (panelOn("account")) {
+        loadAccount();
+        renderAccountPanel();
+      }
       if (panelOn("case")) {
         loadCases(chat);
         renderCasePanel(chat);
@@ -2081,6 +2127,10 @@
     })));
     $("emoji-button").addEventListener("click", () => toggle("emoji-picker"));
     $("contact-unpair").addEventListener("click", unpairContact);
+    $("account-open").addEventListener("click", () => {
+      const accountId = contactAccountId();
+      if (accountId) openRegarding({ table: "account", id: accountId });
+    });
     $("case-filter").addEventListener("change", () => render());
     $("case-text").addEventListener("input", searchSoon);
     $("case-new").addEventListener("click", () => createRecord("case", $("case-new")));
