@@ -107,7 +107,7 @@ def test_a_chat_is_offered_only_to_matching_available_agents(world: World) -> No
         assert chat["conversation_id"] == conversation_id
         assert chat["visitor"]["name"] == "Vera Visitor"
         assert chat["topics"] == [
-            {"id": chat["topics"][0]["id"], "name": "Sales", "color": "#ff0000"}
+            {"id": chat["topics"][0]["id"], "name": "Sales", "color": "#ff0000", "dispositions": []}
         ]
     assert cid_in.of_type("chat.offered") == []
     assert all(f.get("visitor", {}).get("widget_id") != SHOP for f in cid_in)

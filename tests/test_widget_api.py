@@ -218,3 +218,111 @@ def test_an_agent_reads_an_earlier_chat_of_the_visitor_from_history(
     assert client.get(url, headers=bearer(app, ANN_USER)).status_code == 404
     own = f"/api/agent/chats/{second_id}/history/{second_id}"
     assert client.get(own, headers=bearer(app, BOB_USER)).status_code == 404
+
+
+# ----- the Contact panel: link another matching contact, unpair -------------------------
+
+
+def test_an_agent_links_only_a_contact_with_the_visitors_email_and_unpairs_it(
+    app: Flask, client: FlaskClient
+) -> None:
+    conversation_id, bob_inbox = active_chat(app)
+    url = f"/api/agent/chats/{conversation_id}/contact"
+    dataverse = services_of(app).dataverse
+    vera = dataverse.create(
+        "contacts", {"firstname": "Vera", "lastname": "Older", "emailaddress1": "vera@example.com"}
+    )
+    stranger = dataverse.create(
+        "contacts", {"firstname": "Sid", "lastname": "Other", "emailaddress1": "sid@example.com"}
+    )
+
+    # An id the agent learnt elsewhere is not a credential: only a match of this visitor.
+    refused = client.put(url, json={"contact_id": stranger}, headers=bearer(app, BOB_USER))
+    assert refused.status_code == 404
+    assert refused.get_json()["error"]["code"] == "not_found"
+    assert "Sid" not in str(bob_inbox.of_type("chat.updated"))
+    bad = client.put(url, json={"contact_id": "1' or 1 eq 1"}, headers=bearer(app, BOB_USER))
+    assert bad.status_code == 400
+    # Only the chat's agents.
+    not_in_chat = client.put(url, json={"contact_id": vera}, headers=bearer(app, ANN_USER))
+    assert not_in_chat.status_code == 404
+
+    linked = client.put(url, json={"contact_id": vera}, headers=bearer(app, BOB_USER))
+    assert linked.status_code == 200, linked.get_json()
+    chat = bob_inbox.last("chat.updated")["chat"]
+    assert chat["contact"] == {"id": vera, "name": "Vera Older"}
+    assert chat["regarding"] == {"table": "contact", "id": vera, "name": "Vera Older"}
+
+    unpaired = client.delete(url, headers=bearer(app, BOB_USER))
+    assert unpaired.status_code == 200
+    chat = bob_inbox.last("chat.updated")["chat"]
+    assert chat["contact"] is None and chat["regarding"] is None
+    again = client.delete(url, headers=bearer(app, BOB_USER))
+    assert again.status_code == 400
+    assert again.get_json()["error"]["code"] == "invalid_input"
+
+
+# ----- the Case panel: assign the chat to a case ----------------------------------------
+
+
+def test_an_agent_assigns_the_chat_only_to_a_case_of_theirs_the_contacts_or_its_accounts(
+    app: Flask, client: FlaskClient
+) -> None:
+    from connector.demo import admin_client
+
+    conversation_id, bob_inbox = active_chat(app)
+    dataverse = admin_client(services_of(app).standin)
+    account = dataverse.create("accounts", {"name": "Vera Ltd"})
+    vera = dataverse.create(
+        "contacts",
+        {
+            "lastname": "Vera",
+            "emailaddress1": "vera@example.com",
+            "parentcustomerid_account@odata.bind": f"/accounts({account})",
+        },
+    )
+    other = dataverse.create("contacts", {"lastname": "Other"})
+
+    contacts_case = dataverse.create(
+        "incidents", {"title": "Vera's", "customerid_contact@odata.bind": f"/contacts({vera})"}
+    )
+    accounts_case = dataverse.create(
+        "incidents", {"title": "Ltd's", "customerid_account@odata.bind": f"/accounts({account})"}
+    )
+    bobs_case = dataverse.create(
+        "incidents",
+        {
+            "title": "Bob's",
+            "customerid_contact@odata.bind": f"/contacts({other})",
+            "ownerid@odata.bind": f"/systemusers({BOB_USER})",
+        },
+    )
+    strangers_case = dataverse.create(
+        "incidents", {"title": "Secret", "customerid_contact@odata.bind": f"/contacts({other})"}
+    )
+    client.put(
+        f"/api/agent/chats/{conversation_id}/contact",
+        json={"contact_id": vera},
+        headers=bearer(app, BOB_USER),
+    )
+    url = f"/api/agent/chats/{conversation_id}/case"
+
+    refused = client.put(url, json={"case_id": strangers_case}, headers=bearer(app, BOB_USER))
+    assert refused.status_code == 404
+    assert "Secret" not in str(bob_inbox.of_type("chat.updated"))
+    for case_id, title in (
+        (contacts_case, "Vera's"),
+        (accounts_case, "Ltd's"),
+        (bobs_case, "Bob's"),
+    ):
+        answer = client.put(url, json={"case_id": case_id}, headers=bearer(app, BOB_USER))
+        assert answer.status_code == 200, answer.get_json()
+        assert bob_inbox.last("chat.updated")["chat"]["regarding"] == {
+            "table": "incident",
+            "id": case_id,
+            "name": title,
+        }
+    # Assigning a case keeps the contact.
+    assert bob_inbox.last("chat.updated")["chat"]["contact"]["id"] == vera
+    not_in_chat = client.put(url, json={"case_id": bobs_case}, headers=bearer(app, ANN_USER))
+    assert not_in_chat.status_code == 404

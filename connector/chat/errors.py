@@ -13,7 +13,8 @@ Errors::
     ├── ChatIdentityMismatch identity_mismatch  the context's Email is not the identity's
     ├── ChatInvalidContext invalid_context the Omnichannel context breaks its rules
     ├── ChatInvalidIdentity invalid_identity  the identity token proves nothing
-    └── ChatConsentRequired consent_required  the widget asks for consent first
+    ├── ChatConsentRequired consent_required  the widget asks for consent first
+    └── ChatDispositionRequired disposition_required  closing needs one of the topic's
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "ChatConflict",
     "ChatConsentRequired",
+    "ChatDispositionRequired",
     "ChatEnded",
     "ChatError",
     "ChatForbidden",
@@ -93,3 +95,7 @@ class ChatInvalidIdentity(ChatError):
 class ChatConsentRequired(ChatError):
     code = "consent_required"
     http_status = 403
+
+
+class ChatDispositionRequired(ChatError):
+    code = "disposition_required"

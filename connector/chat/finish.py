@@ -87,6 +87,7 @@ def finished_chat(
         topic_id=topic_id if topic_id in topics else None,
         agent_id=owner.agent_id if owner is not None else None,
         consent=dict(conversation.consent) if conversation.consent else None,
+        disposition=conversation.disposition,
     )
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from connector import json_input
 from connector.chat.model import AgentStatus
+from connector.crm.dispositions import MAX_DISPOSITION_CHARS
 
 __all__ = [
     "GUID_PATTERN",
@@ -188,6 +189,8 @@ class ChatTransfer(_Frame):
 class AgentEnd(_Frame):
     type: Literal["chat.end"]
     conversation_id: Guid
+    # Required when the chat's topics define dispositions (connector/chat/dispositions.py).
+    disposition: str | None = Field(default=None, max_length=MAX_DISPOSITION_CHARS)
 
 
 class AgentChatStart(_Frame):

@@ -117,6 +117,8 @@ class Conversation:
     declined_agent_ids: list[str] = field(default_factory=list)
     # The consent the visitor gave before the chat: {"text", "at"} (design privacy).
     consent: dict[str, str] | None = None
+    # What the agent chose from the topic's list when ending it (chat/dispositions.py).
+    disposition: str | None = None
 
     @property
     def is_open(self) -> bool:

@@ -276,6 +276,7 @@ def _conversation_to_json(c: Conversation) -> str:
             "channel": c.channel,
             "declined_agent_ids": c.declined_agent_ids,
             "consent": c.consent,
+            "disposition": c.disposition,
         }
     )
 
@@ -318,6 +319,7 @@ def _conversation_from_row(conversation_id: str, data: str) -> Conversation:
         channel=d.get("channel"),
         declined_agent_ids=list(d.get("declined_agent_ids") or []),
         consent=d.get("consent"),
+        disposition=d.get("disposition"),
     )
 
 

@@ -124,7 +124,7 @@ def chat_view(
         "widget": {"id": widget.widget_id, "name": widget.name} if widget is not None else None,
         "channel": conversation.channel,
         "topics": [
-            {"id": t.topic_id, "name": t.name, "color": t.color}
+            {"id": t.topic_id, "name": t.name, "color": t.color, "dispositions": t.dispositions}
             for t in (topics.get(topic_id) for topic_id in topic_ids)
             if t is not None
         ],

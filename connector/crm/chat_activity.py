@@ -48,6 +48,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from connector.crm import tables
+from connector.crm.dispositions import MAX_DISPOSITION_CHARS
 from connector.crm.regarding import Regarding
 from connector.dataverse import DataverseClient, PreconditionFailed
 from connector.dataverse.odata import guid, quote
@@ -141,6 +142,7 @@ class FinishedChat:
     topic_id: str | None = None  # the topic reports count it under
     agent_id: str | None = None  # crmchat_agentid of the agent who accepted
     consent: dict[str, str] | None = None  # {"text", "at"}: what the visitor agreed to
+    disposition: str | None = None  # the agent's closing choice (connector/crm/dispositions.py)
 
     def __post_init__(self) -> None:
         guid(self.conversation_id)
@@ -174,6 +176,7 @@ class FinishedChat:
             "topic_id": self.topic_id,
             "agent_id": self.agent_id,
             "consent": self.consent,
+            "disposition": self.disposition,
         }
 
     @classmethod
@@ -208,6 +211,7 @@ class FinishedChat:
             topic_id=data.get("topic_id"),
             agent_id=data.get("agent_id"),
             consent=data.get("consent"),
+            disposition=data.get("disposition"),
         )
 
 
@@ -443,6 +447,8 @@ def chat_activity_payload(
         payload["crmchat_labels"] = _cut(", ".join(chat.labels), MAX_LABELS_CHARS)
     if chat.rating is not None:
         payload["crmchat_rating"] = int(chat.rating)
+    if chat.disposition:
+        payload["crmchat_disposition"] = _cut(chat.disposition, MAX_DISPOSITION_CHARS)
     if chat.widget_id:
         payload[tables.BIND_CHAT_WIDGET] = tables.bind(tables.WIDGETS, chat.widget_id)
     if chat.owner_user_id:

@@ -42,6 +42,7 @@ from uuid import UUID
 
 from connector.crm import tables
 from connector.crm.design import DesignError, WidgetDesign, checked_color, parse_design
+from connector.crm.dispositions import parse_dispositions
 from connector.crm.tables import SETTINGS_ID
 from connector.dataverse import DataverseClient, DataverseError, NotFound
 from connector.dataverse.odata import and_, eq, ge, gt, guid, ne, or_
@@ -95,6 +96,7 @@ class TopicRecord:
     topic_id: str
     name: str
     color: str
+    dispositions: tuple[str, ...] = ()  # the closing choices (connector/crm/dispositions.py)
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,11 @@ class _Source:
 # statecode, modifiedon and versionnumber with every row: what the refresh by changes needs
 _TRACKED = ("statecode", "modifiedon", "versionnumber")
 _SOURCES = (
-    _Source(tables.TOPICS, "crmchat_topicid", ("crmchat_name", "crmchat_color")),
+    _Source(
+        tables.TOPICS,
+        "crmchat_topicid",
+        ("crmchat_name", "crmchat_color", "crmchat_dispositions"),
+    ),
     _Source(
         tables.AGENTS,
         "crmchat_agentid",
@@ -545,7 +551,12 @@ class Directory:
         topics: dict[str, TopicRecord] = {}
         for topic_id, row in rows.by_id[tables.TOPICS].items():
             color = record_color(tables.TOPICS, topic_id, row)
-            topics[topic_id] = TopicRecord(topic_id, _text(row, "crmchat_name"), color)
+            topics[topic_id] = TopicRecord(
+                topic_id,
+                _text(row, "crmchat_name"),
+                color,
+                parse_dispositions(_text(row, "crmchat_dispositions")),
+            )
 
         agents: dict[str, AgentProfile] = {}
         by_user: dict[str, AgentProfile] = {}

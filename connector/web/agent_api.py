@@ -3,6 +3,13 @@
 GET  /api/agent/snippets                      [{"name","text"}], by name
 POST /api/agent/chats/<conversation_id>/crm   {"kind": "lead"|"contact"|"case"}
                                               -> {"regarding": {"table","id","name"}}
+PUT  /api/agent/chats/<conversation_id>/contact {"contact_id"}: link another contact
+                                              with the visitor's email (the Contact panel)
+                                              -> {"contact": {"id","name"}}
+DELETE /api/agent/chats/<conversation_id>/contact  unpair the chat's contact
+PUT  /api/agent/chats/<conversation_id>/case {"case_id"}: assign the chat to a case of
+                                              the agent's, the contact's or its account's
+                                              (the Case panel) -> {"regarding": {…}}
 GET  /api/agent/chats/<conversation_id>/history/<earlier_id>
                                               -> {"messages": [message…]}: an earlier chat
                                                  of this chat's visitor (the History card)
@@ -19,23 +26,28 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from connector.chat.actions import conversations
+from connector.chat.actions import conversations, records
 from connector.chat.errors import ChatError
-from connector.chat.frames import GUID_PATTERN
+from connector.chat.frames import GUID_PATTERN, Guid
 from connector.chat.model import Conversation, ConversationKind
 from connector.chat.ports import AgentLike
 from connector.crm import tables
+from connector.crm.chat_cases import find_assignable_case
+from connector.crm.contact_matches import find_match, visitor_email
 from connector.dataverse import DataverseError
 from connector.dataverse.odata import and_, contains, eq, or_
 from connector.services import services_of
 from connector.web.auth import AGENT_ROLES, current_user, require_roles
 from connector.web.errors import ApiError, CrmError, Forbidden, NotFound, json_body
 from connector.web.sockets import engine_of
+
+if TYPE_CHECKING:
+    from connector.chat.engine import ChatEngine
 
 __all__ = ["bp"]
 
@@ -44,6 +56,16 @@ log = logging.getLogger(__name__)
 bp = Blueprint("agent_api", __name__, url_prefix="/api/agent")
 
 _TABLE_OF_KIND = {"lead": "lead", "contact": "contact", "case": "incident"}
+
+
+class ContactLinkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    contact_id: Guid
+
+
+class CaseAssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    case_id: Guid
 
 
 class CrmActionIn(BaseModel):
@@ -74,6 +96,21 @@ def _me() -> AgentLike:
     return profile
 
 
+def _my_visitor_chat(
+    conversation_id: str, refusal: str
+) -> tuple[ChatEngine, AgentLike, Conversation]:
+    """The engine, the signed-in agent and their visitor chat `conversation_id`; NotFound
+    for a chat that is not theirs, `invalid_input` (`refusal`) for an agent-to-agent one."""
+    if not GUID_PATTERN.fullmatch(conversation_id):
+        raise NotFound("There is no such chat.")
+    engine = engine_of(current_app)
+    me = _me()
+    conversation = conversations.access_agent_chat(engine, me.agent_id, conversation_id.lower())
+    if conversation.kind is not ConversationKind.VISITOR:
+        raise ApiError(refusal, code="invalid_input")
+    return engine, me, conversation
+
+
 @bp.get("/snippets")
 @require_roles(AGENT_ROLES)
 def snippets() -> Response:
@@ -97,14 +134,10 @@ def earlier_chat(conversation_id: str, earlier_id: str) -> dict[str, Any]:
 @bp.post("/chats/<conversation_id>/crm")
 @require_roles(AGENT_ROLES)
 def create_crm_record(conversation_id: str) -> dict[str, Any]:
-    if not GUID_PATTERN.fullmatch(conversation_id):
-        raise NotFound("There is no such chat.")
     body = CrmActionIn.model_validate(json_body())
-    engine = engine_of(current_app)
-    me = _me()
-    conversation = conversations.access_agent_chat(engine, me.agent_id, conversation_id.lower())
-    if conversation.kind is not ConversationKind.VISITOR:
-        raise ApiError("Only a chat with a visitor can become a CRM record.", code="invalid_input")
+    engine, me, conversation = _my_visitor_chat(
+        conversation_id, "Only a chat with a visitor can become a CRM record."
+    )
     current = conversation.regarding
     if current is not None and current.get("table") == _TABLE_OF_KIND[body.kind]:
         return {"regarding": current}
@@ -223,7 +256,7 @@ def search_contacts(conversation_id: str) -> dict[str, Any]:
 
 @bp.post("/chats/<conversation_id>/link")
 @require_roles(AGENT_ROLES)
-def link_contact(conversation_id: str) -> dict[str, Any]:
+def link_channel_person(conversation_id: str) -> dict[str, Any]:
     """Link the chat's person to an existing contact: this chat regards it, and so will
     the person's later chats on that account."""
     me = _me()
@@ -251,4 +284,66 @@ def link_contact(conversation_id: str) -> dict[str, Any]:
         contact={"id": regarding["id"], "name": regarding["name"]},
     )
     _link_channel_person(conversation, regarding)
+    return {"regarding": regarding}
+
+
+@bp.put("/chats/<conversation_id>/contact")
+@require_roles(AGENT_ROLES)
+def link_contact(conversation_id: str) -> dict[str, Any]:
+    """Link one of the contacts with the visitor's email; any other id is `not_found`."""
+    body = ContactLinkIn.model_validate(json_body())
+    engine, me, conversation = _my_visitor_chat(
+        conversation_id, "Only a chat with a visitor has a contact."
+    )
+    email = visitor_email(
+        identity=conversation.identity,
+        context=conversation.context,
+        fields=conversation.visitor_fields,
+    )
+    try:
+        contact = find_match(services_of(current_app).dataverse, email, body.contact_id)
+    except DataverseError as error:
+        log.warning(
+            "checking contact %s for chat %s failed: %s", body.contact_id, conversation_id, error
+        )
+        raise CrmError.from_dataverse(error, doing="the contact") from error
+    if contact is None:
+        raise NotFound("That is not an active contact with this visitor's email.")
+    records.do_link_contact(engine, me.agent_id, conversation.conversation_id, contact)
+    return {"contact": {"id": contact.id, "name": contact.name}}
+
+
+@bp.delete("/chats/<conversation_id>/contact")
+@require_roles(AGENT_ROLES)
+def unpair_contact(conversation_id: str) -> dict[str, Any]:
+    if not GUID_PATTERN.fullmatch(conversation_id):
+        raise NotFound("There is no such chat.")
+    engine = engine_of(current_app)
+    records.do_unpair_contact(engine, _me().agent_id, conversation_id.lower())
+    return {"contact": None}
+
+
+@bp.put("/chats/<conversation_id>/case")
+@require_roles(AGENT_ROLES)
+def assign_case(conversation_id: str) -> dict[str, Any]:
+    """Make the chat regard a case the agent may pick; any other id is `not_found`."""
+    body = CaseAssignIn.model_validate(json_body())
+    engine, me, conversation = _my_visitor_chat(
+        conversation_id, "Only a chat with a visitor regards a case."
+    )
+    contact_id = (conversation.contact or {}).get("id")
+    try:
+        case = find_assignable_case(
+            services_of(current_app).dataverse,
+            body.case_id,
+            agent_user_id=me.user_id,
+            contact_id=contact_id,
+        )
+    except DataverseError as error:
+        log.warning("checking case %s for chat %s failed: %s", body.case_id, conversation_id, error)
+        raise CrmError.from_dataverse(error, doing="the case") from error
+    if case is None:
+        raise NotFound("That is not an open case of yours, this contact's or its account's.")
+    regarding = case.to_dict()
+    conversations.do_set_regarding(engine, me.agent_id, conversation.conversation_id, regarding)
     return {"regarding": regarding}

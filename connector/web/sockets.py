@@ -322,7 +322,12 @@ def agent_socket(ws: Any) -> None:
                     engine, session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
                 )
             case AgentEnd():
-                agents.do_agent_end(engine, session, conversation_id=frame.conversation_id)
+                agents.do_agent_end(
+                    engine,
+                    session,
+                    conversation_id=frame.conversation_id,
+                    disposition=frame.disposition,
+                )
             case AgentChatStart():
                 agents.do_agent_chat_start(engine, session, agent_id=frame.agent_id)
             case AgentTyping():

@@ -339,3 +339,291 @@ def test_at_most_three_offer_toasts_show_and_the_rest_are_counted(
     expect(sam.get_by_test_id("offer-toast")).to_have_count(3)
     expect(sam.get_by_test_id("offer-toast").last).to_contain_text("Jon Queue")
     expect(sam.get_by_test_id("offer-more")).to_have_count(0)
+
+
+# ----- closing with a disposition -------------------------------------------------------
+
+
+def test_an_agent_must_choose_the_topics_disposition_to_end_and_the_activity_shows_it(
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
+    chat_activity: Callable[[list[str]], dict[str, Any]],
+) -> None:
+    from connector.demo import SALES_TOPIC_ID
+    from connector.services import services_of
+
+    # The admin writes the Sales topic's list on its form, one per line.
+    admin = new_page()
+    sign_in(admin, "CRM Chat Admin")
+    admin.goto(f"{service.url}/app/main#record/crmchat_topic/{SALES_TOPIC_ID}")
+    admin.get_by_label("Dispositions (one per line)").fill("Sold\nNeeds a quote\nNo interest")
+    admin.get_by_test_id("save-record").click()
+    expect(admin.locator("form.record-form").get_by_role("status")).to_have_text("Saved.")
+    services_of(service.app).directory.invalidate()  # as the next refresh would
+
+    sam = agent_console("Sam Sales")
+    visitor = start_visitor_chat(new_page, service.url, "Dora", "Disposition")
+    accept_offer(sam, "Dora Disposition")
+
+    sam.get_by_test_id("end-button").click()
+    choice = sam.get_by_test_id("disposition-select")
+    expect(choice).to_be_focused()
+    expect(choice.locator("option")).to_have_text(
+        ["Choose…", "Sold", "Needs a quote", "No interest"]
+    )
+    # Ending without one is refused in the console: the chat goes on for both.
+    sam.get_by_test_id("end-confirm").click()
+    expect(sam.get_by_test_id("disposition-hint")).to_be_visible()
+    expect(sam.get_by_test_id("end-confirm-box")).to_be_visible()
+    expect(sam.locator("#chat-state")).to_have_text("Active")
+    # A console that skipped the check is refused by the service with the same words.
+    sam.locator("body").evaluate(
+        "() => document.getElementById('disposition').replaceChildren("
+        "Object.assign(document.createElement('option'), {value: 'Made up', text: 'Made up'}))"
+    )
+    sam.get_by_test_id("end-confirm").click()
+    expect(sam.get_by_test_id("toast")).to_contain_text("not one of this topic's")
+    expect(sam.locator("#chat-state")).to_have_text("Active")
+    expect(visitor.get_by_test_id("crmchat-end")).to_be_hidden()
+
+    sam.get_by_test_id("end-button").click()
+    sam.get_by_test_id("disposition-select").select_option("Needs a quote")
+    sam.get_by_test_id("end-confirm").click()
+    expect(sam.locator("#chat-state")).to_have_text("Ended")
+    visitor.get_by_test_id("crmchat-star-5").click()
+
+    chat = chat_activity(["activityid", "crmchat_disposition", "crmchat_rating"])
+    assert chat["crmchat_disposition"] == "Needs a quote"
+    # The chat's form shows it.
+    admin.goto(f"{service.url}/app/main#record/crmchat_chat/{chat['activityid']}")
+    expect(admin.get_by_label("Disposition", exact=True)).to_have_value("Needs a quote")
+
+
+# ----- the Contact panel ----------------------------------------------------------------
+
+
+def test_the_contact_panel_links_another_matching_contact_shows_it_and_unpairs_it(
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+) -> None:
+    from connector.demo import admin_client
+    from connector.services import services_of
+
+    # Two contacts share the visitor's email: record identification links neither.
+    dataverse = admin_client(services_of(service.app).standin)
+    for last, phone in (("O'Hara", "+33 1 11"), ("Newman", "+33 1 22")):
+        dataverse.create(
+            "contacts",
+            {
+                "firstname": "Lena",
+                "lastname": last,
+                "emailaddress1": "lena@example.com",
+                "telephone1": phone,
+            },
+        )
+    sam = agent_console("Sam Sales")
+    start_visitor_chat(new_page, service.url, "Lena", "Visitor")
+    accept_offer(sam, "Lena Visitor")
+
+    panel = sam.get_by_test_id("contact-panel")
+    expect(panel.get_by_test_id("contact-facts")).to_contain_text("No contact linked.")
+    matches = panel.get_by_test_id("contact-match")
+    expect(matches).to_have_text([re.compile("Lena Newman"), re.compile("Lena O'Hara")])
+
+    matches.filter(has_text="O'Hara").get_by_test_id("contact-link").click()
+    expect(panel.get_by_test_id("contact-name")).to_contain_text("Lena O'Hara")
+    expect(panel.get_by_test_id("contact-facts")).to_contain_text("+33 1 11")
+    expect(sam.get_by_test_id("regarding")).to_contain_text("Lena O'Hara")
+    expect(matches).to_have_text([re.compile("Lena Newman")])
+
+    # The agent picks the other one instead.
+    matches.get_by_test_id("contact-link").click()
+    expect(panel.get_by_test_id("contact-name")).to_contain_text("Lena Newman")
+    expect(panel.get_by_test_id("contact-facts")).to_contain_text("+33 1 22")
+    expect(matches).to_have_text([re.compile("Lena O'Hara")])
+
+    panel.get_by_test_id("contact-unpair").click()
+    expect(panel.get_by_test_id("contact-facts")).to_contain_text("No contact linked.")
+    expect(sam.get_by_test_id("regarding")).to_have_text("None yet")
+    expect(matches).to_have_count(2)
+
+
+# ----- the Case panel -------------------------------------------------------------------
+
+
+def test_the_case_and_account_panels_search_the_contacts_cases_and_assign_the_chat_to_one(
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+) -> None:
+    from connector.demo import admin_client
+    from connector.services import services_of
+
+    dataverse = admin_client(services_of(service.app).standin)
+    corp = dataverse.create("accounts", {"name": "Case Corp", "telephone1": "+33 1 99"})
+    cora = dataverse.create(
+        "contacts",
+        {
+            "firstname": "Cora",
+            "lastname": "Case",
+            "emailaddress1": "cora@example.com",
+            "parentcustomerid_account@odata.bind": f"/accounts({corp})",
+        },
+    )
+    for title in ("Broken screen", "Late delivery", "Can't log in"):
+        dataverse.create(
+            "incidents", {"title": title, "customerid_contact@odata.bind": f"/contacts({cora})"}
+        )
+    dataverse.create(
+        "incidents",
+        {"title": "Corp invoice", "customerid_account@odata.bind": f"/accounts({corp})"},
+    )
+    sam = agent_console("Sam Sales")
+    start_visitor_chat(new_page, service.url, "Cora", "Case")
+    accept_offer(sam, "Cora Case")
+    # Record identification linked the one contact (and no case: she has three).
+    expect(sam.get_by_test_id("regarding")).to_contain_text("Contact: Cora Case")
+
+    panel = sam.get_by_test_id("case-panel")
+    items = panel.get_by_test_id("case-item")
+    expect(items).to_have_count(3)
+    # A quote in the search is a literal, not OData.
+    panel.get_by_test_id("case-search").fill("can't")
+    expect(items).to_have_count(1)
+    expect(items).to_contain_text(["Can't log in"])
+    panel.get_by_test_id("case-search").fill("late")
+    expect(items).to_have_text([re.compile("Late delivery")])
+    items.get_by_test_id("case-assign").click()
+    expect(sam.get_by_test_id("regarding")).to_contain_text("Case: Late delivery")
+    expect(items.get_by_test_id("case-assigned")).to_have_text("Assigned")
+
+    # The Account panel shows her company; its cases are a filter away.
+    account = sam.get_by_test_id("account-panel")
+    expect(account.get_by_test_id("account-name")).to_contain_text("Case Corp")
+    expect(account.get_by_test_id("account-facts")).to_contain_text("+33 1 99")
+    panel.get_by_test_id("case-search").fill("")
+    panel.get_by_test_id("case-filter").select_option("account")
+    expect(items).to_have_text([re.compile("Corp invoice")])
+
+    # Sam owns no case: "Mine" finds none.
+    panel.get_by_test_id("case-filter").select_option("mine")
+    expect(panel.get_by_test_id("case-results")).to_contain_text("No open cases.")
+
+
+# ----- the Knowledge panel --------------------------------------------------------------
+
+
+def test_the_knowledge_panel_finds_a_published_article_shows_its_text_and_sends_it(
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+) -> None:
+    from connector.demo import admin_client
+    from connector.services import services_of
+
+    dataverse = admin_client(services_of(service.app).standin)
+    published = dataverse.create(
+        "knowledgearticles",
+        {
+            "title": "Returns policy",
+            "keywords": "refund",
+            "content": "<p>You can return any item within <b>30 days</b>.</p>"
+            "<img src=x onerror=\"document.title='owned'\"><p>Keep the receipt.</p>",
+        },
+    )
+    dataverse.update("knowledgearticles", published, {"statecode": 3, "statuscode": 7})
+    dataverse.create("knowledgearticles", {"title": "Returns (draft)", "content": "<p>Soon</p>"})
+
+    sam = agent_console("Sam Sales")
+    visitor = start_visitor_chat(new_page, service.url, "Kim", "Knowledge")
+    accept_offer(sam, "Kim Knowledge")
+    panel = sam.get_by_test_id("kb-panel")
+    panel.get_by_test_id("kb-search").fill("refund")  # by keyword
+    items = panel.get_by_test_id("kb-item")
+    expect(items).to_have_text([re.compile("Returns policy")])
+    panel.get_by_test_id("kb-search").fill("Returns")  # the draft is not offered
+    expect(items).to_have_text([re.compile("Returns policy")])
+    items.get_by_role("button").click()
+    body = panel.get_by_test_id("kb-body")
+    expect(body).to_contain_text("You can return any item within 30 days.")
+    expect(body).to_contain_text("Keep the receipt.")
+    assert "<b>" not in body.inner_text() and body.locator("img").count() == 0
+
+    panel.get_by_test_id("kb-send-text").click()
+    composer = sam.get_by_test_id("message-input")
+    expect(composer).to_have_value(re.compile(r"^Returns policy\nYou can return any item"))
+    composer.press("Enter")
+    expect(last_visitor_bubble(visitor)).to_contain_text("You can return any item within 30 days.")
+    assert sam.locator("body").evaluate("() => document.title") != "owned"
+
+
+# ----- the admin's choice of panels -----------------------------------------------------
+
+
+def test_the_admin_chooses_and_orders_the_consoles_side_panels(
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
+) -> None:
+    from connector.crm.org_settings import save_chat_enabled
+    from connector.crm.tables import SETTINGS_ID
+    from connector.demo import admin_client
+    from connector.services import services_of
+
+    # The settings row exists once an admin saved anything on the Settings page.
+    save_chat_enabled(admin_client(services_of(service.app).standin), True)
+    admin = new_page()
+    sign_in(admin, "CRM Chat Admin")
+    admin.goto(f"{service.url}/app/main#record/crmchat_settings/{SETTINGS_ID}")
+    admin.get_by_label("Console side panels").fill("knowledge, contact, nonsense")
+    admin.get_by_test_id("save-record").click()
+    expect(admin.locator("form.record-form").get_by_role("status")).to_have_text("Saved.")
+
+    sam = agent_console("Sam Sales")
+    start_visitor_chat(new_page, service.url, "Pia", "Panels")
+    accept_offer(sam, "Pia Panels")
+    expect(sam.get_by_test_id("kb-panel")).to_be_visible()
+    expect(sam.get_by_test_id("contact-panel")).to_be_visible()
+    expect(sam.get_by_test_id("case-panel")).to_be_hidden()
+    shown = sam.locator("body").evaluate(
+        "() => [...document.querySelectorAll('[data-panel]')]"
+        ".filter((card) => card.offsetParent !== null).map((card) => card.dataset.panel)"
+    )
+    assert shown == ["knowledge", "contact"]
+
+
+# ----- the contact's past activities ----------------------------------------------------
+
+
+def test_the_activities_panel_lists_the_contacts_earlier_activities(
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+) -> None:
+    from connector.crm.tables import bind_regarding
+    from connector.demo import SAM_USER_ID, admin_client
+    from connector.services import services_of
+
+    dataverse = admin_client(services_of(service.app).standin)
+    ada = dataverse.create(
+        "contacts", {"firstname": "Ada", "lastname": "Activity", "emailaddress1": "ada@example.com"}
+    )
+    other = dataverse.create("contacts", {"lastname": "Someone"})
+    # Sam's own chats (the agent role reads the chats it owns): one with Ada, one not.
+    for subject, contact in (("Asked about pricing", ada), ("Not Ada's", other)):
+        name, value = bind_regarding("contact", contact)
+        dataverse.create(
+            "crmchat_chats",
+            {"subject": subject, name: value, "ownerid@odata.bind": f"/systemusers({SAM_USER_ID})"},
+        )
+
+    sam = agent_console("Sam Sales")
+    start_visitor_chat(new_page, service.url, "Ada", "Activity")
+    accept_offer(sam, "Ada Activity")
+    items = sam.get_by_test_id("activities-panel").get_by_test_id("activity-item")
+    expect(items).to_have_count(1)
+    expect(items).to_contain_text(["Asked about pricing"])

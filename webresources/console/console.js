@@ -389,7 +389,8 @@
     for (const m of (old && old.messages ? old.messages.values() : [])) merged.messages.set(m.seq, m);
     for (const m of chat.messages || []) merged.messages.set(m.seq, m);
     merged.version = ((old && old.version) || 0) + 1;
-    if (old && old.regarding && !merged.regarding) merged.regarding = old.regarding;
+    // A chat object without the key keeps the link; an explicit null (unpaired) clears it.
+    if (old && old.regarding && !("regarding" in chat)) merged.regarding = old.regarding;
     if (old && old.leftReason) {
       merged.leftReason = old.leftReason;
       merged.state = "ended";
@@ -1576,6 +1577,367 @@
     list.replaceChildren(...(items.length ? items : [none]));
   }
 
+  // ---- which side panels, in which order --------------------------------------------
+  // The admin's choice: Settings' "Console side panels", e.g. "case, contact". Empty or
+  // unreadable: every panel, in this order. Unknown names are ignored.
+  const PANELS = ["contact", "account", "case", "knowledge", "activities"];
+  let panelsShown = PANELS.slice();
+
+  function parsePanels(text) {
+    const names = String(text || "").toLowerCase().split(/[\s,;]+/).filter((name) => PANELS.includes(name));
+    return names.length ? [...new Set(names)] : PANELS.slice();
+  }
+
+  function panelOn(name) {
+    return panelsShown.includes(name);
+  }
+
+  async function loadPanelSettings() {
+    if (!xrm || !xrm.WebApi) return;
+    try {
+      const found = await xrm.WebApi.retrieveMultipleRecords("crmchat_settings", "?$select=crmchat_consolepanels&$top=1");
+      const row = (found.entities || [])[0];
+      panelsShown = parsePanels(row && row.crmchat_consolepanels);
+    } catch (error) {
+      panelsShown = PANELS.slice();   // the panels still work; only the admin's order is lost
+    }
+    let after = $("crm-card");
+    for (const name of panelsShown) {
+      const card = document.querySelector('[data-panel="' + name + '"]');
+      after.after(card);
+      after = card;
+    }
+    for (const card of document.querySelectorAll("[data-panel]")) {
+      card.classList.toggle("panel-off", !panelOn(card.dataset.panel));
+    }
+    render();
+  }
+
+  // ---- the Contact panel -------------------------------------------------------------
+  // Read with the agent's own permissions (Xrm.WebApi); linking and unpairing go to the
+  // service, which links only an active contact with the visitor's email.
+  const contactPanel = { key: null, record: null, matches: [], note: "" };
+
+  // An OData string literal: quotes doubled, as the Web API's grammar wants.
+  function odataString(value) {
+    return "'" + String(value).replace(/'/g, "''") + "'";
+  }
+
+  function chatContact(chat) {
+    if (chat.contact) return chat.contact;
+    return chat.regarding && chat.regarding.table === "contact" ? chat.regarding : null;
+  }
+
+  function chatEmail(chat) {
+    const fromContext = (chat.context || []).find((item) => String(item.name).toLowerCase() === "email");
+    return String((chat.identity && chat.identity.email) || (fromContext && fromContext.value)
+      || ((chat.visitor || {}).fields || {}).email || "").trim();
+  }
+
+  async function loadContactPanel(chat) {
+    const contact = chatContact(chat);
+    const email = chatEmail(chat);
+    const key = [chat.conversation_id, contact ? contact.id : "", email].join("|");
+    if (contactPanel.key === key) return;
+    Object.assign(contactPanel, { key, record: null, matches: [], note: contact ? "Loading…" : "" });
+    if (!xrm || !xrm.WebApi) return;
+    try {
+      const [record, matches] = await Promise.all([
+        contact ? xrm.WebApi.retrieveRecord("contact", contact.id,
+          "?$select=fullname,emailaddress1,telephone1,mobilephone,_parentcustomerid_value") : null,
+        email ? xrm.WebApi.retrieveMultipleRecords("contact", "?$select=contactid,fullname,emailaddress1"
+          + "&$filter=" + encodeURIComponent("statecode eq 0 and emailaddress1 eq " + odataString(email))
+          + "&$orderby=fullname&$top=20") : { entities: [] },
+      ]);
+      if (contactPanel.key !== key) return;
+      contactPanel.record = record;
+      contactPanel.matches = matches.entities || [];
+      contactPanel.note = "";
+    } catch (error) {
+      if (contactPanel.key === key) contactPanel.note = "Could not read the contact: " + error.message;
+    }
+    render();
+  }
+
+  function renderContactPanel(chat) {
+    const contact = chatContact(chat);
+    const facts = $("contact-facts");
+    facts.replaceChildren();
+    const record = contactPanel.record;
+    if (contact) {
+      fact(facts, "Name", (record && record.fullname) || contact.name, { "data-testid": "contact-name" });
+      if (record) {
+        fact(facts, "Email", record.emailaddress1 || "");
+        fact(facts, "Phone", record.telephone1 || record.mobilephone || "");
+        fact(facts, "Company", record["_parentcustomerid_value@OData.Community.Display.V1.FormattedValue"] || "");
+      }
+    }
+    if (contactPanel.note || !contact) {
+      facts.append(el("dd", { class: "muted", text: contactPanel.note || "No contact linked." }));
+    }
+    $("contact-open").hidden = !contact;
+    $("contact-unpair").hidden = !contact;
+    $("contact-unpair").disabled = Boolean(chat.leftReason);
+    const others = contactPanel.matches.filter((row) => !contact || row.contactid !== contact.id);
+    $("contact-matches-heading").hidden = !others.length;
+    $("contact-matches").replaceChildren(...others.map((row) => el("li", { "data-testid": "contact-match" },
+      el("span", { text: row.fullname || "(no name)" }), " ",
+      el("button", {
+        type: "button", class: "btn small", "data-testid": "contact-link", text: "Link",
+        disabled: Boolean(chat.leftReason),
+        onclick: () => linkContact(chat.conversation_id, row.contactid),
+      }))));
+  }
+
+  async function linkContact(conversationId, contactId) {
+    try {
+      await agentCall("PUT", "/api/agent/chats/" + conversationId + "/contact", { contact_id: contactId });
+    } catch (error) {
+      toast("Could not link the contact: " + error.message, "bad");
+    }
+  }
+
+  async function unpairContact() {
+    if (!state.active) return;
+    try {
+      await agentCall("DELETE", "/api/agent/chats/" + state.active + "/contact");
+    } catch (error) {
+      toast("Could not unpair the contact: " + error.message, "bad");
+    }
+  }
+
+  // ---- the Account panel -------------------------------------------------------------
+  // The contact's company (parentcustomerid, when it is an account), read with the agent's
+  // own permissions once the Contact panel's record is in.
+  const accountPanel = { key: null, record: null, note: "" };
+  const LOOKUP_TABLE = "@Microsoft.Dynamics.CRM.lookuplogicalname";
+
+  function contactAccountId() {
+    const record = contactPanel.record;
+    if (!record || !record._parentcustomerid_value) return null;
+    const table = record["_parentcustomerid_value" + LOOKUP_TABLE];
+    return table && table !== "account" ? null : record._parentcustomerid_value;
+  }
+
+  async function loadAccount() {
+    const accountId = contactAccountId();
+    const key = accountId || "";
+    if (accountPanel.key === key) return;
+    Object.assign(accountPanel, { key, record: null, note: accountId ? "Loading…" : "No account." });
+    if (!accountId || !xrm || !xrm.WebApi) return;
+    try {
+      const record = await xrm.WebApi.retrieveRecord("account", accountId, "?$select=name,emailaddress1,telephone1");
+      if (accountPanel.key !== key) return;
+      Object.assign(accountPanel, { record, note: "" });
+    } catch (error) {
+      if (accountPanel.key === key) accountPanel.note = "Could not read the account: " + error.message;
+    }
+    render();
+  }
+
+  function renderAccountPanel() {
+    const facts = $("account-facts");
+    facts.replaceChildren();
+    const record = accountPanel.record;
+    if (record) {
+      fact(facts, "Name", record.name || "", { "data-testid": "account-name" });
+      fact(facts, "Email", record.emailaddress1 || "");
+      fact(facts, "Phone", record.telephone1 || "");
+    }
+    if (accountPanel.note) facts.append(el("dd", { class: "muted", text: accountPanel.note }));
+    $("account-open").hidden = !record;
+  }
+
+  // ---- the Case panel ----------------------------------------------------------------
+  // Searched with the agent's own permissions; the service assigns only a case of the
+  // agent's, the chat contact's or that contact's account's (the three filters).
+  const casePanel = { key: null, rows: [], note: "" };
+  const SEARCH_DELAY_MS = 300;   // one query per pause in typing, not per key
+
+  function caseFilter(chat) {
+    const which = $("case-filter").value;
+    const contact = chatContact(chat);
+    const record = contactPanel.record;
+    if (which === "mine") return state.session && state.session.user ? "_ownerid_value eq " + state.session.user.id : null;
+    if (which === "contact") return contact ? "_customerid_value eq " + contact.id : null;
+    const account = record && record._parentcustomerid_value;
+    return account ? "_customerid_value eq " + account : null;
+  }
+
+  async function loadCases(chat) {
+    const filter = caseFilter(chat);
+    const text = $("case-text").value.trim();
+    // A case made or assigned meanwhile shows up: the regarding is part of the key.
+    const key = [chat.conversation_id, filter, text, (chat.regarding || {}).id].join("|");
+    if (casePanel.key === key) return;
+    Object.assign(casePanel, { key, rows: [], note: filter ? "Searching…" : "Nothing to search by." });
+    if (!filter || !xrm || !xrm.WebApi) return;
+    const clauses = ["statecode eq 0", filter];
+    if (text) clauses.push("contains(title," + odataString(text) + ")");
+    try {
+      const found = await xrm.WebApi.retrieveMultipleRecords("incident", "?$select=incidentid,title,ticketnumber"
+        + "&$filter=" + encodeURIComponent(clauses.join(" and ")) + "&$orderby=title&$top=20");
+      if (casePanel.key !== key) return;
+      casePanel.rows = found.entities || [];
+      casePanel.note = casePanel.rows.length ? "" : "No open cases.";
+    } catch (error) {
+      if (casePanel.key === key) casePanel.note = "Could not search cases: " + error.message;
+    }
+    render();
+  }
+
+  function renderCasePanel(chat) {
+    const regarding = chat.regarding || {};
+    const items = casePanel.rows.map((row) => {
+      const assigned = regarding.table === "incident" && regarding.id === row.incidentid;
+      return el("li", { "data-testid": "case-item" },
+        el("span", { text: (row.title || "(no title)") + (row.ticketnumber ? " · " + row.ticketnumber : "") }), " ",
+        assigned ? el("span", { class: "muted", "data-testid": "case-assigned", text: "Assigned" })
+          : el("button", {
+            type: "button", class: "btn small", "data-testid": "case-assign", text: "Assign",
+            disabled: Boolean(chat.leftReason), onclick: () => assignCase(chat.conversation_id, row.incidentid),
+          }));
+    });
+    if (casePanel.note) items.push(el("li", { class: "muted", text: casePanel.note }));
+    $("case-results").replaceChildren(...items);
+    $("case-new").disabled = $("case-new").dataset.busy === "true" || Boolean(chat.leftReason);
+  }
+
+  async function assignCase(conversationId, caseId) {
+    try {
+      await agentCall("PUT", "/api/agent/chats/" + conversationId + "/case", { case_id: caseId });
+    } catch (error) {
+      toast("Could not assign the case: " + error.message, "bad");
+    }
+  }
+
+  // The Case and Knowledge searches: one query per pause in typing.
+  let searchTimer = null;
+  function searchSoon() {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => render(), SEARCH_DELAY_MS);
+  }
+
+  // ---- the Knowledge panel -----------------------------------------------------------
+  // Published articles (statecode 3), read with the agent's own permissions. An article's
+  // content is HTML written in CRM: only its text is shown and sent, never its markup.
+  const kbPanel = { key: null, rows: [], note: "", article: null };
+  const KB_PUBLISHED = 3;
+  const KB_MIN_SEARCH_CHARS = 2;   // one letter matches nearly every article
+
+  function htmlText(html) {
+    // DOMParser builds an inert document: no script runs, no image loads.
+    const doc = new DOMParser().parseFromString(String(html || ""), "text/html");
+    for (const block of doc.body.querySelectorAll("p, div, li, br, h1, h2, h3, h4, tr")) block.append("\n");
+    return doc.body.textContent.replace(/\n{3,}/g, "\n\n").trim();
+  }
+
+  async function loadArticles() {
+    const text = $("kb-text").value.trim();
+    const key = text.length >= KB_MIN_SEARCH_CHARS ? text : "";
+    if (kbPanel.key === key) return;
+    Object.assign(kbPanel, { key, rows: [], note: key ? "Searching…" : "" });
+    if (!key || !xrm || !xrm.WebApi) return;
+    const literal = odataString(key);
+    const filter = "statecode eq " + KB_PUBLISHED + " and (contains(title," + literal + ") or contains(keywords," + literal + "))";
+    try {
+      const found = await xrm.WebApi.retrieveMultipleRecords("knowledgearticle",
+        "?$select=knowledgearticleid,title,articlepublicnumber&$filter=" + encodeURIComponent(filter)
+        + "&$orderby=title&$top=10");
+      if (kbPanel.key !== key) return;
+      kbPanel.rows = found.entities || [];
+      kbPanel.note = kbPanel.rows.length ? "" : "No published article matches.";
+    } catch (error) {
+      if (kbPanel.key === key) kbPanel.note = "Could not search articles: " + error.message;
+    }
+    render();
+  }
+
+  async function openArticle(articleId) {
+    try {
+      const row = await xrm.WebApi.retrieveRecord("knowledgearticle", articleId, "?$select=title,content,description");
+      kbPanel.article = { id: articleId, title: row.title || "", text: htmlText(row.content) || row.description || "" };
+    } catch (error) {
+      toast("Could not read the article: " + error.message, "bad");
+    }
+    render();
+  }
+
+  function renderKnowledgePanel(chat) {
+    const items = kbPanel.rows.map((row) => el("li", { "data-testid": "kb-item" },
+      el("button", {
+        type: "button", class: "link", text: row.title || "(no title)",
+        onclick: () => openArticle(row.knowledgearticleid),
+      }),
+      row.articlepublicnumber ? el("span", { class: "muted", text: " " + row.articlepublicnumber }) : null));
+    if (kbPanel.note) items.push(el("li", { class: "muted", text: kbPanel.note }));
+    $("kb-results").replaceChildren(...items);
+    const article = kbPanel.article;
+    $("kb-article").hidden = !article;
+    if (article) {
+      $("kb-title").textContent = article.title;
+      $("kb-body").textContent = article.text;
+    }
+    $("kb-send").disabled = chat.state === "ended";
+  }
+
+  function sendArticleText() {
+    const article = kbPanel.article;
+    if (!article) return;
+    // A message holds at most MAX_TEXT_CHARS: a longer article is cut, the rest marked.
+    const text = article.title + "\n" + article.text;
+    insertAtCursor(text.length > MAX_TEXT_CHARS ? text.slice(0, MAX_TEXT_CHARS - 1) + "…" : text);
+    $("input").focus();
+  }
+
+  // ---- the contact's past activities ------------------------------------------------
+  // The newest activities regarding the chat's contact (any table, through
+  // activitypointer), read with the agent's own permissions.
+  const activityPanel = { key: null, rows: [], note: "" };
+  const ACTIVITIES_SHOWN = 10;
+  const FORMATTED = "@OData.Community.Display.V1.FormattedValue";
+
+  async function loadActivities(chat) {
+    const contact = chatContact(chat);
+    const key = chat.conversation_id + "|" + (contact ? contact.id : "");
+    if (activityPanel.key === key) return;
+    Object.assign(activityPanel, { key, rows: [], note: contact ? "Loading…" : "No contact linked." });
+    if (!contact || !xrm || !xrm.WebApi) return;
+    try {
+      const found = await xrm.WebApi.retrieveMultipleRecords("activitypointer",
+        "?$select=activityid,subject,activitytypecode,createdon&$filter="
+        + encodeURIComponent("_regardingobjectid_value eq " + contact.id)
+        + "&$orderby=createdon desc&$top=" + ACTIVITIES_SHOWN);
+      if (activityPanel.key !== key) return;
+      activityPanel.rows = found.entities || [];
+      activityPanel.note = activityPanel.rows.length ? "" : "No activities yet.";
+    } catch (error) {
+      if (activityPanel.key === key) activityPanel.note = "Could not read the activities: " + error.message;
+    }
+    render();
+  }
+
+  function renderActivities() {
+    const items = activityPanel.rows.map((row) => {
+      const when = parseTime(row.createdon);
+      return el("li", { "data-testid": "activity-item" },
+        el("span", { text: row.subject || "(no subject)" }), " ",
+        el("span", { class: "muted", text: [row["activitytypecode" + FORMATTED] || row.activitytypecode,
+          when === null ? "" : formatDate(when)].filter(Boolean).join(" · ") }));
+    });
+    if (activityPanel.note) items.push(el("li", { class: "muted", text: activityPanel.note }));
+    $("activity-list").replaceChildren(...items);
+  }
+
+  // The closing choices of the chat's topics (the service checks the same list).
+  function chatDispositions(chat) {
+    const names = [];
+    for (const topic of chat.topics || []) {
+      for (const name of topic.dispositions || []) if (!names.includes(name)) names.push(name);
+    }
+    return names;
+  }
+
   function chatLabelIds(chat) {
     return new Set((chat.labels || []).map((label) => label.id));
   }
@@ -1663,6 +2025,25 @@
     fact(facts, "With", (chat.participants || []).filter((p) => p.kind !== "visitor").map((p) => p.name).join(", "));
     $("chat-topics").replaceChildren(...topicChips(chat.topics));
     if (isVisitor) {
+      // The Case panel's account filter and the Account panel read the contact record.
+      if (panelOn("contact") || panelOn("case") || panelOn("account")) loadContactPanel(chat);
+      if (panelOn("contact")) renderContactPanel(chat);
+      if (panelOn("account")) {
+        loadAccount();
+        renderAccountPanel();
+      }
+      if (panelOn("case")) {
+        loadCases(chat);
+        renderCasePanel(chat);
+      }
+      if (panelOn("knowledge")) {
+        loadArticles();
+        renderKnowledgePanel(chat);
+      }
+      if (panelOn("activities")) {
+        loadActivities(chat);
+        renderActivities();
+      }
       renderIdentity(chat);
       renderDetails(chat);
       renderLabels(chat);
@@ -1756,13 +2137,31 @@
     $("transfer").addEventListener("click", () => agentMenu("transfer-menu", "transfer"));
     $("end").addEventListener("click", () => {
       closeMenus("end-confirm");
+      const chat = state.active ? state.chats.get(state.active) : null;
+      const choices = chat ? chatDispositions(chat) : [];
+      $("disposition").replaceChildren(el("option", { value: "", text: "Choose…" }),
+        ...choices.map((name) => el("option", { value: name, text: name })));
+      $("disposition-wrap").hidden = !choices.length;
+      $("disposition-hint").hidden = true;
       $("end-confirm").hidden = false;
-      $("end-yes").focus();
+      (choices.length ? $("disposition") : $("end-yes")).focus();
     });
     $("end-no").addEventListener("click", () => { $("end-confirm").hidden = true; });
+    $("disposition").addEventListener("change", () => { $("disposition-hint").hidden = true; });
     $("end-yes").addEventListener("click", () => {
+      if (!state.active) return;
+      const frame = { type: "chat.end", conversation_id: state.active };
+      if (!$("disposition-wrap").hidden) {
+        // The service refuses it too (disposition_required); asking here saves a round trip.
+        if (!$("disposition").value) {
+          $("disposition-hint").hidden = false;
+          $("disposition").focus();
+          return;
+        }
+        frame.disposition = $("disposition").value;
+      }
       $("end-confirm").hidden = true;
-      if (state.active) send({ type: "chat.end", conversation_id: state.active });
+      send(frame);
     });
     $("snippet-button").addEventListener("click", async () => {
       if (!toggle("snippet-picker")) return;
@@ -1789,6 +2188,21 @@
       onclick: () => { $("emoji-picker").hidden = true; insertAtCursor(emoji); },
     })));
     $("emoji-button").addEventListener("click", () => toggle("emoji-picker"));
+    $("contact-unpair").addEventListener("click", unpairContact);
+    $("account-open").addEventListener("click", () => {
+      const accountId = contactAccountId();
+      if (accountId) openRegarding({ table: "account", id: accountId });
+    });
+    $("case-filter").addEventListener("change", () => render());
+    $("case-text").addEventListener("input", searchSoon);
+    $("case-new").addEventListener("click", () => createRecord("case", $("case-new")));
+    $("kb-text").addEventListener("input", searchSoon);
+    $("kb-send").addEventListener("click", sendArticleText);
+    $("contact-open").addEventListener("click", () => {
+      const chat = state.active ? state.chats.get(state.active) : null;
+      const contact = chat && chatContact(chat);
+      if (contact) openRegarding({ table: "contact", id: contact.id });
+    });
     $("labels-button").addEventListener("click", () => {
       const chat = state.active ? state.chats.get(state.active) : null;
       if (chat && toggle("labels-menu")) renderLabelMenu(chat);
@@ -1815,6 +2229,7 @@
         : "Could not read the CRM Chat settings: " + error.message);
       return;
     }
+    loadPanelSettings();
     connect();
   }
 

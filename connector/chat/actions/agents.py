@@ -25,6 +25,7 @@ from connector.chat.actions.conversations import (
     visitor_agent,
 )
 from connector.chat.actions.finishing import end_chat
+from connector.chat.dispositions import check_disposition
 from connector.chat.errors import (
     ChatConflict,
     ChatEnded,
@@ -355,13 +356,21 @@ def do_agent_transfer(
         publish_message(engine, conversation, message)
 
 
-def do_agent_end(engine: ChatEngine, session: AgentSession, *, conversation_id: str) -> None:
-    """An agent ends the chat (for everyone in it)."""
+def do_agent_end(
+    engine: ChatEngine,
+    session: AgentSession,
+    *,
+    conversation_id: str,
+    disposition: str | None = None,
+) -> None:
+    """An agent ends the chat (for everyone in it), with a disposition from its topics'
+    list when they have one (ChatDispositionRequired otherwise)."""
     with engine.changing():
         profile = agent_profile(engine, session.agent_id)
         conversation = agent_conversation(engine, profile.agent_id, conversation_id)
         if not conversation.is_open:
             raise ChatEnded("This chat has ended.")
+        conversation.disposition = check_disposition(engine, conversation, disposition)
         end_chat(engine, conversation, by="agent", name=profile.name)
 
 
