@@ -200,10 +200,15 @@ class ChatEngine:
                     stack.enter_context(org.holding())
                     version = org.version()
                     if version != self._seen_version:
-                        self.sync_from_state()
+                        members = org.changes_since(self._seen_version, version)
+                        if members is None:
+                            self.sync_from_state()
+                        else:
+                            self.sync_members(members)
                 except (LeaseBusy, redis.RedisError) as error:
                     raise ChatUnavailable("The chat service is busy; try again.") from error
                 writes = org.writes()
+                org.state.take_touched()  # only this change's writes go in its log entry
                 try:
                     yield
                 except redis.RedisError as error:
@@ -212,7 +217,13 @@ class ChatEngine:
                     self._seen_version = -1
                     raise ChatUnavailable("The chat service is busy; try again.") from error
                 try:
-                    self._seen_version = org.bump() if org.writes() != writes else version
+                    if org.writes() == writes:
+                        self._seen_version = version
+                    else:
+                        bumped = org.bump(org.state.take_touched())
+                        # Another bump between (a dead process, without the lease): read
+                        # the log from `version` next time, this change's own ids included.
+                        self._seen_version = bumped if bumped == version + 1 else version
                 except redis.RedisError:
                     self._seen_version = -1  # reload at the next change, whatever happened
         finally:
@@ -246,6 +257,54 @@ class ChatEngine:
             visitors[visitor_id] = presence
         self.visitors.clear()
         self.visitors.update(visitors)
+
+    def sync_members(self, members: set[str]) -> None:
+        """Reload only what other processes' changes wrote (org lease held): `members`
+        are "conversation:<id>", "visitor:<id>" and "agent:<id>" (org_sync.py)."""
+        assert self.org is not None
+        shared = self.org.state
+        visitor_ids: set[str] = set()
+        for member in sorted(members):
+            kind, _, member_id = member.partition(":")
+            if kind == "conversation":
+                conversation = shared.unfinished_conversation(member_id)
+                if conversation is None:
+                    stale = self.conversations.pop(member_id, None)
+                    if stale is not None and stale.visitor_id:
+                        visitor_ids.add(stale.visitor_id)
+                    continue
+                self.conversations[member_id] = conversation
+                if conversation.visitor_id:
+                    visitor_ids.add(conversation.visitor_id)
+            elif kind == "visitor":
+                visitor_ids.add(member_id)
+            elif kind == "agent":
+                agent = self.agents.get(member_id)
+                if agent is None:
+                    agent = self.agents[member_id] = AgentPresence(member_id)
+                agent.status = shared.agent_status(member_id) or agent.status
+                agent.connections = shared.presence_count(member)
+        for visitor_id in visitor_ids:
+            self._sync_visitor(visitor_id)
+
+    def _sync_visitor(self, visitor_id: str) -> None:
+        """Keep the visitor when connected somewhere or in an open chat (as
+        `sync_from_state` chooses them), as stored now."""
+        assert self.org is not None
+        connections = self.org.state.presence_count(f"visitor:{visitor_id}")
+        presence = self.state.visitor(visitor_id)
+        # The visitor record names its open chat (visitors.py sets it, finishing clears it).
+        current = (
+            self.conversations.get(presence.conversation_id)
+            if presence is not None and presence.conversation_id
+            else None
+        )
+        chatting = current is not None and current.is_open and current.visitor_id == visitor_id
+        if presence is None or (connections == 0 and not chatting):
+            self.visitors.pop(visitor_id, None)
+            return
+        presence.connections = connections
+        self.visitors[visitor_id] = presence
 
     def process_died(self, process_id: str) -> None:
         """Another process died (its sockets no longer count): every working copy reloads
