@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from connector.chat.actions.agents import do_flush_presence
 from connector.chat.actions.conversations import do_refresh_availability
 from connector.chat.actions.finishing import FINISH_TIMER, run_due_finishes, run_timeouts
 from connector.chat.bus import EventBus, LocalBus, attach_hub
@@ -43,6 +44,7 @@ from connector.chat.tokens import ChatTokens
 __all__ = [
     "FINISH_SWEEP_SECS",
     "LEAVE_GRACE_SECS",
+    "PRESENCE_TICK_SECS",
     "RATING_GRACE_SECS",
     "VISIT_GAP_SECS",
     "ChatEngine",
@@ -58,6 +60,10 @@ RATING_GRACE_SECS = 120.0
 LEAVE_GRACE_SECS = 15.0
 # How often due finishes are written; a second's delay is invisible in CRM.
 FINISH_SWEEP_SECS = 1.0
+# Agents' presence changes are sent together this often (actions/agents.py): a fifth of a
+# second is below what a person notices on a status dot, and a burst of sign-ins becomes
+# one frame per console.
+PRESENCE_TICK_SECS = 0.2
 # A visitor back after half an hour of silence starts a new visit ("time on site" resets).
 VISIT_GAP_SECS = 30 * 60
 
@@ -122,6 +128,9 @@ class ChatEngine:
         self.visitors: dict[str, VisitorPresence] = {}
         self.availability: dict[str, bool] = {}
         self.finishing: set[str] = set()  # activity built, outbox enqueue under way
+        # Agents whose row the next presence tick sends (ordered, under the lock).
+        self.changed_agents: dict[str, None] = {}
+        self._presence_ticker: threading.Thread | None = None
         self._deferred = threading.local()
         self.identifier = identifier
         self.identify_pool: ThreadPoolExecutor | None = None
@@ -376,6 +385,10 @@ class ChatEngine:
         self._stop.clear()
         self._sweeper = threading.Thread(target=self._sweep, name="chat-finisher", daemon=True)
         self._sweeper.start()
+        self._presence_ticker = threading.Thread(
+            target=self._tick_presence, name="chat-presence", daemon=True
+        )
+        self._presence_ticker.start()
 
     def stop(self) -> None:
         """Stop the finisher thread (due chats stay stored for the next start)."""
@@ -383,9 +396,22 @@ class ChatEngine:
         if self._sweeper is not None:
             self._sweeper.join(timeout=5)
             self._sweeper = None
+        if self._presence_ticker is not None:
+            self._presence_ticker.join(timeout=5)
+            self._presence_ticker = None
         if self.identify_pool is not None:
             self.identify_pool.shutdown(wait=True, cancel_futures=True)
             self.identify_pool = None
+
+    def _tick_presence(self) -> None:
+        while not self._stop.wait(PRESENCE_TICK_SECS):
+            try:
+                do_flush_presence(self)
+            except ChatUnavailable:
+                # Redis is away or the org lease busy: the rows wait for the next tick.
+                log.warning("the chat state is unavailable; sending presence next tick")
+            except Exception:
+                log.exception("sending presence failed; retrying on the next tick")
 
     def _sweep(self) -> None:
         while not self._stop.wait(FINISH_SWEEP_SECS):
