@@ -5,7 +5,7 @@ by a stub that feeds it frames shaped as docs/protocol.md says the service sends
 snapshot with N visitors, N/4 open visitor chats (each with a tab and 5 messages), 4 other
 agents and 2 incoming chats; then, at --rate events a second for --seconds, a mix of
 `message.created` (a visitor writes in one of the chats), `visitor.updated` (a visitor
-changes page), `typing` and `agent.updated` (another agent's status). The same run first
+changes page), `typing` and `agents.updated` (another agent's status). The same run first
 measures an idle window of the same length (no events: the once-a-second counters only).
 
 Main-thread CPU comes from the Chrome DevTools Protocol's `Performance.getMetrics`
@@ -179,7 +179,7 @@ def frames(visitors: int, events: int) -> tuple[dict[str, Any], list[dict[str, A
             )
         else:
             agent = dict(agents[i % len(agents)], status="busy" if i % 8 == 3 else "available")
-            out.append({"type": "agent.updated", "agent": agent})
+            out.append({"type": "agents.updated", "agents": [agent]})
     return snapshot, out
 
 

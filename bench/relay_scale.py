@@ -305,17 +305,24 @@ def generate(job_path: Path) -> None:
     chat_load.MESSAGE_INTERVAL_SECS = job["interval"]
     ends: list[tuple[chat_load.Ws, chat_load.Ws, str]] = []
 
+    took: list[float] = []  # seconds from the first socket to the accepted chat, per pair
+
     def setup(item: dict[str, Any]) -> tuple[chat_load.Side, chat_load.Side] | str:
         index = int(item["index"])
-        if job["kind"] == "echo":
-            return chat_load.floor_pair(job["visitor_ws"], index)
-        return chat_load.chat_pair(job["visitor_ws"], job["agent_ws"], item, index, ends)
+        began = time.perf_counter()
+        try:
+            if job["kind"] == "echo":
+                return chat_load.floor_pair(job["visitor_ws"], index)
+            return chat_load.chat_pair(job["visitor_ws"], job["agent_ws"], item, index, ends)
+        finally:
+            took.append(time.perf_counter() - began)
 
     with ThreadPoolExecutor(chat_load.CONNECT_WORKERS) as pool:
         outcomes = list(pool.map(setup, job["pairs"]))
     pairs = [o for o in outcomes if not isinstance(o, str)]
     failures = [o for o in outcomes if isinstance(o, str)]
-    print(json.dumps({"ready": len(pairs), "failures": failures[:3], "failed": len(failures)}))
+    ready = {"ready": len(pairs), "failures": failures[:3], "failed": len(failures)}
+    print(json.dumps({**ready, "setup_secs": took}))
     sys.stdout.flush()
     go_at = float(sys.stdin.readline())
     start = time.perf_counter() + (go_at - time.time())
@@ -410,10 +417,15 @@ def run_load(
                     pipe.close()
     result = chat_load.summarise(merge(parts), args.messages)
     opened = max(1, result["pairs"])
+    setup_secs = [t for ready in readies for t in ready["setup_secs"]]
     result.update(
         {
             "chats": count,
             "setup_failures": failed,
+            # One chat's set-up (hello, start, sign-in, accept), the median and p99 over
+            # every pair: what grows when each sign-in does work for everyone connected.
+            "setup_p50_ms": round(1000 * chat_load._percentile(setup_secs, 0.5), 1),
+            "setup_p99_ms": round(1000 * chat_load._percentile(setup_secs, 0.99), 1),
             "generators": generators,
             "server_cpu": round(server_cpu, 2),
             "server_rss_mb": round(rss_open / 1024, 1),
@@ -520,7 +532,8 @@ def _print_line(label: str, got: dict[str, Any]) -> None:
         f"{got['to_second_p99_ms']} ms, agent->visitor p50 {got['to_first_p50_ms']} / p99 "
         f"{got['to_first_p99_ms']} ms; delivered {got['delivered']}/{got['sent']}, lost "
         f"{got['lost']}, dup {got['duplicates']}, out of order {got['out_of_order']}, "
-        f"not started {got['setup_failures']}, other frames received "
+        f"not started {got['setup_failures']}, set-up per chat p50 {got['setup_p50_ms']} / "
+        f"p99 {got['setup_p99_ms']} ms, other frames received "
         f"{got['other_frames']}; generators {got['generators']} "
         f"CPU {got['generator_cpu']} lag p99 {got['generator_lag_p99_ms']} ms; server CPU "
         f"{got['server_cpu']} RSS {got['server_rss_mb']} MB ({got['kib_per_chat']} KiB/chat); "

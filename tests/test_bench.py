@@ -97,3 +97,12 @@ def test_relay_scale_knee_is_the_first_count_past_twice_the_echo_or_losing(
     runs += [run("2 processes", 500, 1.0, lost=1), run("2 processes", 2000, 1.0)]
     assert relay_scale.knee(runs) == {"1 process": 2000, "2 processes": 500}
     assert relay_scale.knee([run("1 process", 500, 1.9)]) == {"1 process": None}
+
+
+def test_engine_setup_measures_a_window_of_chats(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
+    bench = importlib.import_module("engine_setup")
+    (figures,) = bench.main(["--at", "6", "--window", "3"])
+    assert figures["chats_open"] == 6
+    # Each chat's console hears at least its snapshot, its offer and its accept.
+    assert figures["console_frames_per_chat"] >= 3

@@ -384,7 +384,8 @@ def test_a_busy_agent_loses_the_offer_and_gets_it_back(world: World) -> None:
     conversation_id = world.start_chat(visitor, v_in)
     agents.do_agent_set_status(world.engine, ann, status=AgentStatus.BUSY)
     assert ann_in.last("chat.withdrawn")["conversation_id"] == conversation_id
-    assert ann_in.last("agent.updated")["agent"]["status"] == "busy"
+    agents.do_flush_presence(world.engine)
+    assert ann_in.last("agents.updated")["agents"][0]["status"] == "busy"
     agents.do_agent_set_status(world.engine, ann, status=AgentStatus.AVAILABLE)
     assert ann_in.last("chat.offered")["chat"]["conversation_id"] == conversation_id
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from connector.chat.actions.agents import do_flush_presence
 from connector.chat.actions.conversations import do_refresh_availability
 from connector.chat.actions.finishing import FINISH_TIMER, run_due_finishes, run_timeouts
 from connector.chat.bus import EventBus, LocalBus, attach_hub
@@ -43,6 +44,7 @@ from connector.chat.tokens import ChatTokens
 __all__ = [
     "FINISH_SWEEP_SECS",
     "LEAVE_GRACE_SECS",
+    "PRESENCE_TICK_SECS",
     "RATING_GRACE_SECS",
     "VISIT_GAP_SECS",
     "ChatEngine",
@@ -58,6 +60,10 @@ RATING_GRACE_SECS = 120.0
 LEAVE_GRACE_SECS = 15.0
 # How often due finishes are written; a second's delay is invisible in CRM.
 FINISH_SWEEP_SECS = 1.0
+# Agents' presence changes are sent together this often (actions/agents.py): a fifth of a
+# second is below what a person notices on a status dot, and a burst of sign-ins becomes
+# one frame per console.
+PRESENCE_TICK_SECS = 0.2
 # A visitor back after half an hour of silence starts a new visit ("time on site" resets).
 VISIT_GAP_SECS = 30 * 60
 
@@ -122,6 +128,9 @@ class ChatEngine:
         self.visitors: dict[str, VisitorPresence] = {}
         self.availability: dict[str, bool] = {}
         self.finishing: set[str] = set()  # activity built, outbox enqueue under way
+        # Agents whose row the next presence tick sends (ordered, under the lock).
+        self.changed_agents: dict[str, None] = {}
+        self._presence_ticker: threading.Thread | None = None
         self._deferred = threading.local()
         self.identifier = identifier
         self.identify_pool: ThreadPoolExecutor | None = None
@@ -200,10 +209,15 @@ class ChatEngine:
                     stack.enter_context(org.holding())
                     version = org.version()
                     if version != self._seen_version:
-                        self.sync_from_state()
+                        members = org.changes_since(self._seen_version, version)
+                        if members is None:
+                            self.sync_from_state()
+                        else:
+                            self.sync_members(members)
                 except (LeaseBusy, redis.RedisError) as error:
                     raise ChatUnavailable("The chat service is busy; try again.") from error
                 writes = org.writes()
+                org.state.take_touched()  # only this change's writes go in its log entry
                 try:
                     yield
                 except redis.RedisError as error:
@@ -212,7 +226,13 @@ class ChatEngine:
                     self._seen_version = -1
                     raise ChatUnavailable("The chat service is busy; try again.") from error
                 try:
-                    self._seen_version = org.bump() if org.writes() != writes else version
+                    if org.writes() == writes:
+                        self._seen_version = version
+                    else:
+                        bumped = org.bump(org.state.take_touched())
+                        # Another bump between (a dead process, without the lease): read
+                        # the log from `version` next time, this change's own ids included.
+                        self._seen_version = bumped if bumped == version + 1 else version
                 except redis.RedisError:
                     self._seen_version = -1  # reload at the next change, whatever happened
         finally:
@@ -246,6 +266,54 @@ class ChatEngine:
             visitors[visitor_id] = presence
         self.visitors.clear()
         self.visitors.update(visitors)
+
+    def sync_members(self, members: set[str]) -> None:
+        """Reload only what other processes' changes wrote (org lease held): `members`
+        are "conversation:<id>", "visitor:<id>" and "agent:<id>" (org_sync.py)."""
+        assert self.org is not None
+        shared = self.org.state
+        visitor_ids: set[str] = set()
+        for member in sorted(members):
+            kind, _, member_id = member.partition(":")
+            if kind == "conversation":
+                conversation = shared.unfinished_conversation(member_id)
+                if conversation is None:
+                    stale = self.conversations.pop(member_id, None)
+                    if stale is not None and stale.visitor_id:
+                        visitor_ids.add(stale.visitor_id)
+                    continue
+                self.conversations[member_id] = conversation
+                if conversation.visitor_id:
+                    visitor_ids.add(conversation.visitor_id)
+            elif kind == "visitor":
+                visitor_ids.add(member_id)
+            elif kind == "agent":
+                agent = self.agents.get(member_id)
+                if agent is None:
+                    agent = self.agents[member_id] = AgentPresence(member_id)
+                agent.status = shared.agent_status(member_id) or agent.status
+                agent.connections = shared.presence_count(member)
+        for visitor_id in visitor_ids:
+            self._sync_visitor(visitor_id)
+
+    def _sync_visitor(self, visitor_id: str) -> None:
+        """Keep the visitor when connected somewhere or in an open chat (as
+        `sync_from_state` chooses them), as stored now."""
+        assert self.org is not None
+        connections = self.org.state.presence_count(f"visitor:{visitor_id}")
+        presence = self.state.visitor(visitor_id)
+        # The visitor record names its open chat (visitors.py sets it, finishing clears it).
+        current = (
+            self.conversations.get(presence.conversation_id)
+            if presence is not None and presence.conversation_id
+            else None
+        )
+        chatting = current is not None and current.is_open and current.visitor_id == visitor_id
+        if presence is None or (connections == 0 and not chatting):
+            self.visitors.pop(visitor_id, None)
+            return
+        presence.connections = connections
+        self.visitors[visitor_id] = presence
 
     def process_died(self, process_id: str) -> None:
         """Another process died (its sockets no longer count): every working copy reloads
@@ -317,6 +385,10 @@ class ChatEngine:
         self._stop.clear()
         self._sweeper = threading.Thread(target=self._sweep, name="chat-finisher", daemon=True)
         self._sweeper.start()
+        self._presence_ticker = threading.Thread(
+            target=self._tick_presence, name="chat-presence", daemon=True
+        )
+        self._presence_ticker.start()
 
     def stop(self) -> None:
         """Stop the finisher thread (due chats stay stored for the next start)."""
@@ -324,9 +396,22 @@ class ChatEngine:
         if self._sweeper is not None:
             self._sweeper.join(timeout=5)
             self._sweeper = None
+        if self._presence_ticker is not None:
+            self._presence_ticker.join(timeout=5)
+            self._presence_ticker = None
         if self.identify_pool is not None:
             self.identify_pool.shutdown(wait=True, cancel_futures=True)
             self.identify_pool = None
+
+    def _tick_presence(self) -> None:
+        while not self._stop.wait(PRESENCE_TICK_SECS):
+            try:
+                do_flush_presence(self)
+            except ChatUnavailable:
+                # Redis is away or the org lease busy: the rows wait for the next tick.
+                log.warning("the chat state is unavailable; sending presence next tick")
+            except Exception:
+                log.exception("sending presence failed; retrying on the next tick")
 
     def _sweep(self) -> None:
         while not self._stop.wait(FINISH_SWEEP_SECS):

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 __all__ = [
-    "AGENT_UPDATED",
+    "AGENTS_UPDATED",
     "AVAILABILITY",
     "CHAT_ACCEPTED",
     "CHAT_ENDED",
@@ -41,7 +41,8 @@ Event = dict[str, Any]
 HELLO_OK = "hello.ok"
 SNAPSHOT = "snapshot"
 AVAILABILITY = "availability"
-AGENT_UPDATED = "agent.updated"
+# Every agent whose presence changed during one tick, in one frame (actions/agents.py).
+AGENTS_UPDATED = "agents.updated"
 VISITOR_UPDATED = "visitor.updated"
 VISITOR_LEFT = "visitor.left"
 CHAT_STARTED = "chat.started"

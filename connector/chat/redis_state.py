@@ -174,6 +174,9 @@ class RedisLiveState:
         # Writes made through this object: the engine tells the other processes to reload
         # (connector/chat/org_sync.py) only after a change that wrote something.
         self.writes = 0
+        # What those writes touched ("conversation:<id>", "visitor:<id>", "agent:<id>"), so
+        # the other processes reload only that (`take_touched`, org_sync.py).
+        self.touched: set[str] = set()
         self._append = client.register_script(_APPEND)
         self._add_at = client.register_script(_ADD_AT)
         self._claim = client.register_script(_CLAIM)
@@ -197,8 +200,17 @@ class RedisLiveState:
 
     # ----- LiveState
 
-    def save_conversation(self, conversation: Conversation) -> None:
+    def _wrote(self, member: str) -> None:
         self.writes += 1
+        self.touched.add(member)
+
+    def take_touched(self) -> set[str]:
+        """What the writes since the last call touched (and forget it)."""
+        touched, self.touched = self.touched, set()
+        return touched
+
+    def save_conversation(self, conversation: Conversation) -> None:
+        self._wrote(f"conversation:{conversation.conversation_id}")
         c = conversation
         unfinished = c.state is not ConversationState.ENDED or (
             not c.finished and c.visitor_id is not None
@@ -241,13 +253,19 @@ class RedisLiveState:
                     counts[state] = counts.get(state, 0) + 1
         return counts
 
+    def unfinished_conversation(self, conversation_id: str) -> Conversation | None:
+        """The conversation when `unfinished_conversations` would return it, else None."""
+        if not self._r.sismember(f"{self._p}unfinished", conversation_id):
+            return None
+        return self.conversation(conversation_id)
+
     def unfinished_conversations(self) -> list[Conversation]:
         ids = cast(set[str], self._r.smembers(f"{self._p}unfinished"))
         found = (self.conversation(conversation_id) for conversation_id in sorted(ids))
         return [c for c in found if c is not None]
 
     def add_message(self, conversation: Conversation, message: Message) -> None:
-        self.writes += 1
+        self._wrote(f"conversation:{message.conversation_id}")
         args: list[str | int] = [
             message.client_id,
             _message_json(message),
@@ -307,7 +325,7 @@ class RedisLiveState:
         return entries[:HISTORY_LIMIT]
 
     def save_visitor(self, presence: VisitorPresence) -> None:
-        self.writes += 1
+        self._wrote(f"visitor:{presence.visitor_id}")
         self._r.hset(f"{self._p}visitors", presence.visitor_id, _visitor_to_json(presence))
 
     def visitor(self, visitor_id: str) -> VisitorPresence | None:
@@ -315,12 +333,17 @@ class RedisLiveState:
         return _visitor_from_json(visitor_id, data) if data is not None else None
 
     def save_agent_status(self, agent_id: str, status: AgentStatus) -> None:
-        self.writes += 1
+        self._wrote(f"agent:{agent_id}")
         self._r.hset(f"{self._p}agent_status", agent_id, status.value)
 
     def agent_statuses(self) -> dict[str, AgentStatus]:
         stored = cast(dict[str, str], self._r.hgetall(f"{self._p}agent_status"))
         return {agent_id: AgentStatus(status) for agent_id, status in stored.items()}
+
+    def agent_status(self, agent_id: str) -> AgentStatus | None:
+        """One agent's stored status (None when never set)."""
+        stored = cast(str | None, self._r.hget(f"{self._p}agent_status", agent_id))
+        return AgentStatus(stored) if stored is not None else None
 
     def close(self) -> None:
         self._r.close()
@@ -328,7 +351,7 @@ class RedisLiveState:
     # ----- LivePrimitives
 
     def append_message(self, draft: Message) -> AppendResult:
-        self.writes += 1
+        self._wrote(f"conversation:{draft.conversation_id}")
         stored, seq = cast(
             list[int],
             self._append(
@@ -342,7 +365,7 @@ class RedisLiveState:
         return AppendResult(_message(draft.conversation_id, int(seq), text), True)
 
     def claim_accept(self, conversation_id: str, agent_id: str) -> str:
-        self.writes += 1
+        self._wrote(f"conversation:{conversation_id}")
         return str(self._claim(keys=[self._c(conversation_id, "accept")], args=[agent_id]))
 
     def acquire_lease(self, name: str, owner: str, ttl_secs: float) -> bool:
@@ -356,7 +379,7 @@ class RedisLiveState:
         self._beat(keys=[f"{self._p}procs"], args=[process_id, int(ttl_secs * 1000)])
 
     def presence_change(self, process_id: str, member: str, delta: int) -> int:
-        self.writes += 1
+        self._wrote(member)
         return int(
             cast(
                 int,
@@ -375,6 +398,14 @@ class RedisLiveState:
             for member, count in counts.items():
                 totals[member] = totals.get(member, 0) + int(count)
         return {member: n for member, n in totals.items() if n > 0}
+
+    def presence_count(self, member: str) -> int:
+        """`presence_counts()[member]` (0 when absent), reading only that member."""
+        live = cast(list[str], self._live_processes(keys=[f"{self._p}procs"]))
+        pipe = self._r.pipeline(transaction=False)
+        for process_id in live:
+            pipe.hget(f"{self._p}presence:{process_id}", member)
+        return max(0, sum(int(count) for count in pipe.execute() if count is not None))
 
     def presence_forget(self, process_id: str) -> None:
         pipe = self._r.pipeline(transaction=True)

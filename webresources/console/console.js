@@ -318,7 +318,7 @@
       // The service may have missed events for us: reconnect, then the snapshot and a
       // chat.resync per open chat catch up (docs/protocol.md).
       case "resync": if (link.socket) link.socket.close(); break;
-      case "agent.updated": onAgent(frame.agent); break;
+      case "agents.updated": (frame.agents || []).forEach(onAgent); break;
       case "visitor.updated": onVisitor(frame.visitor); break;
       case "visitor.left": onVisitorLeft(frame.visitor_id); break;
       case "chat.offered": onOffered(frame.chat); break;
@@ -337,7 +337,9 @@
     else if (frame.type === "typing" && frame.conversation_id === state.active) view.chat = true;
     else if (frame.type === "visitor.updated") touchVisitor(frame.visitor && frame.visitor.visitor_id);
     else if (frame.type === "visitor.left") touchVisitor(frame.visitor_id);
-    else if (frame.type === "agent.updated" && frame.agent) lists.agents.dirty.add(frame.agent.agent_id);
+    else if (frame.type === "agents.updated") {
+      for (const agent of frame.agents || []) if (agent && agent.agent_id) lists.agents.dirty.add(agent.agent_id);
+    }
     else if (frame.type === "error") view.chat = true;
     render(false);
   }

@@ -78,6 +78,7 @@ __all__ = [
     "do_agent_set_status",
     "do_agent_transfer",
     "do_agent_typing",
+    "do_flush_presence",
 ]
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,13 @@ def do_agent_connect(engine: ChatEngine, session: AgentSession) -> None:
 
 
 def _snapshot(engine: ChatEngine, profile: AgentLike, presence: AgentPresence) -> dict[str, Any]:
-    agents = [agent_view(a, agent_presence(engine, a.agent_id)) for a in engine.directory.agents()]
+    # Online agents only: a console lists, invites and transfers to no one else, and an
+    # agent going offline later arrives as a row of `agents.updated`.
+    agents = []
+    for agent_id, other in engine.agents.items():
+        other_profile = engine.directory.agent(agent_id)
+        if other_profile is not None and (other.online or agent_id == profile.agent_id):
+            agents.append(agent_view(other_profile, other))
     visitors = []
     for visitor in engine.visitors.values():
         widget = engine.directory.widget(visitor.widget_id)
@@ -146,10 +153,32 @@ def _snapshot(engine: ChatEngine, profile: AgentLike, presence: AgentPresence) -
 
 
 def _publish_agent(engine: ChatEngine, profile: AgentLike, presence: AgentPresence) -> None:
-    engine.bus.publish(
-        events.event(events.AGENT_UPDATED, agent=agent_view(profile, presence)),
-        online_agent_channels(agent_routes(engine)) | {agent_channel(profile.agent_id)},
-    )
+    """Queue the agent's row for the next presence tick (lock held): N agents signing in
+    at once cost each console one frame, not N (`do_flush_presence`)."""
+    engine.changed_agents[profile.agent_id] = None
+
+
+def do_flush_presence(engine: ChatEngine) -> int:
+    """Send every agent whose presence changed since the last tick to every online agent
+    (and to that agent), as one `agents.updated` frame; returns how many rows it sent.
+    The engine calls it every `PRESENCE_TICK_SECS`."""
+    with engine.lock:
+        if not engine.changed_agents:
+            return 0  # the common case: no org lease taken for nothing
+    with engine.changing():
+        agent_ids = list(engine.changed_agents)
+        engine.changed_agents.clear()
+        rows = []
+        channels = online_agent_channels(agent_routes(engine))
+        for agent_id in agent_ids:
+            profile = engine.directory.agent(agent_id)
+            if profile is None:
+                continue
+            rows.append(agent_view(profile, agent_presence(engine, agent_id)))
+            channels.add(agent_channel(agent_id))
+        if rows:
+            engine.bus.publish(events.event(events.AGENTS_UPDATED, agents=rows), channels)
+        return len(rows)
 
 
 def do_agent_disconnect(engine: ChatEngine, session: AgentSession) -> None:
