@@ -967,14 +967,14 @@
       const answer = await agentCall("GET", path);
       results.replaceChildren(...(answer.contacts.length ? answer.contacts.map((c) => el("li", { "data-testid": "link-result" },
         el("span", { text: c.name + (c.email ? " · " + c.email : "") }),
-        el("button", { type: "button", class: "link", "data-testid": "link-choose", text: "Link", onclick: () => linkContact(id, c.id) }),
+        el("button", { type: "button", class: "link", "data-testid": "link-choose", text: "Link", onclick: () => linkChannelPerson(id, c.id) }),
       )) : [el("li", { text: "No active contact matches." })]));
     } catch (error) {
       toast("Could not search contacts: " + error.message, "bad");
     }
   }
 
-  async function linkContact(id, contactId) {
+  async function linkChannelPerson(id, contactId) {
     try {
       const answer = await agentCall("POST", "/api/agent/chats/" + encodeURIComponent(id) + "/link", { contact_id: contactId });
       const chat = state.chats.get(id);
@@ -1529,6 +1529,13 @@
     list.append(el("dt", { text: label }), el("dd", extra || {}, value));
   }
 
+  // A note in a <dl> ("None", "No contact linked."): a <dl> holds only dt/dd groups
+  // (axe-core's definition-list), so the note answers a term only screen readers see.
+  function factNote(list, term, text) {
+    list.append(el("div", null, el("dt", { class: "visually-hidden", text: term }),
+      el("dd", { class: "muted", text })));
+  }
+
   const IDENTITY_SOURCES = { site: "signed in on the site", crm: "CRM user" };
 
   function renderIdentity(chat) {
@@ -1573,10 +1580,8 @@
       el("div", { class: "fact", "data-testid": "context-item", "data-name": String(item.name) },
         el("dt", { text: String(item.name), title: String(item.name) }),
         el("dd", { text: item.value === null || item.value === undefined ? "" : String(item.value) })));
-    // A <dl> holds only dt/dd groups (axe-core's definition-list): "None" answers a term too.
-    const none = el("div", null, el("dt", { class: "visually-hidden", text: "Additional details" }),
-      el("dd", { class: "muted", text: "None" }));
-    list.replaceChildren(...(items.length ? items : [none]));
+    list.replaceChildren(...items);
+    if (!items.length) factNote(list, "Additional details", "None");
   }
 
   // ---- which side panels, in which order --------------------------------------------
@@ -1675,7 +1680,7 @@
       }
     }
     if (contactPanel.note || !contact) {
-      facts.append(el("dd", { class: "muted", text: contactPanel.note || "No contact linked." }));
+      factNote(facts, "Contact", contactPanel.note || "No contact linked.");
     }
     $("contact-open").hidden = !contact;
     $("contact-unpair").hidden = !contact;
@@ -1746,7 +1751,7 @@
       fact(facts, "Email", record.emailaddress1 || "");
       fact(facts, "Phone", record.telephone1 || "");
     }
-    if (accountPanel.note) facts.append(el("dd", { class: "muted", text: accountPanel.note }));
+    if (accountPanel.note) factNote(facts, "Account", accountPanel.note);
     $("account-open").hidden = !record;
   }
 
