@@ -219,21 +219,22 @@ def test_two_consoles_on_two_processes_accepting_at_once_one_wins(org: Org) -> N
             thread.start()
         for thread in threads:
             thread.join()
-        outcomes = []
-        for agent in (on_first, on_second):
-            deadline = time.monotonic() + PROCESS_WAIT_SECS
-            while True:
-                frames = agent.drain(0.5)
-                kinds = {f["type"] for f in frames}
-                errors = [f for f in frames if f["type"] == "error"]
-                if errors:
-                    outcomes.append(errors[0]["code"])
-                    break
-                if "chat.accepted" in kinds:
-                    outcomes.append("accepted")
-                    break
-                assert time.monotonic() < deadline, "no answer to chat.accept"
-        assert sorted(outcomes) == ["accepted", "conflict"]
+        # Both consoles are Sam's, so both may hear `chat.accepted` (the winner's accept
+        # is published to the agent); the loser also gets `error conflict`, in either order.
+        errors: list[str] = []
+        accepted = 0
+        deadline = time.monotonic() + PROCESS_WAIT_SECS
+        while not (errors and accepted) and time.monotonic() < deadline:
+            for agent in (on_first, on_second):
+                for frame in agent.drain(0.25):
+                    if frame["type"] == "error":
+                        errors.append(frame["code"])
+                    elif frame["type"] == "chat.accepted":
+                        accepted += 1
+        assert accepted, "no answer to chat.accept"
+        for agent in (on_first, on_second):  # a second error would still be on its way
+            errors += [f["code"] for f in agent.drain(1.0) if f["type"] == "error"]
+        assert errors == ["conflict"]
         joined = visitor.expect("message.created")
         assert joined["text"].endswith("joined the chat.")
         assert [
