@@ -612,7 +612,7 @@ def measure(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                 elif echo_p99:
                     run["p99_vs_echo"] = round(run["p99_ms"] / echo_p99, 2)
                 _print_line(label, run)
-                if kind == "chat":
+                if kind == "chat" and args.dataverse_chats > 0:  # 0: not counted
                     per_chat = chat_load.requests_per_chat(
                         made,
                         servers.visitor_base,
