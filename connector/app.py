@@ -23,6 +23,7 @@ from connector.chat.ports import DirectoryLike, OutboxLike
 from connector.chat.redis_state import RedisLiveState
 from connector.chat.tokens import ChatTokens
 from connector.crm import retention
+from connector.crm.app_tables import AppTables
 from connector.crm.chat_activity import CHAT_ACTIVITY_KIND, chat_activity_handler
 from connector.crm.connection import DATAVERSE_PATH, connect
 from connector.logs import configure_logging
@@ -215,6 +216,7 @@ def _services(
         owned_directory=owned_directory,
         owned_outbox=owned_outbox,
         live=live,
+        app_tables=AppTables(client),
     )
 
 

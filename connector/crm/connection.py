@@ -101,7 +101,9 @@ def open_embedded(settings: Settings) -> tuple[Any, Any]:
     )
     from connector.solution.reader import load_schema
 
-    store = open_store(settings.embedded_db, load_schema())
+    store = open_store(
+        settings.embedded_db, load_schema(dynamics_apps=settings.embedded_dynamics_apps)
+    )
     ensure_seeded(store)
     ensure_service_user(store)
     limits = None
