@@ -117,8 +117,11 @@ def _cmd_dataverse_token(args: argparse.Namespace) -> int:
         print("crmchat: --days must be positive", file=sys.stderr)
         return 2
     try:
-        db = args.db or Settings().embedded_db
-        print(embedded_token(db, user=args.user, lifetime_secs=int(args.days * 86400)))
+        settings = Settings()
+        db = args.db or settings.embedded_db
+        lifetime = int(args.days * 86400)
+        apps = settings.embedded_dynamics_apps
+        print(embedded_token(db, user=args.user, lifetime_secs=lifetime, dynamics_apps=apps))
     except LookupError as error:
         print(f"crmchat: {error}", file=sys.stderr)
         return 2
