@@ -12,10 +12,12 @@ import pytest
 from flask import Flask
 
 from connector.app import create_app, stop_app
-from connector.channels.model import ChannelType, EventKind, InboundEvent
+from connector.channels.links import find_link
+from connector.channels.model import ChannelAccount, ChannelType, EventKind, InboundEvent
 from connector.channels.shared import channels_of
 from connector.chat.actions import agents
 from connector.chat.hub import Subscriber
+from connector.chat.model import Conversation
 from connector.chat.sessions import AgentSession
 from connector.crm.app_tables import APP_TABLES, RETRY_SECS, AppTables
 from connector.crm.handshake import SignedInUser
@@ -55,22 +57,33 @@ def _headers(app: Flask) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _accepted_channel_chat(app: Flask) -> str:
-    """A WhatsApp chat Sam has accepted: a visitor chat the console can make records from."""
+def _whatsapp(app: Flask) -> list[ChannelAccount]:
+    return [a for a in channels_of(app).accounts.all() if a.channel is ChannelType.WHATSAPP]
+
+
+def _channel_message(app: Flask, message_id: str) -> Conversation:
+    """Pat writes on the demo WhatsApp account; the open chat it lands in."""
     engine = services_of(app).engine
-    (account,) = [a for a in channels_of(app).accounts.all() if a.channel is ChannelType.WHATSAPP]
+    (account,) = _whatsapp(app)
     event = InboundEvent(
         channel=account.channel,
         account_key=account.key,
         kind=EventKind.MESSAGE,
         person_id="4670002222",
         person_name="Pat Person",
-        message_id="wamid.T1",
+        message_id=message_id,
         text="hello",
         at=datetime.now(UTC),
     )
     channels_of(app).bridge.do_channel_event(account, event)
     (chat,) = [c for c in engine.conversations.values() if c.channel and c.is_open]
+    return chat
+
+
+def _accepted_channel_chat(app: Flask) -> str:
+    """A WhatsApp chat Sam has accepted: a visitor chat the console can make records from."""
+    engine = services_of(app).engine
+    chat = _channel_message(app, "wamid.T1")
     session = AgentSession(Subscriber(lambda text: None), SAM_AGENT_ID)
     agents.do_agent_connect(engine, session)
     agents.do_agent_accept(engine, session, conversation_id=chat.conversation_id)
@@ -112,6 +125,31 @@ def test_without_the_apps_a_lead_or_case_is_refused_clearly_and_a_contact_works(
     made = client.post(url, json={"kind": "contact"}, headers=headers)
     assert made.status_code == 200, made.text
     assert made.get_json()["regarding"]["table"] == "contact"
+
+
+def test_without_the_apps_a_channel_person_linked_to_a_contact_is_found_next_time(
+    plain_app: Flask,
+) -> None:
+    # The platform link has no lead column there: reading one would fail the lookup.
+    conversation_id = _accepted_channel_chat(plain_app)
+    made = plain_app.test_client().post(
+        f"/api/agent/chats/{conversation_id}/crm",
+        json={"kind": "contact"},
+        headers=_headers(plain_app),
+    )
+    contact = made.get_json()["regarding"]
+    engine = services_of(plain_app).engine
+    session = AgentSession(Subscriber(lambda text: None), SAM_AGENT_ID)
+    agents.do_agent_connect(engine, session)
+    agents.do_agent_end(engine, session, conversation_id=conversation_id)
+
+    # The same person writes again: the new chat regards the contact at once.
+    next_chat = _channel_message(plain_app, "wamid.T2")
+    assert next_chat.conversation_id != conversation_id
+    assert next_chat.regarding == contact
+    # Asking for the lead column too is what a plain organization refuses.
+    (account,) = _whatsapp(plain_app)
+    assert find_link(services_of(plain_app).dataverse, account, "4670002222") is None
 
 
 def test_with_the_apps_a_case_is_made(dynamics_app: Flask) -> None:
