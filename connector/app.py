@@ -265,7 +265,7 @@ def print_addresses(settings: Settings) -> None:
             f"  Messenger/Instagram/WhatsApp/Viber simulator: {settings.base_url}/simulator/",
             flush=True,
         )
-    print(f"  settings page: {settings.base_url}/webresources/settings/index.html", flush=True)
+    print(f"  settings page: {settings.base_url}{pages.SETTINGS_PAGE}", flush=True)
 
 
 def run_server(app: Flask) -> None:
