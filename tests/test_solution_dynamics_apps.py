@@ -157,3 +157,13 @@ def test_check_reports_the_merged_app_lacking_a_table_the_console_opens(
         "the agent console opens incident records, but the app does not include" in p
         for p in problems
     ), problems
+
+
+def test_check_validates_the_second_solution_against_the_xsd(source: tuple[Path, Path]) -> None:
+    _edit(
+        source[0] / "dynamics365" / "customizations.xml",
+        r"<IsCustomizable>1</IsCustomizable>",
+        "<IsCustomizable>1</IsCustomizable><NotAnElement />",
+    )
+    problems = _check(source)
+    assert any(p.startswith("dynamics365/customizations.xml: XSD:") for p in problems), problems
