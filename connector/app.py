@@ -23,6 +23,7 @@ from connector.chat.ports import DirectoryLike, OutboxLike
 from connector.chat.redis_state import RedisLiveState
 from connector.chat.tokens import ChatTokens
 from connector.crm import retention
+from connector.crm.app_tables import AppTables
 from connector.crm.chat_activity import CHAT_ACTIVITY_KIND, chat_activity_handler
 from connector.crm.connection import DATAVERSE_PATH, connect
 from connector.logs import configure_logging
@@ -215,6 +216,7 @@ def _services(
         owned_directory=owned_directory,
         owned_outbox=owned_outbox,
         live=live,
+        app_tables=AppTables(client),
     )
 
 
@@ -263,7 +265,7 @@ def print_addresses(settings: Settings) -> None:
             f"  Messenger/Instagram/WhatsApp/Viber simulator: {settings.base_url}/simulator/",
             flush=True,
         )
-    print(f"  settings page: {settings.base_url}/webresources/settings/index.html", flush=True)
+    print(f"  settings page: {settings.base_url}{pages.SETTINGS_PAGE}", flush=True)
 
 
 def run_server(app: Flask) -> None:

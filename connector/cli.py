@@ -3,8 +3,9 @@
     crmchat serve [--dev]               the chat service under gunicorn (--dev: werkzeug)
     crmchat dataverse serve             the embedded Dataverse alone (HTTP or HTTPS)
     crmchat dataverse token [--user U]  a bearer token the embedded Dataverse accepts
-    crmchat solution pack [--managed]   the importable zip (unmanaged unless --managed)
-    crmchat solution check              XSD validation and reference checks
+    crmchat solution pack [--managed]   the importable zips, CRMChat and CRMChatSales
+                                        (unmanaged unless --managed)
+    crmchat solution check              XSD validation and reference checks, both solutions
     crmchat region list | set CODE      the hosting region
     crmchat secret set | verify         the organisation's secret word
     crmchat outbox list | retry KEY [--without-regarding] | drop KEY
@@ -116,8 +117,11 @@ def _cmd_dataverse_token(args: argparse.Namespace) -> int:
         print("crmchat: --days must be positive", file=sys.stderr)
         return 2
     try:
-        db = args.db or Settings().embedded_db
-        print(embedded_token(db, user=args.user, lifetime_secs=int(args.days * 86400)))
+        settings = Settings()
+        db = args.db or settings.embedded_db
+        lifetime = int(args.days * 86400)
+        apps = settings.embedded_dynamics_apps
+        print(embedded_token(db, user=args.user, lifetime_secs=lifetime, dynamics_apps=apps))
     except LookupError as error:
         print(f"crmchat: {error}", file=sys.stderr)
         return 2
@@ -126,8 +130,11 @@ def _cmd_dataverse_token(args: argparse.Namespace) -> int:
 
 def _cmd_solution_pack(args: argparse.Namespace) -> int:
     from connector.solution.pack import pack_solution
+    from connector.solution.paths import DYNAMICS365_SOLUTION_DIR, SOLUTION_DIR
 
-    print(pack_solution(out_dir=args.out, managed=args.managed))
+    # The core first: it is imported first, and the second solution depends on it.
+    for folder in (SOLUTION_DIR, DYNAMICS365_SOLUTION_DIR):
+        print(pack_solution(out_dir=args.out, solution_dir=folder, managed=args.managed))
     return 0
 
 
@@ -323,7 +330,9 @@ def _parser() -> argparse.ArgumentParser:
 
     solution = commands.add_parser("solution", help="the Dataverse solution")
     sol = solution.add_subparsers(dest="action", required=True, metavar="ACTION")
-    sol_pack = sol.add_parser("pack", help="write the importable zip and print its path")
+    sol_pack = sol.add_parser(
+        "pack", help="write the importable zips (core, then CRM Chat for Dynamics 365)"
+    )
     sol_pack.add_argument("--out", type=Path, default=Path("dist"))
     sol_pack.add_argument(
         "--managed", action="store_true", help="the managed package (default: unmanaged)"

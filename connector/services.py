@@ -45,6 +45,9 @@ class Services:
     standin: Any = None
     # The messaging channels (connector.channels.service.ChannelServices).
     channels: Any = None
+    # Which Dynamics 365 tables the organization has (connector.crm.app_tables.AppTables);
+    # None: a test's app, where every one counts as present.
+    app_tables: Any = None
 
 
 def init_app(app: App, services: Services) -> None:

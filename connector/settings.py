@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     behind_proxy: bool = False
     # Seed demo agents, widgets and contacts, and serve the demo site (embedded only).
     demo: bool = True
+    # Whether the embedded Dataverse stands in for an organization with Dynamics 365 Sales
+    # and Customer Service (lead, incident, knowledgearticle, and the second solution,
+    # CRM Chat for Dynamics 365) or, false, for a plain Dataverse environment (core only).
+    embedded_dynamics_apps: bool = True
     # Service protection on the embedded Dataverse (0 = off), as real Dataverse applies it.
     embedded_max_requests: int = Field(default=0, ge=0)
     embedded_window_secs: int = Field(default=300, ge=1)

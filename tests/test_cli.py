@@ -40,27 +40,37 @@ def test_solution_check_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "0 errors" in out
 
 
-def test_solution_pack_prints_the_zip_it_wrote(
+def test_solution_pack_prints_both_zips_it_wrote_core_first(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     code, out, _ = _run(capsys, "solution", "pack", "--out", str(tmp_path / "dist"))
-    zip_path = Path(out.strip())
-    assert code == 0 and zip_path.parent == tmp_path / "dist"
-    with zipfile.ZipFile(zip_path) as packed:
+    core, sales = (Path(line) for line in out.split())
+    assert code == 0 and core.parent == sales.parent == tmp_path / "dist"
+    assert (core.name, sales.name) == ("CRMChat_1_0_0_0.zip", "CRMChatSales_1_0_0_0.zip")
+    with zipfile.ZipFile(core) as packed:
         assert {"[Content_Types].xml", "solution.xml", "customizations.xml"} <= set(
             packed.namelist()
         )
+    with zipfile.ZipFile(sales) as packed:
+        manifest = ET.fromstring(packed.read("solution.xml"))
+    required = manifest.iterfind("SolutionManifest/MissingDependencies/*/Required")
+    assert {"lead", "incident", "crmchat_platformlink"} <= {r.get("schemaName") for r in required}
 
 
-def test_solution_pack_managed_writes_the_managed_package(
+def test_solution_pack_managed_writes_the_managed_packages(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     code, out, _ = _run(capsys, "solution", "pack", "--managed", "--out", str(tmp_path))
-    zip_path = Path(out.strip())
-    assert code == 0 and zip_path.name == "CRMChat_1_0_0_0_managed.zip"
-    with zipfile.ZipFile(zip_path) as packed:
-        manifest = ET.fromstring(packed.read("solution.xml"))
-    assert manifest.findtext("SolutionManifest/Managed") == "1"
+    paths = [Path(line) for line in out.split()]
+    assert code == 0
+    assert [p.name for p in paths] == [
+        "CRMChat_1_0_0_0_managed.zip",
+        "CRMChatSales_1_0_0_0_managed.zip",
+    ]
+    for zip_path in paths:
+        with zipfile.ZipFile(zip_path) as packed:
+            manifest = ET.fromstring(packed.read("solution.xml"))
+        assert manifest.findtext("SolutionManifest/Managed") == "1"
 
 
 def test_a_token_for_the_administrator_opens_the_embedded_dataverse(

@@ -238,11 +238,20 @@ def test_bad_handshake_input_gets_a_clear_400(client: FlaskClient, body: Any) ->
     assert answer.get_json()["error"]["code"] == "invalid_input"
 
 
-def test_the_settings_page_is_served(client: FlaskClient) -> None:
-    with client.get("/webresources/settings/index.html") as page:
+def test_the_settings_page_is_served_where_an_organization_serves_it(client: FlaskClient) -> None:
+    with client.get("/WebResources/crmchat_/settings/index.html") as page:
         assert page.status_code == 200 and b"Secret word" in page.data
-    with client.get("/webresources/../pyproject.toml") as outside:
-        assert outside.status_code == 404
+    # Only there, and only what the solution lists: no old address, no stand-in files,
+    # nothing outside the folder.
+    for path in (
+        "/webresources/settings/index.html",
+        "/WebResources/settings/index.html",
+        "/WebResources/crmchat_/standin/shell.js",
+        "/WebResources/crmchat_/../pyproject.toml",
+        "/WebResources/crmchat_/settings/missing.js",
+    ):
+        with client.get(path) as outside:
+            assert outside.status_code == 404, path
 
 
 def test_parallel_wrong_guesses_are_limited_atomically(

@@ -350,10 +350,12 @@ def test_check_reports_a_ribbon_button_without_its_command(source: tuple[Path, P
 def test_check_reports_a_table_the_console_opens_but_the_app_lacks(
     source: tuple[Path, Path],
 ) -> None:
-    _edit(source[0] / "customizations.xml", '<AppModuleComponent type="1" schemaName="lead" />', "")
+    _edit(
+        source[0] / "customizations.xml", '<AppModuleComponent type="1" schemaName="contact" />', ""
+    )
     problems = _check(source)
     assert any(
-        "the agent console opens lead records, but the app does not include that table" in p
+        "the agent console opens contact records, but the app does not include that table" in p
         for p in problems
     ), problems
 

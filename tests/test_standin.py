@@ -102,7 +102,7 @@ def test_the_demo_pages_carry_their_widget(app: Flask) -> None:
 
 def test_the_shell_carries_the_sitemap_and_the_entity_sets(app: Flask) -> None:
     html = app.test_client().get("/app/main").get_data(as_text=True)
-    assert '"sub_settings"' in html and '"/webresources/settings/index.html"' in html
+    assert '"sub_settings"' in html and '"/WebResources/crmchat_/settings/index.html"' in html
     assert '"crmchat_agent": {"set": "crmchat_agents"' in html
 
 
@@ -139,7 +139,7 @@ def test_a_web_resource_subarea_added_to_the_sitemap_shows_up(tmp_path: Path) ->
     areas = read_sitemap(load_schema(), edited)
     first = areas[0]["groups"][0]["subareas"][0]
     assert first["id"] == "sub_console"
-    assert first["url"] == "/webresources/console/index.html"
+    assert first["url"] == "/WebResources/crmchat_/console/index.html"
 
 
 def test_the_sitemap_names_privileges_as_dataverse_does() -> None:

@@ -44,18 +44,23 @@ def _account_id(account: ChannelAccount) -> uuid.UUID | None:
         return None
 
 
-def find_link(client: Any, account: ChannelAccount, person_id: str) -> dict[str, str] | None:
+def find_link(
+    client: Any, account: ChannelAccount, person_id: str, *, leads: bool = True
+) -> dict[str, str] | None:
     """The record (`{"table", "id", "name"}`) the person is linked to on `account`, or
     None (no link, or Dataverse could not say: the chat opens unlinked, logged). A link
-    with both a contact and a lead gives the contact."""
+    with both a contact and a lead gives the contact. `leads` false: the organization
+    has no lead table, so the link has no lead column either (only CRM Chat for
+    Dynamics 365 adds it) and only the contact is read."""
     account_id = _account_id(account)
     if account_id is None:
         return None
+    lookups = {t: c for t, c in _LOOKUPS.items() if leads or t != "lead"}
     try:
         rows = list(
             client.list(
                 LINKS_SET,
-                select=[*_LOOKUPS.values()],
+                select=[*lookups.values()],
                 filter=and_(
                     eq("_crmchat_channelaccountid_value", account_id),
                     eq("crmchat_platformuserid", person_id),
@@ -71,7 +76,7 @@ def find_link(client: Any, account: ChannelAccount, person_id: str) -> dict[str,
     if not rows:
         return None
     row = rows[0]
-    for table, column in _LOOKUPS.items():
+    for table, column in lookups.items():
         if row.get(column):
             name = str(row.get(f"{column}@{_FORMATTED}") or "")
             return {"table": table, "id": str(row[column]).lower(), "name": name}

@@ -39,7 +39,12 @@ def init_app(app: Flask, settings: Settings, *, embedded: bool) -> None:
     accounts = DataverseAccounts(found.dataverse)
     clients = ChannelClients.for_urls(meta_graph_url=meta_url, viber_api_url=viber_url)
     bridge = ChannelBridge(
-        found.engine, accounts, clients, claims=found.live.state, dataverse=found.dataverse
+        found.engine,
+        accounts,
+        clients,
+        claims=found.live.state,
+        dataverse=found.dataverse,
+        app_tables=found.app_tables,
     )
     found.channels = ChannelServices(accounts, ChannelIntake(bridge), clients, bridge)
     app.register_blueprint(webhooks.bp)

@@ -101,7 +101,9 @@ def open_embedded(settings: Settings) -> tuple[Any, Any]:
     )
     from connector.solution.reader import load_schema
 
-    store = open_store(settings.embedded_db, load_schema())
+    store = open_store(
+        settings.embedded_db, load_schema(dynamics_apps=settings.embedded_dynamics_apps)
+    )
     ensure_seeded(store)
     ensure_service_user(store)
     limits = None
@@ -174,7 +176,11 @@ def connect(settings: Settings) -> Connection:
 
 
 def embedded_token(
-    db_path: Path, *, user: str, lifetime_secs: int = SERVICE_TOKEN_LIFETIME_SECS
+    db_path: Path,
+    *,
+    user: str,
+    lifetime_secs: int = SERVICE_TOKEN_LIFETIME_SECS,
+    dynamics_apps: bool = True,
 ) -> str:
     """A bearer token the embedded Dataverse in `db_path` accepts for `user`.
 
@@ -183,7 +189,7 @@ def embedded_token(
     from connector.dataverse_local import ensure_seeded, find_user, issue_token, open_store
     from connector.solution.reader import load_schema
 
-    store = open_store(db_path, load_schema())
+    store = open_store(db_path, load_schema(dynamics_apps=dynamics_apps))
     try:
         ensure_seeded(store)
         ensure_service_user(store)

@@ -25,6 +25,9 @@ file that is not XML or a schema the reader rejects are problems like any other.
   of customizations.xml is a root component;
 - custom names carry the publisher prefix and custom choice values its option prefix;
 - system charts, dashboards and field security profiles (`check_reports`);
+- the core imports into an environment without the Dynamics 365 apps (no lead, incident,
+  knowledgearticle), and the second solution in `dynamics365/` imports on top of it
+  (`connector.solution.check_layers`);
 - every custom table of the app has a main form and the public, Advanced Find, Associated,
   Quick Find and Lookup views; forms and views name only existing columns, and subgrids
   existing relationships (the latter through `load_schema`, as an import fails on them).
@@ -47,6 +50,7 @@ import xmlschema
 
 from connector import __version__
 from connector.crm.tables import RegardingTable
+from connector.solution.check_layers import layer_problems
 from connector.solution.check_reports import dashboard_ids, report_problems
 from connector.solution.environment_variables import (
     ROOT_COMPONENT_ENVIRONMENT_VARIABLE,
@@ -62,7 +66,7 @@ from connector.solution.pack import (
     read_web_resources,
     web_resource_file,
 )
-from connector.solution.paths import SOLUTION_DIR, WEBRESOURCES_DIR
+from connector.solution.paths import DYNAMICS365_SOLUTION_DIR, SOLUTION_DIR, WEBRESOURCES_DIR
 from connector.solution.privileges import privilege_problems
 from connector.solution.reader import SchemaError, load_schema
 from connector.solution.ribbon import ribbon_problems
@@ -139,7 +143,9 @@ def check_solution(
 
     schema: Schema | None = None
     try:
-        schema = load_schema(customizations_path, verify_privileges=False)
+        # The core must import into any Dataverse environment: check it against one
+        # without the Dynamics 365 apps (what needs them is the second solution's).
+        schema = load_schema(customizations_path, verify_privileges=False, dynamics_apps=False)
     except SchemaError as exc:
         problems.append(f"customizations.xml: {exc}")
     tables = set(schema.tables) if schema is not None else _declared_tables(customizations)
@@ -169,6 +175,14 @@ def check_solution(
     problems += environment_variable_problems(solution_dir, prefix=prefix)
     if manifest is not None:
         problems += _manifest_problems(manifest, customizations, resources, solution_dir)
+    layer_dir = solution_dir / DYNAMICS365_SOLUTION_DIR.name
+    if layer_dir.is_dir():
+        # A missing XSD is reported once, above.
+        problems += layer_problems(
+            layer_dir,
+            solution_dir,
+            lambda path: [p for p in _xsd_problems(path, schemas) if not p.startswith("schemas:")],
+        )
     return problems
 
 

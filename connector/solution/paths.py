@@ -18,6 +18,7 @@ __all__ = [
     "SOLUTION_XML",
     "STANDARD_XML",
     "DYNAMICS365_XML",
+    "DYNAMICS365_SOLUTION_DIR",
     "WEBRESOURCES_DIR",
 ]
 
@@ -29,6 +30,8 @@ CONFIG_DIR = FILES_ROOT / "config"
 SOLUTION_DIR = FILES_ROOT / "solution"
 CUSTOMIZATIONS_XML = SOLUTION_DIR / "customizations.xml"
 SOLUTION_XML = SOLUTION_DIR / "solution.xml"
+# The second solution, "CRM Chat for Dynamics 365": what needs Sales / Customer Service.
+DYNAMICS365_SOLUTION_DIR = SOLUTION_DIR / "dynamics365"
 WEBRESOURCES_DIR = FILES_ROOT / "webresources"
 # Shipped as package data next to the embedded Dataverse that needs it.
 STANDARD_XML = _PACKAGE / "dataverse_local" / "standard.xml"

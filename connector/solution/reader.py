@@ -2,7 +2,10 @@
 
 Two files in the same `<ImportExportXml>` format feed one `Schema`:
 
-- `solution/customizations.xml`: CRM Chat's tables, relationships and security roles;
+- `solution/customizations.xml`: CRM Chat's tables, relationships and security roles
+  (the core solution, `CRMChat`), and on top of it, where the organization has the
+  Dynamics 365 apps, the second solution `solution/dynamics365/` (`CRMChatSales`, see
+  "Layers" below);
 - `connector/dataverse_local/standard.xml`: the standard tables of every Dataverse
   environment CRM Chat uses (systemuser, contact, account, annotation, ...), trimmed to the
   columns the project touches; and `standard_dynamics365.xml`, the tables the Dynamics 365
@@ -30,6 +33,15 @@ reader adds it here, under the names a real organization uses:
   table with `HasRelatedNotes` for `annotation.objectid` (navigation `objectid_<table>`).
 
 A column or relationship the XML declares itself always wins over a synthesized one.
+
+Layers: a solution imported on top of another (`load_schema(layers=...)`, folders holding
+solution.xml and customizations.xml) is first checked against its manifest's
+`MissingDependencies`: a required table the organization lacks fails the import with the
+platform's error (0x8004801D, "The following solution cannot be imported: ... Some
+dependencies are missing"). Then, as Microsoft's solution layering merges them: a table
+the layer names that exists below is a shell and adds its columns; relationships, forms and
+views add up; a role with the id of one below replaces it whole ("top wins": only apps,
+forms and sitemaps merge). App modules are not part of the `Schema`.
 
 Errors:
 
@@ -67,6 +79,7 @@ from connector.solution.model import (
 )
 from connector.solution.paths import (
     CUSTOMIZATIONS_XML,
+    DYNAMICS365_SOLUTION_DIR,
     DYNAMICS365_XML,
     REPO_ROOT,
     SOLUTION_DIR,
@@ -141,10 +154,14 @@ def load_schema(
     *,
     verify_privileges: bool = True,
     dynamics_apps: bool = True,
+    layers: tuple[Path, ...] | None = None,
 ) -> Schema:
     """The schema an import of `customizations_xml` plus the standard tables produces.
 
     `customizations_xml` defaults to `solution/customizations.xml` in the repository.
+    `layers` are solution folders imported on top of it, in order; by default the second
+    solution (`solution/dynamics365/`) when the organization has the Dynamics 365 apps and
+    `customizations_xml` is the repository's, else none.
     With `dynamics_apps` false the organization is a plain Dataverse environment: it lacks
     the Dynamics 365 Sales and Customer Service tables and their privileges, and an import
     of a solution that names them fails on the missing dependency, as a real one does.
@@ -157,11 +174,13 @@ def load_schema(
     a file cannot be read.
     """
     path = (customizations_xml or CUSTOMIZATIONS_XML).resolve()
-    stamps = tuple(
-        (stat.st_mtime_ns, stat.st_size)
-        for stat in (path.stat(), STANDARD_XML.stat(), DYNAMICS365_XML.stat())
-    )
-    schema = _load(str(path), stamps, dynamics_apps)
+    if layers is None:
+        layers = (DYNAMICS365_SOLUTION_DIR,) if dynamics_apps and not customizations_xml else ()
+    folders = tuple(layer.resolve() for layer in layers)
+    files = [path, STANDARD_XML, DYNAMICS365_XML]
+    files += [folder / name for folder in folders for name in _LAYER_FILES]
+    stamps = tuple((stat.st_mtime_ns, stat.st_size) for stat in (f.stat() for f in files))
+    schema = _load(str(path), stamps, dynamics_apps, tuple(str(f) for f in folders))
     if verify_privileges:
         solution_roles = tuple(r for r in schema.roles if r.from_solution)
         problems = privilege_problems(schema, solution_roles, exact=False)
@@ -171,11 +190,15 @@ def load_schema(
 
 
 @lru_cache(maxsize=8)
-def _load(path: str, _stamps: tuple[tuple[int, int], ...], dynamics_apps: bool) -> Schema:
+def _load(
+    path: str, _stamps: tuple[tuple[int, int], ...], dynamics_apps: bool, layers: tuple[str, ...]
+) -> Schema:
     standard = _parse_file(STANDARD_XML, custom=False)
     if dynamics_apps:
         standard = _joined(standard, _parse_file(DYNAMICS365_XML, custom=False))
     solution = _parse_file(Path(path), custom=True)
+    for layer in layers:
+        solution = _layered(solution, standard, Path(layer))
     try:
         return _build(standard, solution)
     except SchemaError as exc:
@@ -218,13 +241,78 @@ def _joined(first: _Document, second: _Document) -> _Document:
     )
 
 
-def _parse_file(path: Path, *, custom: bool) -> _Document:
+_LAYER_FILES = ("solution.xml", "customizations.xml")
+# The platform's error for an import whose required components the organization lacks
+# (ImportSolution result 0x8004801D, as import logs show it).
+MISSING_DEPENDENCIES = (
+    "the import fails (0x8004801D): The following solution cannot be imported: {solution}. "
+    "Some dependencies are missing: {missing}"
+)
+_ROOT_TYPE_ENTITY = "1"
+
+
+def _layered(below: _Document, standard: _Document, folder: Path) -> _Document:
+    """`below` with the solution in `folder` imported on top of it."""
+    manifest = _parse_root(folder / "solution.xml")
+    have = standard.tables.keys() | below.tables.keys()
+    missing = []
+    for dependency in manifest.iterfind("SolutionManifest/MissingDependencies/MissingDependency"):
+        required = dependency.find("Required")
+        if required is None or required.get("type") != _ROOT_TYPE_ENTITY:
+            continue
+        table = required.get("schemaName", "").lower()
+        if table not in have:
+            dependent = dependency.find("Dependent")
+            by = None if dependent is None else dependent.get("displayName")
+            missing.append(
+                f"{table} ({required.get('displayName') or table}, solution "
+                f"{required.get('solution') or '?'})" + (f" required by {by}" if by else "")
+            )
+    if missing:
+        raise SchemaError(
+            MISSING_DEPENDENCIES.format(
+                solution=(manifest.findtext("SolutionManifest/UniqueName") or folder.name).strip(),
+                missing="; ".join(missing),
+            )
+        )
+    layer = _parse_file(folder / "customizations.xml", custom=True, shells=below.tables)
+    replaced = {role.id for role in layer.roles}
+    return _Document(
+        tables=below.tables | layer.tables,
+        one_to_many=below.one_to_many + layer.one_to_many,
+        many_to_many=below.many_to_many + layer.many_to_many,
+        roles=[r for r in below.roles if r.id not in replaced] + layer.roles,
+        profiles=below.profiles + layer.profiles,
+        business_owned=below.business_owned | layer.business_owned,
+        forms=below.forms + layer.forms,
+        views=below.views + layer.views,
+    )
+
+
+def _parse_root(path: Path) -> ET.Element:
     try:
-        root = ET.parse(path).getroot()
+        return ET.parse(path).getroot()
     except ET.ParseError as exc:
         raise SchemaError(f"{path}: not well-formed XML: {exc}") from exc
+
+
+def _parse_file(path: Path, *, custom: bool, shells: dict[str, Table] | None = None) -> _Document:
+    """What `path` declares; an entity named in `shells` only adds its columns to that table."""
+    root = _parse_root(path)
     document = _Document()
     for entity in root.iterfind("Entities/Entity"):
+        shell = (shells or {}).get((_text(entity, "Name") or "").lower())
+        if shell is not None:
+            added = [
+                _parse_attribute(a, table=shell.logical_name, source=path)[0]
+                for a in entity.iterfind("EntityInfo/entity/attributes/attribute")
+            ]
+            columns = shell.columns | {c.logical_name: c for c in added}
+            document.tables[shell.logical_name] = replace(shell, columns=columns)
+            forms, views = read_layouts(entity)
+            document.forms += forms
+            document.views += views
+            continue
         table, business_owned = _parse_entity(entity, custom=custom, source=path)
         if table.logical_name in document.tables:
             raise SchemaError(f"{path}: table {table.logical_name} is declared twice")

@@ -1,6 +1,8 @@
 """The agent console's HTTP API (Bearer service token, CRM Chat Agent role).
 
 GET  /api/agent/snippets                      [{"name","text"}], by name
+GET  /api/agent/crm                           {"tables": {"lead","incident","knowledgearticle":
+                                              bool}}: which Dynamics 365 tables exist here
 POST /api/agent/chats/<conversation_id>/crm   {"kind": "lead"|"contact"|"case"}
                                               -> {"regarding": {"table","id","name"}}
 PUT  /api/agent/chats/<conversation_id>/contact {"contact_id"}: link another contact
@@ -19,7 +21,8 @@ pre-chat fields. A `case` needs a customer, so when the chat is not yet linked t
 contact, the contact is created first from the same fields and the case is made for it
 (the chat then regards the case). Asking again for the kind the chat already regards
 answers that record instead of creating a second one. The chat's agents get
-`chat.updated` with the new `regarding`.
+`chat.updated` with the new `regarding`. A lead or case in an organization without that
+table (no Dynamics 365 Sales / Customer Service) is `409 records_unavailable`.
 """
 
 from __future__ import annotations
@@ -119,6 +122,27 @@ def snippets() -> Response:
     return jsonify([{"name": s.name, "text": s.text} for s in sorted(found, key=lambda s: s.name)])
 
 
+# What each table the console can create or search needs, when it is absent.
+_APP_OF_TABLE = {
+    "lead": "Dynamics 365 Sales",
+    "incident": "Dynamics 365 Customer Service",
+    "knowledgearticle": "Dynamics 365 Customer Service",
+}
+
+
+def _present_tables() -> frozenset[str]:
+    found = services_of(current_app).app_tables
+    return frozenset(_APP_OF_TABLE) if found is None else found.present()
+
+
+@bp.get("/crm")
+@require_roles(AGENT_ROLES)
+def crm_tables() -> dict[str, Any]:
+    """Which of lead, incident and knowledgearticle this organization has (cached)."""
+    present = _present_tables()
+    return {"tables": {table: table in present for table in _APP_OF_TABLE}}
+
+
 @bp.get("/chats/<conversation_id>/history/<earlier_id>")
 @require_roles(AGENT_ROLES)
 def earlier_chat(conversation_id: str, earlier_id: str) -> dict[str, Any]:
@@ -141,6 +165,14 @@ def create_crm_record(conversation_id: str) -> dict[str, Any]:
     current = conversation.regarding
     if current is not None and current.get("table") == _TABLE_OF_KIND[body.kind]:
         return {"regarding": current}
+    table = _TABLE_OF_KIND[body.kind]
+    if table in _APP_OF_TABLE and table not in _present_tables():
+        error = ApiError(
+            f"This organization has no {table} table: {_APP_OF_TABLE[table]} is not installed.",
+            code="records_unavailable",
+        )
+        error.http_status = 409
+        raise error
 
     from connector.crm import regarding as crm
 

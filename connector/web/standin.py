@@ -16,8 +16,6 @@ Routes::
     DELETE /app/api/session    sign out: forget the session cookie
     GET  /WebResources/ClientGlobalContext.js.aspx   GetGlobalContext() for the session
                                cookie's user (`standin_context`); 401 without one
-    GET  /WebResources/crmchat_/<file>   the web resources at their tenant address, so a
-                               page opened on its own finds ../../ClientGlobalContext.js.aspx
     GET  /demo/                demo website with the Sales widget
     GET  /demo/pricing         its second page (the chat carries on across pages)
     GET  /demo/support         a page with the Support widget
@@ -58,7 +56,6 @@ from connector.services import services_of
 from connector.solution.environment_variables import SERVICE_URL_VARIABLE
 from connector.solution.layouts import QueryType
 from connector.solution.model import ColumnType, Role, Schema, Table
-from connector.solution.pack import WEBRESOURCE_PREFIX
 from connector.solution.paths import CUSTOMIZATIONS_XML, WEBRESOURCES_DIR
 from connector.solution.privileges import PRIVILEGE_ACTIONS, privilege_name
 from connector.solution.ribbon import read_commands
@@ -150,11 +147,11 @@ def _collection_names(root: ET.Element) -> dict[str, str]:
 
 
 def _webresource_url(url: str) -> str:
-    """`$webresource:crmchat_/settings/index.html` -> `/webresources/settings/index.html`."""
+    """`$webresource:crmchat_/settings/index.html` -> `/WebResources/crmchat_/settings/index.html`,
+    the address an organization serves it at (`connector.web.pages`)."""
     if not url.startswith("$webresource:"):
         return url
-    name = url.removeprefix("$webresource:")
-    return "/webresources/" + name.removeprefix(WEBRESOURCE_PREFIX)
+    return WEBRESOURCES_PATH + url.removeprefix("$webresource:")
 
 
 def read_sitemap(
@@ -406,14 +403,6 @@ def client_global_context() -> Response:
     if user is None:
         raise NotSignedIn("The signed-in user is no longer an enabled user: sign in again.")
     return client_global_context_script(user, store.organization_id)
-
-
-@bp.get(WEBRESOURCES_PATH + WEBRESOURCE_PREFIX + "<path:name>")
-def tenant_webresource(name: str) -> Response:
-    # send_from_directory refuses paths that leave the folder (404), so no traversal.
-    response = send_from_directory(WEBRESOURCES_DIR, name, max_age=0)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 # ----- pages ----------------------------------------------------------------------------

@@ -49,7 +49,7 @@ CHROMIUM_ARGS = [
 SKIP_ENV = "CRMCHAT_SKIP_BROWSER_TESTS"
 # Generous for a 2-core machine running server and browser at once.
 TIMEOUT_MS = 10_000
-CONSOLE_URL = "/webresources/console/index.html"
+CONSOLE_URL = "/WebResources/crmchat_/console/index.html"
 # Writes of finished chats go through the outbox (in the background): allow for a retry.
 ACTIVITY_WAIT_SECS = 15.0
 

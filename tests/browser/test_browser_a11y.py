@@ -200,7 +200,7 @@ def test_axe_finds_nothing_in_the_agent_console_with_a_chat_open(
     sign_in(page, "Sam Sales")
     console = open_console(page)
     set_status(console, "available")
-    frame = page.frame(url=lambda url: "/webresources/console/index.html" in url)
+    frame = page.frame(url=lambda url: "/WebResources/crmchat_/console/index.html" in url)
     assert_no_violations(frame)
 
     visitor = new_page()
@@ -225,7 +225,7 @@ def test_axe_finds_nothing_in_the_designer(
     page = new_page()
     sign_in(page, "CRM Chat Admin")
     designer = _open_designer(page)
-    frame = page.frame(url=lambda url: "/webresources/designer/index.html" in url)
+    frame = page.frame(url=lambda url: "/WebResources/crmchat_/designer/index.html" in url)
     assert_no_violations(frame)
     # With a translation table open too.
     languages = designer.get_by_role("group", name="Languages")

@@ -30,7 +30,7 @@ from connector.demo import (
 )
 from connector.services import services_of
 
-INTERNAL_URL = "/webresources/internal/index.html"
+INTERNAL_URL = "/WebResources/crmchat_/internal/index.html"
 # What the issue-4 tests read of the chat activity the outbox writes.
 ACTIVITY_COLUMNS = [
     "crmchat_context",

@@ -56,7 +56,7 @@ def test_unsubscribing_hides_widgets_and_the_console_says_why(
         "() => Xrm.Navigation.navigateTo("
         "{pageType: 'webresource', webresourceName: 'crmchat_/console/index.html'})"
     )
-    console = agent.frame_locator('iframe[src="/webresources/console/index.html"]')
+    console = agent.frame_locator('iframe[src="/WebResources/crmchat_/console/index.html"]')
     connection = console.get_by_test_id("connection")
     expect(connection).to_have_attribute("data-state", "offline")
     expect(connection).to_contain_text("unsubscribed from CRM Chat")

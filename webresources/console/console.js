@@ -1596,7 +1596,33 @@
   }
 
   function panelOn(name) {
-    return panelsShown.includes(name);
+    return panelsShown.includes(name) && tablePresent(PANEL_TABLES[name]);
+  }
+
+  // Dynamics 365 tables this organization may lack (a plain Dataverse environment has no
+  // Sales / Customer Service): the service says which exist (GET /api/agent/crm, cached
+  // there); until it answers, all count as present. Each hides what needs it.
+  const PANEL_TABLES = { case: "incident", knowledge: "knowledgearticle" };
+  const KIND_TABLES = { lead: "lead", case: "incident" };
+  let crmTables = null;
+
+  function tablePresent(table) {
+    return !table || !crmTables || crmTables[table] !== false;
+  }
+
+  async function loadCrmTables() {
+    try {
+      crmTables = (await agentCall("GET", "/api/agent/crm")).tables || null;
+    } catch (error) {
+      crmTables = null;   // unknown: keep every button; creating then says why it failed
+    }
+    for (const button of document.querySelectorAll(".crm-buttons button")) {
+      button.hidden = !tablePresent(KIND_TABLES[button.dataset.kind]);
+    }
+    for (const card of document.querySelectorAll("[data-panel]")) {
+      card.classList.toggle("panel-off", !panelOn(card.dataset.panel));
+    }
+    render();
   }
 
   async function loadPanelSettings() {
@@ -2237,6 +2263,7 @@
       return;
     }
     loadPanelSettings();
+    loadCrmTables();
     connect();
   }
 

@@ -6,6 +6,9 @@
 "use strict";
 
 (function (ns) {
+  // Where an organization serves a web resource: <org>/WebResources/<name>, the name with
+  // its publisher prefix (crmchat_/console/index.html). Microsoft Learn, "Web resources".
+  const WEBRESOURCES = "/WebResources/";
   const app = JSON.parse(document.getElementById("crmchat-app").textContent);
   const session = ns.readSession();
   if (!session) {
@@ -65,8 +68,7 @@
         return subarea;
       }
       if (pageInput.pageType === "webresource" && subarea.url &&
-          subarea.url.split("?")[0] === "/webresources/" +
-            String(pageInput.webresourceName || "").replace(/^[a-z0-9]+_\//i, "")) {
+          subarea.url.split("?")[0] === WEBRESOURCES + String(pageInput.webresourceName || "")) {
         return subarea;
       }
     }
@@ -86,7 +88,7 @@
     if (pageInput.pageType === "webresource" && pageInput.webresourceName) {
       // The record id a model-driven app passes a web resource in its `data` parameter.
       const data = pageInput.data ? "?data=" + encodeURIComponent(String(pageInput.data)) : "";
-      return "webresource/" + String(pageInput.webresourceName).replace(/^[a-z0-9]+_\//i, "") + data;
+      return "webresource/" + String(pageInput.webresourceName) + data;
     }
     return null;
   }
@@ -109,9 +111,8 @@
   // its own iframe, with a tab carrying the pane's title and badge.
 
   function webResourceUrl(pageInput) {
-    const name = String(pageInput.webresourceName || "").replace(/^[a-z0-9]+_\//i, "");
     const data = pageInput.data ? "?data=" + encodeURIComponent(String(pageInput.data)) : "";
-    return "/webresources/" + name + data;
+    return WEBRESOURCES + String(pageInput.webresourceName || "") + data;
   }
 
   const sidePanes = (function () {
@@ -801,7 +802,7 @@
     // (`|` as in the designer's "<id>|script".)
     const resource = /^webresource\/([A-Za-z0-9_\-./]+)(\?data=[A-Za-z0-9_\-{}%|]+)?$/.exec(hash);
     if (resource && !resource[1].includes("..")) {
-      const url = "/webresources/" + resource[1] + (resource[2] || "");
+      const url = WEBRESOURCES + resource[1] + (resource[2] || "");
       const listed = [...subareas.values()].find((s) => s.url === url);
       markCurrent(listed ? listed.id : null);
       showFrame(listed || { id: "webresource:" + resource[1] + (resource[2] || ""), url, title: resource[1] });

@@ -381,10 +381,13 @@ class ChannelBridge:
         *,
         claims: LivePrimitives,
         dataverse: Any = None,
+        app_tables: Any = None,
     ) -> None:
         """`claims` is the live state every process shares (the engine's, typed for
-        its one-shot claims)."""
+        its one-shot claims); `app_tables` (connector.crm.app_tables.AppTables) says
+        whether the organization has leads (None: it does)."""
         self.engine = engine
+        self.app_tables = app_tables
         self.claims = claims
         self.accounts = accounts
         self.clients = clients
@@ -403,7 +406,8 @@ class ChannelBridge:
                     opening = _open_channel_chat(self.engine, account, event) is None
                 # Read outside the engine's lock (a Dataverse call), on the intake thread.
                 if opening:
-                    linked = find_link(self.dataverse, account, event.person_id)
+                    leads = self.app_tables is None or self.app_tables.has("lead")
+                    linked = find_link(self.dataverse, account, event.person_id, leads=leads)
             do_channel_message(self.engine, account, event, self.subscriber, linked=linked)
         elif event.kind in (EventKind.SUBSCRIBED, EventKind.UNSUBSCRIBED):
             do_channel_subscription(self.engine, account, event)
