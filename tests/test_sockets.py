@@ -169,8 +169,10 @@ def test_a_visitor_chats_with_the_agent_who_accepts_first(server: Server) -> Non
     started = start_chat(visitor)
     conversation_id = started["conversation_id"]
 
+    # It rings for Ann (of two never offered a chat, the first by id); Bob lists it in
+    # Waiting chats and picks it up.
     assert ann.expect("chat.offered")["chat"]["conversation_id"] == conversation_id
-    assert bob.expect("chat.offered")["chat"]["conversation_id"] == conversation_id
+    assert bob.expect("chat.waiting")["chat"]["conversation_id"] == conversation_id
     bob.send({"type": "chat.accept", "conversation_id": conversation_id})
     assert bob.expect("chat.accepted")["chat"]["state"] == "active"
     assert ann.expect("chat.withdrawn")["conversation_id"] == conversation_id
