@@ -404,8 +404,10 @@ def test_two_gunicorn_workers_on_redis_serve_every_chat(
             visitors.append(visitor)
             assert hello["available"] is True
             started.append(start_chat(visitor))
-        offered = {agent.expect("chat.offered")["chat"]["conversation_id"] for _ in started}
-        assert offered == set(started)
+        # Every chat reaches the agent's Waiting chats (three also ring: the capacity);
+        # the agent picks each up, past the capacity routing would offer.
+        waiting = {agent.expect("chat.waiting")["chat"]["conversation_id"] for _ in started}
+        assert waiting == set(started)
         for conversation_id, visitor in zip(started, visitors, strict=True):
             agent.send({"type": "chat.accept", "conversation_id": conversation_id})
             visitor.expect("chat.accepted")
