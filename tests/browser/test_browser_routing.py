@@ -19,7 +19,9 @@ def bea_serves_sales_too(service: Any) -> None:
     from connector.demo import BEA_AGENT_ID, SALES_TOPIC_ID, admin_client
 
     client = admin_client(services_of(service.app).standin)
-    client.associate(tables.AGENTS, BEA_AGENT_ID, tables.AGENT_TOPICS, tables.TOPICS, SALES_TOPIC_ID)
+    client.associate(
+        tables.AGENTS, BEA_AGENT_ID, tables.AGENT_TOPICS, tables.TOPICS, SALES_TOPIC_ID
+    )
 
 
 def admin_sets(
@@ -135,9 +137,7 @@ def test_with_capacity_one_the_second_chat_waits_and_is_offered_when_the_first_e
 ) -> None:
     from connector.demo import SAM_AGENT_ID
 
-    admin_sets(
-        service, new_page, sign_in, f"crmchat_agent/{SAM_AGENT_ID}", "Concurrent chats", "1"
-    )
+    admin_sets(service, new_page, sign_in, f"crmchat_agent/{SAM_AGENT_ID}", "Concurrent chats", "1")
     services_of(service.app).directory.invalidate()
     sam = agent_console("Sam Sales")
     first = start_visitor_chat(new_page, service.url, "Una")
