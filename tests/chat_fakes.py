@@ -93,6 +93,10 @@ class FakeDirectory:
         """Replace (or add) a widget, e.g. with another design or topics."""
         self._widgets[widget.widget_id] = widget
 
+    def set_agent(self, agent: AgentProfile) -> None:
+        """Replace an agent, e.g. with another capacity."""
+        self._agents[agent.agent_id] = agent
+
     def set_topic(self, topic: TopicRecord) -> None:
         """Replace (or add) a topic, e.g. with dispositions."""
         self._topics[topic.topic_id] = topic

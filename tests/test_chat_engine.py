@@ -102,14 +102,18 @@ def test_a_chat_is_offered_only_to_matching_available_agents(world: World) -> No
 
     conversation_id = world.start_chat(visitor, v_in)
 
+    # Both Sales agents may pick it up (Waiting chats); it rings for one at a time: of two
+    # never offered a chat, the first by id (actions/queues.py).
     for inbox in (ann_in, bob_in):
-        chat = inbox.last("chat.offered")["chat"]
+        chat = inbox.last("chat.waiting")["chat"]
         assert chat["conversation_id"] == conversation_id
         assert chat["visitor"]["name"] == "Vera Visitor"
         assert chat["topics"] == [
             {"id": chat["topics"][0]["id"], "name": "Sales", "color": "#ff0000", "dispositions": []}
         ]
-    assert cid_in.of_type("chat.offered") == []
+    assert ann_in.last("chat.offered")["chat"]["conversation_id"] == conversation_id
+    assert bob_in.of_type("chat.offered") == []
+    assert cid_in.of_type("chat.offered") == [] and cid_in.of_type("chat.waiting") == []
     assert all(f.get("visitor", {}).get("widget_id") != SHOP for f in cid_in)
 
 
@@ -377,17 +381,28 @@ def test_availability_follows_the_agents(world: World) -> None:
     assert v_in.last("availability")["available"] is False
 
 
-def test_a_busy_agent_loses_the_offer_and_gets_it_back(world: World) -> None:
+def test_a_busy_agent_loses_the_offer_to_the_next_agent_and_may_still_pick_it_up(
+    world: World,
+) -> None:
     ann, ann_in = world.agent(ANN)
-    world.agent(BOB)
+    bob, bob_in = world.agent(BOB)
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
+    assert ann_in.last("chat.offered")["chat"]["conversation_id"] == conversation_id
     agents.do_agent_set_status(world.engine, ann, status=AgentStatus.BUSY)
-    assert ann_in.last("chat.withdrawn")["conversation_id"] == conversation_id
+    assert ann_in.last("chat.unoffered")["conversation_id"] == conversation_id
+    assert bob_in.last("chat.offered")["chat"]["conversation_id"] == conversation_id
     agents.do_flush_presence(world.engine)
     assert ann_in.last("agents.updated")["agents"][0]["status"] == "busy"
+    # Back to Available: the chat rings for Bob now; Ann still lists it and may take it.
     agents.do_agent_set_status(world.engine, ann, status=AgentStatus.AVAILABLE)
-    assert ann_in.last("chat.offered")["chat"]["conversation_id"] == conversation_id
+    assert len(ann_in.of_type("chat.offered")) == 1
+    _, ann_again = world.agent(ANN)
+    snapshot = ann_again.last("snapshot")
+    assert snapshot["incoming"] == []
+    assert [c["conversation_id"] for c in snapshot["waiting"]] == [conversation_id]
+    agents.do_agent_accept(world.engine, ann, conversation_id=conversation_id)
+    assert bob_in.last("chat.withdrawn")["conversation_id"] == conversation_id
 
 
 def test_the_agent_sees_the_visitor_leave_and_the_history(world: World) -> None:

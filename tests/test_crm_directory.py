@@ -15,7 +15,13 @@ import requests
 
 from connector.crm import tables
 from connector.crm.design import WidgetDesign
-from connector.crm.directory import DEFAULT_TOPIC_COLOR, LISTING_EVERY, Directory
+from connector.crm.directory import (
+    DEFAULT_ANSWER_SECS,
+    DEFAULT_CAPACITY,
+    DEFAULT_TOPIC_COLOR,
+    LISTING_EVERY,
+    Directory,
+)
 from connector.dataverse import (
     DataverseClient,
     DataverseError,
@@ -473,3 +479,23 @@ def test_a_deleted_record_and_a_removed_link_disappear_by_the_listing_refresh(
     # LISTING_EVERY refreshes by changes, one of them also listing each table's ids
     assert len(org.recorder.requests) - sent == 6 * LISTING_EVERY + 5
     assert directory.widget(ids["shop"]) is not None
+
+
+def test_the_agents_capacity_and_the_topics_answer_time_limit_come_from_their_columns(
+    org: Org,
+) -> None:
+    ids = org.ids
+    org.admin.update(tables.AGENTS, ids["ann"], {"crmchat_capacity": 1})
+    org.admin.update(tables.TOPICS, ids["sales"], {"crmchat_answersecs": 45})
+    # Dataverse refuses a value outside the column's range, as the real one does.
+    with pytest.raises(DataverseError):
+        org.admin.update(tables.AGENTS, ids["bob"], {"crmchat_capacity": 0})
+    with pytest.raises(DataverseError):
+        org.admin.update(tables.TOPICS, ids["support"], {"crmchat_answersecs": 601})
+    directory = Directory(org.client)
+    ann, bob = directory.agent(ids["ann"]), directory.agent(ids["bob"])
+    assert ann is not None and ann.capacity == 1
+    assert bob is not None and bob.capacity == DEFAULT_CAPACITY  # left empty
+    topics = directory.topics()
+    assert topics[ids["sales"]].answer_secs == 45
+    assert topics[ids["support"]].answer_secs == DEFAULT_ANSWER_SECS

@@ -279,6 +279,28 @@ def test_a_chat_is_transferred_to_an_agent_on_the_other_process(org: Org) -> Non
         visitor.close()
 
 
+def test_a_rejected_chat_rings_for_the_next_agent_on_the_other_process(org: Org) -> None:
+    sam, bea = agent_on(org.second), agent_on(org.first, BEA_USER_ID)
+    visitor, _ = visitor_on(org.first, "visitor-cross-0004")
+    try:
+        conversation_id = start_chat(visitor)
+        assert visitor.expect("chat.queued")["position"] == 1
+        # Neither was offered a chat yet: it rings for Sam (first by id) only.
+        assert sam.expect("chat.offered")["chat"]["conversation_id"] == conversation_id
+        assert bea.expect("chat.waiting")["chat"]["conversation_id"] == conversation_id
+        assert [f for f in bea.drain(0.5) if f["type"] == "chat.offered"] == []
+        sam.send({"type": "chat.reject", "conversation_id": conversation_id})
+        sam.expect("chat.withdrawn", conversation_id=conversation_id)
+        assert bea.expect("chat.offered")["chat"]["conversation_id"] == conversation_id
+        bea.send({"type": "chat.accept", "conversation_id": conversation_id})
+        bea.expect("chat.accepted")
+        assert visitor.expect("chat.accepted")["agent"]["name"] == "Bea"
+    finally:
+        sam.close()
+        bea.close()
+        visitor.close()
+
+
 def kill_9(process: ServiceProcess) -> None:
     """SIGKILL the service and its gunicorn workers: a lost machine, nothing shut down."""
     assert process.process is not None
@@ -404,8 +426,10 @@ def test_two_gunicorn_workers_on_redis_serve_every_chat(
             visitors.append(visitor)
             assert hello["available"] is True
             started.append(start_chat(visitor))
-        offered = {agent.expect("chat.offered")["chat"]["conversation_id"] for _ in started}
-        assert offered == set(started)
+        # Every chat reaches the agent's Waiting chats (three also ring: the capacity);
+        # the agent picks each up, past the capacity routing would offer.
+        waiting = {agent.expect("chat.waiting")["chat"]["conversation_id"] for _ in started}
+        assert waiting == set(started)
         for conversation_id, visitor in zip(started, visitors, strict=True):
             agent.send({"type": "chat.accept", "conversation_id": conversation_id})
             visitor.expect("chat.accepted")

@@ -11,17 +11,20 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from chat_fakes import (
+    ANN,
     ANN_USER,
     BOB,
     BOB_USER,
     CID_USER,
     FIELDS,
     NOBODY_USER,
+    SALES,
     SHOP,
     FakeDirectory,
     FakeOutbox,
@@ -169,8 +172,10 @@ def test_a_visitor_chats_with_the_agent_who_accepts_first(server: Server) -> Non
     started = start_chat(visitor)
     conversation_id = started["conversation_id"]
 
+    # It rings for Ann (of two never offered a chat, the first by id); Bob lists it in
+    # Waiting chats and picks it up.
     assert ann.expect("chat.offered")["chat"]["conversation_id"] == conversation_id
-    assert bob.expect("chat.offered")["chat"]["conversation_id"] == conversation_id
+    assert bob.expect("chat.waiting")["chat"]["conversation_id"] == conversation_id
     bob.send({"type": "chat.accept", "conversation_id": conversation_id})
     assert bob.expect("chat.accepted")["chat"]["state"] == "active"
     assert ann.expect("chat.withdrawn")["conversation_id"] == conversation_id
@@ -359,3 +364,48 @@ def test_the_service_answers_the_protocol_never_the_token(server: Server) -> Non
     assert ws.expect("snapshot")["me"]["name"] == "Bob"
     # The handshake's answer names the protocol only: the token is not sent back.
     assert ws.client.subprotocol == AGENT_SUBPROTOCOL
+
+
+def test_with_capacity_one_the_second_visitor_hears_their_place_and_is_offered_when_it_frees(
+    server: Server,
+) -> None:
+    directory = services_of(server.app).directory
+    ann_profile = directory.agent(ANN)
+    directory.set_agent(replace(ann_profile, capacity=1))
+    ann = server.agent(ANN_USER)
+    first = server.visitor("visitor-0001")
+    first_id = start_chat(first)["conversation_id"]
+    assert first.expect("chat.queued") == {
+        "type": "chat.queued",
+        "conversation_id": first_id,
+        "position": 1,
+        "estimated_wait_secs": None,
+    }
+    ann.expect("chat.offered")
+    ann.send({"type": "chat.accept", "conversation_id": first_id})
+    ann.expect("chat.accepted")
+    ann.drain()
+
+    second = server.visitor("visitor-0002")
+    second_id = start_chat(second)["conversation_id"]
+    queued = second.expect("chat.queued")
+    assert (queued["conversation_id"], queued["position"]) == (second_id, 1)
+    assert ann.expect("chat.waiting")["chat"]["conversation_id"] == second_id
+    assert [f for f in ann.drain() if f["type"] == "chat.offered"] == []  # Ann is full
+
+    first.send({"type": "chat.end"})
+    assert ann.expect("chat.offered")["chat"]["conversation_id"] == second_id
+
+
+def test_routing_frames_refuse_what_the_protocol_does_not_allow(server: Server) -> None:
+    ann = server.agent(ANN_USER)
+    # Paused is the service's to set.
+    ann.send({"type": "status.set", "status": "paused"})
+    assert ann.expect("error")["code"] == "invalid_input"
+    # A transfer names an agent or a queue, not both, not neither.
+    chat = "00000000-0000-0000-0000-000000000001"
+    for extra in ({}, {"agent_id": BOB, "topic_id": SALES}):
+        ann.send({"type": "chat.transfer", "conversation_id": chat, **extra})
+        assert ann.expect("error")["code"] == "invalid_input"
+    ann.send({"type": "chat.transfer", "conversation_id": chat, "topic_id": SALES})
+    assert ann.expect("error")["code"] == "not_found"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -23,6 +24,7 @@ import redis
 from connector.chat.actions.agents import do_flush_presence
 from connector.chat.actions.conversations import do_refresh_availability
 from connector.chat.actions.finishing import FINISH_TIMER, run_due_finishes, run_timeouts
+from connector.chat.actions.queues import run_ring_timeouts
 from connector.chat.bus import EventBus, LocalBus, attach_hub
 from connector.chat.errors import ChatUnavailable
 from connector.chat.finish import CHAT_ACTIVITY_KIND
@@ -70,6 +72,14 @@ VISIT_GAP_SECS = 30 * 60
 # Record identification (crm/identification.py): (context, identity email) ->
 # {"contact": {"id","name"} | None, "regarding": {"table","id","name"} | None}.
 Identifier = Callable[[dict[str, Any], str | None], dict[str, Any]]
+
+
+def agent_presence_of(agents: dict[str, AgentPresence], agent_id: str) -> AgentPresence:
+    """The agent's presence record, made when missing."""
+    agent = agents.get(agent_id)
+    if agent is None:
+        agent = agents[agent_id] = AgentPresence(agent_id)
+    return agent
 
 
 class ChatEngine:
@@ -139,6 +149,14 @@ class ChatEngine:
             agent_id: AgentPresence(agent_id, status=status)
             for agent_id, status in state.agent_statuses().items()
         }
+        for agent_id, since in state.agent_idle_times().items():
+            agent_presence_of(self.agents, agent_id).idle_since = since
+        # What each waiting visitor was last told by `chat.queued` (actions/queues.py):
+        # only a change is sent. Per process: on Redis another process may repeat a value.
+        self.queue_told: dict[str, tuple[int, int | None]] = {}
+        # Recent handling times (accepted to ended, seconds) per topic, newest last: the
+        # queue's estimated wait (actions/queues.py). Per process, since its start.
+        self.handle_secs: dict[str, deque[float]] = {}
         now = self.clock()
         # Visitors of chats open before a restart get the leave grace from now to reconnect.
         self.started_at = now
@@ -247,11 +265,12 @@ class ChatEngine:
         self.conversations.clear()
         self.conversations.update(conversations)
         statuses = self.state.agent_statuses()
+        idle = self.state.agent_idle_times()
         for agent_id in set(statuses) | {m[6:] for m in counts if m.startswith("agent:")}:
-            agent = self.agents.get(agent_id)
-            if agent is None:
-                agent = self.agents[agent_id] = AgentPresence(agent_id)
+            agent = agent_presence_of(self.agents, agent_id)
             agent.status = statuses.get(agent_id, agent.status)
+        for agent_id, since in idle.items():
+            agent_presence_of(self.agents, agent_id).idle_since = since
         for agent_id, agent in self.agents.items():
             agent.connections = counts.get(f"agent:{agent_id}", 0)
         wanted = {m[8:] for m in counts if m.startswith("visitor:")} | {
@@ -288,10 +307,9 @@ class ChatEngine:
             elif kind == "visitor":
                 visitor_ids.add(member_id)
             elif kind == "agent":
-                agent = self.agents.get(member_id)
-                if agent is None:
-                    agent = self.agents[member_id] = AgentPresence(member_id)
+                agent = agent_presence_of(self.agents, member_id)
                 agent.status = shared.agent_status(member_id) or agent.status
+                agent.idle_since = shared.agent_idle(member_id) or agent.idle_since
                 agent.connections = shared.presence_count(member)
         for visitor_id in visitor_ids:
             self._sync_visitor(visitor_id)
@@ -418,6 +436,7 @@ class ChatEngine:
             try:
                 run_due_finishes(self)
                 run_timeouts(self)
+                run_ring_timeouts(self)  # and the queue: routes what waits
                 do_refresh_availability(self)  # operating hours open and close with time
             except ChatUnavailable:
                 # Redis is away or the org lease busy: nothing changed; the next sweep.

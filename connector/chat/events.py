@@ -15,10 +15,13 @@ __all__ = [
     "CHAT_ACCEPTED",
     "CHAT_ENDED",
     "CHAT_OFFERED",
+    "CHAT_QUEUED",
     "CHAT_RATED",
     "CHAT_STARTED",
     "CHAT_TIMEOUT",
+    "CHAT_UNOFFERED",
     "CHAT_UPDATED",
+    "CHAT_WAITING",
     "CHAT_WITHDRAWN",
     "ERROR",
     "HELLO_OK",
@@ -48,6 +51,12 @@ VISITOR_LEFT = "visitor.left"
 CHAT_STARTED = "chat.started"
 CHAT_OFFERED = "chat.offered"
 CHAT_WITHDRAWN = "chat.withdrawn"
+# Routing (actions/queues.py): the ring moved on from this agent, the chat still waits.
+CHAT_UNOFFERED = "chat.unoffered"
+# A chat entered its topic's queue: agents who may pick it up list it (Waiting chats).
+CHAT_WAITING = "chat.waiting"
+# To the visitor: their place in the queue and the estimated wait changed.
+CHAT_QUEUED = "chat.queued"
 CHAT_ACCEPTED = "chat.accepted"
 CHAT_UPDATED = "chat.updated"
 CHAT_ENDED = "chat.ended"

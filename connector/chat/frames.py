@@ -12,7 +12,15 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from connector import json_input
 from connector.chat.model import AgentStatus
@@ -181,9 +189,18 @@ class ChatInvite(_Frame):
 
 
 class ChatTransfer(_Frame):
+    """To an agent (`agent_id`) or to a topic's queue (`topic_id`): exactly one."""
+
     type: Literal["chat.transfer"]
     conversation_id: Guid
-    agent_id: Guid
+    agent_id: Guid | None = None
+    topic_id: Guid | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ChatTransfer:
+        if (self.agent_id is None) == (self.topic_id is None):
+            raise ValueError("give agent_id or topic_id")
+        return self
 
 
 class AgentEnd(_Frame):

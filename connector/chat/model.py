@@ -35,6 +35,9 @@ class AgentStatus(StrEnum):
     AVAILABLE = "available"
     BUSY = "busy"
     AWAY = "away"
+    # Set by the service, never chosen: an offer rang past its topic's answer time limit
+    # (connector/chat/actions/queues.py). The agent picks Available to come back.
+    PAUSED = "paused"
 
 
 class ConversationKind(StrEnum):
@@ -119,6 +122,9 @@ class Conversation:
     consent: dict[str, str] | None = None
     # What the agent chose from the topic's list when ending it (chat/dispositions.py).
     disposition: str | None = None
+    # The one agent a waiting chat rings for now, and since when (actions/queues.py).
+    ringing_agent_id: str | None = None
+    ring_started_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:
@@ -179,6 +185,9 @@ class AgentPresence:
     agent_id: str
     status: AgentStatus = AgentStatus.AVAILABLE
     connections: int = 0  # open console websockets; not stored
+    # Since when the agent waits for work: routing offers the longest idle first
+    # (actions/queues.py); None (never offered a chat) comes before any time.
+    idle_since: datetime | None = None
 
     @property
     def online(self) -> bool:

@@ -18,6 +18,7 @@ conversation's keys stay in one slot of a Redis Cluster and its scripts stay leg
 - ``P:unfinished``     set of conversation ids `unfinished_conversations` returns
 - ``P:visitor:<id>:ended``  sorted set of the visitor's ended chats by start time
 - ``P:visitors``, ``P:agent_status``  hashes id -> JSON / status
+- ``P:agent_idle``     hash agent id -> ISO time the agent became idle (routing's order)
 - ``P:availability``  hash widget id -> "1"/"0", what its visitors were last told
 - ``P:lease:<name>``   a lease: owner token with a PX expiry
 - ``P:procs``          sorted set process id -> heartbeat expiry (ms, Redis's clock)
@@ -344,6 +345,19 @@ class RedisLiveState:
         """One agent's stored status (None when never set)."""
         stored = cast(str | None, self._r.hget(f"{self._p}agent_status", agent_id))
         return AgentStatus(stored) if stored is not None else None
+
+    def save_agent_idle(self, agent_id: str, since: datetime) -> None:
+        self._wrote(f"agent:{agent_id}")
+        self._r.hset(f"{self._p}agent_idle", agent_id, since.isoformat())
+
+    def agent_idle_times(self) -> dict[str, datetime]:
+        stored = cast(dict[str, str], self._r.hgetall(f"{self._p}agent_idle"))
+        return {agent_id: datetime.fromisoformat(at) for agent_id, at in stored.items()}
+
+    def agent_idle(self, agent_id: str) -> datetime | None:
+        """One agent's stored idle time (None when never offered a chat)."""
+        stored = cast(str | None, self._r.hget(f"{self._p}agent_idle", agent_id))
+        return datetime.fromisoformat(stored) if stored is not None else None
 
     def close(self) -> None:
         self._r.close()

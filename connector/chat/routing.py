@@ -2,17 +2,20 @@
 
 - An agent sees a widget's visitors and chats only when one of the agent's topics is one
   of the widget's topics (`can_see`).
-- A waiting chat is offered to every online, Available agent who can see its widget
-  (`agents_for_chat`); a widget is available when at least one such agent exists
-  (`widget_available`).
+- A waiting chat rings for one agent at a time: of the online, Available agents who may
+  take it and have free capacity, the longest idle (`ring_order`; actions/queues.py
+  decides when). A widget is available when at least one online, Available agent shares
+  a topic (`agents_for_chat`, `widget_available`), whether or not their capacity is full:
+  the chat then waits in its topic's queue.
 - Events go to channels (`agent_channel`, `chat_channel`, `widget_channel`); which
   channels an event reaches is decided here, never in the socket code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from connector.chat.model import AgentStatus, Conversation, ConversationKind
 
@@ -24,6 +27,7 @@ __all__ = [
     "chat_channel",
     "conversation_channels",
     "online_agent_channels",
+    "ring_order",
     "watcher_channels",
     "widget_available",
     "widget_channel",
@@ -54,6 +58,35 @@ def agents_for_chat(widget_topic_ids: frozenset[str], agents: Iterable[AgentRout
         and agent.status is AgentStatus.AVAILABLE
         and can_see(agent.topic_ids, widget_topic_ids)
     ]
+
+
+def ring_order(
+    agents: Iterable[AgentRoute],
+    *,
+    loads: Mapping[str, int],
+    capacities: Mapping[str, int],
+    idle_since: Mapping[str, datetime | None],
+) -> list[str]:
+    """Ids of the online, Available agents with free capacity, longest idle first.
+
+    Never offered (idle_since None) comes first; equal times go by agent id, so every
+    process orders alike.
+    """
+    free = [
+        agent
+        for agent in agents
+        if agent.online
+        and agent.status is AgentStatus.AVAILABLE
+        and loads.get(agent.agent_id, 0) < capacities.get(agent.agent_id, 0)
+    ]
+    free.sort(
+        key=lambda agent: (
+            idle_since.get(agent.agent_id) is not None,
+            idle_since.get(agent.agent_id) or datetime.min.replace(tzinfo=UTC),
+            agent.agent_id,
+        )
+    )
+    return [agent.agent_id for agent in free]
 
 
 def widget_available(

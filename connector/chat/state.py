@@ -97,6 +97,12 @@ class LiveState(Protocol):
     def agent_statuses(self) -> dict[str, AgentStatus]:
         """Every remembered agent status."""
 
+    def save_agent_idle(self, agent_id: str, since: datetime) -> None:
+        """Remember since when the agent waits for work (routing's longest idle first)."""
+
+    def agent_idle_times(self) -> dict[str, datetime]:
+        """Every remembered idle time."""
+
     def close(self) -> None:
         """Release the storage."""
 
@@ -193,6 +199,10 @@ CREATE TABLE IF NOT EXISTS agent_status (
     agent_id TEXT PRIMARY KEY,
     status TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS agent_idle (
+    agent_id TEXT PRIMARY KEY,
+    since TEXT NOT NULL
+);
 -- One row, rewritten by /readyz: proves the file can still be written.
 CREATE TABLE IF NOT EXISTS write_probe (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -277,6 +287,8 @@ def _conversation_to_json(c: Conversation) -> str:
             "declined_agent_ids": c.declined_agent_ids,
             "consent": c.consent,
             "disposition": c.disposition,
+            "ringing_agent_id": c.ringing_agent_id,
+            "ring_started_at": _time(c.ring_started_at),
         }
     )
 
@@ -320,6 +332,8 @@ def _conversation_from_row(conversation_id: str, data: str) -> Conversation:
         declined_agent_ids=list(d.get("declined_agent_ids") or []),
         consent=d.get("consent"),
         disposition=d.get("disposition"),
+        ringing_agent_id=d.get("ringing_agent_id"),
+        ring_started_at=_parse(d.get("ring_started_at")),
     )
 
 
@@ -543,6 +557,17 @@ class SqliteLiveState:
     def agent_statuses(self) -> dict[str, AgentStatus]:
         rows = self._query("SELECT agent_id, status FROM agent_status")
         return {row["agent_id"]: AgentStatus(row["status"]) for row in rows}
+
+    def save_agent_idle(self, agent_id: str, since: datetime) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO agent_idle (agent_id, since) VALUES (?, ?)",
+                (agent_id, since.isoformat()),
+            )
+
+    def agent_idle_times(self) -> dict[str, datetime]:
+        rows = self._query("SELECT agent_id, since FROM agent_idle")
+        return {row["agent_id"]: datetime.fromisoformat(row["since"]) for row in rows}
 
     def check_writable(self) -> None:
         """Commit one small write; raises `sqlite3.Error` when the file cannot take it."""

@@ -49,6 +49,8 @@ from connector.dataverse.odata import and_, eq, ge, gt, guid, ne, or_
 
 __all__ = [
     "CONFIG_TTL_SECS",
+    "DEFAULT_ANSWER_SECS",
+    "DEFAULT_CAPACITY",
     "AgentProfile",
     "Directory",
     "LabelRecord",
@@ -66,6 +68,13 @@ CONFIG_TTL_SECS = 30.0
 RETRY_SECS = 5.0
 # A topic without a colour of its own.
 DEFAULT_TOPIC_COLOR = "#616161"
+# An agent record without a capacity, and a topic without an answer time limit: three
+# chats at once is what contact centres start agents on; 30 s rings about six times.
+DEFAULT_CAPACITY = 3
+DEFAULT_ANSWER_SECS = 30
+# The columns' ranges in solution/customizations.xml (Dataverse refuses values outside).
+CAPACITY_RANGE = (1, 20)
+ANSWER_SECS_RANGE = (5, 600)
 
 # Every how many refreshes each table also lists its active ids (with versionnumber and
 # topic links): how late a deletion, a link change or a second edit within one second is
@@ -89,6 +98,8 @@ class AgentProfile:
     phone: str
     image: str | None  # data URL
     topic_ids: frozenset[str]
+    # Visitor chats routing gives the agent at once (`crmchat_capacity`; actions/queues.py).
+    capacity: int = DEFAULT_CAPACITY
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,8 @@ class TopicRecord:
     name: str
     color: str
     dispositions: tuple[str, ...] = ()  # the closing choices (connector/crm/dispositions.py)
+    # How long an offer rings for one agent (`crmchat_answersecs`; actions/queues.py).
+    answer_secs: int = DEFAULT_ANSWER_SECS
 
 
 @dataclass(frozen=True)
@@ -143,6 +156,14 @@ class _Snapshot:
 def _text(row: dict[str, Any], name: str) -> str:
     value = row.get(name)
     return value if isinstance(value, str) else ""
+
+
+def _whole(row: dict[str, Any], name: str, default: int, bounds: tuple[int, int]) -> int:
+    """A whole number column, the default when empty, kept within the column's range."""
+    value = row.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        return default
+    return min(max(value, bounds[0]), bounds[1])
 
 
 def _owner_bind(row: dict[str, Any]) -> str | None:
@@ -200,7 +221,7 @@ _SOURCES = (
     _Source(
         tables.TOPICS,
         "crmchat_topicid",
-        ("crmchat_name", "crmchat_color", "crmchat_dispositions"),
+        ("crmchat_name", "crmchat_color", "crmchat_dispositions", "crmchat_answersecs"),
     ),
     _Source(
         tables.AGENTS,
@@ -211,6 +232,7 @@ _SOURCES = (
             "crmchat_email",
             "crmchat_phone",
             "crmchat_image",
+            "crmchat_capacity",
         ),
         navigation=tables.AGENT_TOPICS,
     ),
@@ -556,6 +578,7 @@ class Directory:
                 _text(row, "crmchat_name"),
                 color,
                 parse_dispositions(_text(row, "crmchat_dispositions")),
+                _whole(row, "crmchat_answersecs", DEFAULT_ANSWER_SECS, ANSWER_SECS_RANGE),
             )
 
         agents: dict[str, AgentProfile] = {}
@@ -571,6 +594,7 @@ class Directory:
                 phone=_text(row, "crmchat_phone"),
                 image=_text(row, "crmchat_image") or None,
                 topic_ids=self._topic_ids(topic_rows, topics),
+                capacity=_whole(row, "crmchat_capacity", DEFAULT_CAPACITY, CAPACITY_RANGE),
             )
             agents[agent_id] = agent
             if user_id:

@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, request
 from flask_sock import Sock
 
 from connector.chat import events
-from connector.chat.actions import agents, offers, visitors
+from connector.chat.actions import agents, offers, queues, visitors
 from connector.chat.engine import ChatEngine
 from connector.chat.errors import ChatError, ChatUnavailable
 from connector.chat.frames import (
@@ -317,7 +317,11 @@ def agent_socket(ws: Any) -> None:
                 agents.do_agent_invite(
                     engine, session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
                 )
-            case ChatTransfer():
+            case ChatTransfer() if frame.topic_id is not None:
+                queues.do_agent_transfer_to_queue(
+                    engine, session, conversation_id=frame.conversation_id, topic_id=frame.topic_id
+                )
+            case ChatTransfer() if frame.agent_id is not None:
                 agents.do_agent_transfer(
                     engine, session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
                 )

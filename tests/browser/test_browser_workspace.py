@@ -325,8 +325,20 @@ def test_reject_withdraws_the_offer_from_every_console_of_that_agent_and_the_vis
 def test_at_most_three_offer_toasts_show_and_the_rest_are_counted(
     service: Any,
     new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
     agent_console: Callable[..., Any],
 ) -> None:
+    from connector.demo import SAM_AGENT_ID
+    from connector.services import services_of
+
+    # Four chats ring for Sam at once only when his capacity allows four (default 3).
+    admin = new_page()
+    sign_in(admin, "CRM Chat Admin")
+    admin.goto(f"{service.url}/app/main#record/crmchat_agent/{SAM_AGENT_ID}")
+    admin.get_by_label("Concurrent chats").fill("5")
+    admin.get_by_test_id("save-record").click()
+    expect(admin.locator("form.record-form").get_by_role("status")).to_have_text("Saved.")
+    services_of(service.app).directory.invalidate()
     sam = agent_console("Sam Sales")
     for first in ("Gus", "Hal", "Ida", "Jon"):
         start_visitor_chat(new_page, service.url, first, "Queue")

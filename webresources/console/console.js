@@ -28,7 +28,10 @@
   // the Incoming list, which the last line points to.
   const MAX_OFFER_TOASTS = 3;
   const EMOJI = ["🙂", "😀", "😉", "😊", "👍", "👋", "🙏", "🎉", "❤️", "✅", "🤔", "😅"];
-  const STATUS_LABELS = { available: "Available", busy: "Busy", away: "Away", offline: "Offline" };
+  // Paused is the service's (an offer rang past its topic's answer time limit), never chosen.
+  const STATUS_LABELS = {
+    available: "Available", busy: "Busy", away: "Away", paused: "Paused — missed chat", offline: "Offline",
+  };
   const REGARDING_LABELS = { lead: "Lead", contact: "Contact", incident: "Case" };
 
   const $ = (id) => document.getElementById(id);
@@ -40,6 +43,8 @@
     agents: new Map(),      // agent_id -> agent
     visitors: new Map(),    // visitor_id -> visitor
     incoming: new Map(),    // conversation_id -> chat offered to me
+    waiting: new Map(),     // conversation_id -> waiting chat I may pick up (Waiting chats)
+    topics: [],             // every topic {id, name}: the queues a chat can be transferred to
     chats: new Map(),       // conversation_id -> chat I take part in (incl. ended, still open)
     tabs: [],               // conversation ids open as tabs, in order
     active: null,           // conversation id shown
@@ -323,6 +328,8 @@
       case "visitor.left": onVisitorLeft(frame.visitor_id); break;
       case "chat.offered": onOffered(frame.chat); break;
       case "chat.withdrawn": onWithdrawn(frame.conversation_id); break;
+      case "chat.waiting": onWaiting(frame.chat); break;
+      case "chat.unoffered": onUnoffered(frame.conversation_id); break;
       case "chat.accepted": onAccepted(frame.chat); break;
       case "chat.updated": onChatUpdated(frame.chat); break;
       case "message.created": onMessage(frame); break;
@@ -355,6 +362,8 @@
     state.agents = new Map((frame.agents || []).map((a) => [a.agent_id, a]));
     state.visitors = new Map((frame.visitors || []).map((v) => [v.visitor_id, v]));
     state.incoming = new Map((frame.incoming || []).map((c) => [c.conversation_id, c]));
+    state.waiting = new Map((frame.waiting || []).map((c) => [c.conversation_id, c]));
+    state.topics = Array.isArray(frame.topics) ? frame.topics : [];
     state.labels = Array.isArray(frame.labels) ? frame.labels : [];
     // The snapshot replaces the state; messages already held are kept and merged by seq.
     const previous = state.chats;
@@ -427,7 +436,61 @@
   function onAgent(agent) {
     if (!agent || !agent.agent_id) return;
     state.agents.set(agent.agent_id, agent);
-    if (state.me && agent.agent_id === state.me.agent_id) state.me = Object.assign({}, state.me, agent);
+    if (state.me && agent.agent_id === state.me.agent_id) {
+      notePause(state.me.status, agent.status);
+      state.me = Object.assign({}, state.me, agent);
+    }
+  }
+
+  // ---- routing: waiting chats, the ring moving on, the automatic pause (issue 11) --------
+  // A chat entered a queue I serve: listed under Waiting chats, to pick up with Accept.
+  function onWaiting(chat) {
+    if (!chat || !chat.conversation_id || state.chats.has(chat.conversation_id)) return;
+    state.waiting.set(chat.conversation_id, chat);
+  }
+
+  // The offer rang for someone else now (I rejected nothing): it stays under Waiting chats.
+  function onUnoffered(conversationId) {
+    const chat = state.incoming.get(conversationId);
+    state.incoming.delete(conversationId);
+    if (chat && !state.waiting.has(conversationId)) state.waiting.set(conversationId, chat);
+  }
+
+  function notePause(before, after) {
+    if (after === "paused" && before !== "paused") {
+      toast("Paused — missed chat: an offer rang too long. Choose Available to get chats again.", "bad");
+    }
+  }
+
+  function waitingItem(chat) {
+    return el("li", {
+      class: "item", "data-testid": "waiting-chat", "data-conversation-id": chat.conversation_id,
+    },
+    el("div", { class: "item-main" },
+      el("span", { class: "name", text: visitorName(chat.visitor) }),
+      el("span", { class: "meta" },
+        chat.channel ? channelBadge(chat.channel) : el("span", { text: (chat.widget && chat.widget.name) || "" }),
+        counter(chat.waiting_since || chat.started_at, "waiting-waited", "Waiting")),
+      el("span", { class: "chips" }, ...topicChips(chat.topics))),
+    el("button", {
+      type: "button", class: "btn small", "data-testid": "pick-button",
+      "data-conversation-id": chat.conversation_id, text: "Accept",
+      title: "Take this chat yourself", onclick: () => accept(chat.conversation_id),
+    }));
+  }
+
+  // The transfer menu's queues: every topic but the one the chat is in now.
+  function queueItems(chat, menu) {
+    const current = new Set((chat.topics || []).length === 1 ? [chat.topics[0].id] : []);
+    return (chat.kind === "visitor" ? state.topics : []).filter((t) => !current.has(t.id)).map((topic) =>
+      el("li", {}, el("button", {
+        type: "button", class: "menu-item", "data-testid": "transfer-queue", "data-topic-id": topic.id,
+        onclick: () => {
+          send({ type: "chat.transfer", conversation_id: chat.conversation_id, topic_id: topic.id });
+          menu.hidden = true;
+          toast("Transferring to the " + topic.name + " queue.", "ok");
+        },
+      }, "Queue: " + topic.name)));
   }
 
   function onVisitor(visitor) {
@@ -463,6 +526,7 @@
   // An offer taken by someone else, or a chat of mine I transferred to another agent.
   function onWithdrawn(conversationId) {
     state.incoming.delete(conversationId);
+    state.waiting.delete(conversationId);
     const chat = state.chats.get(conversationId);
     if (chat && chat.state !== "ended") {
       chat.state = "ended";
@@ -476,6 +540,7 @@
     if (!chat || !chat.conversation_id) return;
     const id = chat.conversation_id;
     state.incoming.delete(id);
+    state.waiting.delete(id);
     state.chats.set(id, mergeChat(state.chats.get(id), chat));
     if (!state.tabs.includes(id)) state.tabs.push(id);
     // Focus chats I asked for (accept, agent chat); others (invites, transfers) open as a
@@ -502,6 +567,11 @@
     const id = chat.conversation_id;
     if (state.incoming.has(id) && !state.chats.has(id)) {
       state.incoming.set(id, Object.assign({}, state.incoming.get(id), chat));
+      if (state.waiting.has(id)) state.waiting.set(id, Object.assign({}, state.waiting.get(id), chat));
+      return;
+    }
+    if (state.waiting.has(id) && !state.chats.has(id)) {
+      state.waiting.set(id, Object.assign({}, state.waiting.get(id), chat));
       return;
     }
     const merged = mergeChat(state.chats.get(id), chat);
@@ -1041,6 +1111,7 @@
       el("span", { class: "muted", text: STATUS_LABELS[agent.status] || "" }))))
       : [el("li", { class: "menu-empty", text: chat.kind === "visitor"
         ? "No other agent of this chat's topics is online." : "No other agent is online." })]));
+    if (action === "transfer") menu.append(...queueItems(chat, menu));
   }
 
   function renderSnippetList() {
@@ -1094,6 +1165,9 @@
   const lists = {
     incoming: keyedList("incoming", "incoming-count", () => state.incoming.keys(),
       (id) => state.incoming.get(id), incomingItem),
+    // Waiting chats I may pick up, but not those ringing for me (Incoming) or mine.
+    waiting: keyedList("waiting", "waiting-count", () => state.waiting.keys(),
+      (id) => (state.incoming.has(id) || state.chats.has(id) ? null : state.waiting.get(id)), waitingItem),
     visitorChats: keyedList("visitor-chats", "visitor-chats-count", () => state.chats.keys(),
       (id) => liveChat(id, "visitor"), (chat) => chatItem(chat, "visitor-chat-item")),
     agentChats: keyedList("agent-chats", "agent-chats-count", () => state.chats.keys(),
@@ -1114,7 +1188,7 @@
   // the change cannot show there), the window if it is shown.
   function touchChat(id, visitorRow = true) {
     if (!id) return;
-    for (const list of [lists.incoming, lists.visitorChats, lists.agentChats, lists.tabs]) list.dirty.add(id);
+    for (const list of [lists.incoming, lists.waiting, lists.visitorChats, lists.agentChats, lists.tabs]) list.dirty.add(id);
     const chat = visitorRow && (state.chats.get(id) || state.incoming.get(id));
     if (chat && chat.visitor && chat.visitor.visitor_id) lists.visitors.dirty.add(chat.visitor.visitor_id);
     if (id === state.active) view.chat = true;

@@ -25,6 +25,7 @@ from connector.chat.actions.conversations import (
     visitor_agent,
 )
 from connector.chat.actions.finishing import end_chat
+from connector.chat.actions.queues import route_waiting
 from connector.chat.dispositions import check_disposition
 from connector.chat.errors import (
     ChatConflict,
@@ -100,6 +101,9 @@ def do_agent_connect(engine: ChatEngine, session: AgentSession) -> None:
         presence.connections = engine.count_connection(
             f"agent:{session.agent_id}", presence.connections, +1
         )
+        if came_online:
+            # Before this console subscribes: what now rings for them is in its snapshot.
+            route_waiting(engine)
         engine.hub.subscribe(agent_channel(session.agent_id), session.subscriber)
         engine.hub.send_to(session.subscriber, _snapshot(engine, profile, presence))
         if came_online:
@@ -120,18 +124,21 @@ def _snapshot(engine: ChatEngine, profile: AgentLike, presence: AgentPresence) -
         widget = engine.directory.widget(visitor.widget_id)
         if widget is not None and can_see(profile.topic_ids, widget.topic_ids):
             visitors.append(visitor_view(visitor, widget_name=widget.name))
-    incoming, chats = [], []
+    # Incoming: the chats ringing for this agent; waiting: every waiting chat they may
+    # pick up whatever their status (actions/queues.py).
+    incoming, waiting, chats = [], [], []
     for conversation in engine.conversations.values():
         if not conversation.is_open:
             continue
         if conversation.has_agent(profile.agent_id):
             chats.append(chat_of(engine, conversation))
-        elif (
-            conversation.state is ConversationState.WAITING
-            and presence.status is AgentStatus.AVAILABLE
-            and may_take(engine, profile, conversation)
+        elif conversation.state is ConversationState.WAITING and may_take(
+            engine, profile, conversation
         ):
-            incoming.append(chat_of(engine, conversation))
+            chat = chat_of(engine, conversation)
+            waiting.append(chat)
+            if conversation.ringing_agent_id == profile.agent_id:
+                incoming.append(chat)
     return events.event(
         events.SNAPSHOT,
         me={
@@ -142,7 +149,14 @@ def _snapshot(engine: ChatEngine, profile: AgentLike, presence: AgentPresence) -
         agents=agents,
         visitors=visitors,
         incoming=incoming,
+        waiting=waiting,
         chats=chats,
+        topics=[
+            {"id": topic.topic_id, "name": topic.name}
+            for topic in sorted(
+                engine.directory.topics().values(), key=lambda item: item.name.casefold()
+            )
+        ],
         labels=[
             label_view(label)
             for label in sorted(
@@ -193,10 +207,14 @@ def do_agent_disconnect(engine: ChatEngine, session: AgentSession) -> None:
         if not presence.online and profile is not None:
             _publish_agent(engine, profile, presence)
             refresh_availability(engine, profile.topic_ids)
+            route_waiting(engine)  # the chats ringing for them ring for someone else
 
 
 def do_agent_set_status(engine: ChatEngine, session: AgentSession, *, status: AgentStatus) -> None:
-    """Available, Busy or Away; only Available agents are offered new chats."""
+    """Available, Busy or Away; only Available agents are offered new chats (one ringing
+    offer moves on when they leave Available). Paused is the service's, never chosen."""
+    if status is AgentStatus.PAUSED:
+        raise ChatInvalid("Paused is set by the service; choose Available, Busy or Away.")
     with engine.changing():
         profile = agent_profile(engine, session.agent_id)
         presence = agent_presence(engine, session.agent_id)
@@ -206,24 +224,14 @@ def do_agent_set_status(engine: ChatEngine, session: AgentSession, *, status: Ag
         engine.state.save_agent_status(session.agent_id, status)
         presence.status = status
         _publish_agent(engine, profile, presence)
-        me = {agent_channel(profile.agent_id)}
-        for conversation in engine.conversations.values():
-            if conversation.state is not ConversationState.WAITING or not may_take(
-                engine, profile, conversation
-            ):
-                continue
-            if status is AgentStatus.AVAILABLE:
-                frame = events.event(events.CHAT_OFFERED, chat=chat_of(engine, conversation))
-            else:
-                frame = events.event(
-                    events.CHAT_WITHDRAWN, conversation_id=conversation.conversation_id
-                )
-            engine.bus.publish(frame, me)
         refresh_availability(engine, profile.topic_ids)
+        route_waiting(engine)
 
 
 def do_agent_accept(engine: ChatEngine, session: AgentSession, *, conversation_id: str) -> None:
-    """Take a waiting chat. The first accept wins; a late one raises ChatConflict."""
+    """Take a waiting chat: the one ringing for the agent, or one they pick from Waiting
+    chats (whatever their status and capacity: their choice). The first accept wins; a
+    late one raises ChatConflict."""
     with engine.changing():
         profile = agent_profile(engine, session.agent_id)
         conversation = engine.conversations.get(conversation_id)
@@ -238,6 +246,8 @@ def do_agent_accept(engine: ChatEngine, session: AgentSession, *, conversation_i
         conversation.state = ConversationState.ACTIVE
         conversation.accepted_at = engine.clock()
         conversation.owner_agent_id = profile.agent_id
+        conversation.ringing_agent_id = None
+        conversation.ring_started_at = None
         conversation.participants.append(Participant("agent", profile.agent_id, profile.name))
         message = append_system_line(engine, conversation, f"{profile.name} joined the chat.")
         me = agent_channel(profile.agent_id)
@@ -250,6 +260,7 @@ def do_agent_accept(engine: ChatEngine, session: AgentSession, *, conversation_i
         )
         _publish_visitor_agent(engine, conversation)
         publish_message(engine, conversation, message)
+        route_waiting(engine)  # the queue moved up
 
 
 def _publish_visitor_agent(engine: ChatEngine, conversation: Conversation) -> None:

@@ -40,18 +40,17 @@ from connector.channels.replies import ChannelClients, do_channel_reply
 from connector.channels.rules import ReplyWindow, check_reply, reply_schedule, reply_window
 from connector.chat import events
 from connector.chat.actions.conversations import (
-    agent_routes,
     append_system_line,
-    chat_of,
     find_conversation,
     publish_chat_updated,
     publish_message,
     store_sent,
 )
+from connector.chat.actions.queues import publish_waiting, route_waiting
 from connector.chat.errors import ChatError
 from connector.chat.hub import Subscriber
 from connector.chat.model import Conversation, ConversationKind, ConversationState, SenderKind
-from connector.chat.routing import agent_channel, agents_for_chat, chat_channel
+from connector.chat.routing import chat_channel
 from connector.chat.state import LivePrimitives
 from connector.chat.views import iso
 
@@ -231,15 +230,10 @@ def do_channel_message(
         _with_rules(conversation)
         engine.state.save_conversation(conversation)
         if opened:
-            topics = frozenset({account.topic_id}) if account.topic_id else frozenset()
-            offered = agents_for_chat(topics, agent_routes(engine))
-            # Nobody available: the chat waits and is offered to agents as they come,
-            # unlike a web chat, since the person has already written. Through the bus:
-            # the agents' sockets may be on any process.
-            engine.bus.publish(
-                events.event(events.CHAT_OFFERED, chat=chat_of(engine, conversation)),
-                {agent_channel(agent_id) for agent_id in offered},
-            )
+            # Nobody available: the chat waits in the queue and rings as agents come,
+            # unlike a web chat, since the person has already written (actions/queues.py).
+            publish_waiting(engine, conversation)
+            route_waiting(engine)
         else:
             publish_message(engine, conversation, message)
             publish_chat_updated(engine, conversation, skip=set())

@@ -15,6 +15,7 @@ from connector.chat.actions.conversations import (
     publish_visitor,
     routing_topics,
 )
+from connector.chat.actions.queues import note_chat_ended, route_waiting
 from connector.chat.finish import finished_chat_payload
 from connector.chat.model import (
     Conversation,
@@ -54,6 +55,8 @@ def end_chat(
     "<name> ended the chat." unless given."""
     was_waiting = conversation.state is ConversationState.WAITING
     now = engine.clock()
+    if conversation.kind is ConversationKind.VISITOR:
+        note_chat_ended(engine, conversation)
     conversation.state = ConversationState.ENDED
     conversation.ended_at = now
     conversation.ended_by = by
@@ -75,6 +78,7 @@ def end_chat(
             watcher_channels(routing_topics(engine, conversation), agent_routes(engine)),
         )
     presence = release_visitor(engine, conversation)
+    route_waiting(engine)  # a place freed, or the queue moved up
     widget = engine.directory.widget(conversation.widget_id) if conversation.widget_id else None
     wants_rating = widget is not None and widget.design.rating
     if (
@@ -248,4 +252,5 @@ def _time_out(engine: ChatEngine, conversation: Conversation) -> None:
         watcher_channels(routing_topics(engine, conversation), agent_routes(engine)),
     )
     release_visitor(engine, conversation)
+    route_waiting(engine)
     finish_chat(engine, conversation)

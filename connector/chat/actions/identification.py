@@ -11,8 +11,7 @@ from connector.chat import events
 from connector.chat.actions.conversations import (
     agent_routes,
     chat_of,
-    routing_topics,
-    without_requester,
+    may_take,
 )
 from connector.chat.model import (
     Conversation,
@@ -20,7 +19,6 @@ from connector.chat.model import (
 )
 from connector.chat.routing import (
     agent_channel,
-    agents_for_chat,
     conversation_channels,
 )
 
@@ -94,14 +92,14 @@ def _apply_identification(engine: ChatEngine, conversation_id: str, found: dict[
 
 
 def _publish_identified(engine: ChatEngine, conversation: Conversation) -> None:
-    """`chat.updated` to the chat's agents, or, while it waits, to those offered it."""
+    """`chat.updated` to the chat's agents, or, while it waits, to the online agents who
+    may pick it up (it is in their Waiting chats, and maybe ringing)."""
     if conversation.state is ConversationState.WAITING:
-        offered = agents_for_chat(routing_topics(engine, conversation), agent_routes(engine))
-        channels = {
-            agent_channel(agent_id)
-            for agent_id in without_requester(engine, offered, conversation.requester_user_id)
-            if agent_id not in conversation.declined_agent_ids
-        }
+        channels = set()
+        for route in agent_routes(engine):
+            profile = engine.directory.agent(route.agent_id)
+            if route.online and profile is not None and may_take(engine, profile, conversation):
+                channels.add(agent_channel(route.agent_id))
     else:
         channels = conversation_channels(conversation, visitor=False)
     if channels:

@@ -1,7 +1,7 @@
 """What an agent does with a chat offered to them, besides accepting it: reject it.
 
-Rejecting declines for this agent only: the chat stays offered to every other agent who may
-take it, and is never offered to this agent again while it waits (`may_take` reads
+Rejecting declines for this agent only: the chat rings for the next agent who may take it
+(actions/queues.py), and is never offered to this agent again while it waits (`may_take` reads
 `Conversation.declined_agent_ids`, so the snapshot, a status change back to Available,
 accept and resync all leave it out). The visitor is not told: they still wait for whoever
 accepts, and the widget's waiting time limit (the ticket fallback) still applies.
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from connector.chat import events
 from connector.chat.actions.agents import agent_profile
 from connector.chat.actions.conversations import may_take
+from connector.chat.actions.queues import route_waiting
 from connector.chat.errors import ChatConflict, ChatEnded, ChatNotFound
 from connector.chat.model import ConversationKind, ConversationState
 from connector.chat.routing import agent_channel
@@ -45,8 +46,12 @@ def do_agent_reject(engine: ChatEngine, session: AgentSession, *, conversation_i
         if conversation.state is not ConversationState.WAITING:
             raise ChatConflict("Another agent has already accepted this chat.")
         conversation.declined_agent_ids.append(profile.agent_id)
+        if conversation.ringing_agent_id == profile.agent_id:
+            conversation.ringing_agent_id = None
+            conversation.ring_started_at = None
         engine.state.save_conversation(conversation)
-        engine.hub.publish(
+        engine.bus.publish(
             events.event(events.CHAT_WITHDRAWN, conversation_id=conversation_id),
             {agent_channel(profile.agent_id)},
         )
+        route_waiting(engine)

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from connector.chat import events
 from connector.chat.actions.conversations import (
     agent_routes,
-    chat_of,
     find_conversation,
     publish_chat_updated,
     publish_message,
@@ -24,6 +23,7 @@ from connector.chat.actions.conversations import (
 )
 from connector.chat.actions.finishing import end_chat, finish_chat
 from connector.chat.actions.identification import identify_later
+from connector.chat.actions.queues import publish_waiting, route_waiting
 from connector.chat.context import ContextError, parse_context
 from connector.chat.engine import VISIT_GAP_SECS
 from connector.chat.errors import (
@@ -46,7 +46,6 @@ from connector.chat.model import (
     VisitorPresence,
 )
 from connector.chat.routing import (
-    agent_channel,
     agents_for_chat,
     chat_channel,
     conversation_channels,
@@ -270,7 +269,8 @@ def do_visitor_start(
     topic_id: str | None = None,
     consent: bool = False,
 ) -> None:
-    """Start a chat and offer it to the Available agents of the chosen topic.
+    """Start a chat in the chosen topic's queue (actions/queues.py: it rings for one
+    Available agent with free capacity, or waits; the visitor gets `chat.queued`).
 
     Answers `chat.started {conversation_id, token}`. Starting again (the same or another
     `client_id`) while the visitor's chat is open answers the open chat again.
@@ -370,10 +370,9 @@ def do_visitor_start(
         session.conversation_id = conversation.conversation_id
         engine.hub.subscribe(chat_channel(conversation.conversation_id), session.subscriber)
         _reply_started(engine, session, conversation)
-        engine.bus.publish(
-            events.event(events.CHAT_OFFERED, chat=chat_of(engine, conversation)),
-            {agent_channel(agent_id) for agent_id in offered},
-        )
+        # It rings for one agent with free capacity, or waits in the topic's queue.
+        publish_waiting(engine, conversation)
+        route_waiting(engine)
         publish_visitor(engine, presence)
         identify_later(engine, conversation, identity.email if identity is not None else None)
 

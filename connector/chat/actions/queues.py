@@ -1,0 +1,340 @@
+"""Routing waiting chats: the ring, capacity, the answer time limit and the queue.
+
+- **Capacity**: an agent has at most `capacity` visitor chats at once (the agent record's
+  `crmchat_capacity`, 3 when empty). Their load is the open chats they take part in plus
+  the offers ringing for them now, so routing never promises more than they can take.
+- **The ring**: a waiting chat rings for ONE agent at a time (`ringing_agent_id`), the
+  longest idle of the online, Available agents who may take it and have free capacity
+  (`routing.ring_order`). Idle since: the last offer to them, or the end of their last
+  chat. Reject, a ring past the topic's answer time limit, the agent going Busy, Away or
+  offline: the ring moves to the next agent (`chat.unoffered` to the one it left).
+- **Answer time limit**: the topic's `crmchat_answersecs` (30 s when empty). An agent
+  who lets an offer ring past it is put on `paused` (shown as "Paused — missed chat") and
+  is offered nothing until they choose Available again.
+- **The queue**: a chat nobody can take now waits, in the order chats started (a chat
+  transferred to a queue keeps its start, so it goes before newer ones). `route_waiting`
+  runs whenever capacity may have freed or the queue changed (a chat starts, is accepted,
+  ends or is transferred; an agent connects, leaves or changes status; every sweep), so a
+  freed place is offered within the same change.
+- **The visitor** hears `chat.queued {position, estimated_wait_secs}` whenever either
+  changes. Position: 1 + the chats of the same topics that started earlier and still
+  wait. Estimate: position x the topic's mean handling time (accept to end, the last
+  `HANDLE_SAMPLES` chats this process saw end) / the places of its online agents who are
+  not Away; null until a chat of the topic has ended or while no such agent is online.
+
+Everything routing needs is stored with the conversations and the agents' status and
+idle time, so every process routes alike on Redis (each change holds the org lease).
+What a visitor was last told (`engine.queue_told`) and the handling times are per process:
+another process may repeat an unchanged `chat.queued`, never skip a change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from connector.chat import events
+from connector.chat.actions.conversations import (
+    agent_presence,
+    agent_routes,
+    append_system_line,
+    chat_of,
+    may_take,
+    publish_message,
+    refresh_availability,
+    routing_topics,
+)
+from connector.chat.errors import ChatForbidden, ChatInvalid, ChatNotFound
+from connector.chat.model import (
+    AgentStatus,
+    Conversation,
+    ConversationKind,
+    ConversationState,
+)
+from connector.chat.routing import (
+    AgentRoute,
+    agent_channel,
+    can_see,
+    chat_channel,
+    ring_order,
+)
+from connector.chat.sessions import AgentSession
+from connector.crm.directory import DEFAULT_ANSWER_SECS
+
+if TYPE_CHECKING:
+    from connector.chat.engine import ChatEngine
+
+__all__ = [
+    "HANDLE_SAMPLES",
+    "answer_secs",
+    "do_agent_transfer_to_queue",
+    "note_chat_ended",
+    "publish_waiting",
+    "route_waiting",
+    "run_ring_timeouts",
+]
+
+# Enough ended chats for a steady mean, few enough that it follows the day's pace.
+HANDLE_SAMPLES = 50
+
+
+def answer_secs(engine: ChatEngine, conversation: Conversation) -> int:
+    """How long the chat rings for one agent: its topic's limit (the shortest of its
+    widget's topics when the visitor chose none)."""
+    topics = engine.directory.topics()
+    limits = [topics[t].answer_secs for t in routing_topics(engine, conversation) if t in topics]
+    return min(limits) if limits else DEFAULT_ANSWER_SECS
+
+
+def _waiting(engine: ChatEngine) -> list[Conversation]:
+    """The visitor chats waiting for an agent, oldest first (the queue's order)."""
+    waiting = [
+        c
+        for c in engine.conversations.values()
+        if c.kind is ConversationKind.VISITOR and c.state is ConversationState.WAITING
+    ]
+    waiting.sort(key=lambda c: (c.started_at, c.conversation_id))
+    return waiting
+
+
+def _loads(engine: ChatEngine) -> dict[str, int]:
+    """Per agent: the open visitor chats they are in, plus the offers ringing for them."""
+    loads: dict[str, int] = {}
+    for c in engine.conversations.values():
+        if c.kind is not ConversationKind.VISITOR or not c.is_open:
+            continue
+        if c.state is ConversationState.WAITING:
+            if c.ringing_agent_id is not None:
+                loads[c.ringing_agent_id] = loads.get(c.ringing_agent_id, 0) + 1
+            continue
+        for agent_id in c.active_agent_ids():
+            loads[agent_id] = loads.get(agent_id, 0) + 1
+    return loads
+
+
+def _still_rings(
+    engine: ChatEngine, conversation: Conversation, routes: dict[str, AgentRoute]
+) -> bool:
+    route = routes.get(conversation.ringing_agent_id or "")
+    profile = engine.directory.agent(conversation.ringing_agent_id or "")
+    return (
+        route is not None
+        and profile is not None
+        and route.online
+        and route.status is AgentStatus.AVAILABLE
+        and may_take(engine, profile, conversation)
+    )
+
+
+def _stop_ring(engine: ChatEngine, conversation: Conversation) -> None:
+    """The ring leaves its agent (lock held): their consoles drop the offer; the chat stays
+    in their Waiting list when they may still take it."""
+    agent_id = conversation.ringing_agent_id
+    conversation.ringing_agent_id = None
+    conversation.ring_started_at = None
+    engine.state.save_conversation(conversation)
+    if agent_id is not None:
+        engine.bus.publish(
+            events.event(events.CHAT_UNOFFERED, conversation_id=conversation.conversation_id),
+            {agent_channel(agent_id)},
+        )
+
+
+def _ring(engine: ChatEngine, conversation: Conversation, agent_id: str, now: datetime) -> None:
+    conversation.ringing_agent_id = agent_id
+    conversation.ring_started_at = now
+    engine.state.save_conversation(conversation)
+    presence = agent_presence(engine, agent_id)
+    presence.idle_since = now
+    engine.state.save_agent_idle(agent_id, now)
+    engine.bus.publish(
+        events.event(events.CHAT_OFFERED, chat=chat_of(engine, conversation)),
+        {agent_channel(agent_id)},
+    )
+
+
+def route_waiting(engine: ChatEngine) -> None:
+    """Ring the waiting chats for the agents who can take them now, and tell the queued
+    visitors where they stand (lock held). Idempotent: a chat already ringing for an
+    agent who may still take it keeps ringing."""
+    now = engine.clock()
+    waiting = _waiting(engine)
+    routes = {route.agent_id: route for route in agent_routes(engine)}
+    loads = _loads(engine)
+    for conversation in waiting:
+        if conversation.ringing_agent_id is not None and not _still_rings(
+            engine, conversation, routes
+        ):
+            loads[conversation.ringing_agent_id] -= 1
+            _stop_ring(engine, conversation)
+    capacities: dict[str, int] = {}
+    idle: dict[str, datetime | None] = {}
+    for agent_id in routes:
+        profile = engine.directory.agent(agent_id)
+        capacities[agent_id] = profile.capacity if profile is not None else 0
+        idle[agent_id] = agent_presence(engine, agent_id).idle_since
+    free = ring_order(routes.values(), loads=loads, capacities=capacities, idle_since=idle)
+    for conversation in waiting:
+        if not free:
+            break
+        if conversation.ringing_agent_id is not None:
+            continue
+        for agent_id in free:
+            profile = engine.directory.agent(agent_id)
+            if profile is not None and may_take(engine, profile, conversation):
+                _ring(engine, conversation, agent_id, now)
+                loads[agent_id] = loads.get(agent_id, 0) + 1
+                # The agent goes to the back of the line; off it when full.
+                free.remove(agent_id)
+                if loads[agent_id] < capacities[agent_id]:
+                    free.append(agent_id)
+                break
+    _announce_queue(engine, waiting, routes, capacities)
+
+
+def _announce_queue(
+    engine: ChatEngine,
+    waiting: list[Conversation],
+    routes: dict[str, AgentRoute],
+    capacities: dict[str, int],
+) -> None:
+    """`chat.queued` to each waiting visitor whose position or estimate changed."""
+    ahead: dict[frozenset[str], int] = {}
+    places: dict[frozenset[str], int] = {}
+    told = engine.queue_told
+    still = set()
+    for conversation in waiting:
+        topics = routing_topics(engine, conversation)
+        position = ahead[topics] = ahead.get(topics, 0) + 1
+        if conversation.channel is not None:
+            continue  # a messaging channel's person has no widget to show it
+        if topics not in places:
+            places[topics] = sum(
+                capacities.get(route.agent_id, 0)
+                for route in routes.values()
+                if route.online
+                and route.status is not AgentStatus.AWAY
+                and can_see(route.topic_ids, topics)
+            )
+        estimate = _estimate(engine, topics, position, places[topics])
+        still.add(conversation.conversation_id)
+        if told.get(conversation.conversation_id) == (position, estimate):
+            continue
+        told[conversation.conversation_id] = (position, estimate)
+        engine.bus.publish(
+            events.event(
+                events.CHAT_QUEUED,
+                conversation_id=conversation.conversation_id,
+                position=position,
+                estimated_wait_secs=estimate,
+            ),
+            {chat_channel(conversation.conversation_id)},
+        )
+    for conversation_id in set(told) - still:
+        del told[conversation_id]
+
+
+def _estimate(engine: ChatEngine, topics: frozenset[str], position: int, places: int) -> int | None:
+    samples = [secs for topic in topics for secs in engine.handle_secs.get(topic, ())]
+    if not samples or places <= 0:
+        return None
+    return math.ceil(position * (sum(samples) / len(samples)) / places)
+
+
+def note_chat_ended(engine: ChatEngine, conversation: Conversation) -> None:
+    """A visitor chat ended (lock held): its handling time feeds the estimate, and its
+    agents are idle from now (they worked until now; routing's order)."""
+    now = engine.clock()
+    if conversation.accepted_at is not None:
+        secs = (now - conversation.accepted_at).total_seconds()
+        for topic in routing_topics(engine, conversation):
+            engine.handle_secs.setdefault(topic, deque(maxlen=HANDLE_SAMPLES)).append(secs)
+    for agent_id in conversation.active_agent_ids():
+        agent_presence(engine, agent_id).idle_since = now
+        engine.state.save_agent_idle(agent_id, now)
+
+
+def publish_waiting(engine: ChatEngine, conversation: Conversation) -> None:
+    """`chat.waiting` to every online agent who may pick the chat up (lock held)."""
+    channels = set()
+    for route in agent_routes(engine):
+        profile = engine.directory.agent(route.agent_id)
+        if route.online and profile is not None and may_take(engine, profile, conversation):
+            channels.add(agent_channel(route.agent_id))
+    if channels:
+        engine.bus.publish(
+            events.event(events.CHAT_WAITING, chat=chat_of(engine, conversation)), channels
+        )
+
+
+def run_ring_timeouts(engine: ChatEngine) -> int:
+    """Pause every agent whose offer rang past its answer time limit, ring the next
+    agents, and refresh the queue; returns how many agents were paused."""
+    with engine.changing():
+        now = engine.clock()
+        paused: set[str] = set()
+        for conversation in _waiting(engine):
+            started, agent_id = conversation.ring_started_at, conversation.ringing_agent_id
+            if started is None or agent_id is None:
+                continue
+            if (now - started).total_seconds() < answer_secs(engine, conversation):
+                continue
+            _stop_ring(engine, conversation)
+            if agent_id in paused:
+                continue
+            presence = agent_presence(engine, agent_id)
+            if presence.status is AgentStatus.AVAILABLE:
+                presence.status = AgentStatus.PAUSED
+                engine.state.save_agent_status(agent_id, AgentStatus.PAUSED)
+                engine.changed_agents[agent_id] = None
+                paused.add(agent_id)
+        for agent_id in paused:
+            profile = engine.directory.agent(agent_id)
+            if profile is not None:
+                refresh_availability(engine, profile.topic_ids)
+        route_waiting(engine)
+        return len(paused)
+
+
+def do_agent_transfer_to_queue(
+    engine: ChatEngine, session: AgentSession, *, conversation_id: str, topic_id: str
+) -> None:
+    """Hand the chat to a topic's queue: the agent leaves it, it waits (keeping its place
+    by start time) and rings for that topic's agents, never for the sender again."""
+    with engine.changing():
+        profile = engine.directory.agent(session.agent_id)
+        if profile is None:
+            raise ChatForbidden("You no longer have an agent profile.")
+        conversation = engine.conversations.get(conversation_id)
+        if conversation is None or not conversation.has_agent(profile.agent_id):
+            raise ChatNotFound("There is no such chat.")
+        if conversation.kind is not ConversationKind.VISITOR:
+            raise ChatInvalid("Only a chat with a visitor goes to a queue.")
+        if conversation.state is not ConversationState.ACTIVE:
+            raise ChatInvalid("Accept the chat first.")
+        topic = engine.directory.topics().get(topic_id)
+        if topic is None:
+            raise ChatNotFound("There is no such topic.")
+        if conversation.active_agent_ids() != [profile.agent_id]:
+            raise ChatInvalid("Other agents are in this chat: transfer it to one of them.")
+        for participant in conversation.participants:
+            if participant.kind == "agent" and participant.id == profile.agent_id:
+                participant.active = False
+        conversation.state = ConversationState.WAITING
+        conversation.owner_agent_id = None
+        conversation.topic_id = topic.topic_id
+        conversation.ringing_agent_id = None
+        conversation.ring_started_at = None
+        conversation.declined_agent_ids = [profile.agent_id]
+        message = append_system_line(
+            engine, conversation, f"{profile.name} transferred the chat to the {topic.name} queue."
+        )
+        engine.bus.publish(
+            events.event(events.CHAT_WITHDRAWN, conversation_id=conversation_id),
+            {agent_channel(profile.agent_id)},
+        )
+        publish_message(engine, conversation, message)
+        publish_waiting(engine, conversation)
+        route_waiting(engine)
