@@ -40,9 +40,13 @@ def transcript_messages(
 
 
 def finished_chat(
-    conversation: Conversation, messages: Sequence[Message], directory: DirectoryLike
+    conversation: Conversation,
+    messages: Sequence[Message],
+    directory: DirectoryLike,
+    consults: Sequence[tuple[Conversation, Sequence[Message]]] = (),
 ) -> FinishedChat:
-    """The activity-to-be of an ended visitor chat."""
+    """The activity-to-be of an ended visitor chat; `consults`: its consult threads with
+    their messages, each to become an internal note on the activity."""
     assert conversation.ended_at is not None
     widget = directory.widget(conversation.widget_id) if conversation.widget_id else None
     topics = directory.topics()
@@ -88,11 +92,22 @@ def finished_chat(
         agent_id=owner.agent_id if owner is not None else None,
         consent=dict(conversation.consent) if conversation.consent else None,
         disposition=conversation.disposition,
+        consults=[
+            {
+                "subject": "Consult (internal): "
+                + " and ".join(p.name for p in consult.participants if p.kind == "agent"),
+                "transcript": transcript_messages(consult_messages),
+            }
+            for consult, consult_messages in consults
+        ],
     )
 
 
 def finished_chat_payload(
-    conversation: Conversation, messages: Sequence[Message], directory: DirectoryLike
+    conversation: Conversation,
+    messages: Sequence[Message],
+    directory: DirectoryLike,
+    consults: Sequence[tuple[Conversation, Sequence[Message]]] = (),
 ) -> dict[str, Any]:
     """The outbox payload for an ended visitor chat (JSON-ready)."""
-    return finished_chat(conversation, messages, directory).to_dict()
+    return finished_chat(conversation, messages, directory, consults).to_dict()

@@ -198,6 +198,12 @@ class AgentChatStart(_Frame):
     agent_id: Guid
 
 
+class ConsultStart(_Frame):
+    type: Literal["consult.start"]
+    conversation_id: Guid  # the visitor chat to ask about
+    agent_id: Guid
+
+
 class ChatLabels(_Frame):
     type: Literal["chat.labels"]
     conversation_id: Guid
@@ -220,6 +226,7 @@ AgentFrame = Annotated[
     | ChatTransfer
     | AgentEnd
     | AgentChatStart
+    | ConsultStart
     | AgentTyping
     | ChatLabels
     | Ping,

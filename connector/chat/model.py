@@ -119,6 +119,10 @@ class Conversation:
     consent: dict[str, str] | None = None
     # What the agent chose from the topic's list when ending it (chat/dispositions.py).
     disposition: str | None = None
+    # Consult (actions/consults.py): on a consult thread (kind AGENT), the visitor chat it
+    # is about; on a visitor chat, its consult threads, written as notes on its activity.
+    consult_of: str | None = None
+    consult_ids: list[str] = field(default_factory=list)
 
     @property
     def is_open(self) -> bool:

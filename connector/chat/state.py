@@ -277,6 +277,8 @@ def _conversation_to_json(c: Conversation) -> str:
             "declined_agent_ids": c.declined_agent_ids,
             "consent": c.consent,
             "disposition": c.disposition,
+            "consult_of": c.consult_of,
+            "consult_ids": c.consult_ids,
         }
     )
 
@@ -320,6 +322,8 @@ def _conversation_from_row(conversation_id: str, data: str) -> Conversation:
         declined_agent_ids=list(d.get("declined_agent_ids") or []),
         consent=d.get("consent"),
         disposition=d.get("disposition"),
+        consult_of=d.get("consult_of"),
+        consult_ids=list(d.get("consult_ids") or []),
     )
 
 

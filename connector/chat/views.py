@@ -94,8 +94,11 @@ def chat_view(
     messages: Sequence[Message],
     history: Sequence[HistoryEntry],
     visitor: VisitorPresence | None,
+    consult_of: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The `chat` object agents receive (snapshot, offered, accepted, updated)."""
+    """The `chat` object agents receive (snapshot, offered, accepted, updated);
+    `consult_of` ({"conversation_id","visitor_name"}) names the visitor chat a consult is
+    about."""
     visitor_part: dict[str, Any] | None = None
     if conversation.visitor_id is not None:
         visitor_part = {
@@ -123,6 +126,7 @@ def chat_view(
         "state": conversation.state.value,
         "widget": {"id": widget.widget_id, "name": widget.name} if widget is not None else None,
         "channel": conversation.channel,
+        "consult_of": consult_of,
         "topics": [
             {"id": t.topic_id, "name": t.name, "color": t.color, "dispositions": t.dispositions}
             for t in (topics.get(topic_id) for topic_id in topic_ids)

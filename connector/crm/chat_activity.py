@@ -66,6 +66,7 @@ __all__ = [
     "format_visitor",
     "utf16_len",
     "write_chat_activity",
+    "write_consult_notes",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,9 @@ MAX_JSON_CHARS = 100_000
 MAX_READABLE_CHARS = 4_000  # crmchat_visitordetails, crmchat_participantnames
 MAX_VISITOR_ID_CHARS = 100
 MAX_LABELS_CHARS = 4000
+# The standard `annotation` table's columns (subject 500, notetext 100,000).
+MAX_NOTE_SUBJECT_CHARS = 500
+MAX_NOTE_TEXT_CHARS = 100_000
 # Strings inside an over-long JSON column are cut to these lengths, in turn.
 _JSON_STRING_STEPS = (1000, 200, 50)
 # Room kept free at the end of a cut transcript for the line that says so.
@@ -143,6 +147,9 @@ class FinishedChat:
     agent_id: str | None = None  # crmchat_agentid of the agent who accepted
     consent: dict[str, str] | None = None  # {"text", "at"}: what the visitor agreed to
     disposition: str | None = None  # the agent's closing choice (connector/crm/dispositions.py)
+    # Consult threads (connector/chat/actions/consults.py): [{"subject", "transcript"}],
+    # each written as an internal note on the activity.
+    consults: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         guid(self.conversation_id)
@@ -177,6 +184,13 @@ class FinishedChat:
             "agent_id": self.agent_id,
             "consent": self.consent,
             "disposition": self.disposition,
+            "consults": [
+                {
+                    "subject": str(c["subject"]),
+                    "transcript": [_json_message(m) for m in c["transcript"]],
+                }
+                for c in self.consults
+            ],
         }
 
     @classmethod
@@ -212,6 +226,10 @@ class FinishedChat:
             agent_id=data.get("agent_id"),
             consent=data.get("consent"),
             disposition=data.get("disposition"),
+            consults=[
+                {"subject": str(c["subject"]), "transcript": list(c["transcript"])}
+                for c in data.get("consults") or []
+            ],
         )
 
 
@@ -549,9 +567,38 @@ def write_chat_activity(
             # An earlier attempt created it; close it unless that attempt got that far too.
             if row.get("statecode") == STATE_COMPLETED:
                 return activity_id
+        # The notes before the close: a completed activity is read-only in the app, and a
+        # retry after a crash finds the activity open until every note is written.
+        write_consult_notes(client, activity_id, chat.consults, secret=secret)
         client.update(tables.CHATS, activity_id, _CLOSE)
         return activity_id
     raise ForgedChatActivity(f"every activity id of chat {chat.conversation_id} is taken")
+
+
+def write_consult_notes(
+    client: DataverseClient,
+    activity_id: str,
+    consults: Sequence[Mapping[str, Any]],
+    *,
+    secret: bytes,
+) -> None:
+    """Each consult thread as a note on the activity: one create-only upsert each, at an
+    id derived from the activity's, so a retry writes none twice."""
+    for index, consult in enumerate(consults):
+        message = f"crmchat-consult-note:{guid(activity_id)}:{index}".encode()
+        digest = bytearray(hmac.new(secret, message, hashlib.sha256).digest()[:16])
+        digest[6] = (digest[6] & 0x0F) | 0x40
+        digest[8] = (digest[8] & 0x3F) | 0x80
+        note_id = str(uuid.UUID(bytes=bytes(digest)))
+        body = {
+            "subject": _cut(str(consult["subject"]), MAX_NOTE_SUBJECT_CHARS),
+            "notetext": format_transcript(consult["transcript"], limit=MAX_NOTE_TEXT_CHARS),
+            tables.BIND_NOTE_CHAT: tables.bind(tables.CHATS, activity_id),
+        }
+        try:
+            client.create(tables.NOTES, body, record_id=note_id)
+        except PreconditionFailed:
+            pass  # written by an earlier attempt
 
 
 def chat_activity_handler(

@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, request
 from flask_sock import Sock
 
 from connector.chat import events
-from connector.chat.actions import agents, offers, visitors
+from connector.chat.actions import agents, consults, offers, visitors
 from connector.chat.engine import ChatEngine
 from connector.chat.errors import ChatError, ChatUnavailable
 from connector.chat.frames import (
@@ -33,6 +33,7 @@ from connector.chat.frames import (
     ChatResync,
     ChatStart,
     ChatTransfer,
+    ConsultStart,
     FrameError,
     Hello,
     PageFrame,
@@ -330,6 +331,10 @@ def agent_socket(ws: Any) -> None:
                 )
             case AgentChatStart():
                 agents.do_agent_chat_start(engine, session, agent_id=frame.agent_id)
+            case ConsultStart():
+                consults.do_consult_start(
+                    engine, session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
+                )
             case AgentTyping():
                 agents.do_agent_typing(
                     engine, session, conversation_id=frame.conversation_id, on=frame.on

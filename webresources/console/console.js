@@ -184,10 +184,16 @@
 
   function chatName(chat) {
     if (chat.kind === "visitor") return visitorName(chat.visitor);
+    if (chat.consult_of) return "Consult: " + (chat.consult_of.visitor_name || "Visitor") + " · " + agentNames(chat);
+    return agentNames(chat) || "Agent chat";
+  }
+
+  // The other agents of an agent chat or consult, by name.
+  function agentNames(chat) {
     const others = (chat.participants || [])
       .filter((p) => !(p.kind === "agent" && state.me && p.id === state.me.agent_id))
       .map((p) => p.name);
-    return others.length ? others.join(", ") : "Agent chat";
+    return others.join(", ");
   }
 
   function widgetName(widgetId) {
@@ -480,7 +486,8 @@
     if (!state.tabs.includes(id)) state.tabs.push(id);
     // Focus chats I asked for (accept, agent chat); others (invites, transfers) open as a
     // tab without taking the agent away from the chat in front of them.
-    const other = chat.kind === "agent" ? "agent:" + agentOther(chat) : null;
+    const other = chat.consult_of ? "consult:" + chat.consult_of.conversation_id
+      : chat.kind === "agent" ? "agent:" + agentOther(chat) : null;
     const asked = state.wantFocus.delete(id) || (other !== null && state.wantFocus.delete(other));
     if (asked || !state.active) {
       state.active = id;
@@ -1002,7 +1009,7 @@
 
   // ---- menus -------------------------------------------------------------------------------
   function closeMenus(except) {
-    for (const id of ["invite-menu", "transfer-menu", "snippet-picker", "emoji-picker", "labels-menu"]) {
+    for (const id of ["invite-menu", "transfer-menu", "consult-menu", "snippet-picker", "emoji-picker", "labels-menu"]) {
       if (id !== except) $(id).hidden = true;
     }
     if (except !== "end-confirm") $("end-confirm").hidden = true;
@@ -1024,22 +1031,29 @@
     // of one of its topics.
     const taken = new Set((chat.participants || []).filter((p) => p.kind === "agent").map((p) => p.id));
     const topics = new Set((chat.topics || []).map((t) => t.id));
-    const serves = (a) => chat.kind !== "visitor" || (a.topic_ids || []).some((t) => topics.has(t));
+    // A consult may ask anyone online: the expert need not serve the chat's topics.
+    const serves = (a) => chat.kind !== "visitor" || action === "consult" ||
+      (a.topic_ids || []).some((t) => topics.has(t));
     const choices = [...state.agents.values()].filter((a) =>
       a.online !== false && !(state.me && a.agent_id === state.me.agent_id) &&
-      (action === "transfer" || !taken.has(a.agent_id)) && serves(a));
+      (action !== "invite" || !taken.has(a.agent_id)) && serves(a));
     const menu = $(menuId);
     menu.replaceChildren(...(choices.length ? choices.map((agent) => el("li", {},
       el("button", {
         type: "button", class: "menu-item", "data-testid": action + "-agent", "data-agent-id": agent.agent_id,
         onclick: () => {
-          send({ type: "chat." + action, conversation_id: chat.conversation_id, agent_id: agent.agent_id });
           menu.hidden = true;
+          if (action === "consult") {
+            state.wantFocus.add("consult:" + chat.conversation_id);
+            send({ type: "consult.start", conversation_id: chat.conversation_id, agent_id: agent.agent_id });
+            return;
+          }
+          send({ type: "chat." + action, conversation_id: chat.conversation_id, agent_id: agent.agent_id });
           toast((action === "invite" ? "Invited " : "Transferring to ") + agent.name + ".", "ok");
         },
       }, el("span", { class: "dot " + (agent.status || "offline") }), agent.name,
       el("span", { class: "muted", text: STATUS_LABELS[agent.status] || "" }))))
-      : [el("li", { class: "menu-empty", text: chat.kind === "visitor"
+      : [el("li", { class: "menu-empty", text: chat.kind === "visitor" && action !== "consult"
         ? "No other agent of this chat's topics is online." : "No other agent is online." })]));
   }
 
@@ -1339,7 +1353,7 @@
   }
 
   function startAgentChat(agentId) {
-    const existing = [...state.chats.values()].find((c) => c.kind === "agent" && c.state !== "ended" &&
+    const existing = [...state.chats.values()].find((c) => c.kind === "agent" && !c.consult_of && c.state !== "ended" &&
       (c.participants || []).length === 2 && c.participants.some((p) => p.kind === "agent" && p.id === agentId));
     if (existing) { openChat(existing.conversation_id); return; }
     state.wantFocus.add("agent:" + agentId);
@@ -1408,22 +1422,29 @@
     presence.hidden = !isVisitor;
     presence.dataset.connected = String(connected);
     presence.title = connected ? "Visitor is on the site" : "Visitor has left";
-    $("chat-state").textContent = ended ? "Ended" : chat.state === "waiting" ? "Waiting" : isVisitor ? "Active" : "Agent chat";
+    $("chat-state").textContent = ended ? "Ended" : chat.state === "waiting" ? "Waiting" : isVisitor ? "Active"
+      : chat.consult_of ? "Consult" : "Agent chat";
     const duration = $("chat-duration");
     if (ended) {
       delete duration.dataset.since;
     } else {
       setSince(duration, chat.accepted_at || chat.started_at);
     }
-    for (const id2 of ["invite", "transfer", "end", "input", "send", "snippet-button", "emoji-button"]) {
+    for (const id2 of ["invite", "transfer", "consult", "end", "input", "send", "snippet-button", "emoji-button"]) {
       $(id2).disabled = ended;
     }
     $("transfer").hidden = !isVisitor;
+    $("consult").hidden = !isVisitor;
+    // A consult has no End of its own: it ends with the customer's chat.
+    $("end").hidden = Boolean(chat.consult_of);
+    $("invite").hidden = Boolean(chat.consult_of);
     const banner = $("chat-banner");
     let bannerText = "";
     if (ended) {
       bannerText = chat.leftReason || (chat.endedBy === "visitor" ? "The visitor ended this chat."
         : chat.endedBy === "agent" ? "This chat has ended." : "This chat has ended.");
+    } else if (chat.consult_of) {
+      bannerText = "Private: the customer never sees this thread. It is kept as an internal note on the chat.";
     } else if (isVisitor && !connected) {
       bannerText = "The visitor has left the site. They see your messages if they come back.";
     }
@@ -2142,6 +2163,7 @@
     });
     $("invite").addEventListener("click", () => agentMenu("invite-menu", "invite"));
     $("transfer").addEventListener("click", () => agentMenu("transfer-menu", "transfer"));
+    $("consult").addEventListener("click", () => agentMenu("consult-menu", "consult"));
     $("end").addEventListener("click", () => {
       closeMenus("end-confirm");
       const chat = state.active ? state.chats.get(state.active) : null;
