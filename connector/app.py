@@ -32,6 +32,7 @@ from connector.settings import Settings
 from connector.web import (
     admin,
     agent_api,
+    attachments,
     auth,
     cors,
     designer_api,
@@ -124,7 +125,9 @@ def create_app(
         pages.bp,
         widget_api.bp,
         transcripts.bp,
+        attachments.bp,
         agent_api.bp,
+        attachments.agent_bp,
         privacy_api.bp,
         internal_api.bp,
         embed.bp,

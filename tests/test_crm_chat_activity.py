@@ -21,9 +21,10 @@ from connector.crm.chat_activity import (
     chat_activity_handler,
     chat_activity_id,
     chat_activity_payload,
+    chat_notes,
     format_transcript,
     utf16_len,
-    write_consult_notes,
+    write_notes,
 )
 from connector.crm.regarding import Regarding, create_case, create_contact, create_lead
 from connector.dataverse import DataverseClient, StaticTokenProvider
@@ -583,7 +584,7 @@ def test_a_write_interrupted_after_a_note_writes_no_note_twice(
     # The first attempt got as far as the note and died before the close.
     activity_id = activity_of(chat)
     service.create(tables.CHATS, chat_activity_payload(chat), record_id=activity_id)
-    write_consult_notes(service, activity_id, chat.consults, secret=SERVICE_SECRET)
+    write_notes(service, activity_id, chat_notes(chat), secret=SERVICE_SECRET)
     write_chat(service, chat)
     notes = list(admin.list(tables.NOTES, filter=f"_objectid_value eq {activity_id}"))
     assert len(notes) == 1

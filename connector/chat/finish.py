@@ -9,6 +9,7 @@ Nothing on this path reads Dataverse: names come from the cached Directory.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,9 +45,11 @@ def finished_chat(
     messages: Sequence[Message],
     directory: DirectoryLike,
     consults: Sequence[tuple[Conversation, Sequence[Message]]] = (),
+    files: Sequence[tuple[Message, bytes]] = (),
 ) -> FinishedChat:
     """The activity-to-be of an ended visitor chat; `consults`: its consult threads with
-    their messages, each to become an internal note on the activity."""
+    their messages, each to become an internal note on the activity; `files`: the
+    messages that carried a file, with its bytes, each to become a note with the file."""
     assert conversation.ended_at is not None
     widget = directory.widget(conversation.widget_id) if conversation.widget_id else None
     topics = directory.topics()
@@ -100,6 +103,16 @@ def finished_chat(
             }
             for consult, consult_messages in consults
         ],
+        files=[
+            {
+                "name": str(message.attachment["name"]),
+                "type": str(message.attachment["type"]),
+                "sender": message.sender_name,
+                "documentbody": base64.b64encode(data).decode("ascii"),
+            }
+            for message, data in files
+            if message.attachment
+        ],
     )
 
 
@@ -108,6 +121,7 @@ def finished_chat_payload(
     messages: Sequence[Message],
     directory: DirectoryLike,
     consults: Sequence[tuple[Conversation, Sequence[Message]]] = (),
+    files: Sequence[tuple[Message, bytes]] = (),
 ) -> dict[str, Any]:
     """The outbox payload for an ended visitor chat (JSON-ready)."""
-    return finished_chat(conversation, messages, directory, consults).to_dict()
+    return finished_chat(conversation, messages, directory, consults, files).to_dict()

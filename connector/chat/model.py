@@ -146,6 +146,9 @@ class Message:
     sender_name: str
     text: str
     sent_at: datetime
+    # A file sent with the message (the text is its name): {"id","name","type","size"};
+    # the bytes are in the live state (`attachment`), until the activity's notes hold them.
+    attachment: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

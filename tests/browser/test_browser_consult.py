@@ -9,15 +9,13 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from connector.demo import admin_client
-from connector.services import services_of
-
 
 def test_a_consult_stays_between_the_agents_and_becomes_a_note_on_the_chat_activity(
     service: Any,
     new_page: Callable[[], Any],
     agent_console: Callable[..., Any],
     chat_activity: Callable[[list[str]], dict[str, Any]],
+    activity_notes: Callable[[str, list[str]], list[dict[str, Any]]],
 ) -> None:
     sam = agent_console("Sam Sales")
     bea = agent_console("Bea Support")  # another topic: an expert may be asked all the same
@@ -82,14 +80,7 @@ def test_a_consult_stays_between_the_agents_and_becomes_a_note_on_the_chat_activ
     chat = chat_activity(["activityid", "crmchat_transcript", "crmchat_rating"])
     assert "Phone support comes with Enterprise." in chat["crmchat_transcript"]
     assert "Pro plan" not in chat["crmchat_transcript"]
-    client = admin_client(services_of(service.app).standin)
-    notes = list(
-        client.list(
-            "annotations",
-            select=["subject", "notetext"],
-            filter=f"_objectid_value eq {chat['activityid']}",
-        )
-    )
+    notes = activity_notes(chat["activityid"], ["subject", "notetext"])
     assert len(notes) == 1
     assert notes[0]["subject"] == "Consult (internal): Sam and Bea"
     assert "Sam: Does the Pro plan include phone support?" in notes[0]["notetext"]

@@ -1430,7 +1430,8 @@
     } else {
       setSince(duration, chat.accepted_at || chat.started_at);
     }
-    for (const id2 of ["invite", "transfer", "consult", "end", "input", "send", "snippet-button", "emoji-button"]) {
+    $("attach-button").hidden = !(chat.attachments && chat.attachments.enabled);
+    for (const id2 of ["attach-button", "invite", "transfer", "consult", "end", "input", "send", "snippet-button", "emoji-button"]) {
       $(id2).disabled = ended;
     }
     $("transfer").hidden = !isVisitor;
@@ -1525,7 +1526,7 @@
         el("span", { class: "msg-name", text: (m.sender && m.sender.name) || (kind === "visitor" ? "Visitor" : "") }),
         el("time", { datetime: m.sent_at || "", "data-testid": "message-time", text: at === null ? "" : formatClock(at) })));
     }
-    item.append(el("div", { class: "msg-text", "data-testid": "message-text", text: m.text }));
+    item.append(m.attachment ? attachmentView(m) : el("div", { class: "msg-text", "data-testid": "message-text", text: m.text }));
     if (kind === "system" && at !== null) {
       item.append(el("time", { datetime: m.sent_at, "data-testid": "message-time", text: formatClock(at) }));
     }
@@ -1543,6 +1544,84 @@
           : "Sending…"));
     }
     return item;
+  }
+
+  // ---- files (docs/agent-workspace.md, "Attachments") -----------------------------------
+  const PREVIEW_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+  const fileUrls = new Map(); // attachment id -> blob: URL, read once
+
+  function formatSize(bytes) {
+    return bytes < 1024 ? bytes + " B" : bytes < 1048576 ? Math.ceil(bytes / 1024) + " KB"
+      : (bytes / 1048576).toFixed(1) + " MB";
+  }
+
+  // Why the chat will not take `file`, or "" (the service checks the same again).
+  function fileProblem(chat, file) {
+    const rules = chat && chat.attachments;
+    if (!rules || !rules.enabled) return "This chat does not take files.";
+    const dot = file.name.lastIndexOf(".");
+    const extension = dot > 0 ? file.name.slice(dot + 1).toLowerCase() : "";
+    if (!(rules.types || []).includes(extension)) return "Only these files can be sent: " + (rules.types || []).join(", ") + ".";
+    if (!file.size) return "The file is empty.";
+    if (file.size > rules.max_kb * 1024) return "The file is larger than " + rules.max_kb + " KB.";
+    return "";
+  }
+
+  async function sendFile(file) {
+    const chat = state.active ? state.chats.get(state.active) : null;
+    if (!chat || chat.state === "ended" || !file) return;
+    const problem = fileProblem(chat, file);
+    if (problem) { toast(file.name + ": " + problem, "bad"); return; }
+    const form = new FormData();
+    form.append("client_id", randomId());
+    form.append("file", file, file.name);
+    toast("Sending " + file.name + "…", "ok");
+    try {
+      if (!tokenFresh()) await state.session.signIn();
+      const response = await fetch(state.session.base + "/api/agent/chats/" + chat.conversation_id + "/files", {
+        method: "POST", headers: { Authorization: "Bearer " + state.session.token() }, body: form,
+      });
+      const data = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error((data.error && data.error.message) || response.statusText);
+    } catch (error) {
+      toast(file.name + " was not sent: " + error.message, "bad");
+    }
+  }
+
+  async function fileBlob(conversationId, attachment) {
+    if (fileUrls.has(attachment.id)) return fileUrls.get(attachment.id);
+    if (!tokenFresh()) await state.session.signIn();
+    const response = await fetch(state.session.base + "/api/agent/chats/" + conversationId + "/files/" + attachment.id, {
+      headers: { Authorization: "Bearer " + state.session.token() },
+    });
+    if (!response.ok) throw new Error("The file could not be read.");
+    const url = URL.createObjectURL(await response.blob());
+    fileUrls.set(attachment.id, url);
+    return url;
+  }
+
+  // A file in the log: its name and size to download it, and an image shown small.
+  function attachmentView(m) {
+    const attachment = m.attachment;
+    const box = el("div", { class: "attachment", "data-testid": "message-attachment", "data-name": attachment.name });
+    box.append(el("button", {
+      type: "button", class: "link", "data-testid": "attachment-download",
+      text: "📎 " + attachment.name + " (" + formatSize(attachment.size || 0) + ")",
+      onclick: async () => {
+        try {
+          const a = el("a", { href: await fileBlob(m.conversation_id, attachment), download: attachment.name });
+          a.click();
+        } catch (error) {
+          toast(error.message, "bad");
+        }
+      },
+    }));
+    if (PREVIEW_TYPES.includes(attachment.type)) {
+      const img = el("img", { alt: attachment.name, "data-testid": "attachment-preview" });
+      fileBlob(m.conversation_id, attachment).then((url) => { img.src = url; }, () => img.remove());
+      box.append(img);
+    }
+    return box;
   }
 
   function fact(list, label, value, extra) {
@@ -2217,6 +2296,24 @@
       onclick: () => { $("emoji-picker").hidden = true; insertAtCursor(emoji); },
     })));
     $("emoji-button").addEventListener("click", () => toggle("emoji-picker"));
+    $("attach-button").addEventListener("click", () => $("file-input").click());
+    $("file-input").addEventListener("change", () => {
+      const file = $("file-input").files[0];
+      $("file-input").value = "";
+      sendFile(file);
+    });
+    // Dropping a file on the chat sends it, as the attach button does.
+    $("messages").addEventListener("dragover", (event) => {
+      if (![...event.dataTransfer.types].includes("Files")) return;
+      event.preventDefault();
+      $("messages").classList.add("dropping");
+    });
+    $("messages").addEventListener("dragleave", () => $("messages").classList.remove("dropping"));
+    $("messages").addEventListener("drop", (event) => {
+      event.preventDefault();
+      $("messages").classList.remove("dropping");
+      sendFile(event.dataTransfer.files[0]);
+    });
     $("contact-unpair").addEventListener("click", unpairContact);
     $("account-open").addEventListener("click", () => {
       const accountId = contactAccountId();

@@ -187,6 +187,7 @@ def append_message(
     text: str,
     client_id: str | None = None,
     changed: bool = False,
+    attachment: dict[str, Any] | None = None,
 ) -> Message:
     """Store a message (the caller publishes); `changed` stores the conversation first.
 
@@ -203,6 +204,7 @@ def append_message(
         sender_name=sender_name,
         text=text,
         sent_at=engine.clock(),
+        attachment=attachment,
     )
     engine.state.add_message(conversation, message)
     conversation.last_seq = message.seq

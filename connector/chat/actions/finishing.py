@@ -132,12 +132,16 @@ def finish_chat(engine: ChatEngine, conversation: Conversation) -> None:
         consult = engine.conversations.get(consult_id) or engine.state.conversation(consult_id)
         if consult is not None:
             consults.append((consult, engine.state.messages(consult_id)))
-    payload = finished_chat_payload(
-        conversation,
-        engine.state.messages(conversation.conversation_id),
-        engine.directory,
-        consults,
-    )
+    messages = engine.state.messages(conversation.conversation_id)
+    files = []
+    for message in messages:
+        if message.attachment:
+            data = engine.state.attachment_data(
+                conversation.conversation_id, str(message.attachment["id"])
+            )
+            if data is not None:
+                files.append((message, data))
+    payload = finished_chat_payload(conversation, messages, engine.directory, consults, files)
     engine.finishing.add(conversation.conversation_id)
     engine.defer_finish(conversation, payload)
 
