@@ -47,6 +47,7 @@ from connector.web import (
     request_log,
     sockets,
     standin,
+    supervisor_api,
     transcripts,
     widget_api,
 )
@@ -128,6 +129,7 @@ def create_app(
         attachments.bp,
         agent_api.bp,
         attachments.agent_bp,
+        supervisor_api.bp,
         privacy_api.bp,
         internal_api.bp,
         embed.bp,

@@ -204,6 +204,11 @@ class ConsultStart(_Frame):
     agent_id: Guid
 
 
+class SupervisorJoin(_Frame):
+    type: Literal["supervisor.join"]
+    conversation_id: Guid
+
+
 class ChatLabels(_Frame):
     type: Literal["chat.labels"]
     conversation_id: Guid
@@ -227,6 +232,7 @@ AgentFrame = Annotated[
     | AgentEnd
     | AgentChatStart
     | ConsultStart
+    | SupervisorJoin
     | AgentTyping
     | ChatLabels
     | Ping,

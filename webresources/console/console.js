@@ -389,6 +389,8 @@
     status.disabled = false;
     setConnection("online", "Connected");
     if (state.incoming.size) notifyIncoming();
+    $("supervisor-panel").hidden = !(state.me && state.me.supervisor);
+    if (state.me && state.me.supervisor) loadBoard();
   }
 
   function mergeChat(old, chat) {
@@ -1310,6 +1312,78 @@
   }
 
   // visitor.left drops a visitor; one still in an open chat stays, marked as gone (red).
+  // ---- supervisor (docs/agent-workspace.md, "Supervisor") -------------------------------
+  // The board is read every few seconds while the console is in front: it costs the
+  // service a look at its memory and Dataverse nothing.
+  const BOARD_POLL_MS = 3000;
+  const board = { data: null, reading: null, readMessages: [], timer: 0 };
+
+  async function loadBoard() {
+    clearTimeout(board.timer);
+    if (!(state.me && state.me.supervisor)) return;
+    try {
+      if (!document.hidden) {
+        board.data = await agentCall("GET", "/api/agent/supervisor/board");
+        if (board.reading) {
+          const body = await agentCall("GET", "/api/agent/supervisor/chats/" + board.reading);
+          board.readMessages = body.messages || [];
+        }
+        renderBoard();
+      }
+    } catch (error) {
+      $("board-queues").replaceChildren(el("li", { class: "list-empty", text: "Could not read the board: " + error.message }));
+    }
+    board.timer = setTimeout(loadBoard, BOARD_POLL_MS);
+  }
+
+  function renderBoard() {
+    const data = board.data || { queues: [], chats: [] };
+    $("board-queues").replaceChildren(...data.queues.map((q) => el("li", {
+      class: "item", "data-testid": "board-queue", "data-topic-id": q.topic_id,
+    }, el("div", { class: "item-main" },
+      el("span", { class: "name", text: q.name }),
+      el("span", { class: "meta", text: q.waiting + " waiting · " + q.active + " active · " +
+        q.agents_available + " of " + q.agents_online + " online agents available" }),
+      q.oldest_waiting_since ? el("span", { class: "meta" }, "Longest wait ",
+        counter(q.oldest_waiting_since, "board-queue-wait", "Longest wait")) : null))));
+    $("board-count").textContent = String(data.chats.length);
+    $("board-chats").replaceChildren(...(data.chats.length ? data.chats.map(boardChatItem)
+      : [el("li", { class: "list-empty", text: "No open chats." })]));
+  }
+
+  function boardChatItem(c) {
+    const mine = state.chats.has(c.conversation_id) && state.chats.get(c.conversation_id).state !== "ended";
+    const reading = board.reading === c.conversation_id;
+    return el("li", { class: "item board-chat", "data-testid": "board-chat", "data-conversation-id": c.conversation_id, "data-state": c.state },
+      el("div", { class: "item-main" },
+        el("span", { class: "name", text: (c.visitor_name || "Visitor") + " · " + (c.state === "waiting" ? "Waiting" : "Active") }),
+        el("span", { class: "meta", "data-testid": "board-chat-agents", text: [c.widget, (c.agents || []).map((a) => a.name).join(", ") || "no agent yet"].join(" · ") }),
+        el("span", { class: "meta" }, c.state === "waiting" ? "Waiting " : "For ",
+          counter(c.state === "waiting" ? c.started_at : c.accepted_at || c.started_at, "board-chat-time", "Time"))),
+      el("div", { class: "board-actions" },
+        el("button", { type: "button", class: "btn small", "data-testid": "board-read", "aria-expanded": String(reading),
+          text: reading ? "Close" : "Read",
+          onclick: () => {
+            board.reading = reading ? null : c.conversation_id;
+            board.readMessages = [];
+            loadBoard();
+          } }),
+        c.state === "active" && !mine ? el("button", { type: "button", class: "btn small", "data-testid": "board-join", text: "Join",
+          onclick: () => {
+            state.wantFocus.add(c.conversation_id);
+            if (!send({ type: "supervisor.join", conversation_id: c.conversation_id })) toast("Not connected.", "bad");
+          } }) : null,
+        ...(c.state === "active" ? (c.agents || []).filter((a) => !(state.me && a.agent_id === state.me.agent_id)).map((a) =>
+          el("button", { type: "button", class: "btn small", "data-testid": "board-message-agent", "data-agent-id": a.agent_id,
+            text: "Message " + a.name,
+            onclick: () => {
+              state.wantFocus.add("consult:" + c.conversation_id);
+              send({ type: "consult.start", conversation_id: c.conversation_id, agent_id: a.agent_id });
+            } })) : [])),
+      reading ? el("ol", { class: "messages board-read", "data-testid": "board-transcript" },
+        ...board.readMessages.map((m) => messageItem(m, false))) : null);
+  }
+
   function visitorItem(visitor) {
     const chat = [...state.chats.values()].find((c) => c.visitor && c.visitor.visitor_id === visitor.visitor_id && c.state !== "ended");
     const url = pageUrl(visitor.page);

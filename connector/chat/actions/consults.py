@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING
 
 from connector.chat import events
 from connector.chat.actions.agents import agent_profile
-from connector.chat.actions.conversations import agent_conversation, agent_presence, chat_of
+from connector.chat.actions.conversations import (
+    agent_conversation,
+    agent_presence,
+    chat_of,
+    find_conversation,
+)
 from connector.chat.errors import ChatEnded, ChatInvalid, ChatNotFound, ChatUnavailable
 from connector.chat.model import (
     Conversation,
@@ -43,6 +48,17 @@ def open_consults(engine: ChatEngine, conversation: Conversation) -> list[Conver
     return [c for c in found if c is not None and c.is_open]
 
 
+def _consulted_chat(
+    engine: ChatEngine, session: AgentSession, me: str, conversation_id: str, agent_id: str
+) -> Conversation:
+    """The chat to consult about: one the sender is in, or, for a supervisor, any chat
+    whose agent they write to (a supervisor's private message to the agent)."""
+    chat = find_conversation(engine, conversation_id)
+    if session.supervisor and chat is not None and chat.has_agent(agent_id):
+        return chat
+    return agent_conversation(engine, me, conversation_id)
+
+
 def do_consult_start(
     engine: ChatEngine, session: AgentSession, *, conversation_id: str, agent_id: str
 ) -> None:
@@ -52,7 +68,7 @@ def do_consult_start(
     """
     with engine.changing():
         profile = agent_profile(engine, session.agent_id)
-        chat = agent_conversation(engine, profile.agent_id, conversation_id)
+        chat = _consulted_chat(engine, session, profile.agent_id, conversation_id, agent_id)
         if chat.kind is not ConversationKind.VISITOR:
             raise ChatInvalid("Ask for assistance from a chat with a customer.")
         if not chat.is_open:
