@@ -810,7 +810,8 @@
       el("button", {
         type: "button", class: "btn small", "data-testid": "offer-reject", text: "Reject",
         title: "Leave this chat to the other agents", onclick: () => reject(chat.conversation_id),
-      })));
+      }),
+      offerLink(chat)));
   }
 
   // An offer updated while it rings (its contact found, say) is redrawn in place.
@@ -1278,7 +1279,8 @@
       type: "button", class: "btn small", "data-testid": "reject-button",
       "data-conversation-id": chat.conversation_id, text: "Reject",
       title: "Leave this chat to the other agents", onclick: () => reject(chat.conversation_id),
-    }));
+    }),
+    offerLink(chat));
   }
 
   function chatItem(chat, testid) {
@@ -1761,7 +1763,9 @@
   // ---- which side panels, in which order --------------------------------------------
   // The admin's choice: Settings' "Console side panels", e.g. "case, contact". Empty or
   // unreadable: every panel, in this order. Unknown names are ignored.
-  const PANELS = ["contact", "account", "case", "knowledge", "activities"];
+  const PANELS = ["contact", "account", "case", "knowledge", "activities", "page"];
+  // The admin's pages (crmchat_settings): the Page panel's and the offer button's.
+  const pages = { panel: null, panelBad: false, offer: null, offerLabel: "Open page" };
   let panelsShown = PANELS.slice();
 
   function parsePanels(text) {
@@ -1776,9 +1780,14 @@
   async function loadPanelSettings() {
     if (!xrm || !xrm.WebApi) return;
     try {
-      const found = await xrm.WebApi.retrieveMultipleRecords("crmchat_settings", "?$select=crmchat_consolepanels&$top=1");
-      const row = (found.entities || [])[0];
-      panelsShown = parsePanels(row && row.crmchat_consolepanels);
+      const found = await xrm.WebApi.retrieveMultipleRecords("crmchat_settings",
+        "?$select=crmchat_consolepanels,crmchat_pageurl,crmchat_offerurl,crmchat_offerlabel&$top=1");
+      const row = (found.entities || [])[0] || {};
+      panelsShown = parsePanels(row.crmchat_consolepanels);
+      pages.panel = httpsUrl(row.crmchat_pageurl);
+      pages.panelBad = Boolean(row.crmchat_pageurl) && !pages.panel;
+      pages.offer = httpsUrl(row.crmchat_offerurl);
+      pages.offerLabel = String(row.crmchat_offerlabel || "").trim().slice(0, 40) || "Open page";
     } catch (error) {
       panelsShown = PANELS.slice();   // the panels still work; only the admin's order is lost
     }
@@ -1792,6 +1801,50 @@
       card.classList.toggle("panel-off", !panelOn(card.dataset.panel));
     }
     render();
+  }
+
+  // An admin's address, only when it is an absolute https:// URL (no javascript:, data:,
+  // http: or relative address reaches an iframe or a link).
+  function httpsUrl(text) {
+    try {
+      const url = new URL(String(text || "").trim());
+      return url.protocol === "https:" && url.hostname ? url : null;
+    } catch (error) {
+      return null;
+    }
+  }
+
+  // The admin's page with the chat in its query; the page's own query is kept.
+  function contextUrl(base, chat) {
+    const url = new URL(base.href);
+    const contact = chatContact(chat);
+    const context = {
+      conversation_id: chat.conversation_id,
+      contact_id: contact ? contact.id : "",
+      email: chatEmail(chat) || "",
+      name: visitorName(chat.visitor),
+      topic: ((chat.topics || [])[0] || {}).name || "",
+    };
+    for (const [key, value] of Object.entries(context)) url.searchParams.set(key, value);
+    return url.href;
+  }
+
+  function renderPagePanel(chat) {
+    const card = $("page-panel");
+    card.hidden = !pages.panel && !pages.panelBad;
+    $("page-note").hidden = !pages.panelBad;
+    $("page-note").textContent = pages.panelBad ? "The Page panel's address must be an https:// address." : "";
+    const frame = $("page-frame");
+    frame.hidden = !pages.panel;
+    const src = pages.panel ? contextUrl(pages.panel, chat) : "about:blank";
+    if (frame.getAttribute("src") !== src) frame.setAttribute("src", src);
+  }
+
+  function offerLink(chat) {
+    return pages.offer ? el("a", {
+      class: "btn small", "data-testid": "offer-url-button", target: "_blank", rel: "noopener noreferrer",
+      href: contextUrl(pages.offer, chat), text: pages.offerLabel,
+    }) : null;
   }
 
   // ---- the Contact panel -------------------------------------------------------------
@@ -2225,6 +2278,7 @@
         loadActivities(chat);
         renderActivities();
       }
+      if (panelOn("page")) renderPagePanel(chat);
       renderIdentity(chat);
       renderDetails(chat);
       renderLabels(chat);
