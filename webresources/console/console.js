@@ -357,6 +357,7 @@
     if (state.me && (!state.prefs || state.prefs.agentId !== state.me.agent_id)) {
       state.prefs = Object.assign(alerts.preferences(state.me.agent_id), { agentId: state.me.agent_id });
       applyPreferences();
+      loadCrmPreferences(state.me.agent_id);
     }
     state.agents = new Map((frame.agents || []).map((a) => [a.agent_id, a]));
     state.visitors = new Map((frame.visitors || []).map((v) => [v.visitor_id, v]));
@@ -854,15 +855,36 @@
     for (const id of ["sound", "alert-mode", "alert-delay"]) $(id).disabled = false;
   }
 
-  function savePreferences() {
+  async function savePreferences() {
     if (!state.me || !state.prefs) return;
-    const saved = alerts.savePreferences(state.me.agent_id, {
+    const agentId = state.me.agent_id;
+    const saved = alerts.savePreferences(agentId, {
       sound: $("sound").checked,
       mode: $("alert-mode").value,
       delaySecs: $("alert-delay").value,
     });
-    state.prefs = Object.assign(saved, { agentId: state.me.agent_id });
+    state.prefs = Object.assign({}, saved, { agentId });
     applyPreferences();
+    // Kept on the agent's record too, so they follow the agent to another browser; the
+    // agent owns their profile (Basic write on crmchat_agent).
+    if (!xrm || !xrm.WebApi) return;
+    try {
+      await xrm.WebApi.updateRecord("crmchat_agent", agentId, { crmchat_preferences: JSON.stringify(saved) });
+    } catch (error) {
+      toast("Your preferences are kept in this browser only: " + error.message, "bad");
+    }
+  }
+
+  // The agent record's preferences, when it has some, win over this browser's copy.
+  async function loadCrmPreferences(agentId) {
+    if (!xrm || !xrm.WebApi) return;
+    try {
+      const row = await xrm.WebApi.retrieveRecord("crmchat_agent", agentId, "?$select=crmchat_preferences");
+      if (!row.crmchat_preferences || !state.me || state.me.agent_id !== agentId) return;
+      const saved = alerts.savePreferences(agentId, alerts.fromSaved(JSON.parse(row.crmchat_preferences)));
+      state.prefs = Object.assign({}, saved, { agentId });
+      applyPreferences();
+    } catch (error) { /* unreadable or garbled: this browser's copy stays */ }
   }
 
   // ---- actions -----------------------------------------------------------------------
