@@ -33,6 +33,7 @@ from connector.settings import Settings
 from connector.web import (
     admin,
     agent_api,
+    attachments,
     auth,
     cors,
     designer_api,
@@ -47,6 +48,7 @@ from connector.web import (
     request_log,
     sockets,
     standin,
+    supervisor_api,
     transcripts,
     widget_api,
 )
@@ -125,7 +127,10 @@ def create_app(
         pages.bp,
         widget_api.bp,
         transcripts.bp,
+        attachments.bp,
         agent_api.bp,
+        attachments.agent_bp,
+        supervisor_api.bp,
         privacy_api.bp,
         internal_api.bp,
         embed.bp,

@@ -21,8 +21,10 @@ from connector.crm.chat_activity import (
     chat_activity_handler,
     chat_activity_id,
     chat_activity_payload,
+    chat_notes,
     format_transcript,
     utf16_len,
+    write_notes,
 )
 from connector.crm.regarding import Regarding, create_case, create_contact, create_lead
 from connector.dataverse import DataverseClient, StaticTokenProvider
@@ -543,3 +545,47 @@ def test_readable_columns_drop_control_characters_and_fit_their_column() -> None
     details = chat_activity_payload(chat)["crmchat_visitordetails"]
     assert details.startswith("Ann[31m Lee\nnote: xxx")
     assert utf16_len(details) <= 4000
+
+
+def test_each_consult_becomes_one_note_on_the_activity_written_before_the_close(
+    service: DataverseClient, admin: DataverseClient, recorder: Recorder
+) -> None:
+    consult = {
+        "subject": "Consult (internal): Ann and Bob",
+        "transcript": [
+            message(40, "agent", "Ann", "Is the Pro plan on offer?"),
+            message(50, "agent", "Bob", "Until Friday."),
+        ],
+    }
+    chat = finished_chat(consults=[consult])
+    write_chat(service, FinishedChat.from_dict(chat.to_dict()))  # via the outbox form
+    # Through the service's role: the activity, its note, then the close.
+    assert recorder.requests == ["PATCH crmchat_chats", "PATCH annotations", "PATCH crmchat_chats"]
+    notes = list(
+        admin.list(
+            tables.NOTES,
+            select=["subject", "notetext", "_objectid_value"],
+            filter=f"_objectid_value eq {activity_of(chat)}",
+        )
+    )
+    assert [n["subject"] for n in notes] == ["Consult (internal): Ann and Bob"]
+    assert "Ann: Is the Pro plan on offer?" in notes[0]["notetext"]
+    assert "Bob: Until Friday." in notes[0]["notetext"]
+    # The activity itself does not carry the consult.
+    row = admin.retrieve(tables.CHATS, activity_of(chat))
+    assert "Pro plan" not in row["crmchat_transcript"]
+
+
+def test_a_write_interrupted_after_a_note_writes_no_note_twice(
+    service: DataverseClient, admin: DataverseClient
+) -> None:
+    consult = {"subject": "Consult (internal): Ann and Bob", "transcript": []}
+    chat = finished_chat(consults=[consult])
+    # The first attempt got as far as the note and died before the close.
+    activity_id = activity_of(chat)
+    service.create(tables.CHATS, chat_activity_payload(chat), record_id=activity_id)
+    write_notes(service, activity_id, chat_notes(chat), secret=SERVICE_SECRET)
+    write_chat(service, chat)
+    notes = list(admin.list(tables.NOTES, filter=f"_objectid_value eq {activity_id}"))
+    assert len(notes) == 1
+    assert _chats(admin)[0]["statecode"] == 1

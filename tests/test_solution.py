@@ -536,12 +536,13 @@ def test_schema_has_the_many_to_many_relationships(schema: Schema) -> None:
     assert pairs["teamroles_association"][:3] == ("team", "role", "teamroles")
 
 
-def test_schema_has_the_three_roles_with_their_privileges(schema: Schema) -> None:
+def test_schema_has_the_roles_with_their_privileges(schema: Schema) -> None:
     assert {r.name for r in schema.roles} == {
         "CRM Chat Administrator",
         "CRM Chat Agent",
         "CRM Chat App User",
         "CRM Chat Service",
+        "CRM Chat Supervisor",
     }
     service = schema.role_named("CRM Chat Service")
     assert service is not None
@@ -571,6 +572,13 @@ def test_schema_has_the_three_roles_with_their_privileges(schema: Schema) -> Non
     assert app_user.privileges["prvCreatecrmchat_Handshake"] == AccessLevel.BASIC
     assert app_user.privileges["prvReadAppModule"] == AccessLevel.GLOBAL
     assert "prvReadActivity" not in app_user.privileges
+    # A supervisor is an agent who reads every chat activity, and writes none.
+    supervisor = schema.role_named("CRM Chat Supervisor")
+    assert supervisor is not None
+    assert supervisor.privileges["prvReadActivity"] == AccessLevel.GLOBAL
+    assert "prvCreateActivity" not in supervisor.privileges
+    assert "prvWriteActivity" not in supervisor.privileges
+    assert supervisor.privileges["prvReadcrmchat_Agent"] == AccessLevel.GLOBAL
 
 
 def test_load_schema_rereads_a_changed_file(source: tuple[Path, Path]) -> None:

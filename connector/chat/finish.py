@@ -9,6 +9,7 @@ Nothing on this path reads Dataverse: names come from the cached Directory.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,9 +41,15 @@ def transcript_messages(
 
 
 def finished_chat(
-    conversation: Conversation, messages: Sequence[Message], directory: DirectoryLike
+    conversation: Conversation,
+    messages: Sequence[Message],
+    directory: DirectoryLike,
+    consults: Sequence[tuple[Conversation, Sequence[Message]]] = (),
+    files: Sequence[tuple[Message, bytes]] = (),
 ) -> FinishedChat:
-    """The activity-to-be of an ended visitor chat."""
+    """The activity-to-be of an ended visitor chat; `consults`: its consult threads with
+    their messages, each to become an internal note on the activity; `files`: the
+    messages that carried a file, with its bytes, each to become a note with the file."""
     assert conversation.ended_at is not None
     widget = directory.widget(conversation.widget_id) if conversation.widget_id else None
     topics = directory.topics()
@@ -88,11 +95,33 @@ def finished_chat(
         agent_id=owner.agent_id if owner is not None else None,
         consent=dict(conversation.consent) if conversation.consent else None,
         disposition=conversation.disposition,
+        consults=[
+            {
+                "subject": "Consult (internal): "
+                + " and ".join(p.name for p in consult.participants if p.kind == "agent"),
+                "transcript": transcript_messages(consult_messages),
+            }
+            for consult, consult_messages in consults
+        ],
+        files=[
+            {
+                "name": str(message.attachment["name"]),
+                "type": str(message.attachment["type"]),
+                "sender": message.sender_name,
+                "documentbody": base64.b64encode(data).decode("ascii"),
+            }
+            for message, data in files
+            if message.attachment
+        ],
     )
 
 
 def finished_chat_payload(
-    conversation: Conversation, messages: Sequence[Message], directory: DirectoryLike
+    conversation: Conversation,
+    messages: Sequence[Message],
+    directory: DirectoryLike,
+    consults: Sequence[tuple[Conversation, Sequence[Message]]] = (),
+    files: Sequence[tuple[Message, bytes]] = (),
 ) -> dict[str, Any]:
     """The outbox payload for an ended visitor chat (JSON-ready)."""
-    return finished_chat(conversation, messages, directory).to_dict()
+    return finished_chat(conversation, messages, directory, consults, files).to_dict()

@@ -215,6 +215,17 @@ class AgentChatStart(_Frame):
     agent_id: Guid
 
 
+class ConsultStart(_Frame):
+    type: Literal["consult.start"]
+    conversation_id: Guid  # the visitor chat to ask about
+    agent_id: Guid
+
+
+class SupervisorJoin(_Frame):
+    type: Literal["supervisor.join"]
+    conversation_id: Guid
+
+
 class ChatLabels(_Frame):
     type: Literal["chat.labels"]
     conversation_id: Guid
@@ -237,6 +248,8 @@ AgentFrame = Annotated[
     | ChatTransfer
     | AgentEnd
     | AgentChatStart
+    | ConsultStart
+    | SupervisorJoin
     | AgentTyping
     | ChatLabels
     | Ping,

@@ -125,6 +125,10 @@ class Conversation:
     # The one agent a waiting chat rings for now, and since when (actions/queues.py).
     ringing_agent_id: str | None = None
     ring_started_at: datetime | None = None
+    # Consult (actions/consults.py): on a consult thread (kind AGENT), the visitor chat it
+    # is about; on a visitor chat, its consult threads, written as notes on its activity.
+    consult_of: str | None = None
+    consult_ids: list[str] = field(default_factory=list)
 
     @property
     def is_open(self) -> bool:
@@ -148,6 +152,9 @@ class Message:
     sender_name: str
     text: str
     sent_at: datetime
+    # A file sent with the message (the text is its name): {"id","name","type","size"};
+    # the bytes are in the live state (`attachment`), until the activity's notes hold them.
+    attachment: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

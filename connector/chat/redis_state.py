@@ -28,6 +28,7 @@ conversation's keys stay in one slot of a Redis Cluster and its scripts stay leg
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import replace
 from datetime import datetime
@@ -139,6 +140,7 @@ def _message_json(message: Message) -> str:
             "sender_name": message.sender_name,
             "text": message.text,
             "sent_at": _time(message.sent_at),
+            "attachment": message.attachment,
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -156,6 +158,7 @@ def _message(conversation_id: str, seq: int, text: str | bytes) -> Message:
         sender_name=d["sender_name"],
         text=d["text"],
         sent_at=datetime.fromisoformat(d["sent_at"]),
+        attachment=d.get("attachment"),
     )
 
 
@@ -324,6 +327,16 @@ class RedisLiveState:
             )
         entries.sort(key=lambda e: e.started_at, reverse=True)
         return entries[:HISTORY_LIMIT]
+
+    def save_attachment(self, conversation_id: str, attachment_id: str, data: bytes) -> None:
+        # The client decodes replies as text: the bytes travel as base64.
+        self._r.set(
+            self._c(conversation_id, f"file:{attachment_id}"), base64.b64encode(data).decode()
+        )
+
+    def attachment_data(self, conversation_id: str, attachment_id: str) -> bytes | None:
+        text = self._r.get(self._c(conversation_id, f"file:{attachment_id}"))
+        return base64.b64decode(cast(str, text)) if text is not None else None
 
     def save_visitor(self, presence: VisitorPresence) -> None:
         self._wrote(f"visitor:{presence.visitor_id}")

@@ -29,3 +29,5 @@ class AgentSession:
 
     subscriber: Subscriber
     agent_id: str
+    # The user holds a supervisor role (checked at connect; connector/web/auth.py).
+    supervisor: bool = False

@@ -85,6 +85,12 @@ class LiveState(Protocol):
     def history(self, visitor_id: str, *, exclude: str | None = None) -> list[HistoryEntry]:
         """The visitor's ended chats, newest first (at most HISTORY_LIMIT)."""
 
+    def save_attachment(self, conversation_id: str, attachment_id: str, data: bytes) -> None:
+        """Keep a file sent in the chat (committed on return)."""
+
+    def attachment_data(self, conversation_id: str, attachment_id: str) -> bytes | None:
+        """A file sent in the chat, or None."""
+
     def save_visitor(self, presence: VisitorPresence) -> None:
         """Insert or replace a visitor's presence record."""
 
@@ -188,8 +194,16 @@ CREATE TABLE IF NOT EXISTS message (
     sender_name TEXT NOT NULL,
     text TEXT NOT NULL,
     sent_at TEXT NOT NULL,
+    attachment TEXT,
     PRIMARY KEY (conversation_id, seq),
     UNIQUE (conversation_id, client_id)
+);
+-- The files sent in chats (connector/chat/actions/attachments.py), until written to CRM.
+CREATE TABLE IF NOT EXISTS attachment (
+    conversation_id TEXT NOT NULL,
+    attachment_id TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (conversation_id, attachment_id)
 );
 CREATE TABLE IF NOT EXISTS visitor (
     visitor_id TEXT PRIMARY KEY,
@@ -289,6 +303,8 @@ def _conversation_to_json(c: Conversation) -> str:
             "disposition": c.disposition,
             "ringing_agent_id": c.ringing_agent_id,
             "ring_started_at": _time(c.ring_started_at),
+            "consult_of": c.consult_of,
+            "consult_ids": c.consult_ids,
         }
     )
 
@@ -334,6 +350,8 @@ def _conversation_from_row(conversation_id: str, data: str) -> Conversation:
         disposition=d.get("disposition"),
         ringing_agent_id=d.get("ringing_agent_id"),
         ring_started_at=_parse(d.get("ring_started_at")),
+        consult_of=d.get("consult_of"),
+        consult_ids=list(d.get("consult_ids") or []),
     )
 
 
@@ -393,7 +411,7 @@ def _visitor_from_json(visitor_id: str, data: str) -> VisitorPresence:
 def _insert_message(db: sqlite3.Connection, message: Message) -> None:
     db.execute(
         "INSERT INTO message (conversation_id, seq, client_id, sender_kind, sender_id,"
-        " sender_name, text, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " sender_name, text, sent_at, attachment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             message.conversation_id,
             message.seq,
@@ -403,6 +421,7 @@ def _insert_message(db: sqlite3.Connection, message: Message) -> None:
             message.sender_name,
             message.text,
             _time(message.sent_at),
+            json.dumps(message.attachment) if message.attachment else None,
         ),
     )
 
@@ -419,6 +438,7 @@ def _message_from_row(row: sqlite3.Row) -> Message:
         sender_name=row["sender_name"],
         text=row["text"],
         sent_at=sent_at,
+        attachment=json.loads(row["attachment"]) if row["attachment"] else None,
     )
 
 
@@ -435,6 +455,9 @@ class SqliteLiveState:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(message)")}
+        if "attachment" not in columns:  # a live.sqlite from before attachments
+            self._db.execute("ALTER TABLE message ADD COLUMN attachment TEXT")
         self._db.executescript(_PRIMITIVES_SCHEMA)
 
     @contextmanager
@@ -511,6 +534,21 @@ class SqliteLiveState:
             (conversation_id, since_seq),
         )
         return [_message_from_row(row) for row in rows]
+
+    def save_attachment(self, conversation_id: str, attachment_id: str, data: bytes) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO attachment (conversation_id, attachment_id, data)"
+                " VALUES (?, ?, ?)",
+                (conversation_id, attachment_id, data),
+            )
+
+    def attachment_data(self, conversation_id: str, attachment_id: str) -> bytes | None:
+        rows = self._query(
+            "SELECT data FROM attachment WHERE conversation_id = ? AND attachment_id = ?",
+            (conversation_id, attachment_id),
+        )
+        return bytes(rows[0]["data"]) if rows else None
 
     def history(self, visitor_id: str, *, exclude: str | None = None) -> list[HistoryEntry]:
         rows = self._query(

@@ -47,6 +47,7 @@ def message_view(message: Message) -> dict[str, Any]:
         "sender": {"kind": message.sender_kind.value, "name": message.sender_name},
         "text": message.text,
         "sent_at": iso(message.sent_at),
+        **({"attachment": message.attachment} if message.attachment else {}),
     }
 
 
@@ -94,8 +95,11 @@ def chat_view(
     messages: Sequence[Message],
     history: Sequence[HistoryEntry],
     visitor: VisitorPresence | None,
+    consult_of: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The `chat` object agents receive (snapshot, offered, accepted, updated)."""
+    """The `chat` object agents receive (snapshot, offered, accepted, updated);
+    `consult_of` ({"conversation_id","visitor_name"}) names the visitor chat a consult is
+    about."""
     visitor_part: dict[str, Any] | None = None
     if conversation.visitor_id is not None:
         visitor_part = {
@@ -123,6 +127,19 @@ def chat_view(
         "state": conversation.state.value,
         "widget": {"id": widget.widget_id, "name": widget.name} if widget is not None else None,
         "channel": conversation.channel,
+        "consult_of": consult_of,
+        # The widget's file limits, so the console checks a file before it uploads it.
+        "attachments": (
+            {
+                "enabled": widget.design.attachments.enabled,
+                "max_kb": widget.design.attachments.max_kb,
+                "types": list(widget.design.attachments.types),
+            }
+            if widget is not None
+            and conversation.kind.value == "visitor"
+            and not conversation.channel
+            else None
+        ),
         "topics": [
             {"id": t.topic_id, "name": t.name, "color": t.color, "dispositions": t.dispositions}
             for t in (topics.get(topic_id) for topic_id in topic_ids)

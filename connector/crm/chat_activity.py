@@ -66,6 +66,8 @@ __all__ = [
     "format_visitor",
     "utf16_len",
     "write_chat_activity",
+    "chat_notes",
+    "write_notes",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,10 @@ MAX_JSON_CHARS = 100_000
 MAX_READABLE_CHARS = 4_000  # crmchat_visitordetails, crmchat_participantnames
 MAX_VISITOR_ID_CHARS = 100
 MAX_LABELS_CHARS = 4000
+# The standard `annotation` table's columns (subject 500, notetext 100,000).
+MAX_NOTE_SUBJECT_CHARS = 500
+MAX_NOTE_TEXT_CHARS = 100_000
+MAX_NOTE_FILENAME_CHARS = 255
 # Strings inside an over-long JSON column are cut to these lengths, in turn.
 _JSON_STRING_STEPS = (1000, 200, 50)
 # Room kept free at the end of a cut transcript for the line that says so.
@@ -143,6 +149,12 @@ class FinishedChat:
     agent_id: str | None = None  # crmchat_agentid of the agent who accepted
     consent: dict[str, str] | None = None  # {"text", "at"}: what the visitor agreed to
     disposition: str | None = None  # the agent's closing choice (connector/crm/dispositions.py)
+    # Consult threads (connector/chat/actions/consults.py): [{"subject", "transcript"}],
+    # each written as an internal note on the activity.
+    consults: list[dict[str, Any]] = field(default_factory=list)
+    # Files sent in the chat (connector/chat/actions/attachments.py): [{"name", "type",
+    # "sender", "documentbody"}] (base64), each written as a note with the file.
+    files: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         guid(self.conversation_id)
@@ -177,6 +189,14 @@ class FinishedChat:
             "agent_id": self.agent_id,
             "consent": self.consent,
             "disposition": self.disposition,
+            "consults": [
+                {
+                    "subject": str(c["subject"]),
+                    "transcript": [_json_message(m) for m in c["transcript"]],
+                }
+                for c in self.consults
+            ],
+            "files": [dict(f) for f in self.files],
         }
 
     @classmethod
@@ -212,6 +232,11 @@ class FinishedChat:
             agent_id=data.get("agent_id"),
             consent=data.get("consent"),
             disposition=data.get("disposition"),
+            consults=[
+                {"subject": str(c["subject"]), "transcript": list(c["transcript"])}
+                for c in data.get("consults") or []
+            ],
+            files=[{k: str(v) for k, v in f.items()} for f in data.get("files") or []],
         )
 
 
@@ -549,9 +574,58 @@ def write_chat_activity(
             # An earlier attempt created it; close it unless that attempt got that far too.
             if row.get("statecode") == STATE_COMPLETED:
                 return activity_id
+        # The notes before the close: a completed activity is read-only in the app, and a
+        # retry after a crash finds the activity open until every note is written.
+        write_notes(client, activity_id, chat_notes(chat), secret=secret)
         client.update(tables.CHATS, activity_id, _CLOSE)
         return activity_id
     raise ForgedChatActivity(f"every activity id of chat {chat.conversation_id} is taken")
+
+
+def chat_notes(chat: FinishedChat) -> list[dict[str, Any]]:
+    """The notes the chat's activity gets (pure): each consult thread (internal), then
+    each file sent in the chat, with the file as its `documentbody`."""
+    notes: list[dict[str, Any]] = [
+        {
+            "subject": _cut(str(consult["subject"]), MAX_NOTE_SUBJECT_CHARS),
+            "notetext": format_transcript(consult["transcript"], limit=MAX_NOTE_TEXT_CHARS),
+        }
+        for consult in chat.consults
+    ]
+    for file in chat.files:
+        notes.append(
+            {
+                "subject": _cut(
+                    f"Chat attachment from {file['sender']}: {file['name']}", MAX_NOTE_SUBJECT_CHARS
+                ),
+                "filename": _cut(file["name"], MAX_NOTE_FILENAME_CHARS),
+                "mimetype": file["type"],
+                "documentbody": file["documentbody"],
+            }
+        )
+    return notes
+
+
+def write_notes(
+    client: DataverseClient,
+    activity_id: str,
+    notes: Sequence[Mapping[str, Any]],
+    *,
+    secret: bytes,
+) -> None:
+    """Each note on the activity: one create-only upsert each, at an id derived from the
+    activity's, so a retry writes none twice."""
+    for index, note in enumerate(notes):
+        message = f"crmchat-chat-note:{guid(activity_id)}:{index}".encode()
+        digest = bytearray(hmac.new(secret, message, hashlib.sha256).digest()[:16])
+        digest[6] = (digest[6] & 0x0F) | 0x40
+        digest[8] = (digest[8] & 0x3F) | 0x80
+        note_id = str(uuid.UUID(bytes=bytes(digest)))
+        body = dict(note, **{tables.BIND_NOTE_CHAT: tables.bind(tables.CHATS, activity_id)})
+        try:
+            client.create(tables.NOTES, body, record_id=note_id)
+        except PreconditionFailed:
+            pass  # written by an earlier attempt
 
 
 def chat_activity_handler(

@@ -38,6 +38,8 @@ from pydantic import (
     model_validator,
 )
 
+from connector.crm.attachments import DEFAULT_TYPES, MAX_ATTACHMENT_KB, check_types
+from connector.crm.attachments import TYPES as ATTACHMENT_TYPES
 from connector.crm.hours import OperatingHours
 from connector.crm.masking import MAX_PATTERN_CHARS, MaskingError, check_pattern
 from connector.crm.masking import MAX_RULES as MAX_MASKING_RULES
@@ -263,6 +265,7 @@ WIDGET_TEXT_KEYS = (
     "notStarted", "badIdentity", "mismatch", "message", "ticketDone", "closeInvite",
     "transcriptDownload", "transcriptEmail", "transcriptEmailLabel", "transcriptSend",
     "transcriptSent", "transcriptFailed", "transcriptBadEmail", "transcriptTooMany",
+    "attach", "fileType", "fileSize", "fileFailed",
 )  # fmt: skip
 DESIGN_TEXT_KEYS = (
     "title", "start_button", "send_button", "confirm_end.message", "confirm_end.yes",
@@ -286,6 +289,19 @@ TranslationKey = Annotated[
     str, Field(max_length=40, pattern=r"^([A-Za-z_.]{1,40}|field\.[a-z][a-z0-9_]{0,31})$")
 ]
 Translation = Annotated[str, Field(min_length=1, max_length=MAX_TRANSLATION_CHARS)]
+
+
+class Attachments(_Options):
+    """Files in the chat, both ways (connector/crm/attachments.py has the rules)."""
+
+    enabled: bool = True
+    max_kb: int = Field(default=MAX_ATTACHMENT_KB, ge=1, le=MAX_ATTACHMENT_KB)
+    types: tuple[str, ...] = Field(default=DEFAULT_TYPES, max_length=len(ATTACHMENT_TYPES))
+
+    @field_validator("types")
+    @classmethod
+    def _allowed(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return check_types(value)
 
 
 class Privacy(_Options):
@@ -369,6 +385,7 @@ class WidgetDesign(_Options):
     # them (connector/crm/hours.py).
     operating_hours: OperatingHours = Field(default_factory=OperatingHours)
     privacy: Privacy = Field(default_factory=Privacy)
+    attachments: Attachments = Field(default_factory=Attachments)
     # The language the design's own texts are written in; `translations` gives the texts in
     # other languages (language tag -> text key -> text), and the visitor's browser
     # language (navigator.languages) picks one; a text a translation lacks stays as written.

@@ -31,6 +31,8 @@ __all__ = [
     "INCIDENTS",
     "LABELS",
     "LEADS",
+    "NOTES",
+    "BIND_NOTE_CHAT",
     "PARTY_FROM",
     "PARTY_TO",
     "REGARDING_SETS",
@@ -56,6 +58,9 @@ CHATS: Final = "crmchat_chats"  # the chat activity (activityid is the conversat
 SETTINGS: Final = "crmchat_settingses"
 HANDSHAKES: Final = "crmchat_handshakes"
 LABELS: Final = "crmchat_labels"
+# Notes (the standard `annotation` table); `objectid_<table>` points one at its record.
+NOTES: Final = "annotations"
+BIND_NOTE_CHAT: Final = "objectid_crmchat_chat@odata.bind"
 
 # The one settings record lives at this fixed id (written by upsert, never twice).
 SETTINGS_ID: Final = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://crmchat/settings"))

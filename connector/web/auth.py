@@ -32,6 +32,7 @@ from connector.web.errors import Forbidden, NotSignedIn, json_body
 __all__ = [
     "ADMIN_ROLES",
     "AGENT_ROLES",
+    "SUPERVISOR_ROLES",
     "AGENT_SUBPROTOCOL",
     "BEARER_SUBPROTOCOL_PREFIX",
     "agent_subprotocols",
@@ -59,8 +60,11 @@ SERVICE_TOKEN_MAX_AGE_SECS = 8 * 60 * 60
 # How stale a user's roles may be: the promise is "loses access within a minute".
 STANDING_MAX_AGE_SECS = 60
 ADMIN_ROLES = frozenset({"CRM Chat Administrator", "System Administrator"})
+# Supervisors see every open chat and queue (connector/chat/actions/supervision.py);
+# administrators are supervisors too.
+SUPERVISOR_ROLES = frozenset({"CRM Chat Supervisor"}) | ADMIN_ROLES
 # Support staff who check a caller's secret word are agents (or admins).
-AGENT_ROLES = frozenset({"CRM Chat Agent"}) | ADMIN_ROLES
+AGENT_ROLES = frozenset({"CRM Chat Agent"}) | SUPERVISOR_ROLES
 
 P = ParamSpec("P")
 R = TypeVar("R")

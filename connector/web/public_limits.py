@@ -33,6 +33,9 @@ from connector.services import services_of
 from connector.web.errors import ApiError, RateLimited, render_error
 from connector.web.sockets import engine_of
 
+# Chat files (connector/web/attachments.py): each upload may be megabytes.
+UPLOAD_LIMIT_PER_ADDRESS = "30 per minute"
+
 __all__ = [
     "CONFIG_ENDPOINT",
     "SOCKET_ENDPOINT",
@@ -155,6 +158,11 @@ def init_app(app: Flask) -> None:
         settings.transcript_mail_limit_per_chat,
         key=_chat_key,
     )
+
+    for endpoint in ("visitor_files.visitor_upload", "agent_files.agent_upload"):
+        app.view_functions[endpoint] = per_address(
+            app.view_functions[endpoint], UPLOAD_LIMIT_PER_ADDRESS
+        )
 
     @app.before_request
     def _socket_origin() -> None:

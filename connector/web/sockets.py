@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, request
 from flask_sock import Sock
 
 from connector.chat import events
-from connector.chat.actions import agents, offers, queues, visitors
+from connector.chat.actions import agents, consults, offers, queues, supervision, visitors
 from connector.chat.engine import ChatEngine
 from connector.chat.errors import ChatError, ChatUnavailable
 from connector.chat.frames import (
@@ -33,11 +33,13 @@ from connector.chat.frames import (
     ChatResync,
     ChatStart,
     ChatTransfer,
+    ConsultStart,
     FrameError,
     Hello,
     PageFrame,
     Ping,
     StatusSet,
+    SupervisorJoin,
     TicketCreate,
     TokenBucket,
     VisitorEnd,
@@ -59,6 +61,7 @@ from connector.web.auth import (
     AGENT_ROLES,
     AGENT_SUBPROTOCOL,
     STANDING_MAX_AGE_SECS,
+    SUPERVISOR_ROLES,
     current_roles_of,
     signed_in_user,
     socket_token,
@@ -288,7 +291,9 @@ def agent_socket(ws: Any) -> None:
         _refuse(ws, "forbidden", "You have no CRM Chat agent profile; ask your administrator.")
         return
     subscriber = Subscriber(ws.send, name=f"agent {profile.agent_id}")
-    session = AgentSession(subscriber, profile.agent_id)
+    session = AgentSession(
+        subscriber, profile.agent_id, supervisor=bool(user.roles & SUPERVISOR_ROLES)
+    )
 
     def act(frame: Any) -> None:
         match frame:
@@ -334,6 +339,14 @@ def agent_socket(ws: Any) -> None:
                 )
             case AgentChatStart():
                 agents.do_agent_chat_start(engine, session, agent_id=frame.agent_id)
+            case SupervisorJoin():
+                supervision.do_supervisor_join(
+                    engine, session, conversation_id=frame.conversation_id
+                )
+            case ConsultStart():
+                consults.do_consult_start(
+                    engine, session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
+                )
             case AgentTyping():
                 agents.do_agent_typing(
                     engine, session, conversation_id=frame.conversation_id, on=frame.on

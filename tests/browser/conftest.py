@@ -221,3 +221,23 @@ def chat_activity(service: Service) -> Callable[[list[str]], dict[str, Any]]:
             time.sleep(0.25)
 
     return wait
+
+
+@pytest.fixture
+def activity_notes(service: Service) -> Callable[[str, list[str]], list[dict[str, Any]]]:
+    """`activity_notes(activity_id, columns)`: the notes on a chat activity, once the
+    service closed it (it writes the notes before the close)."""
+    from connector.demo import admin_client
+
+    def wait(activity_id: str, columns: list[str]) -> list[dict[str, Any]]:
+        client = admin_client(services_of(service.app).standin)
+        deadline = time.monotonic() + ACTIVITY_WAIT_SECS
+        while client.retrieve("crmchat_chats", activity_id, select=["statecode"])["statecode"] != 1:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"chat activity {activity_id} was never closed")
+            time.sleep(0.1)
+        return list(
+            client.list("annotations", select=columns, filter=f"_objectid_value eq {activity_id}")
+        )
+
+    return wait

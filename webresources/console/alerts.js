@@ -21,18 +21,24 @@
     return Math.min(MAX_DELAY_SECS, Math.max(MIN_DELAY_SECS, n));
   }
 
-  // Sound on, toast after a delay, unless this agent chose otherwise.
-  ns.preferences = function (agentId) {
+  // Sound on, toast after a delay, unless `saved` (this agent's choice) says otherwise.
+  ns.fromSaved = function (saved) {
     const prefs = { sound: true, mode: "delay", delaySecs: DEFAULT_DELAY_SECS };
-    try {
-      const saved = JSON.parse(localStorage.getItem(PREFS_KEY_PREFIX + agentId) || "null");
-      if (saved && typeof saved === "object") {
-        if (typeof saved.sound === "boolean") prefs.sound = saved.sound;
-        if (MODES.includes(saved.mode)) prefs.mode = saved.mode;
-        if (saved.delaySecs !== undefined) prefs.delaySecs = clampDelay(saved.delaySecs);
-      }
-    } catch (error) { /* storage blocked or garbled: the defaults */ }
+    if (saved && typeof saved === "object") {
+      if (typeof saved.sound === "boolean") prefs.sound = saved.sound;
+      if (MODES.includes(saved.mode)) prefs.mode = saved.mode;
+      if (saved.delaySecs !== undefined) prefs.delaySecs = clampDelay(saved.delaySecs);
+    }
     return prefs;
+  };
+
+  // This browser's copy; the agent record's (crmchat_agent.crmchat_preferences) wins once read.
+  ns.preferences = function (agentId) {
+    try {
+      return ns.fromSaved(JSON.parse(localStorage.getItem(PREFS_KEY_PREFIX + agentId) || "null"));
+    } catch (error) {
+      return ns.fromSaved(null);   // storage blocked or garbled: the defaults
+    }
   };
 
   ns.savePreferences = function (agentId, prefs) {

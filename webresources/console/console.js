@@ -189,10 +189,16 @@
 
   function chatName(chat) {
     if (chat.kind === "visitor") return visitorName(chat.visitor);
+    if (chat.consult_of) return "Consult: " + (chat.consult_of.visitor_name || "Visitor") + " · " + agentNames(chat);
+    return agentNames(chat) || "Agent chat";
+  }
+
+  // The other agents of an agent chat or consult, by name.
+  function agentNames(chat) {
     const others = (chat.participants || [])
       .filter((p) => !(p.kind === "agent" && state.me && p.id === state.me.agent_id))
       .map((p) => p.name);
-    return others.length ? others.join(", ") : "Agent chat";
+    return others.join(", ");
   }
 
   function widgetName(widgetId) {
@@ -358,6 +364,7 @@
     if (state.me && (!state.prefs || state.prefs.agentId !== state.me.agent_id)) {
       state.prefs = Object.assign(alerts.preferences(state.me.agent_id), { agentId: state.me.agent_id });
       applyPreferences();
+      loadCrmPreferences(state.me.agent_id);
     }
     state.agents = new Map((frame.agents || []).map((a) => [a.agent_id, a]));
     state.visitors = new Map((frame.visitors || []).map((v) => [v.visitor_id, v]));
@@ -392,6 +399,8 @@
     status.disabled = false;
     setConnection("online", "Connected");
     if (state.incoming.size) notifyIncoming();
+    $("supervisor-panel").hidden = !(state.me && state.me.supervisor);
+    if (state.me && state.me.supervisor) loadBoard();
   }
 
   function mergeChat(old, chat) {
@@ -545,7 +554,8 @@
     if (!state.tabs.includes(id)) state.tabs.push(id);
     // Focus chats I asked for (accept, agent chat); others (invites, transfers) open as a
     // tab without taking the agent away from the chat in front of them.
-    const other = chat.kind === "agent" ? "agent:" + agentOther(chat) : null;
+    const other = chat.consult_of ? "consult:" + chat.consult_of.conversation_id
+      : chat.kind === "agent" ? "agent:" + agentOther(chat) : null;
     const asked = state.wantFocus.delete(id) || (other !== null && state.wantFocus.delete(other));
     if (asked || !state.active) {
       state.active = id;
@@ -871,7 +881,8 @@
       el("button", {
         type: "button", class: "btn small", "data-testid": "offer-reject", text: "Reject",
         title: "Leave this chat to the other agents", onclick: () => reject(chat.conversation_id),
-      })));
+      }),
+      offerLink(chat)));
   }
 
   // An offer updated while it rings (its contact found, say) is redrawn in place.
@@ -914,15 +925,36 @@
     for (const id of ["sound", "alert-mode", "alert-delay"]) $(id).disabled = false;
   }
 
-  function savePreferences() {
+  async function savePreferences() {
     if (!state.me || !state.prefs) return;
-    const saved = alerts.savePreferences(state.me.agent_id, {
+    const agentId = state.me.agent_id;
+    const saved = alerts.savePreferences(agentId, {
       sound: $("sound").checked,
       mode: $("alert-mode").value,
       delaySecs: $("alert-delay").value,
     });
-    state.prefs = Object.assign(saved, { agentId: state.me.agent_id });
+    state.prefs = Object.assign({}, saved, { agentId });
     applyPreferences();
+    // Kept on the agent's record too, so they follow the agent to another browser; the
+    // agent owns their profile (Basic write on crmchat_agent).
+    if (!xrm || !xrm.WebApi) return;
+    try {
+      await xrm.WebApi.updateRecord("crmchat_agent", agentId, { crmchat_preferences: JSON.stringify(saved) });
+    } catch (error) {
+      toast("Your preferences are kept in this browser only: " + error.message, "bad");
+    }
+  }
+
+  // The agent record's preferences, when it has some, win over this browser's copy.
+  async function loadCrmPreferences(agentId) {
+    if (!xrm || !xrm.WebApi) return;
+    try {
+      const row = await xrm.WebApi.retrieveRecord("crmchat_agent", agentId, "?$select=crmchat_preferences");
+      if (!row.crmchat_preferences || !state.me || state.me.agent_id !== agentId) return;
+      const saved = alerts.savePreferences(agentId, alerts.fromSaved(JSON.parse(row.crmchat_preferences)));
+      state.prefs = Object.assign({}, saved, { agentId });
+      applyPreferences();
+    } catch (error) { /* unreadable or garbled: this browser's copy stays */ }
   }
 
   // ---- actions -----------------------------------------------------------------------
@@ -1072,7 +1104,7 @@
 
   // ---- menus -------------------------------------------------------------------------------
   function closeMenus(except) {
-    for (const id of ["invite-menu", "transfer-menu", "snippet-picker", "emoji-picker", "labels-menu"]) {
+    for (const id of ["invite-menu", "transfer-menu", "consult-menu", "snippet-picker", "emoji-picker", "labels-menu"]) {
       if (id !== except) $(id).hidden = true;
     }
     if (except !== "end-confirm") $("end-confirm").hidden = true;
@@ -1094,22 +1126,29 @@
     // of one of its topics.
     const taken = new Set((chat.participants || []).filter((p) => p.kind === "agent").map((p) => p.id));
     const topics = new Set((chat.topics || []).map((t) => t.id));
-    const serves = (a) => chat.kind !== "visitor" || (a.topic_ids || []).some((t) => topics.has(t));
+    // A consult may ask anyone online: the expert need not serve the chat's topics.
+    const serves = (a) => chat.kind !== "visitor" || action === "consult" ||
+      (a.topic_ids || []).some((t) => topics.has(t));
     const choices = [...state.agents.values()].filter((a) =>
       a.online !== false && !(state.me && a.agent_id === state.me.agent_id) &&
-      (action === "transfer" || !taken.has(a.agent_id)) && serves(a));
+      (action !== "invite" || !taken.has(a.agent_id)) && serves(a));
     const menu = $(menuId);
     menu.replaceChildren(...(choices.length ? choices.map((agent) => el("li", {},
       el("button", {
         type: "button", class: "menu-item", "data-testid": action + "-agent", "data-agent-id": agent.agent_id,
         onclick: () => {
-          send({ type: "chat." + action, conversation_id: chat.conversation_id, agent_id: agent.agent_id });
           menu.hidden = true;
+          if (action === "consult") {
+            state.wantFocus.add("consult:" + chat.conversation_id);
+            send({ type: "consult.start", conversation_id: chat.conversation_id, agent_id: agent.agent_id });
+            return;
+          }
+          send({ type: "chat." + action, conversation_id: chat.conversation_id, agent_id: agent.agent_id });
           toast((action === "invite" ? "Invited " : "Transferring to ") + agent.name + ".", "ok");
         },
       }, el("span", { class: "dot " + (agent.status || "offline") }), agent.name,
       el("span", { class: "muted", text: STATUS_LABELS[agent.status] || "" }))))
-      : [el("li", { class: "menu-empty", text: chat.kind === "visitor"
+      : [el("li", { class: "menu-empty", text: chat.kind === "visitor" && action !== "consult"
         ? "No other agent of this chat's topics is online." : "No other agent is online." })]));
     if (action === "transfer") menu.append(...queueItems(chat, menu));
   }
@@ -1336,7 +1375,8 @@
       type: "button", class: "btn small", "data-testid": "reject-button",
       "data-conversation-id": chat.conversation_id, text: "Reject",
       title: "Leave this chat to the other agents", onclick: () => reject(chat.conversation_id),
-    }));
+    }),
+    offerLink(chat));
   }
 
   function chatItem(chat, testid) {
@@ -1370,6 +1410,78 @@
   }
 
   // visitor.left drops a visitor; one still in an open chat stays, marked as gone (red).
+  // ---- supervisor (docs/agent-workspace.md, "Supervisor") -------------------------------
+  // The board is read every few seconds while the console is in front: it costs the
+  // service a look at its memory and Dataverse nothing.
+  const BOARD_POLL_MS = 3000;
+  const board = { data: null, reading: null, readMessages: [], timer: 0 };
+
+  async function loadBoard() {
+    clearTimeout(board.timer);
+    if (!(state.me && state.me.supervisor)) return;
+    try {
+      if (!document.hidden) {
+        board.data = await agentCall("GET", "/api/agent/supervisor/board");
+        if (board.reading) {
+          const body = await agentCall("GET", "/api/agent/supervisor/chats/" + board.reading);
+          board.readMessages = body.messages || [];
+        }
+        renderBoard();
+      }
+    } catch (error) {
+      $("board-queues").replaceChildren(el("li", { class: "list-empty", text: "Could not read the board: " + error.message }));
+    }
+    board.timer = setTimeout(loadBoard, BOARD_POLL_MS);
+  }
+
+  function renderBoard() {
+    const data = board.data || { queues: [], chats: [] };
+    $("board-queues").replaceChildren(...data.queues.map((q) => el("li", {
+      class: "item", "data-testid": "board-queue", "data-topic-id": q.topic_id,
+    }, el("div", { class: "item-main" },
+      el("span", { class: "name", text: q.name }),
+      el("span", { class: "meta", text: q.waiting + " waiting · " + q.active + " active · " +
+        q.agents_available + " of " + q.agents_online + " online agents available" }),
+      q.oldest_waiting_since ? el("span", { class: "meta" }, "Longest wait ",
+        counter(q.oldest_waiting_since, "board-queue-wait", "Longest wait")) : null))));
+    $("board-count").textContent = String(data.chats.length);
+    $("board-chats").replaceChildren(...(data.chats.length ? data.chats.map(boardChatItem)
+      : [el("li", { class: "list-empty", text: "No open chats." })]));
+  }
+
+  function boardChatItem(c) {
+    const mine = state.chats.has(c.conversation_id) && state.chats.get(c.conversation_id).state !== "ended";
+    const reading = board.reading === c.conversation_id;
+    return el("li", { class: "item board-chat", "data-testid": "board-chat", "data-conversation-id": c.conversation_id, "data-state": c.state },
+      el("div", { class: "item-main" },
+        el("span", { class: "name", text: (c.visitor_name || "Visitor") + " · " + (c.state === "waiting" ? "Waiting" : "Active") }),
+        el("span", { class: "meta", "data-testid": "board-chat-agents", text: [c.widget, (c.agents || []).map((a) => a.name).join(", ") || "no agent yet"].join(" · ") }),
+        el("span", { class: "meta" }, c.state === "waiting" ? "Waiting " : "For ",
+          counter(c.state === "waiting" ? c.started_at : c.accepted_at || c.started_at, "board-chat-time", "Time"))),
+      el("div", { class: "board-actions" },
+        el("button", { type: "button", class: "btn small", "data-testid": "board-read", "aria-expanded": String(reading),
+          text: reading ? "Close" : "Read",
+          onclick: () => {
+            board.reading = reading ? null : c.conversation_id;
+            board.readMessages = [];
+            loadBoard();
+          } }),
+        c.state === "active" && !mine ? el("button", { type: "button", class: "btn small", "data-testid": "board-join", text: "Join",
+          onclick: () => {
+            state.wantFocus.add(c.conversation_id);
+            if (!send({ type: "supervisor.join", conversation_id: c.conversation_id })) toast("Not connected.", "bad");
+          } }) : null,
+        ...(c.state === "active" ? (c.agents || []).filter((a) => !(state.me && a.agent_id === state.me.agent_id)).map((a) =>
+          el("button", { type: "button", class: "btn small", "data-testid": "board-message-agent", "data-agent-id": a.agent_id,
+            text: "Message " + a.name,
+            onclick: () => {
+              state.wantFocus.add("consult:" + c.conversation_id);
+              send({ type: "consult.start", conversation_id: c.conversation_id, agent_id: a.agent_id });
+            } })) : [])),
+      reading ? el("ol", { class: "messages board-read", "data-testid": "board-transcript" },
+        ...board.readMessages.map((m) => messageItem(m, false))) : null);
+  }
+
   function visitorItem(visitor) {
     const chat = [...state.chats.values()].find((c) => c.visitor && c.visitor.visitor_id === visitor.visitor_id && c.state !== "ended");
     const url = pageUrl(visitor.page);
@@ -1413,7 +1525,7 @@
   }
 
   function startAgentChat(agentId) {
-    const existing = [...state.chats.values()].find((c) => c.kind === "agent" && c.state !== "ended" &&
+    const existing = [...state.chats.values()].find((c) => c.kind === "agent" && !c.consult_of && c.state !== "ended" &&
       (c.participants || []).length === 2 && c.participants.some((p) => p.kind === "agent" && p.id === agentId));
     if (existing) { openChat(existing.conversation_id); return; }
     state.wantFocus.add("agent:" + agentId);
@@ -1482,22 +1594,30 @@
     presence.hidden = !isVisitor;
     presence.dataset.connected = String(connected);
     presence.title = connected ? "Visitor is on the site" : "Visitor has left";
-    $("chat-state").textContent = ended ? "Ended" : chat.state === "waiting" ? "Waiting" : isVisitor ? "Active" : "Agent chat";
+    $("chat-state").textContent = ended ? "Ended" : chat.state === "waiting" ? "Waiting" : isVisitor ? "Active"
+      : chat.consult_of ? "Consult" : "Agent chat";
     const duration = $("chat-duration");
     if (ended) {
       delete duration.dataset.since;
     } else {
       setSince(duration, chat.accepted_at || chat.started_at);
     }
-    for (const id2 of ["invite", "transfer", "end", "input", "send", "snippet-button", "emoji-button"]) {
+    $("attach-button").hidden = !(chat.attachments && chat.attachments.enabled);
+    for (const id2 of ["attach-button", "invite", "transfer", "consult", "end", "input", "send", "snippet-button", "emoji-button"]) {
       $(id2).disabled = ended;
     }
     $("transfer").hidden = !isVisitor;
+    $("consult").hidden = !isVisitor;
+    // A consult has no End of its own: it ends with the customer's chat.
+    $("end").hidden = Boolean(chat.consult_of);
+    $("invite").hidden = Boolean(chat.consult_of);
     const banner = $("chat-banner");
     let bannerText = "";
     if (ended) {
       bannerText = chat.leftReason || (chat.endedBy === "visitor" ? "The visitor ended this chat."
         : chat.endedBy === "agent" ? "This chat has ended." : "This chat has ended.");
+    } else if (chat.consult_of) {
+      bannerText = "Private: the customer never sees this thread. It is kept as an internal note on the chat.";
     } else if (isVisitor && !connected) {
       bannerText = "The visitor has left the site. They see your messages if they come back.";
     }
@@ -1578,7 +1698,7 @@
         el("span", { class: "msg-name", text: (m.sender && m.sender.name) || (kind === "visitor" ? "Visitor" : "") }),
         el("time", { datetime: m.sent_at || "", "data-testid": "message-time", text: at === null ? "" : formatClock(at) })));
     }
-    item.append(el("div", { class: "msg-text", "data-testid": "message-text", text: m.text }));
+    item.append(m.attachment ? attachmentView(m) : el("div", { class: "msg-text", "data-testid": "message-text", text: m.text }));
     if (kind === "system" && at !== null) {
       item.append(el("time", { datetime: m.sent_at, "data-testid": "message-time", text: formatClock(at) }));
     }
@@ -1596,6 +1716,84 @@
           : "Sending…"));
     }
     return item;
+  }
+
+  // ---- files (docs/agent-workspace.md, "Attachments") -----------------------------------
+  const PREVIEW_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+  const fileUrls = new Map(); // attachment id -> blob: URL, read once
+
+  function formatSize(bytes) {
+    return bytes < 1024 ? bytes + " B" : bytes < 1048576 ? Math.ceil(bytes / 1024) + " KB"
+      : (bytes / 1048576).toFixed(1) + " MB";
+  }
+
+  // Why the chat will not take `file`, or "" (the service checks the same again).
+  function fileProblem(chat, file) {
+    const rules = chat && chat.attachments;
+    if (!rules || !rules.enabled) return "This chat does not take files.";
+    const dot = file.name.lastIndexOf(".");
+    const extension = dot > 0 ? file.name.slice(dot + 1).toLowerCase() : "";
+    if (!(rules.types || []).includes(extension)) return "Only these files can be sent: " + (rules.types || []).join(", ") + ".";
+    if (!file.size) return "The file is empty.";
+    if (file.size > rules.max_kb * 1024) return "The file is larger than " + rules.max_kb + " KB.";
+    return "";
+  }
+
+  async function sendFile(file) {
+    const chat = state.active ? state.chats.get(state.active) : null;
+    if (!chat || chat.state === "ended" || !file) return;
+    const problem = fileProblem(chat, file);
+    if (problem) { toast(file.name + ": " + problem, "bad"); return; }
+    const form = new FormData();
+    form.append("client_id", randomId());
+    form.append("file", file, file.name);
+    toast("Sending " + file.name + "…", "ok");
+    try {
+      if (!tokenFresh()) await state.session.signIn();
+      const response = await fetch(state.session.base + "/api/agent/chats/" + chat.conversation_id + "/files", {
+        method: "POST", headers: { Authorization: "Bearer " + state.session.token() }, body: form,
+      });
+      const data = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error((data.error && data.error.message) || response.statusText);
+    } catch (error) {
+      toast(file.name + " was not sent: " + error.message, "bad");
+    }
+  }
+
+  async function fileBlob(conversationId, attachment) {
+    if (fileUrls.has(attachment.id)) return fileUrls.get(attachment.id);
+    if (!tokenFresh()) await state.session.signIn();
+    const response = await fetch(state.session.base + "/api/agent/chats/" + conversationId + "/files/" + attachment.id, {
+      headers: { Authorization: "Bearer " + state.session.token() },
+    });
+    if (!response.ok) throw new Error("The file could not be read.");
+    const url = URL.createObjectURL(await response.blob());
+    fileUrls.set(attachment.id, url);
+    return url;
+  }
+
+  // A file in the log: its name and size to download it, and an image shown small.
+  function attachmentView(m) {
+    const attachment = m.attachment;
+    const box = el("div", { class: "attachment", "data-testid": "message-attachment", "data-name": attachment.name });
+    box.append(el("button", {
+      type: "button", class: "link", "data-testid": "attachment-download",
+      text: "📎 " + attachment.name + " (" + formatSize(attachment.size || 0) + ")",
+      onclick: async () => {
+        try {
+          const a = el("a", { href: await fileBlob(m.conversation_id, attachment), download: attachment.name });
+          a.click();
+        } catch (error) {
+          toast(error.message, "bad");
+        }
+      },
+    }));
+    if (PREVIEW_TYPES.includes(attachment.type)) {
+      const img = el("img", { alt: attachment.name, "data-testid": "attachment-preview" });
+      fileBlob(m.conversation_id, attachment).then((url) => { img.src = url; }, () => img.remove());
+      box.append(img);
+    }
+    return box;
   }
 
   function fact(list, label, value, extra) {
@@ -1661,7 +1859,9 @@
   // ---- which side panels, in which order --------------------------------------------
   // The admin's choice: Settings' "Console side panels", e.g. "case, contact". Empty or
   // unreadable: every panel, in this order. Unknown names are ignored.
-  const PANELS = ["contact", "account", "case", "knowledge", "activities"];
+  const PANELS = ["contact", "account", "case", "knowledge", "activities", "page"];
+  // The admin's pages (crmchat_settings): the Page panel's and the offer button's.
+  const pages = { panel: null, panelBad: false, offer: null, offerLabel: "Open page" };
   let panelsShown = PANELS.slice();
 
   function parsePanels(text) {
@@ -1702,9 +1902,14 @@
   async function loadPanelSettings() {
     if (!xrm || !xrm.WebApi) return;
     try {
-      const found = await xrm.WebApi.retrieveMultipleRecords("crmchat_settings", "?$select=crmchat_consolepanels&$top=1");
-      const row = (found.entities || [])[0];
-      panelsShown = parsePanels(row && row.crmchat_consolepanels);
+      const found = await xrm.WebApi.retrieveMultipleRecords("crmchat_settings",
+        "?$select=crmchat_consolepanels,crmchat_pageurl,crmchat_offerurl,crmchat_offerlabel&$top=1");
+      const row = (found.entities || [])[0] || {};
+      panelsShown = parsePanels(row.crmchat_consolepanels);
+      pages.panel = httpsUrl(row.crmchat_pageurl);
+      pages.panelBad = Boolean(row.crmchat_pageurl) && !pages.panel;
+      pages.offer = httpsUrl(row.crmchat_offerurl);
+      pages.offerLabel = String(row.crmchat_offerlabel || "").trim().slice(0, 40) || "Open page";
     } catch (error) {
       panelsShown = PANELS.slice();   // the panels still work; only the admin's order is lost
     }
@@ -1718,6 +1923,50 @@
       card.classList.toggle("panel-off", !panelOn(card.dataset.panel));
     }
     render();
+  }
+
+  // An admin's address, only when it is an absolute https:// URL (no javascript:, data:,
+  // http: or relative address reaches an iframe or a link).
+  function httpsUrl(text) {
+    try {
+      const url = new URL(String(text || "").trim());
+      return url.protocol === "https:" && url.hostname ? url : null;
+    } catch (error) {
+      return null;
+    }
+  }
+
+  // The admin's page with the chat in its query; the page's own query is kept.
+  function contextUrl(base, chat) {
+    const url = new URL(base.href);
+    const contact = chatContact(chat);
+    const context = {
+      conversation_id: chat.conversation_id,
+      contact_id: contact ? contact.id : "",
+      email: chatEmail(chat) || "",
+      name: visitorName(chat.visitor),
+      topic: ((chat.topics || [])[0] || {}).name || "",
+    };
+    for (const [key, value] of Object.entries(context)) url.searchParams.set(key, value);
+    return url.href;
+  }
+
+  function renderPagePanel(chat) {
+    const card = $("page-panel");
+    card.hidden = !pages.panel && !pages.panelBad;
+    $("page-note").hidden = !pages.panelBad;
+    $("page-note").textContent = pages.panelBad ? "The Page panel's address must be an https:// address." : "";
+    const frame = $("page-frame");
+    frame.hidden = !pages.panel;
+    const src = pages.panel ? contextUrl(pages.panel, chat) : "about:blank";
+    if (frame.getAttribute("src") !== src) frame.setAttribute("src", src);
+  }
+
+  function offerLink(chat) {
+    return pages.offer ? el("a", {
+      class: "btn small", "data-testid": "offer-url-button", target: "_blank", rel: "noopener noreferrer",
+      href: contextUrl(pages.offer, chat), text: pages.offerLabel,
+    }) : null;
   }
 
   // ---- the Contact panel -------------------------------------------------------------
@@ -2151,6 +2400,7 @@
         loadActivities(chat);
         renderActivities();
       }
+      if (panelOn("page")) renderPagePanel(chat);
       renderIdentity(chat);
       renderDetails(chat);
       renderLabels(chat);
@@ -2242,6 +2492,7 @@
     });
     $("invite").addEventListener("click", () => agentMenu("invite-menu", "invite"));
     $("transfer").addEventListener("click", () => agentMenu("transfer-menu", "transfer"));
+    $("consult").addEventListener("click", () => agentMenu("consult-menu", "consult"));
     $("end").addEventListener("click", () => {
       closeMenus("end-confirm");
       const chat = state.active ? state.chats.get(state.active) : null;
@@ -2295,6 +2546,24 @@
       onclick: () => { $("emoji-picker").hidden = true; insertAtCursor(emoji); },
     })));
     $("emoji-button").addEventListener("click", () => toggle("emoji-picker"));
+    $("attach-button").addEventListener("click", () => $("file-input").click());
+    $("file-input").addEventListener("change", () => {
+      const file = $("file-input").files[0];
+      $("file-input").value = "";
+      sendFile(file);
+    });
+    // Dropping a file on the chat sends it, as the attach button does.
+    $("messages").addEventListener("dragover", (event) => {
+      if (![...event.dataTransfer.types].includes("Files")) return;
+      event.preventDefault();
+      $("messages").classList.add("dropping");
+    });
+    $("messages").addEventListener("dragleave", () => $("messages").classList.remove("dropping"));
+    $("messages").addEventListener("drop", (event) => {
+      event.preventDefault();
+      $("messages").classList.remove("dropping");
+      sendFile(event.dataTransfer.files[0]);
+    });
     $("contact-unpair").addEventListener("click", unpairContact);
     $("account-open").addEventListener("click", () => {
       const accountId = contactAccountId();

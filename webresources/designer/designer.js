@@ -43,6 +43,8 @@
     retention_days: "Delete chats and their notes this many days after they end (0: keep them)",
     consent_required: "Ask the visitor to agree before the chat starts (a checkbox)",
     consent_text: "Consent text (stored with the chat)",
+    attachments: "Files in the chat (both ways)", max_kb: "Largest file (KB, at most 5120)",
+    types: "File types allowed: one extension a line (programs and scripts never are)",
     masking_rules: "Masking rules: one regular expression (RE2) a line; agents and the transcript see matches as *",
   };
   const PREVIEW_DEBOUNCE_MS = 150;
@@ -500,7 +502,7 @@
       if (typeof v === "boolean") out.push(check(path, label));
       else if (typeof v === "number") out.push(number(path, /_secs$/.test(key) && !LABELS[key] ? label + " (seconds)" : label, 0, null));
       else if (typeof v === "string") out.push(text(path, label, { multiline: v.length > 60 }));
-      else if (path === "privacy.masking_rules") out.push(patternLines(path, label));
+      else if (path === "privacy.masking_rules" || path === "attachments.types") out.push(patternLines(path, label));
       else if (v && typeof v === "object" && !Array.isArray(v) && !prefix) {
         out.push(el("fieldset", null, el("legend", { text: label }), ...genericControls(path, v)));
       }

@@ -80,6 +80,8 @@
     mismatch: "This chat's email does not match the account you are signed in with.",
     message: "Message", ticketDone: "Thanks, we got your message. Your ticket number is {number}.",
     closeInvite: "Close",
+    attach: "Send a file", fileType: "Only these files can be sent: {types}.",
+    fileSize: "The file is larger than {kb} KB.", fileFailed: "The file was not sent: {why}",
   };
   const T = Object.assign({}, DEFAULT_TEXTS, TEXTS);
   // The designer lists these as the texts a translation may give.
@@ -189,6 +191,7 @@
   const ICON_CHAT = "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z";
   const ICON_DOWN = "M6 9l6 6 6-6";
   const ICON_SEND = "M3 20l18-8L3 4v6l12 2-12 2z";
+  const ICON_CLIP = "M21 11l-8.5 8.5a5 5 0 0 1-7-7L14 4a3.5 3.5 0 0 1 5 5l-8.5 8.5a2 2 0 0 1-3-3L15 7";
   const ICON_SMILE = "M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zM8 14s1.5 2 4 2 4-2 4-2M9 9h.01M15 9h.01";
   const SYSTEM_FONTS = 'system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif';
   const safeUrl = (u, dataImage) => {
@@ -339,8 +342,19 @@
   const emojiBtn = design.emoji === false ? null : el("button", { class: "emo", type: "button",
     tid: "emoji", "aria-label": T.emoji, title: T.emoji, "aria-expanded": "false",
     onclick: () => togglePicker() }, svg(ICON_SMILE));
+  // Files both ways (docs/agent-workspace.md, "Attachments"): the design's limits are
+  // checked here before anything is sent, and by the service again.
+  const FILES = design.attachments || {};
+  const fileInput = el("input", { type: "file", hidden: true, tid: "file-input",
+    onchange: () => { sendFile(fileInput.files[0]); fileInput.value = ""; } });
+  const attachBtn = FILES.enabled ? el("button", { class: "emo", type: "button", tid: "attach",
+    "aria-label": T.attach, title: T.attach, onclick: () => fileInput.click() }, svg(ICON_CLIP)) : null;
   const composer = el("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); sendText(); } },
-    emojiBtn, input, sendBtn);
+    emojiBtn, attachBtn, fileInput, input, sendBtn);
+  if (FILES.enabled) {
+    log.addEventListener("dragover", (e) => { if (S.cid) e.preventDefault(); });
+    log.addEventListener("drop", (e) => { e.preventDefault(); sendFile(e.dataTransfer.files[0]); });
+  }
 
   // end of chat
   const endBox = el("div", { class: "endbox", tid: "end", hidden: true });
@@ -580,7 +594,7 @@
       "data-kind": kind, "data-seq": pending ? null : m.seq, "data-client-id": m.client_id,
       "data-name": name });
     if (kind !== "system") li.append(el("span", { class: "from" + (kind === "visitor" ? " sr" : ""), text: name }));
-    li.append(el("div", { class: "bubble" }, richText(m.text)));
+    li.append(el("div", { class: "bubble" }, m.attachment ? fileView(m.attachment) : richText(m.text)));
     li.append(el("span", { class: "meta" }));
     stamp(li, m, pending);
     return li;
@@ -619,7 +633,8 @@
     // (a message of a chat closeChat() forgot has a conversation_id that is no longer S.cid)
     if (!m || typeof m.seq !== "number" || (m.conversation_id && m.conversation_id !== S.cid)) return;
     if (S.msgs.some((x) => x.seq === m.seq)) return;
-    const kept = { seq: m.seq, client_id: m.client_id, sender: m.sender, text: m.text, sent_at: m.sent_at };
+    const kept = { seq: m.seq, client_id: m.client_id, sender: m.sender, text: m.text, sent_at: m.sent_at,
+      attachment: m.attachment };
     S.msgs.push(kept);
     S.msgs.sort((a, b) => a.seq - b.seq);
     if (S.msgs.length > MAX_KEPT_MESSAGES) S.msgs.splice(0, S.msgs.length - MAX_KEPT_MESSAGES);
@@ -1216,6 +1231,50 @@
     pump();
     input.focus();
   }
+  const filesUrl = () => ns.base + "/api/widgets/" + encodeURIComponent(WIDGET_ID) + "/files";
+  function fileProblem(f) {
+    const ext = f.name.includes(".") ? f.name.split(".").pop().toLowerCase() : "";
+    if (!(FILES.types || []).includes(ext)) return fmt(T.fileType, { types: (FILES.types || []).join(", ") });
+    if (!f.size || f.size > FILES.max_kb * 1024) return fmt(T.fileSize, { kb: FILES.max_kb });
+    return "";
+  }
+  function fileSaid(text) {
+    slowedEl.textContent = text;
+    slowedEl.hidden = !text;
+  }
+  async function sendFile(f) {
+    if (!f || !S.token || S.state === "ended") return;
+    const problem = fileProblem(f);
+    if (problem) { fileSaid(f.name + ": " + problem); return; }
+    fileSaid("");
+    const form = new FormData();
+    for (const [k, v] of [["visitor_id", VISITOR_ID], ["token", S.token], ["client_id", randomId(16)]]) form.append(k, v);
+    form.append("file", f, f.name);
+    try {
+      const r = await fetch(filesUrl(), { method: "POST", credentials: "omit", body: form });
+      if (!r.ok) throw new Error(((await r.json().catch(() => ({}))).error || {}).message || r.status);
+    } catch (e) {
+      fileSaid(fmt(T.fileFailed, { why: e.message }));
+    }
+  }
+  // The file, read with the chat's token in the body (never the URL), as a blob: URL.
+  const fileUrls = {};
+  function fileUrl(a) {
+    fileUrls[a.id] = fileUrls[a.id] || fetch(filesUrl() + "/" + encodeURIComponent(a.id), {
+      method: "POST", credentials: "omit", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ visitor_id: VISITOR_ID, token: S.token }),
+    }).then((r) => (r.ok ? r.blob() : Promise.reject(r.status))).then((b) => URL.createObjectURL(b));
+    return fileUrls[a.id];
+  }
+  function fileView(a) {
+    const link = el("a", { class: "file", tid: "attachment", href: "#", download: a.name,
+      text: "📎 " + a.name + " (" + Math.ceil((a.size || 0) / 1024) + " KB)" });
+    fileUrl(a).then((u) => { link.href = u; }, () => {});
+    if (!/^image\/(png|jpeg|gif|webp)$/.test(a.type)) return link;
+    const img = el("img", { alt: a.name, tid: "attachment-preview", class: "thumb" });
+    fileUrl(a).then((u) => { img.src = u; }, () => img.remove());
+    return el("span", {}, img, link);
+  }
   function endChat() {
     if (S.token && send({ type: "chat.end" })) return;
     // Offline, or the start not answered yet: end here now, and tell the service as soon as
@@ -1526,6 +1585,8 @@ padding-block:12px;padding-inline:16px 8px;border-radius:16px 16px 4px 16px;back
 .composer textarea:focus{border-color:var(--p);outline:0}
 .emo,.send{flex:none;width:40px;height:40px;border:0;border-radius:50%;display:grid;place-items:center;background:transparent;color:var(--mu)}
 .emo:hover{background:var(--soft)}
+.thumb{display:block;max-width:200px;max-height:150px;border-radius:6px;margin-bottom:4px}
+.file{color:inherit}
 .send{background:var(--p);color:var(--pt)}
 .send svg{width:20px;height:20px;fill:currentColor;stroke:none}
 [dir=rtl] .send svg{transform:scaleX(-1)}

@@ -105,13 +105,15 @@ def do_agent_connect(engine: ChatEngine, session: AgentSession) -> None:
             # Before this console subscribes: what now rings for them is in its snapshot.
             route_waiting(engine)
         engine.hub.subscribe(agent_channel(session.agent_id), session.subscriber)
-        engine.hub.send_to(session.subscriber, _snapshot(engine, profile, presence))
+        engine.hub.send_to(session.subscriber, _snapshot(engine, session, profile, presence))
         if came_online:
             _publish_agent(engine, profile, presence)
             refresh_availability(engine, profile.topic_ids)
 
 
-def _snapshot(engine: ChatEngine, profile: AgentLike, presence: AgentPresence) -> dict[str, Any]:
+def _snapshot(
+    engine: ChatEngine, session: AgentSession, profile: AgentLike, presence: AgentPresence
+) -> dict[str, Any]:
     # Online agents only: a console lists, invites and transfers to no one else, and an
     # agent going offline later arrives as a row of `agents.updated`.
     agents = []
@@ -145,6 +147,7 @@ def _snapshot(engine: ChatEngine, profile: AgentLike, presence: AgentPresence) -
             "agent_id": profile.agent_id,
             "name": profile.name,
             "status": presence.status.value,
+            "supervisor": session.supervisor,
         },
         agents=agents,
         visitors=visitors,

@@ -162,7 +162,19 @@ def chat_of(engine: ChatEngine, conversation: Conversation) -> dict[str, Any]:
         messages=engine.state.messages(conversation.conversation_id),
         history=history,
         visitor=visitor,
+        consult_of=_consult_of(engine, conversation),
     )
+
+
+def _consult_of(engine: ChatEngine, conversation: Conversation) -> dict[str, str] | None:
+    """Which visitor chat a consult is about (actions/consults.py), for its agents."""
+    if conversation.consult_of is None:
+        return None
+    chat = find_conversation(engine, conversation.consult_of)
+    return {
+        "conversation_id": conversation.consult_of,
+        "visitor_name": chat.visitor_name if chat is not None else "",
+    }
 
 
 def append_message(
@@ -175,6 +187,7 @@ def append_message(
     text: str,
     client_id: str | None = None,
     changed: bool = False,
+    attachment: dict[str, Any] | None = None,
 ) -> Message:
     """Store a message (the caller publishes); `changed` stores the conversation first.
 
@@ -191,6 +204,7 @@ def append_message(
         sender_name=sender_name,
         text=text,
         sent_at=engine.clock(),
+        attachment=attachment,
     )
     engine.state.add_message(conversation, message)
     conversation.last_seq = message.seq

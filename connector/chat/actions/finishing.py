@@ -72,6 +72,11 @@ def end_chat(
     if conversation.kind is not ConversationKind.VISITOR:
         engine.conversations.pop(conversation.conversation_id, None)
         return
+    # Its consults end with it: their notes are written with its activity, complete.
+    for consult_id in conversation.consult_ids:
+        consult = engine.conversations.get(consult_id)
+        if consult is not None and consult.is_open:
+            end_chat(engine, consult, by=by, name=name, line="The chat with the customer ended.")
     if was_waiting:
         engine.bus.publish(
             events.event(events.CHAT_WITHDRAWN, conversation_id=conversation.conversation_id),
@@ -126,9 +131,21 @@ def finish_chat(engine: ChatEngine, conversation: Conversation) -> None:
     """
     if conversation.conversation_id in engine.finishing:
         return
-    payload = finished_chat_payload(
-        conversation, engine.state.messages(conversation.conversation_id), engine.directory
-    )
+    consults = []
+    for consult_id in conversation.consult_ids:
+        consult = engine.conversations.get(consult_id) or engine.state.conversation(consult_id)
+        if consult is not None:
+            consults.append((consult, engine.state.messages(consult_id)))
+    messages = engine.state.messages(conversation.conversation_id)
+    files = []
+    for message in messages:
+        if message.attachment:
+            data = engine.state.attachment_data(
+                conversation.conversation_id, str(message.attachment["id"])
+            )
+            if data is not None:
+                files.append((message, data))
+    payload = finished_chat_payload(conversation, messages, engine.directory, consults, files)
     engine.finishing.add(conversation.conversation_id)
     engine.defer_finish(conversation, payload)
 

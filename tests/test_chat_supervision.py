@@ -1,0 +1,68 @@
+"""The supervisor in the engine without sockets (World from test_chat_engine): the board,
+joining, and a private message to a chat's agent; each refused to a plain agent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from chat_fakes import ANN, BOB, CID, Inbox
+from test_chat_engine import World
+
+from connector.chat.actions import agents, consults, supervision
+from connector.chat.errors import ChatForbidden, ChatNotFound
+from connector.chat.sessions import AgentSession
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+def supervisor(world: World, agent_id: str) -> tuple[AgentSession, Inbox]:
+    session, inbox = world.agent(agent_id)
+    session.supervisor = True
+    return session, inbox
+
+
+def test_the_board_shows_every_open_chat_and_each_topics_queue(world: World) -> None:
+    ann, _ = world.agent(ANN)
+    visitor, v_in = world.visitor()
+    conversation_id = world.start_chat(visitor, v_in)
+    board = supervision.supervisor_board(world.engine)
+    (chat,) = board["chats"]
+    assert (chat["conversation_id"], chat["state"], chat["agents"]) == (
+        conversation_id,
+        "waiting",
+        [],
+    )
+    waiting = {q["name"]: q["waiting"] for q in board["queues"]}
+    assert sum(waiting.values()) >= 1
+    agents.do_agent_accept(world.engine, ann, conversation_id=conversation_id)
+    board = supervision.supervisor_board(world.engine)
+    assert board["chats"][0]["agents"] == [{"agent_id": ANN, "name": "Ann"}]
+    assert {a["agent_id"]: a["chats"] for a in board["agents"]}[ANN] == 1
+    assert [m["text"] for m in supervision.access_supervised_chat(world.engine, conversation_id)]
+
+
+def test_only_a_supervisor_joins_uninvited_or_messages_an_agent_of_a_chat_they_are_not_in(
+    world: World,
+) -> None:
+    ann, _ = world.agent(ANN)
+    bob, _ = world.agent(BOB)
+    cid, cid_in = supervisor(world, CID)
+    visitor, v_in = world.visitor()
+    conversation_id = world.start_chat(visitor, v_in)
+    agents.do_agent_accept(world.engine, ann, conversation_id=conversation_id)
+
+    with pytest.raises(ChatForbidden):
+        supervision.do_supervisor_join(world.engine, bob, conversation_id=conversation_id)
+    with pytest.raises(ChatNotFound):
+        consults.do_consult_start(world.engine, bob, conversation_id=conversation_id, agent_id=ANN)
+
+    consults.do_consult_start(world.engine, cid, conversation_id=conversation_id, agent_id=ANN)
+    consult = cid_in.last("chat.accepted")["chat"]
+    assert consult["consult_of"]["conversation_id"] == conversation_id
+    supervision.do_supervisor_join(world.engine, cid, conversation_id=conversation_id)
+    assert cid_in.last("chat.accepted")["chat"]["conversation_id"] == conversation_id
+    assert "joined the chat" in v_in.last("message.created")["text"]
