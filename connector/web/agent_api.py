@@ -29,7 +29,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connector.chat.actions import conversations, records
 from connector.chat.errors import ChatError
@@ -78,8 +78,17 @@ class ContactSearchIn(BaseModel):
 
 
 class LinkContactIn(BaseModel):
+    """Exactly one of a contact's or a lead's id."""
+
     model_config = ConfigDict(extra="forbid")
-    contact_id: str = Field(pattern=GUID_PATTERN.pattern)
+    contact_id: str | None = Field(default=None, pattern=GUID_PATTERN.pattern)
+    lead_id: str | None = Field(default=None, pattern=GUID_PATTERN.pattern)
+
+    @model_validator(mode="after")
+    def _one(self) -> LinkContactIn:
+        if (self.contact_id is None) == (self.lead_id is None):
+            raise ValueError("give either contact_id or lead_id")
+        return self
 
 
 @bp.errorhandler(ChatError)
@@ -214,74 +223,87 @@ def _channel_chat(conversation_id: str, me: AgentLike) -> Conversation:
     return conversation
 
 
+# What the search reads of each table; a lead is Open (statecode 0) like a contact is
+# Active, and the person may be known only as a lead (an enquiry, not yet a customer).
+_SEARCHED = {
+    "contact": (tables.CONTACTS, "contactid"),
+    "lead": (tables.LEADS, "leadid"),
+}
+
+
+def _search(client: Any, table: str, query: str) -> list[dict[str, str]]:
+    entity_set, key = _SEARCHED[table]
+    rows = client.list(
+        entity_set,
+        select=[key, "fullname", "emailaddress1", "mobilephone"],
+        filter=and_(
+            eq("statecode", 0),
+            or_(
+                contains("fullname", query),
+                contains("emailaddress1", query),
+                contains("mobilephone", query),
+            ),
+        ),
+        orderby="fullname",
+        top=CONTACT_SEARCH_MAX,
+    )
+    return [
+        {
+            "id": str(row[key]).lower(),
+            "name": row.get("fullname") or "",
+            "email": row.get("emailaddress1") or "",
+            "phone": row.get("mobilephone") or "",
+        }
+        for row in rows
+    ]
+
+
 @bp.get("/chats/<conversation_id>/contacts")
 @require_roles(AGENT_ROLES)
 def search_contacts(conversation_id: str) -> dict[str, Any]:
-    """Active contacts whose name, email or phone contains `q` (at most 10)."""
+    """Active contacts and open leads whose name, email or phone contains `q` (at most 10
+    of each), read as the service's application user (docs/channels.md)."""
     me = _me()
     _channel_chat(conversation_id, me)
     query = ContactSearchIn.model_validate({"q": request.args.get("q", "")}).q
     client = services_of(current_app).dataverse
     try:
-        rows = list(
-            client.list(
-                tables.CONTACTS,
-                select=["contactid", "fullname", "emailaddress1", "mobilephone"],
-                filter=and_(
-                    eq("statecode", 0),
-                    or_(
-                        contains("fullname", query),
-                        contains("emailaddress1", query),
-                        contains("mobilephone", query),
-                    ),
-                ),
-                orderby="fullname",
-                top=CONTACT_SEARCH_MAX,
-            )
-        )
+        return {
+            "contacts": _search(client, "contact", query),
+            "leads": _search(client, "lead", query),
+        }
     except DataverseError as error:
         raise CrmError.from_dataverse(error, doing="the contact search") from error
-    return {
-        "contacts": [
-            {
-                "id": str(row["contactid"]).lower(),
-                "name": row.get("fullname") or "",
-                "email": row.get("emailaddress1") or "",
-                "phone": row.get("mobilephone") or "",
-            }
-            for row in rows
-        ]
-    }
 
 
 @bp.post("/chats/<conversation_id>/link")
 @require_roles(AGENT_ROLES)
 def link_channel_person(conversation_id: str) -> dict[str, Any]:
-    """Link the chat's person to an existing contact: this chat regards it, and so will
-    the person's later chats on that account."""
+    """Link the chat's person to an existing contact or lead: this chat regards it, and so
+    will the person's later chats on that account."""
     me = _me()
     conversation = _channel_chat(conversation_id, me)
     body = LinkContactIn.model_validate(json_body())
+    table, record_id = ("contact", body.contact_id) if body.contact_id else ("lead", body.lead_id)
+    assert record_id is not None  # LinkContactIn takes exactly one
+    entity_set, _key = _SEARCHED[table]
     client = services_of(current_app).dataverse
     try:
-        row = client.retrieve(tables.CONTACTS, body.contact_id, select=["fullname", "statecode"])
+        row = client.retrieve(entity_set, record_id, select=["fullname", "statecode"])
     except DataverseError as error:
         if error.status == 404:
-            raise NotFound("There is no such contact.", code="unknown_contact") from error
-        raise CrmError.from_dataverse(error, doing="the contact") from error
+            raise NotFound(f"There is no such {table}.", code=f"unknown_{table}") from error
+        raise CrmError.from_dataverse(error, doing=f"the {table}") from error
     if row.get("statecode") != 0:
-        raise NotFound("There is no such contact.", code="unknown_contact")
-    regarding = {
-        "table": "contact",
-        "id": body.contact_id.lower(),
-        "name": row.get("fullname") or "",
-    }
+        raise NotFound(f"There is no such {table}.", code=f"unknown_{table}")
+    regarding = {"table": table, "id": record_id.lower(), "name": row.get("fullname") or ""}
+    contact = {"id": regarding["id"], "name": regarding["name"]} if table == "contact" else None
     conversations.do_set_regarding(
         engine_of(current_app),
         me.agent_id,
         conversation.conversation_id,
         regarding,
-        contact={"id": regarding["id"], "name": regarding["name"]},
+        contact=contact,
     )
     _link_channel_person(conversation, regarding)
     return {"regarding": regarding}

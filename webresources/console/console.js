@@ -955,7 +955,7 @@
     }
   }
 
-  // ---- a channel's person linked to an existing contact ----------------------------------
+  // ---- a channel's person linked to an existing contact or lead ------------------------
   async function searchContacts(event) {
     event.preventDefault();
     const id = state.active;
@@ -965,23 +965,28 @@
     try {
       const path = "/api/agent/chats/" + encodeURIComponent(id) + "/contacts?q=" + encodeURIComponent(query);
       const answer = await agentCall("GET", path);
-      results.replaceChildren(...(answer.contacts.length ? answer.contacts.map((c) => el("li", { "data-testid": "link-result" },
-        el("span", { text: c.name + (c.email ? " · " + c.email : "") }),
-        el("button", { type: "button", class: "link", "data-testid": "link-choose", text: "Link", onclick: () => linkChannelPerson(id, c.id) }),
-      )) : [el("li", { text: "No active contact matches." })]));
+      const found = [
+        ...answer.contacts.map((c) => ({ ...c, table: "contact" })),
+        ...(answer.leads || []).map((c) => ({ ...c, table: "lead" })),
+      ];
+      results.replaceChildren(...(found.length ? found.map((c) => el("li", { "data-testid": "link-result", "data-table": c.table },
+        el("span", { text: REGARDING_LABELS[c.table] + ": " + c.name + (c.email ? " · " + c.email : "") }),
+        el("button", { type: "button", class: "link", "data-testid": "link-choose", text: "Link", onclick: () => linkChannelPerson(id, c.table, c.id) }),
+      )) : [el("li", { text: "No active contact or open lead matches." })]));
     } catch (error) {
-      toast("Could not search contacts: " + error.message, "bad");
+      toast("Could not search contacts and leads: " + error.message, "bad");
     }
   }
 
-  async function linkChannelPerson(id, contactId) {
+  async function linkChannelPerson(id, table, recordId) {
     try {
-      const answer = await agentCall("POST", "/api/agent/chats/" + encodeURIComponent(id) + "/link", { contact_id: contactId });
+      const body = table === "lead" ? { lead_id: recordId } : { contact_id: recordId };
+      const answer = await agentCall("POST", "/api/agent/chats/" + encodeURIComponent(id) + "/link", body);
       const chat = state.chats.get(id);
       if (chat) chat.regarding = answer.regarding;
       toast("Linked to " + answer.regarding.name, "ok");
     } catch (error) {
-      toast("Could not link the contact: " + error.message, "bad");
+      toast("Could not link the " + table + ": " + error.message, "bad");
     } finally {
       render();
     }
