@@ -29,6 +29,7 @@ Routes::
     POST /simulator/api/rate-limit            {"account","sends_left"}: then rate-limited
     GET  /simulator/graph/<version>/<id>?fields=    the account's own node (test connection)
     POST /simulator/graph/<version>/<id>/messages   Graph API send
+    GET  /simulator/graph/<version>/<WABA id>/message_templates   WhatsApp templates
     POST /simulator/viber/pa/get_account_info       Viber get_account_info (test connection)
     POST /simulator/viber/pa/send_message           Viber send_message
 """
@@ -38,6 +39,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -84,6 +86,67 @@ SIMULATOR_DIR = WEBRESOURCES_DIR / "standin" / "simulator"
 # few seconds before they count a delivery as failed).
 DELIVERY_TIMEOUT_SECS = 10.0
 LINES_MAX = 500
+
+# The WhatsApp Business Account's templates, in the WhatsApp Business Management API's
+# shape (developers.facebook.com/documentation/business-messaging/whatsapp/templates/
+# template-management): one per kind the service must tell apart.
+TEMPLATES: tuple[dict[str, Any], ...] = (
+    {
+        "id": "594425479261596",
+        "name": "order_update",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "parameter_format": "POSITIONAL",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Hi {{1}}, your order {{2}} has shipped.",
+                "example": {"body_text": [["Pat", "1042"]]},
+            },
+            {"type": "FOOTER", "text": "Contoso"},
+        ],
+    },
+    {
+        "id": "594425479261597",
+        "name": "follow_up",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "parameter_format": "NAMED",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Hello {{first_name}}, we have news about your question. "
+                "Reply to carry on.",
+                "example": {
+                    "body_text_named_params": [{"param_name": "first_name", "example": "Pat"}]
+                },
+            }
+        ],
+    },
+    {
+        "id": "594425479261598",
+        "name": "spring_sale",
+        "language": "en_US",
+        "status": "PENDING",
+        "category": "MARKETING",
+        "parameter_format": "POSITIONAL",
+        "components": [{"type": "BODY", "text": "Our spring sale starts today."}],
+    },
+    {
+        "id": "594425479261599",
+        "name": "receipt_photo",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "parameter_format": "POSITIONAL",
+        "components": [
+            {"type": "HEADER", "format": "IMAGE"},
+            {"type": "BODY", "text": "Here is your receipt."},
+        ],
+    },
+)
 
 
 @dataclass
@@ -494,6 +557,42 @@ def graph_node(version: str, node_id: str) -> Response:
     return jsonify({field: known[field] for field in asked if field in known})
 
 
+@bp.get(f"{GRAPH_PATH}/<version>/<waba_id>/message_templates")
+def graph_templates(version: str, waba_id: str) -> Response:
+    """GET /<WABA id>/message_templates: `data` with the asked `fields`, cursor paging
+    (`limit`, `after`; `paging.next` only while there is a next page), as Graph pages."""
+    account = next(
+        (
+            a
+            for a in _accounts().all()
+            if a.channel is ChannelType.WHATSAPP and a.business_account_id == waba_id
+        ),
+        None,
+    )
+    if account is None:
+        return _graph_error(
+            400,
+            100,
+            f"Unsupported get request. Object with ID '{waba_id}' does not exist.",
+            subcode=33,
+        )
+    token = account.access_token.get_secret_value() if account.access_token else None
+    if token is None or request.headers.get("Authorization", "") != f"Bearer {token}":
+        return _graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+    fields = (request.args.get("fields") or "id,name,language,status,category").split(",")
+    limit = min(max(request.args.get("limit", 25, type=int) or 25, 1), 100)
+    after = request.args.get("after", "")
+    start = int(after) if after.isdigit() else 0  # this simulator's cursors: an offset
+    page = TEMPLATES[start : start + limit]
+    body: dict[str, Any] = {
+        "data": [{f: item[f] for f in fields if f in item} for item in page],
+        "paging": {"cursors": {"before": str(start), "after": str(start + len(page))}},
+    }
+    if start + len(page) < len(TEMPLATES):
+        body["paging"]["next"] = request.base_url + f"?limit={limit}&after={start + len(page)}"
+    return jsonify(body)
+
+
 @bp.post(f"{GRAPH_PATH}/<version>/<node_id>/messages")
 def graph_send(version: str, node_id: str) -> Response:
     account = _graph_account(node_id, "post")
@@ -578,6 +677,9 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
             for c in template.get("components") or []
             for p in c.get("parameters") or []
         ]
+        refused = _template_refused(template, params)
+        if refused is not None:
+            return refused
         text = f"[template {template.get('name')} ({(template.get('language') or {}).get('code')})]"
         if params:
             text += " " + " | ".join(str(p) for p in params)
@@ -621,6 +723,35 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
             "messages": [{"id": message_id}],
         }
     )
+
+
+def _template_refused(template: dict[str, Any], params: list[Any]) -> Response | None:
+    """The Cloud API's refusals of a template send: 132001 for a template that does not
+    exist (or is not approved) in that language, 132000 for a wrong parameter count."""
+    language = (template.get("language") or {}).get("code")
+    known = next(
+        (
+            t
+            for t in TEMPLATES
+            if t["name"] == template.get("name")
+            and t["language"] == language
+            and t["status"] == "APPROVED"
+        ),
+        None,
+    )
+    if known is None:
+        return _graph_error(
+            400, 132001, "(#132001) Template name does not exist in the translation"
+        )
+    body = "".join(c.get("text", "") for c in known["components"] if c["type"] == "BODY")
+    expected = len(set(re.findall(r"\{\{\s*(\w+)\s*\}\}", body)))
+    if len(params) != expected:
+        return _graph_error(
+            400,
+            132000,
+            "(#132000) Number of parameters does not match the expected number of params",
+        )
+    return None
 
 
 def _viber_account() -> ChannelAccount | None:

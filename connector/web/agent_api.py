@@ -77,6 +77,13 @@ class ContactSearchIn(BaseModel):
     q: str = Field(min_length=2, max_length=100)
 
 
+class TemplateSendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    template_id: str = Field(pattern=GUID_PATTERN.pattern)
+    parameters: list[str] = Field(default_factory=list, max_length=20)
+    client_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
 class LinkContactIn(BaseModel):
     """Exactly one of a contact's or a lead's id."""
 
@@ -307,6 +314,70 @@ def link_channel_person(conversation_id: str) -> dict[str, Any]:
     )
     _link_channel_person(conversation, regarding)
     return {"regarding": regarding}
+
+
+# ----- WhatsApp templates (connector.channels.templates) --------------------------------
+
+
+def _channel_account(conversation: Conversation) -> Any:
+    from connector.channels.shared import channels_of
+
+    account = channels_of(current_app).accounts.get(str((conversation.channel or {})["account"]))
+    if account is None or not account.enabled:
+        raise NotFound("The chat's channel account is disabled or deleted.", code="unknown_account")
+    return account
+
+
+@bp.get("/chats/<conversation_id>/templates")
+@require_roles(AGENT_ROLES)
+def list_templates(conversation_id: str) -> dict[str, Any]:
+    """The approved templates of the WhatsApp chat's account an agent can send."""
+    from connector.channels.templates import approved_templates
+
+    conversation = _channel_chat(conversation_id, _me())
+    account = _channel_account(conversation)
+    try:
+        return {"templates": approved_templates(services_of(current_app).dataverse, account)}
+    except DataverseError as error:
+        raise CrmError.from_dataverse(error, doing="the templates") from error
+
+
+@bp.post("/chats/<conversation_id>/template")
+@require_roles(AGENT_ROLES)
+def send_template(conversation_id: str) -> dict[str, Any]:
+    """Send a WhatsApp template with its body parameters: it shows in the chat as the
+    agent's message (the template filled in) and goes out like a reply. A resend of the
+    same `client_id` sends nothing again."""
+    from connector.channels.shared import channels_of
+    from connector.channels.templates import TemplateRefused, find_template, template_message
+    from connector.chat.actions.channels import do_agent_template
+
+    me = _me()
+    conversation = _channel_chat(conversation_id, me)
+    body = TemplateSendIn.model_validate(json_body())
+    account = _channel_account(conversation)
+    try:
+        choice = find_template(services_of(current_app).dataverse, account, body.template_id)
+    except DataverseError as error:
+        raise CrmError.from_dataverse(error, doing="the template") from error
+    if choice is None:
+        raise NotFound("There is no such approved template.", code="unknown_template")
+    try:
+        template, text = template_message(choice, body.parameters)
+    except TemplateRefused as error:
+        raise ApiError(str(error), code="invalid_input") from error
+    engine = engine_of(current_app)
+    seq = do_agent_template(
+        engine,
+        me.agent_id,
+        conversation.conversation_id,
+        client_id=body.client_id,
+        text=text,
+        claims=services_of(current_app).live.state,
+    )
+    if seq is not None:
+        channels_of(current_app).bridge.send_template(conversation.conversation_id, seq, template)
+    return {"sent": seq is not None, "text": text}
 
 
 @bp.put("/chats/<conversation_id>/contact")

@@ -35,11 +35,13 @@ from connector.channels.model import (
     ChannelType,
     EventKind,
     InboundEvent,
+    WhatsAppTemplate,
 )
 from connector.channels.replies import ChannelClients, do_channel_reply
 from connector.channels.rules import ReplyWindow, check_reply, reply_schedule, reply_window
 from connector.chat import events
 from connector.chat.actions.conversations import (
+    agent_conversation,
     agent_routes,
     append_system_line,
     chat_of,
@@ -48,7 +50,7 @@ from connector.chat.actions.conversations import (
     publish_message,
     store_sent,
 )
-from connector.chat.errors import ChatError
+from connector.chat.errors import ChatError, ChatForbidden, ChatInvalid
 from connector.chat.hub import Subscriber
 from connector.chat.model import Conversation, ConversationKind, ConversationState, SenderKind
 from connector.chat.routing import agent_channel, agents_for_chat, chat_channel
@@ -68,6 +70,7 @@ __all__ = [
     "do_channel_receipt",
     "do_channel_sent",
     "do_channel_subscription",
+    "do_agent_template",
 ]
 
 log = logging.getLogger(__name__)
@@ -138,6 +141,61 @@ def check_channel_reply(engine: ChatEngine, conversation: Conversation) -> None:
         )
     except SendRefused as error:
         raise ChatOutsideWindow(str(error)) from error
+
+
+def do_agent_template(
+    engine: ChatEngine,
+    agent_id: str,
+    conversation_id: str,
+    *,
+    client_id: str,
+    text: str,
+    claims: LivePrimitives,
+) -> int | None:
+    """Store an agent's WhatsApp template message (`text`, its filled-in preview) in the
+    chat and relay it; returns its seq for the caller to send it, or None for a resend
+    of `client_id` (already stored and sent: nothing goes out twice).
+
+    A template may go to anyone who wrote to us before, in or outside the 24-hour
+    window. The message's reply claim is taken here, before it is published, so the
+    bridge's bus listener (on any process) does not send it again as text.
+
+    Raises ChatNotFound, ChatEnded, ChatInvalid (not an active WhatsApp chat) and
+    ChatOutsideWindow (the person never wrote)."""
+    with engine.changing():
+        conversation = agent_conversation(engine, agent_id, conversation_id)
+        channel = conversation.channel or {}
+        if channel.get("type") != ChannelType.WHATSAPP.value:
+            raise ChatInvalid("Templates are WhatsApp's.")
+        if conversation.is_open and conversation.state is not ConversationState.ACTIVE:
+            raise ChatInvalid("Accept the chat first.")
+        try:
+            check_reply(ChannelType.WHATSAPP, _window(engine, conversation), template=True)
+        except SendRefused as error:
+            raise ChatOutsideWindow(str(error)) from error
+        profile = engine.directory.agent(agent_id)
+        if profile is None:
+            raise ChatForbidden("You no longer have an agent profile.")
+        message = store_sent(
+            engine,
+            Subscriber(lambda _text: None, name="template"),
+            conversation,
+            kind=SenderKind.AGENT,
+            sender_id=profile.agent_id,
+            sender_name=profile.name,
+            text=text,
+            client_id=client_id,
+        )
+        if message is None:
+            return None
+        claims.claim_once(_reply_claim(conversation_id, message.seq), REPLY_CLAIM_SECS)
+        publish_message(engine, conversation, message)
+        return message.seq
+
+
+def _reply_claim(conversation_id: str, seq: int) -> str:
+    """The one-shot claim of sending the agent's message `seq` (module docstring)."""
+    return f"channel-reply:{conversation_id}:{seq}"
 
 
 def _open_channel_chat(
@@ -440,23 +498,50 @@ class ChannelBridge:
             conversation = self._channel_chat(conversation_id)
             if conversation is None or conversation.channel is None:
                 return
-            if not self.claims.claim_once(
-                f"channel-reply:{conversation_id}:{seq}", REPLY_CLAIM_SECS
-            ):
+            if not self.claims.claim_once(_reply_claim(conversation_id, seq), REPLY_CLAIM_SECS):
                 return  # another process (or an earlier delivery here) sends it
         except redis.RedisError:
             # Unclaimed, it cannot be sent safely (another process may have it). Redis
             # being away, the engine refuses new messages too, so this is the last one.
             log.warning("channel reply %s/%s not sent: Redis unreachable", conversation_id, seq)
             return
-        channel = conversation.channel
+        self._deliver(conversation, seq, text=text)
+
+    def send_template(self, conversation_id: str, seq: int, template: WhatsAppTemplate) -> None:
+        """Send the template message `seq` (stored and claimed by `do_agent_template`) on
+        the send pool; the outcome shows on the message as a reply's does."""
+
+        def run() -> None:
+            conversation = self._channel_chat(conversation_id)
+            if conversation is not None:
+                self._deliver(conversation, seq, template=template)
+
+        self._pool.submit(run)
+
+    def _deliver(
+        self,
+        conversation: Conversation,
+        seq: int,
+        *,
+        text: str | None = None,
+        template: WhatsAppTemplate | None = None,
+    ) -> None:
+        """Call the platform for the claimed message `seq`; a refusal becomes the
+        "Not delivered" line after it."""
+        conversation_id = conversation.conversation_id
+        channel = conversation.channel or {}
         window = _window(self.engine, conversation)
         account = self.accounts.get(str(channel["account"]))
         try:
             if account is None or not account.enabled:
                 raise _AccountGone(str(channel.get("account_name") or "the account"))
             sent = do_channel_reply(
-                self.clients, account, str(channel["person"]), window, text=text
+                self.clients,
+                account,
+                str(channel["person"]),
+                window,
+                text=text,
+                template=template,
             )
             do_channel_sent(self.engine, conversation_id, seq, sent.message_id)
             log.info(
