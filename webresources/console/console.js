@@ -1007,7 +1007,7 @@
 
   // ---- menus -------------------------------------------------------------------------------
   function closeMenus(except) {
-    for (const id of ["invite-menu", "transfer-menu", "snippet-picker", "emoji-picker", "labels-menu"]) {
+    for (const id of ["invite-menu", "transfer-menu", "snippet-picker", "emoji-picker", "labels-menu", "template-picker"]) {
       if (id !== except) $(id).hidden = true;
     }
     if (except !== "end-confirm") $("end-confirm").hidden = true;
@@ -1248,6 +1248,75 @@
     return channel.label + ": " + text + ".";
   }
 
+  // The reply mode in force now ("free", "template_only", …), from the same windows.
+  function ruleModeNow(channel, now) {
+    const rule = (channel.rules || []).find((r) => !r.until || now < parseTime(r.until));
+    return rule ? rule.mode : "free";
+  }
+
+  // ---- WhatsApp templates: pick one, fill its body parameters, preview, send -----------
+  async function openTemplatePicker() {
+    const id = state.active;
+    if (!id || !toggle("template-picker")) return;
+    const choice = $("template-choice");
+    choice.replaceChildren(el("option", { value: "", text: "Loading…" }));
+    try {
+      const answer = await agentCall("GET", "/api/agent/chats/" + encodeURIComponent(id) + "/templates");
+      state.templates = answer.templates;
+      choice.replaceChildren(...(answer.templates.length
+        ? answer.templates.map((t) => el("option", { value: t.id, text: t.name + " (" + t.language + ")" }))
+        : [el("option", { value: "", text: "No approved templates: an administrator syncs them on Channel setup." })]));
+    } catch (error) {
+      state.templates = [];
+      choice.replaceChildren();
+      toast("Could not load templates: " + error.message, "bad");
+    }
+    renderTemplateForm();
+  }
+
+  function chosenTemplate() {
+    return (state.templates || []).find((t) => t.id === $("template-choice").value) || null;
+  }
+
+  function renderTemplateForm() {
+    const template = chosenTemplate();
+    $("template-params").replaceChildren(...(template ? template.parameters.map((name) => el("input", {
+      type: "text", maxlength: "1024", placeholder: "{{" + name + "}}", "aria-label": "Parameter " + name,
+      "data-testid": "template-param", "data-name": name, oninput: renderTemplatePreview,
+    })) : []));
+    $("template-send").disabled = !template;
+    renderTemplatePreview();
+  }
+
+  function renderTemplatePreview() {
+    const template = chosenTemplate();
+    if (!template) { $("template-preview").textContent = ""; return; }
+    const values = {};
+    for (const input of $("template-params").querySelectorAll("input")) values[input.dataset.name] = input.value;
+    const body = template.body.replace(/\{\{\s*(\w+)\s*\}\}/g, (all, name) => values[name] || all);
+    $("template-preview").textContent = [template.header, body, template.footer].filter(Boolean).join("\n\n");
+  }
+
+  async function sendTemplate() {
+    const id = state.active;
+    const template = chosenTemplate();
+    if (!id || !template) return;
+    const parameters = [...$("template-params").querySelectorAll("input")].map((input) => input.value.trim());
+    if (parameters.some((value) => !value)) { toast("Fill in every parameter.", "bad"); return; }
+    const button = $("template-send");
+    button.disabled = true;
+    try {
+      await agentCall("POST", "/api/agent/chats/" + encodeURIComponent(id) + "/template", {
+        template_id: template.id, parameters, client_id: "t-" + randomId(),
+      });
+      $("template-picker").hidden = true;
+    } catch (error) {
+      toast("Could not send the template: " + error.message, "bad");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   function incomingItem(chat) {
     return el("li", {
       class: "item incoming", "data-testid": "incoming-chat", "data-conversation-id": chat.conversation_id,
@@ -1406,6 +1475,11 @@
     const rule = $("chat-rule");
     rule.textContent = chat.channel ? channelRule(chat.channel, Date.now()) : "";
     rule.hidden = !chat.channel;
+    // WhatsApp outside the 24-hour window takes only templates (Meta's rule, 131047).
+    const whatsapp = Boolean(chat.channel && chat.channel.type === "whatsapp");
+    const templatesOnly = whatsapp && ruleModeNow(chat.channel, Date.now()) === "template_only";
+    $("template-button").hidden = !whatsapp || ended;
+    $("input").placeholder = templatesOnly ? "The 24-hour window has closed: send an approved template." : "Type a message";
     const rating = $("chat-rating");
     rating.hidden = !chat.rating;
     rating.textContent = chat.rating ? "Rated " + ratingStars(chat.rating) + " (" + chat.rating + " of 5)" : "";
@@ -1422,6 +1496,10 @@
     }
     for (const id2 of ["invite", "transfer", "end", "input", "send", "snippet-button", "emoji-button"]) {
       $(id2).disabled = ended;
+    }
+    if (templatesOnly) {
+      $("input").disabled = true;
+      $("send").disabled = true;
     }
     $("transfer").hidden = !isVisitor;
     const banner = $("chat-banner");
@@ -2187,6 +2265,9 @@
       }
       renderSnippetList();
     });
+    $("template-button").addEventListener("click", openTemplatePicker);
+    $("template-choice").addEventListener("change", renderTemplateForm);
+    $("template-send").addEventListener("click", sendTemplate);
     $("snippet-filter").addEventListener("input", renderSnippetList);
     $("snippet-filter").addEventListener("keydown", (event) => {
       if (event.key === "Enter") {
