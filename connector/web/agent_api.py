@@ -238,6 +238,14 @@ _SEARCHED = {
 }
 
 
+def _has_leads() -> bool:
+    """Whether the organization has the lead table (Dynamics 365 Sales). `app_tables`
+    (connector.crm.app_tables, discovered from EntityDefinitions) comes with the two
+    solutions' work; without it every organization is taken to have leads."""
+    tables = getattr(services_of(current_app), "app_tables", None)
+    return tables is None or bool(tables.has("lead"))
+
+
 def _search(client: Any, table: str, query: str) -> list[dict[str, str]]:
     entity_set, key = _SEARCHED[table]
     rows = client.list(
@@ -275,10 +283,8 @@ def search_contacts(conversation_id: str) -> dict[str, Any]:
     query = ContactSearchIn.model_validate({"q": request.args.get("q", "")}).q
     client = services_of(current_app).dataverse
     try:
-        return {
-            "contacts": _search(client, "contact", query),
-            "leads": _search(client, "lead", query),
-        }
+        leads = _search(client, "lead", query) if _has_leads() else []
+        return {"contacts": _search(client, "contact", query), "leads": leads}
     except DataverseError as error:
         raise CrmError.from_dataverse(error, doing="the contact search") from error
 
@@ -293,6 +299,8 @@ def link_channel_person(conversation_id: str) -> dict[str, Any]:
     body = LinkContactIn.model_validate(json_body())
     table, record_id = ("contact", body.contact_id) if body.contact_id else ("lead", body.lead_id)
     assert record_id is not None  # LinkContactIn takes exactly one
+    if table == "lead" and not _has_leads():
+        raise ApiError("This organization has no leads.", code="invalid_input")
     entity_set, _key = _SEARCHED[table]
     client = services_of(current_app).dataverse
     try:
