@@ -77,6 +77,21 @@ class ContactSearchIn(BaseModel):
     q: str = Field(min_length=2, max_length=100)
 
 
+class OutboundIn(BaseModel):
+    """A contact, or a case (its contact is messaged; the chat regards the case)."""
+
+    model_config = ConfigDict(extra="forbid")
+    contact_id: str | None = Field(default=None, pattern=GUID_PATTERN.pattern)
+    case_id: str | None = Field(default=None, pattern=GUID_PATTERN.pattern)
+    account_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,64}$")
+
+    @model_validator(mode="after")
+    def _one(self) -> OutboundIn:
+        if (self.contact_id is None) == (self.case_id is None):
+            raise ValueError("give either contact_id or case_id")
+        return self
+
+
 class TemplateSendIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     template_id: str = Field(pattern=GUID_PATTERN.pattern)
@@ -386,6 +401,109 @@ def send_template(conversation_id: str) -> dict[str, Any]:
     if seq is not None:
         channels_of(current_app).bridge.send_template(conversation.conversation_id, seq, template)
     return {"sent": seq is not None, "text": text}
+
+
+# ----- "send a new message": a conversation the agent starts on a channel -------------
+
+
+def _reachable(people: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The enabled accounts each linked person can be reached on (the rule in force is
+    the chat's, `chat.channel.rules`, once it opens)."""
+    from connector.channels.shared import channels_of
+
+    accounts = channels_of(current_app).accounts
+    found = []
+    for person in people:
+        account = accounts.get(person["account"])
+        if account is None or not account.enabled:
+            continue
+        found.append(
+            {
+                "contact_id": person["contact"],
+                "account_id": account.key,
+                "channel": account.channel.value,
+                "account_name": account.name,
+                "person_id": person["person"],
+                "person_name": person["name"],
+            }
+        )
+    return found
+
+
+@bp.get("/outbound")
+@require_roles(AGENT_ROLES)
+def outbound_people() -> dict[str, Any]:
+    """Contacts matching `q` (as the contact search) that wrote to us on a channel, each
+    with the accounts they can be messaged on: nobody else can be messaged."""
+    from connector.channels.links import linked_people
+
+    _me()
+    query = ContactSearchIn.model_validate({"q": request.args.get("q", "")}).q
+    client = services_of(current_app).dataverse
+    try:
+        contacts = _search(client, "contact", query)
+        reachable = _reachable(linked_people(client, [c["id"] for c in contacts]))
+    except DataverseError as error:
+        raise CrmError.from_dataverse(error, doing="the contact search") from error
+    return {
+        "people": [
+            {**contact, "channels": [r for r in reachable if r["contact_id"] == contact["id"]]}
+            for contact in contacts
+            if any(r["contact_id"] == contact["id"] for r in reachable)
+        ]
+    }
+
+
+@bp.post("/outbound")
+@require_roles(AGENT_ROLES)
+def start_outbound() -> dict[str, Any]:
+    """Open a conversation with a contact (or a case's contact) on one of the channel
+    accounts they wrote to; the agent then writes, or sends a template, in it."""
+    from connector.channels.links import linked_people
+    from connector.channels.shared import channels_of
+    from connector.chat.actions.channels import do_start_channel_chat
+
+    me = _me()
+    body = OutboundIn.model_validate(json_body())
+    client = services_of(current_app).dataverse
+    try:
+        if body.case_id is not None:
+            case = client.retrieve(
+                tables.INCIDENTS, body.case_id, select=["title", "_customerid_value"]
+            )
+            contact_id = str(case.get("_customerid_value") or "").lower()
+            regarding = {
+                "table": "incident",
+                "id": body.case_id.lower(),
+                "name": case.get("title") or "",
+            }
+        else:
+            contact_id = str(body.contact_id).lower()
+            regarding = None
+        row = client.retrieve(tables.CONTACTS, contact_id, select=["fullname", "statecode"])
+        people = linked_people(client, [contact_id])
+    except DataverseError as error:
+        if error.status == 404:
+            raise NotFound("There is no such contact or case.", code="unknown_contact") from error
+        raise CrmError.from_dataverse(error, doing="the contact") from error
+    contact = {"id": contact_id, "name": row.get("fullname") or ""}
+    person = next((p for p in people if p["account"] == body.account_id.lower()), None)
+    account = channels_of(current_app).accounts.get(body.account_id.lower())
+    if person is None or account is None or not account.enabled:
+        raise ApiError(
+            "This contact has not written to us on that channel account, so it cannot"
+            " message them.",
+            code="never_contacted",
+        )
+    conversation_id, opened = do_start_channel_chat(
+        engine_of(current_app),
+        me.agent_id,
+        account,
+        {"id": person["person"], "name": person["name"]},
+        contact=contact,
+        regarding=regarding or {"table": "contact", **contact},
+    )
+    return {"conversation_id": conversation_id, "opened": opened}
 
 
 @bp.put("/chats/<conversation_id>/contact")

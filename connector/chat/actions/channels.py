@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -50,9 +51,15 @@ from connector.chat.actions.conversations import (
     publish_message,
     store_sent,
 )
-from connector.chat.errors import ChatError, ChatForbidden, ChatInvalid
+from connector.chat.errors import ChatConflict, ChatError, ChatForbidden, ChatInvalid
 from connector.chat.hub import Subscriber
-from connector.chat.model import Conversation, ConversationKind, ConversationState, SenderKind
+from connector.chat.model import (
+    Conversation,
+    ConversationKind,
+    ConversationState,
+    Participant,
+    SenderKind,
+)
 from connector.chat.routing import agent_channel, agents_for_chat, chat_channel
 from connector.chat.state import LivePrimitives
 from connector.chat.views import iso
@@ -71,6 +78,7 @@ __all__ = [
     "do_channel_sent",
     "do_channel_subscription",
     "do_agent_template",
+    "do_start_channel_chat",
 ]
 
 log = logging.getLogger(__name__)
@@ -191,6 +199,111 @@ def do_agent_template(
         claims.claim_once(_reply_claim(conversation_id, message.seq), REPLY_CLAIM_SECS)
         publish_message(engine, conversation, message)
         return message.seq
+
+
+# A person with a platform link wrote to us once; with their earlier chats gone (retention)
+# when is unknown, so it counts as long ago: no window is open, a WhatsApp template is.
+_LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _last_heard(engine: ChatEngine, visitor_id: str) -> tuple[datetime, bool]:
+    """When the person last wrote on that account, and whether they are subscribed
+    (Viber), from their earlier chats (the messages' arrival times)."""
+    last: datetime | None = None
+    subscribed = True
+    for entry in engine.state.history(visitor_id):  # newest first
+        earlier = engine.state.conversation(entry.conversation_id)
+        if earlier is None:
+            continue
+        if last is None and earlier.channel is not None:
+            subscribed = bool(earlier.channel.get("subscribed", True))
+        heard = earlier.last_visitor_message_at
+        if heard is not None and (last is None or heard > last):
+            last = heard
+    return (last or _LONG_AGO), subscribed
+
+
+def do_start_channel_chat(
+    engine: ChatEngine,
+    agent_id: str,
+    account: ChannelAccount,
+    person: dict[str, str],
+    *,
+    contact: dict[str, str],
+    regarding: dict[str, str],
+) -> tuple[str, bool]:
+    """ "Send a new message": the agent opens a conversation with a person who wrote to
+    us before on `account` (`person`: {"id", "name"} from their platform link), active
+    and the agent's from the start, regarding the contact or its case. Returns the
+    chat's id and whether it is new; the person's open chat on that account, when the
+    agent is in it, is returned instead of a second one.
+
+    The first message is the agent's, under the same rules as a reply: the window the
+    person's last message opened (from their earlier chats), templates outside it on
+    WhatsApp, subscribed people on Viber.
+
+    Raises ChatConflict (another agent has the person's open chat) and
+    ChatOutsideWindow (nothing at all may be sent to them now)."""
+    label = CHANNEL_LABELS[account.channel]
+    visitor_id = channel_visitor_id(account.key, person["id"])
+    with engine.changing():
+        profile = engine.directory.agent(agent_id)
+        if profile is None:
+            raise ChatForbidden("You no longer have an agent profile.")
+        for open_chat in engine.conversations.values():
+            if open_chat.visitor_id == visitor_id and open_chat.is_open:
+                if open_chat.has_agent(agent_id):
+                    return open_chat.conversation_id, False
+                raise ChatConflict(f"This person is in a chat on {label} with another agent.")
+        last, subscribed = _last_heard(engine, visitor_id)
+        now = engine.clock()
+        window = reply_window(account.channel, last_inbound_at=last, now=now, subscribed=subscribed)
+        try:
+            # Something can go: a reply (tagged or not), or on WhatsApp a template.
+            check_reply(account.channel, window, template=account.channel is ChannelType.WHATSAPP)
+        except SendRefused as error:
+            raise ChatOutsideWindow(str(error)) from error
+        conversation = Conversation(
+            conversation_id=str(uuid.uuid4()),
+            kind=ConversationKind.VISITOR,
+            state=ConversationState.ACTIVE,
+            started_at=now,
+            accepted_at=now,
+            owner_agent_id=profile.agent_id,
+            participants=[Participant("agent", profile.agent_id, profile.name)],
+            visitor_id=visitor_id,
+            visitor_name=person.get("name") or contact["name"] or f"{label} user",
+            visitor_fields={
+                "channel": label,
+                "channel_account": account.name,
+                "platform_user_id": person["id"],
+            },
+            topic_id=account.topic_id,
+            regarding=dict(regarding),
+            contact=dict(contact),
+            last_visitor_message_at=last,
+            channel={
+                "type": account.channel.value,
+                "label": label,
+                "account": account.key,
+                "account_name": account.name,
+                "person": person["id"],
+                "subscribed": subscribed,
+                "outbound": True,
+            },
+        )
+        _with_rules(conversation)
+        engine.state.save_conversation(conversation)
+        engine.conversations[conversation.conversation_id] = conversation
+        line = append_system_line(
+            engine, conversation, f"{profile.name} started this conversation on {label}."
+        )
+        engine.bus.publish(
+            events.event(events.CHAT_ACCEPTED, chat=chat_of(engine, conversation)),
+            {agent_channel(profile.agent_id)},
+        )
+        publish_message(engine, conversation, line)
+        return conversation.conversation_id, True
 
 
 def _reply_claim(conversation_id: str, seq: int) -> str:
