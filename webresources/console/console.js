@@ -992,6 +992,43 @@
     }
   }
 
+  // ---- "send a new message": a conversation with someone who wrote on a channel --------
+  const CHANNEL_NAMES = { messenger: "Messenger", instagram: "Instagram", whatsapp: "WhatsApp", viber: "Viber" };
+  async function searchOutbound(event) {
+    event.preventDefault();
+    const query = $("outbound-query").value.trim();
+    const results = $("outbound-results");
+    if (query.length < 2) return;
+    try {
+      const answer = await agentCall("GET", "/api/agent/outbound?q=" + encodeURIComponent(query));
+      results.replaceChildren(...(answer.people.length ? answer.people.flatMap((person) => person.channels.map((c) =>
+        el("li", { "data-testid": "outbound-result", "data-channel": c.channel },
+          el("span", { text: person.name + " · " + CHANNEL_NAMES[c.channel] + " (" + c.account_name + ")" }),
+          el("button", {
+            type: "button", class: "link", "data-testid": "outbound-start", text: "Message",
+            onclick: () => startOutbound(person.id, c.account_id),
+          })))) : [el("li", { text: "No contact who wrote to us on a channel matches." })]));
+    } catch (error) {
+      toast("Could not search contacts: " + error.message, "bad");
+    }
+  }
+
+  async function startOutbound(contactId, accountId) {
+    try {
+      const answer = await agentCall("POST", "/api/agent/outbound", { contact_id: contactId, account_id: accountId });
+      // The chat arrives as chat.accepted (maybe before this answer): open it either way.
+      if (state.chats.has(answer.conversation_id)) {
+        state.active = answer.conversation_id;
+        render();
+      } else {
+        state.wantFocus.add(answer.conversation_id);
+      }
+      $("outbound-results").replaceChildren();
+    } catch (error) {
+      toast("Could not start the conversation: " + error.message, "bad");
+    }
+  }
+
   function openRegarding(regarding) {
     if (xrm && xrm.Navigation && xrm.Navigation.openForm) {
       xrm.Navigation.openForm({ entityName: regarding.table, entityId: regarding.id, openInNewWindow: true });
@@ -2304,6 +2341,7 @@
       button.addEventListener("click", () => createRecord(button.dataset.kind, button));
     }
     $("link-contact").addEventListener("submit", searchContacts);
+    $("outbound-form").addEventListener("submit", searchOutbound);
     document.addEventListener("keydown", (event) => { if (event.key === "Escape") closeMenus(); });
     document.addEventListener("click", (event) => {
       if (!event.target.closest(".menu-wrap") && !event.target.closest("#end-confirm") && event.target.id !== "end") closeMenus();
