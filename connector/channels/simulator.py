@@ -30,12 +30,16 @@ Routes::
     GET  /simulator/graph/<version>/<id>?fields=    the account's own node (test connection)
     POST /simulator/graph/<version>/<id>/messages   Graph API send
     GET  /simulator/graph/<version>/<WABA id>/message_templates   WhatsApp templates
+    GET  /simulator/graph/<version>/<media id>      WhatsApp media: its download URL
+    GET  /simulator/media/sample.png                a picture to send as a person
     POST /simulator/viber/pa/get_account_info       Viber get_account_info (test connection)
     POST /simulator/viber/pa/send_message           Viber send_message
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
 import logging
@@ -86,6 +90,13 @@ SIMULATOR_DIR = WEBRESOURCES_DIR / "standin" / "simulator"
 # few seconds before they count a delivery as failed).
 DELIVERY_TIMEOUT_SECS = 10.0
 LINES_MAX = 500
+# WhatsApp media ids this simulator hands out start here (Meta's are long numbers).
+MEDIA_ID_BASE = 1_560_000_000_000_000
+SAMPLE_IMAGE_PATH = "/simulator/media/sample.png"
+# A 1x1 PNG: the smallest picture every browser and CRM shows.
+SAMPLE_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 
 # The WhatsApp Business Account's templates, in the WhatsApp Business Management API's
 # shape (developers.facebook.com/documentation/business-messaging/whatsapp/templates/
@@ -172,6 +183,8 @@ class _State:
         self.people: dict[tuple[str, str], _Person] = {}
         self.sends_left: dict[str, int] = {}
         self.ids = itertools.count(1)
+        # WhatsApp media ids the simulator handed out -> the image URL behind each.
+        self.media: dict[str, str] = {}
 
     def person(self, account: str, person_id: str) -> _Person:
         return self.people.setdefault((account, person_id), _Person())
@@ -381,6 +394,13 @@ def person_message() -> Response:
     else:
         prefix = "wamid.SIM" if account.channel is ChannelType.WHATSAPP else "m_SIM"
         message_id = f"{prefix}{number:08d}"
+        image = form.image_url
+        if image is not None and account.channel is ChannelType.WHATSAPP:
+            # WhatsApp sends a media id; GET /<version>/<media id> then gives its URL.
+            media_id = str(MEDIA_ID_BASE + number)
+            with state.lock:
+                state.media[media_id] = image
+            image = media_id
         body = meta_message_body(
             account,
             person_id=form.person_id,
@@ -388,7 +408,7 @@ def person_message() -> Response:
             message_id=message_id,
             at=now,
             text=form.text,
-            image_url=form.image_url,
+            image_url=image,
             sticker_id=form.sticker_id,
         )
     status, answer = _deliver(account, body)
@@ -540,7 +560,13 @@ def _graph_account(node_id: str, verb: str) -> ChannelAccount | Response:
 
 @bp.get(f"{GRAPH_PATH}/<version>/<node_id>")
 def graph_node(version: str, node_id: str) -> Response:
-    """The account's own node, as "test connection" reads it (the fields it asked for)."""
+    """The account's own node, as "test connection" reads it (the fields it asked for),
+    or a WhatsApp media node (a media id from a webhook)."""
+    state: _State = _ext()["state"]
+    with state.lock:
+        media_url = state.media.get(node_id)
+    if media_url is not None:
+        return _media_node(node_id, media_url)
     account = _graph_account(node_id, "get")
     if isinstance(account, Response):
         return account
@@ -591,6 +617,36 @@ def graph_templates(version: str, waba_id: str) -> Response:
     if start + len(page) < len(TEMPLATES):
         body["paging"]["next"] = request.base_url + f"?limit={limit}&after={start + len(page)}"
     return jsonify(body)
+
+
+def _media_node(media_id: str, url: str) -> Response:
+    """GET /<media id>: where to download it for the next 5 minutes, as the Cloud API
+    answers (the token is checked as for any Graph call)."""
+    bearer = request.headers.get("Authorization", "")
+    tokens = {
+        f"Bearer {a.access_token.get_secret_value()}"
+        for a in _accounts().all()
+        if a.channel is ChannelType.WHATSAPP and a.access_token is not None
+    }
+    if bearer not in tokens:
+        return _graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+    known = url.endswith(SAMPLE_IMAGE_PATH)
+    return jsonify(
+        {
+            "messaging_product": "whatsapp",
+            "url": url,
+            "mime_type": "image/png" if known else "image/jpeg",
+            "sha256": hashlib.sha256(SAMPLE_PNG).hexdigest() if known else "",
+            "file_size": str(len(SAMPLE_PNG)) if known else "0",
+            "id": media_id,
+        }
+    )
+
+
+@bp.get(SAMPLE_IMAGE_PATH)
+def sample_image() -> Response:
+    """A picture a person can send (the page offers its address)."""
+    return Response(SAMPLE_PNG, mimetype="image/png")
 
 
 @bp.post(f"{GRAPH_PATH}/<version>/<node_id>/messages")
