@@ -110,6 +110,9 @@ DEMO_CHANNEL_ACCOUNTS: tuple[tuple[str, int, str, str], ...] = (
     ("0c5a1e50-7d1c-4e0a-9b51-5a1e50000804", 100000003, "Contoso bot", "Contoso"),
 )
 VIBER_CHANNEL_TYPE = 100000003
+WHATSAPP_CHANNEL_TYPE = 100000002
+# The demo WhatsApp number's business account (its templates are the simulator's).
+DEMO_WABA_ID = "102290129340398"
 # The demo Viber bot's answer to a person opening its chat (conversation_started).
 DEMO_VIBER_WELCOME = "Hello from Contoso! Write to us and an agent will answer."
 
@@ -364,6 +367,8 @@ def seed_demo(dataverse_app: DataverseApp) -> None:
                 "crmchat_verifytoken": secrets.token_urlsafe(24),
             }
         )
+        if channel_type == WHATSAPP_CHANNEL_TYPE:
+            credentials["crmchat_businessaccountid"] = DEMO_WABA_ID
         _create_once(
             client,
             "crmchat_channelaccounts",

@@ -19,6 +19,7 @@ from connector.chat.actions import agents
 from connector.chat.hub import Subscriber
 from connector.chat.model import Conversation
 from connector.chat.sessions import AgentSession
+from connector.crm.connection import SERVICE_USER_ID
 from connector.crm.handshake import SignedInUser
 from connector.demo import SAM_AGENT_ID, SAM_USER_ID, admin_client
 from connector.services import services_of
@@ -130,3 +131,54 @@ def test_linking_refuses_bad_input_and_contacts_that_do_not_exist(app: Flask) ->
     assert not_an_id.status_code == 400
     assert chat.regarding is None
     assert list(admin_client(services_of(app).standin).list(LINKS_SET)) == []
+
+
+def test_a_person_known_only_as_a_lead_is_linked_to_that_lead_by_the_service_user(
+    app: Flask,
+) -> None:
+    engine = services_of(app).engine
+    admin = admin_client(services_of(app).standin)
+    lead_id = admin.create(
+        "leads", {"firstname": "Pat", "lastname": "Enquirer", "emailaddress1": "pat@example.com"}
+    )
+    closed_id = admin.create("leads", {"firstname": "Pat", "lastname": "Closed"})
+    admin.update("leads", closed_id, {"statecode": 2, "statuscode": 4})
+    (account,) = [a for a in channels_of(app).accounts.all() if a.channel is ChannelType.VIBER]
+    chat = _writes(app, account, "viber-pat", "v-in1")
+    agents.do_agent_accept(engine, _sam(app), conversation_id=chat.conversation_id)
+    with app.app_context():
+        token = issue_service_token(
+            SignedInUser(
+                SAM_USER_ID, "Sam Sales", "sam@crmchat.local", frozenset({"CRM Chat Agent"})
+            )
+        )
+    headers = {"Authorization": f"Bearer {token}"}
+    client = app.test_client()
+    base = f"/api/agent/chats/{chat.conversation_id}"
+
+    found = client.get(f"{base}/contacts", query_string={"q": "pat@ex"}, headers=headers)
+    assert found.status_code == 200, found.text
+    assert found.get_json()["contacts"] == []
+    assert [(c["id"], c["name"]) for c in found.get_json()["leads"]] == [
+        (str(lead_id).lower(), "Pat Enquirer")
+    ]
+    both = client.post(
+        f"{base}/link", json={"contact_id": str(lead_id), "lead_id": str(lead_id)}, headers=headers
+    )
+    assert both.status_code == 400
+    closed = client.post(f"{base}/link", json={"lead_id": str(closed_id)}, headers=headers)
+    assert closed.status_code == 404 and closed.get_json()["error"]["code"] == "unknown_lead"
+
+    linked = client.post(f"{base}/link", json={"lead_id": str(lead_id)}, headers=headers)
+    assert linked.status_code == 200, linked.text
+    regarding = {"table": "lead", "id": str(lead_id).lower(), "name": "Pat Enquirer"}
+    assert linked.get_json()["regarding"] == regarding
+    assert chat.regarding == regarding
+    (link,) = admin.list(LINKS_SET)
+    assert link["_crmchat_leadid_value"] == str(lead_id).lower()
+    # The service's application user wrote it, not Sam (whose role creates only its own).
+    assert link["_createdby_value"] == SERVICE_USER_ID
+    agents.do_agent_end(engine, _sam(app), conversation_id=chat.conversation_id)
+
+    later = _writes(app, account, "viber-pat", "v-in2")
+    assert later.regarding == regarding and later.contact is None

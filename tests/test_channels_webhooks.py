@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 from chat_fakes import FakeDirectory, FakeOutbox
 from flask import Flask
 from flask.testing import FlaskClient
@@ -17,7 +18,7 @@ from flask.testing import FlaskClient
 from connector.app import create_app, stop_app
 from connector.channels import AttachmentKind, ChannelAccount, EventKind, InboundEvent
 from connector.channels.accounts import demo_accounts
-from connector.channels.intake import RecentEvents
+from connector.channels.intake import ChannelIntake, RecentEvents
 from connector.channels.model import ChannelType
 from connector.channels.shared import channels_of
 from connector.channels.signatures import sign_meta, sign_viber
@@ -29,6 +30,8 @@ from connector.channels.wire import (
     viber_event_body,
     viber_message_body,
 )
+from connector.chat.redis_state import RedisLiveState
+from connector.redis_server import RedisServer
 
 AT = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
@@ -466,3 +469,27 @@ def test_the_endpoint_queues_and_the_worker_hands_over(app: Flask, client: Flask
         assert [e.text for e in sink.wait_for(1)] == ["queued"]
     finally:
         intake.stop()
+
+
+def test_while_the_shared_redelivery_memory_is_away_the_platform_is_told_to_retry(
+    app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    """With several processes the memory is in Redis: unreachable, the webhook answers 503
+    (the platform retries) rather than take an event another process may take too."""
+    server = RedisServer(tmp_path / "redis", appendonly=False)
+    server.start()
+    try:
+        state = RedisLiveState(redis.Redis.from_url(server.url, decode_responses=True))
+        channels_of(app).intake = ChannelIntake(RecentEvents(), claims=state)
+        acct = account(app, "messenger")
+        body = meta_message_body(
+            acct, person_id="p1", person_name="Pat", message_id="m.1", at=AT, text="Hi"
+        )
+        server.stop()
+        answer = post(client, acct, body)
+        assert answer.status_code == 503 and answer.json["error"]["code"] == "busy"
+        server.start()
+        answers = [post(client, acct, body), post(client, acct, body)]
+        assert [a.json["accepted"] for a in answers] == [1, 0]
+    finally:
+        server.stop()

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from test_shared_dataverse import _token, shared_dataverse  # noqa: F401 - a fix
 from test_sockets import Ws
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from connector.channels import simulator
+from connector.channels import simulator, wire
 from connector.channels.accounts import DataverseAccounts
 from connector.crm.connection import SERVICE_USER_DOMAIN
 from connector.dataverse import DataverseClient, StaticTokenProvider
@@ -197,5 +198,52 @@ def test_replies_still_go_out_when_the_process_that_took_the_webhook_died(
         sam.expect("message.created", text="Thanks")
         _reply(sam, conversation_id, "a2", "You're welcome")
         assert org.platform.wait_received("pat-0002", 2) == ["Hello Pat", "You're welcome"]
+    finally:
+        sam.close()
+
+
+def test_a_redelivery_to_the_other_process_is_not_taken_again(channel_org: ChannelOrg) -> None:
+    """Meta retries a webhook it got no 200 for, and the load balancer may hand the retry
+    to another process: the shared redelivery memory (Redis) takes it once."""
+    org = channel_org
+    account = org.platform.app.extensions["crmchat.simulator"]["accounts"].get(MESSENGER)
+    assert account is not None
+    sam = agent_on(org.second)
+    try:
+        body = wire.meta_message_body(
+            account,
+            person_id="pat-0003",
+            person_name="Pat",
+            message_id="m_redelivered",
+            at=datetime.now(UTC),
+            text="Is my order on its way?",
+        )
+        raw, headers = wire.signed_request(account, body)
+        answers = [
+            requests.post(
+                f"{process.url}/channels/{MESSENGER}/webhook", data=raw, headers=headers, timeout=30
+            )
+            for process in (org.first, org.second, org.first)
+        ]
+        assert [answer.status_code for answer in answers] == [200, 200, 200]
+        assert [answer.json()["accepted"] for answer in answers] == [1, 0, 0]
+        conversation_id = _accept_offer(sam)
+        # Another message of the same person is new to either process.
+        raw, headers = wire.signed_request(
+            account,
+            wire.meta_message_body(
+                account,
+                person_id="pat-0003",
+                person_name="Pat",
+                message_id="m_next",
+                at=datetime.now(UTC),
+                text="It's order 1042",
+            ),
+        )
+        answer = requests.post(
+            f"{org.second.url}/channels/{MESSENGER}/webhook", data=raw, headers=headers, timeout=30
+        )
+        assert answer.json()["accepted"] == 1
+        sam.expect("message.created", conversation_id=conversation_id, text="It's order 1042")
     finally:
         sam.close()

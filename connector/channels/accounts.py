@@ -55,6 +55,7 @@ _COLUMNS = (
     "crmchat_verifytoken",
     "crmchat_authtoken",
     "crmchat_welcomemessage",
+    "crmchat_businessaccountid",
 )
 # An admin's change (a new account, a rotated token) is seen within this time.
 REFRESH_SECS = 30.0
@@ -107,6 +108,7 @@ def account_from_row(row: dict[str, Any]) -> ChannelAccount | None:
             verify_token=_secret(row, "crmchat_verifytoken"),
             auth_token=_secret(row, "crmchat_authtoken"),
             welcome_text=str(row.get("crmchat_welcomemessage") or "").strip() or None,
+            business_account_id=str(row.get("crmchat_businessaccountid") or "").strip() or None,
         )
     except (ValueError, ValidationError):
         log.warning("channel account %s is incomplete; ignored", key)

@@ -6,8 +6,10 @@ hands each event to the `ChannelSink` (the engine, next round), so the platform 
 
 A redelivery is the same event again (same message id, kind and person): platforms retry
 until they get a 200, so one that timed out may arrive twice. `do_accept` remembers the
-keys of the last `DEDUPE_MAX_KEYS` events for `DEDUPE_TTL_SECS` and drops repeats. This
-memory is per process; several processes need it in Redis (docs/channels.md).
+keys of the last `DEDUPE_MAX_KEYS` events for `DEDUPE_TTL_SECS` and drops repeats. Alone,
+that memory is in the process; with several processes on one Redis (`claims`, the shared
+live state) each key is a one-shot claim there (`SET NX PX`), so a redelivery that reaches
+another process is dropped too (docs/channels.md).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Protocol
 
+import redis
+
 from .model import ChannelAccount, InboundEvent
 
-__all__ = ["ChannelIntake", "ChannelSink", "RecentEvents"]
+__all__ = ["ChannelIntake", "ChannelSink", "OnceClaims", "QueueFull", "RecentEvents"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,12 @@ class ChannelSink(Protocol):
     """The engine's side: what becomes of an inbound event (docs/channels.md)."""
 
     def do_channel_event(self, account: ChannelAccount, event: InboundEvent) -> None: ...
+
+
+class OnceClaims(Protocol):
+    """The shared live state's one-shot claim (`LivePrimitives.claim_once`)."""
+
+    def claim_once(self, key: str, ttl_secs: float) -> bool: ...
 
 
 class RecentEvents:
@@ -67,7 +77,8 @@ class RecentEvents:
 
 
 class QueueFull(Exception):
-    """More events wait than QUEUE_MAX_EVENTS: answer 503 so the platform retries."""
+    """More events wait than QUEUE_MAX_EVENTS, or the redelivery memory (Redis) cannot
+    be reached: answer 503 so the platform retries."""
 
 
 class ChannelIntake:
@@ -78,8 +89,12 @@ class ChannelIntake:
         clock: Callable[[], float] = time.monotonic,
         ttl_secs: float = DEDUPE_TTL_SECS,
         max_keys: int = DEDUPE_MAX_KEYS,
+        claims: OnceClaims | None = None,
     ) -> None:
+        """`claims`: the state several processes share (Redis); None keeps the memory
+        in this process."""
         self.sink = sink
+        self._claims = claims
         self._clock = clock
         self._ttl = ttl_secs
         self._max_keys = max_keys
@@ -91,6 +106,8 @@ class ChannelIntake:
         self._thread: threading.Thread | None = None
 
     def _first_time(self, key: str) -> bool:
+        if self._claims is not None:
+            return self._claims.claim_once(f"channel-event:{key}", self._ttl)
         now = self._clock()
         with self._lock:
             while self._seen:
@@ -107,14 +124,19 @@ class ChannelIntake:
         """Queue the events not seen before; returns how many were new.
 
         Raises:
-            QueueFull: the worker is too far behind (nothing of this call is queued).
+            QueueFull: the worker is too far behind, or Redis is away (nothing of this
+                call is queued; the platform retries).
         """
-        fresh = [event for event in events if self._first_time(event.dedupe_key)]
-        if self._queue.qsize() + len(fresh) > QUEUE_MAX_EVENTS:
-            with self._lock:
-                for event in fresh:
-                    self._seen.pop(event.dedupe_key, None)
+        # Room is checked before anything is remembered: a claim in Redis cannot be
+        # handed back, and a refused call must be taken in full when the platform retries.
+        if self._queue.qsize() + len(events) > QUEUE_MAX_EVENTS:
             raise QueueFull("too many channel events waiting")
+        try:
+            fresh = [event for event in events if self._first_time(event.dedupe_key)]
+        except redis.RedisError:
+            # Unremembered, an event might be handled twice: let the platform retry.
+            log.warning("channel events refused: the redelivery memory is unreachable")
+            raise QueueFull("the redelivery memory is unreachable") from None
         for event in fresh:
             self._queue.put((account, event))
         return len(fresh)

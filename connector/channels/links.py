@@ -18,12 +18,12 @@ import uuid
 from typing import Any
 
 from connector.dataverse.errors import DataverseError
-from connector.dataverse.odata import and_, eq, guid
+from connector.dataverse.odata import and_, eq, guid, or_
 
 from .accounts import ACCOUNTS_SET, CHANNEL_TYPE_VALUES
 from .model import ChannelAccount
 
-__all__ = ["LINKS_SET", "do_link_person", "find_link"]
+__all__ = ["LINKS_SET", "do_link_person", "find_link", "linked_people"]
 
 log = logging.getLogger(__name__)
 
@@ -130,3 +130,34 @@ def do_link_person(
         log.warning("platform link for account %s not written: %s", account.key, error)
         return False
     return True
+
+
+def linked_people(client: Any, contact_ids: list[str]) -> list[dict[str, str]]:
+    """The platform people linked to these contacts: `{"contact", "account", "person",
+    "name"}` each, for "send a new message" (only someone who wrote to us on
+    that account can be messaged there). DataverseError passes."""
+    if not contact_ids:
+        return []
+    rows = client.list(
+        LINKS_SET,
+        select=[
+            "_crmchat_contactid_value",
+            "_crmchat_channelaccountid_value",
+            "crmchat_platformuserid",
+            "crmchat_name",
+        ],
+        filter=and_(
+            eq("statecode", 0),
+            or_(*(eq("_crmchat_contactid_value", uuid.UUID(guid(c))) for c in contact_ids)),
+        ),
+    )
+    return [
+        {
+            "contact": str(row["_crmchat_contactid_value"]).lower(),
+            "account": str(row["_crmchat_channelaccountid_value"]).lower(),
+            "person": str(row["crmchat_platformuserid"]),
+            "name": str(row.get("crmchat_name") or ""),
+        }
+        for row in rows
+        if row.get("_crmchat_channelaccountid_value") and row.get("crmchat_platformuserid")
+    ]

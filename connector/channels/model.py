@@ -125,10 +125,17 @@ class ChannelAccount(BaseModel):
     # Viber: answered to `conversation_started`, the one message a bot may send before
     # the person subscribes (Viber caps a text at 7,000 characters).
     welcome_text: str | None = Field(default=None, max_length=VIBER_WELCOME_MAX_CHARS)
+    # WhatsApp: the WhatsApp Business Account (WABA) that holds the number's message
+    # templates (GET /<WABA id>/message_templates).
+    business_account_id: str | None = Field(default=None, max_length=100)
 
 
 class WhatsAppTemplate(BaseModel):
-    """An approved template message: name, language and the body's parameters in order."""
+    """An approved template message: name, language and the body's parameters in order.
+
+    `parameter_names`: for a template of parameter_format NAMED, the name of each
+    parameter (`{{first_name}}`), sent as `parameter_name`; empty for POSITIONAL ones
+    (`{{1}}`)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -138,15 +145,19 @@ class WhatsAppTemplate(BaseModel):
     parameters: tuple[Annotated[str, Field(min_length=1, max_length=1024)], ...] = Field(
         default=(), max_length=20
     )
+    parameter_names: tuple[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,100}$")], ...] = Field(
+        default=(), max_length=20
+    )
 
     def to_payload(self) -> dict[str, object]:
         """The `template` object of a Cloud API send request."""
         payload: dict[str, object] = {"name": self.name, "language": {"code": self.language}}
         if self.parameters:
-            payload["components"] = [
-                {
-                    "type": "body",
-                    "parameters": [{"type": "text", "text": value} for value in self.parameters],
-                }
-            ]
+            parameters: list[dict[str, str]] = []
+            for index, value in enumerate(self.parameters):
+                parameter = {"type": "text", "text": value}
+                if index < len(self.parameter_names):
+                    parameter["parameter_name"] = self.parameter_names[index]
+                parameters.append(parameter)
+            payload["components"] = [{"type": "body", "parameters": parameters}]
         return payload

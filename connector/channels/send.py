@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -49,6 +50,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 GRAPH_API_VERSION = "v21.0"
+# The WhatsApp Business Management API's template fields CRM keeps (docs/channels.md).
+TEMPLATE_FIELDS = "id,name,language,status,category,parameter_format,components"
+TEMPLATES_PAGE = 100
+# A business account holds at most a few hundred templates (Meta caps them at 6,000 per
+# WABA for verified businesses); more than this is not something an agent picks from.
+TEMPLATES_MAX = 2000
 REQUEST_TIMEOUT_SECS = 10.0
 MAX_ATTEMPTS = 3
 # A rate limit asking for longer than this is shown to the agent rather than waited out
@@ -260,6 +267,45 @@ class MetaSendClient:
             raise InvalidRequest(account.channel, "Meta's answer is not JSON.")
         name = body.get("name") or body.get("username") or body.get("verified_name")
         return str(name or body.get("id") or "")
+
+    def list_templates(self, account: ChannelAccount) -> list[dict[str, Any]]:
+        """WhatsApp: the message templates of the account's WhatsApp Business Account
+        (GET /<WABA id>/message_templates, the documented fields), every page.
+
+        Raises InvalidRequest (no WABA id, more than TEMPLATES_MAX), ChannelError."""
+        if account.channel is not ChannelType.WHATSAPP or account.access_token is None:
+            raise CredentialsRejected(account.channel, "The account has no access token.")
+        if not account.business_account_id:
+            raise InvalidRequest(
+                account.channel, "The account has no WhatsApp Business Account id."
+            )
+        base = f"{self.base_url}/{self.api_version}/{quote(account.business_account_id, safe='')}"
+        headers = {"Authorization": f"Bearer {account.access_token.get_secret_value()}"}
+        found: list[dict[str, Any]] = []
+        after = ""
+        while True:
+            query = {"fields": TEMPLATE_FIELDS, "limit": str(TEMPLATES_PAGE)}
+            if after:
+                query["after"] = after
+            url = f"{base}/message_templates?{urlencode(query)}"
+            response = _post(self.session, account.channel, url, None, headers)
+            body = _json(response)
+            if response.status_code != 200:
+                raise meta_error(account.channel, response.status_code, body, response.headers)
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise InvalidRequest(account.channel, "Meta's template list has no data.")
+            found += [item for item in body["data"] if isinstance(item, dict)]
+            if len(found) > TEMPLATES_MAX:
+                raise InvalidRequest(account.channel, f"More than {TEMPLATES_MAX} templates.")
+            paging = body.get("paging")
+            cursors = paging.get("cursors") if isinstance(paging, dict) else None
+            has_next = isinstance(paging, dict) and bool(paging.get("next"))
+            # Graph gives `next` only while there is a next page; the `after` cursor stays.
+            after = (
+                str(cursors.get("after") or "") if has_next and isinstance(cursors, dict) else ""
+            )
+            if not after:
+                return found
 
     def send_text(
         self, account: ChannelAccount, person_id: str, text: str, *, tag: str | None = None

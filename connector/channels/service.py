@@ -46,7 +46,10 @@ def init_app(app: Flask, settings: Settings, *, embedded: bool) -> None:
         dataverse=found.dataverse,
         app_tables=found.app_tables,
     )
-    found.channels = ChannelServices(accounts, ChannelIntake(bridge), clients, bridge)
+    # With several processes (Redis) the redelivery memory is shared, else in-process.
+    claims = found.live.state if found.live.shared else None
+    intake = ChannelIntake(bridge, claims=claims)
+    found.channels = ChannelServices(accounts, intake, clients, bridge)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(setup.bp)
     if embedded:

@@ -29,15 +29,21 @@ Routes::
     POST /simulator/api/rate-limit            {"account","sends_left"}: then rate-limited
     GET  /simulator/graph/<version>/<id>?fields=    the account's own node (test connection)
     POST /simulator/graph/<version>/<id>/messages   Graph API send
+    GET  /simulator/graph/<version>/<WABA id>/message_templates   WhatsApp templates
+    GET  /simulator/graph/<version>/<media id>      WhatsApp media: its download URL
+    GET  /simulator/media/sample.png                a picture to send as a person
     POST /simulator/viber/pa/get_account_info       Viber get_account_info (test connection)
     POST /simulator/viber/pa/send_message           Viber send_message
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -84,6 +90,74 @@ SIMULATOR_DIR = WEBRESOURCES_DIR / "standin" / "simulator"
 # few seconds before they count a delivery as failed).
 DELIVERY_TIMEOUT_SECS = 10.0
 LINES_MAX = 500
+# WhatsApp media ids this simulator hands out start here (Meta's are long numbers).
+MEDIA_ID_BASE = 1_560_000_000_000_000
+SAMPLE_IMAGE_PATH = "/simulator/media/sample.png"
+# A 1x1 PNG: the smallest picture every browser and CRM shows.
+SAMPLE_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+# The WhatsApp Business Account's templates, in the WhatsApp Business Management API's
+# shape (developers.facebook.com/documentation/business-messaging/whatsapp/templates/
+# template-management): one per kind the service must tell apart.
+TEMPLATES: tuple[dict[str, Any], ...] = (
+    {
+        "id": "594425479261596",
+        "name": "order_update",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "parameter_format": "POSITIONAL",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Hi {{1}}, your order {{2}} has shipped.",
+                "example": {"body_text": [["Pat", "1042"]]},
+            },
+            {"type": "FOOTER", "text": "Contoso"},
+        ],
+    },
+    {
+        "id": "594425479261597",
+        "name": "follow_up",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "parameter_format": "NAMED",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Hello {{first_name}}, we have news about your question. "
+                "Reply to carry on.",
+                "example": {
+                    "body_text_named_params": [{"param_name": "first_name", "example": "Pat"}]
+                },
+            }
+        ],
+    },
+    {
+        "id": "594425479261598",
+        "name": "spring_sale",
+        "language": "en_US",
+        "status": "PENDING",
+        "category": "MARKETING",
+        "parameter_format": "POSITIONAL",
+        "components": [{"type": "BODY", "text": "Our spring sale starts today."}],
+    },
+    {
+        "id": "594425479261599",
+        "name": "receipt_photo",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "parameter_format": "POSITIONAL",
+        "components": [
+            {"type": "HEADER", "format": "IMAGE"},
+            {"type": "BODY", "text": "Here is your receipt."},
+        ],
+    },
+)
 
 
 @dataclass
@@ -109,6 +183,8 @@ class _State:
         self.people: dict[tuple[str, str], _Person] = {}
         self.sends_left: dict[str, int] = {}
         self.ids = itertools.count(1)
+        # WhatsApp media ids the simulator handed out -> the image URL behind each.
+        self.media: dict[str, str] = {}
 
     def person(self, account: str, person_id: str) -> _Person:
         return self.people.setdefault((account, person_id), _Person())
@@ -318,6 +394,13 @@ def person_message() -> Response:
     else:
         prefix = "wamid.SIM" if account.channel is ChannelType.WHATSAPP else "m_SIM"
         message_id = f"{prefix}{number:08d}"
+        image = form.image_url
+        if image is not None and account.channel is ChannelType.WHATSAPP:
+            # WhatsApp sends a media id; GET /<version>/<media id> then gives its URL.
+            media_id = str(MEDIA_ID_BASE + number)
+            with state.lock:
+                state.media[media_id] = image
+            image = media_id
         body = meta_message_body(
             account,
             person_id=form.person_id,
@@ -325,7 +408,7 @@ def person_message() -> Response:
             message_id=message_id,
             at=now,
             text=form.text,
-            image_url=form.image_url,
+            image_url=image,
             sticker_id=form.sticker_id,
         )
     status, answer = _deliver(account, body)
@@ -477,7 +560,13 @@ def _graph_account(node_id: str, verb: str) -> ChannelAccount | Response:
 
 @bp.get(f"{GRAPH_PATH}/<version>/<node_id>")
 def graph_node(version: str, node_id: str) -> Response:
-    """The account's own node, as "test connection" reads it (the fields it asked for)."""
+    """The account's own node, as "test connection" reads it (the fields it asked for),
+    or a WhatsApp media node (a media id from a webhook)."""
+    state: _State = _ext()["state"]
+    with state.lock:
+        media_url = state.media.get(node_id)
+    if media_url is not None:
+        return _media_node(node_id, media_url)
     account = _graph_account(node_id, "get")
     if isinstance(account, Response):
         return account
@@ -492,6 +581,72 @@ def graph_node(version: str, node_id: str) -> Response:
         known["quality_rating"] = "GREEN"
     asked = (request.args.get("fields") or "id").split(",")
     return jsonify({field: known[field] for field in asked if field in known})
+
+
+@bp.get(f"{GRAPH_PATH}/<version>/<waba_id>/message_templates")
+def graph_templates(version: str, waba_id: str) -> Response:
+    """GET /<WABA id>/message_templates: `data` with the asked `fields`, cursor paging
+    (`limit`, `after`; `paging.next` only while there is a next page), as Graph pages."""
+    account = next(
+        (
+            a
+            for a in _accounts().all()
+            if a.channel is ChannelType.WHATSAPP and a.business_account_id == waba_id
+        ),
+        None,
+    )
+    if account is None:
+        return _graph_error(
+            400,
+            100,
+            f"Unsupported get request. Object with ID '{waba_id}' does not exist.",
+            subcode=33,
+        )
+    token = account.access_token.get_secret_value() if account.access_token else None
+    if token is None or request.headers.get("Authorization", "") != f"Bearer {token}":
+        return _graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+    fields = (request.args.get("fields") or "id,name,language,status,category").split(",")
+    limit = min(max(request.args.get("limit", 25, type=int) or 25, 1), 100)
+    after = request.args.get("after", "")
+    start = int(after) if after.isdigit() else 0  # this simulator's cursors: an offset
+    page = TEMPLATES[start : start + limit]
+    body: dict[str, Any] = {
+        "data": [{f: item[f] for f in fields if f in item} for item in page],
+        "paging": {"cursors": {"before": str(start), "after": str(start + len(page))}},
+    }
+    if start + len(page) < len(TEMPLATES):
+        body["paging"]["next"] = request.base_url + f"?limit={limit}&after={start + len(page)}"
+    return jsonify(body)
+
+
+def _media_node(media_id: str, url: str) -> Response:
+    """GET /<media id>: where to download it for the next 5 minutes, as the Cloud API
+    answers (the token is checked as for any Graph call)."""
+    bearer = request.headers.get("Authorization", "")
+    tokens = {
+        f"Bearer {a.access_token.get_secret_value()}"
+        for a in _accounts().all()
+        if a.channel is ChannelType.WHATSAPP and a.access_token is not None
+    }
+    if bearer not in tokens:
+        return _graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+    known = url.endswith(SAMPLE_IMAGE_PATH)
+    return jsonify(
+        {
+            "messaging_product": "whatsapp",
+            "url": url,
+            "mime_type": "image/png" if known else "image/jpeg",
+            "sha256": hashlib.sha256(SAMPLE_PNG).hexdigest() if known else "",
+            "file_size": str(len(SAMPLE_PNG)) if known else "0",
+            "id": media_id,
+        }
+    )
+
+
+@bp.get(SAMPLE_IMAGE_PATH)
+def sample_image() -> Response:
+    """A picture a person can send (the page offers its address)."""
+    return Response(SAMPLE_PNG, mimetype="image/png")
 
 
 @bp.post(f"{GRAPH_PATH}/<version>/<node_id>/messages")
@@ -578,6 +733,9 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
             for c in template.get("components") or []
             for p in c.get("parameters") or []
         ]
+        refused = _template_refused(template, params)
+        if refused is not None:
+            return refused
         text = f"[template {template.get('name')} ({(template.get('language') or {}).get('code')})]"
         if params:
             text += " " + " | ".join(str(p) for p in params)
@@ -621,6 +779,35 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
             "messages": [{"id": message_id}],
         }
     )
+
+
+def _template_refused(template: dict[str, Any], params: list[Any]) -> Response | None:
+    """The Cloud API's refusals of a template send: 132001 for a template that does not
+    exist (or is not approved) in that language, 132000 for a wrong parameter count."""
+    language = (template.get("language") or {}).get("code")
+    known = next(
+        (
+            t
+            for t in TEMPLATES
+            if t["name"] == template.get("name")
+            and t["language"] == language
+            and t["status"] == "APPROVED"
+        ),
+        None,
+    )
+    if known is None:
+        return _graph_error(
+            400, 132001, "(#132001) Template name does not exist in the translation"
+        )
+    body = "".join(c.get("text", "") for c in known["components"] if c["type"] == "BODY")
+    expected = len(set(re.findall(r"\{\{\s*(\w+)\s*\}\}", body)))
+    if len(params) != expected:
+        return _graph_error(
+            400,
+            132000,
+            "(#132000) Number of parameters does not match the expected number of params",
+        )
+    return None
 
 
 def _viber_account() -> ChannelAccount | None:

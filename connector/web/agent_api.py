@@ -32,7 +32,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connector.chat.actions import conversations, records
 from connector.chat.errors import ChatError
@@ -80,9 +80,40 @@ class ContactSearchIn(BaseModel):
     q: str = Field(min_length=2, max_length=100)
 
 
-class LinkContactIn(BaseModel):
+class OutboundIn(BaseModel):
+    """A contact, or a case (its contact is messaged; the chat regards the case)."""
+
     model_config = ConfigDict(extra="forbid")
-    contact_id: str = Field(pattern=GUID_PATTERN.pattern)
+    contact_id: str | None = Field(default=None, pattern=GUID_PATTERN.pattern)
+    case_id: str | None = Field(default=None, pattern=GUID_PATTERN.pattern)
+    account_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,64}$")
+
+    @model_validator(mode="after")
+    def _one(self) -> OutboundIn:
+        if (self.contact_id is None) == (self.case_id is None):
+            raise ValueError("give either contact_id or case_id")
+        return self
+
+
+class TemplateSendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    template_id: str = Field(pattern=GUID_PATTERN.pattern)
+    parameters: list[str] = Field(default_factory=list, max_length=20)
+    client_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
+class LinkContactIn(BaseModel):
+    """Exactly one of a contact's or a lead's id."""
+
+    model_config = ConfigDict(extra="forbid")
+    contact_id: str | None = Field(default=None, pattern=GUID_PATTERN.pattern)
+    lead_id: str | None = Field(default=None, pattern=GUID_PATTERN.pattern)
+
+    @model_validator(mode="after")
+    def _one(self) -> LinkContactIn:
+        if (self.contact_id is None) == (self.lead_id is None):
+            raise ValueError("give either contact_id or lead_id")
+        return self
 
 
 @bp.errorhandler(ChatError)
@@ -246,77 +277,265 @@ def _channel_chat(conversation_id: str, me: AgentLike) -> Conversation:
     return conversation
 
 
+# What the search reads of each table; a lead is Open (statecode 0) like a contact is
+# Active, and the person may be known only as a lead (an enquiry, not yet a customer).
+_SEARCHED = {
+    "contact": (tables.CONTACTS, "contactid"),
+    "lead": (tables.LEADS, "leadid"),
+}
+
+
+def _has_leads() -> bool:
+    """Whether the organization has the lead table (Dynamics 365 Sales). `app_tables`
+    (connector.crm.app_tables, discovered from EntityDefinitions) comes with the two
+    solutions' work; without it every organization is taken to have leads."""
+    tables = getattr(services_of(current_app), "app_tables", None)
+    return tables is None or bool(tables.has("lead"))
+
+
+def _search(client: Any, table: str, query: str) -> list[dict[str, str]]:
+    entity_set, key = _SEARCHED[table]
+    rows = client.list(
+        entity_set,
+        select=[key, "fullname", "emailaddress1", "mobilephone"],
+        filter=and_(
+            eq("statecode", 0),
+            or_(
+                contains("fullname", query),
+                contains("emailaddress1", query),
+                contains("mobilephone", query),
+            ),
+        ),
+        orderby="fullname",
+        top=CONTACT_SEARCH_MAX,
+    )
+    return [
+        {
+            "id": str(row[key]).lower(),
+            "name": row.get("fullname") or "",
+            "email": row.get("emailaddress1") or "",
+            "phone": row.get("mobilephone") or "",
+        }
+        for row in rows
+    ]
+
+
 @bp.get("/chats/<conversation_id>/contacts")
 @require_roles(AGENT_ROLES)
 def search_contacts(conversation_id: str) -> dict[str, Any]:
-    """Active contacts whose name, email or phone contains `q` (at most 10)."""
+    """Active contacts and open leads whose name, email or phone contains `q` (at most 10
+    of each), read as the service's application user (docs/channels.md)."""
     me = _me()
     _channel_chat(conversation_id, me)
     query = ContactSearchIn.model_validate({"q": request.args.get("q", "")}).q
     client = services_of(current_app).dataverse
     try:
-        rows = list(
-            client.list(
-                tables.CONTACTS,
-                select=["contactid", "fullname", "emailaddress1", "mobilephone"],
-                filter=and_(
-                    eq("statecode", 0),
-                    or_(
-                        contains("fullname", query),
-                        contains("emailaddress1", query),
-                        contains("mobilephone", query),
-                    ),
-                ),
-                orderby="fullname",
-                top=CONTACT_SEARCH_MAX,
-            )
-        )
+        leads = _search(client, "lead", query) if _has_leads() else []
+        return {"contacts": _search(client, "contact", query), "leads": leads}
     except DataverseError as error:
         raise CrmError.from_dataverse(error, doing="the contact search") from error
-    return {
-        "contacts": [
-            {
-                "id": str(row["contactid"]).lower(),
-                "name": row.get("fullname") or "",
-                "email": row.get("emailaddress1") or "",
-                "phone": row.get("mobilephone") or "",
-            }
-            for row in rows
-        ]
-    }
 
 
 @bp.post("/chats/<conversation_id>/link")
 @require_roles(AGENT_ROLES)
 def link_channel_person(conversation_id: str) -> dict[str, Any]:
-    """Link the chat's person to an existing contact: this chat regards it, and so will
-    the person's later chats on that account."""
+    """Link the chat's person to an existing contact or lead: this chat regards it, and so
+    will the person's later chats on that account."""
     me = _me()
     conversation = _channel_chat(conversation_id, me)
     body = LinkContactIn.model_validate(json_body())
+    table, record_id = ("contact", body.contact_id) if body.contact_id else ("lead", body.lead_id)
+    assert record_id is not None  # LinkContactIn takes exactly one
+    if table == "lead" and not _has_leads():
+        raise ApiError("This organization has no leads.", code="invalid_input")
+    entity_set, _key = _SEARCHED[table]
     client = services_of(current_app).dataverse
     try:
-        row = client.retrieve(tables.CONTACTS, body.contact_id, select=["fullname", "statecode"])
+        row = client.retrieve(entity_set, record_id, select=["fullname", "statecode"])
     except DataverseError as error:
         if error.status == 404:
-            raise NotFound("There is no such contact.", code="unknown_contact") from error
-        raise CrmError.from_dataverse(error, doing="the contact") from error
+            raise NotFound(f"There is no such {table}.", code=f"unknown_{table}") from error
+        raise CrmError.from_dataverse(error, doing=f"the {table}") from error
     if row.get("statecode") != 0:
-        raise NotFound("There is no such contact.", code="unknown_contact")
-    regarding = {
-        "table": "contact",
-        "id": body.contact_id.lower(),
-        "name": row.get("fullname") or "",
-    }
+        raise NotFound(f"There is no such {table}.", code=f"unknown_{table}")
+    regarding = {"table": table, "id": record_id.lower(), "name": row.get("fullname") or ""}
+    contact = {"id": regarding["id"], "name": regarding["name"]} if table == "contact" else None
     conversations.do_set_regarding(
         engine_of(current_app),
         me.agent_id,
         conversation.conversation_id,
         regarding,
-        contact={"id": regarding["id"], "name": regarding["name"]},
+        contact=contact,
     )
     _link_channel_person(conversation, regarding)
     return {"regarding": regarding}
+
+
+# ----- WhatsApp templates (connector.channels.templates) --------------------------------
+
+
+def _channel_account(conversation: Conversation) -> Any:
+    from connector.channels.shared import channels_of
+
+    account = channels_of(current_app).accounts.get(str((conversation.channel or {})["account"]))
+    if account is None or not account.enabled:
+        raise NotFound("The chat's channel account is disabled or deleted.", code="unknown_account")
+    return account
+
+
+@bp.get("/chats/<conversation_id>/templates")
+@require_roles(AGENT_ROLES)
+def list_templates(conversation_id: str) -> dict[str, Any]:
+    """The approved templates of the WhatsApp chat's account an agent can send."""
+    from connector.channels.templates import approved_templates
+
+    conversation = _channel_chat(conversation_id, _me())
+    account = _channel_account(conversation)
+    try:
+        return {"templates": approved_templates(services_of(current_app).dataverse, account)}
+    except DataverseError as error:
+        raise CrmError.from_dataverse(error, doing="the templates") from error
+
+
+@bp.post("/chats/<conversation_id>/template")
+@require_roles(AGENT_ROLES)
+def send_template(conversation_id: str) -> dict[str, Any]:
+    """Send a WhatsApp template with its body parameters: it shows in the chat as the
+    agent's message (the template filled in) and goes out like a reply. A resend of the
+    same `client_id` sends nothing again."""
+    from connector.channels.shared import channels_of
+    from connector.channels.templates import TemplateRefused, find_template, template_message
+    from connector.chat.actions.channels import do_agent_template
+
+    me = _me()
+    conversation = _channel_chat(conversation_id, me)
+    body = TemplateSendIn.model_validate(json_body())
+    account = _channel_account(conversation)
+    try:
+        choice = find_template(services_of(current_app).dataverse, account, body.template_id)
+    except DataverseError as error:
+        raise CrmError.from_dataverse(error, doing="the template") from error
+    if choice is None:
+        raise NotFound("There is no such approved template.", code="unknown_template")
+    try:
+        template, text = template_message(choice, body.parameters)
+    except TemplateRefused as error:
+        raise ApiError(str(error), code="invalid_input") from error
+    engine = engine_of(current_app)
+    seq = do_agent_template(
+        engine,
+        me.agent_id,
+        conversation.conversation_id,
+        client_id=body.client_id,
+        text=text,
+        claims=services_of(current_app).live.state,
+    )
+    if seq is not None:
+        channels_of(current_app).bridge.send_template(conversation.conversation_id, seq, template)
+    return {"sent": seq is not None, "text": text}
+
+
+# ----- "send a new message": a conversation the agent starts on a channel -------------
+
+
+def _reachable(people: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The enabled accounts each linked person can be reached on (the rule in force is
+    the chat's, `chat.channel.rules`, once it opens)."""
+    from connector.channels.shared import channels_of
+
+    accounts = channels_of(current_app).accounts
+    found = []
+    for person in people:
+        account = accounts.get(person["account"])
+        if account is None or not account.enabled:
+            continue
+        found.append(
+            {
+                "contact_id": person["contact"],
+                "account_id": account.key,
+                "channel": account.channel.value,
+                "account_name": account.name,
+                "person_id": person["person"],
+                "person_name": person["name"],
+            }
+        )
+    return found
+
+
+@bp.get("/outbound")
+@require_roles(AGENT_ROLES)
+def outbound_people() -> dict[str, Any]:
+    """Contacts matching `q` (as the contact search) that wrote to us on a channel, each
+    with the accounts they can be messaged on: nobody else can be messaged."""
+    from connector.channels.links import linked_people
+
+    _me()
+    query = ContactSearchIn.model_validate({"q": request.args.get("q", "")}).q
+    client = services_of(current_app).dataverse
+    try:
+        contacts = _search(client, "contact", query)
+        reachable = _reachable(linked_people(client, [c["id"] for c in contacts]))
+    except DataverseError as error:
+        raise CrmError.from_dataverse(error, doing="the contact search") from error
+    return {
+        "people": [
+            {**contact, "channels": [r for r in reachable if r["contact_id"] == contact["id"]]}
+            for contact in contacts
+            if any(r["contact_id"] == contact["id"] for r in reachable)
+        ]
+    }
+
+
+@bp.post("/outbound")
+@require_roles(AGENT_ROLES)
+def start_outbound() -> dict[str, Any]:
+    """Open a conversation with a contact (or a case's contact) on one of the channel
+    accounts they wrote to; the agent then writes, or sends a template, in it."""
+    from connector.channels.links import linked_people
+    from connector.channels.shared import channels_of
+    from connector.chat.actions.channels import do_start_channel_chat
+
+    me = _me()
+    body = OutboundIn.model_validate(json_body())
+    client = services_of(current_app).dataverse
+    try:
+        if body.case_id is not None:
+            case = client.retrieve(
+                tables.INCIDENTS, body.case_id, select=["title", "_customerid_value"]
+            )
+            contact_id = str(case.get("_customerid_value") or "").lower()
+            regarding = {
+                "table": "incident",
+                "id": body.case_id.lower(),
+                "name": case.get("title") or "",
+            }
+        else:
+            contact_id = str(body.contact_id).lower()
+            regarding = None
+        row = client.retrieve(tables.CONTACTS, contact_id, select=["fullname", "statecode"])
+        people = linked_people(client, [contact_id])
+    except DataverseError as error:
+        if error.status == 404:
+            raise NotFound("There is no such contact or case.", code="unknown_contact") from error
+        raise CrmError.from_dataverse(error, doing="the contact") from error
+    contact = {"id": contact_id, "name": row.get("fullname") or ""}
+    person = next((p for p in people if p["account"] == body.account_id.lower()), None)
+    account = channels_of(current_app).accounts.get(body.account_id.lower())
+    if person is None or account is None or not account.enabled:
+        raise ApiError(
+            "This contact has not written to us on that channel account, so it cannot"
+            " message them.",
+            code="never_contacted",
+        )
+    conversation_id, opened = do_start_channel_chat(
+        engine_of(current_app),
+        me.agent_id,
+        account,
+        {"id": person["person"], "name": person["name"]},
+        contact=contact,
+        regarding=regarding or {"table": "contact", **contact},
+    )
+    return {"conversation_id": conversation_id, "opened": opened}
 
 
 @bp.put("/chats/<conversation_id>/contact")

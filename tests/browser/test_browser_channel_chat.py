@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 
 from connector.channels.model import ChannelAccount, ChannelType
 from connector.channels.shared import channels_of
+from connector.channels.templates import do_sync_templates
 from connector.channels.webhooks import webhook_path
 from connector.channels.wire import meta_message_body, signed_request
 from connector.demo import admin_client
@@ -136,11 +137,15 @@ def test_a_person_on_a_channel_is_answered_from_the_console(
     assert chat["crmchat_visitorid"] == f"channel:{messenger.key}:{person}"
 
 
-def test_a_reply_outside_the_24_hour_window_is_refused_in_the_console(
+def test_outside_the_24_hour_window_the_console_offers_only_templates(
     service: Any, agent_console: Callable[..., Any]
 ) -> None:
-    sam = agent_console("Sam Sales")
     whatsapp = _account(service, ChannelType.WHATSAPP)
+    channels = channels_of(service.app)
+    # An administrator has synced the business account's templates (the setup page's
+    # button; its own test below).
+    assert do_sync_templates(services_of(service.app).dataverse, channels.clients.meta, whatsapp)
+    sam = agent_console("Sam Sales")
     person = "4670000001"
     # A message the platform delivers 25 hours late: the window it opened has closed.
     body = meta_message_body(
@@ -161,13 +166,38 @@ def test_a_reply_outside_the_24_hour_window_is_refused_in_the_console(
     expect(sam.get_by_test_id("channel-rule")).to_have_text(
         "WhatsApp: Only approved templates (the 24-hour window has closed)."
     )
-
-    sam.get_by_test_id("message-input").fill("Still there?")
-    sam.get_by_test_id("send-button").click()
-    expect(sam.get_by_test_id("messages")).to_contain_text(
-        "Not sent: More than 24 hours since the person's last message: send a template."
+    # Free text is closed (the service refuses it too: tests/test_channels_templates.py).
+    expect(sam.get_by_test_id("message-input")).to_be_disabled()
+    expect(sam.get_by_test_id("message-input")).to_have_attribute(
+        "placeholder", "The 24-hour window has closed: send an approved template."
     )
-    assert _platform_lines(service, whatsapp, person) == []
+    expect(sam.get_by_test_id("send-button")).to_be_disabled()
+
+    sam.get_by_test_id("template-button").click()
+    choice = sam.get_by_test_id("template-choice")
+    # Approved and asking only for body parameters: the pending one and the one with an
+    # image header are not offered.
+    expect(choice.locator("option")).to_have_text(["follow_up (en_US)", "order_update (en_US)"])
+    choice.select_option(label="order_update (en_US)")
+    params = sam.get_by_test_id("template-param")
+    expect(params).to_have_count(2)
+    params.nth(0).fill("Wes")
+    params.nth(1).fill("1042")
+    expect(sam.get_by_test_id("template-preview")).to_have_text(
+        "Hi Wes, your order 1042 has shipped.\n\nContoso"
+    )
+    sam.get_by_test_id("template-send").click()
+    expect(sam.get_by_test_id("messages")).to_contain_text(
+        "[Template order_update] Hi Wes, your order 1042 has shipped."
+    )
+    deadline = time.monotonic() + ACTIVITY_WAIT_SECS
+    while not (lines := _platform_lines(service, whatsapp, person)):
+        assert time.monotonic() < deadline, "the template never reached the platform"
+        time.sleep(0.2)
+    assert [line["text"] for line in lines if line["sender"] == "business"] == [
+        "[template order_update (en_US)] Wes | 1042"
+    ]
+    expect(sam.get_by_test_id("message-receipt").last).to_have_text("Delivered")
 
 
 def test_the_setup_page_shows_what_to_paste_and_tests_each_connection(
@@ -196,6 +226,11 @@ def test_the_setup_page_shows_what_to_paste_and_tests_each_connection(
     expect(card.get_by_test_id("test-result")).to_have_text(
         "Connected: Messenger knows this account as Contoso on Messenger."
     )
+
+    whatsapp = setup.locator('[data-channel="whatsapp"]')
+    whatsapp.get_by_test_id("sync-templates").click()
+    expect(whatsapp.get_by_test_id("sync-result")).to_have_text("4 template(s) in CRM.")
+    expect(setup.get_by_test_id("sync-templates")).to_have_count(1)  # WhatsApp's alone
 
     viber = setup.locator('[data-channel="viber"]')
     expect(viber.get_by_test_id("verify-token")).to_have_count(0)

@@ -73,7 +73,34 @@
       }, () => { token.textContent = "The verify token could not be read."; });
     }
     form.append(button, result);
+    if (account.channel === "whatsapp") form.append(...templateSync(account, call));
     return section;
+  }
+
+  // WhatsApp: copy the business account's message templates into CRM (agents pick from
+  // them outside the 24-hour window).
+  function templateSync(account, call) {
+    const result = el("p", { class: "result", role: "status", "aria-live": "polite", "data-testid": "sync-result" });
+    const button = el("button", { type: "button", "data-testid": "sync-templates", text: "Sync templates" });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      result.textContent = "Reading the templates from WhatsApp…";
+      result.className = "result";
+      try {
+        const answer = await call("POST", "/api/admin/channels/" + encodeURIComponent(account.id) + "/templates/sync");
+        if (answer.ok) {
+          result.textContent = answer.synced + " template(s) in CRM" + (answer.removed ? ", " + answer.removed + " removed." : ".");
+          result.className = "result ok";
+        } else {
+          result.textContent = "WhatsApp refused: " + answer.error.message + " (" + answer.error.code + ")";
+          result.className = "result bad";
+        }
+      } catch (error) {
+        result.textContent = error.message;
+        result.className = "result bad";
+      } finally { button.disabled = false; }
+    });
+    return [button, result];
   }
 
   async function start() {

@@ -1057,7 +1057,7 @@
     }
   }
 
-  // ---- a channel's person linked to an existing contact ----------------------------------
+  // ---- a channel's person linked to an existing contact or lead ------------------------
   async function searchContacts(event) {
     event.preventDefault();
     const id = state.active;
@@ -1067,25 +1067,67 @@
     try {
       const path = "/api/agent/chats/" + encodeURIComponent(id) + "/contacts?q=" + encodeURIComponent(query);
       const answer = await agentCall("GET", path);
-      results.replaceChildren(...(answer.contacts.length ? answer.contacts.map((c) => el("li", { "data-testid": "link-result" },
-        el("span", { text: c.name + (c.email ? " · " + c.email : "") }),
-        el("button", { type: "button", class: "link", "data-testid": "link-choose", text: "Link", onclick: () => linkChannelPerson(id, c.id) }),
-      )) : [el("li", { text: "No active contact matches." })]));
+      const found = [
+        ...answer.contacts.map((c) => ({ ...c, table: "contact" })),
+        ...(answer.leads || []).map((c) => ({ ...c, table: "lead" })),
+      ];
+      results.replaceChildren(...(found.length ? found.map((c) => el("li", { "data-testid": "link-result", "data-table": c.table },
+        el("span", { text: REGARDING_LABELS[c.table] + ": " + c.name + (c.email ? " · " + c.email : "") }),
+        el("button", { type: "button", class: "link", "data-testid": "link-choose", text: "Link", onclick: () => linkChannelPerson(id, c.table, c.id) }),
+      )) : [el("li", { text: "No active contact or open lead matches." })]));
+    } catch (error) {
+      toast("Could not search contacts and leads: " + error.message, "bad");
+    }
+  }
+
+  async function linkChannelPerson(id, table, recordId) {
+    try {
+      const body = table === "lead" ? { lead_id: recordId } : { contact_id: recordId };
+      const answer = await agentCall("POST", "/api/agent/chats/" + encodeURIComponent(id) + "/link", body);
+      const chat = state.chats.get(id);
+      if (chat) chat.regarding = answer.regarding;
+      toast("Linked to " + answer.regarding.name, "ok");
+    } catch (error) {
+      toast("Could not link the " + table + ": " + error.message, "bad");
+    } finally {
+      render();
+    }
+  }
+
+  // ---- "send a new message": a conversation with someone who wrote on a channel --------
+  const CHANNEL_NAMES = { messenger: "Messenger", instagram: "Instagram", whatsapp: "WhatsApp", viber: "Viber" };
+  async function searchOutbound(event) {
+    event.preventDefault();
+    const query = $("outbound-query").value.trim();
+    const results = $("outbound-results");
+    if (query.length < 2) return;
+    try {
+      const answer = await agentCall("GET", "/api/agent/outbound?q=" + encodeURIComponent(query));
+      results.replaceChildren(...(answer.people.length ? answer.people.flatMap((person) => person.channels.map((c) =>
+        el("li", { "data-testid": "outbound-result", "data-channel": c.channel },
+          el("span", { text: person.name + " · " + CHANNEL_NAMES[c.channel] + " (" + c.account_name + ")" }),
+          el("button", {
+            type: "button", class: "link", "data-testid": "outbound-start", text: "Message",
+            onclick: () => startOutbound(person.id, c.account_id),
+          })))) : [el("li", { text: "No contact who wrote to us on a channel matches." })]));
     } catch (error) {
       toast("Could not search contacts: " + error.message, "bad");
     }
   }
 
-  async function linkChannelPerson(id, contactId) {
+  async function startOutbound(contactId, accountId) {
     try {
-      const answer = await agentCall("POST", "/api/agent/chats/" + encodeURIComponent(id) + "/link", { contact_id: contactId });
-      const chat = state.chats.get(id);
-      if (chat) chat.regarding = answer.regarding;
-      toast("Linked to " + answer.regarding.name, "ok");
+      const answer = await agentCall("POST", "/api/agent/outbound", { contact_id: contactId, account_id: accountId });
+      // The chat arrives as chat.accepted (maybe before this answer): open it either way.
+      if (state.chats.has(answer.conversation_id)) {
+        state.active = answer.conversation_id;
+        render();
+      } else {
+        state.wantFocus.add(answer.conversation_id);
+      }
+      $("outbound-results").replaceChildren();
     } catch (error) {
-      toast("Could not link the contact: " + error.message, "bad");
-    } finally {
-      render();
+      toast("Could not start the conversation: " + error.message, "bad");
     }
   }
 
@@ -1104,7 +1146,7 @@
 
   // ---- menus -------------------------------------------------------------------------------
   function closeMenus(except) {
-    for (const id of ["invite-menu", "transfer-menu", "consult-menu", "snippet-picker", "emoji-picker", "labels-menu"]) {
+    for (const id of ["invite-menu", "transfer-menu", "consult-menu", "snippet-picker", "emoji-picker", "labels-menu", "template-picker"]) {
       if (id !== except) $(id).hidden = true;
     }
     if (except !== "end-confirm") $("end-confirm").hidden = true;
@@ -1356,6 +1398,75 @@
     return channel.label + ": " + text + ".";
   }
 
+  // The reply mode in force now ("free", "template_only", …), from the same windows.
+  function ruleModeNow(channel, now) {
+    const rule = (channel.rules || []).find((r) => !r.until || now < parseTime(r.until));
+    return rule ? rule.mode : "free";
+  }
+
+  // ---- WhatsApp templates: pick one, fill its body parameters, preview, send -----------
+  async function openTemplatePicker() {
+    const id = state.active;
+    if (!id || !toggle("template-picker")) return;
+    const choice = $("template-choice");
+    choice.replaceChildren(el("option", { value: "", text: "Loading…" }));
+    try {
+      const answer = await agentCall("GET", "/api/agent/chats/" + encodeURIComponent(id) + "/templates");
+      state.templates = answer.templates;
+      choice.replaceChildren(...(answer.templates.length
+        ? answer.templates.map((t) => el("option", { value: t.id, text: t.name + " (" + t.language + ")" }))
+        : [el("option", { value: "", text: "No approved templates: an administrator syncs them on Channel setup." })]));
+    } catch (error) {
+      state.templates = [];
+      choice.replaceChildren();
+      toast("Could not load templates: " + error.message, "bad");
+    }
+    renderTemplateForm();
+  }
+
+  function chosenTemplate() {
+    return (state.templates || []).find((t) => t.id === $("template-choice").value) || null;
+  }
+
+  function renderTemplateForm() {
+    const template = chosenTemplate();
+    $("template-params").replaceChildren(...(template ? template.parameters.map((name) => el("input", {
+      type: "text", maxlength: "1024", placeholder: "{{" + name + "}}", "aria-label": "Parameter " + name,
+      "data-testid": "template-param", "data-name": name, oninput: renderTemplatePreview,
+    })) : []));
+    $("template-send").disabled = !template;
+    renderTemplatePreview();
+  }
+
+  function renderTemplatePreview() {
+    const template = chosenTemplate();
+    if (!template) { $("template-preview").textContent = ""; return; }
+    const values = {};
+    for (const input of $("template-params").querySelectorAll("input")) values[input.dataset.name] = input.value;
+    const body = template.body.replace(/\{\{\s*(\w+)\s*\}\}/g, (all, name) => values[name] || all);
+    $("template-preview").textContent = [template.header, body, template.footer].filter(Boolean).join("\n\n");
+  }
+
+  async function sendTemplate() {
+    const id = state.active;
+    const template = chosenTemplate();
+    if (!id || !template) return;
+    const parameters = [...$("template-params").querySelectorAll("input")].map((input) => input.value.trim());
+    if (parameters.some((value) => !value)) { toast("Fill in every parameter.", "bad"); return; }
+    const button = $("template-send");
+    button.disabled = true;
+    try {
+      await agentCall("POST", "/api/agent/chats/" + encodeURIComponent(id) + "/template", {
+        template_id: template.id, parameters, client_id: "t-" + randomId(),
+      });
+      $("template-picker").hidden = true;
+    } catch (error) {
+      toast("Could not send the template: " + error.message, "bad");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   function incomingItem(chat) {
     return el("li", {
       class: "item incoming", "data-testid": "incoming-chat", "data-conversation-id": chat.conversation_id,
@@ -1587,6 +1698,11 @@
     const rule = $("chat-rule");
     rule.textContent = chat.channel ? channelRule(chat.channel, Date.now()) : "";
     rule.hidden = !chat.channel;
+    // WhatsApp outside the 24-hour window takes only templates (Meta's rule, 131047).
+    const whatsapp = Boolean(chat.channel && chat.channel.type === "whatsapp");
+    const templatesOnly = whatsapp && ruleModeNow(chat.channel, Date.now()) === "template_only";
+    $("template-button").hidden = !whatsapp || ended;
+    $("input").placeholder = templatesOnly ? "The 24-hour window has closed: send an approved template." : "Type a message";
     const rating = $("chat-rating");
     rating.hidden = !chat.rating;
     rating.textContent = chat.rating ? "Rated " + ratingStars(chat.rating) + " (" + chat.rating + " of 5)" : "";
@@ -1605,6 +1721,10 @@
     $("attach-button").hidden = !(chat.attachments && chat.attachments.enabled);
     for (const id2 of ["attach-button", "invite", "transfer", "consult", "end", "input", "send", "snippet-button", "emoji-button"]) {
       $(id2).disabled = ended;
+    }
+    if (templatesOnly) {
+      $("input").disabled = true;
+      $("send").disabled = true;
     }
     $("transfer").hidden = !isVisitor;
     $("consult").hidden = !isVisitor;
@@ -2533,6 +2653,9 @@
       }
       renderSnippetList();
     });
+    $("template-button").addEventListener("click", openTemplatePicker);
+    $("template-choice").addEventListener("change", renderTemplateForm);
+    $("template-send").addEventListener("click", sendTemplate);
     $("snippet-filter").addEventListener("input", renderSnippetList);
     $("snippet-filter").addEventListener("keydown", (event) => {
       if (event.key === "Enter") {
@@ -2587,6 +2710,7 @@
       button.addEventListener("click", () => createRecord(button.dataset.kind, button));
     }
     $("link-contact").addEventListener("submit", searchContacts);
+    $("outbound-form").addEventListener("submit", searchOutbound);
     document.addEventListener("keydown", (event) => { if (event.key === "Escape") closeMenus(); });
     document.addEventListener("click", (event) => {
       if (!event.target.closest(".menu-wrap") && !event.target.closest("#end-confirm") && event.target.id !== "end") closeMenus();

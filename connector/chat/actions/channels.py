@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -35,22 +36,31 @@ from connector.channels.model import (
     ChannelType,
     EventKind,
     InboundEvent,
+    WhatsAppTemplate,
 )
 from connector.channels.replies import ChannelClients, do_channel_reply
 from connector.channels.rules import ReplyWindow, check_reply, reply_schedule, reply_window
 from connector.chat import events
 from connector.chat.actions.conversations import (
+    agent_conversation,
     append_system_line,
+    chat_of,
     find_conversation,
     publish_chat_updated,
     publish_message,
     store_sent,
 )
 from connector.chat.actions.queues import publish_waiting, route_waiting
-from connector.chat.errors import ChatError
+from connector.chat.errors import ChatConflict, ChatError, ChatForbidden, ChatInvalid
 from connector.chat.hub import Subscriber
-from connector.chat.model import Conversation, ConversationKind, ConversationState, SenderKind
-from connector.chat.routing import chat_channel
+from connector.chat.model import (
+    Conversation,
+    ConversationKind,
+    ConversationState,
+    Participant,
+    SenderKind,
+)
+from connector.chat.routing import agent_channel, chat_channel
 from connector.chat.state import LivePrimitives
 from connector.chat.views import iso
 
@@ -67,6 +77,8 @@ __all__ = [
     "do_channel_receipt",
     "do_channel_sent",
     "do_channel_subscription",
+    "do_agent_template",
+    "do_start_channel_chat",
 ]
 
 log = logging.getLogger(__name__)
@@ -137,6 +149,166 @@ def check_channel_reply(engine: ChatEngine, conversation: Conversation) -> None:
         )
     except SendRefused as error:
         raise ChatOutsideWindow(str(error)) from error
+
+
+def do_agent_template(
+    engine: ChatEngine,
+    agent_id: str,
+    conversation_id: str,
+    *,
+    client_id: str,
+    text: str,
+    claims: LivePrimitives,
+) -> int | None:
+    """Store an agent's WhatsApp template message (`text`, its filled-in preview) in the
+    chat and relay it; returns its seq for the caller to send it, or None for a resend
+    of `client_id` (already stored and sent: nothing goes out twice).
+
+    A template may go to anyone who wrote to us before, in or outside the 24-hour
+    window. The message's reply claim is taken here, before it is published, so the
+    bridge's bus listener (on any process) does not send it again as text.
+
+    Raises ChatNotFound, ChatEnded, ChatInvalid (not an active WhatsApp chat) and
+    ChatOutsideWindow (the person never wrote)."""
+    with engine.changing():
+        conversation = agent_conversation(engine, agent_id, conversation_id)
+        channel = conversation.channel or {}
+        if channel.get("type") != ChannelType.WHATSAPP.value:
+            raise ChatInvalid("Templates are WhatsApp's.")
+        if conversation.is_open and conversation.state is not ConversationState.ACTIVE:
+            raise ChatInvalid("Accept the chat first.")
+        try:
+            check_reply(ChannelType.WHATSAPP, _window(engine, conversation), template=True)
+        except SendRefused as error:
+            raise ChatOutsideWindow(str(error)) from error
+        profile = engine.directory.agent(agent_id)
+        if profile is None:
+            raise ChatForbidden("You no longer have an agent profile.")
+        message = store_sent(
+            engine,
+            Subscriber(lambda _text: None, name="template"),
+            conversation,
+            kind=SenderKind.AGENT,
+            sender_id=profile.agent_id,
+            sender_name=profile.name,
+            text=text,
+            client_id=client_id,
+        )
+        if message is None:
+            return None
+        claims.claim_once(_reply_claim(conversation_id, message.seq), REPLY_CLAIM_SECS)
+        publish_message(engine, conversation, message)
+        return message.seq
+
+
+# A person with a platform link wrote to us once; with their earlier chats gone (retention)
+# when is unknown, so it counts as long ago: no window is open, a WhatsApp template is.
+_LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _last_heard(engine: ChatEngine, visitor_id: str) -> tuple[datetime, bool]:
+    """When the person last wrote on that account, and whether they are subscribed
+    (Viber), from their earlier chats (the messages' arrival times)."""
+    last: datetime | None = None
+    subscribed = True
+    for entry in engine.state.history(visitor_id):  # newest first
+        earlier = engine.state.conversation(entry.conversation_id)
+        if earlier is None:
+            continue
+        if last is None and earlier.channel is not None:
+            subscribed = bool(earlier.channel.get("subscribed", True))
+        heard = earlier.last_visitor_message_at
+        if heard is not None and (last is None or heard > last):
+            last = heard
+    return (last or _LONG_AGO), subscribed
+
+
+def do_start_channel_chat(
+    engine: ChatEngine,
+    agent_id: str,
+    account: ChannelAccount,
+    person: dict[str, str],
+    *,
+    contact: dict[str, str],
+    regarding: dict[str, str],
+) -> tuple[str, bool]:
+    """ "Send a new message": the agent opens a conversation with a person who wrote to
+    us before on `account` (`person`: {"id", "name"} from their platform link), active
+    and the agent's from the start, regarding the contact or its case. Returns the
+    chat's id and whether it is new; the person's open chat on that account, when the
+    agent is in it, is returned instead of a second one.
+
+    The first message is the agent's, under the same rules as a reply: the window the
+    person's last message opened (from their earlier chats), templates outside it on
+    WhatsApp, subscribed people on Viber.
+
+    Raises ChatConflict (another agent has the person's open chat) and
+    ChatOutsideWindow (nothing at all may be sent to them now)."""
+    label = CHANNEL_LABELS[account.channel]
+    visitor_id = channel_visitor_id(account.key, person["id"])
+    with engine.changing():
+        profile = engine.directory.agent(agent_id)
+        if profile is None:
+            raise ChatForbidden("You no longer have an agent profile.")
+        for open_chat in engine.conversations.values():
+            if open_chat.visitor_id == visitor_id and open_chat.is_open:
+                if open_chat.has_agent(agent_id):
+                    return open_chat.conversation_id, False
+                raise ChatConflict(f"This person is in a chat on {label} with another agent.")
+        last, subscribed = _last_heard(engine, visitor_id)
+        now = engine.clock()
+        window = reply_window(account.channel, last_inbound_at=last, now=now, subscribed=subscribed)
+        try:
+            # Something can go: a reply (tagged or not), or on WhatsApp a template.
+            check_reply(account.channel, window, template=account.channel is ChannelType.WHATSAPP)
+        except SendRefused as error:
+            raise ChatOutsideWindow(str(error)) from error
+        conversation = Conversation(
+            conversation_id=str(uuid.uuid4()),
+            kind=ConversationKind.VISITOR,
+            state=ConversationState.ACTIVE,
+            started_at=now,
+            accepted_at=now,
+            owner_agent_id=profile.agent_id,
+            participants=[Participant("agent", profile.agent_id, profile.name)],
+            visitor_id=visitor_id,
+            visitor_name=person.get("name") or contact["name"] or f"{label} user",
+            visitor_fields={
+                "channel": label,
+                "channel_account": account.name,
+                "platform_user_id": person["id"],
+            },
+            topic_id=account.topic_id,
+            regarding=dict(regarding),
+            contact=dict(contact),
+            last_visitor_message_at=last,
+            channel={
+                "type": account.channel.value,
+                "label": label,
+                "account": account.key,
+                "account_name": account.name,
+                "person": person["id"],
+                "subscribed": subscribed,
+                "outbound": True,
+            },
+        )
+        _with_rules(conversation)
+        engine.state.save_conversation(conversation)
+        engine.conversations[conversation.conversation_id] = conversation
+        line = append_system_line(
+            engine, conversation, f"{profile.name} started this conversation on {label}."
+        )
+        engine.bus.publish(
+            events.event(events.CHAT_ACCEPTED, chat=chat_of(engine, conversation)),
+            {agent_channel(profile.agent_id)},
+        )
+        publish_message(engine, conversation, line)
+        return conversation.conversation_id, True
+
+
+def _reply_claim(conversation_id: str, seq: int) -> str:
+    """The one-shot claim of sending the agent's message `seq` (module docstring)."""
+    return f"channel-reply:{conversation_id}:{seq}"
 
 
 def _open_channel_chat(
@@ -438,23 +610,50 @@ class ChannelBridge:
             conversation = self._channel_chat(conversation_id)
             if conversation is None or conversation.channel is None:
                 return
-            if not self.claims.claim_once(
-                f"channel-reply:{conversation_id}:{seq}", REPLY_CLAIM_SECS
-            ):
+            if not self.claims.claim_once(_reply_claim(conversation_id, seq), REPLY_CLAIM_SECS):
                 return  # another process (or an earlier delivery here) sends it
         except redis.RedisError:
             # Unclaimed, it cannot be sent safely (another process may have it). Redis
             # being away, the engine refuses new messages too, so this is the last one.
             log.warning("channel reply %s/%s not sent: Redis unreachable", conversation_id, seq)
             return
-        channel = conversation.channel
+        self._deliver(conversation, seq, text=text)
+
+    def send_template(self, conversation_id: str, seq: int, template: WhatsAppTemplate) -> None:
+        """Send the template message `seq` (stored and claimed by `do_agent_template`) on
+        the send pool; the outcome shows on the message as a reply's does."""
+
+        def run() -> None:
+            conversation = self._channel_chat(conversation_id)
+            if conversation is not None:
+                self._deliver(conversation, seq, template=template)
+
+        self._pool.submit(run)
+
+    def _deliver(
+        self,
+        conversation: Conversation,
+        seq: int,
+        *,
+        text: str | None = None,
+        template: WhatsAppTemplate | None = None,
+    ) -> None:
+        """Call the platform for the claimed message `seq`; a refusal becomes the
+        "Not delivered" line after it."""
+        conversation_id = conversation.conversation_id
+        channel = conversation.channel or {}
         window = _window(self.engine, conversation)
         account = self.accounts.get(str(channel["account"]))
         try:
             if account is None or not account.enabled:
                 raise _AccountGone(str(channel.get("account_name") or "the account"))
             sent = do_channel_reply(
-                self.clients, account, str(channel["person"]), window, text=text
+                self.clients,
+                account,
+                str(channel["person"]),
+                window,
+                text=text,
+                template=template,
             )
             do_channel_sent(self.engine, conversation_id, seq, sent.message_id)
             log.info(
