@@ -373,7 +373,7 @@
 
   const host = el("crmchat-widget", { tid: "root" });
   const root = host.attachShadow({ mode: "open" });
-  root.append(el("style", { text: styles() }), ui);
+  root.append(el("style", { text: styles(), nonce: ns.nonce || null }), ui);
 
   // design.colors (connector/crm/design.py) become CSS custom properties.
   const COLOR_VARS = { primary: "--p", primary_text: "--pt", background: "--bg", text: "--tx",
@@ -397,7 +397,9 @@
   // Black or white text on the primary colour, whichever contrasts more (needs the host in
   // the document: a detached element has no computed colour).
   function readableOn(colorValue) {
-    const probe = el("i", { style: "color:" + colorValue });
+    // Through the CSSOM: a style attribute breaks under a strict style-src.
+    const probe = el("i");
+    probe.style.color = colorValue;
     ui.append(probe);
     const rgb = (getComputedStyle(probe).color.match(/[\d.]+/g) || [0, 0, 0]).map(Number);
     probe.remove();
@@ -1282,7 +1284,7 @@
     const slot = el("div", { class: "extras", tid: "extras" });
     box.append(slot);
     extrasLoad = extrasLoad || new Promise((ok, no) => {
-      const s = el("script", { src: ns.base + path, async: true, onload: ok, onerror: no });
+      const s = el("script", { src: ns.base + path, async: true, nonce: ns.nonce || null, onload: ok, onerror: no });
       (d.head || d.documentElement).appendChild(s);
     });
     extrasLoad.then(() => { if (slot.isConnected && ns.extras) use(ns.extras, slot); },
