@@ -559,6 +559,7 @@
     if (open) unread = 0;
     save();
     render();
+    fitViewport();
     if (open) {
       if (!keepFocus) focusView();
       scrollDown(true);
@@ -566,6 +567,17 @@
       launcher.focus();
     }
   }
+  // A phone's on-screen keyboard shrinks only the visual viewport, which fixed elements
+  // ignore: the full-screen panel takes its size, so the composer stays above the keyboard.
+  const vv = w.visualViewport;
+  const FULL_SCREEN = w.matchMedia("(max-width:480px)");
+  function fitViewport() {
+    const fit = !!vv && S.open && (TAG.mobile || FULL_SCREEN.matches);
+    panel.style.top = fit ? vv.offsetTop + "px" : "";
+    panel.style.height = fit ? vv.height + "px" : "";
+    if (fit) scrollDown();
+  }
+  if (vv) ["resize", "scroll"].forEach((e) => vv.addEventListener(e, fitViewport));
   function focusView() {
     const v = view();
     const target = v === "pre" ? pre.querySelector("input,select,textarea,button")
@@ -1429,6 +1441,7 @@
     stopped = true;
     [retryTimer, deadTimer].forEach(clearTimeout);
     [pinger, pageChecker, flashTimer].forEach(clearInterval);
+    if (vv) ["resize", "scroll"].forEach((e) => vv.removeEventListener(e, fitViewport));
     const sock = ws;
     ws = null;
     try { if (sock) sock.close(); } catch (e) { /* already gone */ }
