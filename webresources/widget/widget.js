@@ -91,6 +91,10 @@
     color: tagAttr("color-override"), font: tagAttr("font-family-override"),
     mobile: tagAttr("render-mobile") === "true", noMinimize: tagAttr("hide-minimize-button") === "true",
   };
+  // The service's own chat window (/widget/window/<id>, startChat({inNewWindow: true})):
+  // the panel is the whole window, always open, and the page that opened it hands over its
+  // visitor and chat (see popOut below).
+  const WINDOW = !PREVIEW && tagAttr("window") === "true";
   if (tagAttr("custom-close-button-text")) T.end = tagAttr("custom-close-button-text").slice(0, 40);
   // Outside its operating hours a widget may take messages (cfg.offline_form) too.
   const TICKET = Object.assign({}, design.ticket_fallback, cfg.offline_form ? { enabled: true } : null);
@@ -135,7 +139,7 @@
       (location.protocol === "https:" ? "; Secure" : "");
     return id;
   }
-  const VISITOR_ID = PREVIEW ? "preview" : visitorId();
+  let VISITOR_ID = PREVIEW ? "preview" : visitorId();
 
   function fresh() {
     return { token: null, cid: null, seq: 0, state: null, agent: null, by: null, rated: 0,
@@ -367,7 +371,7 @@
     inviteText, el("button", { class: "invx", type: "button", "aria-label": T.closeInvite,
       title: T.closeInvite, text: "×", onclick: () => dismissInvite() }));
   const ui = el("div", { class: "w" + (design.position === "bottom-left" ? " left" : "") +
-    (TAG.mobile ? " mobile" : "") + (TAG.noMinimize ? " nomin" : "") +
+    (TAG.mobile ? " mobile" : "") + (TAG.noMinimize || WINDOW ? " nomin" : "") + (WINDOW ? " window" : "") +
     (design.corners === "square" ? " sq" : "") + " lp-" + (design.label_position || "above"),
   lang: LANG, dir: RTL ? "rtl" : "ltr" }, panel, invite, launcher);
 
@@ -471,6 +475,7 @@
   let inviteDue = false; // design.proactive's delay has passed
   let inviteMsg = null; // the invitation on show
   let invitePrechat = true;
+  let inviteWindow = false; // startProactiveChat(…, {inNewWindow: true})
 
   const inChat = () => !!(S.token || S.start);
   // require_login: a page with a token is given the benefit of the doubt until hello.ok.
@@ -548,6 +553,7 @@
   }
 
   function setOpen(open, keepFocus) {
+    if (WINDOW) open = true;
     if (open) { inviteMsg = null; inviteDue = false; }
     if (!!open !== S.open) fire(open ? "onMaximize" : "onMinimize");
     if (!open && (S.state === "ended" || (S.ticket && !inChat()))) {
@@ -882,6 +888,7 @@
         retrieved = S.cid;
         S.start = null;
         share();
+        tellOpener();
         // Ended by the visitor before the service answered: end it there too.
         if (S.state === "ended") send({ type: "chat.end" });
         else S.state = S.state === "active" ? "active" : "waiting";
@@ -1160,7 +1167,8 @@
   }
   function acceptInvite() {
     inviteMsg = null;
-    if (invitePrechat) setOpen(true);
+    if (inviteWindow && !WINDOW && popOut()) render();
+    else if (invitePrechat) setOpen(true);
     else sdkStartChat();
   }
   function dismissInvite() {
@@ -1168,6 +1176,85 @@
     render();
     launcher.focus();
   }
+
+  // ---- the chat in a window of its own (startChat({inNewWindow: true})) ----
+  // The window is a page of the service (another origin than the site), so it cannot read
+  // the site's storage: the page hands it the visitor id, the chat's resume token (bound to
+  // that visitor), the form's values, the context and the identity token by postMessage,
+  // addressed to the service's origin only. A chat the window starts comes back the same
+  // way, so the site's tabs carry on with it when the window closes. Nothing goes in a URL.
+  const SERVICE_ORIGIN = new URL(ns.base).origin;
+  let popup = null; // {win, custom}: the window this page opened
+  function popOut(custom) {
+    const win = w.open(ns.base + "/widget/window/" + encodeURIComponent(WIDGET_ID),
+      "crmchat-" + WIDGET_ID, "popup,width=420,height=680");
+    if (!win) return false; // a popup blocker: the chat opens in the page instead
+    popup = { win, custom };
+    setOpen(false, true);
+    return true;
+  }
+  async function handOver() {
+    let context = null;
+    try {
+      const provider = (ns.providers || {}).Context;
+      context = popup.custom !== undefined ? popup.custom : provider ? await provider() : null;
+    } catch (e) { context = null; } // the window's form reports it when the chat starts
+    popup.win.postMessage({ crmchat: "handover", widget: WIDGET_ID, visitor_id: VISITOR_ID,
+      token: S.token, cid: S.cid, fields: S.fields, context, identity }, SERVICE_ORIGIN);
+  }
+  let opener = null; // in the window: the site's origin, once it handed over
+  let handedOver = null; // in the window: resolves when the site handed over (or never will)
+  if (WINDOW) {
+    d.title = design.title || d.title;
+    handedOver = new Promise((done) => {
+      if (!w.opener) return done();
+      setTimeout(done, 3000); // an opener that says nothing: a window of its own
+      w.addEventListener("message", (e) => {
+        const m = e.data;
+        if (opener || e.source !== w.opener || !m || m.crmchat !== "handover" || m.widget !== WIDGET_ID) return;
+        if (!design.allowed_domains || !design.allowed_domains.length || allowedSite(e.origin)) {
+          opener = e.origin;
+          takeOver(m);
+        }
+        done();
+      });
+      w.opener.postMessage({ crmchat: "window", widget: WIDGET_ID }, "*");
+    });
+  }
+  function allowedSite(origin) {
+    const host = new URL(origin).hostname;
+    return design.allowed_domains.some((p) => (p.startsWith("*.") ? host.endsWith(p.slice(1)) : host === p));
+  }
+  function takeOver(m) {
+    if (typeof m.visitor_id === "string" && /^[A-Za-z0-9_-]{16,64}$/.test(m.visitor_id)) VISITOR_ID = m.visitor_id;
+    if (typeof m.identity === "string" && m.identity) identity = m.identity;
+    if (m.context && typeof m.context === "object") pendingContext = m.context;
+    if (typeof m.token === "string" && m.token !== S.token) {
+      S = Object.assign(fresh(), { token: m.token, cid: m.cid, state: "waiting", open: true });
+    }
+    if (m.fields && typeof m.fields === "object") S.fields = m.fields;
+    save();
+    renderTranscript();
+    pre.querySelectorAll(".field input[name]").forEach((i) => { if (!i.value && S.fields[i.name]) i.value = S.fields[i.name]; });
+    render();
+  }
+  // In the window: tell the site about a chat started here.
+  function tellOpener() {
+    if (opener && w.opener && !w.opener.closed) {
+      w.opener.postMessage({ crmchat: "started", widget: WIDGET_ID, token: S.token, cid: S.cid }, opener);
+    }
+  }
+  w.addEventListener("message", (e) => {
+    const m = e.data;
+    if (!popup || e.source !== popup.win || e.origin !== SERVICE_ORIGIN || !m || m.widget !== WIDGET_ID) return;
+    if (m.crmchat === "window") handOver();
+    else if (m.crmchat === "started" && typeof m.token === "string" && adopt({ token: m.token, cid: m.cid })) {
+      share();
+      renderTranscript();
+      render();
+      reconnect();
+    }
+  });
 
   // ---- the Omnichannel SDK (window.Microsoft.Omnichannel.LiveChatWidget.SDK) ----
   function fire(name, detail) {
@@ -1180,6 +1267,7 @@
   // there is nothing to ask.
   function sdkStartChat(options) {
     const custom = options && options.customContext;
+    if (options && options.inNewWindow && !WINDOW && popOut(custom)) return;
     designHidden = delayed = false;
     if (S.state === "ended" || (S.ticket && !inChat())) newChat();
     if (inChat() || !available || loginNeeded() || (ASK_FIELDS && fields.length) || topicSelect || consentBox) {
@@ -1209,9 +1297,10 @@
       queueId: null, averageWaitTime: null, nexttransitiontime: null,
       StartTimeOfNextOperatingHour: null, EndTimeOfNextOperatingHour: null };
   }
-  function sdkProactive(notification, showPrechat) {
+  function sdkProactive(notification, showPrechat, options) {
     inviteMsg = (notification && notification.message) || DEFAULT_INVITE;
     invitePrechat = showPrechat !== false;
+    inviteWindow = !!(options && options.inNewWindow);
     designHidden = delayed = false;
     render();
   }
@@ -1430,7 +1519,11 @@
     if (PREVIEW) return;
     // Connect after lcw:ready, whose listeners usually set the providers: a token provider's
     // token then goes in the first hello instead of a second connection.
-    if ((ns.providers || {}).AuthToken) fetchToken().then((t) => { if (t && !identity) identity = t; connect(); });
+    if (WINDOW) {
+      designHidden = delayed = false;
+      setOpen(true, true);
+      handedOver.then(connect);
+    } else if ((ns.providers || {}).AuthToken) fetchToken().then((t) => { if (t && !identity) identity = t; connect(); });
     else connect();
   }
   // The SDK object loader.js made (with the provider methods).
@@ -1566,7 +1659,8 @@ padding-block:12px;padding-inline:16px 8px;border-radius:16px 16px 4px 16px;back
 .lp-left .field label{flex:0 0 34%}
 .sq .panel{border-radius:4px}
 .sq .invite,.sq .bubble,.sq .field input,.sq .field textarea,.sq .composer textarea,.sq .primary,.sq .secondary,.sq .card,.sq .error{border-radius:3px}
-.mobile .panel{inset:0;width:auto;height:auto;border-radius:0}
+.mobile .panel,.window .panel{inset:0;width:auto;height:auto;border-radius:0;animation:none}
+.window .launcher{display:none}
 .w.mobile.open .launcher,.mobile header,.nomin .min{display:none}
 @media (max-width:480px){
 .panel{inset:0;width:auto;height:auto;border-radius:0}
