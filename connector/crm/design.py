@@ -263,6 +263,7 @@ WIDGET_TEXT_KEYS = (
     "notStarted", "badIdentity", "mismatch", "message", "ticketDone", "closeInvite",
     "transcriptDownload", "transcriptEmail", "transcriptEmailLabel", "transcriptSend",
     "transcriptSent", "transcriptFailed", "transcriptBadEmail", "transcriptTooMany",
+    "queue", "queueWait", "minute", "minutes",
 )  # fmt: skip
 DESIGN_TEXT_KEYS = (
     "title", "start_button", "send_button", "confirm_end.message", "confirm_end.yes",

@@ -80,6 +80,9 @@
     mismatch: "This chat's email does not match the account you are signed in with.",
     message: "Message", ticketDone: "Thanks, we got your message. Your ticket number is {number}.",
     closeInvite: "Close",
+    queue: "You are number {position} in the queue.",
+    queueWait: "You are number {position} in the queue, about {wait}.",
+    minute: "1 minute", minutes: "{n} minutes",
   };
   const T = Object.assign({}, DEFAULT_TEXTS, TEXTS);
   // The designer lists these as the texts a translation may give.
@@ -144,7 +147,7 @@
   function fresh() {
     return { token: null, cid: null, seq: 0, state: null, agent: null, by: null, rated: 0,
       msgs: [], out: [], start: null, fields: {}, open: false, shown: true,
-      timedOut: false, ticketReq: null, ticket: null };
+      timedOut: false, ticketReq: null, ticket: null, queue: null };
   }
   let S = Object.assign(fresh(), { shown: false }, store("sessionStorage", KEY) || {});
   const save = () => store("sessionStorage", KEY, S);
@@ -362,7 +365,9 @@
     "aria-labelledby": "crmchat-confirm-msg", tid: "confirm", hidden: true },
   el("div", { class: "card" }, confirmMsg, el("div", { class: "row" }, noBtn, yesBtn)));
 
-  const body = el("div", { class: "body" }, loginBox, pre, ticketForm, ticketDone, log, typingEl, slowedEl, endBox);
+  // chat.queued: the visitor's place in the queue, announced as it changes
+  const queueEl = el("p", { class: "queue", tid: "queue", role: "status", hidden: true });
+  const body = el("div", { class: "body" }, loginBox, pre, ticketForm, ticketDone, queueEl, log, typingEl, slowedEl, endBox);
   const panel = el("section", { class: "panel", id: panelId, role: "dialog", tid: "panel",
     "aria-labelledby": "crmchat-title", hidden: true }, header, body, picker, composer, confirmBox);
   // the proactive invitation: a bubble by the launcher
@@ -523,6 +528,9 @@
     endBtn.hidden = !(v === "chat" || (v === "ticket" && S.token && S.state !== "ended"));
     endBox.hidden = v !== "ended";
     if (v !== "chat") typingEl.hidden = true;
+    const queue = v === "chat" && S.state !== "active" ? queueText() : "";
+    queueEl.hidden = !queue;
+    if (queueEl.textContent !== queue) queueEl.textContent = queue;
     startBtn.disabled = !available || !!S.start || starting;
     const problem = notice || (available ? "" : T.unavailable);
     preError.hidden = !problem;
@@ -898,11 +906,28 @@
         // Omnichannel: "raised when the chat conversation is created and started".
         fire("chatQueued", { conversation_id: f.conversation_id });
         break;
+      case "chat.queued": {
+        // The visitor's place in the topic's queue (docs/protocol.md), sent as it changes.
+        const position = f.position;
+        if ((S.cid && f.conversation_id !== S.cid) || !Number.isInteger(position) || position < 1) break;
+        const wait = Number.isInteger(f.estimated_wait_secs) && f.estimated_wait_secs >= 0 ? f.estimated_wait_secs : null;
+        S.queue = { position, wait };
+        save();
+        const a = availability();
+        fire("chatQueued", { conversation_id: f.conversation_id, positionInQueue: a.positionInQueue,
+          averageWaitTime: a.averageWaitTime });
+        // Omnichannel tells the place as a system message tagged queueposition.
+        fire("onMessageReceived", { messageType: "system", content: queueText(), timestamp: new Date().toISOString(),
+          channelData: { tags: ["system", "queueposition"] }, conversation_id: f.conversation_id, position,
+          estimated_wait_secs: wait });
+        break;
+      }
       case "chat.accepted":
         // The service posts a "… joined the chat." system message next: Omnichannel tags
         // that line agentaccepted (a transfer's join line too).
         nextTag = "agentaccepted";
         S.state = "active";
+        S.queue = null;
         S.timedOut = false;
         if (f.agent) S.agent = f.agent;
         save();
@@ -1293,9 +1318,18 @@
     fire("onClose");
   }
   function availability() {
-    return { isAgentAvailable: available, isQueueAvailable: available, positionInQueue: null,
-      queueId: null, averageWaitTime: null, nexttransitiontime: null,
+    // Omnichannel's averageWaitTime is in minutes (getAgentAvailability reference).
+    const q = S.state !== "active" && S.state !== "ended" ? S.queue : null;
+    return { isAgentAvailable: available, isQueueAvailable: available, positionInQueue: q ? q.position : null,
+      queueId: null, averageWaitTime: q && q.wait != null ? Math.max(1, Math.ceil(q.wait / 60)) : null, nexttransitiontime: null,
       StartTimeOfNextOperatingHour: null, EndTimeOfNextOperatingHour: null };
+  }
+  function queueText() {
+    const q = S.queue;
+    if (!q) return "";
+    const n = Math.max(1, Math.ceil((q.wait || 0) / 60));
+    return q.wait == null ? fmt(T.queue, q) : fmt(T.queueWait, { position: q.position,
+      wait: n === 1 ? T.minute : fmt(T.minutes, { n }) });
   }
   function sdkProactive(notification, showPrechat, options) {
     inviteMsg = (notification && notification.message) || DEFAULT_INVITE;
@@ -1628,6 +1662,7 @@ padding-block:12px;padding-inline:16px 8px;border-radius:16px 16px 4px 16px;back
 .system{align-self:center;align-items:center;max-width:90%}
 .system .meta{display:none}
 .system .bubble{background:transparent;color:var(--mu);font-size:13px;padding:2px 8px;text-align:center}
+.queue{margin:10px 14px 0;padding:8px 12px;border-radius:10px;background:var(--soft);font-size:14px;text-align:center}
 .typing{margin:0;padding:2px 18px 6px;font-size:13px;color:var(--mu);font-style:italic}
 .composer{display:flex;align-items:flex-end;gap:6px;padding:10px;border-top:1px solid var(--ln)}
 .composer textarea{flex:1;min-height:40px;max-height:120px;padding:9px 12px;border:1px solid var(--ln);border-radius:20px;resize:none;background:var(--bg)}
