@@ -266,7 +266,6 @@ WIDGET_TEXT_KEYS = (
     "transcriptDownload", "transcriptEmail", "transcriptEmailLabel", "transcriptSend",
     "transcriptSent", "transcriptFailed", "transcriptBadEmail", "transcriptTooMany",
     "attach", "fileType", "fileSize", "fileFailed",
-    "queue", "queueWait", "minute", "minutes",
 )  # fmt: skip
 DESIGN_TEXT_KEYS = (
     "title", "start_button", "send_button", "confirm_end.message", "confirm_end.yes",

@@ -20,12 +20,10 @@ import functools
 import hashlib
 import mimetypes
 import re
-import secrets
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, request
 
-from connector.chat.frames import GUID_PATTERN
 from connector.solution.paths import WEBRESOURCES_DIR
 from connector.web.errors import NotFound
 
@@ -41,15 +39,6 @@ WIDGET_MAX_AGE_SECS = 300
 IMMUTABLE_MAX_AGE_SECS = 31_536_000
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}\.(?:js|css)")
 _VERSION_CHARS = 12
-# The chat in a window of its own (startChat({inNewWindow: true}), widget README): the
-# loader on an empty page of the service, told by data-window to fill the window. The
-# page's policy is as strict as the one the README asks of sites.
-_WINDOW_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1"><title>Chat</title></head>
-<body><script src="/widget/loader.js" data-widget-id="{widget_id}" data-window="true"
- nonce="{nonce}"></script></body></html>
-"""
 
 
 @dataclass(frozen=True)
@@ -104,21 +93,6 @@ def _answer(asset: _Asset, *, immutable: bool) -> Response:
 @bp.get("/widget/<name>")
 def widget_file(name: str) -> Response:
     return _answer(_asset(name), immutable=False)
-
-
-@bp.get("/widget/window/<widget_id>")
-def widget_window(widget_id: str) -> Response:
-    if not GUID_PATTERN.fullmatch(widget_id):
-        raise NotFound("There is no such widget.")
-    nonce = secrets.token_urlsafe(16)
-    response = Response(_WINDOW_PAGE.format(widget_id=widget_id.lower(), nonce=nonce))
-    response.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
-        "connect-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'"
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.get("/widget/v/<version>/<name>")

@@ -29,8 +29,6 @@
   ns.widgetId = widgetId;
   ns.base = base;
   ns.tag = tag;
-  // A strict CSP's nonce, for what the widget adds (the browser hides the attribute).
-  ns.nonce = tag.nonce || tag.getAttribute("nonce") || "";
 
   // The Omnichannel API. The providers live here, so a page may set them at any time;
   // widget.js replaces the other methods (queued until then) and fires lcw:ready.
@@ -84,7 +82,6 @@
       config.script_url : "/widget/widget.js";
     s.src = base + path;
     s.async = true;
-    if (ns.nonce) s.nonce = ns.nonce;
     s.onerror = function () { fail(7, "The widget's script failed to load."); };
     (d.head || d.documentElement).appendChild(s);
   }).catch(function (e) {

@@ -82,9 +82,6 @@
     closeInvite: "Close",
     attach: "Send a file", fileType: "Only these files can be sent: {types}.",
     fileSize: "The file is larger than {kb} KB.", fileFailed: "The file was not sent: {why}",
-    queue: "You are number {position} in the queue.",
-    queueWait: "You are number {position} in the queue, about {wait}.",
-    minute: "1 minute", minutes: "{n} minutes",
   };
   const T = Object.assign({}, DEFAULT_TEXTS, TEXTS);
   // The designer lists these as the texts a translation may give.
@@ -96,10 +93,6 @@
     color: tagAttr("color-override"), font: tagAttr("font-family-override"),
     mobile: tagAttr("render-mobile") === "true", noMinimize: tagAttr("hide-minimize-button") === "true",
   };
-  // The service's own chat window (/widget/window/<id>, startChat({inNewWindow: true})):
-  // the panel is the whole window, always open, and the page that opened it hands over its
-  // visitor and chat (see popOut below).
-  const WINDOW = !PREVIEW && tagAttr("window") === "true";
   if (tagAttr("custom-close-button-text")) T.end = tagAttr("custom-close-button-text").slice(0, 40);
   // Outside its operating hours a widget may take messages (cfg.offline_form) too.
   const TICKET = Object.assign({}, design.ticket_fallback, cfg.offline_form ? { enabled: true } : null);
@@ -110,9 +103,6 @@
   const TOPICS = Array.isArray(cfg.topics) ? cfg.topics : [];
   const DEFAULT_INVITE = "Hi! Have any questions? I'm here to help";
   const TOKEN_WAIT_MS = 10000;
-  // A refused chat start or message waiting longer than this (the service's hourly limits,
-  // not its per-socket pacing) is given up, saying why, instead of waiting unseen.
-  const RETRY_WITHIN_MS = 10000;
   // Omnichannel's context rules (live-chat.md §2).
   const MAX_CONTEXT_VARS = 100;
   const MAX_CONTEXT_NAME_CHARS = 100;
@@ -147,12 +137,12 @@
       (location.protocol === "https:" ? "; Secure" : "");
     return id;
   }
-  let VISITOR_ID = PREVIEW ? "preview" : visitorId();
+  const VISITOR_ID = PREVIEW ? "preview" : visitorId();
 
   function fresh() {
     return { token: null, cid: null, seq: 0, state: null, agent: null, by: null, rated: 0,
       msgs: [], out: [], start: null, fields: {}, open: false, shown: true,
-      timedOut: false, ticketReq: null, ticket: null, queue: null };
+      timedOut: false, ticketReq: null, ticket: null };
   }
   let S = Object.assign(fresh(), { shown: false }, store("sessionStorage", KEY) || {});
   const save = () => store("sessionStorage", KEY, S);
@@ -382,9 +372,7 @@
     "aria-labelledby": "crmchat-confirm-msg", tid: "confirm", hidden: true },
   el("div", { class: "card" }, confirmMsg, el("div", { class: "row" }, noBtn, yesBtn)));
 
-  // chat.queued: the visitor's place in the queue, announced as it changes
-  const queueEl = el("p", { class: "queue", tid: "queue", role: "status", hidden: true });
-  const body = el("div", { class: "body" }, loginBox, pre, ticketForm, ticketDone, queueEl, log, typingEl, slowedEl, endBox);
+  const body = el("div", { class: "body" }, loginBox, pre, ticketForm, ticketDone, log, typingEl, slowedEl, endBox);
   const panel = el("section", { class: "panel", id: panelId, role: "dialog", tid: "panel",
     "aria-labelledby": "crmchat-title", hidden: true }, header, body, picker, composer, confirmBox);
   // the proactive invitation: a bubble by the launcher
@@ -393,13 +381,13 @@
     inviteText, el("button", { class: "invx", type: "button", "aria-label": T.closeInvite,
       title: T.closeInvite, text: "×", onclick: () => dismissInvite() }));
   const ui = el("div", { class: "w" + (design.position === "bottom-left" ? " left" : "") +
-    (TAG.mobile ? " mobile" : "") + (TAG.noMinimize || WINDOW ? " nomin" : "") + (WINDOW ? " window" : "") +
+    (TAG.mobile ? " mobile" : "") + (TAG.noMinimize ? " nomin" : "") +
     (design.corners === "square" ? " sq" : "") + " lp-" + (design.label_position || "above"),
   lang: LANG, dir: RTL ? "rtl" : "ltr" }, panel, invite, launcher);
 
   const host = el("crmchat-widget", { tid: "root" });
   const root = host.attachShadow({ mode: "open" });
-  root.append(el("style", { text: styles(), nonce: ns.nonce || null }), ui);
+  root.append(el("style", { text: styles() }), ui);
 
   // design.colors (connector/crm/design.py) become CSS custom properties.
   const COLOR_VARS = { primary: "--p", primary_text: "--pt", background: "--bg", text: "--tx",
@@ -423,9 +411,7 @@
   // Black or white text on the primary colour, whichever contrasts more (needs the host in
   // the document: a detached element has no computed colour).
   function readableOn(colorValue) {
-    // Through the CSSOM: a style attribute breaks under a strict style-src.
-    const probe = el("i");
-    probe.style.color = colorValue;
+    const probe = el("i", { style: "color:" + colorValue });
     ui.append(probe);
     const rgb = (getComputedStyle(probe).color.match(/[\d.]+/g) || [0, 0, 0]).map(Number);
     probe.remove();
@@ -497,7 +483,6 @@
   let inviteDue = false; // design.proactive's delay has passed
   let inviteMsg = null; // the invitation on show
   let invitePrechat = true;
-  let inviteWindow = false; // startProactiveChat(…, {inNewWindow: true})
 
   const inChat = () => !!(S.token || S.start);
   // require_login: a page with a token is given the benefit of the doubt until hello.ok.
@@ -545,9 +530,6 @@
     endBtn.hidden = !(v === "chat" || (v === "ticket" && S.token && S.state !== "ended"));
     endBox.hidden = v !== "ended";
     if (v !== "chat") typingEl.hidden = true;
-    const queue = v === "chat" && S.state !== "active" ? queueText() : "";
-    queueEl.hidden = !queue;
-    if (queueEl.textContent !== queue) queueEl.textContent = queue;
     startBtn.disabled = !available || !!S.start || starting;
     const problem = notice || (available ? "" : T.unavailable);
     preError.hidden = !problem;
@@ -578,7 +560,6 @@
   }
 
   function setOpen(open, keepFocus) {
-    if (WINDOW) open = true;
     if (open) { inviteMsg = null; inviteDue = false; }
     if (!!open !== S.open) fire(open ? "onMaximize" : "onMinimize");
     if (!open && (S.state === "ended" || (S.ticket && !inChat()))) {
@@ -590,7 +571,6 @@
     if (open) unread = 0;
     save();
     render();
-    fitViewport();
     if (open) {
       if (!keepFocus) focusView();
       scrollDown(true);
@@ -598,17 +578,6 @@
       launcher.focus();
     }
   }
-  // A phone's on-screen keyboard shrinks only the visual viewport, which fixed elements
-  // ignore: the full-screen panel takes its size, so the composer stays above the keyboard.
-  const vv = w.visualViewport;
-  const FULL_SCREEN = w.matchMedia("(max-width:480px)");
-  function fitViewport() {
-    const fit = !!vv && S.open && (TAG.mobile || FULL_SCREEN.matches);
-    panel.style.top = fit ? vv.offsetTop + "px" : "";
-    panel.style.height = fit ? vv.height + "px" : "";
-    if (fit) scrollDown();
-  }
-  if (vv) ["resize", "scroll"].forEach((e) => vv.addEventListener(e, fitViewport));
   function focusView() {
     const v = view();
     const target = v === "pre" ? pre.querySelector("input,select,textarea,button")
@@ -914,7 +883,6 @@
         retrieved = S.cid;
         S.start = null;
         share();
-        tellOpener();
         // Ended by the visitor before the service answered: end it there too.
         if (S.state === "ended") send({ type: "chat.end" });
         else S.state = S.state === "active" ? "active" : "waiting";
@@ -924,28 +892,11 @@
         // Omnichannel: "raised when the chat conversation is created and started".
         fire("chatQueued", { conversation_id: f.conversation_id });
         break;
-      case "chat.queued": {
-        // The visitor's place in the topic's queue (docs/protocol.md), sent as it changes.
-        const position = f.position;
-        if ((S.cid && f.conversation_id !== S.cid) || !Number.isInteger(position) || position < 1) break;
-        const wait = Number.isInteger(f.estimated_wait_secs) && f.estimated_wait_secs >= 0 ? f.estimated_wait_secs : null;
-        S.queue = { position, wait };
-        save();
-        const a = availability();
-        fire("chatQueued", { conversation_id: f.conversation_id, positionInQueue: a.positionInQueue,
-          averageWaitTime: a.averageWaitTime });
-        // Omnichannel tells the place as a system message tagged queueposition.
-        fire("onMessageReceived", { messageType: "system", content: queueText(), timestamp: new Date().toISOString(),
-          channelData: { tags: ["system", "queueposition"] }, conversation_id: f.conversation_id, position,
-          estimated_wait_secs: wait });
-        break;
-      }
       case "chat.accepted":
         // The service posts a "… joined the chat." system message next: Omnichannel tags
         // that line agentaccepted (a transfer's join line too).
         nextTag = "agentaccepted";
         S.state = "active";
-        S.queue = null;
         S.timedOut = false;
         if (f.agent) S.agent = f.agent;
         save();
@@ -1021,7 +972,7 @@
       return;
     }
     if (S.ticketReq && (f.ref === S.ticketReq.client_id || f.ref === "ticket.create")) {
-      if (f.code === "rate_limited" && !(f.retry_after_ms > RETRY_WITHIN_MS)) { setTimeout(flush, Math.max(250, f.retry_after_ms || 1000)); return; }
+      if (f.code === "rate_limited") { setTimeout(flush, Math.max(250, f.retry_after_ms || 1000)); return; }
       S.ticketReq = null;
       ticketError.textContent = f.message || T.notStarted;
       ticketError.hidden = false;
@@ -1041,7 +992,7 @@
       return;
     }
     if (S.start && (f.ref === "chat.start" || f.ref === S.start.client_id)) {
-      if (f.code === "rate_limited" && !(f.retry_after_ms > RETRY_WITHIN_MS)) { setTimeout(flush, Math.max(250, f.retry_after_ms || 1000)); return; }
+      if (f.code === "rate_limited") { setTimeout(flush, Math.max(250, f.retry_after_ms || 1000)); return; }
       S.start = null;
       notice = f.code === "unavailable" ? T.unavailable : f.code === "login_required" ? T.login
         : f.code === "identity_mismatch" ? T.mismatch : f.message || T.notStarted;
@@ -1210,8 +1161,7 @@
   }
   function acceptInvite() {
     inviteMsg = null;
-    if (inviteWindow && !WINDOW && popOut()) render();
-    else if (invitePrechat) setOpen(true);
+    if (invitePrechat) setOpen(true);
     else sdkStartChat();
   }
   function dismissInvite() {
@@ -1219,85 +1169,6 @@
     render();
     launcher.focus();
   }
-
-  // ---- the chat in a window of its own (startChat({inNewWindow: true})) ----
-  // The window is a page of the service (another origin than the site), so it cannot read
-  // the site's storage: the page hands it the visitor id, the chat's resume token (bound to
-  // that visitor), the form's values, the context and the identity token by postMessage,
-  // addressed to the service's origin only. A chat the window starts comes back the same
-  // way, so the site's tabs carry on with it when the window closes. Nothing goes in a URL.
-  const SERVICE_ORIGIN = new URL(ns.base).origin;
-  let popup = null; // {win, custom}: the window this page opened
-  function popOut(custom) {
-    const win = w.open(ns.base + "/widget/window/" + encodeURIComponent(WIDGET_ID),
-      "crmchat-" + WIDGET_ID, "popup,width=420,height=680");
-    if (!win) return false; // a popup blocker: the chat opens in the page instead
-    popup = { win, custom };
-    setOpen(false, true);
-    return true;
-  }
-  async function handOver() {
-    let context = null;
-    try {
-      const provider = (ns.providers || {}).Context;
-      context = popup.custom !== undefined ? popup.custom : provider ? await provider() : null;
-    } catch (e) { context = null; } // the window's form reports it when the chat starts
-    popup.win.postMessage({ crmchat: "handover", widget: WIDGET_ID, visitor_id: VISITOR_ID,
-      token: S.token, cid: S.cid, fields: S.fields, context, identity }, SERVICE_ORIGIN);
-  }
-  let opener = null; // in the window: the site's origin, once it handed over
-  let handedOver = null; // in the window: resolves when the site handed over (or never will)
-  if (WINDOW) {
-    d.title = design.title || d.title;
-    handedOver = new Promise((done) => {
-      if (!w.opener) return done();
-      setTimeout(done, 3000); // an opener that says nothing: a window of its own
-      w.addEventListener("message", (e) => {
-        const m = e.data;
-        if (opener || e.source !== w.opener || !m || m.crmchat !== "handover" || m.widget !== WIDGET_ID) return;
-        if (!design.allowed_domains || !design.allowed_domains.length || allowedSite(e.origin)) {
-          opener = e.origin;
-          takeOver(m);
-        }
-        done();
-      });
-      w.opener.postMessage({ crmchat: "window", widget: WIDGET_ID }, "*");
-    });
-  }
-  function allowedSite(origin) {
-    const host = new URL(origin).hostname;
-    return design.allowed_domains.some((p) => (p.startsWith("*.") ? host.endsWith(p.slice(1)) : host === p));
-  }
-  function takeOver(m) {
-    if (typeof m.visitor_id === "string" && /^[A-Za-z0-9_-]{16,64}$/.test(m.visitor_id)) VISITOR_ID = m.visitor_id;
-    if (typeof m.identity === "string" && m.identity) identity = m.identity;
-    if (m.context && typeof m.context === "object") pendingContext = m.context;
-    if (typeof m.token === "string" && m.token !== S.token) {
-      S = Object.assign(fresh(), { token: m.token, cid: m.cid, state: "waiting", open: true });
-    }
-    if (m.fields && typeof m.fields === "object") S.fields = m.fields;
-    save();
-    renderTranscript();
-    pre.querySelectorAll(".field input[name]").forEach((i) => { if (!i.value && S.fields[i.name]) i.value = S.fields[i.name]; });
-    render();
-  }
-  // In the window: tell the site about a chat started here.
-  function tellOpener() {
-    if (opener && w.opener && !w.opener.closed) {
-      w.opener.postMessage({ crmchat: "started", widget: WIDGET_ID, token: S.token, cid: S.cid }, opener);
-    }
-  }
-  w.addEventListener("message", (e) => {
-    const m = e.data;
-    if (!popup || e.source !== popup.win || e.origin !== SERVICE_ORIGIN || !m || m.widget !== WIDGET_ID) return;
-    if (m.crmchat === "window") handOver();
-    else if (m.crmchat === "started" && typeof m.token === "string" && adopt({ token: m.token, cid: m.cid })) {
-      share();
-      renderTranscript();
-      render();
-      reconnect();
-    }
-  });
 
   // ---- the Omnichannel SDK (window.Microsoft.Omnichannel.LiveChatWidget.SDK) ----
   function fire(name, detail) {
@@ -1310,7 +1181,6 @@
   // there is nothing to ask.
   function sdkStartChat(options) {
     const custom = options && options.customContext;
-    if (options && options.inNewWindow && !WINDOW && popOut(custom)) return;
     designHidden = delayed = false;
     if (S.state === "ended" || (S.ticket && !inChat())) newChat();
     if (inChat() || !available || loginNeeded() || (ASK_FIELDS && fields.length) || topicSelect || consentBox) {
@@ -1336,23 +1206,13 @@
     fire("onClose");
   }
   function availability() {
-    // Omnichannel's averageWaitTime is in minutes (getAgentAvailability reference).
-    const q = S.state !== "active" && S.state !== "ended" ? S.queue : null;
-    return { isAgentAvailable: available, isQueueAvailable: available, positionInQueue: q ? q.position : null,
-      queueId: null, averageWaitTime: q && q.wait != null ? Math.max(1, Math.ceil(q.wait / 60)) : null, nexttransitiontime: null,
+    return { isAgentAvailable: available, isQueueAvailable: available, positionInQueue: null,
+      queueId: null, averageWaitTime: null, nexttransitiontime: null,
       StartTimeOfNextOperatingHour: null, EndTimeOfNextOperatingHour: null };
   }
-  function queueText() {
-    const q = S.queue;
-    if (!q) return "";
-    const n = Math.max(1, Math.ceil((q.wait || 0) / 60));
-    return q.wait == null ? fmt(T.queue, q) : fmt(T.queueWait, { position: q.position,
-      wait: n === 1 ? T.minute : fmt(T.minutes, { n }) });
-  }
-  function sdkProactive(notification, showPrechat, options) {
+  function sdkProactive(notification, showPrechat) {
     inviteMsg = (notification && notification.message) || DEFAULT_INVITE;
     invitePrechat = showPrechat !== false;
-    inviteWindow = !!(options && options.inNewWindow);
     designHidden = delayed = false;
     render();
   }
@@ -1481,7 +1341,7 @@
     const slot = el("div", { class: "extras", tid: "extras" });
     box.append(slot);
     extrasLoad = extrasLoad || new Promise((ok, no) => {
-      const s = el("script", { src: ns.base + path, async: true, nonce: ns.nonce || null, onload: ok, onerror: no });
+      const s = el("script", { src: ns.base + path, async: true, onload: ok, onerror: no });
       (d.head || d.documentElement).appendChild(s);
     });
     extrasLoad.then(() => { if (slot.isConnected && ns.extras) use(ns.extras, slot); },
@@ -1615,11 +1475,7 @@
     if (PREVIEW) return;
     // Connect after lcw:ready, whose listeners usually set the providers: a token provider's
     // token then goes in the first hello instead of a second connection.
-    if (WINDOW) {
-      designHidden = delayed = false;
-      setOpen(true, true);
-      handedOver.then(connect);
-    } else if ((ns.providers || {}).AuthToken) fetchToken().then((t) => { if (t && !identity) identity = t; connect(); });
+    if ((ns.providers || {}).AuthToken) fetchToken().then((t) => { if (t && !identity) identity = t; connect(); });
     else connect();
   }
   // The SDK object loader.js made (with the provider methods).
@@ -1630,7 +1486,6 @@
     stopped = true;
     [retryTimer, deadTimer].forEach(clearTimeout);
     [pinger, pageChecker, flashTimer].forEach(clearInterval);
-    if (vv) ["resize", "scroll"].forEach((e) => vv.removeEventListener(e, fitViewport));
     const sock = ws;
     ws = null;
     try { if (sock) sock.close(); } catch (e) { /* already gone */ }
@@ -1724,7 +1579,6 @@ padding-block:12px;padding-inline:16px 8px;border-radius:16px 16px 4px 16px;back
 .system{align-self:center;align-items:center;max-width:90%}
 .system .meta{display:none}
 .system .bubble{background:transparent;color:var(--mu);font-size:13px;padding:2px 8px;text-align:center}
-.queue{margin:10px 14px 0;padding:8px 12px;border-radius:10px;background:var(--soft);font-size:14px;text-align:center}
 .typing{margin:0;padding:2px 18px 6px;font-size:13px;color:var(--mu);font-style:italic}
 .composer{display:flex;align-items:flex-end;gap:6px;padding:10px;border-top:1px solid var(--ln)}
 .composer textarea{flex:1;min-height:40px;max-height:120px;padding:9px 12px;border:1px solid var(--ln);border-radius:20px;resize:none;background:var(--bg)}
@@ -1758,8 +1612,7 @@ padding-block:12px;padding-inline:16px 8px;border-radius:16px 16px 4px 16px;back
 .lp-left .field label{flex:0 0 34%}
 .sq .panel{border-radius:4px}
 .sq .invite,.sq .bubble,.sq .field input,.sq .field textarea,.sq .composer textarea,.sq .primary,.sq .secondary,.sq .card,.sq .error{border-radius:3px}
-.mobile .panel,.window .panel{inset:0;width:auto;height:auto;border-radius:0;animation:none}
-.window .launcher{display:none}
+.mobile .panel{inset:0;width:auto;height:auto;border-radius:0}
 .w.mobile.open .launcher,.mobile header,.nomin .min{display:none}
 @media (max-width:480px){
 .panel{inset:0;width:auto;height:auto;border-radius:0}
