@@ -4,7 +4,6 @@ chats, typing, labels."""
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from connector.chat import events
@@ -17,6 +16,7 @@ from connector.chat.actions.conversations import (
     chat_of,
     find_conversation,
     may_take,
+    open_agent_chat,
     publish_chat_updated,
     publish_message,
     refresh_availability,
@@ -426,21 +426,7 @@ def do_agent_chat_start(engine: ChatEngine, session: AgentSession, *, agent_id: 
             raise ChatNotFound("There is no such agent.")
         if target.agent_id == profile.agent_id:
             raise ChatInvalid("Pick another agent to chat with.")
-        now = engine.clock()
-        conversation = Conversation(
-            conversation_id=str(uuid.uuid4()),
-            kind=ConversationKind.AGENT,
-            state=ConversationState.ACTIVE,
-            started_at=now,
-            accepted_at=now,
-            owner_agent_id=profile.agent_id,
-            participants=[
-                Participant("agent", profile.agent_id, profile.name),
-                Participant("agent", target.agent_id, target.name),
-            ],
-        )
-        engine.state.save_conversation(conversation)
-        engine.conversations[conversation.conversation_id] = conversation
+        conversation = open_agent_chat(engine, profile, target)
         engine.bus.publish(
             events.event(events.CHAT_ACCEPTED, chat=chat_of(engine, conversation)),
             conversation_channels(conversation),

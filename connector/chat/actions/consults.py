@@ -12,7 +12,6 @@ consults end with it, and when its activity is written each consult becomes a no
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING
 
 from connector.chat import events
@@ -22,13 +21,13 @@ from connector.chat.actions.conversations import (
     agent_presence,
     chat_of,
     find_conversation,
+    open_agent_chat,
 )
 from connector.chat.errors import ChatEnded, ChatInvalid, ChatNotFound, ChatUnavailable
 from connector.chat.model import (
     Conversation,
     ConversationKind,
     ConversationState,
-    Participant,
 )
 from connector.chat.routing import conversation_channels
 from connector.chat.sessions import AgentSession
@@ -91,22 +90,7 @@ def do_consult_start(
                 return
         if len(chat.consult_ids) >= MAX_CONSULTS_PER_CHAT:
             raise ChatInvalid(f"A chat may have at most {MAX_CONSULTS_PER_CHAT} consults.")
-        now = engine.clock()
-        consult = Conversation(
-            conversation_id=str(uuid.uuid4()),
-            kind=ConversationKind.AGENT,
-            state=ConversationState.ACTIVE,
-            started_at=now,
-            accepted_at=now,
-            owner_agent_id=profile.agent_id,
-            participants=[
-                Participant("agent", profile.agent_id, profile.name),
-                Participant("agent", target.agent_id, target.name),
-            ],
-            consult_of=chat.conversation_id,
-        )
-        engine.state.save_conversation(consult)
-        engine.conversations[consult.conversation_id] = consult
+        consult = open_agent_chat(engine, profile, target, consult_of=chat.conversation_id)
         chat.consult_ids.append(consult.conversation_id)
         engine.state.save_conversation(chat)
         engine.bus.publish(

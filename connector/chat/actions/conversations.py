@@ -14,7 +14,10 @@ from connector.chat.hub import Subscriber
 from connector.chat.model import (
     AgentPresence,
     Conversation,
+    ConversationKind,
+    ConversationState,
     Message,
+    Participant,
     SenderKind,
     VisitorPresence,
 )
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
 
 __all__ = [
+    "open_agent_chat",
     "access_agent_chat",
     "access_earlier_chat",
     "agent_conversation",
@@ -175,6 +179,30 @@ def _consult_of(engine: ChatEngine, conversation: Conversation) -> dict[str, str
         "conversation_id": conversation.consult_of,
         "visitor_name": chat.visitor_name if chat is not None else "",
     }
+
+
+def open_agent_chat(
+    engine: ChatEngine, profile: AgentLike, target: AgentLike, *, consult_of: str | None = None
+) -> Conversation:
+    """Start and store an active chat between two agents (a consult when `consult_of` names
+    the visitor chat it is about); the caller tells them."""
+    now = engine.clock()
+    conversation = Conversation(
+        conversation_id=str(uuid.uuid4()),
+        kind=ConversationKind.AGENT,
+        state=ConversationState.ACTIVE,
+        started_at=now,
+        accepted_at=now,
+        owner_agent_id=profile.agent_id,
+        participants=[
+            Participant("agent", profile.agent_id, profile.name),
+            Participant("agent", target.agent_id, target.name),
+        ],
+        consult_of=consult_of,
+    )
+    engine.state.save_conversation(conversation)
+    engine.conversations[conversation.conversation_id] = conversation
+    return conversation
 
 
 def append_message(
