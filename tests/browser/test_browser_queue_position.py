@@ -126,9 +126,16 @@ def test_the_queue_line_follows_the_place_and_goes_when_accepted_or_ended(
     assert len(logged(ann, "lcw:chatQueued")) == 1
     assert len(queue_lines(bea)) >= 2
 
-    # A reload keeps the line; Bea ending her waiting chat removes it.
+    # A reload keeps the line, and a second tab of the site shows it too.
     bea.reload()
     expect(bea_queue).to_have_text(first)
+    other_tab = bea.context.new_page()
+    other_tab.goto(f"{site}/thread.html")
+    other_tab.get_by_test_id("crmchat-launcher").click()
+    expect(other_tab.get_by_test_id("crmchat-queue")).to_have_text(first)
+    other_tab.close()
+
+    # Bea ending her waiting chat removes it.
     bea.get_by_test_id("crmchat-end-chat").click()
     bea.get_by_test_id("crmchat-confirm-yes").click()
     expect(bea.get_by_test_id("crmchat-end")).to_be_visible()

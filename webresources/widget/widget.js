@@ -156,7 +156,8 @@
   // only credential) and id in localStorage, which only pages of this site's origin can
   // read, as they can read sessionStorage. A tab without a chat of its own resumes it.
   const SHARED = KEY + ":chat";
-  const share = () => store("localStorage", SHARED, { token: S.token, cid: S.cid });
+  // The queue place goes along: the service says it again only when it changes.
+  const share = () => store("localStorage", SHARED, { token: S.token, cid: S.cid, queue: S.queue });
   function unshare(cid) {
     const sh = store("localStorage", SHARED);
     if (sh && sh.cid === cid) store("localStorage", SHARED, null);
@@ -164,9 +165,14 @@
   function adopt(sh) {
     if (!sh || typeof sh.token !== "string" || sh.token === S.token || S.token || S.start) return false;
     S = Object.assign(fresh(), { fields: S.fields, open: S.open, shown: S.shown,
-      token: sh.token, cid: sh.cid, state: "waiting" });
+      token: sh.token, cid: sh.cid, state: "waiting", queue: queuePlace(sh.queue) });
     save();
     return true;
+  }
+  // A queue place from storage or the chat window's hand-over, or null.
+  function queuePlace(q) {
+    return q && q.position >= 1 && q.position % 1 === 0
+      ? { position: q.position, minutes: q.minutes >= 1 && q.minutes % 1 === 0 ? q.minutes : null } : null;
   }
   adopt(store("localStorage", SHARED));
 
@@ -936,6 +942,7 @@
         S.state = "waiting";
         S.queue = { position: p, minutes: secs >= 0 ? Math.max(1, Math.ceil(secs / 60)) : null };
         save();
+        share();
         if (again) fire("chatQueued", { conversation_id: S.cid });
         // Omnichannel tells the place as a system message tagged queueposition (and
         // averagewaittime with the wait).
@@ -1254,7 +1261,7 @@
         if (context === undefined) context = provider ? await provider() : null;
       } catch (err) { context = null; } // the window's start says so (lcw:error there)
       popup.win.postMessage({ crmchat: "handover", widget: WIDGET_ID, visitor_id: VISITOR_ID, token: S.token,
-        cid: S.cid, fields: S.fields, context, identity }, SERVICE_ORIGIN);
+        cid: S.cid, queue: S.queue, fields: S.fields, context, identity }, SERVICE_ORIGIN);
     } else if (m.crmchat === "started" && typeof m.token === "string" && adopt({ token: m.token, cid: m.cid })) {
       share();
       renderTranscript();
@@ -1271,7 +1278,8 @@
     if (m.context && typeof m.context === "object") pendingContext = m.context;
     for (const k in m.fields || {}) if (typeof m.fields[k] === "string") S.fields[k] = m.fields[k];
     if (typeof m.token === "string" && m.token !== S.token) {
-      S = Object.assign(fresh(), { fields: S.fields, token: m.token, cid: m.cid, state: "waiting", open: true });
+      S = Object.assign(fresh(), { fields: S.fields, token: m.token, cid: m.cid, state: "waiting", open: true,
+        queue: queuePlace(m.queue) });
     }
     save();
     renderTranscript();
