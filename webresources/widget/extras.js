@@ -155,7 +155,7 @@
       w.addEventListener("message", (e) => {
         const m = e.data;
         if (e.source !== opener || !m || m.crmchat !== "handover" || m.widget !== widgetId) return;
-        done(allowedSite(e.origin, allowed || []) ? Object.assign({ origin: e.origin }, m) : null);
+        done(allowedSite(e.origin, allowed || []) ? Object.assign({}, m, { origin: e.origin }) : null);
       });
       // Nothing secret in it: the opener answers only a window at the service's origin.
       opener.postMessage({ crmchat: "window", widget: widgetId }, "*");

@@ -97,7 +97,7 @@
     popout: tagAttr("open-in-window") === "true",
   };
   // The service's chat window (/widget/window/<id>): the panel is the whole window, always
-  // open; extras.js's window() takes over the chat of the page that opened it.
+  // open; it takes over the chat of the page that opened it (extras.js's handover()).
   const WINDOW = !PREVIEW && tagAttr("window") === "true";
   if (tagAttr("custom-close-button-text")) T.end = tagAttr("custom-close-button-text").slice(0, 40);
   // Outside its operating hours a widget may take messages (cfg.offline_form) too.
@@ -1276,7 +1276,8 @@
     if (/^[A-Za-z0-9_-]{16,64}$/.test(m.visitor_id || "")) VISITOR_ID = m.visitor_id;
     if (typeof m.identity === "string" && m.identity) identity = m.identity;
     if (m.context && typeof m.context === "object") pendingContext = m.context;
-    for (const k in m.fields || {}) if (typeof m.fields[k] === "string") S.fields[k] = m.fields[k];
+    const given = m.fields && typeof m.fields === "object" ? m.fields : {};
+    for (const k in given) if (typeof given[k] === "string") S.fields[k] = given[k];
     if (typeof m.token === "string" && m.token !== S.token) {
       S = Object.assign(fresh(), { fields: S.fields, token: m.token, cid: m.cid, state: "waiting", open: true,
         queue: queuePlace(m.queue) });
