@@ -7,7 +7,8 @@ Two figures, against the budgets in ARCHITECTURE.md ("Budgets"):
 - first message: everything before the visitor's first message: the loader, the widget's
                  config (the default design and one topic, as the service publishes them)
                  and the widget's files (widget.js, and widget.css if there is one)
-                 (budget 30,000 bytes gzipped)
+                 (budget 30,000 bytes gzipped). Not counted: extras.js (files, the end
+                 screen, the chat window's hand-over), fetched only when first needed.
 
 The loader carries the Omnichannel API's queueing stub (window.Microsoft.Omnichannel.
 LiveChatWidget.SDK); widget.js carries the rest of it, the chat options (require login,

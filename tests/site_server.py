@@ -22,8 +22,9 @@ Answer = Callable[[str], tuple[int, bytes]]
 
 
 @contextmanager
-def serve(answer: Answer) -> Iterator[int]:
-    """Serve `answer` on 127.0.0.1 until the block ends; yields the port."""
+def serve(answer: Answer, headers: dict[str, str] | None = None) -> Iterator[int]:
+    """Serve `answer` on 127.0.0.1 until the block ends, with `headers` (such as a
+    Content-Security-Policy) on every answer; yields the port."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -31,6 +32,8 @@ def serve(answer: Answer) -> Iterator[int]:
             self.send_response(status)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
 

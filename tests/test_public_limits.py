@@ -191,3 +191,13 @@ def test_allowed_domains_match_hosts_and_subdomains_not_look_alikes() -> None:
     assert not design.allows_origin("https://evilcorp.test")
     assert not design.allows_origin("https://shop.example.com.evil.test")
     assert not design.allows_origin("null")
+
+
+def test_the_services_own_chat_window_is_no_other_site(make_app: MakeApp) -> None:
+    # The chat window (/widget/window/<id>) is a page of the service: its socket's Origin is
+    # the service's own, which no widget's allowed domains list.
+    app = make_app(restricted("shop.example.com"))
+    with serving(app) as base:
+        assert socket_answer(base, origin="https://chat.example") == 101  # its public_url
+        assert socket_answer(base, origin="https://chat.example.evil") == 403
+        assert config(app, Origin="https://chat.example").status_code == 200

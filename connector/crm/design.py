@@ -265,7 +265,7 @@ WIDGET_TEXT_KEYS = (
     "notStarted", "badIdentity", "mismatch", "message", "ticketDone", "closeInvite",
     "transcriptDownload", "transcriptEmail", "transcriptEmailLabel", "transcriptSend",
     "transcriptSent", "transcriptFailed", "transcriptBadEmail", "transcriptTooMany",
-    "attach", "fileType", "fileSize", "fileFailed",
+    "attach", "fileType", "fileSize", "fileFailed", "queue", "queueWait",
 )  # fmt: skip
 DESIGN_TEXT_KEYS = (
     "title", "start_button", "send_button", "confirm_end.message", "confirm_end.yes",

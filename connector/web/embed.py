@@ -12,6 +12,11 @@ under that URL for a year.
 
 Responses are whole bytes, not file streams, so the service's compression (gzip or
 brotli, `connector/app.py`) applies to them.
+
+`/widget/window/<widget id>` is the chat in a window of its own (`startChat({inNewWindow:
+true})`, webresources/widget/README.md): an empty page of the service with the loader,
+told by `data-window` to fill the window, under as strict a Content-Security-Policy as
+the README asks of sites (scripts and styles by a fresh nonce).
 """
 
 from __future__ import annotations
@@ -20,11 +25,15 @@ import functools
 import hashlib
 import mimetypes
 import re
+import secrets
 from dataclasses import dataclass
+from html import escape
 
 from flask import Blueprint, Response, request
 
+from connector.chat.frames import GUID_PATTERN
 from connector.solution.paths import WEBRESOURCES_DIR
+from connector.web.addresses import socket_base_url
 from connector.web.errors import NotFound
 
 __all__ = ["IMMUTABLE_MAX_AGE_SECS", "WIDGET_MAX_AGE_SECS", "bp", "versioned_path"]
@@ -39,6 +48,12 @@ WIDGET_MAX_AGE_SECS = 300
 IMMUTABLE_MAX_AGE_SECS = 31_536_000
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}\.(?:js|css)")
 _VERSION_CHARS = 12
+_WINDOW_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>Chat</title></head>
+<body><script src="/widget/loader.js" data-widget-id="{widget_id}" data-window="true"
+ nonce="{nonce}"></script></body></html>
+"""
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,23 @@ def _answer(asset: _Asset, *, immutable: bool) -> Response:
 @bp.get("/widget/<name>")
 def widget_file(name: str) -> Response:
     return _answer(_asset(name), immutable=False)
+
+
+@bp.get("/widget/window/<widget_id>")
+def widget_window(widget_id: str) -> Response:
+    if not GUID_PATTERN.fullmatch(widget_id):
+        raise NotFound("There is no such widget.")
+    nonce = secrets.token_urlsafe(16)
+    page = _WINDOW_PAGE.format(widget_id=escape(widget_id.lower()), nonce=nonce)
+    response = Response(page, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+        f"connect-src 'self' {socket_base_url()}; img-src 'self' blob: data:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/widget/v/<version>/<name>")

@@ -30,6 +30,7 @@ from connector.chat.frames import GUID_PATTERN
 from connector.chat.ports import DesignLike
 from connector.crm.design import WidgetDesign
 from connector.services import services_of
+from connector.web.addresses import service_base_url
 from connector.web.errors import ApiError, RateLimited, render_error
 from connector.web.sockets import engine_of
 
@@ -72,7 +73,11 @@ def check_origin(widget_id: str) -> None:
     status = conversations.widget_status(engine_of(current_app), widget_id.lower())
     if status is None:
         return
-    if not design_of(status[0].design).allows_origin(request.headers.get("Origin")):
+    origin = request.headers.get("Origin")
+    # The service's own pages (the chat window, /widget/window/<id>) are no other site.
+    if origin is not None and origin.rstrip("/") == service_base_url():
+        return
+    if not design_of(status[0].design).allows_origin(origin):
         raise OriginNotAllowed("This widget may not be used on this site.")
 
 

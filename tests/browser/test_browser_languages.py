@@ -179,6 +179,12 @@ def test_the_designer_translates_the_widget_and_its_preview_shows_the_translatio
     languages.get_by_label("Questions before you buy?", exact=True).fill(ARABIC["title"])
     languages.get_by_label("First name", exact=True).fill(ARABIC["field.firstname"])
     languages.get_by_label("Type a message…", exact=True).fill(ARABIC["placeholder"])
+    # The queue line's texts, and a text of the part loaded later (extras.js) too.
+    queue_wait = "You are number {position} in the queue, about {minutes} min."
+    languages.get_by_label(queue_wait, exact=True).fill("أنت رقم {position}، حوالي {minutes} د.")
+    languages.get_by_label("The file is larger than {kb} KB.", exact=True).fill(
+        "الملف أكبر من {kb} ك.ب."
+    )
 
     preview = designer.frame_locator("#preview")
     expect(preview.get_by_test_id("crmchat-title")).to_have_text(ARABIC["title"])
@@ -199,5 +205,7 @@ def test_the_designer_translates_the_widget_and_its_preview_shows_the_translatio
             "title": ARABIC["title"],
             "field.firstname": ARABIC["field.firstname"],
             "placeholder": ARABIC["placeholder"],
+            "queueWait": "أنت رقم {position}، حوالي {minutes} د.",
+            "fileSize": "الملف أكبر من {kb} ك.ب.",
         }
     }

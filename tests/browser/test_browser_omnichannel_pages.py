@@ -124,12 +124,15 @@ def test_a_proactive_chat_page_invites_queues_and_tags_the_agent_accepting(
     sam.get_by_test_id("message-input").fill("Hello Pia, which size?")
     sam.get_by_test_id("send-button").click()
     visitor.wait_for_function(
-        "window.lcwLog.filter(e => e.name === 'lcw:onMessageReceived').length >= 2"
+        "window.lcwLog.filter(e => e.name === 'lcw:onMessageReceived' &&"
+        " e.detail.messageType === 'user').length >= 1"
     )
     received = events(visitor, "lcw:onMessageReceived")
-    # Omnichannel's shape: the join line is a system message tagged agentaccepted; the
-    # agent's text is a user message tagged public.
-    joined, said = received[0], received[1]
+    # Omnichannel's shape: the place in the queue first (a system message tagged
+    # queueposition), the join line a system message tagged agentaccepted, the agent's text
+    # a user message tagged public.
+    place, joined, said = received[0], received[1], received[2]
+    assert place["messageType"] == "system" and "queueposition" in place["channelData"]["tags"]
     assert joined["messageType"] == "system"
     assert joined["channelData"]["tags"] == ["system", "agentaccepted"]
     assert joined["content"] == "Sam joined the chat."

@@ -49,7 +49,7 @@ def start_visitor_chat(new_page: Callable[[], Any], url: str, first: str) -> Any
     visitor.get_by_test_id("crmchat-field-lastname").fill("Visitor")
     visitor.get_by_test_id("crmchat-field-email").fill(f"{first.lower()}@example.com")
     visitor.get_by_test_id("crmchat-start").click()
-    expect(visitor.get_by_test_id("crmchat-status")).to_have_text("Waiting for an agent…")
+    expect(visitor.get_by_test_id("crmchat-status")).to_contain_text("Waiting for an agent…")
     return visitor
 
 
@@ -87,6 +87,14 @@ def test_a_chat_rings_for_one_agent_and_a_reject_rings_the_next(
     expect(visitor.get_by_test_id("crmchat-messages")).to_contain_text(
         "Bea transferred the chat to the Support queue."
     )
+    # Queued again: the visitor's widget waits and shows the chat's new place.
+    expect(visitor.get_by_test_id("crmchat-queue")).to_contain_text("You are number 1 in the queue")
+    expect(visitor.get_by_test_id("crmchat-status")).to_contain_text("Waiting for an agent…")
+    place = visitor.evaluate(
+        "Microsoft.Omnichannel.LiveChatWidget.SDK.getAgentAvailability()"
+        ".then(a => a.positionInQueue)"
+    )
+    assert place == 1
 
 
 def test_an_offer_ringing_past_the_topics_limit_pauses_the_agent_and_rings_the_next(

@@ -551,11 +551,17 @@
       const script = doc.createElement("script");
       script.src = session.base + "/widget/widget.js";
       script.onload = () => {
-        // The widget's own texts join the translation table once the preview has them.
-        if (!widgetTexts && win.CRMChat.defaultTexts) {
-          widgetTexts = Object.assign({}, win.CRMChat.defaultTexts);
+        // The widget's own texts join the translation table once the preview has them,
+        // with those of the part it loads later (extras.js: files, transcript).
+        if (widgetTexts || !win.CRMChat.defaultTexts) return;
+        const extras = doc.createElement("script");
+        extras.src = session.base + "/widget/extras.js";
+        extras.onload = () => {
+          if (widgetTexts) return;
+          widgetTexts = Object.assign({}, win.CRMChat.defaultTexts, (win.CRMChat.extras || {}).texts);
           if (drawLanguages) drawLanguages();
-        }
+        };
+        doc.head.append(extras);
       };
       doc.head.append(script);
     };

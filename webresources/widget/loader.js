@@ -29,6 +29,9 @@
   ns.widgetId = widgetId;
   ns.base = base;
   ns.tag = tag;
+  // A strict CSP's nonce (the tag's own, which the browser hides from getAttribute, or
+  // data-nonce) for the scripts and the style sheet the widget adds.
+  ns.nonce = tag.nonce || attr("nonce");
 
   // The Omnichannel API. The providers live here, so a page may set them at any time;
   // widget.js replaces the other methods (queued until then) and fires lcw:ready.
@@ -82,6 +85,7 @@
       config.script_url : "/widget/widget.js";
     s.src = base + path;
     s.async = true;
+    if (ns.nonce) s.nonce = ns.nonce;
     s.onerror = function () { fail(7, "The widget's script failed to load."); };
     (d.head || d.documentElement).appendChild(s);
   }).catch(function (e) {

@@ -80,8 +80,9 @@
     mismatch: "This chat's email does not match the account you are signed in with.",
     message: "Message", ticketDone: "Thanks, we got your message. Your ticket number is {number}.",
     closeInvite: "Close",
-    attach: "Send a file", fileType: "Only these files can be sent: {types}.",
-    fileSize: "The file is larger than {kb} KB.", fileFailed: "The file was not sent: {why}",
+    attach: "Send a file",
+    queue: "You are number {position} in the queue.",
+    queueWait: "You are number {position} in the queue, about {minutes} min.",
   };
   const T = Object.assign({}, DEFAULT_TEXTS, TEXTS);
   // The designer lists these as the texts a translation may give.
@@ -92,7 +93,12 @@
   const TAG = {
     color: tagAttr("color-override"), font: tagAttr("font-family-override"),
     mobile: tagAttr("render-mobile") === "true", noMinimize: tagAttr("hide-minimize-button") === "true",
+    // data-open-in-window: the launcher opens the chat in a window of its own (popOut).
+    popout: tagAttr("open-in-window") === "true",
   };
+  // The service's chat window (/widget/window/<id>): the panel is the whole window, always
+  // open; it takes over the chat of the page that opened it (extras.js's handover()).
+  const WINDOW = !PREVIEW && tagAttr("window") === "true";
   if (tagAttr("custom-close-button-text")) T.end = tagAttr("custom-close-button-text").slice(0, 40);
   // Outside its operating hours a widget may take messages (cfg.offline_form) too.
   const TICKET = Object.assign({}, design.ticket_fallback, cfg.offline_form ? { enabled: true } : null);
@@ -137,12 +143,12 @@
       (location.protocol === "https:" ? "; Secure" : "");
     return id;
   }
-  const VISITOR_ID = PREVIEW ? "preview" : visitorId();
+  let VISITOR_ID = PREVIEW ? "preview" : visitorId();
 
   function fresh() {
     return { token: null, cid: null, seq: 0, state: null, agent: null, by: null, rated: 0,
       msgs: [], out: [], start: null, fields: {}, open: false, shown: true,
-      timedOut: false, ticketReq: null, ticket: null };
+      timedOut: false, ticketReq: null, ticket: null, queue: null };
   }
   let S = Object.assign(fresh(), { shown: false }, store("sessionStorage", KEY) || {});
   const save = () => store("sessionStorage", KEY, S);
@@ -150,7 +156,8 @@
   // only credential) and id in localStorage, which only pages of this site's origin can
   // read, as they can read sessionStorage. A tab without a chat of its own resumes it.
   const SHARED = KEY + ":chat";
-  const share = () => store("localStorage", SHARED, { token: S.token, cid: S.cid });
+  // The queue place goes along: the service says it again only when it changes.
+  const share = () => store("localStorage", SHARED, { token: S.token, cid: S.cid, queue: S.queue });
   function unshare(cid) {
     const sh = store("localStorage", SHARED);
     if (sh && sh.cid === cid) store("localStorage", SHARED, null);
@@ -158,9 +165,14 @@
   function adopt(sh) {
     if (!sh || typeof sh.token !== "string" || sh.token === S.token || S.token || S.start) return false;
     S = Object.assign(fresh(), { fields: S.fields, open: S.open, shown: S.shown,
-      token: sh.token, cid: sh.cid, state: "waiting" });
+      token: sh.token, cid: sh.cid, state: "waiting", queue: queuePlace(sh.queue) });
     save();
     return true;
+  }
+  // A queue place from storage or the chat window's hand-over, or null.
+  function queuePlace(q) {
+    return q && q.position >= 1 && q.position % 1 === 0
+      ? { position: q.position, minutes: q.minutes >= 1 && q.minutes % 1 === 0 ? q.minutes : null } : null;
   }
   adopt(store("localStorage", SHARED));
 
@@ -226,7 +238,7 @@
   const panelId = "crmchat-panel";
   const launcher = el("button", { class: "launcher", type: "button", tid: "launcher",
     "aria-controls": panelId, "aria-expanded": "false", "aria-label": T.open,
-    onclick: () => setOpen(!S.open) }, svg(ICON_CHAT), svg(ICON_DOWN));
+    onclick: () => S.open || !TAG.popout || !popOut() ? setOpen(!S.open) : 0 }, svg(ICON_CHAT), svg(ICON_DOWN));
   const badge = el("span", { class: "badge", tid: "unread", hidden: true });
   launcher.append(badge);
 
@@ -372,7 +384,9 @@
     "aria-labelledby": "crmchat-confirm-msg", tid: "confirm", hidden: true },
   el("div", { class: "card" }, confirmMsg, el("div", { class: "row" }, noBtn, yesBtn)));
 
-  const body = el("div", { class: "body" }, loginBox, pre, ticketForm, ticketDone, log, typingEl, slowedEl, endBox);
+  // The chat's place in the queue (chat.queued), announced as it changes.
+  const queueEl = el("p", { class: "queue", tid: "queue", role: "status", hidden: true });
+  const body = el("div", { class: "body" }, loginBox, pre, ticketForm, ticketDone, queueEl, log, typingEl, slowedEl, endBox);
   const panel = el("section", { class: "panel", id: panelId, role: "dialog", tid: "panel",
     "aria-labelledby": "crmchat-title", hidden: true }, header, body, picker, composer, confirmBox);
   // the proactive invitation: a bubble by the launcher
@@ -384,10 +398,12 @@
     (TAG.mobile ? " mobile" : "") + (TAG.noMinimize ? " nomin" : "") +
     (design.corners === "square" ? " sq" : "") + " lp-" + (design.label_position || "above"),
   lang: LANG, dir: RTL ? "rtl" : "ltr" }, panel, invite, launcher);
+  if (WINDOW) ui.classList.add("window", "nomin");
 
   const host = el("crmchat-widget", { tid: "root" });
   const root = host.attachShadow({ mode: "open" });
-  root.append(el("style", { text: styles() }), ui);
+  // A strict style-src allows the style sheet by the nonce the site gave (loader.js).
+  root.append(el("style", { text: styles(), nonce: ns.nonce || null }), ui);
 
   // design.colors (connector/crm/design.py) become CSS custom properties.
   const COLOR_VARS = { primary: "--p", primary_text: "--pt", background: "--bg", text: "--tx",
@@ -411,7 +427,8 @@
   // Black or white text on the primary colour, whichever contrasts more (needs the host in
   // the document: a detached element has no computed colour).
   function readableOn(colorValue) {
-    const probe = el("i", { style: "color:" + colorValue });
+    const probe = el("i"); // the CSSOM: a style attribute breaks under a strict style-src
+    probe.style.color = colorValue;
     ui.append(probe);
     const rgb = (getComputedStyle(probe).color.match(/[\d.]+/g) || [0, 0, 0]).map(Number);
     probe.remove();
@@ -483,6 +500,7 @@
   let inviteDue = false; // design.proactive's delay has passed
   let inviteMsg = null; // the invitation on show
   let invitePrechat = true;
+  let inviteWindow = false; // startProactiveChat(…, {inNewWindow: true})
 
   const inChat = () => !!(S.token || S.start);
   // require_login: a page with a token is given the benefit of the doubt until hello.ok.
@@ -530,6 +548,9 @@
     endBtn.hidden = !(v === "chat" || (v === "ticket" && S.token && S.state !== "ended"));
     endBox.hidden = v !== "ended";
     if (v !== "chat") typingEl.hidden = true;
+    const queue = v === "chat" && S.state === "waiting" ? queueText() : "";
+    queueEl.hidden = !queue;
+    if (queueEl.textContent !== queue) queueEl.textContent = queue;
     startBtn.disabled = !available || !!S.start || starting;
     const problem = notice || (available ? "" : T.unavailable);
     preError.hidden = !problem;
@@ -560,6 +581,7 @@
   }
 
   function setOpen(open, keepFocus) {
+    if (WINDOW) open = true;
     if (open) { inviteMsg = null; inviteDue = false; }
     if (!!open !== S.open) fire(open ? "onMaximize" : "onMinimize");
     if (!open && (S.state === "ended" || (S.ticket && !inChat()))) {
@@ -571,6 +593,7 @@
     if (open) unread = 0;
     save();
     render();
+    fitViewport();
     if (open) {
       if (!keepFocus) focusView();
       scrollDown(true);
@@ -578,6 +601,17 @@
       launcher.focus();
     }
   }
+  // A phone's on-screen keyboard shrinks only the visual viewport, which fixed elements
+  // ignore: the full-screen panel takes its size, so the composer stays above the keyboard.
+  const vv = w.visualViewport;
+  const FULL_SCREEN = w.matchMedia("(max-width:480px)");
+  function fitViewport() {
+    const fit = !!vv && S.open && (TAG.mobile || WINDOW || FULL_SCREEN.matches);
+    panel.style.top = fit ? vv.offsetTop + "px" : "";
+    panel.style.height = fit ? vv.height + "px" : "";
+    if (fit) scrollDown();
+  }
+  if (vv) ["resize", "scroll"].forEach((e) => vv.addEventListener(e, fitViewport));
   function focusView() {
     const v = view();
     const target = v === "pre" ? pre.querySelector("input,select,textarea,button")
@@ -594,7 +628,10 @@
       "data-kind": kind, "data-seq": pending ? null : m.seq, "data-client-id": m.client_id,
       "data-name": name });
     if (kind !== "system") li.append(el("span", { class: "from" + (kind === "visitor" ? " sr" : ""), text: name }));
-    li.append(el("div", { class: "bubble" }, m.attachment ? fileView(m.attachment) : richText(m.text)));
+    // A file's message is its name until extras.js shows the link (and an image's preview).
+    const bubble = el("div", { class: "bubble" }, richText(m.text));
+    if (m.attachment) withExtras((x) => bubble.replaceChildren(x.fileView(m.attachment, filesCtx())));
+    li.append(bubble);
     li.append(el("span", { class: "meta" }));
     stamp(li, m, pending);
     return li;
@@ -831,6 +868,7 @@
     S.cid = c.conversation_id || S.cid;
     if (c.state === "ended") S.endPending = false;
     S.state = S.endPending ? "ended" : c.state || S.state;
+    if (S.state !== "waiting") S.queue = null;
     S.agent = c.agent || S.agent;
     S.rated = c.rating || S.rated;
     (c.messages || []).forEach((m) => addMessage(m));
@@ -883,20 +921,42 @@
         retrieved = S.cid;
         S.start = null;
         share();
+        tellOpener();
         // Ended by the visitor before the service answered: end it there too.
         if (S.state === "ended") send({ type: "chat.end" });
         else S.state = S.state === "active" ? "active" : "waiting";
         save();
         flush();
         fire("startChat", { conversation_id: f.conversation_id });
-        // Omnichannel: "raised when the chat conversation is created and started".
+        // Omnichannel: "raised when the chat conversation is created and started": once per
+        // queueing, not for each chat.queued after it.
         fire("chatQueued", { conversation_id: f.conversation_id });
         break;
+      case "chat.queued": {
+        // The chat's place in its queue (docs/protocol.md), sent again as it changes.
+        const p = f.position;
+        const secs = f.estimated_wait_secs;
+        if (f.conversation_id !== S.cid || !S.token || S.state === "ended" || !(p >= 1 && p % 1 === 0)) break;
+        // Only a transfer to a queue queues an accepted chat again: that is a new queueing.
+        const again = S.state === "active";
+        S.state = "waiting";
+        S.queue = { position: p, minutes: secs >= 0 ? Math.max(1, Math.ceil(secs / 60)) : null };
+        save();
+        share();
+        if (again) fire("chatQueued", { conversation_id: S.cid });
+        // Omnichannel tells the place as a system message tagged queueposition (and
+        // averagewaittime with the wait).
+        fire("onMessageReceived", { conversation_id: S.cid, messageType: "system", content: queueText(),
+          timestamp: new Date().toISOString(),
+          channelData: { tags: ["system", "queueposition"].concat(S.queue.minutes ? ["averagewaittime"] : []) } });
+        break;
+      }
       case "chat.accepted":
         // The service posts a "… joined the chat." system message next: Omnichannel tags
         // that line agentaccepted (a transfer's join line too).
         nextTag = "agentaccepted";
         S.state = "active";
+        S.queue = null;
         S.timedOut = false;
         if (f.agent) S.agent = f.agent;
         save();
@@ -916,6 +976,7 @@
         S.state = "ended";
         S.by = f.by || null;
         S.start = null;
+        S.queue = null;
         unshare(S.cid);
         dropOutbox();
         save();
@@ -931,6 +992,7 @@
         S.timedOut = true;
         fillTicket();
         S.state = "ended";
+        S.queue = null;
         dropOutbox();
         save();
         fire("closeChat", { conversation_id: S.cid, by: "timeout" });
@@ -1161,13 +1223,75 @@
   }
   function acceptInvite() {
     inviteMsg = null;
-    if (invitePrechat) setOpen(true);
+    if (inviteWindow && popOut()) render();
+    else if (invitePrechat) setOpen(true);
     else sdkStartChat();
   }
   function dismissInvite() {
     inviteMsg = null;
     render();
     launcher.focus();
+  }
+
+  // ---- the chat in a window of its own (startChat({inNewWindow: true}), data-open-in-window) ----
+  // The window (/widget/window/<id>) is a page of the service: this page hands it the
+  // visitor and the chat by postMessage, to the service's origin only (extras.js's
+  // handover() has the window's side); a chat the window starts comes back the same way,
+  // so the site's tabs carry on with it. Nothing goes in a URL.
+  const SERVICE_ORIGIN = new URL(ns.base).origin;
+  let popup = null; // {win, custom}: the window this page opened
+  let opener = null; // in the window: the origin of the site that handed over
+  function popOut(custom) {
+    if (WINDOW || PREVIEW) return false;
+    const win = w.open(ns.base + "/widget/window/" + encodeURIComponent(WIDGET_ID), "crmchat-" + WIDGET_ID,
+      "popup,width=420,height=680");
+    if (!win) return false; // a popup blocker: the chat opens in the page instead
+    popup = { win, custom };
+    designHidden = delayed = false;
+    setOpen(false, true);
+    return true;
+  }
+  w.addEventListener("message", async (e) => {
+    const m = e.data;
+    if (!popup || e.source !== popup.win || e.origin !== SERVICE_ORIGIN || !m || m.widget !== WIDGET_ID) return;
+    if (m.crmchat === "window") {
+      let context = popup.custom;
+      try {
+        const provider = (ns.providers || {}).Context;
+        if (context === undefined) context = provider ? await provider() : null;
+      } catch (err) { context = null; } // the window's start says so (lcw:error there)
+      popup.win.postMessage({ crmchat: "handover", widget: WIDGET_ID, visitor_id: VISITOR_ID, token: S.token,
+        cid: S.cid, queue: S.queue, fields: S.fields, context, identity }, SERVICE_ORIGIN);
+    } else if (m.crmchat === "started" && typeof m.token === "string" && adopt({ token: m.token, cid: m.cid })) {
+      share();
+      renderTranscript();
+      render();
+      reconnect();
+    }
+  });
+  // In the window: what the site handed over (null: a window opened on its own).
+  function takeOver(m) {
+    if (!m) return;
+    opener = m.origin;
+    if (/^[A-Za-z0-9_-]{16,64}$/.test(m.visitor_id || "")) VISITOR_ID = m.visitor_id;
+    if (typeof m.identity === "string" && m.identity) identity = m.identity;
+    if (m.context && typeof m.context === "object") pendingContext = m.context;
+    const given = m.fields && typeof m.fields === "object" ? m.fields : {};
+    for (const k in given) if (typeof given[k] === "string") S.fields[k] = given[k];
+    if (typeof m.token === "string" && m.token !== S.token) {
+      S = Object.assign(fresh(), { fields: S.fields, token: m.token, cid: m.cid, state: "waiting", open: true,
+        queue: queuePlace(m.queue) });
+    }
+    save();
+    renderTranscript();
+    pre.querySelectorAll(".field input[name]").forEach((i) => { i.value = i.value || S.fields[i.name] || ""; });
+    render();
+  }
+  // In the window: a chat started here goes back to the site.
+  function tellOpener() {
+    if (opener && w.opener && !w.opener.closed) {
+      w.opener.postMessage({ crmchat: "started", widget: WIDGET_ID, token: S.token, cid: S.cid }, opener);
+    }
   }
 
   // ---- the Omnichannel SDK (window.Microsoft.Omnichannel.LiveChatWidget.SDK) ----
@@ -1181,6 +1305,7 @@
   // there is nothing to ask.
   function sdkStartChat(options) {
     const custom = options && options.customContext;
+    if (options && options.inNewWindow && popOut(custom)) return;
     designHidden = delayed = false;
     if (S.state === "ended" || (S.ticket && !inChat())) newChat();
     if (inChat() || !available || loginNeeded() || (ASK_FIELDS && fields.length) || topicSelect || consentBox) {
@@ -1205,14 +1330,22 @@
     if (live) fire("closeChat", { conversation_id: cid, by: "visitor" });
     fire("onClose");
   }
+  // positionInQueue and averageWaitTime (minutes, as Omnichannel's) while the chat waits.
   function availability() {
-    return { isAgentAvailable: available, isQueueAvailable: available, positionInQueue: null,
-      queueId: null, averageWaitTime: null, nexttransitiontime: null,
+    const q = S.state === "waiting" && S.queue;
+    return { isAgentAvailable: available, isQueueAvailable: available,
+      positionInQueue: q ? q.position : null, queueId: null,
+      averageWaitTime: q ? q.minutes : null, nexttransitiontime: null,
       StartTimeOfNextOperatingHour: null, EndTimeOfNextOperatingHour: null };
   }
-  function sdkProactive(notification, showPrechat) {
+  function queueText() {
+    const q = S.queue;
+    return q ? fmt(q.minutes ? T.queueWait : T.queue, q) : "";
+  }
+  function sdkProactive(notification, showPrechat, options) {
     inviteMsg = (notification && notification.message) || DEFAULT_INVITE;
     invitePrechat = showPrechat !== false;
+    inviteWindow = !!(options && options.inNewWindow);
     designHidden = delayed = false;
     render();
   }
@@ -1231,49 +1364,15 @@
     pump();
     input.focus();
   }
-  const filesUrl = () => ns.base + "/api/widgets/" + encodeURIComponent(WIDGET_ID) + "/files";
-  function fileProblem(f) {
-    const ext = f.name.includes(".") ? f.name.split(".").pop().toLowerCase() : "";
-    if (!(FILES.types || []).includes(ext)) return fmt(T.fileType, { types: (FILES.types || []).join(", ") });
-    if (!f.size || f.size > FILES.max_kb * 1024) return fmt(T.fileSize, { kb: FILES.max_kb });
-    return "";
-  }
+  // Files (extras.js): checked, sent and shown there; said in the slowed line.
   function fileSaid(text) {
     slowedEl.textContent = text;
     slowedEl.hidden = !text;
   }
-  async function sendFile(f) {
-    if (!f || !S.token || S.state === "ended") return;
-    const problem = fileProblem(f);
-    if (problem) { fileSaid(f.name + ": " + problem); return; }
-    fileSaid("");
-    const form = new FormData();
-    for (const [k, v] of [["visitor_id", VISITOR_ID], ["token", S.token], ["client_id", randomId(16)]]) form.append(k, v);
-    form.append("file", f, f.name);
-    try {
-      const r = await fetch(filesUrl(), { method: "POST", credentials: "omit", body: form });
-      if (!r.ok) throw new Error(((await r.json().catch(() => ({}))).error || {}).message || r.status);
-    } catch (e) {
-      fileSaid(fmt(T.fileFailed, { why: e.message }));
-    }
-  }
-  // The file, read with the chat's token in the body (never the URL), as a blob: URL.
-  const fileUrls = {};
-  function fileUrl(a) {
-    fileUrls[a.id] = fileUrls[a.id] || fetch(filesUrl() + "/" + encodeURIComponent(a.id), {
-      method: "POST", credentials: "omit", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ visitor_id: VISITOR_ID, token: S.token }),
-    }).then((r) => (r.ok ? r.blob() : Promise.reject(r.status))).then((b) => URL.createObjectURL(b));
-    return fileUrls[a.id];
-  }
-  function fileView(a) {
-    const link = el("a", { class: "file", tid: "attachment", href: "#", download: a.name,
-      text: "📎 " + a.name + " (" + Math.ceil((a.size || 0) / 1024) + " KB)" });
-    fileUrl(a).then((u) => { link.href = u; }, () => {});
-    if (!/^image\/(png|jpeg|gif|webp)$/.test(a.type)) return link;
-    const img = el("img", { alt: a.name, tid: "attachment-preview", class: "thumb" });
-    fileUrl(a).then((u) => { img.src = u; }, () => img.remove());
-    return el("span", {}, img, link);
+  const filesCtx = () => ({ base: ns.base, widgetId: WIDGET_ID, visitorId: VISITOR_ID, token: S.token,
+    limits: FILES, texts: T, el, say: fileSaid, id: () => randomId(16) });
+  function sendFile(f) {
+    if (f && S.token && S.state !== "ended") withExtras((x) => x.sendFile(f, filesCtx()));
   }
   function endChat() {
     if (S.token && send({ type: "chat.end" })) return;
@@ -1295,57 +1394,34 @@
       renderEnd();
     }
   }
+  // The end screen (rating, the design's end texts, the transcript) is extras.js's.
   function renderEnd() {
-    const end = design.end || {};
-    endBox.replaceChildren();
-    if (design.rating !== false && S.token) {
-      const stars = el("div", { class: "stars" + (S.rated ? " done" : ""), role: "group",
-        "aria-labelledby": "crmchat-rate", tid: "rating" });
-      for (let n = 1; n <= 5; n++) {
-        stars.append(el("button", { type: "button", text: "★", tid: "star-" + n,
-          class: n <= S.rated ? "on" : null, disabled: !!S.rated,
-          "aria-label": fmt(T.star, { n }), "aria-pressed": String(n === S.rated),
-          onclick: () => rate(n) }));
-      }
-      endBox.append(el("p", { id: "crmchat-rate", class: "ratelabel", text: S.rated ? T.thanks : T.rate }), stars);
-    }
-    if (end.title) endBox.append(el("h3", { tid: "end-title", text: end.title }));
-    const link = end.type === "link" && end.link ? safeUrl(end.link) : null;
-    if (link) {
-      endBox.append(el("a", { class: "endlink", href: link, target: "_blank",
-        rel: "noopener noreferrer", tid: "end-link", text: end.text || link }));
-    } else if (end.text) {
-      endBox.append(el("p", { class: "endtext", tid: "end-text", text: end.text }));
-    }
-    if (end.note) endBox.append(el("p", { class: "endnote", tid: "end-note", text: end.note }));
-    if (S.token) withExtras(endBox, (x, slot) => x.transcript(slot, { base: ns.base, widgetId: WIDGET_ID,
-      visitorId: VISITOR_ID, token: S.token, mail: !!(cfg.transcript && cfg.transcript.mail),
-      email: (me && me.email) || S.fields.email || "", texts: T, el }));
-    endBox.append(el("button", { class: "secondary", type: "button", tid: "new-chat",
-      text: T.newChat, onclick: newChat }));
-    // The button that ended the chat (or the star just pressed) is gone: a keyboard user
-    // goes on from the end screen, not from the top of the page.
-    const at = root.activeElement;
-    const gone = !at || !at.isConnected || at.closest("[hidden]") || at.disabled ||
-      at === endBtn || composer.contains(at); // both hide with the chat ended
-    if (S.open && gone) {
-      (endBox.querySelector("button:not(:disabled),a") || launcher).focus();
-    }
-    requestAnimationFrame(() => scrollDown(true));
+    withExtras((x) => {
+      if (S.state !== "ended") return; // a new chat began while it loaded
+      x.endScreen(endBox, { end: design.end || {}, rating: design.rating !== false && !!S.token,
+        rated: S.rated, rate, newChat, texts: T, el, safeUrl, transcript: S.token && !PREVIEW ? {
+          base: ns.base, widgetId: WIDGET_ID, visitorId: VISITOR_ID, token: S.token,
+          mail: !!(cfg.transcript && cfg.transcript.mail), email: (me && me.email) || S.fields.email || "" } : null });
+      // The button that ended the chat (or the star just pressed) is gone: a keyboard user
+      // goes on from the end screen, not from the top of the page.
+      const at = root.activeElement;
+      const gone = !at || !at.isConnected || at.closest("[hidden]") || at.disabled ||
+        at === endBtn || composer.contains(at); // both hide with the chat ended
+      if (S.open && gone) (endBox.querySelector("button:not(:disabled),a") || launcher).focus();
+      requestAnimationFrame(() => scrollDown(true));
+    });
   }
-  // What only an ended chat needs (the transcript buttons) is in extras.js, loaded once.
+  // What the first message does not need (files, transcripts, the chat window's hand-over)
+  // is in extras.js, a versioned file (cached for a year) loaded once, the first time it is.
   let extrasLoad = null;
-  function withExtras(box, use) {
-    const path = cfg.extras_url;
-    if (PREVIEW || !/^\/widget\/v\/[0-9a-f]+\/extras\.js$/.test(path || "")) return;
-    const slot = el("div", { class: "extras", tid: "extras" });
-    box.append(slot);
+  function withExtras(use, failed) {
+    // A versioned URL on this service, nothing else (the designer's preview has none).
+    const path = /^\/widget\/v\/[0-9a-f]+\/extras\.js$/.test(cfg.extras_url || "") ? cfg.extras_url : "/widget/extras.js";
     extrasLoad = extrasLoad || new Promise((ok, no) => {
-      const s = el("script", { src: ns.base + path, async: true, onload: ok, onerror: no });
+      const s = el("script", { src: ns.base + path, async: true, nonce: ns.nonce || null, onload: ok, onerror: no });
       (d.head || d.documentElement).appendChild(s);
     });
-    extrasLoad.then(() => { if (slot.isConnected && ns.extras) use(ns.extras, slot); },
-      () => { extrasLoad = null; });
+    extrasLoad.then(() => { if (ns.extras) use(ns.extras); }, () => { extrasLoad = null; if (failed) failed(); });
   }
   function newChat() {
     S = Object.assign(fresh(), { fields: S.fields, open: true });
@@ -1475,7 +1551,11 @@
     if (PREVIEW) return;
     // Connect after lcw:ready, whose listeners usually set the providers: a token provider's
     // token then goes in the first hello instead of a second connection.
-    if ((ns.providers || {}).AuthToken) fetchToken().then((t) => { if (t && !identity) identity = t; connect(); });
+    if (WINDOW) {
+      d.title = design.title || d.title;
+      setOpen(true, true);
+      withExtras((x) => x.handover(WIDGET_ID, design.allowed_domains).then((m) => { takeOver(m); connect(); }), connect);
+    } else if ((ns.providers || {}).AuthToken) fetchToken().then((t) => { if (t && !identity) identity = t; connect(); });
     else connect();
   }
   // The SDK object loader.js made (with the provider methods).
@@ -1486,6 +1566,7 @@
     stopped = true;
     [retryTimer, deadTimer].forEach(clearTimeout);
     [pinger, pageChecker, flashTimer].forEach(clearInterval);
+    if (vv) ["resize", "scroll"].forEach((e) => vv.removeEventListener(e, fitViewport));
     const sock = ws;
     ws = null;
     try { if (sock) sock.close(); } catch (e) { /* already gone */ }
@@ -1579,6 +1660,7 @@ padding-block:12px;padding-inline:16px 8px;border-radius:16px 16px 4px 16px;back
 .system{align-self:center;align-items:center;max-width:90%}
 .system .meta{display:none}
 .system .bubble{background:transparent;color:var(--mu);font-size:13px;padding:2px 8px;text-align:center}
+.queue{margin:10px 14px 0;padding:8px 12px;border-radius:10px;background:var(--soft);font-size:14px;text-align:center}
 .typing{margin:0;padding:2px 18px 6px;font-size:13px;color:var(--mu);font-style:italic}
 .composer{display:flex;align-items:flex-end;gap:6px;padding:10px;border-top:1px solid var(--ln)}
 .composer textarea{flex:1;min-height:40px;max-height:120px;padding:9px 12px;border:1px solid var(--ln);border-radius:20px;resize:none;background:var(--bg)}
@@ -1612,7 +1694,8 @@ padding-block:12px;padding-inline:16px 8px;border-radius:16px 16px 4px 16px;back
 .lp-left .field label{flex:0 0 34%}
 .sq .panel{border-radius:4px}
 .sq .invite,.sq .bubble,.sq .field input,.sq .field textarea,.sq .composer textarea,.sq .primary,.sq .secondary,.sq .card,.sq .error{border-radius:3px}
-.mobile .panel{inset:0;width:auto;height:auto;border-radius:0}
+.mobile .panel,.window .panel{inset:0;width:auto;height:auto;border-radius:0}
+.window .launcher{display:none}
 .w.mobile.open .launcher,.mobile header,.nomin .min{display:none}
 @media (max-width:480px){
 .panel{inset:0;width:auto;height:auto;border-radius:0}
