@@ -194,6 +194,8 @@ def visitor_socket(ws: Any) -> None:
             case PageFrame():
                 visitors.do_visitor_page(engine, session, page=frame.page.model_dump())
             case ChatStart():
+                if _too_many(engine, session, frame.type, frame.client_id):
+                    return
                 visitors.do_visitor_start(
                     engine,
                     session,
@@ -204,6 +206,8 @@ def visitor_socket(ws: Any) -> None:
                     consent=frame.consent,
                 )
             case TicketCreate():
+                if _too_many(engine, session, frame.type, frame.client_id):
+                    return
                 _create_ticket(engine, session, frame)
             case VisitorSend():
                 visitors.do_visitor_send(
@@ -221,6 +225,31 @@ def visitor_socket(ws: Any) -> None:
             _serve(engine, ws, subscriber, parse_visitor_frame, act)
     finally:
         visitors.do_visitor_disconnect(engine, session)
+
+
+def _too_many(engine: ChatEngine, session: VisitorSession, frame_type: str, ref: str) -> bool:
+    """Whether the address or the widget started too many chats (or tickets) lately,
+    counted across processes (connector/web/public_limits.py); if so, say so."""
+    # Imported here: public_limits wraps this module's views, so it imports this module.
+    from connector.web.public_limits import frame_limited
+
+    if session.widget_id is None:
+        return False  # no hello yet: the engine refuses the frame itself
+    retry_ms = frame_limited(current_app, frame_type, session.widget_id, session.ip)
+    if retry_ms is None:
+        return False
+    what = "chats were started" if frame_type == "chat.start" else "messages were left"
+    _send_frame(
+        engine,
+        session.subscriber,
+        events.error_event(
+            "rate_limited",
+            f"Too many {what} from here; please try again later.",
+            ref=ref,
+            retry_after_ms=retry_ms,
+        ),
+    )
+    return True
 
 
 def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCreate) -> None:
