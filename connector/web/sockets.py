@@ -262,8 +262,12 @@ def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCre
     contact = Regarding.from_dict({"table": "contact", **plan.contact}) if plan.contact else None
     contact_id, case_id = ticket_ids(plan.visitor_id, frame.client_id)
     widget = engine.directory.widget(session.widget_id or "")
-    # The case's description is stored in CRM: the widget's masking rules apply to it.
-    message = masked_text(widget.design, frame.message) if widget is not None else frame.message
+    # The case's description is stored in CRM: the masking rules apply to it.
+    message = masked_text(
+        widget.design if widget is not None else None,
+        frame.message,
+        org_rules=engine.directory.masking_rules(),
+    )
     try:
         # The one active contact with the visitor's email (verified first, else typed) is
         # reused, so a second message from the same address makes no second contact.
