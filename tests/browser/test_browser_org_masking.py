@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from playwright.sync_api import expect
+from test_browser_a11y import assert_no_violations
 from test_browser_hours import fresh_page_load
 
 from connector.channels.model import ChannelType
@@ -42,6 +43,8 @@ def test_the_organisations_rules_mask_web_chats_and_channel_messages_for_agents(
     ).click()
     result = _set_rules(admin, CARD_RULE + "\n" + r"(\w)\1")  # a backreference
     expect(result).to_contain_text("Rule 2: the pattern is not accepted")
+    # The settings page, the rule's error shown, is clean for axe-core (WCAG 2.1 AA).
+    assert_no_violations(admin.frame(url=lambda url: "/settings/index.html" in url))
     result = _set_rules(admin, CARD_RULE)
     expect(result).to_have_text("Masking rules saved.")
 
