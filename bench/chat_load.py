@@ -159,7 +159,16 @@ def serve_chat(data_dir: Path, port: int, server: str, threads: int) -> None:
     transport.call_app = counting_call  # type: ignore[assignment]
 
     def make() -> Any:
-        app = create_app({"data_dir": data_dir, "port": port, "log_level": "WARNING"})
+        # Every generated visitor comes from this machine: no per-address chat start limit.
+        app = create_app(
+            {
+                "data_dir": data_dir,
+                "port": port,
+                "log_level": "WARNING",
+                "chat_start_limit_per_address": "1000000/hour",
+                "chat_start_limit_per_widget": "1000000/hour",
+            }
+        )
 
         @app.get("/bench/state")
         def bench_state() -> dict[str, int]:

@@ -134,6 +134,8 @@ def _service_env(data_dir: Path, port: int, threads: int, extra: dict[str, str])
             "CRMCHAT_CONFIG_LIMIT_PER_ADDRESS": UNLIMITED,
             "CRMCHAT_SOCKET_LIMIT_PER_ADDRESS": UNLIMITED,
             "CRMCHAT_SOCKET_LIMIT_PER_WIDGET": UNLIMITED,
+            "CRMCHAT_CHAT_START_LIMIT_PER_ADDRESS": UNLIMITED,
+            "CRMCHAT_CHAT_START_LIMIT_PER_WIDGET": UNLIMITED,
         }
     )
     env.update(extra)

@@ -107,6 +107,9 @@ class Directory:
     def subscribed(self) -> bool:
         return True
 
+    def masking_rules(self) -> tuple[str, ...]:
+        return ()
+
 
 class Outbox:
     """Counts the activity writes the ended chats queue."""

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     config_limit_per_widget: RateLimit = "30000/minute"
     socket_limit_per_address: RateLimit = "300/minute"
     socket_limit_per_widget: RateLimit = "30000/minute"
+    # Chats started and messages left as cases (socket frames), per address and per widget,
+    # counted across processes like the above: each makes CRM records.
+    chat_start_limit_per_address: RateLimit = "30/hour"
+    chat_start_limit_per_widget: RateLimit = "10000/hour"
+    ticket_limit_per_address: RateLimit = "10/hour"
+    ticket_limit_per_widget: RateLimit = "2000/hour"
     # Messaging channels' send APIs (docs/channels.md). Empty: the platforms' own
     # (graph.facebook.com, chatapi.viber.com), or on the embedded default its simulator.
     meta_graph_url: str = ""

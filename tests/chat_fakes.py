@@ -88,6 +88,7 @@ class FakeDirectory:
         }
         self.chat_on = True
         self.subscription_on = True
+        self.org_masking_rules: tuple[str, ...] = ()
 
     def set_widget(self, widget: WidgetRecord) -> None:
         """Replace (or add) a widget, e.g. with another design or topics."""
@@ -127,6 +128,9 @@ class FakeDirectory:
 
     def subscribed(self) -> bool:
         return self.subscription_on
+
+    def masking_rules(self) -> tuple[str, ...]:
+        return self.org_masking_rules
 
 
 class FakeOutbox:

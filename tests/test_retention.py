@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
+from connector.chat.actions.channels import channel_visitor_id
 from connector.cli import main
 from connector.crm import tables
 from connector.crm.retention import RetentionJob, purge_expired_chats
 from connector.dataverse_local import DataverseApp
-from connector.demo import admin_client
+from connector.demo import VIBER_CHANNEL_TYPE, admin_client
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
@@ -91,6 +92,65 @@ def test_chats_past_their_widgets_retention_go_with_their_notes(
     assert chat_ids(client) == {ancient_kept}
     assert note_owners(client) == set()
     assert old not in chat_ids(client)
+
+
+def channel_account(client: Any, retention_days: int | None) -> str:
+    account_id = str(uuid.uuid4())
+    fields: dict[str, Any] = {
+        "crmchat_name": f"keeps {retention_days}",
+        "crmchat_channeltype": VIBER_CHANNEL_TYPE,
+        "crmchat_platformid": account_id[:8],
+    }
+    if retention_days is not None:
+        fields["crmchat_retentiondays"] = retention_days
+    client.create("crmchat_channelaccounts", fields, record_id=account_id)
+    return account_id
+
+
+def channel_chat(client: Any, account_id: str, *, ended_days_ago: float, note: bool = False) -> str:
+    """A finished chat of a channel account: no widget, the person's visitor id."""
+    chat_id = str(uuid.uuid4())
+    client.create(
+        tables.CHATS,
+        {
+            "subject": "Viber chat",
+            "crmchat_visitorid": channel_visitor_id(account_id, "person-1"),
+            "actualend": (NOW - timedelta(days=ended_days_ago)).isoformat().replace("+00:00", "Z"),
+        },
+        record_id=chat_id,
+    )
+    if note:
+        client.create(
+            "annotations",
+            {
+                "subject": "photo.jpg",
+                "objectid_crmchat_chat@odata.bind": f"/{tables.CHATS}({chat_id})",
+            },
+        )
+    return chat_id
+
+
+def test_chats_past_their_channel_accounts_retention_go_with_their_notes(
+    dataverse_app: DataverseApp,
+) -> None:
+    client = admin_client(dataverse_app)
+    month, unset, forever = (channel_account(client, days) for days in (30, None, 0))
+    old = channel_chat(client, month, ended_days_ago=31, note=True)
+    recent = channel_chat(client, month, ended_days_ago=20)
+    kept = {channel_chat(client, unset, ended_days_ago=900)}
+    kept.add(channel_chat(client, forever, ended_days_ago=900))
+    # A web chat of a widget without retention is not the account's.
+    kept.add(chat(client, widget(client, 0), ended_days_ago=900))
+
+    result = purge_expired_chats(client, now=NOW)
+    assert (result.chats, result.notes) == (1, 1)
+    assert chat_ids(client) == {recent} | kept
+    assert old not in chat_ids(client) and note_owners(client) == set()
+    again = purge_expired_chats(client, now=NOW)  # idempotent
+    assert (again.chats, again.notes) == (0, 0)
+    later = purge_expired_chats(client, now=NOW + timedelta(days=11))
+    assert later.chats == 1
+    assert chat_ids(client) == kept
 
 
 def test_the_job_runs_on_its_clock_and_survives_a_dataverse_failure(

@@ -325,6 +325,16 @@ def test_the_widget_form_gains_design_and_generate_script_once_saved() -> None:
     assert all(c.hidden_on_create for c in widget)
 
 
+def test_the_contact_form_gains_export_and_delete_chat_data_after_loading_the_sign_in() -> None:
+    commands = read_commands(ET.parse(SOLUTION_DIR / "customizations.xml").getroot())
+    signin, ribbon = "crmchat_/common/signin.js", "crmchat_/ribbon/contact.js"
+    assert [(c.label, c.function, c.libraries) for c in commands["contact"]] == [
+        ("Export chat data", "CRMChat.ContactRibbon.exportChatData", (signin, ribbon)),
+        ("Delete chat data", "CRMChat.ContactRibbon.deleteChatData", (signin, ribbon)),
+    ]
+    assert all(c.hidden_on_create for c in commands["contact"])
+
+
 def test_check_reports_a_ribbon_function_its_library_does_not_define(
     source: tuple[Path, Path],
 ) -> None:

@@ -43,6 +43,7 @@ from uuid import UUID
 from connector.crm import tables
 from connector.crm.design import DesignError, WidgetDesign, checked_color, parse_design
 from connector.crm.dispositions import parse_dispositions
+from connector.crm.masking import stored_rules
 from connector.crm.tables import SETTINGS_ID
 from connector.dataverse import DataverseClient, DataverseError, NotFound
 from connector.dataverse.odata import and_, eq, ge, gt, guid, ne, or_
@@ -151,6 +152,7 @@ class _Snapshot:
     labels: dict[str, LabelRecord] = field(default_factory=dict)
     chat_enabled: bool = True
     subscribed: bool = True
+    masking_rules: tuple[str, ...] = ()
 
 
 def _text(row: dict[str, Any], name: str) -> str:
@@ -387,6 +389,11 @@ class Directory:
         while unsubscribed; on when no settings record exists or the column is unset."""
         current = self._current()
         return current.chat_enabled and current.subscribed
+
+    def masking_rules(self) -> tuple[str, ...]:
+        """The organisation's masking rules (`crmchat_settings.crmchat_maskingrules`), for
+        every widget and channel; () when none are set."""
+        return self._current().masking_rules
 
     def subscribed(self) -> bool:
         """The subscription state (`crmchat_settings.crmchat_subscribed`); on when unset."""
@@ -645,6 +652,7 @@ class Directory:
             labels=labels,
             chat_enabled=switches.get("crmchat_chatenabled") is not False,
             subscribed=switches.get("crmchat_subscribed") is not False,
+            masking_rules=stored_rules(switches.get("crmchat_maskingrules")),
         )
 
     def _switches(self) -> dict[str, Any]:
@@ -652,7 +660,9 @@ class Directory:
         the column existed) counts as on, like the columns' defaults."""
         try:
             return self._client.retrieve(
-                tables.SETTINGS, SETTINGS_ID, select=["crmchat_chatenabled", "crmchat_subscribed"]
+                tables.SETTINGS,
+                SETTINGS_ID,
+                select=["crmchat_chatenabled", "crmchat_subscribed", "crmchat_maskingrules"],
             )
         except NotFound:
             return {}

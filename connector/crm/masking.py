@@ -1,7 +1,9 @@
-"""Masking rules: regular expressions an admin sets per widget (design
-`privacy.masking_rules`, e.g. card numbers); what they match is replaced by `MASK_CHAR`s
-before a visitor's message is stored (the live state, the transcript in the chat
-activity) or shown to agents. The visitor's own bubble shows what they typed.
+"""Masking rules: regular expressions an admin sets for the whole organisation (the
+settings record's `crmchat_maskingrules`, on the settings page; web chats and messaging
+channels alike) and per widget (design `privacy.masking_rules`), e.g. card numbers; what
+they match is replaced by `MASK_CHAR`s before a visitor's or a channel user's message is
+stored (the live state, the transcript in the chat activity) or shown to agents. The
+visitor's own bubble shows what they typed.
 
 ```python
 check_pattern(r"\\b(?:\\d[ -]?){13,19}\\b")           # MaskingError if refused
@@ -23,6 +25,8 @@ Errors::
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -36,9 +40,13 @@ __all__ = [
     "MAX_RULES",
     "MaskingError",
     "check_pattern",
+    "check_rules",
     "mask_text",
     "masked_text",
+    "stored_rules",
 ]
+
+log = logging.getLogger(__name__)
 
 # A match keeps its length (a reader sees that something was there) and nothing else.
 MASK_CHAR = "*"
@@ -97,8 +105,43 @@ def mask_text(patterns: Sequence[str], text: str) -> str:
     return text
 
 
-def masked_text(design: Any, text: str) -> str:
-    """`text` as agents and the transcript see it under the widget's `design`."""
+def check_rules(patterns: Sequence[str]) -> tuple[str, ...]:
+    """`patterns` as a rule list (each checked, at most MAX_RULES); raises MaskingError
+    naming the first refused one by its place (1-based)."""
+    if len(patterns) > MAX_RULES:
+        raise MaskingError(f"at most {MAX_RULES} masking rules")
+    for place, pattern in enumerate(patterns, start=1):
+        try:
+            check_pattern(pattern)
+        except MaskingError as error:
+            raise MaskingError(f"rule {place}: {error}") from None
+    return tuple(patterns)
+
+
+def stored_rules(value: Any) -> tuple[str, ...]:
+    """The organisation's rules from the settings record's column (a JSON list); a rule
+    that no longer passes `check_pattern` (the column edited by hand) is left out, logged."""
+    if not isinstance(value, str) or not value.strip():
+        return ()
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, list):
+        log.warning("the organisation's masking rules are not a JSON list; none applied")
+        return ()
+    rules = []
+    for pattern in parsed:
+        try:
+            rules.append(check_pattern(pattern if isinstance(pattern, str) else ""))
+        except MaskingError as error:
+            log.warning("an organisation masking rule is left out: %s", error)
+    return tuple(rules[:MAX_RULES])
+
+
+def masked_text(design: Any, text: str, *, org_rules: Sequence[str] = ()) -> str:
+    """`text` as agents and the transcript see it: the organisation's rules, then those of
+    the widget's `design` (None for a channel message, which has no widget)."""
     privacy = getattr(design, "privacy", None)
-    patterns = getattr(privacy, "masking_rules", ())
+    patterns = (*org_rules, *getattr(privacy, "masking_rules", ()))
     return mask_text(patterns, text) if patterns else text

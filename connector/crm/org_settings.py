@@ -9,10 +9,13 @@ two admins saving at once, or a retried save, can never create a second one.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from connector.crm import tables
+from connector.crm.masking import check_rules, stored_rules
 from connector.crm.secret_word import (
     GuessLimiter,
     hash_secret_word,
@@ -28,6 +31,7 @@ __all__ = [
     "check_secret_word",
     "read_org_settings",
     "save_chat_enabled",
+    "save_masking_rules",
     "save_region",
     "save_secret_word",
     "save_subscribed",
@@ -48,6 +52,8 @@ class OrgSettings:
     secret_word_hash: str | None = None
     chat_enabled: bool = True
     subscribed: bool = True
+    # Masking rules for every widget and channel (connector/crm/masking.py).
+    masking_rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ def read_org_settings(client: DataverseClient) -> OrgSettings:
                 "crmchat_secretwordhash",
                 "crmchat_chatenabled",
                 "crmchat_subscribed",
+                "crmchat_maskingrules",
             ],
         )
     except NotFound:
@@ -83,6 +90,7 @@ def read_org_settings(client: DataverseClient) -> OrgSettings:
         secret_word_hash=stored_hash,
         chat_enabled=record.get("crmchat_chatenabled") is not False,
         subscribed=record.get("crmchat_subscribed") is not False,
+        masking_rules=stored_rules(record.get("crmchat_maskingrules")),
     )
 
 
@@ -107,6 +115,15 @@ def save_chat_enabled(client: DataverseClient, enabled: bool) -> None:
 def save_subscribed(client: DataverseClient, subscribed: bool) -> None:
     """Subscribe or unsubscribe the organisation. Only this flag changes: every record stays."""
     _save(client, {"crmchat_subscribed": bool(subscribed)})
+
+
+def save_masking_rules(client: DataverseClient, rules: Sequence[str]) -> tuple[str, ...]:
+    """Set the organisation's masking rules (an empty list: none). Raises MaskingError
+    (a ValueError naming the rule) for a rule RE2 refuses or one too many; nothing is saved
+    then."""
+    checked = check_rules(rules)
+    _save(client, {"crmchat_maskingrules": json.dumps(list(checked))})
+    return checked
 
 
 def save_secret_word(client: DataverseClient, word: str, *, data_dir: Path) -> None:

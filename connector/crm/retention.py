@@ -1,9 +1,12 @@
-"""Retention: finished chats older than a widget's `privacy.retention_days` are deleted
-from Dataverse, with the notes (annotations) attached to them.
+"""Retention: finished chats older than a widget's `privacy.retention_days`, or than a
+messaging-channel account's `crmchat_retentiondays`, are deleted from Dataverse, with the
+notes (annotations) attached to them.
 
-`purge_expired_chats(client, now=...)` reads every widget's design, and per widget with a
-retention deletes each `crmchat_chat` activity of that widget whose `actualend` lies
-more than that many days before `now`, notes first. It is idempotent: a record already
+`purge_expired_chats(client, now=...)` reads every widget's design and every channel
+account, and per widget or account with a retention deletes each `crmchat_chat` activity
+of it whose `actualend` lies more than that many days before `now`, notes first. A
+channel chat has no widget; it is the account's by its visitor id (`channel:<account
+id>:<person>`, connector/chat/actions/channels.py). It is idempotent: a record already
 gone (another process, an admin, the last run) is skipped, so a run that stopped halfway
 finishes on the next one. `RetentionJob` runs it in a background thread every
 RETENTION_EVERY_SECS; `crmchat privacy purge` runs it once.
@@ -21,8 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connector.channels.accounts import ACCOUNTS_SET
+from connector.chat.actions.channels import channel_visitor_id
 from connector.crm import tables
-from connector.crm.design import DesignError, parse_design
+from connector.crm.design import MAX_RETENTION_DAYS, DesignError, parse_design
 from connector.dataverse import odata
 from connector.dataverse.errors import DataverseError, NotFound
 
@@ -66,6 +71,21 @@ def _retentions(client: Any) -> dict[str, int]:
     return out
 
 
+def _channel_retentions(client: Any) -> dict[str, int]:
+    """Channel account id -> retention in days, for the accounts that have one."""
+    out: dict[str, int] = {}
+    for row in client.list(
+        ACCOUNTS_SET,
+        select=["crmchat_channelaccountid", "crmchat_retentiondays"],
+        filter=odata.gt("crmchat_retentiondays", 0),
+        page_size=_PAGE_SIZE,
+    ):
+        days = row.get("crmchat_retentiondays")
+        if isinstance(days, int) and 0 < days <= MAX_RETENTION_DAYS:
+            out[str(row["crmchat_channelaccountid"]).lower()] = days
+    return out
+
+
 def delete_if_present(client: Any, entity_set: str, record_id: str) -> bool:
     """Delete one record; False when it was already gone (so a rerun finishes the job)."""
     try:
@@ -81,15 +101,26 @@ def purge_expired_chats(client: Any, *, now: datetime) -> PurgeResult:
     Raises DataverseError when Dataverse cannot be read (the next run tries again).
     """
     chats = notes = 0
-    for widget_id, days in _retentions(client).items():
+    whose = [
+        (odata.eq("_crmchat_widgetid_value", uuid.UUID(widget_id)), days)
+        for widget_id, days in _retentions(client).items()
+    ]
+    whose += [
+        (
+            odata.and_(
+                odata.is_null("_crmchat_widgetid_value"),
+                odata.startswith("crmchat_visitorid", channel_visitor_id(account_id, "")),
+            ),
+            days,
+        )
+        for account_id, days in _channel_retentions(client).items()
+    ]
+    for owner, days in whose:
         cutoff = now - timedelta(days=days)
         expired = client.list(
             tables.CHATS,
             select=["activityid"],
-            filter=odata.and_(
-                odata.eq("_crmchat_widgetid_value", uuid.UUID(widget_id)),
-                odata.lt("actualend", cutoff),
-            ),
+            filter=odata.and_(owner, odata.lt("actualend", cutoff)),
             page_size=_PAGE_SIZE,
         )
         for chat_id in [str(row["activityid"]) for row in expired]:

@@ -301,6 +301,10 @@ def _parse_file(path: Path, *, custom: bool, shells: dict[str, Table] | None = N
     root = _parse_root(path)
     document = _Document()
     for entity in root.iterfind("Entities/Entity"):
+        if entity.find("EntityInfo") is None and entity.find("RibbonDiffXml") is not None:
+            # A platform table carried for its command bar only (connector/solution/ribbon.py),
+            # as a solution exports a table added without its metadata: no schema change.
+            continue
         shell = (shells or {}).get((_text(entity, "Name") or "").lower())
         if shell is not None:
             added = [

@@ -7,6 +7,11 @@ them on its record pages; `ribbon_problems` is what `crmchat solution check` rep
 a button naming no command, a label naming no LocLabel, a command whose library is not a
 listed web resource or whose file does not define the function, a display rule that does
 not exist.
+
+A command may list more than one `JavaScriptFunction`: the platform loads each library and
+calls each function in order, so the ribbon idiom for "load this library first" is one
+with `FunctionName="isNaN"` (a function every browser has, harmless to call). The button
+runs the last one; `libraries` are all of them, in order.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ __all__ = ["RibbonCommand", "read_commands", "ribbon_problems"]
 
 _WEBRESOURCE = "$webresource:"
 _LOCLABEL = "$LocLabels:"
+# A JavaScriptFunction that only loads its library (see above).
+LOAD_ONLY = "isNaN"
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,7 @@ class RibbonCommand:
     function: str  # "CRMChat.WidgetRibbon.openDesigner"
     library: str  # web resource name, "crmchat_/ribbon/widget.js"
     hidden_on_create: bool  # a display rule hides it until the record is saved
+    libraries: tuple[str, ...] = ()  # every library the command loads, `library` last
 
 
 def _table(entity: ET.Element) -> str:
@@ -70,9 +78,11 @@ def read_commands(customizations: ET.Element) -> dict[str, list[RibbonCommand]]:
         )
         for button in buttons:
             command = commands.get(button.get("Command", ""))
-            action = command.find("Actions/JavaScriptFunction") if command is not None else None
-            if command is None or action is None:
+            actions = [] if command is None else command.findall("Actions/JavaScriptFunction")
+            if command is None or not actions:
                 continue
+            action = actions[-1]
+            libraries = tuple(a.get("Library", "").removeprefix(_WEBRESOURCE) for a in actions)
             text = button.get("LabelText", "")
             rules = [r.get("Id", "") for r in command.iterfind("DisplayRules/DisplayRule")]
             found.setdefault(_table(entity), []).append(
@@ -80,8 +90,9 @@ def read_commands(customizations: ET.Element) -> dict[str, list[RibbonCommand]]:
                     id=button.get("Id", ""),
                     label=labels.get(text.removeprefix(_LOCLABEL), text),
                     function=action.get("FunctionName", ""),
-                    library=action.get("Library", "").removeprefix(_WEBRESOURCE),
+                    library=libraries[-1],
                     hidden_on_create=_hidden_on_create(ribbon, rules),
+                    libraries=libraries,
                 )
             )
     return found
@@ -120,6 +131,8 @@ def ribbon_problems(customizations: ET.Element, resources: dict[str, Path | None
                     problems.append(
                         f"{where}: {command_id}: {library} is not a listed web resource"
                     )
+                    continue
+                if function == LOAD_ONLY:
                     continue
                 path = resources[library]
                 last = function.rsplit(".", 1)[-1]

@@ -3,6 +3,9 @@
 GET  /api/admin/settings              admins: region, the regions, whether a word is set
 PUT  /api/admin/settings/region       admins: {"region": "westeurope"}
 PUT  /api/admin/settings/chat         admins: {"enabled": false} turns chat off everywhere
+PUT  /api/admin/settings/masking      admins: {"rules": ["\\b(?:\\d[ -]?){13,19}\\b"]} masking
+                                      rules for every widget and channel (400
+                                      invalid_masking_rule names the rule RE2 refuses)
 PUT  /api/admin/secret-word           admins: {"word": "..."}
 POST /api/support/secret-word/check   agents and admins: {"word": "..."} -> {"match": bool}
 """
@@ -13,10 +16,11 @@ import time
 from typing import Any
 
 from flask import Blueprint, current_app
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from connector.chat.actions import conversations
 from connector.crm import org_settings
+from connector.crm.masking import MAX_RULES, MaskingError
 from connector.crm.secret_word import MAX_LENGTH, SecretWordError, TooManyGuesses
 from connector.regions import all_regions, find_region
 from connector.services import services_of
@@ -41,6 +45,12 @@ class ChatSwitchIn(BaseModel):
 class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     subscribed: StrictBool
+
+
+class MaskingRulesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # Each rule's length and syntax are checked by connector/crm/masking.py, which names it.
+    rules: list[StrictStr] = Field(max_length=MAX_RULES)
 
 
 class SecretWordIn(BaseModel):
@@ -74,6 +84,7 @@ def _settings_body() -> dict[str, Any]:
         "has_secret_word": current.has_secret_word,
         "chat_enabled": current.chat_enabled,
         "subscribed": current.subscribed,
+        "masking_rules": list(current.masking_rules),
         # Chat activities the outbox could not write for good: an admin must act on them.
         "parked_writes": _parked_count(),
         "regions": [
@@ -105,6 +116,21 @@ def put_chat_switch() -> dict[str, Any]:
     body = ChatSwitchIn.model_validate(json_body())
     org_settings.save_chat_enabled(_client(), body.enabled)
     _refresh_directory()
+    return _settings_body()
+
+
+@bp.put("/admin/settings/masking")
+@require_roles(ADMIN_ROLES)
+def put_masking_rules() -> dict[str, Any]:
+    body = MaskingRulesIn.model_validate(json_body())
+    try:
+        org_settings.save_masking_rules(_client(), body.rules)
+    except MaskingError as error:
+        message = str(error)
+        raise InvalidInput(
+            message[:1].upper() + message[1:] + ".", code="invalid_masking_rule"
+        ) from error
+    _refresh_directory()  # this process masks with them at once, the others within 30 s
     return _settings_body()
 
 

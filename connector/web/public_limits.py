@@ -5,6 +5,10 @@
   (`CRMCHAT_REDIS_URL`) when several share the work, so every process counts the same hits.
   A refused request is a 429 `rate_limited` with Retry-After (connector/web/errors.py).
 - Transcripts: downloads per address; mails per address and per chat.
+- Chat starts and tickets (`chat.start`, `ticket.create` frames on the visitor socket):
+  per address and per widget, in the same storage (`frame_limited`, called by
+  connector/web/sockets.py before the engine acts), answered by an `error` frame
+  `rate_limited` with `retry_after_ms`.
 - Allowed domains (the widget design's `allowed_domains`): a visitor socket opened by a
   page of another site is refused with 403 `origin_not_allowed` before the upgrade. The
   socket names its widget in the URL (`/ws/visitor?widget=<id>`, from the config's
@@ -24,6 +28,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, parse_many
 
 from connector.chat.actions import conversations
 from connector.chat.frames import GUID_PATTERN
@@ -43,6 +48,7 @@ __all__ = [
     "OriginNotAllowed",
     "check_origin",
     "design_of",
+    "frame_limited",
     "init_app",
 ]
 
@@ -50,6 +56,11 @@ CONFIG_ENDPOINT = "widget_api.widget_config"
 SOCKET_ENDPOINT = "sockets.visitor_socket"
 TRANSCRIPT_ENDPOINT = "transcripts.download_transcript"
 TRANSCRIPT_MAIL_ENDPOINT = "transcripts.mail_transcript"
+
+
+# app.extensions key: {frame type: ((per address items), (per widget items))}
+_FRAME_LIMITS = "crmchat.frame_limits"
+_LIMITER = "crmchat.limiter"
 
 
 class OriginNotAllowed(ApiError):
@@ -107,6 +118,23 @@ def _retry_after_secs(limiter: Limiter) -> int:
     return max(1, int(current.reset_at - time.time()) + 1)
 
 
+def frame_limited(app: Flask, frame_type: str, widget_id: str, address: str) -> int | None:
+    """Count one `frame_type` frame from `address` for `widget_id`: None when within the
+    limits, else the milliseconds until the fullest window has room again."""
+    per_address, per_widget = app.extensions[_FRAME_LIMITS][frame_type]
+    strategy = app.extensions[_LIMITER].limiter
+    checks = [(item, f"{frame_type}:address", address) for item in per_address]
+    checks += [(item, f"{frame_type}:widget", widget_id.lower()) for item in per_widget]
+    # Test every window first, so a refused frame uses up none of them.
+    for item, scope, key in checks:
+        if not strategy.test(item, scope, key):
+            reset = strategy.get_window_stats(item, scope, key).reset_time
+            return max(1000, int((reset - time.time()) * 1000))
+    for item, scope, key in checks:
+        strategy.hit(item, scope, key)
+    return None
+
+
 def init_app(app: Flask) -> None:
     """Wrap the config and the visitor socket views with the limits and the origin check."""
     settings = services_of(app).settings
@@ -119,6 +147,22 @@ def init_app(app: Flask) -> None:
         headers_enabled=False,  # our own 429 carries Retry-After; no X-RateLimit-* noise
         strategy="moving-window",
     )
+
+    app.extensions[_LIMITER] = limiter
+
+    def limits_of(text: str) -> tuple[RateLimitItem, ...]:
+        return tuple(parse_many(text))
+
+    app.extensions[_FRAME_LIMITS] = {
+        "chat.start": (
+            limits_of(settings.chat_start_limit_per_address),
+            limits_of(settings.chat_start_limit_per_widget),
+        ),
+        "ticket.create": (
+            limits_of(settings.ticket_limit_per_address),
+            limits_of(settings.ticket_limit_per_widget),
+        ),
+    }
 
     @app.errorhandler(RateLimitExceeded)
     def _too_many(error: RateLimitExceeded) -> Response:

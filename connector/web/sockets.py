@@ -194,6 +194,8 @@ def visitor_socket(ws: Any) -> None:
             case PageFrame():
                 visitors.do_visitor_page(engine, session, page=frame.page.model_dump())
             case ChatStart():
+                if _too_many(engine, session, frame.type, frame.client_id):
+                    return
                 visitors.do_visitor_start(
                     engine,
                     session,
@@ -204,6 +206,8 @@ def visitor_socket(ws: Any) -> None:
                     consent=frame.consent,
                 )
             case TicketCreate():
+                if _too_many(engine, session, frame.type, frame.client_id):
+                    return
                 _create_ticket(engine, session, frame)
             case VisitorSend():
                 visitors.do_visitor_send(
@@ -223,6 +227,31 @@ def visitor_socket(ws: Any) -> None:
         visitors.do_visitor_disconnect(engine, session)
 
 
+def _too_many(engine: ChatEngine, session: VisitorSession, frame_type: str, ref: str) -> bool:
+    """Whether the address or the widget started too many chats (or tickets) lately,
+    counted across processes (connector/web/public_limits.py); if so, say so."""
+    # Imported here: public_limits wraps this module's views, so it imports this module.
+    from connector.web.public_limits import frame_limited
+
+    if session.widget_id is None:
+        return False  # no hello yet: the engine refuses the frame itself
+    retry_ms = frame_limited(current_app, frame_type, session.widget_id, session.ip)
+    if retry_ms is None:
+        return False
+    what = "chats were started" if frame_type == "chat.start" else "messages were left"
+    _send_frame(
+        engine,
+        session.subscriber,
+        events.error_event(
+            "rate_limited",
+            f"Too many {what} from here; please try again later.",
+            ref=ref,
+            retry_after_ms=retry_ms,
+        ),
+    )
+    return True
+
+
 def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCreate) -> None:
     """Make the visitor's message a case, off the engine lock; answer `ticket.created`.
 
@@ -233,8 +262,12 @@ def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCre
     contact = Regarding.from_dict({"table": "contact", **plan.contact}) if plan.contact else None
     contact_id, case_id = ticket_ids(plan.visitor_id, frame.client_id)
     widget = engine.directory.widget(session.widget_id or "")
-    # The case's description is stored in CRM: the widget's masking rules apply to it.
-    message = masked_text(widget.design, frame.message) if widget is not None else frame.message
+    # The case's description is stored in CRM: the masking rules apply to it.
+    message = masked_text(
+        widget.design if widget is not None else None,
+        frame.message,
+        org_rules=engine.directory.masking_rules(),
+    )
     try:
         # The one active contact with the visitor's email (verified first, else typed) is
         # reused, so a second message from the same address makes no second contact.

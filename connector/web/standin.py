@@ -278,6 +278,10 @@ def app_description(schema: Schema) -> dict[str, Any]:
                     "label": command.label,
                     "function": command.function,
                     "library": _webresource_url("$webresource:" + command.library),
+                    # Loaded in this order before the function runs (the isNaN idiom).
+                    "libraries": [
+                        _webresource_url("$webresource:" + name) for name in command.libraries
+                    ],
                     "hiddenOnCreate": command.hidden_on_create,
                 }
                 for command in commands[name]

@@ -1,5 +1,5 @@
-// CRM Chat settings web resource: subscription, chat on/off, service address, secret word, and
-// the support check.
+// CRM Chat settings web resource: subscription, chat on/off, masking rules, service address,
+// secret word, and the support check.
 // Runs inside a model-driven app (Xrm from the host) or served by the CRM Chat service.
 // It signs in by the handshake (ARCHITECTURE.md flow 2) through ../common/signin.js.
 // User-supplied text only ever goes in textContent.
@@ -29,6 +29,7 @@
     document.getElementById("subscription-state").textContent = subscribed
       ? "Subscribed: chat runs wherever it is on."
       : "Unsubscribed: chat is stopped everywhere. Every record is kept.";
+    document.getElementById("masking-rules").value = (settings.masking_rules || []).join("\n");
     const subscriptionForm = document.getElementById("subscription-form");
     subscriptionForm.dataset.subscribed = String(subscribed);
     subscriptionForm.querySelector("button").textContent = subscribed ? "Unsubscribe" : "Subscribe again";
@@ -62,6 +63,21 @@
       } catch (error) {
         show(result, error.message, "bad");
       } finally { busy(chatForm, false); }
+    });
+
+    const maskingForm = document.getElementById("masking-form");
+    maskingForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const result = maskingForm.querySelector(".result");
+      // One rule a line; blank lines are no rule (the service refuses an empty pattern).
+      const rules = maskingForm.rules.value.split("\n").map((line) => line.trim()).filter(Boolean);
+      busy(maskingForm, true);
+      try {
+        renderSettings(await call("PUT", "/api/admin/settings/masking", { rules }));
+        show(result, rules.length ? "Masking rules saved." : "No masking rules.", "ok");
+      } catch (error) {
+        show(result, error.message, "bad");
+      } finally { busy(maskingForm, false); }
     });
 
     const wordForm = document.getElementById("word-form");
@@ -202,6 +218,7 @@
         renderSettings(await session.call("GET", "/api/admin/settings"));
         document.getElementById("subscription-card").hidden = false;
         document.getElementById("chat-card").hidden = false;
+        document.getElementById("masking-card").hidden = false;
         document.getElementById("word-card").hidden = false;
         await showAddress();
       } catch (error) {

@@ -431,9 +431,9 @@
     }
   }
 
-  // The command-bar buttons the solution's RibbonDiffXml gives the table's form. Each runs
-  // its JavaScriptFunction from its library with the form context (CrmParameter
-  // PrimaryControl).
+  // The command-bar buttons the solution's RibbonDiffXml gives the table's form. Each loads
+  // its command's libraries in order (a JavaScriptFunction "isNaN" only loads its library)
+  // and runs the last JavaScriptFunction with the form context (CrmParameter PrimaryControl).
   const libraries = new Map(); // library URL -> Promise of its loading
 
   function loadLibrary(url) {
@@ -469,7 +469,7 @@
       button.textContent = command.label;
       button.addEventListener("click", async () => {
         try {
-          await loadLibrary(command.library);
+          for (const url of command.libraries || [command.library]) await loadLibrary(url);
           const fn = command.function.split(".").reduce((o, key) => (o ? o[key] : undefined), window);
           if (typeof fn !== "function") throw new Error(command.function + " is not defined");
           await fn(formContext(entityName, id));

@@ -209,6 +209,21 @@ window.CrmChatStandin = window.CrmChatStandin || {};
         openUrl(url) {
           window.open(url, "_blank", "noopener");
         },
+        // {fileContent (base64), fileName, fileSize, mimeType}: the browser saves it, as a
+        // tenant does with openMode 2 (save).
+        openFile(file) {
+          const binary = atob(String(file && file.fileContent || ""));
+          const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+          const url = URL.createObjectURL(new Blob([bytes], { type: file.mimeType || "application/octet-stream" }));
+          const link = document.createElement("a");
+          link.href = url;
+          link.download = file.fileName || "file";
+          document.body.append(link);
+          link.click();
+          link.remove();
+          setTimeout(() => URL.revokeObjectURL(url), 60000);
+          return Promise.resolve();
+        },
       },
     };
   };

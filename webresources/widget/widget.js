@@ -109,6 +109,9 @@
   const TOPICS = Array.isArray(cfg.topics) ? cfg.topics : [];
   const DEFAULT_INVITE = "Hi! Have any questions? I'm here to help";
   const TOKEN_WAIT_MS = 10000;
+  // A refused chat start or message waiting longer than this (the service's hourly limits,
+  // not its per-socket pacing) is given up, saying why, instead of waiting unseen.
+  const RETRY_WITHIN_MS = 10000;
   // Omnichannel's context rules (live-chat.md §2).
   const MAX_CONTEXT_VARS = 100;
   const MAX_CONTEXT_NAME_CHARS = 100;
@@ -1034,7 +1037,7 @@
       return;
     }
     if (S.ticketReq && (f.ref === S.ticketReq.client_id || f.ref === "ticket.create")) {
-      if (f.code === "rate_limited") { setTimeout(flush, Math.max(250, f.retry_after_ms || 1000)); return; }
+      if (f.code === "rate_limited" && !(f.retry_after_ms > RETRY_WITHIN_MS)) { setTimeout(flush, Math.max(250, f.retry_after_ms || 1000)); return; }
       S.ticketReq = null;
       ticketError.textContent = f.message || T.notStarted;
       ticketError.hidden = false;
@@ -1054,7 +1057,7 @@
       return;
     }
     if (S.start && (f.ref === "chat.start" || f.ref === S.start.client_id)) {
-      if (f.code === "rate_limited") { setTimeout(flush, Math.max(250, f.retry_after_ms || 1000)); return; }
+      if (f.code === "rate_limited" && !(f.retry_after_ms > RETRY_WITHIN_MS)) { setTimeout(flush, Math.max(250, f.retry_after_ms || 1000)); return; }
       S.start = null;
       notice = f.code === "unavailable" ? T.unavailable : f.code === "login_required" ? T.login
         : f.code === "identity_mismatch" ? T.mismatch : f.message || T.notStarted;

@@ -63,6 +63,7 @@ from connector.chat.model import (
 from connector.chat.routing import agent_channel, chat_channel
 from connector.chat.state import LivePrimitives
 from connector.chat.views import iso
+from connector.crm.masking import masked_text
 
 if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
@@ -393,7 +394,11 @@ def do_channel_message(
             kind=SenderKind.VISITOR,
             sender_id=conversation.visitor_id or "",
             sender_name=conversation.visitor_name,
-            text=_message_text(event),
+            # A channel has no widget: the organisation's masking rules apply. The person
+            # keeps what they typed in their own app.
+            text=masked_text(
+                None, _message_text(event), org_rules=engine.directory.masking_rules()
+            ),
             client_id=event.message_id or f"{event.kind}-{event.at.isoformat()}",
         )
         if message is None:

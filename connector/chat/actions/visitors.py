@@ -397,7 +397,11 @@ def do_visitor_send(
         conversation = _visitor_conversation(engine, session)
         widget = engine.directory.widget(conversation.widget_id or "")
         # Agents and the transcript get the masked text; the visitor's tabs what they typed.
-        masked = masked_text(widget.design, text) if widget is not None else text
+        masked = masked_text(
+            widget.design if widget is not None else None,
+            text,
+            org_rules=engine.directory.masking_rules(),
+        )
         now = engine.clock()
         previous = (conversation.last_visitor_message_at, conversation.waiting_since)
         conversation.last_visitor_message_at = now
