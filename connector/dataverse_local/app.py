@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from werkzeug.sansio.utils import get_host
 from werkzeug.wsgi import get_content_length, get_input_stream
@@ -308,8 +308,19 @@ def _reason(status: int) -> str:
 
 
 def _query_args(query_string: str) -> dict[str, str]:
-    """Query options, '+' decoded as a space (the Python SDK sends spaces as '+')."""
-    return dict(parse_qsl(query_string, keep_blank_values=True))
+    """Query options, '+' decoded as a space (the Python SDK sends spaces as '+').
+
+    What `dict(parse_qsl(query_string, keep_blank_values=True))` gives, without its
+    per-call argument coercion (a twelfth of an in-process filter).
+    """
+    args: dict[str, str] = {}
+    for piece in query_string.split("&"):
+        if piece:
+            if "+" in piece:
+                piece = piece.replace("+", " ")
+            name, _, value = piece.partition("=")
+            args[unquote(name) if "%" in name else name] = unquote(value) if "%" in value else value
+    return args
 
 
 def _split_path(path: str) -> list[str]:

@@ -8,6 +8,7 @@ here build the replies and errors every route shares.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class RequestHeaders:
         return self._values.items()
 
 
+@functools.lru_cache(maxsize=512)
 def header_key(name: str) -> str:
     """The one spelling of a header name: what a WSGI server's `HTTP_<NAME>` keeps of it."""
     return name.lower().replace("_", "-")

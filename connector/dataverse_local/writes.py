@@ -365,8 +365,27 @@ def _set_owning(table: Table, values: Mapping[str, Any], into: dict[str, Any]) -
             into[column + "__table"] = owner_kind if mine else None
 
 
+# Per table (kept with it, so a reused id() is noticed): `_is_stored` by key.
+_stored_names: dict[int, tuple[Table, dict[str, bool]]] = {}
+
+
 def _stored(table: Table, name: str) -> bool:
-    """Whether `name` is an SQL column of `table` (payload keys may name other things)."""
+    """Whether `name` is an SQL column of `table` (payload keys may name other things).
+
+    Asked of every value of every write with the same few names: remembered per table."""
+    held = _stored_names.get(id(table))
+    if held is None or held[0] is not table:
+        held = (table, {})
+        _stored_names[id(table)] = held
+    known = held[1].get(name)
+    if known is None:
+        if len(held[1]) > 4 * len(table.columns) + 8:  # names a payload made up: forget
+            held[1].clear()
+        known = held[1][name] = _is_stored(table, name)
+    return known
+
+
+def _is_stored(table: Table, name: str) -> bool:
     if name == table.primary_id or name == "versionnumber":
         return True
     column = table.columns.get(name.removesuffix("__table"))
