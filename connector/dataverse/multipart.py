@@ -20,6 +20,7 @@ Errors::
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -279,7 +280,7 @@ def _parse_headers(lines: Sequence[str]) -> dict[str, str]:
             continue
         name, colon, value = line.partition(":")
         name = name.strip()
-        if not colon or not _TOKEN.match(name):
+        if not colon or not _is_token(name):
             raise MultipartError(f"Invalid header line {line[:100]!r}.")
         existing = spelled.get(name.lower())
         if existing is None:
@@ -300,8 +301,14 @@ def _parse_part(content: bytes) -> Part:
     return Part(headers=_parse_headers(lines), body=body)
 
 
+@functools.lru_cache(maxsize=256)
+def _is_token(name: str) -> bool:
+    """Whether `name` is a valid header name (the same few names come in every part)."""
+    return _TOKEN.match(name) is not None
+
+
 def _check_header_text(name: str, value: str) -> None:
-    if not _TOKEN.match(name):
+    if not _is_token(name):
         raise MultipartError(f"Invalid header name {name!r}.")
     if "\r" in value or "\n" in value:
         raise MultipartError(f"Header {name!r} holds a line break.")
