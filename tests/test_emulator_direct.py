@@ -200,3 +200,36 @@ def test_the_session_takes_the_direct_call(
     assert reply.status_code == 200
     assert reply.json()["fullname"] == "Ann Direct"
     assert environs == []
+
+
+def test_the_quick_url_readers_read_as_urllib_does() -> None:
+    """The in-process call splits URLs, encodes and decodes query strings without urllib's
+    per-character loops; on any text they must give urllib's own answers."""
+    import random
+    import string
+    from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+    from connector.dataverse.query import _QUERY_SAFE, encode_query
+    from connector.dataverse_local.app import _query_args, _split_url, _unquote
+
+    def split(read: object, url: str) -> object:
+        try:
+            parts = read(url)  # type: ignore[operator]
+        except ValueError:
+            return "refused"
+        return (parts.scheme, parts.netloc, parts.path, parts.query)
+
+    rng = random.Random(14)
+    text = list(string.printable + "éü€😀\u00a0ß") + ["%C3", "%A9", "%E2%82", "%AC", "%ZZ", "%4"]
+    for _ in range(5000):
+        value = "".join(rng.choice(text) for _ in range(rng.randint(0, 30)))
+        assert encode_query([("k", value)]) == "k=" + quote(value, safe=_QUERY_SAFE)
+        assert _unquote(value) == unquote(value)
+        assert _query_args(value) == dict(parse_qsl(value, keep_blank_values=True))
+        url = (
+            rng.choice(["http://", "https://", "HTTP://", "http:/", "", " http://"])
+            + rng.choice(["host", "host:80", "h:8080", "", "[::1]", "a@b", "h\t"])
+            + rng.choice(["", "/", "/api/data/v9.2/contacts", "?x", "/p?q=1#f"])
+            + value[:12]
+        )
+        assert split(_split_url, url) == split(urlsplit, url), url

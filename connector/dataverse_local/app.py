@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from werkzeug.sansio.utils import get_host
@@ -154,7 +154,7 @@ class DataverseApp:
 
     def _serve_url(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """As `_serve_environ` for the environ `transport._environ` builds of this request."""
-        parts = urlsplit(url)
+        parts = _split_url(url)
         scheme = parts.scheme or "http"
         values = {"host": parts.netloc}
         for name, value in headers.items():
@@ -307,6 +307,44 @@ def _reason(status: int) -> str:
         return ""
 
 
+# A URL `urlsplit` would take apart as `scheme://netloc/path?query`: ASCII with nothing
+# it strips or treats apart (whitespace and control characters, `#`, `[`, `\\`), a lower-case
+# scheme. Such URLs (every one the client sends) are split with three `partition`s.
+_PLAIN_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\[\]\\\s\x00-\x1f\x7f@]*(?:/[!-~]*)?")
+_PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+
+
+class _UrlParts(NamedTuple):
+    scheme: str
+    netloc: str
+    path: str
+    query: str
+
+
+def _split_url(url: str) -> _UrlParts:
+    """`urlsplit(url)`'s scheme, netloc, path and query, quicker for plain URLs."""
+    if url.isascii() and _PLAIN_URL.fullmatch(url) and "#" not in url:
+        scheme, _, rest = url.partition("://")
+        netloc, slash, rest = rest.partition("/")
+        path, _, query = rest.partition("?")
+        return _UrlParts(scheme, netloc, slash + path if slash else "", query)
+    parts = urlsplit(url)
+    return _UrlParts(parts.scheme, parts.netloc, parts.path, parts.query)
+
+
+def _unquote(text: str) -> str:
+    """`urllib.parse.unquote(text)`: each run of `%XX` as UTF-8 (errors replaced).
+
+    The same text (a literal character always ends a UTF-8 sequence, so decoding run by
+    run is decoding the whole), without urllib's walk through every escape in Python.
+    """
+    if "%" not in text:
+        return text
+    return _PERCENT_RUN.sub(
+        lambda run: bytes.fromhex(run.group().replace("%", "")).decode("utf-8", "replace"), text
+    )
+
+
 def _query_args(query_string: str) -> dict[str, str]:
     """Query options, '+' decoded as a space (the Python SDK sends spaces as '+').
 
@@ -319,7 +357,7 @@ def _query_args(query_string: str) -> dict[str, str]:
             if "+" in piece:
                 piece = piece.replace("+", " ")
             name, _, value = piece.partition("=")
-            args[unquote(name) if "%" in name else name] = unquote(value) if "%" in value else value
+            args[_unquote(name)] = _unquote(value)
     return args
 
 
