@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from connector.dataverse_local.store import LOOKUP_TYPES, quote
@@ -510,11 +510,15 @@ def parse_query(
     skiptoken = options.pop("$skiptoken", None)
     options.pop("$filter", None)
     rest = _other_options(table, schema, alias, options)
-    return replace(
-        rest,
+    return Query(
+        select=rest.select,
         filter_text=filter_text,
         filter_sql=filter_sql,
         filter_params=filter_params,
+        orderby=rest.orderby,
+        top=rest.top,
+        count=rest.count,
+        expand=rest.expand,
         skiptoken=skiptoken,
     )
 
