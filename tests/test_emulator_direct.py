@@ -55,7 +55,7 @@ def _both(
     )
 
 
-def _wire(response: requests.Response, *, ids: set[bytes] = frozenset()) -> tuple[object, ...]:  # type: ignore[assignment]
+def _wire(response: requests.Response, *, ids: set[bytes]) -> tuple[object, ...]:
     """Status line, header list and body, with the given ids replaced by a placeholder."""
 
     def plain(data: bytes) -> bytes:
