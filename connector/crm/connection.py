@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ SERVICE_ROLE_NAME = "CRM Chat Administrator"
 SERVICE_IMPERSONATION_ROLE_NAME = "CRM Chat Service"
 # The embedded Dataverse's tokens for the service last an hour, like Entra's.
 SERVICE_TOKEN_LIFETIME_SECS = 3600
+# A new one is issued when less than this is left (a request never carries one about to end).
+SERVICE_TOKEN_RENEW_SECS = 300
 
 
 @dataclass(frozen=True)
@@ -162,11 +165,20 @@ def connect(settings: Settings) -> Connection:
 
     store, app = open_embedded(settings)
     signing_secret = store.signing_secret
-    service_tokens = CallableTokenProvider(
-        lambda: issue_token(
-            signing_secret, user_id=SERVICE_USER_ID, lifetime_secs=SERVICE_TOKEN_LIFETIME_SECS
-        )
-    )
+    # One token until it nears its end, as MSAL's cache hands out a real one: a new token
+    # per request was signed here and verified again there, every time.
+    held: list[tuple[str, float]] = []
+
+    def service_token() -> str:
+        now = time.time()
+        if not held or held[0][1] - now < SERVICE_TOKEN_RENEW_SECS:
+            token = issue_token(
+                signing_secret, user_id=SERVICE_USER_ID, lifetime_secs=SERVICE_TOKEN_LIFETIME_SECS
+            )
+            held[:] = [(token, now + SERVICE_TOKEN_LIFETIME_SECS)]
+        return held[0][0]
+
+    service_tokens = CallableTokenProvider(service_token, on_invalidate=held.clear)
     client = DataverseClient(
         f"{EMBEDDED_ORIGIN}{DATAVERSE_PATH}/",
         service_tokens,

@@ -8,9 +8,9 @@ records, following ``@odata.nextLink`` page by page.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote as url_quote
 
 import requests
 
@@ -26,11 +26,32 @@ Record = dict[str, Any]
 
 # Characters left readable in query values; '&', '+', '#', '%' and spaces are encoded.
 _QUERY_SAFE = "$'()*,;=:@/!"
+# What `url_quote(value, safe=_QUERY_SAFE)` leaves alone: its always-safe characters and those.
+_QUERY_UNSAFE = re.compile(r"[^A-Za-z0-9_.~\-" + re.escape(_QUERY_SAFE) + "]+")
+
+
+# The same for ASCII text, one character at a time, as one `str.translate` table.
+_ASCII_PERCENT = {code: f"%{code:02X}" for code in range(128) if _QUERY_UNSAFE.fullmatch(chr(code))}
+
+
+def _percent(match: re.Match[str]) -> str:
+    return "".join(f"%{byte:02X}" for byte in match.group().encode("utf-8"))
+
+
+def _quote(value: str) -> str:
+    if value.isascii():
+        return value.translate(_ASCII_PERCENT)
+    return _QUERY_UNSAFE.sub(_percent, value)
 
 
 def encode_query(params: Sequence[tuple[str, str]]) -> str:
-    """``key=value&...`` with each value percent-encoded (a ``+`` stays a plus)."""
-    return "&".join(f"{key}={url_quote(value, safe=_QUERY_SAFE)}" for key, value in params)
+    """``key=value&...`` with each value percent-encoded (a ``+`` stays a plus).
+
+    The same text as `urllib.parse.quote(value, safe=_QUERY_SAFE)`, which walks the value
+    byte by byte in Python; this touches only the runs that need encoding (a tenth of an
+    in-process filter, bench/dataverse_vs_sqlite.py).
+    """
+    return "&".join(f"{key}={_quote(value)}" for key, value in params)
 
 
 def query_options(

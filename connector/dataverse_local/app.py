@@ -20,16 +20,16 @@ roles (`access.py`). The routes hand over to the modules named after what they a
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl, unquote
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
 
-from werkzeug.datastructures import EnvironHeaders, Headers
 from werkzeug.sansio.utils import get_host
 from werkzeug.wsgi import get_content_length, get_input_stream
 
@@ -41,8 +41,10 @@ from connector.dataverse_local.exchange import (
     Call,
     Exchange,
     Reply,
+    RequestHeaders,
     allow_only,
     error_reply,
+    header_key,
     json_reply,
     method_not_allowed,
     not_segment,
@@ -73,6 +75,8 @@ log = logging.getLogger(__name__)
 API_ROOT = "/api/data/v9.2"
 MAX_BODY_BYTES = 16 * 1024 * 1024  # bytes; Dataverse refuses larger requests too
 DEFAULT_PAGE_SIZE = query.DEFAULT_PAGE_SIZE
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_TOO_LARGE = error_reply(413, "0x80040216", "The request body is too large.")
 _ENTITY_SEGMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)(?:\((.*)\))?$", re.DOTALL)
 _REASONS = {
     200: "OK",
@@ -109,68 +113,97 @@ class DataverseApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         try:
-            reply = self._serve(environ)
+            reply = self._serve_environ(environ)
         except Exception:  # the last resort: never a stack trace on the wire
-            log.exception(
-                "embedded Dataverse failed on %s %s",
-                environ.get("REQUEST_METHOD"),
-                environ.get("PATH_INFO"),
-            )
-            reply = error_reply(500, "0x80040216", "An unexpected error occurred.")
-        # Straight to start_response: a werkzeug Response per call cost more than the
-        # query behind a retrieve (bench/dataverse_vs_sqlite.py).
-        headers = {name: value for name, value in reply.headers.items() if value is not None}
-        headers.setdefault("Content-Type", "text/plain")
-        headers["OData-Version"] = "4.0"
-        body = reply.body
-        if reply.status in (204, 304):
-            headers.pop("Content-Type", None)
-            body = b""
-        headers["Content-Length"] = str(len(body))
-        start_response(f"{reply.status} {_reason(reply.status)}", list(headers.items()))
+            reply = _failed(environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+        status, headers, body = _finish(reply)
+        start_response(status, headers)
         return [body]
 
-    def _root(self, environ: dict[str, Any]) -> tuple[str, str]:
-        """(absolute Web API root URL, path relative to it).
+    def respond(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        """The in-process call: (status line, headers, body), the very reply the WSGI
+        entry gives the environ a server builds for this request (`transport._environ`),
+        without building one. The service calls its embedded Dataverse this way
+        (`transport.WsgiSession`); building the environ, and reading it back, was a fifth
+        of a retrieve (bench/dataverse_vs_sqlite.py)."""
+        try:
+            reply = self._serve_url(method, url, headers, body)
+        except Exception:  # the last resort, as in __call__
+            reply = _failed(method, url)
+        return _finish(reply)
 
-        Read from the environ as werkzeug's `Request` reads it (`path`, `root_path`,
-        `host_url`), without building one: a `Request` per call was a fifth of an
-        in-process retrieve (bench/dataverse_vs_sqlite.py).
-        """
-        path = "/" + _wsgi_text(environ.get("PATH_INFO", "")).lstrip("/")
-        script = _wsgi_text(environ.get("SCRIPT_NAME", "")).rstrip("/")
+    def _serve_environ(self, environ: dict[str, Any]) -> Reply:
+        length = get_content_length(environ)
+        if length is not None and length > MAX_BODY_BYTES:
+            return _TOO_LARGE
+        body = get_input_stream(environ).read(MAX_BODY_BYTES + 1)
+        scheme = str(environ.get("wsgi.url_scheme", "http"))
+        server = (environ.get("SERVER_NAME", ""), _port(environ.get("SERVER_PORT")))
+        return self._serve(
+            str(environ.get("REQUEST_METHOD", "GET")),
+            lambda: get_host(scheme, environ.get("HTTP_HOST"), server),
+            scheme,
+            _wsgi_text(environ.get("SCRIPT_NAME", "")),
+            _wsgi_text(environ.get("PATH_INFO", "")),
+            str(environ.get("QUERY_STRING", "")),
+            RequestHeaders.from_environ(environ),
+            body,
+        )
+
+    def _serve_url(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        """As `_serve_environ` for the environ `transport._environ` builds of this request."""
+        parts = _split_url(url)
+        scheme = parts.scheme or "http"
+        values = {"host": parts.netloc}
+        for name, value in headers.items():
+            values[header_key(name)] = value
+        # The environ's CONTENT_LENGTH is the body's, whatever a header said.
+        values["content-length"] = str(len(body))
+        return self._serve(
+            method,
+            lambda: _host(scheme, values["host"]),
+            scheme,
+            "",
+            _wsgi_text(unquote(parts.path or "/", encoding="latin-1")),
+            parts.query,
+            RequestHeaders(values),
+            body,
+        )
+
+    def _serve(
+        self,
+        method: str,
+        host: Callable[[], str],
+        scheme: str,
+        script: str,
+        path_info: str,
+        query_string: str,
+        headers: RequestHeaders,
+        body: bytes,
+    ) -> Reply:
+        """One request: `host()` gives the `host[:port]` of absolute URLs (unless the app
+        has a `base_url`), `script` and `path_info` are the decoded mount point and path."""
+        if len(body) > MAX_BODY_BYTES:
+            return _TOO_LARGE
+        path = "/" + path_info.lstrip("/")
+        script = script.rstrip("/")
         if path == API_ROOT or path.startswith(API_ROOT + "/"):
             root = script + API_ROOT
             relative = path[len(API_ROOT) :]
         else:
             root = script
             relative = path
-        if self.base_url:
-            base = self.base_url
-        else:
-            scheme = environ.get("wsgi.url_scheme", "http")
-            server = (environ.get("SERVER_NAME", ""), _port(environ.get("SERVER_PORT")))
-            host = get_host(scheme, environ.get("HTTP_HOST"), server)
-            base = f"{scheme}://{host}{root}"
-        return base, relative.lstrip("/")
-
-    def _serve(self, environ: dict[str, Any]) -> Reply:
-        base_url, path = self._root(environ)
-        length = get_content_length(environ)
-        if length is not None and length > MAX_BODY_BYTES:
-            return error_reply(413, "0x80040216", "The request body is too large.")
-        body = get_input_stream(environ).read(MAX_BODY_BYTES + 1)
-        if len(body) > MAX_BODY_BYTES:
-            return error_reply(413, "0x80040216", "The request body is too large.")
-        headers = EnvironHeaders(environ)
+        base_url = self.base_url or f"{scheme}://{host()}{root}"
         try:
             caller = authenticate(self.store, headers, callers=self.callers)
         except ApiError as exc:
             return error_reply(exc.status, exc.code, exc.message, exc.headers)
         call = Call(
-            method=str(environ.get("REQUEST_METHOD", "GET")).upper(),
-            path=path,
-            args=_query_args(str(environ.get("QUERY_STRING", ""))),
+            method=method.upper(),
+            path=relative.lstrip("/"),
+            args=_query_args(query_string),
             headers=headers,
             body=body,
         )
@@ -185,7 +218,7 @@ class DataverseApp:
 
     def _dispatch(self, call: Call, caller: Caller, base_url: str) -> Reply:
         try:
-            prefs = query.parse_prefer(_prefer_values(call.headers))
+            prefs = query.parse_prefer(call.headers.get("Prefer"))
             return _route(self, Exchange(self.store, call, caller, base_url, prefs))
         except ApiError as exc:
             return error_reply(exc.status, exc.code, exc.message, exc.headers)
@@ -203,7 +236,7 @@ class DataverseApp:
                 method=part.method.upper(),
                 path=unquote(path.lstrip("/")),
                 args=_query_args(query_string),
-                headers=Headers(list(part.headers.items())),
+                headers=RequestHeaders({header_key(k): v for k, v in part.headers.items()}),
                 body=part.body,
             )
             if call.path == "$batch":
@@ -221,18 +254,35 @@ class DataverseApp:
         return dispatch
 
 
-def _prefer_values(headers: Headers) -> list[str]:
-    """The request's `Prefer` header values.
+def _finish(reply: Reply) -> tuple[str, list[tuple[str, str]], bytes]:
+    """The status line, headers and body of `reply` on the wire.
 
-    `EnvironHeaders.getlist` walks the whole environ on every request (a tenth of an
-    in-process retrieve); the WSGI server has already joined repeated `Prefer` lines into
-    the one `HTTP_PREFER` (PEP 3333), so reading that key gives the same list. A `$batch`
-    part's own `Headers` may hold several.
+    Straight to start_response: a werkzeug Response per call cost more than the query
+    behind a retrieve (bench/dataverse_vs_sqlite.py).
     """
-    if isinstance(headers, EnvironHeaders):
-        value = headers.get("Prefer")
-        return [] if value is None else [value]
-    return headers.getlist("Prefer")
+    headers = {name: value for name, value in reply.headers.items() if value is not None}
+    headers.setdefault("Content-Type", "text/plain")
+    headers["OData-Version"] = "4.0"
+    body = reply.body
+    if reply.status in (204, 304):
+        headers.pop("Content-Type", None)
+        body = b""
+    headers["Content-Length"] = str(len(body))
+    return f"{reply.status} {_reason(reply.status)}", list(headers.items()), body
+
+
+def _failed(method: object, where: object) -> Reply:
+    log.exception("embedded Dataverse failed on %s %s", method, where)
+    return error_reply(500, "0x80040216", "An unexpected error occurred.")
+
+
+@functools.lru_cache(maxsize=64)
+def _host(scheme: str, netloc: str) -> str:
+    """`host[:port]` of a URL's origin, as werkzeug reads it from the environ a server
+    builds for it (HTTP_HOST is the netloc; the default port is left out)."""
+    parts = urlsplit(f"{scheme}://{netloc}")
+    port = str(parts.port) if parts.port else _DEFAULT_PORTS.get(scheme, "80")
+    return get_host(scheme, netloc, (parts.hostname or "localhost", _port(port)))
 
 
 def _wsgi_text(value: str) -> str:
@@ -257,9 +307,58 @@ def _reason(status: int) -> str:
         return ""
 
 
+# A URL `urlsplit` would take apart as `scheme://netloc/path?query`: ASCII with nothing
+# it strips or treats apart (whitespace and control characters, `#`, `[`, `\\`), a lower-case
+# scheme. Such URLs (every one the client sends) are split with three `partition`s.
+_PLAIN_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\[\]\\\s\x00-\x1f\x7f@]*(?:/[!-~]*)?")
+_PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+
+
+class _UrlParts(NamedTuple):
+    scheme: str
+    netloc: str
+    path: str
+    query: str
+
+
+def _split_url(url: str) -> _UrlParts:
+    """`urlsplit(url)`'s scheme, netloc, path and query, quicker for plain URLs."""
+    if url.isascii() and _PLAIN_URL.fullmatch(url) and "#" not in url:
+        scheme, _, rest = url.partition("://")
+        netloc, slash, rest = rest.partition("/")
+        path, _, query = rest.partition("?")
+        return _UrlParts(scheme, netloc, slash + path if slash else "", query)
+    parts = urlsplit(url)
+    return _UrlParts(parts.scheme, parts.netloc, parts.path, parts.query)
+
+
+def _unquote(text: str) -> str:
+    """`urllib.parse.unquote(text)`: each run of `%XX` as UTF-8 (errors replaced).
+
+    The same text (a literal character always ends a UTF-8 sequence, so decoding run by
+    run is decoding the whole), without urllib's walk through every escape in Python.
+    """
+    if "%" not in text:
+        return text
+    return _PERCENT_RUN.sub(
+        lambda run: bytes.fromhex(run.group().replace("%", "")).decode("utf-8", "replace"), text
+    )
+
+
 def _query_args(query_string: str) -> dict[str, str]:
-    """Query options, '+' decoded as a space (the Python SDK sends spaces as '+')."""
-    return dict(parse_qsl(query_string, keep_blank_values=True))
+    """Query options, '+' decoded as a space (the Python SDK sends spaces as '+').
+
+    What `dict(parse_qsl(query_string, keep_blank_values=True))` gives, without its
+    per-call argument coercion (a twelfth of an in-process filter).
+    """
+    args: dict[str, str] = {}
+    for piece in query_string.split("&"):
+        if piece:
+            if "+" in piece:
+                piece = piece.replace("+", " ")
+            name, _, value = piece.partition("=")
+            args[_unquote(name)] = _unquote(value)
+    return args
 
 
 def _split_path(path: str) -> list[str]:

@@ -8,12 +8,11 @@ here build the replies and errors every route shares.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from werkzeug.datastructures import Headers
+from typing import Any, overload
 
 from connector import json_input
 from connector.dataverse_local import query
@@ -27,14 +26,71 @@ __all__ = [
     "Call",
     "Exchange",
     "Reply",
+    "RequestHeaders",
     "allow_only",
     "error_reply",
+    "header_key",
     "json_reply",
     "method_not_allowed",
     "not_segment",
 ]
 
 JSON_TYPE = "application/json; odata.metadata=minimal"
+# One encoder for every reply: `json.dumps` with options builds a new JSONEncoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_json(payload: object) -> bytes:
+    """`payload` as the compact UTF-8 JSON every reply carries."""
+    return _ENCODER.encode(payload).encode("utf-8")
+
+
+class RequestHeaders:
+    """A request's headers by name, compared as a WSGI server compares them.
+
+    A WSGI server names each header `HTTP_<NAME>` (upper case, `-` as `_`) and joins
+    repeated lines with ", " (PEP 3333), as `multipart._parse_headers` joins a `$batch`
+    part's. Keyed once by that normal form (`header_key`), each read is one dict lookup:
+    werkzeug's `EnvironHeaders` looked through the environ on every `get`.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, str]) -> None:
+        """`values` keyed by `header_key(name)`."""
+        self._values = values
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, Any]) -> RequestHeaders:
+        """The headers of a WSGI environ (`HTTP_*`, `CONTENT_TYPE`, `CONTENT_LENGTH`)."""
+        values: dict[str, str] = {}
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                values[header_key(key[5:])] = value
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+                values[header_key(key)] = value
+        return cls(values)
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._values.get(header_key(name), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and header_key(name) in self._values
+
+    def items(self) -> Iterable[tuple[str, str]]:
+        return self._values.items()
+
+
+@functools.lru_cache(maxsize=512)
+def header_key(name: str) -> str:
+    """The one spelling of a header name: what a WSGI server's `HTTP_<NAME>` keeps of it."""
+    return name.lower().replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -53,7 +109,7 @@ class Call:
     method: str
     path: str  # relative to the Web API root, no leading slash, percent-decoded
     args: dict[str, str]
-    headers: Headers
+    headers: RequestHeaders
     body: bytes
 
 
@@ -101,7 +157,7 @@ class Exchange:
         try:
             payload = json_input.loads(self.call.body.decode("utf-8"))
             # A lone surrogate ("\ud800") parses but cannot be stored as UTF-8 text.
-            json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            encode_json(payload)
             return payload
         except (UnicodeError, ValueError) as exc:
             raise ApiError(
@@ -114,7 +170,7 @@ class Exchange:
 
 def json_reply(status: int, payload: object, headers: Mapping[str, str] | None = None) -> Reply:
     """A JSON reply in Dataverse's content type."""
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    body = encode_json(payload)
     return Reply(status, body, {"Content-Type": JSON_TYPE, **(headers or {})})
 
 

@@ -13,8 +13,7 @@ or a disabled user; 403 for impersonation without the privilege; 404 for an unkn
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from werkzeug.datastructures import Headers
+from typing import TYPE_CHECKING
 
 from connector.dataverse_local.caller_cache import CallerCache
 from connector.dataverse_local.security import (
@@ -32,6 +31,9 @@ from connector.dataverse_local.users import (
     user_roles,
 )
 from connector.solution.model import FieldSecurityProfile, Role
+
+if TYPE_CHECKING:
+    from connector.dataverse_local.exchange import RequestHeaders
 
 __all__ = ["Caller", "authenticate"]
 
@@ -55,7 +57,9 @@ class Caller:
         return any(role.name.casefold() == admin for role in self.roles)
 
 
-def authenticate(store: Store, headers: Headers, *, callers: CallerCache | None = None) -> Caller:
+def authenticate(
+    store: Store, headers: RequestHeaders, *, callers: CallerCache | None = None
+) -> Caller:
     """The caller a request's headers name; raises ApiError(401/403/404) otherwise.
 
     `callers` remembers callers between requests (the token and the impersonation header

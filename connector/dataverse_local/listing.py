@@ -58,7 +58,7 @@ def list_records(ex: Exchange, table: Table) -> Reply:
         f"{expr} {'DESC' if desc else 'ASC'}" for expr, _, desc in keys
     )
     sql += f" LIMIT {limit + 1}"
-    rows = [dict(r) for r in ex.store.query(sql, paged_params)]
+    rows = ex.store.query_dicts(sql, paged_params)
     more = len(rows) > limit and (page_size is not None or options.top is None)
     rows = rows[:limit]
     body: dict[str, Any] = {"@odata.context": ex.context_url(table, options.select, entity=False)}

@@ -372,21 +372,29 @@ def _associated_navigation(schema: Schema, table: Table, column: str, target: st
 
 
 _WirePlan = tuple[tuple[Column, str, str, bool], ...]
-_plans: dict[int, tuple[Table, _WirePlan]] = {}
+_plans: dict[tuple[int, tuple[str, ...] | None], tuple[Table, _WirePlan]] = {}
+# Plans remembered: one per table and `$select` the product sends, with room to spare.
+MAX_WIRE_PLANS = 1024
 
 
-def _wire_plan(table: Table) -> _WirePlan:
-    """(column, logical name, JSON property, is a lookup) of each of `table`'s columns,
-    worked out once per table: every record of every answer walks this list."""
-    held = _plans.get(id(table))
+def _wire_plan(table: Table, select: list[str] | None) -> _WirePlan:
+    """(column, logical name, JSON property, is a lookup) of each of `table`'s columns
+    (those in `select`, in the table's order, when given), worked out once per table and
+    `$select`: every record of every answer walks this list, and a `$select` of two
+    columns used to walk all of a contact's."""
+    key = (id(table), None if select is None else tuple(select))
+    held = _plans.get(key)
     # The id is only trusted while the very same Table is alive in the entry.
     if held is not None and held[0] is table:
         return held[1]
     plan = tuple(
         (column, column.logical_name, wire_name(column), column.type in LOOKUP_TYPES)
         for column in table.columns.values()
+        if select is None or column.logical_name in select
     )
-    _plans[id(table)] = (table, plan)
+    if len(_plans) >= MAX_WIRE_PLANS:
+        _plans.clear()
+    _plans[key] = (table, plan)
     return plan
 
 
@@ -409,9 +417,7 @@ def to_wire(
     formatted = annotate(FORMATTED)
     navigation = annotate(NAVIGATION_PROPERTY)
     logical_name = annotate(LOOKUP_LOGICAL_NAME)
-    for column, name, prop, lookup in _wire_plan(table):
-        if select is not None and name not in select:
-            continue
+    for column, name, prop, lookup in _wire_plan(table, select):
         value = row.get(name)
         if lookup:
             target_name = row.get(name + "__table")

@@ -35,13 +35,12 @@ Errors::
 
 from __future__ import annotations
 
-import functools
+import time
 import uuid
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Any
 
 from connector import jwt_tokens
@@ -171,13 +170,11 @@ def issue_token(
     return jwt_tokens.sign_hs256(secret, claims)
 
 
-@functools.lru_cache(maxsize=TOKEN_CACHE_SIZE)
-def _signed_claims(secret: bytes, token: str) -> Mapping[str, Any]:
-    """The claims of a token whose signature checks out, remembered: a client sends the
-    same token for an hour, and checking the signature was a tenth of a retrieve. Only
-    good signatures are kept (a failure raises, and lru_cache keeps no exceptions); the
-    times are checked again on every use by `verify_token`."""
-    return MappingProxyType(jwt_tokens.verify_hs256(secret, token))
+# Tokens whose every check passed, by (secret, token): their `iat`, `exp` and claims. A
+# client sends the same token for an hour, and checking it (signature, claims, times)
+# was a tenth of an in-process retrieve. Only tokens that passed are kept, and their
+# times are compared with the clock on every use, so an expired token is still refused.
+_verified: dict[tuple[bytes, str], tuple[int, int, TokenClaims]] = {}
 
 
 def verify_token(secret: bytes, token: str, *, now: datetime | None = None) -> TokenClaims:
@@ -189,8 +186,25 @@ def verify_token(secret: bytes, token: str, *, now: datetime | None = None) -> T
         raise ValueError("the signing secret must not be empty")
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
         raise TokenError("The token is missing or too long.")
+    current = time.time() if now is None else _now(now).timestamp()
+    held = _verified.get((secret, token))
+    if held is None:
+        held = _check_token(secret, token)
+        if len(_verified) >= TOKEN_CACHE_SIZE:
+            _verified.clear()
+        _verified[(secret, token)] = held
+    iat, exp, claims = held
+    if current >= exp:
+        raise TokenError("The token has expired.")
+    if iat > current + CLOCK_SKEW_SECS:
+        raise TokenError("The token is issued in the future.")
+    return claims
+
+
+def _check_token(secret: bytes, token: str) -> tuple[int, int, TokenClaims]:
+    """`iat`, `exp` and the claims of a well-formed token signed with `secret`."""
     try:
-        claims = _signed_claims(secret, token)
+        claims = jwt_tokens.verify_hs256(secret, token)
     except jwt_tokens.TokenFormError as exc:
         raise TokenError(exc.message) from exc
     if claims.get("iss") != TOKEN_ISSUER:
@@ -205,17 +219,13 @@ def verify_token(secret: bytes, token: str, *, now: datetime | None = None) -> T
         raise TokenError("The token has no valid 'iat' and 'exp'.")
     if oid is not None and not isinstance(oid, str):
         raise TokenError("The token 'oid' is not a string.")
-    current = _now(now).timestamp()
-    if current >= exp:
-        raise TokenError("The token has expired.")
-    if iat > current + CLOCK_SKEW_SECS:
-        raise TokenError("The token is issued in the future.")
     try:
         issued_at = datetime.fromtimestamp(iat, UTC)
         expires_at = datetime.fromtimestamp(exp, UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise TokenError("The token times are out of range.") from exc
-    return TokenClaims(user_id=sub, issued_at=issued_at, expires_at=expires_at, object_id=oid)
+    verified = TokenClaims(user_id=sub, issued_at=issued_at, expires_at=expires_at, object_id=oid)
+    return iat, exp, verified
 
 
 # -- privileges -------------------------------------------------------------------------

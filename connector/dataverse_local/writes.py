@@ -125,7 +125,8 @@ def update(
             values["modifiedby"] = ex.caller.user_id
             values["modifiedby__table"] = "systemuser"
         values["versionnumber"] = store.next_version()
-        store.update(table, record_id, {k: v for k, v in values.items() if _stored(table, k)})
+        stored = _stored(table)
+        store.update(table, record_id, {k: v for k, v in values.items() if k in stored})
         for nav, target, target_id in changes.associations:
             associate(ex, table, record_id, nav, target, target_id)
 
@@ -269,7 +270,8 @@ def _insert(
     check_links(ex, table, changes)
     values[table.primary_id] = record_id
     values["versionnumber"] = store.next_version()
-    store.insert(table, {k: v for k, v in values.items() if _stored(table, k)})
+    stored = _stored(table)
+    store.insert(table, {k: v for k, v in values.items() if k in stored})
     for nav, target, target_id in changes.associations:
         associate(ex, table, record_id, nav, target, target_id)
     for nav, items in nested:
@@ -365,8 +367,25 @@ def _set_owning(table: Table, values: Mapping[str, Any], into: dict[str, Any]) -
             into[column + "__table"] = owner_kind if mine else None
 
 
-def _stored(table: Table, name: str) -> bool:
-    """Whether `name` is an SQL column of `table` (payload keys may name other things)."""
+# Per table (kept with it, so a reused id() is noticed): the names `_is_stored` accepts.
+_stored_names: dict[int, tuple[Table, frozenset[str]]] = {}
+
+
+def _stored(table: Table) -> frozenset[str]:
+    """The payload keys that are SQL columns of `table` (payload keys may name other
+    things): asked of every value of every write, so worked out once per table. Any name
+    `_is_stored` accepts is a column, `versionnumber`, the primary id or a column's
+    `__table`, so testing those candidates gives exactly its set."""
+    held = _stored_names.get(id(table))
+    if held is None or held[0] is not table:
+        candidates = {table.primary_id, "versionnumber", *table.columns}
+        candidates.update(name + "__table" for name in table.columns)
+        names = frozenset(name for name in candidates if _is_stored(table, name))
+        held = _stored_names[id(table)] = (table, names)
+    return held[1]
+
+
+def _is_stored(table: Table, name: str) -> bool:
     if name == table.primary_id or name == "versionnumber":
         return True
     column = table.columns.get(name.removesuffix("__table"))

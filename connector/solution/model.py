@@ -9,6 +9,7 @@ casing Dataverse gives them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -197,11 +198,27 @@ class Schema:
         return found[0] if found else None
 
     def table_for_set(self, entity_set: str) -> Table | None:
-        """The table whose entity set name is `entity_set`, or None."""
+        """The table whose entity set name is `entity_set`, or None.
+
+        Every request names its table by entity set, so the sets are indexed once
+        (`_tables_by_set`); a hit is checked against `tables` and a miss looked up the
+        long way, so a table added or replaced later is still found.
+        """
+        found = self._tables_by_set.get(entity_set)
+        if found is not None and self.tables.get(found.logical_name) is found:
+            return found
         for table in self.tables.values():
             if table.entity_set == entity_set:
+                self.__dict__.pop("_tables_by_set", None)  # out of date: index again
                 return table
         return None
+
+    @functools.cached_property
+    def _tables_by_set(self) -> dict[str, Table]:
+        index: dict[str, Table] = {}
+        for table in self.tables.values():
+            index.setdefault(table.entity_set, table)  # the first, as the long way finds
+        return index
 
     def lookups_of(self, logical_name: str) -> list[OneToMany]:
         """The relationships in which `logical_name` holds the lookup column."""
