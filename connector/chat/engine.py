@@ -23,7 +23,8 @@ import redis
 
 from connector.chat.actions.agents import do_flush_presence
 from connector.chat.actions.conversations import do_refresh_availability
-from connector.chat.actions.finishing import FINISH_TIMER, run_due_finishes, run_timeouts
+from connector.chat.actions.due import rearm_timers, run_due_timers
+from connector.chat.actions.finishing import FINISH_TIMER, run_timeouts
 from connector.chat.actions.queues import run_ring_timeouts
 from connector.chat.bus import EventBus, LocalBus, attach_hub
 from connector.chat.errors import ChatUnavailable
@@ -166,6 +167,7 @@ class ChatEngine:
                 # Re-armed from the stored due time: a restart in the grace period loses
                 # nothing (a due time already past fires on the first sweep).
                 self.schedule_finish(conversation, conversation.finish_due_at or now)
+            rearm_timers(self, conversation)  # wrap-up and postpone (actions/due.py)
             if conversation.visitor_id and conversation.is_open:
                 presence = state.visitor(conversation.visitor_id)
                 if presence is not None:
@@ -176,7 +178,7 @@ class ChatEngine:
         """Write the ended chat to CRM at `due_at` (moves an earlier schedule; lock held).
 
         The due time is stored with the conversation (the truth a restart re-arms from)
-        and set as a timer, which the sweep claims (`finishing.run_due_finishes`).
+        and set as a timer, which the sweep claims (`due.run_due_timers`).
         """
         conversation.finish_due_at = due_at
         self.timers.set(FINISH_TIMER, conversation.conversation_id, due_at)
@@ -434,7 +436,7 @@ class ChatEngine:
     def _sweep(self) -> None:
         while not self._stop.wait(FINISH_SWEEP_SECS):
             try:
-                run_due_finishes(self)
+                run_due_timers(self)  # finishes, wrap-ups, postponed chats
                 run_timeouts(self)
                 run_ring_timeouts(self)  # and the queue: routes what waits
                 do_refresh_availability(self)  # operating hours open and close with time

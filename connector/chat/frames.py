@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -210,6 +211,13 @@ class AgentEnd(_Frame):
     disposition: str | None = Field(default=None, max_length=MAX_DISPOSITION_CHARS)
 
 
+class ChatPostpone(_Frame):
+    type: Literal["chat.postpone"]
+    conversation_id: Guid
+    # ISO 8601 with a zone ("2026-12-02T15:00:00Z"): a time without one is ambiguous.
+    until: AwareDatetime
+
+
 class AgentChatStart(_Frame):
     type: Literal["agentchat.start"]
     agent_id: Guid
@@ -247,6 +255,7 @@ AgentFrame = Annotated[
     | ChatInvite
     | ChatTransfer
     | AgentEnd
+    | ChatPostpone
     | AgentChatStart
     | ConsultStart
     | SupervisorJoin

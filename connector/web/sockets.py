@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, request
 from flask_sock import Sock
 
 from connector.chat import events
-from connector.chat.actions import agents, consults, offers, queues, supervision, visitors
+from connector.chat.actions import agents, consults, offers, postpone, queues, supervision, visitors
 from connector.chat.engine import ChatEngine
 from connector.chat.errors import ChatError, ChatUnavailable
 from connector.chat.frames import (
@@ -28,6 +28,7 @@ from connector.chat.frames import (
     ChatAccept,
     ChatInvite,
     ChatLabels,
+    ChatPostpone,
     ChatRate,
     ChatReject,
     ChatResync,
@@ -336,6 +337,10 @@ def agent_socket(ws: Any) -> None:
                     session,
                     conversation_id=frame.conversation_id,
                     disposition=frame.disposition,
+                )
+            case ChatPostpone():
+                postpone.do_agent_postpone(
+                    engine, session, conversation_id=frame.conversation_id, until=frame.until
                 )
             case AgentChatStart():
                 agents.do_agent_chat_start(engine, session, agent_id=frame.agent_id)

@@ -388,8 +388,11 @@
     for (const chat of state.chats.values()) {
       if (chat.state !== "ended") {
         send({ type: "chat.resync", conversation_id: chat.conversation_id, since_seq: contiguousSeq(chat) });
-        if (state.tabs.indexOf(chat.conversation_id) < 0) state.tabs.push(chat.conversation_id);
       }
+      // Open chats and those waiting for my disposition (wrap-up) get a tab; postponed
+      // ones wait in their list.
+      const wanted = (chat.state !== "ended" || chat.wrapup_until) && !chat.postponed_until;
+      if (wanted && state.tabs.indexOf(chat.conversation_id) < 0) state.tabs.push(chat.conversation_id);
     }
     if (!state.active && state.tabs.length) state.active = state.tabs[0];
     // Unsent messages go again with the same client_id: the server stores each once.
@@ -584,7 +587,9 @@
       state.waiting.set(id, Object.assign({}, state.waiting.get(id), chat));
       return;
     }
-    const merged = mergeChat(state.chats.get(id), chat);
+    const old = state.chats.get(id);
+    const merged = mergeChat(old, chat);
+    notePostponed(old, merged);
     // Transferred away: I am no longer a participant. Keep the tab readable, read-only.
     const agents = (merged.participants || []).filter((p) => p.kind === "agent");
     if (state.me && agents.length && !agents.some((p) => p.id === state.me.agent_id)) {
@@ -592,6 +597,21 @@
       merged.leftReason = "This chat was transferred.";
     }
     state.chats.set(id, merged);
+  }
+
+  // Postponed (docs/agent-workspace.md, "Postpone"): the chat leaves its tab for the
+  // Postponed list; back (the customer wrote, or its time came), it opens a flagged tab.
+  function notePostponed(old, chat) {
+    const id = chat.conversation_id;
+    const was = Boolean(old && old.postponed_until);
+    if (chat.postponed_until && !was) {
+      state.tabs = state.tabs.filter((tab) => tab !== id);
+      if (state.active === id) state.active = state.tabs[state.tabs.length - 1] || null;
+    } else if (was && !chat.postponed_until && chat.state !== "ended") {
+      if (!state.tabs.includes(id)) state.tabs.push(id);
+      if (state.active !== id) state.flagged.add(id);
+      toast(chatName(chat) + " is back from Postponed.", "ok");
+    }
   }
 
   function onMessage(message) {
@@ -979,11 +999,23 @@
     $("input").focus();
   }
 
+  // The service's bounds of chat.postpone (connector/chat/actions/postpone.py).
+  const POSTPONE_MIN_MS = 60 * 1000;
+  const POSTPONE_MAX_MS = 24 * 3600 * 1000;
+
+  // A time as a datetime-local input's value ("2026-12-02T15:30"), in the browser's zone.
+  function localInputValue(ms) {
+    const at = new Date(ms);
+    const pad = (n) => String(n).padStart(2, "0");
+    return at.getFullYear() + "-" + pad(at.getMonth() + 1) + "-" + pad(at.getDate())
+      + "T" + pad(at.getHours()) + ":" + pad(at.getMinutes());
+  }
+
   function closeTab(conversationId) {
     touchChat(conversationId);
     state.tabs = state.tabs.filter((id) => id !== conversationId);
     const chat = state.chats.get(conversationId);
-    if (chat && chat.state === "ended") state.chats.delete(conversationId);
+    if (chat && chat.state === "ended" && !chat.wrapup_until) state.chats.delete(conversationId);
     if (state.active === conversationId) state.active = state.tabs[state.tabs.length - 1] || null;
     render();
   }
@@ -1150,6 +1182,7 @@
       if (id !== except) $(id).hidden = true;
     }
     if (except !== "end-confirm") $("end-confirm").hidden = true;
+    $("postpone-box").hidden = true;
   }
 
   function toggle(id) {
@@ -1250,7 +1283,11 @@
     waiting: keyedList("waiting", "waiting-count", () => state.waiting.keys(),
       (id) => (state.incoming.has(id) || state.chats.has(id) ? null : state.waiting.get(id)), waitingItem),
     visitorChats: keyedList("visitor-chats", "visitor-chats-count", () => state.chats.keys(),
-      (id) => liveChat(id, "visitor"), (chat) => chatItem(chat, "visitor-chat-item")),
+      (id) => { const chat = liveChat(id, "visitor"); return chat && !chat.postponed_until ? chat : null; },
+      (chat) => chatItem(chat, "visitor-chat-item")),
+    postponed: keyedList("postponed", "postponed-count", () => state.chats.keys(),
+      (id) => { const chat = liveChat(id, "visitor"); return chat && chat.postponed_until ? chat : null; },
+      postponedItem),
     agentChats: keyedList("agent-chats", "agent-chats-count", () => state.chats.keys(),
       (id) => liveChat(id, "agent"), (chat) => chatItem(chat, "agent-chat-item")),
     visitors: keyedList("visitors", "visitors-count", () => state.visitors.keys(),
@@ -1260,16 +1297,17 @@
       (id) => (state.tabs.includes(id) ? state.chats.get(id) : null), tabItem),
   };
 
+  // Open, or ended and waiting for my disposition (wrap-up).
   function liveChat(id, kind) {
     const chat = state.chats.get(id);
-    return chat && chat.state !== "ended" && chat.kind === kind ? chat : null;
+    return chat && (chat.state !== "ended" || chat.wrapup_until) && chat.kind === kind ? chat : null;
   }
 
   // A chat changed: its rows in every list, its visitor's row (unless `visitorRow` is false:
   // the change cannot show there), the window if it is shown.
   function touchChat(id, visitorRow = true) {
     if (!id) return;
-    for (const list of [lists.incoming, lists.waiting, lists.visitorChats, lists.agentChats, lists.tabs]) list.dirty.add(id);
+    for (const list of [lists.incoming, lists.waiting, lists.visitorChats, lists.postponed, lists.agentChats, lists.tabs]) list.dirty.add(id);
     const chat = visitorRow && (state.chats.get(id) || state.incoming.get(id));
     if (chat && chat.visitor && chat.visitor.visitor_id) lists.visitors.dirty.add(chat.visitor.visitor_id);
     if (id === state.active) view.chat = true;
@@ -1520,6 +1558,15 @@
     return item;
   }
 
+  function postponedItem(chat) {
+    const item = chatItem(chat, "postponed-chat-item");
+    const until = parseTime(chat.postponed_until);
+    item.append(el("span", {
+      class: "meta", "data-testid": "postponed-until", text: until === null ? "" : "until " + formatClock(until),
+    }));
+    return item;
+  }
+
   // visitor.left drops a visitor; one still in an open chat stays, marked as gone (red).
   // ---- supervisor (docs/agent-workspace.md, "Supervisor") -------------------------------
   // The board is read every few seconds while the console is in front: it costs the
@@ -1710,8 +1757,10 @@
     presence.hidden = !isVisitor;
     presence.dataset.connected = String(connected);
     presence.title = connected ? "Visitor is on the site" : "Visitor has left";
-    $("chat-state").textContent = ended ? "Ended" : chat.state === "waiting" ? "Waiting" : isVisitor ? "Active"
-      : chat.consult_of ? "Consult" : "Agent chat";
+    const wrapup = ended && Boolean(chat.wrapup_until);
+    const postponed = !ended && Boolean(chat.postponed_until);
+    $("chat-state").textContent = wrapup ? "Wrap-up" : ended ? "Ended" : postponed ? "Postponed"
+      : chat.state === "waiting" ? "Waiting" : isVisitor ? "Active" : chat.consult_of ? "Consult" : "Agent chat";
     const duration = $("chat-duration");
     if (ended) {
       delete duration.dataset.since;
@@ -1719,9 +1768,13 @@
       setSince(duration, chat.accepted_at || chat.started_at);
     }
     $("attach-button").hidden = !(chat.attachments && chat.attachments.enabled);
-    for (const id2 of ["attach-button", "invite", "transfer", "consult", "end", "input", "send", "snippet-button", "emoji-button"]) {
+    for (const id2 of ["attach-button", "invite", "transfer", "consult", "postpone", "end", "input", "send", "snippet-button", "emoji-button"]) {
       $(id2).disabled = ended;
     }
+    // Wrap-up: the chat has ended but its End (now Close) still takes the disposition.
+    $("end").disabled = ended && !wrapup;
+    $("end").textContent = wrapup ? "Close" : "End";
+    $("postpone").hidden = !isVisitor || chat.state !== "active";
     if (templatesOnly) {
       $("input").disabled = true;
       $("send").disabled = true;
@@ -1733,9 +1786,17 @@
     $("invite").hidden = Boolean(chat.consult_of);
     const banner = $("chat-banner");
     let bannerText = "";
-    if (ended) {
+    const wrapupEnd = parseTime(chat.wrapup_until);
+    const postponedEnd = parseTime(chat.postponed_until);
+    if (wrapup) {
+      bannerText = "The chat has ended. Choose its disposition and close it (Close); at "
+        + (wrapupEnd === null ? "its time limit" : formatClock(wrapupEnd)) + " it closes without one.";
+    } else if (ended) {
       bannerText = chat.leftReason || (chat.endedBy === "visitor" ? "The visitor ended this chat."
         : chat.endedBy === "agent" ? "This chat has ended." : "This chat has ended.");
+    } else if (postponed) {
+      bannerText = "Postponed until " + (postponedEnd === null ? "later" : formatClock(postponedEnd))
+        + ": it comes back then, or as soon as the customer writes.";
     } else if (chat.consult_of) {
       bannerText = "Private: the customer never sees this thread. It is kept as an internal note on the chat.";
     } else if (isVisitor && !connected) {
@@ -2621,10 +2682,44 @@
         ...choices.map((name) => el("option", { value: name, text: name })));
       $("disposition-wrap").hidden = !choices.length;
       $("disposition-hint").hidden = true;
+      const wrapup = Boolean(chat && chat.state === "ended" && chat.wrapup_until);
+      $("end-confirm-text").textContent = wrapup ? "Close this chat?" : "End this chat?";
+      $("end-yes").textContent = wrapup ? "Close chat" : "End chat";
       $("end-confirm").hidden = false;
       (choices.length ? $("disposition") : $("end-yes")).focus();
     });
     $("end-no").addEventListener("click", () => { $("end-confirm").hidden = true; });
+    $("postpone").addEventListener("click", () => {
+      const box = $("postpone-box");
+      const open = !box.hidden;
+      closeMenus();
+      if (open) return;
+      box.hidden = false;
+      // In an hour by default; the service takes one minute to one day from now.
+      const input = $("postpone-until");
+      input.min = localInputValue(Date.now() + POSTPONE_MIN_MS);
+      input.max = localInputValue(Date.now() + POSTPONE_MAX_MS);
+      input.value = localInputValue(Date.now() + 3600 * 1000);
+      $("postpone-hint").hidden = true;
+      input.focus();
+    });
+    $("postpone-no").addEventListener("click", () => { $("postpone-box").hidden = true; });
+    $("postpone-box").addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!state.active) return;
+      const until = new Date($("postpone-until").value).getTime();   // local time, as typed
+      const left = until - Date.now();
+      const problem = Number.isNaN(until) ? "Choose a date and time."
+        : left < POSTPONE_MIN_MS ? "Choose a time at least a minute from now."
+          : left > POSTPONE_MAX_MS ? "A chat can be postponed by at most a day." : "";
+      if (problem) {
+        $("postpone-hint").textContent = problem;
+        $("postpone-hint").hidden = false;
+        return;
+      }
+      $("postpone-box").hidden = true;
+      send({ type: "chat.postpone", conversation_id: state.active, until: new Date(until).toISOString() });
+    });
     $("disposition").addEventListener("change", () => { $("disposition-hint").hidden = true; });
     $("end-yes").addEventListener("click", () => {
       if (!state.active) return;
@@ -2713,7 +2808,8 @@
     $("outbound-form").addEventListener("submit", searchOutbound);
     document.addEventListener("keydown", (event) => { if (event.key === "Escape") closeMenus(); });
     document.addEventListener("click", (event) => {
-      if (!event.target.closest(".menu-wrap") && !event.target.closest("#end-confirm") && event.target.id !== "end") closeMenus();
+      const boxes = "#end-confirm, #postpone-box, #end, #postpone";
+      if (!event.target.closest(".menu-wrap") && !event.target.closest(boxes)) closeMenus();
     });
     document.addEventListener("visibilitychange", () => { if (!document.hidden) render(); });
     setInterval(tick, 1000);

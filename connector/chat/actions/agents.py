@@ -24,7 +24,8 @@ from connector.chat.actions.conversations import (
     store_sent,
     visitor_agent,
 )
-from connector.chat.actions.finishing import end_chat
+from connector.chat.actions.finishing import end_chat, end_wrapup
+from connector.chat.actions.postpone import bring_back
 from connector.chat.actions.queues import route_waiting
 from connector.chat.dispositions import check_disposition
 from connector.chat.errors import (
@@ -130,7 +131,7 @@ def _snapshot(
     # pick up whatever their status (actions/queues.py).
     incoming, waiting, chats = [], [], []
     for conversation in engine.conversations.values():
-        if not conversation.is_open:
+        if not conversation.is_open and conversation.wrapup_until is None:
             continue
         if conversation.has_agent(profile.agent_id):
             chats.append(chat_of(engine, conversation))
@@ -300,6 +301,7 @@ def do_agent_send(
         if message is not None:
             conversation.waiting_since = None
             publish_message(engine, conversation, message)
+            bring_back(engine, conversation)  # answering a postponed chat takes it back
 
 
 def do_agent_resync(
@@ -407,10 +409,14 @@ def do_agent_end(
     disposition: str | None = None,
 ) -> None:
     """An agent ends the chat (for everyone in it), with a disposition from its topics'
-    list when they have one (ChatDispositionRequired otherwise)."""
+    list when they have one (ChatDispositionRequired otherwise). On a chat in wrap-up
+    (the visitor ended it) the same frame closes the wrap-up with the disposition."""
     with engine.changing():
         profile = agent_profile(engine, session.agent_id)
         conversation = agent_conversation(engine, profile.agent_id, conversation_id)
+        if conversation.wrapup_until is not None:
+            end_wrapup(engine, conversation, check_disposition(engine, conversation, disposition))
+            return
         if not conversation.is_open:
             raise ChatEnded("This chat has ended.")
         conversation.disposition = check_disposition(engine, conversation, disposition)

@@ -1,8 +1,9 @@
 """Routing waiting chats: the ring, capacity, the answer time limit and the queue.
 
 - **Capacity**: an agent has at most `capacity` visitor chats at once (the agent record's
-  `crmchat_capacity`, 3 when empty). Their load is the open chats they take part in plus
-  the offers ringing for them now, so routing never promises more than they can take.
+  `crmchat_capacity`, 3 when empty). Their load is the open chats they take part in (not
+  those they postponed) plus the offers ringing for them now, so routing never promises
+  more than they can take.
 - **The ring**: a waiting chat rings for ONE agent at a time (`ringing_agent_id`), the
   longest idle of the online, Available agents who may take it and have free capacity
   (`routing.ring_order`). Idle since: the last offer to them, or the end of their last
@@ -109,6 +110,8 @@ def _loads(engine: ChatEngine) -> dict[str, int]:
             if c.ringing_agent_id is not None:
                 loads[c.ringing_agent_id] = loads.get(c.ringing_agent_id, 0) + 1
             continue
+        if c.postponed_until is not None:
+            continue  # set aside to make room (actions/postpone.py)
         for agent_id in c.active_agent_ids():
             loads[agent_id] = loads.get(agent_id, 0) + 1
     return loads

@@ -1,0 +1,118 @@
+"""Wrap-up and postpone in real browsers (issue 11): the visitor and the agent each in
+their own browser context; the admin's list through the topic form."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from playwright.sync_api import expect
+from test_browser_workspace import accept_offer, start_visitor_chat
+
+
+def test_the_visitor_ends_and_the_agent_closes_the_wrapup_with_a_disposition(
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
+    chat_activity: Callable[[list[str]], dict[str, Any]],
+) -> None:
+    from connector.demo import SALES_TOPIC_ID
+    from connector.services import services_of
+
+    admin = new_page()
+    sign_in(admin, "CRM Chat Admin")
+    admin.goto(f"{service.url}/app/main#record/crmchat_topic/{SALES_TOPIC_ID}")
+    admin.get_by_label("Dispositions (one per line)").fill("Sold\nNo interest")
+    admin.get_by_test_id("save-record").click()
+    expect(admin.locator("form.record-form").get_by_role("status")).to_have_text("Saved.")
+    services_of(service.app).directory.invalidate()  # as the next refresh would
+
+    sam = agent_console("Sam Sales")
+    visitor = start_visitor_chat(new_page, service.url, "Wendy", "Wrapup")
+    accept_offer(sam, "Wendy Wrapup")
+
+    visitor.get_by_test_id("crmchat-end-chat").click()
+    visitor.get_by_test_id("crmchat-confirm-yes").click()
+    visitor.get_by_test_id("crmchat-star-4").click()
+    expect(visitor.get_by_test_id("crmchat-end")).to_contain_text("Thanks for your feedback!")
+
+    # The chat stays open for Sam in wrap-up, asking for the disposition.
+    expect(sam.locator("#chat-state")).to_have_text("Wrap-up")
+    expect(sam.get_by_test_id("chat-banner")).to_contain_text("Choose its disposition")
+    expect(sam.get_by_test_id("visitor-chat-item")).to_contain_text("Wendy Wrapup")
+    close = sam.get_by_test_id("end-button")
+    expect(close).to_have_text("Close")
+    close.click()
+    sam.get_by_test_id("end-confirm").click()
+    expect(sam.get_by_test_id("disposition-hint")).to_be_visible()
+    sam.get_by_test_id("disposition-select").select_option("No interest")
+    sam.get_by_test_id("end-confirm").click()
+    expect(sam.locator("#chat-state")).to_have_text("Ended")
+    expect(sam.get_by_test_id("end-button")).to_be_disabled()
+    expect(sam.get_by_test_id("visitor-chat-item")).to_have_count(0)
+
+    # One activity, with the rating the visitor gave and the disposition Sam chose after.
+    chat = chat_activity(["crmchat_disposition", "crmchat_rating"])
+    assert chat["crmchat_disposition"] == "No interest"
+    assert chat["crmchat_rating"] == 4
+
+
+def in_minutes(page: Any, minutes: int) -> str:
+    """A datetime-local value `minutes` from now in the browser's own time zone."""
+    return str(
+        page.locator("body").evaluate(
+            """(body, minutes) => {
+              const at = new Date(Date.now() + minutes * 60000);
+              const pad = (n) => String(n).padStart(2, "0");
+              return at.getFullYear() + "-" + pad(at.getMonth() + 1) + "-" + pad(at.getDate())
+                + "T" + pad(at.getHours()) + ":" + pad(at.getMinutes());
+            }""",
+            minutes,
+        )
+    )
+
+
+def test_an_agent_postpones_a_chat_and_it_returns_when_the_customer_writes(
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+) -> None:
+    sam = agent_console("Sam Sales")
+    visitor = start_visitor_chat(new_page, service.url, "Paula", "Postpone")
+    accept_offer(sam, "Paula Postpone")
+
+    sam.get_by_test_id("postpone-button").click()
+    until = sam.get_by_test_id("postpone-until")
+    expect(until).to_be_focused()
+    # Too soon is refused in the console, and the chat stays.
+    until.fill(in_minutes(sam, -5))
+    sam.get_by_test_id("postpone-confirm").click()
+    expect(sam.get_by_test_id("postpone-hint")).to_have_text(
+        "Choose a time at least a minute from now."
+    )
+    until.fill(in_minutes(sam, 30))
+    sam.get_by_test_id("postpone-confirm").click()
+
+    # It leaves Visitor chats and its tab for the Postponed list.
+    postponed = sam.get_by_test_id("postponed-chat-item")
+    expect(postponed).to_contain_text("Paula Postpone")
+    expect(postponed.get_by_test_id("postponed-until")).to_contain_text("until")
+    expect(sam.get_by_test_id("visitor-chat-item")).to_have_count(0)
+    expect(sam.get_by_test_id("chat-tab")).to_have_count(0)
+    # Opened from there, it says so; it is still Sam's and the visitor sees nothing of it.
+    postponed.click()
+    expect(sam.get_by_test_id("chat-banner")).to_contain_text("Postponed until")
+    sam.get_by_test_id("chat-tab-close").click()
+
+    # The customer writes: the chat is back, in a flagged tab, with the message.
+    visitor.get_by_test_id("crmchat-input").fill("Any news on my order?")
+    visitor.get_by_test_id("crmchat-input").press("Enter")
+    expect(sam.get_by_test_id("toast")).to_contain_text("Paula Postpone is back from Postponed.")
+    expect(sam.get_by_test_id("postponed-chat-item")).to_have_count(0)
+    expect(sam.get_by_test_id("visitor-chat-item")).to_contain_text("Paula Postpone")
+    tab = sam.get_by_test_id("chat-tab").filter(has_text="Paula Postpone")
+    expect(tab.get_by_test_id("chat-tab-new")).to_be_visible()
+    tab.click()
+    expect(sam.get_by_test_id("messages")).to_contain_text("Any news on my order?")
+    expect(sam.locator("#chat-state")).to_have_text("Active")
