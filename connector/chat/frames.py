@@ -184,9 +184,18 @@ class ChatResync(_Frame):
 
 
 class ChatInvite(_Frame):
+    """An agent (`agent_id`), or whoever a topic's queue picks (`topic_id`): exactly one."""
+
     type: Literal["chat.invite"]
     conversation_id: Guid
-    agent_id: Guid
+    agent_id: Guid | None = None
+    topic_id: Guid | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ChatInvite:
+        if (self.agent_id is None) == (self.topic_id is None):
+            raise ValueError("give agent_id or topic_id")
+        return self
 
 
 class ChatTransfer(_Frame):

@@ -321,7 +321,11 @@ def agent_socket(ws: Any) -> None:
                 )
             case ChatInvite():
                 agents.do_agent_invite(
-                    engine, session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
+                    engine,
+                    session,
+                    conversation_id=frame.conversation_id,
+                    agent_id=frame.agent_id,
+                    topic_id=frame.topic_id,
                 )
             case ChatTransfer() if frame.topic_id is not None:
                 queues.do_agent_transfer_to_queue(

@@ -491,16 +491,18 @@
     }));
   }
 
-  // The transfer menu's queues: every topic but the one the chat is in now.
-  function queueItems(chat, menu) {
-    const current = new Set((chat.topics || []).length === 1 ? [chat.topics[0].id] : []);
+  // The queues of the transfer menu (every topic but the one the chat is in now) and of the
+  // invite menu (every topic: its routing picks a free agent to join, maybe a colleague).
+  function queueItems(chat, menu, action) {
+    const current = new Set(action === "transfer" && (chat.topics || []).length === 1 ? [chat.topics[0].id] : []);
     return (chat.kind === "visitor" ? state.topics : []).filter((t) => !current.has(t.id)).map((topic) =>
       el("li", {}, el("button", {
-        type: "button", class: "menu-item", "data-testid": "transfer-queue", "data-topic-id": topic.id,
+        type: "button", class: "menu-item", "data-testid": action + "-queue", "data-topic-id": topic.id,
         onclick: () => {
-          send({ type: "chat.transfer", conversation_id: chat.conversation_id, topic_id: topic.id });
+          send({ type: "chat." + action, conversation_id: chat.conversation_id, topic_id: topic.id });
           menu.hidden = true;
-          toast("Transferring to the " + topic.name + " queue.", "ok");
+          toast((action === "invite" ? "Asking the " + topic.name + " queue to join."
+            : "Transferring to the " + topic.name + " queue."), "ok");
         },
       }, "Queue: " + topic.name)));
   }
@@ -1225,7 +1227,7 @@
       el("span", { class: "muted", text: STATUS_LABELS[agent.status] || "" }))))
       : [el("li", { class: "menu-empty", text: chat.kind === "visitor" && action !== "consult"
         ? "No other agent of this chat's topics is online." : "No other agent is online." })]));
-    if (action === "transfer") menu.append(...queueItems(chat, menu));
+    if (action !== "consult") menu.append(...queueItems(chat, menu, action));
   }
 
   function renderSnippetList() {

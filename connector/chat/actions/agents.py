@@ -26,7 +26,7 @@ from connector.chat.actions.conversations import (
 )
 from connector.chat.actions.finishing import end_chat, end_wrapup
 from connector.chat.actions.postpone import bring_back
-from connector.chat.actions.queues import route_waiting
+from connector.chat.actions.queues import pick_from_queue, route_waiting
 from connector.chat.dispositions import check_disposition
 from connector.chat.errors import (
     ChatConflict,
@@ -348,13 +348,26 @@ def _target_agent(
 
 
 def do_agent_invite(
-    engine: ChatEngine, session: AgentSession, *, conversation_id: str, agent_id: str
+    engine: ChatEngine,
+    session: AgentSession,
+    *,
+    conversation_id: str,
+    agent_id: str | None = None,
+    topic_id: str | None = None,
 ) -> None:
-    """Add another agent to the chat; the inviter stays."""
+    """Add another agent to the chat; the inviter stays. `agent_id` names them; with
+    `topic_id` instead, the topic's queue picks them as it would for a new chat (online,
+    Available, free capacity, longest idle first: `queues.pick_from_queue`), and
+    ChatUnavailable says when nobody of that queue is free."""
     with engine.changing():
         profile = agent_profile(engine, session.agent_id)
         conversation = agent_conversation(engine, profile.agent_id, conversation_id)
-        target = _target_agent(engine, conversation, agent_id)
+        if topic_id is not None:
+            target = _queue_invitee(engine, conversation, topic_id)
+        elif agent_id is not None:
+            target = _target_agent(engine, conversation, agent_id)
+        else:
+            raise ChatInvalid("Name the agent or the queue to invite.")
         conversation.participants.append(Participant("agent", target.agent_id, target.name))
         message = append_system_line(engine, conversation, f"{target.name} joined the chat.")
         target_channel = agent_channel(target.agent_id)
@@ -364,6 +377,25 @@ def do_agent_invite(
         )
         publish_chat_updated(engine, conversation, skip={target_channel})
         publish_message(engine, conversation, message)
+
+
+def _queue_invitee(engine: ChatEngine, conversation: Conversation, topic_id: str) -> AgentLike:
+    """The agent a queue invite goes to (lock held); see `do_agent_invite`. Any topic's
+    queue may be asked (another team's expert): its agents serve that topic."""
+    if not conversation.is_open:
+        raise ChatEnded("This chat has ended.")
+    if conversation.kind is not ConversationKind.VISITOR:
+        raise ChatInvalid("Only a chat with a visitor can be offered to a queue.")
+    if conversation.state is not ConversationState.ACTIVE:
+        raise ChatInvalid("Accept the chat first.")
+    topic = engine.directory.topics().get(topic_id)
+    if topic is None:
+        raise ChatNotFound("There is no such topic.")
+    agent_id = pick_from_queue(engine, topic.topic_id, conversation)
+    target = engine.directory.agent(agent_id) if agent_id is not None else None
+    if target is None:
+        raise ChatUnavailable(f"Nobody in the {topic.name} queue is free now; try again later.")
+    return target
 
 
 def do_agent_transfer(

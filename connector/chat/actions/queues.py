@@ -72,6 +72,7 @@ __all__ = [
     "answer_secs",
     "do_agent_transfer_to_queue",
     "note_chat_ended",
+    "pick_from_queue",
     "publish_waiting",
     "route_waiting",
     "run_ring_timeouts",
@@ -195,6 +196,31 @@ def route_waiting(engine: ChatEngine) -> None:
                     free.append(agent_id)
                 break
     _announce_queue(engine, waiting, routes, capacities)
+
+
+def pick_from_queue(engine: ChatEngine, topic_id: str, conversation: Conversation) -> str | None:
+    """The agent of `topic_id` the queue's routing would give a chat to now, for an invite
+    to that queue (lock held): online, Available, with free capacity, not in the chat
+    already, longest idle first; None when nobody is free. The chosen agent counts as
+    given work (idle from now), as a ring does."""
+    routes = [
+        route
+        for route in agent_routes(engine)
+        if topic_id in route.topic_ids and not conversation.has_agent(route.agent_id)
+    ]
+    capacities: dict[str, int] = {}
+    idle: dict[str, datetime | None] = {}
+    for route in routes:
+        profile = engine.directory.agent(route.agent_id)
+        capacities[route.agent_id] = profile.capacity if profile is not None else 0
+        idle[route.agent_id] = agent_presence(engine, route.agent_id).idle_since
+    free = ring_order(routes, loads=_loads(engine), capacities=capacities, idle_since=idle)
+    if not free:
+        return None
+    now = engine.clock()
+    agent_presence(engine, free[0]).idle_since = now
+    engine.state.save_agent_idle(free[0], now)
+    return free[0]
 
 
 def _announce_queue(

@@ -116,3 +116,31 @@ def test_an_agent_postpones_a_chat_and_it_returns_when_the_customer_writes(
     tab.click()
     expect(sam.get_by_test_id("messages")).to_contain_text("Any news on my order?")
     expect(sam.locator("#chat-state")).to_have_text("Active")
+
+
+def test_an_agent_invites_the_support_queue_and_its_free_agent_joins(
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+) -> None:
+    sam = agent_console("Sam Sales")
+    bea = agent_console("Bea Support")  # Support only: not offered a Sales chat by name
+    visitor = start_visitor_chat(new_page, service.url, "Quinn", "Queue")
+    accept_offer(sam, "Quinn Queue")
+
+    sam.get_by_test_id("invite-button").click()
+    menu = sam.get_by_test_id("invite-menu")
+    expect(menu.get_by_test_id("invite-agent")).to_have_count(0)
+    menu.get_by_test_id("invite-queue").filter(has_text="Queue: Support").click()
+
+    # The Support queue's routing picks Bea: she is in the chat, the visitor is told.
+    expect(bea.get_by_test_id("chat-tab").filter(has_text="Quinn Queue")).to_be_visible()
+    expect(visitor.get_by_test_id("crmchat-messages")).to_contain_text("Bea")
+    expect(visitor.get_by_test_id("crmchat-messages")).to_contain_text("joined the chat.")
+
+    # Nobody else of Support is free: the service says so and the chat goes on.
+    sam.get_by_test_id("invite-button").click()
+    menu.get_by_test_id("invite-queue").filter(has_text="Queue: Support").click()
+    refused = sam.get_by_test_id("toast").filter(has_text="Nobody in the Support queue is free now")
+    expect(refused).to_be_visible()
+    expect(sam.locator("#chat-state")).to_have_text("Active")
