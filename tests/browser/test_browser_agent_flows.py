@@ -144,3 +144,59 @@ def test_an_agent_invites_the_support_queue_and_its_free_agent_joins(
     refused = sam.get_by_test_id("toast").filter(has_text="Nobody in the Support queue is free now")
     expect(refused).to_be_visible()
     expect(sam.locator("#chat-state")).to_have_text("Active")
+
+
+def test_an_agent_sends_a_knowledge_article_as_a_link_to_the_public_knowledge_base(
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
+) -> None:
+    from test_browser_pages import save_settings
+
+    from connector.demo import admin_client
+    from connector.services import services_of
+
+    dataverse = admin_client(services_of(service.app).standin)
+    article_id = dataverse.create(
+        "knowledgearticles",
+        {"title": "Warranty", "keywords": "guarantee", "content": "<p>Two years.</p>"},
+    )
+    dataverse.update("knowledgearticles", article_id, {"statecode": 3, "statuscode": 7})
+    save_settings(
+        service,
+        new_page,
+        sign_in,
+        Knowledge_base_address="https://support.example.com/knowledgebase/article/{id}",
+    )
+
+    sam = agent_console("Sam Sales")
+    visitor = start_visitor_chat(new_page, service.url, "Kai", "Link")
+    accept_offer(sam, "Kai Link")
+    panel = sam.get_by_test_id("kb-panel")
+    panel.get_by_test_id("kb-search").fill("guarantee")
+    panel.get_by_test_id("kb-item").get_by_role("button").click()
+    expect(panel.get_by_test_id("kb-title")).to_have_text("Warranty")
+    panel.get_by_test_id("kb-send-link").click()
+    link = f"https://support.example.com/knowledgebase/article/{article_id}"
+    composer = sam.get_by_test_id("message-input")
+    expect(composer).to_have_value(f"Warranty: {link}")
+    composer.press("Enter")
+    expect(visitor.get_by_test_id("crmchat-messages")).to_contain_text(link)
+
+    # An address that is not https:// is never used: no button, and the console says why.
+    save_settings(
+        service,
+        new_page,
+        sign_in,
+        Knowledge_base_address="http://support.example.com/knowledgebase/article/{id}",
+    )
+    again = agent_console("Sam Sales")
+    again.get_by_test_id("visitor-chat-item").filter(has_text="Kai Link").click()
+    panel = again.get_by_test_id("kb-panel")
+    panel.get_by_test_id("kb-search").fill("guarantee")
+    panel.get_by_test_id("kb-item").get_by_role("button").click()
+    expect(panel.get_by_test_id("kb-send-link")).to_be_hidden()
+    expect(panel.get_by_test_id("kb-link-note")).to_have_text(
+        "The knowledge base address must be an https:// address with {number} or {id} in it."
+    )

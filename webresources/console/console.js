@@ -2044,7 +2044,7 @@
   // unreadable: every panel, in this order. Unknown names are ignored.
   const PANELS = ["contact", "account", "case", "knowledge", "activities", "page"];
   // The admin's pages (crmchat_settings): the Page panel's and the offer button's.
-  const pages = { panel: null, panelBad: false, offer: null, offerLabel: "Open page" };
+  const pages = { panel: null, panelBad: false, offer: null, offerLabel: "Open page", kb: "", kbBad: false };
   let panelsShown = PANELS.slice();
 
   function parsePanels(text) {
@@ -2086,13 +2086,15 @@
     if (!xrm || !xrm.WebApi) return;
     try {
       const found = await xrm.WebApi.retrieveMultipleRecords("crmchat_settings",
-        "?$select=crmchat_consolepanels,crmchat_pageurl,crmchat_offerurl,crmchat_offerlabel&$top=1");
+        "?$select=crmchat_consolepanels,crmchat_pageurl,crmchat_offerurl,crmchat_offerlabel,crmchat_kburl&$top=1");
       const row = (found.entities || [])[0] || {};
       panelsShown = parsePanels(row.crmchat_consolepanels);
       pages.panel = httpsUrl(row.crmchat_pageurl);
       pages.panelBad = Boolean(row.crmchat_pageurl) && !pages.panel;
       pages.offer = httpsUrl(row.crmchat_offerurl);
       pages.offerLabel = String(row.crmchat_offerlabel || "").trim().slice(0, 40) || "Open page";
+      pages.kb = kbTemplate(row.crmchat_kburl);
+      pages.kbBad = Boolean(row.crmchat_kburl) && !pages.kb;
     } catch (error) {
       panelsShown = PANELS.slice();   // the panels still work; only the admin's order is lost
     }
@@ -2120,6 +2122,28 @@
   }
 
   // The admin's page with the chat in its query; the page's own query is kept.
+  // The admin's knowledge base address (crmchat_settings.crmchat_kburl), kept only when it
+  // names where the article goes ({number} or {id}) and is an https:// address with a host
+  // once filled in; "" otherwise, so no javascript: or http: link reaches a customer.
+  function kbTemplate(text) {
+    const template = String(text || "").trim();
+    if (!/\{(number|id)\}/.test(template)) return "";
+    return httpsUrl(template.replace(/\{(number|id)\}/g, "KA-00000")) ? template : "";
+  }
+
+  // The article's public address: each placeholder becomes its value, URL-encoded, so an
+  // article number cannot add a path, a query or a host to the address.
+  function articleLink(article) {
+    if (!pages.kb) return "";
+    const values = { number: article.number, id: article.id };
+    let missing = false;
+    const link = pages.kb.replace(/\{(number|id)\}/g, (_, name) => {
+      if (!values[name]) missing = true;
+      return encodeURIComponent(values[name] || "");
+    });
+    return missing ? "" : link;
+  }
+
   function contextUrl(base, chat) {
     const url = new URL(base.href);
     const contact = chatContact(chat);
@@ -2394,8 +2418,12 @@
 
   async function openArticle(articleId) {
     try {
-      const row = await xrm.WebApi.retrieveRecord("knowledgearticle", articleId, "?$select=title,content,description");
-      kbPanel.article = { id: articleId, title: row.title || "", text: htmlText(row.content) || row.description || "" };
+      const row = await xrm.WebApi.retrieveRecord("knowledgearticle", articleId,
+        "?$select=title,content,description,articlepublicnumber");
+      kbPanel.article = {
+        id: articleId, number: row.articlepublicnumber || "", title: row.title || "",
+        text: htmlText(row.content) || row.description || "",
+      };
     } catch (error) {
       toast("Could not read the article: " + error.message, "bad");
     }
@@ -2418,6 +2446,23 @@
       $("kb-body").textContent = article.text;
     }
     $("kb-send").disabled = chat.state === "ended";
+    // Send link: only with the admin's address, and an article it can name.
+    const link = article ? articleLink(article) : "";
+    $("kb-send-link").hidden = !pages.kb;
+    $("kb-send-link").disabled = chat.state === "ended" || !link;
+    const note = pages.kbBad ? "The knowledge base address must be an https:// address with {number} or {id} in it."
+      : article && pages.kb && !link ? "This article has no number for the knowledge base address." : "";
+    $("kb-link-note").textContent = note;
+    $("kb-link-note").hidden = !note;
+  }
+
+  // The article's title and its public address, at the cursor, for the agent to send.
+  function sendArticleLink() {
+    const article = kbPanel.article;
+    const link = article ? articleLink(article) : "";
+    if (!link) return;
+    insertAtCursor(article.title + ": " + link);
+    $("input").focus();
   }
 
   function sendArticleText() {
@@ -2794,6 +2839,7 @@
     $("case-new").addEventListener("click", () => createRecord("case", $("case-new")));
     $("kb-text").addEventListener("input", searchSoon);
     $("kb-send").addEventListener("click", sendArticleText);
+    $("kb-send-link").addEventListener("click", sendArticleLink);
     $("contact-open").addEventListener("click", () => {
       const chat = state.active ? state.chats.get(state.active) : null;
       const contact = chat && chatContact(chat);
