@@ -200,3 +200,64 @@ def test_an_agent_sends_a_knowledge_article_as_a_link_to_the_public_knowledge_ba
     expect(panel.get_by_test_id("kb-link-note")).to_have_text(
         "The knowledge base address must be an https:// address with {number} or {id} in it."
     )
+
+
+def test_an_agent_edits_the_contact_with_checks_and_crm_refuses_an_account_they_may_not_write(
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+) -> None:
+    from connector.demo import SAM_USER_ID, admin_client
+    from connector.services import services_of
+
+    dataverse = admin_client(services_of(service.app).standin)
+    # The account is the admin's; the contact Sam's (the Agent role writes contacts and
+    # accounts it owns: Basic).
+    account_id = dataverse.create(
+        "accounts", {"name": "Edit Bikes Ltd", "telephone1": "+1 555 0100"}
+    )
+    contact_id = dataverse.create(
+        "contacts",
+        {
+            "firstname": "Eddie",
+            "lastname": "Edit",
+            "emailaddress1": "eddie@example.com",
+            "telephone1": "+1 555 0101",
+            "ownerid@odata.bind": f"/systemusers({SAM_USER_ID})",
+            "parentcustomerid_account@odata.bind": f"/accounts({account_id})",
+        },
+    )
+    sam = agent_console("Sam Sales")
+    start_visitor_chat(new_page, service.url, "Eddie", "Visitor")  # eddie@example.com
+    accept_offer(sam, "Eddie Visitor")
+    panel = sam.get_by_test_id("contact-panel")
+    expect(panel.get_by_test_id("contact-name")).to_contain_text("Eddie Edit")
+
+    panel.get_by_test_id("contact-edit").click()
+    form = panel.get_by_test_id("contact-form")
+    expect(form.get_by_test_id("contact-lastname")).to_have_value("Edit")
+    form.get_by_test_id("contact-lastname").fill("")
+    form.get_by_test_id("contact-save").click()
+    error = form.get_by_test_id("contact-form-error")
+    expect(error).to_have_text("Last name is required.")
+    form.get_by_test_id("contact-lastname").fill("Edison")
+    form.get_by_test_id("contact-email").fill("eddie at example")
+    form.get_by_test_id("contact-save").click()
+    expect(error).to_have_text("Enter an email address like name@example.com.")
+    form.get_by_test_id("contact-email").fill("eddie@example.com")
+    form.get_by_test_id("contact-phone").fill("+1 555 0199")
+    form.get_by_test_id("contact-save").click()
+    expect(form).to_be_hidden()
+    expect(panel.get_by_test_id("contact-name")).to_contain_text("Eddie Edison")
+    expect(panel.get_by_test_id("contact-facts")).to_contain_text("+1 555 0199")
+    saved = dataverse.retrieve("contacts", contact_id, select=["lastname", "telephone1"])
+    assert saved["lastname"] == "Edison" and saved["telephone1"] == "+1 555 0199"
+
+    account = sam.get_by_test_id("account-panel")
+    expect(account.get_by_test_id("account-name")).to_contain_text("Edit Bikes Ltd")
+    account.get_by_test_id("account-edit").click()
+    account.get_by_test_id("account-name-input").fill("Edit Bikes plc")
+    account.get_by_test_id("account-save").click()
+    expect(account.get_by_test_id("account-form-error")).to_contain_text("CRM did not save it")
+    saved = dataverse.retrieve("accounts", account_id, select=["name"])
+    assert saved["name"] == "Edit Bikes Ltd"

@@ -2207,7 +2207,7 @@
     try {
       const [record, matches] = await Promise.all([
         contact ? xrm.WebApi.retrieveRecord("contact", contact.id,
-          "?$select=fullname,emailaddress1,telephone1,mobilephone,_parentcustomerid_value") : null,
+          "?$select=fullname,firstname,lastname,emailaddress1,telephone1,mobilephone,_parentcustomerid_value") : null,
         email ? xrm.WebApi.retrieveMultipleRecords("contact", "?$select=contactid,fullname,emailaddress1"
           + "&$filter=" + encodeURIComponent("statecode eq 0 and emailaddress1 eq " + odataString(email))
           + "&$orderby=fullname&$top=20") : { entities: [] },
@@ -2239,6 +2239,8 @@
       factNote(facts, "Contact", contactPanel.note || "No contact linked.");
     }
     $("contact-open").hidden = !contact;
+    $("contact-edit").hidden = !record;
+    if (!record) $("contact-form").hidden = true;
     $("contact-unpair").hidden = !contact;
     $("contact-unpair").disabled = Boolean(chat.leftReason);
     const others = contactPanel.matches.filter((row) => !contact || row.contactid !== contact.id);
@@ -2309,6 +2311,84 @@
     }
     if (accountPanel.note) factNote(facts, "Account", accountPanel.note);
     $("account-open").hidden = !record;
+    $("account-edit").hidden = !record;
+    if (!record) $("account-form").hidden = true;
+  }
+
+  // ---- editing the contact and the account ---------------------------------------------
+  // With the agent's own permissions (Xrm.WebApi.updateRecord), as the panels read: a
+  // column or record their roles do not let them write is refused by CRM, and its message
+  // shown. The limits are the standard columns' lengths; the checks here say what is wrong
+  // before anything is sent.
+  const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+  const PHONE_PATTERN = /^[0-9+()\-.\/ ]*$/;
+  const EDITORS = {
+    contact: {
+      table: "contact", panel: () => contactPanel, id: () => { const c = chatContact(state.chats.get(state.active) || {}); return c ? c.id : ""; },
+      fields: [
+        { column: "firstname", input: "contact-firstname", label: "First name", max: 50 },
+        { column: "lastname", input: "contact-lastname", label: "Last name", max: 50, required: true },
+        { column: "emailaddress1", input: "contact-email", label: "Email", max: 100, email: true },
+        { column: "telephone1", input: "contact-phone", label: "Phone", max: 50, phone: true },
+      ],
+    },
+    account: {
+      table: "account", panel: () => accountPanel, id: contactAccountId,
+      fields: [
+        { column: "name", input: "account-name-input", label: "Name", max: 160, required: true },
+        { column: "emailaddress1", input: "account-email", label: "Email", max: 100, email: true },
+        { column: "telephone1", input: "account-phone", label: "Phone", max: 50, phone: true },
+      ],
+    },
+  };
+
+  function openEditor(kind) {
+    const editor = EDITORS[kind];
+    const record = editor.panel().record || {};
+    for (const field of editor.fields) $(field.input).value = record[field.column] || "";
+    $(kind + "-form-error").hidden = true;
+    $(kind + "-form").hidden = false;
+    $(editor.fields[0].input).focus();
+  }
+
+  function editProblem(field, value) {
+    if (field.required && !value) return field.label + " is required.";
+    if (value.length > field.max) return field.label + " may be at most " + field.max + " characters.";
+    if (field.email && value && !EMAIL_PATTERN.test(value)) return "Enter an email address like name@example.com.";
+    if (field.phone && !PHONE_PATTERN.test(value)) return "A phone number may hold only digits, spaces and + ( ) - . /";
+    return "";
+  }
+
+  async function saveEditor(kind) {
+    const editor = EDITORS[kind];
+    const id = editor.id();
+    const error = $(kind + "-form-error");
+    const showError = (text) => { error.textContent = text; error.hidden = false; };
+    const changes = {};
+    for (const field of editor.fields) {
+      const value = $(field.input).value.trim();
+      const problem = editProblem(field, value);
+      if (problem) {
+        showError(problem);
+        $(field.input).focus();
+        return;
+      }
+      changes[field.column] = value || null;
+    }
+    if (!id || !xrm || !xrm.WebApi) {
+      showError("The record cannot be reached from here.");
+      return;
+    }
+    try {
+      await xrm.WebApi.updateRecord(editor.table, id, changes);
+    } catch (failure) {
+      showError("CRM did not save it: " + (failure.message || "refused") + ".");
+      return;
+    }
+    $(kind + "-form").hidden = true;
+    editor.panel().key = null;   // read it again, as CRM now has it
+    toast((kind === "contact" ? "Contact" : "Account") + " saved.", "ok");
+    render();
   }
 
   // ---- the Case panel ----------------------------------------------------------------
@@ -2840,6 +2920,11 @@
     $("kb-text").addEventListener("input", searchSoon);
     $("kb-send").addEventListener("click", sendArticleText);
     $("kb-send-link").addEventListener("click", sendArticleLink);
+    for (const kind of Object.keys(EDITORS)) {
+      $(kind + "-edit").addEventListener("click", () => openEditor(kind));
+      $(kind + "-cancel").addEventListener("click", () => { $(kind + "-form").hidden = true; });
+      $(kind + "-form").addEventListener("submit", (event) => { event.preventDefault(); saveEditor(kind); });
+    }
     $("contact-open").addEventListener("click", () => {
       const chat = state.active ? state.chats.get(state.active) : null;
       const contact = chat && chatContact(chat);
