@@ -26,6 +26,7 @@ from connector.chat.actions.conversations import do_refresh_availability
 from connector.chat.actions.due import rearm_timers, run_due_timers
 from connector.chat.actions.finishing import FINISH_TIMER, run_timeouts
 from connector.chat.actions.queues import run_ring_timeouts
+from connector.chat.actions.supervision import do_push_board
 from connector.chat.bus import EventBus, LocalBus, attach_hub
 from connector.chat.errors import ChatUnavailable
 from connector.chat.finish import CHAT_ACTIVITY_KIND
@@ -158,6 +159,8 @@ class ChatEngine:
         # Recent handling times (accepted to ended, seconds) per topic, newest last: the
         # queue's estimated wait (actions/queues.py). Per process, since its start.
         self.handle_secs: dict[str, deque[float]] = {}
+        # The board this process's supervisors were last pushed, as JSON (supervision.py).
+        self.board_sent: str | None = None
         now = self.clock()
         # Visitors of chats open before a restart get the leave grace from now to reconnect.
         self.started_at = now
@@ -440,6 +443,7 @@ class ChatEngine:
                 run_timeouts(self)
                 run_ring_timeouts(self)  # and the queue: routes what waits
                 do_refresh_availability(self)  # operating hours open and close with time
+                do_push_board(self)  # the supervisors' board, when it changed
             except ChatUnavailable:
                 # Redis is away or the org lease busy: nothing changed; the next sweep.
                 log.warning("the chat state is unavailable; sweeping again in a moment")

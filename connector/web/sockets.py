@@ -372,6 +372,7 @@ def agent_socket(ws: Any) -> None:
         return bool(current_roles_of(profile.user_id) & AGENT_ROLES)
 
     agents.do_agent_connect(engine, session)
+    supervision.watch_board(engine, session)
     try:
         with open_sockets.track(ws, "agent"):
             _serve(engine, ws, subscriber, parse_agent_frame, act, allowed=allowed)

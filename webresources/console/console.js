@@ -342,6 +342,7 @@
       case "typing": onTyping(frame); break;
       case "chat.ended": onEnded(frame.conversation_id, frame.by); break;
       case "chat.rated": onRated(frame.conversation_id, frame.rating); break;
+      case "supervisor.board": onBoard(frame.board); break;
       case "error": onError(frame); break;
       default: return;   // pong and anything newer than this console
     }
@@ -403,7 +404,6 @@
     setConnection("online", "Connected");
     if (state.incoming.size) notifyIncoming();
     $("supervisor-panel").hidden = !(state.me && state.me.supervisor);
-    if (state.me && state.me.supervisor) loadBoard();
   }
 
   function mergeChat(old, chat) {
@@ -1571,27 +1571,31 @@
 
   // visitor.left drops a visitor; one still in an open chat stays, marked as gone (red).
   // ---- supervisor (docs/agent-workspace.md, "Supervisor") -------------------------------
-  // The board is read every few seconds while the console is in front: it costs the
-  // service a look at its memory and Dataverse nothing.
-  const BOARD_POLL_MS = 3000;
-  const board = { data: null, reading: null, readMessages: [], timer: 0 };
+  // The service pushes the board (supervisor.board) when the console connects and whenever
+  // it changed, at most once a second; the chat being read is fetched again when its last
+  // seq moved.
+  const board = { data: null, reading: null, readMessages: [], readSeq: -1 };
 
-  async function loadBoard() {
-    clearTimeout(board.timer);
-    if (!(state.me && state.me.supervisor)) return;
+  function onBoard(data) {
+    if (!(state.me && state.me.supervisor) || !data) return;
+    board.data = data;
+    const read = board.reading && (data.chats || []).find((c) => c.conversation_id === board.reading);
+    if (read && read.last_seq !== board.readSeq) readBoardChat();
+    renderBoard();
+  }
+
+  async function readBoardChat() {
+    const id = board.reading;
+    if (!id) return;
+    const row = ((board.data && board.data.chats) || []).find((c) => c.conversation_id === id);
+    board.readSeq = row ? row.last_seq : -1;
     try {
-      if (!document.hidden) {
-        board.data = await agentCall("GET", "/api/agent/supervisor/board");
-        if (board.reading) {
-          const body = await agentCall("GET", "/api/agent/supervisor/chats/" + board.reading);
-          board.readMessages = body.messages || [];
-        }
-        renderBoard();
-      }
+      const body = await agentCall("GET", "/api/agent/supervisor/chats/" + id);
+      if (board.reading === id) board.readMessages = body.messages || [];
     } catch (error) {
-      $("board-queues").replaceChildren(el("li", { class: "list-empty", text: "Could not read the board: " + error.message }));
+      toast("Could not read the chat: " + error.message, "bad");
     }
-    board.timer = setTimeout(loadBoard, BOARD_POLL_MS);
+    renderBoard();
   }
 
   function renderBoard() {
@@ -1624,7 +1628,8 @@
           onclick: () => {
             board.reading = reading ? null : c.conversation_id;
             board.readMessages = [];
-            loadBoard();
+            renderBoard();
+            readBoardChat();
           } }),
         c.state === "active" && !mine ? el("button", { type: "button", class: "btn small", "data-testid": "board-join", text: "Join",
           onclick: () => {
