@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from chat_fakes import ANN, BOB
+from chat_fakes import ANN, ANN_USER, BOB, FIELDS, FakeOutbox
 from test_chat_engine import World
 from test_chat_queues import offered_ids, start, with_capacity
+from test_sockets import Server
 
 from connector.chat.actions import agents, due, postpone, visitors
 from connector.chat.errors import ChatEnded, ChatInvalid, ChatNotFound
@@ -20,7 +22,7 @@ def world(tmp_path: Path) -> World:
     return World(tmp_path)
 
 
-def active_chat(world: World) -> tuple[str, object, object, object]:
+def active_chat(world: World) -> tuple[str, Any, Any, Any]:
     ann, ann_in = world.agent(ANN)
     visitor, _, conversation_id = start(world, 1)
     agents.do_agent_accept(world.engine, ann, conversation_id=conversation_id)
@@ -99,9 +101,6 @@ def test_postponing_is_refused_with_a_reason(world: World) -> None:
 
 
 def test_the_socket_takes_a_postpone_with_a_zone_only(tmp_path: Path) -> None:
-    from chat_fakes import ANN_USER, FIELDS, FakeOutbox
-    from test_sockets import Server
-
     server = Server(tmp_path, FakeOutbox())
     try:
         ann = server.agent(ANN_USER)
@@ -124,3 +123,13 @@ def test_the_socket_takes_a_postpone_with_a_zone_only(tmp_path: Path) -> None:
         assert ann.expect("chat.updated")["chat"]["postponed_until"] is not None
     finally:
         server.stop()
+
+
+def test_a_postponed_chat_the_visitor_ends_comes_back_for_its_end(world: World) -> None:
+    conversation_id, ann, ann_in, visitor = active_chat(world)
+    until = world.clock() + timedelta(hours=1)
+    postpone.do_agent_postpone(world.engine, ann, conversation_id=conversation_id, until=until)
+    visitors.do_visitor_end(world.engine, visitor)
+    assert world.engine.conversations[conversation_id].postponed_until is None
+    stored = world.state.conversation(conversation_id)  # as a restart reads it
+    assert stored is not None and stored.postponed_until is None

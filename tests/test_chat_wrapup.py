@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chat_fakes import ANN
-from test_chat_dispositions import accepted_chat, with_dispositions
+from chat_fakes import ANN, ANN_USER, FIELDS, SALES, FakeOutbox
+from test_chat_dispositions import SALES_CLOSES, accepted_chat, with_dispositions
 from test_chat_engine import World
+from test_sockets import Server
 
 from connector.chat.actions import agents, due, finishing, visitors
 from connector.chat.errors import ChatDispositionRequired
 from connector.crm.chat_activity import FinishedChat, chat_activity_payload
+from connector.crm.directory import TopicRecord
+from connector.services import services_of
 
 
 @pytest.fixture
@@ -116,13 +119,6 @@ def test_a_chat_the_agent_ends_or_without_a_list_has_no_wrapup(tmp_path: Path) -
 
 
 def test_over_the_socket_the_wrapup_is_closed_by_chat_end(tmp_path: Path) -> None:
-    from chat_fakes import ANN_USER, FIELDS, SALES, FakeOutbox
-    from test_chat_dispositions import SALES_CLOSES
-    from test_sockets import Server
-
-    from connector.crm.directory import TopicRecord
-    from connector.services import services_of
-
     server = Server(tmp_path, FakeOutbox())
     try:
         services_of(server.app).directory.set_topic(
@@ -148,3 +144,15 @@ def test_over_the_socket_the_wrapup_is_closed_by_chat_end(tmp_path: Path) -> Non
         assert ann.expect("error")["code"] == "chat_ended"
     finally:
         server.stop()
+
+
+def test_a_chat_closed_after_the_visitor_left_goes_into_wrapup_too(world: World) -> None:
+    conversation_id, ann, ann_in, visitor = accepted_chat(world)
+    visitors.do_visitor_disconnect(world.engine, visitor)
+    world.clock.advance(301)  # the widget's inactive_close_secs (300 by default)
+    assert finishing.run_timeouts(world.engine) == 1
+    assert ann_in.last("chat.ended")["by"] == "visitor"
+    assert ann_in.last("chat.updated")["chat"]["wrapup_until"] is not None
+    assert world.outbox.items == {}  # nobody rates it, yet it waits for the disposition
+    agents.do_agent_end(world.engine, ann, conversation_id=conversation_id, disposition="Sold")
+    assert written(world)["crmchat_disposition"] == "Sold"
