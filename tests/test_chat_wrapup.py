@@ -15,7 +15,7 @@ from test_sockets import Server
 from connector.chat.actions import agents, due, finishing, visitors
 from connector.chat.errors import ChatDispositionRequired
 from connector.crm.chat_activity import FinishedChat, chat_activity_payload
-from connector.crm.directory import TopicRecord
+from connector.crm.directory import DEFAULT_WRAPUP_SECS, TopicRecord
 from connector.services import services_of
 
 
@@ -36,7 +36,7 @@ def test_the_visitor_ends_the_agent_picks_the_disposition_and_it_is_written_with
     visitors.do_visitor_end(world.engine, visitor)
     chat = ann_in.last("chat.updated")["chat"]
     assert chat["state"] == "ended"
-    assert chat["wrapup_until"] == "2026-11-21T10:05:00Z"  # WRAPUP_SECS after the end
+    assert chat["wrapup_until"] == "2026-11-21T10:05:00Z"  # DEFAULT_WRAPUP_SECS after the end
     # The visitor rates: nothing is written while the agent still chooses.
     visitors.do_visitor_rate(world.engine, visitor, rating=5)
     assert world.outbox.items == {}
@@ -69,7 +69,7 @@ def test_a_disposition_before_the_rating_waits_for_the_rating_window(world: Worl
 def test_the_wrapup_closes_without_a_disposition_after_its_time_limit(world: World) -> None:
     conversation_id, _, ann_in, visitor = accepted_chat(world)
     visitors.do_visitor_end(world.engine, visitor)
-    world.clock.advance(finishing.WRAPUP_SECS - 1)
+    world.clock.advance(DEFAULT_WRAPUP_SECS - 1)
     due.run_due_timers(world.engine)
     assert world.outbox.items == {}  # the rating window (120 s) is over; the wrap-up not
     world.clock.advance(2)
@@ -100,7 +100,7 @@ def test_the_time_limit_fires_after_a_restart_too(tmp_path: Path) -> None:
     visitors.do_visitor_end(first.engine, visitor)
     first.state.close()
     second = with_dispositions(World(tmp_path, outbox=first.outbox))
-    second.clock.advance(finishing.WRAPUP_SECS + 1)
+    second.clock.advance(DEFAULT_WRAPUP_SECS + 1)
     assert due.run_due_timers(second.engine) == 1
     assert "crmchat_disposition" not in written(second)
 
@@ -156,3 +156,15 @@ def test_a_chat_closed_after_the_visitor_left_goes_into_wrapup_too(world: World)
     assert world.outbox.items == {}  # nobody rates it, yet it waits for the disposition
     agents.do_agent_end(world.engine, ann, conversation_id=conversation_id, disposition="Sold")
     assert written(world)["crmchat_disposition"] == "Sold"
+
+
+def test_the_topics_own_time_limit_closes_the_wrapup(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.directory.set_topic(TopicRecord(SALES, "Sales", "#ff0000", SALES_CLOSES, 30, 60))
+    _, _, ann_in, visitor = accepted_chat(world)
+    visitors.do_visitor_end(world.engine, visitor)
+    assert ann_in.last("chat.updated")["chat"]["wrapup_until"] == "2026-11-21T10:01:00Z"
+    visitors.do_visitor_rate(world.engine, visitor, rating=5)
+    world.clock.advance(61)
+    assert due.run_due_timers(world.engine) == 1
+    assert "crmchat_disposition" not in written(world)

@@ -26,8 +26,9 @@ visitor may still rate it. The conversation gets `finish_due_at`:
 
 A chat the agent did not end (the visitor did, or it closed after they left) whose topics
 define dispositions is first in *wrap-up*: its agent picks the disposition (`chat.end` on
-the ended chat) within WRAPUP_SECS, and the write waits for that (`finish_held`), so the
-activity is written once, with the disposition (or without it once the time ran out).
+the ended chat) within its topic's wrap-up time limit, and the write waits for that
+(`finish_held`), so the activity is written once, with the disposition (or without it
+once the time ran out).
 
 `due.run_due_timers()` (called every FINISH_SWEEP_SECS by `engine.start()`'s
 thread) writes the due ones. "Written" means ONE outbox item, key = conversation id, so a

@@ -32,13 +32,13 @@ from connector.chat.routing import (
 )
 from connector.chat.timers import DueTimer
 from connector.crm.design import DEFAULT_INACTIVE_CLOSE_SECS
+from connector.crm.directory import DEFAULT_WRAPUP_SECS
 
 if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
 
 __all__ = [
     "FINISH_TIMER",
-    "WRAPUP_SECS",
     "WRAPUP_TIMER",
     "end_chat",
     "end_wrapup",
@@ -54,14 +54,13 @@ log = logging.getLogger(__name__)
 
 # The timer kind of a chat's finish (rating grace, leave grace): key = conversation id.
 FINISH_TIMER = "finish"
-# The timer kind of a wrap-up's time limit: key = conversation id.
+# The timer kind of a wrap-up's time limit: key = conversation id. The limit is the
+# topic's `crmchat_wrapupsecs` (30-3,600 s; the shortest of the chat's topics), five
+# minutes when empty (DEFAULT_WRAPUP_SECS): several times what choosing from a list takes,
+# and short enough that the activity reaches CRM the same hour. Contact-centre products
+# bound it alike (Salesforce Omni-Channel's after-conversation work timer takes 10-3,600 s:
+# ServiceChannel.AfterConvoWorkMaxTime).
 WRAPUP_TIMER = "wrapup"
-# How long an agent has to pick the disposition of a chat the visitor ended (or that was
-# closed after the visitor left) before it closes without one: five minutes is several
-# times what choosing from a list takes, and short enough that the activity reaches CRM
-# the same hour. Contact-centre products bound it alike (Salesforce Omni-Channel's
-# after-conversation work timer takes 10-3,600 s: ServiceChannel.AfterConvoWorkMaxTime).
-WRAPUP_SECS = 300
 
 
 def end_chat(
@@ -120,15 +119,19 @@ def _begin_wrapup(engine: ChatEngine, conversation: Conversation, by: str) -> No
     """A chat the agent did not end (the visitor did, or it closed after they left) waits
     for its agent's disposition when its topics define some (lock held; stored by the
     caller's system line)."""
+    topic_ids = routing_topics(engine, conversation)
+    topics = engine.directory.topics()
     if (
         by == "agent"
         or conversation.disposition is not None
         or conversation.accepted_at is None
         or not conversation.active_agent_ids()
-        or not topic_dispositions(routing_topics(engine, conversation), engine.directory.topics())
+        or not topic_dispositions(topic_ids, topics)
     ):
         return
-    conversation.wrapup_until = engine.clock() + timedelta(seconds=WRAPUP_SECS)
+    limits = [topics[t].wrapup_secs for t in topic_ids if t in topics]
+    secs = min(limits) if limits else DEFAULT_WRAPUP_SECS
+    conversation.wrapup_until = engine.clock() + timedelta(seconds=secs)
     engine.timers.set(WRAPUP_TIMER, conversation.conversation_id, conversation.wrapup_until)
 
 
