@@ -133,3 +133,12 @@ def test_a_postponed_chat_the_visitor_ends_comes_back_for_its_end(world: World) 
     assert world.engine.conversations[conversation_id].postponed_until is None
     stored = world.state.conversation(conversation_id)  # as a restart reads it
     assert stored is not None and stored.postponed_until is None
+
+
+def test_a_postponed_chat_handed_over_is_not_postponed_for_the_next_agent(world: World) -> None:
+    conversation_id, ann, _, _ = active_chat(world)
+    bob, bob_in = world.agent(BOB)
+    until = world.clock() + timedelta(hours=1)
+    postpone.do_agent_postpone(world.engine, ann, conversation_id=conversation_id, until=until)
+    agents.do_agent_transfer(world.engine, ann, conversation_id=conversation_id, agent_id=BOB)
+    assert bob_in.last("chat.accepted")["chat"]["postponed_until"] is None

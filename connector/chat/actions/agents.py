@@ -25,7 +25,7 @@ from connector.chat.actions.conversations import (
     visitor_agent,
 )
 from connector.chat.actions.finishing import end_chat, end_wrapup
-from connector.chat.actions.postpone import bring_back
+from connector.chat.actions.postpone import bring_back, forget_postpone
 from connector.chat.actions.queues import pick_from_queue, route_waiting
 from connector.chat.dispositions import check_disposition
 from connector.chat.errors import (
@@ -415,6 +415,7 @@ def do_agent_transfer(
             conversation.participants.append(Participant("agent", target.agent_id, target.name))
         if conversation.kind is ConversationKind.VISITOR:
             conversation.owner_agent_id = target.agent_id
+            forget_postpone(engine, conversation)  # the new owner gets it as it is now
         message = append_system_line(
             engine, conversation, f"{profile.name} transferred the chat to {target.name}."
         )

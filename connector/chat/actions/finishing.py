@@ -16,7 +16,7 @@ from connector.chat.actions.conversations import (
     publish_visitor,
     routing_topics,
 )
-from connector.chat.actions.postpone import POSTPONE_TIMER
+from connector.chat.actions.postpone import forget_postpone
 from connector.chat.actions.queues import note_chat_ended, route_waiting
 from connector.chat.dispositions import topic_dispositions
 from connector.chat.finish import finished_chat_payload
@@ -76,9 +76,7 @@ def end_chat(
     conversation.ended_at = now
     conversation.ended_by = by
     conversation.waiting_since = None
-    if conversation.postponed_until is not None:
-        conversation.postponed_until = None  # over: it comes back to end (or wrap up)
-        engine.timers.cancel(POSTPONE_TIMER, conversation.conversation_id)
+    forget_postpone(engine, conversation)  # over: it comes back to end (or wrap up)
     if conversation.kind is ConversationKind.VISITOR:
         engine.schedule_finish(conversation, now + engine.rating_grace)
         _begin_wrapup(engine, conversation, by)

@@ -31,6 +31,7 @@ __all__ = [
     "POSTPONE_TIMER",
     "bring_back",
     "do_agent_postpone",
+    "forget_postpone",
     "postpone_due",
 ]
 
@@ -73,14 +74,20 @@ def do_agent_postpone(
         route_waiting(engine)  # a place freed
 
 
+def forget_postpone(engine: ChatEngine, conversation: Conversation) -> None:
+    """The chat is postponed no more (lock held), with no event of its own: it ends or
+    changes hands, and what the caller publishes says so. The caller saves it."""
+    if conversation.postponed_until is not None:
+        conversation.postponed_until = None
+        engine.timers.cancel(POSTPONE_TIMER, conversation.conversation_id)
+
+
 def bring_back(engine: ChatEngine, conversation: Conversation) -> None:
-    """The postponed chat is the agent's again (lock held); nothing when it was not
-    postponed. The caller saves the conversation when it changes it further; here it is
-    saved in any case."""
+    """The postponed chat is the agent's again (lock held; stored, its agents get
+    `chat.updated`); nothing when it was not postponed."""
     if conversation.postponed_until is None:
         return
-    conversation.postponed_until = None
-    engine.timers.cancel(POSTPONE_TIMER, conversation.conversation_id)
+    forget_postpone(engine, conversation)
     engine.state.save_conversation(conversation)
     publish_chat_updated(engine, conversation, skip=set())
 

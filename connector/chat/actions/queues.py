@@ -353,6 +353,8 @@ def do_agent_transfer_to_queue(
                 participant.active = False
         conversation.state = ConversationState.WAITING
         conversation.owner_agent_id = None
+        # Not postponed for the next agent; its postpone timer, if any, finds nothing to do.
+        conversation.postponed_until = None
         conversation.topic_id = topic.topic_id
         conversation.ringing_agent_id = None
         conversation.ring_started_at = None
