@@ -1782,9 +1782,9 @@
     $("end").disabled = ended && !wrapup;
     $("end").textContent = wrapup ? "Close" : "End";
     $("postpone").hidden = !isVisitor || chat.state !== "active";
-    // The chat moved on (ended, its wrap-up closed, postponed): its boxes no longer apply.
+    // The chat moved on (ended, its wrap-up closed): its boxes no longer apply.
     if ($("end").disabled) $("end-confirm").hidden = true;
-    if ($("postpone").hidden || postponed) $("postpone-box").hidden = true;
+    if ($("postpone").hidden || ended) $("postpone-box").hidden = true;
     if (templatesOnly) {
       $("input").disabled = true;
       $("send").disabled = true;
