@@ -19,7 +19,7 @@ from chat_fakes import (
     Inbox,
 )
 
-from connector.chat.actions import agents, conversations, finishing, visitors
+from connector.chat.actions import agents, conversations, due, visitors
 from connector.chat.engine import ChatEngine
 from connector.chat.errors import ChatConflict, ChatEnded, ChatInvalid, ChatUnavailable
 from connector.chat.finish import CHAT_ACTIVITY_KIND
@@ -321,9 +321,9 @@ def test_without_a_rating_the_activity_is_written_after_the_grace_period(world: 
     visitors.do_visitor_end(world.engine, visitor)
 
     world.clock.advance(60)
-    assert finishing.run_due_finishes(world.engine) == 0
+    assert due.run_due_timers(world.engine) == 0
     world.clock.advance(61)
-    assert finishing.run_due_finishes(world.engine) == 1
+    assert due.run_due_timers(world.engine) == 1
     assert world.outbox.items[conversation_id][1]["rating"] is None
 
 
@@ -336,7 +336,7 @@ def test_a_visitor_who_leaves_after_the_end_is_written_soon(world: World) -> Non
     visitors.do_visitor_disconnect(world.engine, visitor)
 
     world.clock.advance(16)
-    assert finishing.run_due_finishes(world.engine) == 1
+    assert due.run_due_timers(world.engine) == 1
     assert conversation_id in world.outbox.items
 
 
@@ -351,7 +351,7 @@ def test_the_pending_activity_survives_a_restart(tmp_path: Path) -> None:
 
     second = World(tmp_path, outbox=first.outbox)
     second.clock.advance(121)
-    assert finishing.run_due_finishes(second.engine) == 1
+    assert due.run_due_timers(second.engine) == 1
     assert conversation_id in second.outbox.items
 
 

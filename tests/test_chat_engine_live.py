@@ -15,7 +15,7 @@ from chat_fakes import BOB, FIELDS, SHOP, FakeDirectory, FakeOutbox, Inbox
 from test_chat_engine import SECRET, Clock
 
 from connector.chat import org_sync
-from connector.chat.actions import agents, finishing, visitors
+from connector.chat.actions import agents, due, visitors
 from connector.chat.bus import LocalBus, attach_hub
 from connector.chat.engine import RATING_GRACE_SECS, ChatEngine
 from connector.chat.hub import Hub
@@ -89,12 +89,12 @@ def test_an_ended_chat_is_a_finish_timer_that_the_sweep_claims_once(live: Live) 
     visitor, _, conversation_id = live.chat()
     visitors.do_visitor_end(live.engine, visitor)
 
-    due = live.timers.next_due()
-    assert due is not None
-    assert (due - live.clock()).total_seconds() == pytest.approx(RATING_GRACE_SECS)
+    due_at = live.timers.next_due()
+    assert due_at is not None
+    assert (due_at - live.clock()).total_seconds() == pytest.approx(RATING_GRACE_SECS)
     live.clock.advance(RATING_GRACE_SECS + 1)
-    assert finishing.run_due_finishes(live.engine) == 1
-    assert finishing.run_due_finishes(live.engine) == 0
+    assert due.run_due_timers(live.engine) == 1
+    assert due.run_due_timers(live.engine) == 0
     assert live.outbox.enqueue_calls == 1 and conversation_id in live.outbox.items
     assert live.timers.next_due() is None
 

@@ -29,7 +29,7 @@ from flask.testing import FlaskClient
 from test_chat_engine import World
 from test_sockets import Server
 
-from connector.chat.actions import agents, conversations, finishing, visitors
+from connector.chat.actions import agents, conversations, due, finishing, visitors
 from connector.chat.context import ContextError, displayable, parse_context
 from connector.chat.errors import (
     ChatInvalid,
@@ -166,7 +166,7 @@ def test_the_chosen_topic_names_the_activity(world: World) -> None:
     visitors.do_visitor_end(world.engine, visitor)
     visitors.do_visitor_disconnect(world.engine, visitor)
     world.clock.advance(60)
-    finishing.run_due_finishes(world.engine)
+    due.run_due_timers(world.engine)
     ((kind, payload),) = world.outbox.items.values()
     assert kind == CHAT_ACTIVITY_KIND and payload["topic_names"] == ["Support"]
 
@@ -229,7 +229,7 @@ def test_the_agent_sees_displayable_context_and_the_activity_stores_all(world: W
     visitors.do_visitor_end(world.engine, visitor)
     visitors.do_visitor_disconnect(world.engine, visitor)
     world.clock.advance(60)
-    finishing.run_due_finishes(world.engine)
+    due.run_due_timers(world.engine)
     ((_, payload),) = world.outbox.items.values()
     body = chat_activity_payload(FinishedChat.from_dict(payload))
     assert '"Secret":{"value":"x1","isDisplayable":false}' in body["crmchat_context"]

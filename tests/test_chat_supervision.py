@@ -66,3 +66,39 @@ def test_only_a_supervisor_joins_uninvited_or_messages_an_agent_of_a_chat_they_a
     supervision.do_supervisor_join(world.engine, cid, conversation_id=conversation_id)
     assert cid_in.last("chat.accepted")["chat"]["conversation_id"] == conversation_id
     assert "joined the chat" in v_in.last("message.created")["text"]
+
+
+def test_the_board_is_pushed_to_supervisors_when_it_changes_and_only_then(world: World) -> None:
+    ann, ann_in = world.agent(ANN)
+    cid_in = Inbox()
+    cid = AgentSession(cid_in.subscriber, CID, supervisor=True)
+    agents.do_agent_connect(world.engine, cid)
+    supervision.watch_board(world.engine, cid)
+    supervision.watch_board(world.engine, ann)  # a plain agent: no board
+    (first,) = cid_in.of_type("supervisor.board")
+    assert first["board"]["chats"] == []
+
+    assert supervision.do_push_board(world.engine) is True  # nothing pushed before
+    assert supervision.do_push_board(world.engine) is False  # unchanged: no frame
+    visitor, v_in = world.visitor()
+    conversation_id = world.start_chat(visitor, v_in)
+    assert supervision.do_push_board(world.engine) is True
+    pushed = cid_in.last("supervisor.board")["board"]
+    assert [c["conversation_id"] for c in pushed["chats"]] == [conversation_id]
+    agents.do_agent_accept(world.engine, ann, conversation_id=conversation_id)
+    supervision.do_push_board(world.engine)
+    assert cid_in.last("supervisor.board")["board"]["chats"][0]["state"] == "active"
+    assert ann_in.of_type("supervisor.board") == []
+    assert supervision.do_push_board(world.engine) is False
+
+
+def test_no_board_is_built_without_a_supervisor_online(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.agent(ANN)
+
+    def built(engine: object) -> dict[str, object]:
+        raise AssertionError("the board was built for nobody")
+
+    monkeypatch.setattr(supervision, "supervisor_board", built)
+    assert supervision.do_push_board(world.engine) is False

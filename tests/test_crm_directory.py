@@ -19,6 +19,7 @@ from connector.crm.directory import (
     DEFAULT_ANSWER_SECS,
     DEFAULT_CAPACITY,
     DEFAULT_TOPIC_COLOR,
+    DEFAULT_WRAPUP_SECS,
     LISTING_EVERY,
     Directory,
 )
@@ -499,3 +500,13 @@ def test_the_agents_capacity_and_the_topics_answer_time_limit_come_from_their_co
     topics = directory.topics()
     assert topics[ids["sales"]].answer_secs == 45
     assert topics[ids["support"]].answer_secs == DEFAULT_ANSWER_SECS
+
+
+def test_the_topics_wrapup_time_limit_comes_from_its_column(org: Org) -> None:
+    ids = org.ids
+    org.admin.update(tables.TOPICS, ids["sales"], {"crmchat_wrapupsecs": 90})
+    with pytest.raises(DataverseError):  # the column's range is 30-3,600
+        org.admin.update(tables.TOPICS, ids["support"], {"crmchat_wrapupsecs": 29})
+    topics = Directory(org.client).topics()
+    assert topics[ids["sales"]].wrapup_secs == 90
+    assert topics[ids["support"]].wrapup_secs == DEFAULT_WRAPUP_SECS

@@ -10,7 +10,7 @@ import pytest
 from chat_fakes import BOB, FakeOutbox
 from test_chat_engine import World
 
-from connector.chat.actions import agents, finishing, visitors
+from connector.chat.actions import agents, due, visitors
 from connector.chat.errors import ChatConflict
 
 
@@ -77,6 +77,6 @@ def test_a_chat_rated_just_before_a_crash_is_written_within_seconds_of_the_resta
     second = World(tmp_path)
     second.clock.now = first.clock.now
     second.clock.advance(5)  # far less than the rating grace period
-    assert finishing.run_due_finishes(second.engine) == 1
+    assert due.run_due_timers(second.engine) == 1
     kind, payload = second.outbox.items[conversation_id]
     assert payload["rating"] == 4

@@ -23,8 +23,10 @@ import redis
 
 from connector.chat.actions.agents import do_flush_presence
 from connector.chat.actions.conversations import do_refresh_availability
-from connector.chat.actions.finishing import FINISH_TIMER, run_due_finishes, run_timeouts
+from connector.chat.actions.due import rearm_timers, run_due_timers
+from connector.chat.actions.finishing import FINISH_TIMER, run_timeouts
 from connector.chat.actions.queues import run_ring_timeouts
+from connector.chat.actions.supervision import do_push_board
 from connector.chat.bus import EventBus, LocalBus, attach_hub
 from connector.chat.errors import ChatUnavailable
 from connector.chat.finish import CHAT_ACTIVITY_KIND
@@ -157,6 +159,8 @@ class ChatEngine:
         # Recent handling times (accepted to ended, seconds) per topic, newest last: the
         # queue's estimated wait (actions/queues.py). Per process, since its start.
         self.handle_secs: dict[str, deque[float]] = {}
+        # The board this process's supervisors were last pushed, as JSON (supervision.py).
+        self.board_sent: str | None = None
         now = self.clock()
         # Visitors of chats open before a restart get the leave grace from now to reconnect.
         self.started_at = now
@@ -166,6 +170,7 @@ class ChatEngine:
                 # Re-armed from the stored due time: a restart in the grace period loses
                 # nothing (a due time already past fires on the first sweep).
                 self.schedule_finish(conversation, conversation.finish_due_at or now)
+            rearm_timers(self, conversation)  # wrap-up and postpone (actions/due.py)
             if conversation.visitor_id and conversation.is_open:
                 presence = state.visitor(conversation.visitor_id)
                 if presence is not None:
@@ -176,7 +181,7 @@ class ChatEngine:
         """Write the ended chat to CRM at `due_at` (moves an earlier schedule; lock held).
 
         The due time is stored with the conversation (the truth a restart re-arms from)
-        and set as a timer, which the sweep claims (`finishing.run_due_finishes`).
+        and set as a timer, which the sweep claims (`due.run_due_timers`).
         """
         conversation.finish_due_at = due_at
         self.timers.set(FINISH_TIMER, conversation.conversation_id, due_at)
@@ -434,10 +439,11 @@ class ChatEngine:
     def _sweep(self) -> None:
         while not self._stop.wait(FINISH_SWEEP_SECS):
             try:
-                run_due_finishes(self)
+                run_due_timers(self)  # finishes, wrap-ups, postponed chats
                 run_timeouts(self)
                 run_ring_timeouts(self)  # and the queue: routes what waits
                 do_refresh_availability(self)  # operating hours open and close with time
+                do_push_board(self)  # the supervisors' board, when it changed
             except ChatUnavailable:
                 # Redis is away or the org lease busy: nothing changed; the next sweep.
                 log.warning("the chat state is unavailable; sweeping again in a moment")

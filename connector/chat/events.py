@@ -29,6 +29,7 @@ __all__ = [
     "PONG",
     "RESYNC",
     "SNAPSHOT",
+    "SUPERVISOR_BOARD",
     "TICKET_CREATED",
     "TYPING",
     "VISITOR_LEFT",
@@ -63,6 +64,8 @@ CHAT_ENDED = "chat.ended"
 CHAT_RATED = "chat.rated"
 CHAT_TIMEOUT = "chat.timeout"
 TICKET_CREATED = "ticket.created"
+# To supervisors' consoles: the whole board, when it changed (actions/supervision.py).
+SUPERVISOR_BOARD = "supervisor.board"
 MESSAGE_CREATED = "message.created"
 TYPING = "typing"
 ERROR = "error"

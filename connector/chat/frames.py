@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -183,9 +184,18 @@ class ChatResync(_Frame):
 
 
 class ChatInvite(_Frame):
+    """An agent (`agent_id`), or whoever a topic's queue picks (`topic_id`): exactly one."""
+
     type: Literal["chat.invite"]
     conversation_id: Guid
-    agent_id: Guid
+    agent_id: Guid | None = None
+    topic_id: Guid | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ChatInvite:
+        if (self.agent_id is None) == (self.topic_id is None):
+            raise ValueError("give agent_id or topic_id")
+        return self
 
 
 class ChatTransfer(_Frame):
@@ -208,6 +218,13 @@ class AgentEnd(_Frame):
     conversation_id: Guid
     # Required when the chat's topics define dispositions (connector/chat/dispositions.py).
     disposition: str | None = Field(default=None, max_length=MAX_DISPOSITION_CHARS)
+
+
+class ChatPostpone(_Frame):
+    type: Literal["chat.postpone"]
+    conversation_id: Guid
+    # ISO 8601 with a zone ("2026-12-02T15:00:00Z"): a time without one is ambiguous.
+    until: AwareDatetime
 
 
 class AgentChatStart(_Frame):
@@ -247,6 +264,7 @@ AgentFrame = Annotated[
     | ChatInvite
     | ChatTransfer
     | AgentEnd
+    | ChatPostpone
     | AgentChatStart
     | ConsultStart
     | SupervisorJoin

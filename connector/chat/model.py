@@ -129,6 +129,14 @@ class Conversation:
     # is about; on a visitor chat, its consult threads, written as notes on its activity.
     consult_of: str | None = None
     consult_ids: list[str] = field(default_factory=list)
+    # Wrap-up (actions/wrapup.py): the visitor ended (or the chat timed out) and the agent
+    # still picks the disposition, until this time; `finish_held`: the activity's write
+    # was due meanwhile and waits for the wrap-up's end.
+    wrapup_until: datetime | None = None
+    finish_held: bool = False
+    # Postponed by its agent (actions/postpone.py) until this time, or the customer's
+    # next message, whichever comes first.
+    postponed_until: datetime | None = None
 
     @property
     def is_open(self) -> bool:

@@ -305,6 +305,9 @@ def _conversation_to_json(c: Conversation) -> str:
             "ring_started_at": _time(c.ring_started_at),
             "consult_of": c.consult_of,
             "consult_ids": c.consult_ids,
+            "wrapup_until": _time(c.wrapup_until),
+            "finish_held": c.finish_held,
+            "postponed_until": _time(c.postponed_until),
         }
     )
 
@@ -352,6 +355,9 @@ def _conversation_from_row(conversation_id: str, data: str) -> Conversation:
         ring_started_at=_parse(d.get("ring_started_at")),
         consult_of=d.get("consult_of"),
         consult_ids=list(d.get("consult_ids") or []),
+        wrapup_until=_parse(d.get("wrapup_until")),
+        finish_held=bool(d.get("finish_held")),
+        postponed_until=_parse(d.get("postponed_until")),
     )
 
 

@@ -156,6 +156,10 @@ def chat_view(
         "ended_at": iso(conversation.ended_at),
         "last_visitor_message_at": iso(conversation.last_visitor_message_at),
         "waiting_since": iso(conversation.waiting_since),
+        # Wrap-up: the disposition is still to choose, until then (actions/finishing.py).
+        "wrapup_until": iso(conversation.wrapup_until),
+        "disposition": conversation.disposition,
+        "postponed_until": iso(conversation.postponed_until),
         "regarding": conversation.regarding,
         "contact": conversation.contact,
         "rating": conversation.rating,

@@ -51,6 +51,7 @@ from connector.dataverse.odata import and_, eq, ge, gt, guid, ne, or_
 __all__ = [
     "CONFIG_TTL_SECS",
     "DEFAULT_ANSWER_SECS",
+    "DEFAULT_WRAPUP_SECS",
     "DEFAULT_CAPACITY",
     "AgentProfile",
     "Directory",
@@ -73,9 +74,13 @@ DEFAULT_TOPIC_COLOR = "#616161"
 # chats at once is what contact centres start agents on; 30 s rings about six times.
 DEFAULT_CAPACITY = 3
 DEFAULT_ANSWER_SECS = 30
+# A topic without a wrap-up time limit: five minutes to pick a chat's disposition after the
+# visitor ended it (actions/finishing.py says why).
+DEFAULT_WRAPUP_SECS = 300
 # The columns' ranges in solution/customizations.xml (Dataverse refuses values outside).
 CAPACITY_RANGE = (1, 20)
 ANSWER_SECS_RANGE = (5, 600)
+WRAPUP_SECS_RANGE = (30, 3600)
 
 # Every how many refreshes each table also lists its active ids (with versionnumber and
 # topic links): how late a deletion, a link change or a second edit within one second is
@@ -111,6 +116,8 @@ class TopicRecord:
     dispositions: tuple[str, ...] = ()  # the closing choices (connector/crm/dispositions.py)
     # How long an offer rings for one agent (`crmchat_answersecs`; actions/queues.py).
     answer_secs: int = DEFAULT_ANSWER_SECS
+    # How long a chat the visitor ended waits for its disposition (`crmchat_wrapupsecs`).
+    wrapup_secs: int = DEFAULT_WRAPUP_SECS
 
 
 @dataclass(frozen=True)
@@ -223,7 +230,13 @@ _SOURCES = (
     _Source(
         tables.TOPICS,
         "crmchat_topicid",
-        ("crmchat_name", "crmchat_color", "crmchat_dispositions", "crmchat_answersecs"),
+        (
+            "crmchat_name",
+            "crmchat_color",
+            "crmchat_dispositions",
+            "crmchat_answersecs",
+            "crmchat_wrapupsecs",
+        ),
     ),
     _Source(
         tables.AGENTS,
@@ -586,6 +599,7 @@ class Directory:
                 color,
                 parse_dispositions(_text(row, "crmchat_dispositions")),
                 _whole(row, "crmchat_answersecs", DEFAULT_ANSWER_SECS, ANSWER_SECS_RANGE),
+                _whole(row, "crmchat_wrapupsecs", DEFAULT_WRAPUP_SECS, WRAPUP_SECS_RANGE),
             )
 
         agents: dict[str, AgentProfile] = {}

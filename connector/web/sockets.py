@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, request
 from flask_sock import Sock
 
 from connector.chat import events
-from connector.chat.actions import agents, consults, offers, queues, supervision, visitors
+from connector.chat.actions import agents, consults, offers, postpone, queues, supervision, visitors
 from connector.chat.engine import ChatEngine
 from connector.chat.errors import ChatError, ChatUnavailable
 from connector.chat.frames import (
@@ -28,6 +28,7 @@ from connector.chat.frames import (
     ChatAccept,
     ChatInvite,
     ChatLabels,
+    ChatPostpone,
     ChatRate,
     ChatReject,
     ChatResync,
@@ -353,7 +354,11 @@ def agent_socket(ws: Any) -> None:
                 )
             case ChatInvite():
                 agents.do_agent_invite(
-                    engine, session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
+                    engine,
+                    session,
+                    conversation_id=frame.conversation_id,
+                    agent_id=frame.agent_id,
+                    topic_id=frame.topic_id,
                 )
             case ChatTransfer() if frame.topic_id is not None:
                 queues.do_agent_transfer_to_queue(
@@ -369,6 +374,10 @@ def agent_socket(ws: Any) -> None:
                     session,
                     conversation_id=frame.conversation_id,
                     disposition=frame.disposition,
+                )
+            case ChatPostpone():
+                postpone.do_agent_postpone(
+                    engine, session, conversation_id=frame.conversation_id, until=frame.until
                 )
             case AgentChatStart():
                 agents.do_agent_chat_start(engine, session, agent_id=frame.agent_id)
@@ -396,6 +405,7 @@ def agent_socket(ws: Any) -> None:
         return bool(current_roles_of(profile.user_id) & AGENT_ROLES)
 
     agents.do_agent_connect(engine, session)
+    supervision.watch_board(engine, session)
     try:
         with open_sockets.track(ws, "agent"):
             _serve(engine, ws, subscriber, parse_agent_frame, act, allowed=allowed)

@@ -77,6 +77,12 @@ def test_a_supervisor_sees_every_chat_and_queue_reads_one_messages_its_agent_and
     expect(row).to_have_attribute("data-state", "active")
     expect(row.get_by_test_id("board-chat-agents")).to_contain_text("Sam")
     expect(sales).to_contain_text("0 waiting · 1 active")
+    # Pushed over the socket (supervisor.board): the console never asked for the board.
+    asked = sue.locator("body").evaluate(
+        "() => performance.getEntriesByType('resource')"
+        ".filter((entry) => entry.name.includes('/api/agent/supervisor/board')).length"
+    )
+    assert asked == 0
     visitor.get_by_test_id("crmchat-input").fill("Where is my order 1234?")
     visitor.get_by_test_id("crmchat-input").press("Enter")
 

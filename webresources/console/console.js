@@ -342,6 +342,7 @@
       case "typing": onTyping(frame); break;
       case "chat.ended": onEnded(frame.conversation_id, frame.by); break;
       case "chat.rated": onRated(frame.conversation_id, frame.rating); break;
+      case "supervisor.board": onBoard(frame.board); break;
       case "error": onError(frame); break;
       default: return;   // pong and anything newer than this console
     }
@@ -388,8 +389,11 @@
     for (const chat of state.chats.values()) {
       if (chat.state !== "ended") {
         send({ type: "chat.resync", conversation_id: chat.conversation_id, since_seq: contiguousSeq(chat) });
-        if (state.tabs.indexOf(chat.conversation_id) < 0) state.tabs.push(chat.conversation_id);
       }
+      // Open chats and those waiting for my disposition (wrap-up) get a tab; postponed
+      // ones wait in their list.
+      const wanted = (chat.state !== "ended" || chat.wrapup_until) && !chat.postponed_until;
+      if (wanted && state.tabs.indexOf(chat.conversation_id) < 0) state.tabs.push(chat.conversation_id);
     }
     if (!state.active && state.tabs.length) state.active = state.tabs[0];
     // Unsent messages go again with the same client_id: the server stores each once.
@@ -400,7 +404,6 @@
     setConnection("online", "Connected");
     if (state.incoming.size) notifyIncoming();
     $("supervisor-panel").hidden = !(state.me && state.me.supervisor);
-    if (state.me && state.me.supervisor) loadBoard();
   }
 
   function mergeChat(old, chat) {
@@ -488,16 +491,18 @@
     }));
   }
 
-  // The transfer menu's queues: every topic but the one the chat is in now.
-  function queueItems(chat, menu) {
-    const current = new Set((chat.topics || []).length === 1 ? [chat.topics[0].id] : []);
+  // The queues of the transfer menu (every topic but the one the chat is in now) and of the
+  // invite menu (every topic: its routing picks a free agent to join, maybe a colleague).
+  function queueItems(chat, menu, action) {
+    const current = new Set(action === "transfer" && (chat.topics || []).length === 1 ? [chat.topics[0].id] : []);
     return (chat.kind === "visitor" ? state.topics : []).filter((t) => !current.has(t.id)).map((topic) =>
       el("li", {}, el("button", {
-        type: "button", class: "menu-item", "data-testid": "transfer-queue", "data-topic-id": topic.id,
+        type: "button", class: "menu-item", "data-testid": action + "-queue", "data-topic-id": topic.id,
         onclick: () => {
-          send({ type: "chat.transfer", conversation_id: chat.conversation_id, topic_id: topic.id });
+          send({ type: "chat." + action, conversation_id: chat.conversation_id, topic_id: topic.id });
           menu.hidden = true;
-          toast("Transferring to the " + topic.name + " queue.", "ok");
+          toast((action === "invite" ? "Asking the " + topic.name + " queue to join."
+            : "Transferring to the " + topic.name + " queue."), "ok");
         },
       }, "Queue: " + topic.name)));
   }
@@ -584,7 +589,9 @@
       state.waiting.set(id, Object.assign({}, state.waiting.get(id), chat));
       return;
     }
-    const merged = mergeChat(state.chats.get(id), chat);
+    const old = state.chats.get(id);
+    const merged = mergeChat(old, chat);
+    notePostponed(old, merged);
     // Transferred away: I am no longer a participant. Keep the tab readable, read-only.
     const agents = (merged.participants || []).filter((p) => p.kind === "agent");
     if (state.me && agents.length && !agents.some((p) => p.id === state.me.agent_id)) {
@@ -592,6 +599,21 @@
       merged.leftReason = "This chat was transferred.";
     }
     state.chats.set(id, merged);
+  }
+
+  // Postponed (docs/agent-workspace.md, "Postpone"): the chat leaves its tab for the
+  // Postponed list; back (the customer wrote, or its time came), it opens a flagged tab.
+  function notePostponed(old, chat) {
+    const id = chat.conversation_id;
+    const was = Boolean(old && old.postponed_until);
+    if (chat.postponed_until && !was) {
+      state.tabs = state.tabs.filter((tab) => tab !== id);
+      if (state.active === id) state.active = state.tabs[state.tabs.length - 1] || null;
+    } else if (was && !chat.postponed_until && chat.state !== "ended") {
+      if (!state.tabs.includes(id)) state.tabs.push(id);
+      if (state.active !== id) state.flagged.add(id);
+      toast(chatName(chat) + " is back from Postponed.", "ok");
+    }
   }
 
   function onMessage(message) {
@@ -979,11 +1001,23 @@
     $("input").focus();
   }
 
+  // The service's bounds of chat.postpone (connector/chat/actions/postpone.py).
+  const POSTPONE_MIN_MS = 60 * 1000;
+  const POSTPONE_MAX_MS = 24 * 3600 * 1000;
+
+  // A time as a datetime-local input's value ("2026-12-02T15:30"), in the browser's zone.
+  function localInputValue(ms) {
+    const at = new Date(ms);
+    const pad = (n) => String(n).padStart(2, "0");
+    return at.getFullYear() + "-" + pad(at.getMonth() + 1) + "-" + pad(at.getDate())
+      + "T" + pad(at.getHours()) + ":" + pad(at.getMinutes());
+  }
+
   function closeTab(conversationId) {
     touchChat(conversationId);
     state.tabs = state.tabs.filter((id) => id !== conversationId);
     const chat = state.chats.get(conversationId);
-    if (chat && chat.state === "ended") state.chats.delete(conversationId);
+    if (chat && chat.state === "ended" && !chat.wrapup_until) state.chats.delete(conversationId);
     if (state.active === conversationId) state.active = state.tabs[state.tabs.length - 1] || null;
     render();
   }
@@ -1150,6 +1184,7 @@
       if (id !== except) $(id).hidden = true;
     }
     if (except !== "end-confirm") $("end-confirm").hidden = true;
+    $("postpone-box").hidden = true;
   }
 
   function toggle(id) {
@@ -1192,7 +1227,7 @@
       el("span", { class: "muted", text: STATUS_LABELS[agent.status] || "" }))))
       : [el("li", { class: "menu-empty", text: chat.kind === "visitor" && action !== "consult"
         ? "No other agent of this chat's topics is online." : "No other agent is online." })]));
-    if (action === "transfer") menu.append(...queueItems(chat, menu));
+    if (action !== "consult") menu.append(...queueItems(chat, menu, action));
   }
 
   function renderSnippetList() {
@@ -1250,7 +1285,11 @@
     waiting: keyedList("waiting", "waiting-count", () => state.waiting.keys(),
       (id) => (state.incoming.has(id) || state.chats.has(id) ? null : state.waiting.get(id)), waitingItem),
     visitorChats: keyedList("visitor-chats", "visitor-chats-count", () => state.chats.keys(),
-      (id) => liveChat(id, "visitor"), (chat) => chatItem(chat, "visitor-chat-item")),
+      (id) => { const chat = liveChat(id, "visitor"); return chat && !chat.postponed_until ? chat : null; },
+      (chat) => chatItem(chat, "visitor-chat-item")),
+    postponed: keyedList("postponed", "postponed-count", () => state.chats.keys(),
+      (id) => { const chat = liveChat(id, "visitor"); return chat && chat.postponed_until ? chat : null; },
+      postponedItem),
     agentChats: keyedList("agent-chats", "agent-chats-count", () => state.chats.keys(),
       (id) => liveChat(id, "agent"), (chat) => chatItem(chat, "agent-chat-item")),
     visitors: keyedList("visitors", "visitors-count", () => state.visitors.keys(),
@@ -1260,16 +1299,17 @@
       (id) => (state.tabs.includes(id) ? state.chats.get(id) : null), tabItem),
   };
 
+  // Open, or ended and waiting for my disposition (wrap-up).
   function liveChat(id, kind) {
     const chat = state.chats.get(id);
-    return chat && chat.state !== "ended" && chat.kind === kind ? chat : null;
+    return chat && (chat.state !== "ended" || chat.wrapup_until) && chat.kind === kind ? chat : null;
   }
 
   // A chat changed: its rows in every list, its visitor's row (unless `visitorRow` is false:
   // the change cannot show there), the window if it is shown.
   function touchChat(id, visitorRow = true) {
     if (!id) return;
-    for (const list of [lists.incoming, lists.waiting, lists.visitorChats, lists.agentChats, lists.tabs]) list.dirty.add(id);
+    for (const list of [lists.incoming, lists.waiting, lists.visitorChats, lists.postponed, lists.agentChats, lists.tabs]) list.dirty.add(id);
     const chat = visitorRow && (state.chats.get(id) || state.incoming.get(id));
     if (chat && chat.visitor && chat.visitor.visitor_id) lists.visitors.dirty.add(chat.visitor.visitor_id);
     if (id === state.active) view.chat = true;
@@ -1520,29 +1560,42 @@
     return item;
   }
 
+  function postponedItem(chat) {
+    const item = chatItem(chat, "postponed-chat-item");
+    const until = parseTime(chat.postponed_until);
+    item.append(el("span", {
+      class: "meta", "data-testid": "postponed-until", text: until === null ? "" : "until " + formatClock(until),
+    }));
+    return item;
+  }
+
   // visitor.left drops a visitor; one still in an open chat stays, marked as gone (red).
   // ---- supervisor (docs/agent-workspace.md, "Supervisor") -------------------------------
-  // The board is read every few seconds while the console is in front: it costs the
-  // service a look at its memory and Dataverse nothing.
-  const BOARD_POLL_MS = 3000;
-  const board = { data: null, reading: null, readMessages: [], timer: 0 };
+  // The service pushes the board (supervisor.board) when the console connects and whenever
+  // it changed, at most once a second; the chat being read is fetched again when its last
+  // seq moved.
+  const board = { data: null, reading: null, readMessages: [], readSeq: -1 };
 
-  async function loadBoard() {
-    clearTimeout(board.timer);
-    if (!(state.me && state.me.supervisor)) return;
+  function onBoard(data) {
+    if (!(state.me && state.me.supervisor) || !data) return;
+    board.data = data;
+    const read = board.reading && (data.chats || []).find((c) => c.conversation_id === board.reading);
+    if (read && read.last_seq !== board.readSeq) readBoardChat();
+    renderBoard();
+  }
+
+  async function readBoardChat() {
+    const id = board.reading;
+    if (!id) return;
+    const row = ((board.data && board.data.chats) || []).find((c) => c.conversation_id === id);
+    board.readSeq = row ? row.last_seq : -1;
     try {
-      if (!document.hidden) {
-        board.data = await agentCall("GET", "/api/agent/supervisor/board");
-        if (board.reading) {
-          const body = await agentCall("GET", "/api/agent/supervisor/chats/" + board.reading);
-          board.readMessages = body.messages || [];
-        }
-        renderBoard();
-      }
+      const body = await agentCall("GET", "/api/agent/supervisor/chats/" + id);
+      if (board.reading === id) board.readMessages = body.messages || [];
     } catch (error) {
-      $("board-queues").replaceChildren(el("li", { class: "list-empty", text: "Could not read the board: " + error.message }));
+      toast("Could not read the chat: " + error.message, "bad");
     }
-    board.timer = setTimeout(loadBoard, BOARD_POLL_MS);
+    renderBoard();
   }
 
   function renderBoard() {
@@ -1575,7 +1628,8 @@
           onclick: () => {
             board.reading = reading ? null : c.conversation_id;
             board.readMessages = [];
-            loadBoard();
+            renderBoard();
+            readBoardChat();
           } }),
         c.state === "active" && !mine ? el("button", { type: "button", class: "btn small", "data-testid": "board-join", text: "Join",
           onclick: () => {
@@ -1710,8 +1764,10 @@
     presence.hidden = !isVisitor;
     presence.dataset.connected = String(connected);
     presence.title = connected ? "Visitor is on the site" : "Visitor has left";
-    $("chat-state").textContent = ended ? "Ended" : chat.state === "waiting" ? "Waiting" : isVisitor ? "Active"
-      : chat.consult_of ? "Consult" : "Agent chat";
+    const wrapup = ended && Boolean(chat.wrapup_until);
+    const postponed = !ended && Boolean(chat.postponed_until);
+    $("chat-state").textContent = wrapup ? "Wrap-up" : ended ? "Ended" : postponed ? "Postponed"
+      : chat.state === "waiting" ? "Waiting" : isVisitor ? "Active" : chat.consult_of ? "Consult" : "Agent chat";
     const duration = $("chat-duration");
     if (ended) {
       delete duration.dataset.since;
@@ -1719,9 +1775,16 @@
       setSince(duration, chat.accepted_at || chat.started_at);
     }
     $("attach-button").hidden = !(chat.attachments && chat.attachments.enabled);
-    for (const id2 of ["attach-button", "invite", "transfer", "consult", "end", "input", "send", "snippet-button", "emoji-button"]) {
+    for (const id2 of ["attach-button", "invite", "transfer", "consult", "postpone", "end", "input", "send", "snippet-button", "emoji-button"]) {
       $(id2).disabled = ended;
     }
+    // Wrap-up: the chat has ended but its End (now Close) still takes the disposition.
+    $("end").disabled = ended && !wrapup;
+    $("end").textContent = wrapup ? "Close" : "End";
+    $("postpone").hidden = !isVisitor || chat.state !== "active";
+    // The chat moved on (ended, its wrap-up closed): its boxes no longer apply.
+    if ($("end").disabled) $("end-confirm").hidden = true;
+    if ($("postpone").hidden || ended) $("postpone-box").hidden = true;
     if (templatesOnly) {
       $("input").disabled = true;
       $("send").disabled = true;
@@ -1733,9 +1796,17 @@
     $("invite").hidden = Boolean(chat.consult_of);
     const banner = $("chat-banner");
     let bannerText = "";
-    if (ended) {
+    const wrapupEnd = parseTime(chat.wrapup_until);
+    const postponedEnd = parseTime(chat.postponed_until);
+    if (wrapup) {
+      bannerText = "The chat has ended. Choose its disposition and close it (Close); at "
+        + (wrapupEnd === null ? "its time limit" : formatClock(wrapupEnd)) + " it closes without one.";
+    } else if (ended) {
       bannerText = chat.leftReason || (chat.endedBy === "visitor" ? "The visitor ended this chat."
         : chat.endedBy === "agent" ? "This chat has ended." : "This chat has ended.");
+    } else if (postponed) {
+      bannerText = "Postponed until " + (postponedEnd === null ? "later" : formatClock(postponedEnd))
+        + ": it comes back then, or as soon as the customer writes.";
     } else if (chat.consult_of) {
       bannerText = "Private: the customer never sees this thread. It is kept as an internal note on the chat.";
     } else if (isVisitor && !connected) {
@@ -1981,7 +2052,7 @@
   // unreadable: every panel, in this order. Unknown names are ignored.
   const PANELS = ["contact", "account", "case", "knowledge", "activities", "page"];
   // The admin's pages (crmchat_settings): the Page panel's and the offer button's.
-  const pages = { panel: null, panelBad: false, offer: null, offerLabel: "Open page" };
+  const pages = { panel: null, panelBad: false, offer: null, offerLabel: "Open page", kb: "", kbBad: false };
   let panelsShown = PANELS.slice();
 
   function parsePanels(text) {
@@ -2023,13 +2094,15 @@
     if (!xrm || !xrm.WebApi) return;
     try {
       const found = await xrm.WebApi.retrieveMultipleRecords("crmchat_settings",
-        "?$select=crmchat_consolepanels,crmchat_pageurl,crmchat_offerurl,crmchat_offerlabel&$top=1");
+        "?$select=crmchat_consolepanels,crmchat_pageurl,crmchat_offerurl,crmchat_offerlabel,crmchat_kburl&$top=1");
       const row = (found.entities || [])[0] || {};
       panelsShown = parsePanels(row.crmchat_consolepanels);
       pages.panel = httpsUrl(row.crmchat_pageurl);
       pages.panelBad = Boolean(row.crmchat_pageurl) && !pages.panel;
       pages.offer = httpsUrl(row.crmchat_offerurl);
       pages.offerLabel = String(row.crmchat_offerlabel || "").trim().slice(0, 40) || "Open page";
+      pages.kb = kbTemplate(row.crmchat_kburl);
+      pages.kbBad = Boolean(row.crmchat_kburl) && !pages.kb;
     } catch (error) {
       panelsShown = PANELS.slice();   // the panels still work; only the admin's order is lost
     }
@@ -2057,6 +2130,28 @@
   }
 
   // The admin's page with the chat in its query; the page's own query is kept.
+  // The admin's knowledge base address (crmchat_settings.crmchat_kburl), kept only when it
+  // names where the article goes ({number} or {id}) and is an https:// address with a host
+  // once filled in; "" otherwise, so no javascript: or http: link reaches a customer.
+  function kbTemplate(text) {
+    const template = String(text || "").trim();
+    if (!/\{(number|id)\}/.test(template)) return "";
+    return httpsUrl(template.replace(/\{(number|id)\}/g, "KA-00000")) ? template : "";
+  }
+
+  // The article's public address: each placeholder becomes its value, URL-encoded, so an
+  // article number cannot add a path, a query or a host to the address.
+  function articleLink(article) {
+    if (!pages.kb) return "";
+    const values = { number: article.number, id: article.id };
+    let missing = false;
+    const link = pages.kb.replace(/\{(number|id)\}/g, (_, name) => {
+      if (!values[name]) missing = true;
+      return encodeURIComponent(values[name] || "");
+    });
+    return missing ? "" : link;
+  }
+
   function contextUrl(base, chat) {
     const url = new URL(base.href);
     const contact = chatContact(chat);
@@ -2120,7 +2215,7 @@
     try {
       const [record, matches] = await Promise.all([
         contact ? xrm.WebApi.retrieveRecord("contact", contact.id,
-          "?$select=fullname,emailaddress1,telephone1,mobilephone,_parentcustomerid_value") : null,
+          "?$select=fullname,firstname,lastname,emailaddress1,telephone1,mobilephone,_parentcustomerid_value") : null,
         email ? xrm.WebApi.retrieveMultipleRecords("contact", "?$select=contactid,fullname,emailaddress1"
           + "&$filter=" + encodeURIComponent("statecode eq 0 and emailaddress1 eq " + odataString(email))
           + "&$orderby=fullname&$top=20") : { entities: [] },
@@ -2152,6 +2247,8 @@
       factNote(facts, "Contact", contactPanel.note || "No contact linked.");
     }
     $("contact-open").hidden = !contact;
+    $("contact-edit").hidden = !record;
+    if (!record) $("contact-form").hidden = true;
     $("contact-unpair").hidden = !contact;
     $("contact-unpair").disabled = Boolean(chat.leftReason);
     const others = contactPanel.matches.filter((row) => !contact || row.contactid !== contact.id);
@@ -2222,6 +2319,84 @@
     }
     if (accountPanel.note) factNote(facts, "Account", accountPanel.note);
     $("account-open").hidden = !record;
+    $("account-edit").hidden = !record;
+    if (!record) $("account-form").hidden = true;
+  }
+
+  // ---- editing the contact and the account ---------------------------------------------
+  // With the agent's own permissions (Xrm.WebApi.updateRecord), as the panels read: a
+  // column or record their roles do not let them write is refused by CRM, and its message
+  // shown. The limits are the standard columns' lengths; the checks here say what is wrong
+  // before anything is sent.
+  const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+  const PHONE_PATTERN = /^[0-9+()\-.\/ ]*$/;
+  const EDITORS = {
+    contact: {
+      table: "contact", panel: () => contactPanel, id: () => { const c = chatContact(state.chats.get(state.active) || {}); return c ? c.id : ""; },
+      fields: [
+        { column: "firstname", input: "contact-firstname", label: "First name", max: 50 },
+        { column: "lastname", input: "contact-lastname", label: "Last name", max: 50, required: true },
+        { column: "emailaddress1", input: "contact-email", label: "Email", max: 100, email: true },
+        { column: "telephone1", input: "contact-phone", label: "Phone", max: 50, phone: true },
+      ],
+    },
+    account: {
+      table: "account", panel: () => accountPanel, id: contactAccountId,
+      fields: [
+        { column: "name", input: "account-name-input", label: "Name", max: 160, required: true },
+        { column: "emailaddress1", input: "account-email", label: "Email", max: 100, email: true },
+        { column: "telephone1", input: "account-phone", label: "Phone", max: 50, phone: true },
+      ],
+    },
+  };
+
+  function openEditor(kind) {
+    const editor = EDITORS[kind];
+    const record = editor.panel().record || {};
+    for (const field of editor.fields) $(field.input).value = record[field.column] || "";
+    $(kind + "-form-error").hidden = true;
+    $(kind + "-form").hidden = false;
+    $(editor.fields[0].input).focus();
+  }
+
+  function editProblem(field, value) {
+    if (field.required && !value) return field.label + " is required.";
+    if (value.length > field.max) return field.label + " may be at most " + field.max + " characters.";
+    if (field.email && value && !EMAIL_PATTERN.test(value)) return "Enter an email address like name@example.com.";
+    if (field.phone && !PHONE_PATTERN.test(value)) return "A phone number may hold only digits, spaces and + ( ) - . /";
+    return "";
+  }
+
+  async function saveEditor(kind) {
+    const editor = EDITORS[kind];
+    const id = editor.id();
+    const error = $(kind + "-form-error");
+    const showError = (text) => { error.textContent = text; error.hidden = false; };
+    const changes = {};
+    for (const field of editor.fields) {
+      const value = $(field.input).value.trim();
+      const problem = editProblem(field, value);
+      if (problem) {
+        showError(problem);
+        $(field.input).focus();
+        return;
+      }
+      changes[field.column] = value || null;
+    }
+    if (!id || !xrm || !xrm.WebApi) {
+      showError("The record cannot be reached from here.");
+      return;
+    }
+    try {
+      await xrm.WebApi.updateRecord(editor.table, id, changes);
+    } catch (failure) {
+      showError("CRM did not save it: " + (failure.message || "refused") + ".");
+      return;
+    }
+    $(kind + "-form").hidden = true;
+    editor.panel().key = null;   // read it again, as CRM now has it
+    toast((kind === "contact" ? "Contact" : "Account") + " saved.", "ok");
+    render();
   }
 
   // ---- the Case panel ----------------------------------------------------------------
@@ -2331,8 +2506,12 @@
 
   async function openArticle(articleId) {
     try {
-      const row = await xrm.WebApi.retrieveRecord("knowledgearticle", articleId, "?$select=title,content,description");
-      kbPanel.article = { id: articleId, title: row.title || "", text: htmlText(row.content) || row.description || "" };
+      const row = await xrm.WebApi.retrieveRecord("knowledgearticle", articleId,
+        "?$select=title,content,description,articlepublicnumber");
+      kbPanel.article = {
+        id: articleId, number: row.articlepublicnumber || "", title: row.title || "",
+        text: htmlText(row.content) || row.description || "",
+      };
     } catch (error) {
       toast("Could not read the article: " + error.message, "bad");
     }
@@ -2355,6 +2534,23 @@
       $("kb-body").textContent = article.text;
     }
     $("kb-send").disabled = chat.state === "ended";
+    // Send link: only with the admin's address, and an article it can name.
+    const link = article ? articleLink(article) : "";
+    $("kb-send-link").hidden = !pages.kb;
+    $("kb-send-link").disabled = chat.state === "ended" || !link;
+    const note = pages.kbBad ? "The knowledge base address must be an https:// address with {number} or {id} in it."
+      : article && pages.kb && !link ? "This article has no number for the knowledge base address." : "";
+    $("kb-link-note").textContent = note;
+    $("kb-link-note").hidden = !note;
+  }
+
+  // The article's title and its public address, at the cursor, for the agent to send.
+  function sendArticleLink() {
+    const article = kbPanel.article;
+    const link = article ? articleLink(article) : "";
+    if (!link) return;
+    insertAtCursor(article.title + ": " + link);
+    $("input").focus();
   }
 
   function sendArticleText() {
@@ -2621,10 +2817,44 @@
         ...choices.map((name) => el("option", { value: name, text: name })));
       $("disposition-wrap").hidden = !choices.length;
       $("disposition-hint").hidden = true;
+      const wrapup = Boolean(chat && chat.state === "ended" && chat.wrapup_until);
+      $("end-confirm-text").textContent = wrapup ? "Close this chat?" : "End this chat?";
+      $("end-yes").textContent = wrapup ? "Close chat" : "End chat";
       $("end-confirm").hidden = false;
       (choices.length ? $("disposition") : $("end-yes")).focus();
     });
     $("end-no").addEventListener("click", () => { $("end-confirm").hidden = true; });
+    $("postpone").addEventListener("click", () => {
+      const box = $("postpone-box");
+      const open = !box.hidden;
+      closeMenus();
+      if (open) return;
+      box.hidden = false;
+      // In an hour by default; the service takes one minute to one day from now.
+      const input = $("postpone-until");
+      input.min = localInputValue(Date.now() + POSTPONE_MIN_MS);
+      input.max = localInputValue(Date.now() + POSTPONE_MAX_MS);
+      input.value = localInputValue(Date.now() + 3600 * 1000);
+      $("postpone-hint").hidden = true;
+      input.focus();
+    });
+    $("postpone-no").addEventListener("click", () => { $("postpone-box").hidden = true; });
+    $("postpone-box").addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!state.active) return;
+      const until = new Date($("postpone-until").value).getTime();   // local time, as typed
+      const left = until - Date.now();
+      const problem = Number.isNaN(until) ? "Choose a date and time."
+        : left < POSTPONE_MIN_MS ? "Choose a time at least a minute from now."
+          : left > POSTPONE_MAX_MS ? "A chat can be postponed by at most a day." : "";
+      if (problem) {
+        $("postpone-hint").textContent = problem;
+        $("postpone-hint").hidden = false;
+        return;
+      }
+      $("postpone-box").hidden = true;
+      send({ type: "chat.postpone", conversation_id: state.active, until: new Date(until).toISOString() });
+    });
     $("disposition").addEventListener("change", () => { $("disposition-hint").hidden = true; });
     $("end-yes").addEventListener("click", () => {
       if (!state.active) return;
@@ -2697,6 +2927,12 @@
     $("case-new").addEventListener("click", () => createRecord("case", $("case-new")));
     $("kb-text").addEventListener("input", searchSoon);
     $("kb-send").addEventListener("click", sendArticleText);
+    $("kb-send-link").addEventListener("click", sendArticleLink);
+    for (const kind of Object.keys(EDITORS)) {
+      $(kind + "-edit").addEventListener("click", () => openEditor(kind));
+      $(kind + "-cancel").addEventListener("click", () => { $(kind + "-form").hidden = true; });
+      $(kind + "-form").addEventListener("submit", (event) => { event.preventDefault(); saveEditor(kind); });
+    }
     $("contact-open").addEventListener("click", () => {
       const chat = state.active ? state.chats.get(state.active) : null;
       const contact = chat && chatContact(chat);
@@ -2713,7 +2949,8 @@
     $("outbound-form").addEventListener("submit", searchOutbound);
     document.addEventListener("keydown", (event) => { if (event.key === "Escape") closeMenus(); });
     document.addEventListener("click", (event) => {
-      if (!event.target.closest(".menu-wrap") && !event.target.closest("#end-confirm") && event.target.id !== "end") closeMenus();
+      const boxes = "#end-confirm, #postpone-box, #end, #postpone";
+      if (!event.target.closest(".menu-wrap") && !event.target.closest(boxes)) closeMenus();
     });
     document.addEventListener("visibilitychange", () => { if (!document.hidden) render(); });
     setInterval(tick, 1000);

@@ -24,7 +24,13 @@ visitor may still rate it. The conversation gets `finish_due_at`:
   reconnects within that time and puts the rating window back);
 - otherwise                                   -> due RATING_GRACE_SECS after the end.
 
-`finishing.run_due_finishes()` (called every FINISH_SWEEP_SECS by `engine.start()`'s
+A chat the agent did not end (the visitor did, or it closed after they left) whose topics
+define dispositions is first in *wrap-up*: its agent picks the disposition (`chat.end` on
+the ended chat) within its topic's wrap-up time limit, and the write waits for that
+(`finish_held`), so the activity is written once, with the disposition (or without it
+once the time ran out).
+
+`due.run_due_timers()` (called every FINISH_SWEEP_SECS by `engine.start()`'s
 thread) writes the due ones. "Written" means ONE outbox item, key = conversation id, so a
 repeat (a crash between the enqueue and marking the conversation finished) is a no-op in
 the outbox. The due time is stored with the conversation, so a restart during the grace

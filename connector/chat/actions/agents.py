@@ -24,8 +24,9 @@ from connector.chat.actions.conversations import (
     store_sent,
     visitor_agent,
 )
-from connector.chat.actions.finishing import end_chat
-from connector.chat.actions.queues import route_waiting
+from connector.chat.actions.finishing import end_chat, end_wrapup
+from connector.chat.actions.postpone import bring_back, forget_postpone
+from connector.chat.actions.queues import pick_from_queue, route_waiting
 from connector.chat.dispositions import check_disposition
 from connector.chat.errors import (
     ChatConflict,
@@ -130,7 +131,7 @@ def _snapshot(
     # pick up whatever their status (actions/queues.py).
     incoming, waiting, chats = [], [], []
     for conversation in engine.conversations.values():
-        if not conversation.is_open:
+        if not conversation.is_open and conversation.wrapup_until is None:
             continue
         if conversation.has_agent(profile.agent_id):
             chats.append(chat_of(engine, conversation))
@@ -300,6 +301,7 @@ def do_agent_send(
         if message is not None:
             conversation.waiting_since = None
             publish_message(engine, conversation, message)
+            bring_back(engine, conversation)  # answering a postponed chat takes it back
 
 
 def do_agent_resync(
@@ -346,13 +348,26 @@ def _target_agent(
 
 
 def do_agent_invite(
-    engine: ChatEngine, session: AgentSession, *, conversation_id: str, agent_id: str
+    engine: ChatEngine,
+    session: AgentSession,
+    *,
+    conversation_id: str,
+    agent_id: str | None = None,
+    topic_id: str | None = None,
 ) -> None:
-    """Add another agent to the chat; the inviter stays."""
+    """Add another agent to the chat; the inviter stays. `agent_id` names them; with
+    `topic_id` instead, the topic's queue picks them as it would for a new chat (online,
+    Available, free capacity, longest idle first: `queues.pick_from_queue`), and
+    ChatUnavailable says when nobody of that queue is free."""
     with engine.changing():
         profile = agent_profile(engine, session.agent_id)
         conversation = agent_conversation(engine, profile.agent_id, conversation_id)
-        target = _target_agent(engine, conversation, agent_id)
+        if topic_id is not None:
+            target = _queue_invitee(engine, conversation, topic_id)
+        elif agent_id is not None:
+            target = _target_agent(engine, conversation, agent_id)
+        else:
+            raise ChatInvalid("Name the agent or the queue to invite.")
         conversation.participants.append(Participant("agent", target.agent_id, target.name))
         message = append_system_line(engine, conversation, f"{target.name} joined the chat.")
         target_channel = agent_channel(target.agent_id)
@@ -362,6 +377,25 @@ def do_agent_invite(
         )
         publish_chat_updated(engine, conversation, skip={target_channel})
         publish_message(engine, conversation, message)
+
+
+def _queue_invitee(engine: ChatEngine, conversation: Conversation, topic_id: str) -> AgentLike:
+    """The agent a queue invite goes to (lock held); see `do_agent_invite`. Any topic's
+    queue may be asked (another team's expert): its agents serve that topic."""
+    if not conversation.is_open:
+        raise ChatEnded("This chat has ended.")
+    if conversation.kind is not ConversationKind.VISITOR:
+        raise ChatInvalid("Only a chat with a visitor can be offered to a queue.")
+    if conversation.state is not ConversationState.ACTIVE:
+        raise ChatInvalid("Accept the chat first.")
+    topic = engine.directory.topics().get(topic_id)
+    if topic is None:
+        raise ChatNotFound("There is no such topic.")
+    agent_id = pick_from_queue(engine, topic.topic_id, conversation)
+    target = engine.directory.agent(agent_id) if agent_id is not None else None
+    if target is None:
+        raise ChatUnavailable(f"Nobody in the {topic.name} queue is free now; try again later.")
+    return target
 
 
 def do_agent_transfer(
@@ -381,6 +415,7 @@ def do_agent_transfer(
             conversation.participants.append(Participant("agent", target.agent_id, target.name))
         if conversation.kind is ConversationKind.VISITOR:
             conversation.owner_agent_id = target.agent_id
+            forget_postpone(engine, conversation)  # the new owner gets it as it is now
         message = append_system_line(
             engine, conversation, f"{profile.name} transferred the chat to {target.name}."
         )
@@ -407,10 +442,14 @@ def do_agent_end(
     disposition: str | None = None,
 ) -> None:
     """An agent ends the chat (for everyone in it), with a disposition from its topics'
-    list when they have one (ChatDispositionRequired otherwise)."""
+    list when they have one (ChatDispositionRequired otherwise). On a chat in wrap-up
+    (the visitor ended it) the same frame closes the wrap-up with the disposition."""
     with engine.changing():
         profile = agent_profile(engine, session.agent_id)
         conversation = agent_conversation(engine, profile.agent_id, conversation_id)
+        if conversation.wrapup_until is not None:
+            end_wrapup(engine, conversation, check_disposition(engine, conversation, disposition))
+            return
         if not conversation.is_open:
             raise ChatEnded("This chat has ended.")
         conversation.disposition = check_disposition(engine, conversation, disposition)

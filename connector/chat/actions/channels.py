@@ -50,6 +50,7 @@ from connector.chat.actions.conversations import (
     publish_message,
     store_sent,
 )
+from connector.chat.actions.postpone import bring_back
 from connector.chat.actions.queues import publish_waiting, route_waiting
 from connector.chat.errors import ChatConflict, ChatError, ChatForbidden, ChatInvalid
 from connector.chat.hub import Subscriber
@@ -413,7 +414,10 @@ def do_channel_message(
             route_waiting(engine)
         else:
             publish_message(engine, conversation, message)
-            publish_chat_updated(engine, conversation, skip=set())
+            if conversation.postponed_until is not None:
+                bring_back(engine, conversation)  # the person wrote: their chat is back
+            else:
+                publish_chat_updated(engine, conversation, skip=set())
         return conversation
 
 

@@ -11,11 +11,14 @@ from connector.chat import events
 from connector.chat.actions.conversations import (
     agent_routes,
     append_system_line,
+    publish_chat_updated,
     publish_message,
     publish_visitor,
     routing_topics,
 )
+from connector.chat.actions.postpone import forget_postpone
 from connector.chat.actions.queues import note_chat_ended, route_waiting
+from connector.chat.dispositions import topic_dispositions
 from connector.chat.finish import finished_chat_payload
 from connector.chat.model import (
     Conversation,
@@ -27,25 +30,37 @@ from connector.chat.routing import (
     conversation_channels,
     watcher_channels,
 )
+from connector.chat.timers import DueTimer
 from connector.crm.design import DEFAULT_INACTIVE_CLOSE_SECS
+from connector.crm.directory import DEFAULT_WRAPUP_SECS
 
 if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
 
 __all__ = [
     "FINISH_TIMER",
+    "WRAPUP_TIMER",
     "end_chat",
+    "end_wrapup",
     "finish_chat",
+    "finish_due",
     "release_visitor",
-    "run_due_finishes",
     "run_timeouts",
     "visitor_left",
+    "wrapup_due",
 ]
 
 log = logging.getLogger(__name__)
 
 # The timer kind of a chat's finish (rating grace, leave grace): key = conversation id.
 FINISH_TIMER = "finish"
+# The timer kind of a wrap-up's time limit: key = conversation id. The limit is the
+# topic's `crmchat_wrapupsecs` (30-3,600 s; the shortest of the chat's topics), five
+# minutes when empty (DEFAULT_WRAPUP_SECS): several times what choosing from a list takes,
+# and short enough that the activity reaches CRM the same hour. Contact-centre products
+# bound it alike (Salesforce Omni-Channel's after-conversation work timer takes 10-3,600 s:
+# ServiceChannel.AfterConvoWorkMaxTime).
+WRAPUP_TIMER = "wrapup"
 
 
 def end_chat(
@@ -61,8 +76,10 @@ def end_chat(
     conversation.ended_at = now
     conversation.ended_by = by
     conversation.waiting_since = None
+    forget_postpone(engine, conversation)  # over: it comes back to end (or wrap up)
     if conversation.kind is ConversationKind.VISITOR:
         engine.schedule_finish(conversation, now + engine.rating_grace)
+        _begin_wrapup(engine, conversation, by)
     message = append_system_line(engine, conversation, line or f"{name} ended the chat.")
     publish_message(engine, conversation, message)
     engine.bus.publish(
@@ -82,6 +99,8 @@ def end_chat(
             events.event(events.CHAT_WITHDRAWN, conversation_id=conversation.conversation_id),
             watcher_channels(routing_topics(engine, conversation), agent_routes(engine)),
         )
+    if conversation.wrapup_until is not None:
+        publish_chat_updated(engine, conversation, skip=set())  # the agents' wrap-up box
     presence = release_visitor(engine, conversation)
     route_waiting(engine)  # a place freed, or the queue moved up
     widget = engine.directory.widget(conversation.widget_id) if conversation.widget_id else None
@@ -91,6 +110,43 @@ def end_chat(
         or not wants_rating
         or not (presence is not None and presence.connected)
     ):
+        finish_chat(engine, conversation)
+
+
+def _begin_wrapup(engine: ChatEngine, conversation: Conversation, by: str) -> None:
+    """A chat the agent did not end (the visitor did, or it closed after they left) waits
+    for its agent's disposition when its topics define some (lock held; stored by the
+    caller's system line)."""
+    topic_ids = routing_topics(engine, conversation)
+    topics = engine.directory.topics()
+    if (
+        by == "agent"
+        or conversation.disposition is not None
+        or conversation.accepted_at is None
+        or not conversation.active_agent_ids()
+        or not topic_dispositions(topic_ids, topics)
+    ):
+        return
+    limits = [topics[t].wrapup_secs for t in topic_ids if t in topics]
+    secs = min(limits) if limits else DEFAULT_WRAPUP_SECS
+    conversation.wrapup_until = engine.clock() + timedelta(seconds=secs)
+    engine.timers.set(WRAPUP_TIMER, conversation.conversation_id, conversation.wrapup_until)
+
+
+def end_wrapup(engine: ChatEngine, conversation: Conversation, disposition: str | None) -> None:
+    """The wrap-up is over (lock held): with the agent's disposition, or None when its time
+    ran out. The agents get `chat.updated`; the activity is written now when its write
+    was already due (`finish_held`), else when the rating window closes."""
+    conversation.wrapup_until = None
+    conversation.disposition = disposition
+    engine.timers.cancel(WRAPUP_TIMER, conversation.conversation_id)
+    held = conversation.finish_held
+    conversation.finish_held = False
+    if held:
+        engine.schedule_finish(conversation, engine.clock())
+    engine.state.save_conversation(conversation)
+    publish_chat_updated(engine, conversation, skip=set())
+    if held:
         finish_chat(engine, conversation)
 
 
@@ -131,6 +187,13 @@ def finish_chat(engine: ChatEngine, conversation: Conversation) -> None:
     """
     if conversation.conversation_id in engine.finishing:
         return
+    if conversation.wrapup_until is not None:
+        # Written once, with the disposition: the write waits for the wrap-up's end (due
+        # at its time limit at the latest, so a restart re-arms it from the stored time).
+        conversation.finish_held = True
+        engine.schedule_finish(conversation, conversation.wrapup_until)
+        engine.state.save_conversation(conversation)
+        return
     consults = []
     for consult_id in conversation.consult_ids:
         consult = engine.conversations.get(consult_id) or engine.state.conversation(consult_id)
@@ -150,32 +213,30 @@ def finish_chat(engine: ChatEngine, conversation: Conversation) -> None:
     engine.defer_finish(conversation, payload)
 
 
-def run_due_finishes(engine: ChatEngine) -> int:
-    """Write every ended chat whose rating window has closed; returns how many.
+def finish_due(engine: ChatEngine, timer: DueTimer) -> None:
+    """A finish timer came due (lock held): write the chat unless that happened meanwhile
+    (the timer may have outlived its reason: the chat was rated and written)."""
+    conversation = engine.conversations.get(timer.key)
+    if (
+        conversation is not None
+        and conversation.state is ConversationState.ENDED
+        and not conversation.finished
+        and conversation.conversation_id not in engine.finishing
+        and conversation.finish_due_at is not None
+        and conversation.finish_due_at <= engine.clock()
+    ):
+        finish_chat(engine, conversation)
 
-    The due chats are the finish timers this process claims (`engine.timers`); each is
-    re-checked against the conversation, so a timer that outlived its reason (the chat
-    was rated and written meanwhile) does nothing.
-    """
-    with engine.changing():
-        now = engine.clock()
-        finished = 0
-        for timer in engine.timers.claim_due():
-            if timer.kind != FINISH_TIMER:
-                continue
-            conversation = engine.conversations.get(timer.key)
-            if (
-                conversation is not None
-                and conversation.state is ConversationState.ENDED
-                and not conversation.finished
-                and conversation.conversation_id not in engine.finishing
-                and conversation.finish_due_at is not None
-                and conversation.finish_due_at <= now
-            ):
-                finish_chat(engine, conversation)
-                finished += 1
-            engine.timers.done(timer)
-        return finished
+
+def wrapup_due(engine: ChatEngine, timer: DueTimer) -> None:
+    """A wrap-up's time limit came (lock held): it closes without a disposition."""
+    conversation = engine.conversations.get(timer.key)
+    if (
+        conversation is not None
+        and conversation.wrapup_until is not None
+        and conversation.wrapup_until <= engine.clock()
+    ):
+        end_wrapup(engine, conversation, None)
 
 
 def run_timeouts(engine: ChatEngine) -> int:

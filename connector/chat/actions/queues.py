@@ -1,8 +1,9 @@
 """Routing waiting chats: the ring, capacity, the answer time limit and the queue.
 
 - **Capacity**: an agent has at most `capacity` visitor chats at once (the agent record's
-  `crmchat_capacity`, 3 when empty). Their load is the open chats they take part in plus
-  the offers ringing for them now, so routing never promises more than they can take.
+  `crmchat_capacity`, 3 when empty). Their load is the open chats they take part in (not
+  those they postponed) plus the offers ringing for them now, so routing never promises
+  more than they can take.
 - **The ring**: a waiting chat rings for ONE agent at a time (`ringing_agent_id`), the
   longest idle of the online, Available agents who may take it and have free capacity
   (`routing.ring_order`). Idle since: the last offer to them, or the end of their last
@@ -71,6 +72,7 @@ __all__ = [
     "answer_secs",
     "do_agent_transfer_to_queue",
     "note_chat_ended",
+    "pick_from_queue",
     "publish_waiting",
     "route_waiting",
     "run_ring_timeouts",
@@ -109,6 +111,8 @@ def _loads(engine: ChatEngine) -> dict[str, int]:
             if c.ringing_agent_id is not None:
                 loads[c.ringing_agent_id] = loads.get(c.ringing_agent_id, 0) + 1
             continue
+        if c.postponed_until is not None:
+            continue  # set aside to make room (actions/postpone.py)
         for agent_id in c.active_agent_ids():
             loads[agent_id] = loads.get(agent_id, 0) + 1
     return loads
@@ -192,6 +196,31 @@ def route_waiting(engine: ChatEngine) -> None:
                     free.append(agent_id)
                 break
     _announce_queue(engine, waiting, routes, capacities)
+
+
+def pick_from_queue(engine: ChatEngine, topic_id: str, conversation: Conversation) -> str | None:
+    """The agent of `topic_id` the queue's routing would give a chat to now, for an invite
+    to that queue (lock held): online, Available, with free capacity, not in the chat
+    already, longest idle first; None when nobody is free. The chosen agent counts as
+    given work (idle from now), as a ring does."""
+    routes = [
+        route
+        for route in agent_routes(engine)
+        if topic_id in route.topic_ids and not conversation.has_agent(route.agent_id)
+    ]
+    capacities: dict[str, int] = {}
+    idle: dict[str, datetime | None] = {}
+    for route in routes:
+        profile = engine.directory.agent(route.agent_id)
+        capacities[route.agent_id] = profile.capacity if profile is not None else 0
+        idle[route.agent_id] = agent_presence(engine, route.agent_id).idle_since
+    free = ring_order(routes, loads=_loads(engine), capacities=capacities, idle_since=idle)
+    if not free:
+        return None
+    now = engine.clock()
+    agent_presence(engine, free[0]).idle_since = now
+    engine.state.save_agent_idle(free[0], now)
+    return free[0]
 
 
 def _announce_queue(
@@ -324,6 +353,8 @@ def do_agent_transfer_to_queue(
                 participant.active = False
         conversation.state = ConversationState.WAITING
         conversation.owner_agent_id = None
+        # Not postponed for the next agent; its postpone timer, if any, finds nothing to do.
+        conversation.postponed_until = None
         conversation.topic_id = topic.topic_id
         conversation.ringing_agent_id = None
         conversation.ring_started_at = None

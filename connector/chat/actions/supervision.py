@@ -5,11 +5,19 @@ chat and queue, reading any chat, joining it; messaging its agent privately is a
 A supervisor is an agent (an agent profile) whose user holds the CRM Chat Supervisor role
 (or an administrator's); the socket checks the role at connect (`AgentSession.supervisor`)
 and the HTTP views with `require_roles(SUPERVISOR_ROLES)`. The board is read from the
-engine's working copy, so a console asking every few seconds costs Dataverse nothing.
+engine's working copy, so it costs Dataverse nothing.
+
+The board is pushed, not polled: a supervisor's console gets `supervisor.board` when it
+connects (`watch_board`) and then whenever the board changed, at most once a sweep
+(`do_push_board`, every second): a burst of messages across the organisation costs each
+supervisor one frame a second, and a quiet organisation none. Each process pushes to the
+supervisors connected to it, from its working copy brought up to date (`engine.reading`),
+so nothing crosses the bus.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +46,45 @@ from connector.chat.views import iso, message_view
 if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
 
-__all__ = ["access_supervised_chat", "do_supervisor_join", "supervisor_board"]
+__all__ = [
+    "SUPERVISOR_CHANNEL",
+    "access_supervised_chat",
+    "do_push_board",
+    "do_supervisor_join",
+    "supervisor_board",
+    "watch_board",
+]
+
+# The hub channel of this process's supervisor consoles.
+SUPERVISOR_CHANNEL = "supervisors"
+
+
+def watch_board(engine: ChatEngine, session: AgentSession) -> None:
+    """A supervisor's console connected: it gets the board now, and its changes from now
+    on (nothing for a plain agent). The hub forgets it when the socket closes."""
+    if not session.supervisor:
+        return
+    engine.hub.subscribe(SUPERVISOR_CHANNEL, session.subscriber)
+    engine.hub.send_to(
+        session.subscriber,
+        events.event(events.SUPERVISOR_BOARD, board=supervisor_board(engine)),
+    )
+    engine.hub.flush()
+
+
+def do_push_board(engine: ChatEngine) -> bool:
+    """Send the board to this process's supervisors when it differs from what they were
+    last sent; True when it was sent. Called by the engine's sweep."""
+    if engine.hub.subscribers(SUPERVISOR_CHANNEL) == 0:
+        return False
+    board = supervisor_board(engine)
+    text = json.dumps(board, sort_keys=True)
+    if text == engine.board_sent:
+        return False
+    engine.board_sent = text
+    engine.hub.publish(events.event(events.SUPERVISOR_BOARD, board=board), {SUPERVISOR_CHANNEL})
+    engine.hub.flush()
+    return True
 
 
 def supervisor_board(engine: ChatEngine) -> dict[str, Any]:

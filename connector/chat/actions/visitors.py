@@ -23,6 +23,7 @@ from connector.chat.actions.conversations import (
 )
 from connector.chat.actions.finishing import end_chat, finish_chat
 from connector.chat.actions.identification import identify_later
+from connector.chat.actions.postpone import bring_back
 from connector.chat.actions.queues import publish_waiting, route_waiting
 from connector.chat.context import ContextError, parse_context
 from connector.chat.engine import VISIT_GAP_SECS
@@ -189,6 +190,7 @@ def do_visitor_hello(
             elif not conversation.finished and conversation.ended_at is not None:
                 # Back on the site before the rating window closed: it opens again.
                 engine.schedule_finish(conversation, conversation.ended_at + engine.rating_grace)
+                conversation.finish_held = False  # a wrap-up's end waits for the rating too
                 engine.state.save_conversation(conversation)
             chat = visitor_chat_view(
                 conversation,
@@ -421,6 +423,7 @@ def do_visitor_send(
             conversation.last_visitor_message_at, conversation.waiting_since = previous
             return
         publish_message(engine, conversation, message, visitor_text=text)
+        bring_back(engine, conversation)  # a postponed chat: the customer wrote
 
 
 def do_visitor_typing(engine: ChatEngine, session: VisitorSession, *, on: bool) -> None:
