@@ -402,3 +402,27 @@ def test_a_verified_visitor_finds_their_open_chat_on_another_device(server: Serv
         server.connect("/ws/visitor"), "other-device-01", live_site_token(email="bo@x.example")
     )
     assert other["chat"] is None and other["visitor_id"] != on_phone["visitor_id"]
+
+
+def test_a_chat_begun_before_signing_in_on_the_site_stays_the_visitors(server: Server) -> None:
+    server.agent(ANN_USER)
+    tab = server.connect("/ws/visitor")
+    assert _hello(tab, "browser-device-01")["identity"] is None
+    fields = {"firstname": "Ann", "email": "ann@shop.example"}
+    tab.send({"type": "chat.start", "client_id": "s1", "fields": fields})
+    started = tab.expect("chat.started")
+
+    # The site signs her in and the page reloads: her token still brings the chat back.
+    reloaded = server.connect("/ws/visitor")
+    reloaded.send(
+        {
+            "type": "hello",
+            "widget_id": SHOP,
+            "visitor_id": "browser-device-01",
+            "identity": {"token": live_site_token()},
+            "resume": {"token": started["token"]},
+        }
+    )
+    ok = reloaded.expect("hello.ok")
+    assert ok["identity"]["verified"] is True and ok["visitor_id"] == "browser-device-01"
+    assert ok["chat"]["conversation_id"] == started["conversation_id"]

@@ -157,9 +157,7 @@ def do_visitor_hello(
         except InvalidIdentity as error:
             log.info("identity refused: %s", error)
             identity_error = "The identity token is not valid or has expired."
-    if session.identity is not None:
-        # A verified person is one visitor on every device: their open chat follows them.
-        visitor_id = engine.tokens.person_visitor_id(session.identity, widget_id)
+    visitor_id = _visitor_of(engine, session, widget_id, visitor_id, resume_token)
     with engine.changing():
         now = engine.clock()
         presence = engine.visitors.get(visitor_id) or engine.state.visitor(visitor_id)
@@ -230,6 +228,23 @@ def do_visitor_hello(
             publish_chat_updated(engine, conversation, skip=set())
     if identity_error is not None:
         raise ChatInvalidIdentity(identity_error)
+
+
+def _visitor_of(
+    engine: ChatEngine, session: VisitorSession, widget_id: str, visitor_id: str, token: str | None
+) -> str:
+    """Who this connection is: a verified person is one visitor on every device (their
+    open chat follows them), unless the browser resumes a chat its own id started (begun
+    before the visitor signed in on the site: it stays theirs)."""
+    if session.identity is None:
+        return visitor_id
+    if token:
+        try:
+            engine.tokens.verify(token, visitor_id)
+            return visitor_id
+        except InvalidChatToken:
+            pass
+    return engine.tokens.person_visitor_id(session.identity, widget_id)
 
 
 def _resume(engine: ChatEngine, token: str | None, visitor_id: str) -> Conversation | None:
