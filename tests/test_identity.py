@@ -349,3 +349,80 @@ def test_a_verified_visitor_is_linked_to_their_contact_and_its_open_case(server:
     updated = bob.expect("chat.updated")["chat"]
     assert updated["contact"] == {"id": ann, "name": "Ann Lee", "verified": True}
     assert updated["regarding"] == {"table": "incident", "id": case, "name": "Late delivery"}
+
+
+def _hello(socket: Any, visitor_id: str, token: str | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "hello", "widget_id": SHOP, "visitor_id": visitor_id}
+    if token is not None:
+        frame["identity"] = {"token": token}
+    socket.send(frame)
+    ok: dict[str, Any] = socket.expect("hello.ok")
+    return ok
+
+
+def test_a_verified_visitor_finds_their_open_chat_on_another_device(server: Server) -> None:
+    ann = server.agent(ANN_USER)
+    phone = server.connect("/ws/visitor")
+    on_phone = _hello(phone, "phone-device-0001", live_site_token())
+    phone.send({"type": "chat.start", "client_id": "s1", "fields": {"firstname": "Ann"}})
+    conversation_id = phone.expect("chat.started")["conversation_id"]
+    ann.expect("chat.offered")
+    ann.send({"type": "chat.accept", "conversation_id": conversation_id})
+    phone.send({"type": "message.send", "client_id": "p1", "text": "Typed on the phone"})
+    phone.expect("message.created", client_id="p1")
+
+    # The laptop has another local visitor id and no resume token, only the same person.
+    laptop = server.connect("/ws/visitor")
+    on_laptop = _hello(laptop, "laptop-device-001", live_site_token())
+    assert on_laptop["visitor_id"] == on_phone["visitor_id"]
+    chat = on_laptop["chat"]
+    assert chat["conversation_id"] == conversation_id and chat["state"] == "active"
+    assert [m["text"] for m in chat["messages"] if m.get("client_id") == "p1"] == [
+        "Typed on the phone"
+    ]
+    laptop.send({"type": "message.send", "client_id": "l1", "text": "Now on the laptop"})
+    assert ann.expect("message.created", client_id="l1")["conversation_id"] == conversation_id
+    assert phone.expect("message.created", client_id="l1")["text"] == "Now on the laptop"
+    # Its own resume token brings the laptop back after a reload.
+    again = server.connect("/ws/visitor")
+    again.send(
+        {
+            "type": "hello",
+            "widget_id": SHOP,
+            "visitor_id": "laptop-device-001",
+            "identity": {"token": live_site_token()},
+            "resume": {"token": chat["token"]},
+        }
+    )
+    assert again.expect("hello.ok")["chat"]["conversation_id"] == conversation_id
+
+    # Nobody else gets it: not the laptop's id without the identity, nor another person.
+    assert _hello(server.connect("/ws/visitor"), "laptop-device-001")["chat"] is None
+    other = _hello(
+        server.connect("/ws/visitor"), "other-device-01", live_site_token(email="bo@x.example")
+    )
+    assert other["chat"] is None and other["visitor_id"] != on_phone["visitor_id"]
+
+
+def test_a_chat_begun_before_signing_in_on_the_site_stays_the_visitors(server: Server) -> None:
+    server.agent(ANN_USER)
+    tab = server.connect("/ws/visitor")
+    assert _hello(tab, "browser-device-01")["identity"] is None
+    fields = {"firstname": "Ann", "email": "ann@shop.example"}
+    tab.send({"type": "chat.start", "client_id": "s1", "fields": fields})
+    started = tab.expect("chat.started")
+
+    # The site signs her in and the page reloads: her token still brings the chat back.
+    reloaded = server.connect("/ws/visitor")
+    reloaded.send(
+        {
+            "type": "hello",
+            "widget_id": SHOP,
+            "visitor_id": "browser-device-01",
+            "identity": {"token": live_site_token()},
+            "resume": {"token": started["token"]},
+        }
+    )
+    ok = reloaded.expect("hello.ok")
+    assert ok["identity"]["verified"] is True and ok["visitor_id"] == "browser-device-01"
+    assert ok["chat"]["conversation_id"] == started["conversation_id"]

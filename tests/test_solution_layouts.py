@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from connector.solution.check import check_solution
 from connector.solution.layouts import QueryType
 from connector.solution.model import Schema
+from connector.solution.paths import SOLUTION_DIR
 from connector.solution.reader import SchemaError, load_schema
 
 APP_TABLES = (
@@ -20,6 +22,14 @@ APP_TABLES = (
     "crmchat_snippet",
     "crmchat_chat",
     "crmchat_settings",
+)
+# The tables people create by hand: each ships a quick create form.
+HAND_MADE_TABLES = (
+    "crmchat_agent",
+    "crmchat_topic",
+    "crmchat_label",
+    "crmchat_widget",
+    "crmchat_snippet",
 )
 # Machine data of the chat: JSON a person cannot read, never on its form.
 CHAT_MACHINE_COLUMNS = {
@@ -69,6 +79,22 @@ def test_every_app_table_has_a_main_form_and_the_five_views(schema: Schema) -> N
             assert view is not None, (table, kind)
             assert view.columns, (table, kind)
             assert schema.tables[table].primary_name in view.columns, (table, kind)
+
+
+def test_tables_made_by_hand_offer_their_quick_create_form(schema: Schema) -> None:
+    # A tenant shows a quick create form only on a table enabled for quick create
+    # (EntityMetadata.IsQuickCreateEnabled); the chat, written by the service, has none.
+    root = ET.parse(SOLUTION_DIR / "customizations.xml").getroot()
+    enabled = {
+        (entity.findtext("Name") or "").lower(): entity.findtext(
+            "EntityInfo/entity/IsQuickCreateEnabled"
+        )
+        for entity in root.iterfind("Entities/Entity")
+    }
+    quick = {f.table for f in schema.forms if f.type == "quick"}
+    assert quick == set(HAND_MADE_TABLES)
+    for table in APP_TABLES:
+        assert enabled[table] == ("1" if table in HAND_MADE_TABLES else "0"), table
 
 
 def test_the_handshake_is_not_in_the_app_and_has_no_form(schema: Schema) -> None:
@@ -144,6 +170,20 @@ def test_check_reports_a_table_without_its_main_form(source: tuple[Path, Path]) 
     _edit(source[0] / "customizations.xml", r'<forms type="main">.*?</forms>\s*', "")
     problems = _check(source)
     assert any("crmchat_agent: no main form" in p for p in problems), problems
+
+
+def test_check_reports_a_quick_create_form_nobody_would_see(source: tuple[Path, Path]) -> None:
+    # The first IsQuickCreateEnabled in the file is the agent's.
+    _edit(
+        source[0] / "customizations.xml",
+        r"<IsQuickCreateEnabled>1</IsQuickCreateEnabled>",
+        "<IsQuickCreateEnabled>0</IsQuickCreateEnabled>",
+    )
+    problems = _check(source)
+    assert problems == [
+        "customizations.xml: crmchat_agent: ships a quick create form but"
+        " IsQuickCreateEnabled is not 1"
+    ], problems
 
 
 def test_check_reports_a_table_without_its_lookup_view(source: tuple[Path, Path]) -> None:

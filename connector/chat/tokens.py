@@ -27,6 +27,7 @@ Errors::
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -100,8 +101,21 @@ class ChatTokens:
         self._serializer = URLSafeTimedSerializer(secret, salt="crmchat-chat")
         # Its own key: an identity token can never pass as any other token of the service.
         self._identity_key = hmac.new(secret, b"crmchat-identity", hashlib.sha256).digest()
+        self._person_key = hmac.new(secret, b"crmchat-person", hashlib.sha256).digest()
         self._clock = clock
         self._site_keys = site_keys or SiteKeys()
+
+    def person_visitor_id(self, identity: Identity, widget_id: str) -> str:
+        """The one visitor id of a verified person on a widget, whatever the device.
+
+        Keyed by the CRM user, the RS256 token's `sub`, else the site token's email, under
+        the service secret: nobody can work it out without the secret, and it is no
+        credential anyway (a chat still needs its resume token or this verified identity).
+        """
+        person = identity.user_id or identity.subject or identity.email.casefold()
+        message = f"{widget_id.lower()}|{identity.source}|{person}".encode()
+        digest = hmac.new(self._person_key, message, hashlib.sha256).digest()
+        return "p" + base64.urlsafe_b64encode(digest[:24]).decode()
 
     def issue(self, conversation_id: str, visitor_id: str) -> str:
         return str(self._serializer.dumps({"c": conversation_id, "v": visitor_id}))

@@ -29,8 +29,10 @@ file that is not XML or a schema the reader rejects are problems like any other.
   knowledgearticle), and the second solution in `dynamics365/` imports on top of it
   (`connector.solution.check_layers`);
 - every custom table of the app has a main form and the public, Advanced Find, Associated,
-  Quick Find and Lookup views; forms and views name only existing columns, and subgrids
-  existing relationships (the latter through `load_schema`, as an import fails on them).
+  Quick Find and Lookup views; a table shipping a quick create form has
+  IsQuickCreateEnabled 1 (else a tenant never shows the form); forms and views name only
+  existing columns, and subgrids existing relationships (the latter through
+  `load_schema`, as an import fails on them).
 
 The XSD is built once per process (it takes about 0.6 s); pass `schemas_dir` or set
 `CRMCHAT_SCHEMAS_DIR` to use another copy.
@@ -58,7 +60,7 @@ from connector.solution.environment_variables import (
     environment_variable_problems,
     read_environment_variables,
 )
-from connector.solution.layouts import coverage_problems, read_layouts
+from connector.solution.layouts import coverage_problems, quick_create_problems, read_layouts
 from connector.solution.model import ColumnType, Schema
 from connector.solution.pack import (
     WEBRESOURCE_PREFIX,
@@ -388,18 +390,20 @@ def _layout_problems(customizations: ET.Element, *, prefix: str) -> list[str]:
     A table no app includes (the sign-in handshake, which only the service writes) is
     never opened by a person, so it needs neither.
     """
-    forms, views = [], []
+    forms, views, problems = [], [], []
     for entity in customizations.iterfind("Entities/Entity"):
         entity_forms, entity_views = read_layouts(entity)
         forms += entity_forms
         views += entity_views
+        problems += quick_create_problems(entity, entity_forms)
     shown = {
         c.get("schemaName", "").lower()
         for c in customizations.iterfind("AppModules/AppModule/AppModuleComponents/*")
         if c.get("type") == _ROOT_TYPE_ENTITY
     }
     custom = sorted(t for t in shown if t.startswith(f"{prefix.lower()}_"))
-    return [f"customizations.xml: {p}" for p in coverage_problems(custom, forms, views)]
+    problems += coverage_problems(custom, forms, views)
+    return [f"customizations.xml: {p}" for p in problems]
 
 
 def _app_module_problems(

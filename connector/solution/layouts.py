@@ -275,6 +275,17 @@ def _subgrid_problem(schema: Schema, table: str, grid: FormSubgrid) -> str | Non
     return f"relationship {grid.relationship!r} does not exist"
 
 
+def quick_create_problems(entity: ET.Element, forms: list[Form]) -> list[str]:
+    """A quick create form needs its table's IsQuickCreateEnabled 1: the platform shows
+    quick create forms only for tables enabled for them (EntityMetadata.IsQuickCreateEnabled,
+    docs/solution.md), so with 0 the form ships and nobody ever sees it."""
+    table = (entity.findtext("Name") or "").strip().lower()
+    enabled = (entity.findtext("EntityInfo/entity/IsQuickCreateEnabled") or "").strip()
+    if enabled != "1" and any(f.type == QUICK_CREATE_FORM for f in forms):
+        return [f"{table}: ships a quick create form but IsQuickCreateEnabled is not 1"]
+    return []
+
+
 def coverage_problems(tables: Iterable[str], forms: list[Form], views: list[View]) -> list[str]:
     """What each of `tables` (the app's own tables) lacks: a main form, one of five views."""
     problems: list[str] = []

@@ -89,3 +89,45 @@ def test_a_holiday_closes_the_widget_to_a_message_form_and_open_it_shows_the_rep
     other.get_by_test_id("crmchat-start").click()
     expect(other.get_by_test_id("crmchat-status")).to_have_text("Waiting for an agent… " + REPLY)
     expect(sam.get_by_test_id("incoming-chat")).to_have_count(1)
+
+
+def test_on_a_holiday_the_hidden_mode_shows_no_widget_until_open_again(
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
+) -> None:
+    agent_console("Sam Sales")  # an agent is Available: only the hours close it
+    today = datetime.now(ZoneInfo("Asia/Tokyo")).date().isoformat()
+
+    admin = new_page()
+    sign_in(admin, "CRM Chat Admin")
+    designer = _open_designer(admin)
+    hours = designer.get_by_role("group", name="Operating hours")
+    hours.get_by_label("Use operating hours (outside them no chat starts)").check()
+    hours.get_by_label("Time zone (IANA, e.g. Europe/Paris)").fill("Asia/Tokyo")
+    for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"):
+        hours.get_by_label(day, exact=True).fill("00:00-24:00")
+    holidays = hours.get_by_label("Holidays (closed all day), one date a line")
+    holidays.fill(today)  # today in Tokyo, whatever the machine's own zone
+    hours.get_by_label("Outside the hours show").select_option("hidden")
+    designer.get_by_role("button", name="Save", exact=True).click()
+    expect(designer.locator("#result")).to_contain_text("Saved.")
+    assert saved_hours(service)["offline"] == "hidden"
+
+    # Closed, and the admin chose "nothing": the widget is on the page but shows no button.
+    visitor = new_page()
+    fresh_page_load(visitor, f"{service.url}/demo/")
+    expect(visitor.get_by_test_id("crmchat-root")).to_be_attached()
+    launcher = visitor.get_by_test_id("crmchat-launcher")
+    visitor.wait_for_timeout(500)
+    expect(launcher).to_be_hidden()
+    expect(visitor.get_by_test_id("crmchat-ticket-form")).to_be_hidden()
+
+    # The holiday removed: the page already open shows the button without a reload.
+    holidays.fill("")
+    designer.get_by_role("button", name="Save", exact=True).click()
+    expect(designer.locator("#result")).to_contain_text("Saved.")
+    expect(launcher).to_be_visible()
+    launcher.click()
+    expect(visitor.get_by_test_id("crmchat-prechat")).to_be_visible()

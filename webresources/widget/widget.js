@@ -896,8 +896,12 @@
         available = !!f.available;
         me = f.identity || null;
         if (me && me.verified) fillFromIdentity();
+        // A verified person is one visitor on every device: their open chat comes with a
+        // token for this one (docs/protocol.md, "Identity").
+        if (f.visitor_id) VISITOR_ID = f.visitor_id;
         if (f.chat) {
           applyChat(f.chat);
+          if (f.chat.token) { S.token = f.chat.token; share(); }
           if (S.state === "ended") renderEnd();
           // A chat this page found in storage (a reload, another page or tab of the site),
           // once per chat and page: later hellos are reconnects.

@@ -158,6 +158,7 @@ def do_visitor_hello(
         except InvalidIdentity as error:
             log.info("identity refused: %s", error)
             identity_error = "The identity token is not valid or has expired."
+    visitor_id = _visitor_of(engine, session, widget_id, visitor_id, resume_token)
     with engine.changing():
         now = engine.clock()
         presence = engine.visitors.get(visitor_id) or engine.state.visitor(visitor_id)
@@ -181,6 +182,15 @@ def do_visitor_hello(
 
         chat: dict[str, Any] | None = None
         conversation = _resume(engine, resume_token, visitor_id)
+        handed_token: str | None = None
+        if conversation is None and session.identity is not None and presence.conversation_id:
+            # Another device of this verified person holds the open chat: this one gets
+            # it too, with a resume token of its own.
+            conversation = find_conversation(engine, presence.conversation_id)
+            if conversation is None or not conversation.is_open:
+                conversation = None
+            else:
+                handed_token = engine.tokens.issue(conversation.conversation_id, visitor_id)
         if conversation is not None:
             session.conversation_id = conversation.conversation_id
             engine.hub.subscribe(chat_channel(conversation.conversation_id), session.subscriber)
@@ -197,6 +207,8 @@ def do_visitor_hello(
                 agent=visitor_agent(engine, conversation),
                 messages=engine.state.messages(conversation.conversation_id, since_seq=since_seq),
             )
+            if handed_token is not None:
+                chat["token"] = handed_token
         engine.state.save_visitor(presence)
         available = widget_available(
             widget_on(engine, widget), widget.topic_ids, agent_routes(engine)
@@ -218,6 +230,23 @@ def do_visitor_hello(
             publish_chat_updated(engine, conversation, skip=set())
     if identity_error is not None:
         raise ChatInvalidIdentity(identity_error)
+
+
+def _visitor_of(
+    engine: ChatEngine, session: VisitorSession, widget_id: str, visitor_id: str, token: str | None
+) -> str:
+    """Who this connection is: a verified person is one visitor on every device (their
+    open chat follows them), unless the browser resumes a chat its own id started (begun
+    before the visitor signed in on the site: it stays theirs)."""
+    if session.identity is None:
+        return visitor_id
+    if token:
+        try:
+            engine.tokens.verify(token, visitor_id)
+            return visitor_id
+        except InvalidChatToken:
+            pass
+    return engine.tokens.person_visitor_id(session.identity, widget_id)
 
 
 def _resume(engine: ChatEngine, token: str | None, visitor_id: str) -> Conversation | None:
