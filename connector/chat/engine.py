@@ -39,9 +39,11 @@ from connector.chat.model import (
 )
 from connector.chat.org_sync import OrgSync
 from connector.chat.ports import DirectoryLike, OutboxLike
+from connector.chat.roster import Roster
 from connector.chat.state import LiveState
 from connector.chat.timers import LocalTimers, Timers
 from connector.chat.tokens import ChatTokens
+from connector.chat.workload import Workload
 
 __all__ = [
     "FINISH_SWEEP_SECS",
@@ -151,6 +153,8 @@ class ChatEngine:
         }
         for agent_id, since in state.agent_idle_times().items():
             agent_presence_of(self.agents, agent_id).idle_since = since
+        # Online agents by topic (roster.py): nobody is online before a console connects.
+        self.roster = Roster()
         # What each waiting visitor was last told by `chat.queued` (actions/queues.py):
         # only a change is sent. Per process: on Redis another process may repeat a value.
         self.queue_told: dict[str, tuple[int, int | None]] = {}
@@ -171,6 +175,9 @@ class ChatEngine:
                 if presence is not None:
                     presence.conversation_id = conversation.conversation_id
                     self.visitors[presence.visitor_id] = presence
+        # Which chats wait and which each agent is in (workload.py).
+        self.workload = Workload()
+        self.workload.rebuild(self.conversations.values())
 
     def schedule_finish(self, conversation: Conversation, due_at: datetime) -> None:
         """Write the ended chat to CRM at `due_at` (moves an earlier schedule; lock held).
@@ -264,6 +271,7 @@ class ChatEngine:
         conversations = {c.conversation_id: c for c in self.state.unfinished_conversations()}
         self.conversations.clear()
         self.conversations.update(conversations)
+        self.workload.rebuild(conversations.values())
         statuses = self.state.agent_statuses()
         idle = self.state.agent_idle_times()
         for agent_id in set(statuses) | {m[6:] for m in counts if m.startswith("agent:")}:
@@ -285,6 +293,7 @@ class ChatEngine:
             visitors[visitor_id] = presence
         self.visitors.clear()
         self.visitors.update(visitors)
+        self.roster.rebuild(self.agents, self.directory)
 
     def sync_members(self, members: set[str]) -> None:
         """Reload only what other processes' changes wrote (org lease held): `members`
@@ -302,6 +311,7 @@ class ChatEngine:
                         visitor_ids.add(stale.visitor_id)
                     continue
                 self.conversations[member_id] = conversation
+                self.workload.note(conversation)
                 if conversation.visitor_id:
                     visitor_ids.add(conversation.visitor_id)
             elif kind == "visitor":
@@ -311,6 +321,7 @@ class ChatEngine:
                 agent.status = shared.agent_status(member_id) or agent.status
                 agent.idle_since = shared.agent_idle(member_id) or agent.idle_since
                 agent.connections = shared.presence_count(member)
+                self.roster.note_presence(member_id, agent, self.directory)
         for visitor_id in visitor_ids:
             self._sync_visitor(visitor_id)
 

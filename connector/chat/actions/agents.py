@@ -16,6 +16,7 @@ from connector.chat.actions.conversations import (
     chat_of,
     find_conversation,
     may_take,
+    note_agent,
     open_agent_chat,
     publish_chat_updated,
     publish_message,
@@ -101,6 +102,7 @@ def do_agent_connect(engine: ChatEngine, session: AgentSession) -> None:
         presence.connections = engine.count_connection(
             f"agent:{session.agent_id}", presence.connections, +1
         )
+        note_agent(engine, session.agent_id)
         if came_online:
             # Before this console subscribes: what now rings for them is in its snapshot.
             route_waiting(engine)
@@ -116,11 +118,11 @@ def _snapshot(
 ) -> dict[str, Any]:
     # Online agents only: a console lists, invites and transfers to no one else, and an
     # agent going offline later arrives as a row of `agents.updated`.
-    agents = []
-    for agent_id, other in engine.agents.items():
+    agents = [agent_view(profile, presence)]
+    for agent_id in engine.roster.online():
         other_profile = engine.directory.agent(agent_id)
-        if other_profile is not None and (other.online or agent_id == profile.agent_id):
-            agents.append(agent_view(other_profile, other))
+        if other_profile is not None and agent_id != profile.agent_id:
+            agents.append(agent_view(other_profile, agent_presence(engine, agent_id)))
     visitors = []
     for visitor in engine.visitors.values():
         widget = engine.directory.widget(visitor.widget_id)
@@ -128,15 +130,14 @@ def _snapshot(
             visitors.append(visitor_view(visitor, widget_name=widget.name))
     # Incoming: the chats ringing for this agent; waiting: every waiting chat they may
     # pick up whatever their status (actions/queues.py).
-    incoming, waiting, chats = [], [], []
-    for conversation in engine.conversations.values():
-        if not conversation.is_open:
-            continue
-        if conversation.has_agent(profile.agent_id):
-            chats.append(chat_of(engine, conversation))
-        elif conversation.state is ConversationState.WAITING and may_take(
-            engine, profile, conversation
-        ):
+    incoming, waiting = [], []
+    chats = [
+        chat_of(engine, conversation)
+        for conversation in engine.workload.chats_of(profile.agent_id, engine.conversations)
+        if conversation.has_agent(profile.agent_id)
+    ]
+    for conversation in engine.workload.waiting(engine.conversations):
+        if not conversation.has_agent(profile.agent_id) and may_take(engine, profile, conversation):
             chat = chat_of(engine, conversation)
             waiting.append(chat)
             if conversation.ringing_agent_id == profile.agent_id:
@@ -206,6 +207,7 @@ def do_agent_disconnect(engine: ChatEngine, session: AgentSession) -> None:
         presence.connections = engine.count_connection(
             f"agent:{session.agent_id}", presence.connections, -1
         )
+        note_agent(engine, session.agent_id)
         profile = engine.directory.agent(session.agent_id)
         if not presence.online and profile is not None:
             _publish_agent(engine, profile, presence)
@@ -226,6 +228,7 @@ def do_agent_set_status(engine: ChatEngine, session: AgentSession, *, status: Ag
             return
         engine.state.save_agent_status(session.agent_id, status)
         presence.status = status
+        note_agent(engine, session.agent_id)
         _publish_agent(engine, profile, presence)
         refresh_availability(engine, profile.topic_ids)
         route_waiting(engine)
@@ -252,12 +255,14 @@ def do_agent_accept(engine: ChatEngine, session: AgentSession, *, conversation_i
         conversation.ringing_agent_id = None
         conversation.ring_started_at = None
         conversation.participants.append(Participant("agent", profile.agent_id, profile.name))
+        engine.workload.note(conversation)
         message = append_system_line(engine, conversation, f"{profile.name} joined the chat.")
         me = agent_channel(profile.agent_id)
         engine.bus.publish(
             events.event(events.CHAT_ACCEPTED, chat=chat_of(engine, conversation)), {me}
         )
-        others = watcher_channels(routing_topics(engine, conversation), agent_routes(engine)) - {me}
+        topics = routing_topics(engine, conversation)
+        others = watcher_channels(topics, agent_routes(engine, topics)) - {me}
         engine.bus.publish(
             events.event(events.CHAT_WITHDRAWN, conversation_id=conversation_id), others
         )
@@ -354,6 +359,7 @@ def do_agent_invite(
         conversation = agent_conversation(engine, profile.agent_id, conversation_id)
         target = _target_agent(engine, conversation, agent_id)
         conversation.participants.append(Participant("agent", target.agent_id, target.name))
+        engine.workload.note(conversation)
         message = append_system_line(engine, conversation, f"{target.name} joined the chat.")
         target_channel = agent_channel(target.agent_id)
         engine.bus.publish(
@@ -379,6 +385,7 @@ def do_agent_transfer(
                 participant.active = False
         if not conversation.has_agent(target.agent_id):
             conversation.participants.append(Participant("agent", target.agent_id, target.name))
+            engine.workload.note(conversation)
         if conversation.kind is ConversationKind.VISITOR:
             conversation.owner_agent_id = target.agent_id
         message = append_system_line(

@@ -197,7 +197,9 @@ def do_visitor_hello(
             )
         engine.state.save_visitor(presence)
         available = widget_available(
-            widget_on(engine, widget), widget.topic_ids, agent_routes(engine)
+            widget_on(engine, widget),
+            widget.topic_ids,
+            agent_routes(engine, widget.topic_ids, available=True),
         )
         engine.availability[widget_id] = available
         identity = session.identity.to_dict() if session.identity is not None else None
@@ -308,7 +310,9 @@ def do_visitor_start(
             _reply_started(engine, session, open_chat)
             return
         widget = engine.directory.widget(session.widget_id)
-        routes = agent_routes(engine)
+        routes = (
+            agent_routes(engine, widget.topic_ids, available=True) if widget is not None else []
+        )
         if widget is None or not widget_available(
             widget_on(engine, widget), widget.topic_ids, routes
         ):
@@ -364,6 +368,7 @@ def do_visitor_start(
         )
         engine.state.save_conversation(conversation)
         engine.conversations[conversation.conversation_id] = conversation
+        engine.workload.note(conversation)
         presence.conversation_id = conversation.conversation_id
         presence.name = name
         engine.state.save_visitor(presence)
@@ -509,7 +514,7 @@ def do_visitor_disconnect(engine: ChatEngine, session: VisitorSession) -> None:
         if widget is not None:
             engine.bus.publish(
                 events.event(events.VISITOR_LEFT, visitor_id=presence.visitor_id),
-                watcher_channels(widget.topic_ids, agent_routes(engine)),
+                watcher_channels(widget.topic_ids, agent_routes(engine, widget.topic_ids)),
             )
         del engine.visitors[presence.visitor_id]
 
