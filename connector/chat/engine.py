@@ -178,6 +178,7 @@ class ChatEngine:
         # Which chats wait and which each agent is in (workload.py).
         self.workload = Workload()
         self.workload.rebuild(self.conversations.values())
+        self.roster.file_visitors(self.visitors.values(), directory)
 
     def schedule_finish(self, conversation: Conversation, due_at: datetime) -> None:
         """Write the ended chat to CRM at `due_at` (moves an earlier schedule; lock held).
@@ -294,6 +295,9 @@ class ChatEngine:
         self.visitors.clear()
         self.visitors.update(visitors)
         self.roster.rebuild(self.agents, self.directory)
+        self.roster.file_visitors(visitors.values(), self.directory)
+        for presence in visitors.values():
+            self._file_widget(presence)
 
     def sync_members(self, members: set[str]) -> None:
         """Reload only what other processes' changes wrote (org lease held): `members`
@@ -343,6 +347,17 @@ class ChatEngine:
             return
         presence.connections = connections
         self.visitors[visitor_id] = presence
+        self._file_widget(presence)
+
+    def _file_widget(self, presence: VisitorPresence) -> None:
+        """A visitor reloaded from the shared state: file them, and when connected their
+        widget as one to tell (roster.py)."""
+        widget = self.directory.widget(presence.widget_id)
+        if widget is None:
+            return
+        self.roster.note_visitor(presence.visitor_id, widget.topic_ids)
+        if presence.connected:
+            self.roster.note_widget(presence.widget_id, widget.topic_ids)
 
     def process_died(self, process_id: str) -> None:
         """Another process died (its sockets no longer count): every working copy reloads

@@ -1,4 +1,5 @@
-"""Who is online, by topic: the index routing and presence read instead of every agent.
+"""Who is online, by topic: the index routing and presence read instead of every agent
+and every page.
 
 Routing asks "who may be offered a chat of these topics" and presence "who must hear
 this" many times per chat; answering from every agent in the Directory made a chat's
@@ -10,6 +11,13 @@ of it is rebuilt from presence and the Directory (an agent's topics edited in CR
 
 It only narrows who is looked at: `routing`'s pure functions still decide, from each
 agent's live presence, so an agent listed here a moment too long is filtered out there.
+
+It also files, by topic, the widgets whose visitors were told whether they can chat
+(a page said hello on this process or another): when an agent of topic T comes or goes,
+only the widgets of T are looked at again (`widgets_for`). And the visitors by the
+topics of their widget, for an agent's sign-in snapshot (`visitors_for`: ids that may be
+there; the caller checks each against the visitor as it is now). The engine's sweep,
+which looks at every widget and visitor once a second, files them all again.
 
 ```python
 roster.note("ann", frozenset({"sales"}), online=True, available=True)
@@ -23,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from connector.chat.model import AgentPresence, AgentStatus
+from connector.chat.model import AgentPresence, AgentStatus, VisitorPresence
 from connector.chat.ports import DirectoryLike
 
 __all__ = ["Roster"]
@@ -37,6 +45,9 @@ class Roster:
         self._filed: dict[str, tuple[frozenset[str], bool]] = {}
         self._online: dict[str, set[str]] = {}  # topic -> online agents
         self._available: dict[str, set[str]] = {}  # topic -> online, Available agents
+        self._widget_topics: dict[str, frozenset[str]] = {}  # widget -> its topics, filed
+        self._widgets: dict[str, set[str]] = {}  # topic -> widgets with visitors told
+        self._visitors: dict[str, set[str]] = {}  # topic -> visitors who may be there
 
     def note(
         self, agent_id: str, topic_ids: frozenset[str] | None, *, online: bool, available: bool
@@ -76,6 +87,42 @@ class Roster:
         for agent_id, presence in agents.items():
             if presence.online:
                 self.note_presence(agent_id, presence, directory)
+
+    def note_widget(self, widget_id: str, topic_ids: frozenset[str]) -> None:
+        """A page of this widget is open: file the widget under its topics."""
+        if self._widget_topics.get(widget_id) == topic_ids:
+            return
+        _drop(self._widgets, widget_id, self._widget_topics.get(widget_id, frozenset()))
+        self._widget_topics[widget_id] = topic_ids
+        _add(self._widgets, widget_id, topic_ids)
+
+    def file_widgets(self, widget_ids: Iterable[str], directory: DirectoryLike) -> None:
+        """File exactly these widgets (the sweep's full list), with their topics now."""
+        self._widget_topics.clear()
+        self._widgets.clear()
+        for widget_id in widget_ids:
+            widget = directory.widget(widget_id)
+            self.note_widget(widget_id, widget.topic_ids if widget is not None else frozenset())
+
+    def note_visitor(self, visitor_id: str, topic_ids: frozenset[str]) -> None:
+        """A visitor is on a page of a widget with these topics."""
+        _add(self._visitors, visitor_id, topic_ids)
+
+    def file_visitors(self, visitors: Iterable[VisitorPresence], directory: DirectoryLike) -> None:
+        """File exactly these visitors (every one the engine holds), by their widget now."""
+        self._visitors.clear()
+        for presence in visitors:
+            widget = directory.widget(presence.widget_id)
+            if widget is not None:
+                self.note_visitor(presence.visitor_id, widget.topic_ids)
+
+    def visitors_for(self, topic_ids: Iterable[str]) -> set[str]:
+        """Ids of the visitors who may be on a widget sharing one of the topics."""
+        return _union(self._visitors, topic_ids)
+
+    def widgets_for(self, topic_ids: Iterable[str]) -> set[str]:
+        """The filed widgets sharing one of the topics."""
+        return _union(self._widgets, topic_ids)
 
     def online(self) -> list[str]:
         """Every online agent with a profile."""

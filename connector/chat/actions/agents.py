@@ -123,8 +123,10 @@ def _snapshot(
         other_profile = engine.directory.agent(agent_id)
         if other_profile is not None and agent_id != profile.agent_id:
             agents.append(agent_view(other_profile, agent_presence(engine, agent_id)))
+    # The visitors of this agent's topics (the roster's), in the order they arrived.
     visitors = []
-    for visitor in engine.visitors.values():
+    present = [engine.visitors.get(v) for v in engine.roster.visitors_for(profile.topic_ids)]
+    for visitor in sorted(filter(None, present), key=lambda v: (v.first_seen, v.visitor_id)):
         widget = engine.directory.widget(visitor.widget_id)
         if widget is not None and can_see(profile.topic_ids, widget.topic_ids):
             visitors.append(visitor_view(visitor, widget_name=widget.name))

@@ -343,10 +343,17 @@ def refresh_availability(engine: ChatEngine, topic_ids: frozenset[str] | None) -
     """Tell visitors of every widget whose availability changed.
 
     Only widgets sharing one of `topic_ids` (the topics of the agent who came, went or
-    changed status) can have changed, so only those are recomputed; None: all.
+    changed status) can have changed, so only those are recomputed, found in the roster;
+    None: all, filed in the roster again.
     """
-    widget_ids = {p.widget_id for p in engine.visitors.values() if p.connected}
-    for widget_id in widget_ids | set(engine.availability):
+    if topic_ids is None:
+        widget_ids = {p.widget_id for p in engine.visitors.values() if p.connected}
+        widget_ids |= set(engine.availability)
+        engine.roster.file_widgets(widget_ids, engine.directory)
+        engine.roster.file_visitors(engine.visitors.values(), engine.directory)
+    else:
+        widget_ids = engine.roster.widgets_for(topic_ids)
+    for widget_id in widget_ids:
         widget = engine.directory.widget(widget_id)
         if (
             widget is not None

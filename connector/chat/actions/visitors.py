@@ -175,6 +175,7 @@ def do_visitor_hello(
             f"visitor:{visitor_id}", presence.connections, +1
         )
         engine.visitors[visitor_id] = presence
+        engine.roster.note_visitor(visitor_id, widget.topic_ids)
         session.visitor_id, session.widget_id = visitor_id, widget_id
         engine.hub.subscribe(widget_channel(widget_id), session.subscriber)
 
@@ -202,6 +203,7 @@ def do_visitor_hello(
             agent_routes(engine, widget.topic_ids, available=True),
         )
         engine.availability[widget_id] = available
+        engine.roster.note_widget(widget_id, widget.topic_ids)
         identity = session.identity.to_dict() if session.identity is not None else None
         engine.hub.send_to(
             session.subscriber,
