@@ -51,7 +51,6 @@ from connector.chat.routing import (
     can_see,
     chat_channel,
     conversation_channels,
-    online_agent_channels,
     watcher_channels,
 )
 from connector.chat.sessions import AgentSession
@@ -189,7 +188,8 @@ def do_flush_presence(engine: ChatEngine) -> int:
         agent_ids = list(engine.changed_agents)
         engine.changed_agents.clear()
         rows = []
-        channels = online_agent_channels(agent_routes(engine))
+        # Every online agent: agent presence is visible to all agents (the roster's list).
+        channels = {agent_channel(agent_id) for agent_id in engine.roster.online()}
         for agent_id in agent_ids:
             profile = engine.directory.agent(agent_id)
             if profile is None:
