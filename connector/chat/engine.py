@@ -140,8 +140,11 @@ class ChatEngine:
         self.visitors: dict[str, VisitorPresence] = {}
         self.availability: dict[str, bool] = {}
         self.finishing: set[str] = set()  # activity built, outbox enqueue under way
-        # Agents whose row the next presence tick sends (ordered, under the lock).
+        # Agents whose row the next presence tick sends (ordered, under the lock), the
+        # tick, and when the last frame went (time.monotonic(); actions/agents.py).
         self.changed_agents: dict[str, None] = {}
+        self.presence_tick = PRESENCE_TICK_SECS
+        self.presence_sent_at = 0.0
         self._presence_ticker: threading.Thread | None = None
         self._deferred = threading.local()
         self.identifier = identifier

@@ -128,6 +128,9 @@ class Roster:
         """Every online agent with a profile."""
         return list(self._filed)
 
+    def online_count(self) -> int:
+        return len(self._filed)
+
     def online_for(self, topic_ids: Iterable[str]) -> set[str]:
         """The online agents sharing one of the topics, whatever their status."""
         return _union(self._online, topic_ids)
