@@ -103,3 +103,16 @@ def test_with_more_consoles_online_than_the_send_budget_rows_wait_for_a_later_ti
     assert agents.do_flush_presence(world.engine) == 1
     (frame,) = bob_in.of_type("agents.updated")
     assert frame["agents"][0]["status"] == "busy"
+
+
+def test_a_later_snapshot_shows_an_agent_as_they_are_now(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    ann, _ = world.agent(ANN)
+    world.agent(BOB)  # his snapshot lists Ann, Available
+    agents.do_agent_set_status(world.engine, ann, status=AgentStatus.BUSY)
+
+    _, cid_in = world.agent(CID)
+
+    rows = {row["agent_id"]: row for row in cid_in.last("snapshot")["agents"]}
+    assert rows[ANN]["status"] == "busy"
+    assert set(rows) == {ANN, BOB, CID}

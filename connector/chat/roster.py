@@ -30,6 +30,7 @@ Not thread-safe: the engine lock is held around every call.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from connector.chat.model import AgentPresence, AgentStatus, VisitorPresence
 from connector.chat.ports import DirectoryLike
@@ -48,12 +49,16 @@ class Roster:
         self._widget_topics: dict[str, frozenset[str]] = {}  # widget -> its topics, filed
         self._widgets: dict[str, set[str]] = {}  # topic -> widgets with visitors told
         self._visitors: dict[str, set[str]] = {}  # topic -> visitors who may be there
+        # Online agent -> their row as a snapshot lists it (views.agent_view), made once
+        # per change of the agent: a sign-in lists every online agent.
+        self.rows: dict[str, dict[str, Any]] = {}
 
     def note(
         self, agent_id: str, topic_ids: frozenset[str] | None, *, online: bool, available: bool
     ) -> None:
         """File the agent as they are now; `topic_ids` None (no agent profile) or
         `online` false takes them out."""
+        self.rows.pop(agent_id, None)
         old = self._filed.pop(agent_id, None)
         if old is not None:
             _drop(self._online, agent_id, old[0])
@@ -84,6 +89,7 @@ class Roster:
         self._filed.clear()
         self._online.clear()
         self._available.clear()
+        self.rows.clear()
         for agent_id, presence in agents.items():
             if presence.online:
                 self.note_presence(agent_id, presence, directory)

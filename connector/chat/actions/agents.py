@@ -125,10 +125,17 @@ def _snapshot(
     # Online agents only: a console lists, invites and transfers to no one else, and an
     # agent going offline later arrives as a row of `agents.updated`.
     agents = [agent_view(profile, presence)]
+    rows = engine.roster.rows
     for agent_id in engine.roster.online():
-        other_profile = engine.directory.agent(agent_id)
-        if other_profile is not None and agent_id != profile.agent_id:
-            agents.append(agent_view(other_profile, agent_presence(engine, agent_id)))
+        if agent_id == profile.agent_id:
+            continue
+        row = rows.get(agent_id)
+        if row is None:
+            other_profile = engine.directory.agent(agent_id)
+            if other_profile is None:
+                continue
+            row = rows[agent_id] = agent_view(other_profile, agent_presence(engine, agent_id))
+        agents.append(row)
     # The visitors of this agent's topics (the roster's), in the order they arrived.
     visitors = []
     present = [engine.visitors.get(v) for v in engine.roster.visitors_for(profile.topic_ids)]
