@@ -8,14 +8,22 @@ concurrent clients (one keep-alive session each):
 - filtered list: GET /contacts?$select=..&$filter=lastname eq '..' and statecode eq 0&$top=20
                  over 2,000 contacts
 
+Then the Dataverse requests one chat costs, from the visitor's hello to its chat activity
+(issue 14: at most 2 for an anonymous chat, 3 for an identified one): the service
+(`chat_load.py serve`, werkzeug's server, a counter on the in-process Dataverse adapter)
+runs `--chats` anonymous chats, then as many identified ones (the pre-chat email of a
+seeded contact: record identification), one at a time (`chat_load.requests_per_chat`,
+minus what the service read on its own over an equally long quiet window).
+
 Prints one line per figure and, last, one JSON object with all of them.
-Usage: python bench/dataverse_requests.py [--requests N]
+Usage: python bench/dataverse_requests.py [--requests N] [--chats N] [--skip-load]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -28,8 +36,16 @@ from pathlib import Path
 
 import requests
 
-from connector.dataverse_local import ensure_seeded, find_user, issue_token, open_store
-from connector.solution.reader import load_schema
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import chat_load  # noqa: E402 - the bench folder is no package
+
+from connector.dataverse_local import (  # noqa: E402
+    ensure_seeded,
+    find_user,
+    issue_token,
+    open_store,
+)
+from connector.solution.reader import load_schema  # noqa: E402
 
 LAST_NAMES = ["Smith", "Jones", "Garcia", "Müller", "O'Neil", "Novak", "Silva", "Tanaka"]
 SEED_CONTACTS = 2000
@@ -83,11 +99,47 @@ def _run(
     return len(latencies) / elapsed, statistics.median(latencies) * 1000, p99 * 1000
 
 
+def requests_per_chat(chats: int) -> dict[str, float]:
+    """Dataverse requests per anonymous and per identified chat, through the service."""
+    with tempfile.TemporaryDirectory(prefix="crmchat-bench-") as folder:
+        data_dir = Path(folder)
+        made = chat_load.seed(data_dir, 1)
+        port = _free_port()
+        env = dict(os.environ, CRMCHAT_SECRET_KEY=chat_load.SECRET)
+        serve = ["serve", "--port", str(port), "--data-dir", str(data_dir), "--server", "dev"]
+        process = chat_load._start([*serve, "--threads", "50"], env)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            chat_load._wait_up(f"{base}/bench/state")
+            return chat_load.requests_per_chat(made, base, chats)
+        finally:
+            chat_load._stop(process)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests per measurement")
+    parser.add_argument("--chats", type=int, default=3, help="chats of each kind (0: none)")
+    parser.add_argument("--skip-load", action="store_true", help="only the requests per chat")
     args = parser.parse_args()
+    figures: dict[str, float] = {}
+    if not args.skip_load:
+        figures.update(_load(args.requests))
+    if args.chats:
+        per_chat = requests_per_chat(args.chats)
+        figures["requests_per_anonymous_chat"] = round(per_chat["anonymous"], 2)
+        figures["requests_per_identified_chat"] = round(per_chat["identified"], 2)
+        print(
+            f"Dataverse requests per chat: anonymous {per_chat['anonymous']:.2f}, "
+            f"identified {per_chat['identified']:.2f} ({args.chats} chats of each)",
+            flush=True,
+        )
+    print(json.dumps(figures))
+    return 0
 
+
+def _load(total: int) -> dict[str, float]:
+    """Requests per second: create and a filtered list, with 1 and 4 clients."""
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "bench.sqlite"
         store = open_store(db, load_schema())
@@ -140,7 +192,7 @@ def main() -> int:
             _run(create, total=SEED_CONTACTS, workers=4, token=token)
             for workers in (1, 4):
                 for name, work in (("create", create), ("filtered_list", filtered_list)):
-                    rps, p50, p99 = _run(work, total=args.requests, workers=workers, token=token)
+                    rps, p50, p99 = _run(work, total=total, workers=workers, token=token)
                     key = f"{name}_c{workers}"
                     figures[f"{key}_rps"] = round(rps, 1)
                     figures[f"{key}_p50_ms"] = round(p50, 2)
@@ -153,8 +205,7 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(timeout=10)
-    print(json.dumps(figures))
-    return 0
+    return figures
 
 
 if __name__ == "__main__":

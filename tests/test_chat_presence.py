@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from chat_fakes import ANN, BOB, CID
 from test_chat_engine import World
 
@@ -80,3 +81,38 @@ def test_the_running_engine_sends_presence_within_a_tick(tmp_path: Path) -> None
         world.engine.stop()
     rows = [row for frame in ann_in.of_type("agents.updated") for row in frame["agents"]]
     assert BOB in {row["agent_id"] for row in rows}
+
+
+def test_with_more_consoles_online_than_the_send_budget_rows_wait_for_a_later_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 3 agents online at 5 sends a second: a frame to each every 0.6 s, not every tick.
+    monkeypatch.setattr(agents, "PRESENCE_SENDS_PER_SEC", 5)
+    world = World(tmp_path)
+    ann, ann_in = world.agent(ANN)
+    _, bob_in = world.agent(BOB)
+    world.agent(CID)
+    assert agents.do_flush_presence(world.engine) == 3
+    bob_in.clear()
+
+    agents.do_agent_set_status(world.engine, ann, status=AgentStatus.BUSY)
+    assert agents.do_flush_presence(world.engine) == 0  # the next tick: too soon
+    assert bob_in.of_type("agents.updated") == []
+
+    world.engine.presence_sent_at -= 0.6  # as if 0.6 s had passed
+    assert agents.do_flush_presence(world.engine) == 1
+    (frame,) = bob_in.of_type("agents.updated")
+    assert frame["agents"][0]["status"] == "busy"
+
+
+def test_a_later_snapshot_shows_an_agent_as_they_are_now(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    ann, _ = world.agent(ANN)
+    world.agent(BOB)  # his snapshot lists Ann, Available
+    agents.do_agent_set_status(world.engine, ann, status=AgentStatus.BUSY)
+
+    _, cid_in = world.agent(CID)
+
+    rows = {row["agent_id"]: row for row in cid_in.last("snapshot")["agents"]}
+    assert rows[ANN]["status"] == "busy"
+    assert set(rows) == {ANN, BOB, CID}

@@ -41,9 +41,11 @@ from connector.chat.model import (
 )
 from connector.chat.org_sync import OrgSync
 from connector.chat.ports import DirectoryLike, OutboxLike
+from connector.chat.roster import Roster
 from connector.chat.state import LiveState
 from connector.chat.timers import LocalTimers, Timers
 from connector.chat.tokens import ChatTokens
+from connector.chat.workload import Workload
 
 __all__ = [
     "FINISH_SWEEP_SECS",
@@ -140,8 +142,11 @@ class ChatEngine:
         self.visitors: dict[str, VisitorPresence] = {}
         self.availability: dict[str, bool] = {}
         self.finishing: set[str] = set()  # activity built, outbox enqueue under way
-        # Agents whose row the next presence tick sends (ordered, under the lock).
+        # Agents whose row the next presence tick sends (ordered, under the lock), the
+        # tick, and when the last frame went (time.monotonic(); actions/agents.py).
         self.changed_agents: dict[str, None] = {}
+        self.presence_tick = PRESENCE_TICK_SECS
+        self.presence_sent_at = 0.0
         self._presence_ticker: threading.Thread | None = None
         self._deferred = threading.local()
         self.identifier = identifier
@@ -153,6 +158,8 @@ class ChatEngine:
         }
         for agent_id, since in state.agent_idle_times().items():
             agent_presence_of(self.agents, agent_id).idle_since = since
+        # Online agents by topic (roster.py): nobody is online before a console connects.
+        self.roster = Roster()
         # What each waiting visitor was last told by `chat.queued` (actions/queues.py):
         # only a change is sent. Per process: on Redis another process may repeat a value.
         self.queue_told: dict[str, tuple[int, int | None]] = {}
@@ -176,6 +183,10 @@ class ChatEngine:
                 if presence is not None:
                     presence.conversation_id = conversation.conversation_id
                     self.visitors[presence.visitor_id] = presence
+        # Which chats wait and which each agent is in (workload.py).
+        self.workload = Workload()
+        self.workload.rebuild(self.conversations.values())
+        self.roster.file_visitors(self.visitors.values(), directory)
 
     def schedule_finish(self, conversation: Conversation, due_at: datetime) -> None:
         """Write the ended chat to CRM at `due_at` (moves an earlier schedule; lock held).
@@ -269,6 +280,7 @@ class ChatEngine:
         conversations = {c.conversation_id: c for c in self.state.unfinished_conversations()}
         self.conversations.clear()
         self.conversations.update(conversations)
+        self.workload.rebuild(conversations.values())
         statuses = self.state.agent_statuses()
         idle = self.state.agent_idle_times()
         for agent_id in set(statuses) | {m[6:] for m in counts if m.startswith("agent:")}:
@@ -290,6 +302,10 @@ class ChatEngine:
             visitors[visitor_id] = presence
         self.visitors.clear()
         self.visitors.update(visitors)
+        self.roster.rebuild(self.agents, self.directory)
+        self.roster.file_visitors(visitors.values(), self.directory)
+        for presence in visitors.values():
+            self._file_widget(presence)
 
     def sync_members(self, members: set[str]) -> None:
         """Reload only what other processes' changes wrote (org lease held): `members`
@@ -307,6 +323,7 @@ class ChatEngine:
                         visitor_ids.add(stale.visitor_id)
                     continue
                 self.conversations[member_id] = conversation
+                self.workload.note(conversation)
                 if conversation.visitor_id:
                     visitor_ids.add(conversation.visitor_id)
             elif kind == "visitor":
@@ -316,6 +333,7 @@ class ChatEngine:
                 agent.status = shared.agent_status(member_id) or agent.status
                 agent.idle_since = shared.agent_idle(member_id) or agent.idle_since
                 agent.connections = shared.presence_count(member)
+                self.roster.note_presence(member_id, agent, self.directory)
         for visitor_id in visitor_ids:
             self._sync_visitor(visitor_id)
 
@@ -337,6 +355,17 @@ class ChatEngine:
             return
         presence.connections = connections
         self.visitors[visitor_id] = presence
+        self._file_widget(presence)
+
+    def _file_widget(self, presence: VisitorPresence) -> None:
+        """A visitor reloaded from the shared state: file them, and when connected their
+        widget as one to tell (roster.py)."""
+        widget = self.directory.widget(presence.widget_id)
+        if widget is None:
+            return
+        self.roster.note_visitor(presence.visitor_id, widget.topic_ids)
+        if presence.connected:
+            self.roster.note_widget(presence.widget_id, widget.topic_ids)
 
     def process_died(self, process_id: str) -> None:
         """Another process died (its sockets no longer count): every working copy reloads

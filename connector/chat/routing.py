@@ -26,7 +26,6 @@ __all__ = [
     "can_see",
     "chat_channel",
     "conversation_channels",
-    "online_agent_channels",
     "ring_order",
     "watcher_channels",
     "widget_available",
@@ -126,8 +125,3 @@ def watcher_channels(widget_topic_ids: frozenset[str], agents: Iterable[AgentRou
         for agent in agents
         if agent.online and can_see(agent.topic_ids, widget_topic_ids)
     }
-
-
-def online_agent_channels(agents: Iterable[AgentRoute]) -> set[str]:
-    """Every online agent (agent presence is visible to all agents)."""
-    return {agent_channel(agent.agent_id) for agent in agents if agent.online}

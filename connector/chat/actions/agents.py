@@ -4,6 +4,7 @@ chats, typing, labels."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from connector.chat import events
@@ -16,6 +17,7 @@ from connector.chat.actions.conversations import (
     chat_of,
     find_conversation,
     may_take,
+    note_agent,
     open_agent_chat,
     publish_chat_updated,
     publish_message,
@@ -51,7 +53,6 @@ from connector.chat.routing import (
     can_see,
     chat_channel,
     conversation_channels,
-    online_agent_channels,
     watcher_channels,
 )
 from connector.chat.sessions import AgentSession
@@ -85,6 +86,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# Presence frames a second, over every console, that the ticks may cost: with more agents
+# online than a tick's frame to each allows (800 at the 0.2 s tick), frames go out less
+# often (0.5 s at 2,000 online), so a burst of sign-ins costs a bounded number of sends
+# however many consoles are open. Half a second is still below what a status dot shows.
+PRESENCE_SENDS_PER_SEC = 4000
+
 
 def agent_profile(engine: ChatEngine, agent_id: str) -> AgentLike:
     profile = engine.directory.agent(agent_id)
@@ -102,6 +109,7 @@ def do_agent_connect(engine: ChatEngine, session: AgentSession) -> None:
         presence.connections = engine.count_connection(
             f"agent:{session.agent_id}", presence.connections, +1
         )
+        note_agent(engine, session.agent_id)
         if came_online:
             # Before this console subscribes: what now rings for them is in its snapshot.
             route_waiting(engine)
@@ -117,27 +125,35 @@ def _snapshot(
 ) -> dict[str, Any]:
     # Online agents only: a console lists, invites and transfers to no one else, and an
     # agent going offline later arrives as a row of `agents.updated`.
-    agents = []
-    for agent_id, other in engine.agents.items():
-        other_profile = engine.directory.agent(agent_id)
-        if other_profile is not None and (other.online or agent_id == profile.agent_id):
-            agents.append(agent_view(other_profile, other))
+    agents = [agent_view(profile, presence)]
+    rows = engine.roster.rows
+    for agent_id in engine.roster.online():
+        if agent_id == profile.agent_id:
+            continue
+        row = rows.get(agent_id)
+        if row is None:
+            other_profile = engine.directory.agent(agent_id)
+            if other_profile is None:
+                continue
+            row = rows[agent_id] = agent_view(other_profile, agent_presence(engine, agent_id))
+        agents.append(row)
+    # The visitors of this agent's topics (the roster's), in the order they arrived.
     visitors = []
-    for visitor in engine.visitors.values():
+    present = [engine.visitors.get(v) for v in engine.roster.visitors_for(profile.topic_ids)]
+    for visitor in sorted(filter(None, present), key=lambda v: (v.first_seen, v.visitor_id)):
         widget = engine.directory.widget(visitor.widget_id)
         if widget is not None and can_see(profile.topic_ids, widget.topic_ids):
             visitors.append(visitor_view(visitor, widget_name=widget.name))
     # Incoming: the chats ringing for this agent; waiting: every waiting chat they may
     # pick up whatever their status (actions/queues.py).
-    incoming, waiting, chats = [], [], []
-    for conversation in engine.conversations.values():
-        if not conversation.is_open and conversation.wrapup_until is None:
-            continue
-        if conversation.has_agent(profile.agent_id):
-            chats.append(chat_of(engine, conversation))
-        elif conversation.state is ConversationState.WAITING and may_take(
-            engine, profile, conversation
-        ):
+    incoming, waiting = [], []
+    chats = [
+        chat_of(engine, conversation)
+        for conversation in engine.workload.chats_of(profile.agent_id, engine.conversations)
+        if conversation.has_agent(profile.agent_id)
+    ]
+    for conversation in engine.workload.waiting(engine.conversations):
+        if not conversation.has_agent(profile.agent_id) and may_take(engine, profile, conversation):
             chat = chat_of(engine, conversation)
             waiting.append(chat)
             if conversation.ringing_agent_id == profile.agent_id:
@@ -179,15 +195,20 @@ def _publish_agent(engine: ChatEngine, profile: AgentLike, presence: AgentPresen
 def do_flush_presence(engine: ChatEngine) -> int:
     """Send every agent whose presence changed since the last tick to every online agent
     (and to that agent), as one `agents.updated` frame; returns how many rows it sent.
-    The engine calls it every `PRESENCE_TICK_SECS`."""
+    The engine calls it every `PRESENCE_TICK_SECS`; with so many agents online that a
+    frame each tick would pass `PRESENCE_SENDS_PER_SEC`, the rows wait for a later tick."""
     with engine.lock:
         if not engine.changed_agents:
             return 0  # the common case: no org lease taken for nothing
+        every = engine.roster.online_count() / PRESENCE_SENDS_PER_SEC
+        if every > engine.presence_tick and time.monotonic() - engine.presence_sent_at < every:
+            return 0
     with engine.changing():
         agent_ids = list(engine.changed_agents)
         engine.changed_agents.clear()
         rows = []
-        channels = online_agent_channels(agent_routes(engine))
+        # Every online agent: agent presence is visible to all agents (the roster's list).
+        channels = {agent_channel(agent_id) for agent_id in engine.roster.online()}
         for agent_id in agent_ids:
             profile = engine.directory.agent(agent_id)
             if profile is None:
@@ -196,6 +217,7 @@ def do_flush_presence(engine: ChatEngine) -> int:
             channels.add(agent_channel(agent_id))
         if rows:
             engine.bus.publish(events.event(events.AGENTS_UPDATED, agents=rows), channels)
+            engine.presence_sent_at = time.monotonic()
         return len(rows)
 
 
@@ -207,6 +229,7 @@ def do_agent_disconnect(engine: ChatEngine, session: AgentSession) -> None:
         presence.connections = engine.count_connection(
             f"agent:{session.agent_id}", presence.connections, -1
         )
+        note_agent(engine, session.agent_id)
         profile = engine.directory.agent(session.agent_id)
         if not presence.online and profile is not None:
             _publish_agent(engine, profile, presence)
@@ -227,6 +250,7 @@ def do_agent_set_status(engine: ChatEngine, session: AgentSession, *, status: Ag
             return
         engine.state.save_agent_status(session.agent_id, status)
         presence.status = status
+        note_agent(engine, session.agent_id)
         _publish_agent(engine, profile, presence)
         refresh_availability(engine, profile.topic_ids)
         route_waiting(engine)
@@ -253,12 +277,14 @@ def do_agent_accept(engine: ChatEngine, session: AgentSession, *, conversation_i
         conversation.ringing_agent_id = None
         conversation.ring_started_at = None
         conversation.participants.append(Participant("agent", profile.agent_id, profile.name))
+        engine.workload.note(conversation)
         message = append_system_line(engine, conversation, f"{profile.name} joined the chat.")
         me = agent_channel(profile.agent_id)
         engine.bus.publish(
             events.event(events.CHAT_ACCEPTED, chat=chat_of(engine, conversation)), {me}
         )
-        others = watcher_channels(routing_topics(engine, conversation), agent_routes(engine)) - {me}
+        topics = routing_topics(engine, conversation)
+        others = watcher_channels(topics, agent_routes(engine, topics)) - {me}
         engine.bus.publish(
             events.event(events.CHAT_WITHDRAWN, conversation_id=conversation_id), others
         )
@@ -369,6 +395,7 @@ def do_agent_invite(
         else:
             raise ChatInvalid("Name the agent or the queue to invite.")
         conversation.participants.append(Participant("agent", target.agent_id, target.name))
+        engine.workload.note(conversation)
         message = append_system_line(engine, conversation, f"{target.name} joined the chat.")
         target_channel = agent_channel(target.agent_id)
         engine.bus.publish(
@@ -413,6 +440,7 @@ def do_agent_transfer(
                 participant.active = False
         if not conversation.has_agent(target.agent_id):
             conversation.participants.append(Participant("agent", target.agent_id, target.name))
+            engine.workload.note(conversation)
         if conversation.kind is ConversationKind.VISITOR:
             conversation.owner_agent_id = target.agent_id
             forget_postpone(engine, conversation)  # the new owner gets it as it is now

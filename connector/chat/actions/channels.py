@@ -297,6 +297,7 @@ def do_start_channel_chat(
         _with_rules(conversation)
         engine.state.save_conversation(conversation)
         engine.conversations[conversation.conversation_id] = conversation
+        engine.workload.note(conversation)
         line = append_system_line(
             engine, conversation, f"{profile.name} started this conversation on {label}."
         )
@@ -384,6 +385,7 @@ def do_channel_message(
                     conversation.contact = {"id": linked["id"], "name": linked["name"]}
             engine.state.save_conversation(conversation)
             engine.conversations[conversation.conversation_id] = conversation
+            engine.workload.note(conversation)
         previous = (conversation.last_visitor_message_at, conversation.waiting_since)
         conversation.last_visitor_message_at = event.at
         if conversation.waiting_since is None:

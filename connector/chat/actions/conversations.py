@@ -57,6 +57,7 @@ __all__ = [
     "do_set_regarding",
     "find_conversation",
     "may_take",
+    "note_agent",
     "publish_chat_updated",
     "publish_message",
     "publish_visitor",
@@ -89,6 +90,8 @@ def do_refresh_availability(engine: ChatEngine) -> None:
     changed (the chat switch, a widget turned off): an open page hides its launcher
     within seconds, as when the last agent goes Away."""
     with engine.changing():
+        # An agent's topics may have been edited in CRM since: file everyone again.
+        engine.roster.rebuild(engine.agents, engine.directory)
         refresh_availability(engine, None)
 
 
@@ -99,12 +102,30 @@ def agent_presence(engine: ChatEngine, agent_id: str) -> AgentPresence:
     return presence
 
 
-def agent_routes(engine: ChatEngine) -> list[AgentRoute]:
+def agent_routes(
+    engine: ChatEngine, topic_ids: frozenset[str] | None = None, *, available: bool = False
+) -> list[AgentRoute]:
+    """The online agents as routing sees them now: all of them, or those sharing one of
+    `topic_ids` (only the Available ones with `available`). Read from the roster, so the
+    cost follows the agents concerned, not every agent there is."""
+    roster = engine.roster
+    if topic_ids is None:
+        agent_ids = roster.online()
+    else:
+        found = roster.available_for(topic_ids) if available else roster.online_for(topic_ids)
+        agent_ids = sorted(found)
     routes = []
-    for agent in engine.directory.agents():
-        presence = agent_presence(engine, agent.agent_id)
-        routes.append(AgentRoute(agent.agent_id, agent.topic_ids, presence.status, presence.online))
+    for agent_id in agent_ids:
+        profile = engine.directory.agent(agent_id)
+        presence = engine.agents.get(agent_id)
+        if profile is not None and presence is not None:
+            routes.append(AgentRoute(agent_id, profile.topic_ids, presence.status, presence.online))
     return routes
+
+
+def note_agent(engine: ChatEngine, agent_id: str) -> None:
+    """The agent came, went or changed status (lock held): file them in the roster."""
+    engine.roster.note_presence(agent_id, engine.agents.get(agent_id), engine.directory)
 
 
 def routing_topics(engine: ChatEngine, conversation: Conversation) -> frozenset[str]:
@@ -202,6 +223,7 @@ def open_agent_chat(
     )
     engine.state.save_conversation(conversation)
     engine.conversations[conversation.conversation_id] = conversation
+    engine.workload.note(conversation)
     return conversation
 
 
@@ -321,11 +343,17 @@ def refresh_availability(engine: ChatEngine, topic_ids: frozenset[str] | None) -
     """Tell visitors of every widget whose availability changed.
 
     Only widgets sharing one of `topic_ids` (the topics of the agent who came, went or
-    changed status) can have changed, so only those are recomputed; None: all.
+    changed status) can have changed, so only those are recomputed, found in the roster;
+    None: all, filed in the roster again.
     """
-    routes = agent_routes(engine)
-    widget_ids = {p.widget_id for p in engine.visitors.values() if p.connected}
-    for widget_id in widget_ids | set(engine.availability):
+    if topic_ids is None:
+        widget_ids = {p.widget_id for p in engine.visitors.values() if p.connected}
+        widget_ids |= set(engine.availability)
+        engine.roster.file_widgets(widget_ids, engine.directory)
+        engine.roster.file_visitors(engine.visitors.values(), engine.directory)
+    else:
+        widget_ids = engine.roster.widgets_for(topic_ids)
+    for widget_id in widget_ids:
         widget = engine.directory.widget(widget_id)
         if (
             widget is not None
@@ -334,7 +362,9 @@ def refresh_availability(engine: ChatEngine, topic_ids: frozenset[str] | None) -
         ):
             continue
         available = widget is not None and widget_available(
-            widget_on(engine, widget), widget.topic_ids, routes
+            widget_on(engine, widget),
+            widget.topic_ids,
+            agent_routes(engine, widget.topic_ids, available=True),
         )
         if engine.announce_availability(widget_id, available):
             engine.bus.publish(
@@ -351,7 +381,7 @@ def publish_visitor(engine: ChatEngine, presence: VisitorPresence) -> None:
         events.event(
             events.VISITOR_UPDATED, visitor=visitor_view(presence, widget_name=widget.name)
         ),
-        watcher_channels(widget.topic_ids, agent_routes(engine)),
+        watcher_channels(widget.topic_ids, agent_routes(engine, widget.topic_ids)),
     )
 
 
@@ -371,7 +401,7 @@ def widget_status(engine: ChatEngine, widget_id: str) -> tuple[WidgetLike, bool]
     if not widget_on(engine, widget):
         return widget, False
     with engine.reading():
-        routes = agent_routes(engine)
+        routes = agent_routes(engine, widget.topic_ids, available=True)
     return widget, widget_available(widget_on(engine, widget), widget.topic_ids, routes)
 
 

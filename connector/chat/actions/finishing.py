@@ -95,9 +95,10 @@ def end_chat(
         if consult is not None and consult.is_open:
             end_chat(engine, consult, by=by, name=name, line="The chat with the customer ended.")
     if was_waiting:
+        topics = routing_topics(engine, conversation)
         engine.bus.publish(
             events.event(events.CHAT_WITHDRAWN, conversation_id=conversation.conversation_id),
-            watcher_channels(routing_topics(engine, conversation), agent_routes(engine)),
+            watcher_channels(topics, agent_routes(engine, topics)),
         )
     if conversation.wrapup_until is not None:
         publish_chat_updated(engine, conversation, skip=set())  # the agents' wrap-up box
@@ -173,7 +174,7 @@ def visitor_left(engine: ChatEngine, presence: VisitorPresence) -> None:
     if widget is not None:
         engine.bus.publish(
             events.event(events.VISITOR_LEFT, visitor_id=presence.visitor_id),
-            watcher_channels(widget.topic_ids, agent_routes(engine)),
+            watcher_channels(widget.topic_ids, agent_routes(engine, widget.topic_ids)),
         )
     engine.visitors.pop(presence.visitor_id, None)
 
@@ -325,9 +326,10 @@ def _time_out(engine: ChatEngine, conversation: Conversation) -> None:
         events.event(events.CHAT_TIMEOUT, conversation_id=conversation.conversation_id),
         conversation_channels(conversation),
     )
+    topics = routing_topics(engine, conversation)
     engine.bus.publish(
         events.event(events.CHAT_WITHDRAWN, conversation_id=conversation.conversation_id),
-        watcher_channels(routing_topics(engine, conversation), agent_routes(engine)),
+        watcher_channels(topics, agent_routes(engine, topics)),
     )
     release_visitor(engine, conversation)
     route_waiting(engine)

@@ -12,6 +12,7 @@ from connector.chat.actions.conversations import (
     agent_routes,
     chat_of,
     may_take,
+    routing_topics,
 )
 from connector.chat.model import (
     Conversation,
@@ -96,7 +97,7 @@ def _publish_identified(engine: ChatEngine, conversation: Conversation) -> None:
     may pick it up (it is in their Waiting chats, and maybe ringing)."""
     if conversation.state is ConversationState.WAITING:
         channels = set()
-        for route in agent_routes(engine):
+        for route in agent_routes(engine, routing_topics(engine, conversation)):
             profile = engine.directory.agent(route.agent_id)
             if route.online and profile is not None and may_take(engine, profile, conversation):
                 channels.add(agent_channel(route.agent_id))

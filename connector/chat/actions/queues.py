@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,7 @@ from connector.chat.actions.conversations import (
     append_system_line,
     chat_of,
     may_take,
+    note_agent,
     publish_message,
     refresh_availability,
     routing_topics,
@@ -92,30 +94,14 @@ def answer_secs(engine: ChatEngine, conversation: Conversation) -> int:
 
 def _waiting(engine: ChatEngine) -> list[Conversation]:
     """The visitor chats waiting for an agent, oldest first (the queue's order)."""
-    waiting = [
-        c
-        for c in engine.conversations.values()
-        if c.kind is ConversationKind.VISITOR and c.state is ConversationState.WAITING
-    ]
-    waiting.sort(key=lambda c: (c.started_at, c.conversation_id))
-    return waiting
+    return engine.workload.waiting(engine.conversations)
 
 
-def _loads(engine: ChatEngine) -> dict[str, int]:
+def _loads(engine: ChatEngine, agent_ids: Iterable[str]) -> dict[str, int]:
     """Per agent: the open visitor chats they are in, plus the offers ringing for them."""
-    loads: dict[str, int] = {}
-    for c in engine.conversations.values():
-        if c.kind is not ConversationKind.VISITOR or not c.is_open:
-            continue
-        if c.state is ConversationState.WAITING:
-            if c.ringing_agent_id is not None:
-                loads[c.ringing_agent_id] = loads.get(c.ringing_agent_id, 0) + 1
-            continue
-        if c.postponed_until is not None:
-            continue  # set aside to make room (actions/postpone.py)
-        for agent_id in c.active_agent_ids():
-            loads[agent_id] = loads.get(agent_id, 0) + 1
-    return loads
+    return {
+        agent_id: engine.workload.load(agent_id, engine.conversations) for agent_id in agent_ids
+    }
 
 
 def _still_rings(
@@ -150,6 +136,7 @@ def _ring(engine: ChatEngine, conversation: Conversation, agent_id: str, now: da
     conversation.ringing_agent_id = agent_id
     conversation.ring_started_at = now
     engine.state.save_conversation(conversation)
+    engine.workload.note(conversation)
     presence = agent_presence(engine, agent_id)
     presence.idle_since = now
     engine.state.save_agent_idle(agent_id, now)
@@ -165,8 +152,14 @@ def route_waiting(engine: ChatEngine) -> None:
     agent who may still take it keeps ringing."""
     now = engine.clock()
     waiting = _waiting(engine)
-    routes = {route.agent_id: route for route in agent_routes(engine)}
-    loads = _loads(engine)
+    if not waiting:
+        _announce_queue(engine, waiting, {}, {})  # forgets what the last visitors were told
+        return
+    # Only agents sharing a waiting chat's topic can be rung or count as its places.
+    topics = frozenset().union(*(routing_topics(engine, c) for c in waiting))
+    routes = {route.agent_id: route for route in agent_routes(engine, topics)}
+    ringing = {c.ringing_agent_id for c in waiting if c.ringing_agent_id is not None}
+    loads = _loads(engine, set(routes) | ringing)
     for conversation in waiting:
         if conversation.ringing_agent_id is not None and not _still_rings(
             engine, conversation, routes
@@ -205,8 +198,8 @@ def pick_from_queue(engine: ChatEngine, topic_id: str, conversation: Conversatio
     given work (idle from now), as a ring does."""
     routes = [
         route
-        for route in agent_routes(engine)
-        if topic_id in route.topic_ids and not conversation.has_agent(route.agent_id)
+        for route in agent_routes(engine, frozenset({topic_id}))
+        if not conversation.has_agent(route.agent_id)
     ]
     capacities: dict[str, int] = {}
     idle: dict[str, datetime | None] = {}
@@ -214,7 +207,8 @@ def pick_from_queue(engine: ChatEngine, topic_id: str, conversation: Conversatio
         profile = engine.directory.agent(route.agent_id)
         capacities[route.agent_id] = profile.capacity if profile is not None else 0
         idle[route.agent_id] = agent_presence(engine, route.agent_id).idle_since
-    free = ring_order(routes, loads=_loads(engine), capacities=capacities, idle_since=idle)
+    loads = _loads(engine, capacities)
+    free = ring_order(routes, loads=loads, capacities=capacities, idle_since=idle)
     if not free:
         return None
     now = engine.clock()
@@ -288,7 +282,7 @@ def note_chat_ended(engine: ChatEngine, conversation: Conversation) -> None:
 def publish_waiting(engine: ChatEngine, conversation: Conversation) -> None:
     """`chat.waiting` to every online agent who may pick the chat up (lock held)."""
     channels = set()
-    for route in agent_routes(engine):
+    for route in agent_routes(engine, routing_topics(engine, conversation)):
         profile = engine.directory.agent(route.agent_id)
         if route.online and profile is not None and may_take(engine, profile, conversation):
             channels.add(agent_channel(route.agent_id))
@@ -302,6 +296,8 @@ def run_ring_timeouts(engine: ChatEngine) -> int:
     """Pause every agent whose offer rang past its answer time limit, ring the next
     agents, and refresh the queue; returns how many agents were paused."""
     with engine.changing():
+        # File every chat again: one a path forgot to note waits at most this sweep.
+        engine.workload.rebuild(engine.conversations.values())
         now = engine.clock()
         paused: set[str] = set()
         for conversation in _waiting(engine):
@@ -317,6 +313,7 @@ def run_ring_timeouts(engine: ChatEngine) -> int:
             if presence.status is AgentStatus.AVAILABLE:
                 presence.status = AgentStatus.PAUSED
                 engine.state.save_agent_status(agent_id, AgentStatus.PAUSED)
+                note_agent(engine, agent_id)
                 engine.changed_agents[agent_id] = None
                 paused.add(agent_id)
         for agent_id in paused:
@@ -359,6 +356,7 @@ def do_agent_transfer_to_queue(
         conversation.ringing_agent_id = None
         conversation.ring_started_at = None
         conversation.declined_agent_ids = [profile.agent_id]
+        engine.workload.note(conversation)
         message = append_system_line(
             engine, conversation, f"{profile.name} transferred the chat to the {topic.name} queue."
         )

@@ -197,6 +197,7 @@ def do_supervisor_join(engine: ChatEngine, session: AgentSession, *, conversatio
         if conversation.has_agent(profile.agent_id):
             raise ChatInvalid("You are already in this chat.")
         conversation.participants.append(Participant("agent", profile.agent_id, profile.name))
+        engine.workload.note(conversation)
         message = append_system_line(engine, conversation, f"{profile.name} joined the chat.")
         me = agent_channel(profile.agent_id)
         engine.bus.publish(

@@ -177,6 +177,7 @@ def do_visitor_hello(
             f"visitor:{visitor_id}", presence.connections, +1
         )
         engine.visitors[visitor_id] = presence
+        engine.roster.note_visitor(visitor_id, widget.topic_ids)
         session.visitor_id, session.widget_id = visitor_id, widget_id
         engine.hub.subscribe(widget_channel(widget_id), session.subscriber)
 
@@ -211,9 +212,12 @@ def do_visitor_hello(
                 chat["token"] = handed_token
         engine.state.save_visitor(presence)
         available = widget_available(
-            widget_on(engine, widget), widget.topic_ids, agent_routes(engine)
+            widget_on(engine, widget),
+            widget.topic_ids,
+            agent_routes(engine, widget.topic_ids, available=True),
         )
         engine.availability[widget_id] = available
+        engine.roster.note_widget(widget_id, widget.topic_ids)
         identity = session.identity.to_dict() if session.identity is not None else None
         engine.hub.send_to(
             session.subscriber,
@@ -339,7 +343,9 @@ def do_visitor_start(
             _reply_started(engine, session, open_chat)
             return
         widget = engine.directory.widget(session.widget_id)
-        routes = agent_routes(engine)
+        routes = (
+            agent_routes(engine, widget.topic_ids, available=True) if widget is not None else []
+        )
         if widget is None or not widget_available(
             widget_on(engine, widget), widget.topic_ids, routes
         ):
@@ -395,6 +401,7 @@ def do_visitor_start(
         )
         engine.state.save_conversation(conversation)
         engine.conversations[conversation.conversation_id] = conversation
+        engine.workload.note(conversation)
         presence.conversation_id = conversation.conversation_id
         presence.name = name
         engine.state.save_visitor(presence)
@@ -545,7 +552,7 @@ def do_visitor_disconnect(engine: ChatEngine, session: VisitorSession) -> None:
         if widget is not None:
             engine.bus.publish(
                 events.event(events.VISITOR_LEFT, visitor_id=presence.visitor_id),
-                watcher_channels(widget.topic_ids, agent_routes(engine)),
+                watcher_channels(widget.topic_ids, agent_routes(engine, widget.topic_ids)),
             )
         del engine.visitors[presence.visitor_id]
 
