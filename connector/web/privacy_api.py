@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from connector.chat.frames import GUID_PATTERN
 from connector.chat.views import iso
 from connector.crm.contact_data import delete_contact_data, export_contact_data
+from connector.crm.retention import drop_conversation
 from connector.dataverse import DataverseError
 from connector.dataverse.errors import Forbidden as DataverseForbidden
 from connector.dataverse.errors import NotFound as DataverseNotFound
@@ -74,6 +75,17 @@ def _presence_of(visitor_id: str) -> dict[str, Any] | None:
     return found
 
 
+# Every finished chat, whenever it ended.
+EVERYTHING = datetime.max.replace(tzinfo=UTC)
+
+
+def _forget_live(visitor_id: str) -> int:
+    """Drop the visitor's finished chats from the live-chat store (retention.py)."""
+    live = services_of(current_app).engine.state
+    finished = live.finished_conversations(ended_before=EVERYTHING, visitor_id=visitor_id)
+    return sum(drop_conversation(live, conversation) for conversation in finished)
+
+
 @bp.get("/contacts/<contact_id>/export")
 @require_roles(ASKING_ROLES)
 def export(contact_id: str) -> Response:
@@ -102,7 +114,10 @@ def delete(contact_id: str) -> dict[str, Any]:
         raise InvalidInput('Send {"delete_contact": true|false}.') from error
     try:
         result = delete_contact_data(
-            _caller_client(), record_id, delete_contact=body.delete_contact
+            _caller_client(),
+            record_id,
+            delete_contact=body.delete_contact,
+            forget_live=_forget_live,
         )
     except DataverseError as error:
         raise _refused(error, "delete this contact's chats") from error
