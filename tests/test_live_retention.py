@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from connector.chat.model import (
 )
 from connector.chat.redis_state import RedisLiveState
 from connector.chat.state import LiveState, SqliteLiveState
+from connector.cli import main
 from connector.crm.retention import FINISHED_KEEP, drop_live_chats, purge_expired_chats
 from connector.dataverse_local import DataverseApp
 from connector.demo import admin_client
@@ -176,4 +177,28 @@ def test_the_retention_job_deletes_the_live_copy_with_the_activity(
     assert live.conversation("old") is None
     assert "4242" not in json.dumps([m.text for m in live.messages("old")])
     assert live.conversation("new") is not None
+    live.close()
+
+
+def test_the_cli_purges_the_live_copy_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from connector.crm.connection import connect
+    from connector.settings import Settings
+
+    monkeypatch.setenv("CRMCHAT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CRMCHAT_DEMO", "0")
+    client = connect(Settings()).client
+    three_days = widget(client, 3)
+    now = datetime.now(UTC)  # the CLI reads the real clock
+    live = SqliteLiveState(tmp_path / "data" / "live.sqlite")
+    ended(live, "old", days_ago=4, now=now, widget_id=three_days)
+    ended(live, "kept", days_ago=2, now=now, widget_id=three_days)
+    live.close()
+
+    assert main(["privacy", "purge"]) == 0
+    assert "and 1 ended chats from the live-chat store" in capsys.readouterr().out
+    live = SqliteLiveState(tmp_path / "data" / "live.sqlite")
+    assert live.conversation("old") is None and live.messages("old") == []
+    assert live.conversation("kept") is not None
     live.close()

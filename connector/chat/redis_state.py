@@ -269,7 +269,8 @@ class RedisLiveState:
             return False
         if not c.finished and c.visitor_id is not None:
             return False
-        self._wrote(f"conversation:{conversation_id}")
+        # Not counted in `writes`: a finished chat is in no engine's working copy, and the
+        # retention job deletes outside the engine's changes.
         files = [
             self._c(conversation_id, f"file:{m.attachment['id']}")
             for m in self.messages(conversation_id)
