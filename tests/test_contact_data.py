@@ -20,6 +20,7 @@ from connector.chat.model import (
     ConversationState,
     Message,
     SenderKind,
+    VisitorPresence,
 )
 from connector.crm import tables
 from connector.demo import admin_client
@@ -220,11 +221,15 @@ def test_delete_also_removes_the_contacts_ended_chats_from_the_live_store(
     _finished_live_chat(app, "c0000000-0000-0000-0000-0000000000a1", "visitor-ann-0001")
     _finished_live_chat(app, "c0000000-0000-0000-0000-0000000000b1", "visitor-bob-0001")
     live = services_of(app).engine.state
+    for visitor_id in ("visitor-ann-0001", "visitor-bob-0001"):
+        seen = datetime.now(UTC)
+        live.save_visitor(VisitorPresence(visitor_id, SHOP_WIDGET, seen, seen, name="Ann"))
     url = f"/api/privacy/contacts/{ann}/delete"
 
     # An agent may not delete the chat in CRM: the live copy stays too.
     assert client.post(url, json={}, headers=sign_in("agent")).status_code == 403
     assert live.conversation("c0000000-0000-0000-0000-0000000000a1") is not None
+    assert live.visitor("visitor-ann-0001") is not None
 
     answer = client.post(url, json={}, headers=sign_in("crmadmin"))
     assert answer.status_code == 200, answer.get_data(as_text=True)
@@ -232,5 +237,7 @@ def test_delete_also_removes_the_contacts_ended_chats_from_the_live_store(
     assert live.conversation("c0000000-0000-0000-0000-0000000000a1") is None
     assert live.messages("c0000000-0000-0000-0000-0000000000a1") == []
     assert live.history("visitor-ann-0001") == []
-    # Another visitor's chat is not the contact's.
+    assert live.visitor("visitor-ann-0001") is None  # the presence record (pages seen) too
+    # Another visitor's chat and record are not the contact's.
     assert live.conversation("c0000000-0000-0000-0000-0000000000b1") is not None
+    assert live.visitor("visitor-bob-0001") is not None

@@ -24,6 +24,7 @@ from connector.chat.model import (
     Message,
     Participant,
     SenderKind,
+    VisitorPresence,
 )
 from connector.chat.redis_state import RedisLiveState
 from connector.chat.state import LiveState, SqliteLiveState
@@ -202,3 +203,12 @@ def test_the_cli_purges_the_live_copy_now(
     assert live.conversation("old") is None and live.messages("old") == []
     assert live.conversation("kept") is not None
     live.close()
+
+
+def test_a_presence_record_is_deleted(live: LiveState) -> None:
+    live.save_visitor(VisitorPresence("v1", WIDGET, T0, T0, name="Vera"))
+    live.save_visitor(VisitorPresence("v2", WIDGET, T0, T0, name="Vic"))
+    assert live.delete_visitor("v1") is True
+    assert live.visitor("v1") is None
+    assert live.delete_visitor("v1") is False
+    assert live.visitor("v2") is not None

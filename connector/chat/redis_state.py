@@ -402,6 +402,10 @@ class RedisLiveState:
         data = cast(str | None, self._r.hget(f"{self._p}visitors", visitor_id))
         return _visitor_from_json(visitor_id, data) if data is not None else None
 
+    def delete_visitor(self, visitor_id: str) -> bool:
+        self._wrote(f"visitor:{visitor_id}")
+        return bool(self._r.hdel(f"{self._p}visitors", visitor_id))
+
     def save_agent_status(self, agent_id: str, status: AgentStatus) -> None:
         self._wrote(f"agent:{agent_id}")
         self._r.hset(f"{self._p}agent_status", agent_id, status.value)

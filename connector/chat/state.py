@@ -109,6 +109,9 @@ class LiveState(Protocol):
     def visitor(self, visitor_id: str) -> VisitorPresence | None:
         """The stored presence record (with connections = 0)."""
 
+    def delete_visitor(self, visitor_id: str) -> bool:
+        """Delete the stored presence record; False when there is none."""
+
     def save_agent_status(self, agent_id: str, status: AgentStatus) -> None:
         """Remember the status the agent chose."""
 
@@ -623,6 +626,11 @@ class SqliteLiveState:
     def visitor(self, visitor_id: str) -> VisitorPresence | None:
         rows = self._query("SELECT data FROM visitor WHERE visitor_id = ?", (visitor_id,))
         return _visitor_from_json(visitor_id, rows[0]["data"]) if rows else None
+
+    def delete_visitor(self, visitor_id: str) -> bool:
+        with self._transaction() as db:
+            deleted = db.execute("DELETE FROM visitor WHERE visitor_id = ?", (visitor_id,))
+        return bool(deleted.rowcount)
 
     def save_agent_status(self, agent_id: str, status: AgentStatus) -> None:
         with self._transaction() as db:

@@ -15,7 +15,8 @@ Presence records (the visitor's pages, from the live chat state) are exported th
 `presence_of`; they hold no more than the chats and expire with the visitor's visit.
 The service's own live-chat store keeps ended chats for a while (connector/crm/
 retention.py); a delete drops there, through `forget_live`, the finished chats of every
-visitor (browser) whose chats about the contact it deleted, once their CRM records are gone.
+visitor (browser) whose chats about the contact it deleted, once their CRM records are gone
+(connector/web/privacy_api.py drops the visitor's presence record there too).
 
 Every filter is built with `connector.dataverse.odata` (GUIDs as literals).
 

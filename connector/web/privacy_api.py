@@ -23,6 +23,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from connector.chat.errors import ChatUnavailable
 from connector.chat.frames import GUID_PATTERN
 from connector.chat.views import iso
 from connector.crm.contact_data import delete_contact_data, export_contact_data
@@ -32,7 +33,14 @@ from connector.dataverse.errors import Forbidden as DataverseForbidden
 from connector.dataverse.errors import NotFound as DataverseNotFound
 from connector.services import services_of
 from connector.web.auth import AGENT_ROLES, current_user, require_roles
-from connector.web.errors import CrmError, Forbidden, InvalidInput, NotFound, json_body
+from connector.web.errors import (
+    ApiError,
+    CrmError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    json_body,
+)
 
 __all__ = ["bp"]
 
@@ -75,15 +83,31 @@ def _presence_of(visitor_id: str) -> dict[str, Any] | None:
     return found
 
 
+class LiveStateUnavailable(ApiError):
+    code = "unavailable"
+    http_status = 503
+
+
 # Every finished chat, whenever it ended.
 EVERYTHING = datetime.max.replace(tzinfo=UTC)
 
 
 def _forget_live(visitor_id: str) -> int:
-    """Drop the visitor's finished chats from the live-chat store (retention.py)."""
-    live = services_of(current_app).engine.state
+    """Drop the visitor's finished chats from the live-chat store (retention.py), and
+    their presence record unless the engine uses it now (the visitor is on the site:
+    the record is written again at once)."""
+    engine = services_of(current_app).engine
+    live = engine.state
     finished = live.finished_conversations(ended_before=EVERYTHING, visitor_id=visitor_id)
-    return sum(drop_conversation(live, conversation) for conversation in finished)
+    dropped = sum(drop_conversation(live, conversation) for conversation in finished)
+    try:
+        with engine.reading():
+            if visitor_id not in engine.visitors:
+                live.delete_visitor(visitor_id)
+    except ChatUnavailable as error:
+        # Redis is away or busy: asking again finishes the delete (it is idempotent).
+        raise LiveStateUnavailable(error.message) from error
+    return dropped
 
 
 @bp.get("/contacts/<contact_id>/export")
