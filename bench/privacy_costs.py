@@ -7,10 +7,15 @@
   steps; RE2 is linear);
 - start limits: `frame_limited` (connector/web/public_limits.py) for one `chat.start`,
   counted in memory (one process) and in a private redis-server (several processes),
-  per address and per widget: what each started chat pays for the shared count.
+  per address and per widget: what each started chat pays for the shared count;
+- live-store retention: one `drop_live_chats` run (the hourly job) over N finished chats
+  of 10 messages each in `SqliteLiveState` and `RedisLiveState`, when none is due yet
+  (what every hour costs) and when all are past their widget's retention (each deleted
+  with its messages and file).
 
 Prints one line per figure and, last, one JSON object with every figure.
-Usage: python bench/privacy_costs.py [--seconds 1.0]   (needs Debian's redis-server)
+Usage: python bench/privacy_costs.py [--seconds 1.0] [--chats 1000]
+(needs Debian's redis-server)
 """
 
 from __future__ import annotations
@@ -22,12 +27,23 @@ import random
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from connector.app import create_app, stop_app
+from connector.chat.model import (
+    Conversation,
+    ConversationKind,
+    ConversationState,
+    Message,
+    SenderKind,
+)
+from connector.chat.redis_state import RedisLiveState
+from connector.chat.state import SqliteLiveState
 from connector.crm.masking import check_pattern, mask_text
+from connector.crm.retention import drop_live_chats
 from connector.demo import SALES_WIDGET_ID as WIDGET
 from connector.redis_server import RedisServer
 from connector.web.public_limits import frame_limited
@@ -109,14 +125,65 @@ def start_limits(seconds: float) -> dict[str, float]:
     return figures
 
 
+def _finished_chats(live: Any, count: int, ended_at: datetime) -> None:
+    for n in range(count):
+        cid = f"c{n:06d}"
+        c = Conversation(
+            cid,
+            ConversationKind.VISITOR,
+            ConversationState.ACTIVE,
+            ended_at - timedelta(minutes=10),
+            widget_id=WIDGET,
+            visitor_id=f"visitor-{n:06d}",
+        )
+        live.save_conversation(c)
+        for seq in range(1, 11):
+            text = "my card is **** **** **** ****" if seq == 1 else f"message {seq}"
+            live.add_message(
+                c, Message(cid, seq, f"m{seq}", SenderKind.VISITOR, "v", "Vera", text, ended_at)
+            )
+        live.save_attachment(cid, "f1", b"x" * 1024)
+        c.state, c.ended_at, c.finished = ConversationState.ENDED, ended_at, True
+        live.save_conversation(c)
+
+
+def live_retention(chats: int) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    now = datetime.now(UTC)
+    with tempfile.TemporaryDirectory() as folder:
+        redis_server = RedisServer(Path(folder) / "redis")
+        redis_server.start()
+        try:
+            stores = {
+                "sqlite": SqliteLiveState(Path(folder) / "live.sqlite"),
+                "redis": RedisLiveState.from_url(redis_server.url, prefix="bench:"),
+            }
+            for name, live in stores.items():
+                _finished_chats(live, chats, now - timedelta(days=3))
+                for due, days in (("none_due", 30), ("all_due", 2)):
+                    start = time.perf_counter()
+                    dropped = drop_live_chats(
+                        live, now=now, widget_days={WIDGET: days}, account_days={}
+                    )
+                    figures[f"live_retention_{name}_{due}_ms"] = (time.perf_counter() - start) * 1e3
+                    assert dropped == (chats if due == "all_due" else 0)
+                live.close()
+        finally:
+            redis_server.stop()
+    figures["live_retention_chats"] = chats
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="per figure")
+    parser.add_argument("--chats", type=int, default=1000, help="finished chats in the store")
     args = parser.parse_args(argv)
     load = os.getloadavg()[0]
     figures: dict[str, Any] = {"load_average_1min": round(load, 2)}
     figures.update(masking(args.seconds))
     figures.update(start_limits(args.seconds))
+    figures.update(live_retention(args.chats))
     for name, value in figures.items():
         print(f"{name:34} {value:12.1f}")
     print(json.dumps({k: round(v, 1) for k, v in figures.items()}))

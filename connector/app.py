@@ -155,7 +155,7 @@ def create_app(
         )
     if start:
         _start_chat(app)
-        retention.init_app(app, connection.client)
+        retention.init_app(app, connection.client, services_of(app).engine.state)
     return app
 
 

@@ -222,12 +222,30 @@ def _cmd_secret_verify(args: argparse.Namespace) -> int:
 def _cmd_privacy_purge(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
+    from connector.chat.redis_state import RedisLiveState
+    from connector.chat.state import SqliteLiveState
     from connector.crm.connection import connect
     from connector.crm.retention import purge_expired_chats
     from connector.settings import Settings
 
-    result = purge_expired_chats(connect(Settings()).client, now=datetime.now(UTC))
-    print(f"deleted {result.chats} chats and {result.notes} notes past their retention")
+    settings = Settings()
+    client = connect(settings).client
+    # The service's own live-chat store, as the service opens it (connector/chat/live.py);
+    # SQLite's WAL and busy timeout let this run beside a running service.
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    live: Any = (
+        RedisLiveState.from_url(redis_url)
+        if redis_url
+        else SqliteLiveState(settings.data_dir / "live.sqlite")
+    )
+    try:
+        result = purge_expired_chats(client, now=datetime.now(UTC), live=live)
+    finally:
+        live.close()
+    print(
+        f"deleted {result.chats} chats and {result.notes} notes past their retention,"
+        f" and {result.live_chats} ended chats from the live-chat store"
+    )
     return 0
 
 

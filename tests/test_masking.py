@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
-from chat_fakes import BOB, FIELDS, SHOP, FakeDirectory, FakeOutbox
+from chat_fakes import ANN, BOB, FIELDS, SHOP, FakeDirectory, FakeOutbox
 from test_chat_engine import World
 from test_sockets import Server
 
-from connector.chat.actions import agents, visitors
+from connector.chat.actions import agents, consults, visitors
 from connector.crm import tables
 from connector.crm.design import DesignError, Privacy, TicketFallback, WidgetDesign, parse_design
 from connector.crm.masking import MaskingError, check_pattern, mask_text
@@ -58,6 +58,37 @@ def test_a_card_number_reaches_the_agent_and_the_activity_masked(tmp_path: Path)
     _, payload = world.outbox.items[conversation_id]
     assert CARD not in json.dumps(payload)
     assert f"my card is {MASKED_CARD}" in [t["text"] for t in payload["transcript"]]
+
+
+def test_an_agents_card_number_is_stored_and_relayed_masked_consults_too(tmp_path: Path) -> None:
+    world = _world_with_rules(tmp_path, CARD_RULE)
+    ann, ann_in = world.agent(ANN)
+    bob, bob_in = world.agent(BOB)
+    visitor, v_in = world.visitor()
+    conversation_id = world.start_chat(visitor, v_in)
+    agents.do_agent_accept(world.engine, ann, conversation_id=conversation_id)
+    agents.do_agent_send(
+        world.engine, ann, conversation_id=conversation_id, client_id="a1", text=f"card {CARD}?"
+    )
+    # The visitor, the agent's own console and the live state all have the masked text.
+    assert v_in.last("message.created")["text"] == f"card {MASKED_CARD}?"
+    assert ann_in.last("message.created")["text"] == f"card {MASKED_CARD}?"
+    # A consult between agents about the chat follows the chat's widget rules.
+    consults.do_consult_start(world.engine, ann, conversation_id=conversation_id, agent_id=BOB)
+    consult_id = bob_in.last("chat.accepted")["chat"]["conversation_id"]
+    agents.do_agent_send(
+        world.engine, bob, conversation_id=consult_id, client_id="b1", text=f"it is {CARD}"
+    )
+    assert ann_in.last("message.created")["text"] == f"it is {MASKED_CARD}"
+    stored = [m.text for c in (conversation_id, consult_id) for m in world.state.messages(c)]
+    assert CARD not in json.dumps(stored)
+
+    agents.do_agent_end(world.engine, ann, conversation_id=conversation_id)
+    visitors.do_visitor_rate(world.engine, visitor, rating=5)
+    _, payload = world.outbox.items[conversation_id]
+    assert CARD not in json.dumps(payload)
+    assert f"card {MASKED_CARD}?" in [t["text"] for t in payload["transcript"]]
+    assert f"it is {MASKED_CARD}" in json.dumps(payload["consults"])
 
 
 def test_without_rules_the_message_is_relayed_as_typed(tmp_path: Path) -> None:

@@ -6,8 +6,10 @@ import base64
 import contextlib
 import dataclasses
 import http.client
+import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 from chat_fakes import HELP, SHOP, FakeDirectory, FakeOutbox
 from flask import Flask
 from pydantic import ValidationError
+from simple_websocket import Client, ConnectionClosed
 from werkzeug.serving import make_server
 
 from connector.app import create_app, stop_app
@@ -201,3 +204,50 @@ def test_the_services_own_chat_window_is_no_other_site(make_app: MakeApp) -> Non
         assert socket_answer(base, origin="https://chat.example") == 101  # its public_url
         assert socket_answer(base, origin="https://chat.example.evil") == 403
         assert config(app, Origin="https://chat.example").status_code == 200
+
+
+def hello_answers(base: str, query: str, widget: str, origin: str) -> list[dict[str, Any]]:
+    """The frames a visitor socket opened on `/ws/visitor<query>` answers to a hello for
+    `widget` from a page of `origin`, until the service closes it (or 5 s pass)."""
+    ws = Client.connect(f"{base}/ws/visitor{query}", headers={"Origin": origin})
+    ws.send(json.dumps({"type": "hello", "widget_id": widget, "visitor_id": "visitor-0042"}))
+    frames: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 5
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            raw = ws.receive(timeout=left)
+            if raw is None:
+                break
+            frames.append(json.loads(raw))
+            if frames[-1]["type"] == "hello.ok":
+                break
+    except ConnectionClosed:
+        frames.append({"type": "closed"})
+    finally:
+        with contextlib.suppress(ConnectionClosed):
+            ws.close()
+    return frames
+
+
+def test_a_hello_cannot_bypass_the_allowed_domains(make_app: MakeApp) -> None:
+    app = make_app(restricted("shop.example.com"))
+    evil, shop = "https://evil.example", "https://shop.example.com"
+    with serving(app) as base:
+        # A socket whose URL names no widget: its hello's widget is checked instead.
+        no_widget = hello_answers(base, "", SHOP, evil)
+        # The URL names an open widget, the hello the restricted one.
+        swapped = hello_answers(base, f"?widget={HELP}", SHOP, evil)
+        # Even between two widgets the site may use, a hello keeps to its URL's widget.
+        other = hello_answers(base, f"?widget={SHOP}", HELP, shop)
+        # What the widget itself does still works, and so does an open widget anywhere.
+        allowed = hello_answers(base, f"?widget={SHOP}", SHOP, shop)
+        open_widget = hello_answers(base, "", HELP, evil)
+    for refused in (no_widget, swapped, other):
+        assert refused[0]["type"] == "error"
+        assert refused[0]["code"] == "origin_not_allowed"
+        assert refused[-1] == {"type": "closed"}  # and the socket is closed
+        assert all(frame["type"] != "hello.ok" for frame in refused)
+    assert "may not be used on this site" in no_widget[0]["message"]
+    assert "another widget" in other[0]["message"]
+    assert allowed[-1]["type"] == "hello.ok"
+    assert open_widget[-1]["type"] == "hello.ok"

@@ -16,6 +16,8 @@ conversation's keys stay in one slot of a Redis Cluster and its scripts stay leg
 - ``P{c:<id>}:count``  messages that are not system lines (the history's count)
 - ``P{c:<id>}:accept`` the agent whose accept won
 - ``P:unfinished``     set of conversation ids `unfinished_conversations` returns
+- ``P:finished``       sorted set of finished visitor chats by end time (what
+  `finished_conversations` reads; `delete_conversation` drops them)
 - ``P:visitor:<id>:ended``  sorted set of the visitor's ended chats by start time
 - ``P:visitors``, ``P:agent_status``  hashes id -> JSON / status
 - ``P:agent_idle``     hash agent id -> ISO time the agent became idle (routing's order)
@@ -230,7 +232,61 @@ class RedisLiveState:
                 f"{self._p}visitor:{c.visitor_id}:ended",
                 {c.conversation_id: c.started_at.timestamp()},
             )
+            if c.finished and c.ended_at is not None:
+                pipe.zadd(f"{self._p}finished", {c.conversation_id: c.ended_at.timestamp()})
         pipe.execute()
+
+    def finished_conversations(
+        self, *, ended_before: datetime, visitor_id: str | None = None
+    ) -> list[Conversation]:
+        if visitor_id is not None:
+            ids = cast(list[str], self._r.zrange(f"{self._p}visitor:{visitor_id}:ended", 0, -1))
+        else:
+            ids = cast(
+                list[str],
+                self._r.zrangebyscore(f"{self._p}finished", "-inf", f"({ended_before.timestamp()}"),
+            )
+        found = []
+        for start in range(0, len(ids), MGET_CHUNK):
+            chunk = ids[start : start + MGET_CHUNK]
+            stored = cast(list[str | None], self._r.mget([self._c(i, "conv") for i in chunk]))
+            for conversation_id, data in zip(chunk, stored, strict=True):
+                if data is None:
+                    continue
+                c = _conversation_from_row(conversation_id, data)
+                if (
+                    c.finished
+                    and c.state is ConversationState.ENDED
+                    and c.ended_at is not None
+                    and c.ended_at < ended_before
+                ):
+                    found.append(c)
+        return found
+
+    def delete_conversation(self, conversation_id: str) -> bool:
+        c = self.conversation(conversation_id)
+        if c is None or c.state is not ConversationState.ENDED:
+            return False
+        if not c.finished and c.visitor_id is not None:
+            return False
+        # Not counted in `writes`: a finished chat is in no engine's working copy, and the
+        # retention job deletes outside the engine's changes.
+        files = [
+            self._c(conversation_id, f"file:{m.attachment['id']}")
+            for m in self.messages(conversation_id)
+            if m.attachment and m.attachment.get("id")
+        ]
+        pipe = self._r.pipeline(transaction=True)
+        pipe.delete(
+            *(self._c(conversation_id, w) for w in ("conv", "msgs", "cids", "count", "accept")),
+            *files,
+        )
+        pipe.srem(f"{self._p}unfinished", conversation_id)
+        pipe.zrem(f"{self._p}finished", conversation_id)
+        if c.visitor_id is not None:
+            pipe.zrem(f"{self._p}visitor:{c.visitor_id}:ended", conversation_id)
+        pipe.execute()
+        return True
 
     def conversation(self, conversation_id: str) -> Conversation | None:
         data = cast(str | None, self._r.get(self._c(conversation_id, "conv")))
@@ -345,6 +401,10 @@ class RedisLiveState:
     def visitor(self, visitor_id: str) -> VisitorPresence | None:
         data = cast(str | None, self._r.hget(f"{self._p}visitors", visitor_id))
         return _visitor_from_json(visitor_id, data) if data is not None else None
+
+    def delete_visitor(self, visitor_id: str) -> bool:
+        self._wrote(f"visitor:{visitor_id}")
+        return bool(self._r.hdel(f"{self._p}visitors", visitor_id))
 
     def save_agent_status(self, agent_id: str, status: AgentStatus) -> None:
         self._wrote(f"agent:{agent_id}")

@@ -85,6 +85,18 @@ class LiveState(Protocol):
     def history(self, visitor_id: str, *, exclude: str | None = None) -> list[HistoryEntry]:
         """The visitor's ended chats, newest first (at most HISTORY_LIMIT)."""
 
+    def finished_conversations(
+        self, *, ended_before: datetime, visitor_id: str | None = None
+    ) -> list[Conversation]:
+        """Ended visitor chats whose activity is queued (`finished`), ended before
+        `ended_before` (of `visitor_id` only, when given): what `delete_conversation` may
+        drop. Loaded without their messages (`last_seq` etc. not derived)."""
+
+    def delete_conversation(self, conversation_id: str) -> bool:
+        """Delete an ended chat that needs no more writing (its activity queued, or an
+        agents' chat, which has none) with its messages and files; False when there is
+        none or it is still open or unfinished (those are never deleted)."""
+
     def save_attachment(self, conversation_id: str, attachment_id: str, data: bytes) -> None:
         """Keep a file sent in the chat (committed on return)."""
 
@@ -96,6 +108,9 @@ class LiveState(Protocol):
 
     def visitor(self, visitor_id: str) -> VisitorPresence | None:
         """The stored presence record (with connections = 0)."""
+
+    def delete_visitor(self, visitor_id: str) -> bool:
+        """Delete the stored presence record; False when there is none."""
 
     def save_agent_status(self, agent_id: str, status: AgentStatus) -> None:
         """Remember the status the agent chose."""
@@ -579,6 +594,33 @@ class SqliteLiveState:
         entries.sort(key=lambda e: e.started_at, reverse=True)
         return entries[:HISTORY_LIMIT]
 
+    def finished_conversations(
+        self, *, ended_before: datetime, visitor_id: str | None = None
+    ) -> list[Conversation]:
+        # ended_at is stored as UTC ISO text, which sorts as the times do.
+        sql = (
+            "SELECT id, data FROM conversation WHERE state = 'ended' AND finished = 1"
+            " AND visitor_id IS NOT NULL AND json_extract(data, '$.ended_at') < ?"
+        )
+        params: tuple[Any, ...] = (ended_before.astimezone(UTC).isoformat(),)
+        if visitor_id is not None:
+            sql += " AND visitor_id = ?"
+            params += (visitor_id,)
+        rows = self._query(sql, params)
+        return [_conversation_from_row(row["id"], row["data"]) for row in rows]
+
+    def delete_conversation(self, conversation_id: str) -> bool:
+        with self._transaction() as db:
+            deleted = db.execute(
+                "DELETE FROM conversation WHERE id = ? AND state = 'ended'"
+                " AND (finished = 1 OR visitor_id IS NULL)",
+                (conversation_id,),
+            ).rowcount
+            if deleted:
+                for table in ("message", "attachment", "accept_claim"):
+                    db.execute(f"DELETE FROM {table} WHERE conversation_id = ?", (conversation_id,))
+        return bool(deleted)
+
     def save_visitor(self, presence: VisitorPresence) -> None:
         data = _visitor_to_json(presence)
         with self._transaction() as db:
@@ -590,6 +632,11 @@ class SqliteLiveState:
     def visitor(self, visitor_id: str) -> VisitorPresence | None:
         rows = self._query("SELECT data FROM visitor WHERE visitor_id = ?", (visitor_id,))
         return _visitor_from_json(visitor_id, rows[0]["data"]) if rows else None
+
+    def delete_visitor(self, visitor_id: str) -> bool:
+        with self._transaction() as db:
+            deleted = db.execute("DELETE FROM visitor WHERE visitor_id = ?", (visitor_id,))
+        return bool(deleted.rowcount)
 
     def save_agent_status(self, agent_id: str, status: AgentStatus) -> None:
         with self._transaction() as db:

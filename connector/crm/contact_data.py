@@ -13,6 +13,10 @@ Deleting is idempotent: a chat or note already gone (the retention job, another 
 an admin) is skipped, so a delete that stopped halfway finishes when asked again.
 Presence records (the visitor's pages, from the live chat state) are exported through
 `presence_of`; they hold no more than the chats and expire with the visitor's visit.
+The service's own live-chat store keeps ended chats for a while (connector/crm/
+retention.py); a delete drops there, through `forget_live`, the finished chats of every
+visitor (browser) whose chats about the contact it deleted, once their CRM records are gone
+(connector/web/privacy_api.py drops the visitor's presence record there too).
 
 Every filter is built with `connector.dataverse.odata` (GUIDs as literals).
 
@@ -80,6 +84,7 @@ class DeleteResult:
     notes: int
     links: int
     contact: bool  # the contact record was deleted by this request
+    live_chats: int = 0  # finished chats deleted from the service's live-chat store
 
 
 def _contact(client: Any, contact_id: str) -> dict[str, Any]:
@@ -172,10 +177,15 @@ def export_contact_data(
 
 
 def delete_contact_data(
-    client: Any, contact_id: str, *, delete_contact: bool = False
+    client: Any,
+    contact_id: str,
+    *,
+    delete_contact: bool = False,
+    forget_live: Callable[[str], int] = lambda visitor_id: 0,
 ) -> DeleteResult:
     """Delete the contact's chats with their notes and the contact's platform links; the
-    contact too with `delete_contact`.
+    contact too with `delete_contact`; then `forget_live(visitor_id)` for each visitor of
+    those chats (returns how many of its finished chats the live store dropped).
 
     `client` impersonates the user asking. Raises NotFound when the contact does not exist
     (asking again after the contact was deleted is then a 404, not a second delete) and
@@ -185,10 +195,17 @@ def delete_contact_data(
     chats = notes = links = 0
     for link in _links(client, contact_id, ["crmchat_platformlinkid"]):
         links += delete_if_present(client, PLATFORM_LINKS, str(link["crmchat_platformlinkid"]))
-    for row in _chat_rows(client, contact_id, ["activityid"]):
+    visitor_ids: dict[str, None] = {}
+    for row in _chat_rows(client, contact_id, ["activityid", "crmchat_visitorid"]):
         chat_id = str(row["activityid"])
         for note in _notes(client, chat_id, ["annotationid"]):
             notes += delete_if_present(client, ANNOTATIONS, str(note["annotationid"]))
         chats += delete_if_present(client, tables.CHATS, chat_id)
+        if row.get("crmchat_visitorid"):
+            visitor_ids[str(row["crmchat_visitorid"])] = None
     deleted = delete_if_present(client, CONTACTS, contact_id) if delete_contact else False
-    return DeleteResult(chats=chats, notes=notes, links=links, contact=deleted)
+    # Only after Dataverse let this user delete them: a refused delete (Forbidden) raised.
+    live_chats = sum(forget_live(visitor_id) for visitor_id in visitor_ids)
+    return DeleteResult(
+        chats=chats, notes=notes, links=links, contact=deleted, live_chats=live_chats
+    )

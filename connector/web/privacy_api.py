@@ -23,15 +23,24 @@ from typing import Any
 from flask import Blueprint, Response, current_app
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from connector.chat.errors import ChatUnavailable
 from connector.chat.frames import GUID_PATTERN
 from connector.chat.views import iso
 from connector.crm.contact_data import delete_contact_data, export_contact_data
+from connector.crm.retention import drop_conversation
 from connector.dataverse import DataverseError
 from connector.dataverse.errors import Forbidden as DataverseForbidden
 from connector.dataverse.errors import NotFound as DataverseNotFound
 from connector.services import services_of
 from connector.web.auth import AGENT_ROLES, current_user, require_roles
-from connector.web.errors import CrmError, Forbidden, InvalidInput, NotFound, json_body
+from connector.web.errors import (
+    ApiError,
+    CrmError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    json_body,
+)
 
 __all__ = ["bp"]
 
@@ -74,6 +83,33 @@ def _presence_of(visitor_id: str) -> dict[str, Any] | None:
     return found
 
 
+class LiveStateUnavailable(ApiError):
+    code = "unavailable"
+    http_status = 503
+
+
+# Every finished chat, whenever it ended.
+EVERYTHING = datetime.max.replace(tzinfo=UTC)
+
+
+def _forget_live(visitor_id: str) -> int:
+    """Drop the visitor's finished chats from the live-chat store (retention.py), and
+    their presence record unless the engine uses it now (the visitor is on the site:
+    the record is written again at once)."""
+    engine = services_of(current_app).engine
+    live = engine.state
+    finished = live.finished_conversations(ended_before=EVERYTHING, visitor_id=visitor_id)
+    dropped = sum(drop_conversation(live, conversation) for conversation in finished)
+    try:
+        with engine.reading():
+            if visitor_id not in engine.visitors:
+                live.delete_visitor(visitor_id)
+    except ChatUnavailable as error:
+        # Redis is away or busy: asking again finishes the delete (it is idempotent).
+        raise LiveStateUnavailable(error.message) from error
+    return dropped
+
+
 @bp.get("/contacts/<contact_id>/export")
 @require_roles(ASKING_ROLES)
 def export(contact_id: str) -> Response:
@@ -102,7 +138,10 @@ def delete(contact_id: str) -> dict[str, Any]:
         raise InvalidInput('Send {"delete_contact": true|false}.') from error
     try:
         result = delete_contact_data(
-            _caller_client(), record_id, delete_contact=body.delete_contact
+            _caller_client(),
+            record_id,
+            delete_contact=body.delete_contact,
+            forget_live=_forget_live,
         )
     except DataverseError as error:
         raise _refused(error, "delete this contact's chats") from error

@@ -12,7 +12,10 @@
 - Allowed domains (the widget design's `allowed_domains`): a visitor socket opened by a
   page of another site is refused with 403 `origin_not_allowed` before the upgrade. The
   socket names its widget in the URL (`/ws/visitor?widget=<id>`, from the config's
-  `socket_url`); a socket that names none is let through to the hello as before.
+  `socket_url`). The hello names the widget again (`hello_widget_refusal`): a hello for
+  another widget than the URL's is refused, and a socket whose URL named none has its
+  hello's widget checked against the page's site, so the list cannot be bypassed by
+  leaving the widget out of the URL.
 
 The limits wrap the existing views here instead of decorating them, so each app gets its
 own Limiter (tests create many apps) and the socket module stays as it is.
@@ -49,6 +52,7 @@ __all__ = [
     "check_origin",
     "design_of",
     "frame_limited",
+    "hello_widget_refusal",
     "init_app",
 ]
 
@@ -90,6 +94,25 @@ def check_origin(widget_id: str) -> None:
         return
     if not design_of(status[0].design).allows_origin(origin):
         raise OriginNotAllowed("This widget may not be used on this site.")
+
+
+def hello_widget_refusal(widget_id: str) -> str | None:
+    """Why a visitor socket's hello for `widget_id` is refused, or None when it may go on.
+
+    The socket's URL was checked before the upgrade when it named a widget; the hello
+    must then name the same one. A URL without a widget was not checked: the hello's
+    widget is, now.
+    """
+    named = request.args.get("widget")
+    if named is not None:
+        if named.lower() != widget_id.lower():
+            return "This socket was opened for another widget."
+        return None
+    try:
+        check_origin(widget_id)
+    except OriginNotAllowed as refused:
+        return refused.message
+    return None
 
 
 def _widget_key() -> str:

@@ -111,6 +111,15 @@ def _send_frame(engine: ChatEngine, subscriber: Subscriber, frame: dict[str, Any
     engine.hub.flush()
 
 
+class SocketRefused(Exception):
+    """The socket is refused for good: `_serve` sends the error frame and closes it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 def _ref_of(frame: Any) -> str:
     return str(getattr(frame, "client_id", None) or frame.type)
 
@@ -157,6 +166,9 @@ def _serve(
                 )
                 continue
             act(frame)
+        except SocketRefused as refused:
+            _refuse(ws, refused.code, refused.message)
+            return
         except FrameError as error:
             _send_frame(
                 engine, subscriber, events.error_event(error.code, error.message, ref=error.ref)
@@ -182,6 +194,7 @@ def visitor_socket(ws: Any) -> None:
     def act(frame: Any) -> None:
         match frame:
             case Hello():
+                _check_hello_widget(frame.widget_id)
                 visitors.do_visitor_hello(
                     engine,
                     session,
@@ -226,6 +239,17 @@ def visitor_socket(ws: Any) -> None:
             _serve(engine, ws, subscriber, parse_visitor_frame, act)
     finally:
         visitors.do_visitor_disconnect(engine, session)
+
+
+def _check_hello_widget(widget_id: str) -> None:
+    """Refuse the socket when its hello may not name `widget_id` on this page's site
+    (allowed domains, connector/web/public_limits.py)."""
+    # Imported here: public_limits wraps this module's views, so it imports this module.
+    from connector.web.public_limits import hello_widget_refusal
+
+    refusal = hello_widget_refusal(widget_id)
+    if refusal is not None:
+        raise SocketRefused("origin_not_allowed", refusal)
 
 
 def _too_many(engine: ChatEngine, session: VisitorSession, frame_type: str, ref: str) -> bool:

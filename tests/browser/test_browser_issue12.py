@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from connector.demo import SALES_WIDGET_ID
+from connector.demo import SALES_WIDGET_ID, SUPPORT_WIDGET_ID
 from tests.browser.test_browser_designer import _open_designer
 from tests.site_server import serve
 
@@ -25,6 +25,25 @@ HOST_PAGE = """<!doctype html>
 <body><h1>A shop</h1>
 <script src="{service}/widget/loader.js" data-widget-id="{widget}" async></script>
 </body></html>"""
+
+
+# Opens each socket, says hello for `widget`, and collects what the service answers until
+# it closes the socket.
+BYPASS_SCRIPT = """async ({urls, widget}) => {
+  const answers = [];
+  for (const url of urls) {
+    answers.push(await new Promise(resolve => {
+      const ws = new WebSocket(url);
+      const frames = [];
+      ws.onopen = () => ws.send(JSON.stringify(
+        {type: "hello", widget_id: widget, visitor_id: "visitor-elsewhere-1"}));
+      ws.onmessage = e => frames.push(JSON.parse(e.data));
+      ws.onclose = e => resolve({frames, code: e.code});
+      setTimeout(() => resolve({frames, code: null}), 10000);
+    }));
+  }
+  return answers;
+}"""
 
 
 @dataclass(frozen=True)
@@ -84,6 +103,18 @@ def test_the_widget_works_on_its_allowed_sites_and_nowhere_else(
     sam.get_by_test_id("incoming-chat").get_by_test_id("accept-button").click()
     expect(shop.get_by_test_id("crmchat-messages")).to_contain_text("Sam joined the chat")
     assert elsewhere.evaluate("() => window.__lcwErrors") == [7]
+
+    # A script of the other site that leaves the widget out of the socket's URL, or names
+    # an open widget there, is refused at its hello: the list is not bypassed.
+    base = re.sub(r"^http", "ws", service.url) + "/ws/visitor"
+    answers = elsewhere.evaluate(
+        BYPASS_SCRIPT,
+        {"urls": [base, f"{base}?widget={SUPPORT_WIDGET_ID}"], "widget": SALES_WIDGET_ID},
+    )
+    for answer in answers:
+        assert answer["frames"][0]["code"] == "origin_not_allowed", answer
+        assert answer["code"] is not None  # and the service closed the socket
+        assert "hello.ok" not in [frame["type"] for frame in answer["frames"]]
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Consent and masking rules in real Chromium: set in the designer, the Sales widget asks
 for consent before the chat and stores it with the chat; a card number the visitor types
-shows in their own bubble as typed, and masked in Sam's console and in the activity."""
+shows in their own bubble as typed, and masked in Sam's console and in the activity; one
+Sam pastes is masked everywhere, his own console too."""
 
 from __future__ import annotations
 
@@ -58,6 +59,12 @@ def test_consent_is_asked_and_stored_and_a_card_number_is_masked_for_the_agent(
     expect(sam.get_by_test_id("messages")).to_contain_text(f"my card is {MASKED}")
     expect(sam.get_by_test_id("messages")).not_to_contain_text(CARD)
     expect(visitor.get_by_test_id("crmchat-messages")).to_contain_text(f"my card is {CARD}")
+    # An agent pasting a card number: masked for the visitor and in Sam's own console.
+    sam.get_by_test_id("message-input").fill(f"Is it {CARD}?")
+    sam.get_by_test_id("send-button").click()
+    expect(visitor.get_by_test_id("crmchat-messages")).to_contain_text(f"Is it {MASKED}?")
+    expect(sam.get_by_test_id("messages")).to_contain_text(f"Is it {MASKED}?")
+    expect(sam.get_by_test_id("messages")).not_to_contain_text(CARD)
 
     visitor.get_by_test_id("crmchat-end-chat").click()
     visitor.get_by_test_id("crmchat-confirm-yes").click()
@@ -65,4 +72,5 @@ def test_consent_is_asked_and_stored_and_a_card_number_is_masked_for_the_agent(
     row = chat_activity(["crmchat_visitordetails", "crmchat_transcript", "crmchat_rating"])
     assert f"Consent: {CONSENT} (" in row["crmchat_visitordetails"]
     assert f"my card is {MASKED}" in row["crmchat_transcript"]
+    assert f"Is it {MASKED}?" in row["crmchat_transcript"]
     assert CARD not in row["crmchat_transcript"]

@@ -16,6 +16,7 @@ from connector.chat.actions.conversations import (
     append_system_line,
     chat_of,
     find_conversation,
+    masked_for_chat,
     may_take,
     note_agent,
     open_agent_chat,
@@ -321,7 +322,10 @@ def do_agent_send(
             kind=SenderKind.AGENT,
             sender_id=profile.agent_id,
             sender_name=profile.name,
-            text=expand_snippets(text, engine.directory.snippets()),
+            # Masked like a visitor's: a card number an agent pastes is not stored either.
+            text=masked_for_chat(
+                engine, conversation, expand_snippets(text, engine.directory.snippets())
+            ),
             client_id=client_id,
         )
         if message is not None:

@@ -46,6 +46,7 @@ from connector.chat.actions.conversations import (
     append_system_line,
     chat_of,
     find_conversation,
+    masked_for_chat,
     publish_chat_updated,
     publish_message,
     store_sent,
@@ -64,7 +65,6 @@ from connector.chat.model import (
 from connector.chat.routing import agent_channel, chat_channel
 from connector.chat.state import LivePrimitives
 from connector.chat.views import iso
-from connector.crm.masking import masked_text
 
 if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
@@ -193,7 +193,8 @@ def do_agent_template(
             kind=SenderKind.AGENT,
             sender_id=profile.agent_id,
             sender_name=profile.name,
-            text=text,
+            # The preview is stored in CRM: masked as the agent's other messages are.
+            text=masked_for_chat(engine, conversation, text),
             client_id=client_id,
         )
         if message is None:
@@ -399,9 +400,7 @@ def do_channel_message(
             sender_name=conversation.visitor_name,
             # A channel has no widget: the organisation's masking rules apply. The person
             # keeps what they typed in their own app.
-            text=masked_text(
-                None, _message_text(event), org_rules=engine.directory.masking_rules()
-            ),
+            text=masked_for_chat(engine, conversation, _message_text(event)),
             client_id=event.message_id or f"{event.kind}-{event.at.isoformat()}",
         )
         if message is None:

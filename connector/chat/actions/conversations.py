@@ -39,6 +39,7 @@ from connector.chat.views import (
 )
 from connector.crm.chat_activity import format_transcript
 from connector.crm.hours import design_is_open
+from connector.crm.masking import masked_text
 
 if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
@@ -64,6 +65,7 @@ __all__ = [
     "refresh_availability",
     "routing_topics",
     "store_sent",
+    "masked_for_chat",
     "transcript_text",
     "visitor_agent",
     "widget_on",
@@ -271,6 +273,22 @@ def append_system_line(engine: ChatEngine, conversation: Conversation, text: str
         sender_name="",
         text=text,
         changed=True,
+    )
+
+
+def masked_for_chat(engine: ChatEngine, conversation: Conversation, text: str) -> str:
+    """`text` as the chat stores it, whoever wrote it: masked by the organisation's rules
+    and those of the chat's widget (connector/crm/masking.py). A consult between agents
+    takes the widget of the chat it is about; a channel chat has none."""
+    widget_id = conversation.widget_id
+    if widget_id is None and conversation.consult_of is not None:
+        about = find_conversation(engine, conversation.consult_of)
+        widget_id = about.widget_id if about is not None else None
+    widget = engine.directory.widget(widget_id) if widget_id else None
+    return masked_text(
+        widget.design if widget is not None else None,
+        text,
+        org_rules=engine.directory.masking_rules(),
     )
 
 

@@ -13,6 +13,7 @@ from connector.chat import events
 from connector.chat.actions.conversations import (
     agent_routes,
     find_conversation,
+    masked_for_chat,
     publish_chat_updated,
     publish_message,
     publish_visitor,
@@ -62,7 +63,6 @@ from connector.chat.views import (
 )
 from connector.crm.hours import takes_offline_messages
 from connector.crm.ip_masking import masked_ip
-from connector.crm.masking import masked_text
 
 if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
@@ -433,13 +433,8 @@ def do_visitor_send(
     """Store the visitor's message and relay it (resending a client_id is a no-op)."""
     with engine.changing():
         conversation = _visitor_conversation(engine, session)
-        widget = engine.directory.widget(conversation.widget_id or "")
         # Agents and the transcript get the masked text; the visitor's tabs what they typed.
-        masked = masked_text(
-            widget.design if widget is not None else None,
-            text,
-            org_rules=engine.directory.masking_rules(),
-        )
+        masked = masked_for_chat(engine, conversation, text)
         now = engine.clock()
         previous = (conversation.last_visitor_message_at, conversation.waiting_since)
         conversation.last_visitor_message_at = now
