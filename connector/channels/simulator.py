@@ -21,7 +21,8 @@ Routes::
     GET  /simulator/api/accounts              [{"key","channel","name","webhook_url"}]
     GET  /simulator/api/conversation          ?account=&person= -> {"lines": [...]}
     POST /simulator/api/person-message        {"account","person_id","person_name",
-                                              "text" | "image_url" | "sticker_id"}
+                                              "text" | "image_url" | "file_url",
+                                              "file_name" | "sticker_id"}
     POST /simulator/api/person-event          {"account","person_id","person_name","event":
                                               "subscribed"|"conversation_started"|"read"}
     POST /simulator/api/age                   {"account","person_id","hours"}: the person's
@@ -31,7 +32,8 @@ Routes::
     POST /simulator/graph/<version>/<id>/messages   Graph API send
     GET  /simulator/graph/<version>/<WABA id>/message_templates   WhatsApp templates
     GET  /simulator/graph/<version>/<media id>      WhatsApp media: its download URL
-    GET  /simulator/media/sample.png                a picture to send as a person
+    GET  /simulator/media/<sample>                  a picture (sample.png), a document
+                                                    (sample.pdf), a sticker (sticker.webp)
     POST /simulator/viber/pa/get_account_info       Viber get_account_info (test connection)
     POST /simulator/viber/pa/send_message           Viber send_message
 """
@@ -93,10 +95,27 @@ LINES_MAX = 500
 # WhatsApp media ids this simulator hands out start here (Meta's are long numbers).
 MEDIA_ID_BASE = 1_560_000_000_000_000
 SAMPLE_IMAGE_PATH = "/simulator/media/sample.png"
+SAMPLE_FILE_PATH = "/simulator/media/sample.pdf"
+SAMPLE_STICKER_PATH = "/simulator/media/sticker.webp"
+SAMPLE_FILE_NAME = "order-1042.pdf"
 # A 1x1 PNG: the smallest picture every browser and CRM shows.
 SAMPLE_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
+# A one-page PDF with no content, and a 1x1 lossless WebP (WhatsApp's sticker format).
+SAMPLE_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\n"
+    b"trailer<</Root 1 0 R>>\n%%EOF\n"
+)
+SAMPLE_WEBP = base64.b64decode("UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==")
+# The files a person can send from the page: path -> (bytes, content type).
+SAMPLES: dict[str, tuple[bytes, str]] = {
+    SAMPLE_IMAGE_PATH: (SAMPLE_PNG, "image/png"),
+    SAMPLE_FILE_PATH: (SAMPLE_PDF, "application/pdf"),
+    SAMPLE_STICKER_PATH: (SAMPLE_WEBP, "image/webp"),
+}
 
 # The WhatsApp Business Account's templates, in the WhatsApp Business Management API's
 # shape (developers.facebook.com/documentation/business-messaging/whatsapp/templates/
@@ -196,6 +215,9 @@ class PersonMessage(BaseModel):
     person_name: str = Field(default="", max_length=100)
     text: str | None = Field(default=None, min_length=1, max_length=2000)
     image_url: str | None = Field(default=None, pattern=r"^https?://", max_length=1000)
+    # A document (Messenger/Instagram `file`, WhatsApp `document`, Viber `file`).
+    file_url: str | None = Field(default=None, pattern=r"^https?://", max_length=1000)
+    file_name: str | None = Field(default=None, min_length=1, max_length=200)
     sticker_id: str | None = Field(default=None, pattern=r"^[0-9]{1,20}$")
 
 
@@ -368,12 +390,14 @@ def _add_line(account: ChannelAccount, person_id: str, line: _Line) -> None:
 @bp.post("/simulator/api/person-message")
 def person_message() -> Response:
     form = PersonMessage.model_validate(json_body())
-    if not (form.text or form.image_url or form.sticker_id):
-        raise InvalidInput("Write a text, or send an image or a sticker.")
+    if not (form.text or form.image_url or form.file_url or form.sticker_id):
+        raise InvalidInput("Write a text, or send an image, a file or a sticker.")
     account = _account(form.account)
     state: _State = _ext()["state"]
     now = _now()
     number = next(state.ids)
+    base = _ext()["service_url"]
+    file_name = form.file_name or (SAMPLE_FILE_NAME if form.file_url else None)
     with state.lock:
         person = state.person(account.key, form.person_id)
         person.name = form.person_name or person.name
@@ -389,18 +413,28 @@ def person_message() -> Response:
             text=form.text,
             image_url=form.image_url,
             sticker_id=form.sticker_id,
+            file_url=form.file_url,
+            file_name=file_name,
+            file_size=len(_sample(form.file_url)[0]) if form.file_url else 0,
         )
         message_id = str(5_000_000 + number)
     else:
         prefix = "wamid.SIM" if account.channel is ChannelType.WHATSAPP else "m_SIM"
         message_id = f"{prefix}{number:08d}"
-        image = form.image_url
-        if image is not None and account.channel is ChannelType.WHATSAPP:
+        image, document, sticker = form.image_url, form.file_url, form.sticker_id
+        sticker_url = base + SAMPLE_STICKER_PATH if sticker else None
+        mime = _sample(image or document or "")[1]
+        if account.channel is ChannelType.WHATSAPP:
             # WhatsApp sends a media id; GET /<version>/<media id> then gives its URL.
             media_id = str(MEDIA_ID_BASE + number)
             with state.lock:
-                state.media[media_id] = image
-            image = media_id
+                state.media[media_id] = image or document or str(sticker_url)
+            if image is not None:
+                image = media_id
+            elif document is not None:
+                document = media_id
+            elif sticker is not None:
+                sticker = media_id
         body = meta_message_body(
             account,
             person_id=form.person_id,
@@ -409,14 +443,34 @@ def person_message() -> Response:
             at=now,
             text=form.text,
             image_url=image,
-            sticker_id=form.sticker_id,
+            sticker_id=sticker,
+            sticker_url=sticker_url,
+            file_url=document,
+            file_name=file_name,
+            mime_type=mime,
         )
     status, answer = _deliver(account, body)
-    shown = form.text or (
-        f"[image] {form.image_url}" if form.image_url else f"[sticker {form.sticker_id}]"
-    )
+    if form.image_url:
+        shown = f"[image] {form.image_url}"
+    elif form.file_url:
+        shown = f"[file] {file_name}"
+    elif form.sticker_id:
+        shown = f"[sticker {form.sticker_id}]"
+    else:
+        shown = str(form.text)
+    if form.text and shown != form.text:
+        shown = f"{form.text}\n{shown}"
     _add_line(account, form.person_id, _Line("person", shown, now, message_id, str(status)))
     return jsonify({"webhook_status": status, "webhook_answer": answer, "message_id": message_id})
+
+
+def _sample(url: str) -> tuple[bytes, str]:
+    """The simulator's sample behind `url` (bytes, type); an address of elsewhere is
+    announced as a JPEG picture, as the platforms announce what they took."""
+    for path, sample in SAMPLES.items():
+        if url.endswith(path):
+            return sample
+    return b"", "image/jpeg"
 
 
 @bp.post("/simulator/api/person-event")
@@ -630,23 +684,28 @@ def _media_node(media_id: str, url: str) -> Response:
     }
     if bearer not in tokens:
         return _graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
-    known = url.endswith(SAMPLE_IMAGE_PATH)
+    data, mime = _sample(url)
     return jsonify(
         {
             "messaging_product": "whatsapp",
             "url": url,
-            "mime_type": "image/png" if known else "image/jpeg",
-            "sha256": hashlib.sha256(SAMPLE_PNG).hexdigest() if known else "",
-            "file_size": str(len(SAMPLE_PNG)) if known else "0",
+            "mime_type": mime,
+            "sha256": hashlib.sha256(data).hexdigest() if data else "",
+            "file_size": str(len(data)),
             "id": media_id,
         }
     )
 
 
-@bp.get(SAMPLE_IMAGE_PATH)
-def sample_image() -> Response:
-    """A picture a person can send (the page offers its address)."""
-    return Response(SAMPLE_PNG, mimetype="image/png")
+@bp.get("/simulator/media/<name>")
+def sample_media(name: str) -> Response:
+    """The picture, document and sticker a person can send (the page offers them)."""
+    sample = SAMPLES.get(f"/simulator/media/{name}")
+    if sample is None:
+        raise NotFound("No such file.")
+    response = Response(sample[0], mimetype=sample[1])
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @bp.post(f"{GRAPH_PATH}/<version>/<node_id>/messages")

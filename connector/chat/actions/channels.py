@@ -31,6 +31,7 @@ import redis
 from connector.channels.accounts import ChannelAccounts
 from connector.channels.errors import ChannelError, SendRefused
 from connector.channels.links import find_link
+from connector.channels.media import InboundFile, inbound_files
 from connector.channels.model import (
     ChannelAccount,
     ChannelType,
@@ -43,6 +44,7 @@ from connector.channels.rules import ReplyWindow, check_reply, reply_schedule, r
 from connector.chat import events
 from connector.chat.actions.conversations import (
     agent_conversation,
+    append_message,
     append_system_line,
     chat_of,
     find_conversation,
@@ -57,12 +59,14 @@ from connector.chat.model import (
     Conversation,
     ConversationKind,
     ConversationState,
+    Message,
     Participant,
     SenderKind,
 )
 from connector.chat.routing import agent_channel, chat_channel
-from connector.chat.state import LivePrimitives
+from connector.chat.state import DuplicateMessage, LivePrimitives
 from connector.chat.views import iso
+from connector.crm.attachments import MAX_ATTACHMENTS_PER_CHAT
 
 if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
@@ -321,13 +325,54 @@ def _open_channel_chat(
     return None
 
 
-def _message_text(event: InboundEvent) -> str:
-    """The text, then one line per attachment (its kind, and name or address)."""
+def _message_text(
+    event: InboundEvent, kept: frozenset[int] = frozenset(), refused: dict[int, str] | None = None
+) -> str:
+    """The text, then one line per attachment not kept as a file of the chat (its kind,
+    and name or address, and why it was not kept)."""
     lines = [event.text] if event.text else []
-    for item in event.attachments:
+    for index, item in enumerate(event.attachments):
+        if index in kept:
+            continue
         where = item.name or item.url or item.media_id or item.sticker_id or ""
-        lines.append(f"[{item.kind.value}] {where}".strip())
-    return "\n".join(lines) or "[empty message]"
+        line = f"[{item.kind.value}] {where}".strip()
+        reason = (refused or {}).get(index)
+        lines.append(f"{line} (not kept: {reason})" if reason else line)
+    return "\n".join(lines)
+
+
+def _file_client_id(event: InboundEvent, file: InboundFile) -> str:
+    """The file's message id: the platform's message id and the file's place in it, so a
+    redelivery stores it once, as the text."""
+    return f"{event.message_id or event.at.isoformat()}#file{file.index}"
+
+
+def _store_file(
+    engine: ChatEngine, conversation: Conversation, event: InboundEvent, file: InboundFile
+) -> Message:
+    """Keep one of the person's files and add it as their message (lock held), as a web
+    chat's upload is (`connector.chat.actions.attachments`); a chat that holds its most
+    files gets a line saying this one was not kept."""
+    held = sum(1 for m in engine.state.messages(conversation.conversation_id) if m.attachment)
+    if held >= MAX_ATTACHMENTS_PER_CHAT:
+        return append_system_line(
+            engine,
+            conversation,
+            f"{file.name} was not kept: a chat holds at most {MAX_ATTACHMENTS_PER_CHAT} files.",
+        )
+    attachment_id = str(uuid.uuid4())
+    engine.state.save_attachment(conversation.conversation_id, attachment_id, file.data)
+    attachment = {"id": attachment_id, "name": file.name, "type": file.type, "size": len(file.data)}
+    return append_message(
+        engine,
+        conversation,
+        kind=SenderKind.VISITOR,
+        sender_id=conversation.visitor_id or "",
+        sender_name=conversation.visitor_name,
+        text=file.name,
+        client_id=_file_client_id(event, file),
+        attachment=attachment,
+    )
 
 
 def do_channel_message(
@@ -337,13 +382,18 @@ def do_channel_message(
     subscriber: Subscriber,
     *,
     linked: dict[str, str] | None = None,
+    files: list[InboundFile] | None = None,
+    refused: dict[int, str] | None = None,
 ) -> Conversation:
     """Append the person's message to their open conversation on `account`, or open one
     offered to the account's topic. A redelivery (same message id) is stored once.
 
     `subscriber` is the bridge's: a redelivery's answer goes to it (and nowhere).
     `linked` is the contact or lead the person's platform link names: a chat opened now
-    regards it from the start (`connector.channels.links`)."""
+    regards it from the start (`connector.channels.links`). `files` are the message's
+    attachments already fetched (`inbound_files`): each is a message of its own with
+    the file, as a web chat's upload is, after the text; `refused` says why the others
+    were not kept."""
     with engine.changing():
         conversation = _open_channel_chat(engine, account, event)
         now = engine.clock()
@@ -386,17 +436,34 @@ def do_channel_message(
         conversation.last_visitor_message_at = event.at
         if conversation.waiting_since is None:
             conversation.waiting_since = now
-        message = store_sent(
-            engine,
-            subscriber,
-            conversation,
-            kind=SenderKind.VISITOR,
-            sender_id=conversation.visitor_id or "",
-            sender_name=conversation.visitor_name,
-            text=_message_text(event),
-            client_id=event.message_id or f"{event.kind}-{event.at.isoformat()}",
-        )
-        if message is None:
+        files = files or []
+        text = _message_text(event, frozenset(f.index for f in files), refused)
+        stored: list[Message] = []
+        if text or not files:
+            message = store_sent(
+                engine,
+                subscriber,
+                conversation,
+                kind=SenderKind.VISITOR,
+                sender_id=conversation.visitor_id or "",
+                sender_name=conversation.visitor_name,
+                text=text or "[empty message]",
+                client_id=event.message_id or f"{event.kind}-{event.at.isoformat()}",
+            )
+            if message is None:  # a redelivery: its files were stored with it
+                conversation.last_visitor_message_at, conversation.waiting_since = previous
+                return conversation
+            stored.append(message)
+        for file in files:
+            known = engine.state.message_by_client_id(
+                conversation.conversation_id, _file_client_id(event, file)
+            )
+            if known is None:
+                try:
+                    stored.append(_store_file(engine, conversation, event, file))
+                except DuplicateMessage:  # the same delivery, on another process
+                    pass
+        if not stored:
             conversation.last_visitor_message_at, conversation.waiting_since = previous
             return conversation
         _with_rules(conversation)
@@ -407,7 +474,8 @@ def do_channel_message(
             publish_waiting(engine, conversation)
             route_waiting(engine)
         else:
-            publish_message(engine, conversation, message)
+            for message in stored:
+                publish_message(engine, conversation, message)
             publish_chat_updated(engine, conversation, skip=set())
         return conversation
 
@@ -574,7 +642,17 @@ class ChannelBridge:
                 if opening:
                     leads = self.app_tables is None or self.app_tables.has("lead")
                     linked = find_link(self.dataverse, account, event.person_id, leads=leads)
-            do_channel_message(self.engine, account, event, self.subscriber, linked=linked)
+            # The pictures, documents and stickers, fetched off the lock (network calls).
+            files, refused = inbound_files(self.clients.meta, account, event)
+            do_channel_message(
+                self.engine,
+                account,
+                event,
+                self.subscriber,
+                linked=linked,
+                files=files,
+                refused=refused,
+            )
         elif event.kind in (EventKind.SUBSCRIBED, EventKind.UNSUBSCRIBED):
             do_channel_subscription(self.engine, account, event)
         elif event.kind in (EventKind.DELIVERED, EventKind.READ, EventKind.FAILED):

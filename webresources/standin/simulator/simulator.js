@@ -104,6 +104,10 @@
       $("text").value = "";
       send({ text });
     });
+    // The simulator's own samples: the platforms host what a person sends on their CDN.
+    const media = location.origin + "/simulator/media/";
+    $("send-picture").addEventListener("click", () => send({ image_url: media + "sample.png" }));
+    $("send-file").addEventListener("click", () => send({ file_url: media + "sample.pdf" }));
     $("send-sticker").addEventListener("click", () => send({ sticker_id: "369239263222822" }));
     $("mark-read").addEventListener("click", async () => {
       try {
