@@ -35,6 +35,7 @@ from .errors import (
     RateLimited,
     RecipientUnavailable,
 )
+from .files import OutboundFile
 from .model import ChannelAccount, ChannelType, WhatsAppTemplate
 from .rules import ReplyMode
 
@@ -332,6 +333,39 @@ class MetaSendClient:
             },
         )
 
+    def send_file(
+        self, account: ChannelAccount, to: str, file: OutboundFile, *, tag: str | None = None
+    ) -> SentMessage:
+        """A picture or file by link: Messenger/Instagram an `attachment` of type image or
+        file (`payload.url`), WhatsApp an `image` or a `document` (`link`, `filename`)."""
+        if account.channel is ChannelType.WHATSAPP:
+            kind = "image" if file.kind == "picture" else "document"
+            media: dict[str, str] = {"link": file.url}
+            if kind == "document":
+                media["filename"] = file.name
+            return self._send(
+                account,
+                {
+                    "messaging_product": "whatsapp",
+                    "recipient_type": "individual",
+                    "to": to,
+                    "type": kind,
+                    kind: media,
+                },
+            )
+        attachment = {
+            "type": "image" if file.kind == "picture" else "file",
+            "payload": {"url": file.url, "is_reusable": False},
+        }
+        payload: dict[str, Any] = {
+            "recipient": {"id": to},
+            "messaging_type": "MESSAGE_TAG" if tag else "RESPONSE",
+            "message": {"attachment": attachment},
+        }
+        if tag:
+            payload["tag"] = tag
+        return self._send(account, payload)
+
     def send_whatsapp_template(
         self, account: ChannelAccount, to: str, template: WhatsAppTemplate
     ) -> SentMessage:
@@ -373,6 +407,19 @@ class ViberSendClient:
         return str(body.get("name") or "")
 
     def send_text(self, account: ChannelAccount, receiver: str, text: str) -> SentMessage:
+        return self._send(account, receiver, {"type": "text", "text": text})
+
+    def send_file(self, account: ChannelAccount, receiver: str, file: OutboundFile) -> SentMessage:
+        """A `picture` (`text` required, may be empty) or a `file` (`size`, `file_name`)."""
+        if file.kind == "picture":
+            return self._send(account, receiver, {"type": "picture", "text": "", "media": file.url})
+        return self._send(
+            account,
+            receiver,
+            {"type": "file", "media": file.url, "size": file.size, "file_name": file.name},
+        )
+
+    def _send(self, account: ChannelAccount, receiver: str, message: dict[str, Any]) -> SentMessage:
         if account.channel is not ChannelType.VIBER or account.auth_token is None:
             raise CredentialsRejected(ChannelType.VIBER, "The account has no auth token.")
         payload = {
@@ -380,8 +427,7 @@ class ViberSendClient:
             "min_api_version": 1,
             # Viber: the sender's name is required, at most 28 characters.
             "sender": {"name": account.platform_id[:28]},
-            "type": "text",
-            "text": text,
+            **message,
         }
         headers = {"X-Viber-Auth-Token": account.auth_token.get_secret_value()}
 

@@ -18,6 +18,7 @@ from connector.settings import Settings
 
 from . import setup, simulator, webhooks
 from .accounts import DataverseAccounts
+from .files import FileLinks
 from .intake import ChannelIntake
 from .replies import ChannelClients
 from .shared import ChannelServices, channels_of
@@ -43,6 +44,8 @@ def init_app(app: Flask, settings: Settings, *, embedded: bool) -> None:
         accounts,
         clients,
         claims=found.live.state,
+        # Signed with the service secret (its own salt): links valid on every process.
+        file_links=FileLinks(found.tokens.secret_key, settings.base_url),
         dataverse=found.dataverse,
         app_tables=found.app_tables,
     )

@@ -50,6 +50,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 import requests
 from flask import (
@@ -186,6 +187,9 @@ class _Line:
     at: datetime
     message_id: str
     status: str = ""  # the webhook's answer, or the send's outcome
+    # A picture or file the business sent: where the platform fetched it from, its kind.
+    media_url: str | None = None
+    media_kind: str | None = None
 
 
 @dataclass
@@ -344,6 +348,8 @@ def conversation() -> Response:
                 "at": line.at.isoformat(),
                 "message_id": line.message_id,
                 "status": line.status,
+                "media_url": line.media_url,
+                "media_kind": line.media_kind,
             }
             for line in person.lines
         ]
@@ -721,10 +727,102 @@ def graph_send(version: str, node_id: str) -> Response:
     return _messenger_send(account, payload)
 
 
+@dataclass(frozen=True)
+class _Media:
+    kind: str
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class _Takes:
+    """What a platform takes from a business for one media type (its own limits, kept
+    apart from the service's so a test can catch the service sending what it refuses)."""
+
+    types: frozenset[str]  # content types; empty: any but programs
+    max_bytes: int
+
+
+_MB = 1024 * 1024
+_IMAGES = frozenset({"image/jpeg", "image/png", "image/gif"})
+_MESSENGER_MEDIA = {"image": _Takes(_IMAGES, 25 * _MB), "file": _Takes(frozenset(), 25 * _MB)}
+_INSTAGRAM_MEDIA = {
+    "image": _Takes(_IMAGES, 8 * _MB),
+    "file": _Takes(frozenset({"application/pdf"}), 25 * _MB),
+}
+_WHATSAPP_MEDIA = {
+    "image": _Takes(frozenset({"image/jpeg", "image/png"}), 5 * _MB),
+    "document": _Takes(
+        frozenset(
+            {
+                "application/pdf",
+                "text/plain",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            }
+        ),
+        100 * _MB,
+    ),
+}
+_VIBER_MEDIA = {"picture": _Takes(_IMAGES, 1 * _MB), "file": _Takes(frozenset(), 50 * _MB)}
+# Viber refuses these as files whatever their content (its list is longer; these matter).
+_VIBER_FORBIDDEN = frozenset({"exe", "bat", "cmd", "com", "js", "msi", "scr", "vbs", "apk"})
+
+
+def _url_name(url: str) -> str:
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or "file"
+
+
+def _fetch_media(url: str, kind: str, takes: _Takes, *, name: str = "") -> _Media | str:
+    """Download what the business sent, as the platform does; why it is refused else."""
+    if name and name.rsplit(".", 1)[-1].lower() in _VIBER_FORBIDDEN and kind == "file":
+        return "forbidden file type"
+    try:
+        answer = requests.get(url, timeout=DELIVERY_TIMEOUT_SECS)
+    except requests.RequestException:
+        return "could not fetch the file"
+    if answer.status_code != 200:
+        return f"the file's server answered {answer.status_code}"
+    content_type = answer.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if takes.types and content_type not in takes.types:
+        return f"{content_type or 'unknown'} is not supported for {kind}"
+    if len(answer.content) > takes.max_bytes:
+        return f"larger than {takes.max_bytes // _MB} MB"
+    return _Media(kind, name or _url_name(url), url)
+
+
+def _meta_attachment(account: ChannelAccount, attachment: dict[str, Any]) -> _Media | Response:
+    """Messenger/Instagram fetch an attachment's `payload.url` during the send call and
+    refuse it then: 2018008 when it cannot be fetched, 2018047 when it is not taken."""
+    kind = str(attachment.get("type"))
+    url = str((attachment.get("payload") or {}).get("url") or "")
+    media = _INSTAGRAM_MEDIA if account.channel is ChannelType.INSTAGRAM else _MESSENGER_MEDIA
+    if kind not in media:
+        return _graph_error(400, 100, "(#100) Upload attachment failure.", subcode=2018047)
+    fetched = _fetch_media(url, kind, media[kind])
+    if isinstance(fetched, str) and fetched.startswith(("could not", "the file's server")):
+        return _graph_error(
+            400, 100, "(#100) Failed to fetch the file from the url", subcode=2018008
+        )
+    if isinstance(fetched, str):
+        return _graph_error(400, 100, "(#100) Upload attachment failure.", subcode=2018047)
+    return fetched
+
+
 def _messenger_send(account: ChannelAccount, payload: dict[str, Any]) -> Response:
     state: _State = _ext()["state"]
     recipient = (payload.get("recipient") or {}).get("id")
-    text = str((payload.get("message") or {}).get("text") or "")
+    message = payload.get("message") or {}
+    text = str(message.get("text") or "")
+    attachment = message.get("attachment")
+    media: _Media | None = None
+    if isinstance(attachment, dict):
+        fetched = _meta_attachment(account, attachment)
+        if isinstance(fetched, Response):
+            return fetched
+        media = fetched
+        text = f"[{media.kind}] {media.name}"
     now = _now()
     with state.lock:
         person = state.people.get((account.key, str(recipient)))
@@ -764,7 +862,15 @@ def _messenger_send(account: ChannelAccount, payload: dict[str, Any]) -> Respons
     _add_line(
         account,
         str(recipient),
-        _Line("business", text, now, message_id, "sent (HUMAN_AGENT)" if tagged else "sent"),
+        _Line(
+            "business",
+            text,
+            now,
+            message_id,
+            "sent (HUMAN_AGENT)" if tagged else "sent",
+            media_url=media.url if media else None,
+            media_kind=media.kind if media else None,
+        ),
     )
     _deliver_later(
         current_app._get_current_object(),  # type: ignore[attr-defined]
@@ -798,6 +904,13 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
         text = f"[template {template.get('name')} ({(template.get('language') or {}).get('code')})]"
         if params:
             text += " " + " | ".join(str(p) for p in params)
+    elif kind in ("image", "document"):
+        media_field = payload.get(kind) or {}
+        if not isinstance(media_field, dict) or not media_field.get("link"):
+            return _graph_error(400, 100, f"(#100) Param {kind}['link'] is required")
+        link = str(media_field["link"])
+        name = str(media_field.get("filename") or _url_name(link))
+        text = f"[{kind}] {name}"
     else:
         return _graph_error(400, 100, f"(#100) Unsupported message type {kind!r}")
     with state.lock:
@@ -809,17 +922,21 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
     number = next(state.ids)
     message_id = f"wamid.SIMOUT{number:08d}"
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    outside = kind == "text" and (last is None or now - last >= STANDARD_WINDOW)
-    # The Cloud API takes the call and reports the closed window asynchronously, as a
-    # failed status with 131047 (Re-engagement message).
-    if outside:
+    outside = kind != "template" and (last is None or now - last >= STANDARD_WINDOW)
+    # The Cloud API takes the call and reports what went wrong asynchronously, as a
+    # failed status: 131047 (Re-engagement message) for the closed window, 131053
+    # (Media upload error) for media it could not fetch or does not take.
+    failure: tuple[int, str] | None = (131047, "Re-engagement message") if outside else None
+    shown: _Media | None = None
+    if kind in ("image", "document") and failure is None:
+        fetched = _fetch_media(link, kind, _WHATSAPP_MEDIA[kind])
+        if isinstance(fetched, str):
+            failure = (131053, f"Media upload error: {fetched}")
+        else:
+            shown = fetched
+    if failure is not None:
         receipt = meta_status_body(
-            account,
-            person_id=to,
-            message_id=message_id,
-            status="failed",
-            at=now,
-            error=(131047, "Re-engagement message"),
+            account, person_id=to, message_id=message_id, status="failed", at=now, error=failure
         )
     else:
         receipt = meta_status_body(
@@ -828,7 +945,15 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
     _add_line(
         account,
         to,
-        _Line("business", text, now, message_id, "failed (131047)" if outside else "sent"),
+        _Line(
+            "business",
+            text,
+            now,
+            message_id,
+            f"failed ({failure[0]})" if failure else "sent",
+            media_url=shown.url if shown else None,
+            media_kind=shown.kind if shown else None,
+        ),
     )
     _deliver_later(app, account, receipt)
     return jsonify(
@@ -926,7 +1051,32 @@ def viber_send() -> Response:
     if not allowed:
         return jsonify({"status": 12, "status_message": "Too many requests", **token_field})
     text = str(payload.get("text") or "")
-    _add_line(account, receiver, _Line("business", text, now, str(message_token), "sent"))
+    shown: _Media | None = None
+    kind = payload.get("type")
+    if kind in ("picture", "file"):
+        if not payload.get("media") or (
+            kind == "file" and not (payload.get("size") and payload.get("file_name"))
+        ):
+            return jsonify({"status": 4, "status_message": "missingData", **token_field})
+        name = str(payload.get("file_name") or _url_name(str(payload["media"])))
+        fetched = _fetch_media(str(payload["media"]), kind, _VIBER_MEDIA[kind], name=name)
+        if isinstance(fetched, str):
+            return jsonify({"status": 3, "status_message": "badData", **token_field})
+        shown = fetched
+        text = f"[{kind}] {name}"
+    _add_line(
+        account,
+        receiver,
+        _Line(
+            "business",
+            text,
+            now,
+            str(message_token),
+            "sent",
+            media_url=shown.url if shown else None,
+            media_kind=shown.kind if shown else None,
+        ),
+    )
     _deliver_later(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         account,

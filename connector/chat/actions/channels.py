@@ -30,6 +30,7 @@ import redis
 
 from connector.channels.accounts import ChannelAccounts
 from connector.channels.errors import ChannelError, SendRefused
+from connector.channels.files import FileLinks, OutboundFile, send_kind
 from connector.channels.links import find_link
 from connector.channels.media import InboundFile, inbound_files
 from connector.channels.model import (
@@ -614,13 +615,16 @@ class ChannelBridge:
         clients: ChannelClients,
         *,
         claims: LivePrimitives,
+        file_links: FileLinks,
         dataverse: Any = None,
         app_tables: Any = None,
     ) -> None:
         """`claims` is the live state every process shares (the engine's, typed for
         its one-shot claims); `app_tables` (connector.crm.app_tables.AppTables) says
-        whether the organization has leads (None: it does)."""
+        whether the organization has leads (None: it does); `file_links` signs the links
+        the platforms fetch an agent's files from."""
         self.engine = engine
+        self.file_links = file_links
         self.app_tables = app_tables
         self.claims = claims
         self.accounts = accounts
@@ -670,7 +674,14 @@ class ChannelBridge:
         conversation_id = str(event["conversation_id"])
         if chat_channel(conversation_id) not in channels:
             return  # not for the person's side (e.g. an agent-to-agent chat)
-        self._pool.submit(self._send, conversation_id, int(event["seq"]), str(event["text"]))
+        attachment = event.get("attachment")
+        self._pool.submit(
+            self._send,
+            conversation_id,
+            int(event["seq"]),
+            str(event["text"]),
+            attachment if isinstance(attachment, dict) else None,
+        )
 
     def _channel_chat(self, conversation_id: str) -> Conversation | None:
         """The channel chat as the shared state has it now; None for a web chat."""
@@ -683,7 +694,9 @@ class ChannelBridge:
         conversation = engine.state.conversation(conversation_id)
         return conversation if conversation is not None and conversation.channel else None
 
-    def _send(self, conversation_id: str, seq: int, text: str) -> None:
+    def _send(
+        self, conversation_id: str, seq: int, text: str, attachment: dict[str, Any] | None
+    ) -> None:
         try:
             conversation = self._channel_chat(conversation_id)
             if conversation is None or conversation.channel is None:
@@ -695,7 +708,21 @@ class ChannelBridge:
             # being away, the engine refuses new messages too, so this is the last one.
             log.warning("channel reply %s/%s not sent: Redis unreachable", conversation_id, seq)
             return
-        self._deliver(conversation, seq, text=text)
+        if attachment is None:
+            self._deliver(conversation, seq, text=text)
+            return
+        self._deliver(conversation, seq, file=self._outbound_file(conversation, attachment))
+
+    def _outbound_file(
+        self, conversation: Conversation, attachment: dict[str, Any]
+    ) -> OutboundFile:
+        """The agent's file as the platform's send call names it: by a signed link to it
+        (`connector.channels.files`), as a picture or a file as the platform takes it."""
+        name, size = str(attachment["name"]), int(attachment["size"])
+        channel = ChannelType((conversation.channel or {})["type"])
+        kind = send_kind(channel, name, size) or "file"  # checked when it was stored
+        url = self.file_links.link(conversation.conversation_id, str(attachment["id"]), name)
+        return OutboundFile(kind=kind, url=url, name=name, size=size)
 
     def send_template(self, conversation_id: str, seq: int, template: WhatsAppTemplate) -> None:
         """Send the template message `seq` (stored and claimed by `do_agent_template`) on
@@ -715,6 +742,7 @@ class ChannelBridge:
         *,
         text: str | None = None,
         template: WhatsAppTemplate | None = None,
+        file: OutboundFile | None = None,
     ) -> None:
         """Call the platform for the claimed message `seq`; a refusal becomes the
         "Not delivered" line after it."""
@@ -732,6 +760,7 @@ class ChannelBridge:
                 window,
                 text=text,
                 template=template,
+                file=file,
             )
             do_channel_sent(self.engine, conversation_id, seq, sent.message_id)
             log.info(
