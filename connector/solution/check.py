@@ -284,6 +284,8 @@ def _naming_problems(
     problems: list[str] = []
     for entity in customizations.iterfind("Entities/Entity"):
         table = (entity.findtext("Name") or "").strip().lower()
+        if entity.find("EntityInfo") is None:
+            continue  # a shell of a standard table (its command bar only): Microsoft's name
         if not table.startswith(f"{prefix}_"):
             problems.append(f"customizations.xml: table {table} lacks the prefix {prefix}_")
         for attribute in entity.iterfind("EntityInfo/entity/attributes/attribute"):

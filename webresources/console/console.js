@@ -1099,25 +1099,47 @@
   async function searchOutbound(event) {
     event.preventDefault();
     const query = $("outbound-query").value.trim();
-    const results = $("outbound-results");
     if (query.length < 2) return;
     try {
-      const answer = await agentCall("GET", "/api/agent/outbound?q=" + encodeURIComponent(query));
-      results.replaceChildren(...(answer.people.length ? answer.people.flatMap((person) => person.channels.map((c) =>
-        el("li", { "data-testid": "outbound-result", "data-channel": c.channel },
-          el("span", { text: person.name + " · " + CHANNEL_NAMES[c.channel] + " (" + c.account_name + ")" }),
-          el("button", {
-            type: "button", class: "link", "data-testid": "outbound-start", text: "Message",
-            onclick: () => startOutbound(person.id, c.account_id),
-          })))) : [el("li", { text: "No contact who wrote to us on a channel matches." })]));
+      showOutbound(await agentCall("GET", "/api/agent/outbound?q=" + encodeURIComponent(query)));
     } catch (error) {
       toast("Could not search contacts: " + error.message, "bad");
     }
   }
 
-  async function startOutbound(contactId, accountId) {
+  // The people found and the accounts each wrote to; `answer.case`: the conversation will
+  // regard that case (its contact is the one messaged).
+  function showOutbound(answer) {
+    const caseId = answer.case ? answer.case.id : null;
+    $("outbound-results").replaceChildren(...(answer.people.length ? answer.people.flatMap((person) => person.channels.map((c) =>
+      el("li", { "data-testid": "outbound-result", "data-channel": c.channel },
+        el("span", { text: person.name + " · " + CHANNEL_NAMES[c.channel] + " (" + c.account_name + ")"
+          + (answer.case ? " · regarding " + answer.case.name : "") }),
+        el("button", {
+          type: "button", class: "link", "data-testid": "outbound-start", text: "Message",
+          onclick: () => startOutbound(person.id, c.account_id, caseId),
+        })))) : [el("li", { "data-testid": "outbound-none", text: "No contact who wrote to us on a channel matches." })]));
+  }
+
+  // Opened by a contact's or a case's "Send a new message" (crmchat_/ribbon/records.js):
+  // data "message|contact|<id>" or "message|incident|<id>" sets the panel to that record.
+  async function presetOutbound() {
+    const data = new URLSearchParams(location.search).get("data") || "";
+    const found = /^message\|(contact|incident)\|([0-9a-f-]{36})$/.exec(data);
+    if (!found) return;
+    const key = found[1] === "contact" ? "contact_id" : "case_id";
     try {
-      const answer = await agentCall("POST", "/api/agent/outbound", { contact_id: contactId, account_id: accountId });
+      showOutbound(await agentCall("GET", "/api/agent/outbound?" + key + "=" + found[2]));
+      $("outbound-results").scrollIntoView({ block: "nearest" });
+    } catch (error) {
+      toast("Could not read the record to message: " + error.message, "bad");
+    }
+  }
+
+  async function startOutbound(contactId, accountId, caseId) {
+    try {
+      const body = caseId ? { case_id: caseId, account_id: accountId } : { contact_id: contactId, account_id: accountId };
+      const answer = await agentCall("POST", "/api/agent/outbound", body);
       // The chat arrives as chat.accepted (maybe before this answer): open it either way.
       if (state.chats.has(answer.conversation_id)) {
         state.active = answer.conversation_id;
@@ -2732,6 +2754,7 @@
     loadPanelSettings();
     loadCrmTables();
     connect();
+    presetOutbound();
   }
 
   start();
