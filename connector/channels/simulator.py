@@ -173,8 +173,45 @@ TEMPLATES: tuple[dict[str, Any], ...] = (
         "category": "UTILITY",
         "parameter_format": "POSITIONAL",
         "components": [
-            {"type": "HEADER", "format": "IMAGE"},
+            {
+                "type": "HEADER",
+                "format": "IMAGE",
+                "example": {"header_handle": ["https://scontent.example/receipt.png"]},
+            },
             {"type": "BODY", "text": "Here is your receipt."},
+        ],
+    },
+    {
+        "id": "594425479261600",
+        "name": "delivery_slot",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "parameter_format": "POSITIONAL",
+        "components": [
+            {
+                "type": "HEADER",
+                "format": "TEXT",
+                "text": "Delivery for {{1}}",
+                "example": {"header_text": ["Pat"]},
+            },
+            {
+                "type": "BODY",
+                "text": "Your parcel arrives on {{1}}.",
+                "example": {"body_text": [["Friday"]]},
+            },
+            {
+                "type": "BUTTONS",
+                "buttons": [
+                    {
+                        "type": "URL",
+                        "text": "Track it",
+                        "url": "https://contoso.example/track/{{1}}",
+                        "example": ["https://contoso.example/track/1042"],
+                    },
+                    {"type": "QUICK_REPLY", "text": "Call me"},
+                ],
+            },
         ],
     },
 )
@@ -894,7 +931,7 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
     elif kind == "template":
         template = payload.get("template") or {}
         params = [
-            p.get("text", "")
+            p.get("text") or f"{p.get('type')}:{(p.get(str(p.get('type'))) or {}).get('link', '')}"
             for c in template.get("components") or []
             for p in c.get("parameters") or []
         ]
@@ -967,7 +1004,9 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
 
 def _template_refused(template: dict[str, Any], params: list[Any]) -> Response | None:
     """The Cloud API's refusals of a template send: 132001 for a template that does not
-    exist (or is not approved) in that language, 132000 for a wrong parameter count."""
+    exist (or is not approved) in that language, 132000 for a wrong parameter count in
+    any component, 132012 for a parameter of the wrong format (a media header without
+    its link)."""
     language = (template.get("language") or {}).get("code")
     known = next(
         (
@@ -983,14 +1022,41 @@ def _template_refused(template: dict[str, Any], params: list[Any]) -> Response |
         return _graph_error(
             400, 132001, "(#132001) Template name does not exist in the translation"
         )
-    body = "".join(c.get("text", "") for c in known["components"] if c["type"] == "BODY")
-    expected = len(set(re.findall(r"\{\{\s*(\w+)\s*\}\}", body)))
-    if len(params) != expected:
+    sent = {
+        (str(c.get("type")).upper(), str(c.get("index", ""))): c.get("parameters") or []
+        for c in template.get("components") or []
+        if isinstance(c, dict)
+    }
+    expected: dict[tuple[str, str], int] = {}
+    media: str | None = None
+    for component in known["components"]:
+        kind = component["type"]
+        if kind == "HEADER" and component.get("format", "TEXT") != "TEXT":
+            media = component["format"].lower()
+            expected[("HEADER", "")] = 1
+        elif kind in ("HEADER", "BODY"):
+            count = len(set(re.findall(r"\{\{\s*(\w+)\s*\}\}", component.get("text", ""))))
+            if count:
+                expected[(kind, "")] = count
+        elif kind == "BUTTONS":
+            for index, button in enumerate(component["buttons"]):
+                if "{{" in str(button.get("url", "")):
+                    expected[("BUTTON", str(index))] = 1
+    if {k: len(v) for k, v in sent.items() if v} != expected:
         return _graph_error(
             400,
             132000,
             "(#132000) Number of parameters does not match the expected number of params",
         )
+    if media is not None:
+        (header,) = sent[("HEADER", "")]
+        link = str((header.get(media) or {}).get("link") or "") if isinstance(header, dict) else ""
+        if header.get("type") != media or not link.startswith("https://"):
+            return _graph_error(
+                400,
+                132012,
+                "(#132012) Parameter format does not match format in the created template",
+            )
     return None
 
 

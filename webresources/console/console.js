@@ -1450,12 +1450,20 @@
     return (state.templates || []).find((t) => t.id === $("template-choice").value) || null;
   }
 
+  // One field per parameter the template asks for, in the send's order: the header's
+  // variable (or its media's https link), the body's variables, each URL button's suffix.
+  const FIELD_LABELS = { header: "Header", body: "Body", button: "Button" };
   function renderTemplateForm() {
     const template = chosenTemplate();
-    $("template-params").replaceChildren(...(template ? template.parameters.map((name) => el("input", {
-      type: "text", maxlength: "1024", placeholder: "{{" + name + "}}", "aria-label": "Parameter " + name,
-      "data-testid": "template-param", "data-name": name, oninput: renderTemplatePreview,
-    })) : []));
+    $("template-params").replaceChildren(...(template ? template.fields.map((field) => {
+      const media = field.kind !== "text";
+      const label = FIELD_LABELS[field.slot] + (media ? " " + field.kind + " link (https)" : " {{" + field.name + "}}");
+      return el("input", {
+        type: media ? "url" : "text", maxlength: "1024", placeholder: media ? "https://…" : "{{" + field.name + "}}",
+        "aria-label": label, "data-testid": "template-param", "data-slot": field.slot, "data-name": field.name,
+        oninput: renderTemplatePreview,
+      });
+    }) : []));
     $("template-send").disabled = !template;
     renderTemplatePreview();
   }
@@ -1463,10 +1471,14 @@
   function renderTemplatePreview() {
     const template = chosenTemplate();
     if (!template) { $("template-preview").textContent = ""; return; }
-    const values = {};
-    for (const input of $("template-params").querySelectorAll("input")) values[input.dataset.name] = input.value;
-    const body = template.body.replace(/\{\{\s*(\w+)\s*\}\}/g, (all, name) => values[name] || all);
-    $("template-preview").textContent = [template.header, body, template.footer].filter(Boolean).join("\n\n");
+    const values = { header: {}, body: {}, button: {} };
+    for (const input of $("template-params").querySelectorAll("input")) values[input.dataset.slot][input.dataset.name] = input.value;
+    const fill = (text, slot) => text.replace(/\{\{\s*(\w+)\s*\}\}/g, (all, name) => values[slot][name] || all);
+    const media = template.header_format && template.header_format !== "TEXT"
+      ? "[" + template.header_format.toLowerCase() + "] " + (values.header[template.header_format.toLowerCase()] || "") : "";
+    const buttons = (template.buttons || []).map((b) => "[" + b.text + "]" + (b.url ? " " + fill(b.url, "button") : "")).join(" ");
+    $("template-preview").textContent = [media || fill(template.header, "header"), fill(template.body, "body"), template.footer, buttons]
+      .filter(Boolean).join("\n\n");
   }
 
   async function sendTemplate() {
