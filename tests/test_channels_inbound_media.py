@@ -7,21 +7,15 @@ Graph media node, the others' URLs); what is not kept stays a line with the reas
 from __future__ import annotations
 
 import base64
-import socket
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from channel_service import Running, running
 from flask import Flask
-from werkzeug.serving import make_server
 
-from connector.app import create_app, stop_app
 from connector.channels import simulator
 from connector.channels.media import inbound_files
 from connector.channels.model import (
@@ -38,33 +32,10 @@ from connector.chat.model import Conversation
 from connector.demo import admin_client
 from connector.services import services_of
 
+__all__ = ["running"]  # the fixture, from channel_service
+
+
 WAIT_SECS = 15.0
-
-
-@dataclass(frozen=True)
-class Running:
-    url: str
-    app: Flask
-
-
-@pytest.fixture
-def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
-    """The embedded default with its simulator, on a free port, its intake running."""
-    monkeypatch.setenv("CRMCHAT_DEMO", "1")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    app = create_app({"data_dir": tmp_path, "port": port, "log_level": "WARNING"})
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Running(f"http://127.0.0.1:{port}", app)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-        stop_app(app)
 
 
 def _account(app: Flask, channel: ChannelType) -> ChannelAccount:

@@ -6,22 +6,16 @@ the platform refuses anyway comes back with its real error."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
 import pytest
 import requests
+from channel_service import Running, running
 from flask import Flask
 from itsdangerous import TimestampSigner
-from werkzeug.serving import make_server
 
-from connector.app import create_app, stop_app
 from connector.channels import simulator
 from connector.channels.errors import InvalidRequest
 from connector.channels.files import FileLinks, OutboundFile
@@ -36,34 +30,9 @@ from connector.demo import SAM_AGENT_ID, SAM_USER_ID
 from connector.services import services_of
 from connector.web.auth import issue_service_token
 
+__all__ = ["running"]  # the fixture, from channel_service
+
 WAIT_SECS = 15.0
-
-
-@dataclass(frozen=True)
-class Running:
-    url: str
-    app: Flask
-
-
-@pytest.fixture
-def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
-    """The embedded default with its simulator on a free port (the platforms fetch the
-    agent's files from the service's address, as they would from a public one)."""
-    monkeypatch.setenv("CRMCHAT_DEMO", "1")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    app = create_app({"data_dir": tmp_path, "port": port, "log_level": "WARNING"})
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Running(f"http://127.0.0.1:{port}", app)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-        stop_app(app)
 
 
 def _account(app: Flask, channel: ChannelType) -> ChannelAccount:

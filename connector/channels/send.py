@@ -308,6 +308,36 @@ class MetaSendClient:
             if not after:
                 return found
 
+    def person_name(self, account: ChannelAccount, person_id: str) -> str | None:
+        """Messenger's User Profile API (`GET /<PSID>?fields=first_name,last_name`) or
+        Instagram's (`GET /<IGSID>?fields=name,username`) with the account's token: the
+        person's name, which their webhooks do not carry. None when Meta gives none (no
+        profile access, an error: the chat opens with the channel's generic name)."""
+        if account.channel not in (ChannelType.MESSENGER, ChannelType.INSTAGRAM):
+            return None
+        if account.access_token is None:
+            return None
+        fields = (
+            "first_name,last_name" if account.channel is ChannelType.MESSENGER else "name,username"
+        )
+        url = f"{self.base_url}/{self.api_version}/{quote(person_id, safe='')}?fields={fields}"
+        headers = {"Authorization": f"Bearer {account.access_token.get_secret_value()}"}
+        try:
+            response = _post(self.session, account.channel, url, None, headers)
+        except ChannelUnreachable:
+            log.warning("the %s profile of a person could not be read", account.channel)
+            return None
+        body = _json(response)
+        if response.status_code != 200 or not isinstance(body, dict):
+            log.info("no %s profile name: Meta answered %s", account.channel, response.status_code)
+            return None
+        if account.channel is ChannelType.MESSENGER:
+            parts = [str(body.get(k) or "").strip() for k in ("first_name", "last_name")]
+            name = " ".join(p for p in parts if p)
+        else:
+            name = str(body.get("name") or body.get("username") or "").strip()
+        return " ".join(name.split())[:200] or None
+
     def send_text(
         self, account: ChannelAccount, person_id: str, text: str, *, tag: str | None = None
     ) -> SentMessage:

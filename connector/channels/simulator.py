@@ -664,6 +664,9 @@ def graph_node(version: str, node_id: str) -> Response:
         media_url = state.media.get(node_id)
     if media_url is not None:
         return _media_node(node_id, media_url)
+    profile = _person_node(node_id)
+    if profile is not None:
+        return profile
     account = _graph_account(node_id, "get")
     if isinstance(account, Response):
         return account
@@ -714,6 +717,35 @@ def graph_templates(version: str, waba_id: str) -> Response:
     if start + len(page) < len(TEMPLATES):
         body["paging"]["next"] = request.base_url + f"?limit={limit}&after={start + len(page)}"
     return jsonify(body)
+
+
+def _person_node(person_id: str) -> Response | None:
+    """A person who wrote to a Messenger page or Instagram account, read with that
+    account's token: Messenger's User Profile API (`first_name`, `last_name`), Instagram's
+    (`name`, `username`), the fields asked for. None: not a person this simulator knows."""
+    state: _State = _ext()["state"]
+    bearer = request.headers.get("Authorization", "")
+    for account in _accounts().all():
+        if account.channel not in (ChannelType.MESSENGER, ChannelType.INSTAGRAM):
+            continue
+        with state.lock:
+            person = state.people.get((account.key, person_id))
+        if person is None:
+            continue
+        token = account.access_token.get_secret_value() if account.access_token else None
+        if token is None or bearer != f"Bearer {token}":
+            return _graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+        first, _, last = person.name.rpartition(" ")
+        known = {
+            "id": person_id,
+            "first_name": first or person.name,
+            "last_name": last if first else "",
+            "name": person.name,
+            "username": person.name.lower().replace(" ", "_"),
+        }
+        asked = (request.args.get("fields") or "first_name,last_name").split(",")
+        return jsonify({f: known[f] for f in ["id", *asked] if f in known and known[f]})
+    return None
 
 
 def _media_node(media_id: str, url: str) -> Response:

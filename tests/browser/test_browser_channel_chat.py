@@ -59,11 +59,11 @@ def _activity(service: Any, person: str) -> dict[str, Any]:
         time.sleep(0.25)
 
 
-# (channel, its label, the person's name as the webhook gives it): Messenger's and
-# Instagram's carry none (their profile APIs would), WhatsApp's and Viber's do.
+# (channel, its label, the person's name): WhatsApp's and Viber's webhooks carry it,
+# Messenger's and Instagram's come from their User Profile APIs.
 CHANNELS = [
-    (ChannelType.MESSENGER, "Messenger · Contoso on Messenger", "Messenger user"),
-    (ChannelType.INSTAGRAM, "Instagram · @contoso", "Instagram user"),
+    (ChannelType.MESSENGER, "Messenger · Contoso on Messenger", "Pat Person"),
+    (ChannelType.INSTAGRAM, "Instagram · @contoso", "Pat Person"),
     (ChannelType.WHATSAPP, "WhatsApp · Contoso +1 555 0100", "Pat Person"),
     (ChannelType.VIBER, "Viber · Contoso bot", "Pat Person"),
 ]

@@ -376,6 +376,22 @@ def _store_file(
     )
 
 
+def _person_fields(channel: ChannelType, event: InboundEvent) -> dict[str, str]:
+    """The profile name as first and last name ("Pat Q Person": "Pat Q", "Person"; one
+    word: the last name, which Dataverse shows), and on WhatsApp the number (the WhatsApp
+    id is the person's phone number, digits with the country code)."""
+    fields: dict[str, str] = {}
+    name = " ".join((event.person_name or "").split())
+    if name:
+        first, _, last = name.rpartition(" ")
+        fields["lastname"] = last
+        if first:
+            fields["firstname"] = first
+    if channel is ChannelType.WHATSAPP and event.person_id.isdigit():
+        fields["phone"] = f"+{event.person_id}"
+    return fields
+
+
 def do_channel_message(
     engine: ChatEngine,
     account: ChannelAccount,
@@ -409,11 +425,13 @@ def do_channel_message(
                 started_at=now,
                 visitor_id=channel_visitor_id(account.key, event.person_id),
                 visitor_name=name,
-                # On the activity's visitor details, as a web chat's form fields are.
+                # On the activity's visitor details, as a web chat's form fields are; the
+                # person's name (and WhatsApp number) become a new contact's or lead's.
                 visitor_fields={
                     "channel": label,
                     "channel_account": account.name,
                     "platform_user_id": event.person_id,
+                    **_person_fields(account.channel, event),
                 },
                 topic_id=account.topic_id,
                 waiting_since=now,
@@ -639,13 +657,18 @@ class ChannelBridge:
     def do_channel_event(self, account: ChannelAccount, event: InboundEvent) -> None:
         if event.kind is EventKind.MESSAGE:
             linked = None
-            if self.dataverse is not None:
-                with self.engine.lock:
-                    opening = _open_channel_chat(self.engine, account, event) is None
-                # Read outside the engine's lock (a Dataverse call), on the intake thread.
-                if opening:
-                    leads = self.app_tables is None or self.app_tables.has("lead")
-                    linked = find_link(self.dataverse, account, event.person_id, leads=leads)
+            with self.engine.lock:
+                opening = _open_channel_chat(self.engine, account, event) is None
+            # Read outside the engine's lock (Dataverse and Graph calls), on the intake
+            # thread: the person's link, and on Messenger / Instagram their profile name
+            # (WhatsApp's and Viber's webhooks carry it).
+            if opening and self.dataverse is not None:
+                leads = self.app_tables is None or self.app_tables.has("lead")
+                linked = find_link(self.dataverse, account, event.person_id, leads=leads)
+            if opening and event.person_name is None:
+                name = self.clients.meta.person_name(account, event.person_id)
+                if name:
+                    event = event.model_copy(update={"person_name": name})
             # The pictures, documents and stickers, fetched off the lock (network calls).
             files, refused = inbound_files(self.clients.meta, account, event)
             do_channel_message(
