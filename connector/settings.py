@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # (graph.facebook.com, chatapi.viber.com), or on the embedded default its simulator.
     meta_graph_url: str = ""
     viber_api_url: str = ""
+    # How often each WhatsApp account's templates are synced from Meta; 0: only on
+    # demand (the setup page's button).
+    template_sync_minutes: int = Field(default=360, ge=0, le=7 * 24 * 60)
     # Mail for transcripts a visitor asks for (connector/mail.py). No host or no sender:
     # no mail, and the widget offers only the download.
     smtp_host: str = ""

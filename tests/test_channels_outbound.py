@@ -142,6 +142,21 @@ def test_a_past_contact_is_messaged_with_a_template_and_a_stranger_is_refused(
         "incidents",
         {"title": "Blue bike", "customerid_contact@odata.bind": f"/contacts({contact['id']})"},
     )
+    # The case form's "Send a new message" opens the console set to it: its contact,
+    # the accounts they wrote to, and the case the conversation will regard.
+    preset = client.get(f"/api/agent/outbound?case_id={case_id}", headers=sam).get_json()
+    assert preset["case"] == {"table": "incident", "id": str(case_id).lower(), "name": "Blue bike"}
+    assert [p["id"] for p in preset["people"]] == [contact["id"]]
+    assert [c["account_id"] for c in preset["people"][0]["channels"]] == [account.key]
+    by_contact = client.get(f"/api/agent/outbound?contact_id={contact['id']}", headers=sam)
+    assert by_contact.get_json()["case"] is None
+    assert by_contact.get_json()["people"] == preset["people"]
+    both = client.get(
+        f"/api/agent/outbound?case_id={case_id}&contact_id={contact['id']}", headers=sam
+    )
+    assert both.status_code == 400
+    missing = "0c5a1e50-0000-4000-8000-000000000009"
+    assert client.get(f"/api/agent/outbound?case_id={missing}", headers=sam).status_code == 404
     from_case = client.post(
         "/api/agent/outbound",
         json={"case_id": str(case_id), "account_id": account.key},

@@ -94,11 +94,12 @@ def test_templates_sync_from_meta_and_only_approved_body_only_ones_are_offered(
     path = f"/api/admin/channels/{account.key}/templates/sync"
     first = client.post(path, headers=admin)
     assert first.status_code == 200, first.text
-    assert first.get_json() == {"ok": True, "synced": 4, "removed": 0}
+    assert first.get_json() == {"ok": True, "synced": 5, "removed": 0}
     again = client.post(path, headers=admin)
-    assert again.get_json() == {"ok": True, "synced": 4, "removed": 0}
+    assert again.get_json() == {"ok": True, "synced": 5, "removed": 0}
     rows = admin_client(services_of(app).standin).list(TEMPLATES_SET)
     assert sorted((r["crmchat_name"], r["crmchat_status"]) for r in rows) == [
+        ("delivery_slot", "APPROVED"),
         ("follow_up", "APPROVED"),
         ("order_update", "APPROVED"),
         ("receipt_photo", "APPROVED"),
@@ -154,8 +155,8 @@ def test_outside_the_window_free_text_is_refused_and_a_template_goes_out_once(
     offered = client.get(f"{base}/templates", headers=sam)
     assert offered.status_code == 200, offered.text
     choices = {t["name"]: t for t in offered.get_json()["templates"]}
-    # Pending, and a media header the console does not ask for, are not offered.
-    assert sorted(choices) == ["follow_up", "order_update"]
+    # A pending one is not offered.
+    assert sorted(choices) == ["delivery_slot", "follow_up", "order_update", "receipt_photo"]
     order = choices["order_update"]
     assert order["parameters"] == ["1", "2"] and order["footer"] == "Contoso"
     assert choices["follow_up"]["parameters"] == ["first_name"]
@@ -215,3 +216,151 @@ def test_outside_the_window_free_text_is_refused_and_a_template_goes_out_once(
     assert texts.count(text) == 1
     receipts = engine.conversations[conversation_id].channel["receipts"]  # type: ignore[index]
     assert set(receipts.values()) == {"sent"}  # the platform took both
+
+
+def test_header_and_button_parameters_are_asked_for_and_sent_in_metas_shape(
+    app: Flask,
+) -> None:
+    account = _whatsapp(app)
+    client = app.test_client()
+    admin = _bearer(app, ADMIN_USER_ID, {"System Administrator"})
+    assert client.post(f"/api/admin/channels/{account.key}/templates/sync", headers=admin).json
+    conversation_id, _ = _chat_25_hours_on(app, account, "46700004343")
+    sam = _bearer(app, SAM_USER_ID, {"CRM Chat Agent"})
+    base = f"/api/agent/chats/{conversation_id}"
+    choices = {t["name"]: t for t in client.get(f"{base}/templates", headers=sam).json["templates"]}
+    slot, photo = choices["delivery_slot"], choices["receipt_photo"]
+    # The fields in the send's order: the header's variable, the body's, the URL button's.
+    assert slot["fields"] == [
+        {"slot": "header", "name": "1", "kind": "text"},
+        {"slot": "body", "name": "1", "kind": "text"},
+        {"slot": "button", "name": "1", "kind": "text", "index": 0},
+    ]
+    assert photo["fields"] == [{"slot": "header", "name": "image", "kind": "image"}]
+
+    # A media header needs an https link (WhatsApp fetches it).
+    for link in ("http://contoso.example/r.png", "javascript:alert(1)"):
+        refused = client.post(
+            f"{base}/template",
+            json={"template_id": photo["id"], "parameters": [link], "client_id": "p0"},
+            headers=sam,
+        )
+        assert refused.status_code == 400
+        assert refused.json["error"]["message"] == "The image of the header needs an https link."
+
+    sent = client.post(
+        f"{base}/template",
+        json={
+            "template_id": slot["id"],
+            "parameters": ["Pat", "Friday", "1042"],
+            "client_id": "s1",
+        },
+        headers=sam,
+    )
+    assert sent.status_code == 200, sent.text
+    assert (
+        sent.json["text"] == "[Template delivery_slot] Your parcel arrives on Friday. (Pat, 1042)"
+    )
+    picture = client.post(
+        f"{base}/template",
+        json={
+            "template_id": photo["id"],
+            "parameters": ["https://contoso.example/receipt-1042.png"],
+            "client_id": "p1",
+        },
+        headers=sam,
+    )
+    assert picture.status_code == 200, picture.text
+    deadline = time.monotonic() + 10
+    while len(_received(app, account, "46700004343")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The simulator took both (it refuses a wrong count per component, 132000, and a media
+    # header without its link, 132012): the values as Meta received them.
+    assert sorted(_received(app, account, "46700004343")) == [
+        "[template delivery_slot (en_US)] Pat | Friday | 1042",
+        "[template receipt_photo (en_US)] image:https://contoso.example/receipt-1042.png",
+    ]
+
+
+def test_the_template_payload_puts_each_parameter_in_its_component() -> None:
+    from connector.channels.model import WhatsAppTemplate
+
+    template = WhatsAppTemplate(
+        name="delivery_slot",
+        language="en_US",
+        parameters=("Friday",),
+        header_format="TEXT",
+        header_parameters=("Pat",),
+        button_parameters=((0, "1042"),),
+    )
+    assert template.to_payload()["components"] == [
+        {"type": "header", "parameters": [{"type": "text", "text": "Pat"}]},
+        {"type": "body", "parameters": [{"type": "text", "text": "Friday"}]},
+        {
+            "type": "button",
+            "sub_type": "url",
+            "index": "0",
+            "parameters": [{"type": "text", "text": "1042"}],
+        },
+    ]
+    photo = WhatsAppTemplate(
+        name="receipt_photo",
+        language="en_US",
+        header_format="IMAGE",
+        header_parameters=("https://contoso.example/r.png",),
+    )
+    assert photo.to_payload()["components"] == [
+        {
+            "type": "header",
+            "parameters": [{"type": "image", "image": {"link": "https://contoso.example/r.png"}}],
+        }
+    ]
+
+
+def test_templates_are_synced_periodically_by_one_process(app: Flask) -> None:
+    from connector.channels.templates import TemplateSync
+
+    channels = channels_of(app)
+    live = services_of(app).live.state
+    rows = admin_client(services_of(app).standin)
+    assert list(rows.list(TEMPLATES_SET)) == []
+    now = [1_000_000.0]
+    # Two processes on the same live state (Redis, or here its SQLite twin).
+    first, second = (
+        TemplateSync(
+            services_of(app).dataverse,
+            channels.clients.meta,
+            channels.accounts,
+            claims=live,
+            interval_secs=3600,
+            clock=lambda: now[0],
+        )
+        for _ in range(2)
+    )
+    account = _whatsapp(app)
+    assert first.run_once() == {account.key: {"synced": 5, "removed": 0}}
+    assert second.run_once() == {}  # this period's sync was the other process's
+    assert len(list(rows.list(TEMPLATES_SET))) == 5
+    now[0] += 3600  # the next period: whoever comes first syncs again
+    assert second.run_once() == {account.key: {"synced": 5, "removed": 0}}
+    assert first.run_once() == {}
+    # Meta refusing (a revoked token) is logged and tried next period, never raised.
+    revoked = account.model_copy(update={"access_token": None})
+    broken = TemplateSync(
+        services_of(app).dataverse,
+        channels.clients.meta,
+        _Only(revoked),  # type: ignore[arg-type]
+        claims=live,
+        interval_secs=3600,
+        clock=lambda: now[0] + 7200,
+    )
+    assert broken.run_once() == {}
+    assert len(list(rows.list(TEMPLATES_SET))) == 5
+
+
+class _Only:
+    def __init__(self, account: ChannelAccount) -> None:
+        self.account = account
+
+    def all(self) -> list[ChannelAccount]:
+        return [self.account]

@@ -46,9 +46,9 @@ WAIT_SECS = 5.0
 class Server:
     """create_app on `folder`, served by werkzeug's threaded server on a free port."""
 
-    def __init__(self, folder: Path, outbox: FakeOutbox) -> None:
+    def __init__(self, folder: Path, outbox: FakeOutbox, **settings: Any) -> None:
         self.app: Flask = create_app(
-            {"data_dir": folder, "secret_key": "s" * 40},
+            {"data_dir": folder, "secret_key": "s" * 40, **settings},
             directory=FakeDirectory(),
             outbox=outbox,
             start=False,

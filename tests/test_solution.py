@@ -329,6 +329,11 @@ def test_the_contact_form_gains_export_and_delete_chat_data_after_loading_the_si
     commands = read_commands(ET.parse(SOLUTION_DIR / "customizations.xml").getroot())
     signin, ribbon = "crmchat_/common/signin.js", "crmchat_/ribbon/contact.js"
     assert [(c.label, c.function, c.libraries) for c in commands["contact"]] == [
+        (
+            "Send a new message",
+            "CRMChat.RecordRibbon.sendNewMessage",
+            ("crmchat_/ribbon/records.js",),
+        ),
         ("Export chat data", "CRMChat.ContactRibbon.exportChatData", (signin, ribbon)),
         ("Delete chat data", "CRMChat.ContactRibbon.deleteChatData", (signin, ribbon)),
     ]

@@ -6,6 +6,12 @@
   `{"messaging_product", "url", "mime_type", "sha256", "file_size", "id"}`, and the `url`
   (valid for 5 minutes) is fetched with the same token; the bytes must match `sha256`.
 
+`inbound_files` turns a person's message into the chat's files (pictures, documents,
+stickers): fetched, then held to the same rules as a web chat's upload
+(`connector.crm.attachments.check_file`: the note's size limit, Dataverse's blocked
+types, no programs), so each becomes a note on the chat activity like a web chat's file.
+What is not kept (a video, too large, unreachable) stays a line with the reason.
+
 Only https addresses are fetched (and, with a plain-http Graph base, the simulator's
 pictures), so a webhook cannot make the service call into its own network,
 and at most MAX_MEDIA_BYTES are read. Sources in docs/channels.md.
@@ -14,16 +20,28 @@ and at most MAX_MEDIA_BYTES are read. Sources in docs/channels.md.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from pathlib import PurePosixPath
+from urllib.parse import quote, unquote, urlsplit
 
 import requests
 
-from .errors import ChannelUnreachable, InvalidRequest
-from .model import Attachment, ChannelAccount, ChannelType
+from connector.crm.attachments import (
+    MAX_ATTACHMENT_KB,
+    TYPES,
+    AttachmentRefused,
+    check_file,
+    extension_of,
+)
+
+from .errors import ChannelError, ChannelUnreachable, InvalidRequest
+from .model import Attachment, AttachmentKind, ChannelAccount, ChannelType, InboundEvent
 from .send import REQUEST_TIMEOUT_SECS, MetaSendClient, _json, _post, meta_error
 
-__all__ = ["MAX_MEDIA_BYTES", "Media", "fetch_media"]
+__all__ = ["MAX_MEDIA_BYTES", "InboundFile", "Media", "fetch_media", "inbound_files"]
+
+log = logging.getLogger(__name__)
 
 # WhatsApp caps images at 5 MB and audio/video at 16 MB (documents at 100 MB): 16 MiB
 # keeps every image and most recordings; a larger file stays a link in the transcript.
@@ -107,3 +125,76 @@ def _download(
             return bytes(data)
     except requests.RequestException as error:
         raise ChannelUnreachable(channel, "The media could not be fetched.") from error
+
+
+# What a person sends as a file of the chat; a location is a place, not a file.
+FILE_KINDS = frozenset(
+    {
+        AttachmentKind.IMAGE,
+        AttachmentKind.VIDEO,
+        AttachmentKind.AUDIO,
+        AttachmentKind.FILE,
+        AttachmentKind.STICKER,
+    }
+)
+# The extension a content type is stored under (the first one TYPES gives it).
+_EXTENSIONS = {mime: ext for ext, mime in reversed(list(TYPES.items()))}
+
+
+@dataclass(frozen=True)
+class InboundFile:
+    """One attachment of a person's message, fetched and taken as a chat file."""
+
+    index: int  # its place in the event's attachments
+    name: str
+    type: str
+    data: bytes
+
+
+def _file_name(attachment: Attachment, mime: str, index: int) -> str:
+    """The platform's file name (WhatsApp documents, Viber files), else the last part of
+    its URL (Meta's and Viber's CDN addresses end in the file's name), with the extension
+    its type has when the name lacks one; else "<kind>-<n>.<ext>" (a WhatsApp picture)."""
+    extension = _EXTENSIONS.get(mime.split(";")[0].strip().lower(), "")
+    name = (attachment.name or "").strip()
+    if not name and attachment.url:
+        last = unquote(PurePosixPath(urlsplit(attachment.url).path).name)
+        name = last if extension_of(last) in TYPES else ""
+    if not name:
+        name = f"{attachment.kind.value}-{index + 1}"
+    if extension and extension_of(name) not in TYPES:
+        name = f"{name}.{extension}"
+    return name
+
+
+def inbound_files(
+    meta: MetaSendClient, account: ChannelAccount, event: InboundEvent
+) -> tuple[list[InboundFile], dict[int, str]]:
+    """The message's attachments that become files of the chat, and for each other one
+    that could have been, why not ("not kept: …"). Network calls: run it outside the
+    engine's lock (the intake thread)."""
+    files: list[InboundFile] = []
+    refused: dict[int, str] = {}
+    for index, attachment in enumerate(event.attachments):
+        if attachment.kind not in FILE_KINDS or not (attachment.url or attachment.media_id):
+            continue  # a location, or a Viber sticker (an id only)
+        try:
+            media = fetch_media(meta, account, attachment, max_bytes=MAX_ATTACHMENT_KB * 1024)
+            name, content_type = check_file(
+                _file_name(attachment, media.mime_type, index),
+                media.mime_type,
+                media.data,
+                enabled=True,
+                max_kb=MAX_ATTACHMENT_KB,
+                types=tuple(TYPES),
+            )
+        except (ChannelError, AttachmentRefused) as error:
+            reason = error.message if isinstance(error, ChannelError) else str(error)
+            log.info(
+                "channel attachment not kept",
+                extra={"channel": account.channel.value, "kind": attachment.kind.value},
+            )
+            refused[index] = reason
+            continue
+        files.append(InboundFile(index, name, content_type, media.data))
+    return files, refused

@@ -130,34 +130,67 @@ class ChannelAccount(BaseModel):
     business_account_id: str | None = Field(default=None, max_length=100)
 
 
-class WhatsAppTemplate(BaseModel):
-    """An approved template message: name, language and the body's parameters in order.
+_Value = Annotated[str, Field(min_length=1, max_length=1024)]
+_Name = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,100}$")]
 
-    `parameter_names`: for a template of parameter_format NAMED, the name of each
-    parameter (`{{first_name}}`), sent as `parameter_name`; empty for POSITIONAL ones
-    (`{{1}}`)."""
+
+class WhatsAppTemplate(BaseModel):
+    """An approved template message: name, language and its parameters.
+
+    - `parameters`: the body's, in order; `parameter_names`: for a template of
+      parameter_format NAMED the name of each (`{{first_name}}`), sent as
+      `parameter_name`; empty for POSITIONAL ones (`{{1}}`).
+    - `header_format` TEXT with `header_parameters` (its variables, named as the body's
+      are in `header_names`), or IMAGE / DOCUMENT / VIDEO with one https link in
+      `header_parameters` (the media WhatsApp fetches).
+    - `button_parameters`: (button index, value) for each URL button with a variable,
+      the suffix of its URL."""
 
     model_config = ConfigDict(frozen=True)
 
     # Meta: lowercase letters, digits and underscores, at most 512 characters.
     name: str = Field(pattern=r"^[a-z0-9_]{1,512}$")
     language: str = Field(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")
-    parameters: tuple[Annotated[str, Field(min_length=1, max_length=1024)], ...] = Field(
-        default=(), max_length=20
-    )
-    parameter_names: tuple[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,100}$")], ...] = Field(
-        default=(), max_length=20
-    )
+    parameters: tuple[_Value, ...] = Field(default=(), max_length=20)
+    parameter_names: tuple[_Name, ...] = Field(default=(), max_length=20)
+    header_format: str | None = Field(default=None, pattern=r"^(TEXT|IMAGE|DOCUMENT|VIDEO)$")
+    header_parameters: tuple[_Value, ...] = Field(default=(), max_length=1)
+    header_names: tuple[_Name, ...] = Field(default=(), max_length=1)
+    button_parameters: tuple[tuple[int, _Value], ...] = Field(default=(), max_length=10)
 
     def to_payload(self) -> dict[str, object]:
         """The `template` object of a Cloud API send request."""
         payload: dict[str, object] = {"name": self.name, "language": {"code": self.language}}
+        components: list[dict[str, object]] = []
+        if self.header_format and self.header_parameters:
+            if self.header_format == "TEXT":
+                header = _text_parameters(self.header_parameters, self.header_names)
+            else:
+                kind = self.header_format.lower()
+                header = [{"type": kind, kind: {"link": self.header_parameters[0]}}]
+            components.append({"type": "header", "parameters": header})
         if self.parameters:
-            parameters: list[dict[str, str]] = []
-            for index, value in enumerate(self.parameters):
-                parameter = {"type": "text", "text": value}
-                if index < len(self.parameter_names):
-                    parameter["parameter_name"] = self.parameter_names[index]
-                parameters.append(parameter)
-            payload["components"] = [{"type": "body", "parameters": parameters}]
+            body = _text_parameters(self.parameters, self.parameter_names)
+            components.append({"type": "body", "parameters": body})
+        for index, value in self.button_parameters:
+            components.append(
+                {
+                    "type": "button",
+                    "sub_type": "url",
+                    "index": str(index),
+                    "parameters": [{"type": "text", "text": value}],
+                }
+            )
+        if components:
+            payload["components"] = components
         return payload
+
+
+def _text_parameters(values: tuple[str, ...], names: tuple[str, ...]) -> list[dict[str, object]]:
+    parameters: list[dict[str, object]] = []
+    for index, value in enumerate(values):
+        parameter: dict[str, object] = {"type": "text", "text": value}
+        if index < len(names):
+            parameter["parameter_name"] = names[index]
+        parameters.append(parameter)
+    return parameters

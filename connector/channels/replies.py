@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .files import OutboundFile
 from .model import ChannelAccount, ChannelType, WhatsAppTemplate
 from .rules import ReplyWindow, check_reply
 from .send import MetaSendClient, SentMessage, ViberSendClient
@@ -35,18 +36,24 @@ def do_channel_reply(
     *,
     text: str | None = None,
     template: WhatsAppTemplate | None = None,
+    file: OutboundFile | None = None,
     by_human: bool = True,
 ) -> SentMessage:
-    """Send `text` (or, on WhatsApp, `template`) to the person, if the rules allow it now.
+    """Send `text`, `file` (by link) or, on WhatsApp, `template` to the person, if the
+    rules allow it now (a file is a free-form message, as a text).
 
     Raises:
         OutsideWindow, NotSubscribed: the rules refuse it; nothing was sent.
         ChannelError: the platform refused it or could not be reached.
-        ValueError: neither or both of `text` and `template`.
+        ValueError: not exactly one of `text`, `template` and `file`.
     """
-    if (text is None) == (template is None):
-        raise ValueError("send a text or a template")
+    if [text, template, file].count(None) != 2:
+        raise ValueError("send a text, a template or a file")
     tag = check_reply(account.channel, window, template=template is not None, by_human=by_human)
+    if file is not None:
+        if account.channel is ChannelType.VIBER:
+            return clients.viber.send_file(account, person_id, file)
+        return clients.meta.send_file(account, person_id, file, tag=tag)
     if account.channel is ChannelType.VIBER:
         assert text is not None
         return clients.viber.send_text(account, person_id, text)

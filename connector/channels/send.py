@@ -35,6 +35,7 @@ from .errors import (
     RateLimited,
     RecipientUnavailable,
 )
+from .files import OutboundFile
 from .model import ChannelAccount, ChannelType, WhatsAppTemplate
 from .rules import ReplyMode
 
@@ -307,6 +308,36 @@ class MetaSendClient:
             if not after:
                 return found
 
+    def person_name(self, account: ChannelAccount, person_id: str) -> str | None:
+        """Messenger's User Profile API (`GET /<PSID>?fields=first_name,last_name`) or
+        Instagram's (`GET /<IGSID>?fields=name,username`) with the account's token: the
+        person's name, which their webhooks do not carry. None when Meta gives none (no
+        profile access, an error: the chat opens with the channel's generic name)."""
+        if account.channel not in (ChannelType.MESSENGER, ChannelType.INSTAGRAM):
+            return None
+        if account.access_token is None:
+            return None
+        fields = (
+            "first_name,last_name" if account.channel is ChannelType.MESSENGER else "name,username"
+        )
+        url = f"{self.base_url}/{self.api_version}/{quote(person_id, safe='')}?fields={fields}"
+        headers = {"Authorization": f"Bearer {account.access_token.get_secret_value()}"}
+        try:
+            response = _post(self.session, account.channel, url, None, headers)
+        except ChannelUnreachable:
+            log.warning("the %s profile of a person could not be read", account.channel)
+            return None
+        body = _json(response)
+        if response.status_code != 200 or not isinstance(body, dict):
+            log.info("no %s profile name: Meta answered %s", account.channel, response.status_code)
+            return None
+        if account.channel is ChannelType.MESSENGER:
+            parts = [str(body.get(k) or "").strip() for k in ("first_name", "last_name")]
+            name = " ".join(p for p in parts if p)
+        else:
+            name = str(body.get("name") or body.get("username") or "").strip()
+        return " ".join(name.split())[:200] or None
+
     def send_text(
         self, account: ChannelAccount, person_id: str, text: str, *, tag: str | None = None
     ) -> SentMessage:
@@ -331,6 +362,39 @@ class MetaSendClient:
                 "text": {"body": text},
             },
         )
+
+    def send_file(
+        self, account: ChannelAccount, to: str, file: OutboundFile, *, tag: str | None = None
+    ) -> SentMessage:
+        """A picture or file by link: Messenger/Instagram an `attachment` of type image or
+        file (`payload.url`), WhatsApp an `image` or a `document` (`link`, `filename`)."""
+        if account.channel is ChannelType.WHATSAPP:
+            kind = "image" if file.kind == "picture" else "document"
+            media: dict[str, str] = {"link": file.url}
+            if kind == "document":
+                media["filename"] = file.name
+            return self._send(
+                account,
+                {
+                    "messaging_product": "whatsapp",
+                    "recipient_type": "individual",
+                    "to": to,
+                    "type": kind,
+                    kind: media,
+                },
+            )
+        attachment = {
+            "type": "image" if file.kind == "picture" else "file",
+            "payload": {"url": file.url, "is_reusable": False},
+        }
+        payload: dict[str, Any] = {
+            "recipient": {"id": to},
+            "messaging_type": "MESSAGE_TAG" if tag else "RESPONSE",
+            "message": {"attachment": attachment},
+        }
+        if tag:
+            payload["tag"] = tag
+        return self._send(account, payload)
 
     def send_whatsapp_template(
         self, account: ChannelAccount, to: str, template: WhatsAppTemplate
@@ -373,6 +437,19 @@ class ViberSendClient:
         return str(body.get("name") or "")
 
     def send_text(self, account: ChannelAccount, receiver: str, text: str) -> SentMessage:
+        return self._send(account, receiver, {"type": "text", "text": text})
+
+    def send_file(self, account: ChannelAccount, receiver: str, file: OutboundFile) -> SentMessage:
+        """A `picture` (`text` required, may be empty) or a `file` (`size`, `file_name`)."""
+        if file.kind == "picture":
+            return self._send(account, receiver, {"type": "picture", "text": "", "media": file.url})
+        return self._send(
+            account,
+            receiver,
+            {"type": "file", "media": file.url, "size": file.size, "file_name": file.name},
+        )
+
+    def _send(self, account: ChannelAccount, receiver: str, message: dict[str, Any]) -> SentMessage:
         if account.channel is not ChannelType.VIBER or account.auth_token is None:
             raise CredentialsRejected(ChannelType.VIBER, "The account has no auth token.")
         payload = {
@@ -380,8 +457,7 @@ class ViberSendClient:
             "min_api_version": 1,
             # Viber: the sender's name is required, at most 28 characters.
             "sender": {"name": account.platform_id[:28]},
-            "type": "text",
-            "text": text,
+            **message,
         }
         headers = {"X-Viber-Auth-Token": account.auth_token.get_secret_value()}
 

@@ -18,9 +18,11 @@ from connector.settings import Settings
 
 from . import setup, simulator, webhooks
 from .accounts import DataverseAccounts
+from .files import FileLinks
 from .intake import ChannelIntake
 from .replies import ChannelClients
 from .shared import ChannelServices, channels_of
+from .templates import TemplateSync
 
 __all__ = ["META_GRAPH_URL", "VIBER_API_URL", "init_app", "start", "stop"]
 
@@ -43,13 +45,22 @@ def init_app(app: Flask, settings: Settings, *, embedded: bool) -> None:
         accounts,
         clients,
         claims=found.live.state,
+        # Signed with the service secret (its own salt): links valid on every process.
+        file_links=FileLinks(found.tokens.secret_key, settings.base_url),
         dataverse=found.dataverse,
         app_tables=found.app_tables,
     )
     # With several processes (Redis) the redelivery memory is shared, else in-process.
     claims = found.live.state if found.live.shared else None
     intake = ChannelIntake(bridge, claims=claims)
-    found.channels = ChannelServices(accounts, intake, clients, bridge)
+    templates = TemplateSync(
+        found.dataverse,
+        clients.meta,
+        accounts,
+        claims=found.live.state,
+        interval_secs=settings.template_sync_minutes * 60,
+    )
+    found.channels = ChannelServices(accounts, intake, clients, bridge, templates)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(setup.bp)
     if embedded:
@@ -57,7 +68,10 @@ def init_app(app: Flask, settings: Settings, *, embedded: bool) -> None:
 
 
 def start(app: Flask) -> None:
-    channels_of(app).intake.start()
+    channels = channels_of(app)
+    channels.intake.start()
+    if channels.templates is not None:
+        channels.templates.start()
 
 
 def stop(app: Flask) -> None:
@@ -65,3 +79,5 @@ def stop(app: Flask) -> None:
     if isinstance(found, ChannelServices):
         found.intake.stop()
         found.bridge.stop()
+        if found.templates is not None:
+            found.templates.stop()

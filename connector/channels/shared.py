@@ -14,6 +14,7 @@ from connector.services import services_of
 from .accounts import ChannelAccounts
 from .intake import ChannelIntake
 from .replies import ChannelClients
+from .templates import TemplateSync
 
 if TYPE_CHECKING:
     from flask.sansio.app import App
@@ -29,6 +30,7 @@ class ChannelServices:
     intake: ChannelIntake
     clients: ChannelClients
     bridge: ChannelBridge
+    templates: TemplateSync | None = None
 
 
 def channels_of(app: App) -> ChannelServices:

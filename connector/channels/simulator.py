@@ -21,7 +21,8 @@ Routes::
     GET  /simulator/api/accounts              [{"key","channel","name","webhook_url"}]
     GET  /simulator/api/conversation          ?account=&person= -> {"lines": [...]}
     POST /simulator/api/person-message        {"account","person_id","person_name",
-                                              "text" | "image_url" | "sticker_id"}
+                                              "text" | "image_url" | "file_url",
+                                              "file_name" | "sticker_id"}
     POST /simulator/api/person-event          {"account","person_id","person_name","event":
                                               "subscribed"|"conversation_started"|"read"}
     POST /simulator/api/age                   {"account","person_id","hours"}: the person's
@@ -31,7 +32,8 @@ Routes::
     POST /simulator/graph/<version>/<id>/messages   Graph API send
     GET  /simulator/graph/<version>/<WABA id>/message_templates   WhatsApp templates
     GET  /simulator/graph/<version>/<media id>      WhatsApp media: its download URL
-    GET  /simulator/media/sample.png                a picture to send as a person
+    GET  /simulator/media/<sample>                  a picture (sample.png), a document
+                                                    (sample.pdf), a sticker (sticker.webp)
     POST /simulator/viber/pa/get_account_info       Viber get_account_info (test connection)
     POST /simulator/viber/pa/send_message           Viber send_message
 """
@@ -48,6 +50,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 import requests
 from flask import (
@@ -93,10 +96,27 @@ LINES_MAX = 500
 # WhatsApp media ids this simulator hands out start here (Meta's are long numbers).
 MEDIA_ID_BASE = 1_560_000_000_000_000
 SAMPLE_IMAGE_PATH = "/simulator/media/sample.png"
+SAMPLE_FILE_PATH = "/simulator/media/sample.pdf"
+SAMPLE_STICKER_PATH = "/simulator/media/sticker.webp"
+SAMPLE_FILE_NAME = "order-1042.pdf"
 # A 1x1 PNG: the smallest picture every browser and CRM shows.
 SAMPLE_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
+# A one-page PDF with no content, and a 1x1 lossless WebP (WhatsApp's sticker format).
+SAMPLE_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\n"
+    b"trailer<</Root 1 0 R>>\n%%EOF\n"
+)
+SAMPLE_WEBP = base64.b64decode("UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==")
+# The files a person can send from the page: path -> (bytes, content type).
+SAMPLES: dict[str, tuple[bytes, str]] = {
+    SAMPLE_IMAGE_PATH: (SAMPLE_PNG, "image/png"),
+    SAMPLE_FILE_PATH: (SAMPLE_PDF, "application/pdf"),
+    SAMPLE_STICKER_PATH: (SAMPLE_WEBP, "image/webp"),
+}
 
 # The WhatsApp Business Account's templates, in the WhatsApp Business Management API's
 # shape (developers.facebook.com/documentation/business-messaging/whatsapp/templates/
@@ -153,8 +173,45 @@ TEMPLATES: tuple[dict[str, Any], ...] = (
         "category": "UTILITY",
         "parameter_format": "POSITIONAL",
         "components": [
-            {"type": "HEADER", "format": "IMAGE"},
+            {
+                "type": "HEADER",
+                "format": "IMAGE",
+                "example": {"header_handle": ["https://scontent.example/receipt.png"]},
+            },
             {"type": "BODY", "text": "Here is your receipt."},
+        ],
+    },
+    {
+        "id": "594425479261600",
+        "name": "delivery_slot",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "parameter_format": "POSITIONAL",
+        "components": [
+            {
+                "type": "HEADER",
+                "format": "TEXT",
+                "text": "Delivery for {{1}}",
+                "example": {"header_text": ["Pat"]},
+            },
+            {
+                "type": "BODY",
+                "text": "Your parcel arrives on {{1}}.",
+                "example": {"body_text": [["Friday"]]},
+            },
+            {
+                "type": "BUTTONS",
+                "buttons": [
+                    {
+                        "type": "URL",
+                        "text": "Track it",
+                        "url": "https://contoso.example/track/{{1}}",
+                        "example": ["https://contoso.example/track/1042"],
+                    },
+                    {"type": "QUICK_REPLY", "text": "Call me"},
+                ],
+            },
         ],
     },
 )
@@ -167,6 +224,9 @@ class _Line:
     at: datetime
     message_id: str
     status: str = ""  # the webhook's answer, or the send's outcome
+    # A picture or file the business sent: where the platform fetched it from, its kind.
+    media_url: str | None = None
+    media_kind: str | None = None
 
 
 @dataclass
@@ -196,6 +256,9 @@ class PersonMessage(BaseModel):
     person_name: str = Field(default="", max_length=100)
     text: str | None = Field(default=None, min_length=1, max_length=2000)
     image_url: str | None = Field(default=None, pattern=r"^https?://", max_length=1000)
+    # A document (Messenger/Instagram `file`, WhatsApp `document`, Viber `file`).
+    file_url: str | None = Field(default=None, pattern=r"^https?://", max_length=1000)
+    file_name: str | None = Field(default=None, min_length=1, max_length=200)
     sticker_id: str | None = Field(default=None, pattern=r"^[0-9]{1,20}$")
 
 
@@ -322,6 +385,8 @@ def conversation() -> Response:
                 "at": line.at.isoformat(),
                 "message_id": line.message_id,
                 "status": line.status,
+                "media_url": line.media_url,
+                "media_kind": line.media_kind,
             }
             for line in person.lines
         ]
@@ -368,12 +433,14 @@ def _add_line(account: ChannelAccount, person_id: str, line: _Line) -> None:
 @bp.post("/simulator/api/person-message")
 def person_message() -> Response:
     form = PersonMessage.model_validate(json_body())
-    if not (form.text or form.image_url or form.sticker_id):
-        raise InvalidInput("Write a text, or send an image or a sticker.")
+    if not (form.text or form.image_url or form.file_url or form.sticker_id):
+        raise InvalidInput("Write a text, or send an image, a file or a sticker.")
     account = _account(form.account)
     state: _State = _ext()["state"]
     now = _now()
     number = next(state.ids)
+    base = _ext()["service_url"]
+    file_name = form.file_name or (SAMPLE_FILE_NAME if form.file_url else None)
     with state.lock:
         person = state.person(account.key, form.person_id)
         person.name = form.person_name or person.name
@@ -389,18 +456,28 @@ def person_message() -> Response:
             text=form.text,
             image_url=form.image_url,
             sticker_id=form.sticker_id,
+            file_url=form.file_url,
+            file_name=file_name,
+            file_size=len(_sample(form.file_url)[0]) if form.file_url else 0,
         )
         message_id = str(5_000_000 + number)
     else:
         prefix = "wamid.SIM" if account.channel is ChannelType.WHATSAPP else "m_SIM"
         message_id = f"{prefix}{number:08d}"
-        image = form.image_url
-        if image is not None and account.channel is ChannelType.WHATSAPP:
+        image, document, sticker = form.image_url, form.file_url, form.sticker_id
+        sticker_url = base + SAMPLE_STICKER_PATH if sticker else None
+        mime = _sample(image or document or "")[1]
+        if account.channel is ChannelType.WHATSAPP:
             # WhatsApp sends a media id; GET /<version>/<media id> then gives its URL.
             media_id = str(MEDIA_ID_BASE + number)
             with state.lock:
-                state.media[media_id] = image
-            image = media_id
+                state.media[media_id] = image or document or str(sticker_url)
+            if image is not None:
+                image = media_id
+            elif document is not None:
+                document = media_id
+            elif sticker is not None:
+                sticker = media_id
         body = meta_message_body(
             account,
             person_id=form.person_id,
@@ -409,14 +486,34 @@ def person_message() -> Response:
             at=now,
             text=form.text,
             image_url=image,
-            sticker_id=form.sticker_id,
+            sticker_id=sticker,
+            sticker_url=sticker_url,
+            file_url=document,
+            file_name=file_name,
+            mime_type=mime,
         )
     status, answer = _deliver(account, body)
-    shown = form.text or (
-        f"[image] {form.image_url}" if form.image_url else f"[sticker {form.sticker_id}]"
-    )
+    if form.image_url:
+        shown = f"[image] {form.image_url}"
+    elif form.file_url:
+        shown = f"[file] {file_name}"
+    elif form.sticker_id:
+        shown = f"[sticker {form.sticker_id}]"
+    else:
+        shown = str(form.text)
+    if form.text and shown != form.text:
+        shown = f"{form.text}\n{shown}"
     _add_line(account, form.person_id, _Line("person", shown, now, message_id, str(status)))
     return jsonify({"webhook_status": status, "webhook_answer": answer, "message_id": message_id})
+
+
+def _sample(url: str) -> tuple[bytes, str]:
+    """The simulator's sample behind `url` (bytes, type); an address of elsewhere is
+    announced as a JPEG picture, as the platforms announce what they took."""
+    for path, sample in SAMPLES.items():
+        if url.endswith(path):
+            return sample
+    return b"", "image/jpeg"
 
 
 @bp.post("/simulator/api/person-event")
@@ -567,6 +664,9 @@ def graph_node(version: str, node_id: str) -> Response:
         media_url = state.media.get(node_id)
     if media_url is not None:
         return _media_node(node_id, media_url)
+    profile = _person_node(node_id)
+    if profile is not None:
+        return profile
     account = _graph_account(node_id, "get")
     if isinstance(account, Response):
         return account
@@ -619,6 +719,35 @@ def graph_templates(version: str, waba_id: str) -> Response:
     return jsonify(body)
 
 
+def _person_node(person_id: str) -> Response | None:
+    """A person who wrote to a Messenger page or Instagram account, read with that
+    account's token: Messenger's User Profile API (`first_name`, `last_name`), Instagram's
+    (`name`, `username`), the fields asked for. None: not a person this simulator knows."""
+    state: _State = _ext()["state"]
+    bearer = request.headers.get("Authorization", "")
+    for account in _accounts().all():
+        if account.channel not in (ChannelType.MESSENGER, ChannelType.INSTAGRAM):
+            continue
+        with state.lock:
+            person = state.people.get((account.key, person_id))
+        if person is None:
+            continue
+        token = account.access_token.get_secret_value() if account.access_token else None
+        if token is None or bearer != f"Bearer {token}":
+            return _graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+        first, _, last = person.name.rpartition(" ")
+        known = {
+            "id": person_id,
+            "first_name": first or person.name,
+            "last_name": last if first else "",
+            "name": person.name,
+            "username": person.name.lower().replace(" ", "_"),
+        }
+        asked = (request.args.get("fields") or "first_name,last_name").split(",")
+        return jsonify({f: known[f] for f in ["id", *asked] if f in known and known[f]})
+    return None
+
+
 def _media_node(media_id: str, url: str) -> Response:
     """GET /<media id>: where to download it for the next 5 minutes, as the Cloud API
     answers (the token is checked as for any Graph call)."""
@@ -630,23 +759,28 @@ def _media_node(media_id: str, url: str) -> Response:
     }
     if bearer not in tokens:
         return _graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
-    known = url.endswith(SAMPLE_IMAGE_PATH)
+    data, mime = _sample(url)
     return jsonify(
         {
             "messaging_product": "whatsapp",
             "url": url,
-            "mime_type": "image/png" if known else "image/jpeg",
-            "sha256": hashlib.sha256(SAMPLE_PNG).hexdigest() if known else "",
-            "file_size": str(len(SAMPLE_PNG)) if known else "0",
+            "mime_type": mime,
+            "sha256": hashlib.sha256(data).hexdigest() if data else "",
+            "file_size": str(len(data)),
             "id": media_id,
         }
     )
 
 
-@bp.get(SAMPLE_IMAGE_PATH)
-def sample_image() -> Response:
-    """A picture a person can send (the page offers its address)."""
-    return Response(SAMPLE_PNG, mimetype="image/png")
+@bp.get("/simulator/media/<name>")
+def sample_media(name: str) -> Response:
+    """The picture, document and sticker a person can send (the page offers them)."""
+    sample = SAMPLES.get(f"/simulator/media/{name}")
+    if sample is None:
+        raise NotFound("No such file.")
+    response = Response(sample[0], mimetype=sample[1])
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @bp.post(f"{GRAPH_PATH}/<version>/<node_id>/messages")
@@ -662,10 +796,102 @@ def graph_send(version: str, node_id: str) -> Response:
     return _messenger_send(account, payload)
 
 
+@dataclass(frozen=True)
+class _Media:
+    kind: str
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class _Takes:
+    """What a platform takes from a business for one media type (its own limits, kept
+    apart from the service's so a test can catch the service sending what it refuses)."""
+
+    types: frozenset[str]  # content types; empty: any but programs
+    max_bytes: int
+
+
+_MB = 1024 * 1024
+_IMAGES = frozenset({"image/jpeg", "image/png", "image/gif"})
+_MESSENGER_MEDIA = {"image": _Takes(_IMAGES, 25 * _MB), "file": _Takes(frozenset(), 25 * _MB)}
+_INSTAGRAM_MEDIA = {
+    "image": _Takes(_IMAGES, 8 * _MB),
+    "file": _Takes(frozenset({"application/pdf"}), 25 * _MB),
+}
+_WHATSAPP_MEDIA = {
+    "image": _Takes(frozenset({"image/jpeg", "image/png"}), 5 * _MB),
+    "document": _Takes(
+        frozenset(
+            {
+                "application/pdf",
+                "text/plain",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            }
+        ),
+        100 * _MB,
+    ),
+}
+_VIBER_MEDIA = {"picture": _Takes(_IMAGES, 1 * _MB), "file": _Takes(frozenset(), 50 * _MB)}
+# Viber refuses these as files whatever their content (its list is longer; these matter).
+_VIBER_FORBIDDEN = frozenset({"exe", "bat", "cmd", "com", "js", "msi", "scr", "vbs", "apk"})
+
+
+def _url_name(url: str) -> str:
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or "file"
+
+
+def _fetch_media(url: str, kind: str, takes: _Takes, *, name: str = "") -> _Media | str:
+    """Download what the business sent, as the platform does; why it is refused else."""
+    if name and name.rsplit(".", 1)[-1].lower() in _VIBER_FORBIDDEN and kind == "file":
+        return "forbidden file type"
+    try:
+        answer = requests.get(url, timeout=DELIVERY_TIMEOUT_SECS)
+    except requests.RequestException:
+        return "could not fetch the file"
+    if answer.status_code != 200:
+        return f"the file's server answered {answer.status_code}"
+    content_type = answer.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if takes.types and content_type not in takes.types:
+        return f"{content_type or 'unknown'} is not supported for {kind}"
+    if len(answer.content) > takes.max_bytes:
+        return f"larger than {takes.max_bytes // _MB} MB"
+    return _Media(kind, name or _url_name(url), url)
+
+
+def _meta_attachment(account: ChannelAccount, attachment: dict[str, Any]) -> _Media | Response:
+    """Messenger/Instagram fetch an attachment's `payload.url` during the send call and
+    refuse it then: 2018008 when it cannot be fetched, 2018047 when it is not taken."""
+    kind = str(attachment.get("type"))
+    url = str((attachment.get("payload") or {}).get("url") or "")
+    media = _INSTAGRAM_MEDIA if account.channel is ChannelType.INSTAGRAM else _MESSENGER_MEDIA
+    if kind not in media:
+        return _graph_error(400, 100, "(#100) Upload attachment failure.", subcode=2018047)
+    fetched = _fetch_media(url, kind, media[kind])
+    if isinstance(fetched, str) and fetched.startswith(("could not", "the file's server")):
+        return _graph_error(
+            400, 100, "(#100) Failed to fetch the file from the url", subcode=2018008
+        )
+    if isinstance(fetched, str):
+        return _graph_error(400, 100, "(#100) Upload attachment failure.", subcode=2018047)
+    return fetched
+
+
 def _messenger_send(account: ChannelAccount, payload: dict[str, Any]) -> Response:
     state: _State = _ext()["state"]
     recipient = (payload.get("recipient") or {}).get("id")
-    text = str((payload.get("message") or {}).get("text") or "")
+    message = payload.get("message") or {}
+    text = str(message.get("text") or "")
+    attachment = message.get("attachment")
+    media: _Media | None = None
+    if isinstance(attachment, dict):
+        fetched = _meta_attachment(account, attachment)
+        if isinstance(fetched, Response):
+            return fetched
+        media = fetched
+        text = f"[{media.kind}] {media.name}"
     now = _now()
     with state.lock:
         person = state.people.get((account.key, str(recipient)))
@@ -705,7 +931,15 @@ def _messenger_send(account: ChannelAccount, payload: dict[str, Any]) -> Respons
     _add_line(
         account,
         str(recipient),
-        _Line("business", text, now, message_id, "sent (HUMAN_AGENT)" if tagged else "sent"),
+        _Line(
+            "business",
+            text,
+            now,
+            message_id,
+            "sent (HUMAN_AGENT)" if tagged else "sent",
+            media_url=media.url if media else None,
+            media_kind=media.kind if media else None,
+        ),
     )
     _deliver_later(
         current_app._get_current_object(),  # type: ignore[attr-defined]
@@ -729,7 +963,7 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
     elif kind == "template":
         template = payload.get("template") or {}
         params = [
-            p.get("text", "")
+            p.get("text") or f"{p.get('type')}:{(p.get(str(p.get('type'))) or {}).get('link', '')}"
             for c in template.get("components") or []
             for p in c.get("parameters") or []
         ]
@@ -739,6 +973,13 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
         text = f"[template {template.get('name')} ({(template.get('language') or {}).get('code')})]"
         if params:
             text += " " + " | ".join(str(p) for p in params)
+    elif kind in ("image", "document"):
+        media_field = payload.get(kind) or {}
+        if not isinstance(media_field, dict) or not media_field.get("link"):
+            return _graph_error(400, 100, f"(#100) Param {kind}['link'] is required")
+        link = str(media_field["link"])
+        name = str(media_field.get("filename") or _url_name(link))
+        text = f"[{kind}] {name}"
     else:
         return _graph_error(400, 100, f"(#100) Unsupported message type {kind!r}")
     with state.lock:
@@ -750,17 +991,21 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
     number = next(state.ids)
     message_id = f"wamid.SIMOUT{number:08d}"
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    outside = kind == "text" and (last is None or now - last >= STANDARD_WINDOW)
-    # The Cloud API takes the call and reports the closed window asynchronously, as a
-    # failed status with 131047 (Re-engagement message).
-    if outside:
+    outside = kind != "template" and (last is None or now - last >= STANDARD_WINDOW)
+    # The Cloud API takes the call and reports what went wrong asynchronously, as a
+    # failed status: 131047 (Re-engagement message) for the closed window, 131053
+    # (Media upload error) for media it could not fetch or does not take.
+    failure: tuple[int, str] | None = (131047, "Re-engagement message") if outside else None
+    shown: _Media | None = None
+    if kind in ("image", "document") and failure is None:
+        fetched = _fetch_media(link, kind, _WHATSAPP_MEDIA[kind])
+        if isinstance(fetched, str):
+            failure = (131053, f"Media upload error: {fetched}")
+        else:
+            shown = fetched
+    if failure is not None:
         receipt = meta_status_body(
-            account,
-            person_id=to,
-            message_id=message_id,
-            status="failed",
-            at=now,
-            error=(131047, "Re-engagement message"),
+            account, person_id=to, message_id=message_id, status="failed", at=now, error=failure
         )
     else:
         receipt = meta_status_body(
@@ -769,7 +1014,15 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
     _add_line(
         account,
         to,
-        _Line("business", text, now, message_id, "failed (131047)" if outside else "sent"),
+        _Line(
+            "business",
+            text,
+            now,
+            message_id,
+            f"failed ({failure[0]})" if failure else "sent",
+            media_url=shown.url if shown else None,
+            media_kind=shown.kind if shown else None,
+        ),
     )
     _deliver_later(app, account, receipt)
     return jsonify(
@@ -783,7 +1036,9 @@ def _whatsapp_send(account: ChannelAccount, payload: dict[str, Any]) -> Response
 
 def _template_refused(template: dict[str, Any], params: list[Any]) -> Response | None:
     """The Cloud API's refusals of a template send: 132001 for a template that does not
-    exist (or is not approved) in that language, 132000 for a wrong parameter count."""
+    exist (or is not approved) in that language, 132000 for a wrong parameter count in
+    any component, 132012 for a parameter of the wrong format (a media header without
+    its link)."""
     language = (template.get("language") or {}).get("code")
     known = next(
         (
@@ -799,14 +1054,41 @@ def _template_refused(template: dict[str, Any], params: list[Any]) -> Response |
         return _graph_error(
             400, 132001, "(#132001) Template name does not exist in the translation"
         )
-    body = "".join(c.get("text", "") for c in known["components"] if c["type"] == "BODY")
-    expected = len(set(re.findall(r"\{\{\s*(\w+)\s*\}\}", body)))
-    if len(params) != expected:
+    sent = {
+        (str(c.get("type")).upper(), str(c.get("index", ""))): c.get("parameters") or []
+        for c in template.get("components") or []
+        if isinstance(c, dict)
+    }
+    expected: dict[tuple[str, str], int] = {}
+    media: str | None = None
+    for component in known["components"]:
+        kind = component["type"]
+        if kind == "HEADER" and component.get("format", "TEXT") != "TEXT":
+            media = component["format"].lower()
+            expected[("HEADER", "")] = 1
+        elif kind in ("HEADER", "BODY"):
+            count = len(set(re.findall(r"\{\{\s*(\w+)\s*\}\}", component.get("text", ""))))
+            if count:
+                expected[(kind, "")] = count
+        elif kind == "BUTTONS":
+            for index, button in enumerate(component["buttons"]):
+                if "{{" in str(button.get("url", "")):
+                    expected[("BUTTON", str(index))] = 1
+    if {k: len(v) for k, v in sent.items() if v} != expected:
         return _graph_error(
             400,
             132000,
             "(#132000) Number of parameters does not match the expected number of params",
         )
+    if media is not None:
+        (header,) = sent[("HEADER", "")]
+        link = str((header.get(media) or {}).get("link") or "") if isinstance(header, dict) else ""
+        if header.get("type") != media or not link.startswith("https://"):
+            return _graph_error(
+                400,
+                132012,
+                "(#132012) Parameter format does not match format in the created template",
+            )
     return None
 
 
@@ -867,7 +1149,32 @@ def viber_send() -> Response:
     if not allowed:
         return jsonify({"status": 12, "status_message": "Too many requests", **token_field})
     text = str(payload.get("text") or "")
-    _add_line(account, receiver, _Line("business", text, now, str(message_token), "sent"))
+    shown: _Media | None = None
+    kind = payload.get("type")
+    if kind in ("picture", "file"):
+        if not payload.get("media") or (
+            kind == "file" and not (payload.get("size") and payload.get("file_name"))
+        ):
+            return jsonify({"status": 4, "status_message": "missingData", **token_field})
+        name = str(payload.get("file_name") or _url_name(str(payload["media"])))
+        fetched = _fetch_media(str(payload["media"]), kind, _VIBER_MEDIA[kind], name=name)
+        if isinstance(fetched, str):
+            return jsonify({"status": 3, "status_message": "badData", **token_field})
+        shown = fetched
+        text = f"[{kind}] {name}"
+    _add_line(
+        account,
+        receiver,
+        _Line(
+            "business",
+            text,
+            now,
+            str(message_token),
+            "sent",
+            media_url=shown.url if shown else None,
+            media_kind=shown.kind if shown else None,
+        ),
+    )
     _deliver_later(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         account,

@@ -8,9 +8,14 @@ per account, name and language (the alternate key); `do_sync_templates` makes th
 match Meta's list, run by an administrator from the setup page. Read and written with the
 service's application user.
 
-An agent can send a template whose only parameters are in its body (`{{1}}` or
-`{{first_name}}`): a header with media or a variable, or a button with a variable URL,
-needs parameters the console does not ask for, so such a template is not offered.
+An agent fills in each parameter an approved template asks for (`_fields`): a text
+header's variable or a media header's https link (IMAGE, DOCUMENT, VIDEO), the body's
+variables (`{{1}}` or `{{first_name}}`), and the suffix of each URL button with a
+variable. A template asking for anything else (a location header) is not offered.
+
+`TemplateSync` re-reads every WhatsApp account's templates periodically (the setup
+page's button does it on demand): with several processes one claim per account and
+period (`claim_once`) makes one process do each sync.
 """
 
 from __future__ import annotations
@@ -18,20 +23,26 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
+import time
 import uuid
 from typing import Any
 
 from pydantic import ValidationError
 
+from connector.chat.state import LivePrimitives
+from connector.dataverse.errors import DataverseError
 from connector.dataverse.odata import and_, eq, guid
 
-from .accounts import ACCOUNTS_SET
+from .accounts import ACCOUNTS_SET, ChannelAccounts
+from .errors import ChannelError
 from .model import ChannelAccount, ChannelType, WhatsAppTemplate
 from .send import MetaSendClient
 
 __all__ = [
     "TEMPLATES_SET",
     "TemplateRefused",
+    "TemplateSync",
     "approved_templates",
     "do_sync_templates",
     "find_template",
@@ -94,37 +105,73 @@ def _parameter_names(body: str) -> list[str]:
     return names
 
 
-def _body_only(components: list[dict[str, Any]]) -> bool:
-    """True when nothing outside the body asks for a parameter."""
+# A media header's link: WhatsApp fetches it, so only an https address (no other scheme).
+_MEDIA_LINK = re.compile(r"^https://[^\s]{1,2000}$")
+_MEDIA_FORMATS = ("IMAGE", "DOCUMENT", "VIDEO")
+
+
+def _fields(components: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """What the agent fills in, in the order of the send's components: the header's
+    variable or its media link, the body's variables, each URL button's variable; None
+    when the template asks for something the console cannot give (a location header,
+    a button parameter of another kind)."""
+    fields: list[dict[str, Any]] = []
     for header in _of_type(components, "HEADER"):
-        if str(header.get("format") or "TEXT").upper() != "TEXT":
-            return False
-        if _PLACEHOLDER.search(str(header.get("text") or "")):
-            return False
+        kind = str(header.get("format") or "TEXT").upper()
+        if kind == "TEXT":
+            fields += [
+                {"slot": "header", "name": name, "kind": "text"}
+                for name in _parameter_names(str(header.get("text") or ""))
+            ]
+        elif kind in _MEDIA_FORMATS:
+            fields.append({"slot": "header", "name": kind.lower(), "kind": kind.lower()})
+        else:
+            return None
+    fields += [
+        {"slot": "body", "name": name, "kind": "text"}
+        for name in _parameter_names(_body(components))
+    ]
     for buttons in _of_type(components, "BUTTONS"):
-        for button in buttons.get("buttons") or []:
-            if isinstance(button, dict) and _PLACEHOLDER.search(str(button.get("url") or "")):
-                return False
-    return True
+        for index, button in enumerate(buttons.get("buttons") or []):
+            if not isinstance(button, dict):
+                continue
+            names = _parameter_names(str(button.get("url") or ""))
+            if names and str(button.get("type") or "").upper() != "URL":
+                return None
+            fields += [
+                {"slot": "button", "name": name, "kind": "text", "index": index} for name in names
+            ]
+    return fields
 
 
 def _choice(row: dict[str, Any]) -> dict[str, Any] | None:
-    """An approved, body-only template as the console's picker shows it; else None."""
+    """An approved template as the console's picker shows it; else None."""
     components = _components(row)
-    if row.get("crmchat_status") != APPROVED or not _body_only(components):
+    fields = _fields(components)
+    if row.get("crmchat_status") != APPROVED or fields is None:
         return None
     body = _body(components)
-    header = " ".join(str(c.get("text") or "") for c in _of_type(components, "HEADER"))
+    headers = _of_type(components, "HEADER")
+    header = " ".join(str(c.get("text") or "") for c in headers)
     footer = " ".join(str(c.get("text") or "") for c in _of_type(components, "FOOTER"))
+    buttons = [
+        {"text": str(b.get("text") or ""), "url": str(b.get("url") or "")}
+        for c in _of_type(components, "BUTTONS")
+        for b in c.get("buttons") or []
+        if isinstance(b, dict)
+    ]
     return {
         "id": str(row["crmchat_whatsapptemplateid"]).lower(),
         "name": row.get("crmchat_name") or "",
         "language": row.get("crmchat_language") or "",
         "category": row.get("crmchat_category") or "",
+        "header_format": str(headers[0].get("format") or "TEXT").upper() if headers else None,
         "header": header,
         "body": body,
         "footer": footer,
+        "buttons": buttons,
         "parameters": _parameter_names(body),
+        "fields": fields,
     }
 
 
@@ -154,23 +201,43 @@ def find_template(client: Any, account: ChannelAccount, template_id: str) -> dic
 def template_message(choice: dict[str, Any], values: list[str]) -> tuple[WhatsAppTemplate, str]:
     """What goes to WhatsApp and the text the chat shows ("[name] body" filled in).
 
+    `values` are the choice's `fields` in order (the header's, the body's, the buttons').
     Raises TemplateRefused: a value missing or too many, or one WhatsApp refuses."""
-    names: list[str] = choice["parameters"]
-    if len(values) != len(names):
-        raise TemplateRefused(f"The template takes {len(names)} parameter(s), {len(values)} given.")
-    positional = all(name.isdigit() for name in names)
+    fields: list[dict[str, Any]] = choice["fields"]
+    if len(values) != len(fields):
+        raise TemplateRefused(
+            f"The template takes {len(fields)} parameter(s), {len(values)} given."
+        )
+    cleaned = [value.strip() for value in values]
+    by_slot: dict[str, list[tuple[dict[str, Any], str]]] = {"header": [], "body": [], "button": []}
+    for field, value in zip(fields, cleaned, strict=True):
+        by_slot[field["slot"]].append((field, value))
+    for field, value in by_slot["header"]:
+        if field["kind"] != "text" and not _MEDIA_LINK.fullmatch(value):
+            raise TemplateRefused(f"The {field['kind']} of the header needs an https link.")
+    body_names = [f["name"] for f, _ in by_slot["body"]]
+    header_names = [f["name"] for f, _ in by_slot["header"] if f["kind"] == "text"]
+    positional = all(name.isdigit() for name in body_names + header_names)
     try:
         template = WhatsAppTemplate(
             name=choice["name"],
             language=choice["language"],
-            parameters=tuple(value.strip() for value in values),
-            parameter_names=() if positional else tuple(names),
+            parameters=tuple(v for _, v in by_slot["body"]),
+            parameter_names=() if positional else tuple(body_names),
+            header_format=choice.get("header_format") if by_slot["header"] else None,
+            header_parameters=tuple(v for _, v in by_slot["header"]),
+            header_names=() if positional else tuple(header_names),
+            button_parameters=tuple((int(f["index"]), v) for f, v in by_slot["button"]),
         )
     except ValidationError:
         raise TemplateRefused("Each parameter needs 1 to 1,024 characters.") from None
-    filled = dict(zip(names, template.parameters, strict=True))
+    filled = {f["name"]: v for f, v in by_slot["body"]}
     body = _PLACEHOLDER.sub(lambda m: filled.get(m.group(1), m.group(0)), choice["body"])
-    return template, f"[Template {choice['name']}] {body}".strip()
+    text = f"[Template {choice['name']}] {body}".strip()
+    extras = [v for f, v in by_slot["header"] + by_slot["button"]]
+    if extras:
+        text += " (" + ", ".join(extras) + ")"
+    return template, text
 
 
 def do_sync_templates(client: Any, meta: MetaSendClient, account: ChannelAccount) -> dict[str, int]:
@@ -232,3 +299,80 @@ def _row(item: dict[str, Any]) -> dict[str, Any] | None:
         "crmchat_components": text,
         "crmchat_metatemplateid": str(item.get("id") or "")[:100],
     }
+
+
+# The first periodic sync waits this long after the start (the platform and Dataverse
+# settle, and a restart loop does not turn into a sync loop).
+FIRST_SYNC_DELAY_SECS = 30.0
+
+
+class TemplateSync:
+    """Every `interval_secs` each enabled WhatsApp account with a business account id
+    has its templates synced (`do_sync_templates`), as the setup page's button does.
+
+    Each account and period is a one-shot claim on the live state every process shares
+    (`whatsapp-templates:<account>:<period>`), so one process syncs it per period. A
+    refusal or an unreachable Meta or Dataverse is logged and tried next period."""
+
+    def __init__(
+        self,
+        client: Any,
+        meta: MetaSendClient,
+        accounts: ChannelAccounts,
+        *,
+        claims: LivePrimitives,
+        interval_secs: float,
+        clock: Any = time.time,
+    ) -> None:
+        self.client = client
+        self.meta = meta
+        self.accounts = accounts
+        self.claims = claims
+        self.interval_secs = interval_secs
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> dict[str, dict[str, int]]:
+        """Sync the accounts this process claims for the current period: their results."""
+        period = int(self.clock() // self.interval_secs)
+        done: dict[str, dict[str, int]] = {}
+        for account in self.accounts.all():
+            if (
+                account.channel is not ChannelType.WHATSAPP
+                or not account.enabled
+                or not account.business_account_id
+            ):
+                continue
+            key = f"whatsapp-templates:{account.key}:{period}"
+            if not self.claims.claim_once(key, self.interval_secs):
+                continue  # another process has this period's sync
+            try:
+                done[account.key] = do_sync_templates(self.client, self.meta, account)
+            except (ChannelError, DataverseError) as error:
+                log.warning("WhatsApp template sync of %s failed: %s", account.key, error)
+                continue
+            log.info(
+                "WhatsApp templates synced", extra={"account": account.key, **done[account.key]}
+            )
+        return done
+
+    def start(self) -> None:
+        if self.interval_secs <= 0 or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="crmchat-template-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        wait = min(FIRST_SYNC_DELAY_SECS, self.interval_secs)
+        while not self._stop.wait(wait):
+            try:
+                self.run_once()
+            except Exception:  # never let the thread die: the next period tries again
+                log.exception("WhatsApp template sync failed")
+            wait = self.interval_secs

@@ -7,6 +7,8 @@ Routes::
     POST /channels/<key>/webhook   Meta (X-Hub-Signature-256) or Viber
                                    (X-Viber-Content-Signature) events -> 200 {"accepted"}
                                    (Viber conversation_started: the welcome message)
+    GET  /channels/files/<token>/<name>   an agent's file, fetched by the platform from
+                                   the signed link the send call named (files.py)
 
 Refusals (JSON `{"error": {"code", "message"}}`, each logged with the account key and the
 caller's address, never the body or the secrets)::
@@ -29,8 +31,13 @@ import re
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from connector import json_input
+from connector.chat.actions.attachments import access_linked_file
+from connector.chat.errors import ChatError
+from connector.services import services_of
+from connector.web.attachments import file_response
 from connector.web.errors import ApiError, Forbidden, InvalidInput, NotFound
 
+from .files import InvalidFileLink
 from .intake import QueueFull
 from .meta_payloads import PayloadError, parse_meta_webhook
 from .model import ChannelAccount, ChannelType, InboundEvent
@@ -163,3 +170,23 @@ def _parse(account: ChannelAccount, body: bytes) -> list[InboundEvent]:
         return parse_meta_webhook(account, payload)
     except PayloadError as error:
         raise InvalidInput(f"Not a {account.channel} webhook: {error}") from None
+
+
+@bp.get("/channels/files/<token>/<name>")
+def linked_file(token: str, name: str) -> Response:
+    """The platform fetches an agent's file: the signed, short-lived link is the only
+    credential (no record id is); 404 for anything else, as for a file that is gone."""
+    channels = channels_of(current_app)
+    try:
+        conversation_id, attachment_id = channels.bridge.file_links.read(token)
+    except InvalidFileLink:
+        raise NotFound("There is no such file.") from None
+    try:
+        stored = access_linked_file(
+            services_of(current_app).engine,
+            conversation_id=conversation_id,
+            attachment_id=attachment_id,
+        )
+    except ChatError:
+        raise NotFound("There is no such file.") from None
+    return file_response(stored)

@@ -37,8 +37,15 @@ def meta_message_body(
     text: str | None = None,
     image_url: str | None = None,
     sticker_id: str | None = None,
+    sticker_url: str | None = None,
+    file_url: str | None = None,
+    file_name: str | None = None,
+    mime_type: str = "image/jpeg",
 ) -> dict[str, Any]:
-    """A Messenger, Instagram or WhatsApp webhook carrying one message from a person."""
+    """A Messenger, Instagram or WhatsApp webhook carrying one message from a person.
+
+    WhatsApp carries media ids where the others carry URLs: `image_url`, `file_url` and
+    `sticker_id` are the media ids then (GET /<media id> gives the download URL)."""
     if account.channel is ChannelType.WHATSAPP:
         message: dict[str, Any] = {
             "from": person_id,
@@ -50,11 +57,18 @@ def meta_message_body(
                 type="image",
                 image={
                     "id": image_url,
-                    "mime_type": "image/jpeg",
+                    "mime_type": mime_type,
                     "sha256": "",
                     "caption": text or "",
                 },
             )
+        elif file_url is not None:
+            document: dict[str, Any] = {"id": file_url, "mime_type": mime_type, "sha256": ""}
+            if file_name is not None:
+                document["filename"] = file_name
+            if text:
+                document["caption"] = text
+            message.update(type="document", document=document)
         elif sticker_id is not None:
             message.update(
                 type="sticker",
@@ -74,13 +88,15 @@ def meta_message_body(
         body["text"] = text
     if image_url is not None:
         body["attachments"] = [{"type": "image", "payload": {"url": image_url}}]
+    if file_url is not None:
+        body["attachments"] = [{"type": "file", "payload": {"url": file_url}}]
     if sticker_id is not None:
         body["sticker_id"] = int(sticker_id) if sticker_id.isdigit() else sticker_id
         body["attachments"] = [
             {
                 "type": "image",
                 "payload": {
-                    "url": f"https://scontent.example/{sticker_id}.png",
+                    "url": sticker_url or f"https://scontent.example/{sticker_id}.png",
                     "sticker_id": body["sticker_id"],
                 },
             }
@@ -179,9 +195,19 @@ def viber_message_body(
     text: str | None = None,
     image_url: str | None = None,
     sticker_id: str | None = None,
+    file_url: str | None = None,
+    file_name: str | None = None,
+    file_size: int = 0,
 ) -> dict[str, Any]:
     message: dict[str, Any]
-    if image_url is not None:
+    if file_url is not None:
+        message = {
+            "type": "file",
+            "media": file_url,
+            "size": file_size,
+            "file_name": file_name or "file",
+        }
+    elif image_url is not None:
         message = {
             "type": "picture",
             "text": text or "",

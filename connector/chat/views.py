@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from connector.channels.files import FILE_RULES
+from connector.channels.model import ChannelType
 from connector.chat.context import displayable
 from connector.chat.model import (
     AgentPresence,
@@ -35,6 +37,20 @@ def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.isoformat().replace("+00:00", "Z")
+
+
+def _file_limits(conversation: Conversation, widget: Any) -> dict[str, Any] | None:
+    """The files the chat takes, so the console checks a file before it uploads it: the
+    widget design's, or on a channel chat the platform's (`connector.channels.files`)."""
+    if conversation.kind.value != "visitor":
+        return None
+    if conversation.channel:
+        rules = FILE_RULES[ChannelType(conversation.channel["type"])]
+        return {"enabled": True, "max_kb": rules.max_kb, "types": list(rules.types)}
+    if widget is None:
+        return None
+    design = widget.design.attachments
+    return {"enabled": design.enabled, "max_kb": design.max_kb, "types": list(design.types)}
 
 
 def message_view(message: Message) -> dict[str, Any]:
@@ -129,17 +145,7 @@ def chat_view(
         "channel": conversation.channel,
         "consult_of": consult_of,
         # The widget's file limits, so the console checks a file before it uploads it.
-        "attachments": (
-            {
-                "enabled": widget.design.attachments.enabled,
-                "max_kb": widget.design.attachments.max_kb,
-                "types": list(widget.design.attachments.types),
-            }
-            if widget is not None
-            and conversation.kind.value == "visitor"
-            and not conversation.channel
-            else None
-        ),
+        "attachments": _file_limits(conversation, widget),
         "topics": [
             {"id": t.topic_id, "name": t.name, "color": t.color, "dispositions": t.dispositions}
             for t in (topics.get(topic_id) for topic_id in topic_ids)

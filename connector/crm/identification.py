@@ -87,9 +87,13 @@ def lookup_key(
     return None
 
 
-def identify(client: DataverseClient, key: tuple[str, str] | None) -> Identification:
+def identify(
+    client: DataverseClient, key: tuple[str, str] | None, *, cases: bool = True
+) -> Identification:
     """The one active contact matching `key` and its one active case, in one request: the
     contacts (at most two) with their active cases (at most two each) expanded.
+    `cases=False` where the organization has no case table (plain Dataverse): the contact
+    only (expanding a relationship that does not exist is Dataverse's 400).
 
     Raises `DataverseError` when Dataverse fails.
     """
@@ -101,7 +105,7 @@ def identify(client: DataverseClient, key: tuple[str, str] | None) -> Identifica
             tables.CONTACTS,
             select=["contactid", "fullname"],
             filter=and_(_ACTIVE, eq(column, value)),
-            expand=_OPEN_CASES,
+            expand=_OPEN_CASES if cases else None,
             top=2,
         )
     )
@@ -111,12 +115,12 @@ def identify(client: DataverseClient, key: tuple[str, str] | None) -> Identifica
     contact = Regarding(
         table="contact", id=guid(str(row["contactid"])), name=str(row.get("fullname") or "")
     )
-    cases = row.get(tables.CONTACT_CASES) or []
-    if len(cases) != 1:
+    open_cases = row.get(tables.CONTACT_CASES) or []
+    if len(open_cases) != 1:
         return Identification(contact=contact)
     case = Regarding(
         table="incident",
-        id=guid(str(cases[0]["incidentid"])),
-        name=str(cases[0].get("title") or ""),
+        id=guid(str(open_cases[0]["incidentid"])),
+        name=str(open_cases[0].get("title") or ""),
     )
     return Identification(contact=contact, case=case)

@@ -196,7 +196,8 @@ def _load(
     standard = _parse_file(STANDARD_XML, custom=False)
     if dynamics_apps:
         standard = _joined(standard, _parse_file(DYNAMICS365_XML, custom=False))
-    solution = _parse_file(Path(path), custom=True)
+    # A standard table the solution names (its command bar) is a shell of that table.
+    solution = _parse_file(Path(path), custom=True, shells=standard.tables)
     for layer in layers:
         solution = _layered(solution, standard, Path(layer))
     try:
@@ -275,7 +276,9 @@ def _layered(below: _Document, standard: _Document, folder: Path) -> _Document:
                 missing="; ".join(missing),
             )
         )
-    layer = _parse_file(folder / "customizations.xml", custom=True, shells=below.tables)
+    layer = _parse_file(
+        folder / "customizations.xml", custom=True, shells=standard.tables | below.tables
+    )
     replaced = {role.id for role in layer.roles}
     return _Document(
         tables=below.tables | layer.tables,
@@ -297,7 +300,8 @@ def _parse_root(path: Path) -> ET.Element:
 
 
 def _parse_file(path: Path, *, custom: bool, shells: dict[str, Table] | None = None) -> _Document:
-    """What `path` declares; an entity named in `shells` only adds its columns to that table."""
+    """What `path` declares; an entity named in `shells` only adds its columns (and its
+    forms, views, ribbon) to that table."""
     root = _parse_root(path)
     document = _Document()
     for entity in root.iterfind("Entities/Entity"):
@@ -311,8 +315,9 @@ def _parse_file(path: Path, *, custom: bool, shells: dict[str, Table] | None = N
                 _parse_attribute(a, table=shell.logical_name, source=path)[0]
                 for a in entity.iterfind("EntityInfo/entity/attributes/attribute")
             ]
-            columns = shell.columns | {c.logical_name: c for c in added}
-            document.tables[shell.logical_name] = replace(shell, columns=columns)
+            if added:  # else only its ribbon: the table is the one below, unchanged
+                columns = shell.columns | {c.logical_name: c for c in added}
+                document.tables[shell.logical_name] = replace(shell, columns=columns)
             forms, views = read_layouts(entity)
             document.forms += forms
             document.views += views

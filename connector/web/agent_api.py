@@ -462,27 +462,78 @@ def _reachable(people: list[dict[str, str]]) -> list[dict[str, Any]]:
     return found
 
 
+class OutboundRecordIn(BaseModel):
+    """The record a form's "Send a new message" opened the console for (at most one)."""
+
+    model_config = ConfigDict(extra="forbid")
+    contact_id: str | None = Field(default=None, pattern=GUID_PATTERN.pattern)
+    case_id: str | None = Field(default=None, pattern=GUID_PATTERN.pattern)
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> OutboundRecordIn:
+        if self.contact_id is not None and self.case_id is not None:
+            raise ValueError("give contact_id or case_id, not both")
+        return self
+
+
+def _outbound_target(
+    client: Any, *, contact_id: str | None, case_id: str | None
+) -> tuple[str, dict[str, str] | None]:
+    """The contact to message and, for a case, the case the conversation regards (its
+    customer contact is messaged). DataverseError for a missing record."""
+    if case_id is None:
+        return str(contact_id).lower(), None
+    case = client.retrieve(tables.INCIDENTS, case_id, select=["title", "_customerid_value"])
+    regarding = {"table": "incident", "id": case_id.lower(), "name": case.get("title") or ""}
+    return str(case.get("_customerid_value") or "").lower(), regarding
+
+
 @bp.get("/outbound")
 @require_roles(AGENT_ROLES)
 def outbound_people() -> dict[str, Any]:
     """Contacts matching `q` (as the contact search) that wrote to us on a channel, each
-    with the accounts they can be messaged on: nobody else can be messaged."""
+    with the accounts they can be messaged on: nobody else can be messaged. With
+    `contact_id` or `case_id` instead (a form's "Send a new message"), that contact, or
+    the case's contact, and the case the conversation will regard."""
     from connector.channels.links import linked_people
 
     _me()
-    query = ContactSearchIn.model_validate({"q": request.args.get("q", "")}).q
+    record = OutboundRecordIn.model_validate(
+        {k: request.args[k] for k in ("contact_id", "case_id") if k in request.args}
+    )
     client = services_of(current_app).dataverse
+    case: dict[str, str] | None = None
     try:
-        contacts = _search(client, "contact", query)
+        if record.contact_id is None and record.case_id is None:
+            query = ContactSearchIn.model_validate({"q": request.args.get("q", "")}).q
+            contacts = _search(client, "contact", query)
+        else:
+            contact_id, case = _outbound_target(
+                client, contact_id=record.contact_id, case_id=record.case_id
+            )
+            row = client.retrieve(
+                tables.CONTACTS, contact_id, select=["fullname", "emailaddress1", "mobilephone"]
+            )
+            contacts = [
+                {
+                    "id": contact_id,
+                    "name": row.get("fullname") or "",
+                    "email": row.get("emailaddress1") or "",
+                    "phone": row.get("mobilephone") or "",
+                }
+            ]
         reachable = _reachable(linked_people(client, [c["id"] for c in contacts]))
     except DataverseError as error:
+        if error.status == 404:
+            raise NotFound("There is no such contact or case.", code="unknown_contact") from error
         raise CrmError.from_dataverse(error, doing="the contact search") from error
     return {
         "people": [
             {**contact, "channels": [r for r in reachable if r["contact_id"] == contact["id"]]}
             for contact in contacts
             if any(r["contact_id"] == contact["id"] for r in reachable)
-        ]
+        ],
+        "case": case,
     }
 
 
@@ -499,19 +550,9 @@ def start_outbound() -> dict[str, Any]:
     body = OutboundIn.model_validate(json_body())
     client = services_of(current_app).dataverse
     try:
-        if body.case_id is not None:
-            case = client.retrieve(
-                tables.INCIDENTS, body.case_id, select=["title", "_customerid_value"]
-            )
-            contact_id = str(case.get("_customerid_value") or "").lower()
-            regarding = {
-                "table": "incident",
-                "id": body.case_id.lower(),
-                "name": case.get("title") or "",
-            }
-        else:
-            contact_id = str(body.contact_id).lower()
-            regarding = None
+        contact_id, regarding = _outbound_target(
+            client, contact_id=body.contact_id, case_id=body.case_id
+        )
         row = client.retrieve(tables.CONTACTS, contact_id, select=["fullname", "statecode"])
         people = linked_people(client, [contact_id])
     except DataverseError as error:

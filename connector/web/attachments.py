@@ -39,7 +39,7 @@ from connector.web.errors import Forbidden, InvalidInput, NotFound, json_body
 from connector.web.public_limits import check_origin
 from connector.web.sockets import engine_of
 
-__all__ = ["agent_bp", "bp"]
+__all__ = ["agent_bp", "bp", "file_response"]
 
 bp = Blueprint("visitor_files", __name__, url_prefix="/api/widgets")
 agent_bp = Blueprint("agent_files", __name__, url_prefix="/api/agent")
@@ -95,7 +95,9 @@ def _file_in() -> FileIn:
     )
 
 
-def _send(stored: StoredFile) -> Response:
+def file_response(stored: StoredFile) -> Response:
+    """A chat's file as a download that no browser runs (also the platforms' fetch of an
+    agent's file: connector/channels/webhooks.py)."""
     response = Response(stored.data, mimetype=stored.type)
     response.headers["Content-Disposition"] = (
         f"attachment; filename*=UTF-8''{quote(stored.name, safe='')}"
@@ -130,7 +132,7 @@ def visitor_download(widget_id: str, attachment_id: str) -> Response:
     conversation_id = visitor_chat(
         engine, widget_id=widget_id, visitor_id=body.visitor_id, token=body.token
     )
-    return _send(
+    return file_response(
         access_visitor_file(
             engine, conversation_id=conversation_id, attachment_id=_guid(attachment_id, "file")
         )
@@ -161,7 +163,7 @@ def agent_upload(conversation_id: str) -> Any:
 @agent_bp.get("/chats/<conversation_id>/files/<attachment_id>")
 @require_roles(AGENT_ROLES)
 def agent_download(conversation_id: str, attachment_id: str) -> Response:
-    return _send(
+    return file_response(
         access_agent_file(
             engine_of(current_app),
             agent_id=_agent_id(),

@@ -42,11 +42,15 @@ APP_ROLES = frozenset(
 )
 
 
-def identifier_for(client: DataverseClient) -> Any:
-    """The engine's `Identifier` over `client`: at most two requests per chat start."""
+def identifier_for(client: DataverseClient, app_tables: Any = None) -> Any:
+    """The engine's `Identifier` over `client`: at most two requests per chat start.
+    `app_tables` (connector.crm.app_tables) says whether there are cases to link (None:
+    there are)."""
 
     def run(context: dict[str, Any], identity_email: str | None) -> dict[str, Any]:
-        found = identify(client, lookup_key(context, identity_email=identity_email))
+        cases = app_tables is None or app_tables.has("incident")
+        key = lookup_key(context, identity_email=identity_email)
+        found = identify(client, key, cases=cases)
         # Only a verified identity says who the visitor is. What an anonymous page sends
         # (setContextProvider, the pre-chat form) is a claim anyone can make: it may
         # suggest a contact, marked unverified for the agent, but never links that
@@ -70,7 +74,7 @@ def _wire_identification(state: BlueprintSetupState) -> None:
     engine = services_of(state.app).engine
     client = services_of(state.app).dataverse
     if engine is not None and client is not None and engine.identifier is None:
-        engine.identifier = identifier_for(client)
+        engine.identifier = identifier_for(client, services_of(state.app).app_tables)
 
 
 @bp.post("/identity")

@@ -51,10 +51,11 @@ from connector.chat.frames import (
 )
 from connector.chat.hub import Subscriber
 from connector.chat.sessions import AgentSession, VisitorSession
+from connector.crm.chat_activity import CHAT_ACTIVITY_KIND
 from connector.crm.identification import identify
 from connector.crm.masking import masked_text
 from connector.crm.regarding import Regarding
-from connector.crm.tickets import create_ticket, ticket_ids
+from connector.crm.tickets import create_ticket, message_chat, ticket_ids
 from connector.dataverse import DataverseError
 from connector.services import services_of
 from connector.web import open_sockets
@@ -293,12 +294,16 @@ def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCre
         frame.message,
         org_rules=engine.directory.masking_rules(),
     )
+    # Without Dynamics 365 Customer Service there is no case: the contact, and the
+    # message as a chat activity regarding it (connector/crm/tickets.py).
+    app_tables = services_of(current_app).app_tables
+    cases = app_tables is None or app_tables.has("incident")
     try:
         # The one active contact with the visitor's email (verified first, else typed) is
         # reused, so a second message from the same address makes no second contact.
         email = plan.identity_email or plan.fields.get("email")
         if contact is None and email:
-            contact = identify(client, ("emailaddress1", email)).contact
+            contact = identify(client, ("emailaddress1", email), cases=cases).contact
         ticket = create_ticket(
             client,
             plan.fields,
@@ -308,10 +313,25 @@ def _create_ticket(engine: ChatEngine, session: VisitorSession, frame: TicketCre
             contact_id=contact_id,
             case_id=case_id,
             owner=plan.owner,
+            cases=cases,
         )
     except DataverseError as error:
         log.warning("creating a ticket failed: %s", error)
         raise ChatUnavailable("Your message could not be saved; please try again.") from error
+    if ticket.case is None:
+        chat = message_chat(
+            message_id=case_id,
+            contact=ticket.contact,
+            fields=plan.fields,
+            message=message,
+            topic=plan.title,
+            widget_id=session.widget_id,
+            visitor_id=plan.visitor_id,
+            owner=plan.owner,
+            at=engine.clock(),
+        )
+        # The outbox ignores a repeated key: the same message (client_id) is written once.
+        engine.outbox.enqueue(CHAT_ACTIVITY_KIND, case_id, chat.to_dict())
     _send_frame(
         engine,
         session.subscriber,

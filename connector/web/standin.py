@@ -56,7 +56,11 @@ from connector.services import services_of
 from connector.solution.environment_variables import SERVICE_URL_VARIABLE
 from connector.solution.layouts import QueryType
 from connector.solution.model import ColumnType, Role, Schema, Table
-from connector.solution.paths import CUSTOMIZATIONS_XML, WEBRESOURCES_DIR
+from connector.solution.paths import (
+    CUSTOMIZATIONS_XML,
+    DYNAMICS365_SOLUTION_DIR,
+    WEBRESOURCES_DIR,
+)
 from connector.solution.privileges import PRIVILEGE_ACTIONS, privilege_name
 from connector.solution.ribbon import read_commands
 from connector.web.addresses import is_loopback_host, service_base_url
@@ -244,7 +248,13 @@ def app_description(schema: Schema) -> dict[str, Any]:
     """What the shell page needs: the navigation, every table's names and list, and the
     command-bar buttons of its form (from the solution's RibbonDiffXml)."""
     areas = read_sitemap(schema)
+    # The Dynamics 365 layer's ribbons too (the case form's): they show only where its
+    # tables are, which is where that layer is imported (connector.solution.reader).
     commands = read_commands(ET.parse(CUSTOMIZATIONS_XML).getroot())
+    for layer_table, buttons in read_commands(
+        ET.parse(DYNAMICS365_SOLUTION_DIR / "customizations.xml").getroot()
+    ).items():
+        commands[layer_table] = commands.get(layer_table, []) + buttons
     listed = {
         sub["entity"]
         for area in areas

@@ -59,11 +59,11 @@ def _activity(service: Any, person: str) -> dict[str, Any]:
         time.sleep(0.25)
 
 
-# (channel, its label, the person's name as the webhook gives it): Messenger's and
-# Instagram's carry none (their profile APIs would), WhatsApp's and Viber's do.
+# (channel, its label, the person's name): WhatsApp's and Viber's webhooks carry it,
+# Messenger's and Instagram's come from their User Profile APIs.
 CHANNELS = [
-    (ChannelType.MESSENGER, "Messenger · Contoso on Messenger", "Messenger user"),
-    (ChannelType.INSTAGRAM, "Instagram · @contoso", "Instagram user"),
+    (ChannelType.MESSENGER, "Messenger · Contoso on Messenger", "Pat Person"),
+    (ChannelType.INSTAGRAM, "Instagram · @contoso", "Pat Person"),
     (ChannelType.WHATSAPP, "WhatsApp · Contoso +1 555 0100", "Pat Person"),
     (ChannelType.VIBER, "Viber · Contoso bot", "Pat Person"),
 ]
@@ -175,9 +175,15 @@ def test_outside_the_24_hour_window_the_console_offers_only_templates(
 
     sam.get_by_test_id("template-button").click()
     choice = sam.get_by_test_id("template-choice")
-    # Approved and asking only for body parameters: the pending one and the one with an
-    # image header are not offered.
-    expect(choice.locator("option")).to_have_text(["follow_up (en_US)", "order_update (en_US)"])
+    # The approved ones (the pending one is not offered).
+    expect(choice.locator("option")).to_have_text(
+        [
+            "delivery_slot (en_US)",
+            "follow_up (en_US)",
+            "order_update (en_US)",
+            "receipt_photo (en_US)",
+        ]
+    )
     choice.select_option(label="order_update (en_US)")
     params = sam.get_by_test_id("template-param")
     expect(params).to_have_count(2)
@@ -198,6 +204,25 @@ def test_outside_the_24_hour_window_the_console_offers_only_templates(
         "[template order_update (en_US)] Wes | 1042"
     ]
     expect(sam.get_by_test_id("message-receipt").last).to_have_text("Delivered")
+
+    # A template with a header variable and a URL button's variable asks for both.
+    sam.get_by_test_id("template-button").click()
+    sam.get_by_test_id("template-choice").select_option(label="delivery_slot (en_US)")
+    params = sam.get_by_test_id("template-param")
+    expect(params).to_have_count(3)
+    sam.get_by_label("Header {{1}}").fill("Wes")
+    sam.get_by_label("Body {{1}}").fill("Friday")
+    sam.get_by_label("Button {{1}}").fill("1042")
+    expect(sam.get_by_test_id("template-preview")).to_have_text(
+        "Delivery for Wes\n\nYour parcel arrives on Friday.\n\n"
+        "[Track it] https://contoso.example/track/1042 [Call me]"
+    )
+    sam.get_by_test_id("template-send").click()
+    deadline = time.monotonic() + ACTIVITY_WAIT_SECS
+    while len(lines := _platform_lines(service, whatsapp, person)) < 2:
+        assert time.monotonic() < deadline, "the second template never reached the platform"
+        time.sleep(0.2)
+    assert lines[-1]["text"] == "[template delivery_slot (en_US)] Wes | Friday | 1042"
 
 
 def test_the_setup_page_shows_what_to_paste_and_tests_each_connection(
@@ -229,7 +254,7 @@ def test_the_setup_page_shows_what_to_paste_and_tests_each_connection(
 
     whatsapp = setup.locator('[data-channel="whatsapp"]')
     whatsapp.get_by_test_id("sync-templates").click()
-    expect(whatsapp.get_by_test_id("sync-result")).to_have_text("4 template(s) in CRM.")
+    expect(whatsapp.get_by_test_id("sync-result")).to_have_text("5 template(s) in CRM.")
     expect(setup.get_by_test_id("sync-templates")).to_have_count(1)  # WhatsApp's alone
 
     viber = setup.locator('[data-channel="viber"]')

@@ -1133,25 +1133,47 @@
   async function searchOutbound(event) {
     event.preventDefault();
     const query = $("outbound-query").value.trim();
-    const results = $("outbound-results");
     if (query.length < 2) return;
     try {
-      const answer = await agentCall("GET", "/api/agent/outbound?q=" + encodeURIComponent(query));
-      results.replaceChildren(...(answer.people.length ? answer.people.flatMap((person) => person.channels.map((c) =>
-        el("li", { "data-testid": "outbound-result", "data-channel": c.channel },
-          el("span", { text: person.name + " · " + CHANNEL_NAMES[c.channel] + " (" + c.account_name + ")" }),
-          el("button", {
-            type: "button", class: "link", "data-testid": "outbound-start", text: "Message",
-            onclick: () => startOutbound(person.id, c.account_id),
-          })))) : [el("li", { text: "No contact who wrote to us on a channel matches." })]));
+      showOutbound(await agentCall("GET", "/api/agent/outbound?q=" + encodeURIComponent(query)));
     } catch (error) {
       toast("Could not search contacts: " + error.message, "bad");
     }
   }
 
-  async function startOutbound(contactId, accountId) {
+  // The people found and the accounts each wrote to; `answer.case`: the conversation will
+  // regard that case (its contact is the one messaged).
+  function showOutbound(answer) {
+    const caseId = answer.case ? answer.case.id : null;
+    $("outbound-results").replaceChildren(...(answer.people.length ? answer.people.flatMap((person) => person.channels.map((c) =>
+      el("li", { "data-testid": "outbound-result", "data-channel": c.channel },
+        el("span", { text: person.name + " · " + CHANNEL_NAMES[c.channel] + " (" + c.account_name + ")"
+          + (answer.case ? " · regarding " + answer.case.name : "") }),
+        el("button", {
+          type: "button", class: "link", "data-testid": "outbound-start", text: "Message",
+          onclick: () => startOutbound(person.id, c.account_id, caseId),
+        })))) : [el("li", { "data-testid": "outbound-none", text: "No contact who wrote to us on a channel matches." })]));
+  }
+
+  // Opened by a contact's or a case's "Send a new message" (crmchat_/ribbon/records.js):
+  // data "message|contact|<id>" or "message|incident|<id>" sets the panel to that record.
+  async function presetOutbound() {
+    const data = new URLSearchParams(location.search).get("data") || "";
+    const found = /^message\|(contact|incident)\|([0-9a-f-]{36})$/.exec(data);
+    if (!found) return;
+    const key = found[1] === "contact" ? "contact_id" : "case_id";
     try {
-      const answer = await agentCall("POST", "/api/agent/outbound", { contact_id: contactId, account_id: accountId });
+      showOutbound(await agentCall("GET", "/api/agent/outbound?" + key + "=" + found[2]));
+      $("outbound-results").scrollIntoView({ block: "nearest" });
+    } catch (error) {
+      toast("Could not read the record to message: " + error.message, "bad");
+    }
+  }
+
+  async function startOutbound(contactId, accountId, caseId) {
+    try {
+      const body = caseId ? { case_id: caseId, account_id: accountId } : { contact_id: contactId, account_id: accountId };
+      const answer = await agentCall("POST", "/api/agent/outbound", body);
       // The chat arrives as chat.accepted (maybe before this answer): open it either way.
       if (state.chats.has(answer.conversation_id)) {
         state.active = answer.conversation_id;
@@ -1468,12 +1490,20 @@
     return (state.templates || []).find((t) => t.id === $("template-choice").value) || null;
   }
 
+  // One field per parameter the template asks for, in the send's order: the header's
+  // variable (or its media's https link), the body's variables, each URL button's suffix.
+  const FIELD_LABELS = { header: "Header", body: "Body", button: "Button" };
   function renderTemplateForm() {
     const template = chosenTemplate();
-    $("template-params").replaceChildren(...(template ? template.parameters.map((name) => el("input", {
-      type: "text", maxlength: "1024", placeholder: "{{" + name + "}}", "aria-label": "Parameter " + name,
-      "data-testid": "template-param", "data-name": name, oninput: renderTemplatePreview,
-    })) : []));
+    $("template-params").replaceChildren(...(template ? template.fields.map((field) => {
+      const media = field.kind !== "text";
+      const label = FIELD_LABELS[field.slot] + (media ? " " + field.kind + " link (https)" : " {{" + field.name + "}}");
+      return el("input", {
+        type: media ? "url" : "text", maxlength: "1024", placeholder: media ? "https://…" : "{{" + field.name + "}}",
+        "aria-label": label, "data-testid": "template-param", "data-slot": field.slot, "data-name": field.name,
+        oninput: renderTemplatePreview,
+      });
+    }) : []));
     $("template-send").disabled = !template;
     renderTemplatePreview();
   }
@@ -1481,10 +1511,14 @@
   function renderTemplatePreview() {
     const template = chosenTemplate();
     if (!template) { $("template-preview").textContent = ""; return; }
-    const values = {};
-    for (const input of $("template-params").querySelectorAll("input")) values[input.dataset.name] = input.value;
-    const body = template.body.replace(/\{\{\s*(\w+)\s*\}\}/g, (all, name) => values[name] || all);
-    $("template-preview").textContent = [template.header, body, template.footer].filter(Boolean).join("\n\n");
+    const values = { header: {}, body: {}, button: {} };
+    for (const input of $("template-params").querySelectorAll("input")) values[input.dataset.slot][input.dataset.name] = input.value;
+    const fill = (text, slot) => text.replace(/\{\{\s*(\w+)\s*\}\}/g, (all, name) => values[slot][name] || all);
+    const media = template.header_format && template.header_format !== "TEXT"
+      ? "[" + template.header_format.toLowerCase() + "] " + (values.header[template.header_format.toLowerCase()] || "") : "";
+    const buttons = (template.buttons || []).map((b) => "[" + b.text + "]" + (b.url ? " " + fill(b.url, "button") : "")).join(" ");
+    $("template-preview").textContent = [media || fill(template.header, "header"), fill(template.body, "body"), template.footer, buttons]
+      .filter(Boolean).join("\n\n");
   }
 
   async function sendTemplate() {
@@ -2969,6 +3003,7 @@
     loadPanelSettings();
     loadCrmTables();
     connect();
+    presetOutbound();
   }
 
   start();

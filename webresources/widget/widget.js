@@ -79,6 +79,7 @@
     badIdentity: "We could not verify who you are. Please sign in again.",
     mismatch: "This chat's email does not match the account you are signed in with.",
     message: "Message", ticketDone: "Thanks, we got your message. Your ticket number is {number}.",
+    messageDone: "Thanks, we got your message. We will get back to you.",
     closeInvite: "Close",
     attach: "Send a file",
     queue: "You are number {position} in the queue.",
@@ -536,7 +537,8 @@
     ticketForm.hidden = v !== "ticket";
     ticketBtn.disabled = !!S.ticketReq;
     ticketDone.hidden = v !== "done";
-    ticketDone.textContent = fmt(T.ticketDone, { number: S.ticket || "" });
+    // No number where CRM has no cases: the message was kept on the contact.
+    ticketDone.textContent = S.ticket === true ? T.messageDone : fmt(T.ticketDone, { number: S.ticket || "" });
     panel.hidden = !S.open;
     ui.classList.toggle("open", S.open);
     launcher.setAttribute("aria-expanded", String(S.open));
@@ -1007,7 +1009,7 @@
       case "ticket.created":
         if (!S.ticketReq) break;
         S.ticketReq = null;
-        S.ticket = String(f.ticket_number || "");
+        S.ticket = f.ticket_number ? String(f.ticket_number) : true;
         ticketMsg.value = "";
         // A chat nobody accepted is over once the visitor left a message instead.
         if (S.token && S.state !== "ended") send({ type: "chat.end" });

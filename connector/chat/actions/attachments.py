@@ -16,7 +16,10 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from connector.channels.files import FILE_RULES
+from connector.channels.model import ChannelType
 from connector.chat.actions.agents import agent_profile
+from connector.chat.actions.channels import check_channel_reply
 from connector.chat.actions.conversations import (
     agent_conversation,
     append_message,
@@ -24,7 +27,13 @@ from connector.chat.actions.conversations import (
     publish_message,
 )
 from connector.chat.errors import ChatEnded, ChatInvalid, ChatNotFound
-from connector.chat.model import Conversation, ConversationKind, Message, SenderKind
+from connector.chat.model import (
+    Conversation,
+    ConversationKind,
+    ConversationState,
+    Message,
+    SenderKind,
+)
 from connector.chat.state import DuplicateMessage
 from connector.chat.tokens import InvalidChatToken
 from connector.crm.attachments import (
@@ -40,6 +49,7 @@ __all__ = [
     "FileIn",
     "StoredFile",
     "access_agent_file",
+    "access_linked_file",
     "access_visitor_file",
     "chat_files",
     "do_agent_file",
@@ -99,18 +109,10 @@ def _store(
         return existing, False
     if not conversation.is_open:
         raise ChatEnded("This chat has ended.")
-    widget = engine.directory.widget(conversation.widget_id or "")
-    if widget is None:
-        raise ChatNotFound("There is no such chat.")
-    rules = widget.design.attachments
+    enabled, max_kb, types = _file_rules(engine, conversation)
     try:
         name, content_type = check_file(
-            file.name,
-            file.declared_type,
-            file.data,
-            enabled=rules.enabled,
-            max_kb=rules.max_kb,
-            types=rules.types,
+            file.name, file.declared_type, file.data, enabled=enabled, max_kb=max_kb, types=types
         )
     except AttachmentRefused as error:
         raise ChatInvalid(str(error)) from None
@@ -137,6 +139,22 @@ def _store(
         return found, False
     publish_message(engine, conversation, message)
     return message, True
+
+
+def _file_rules(
+    engine: ChatEngine, conversation: Conversation
+) -> tuple[bool, int, tuple[str, ...]]:
+    """Whether the chat takes files, the largest, and their extensions: the widget
+    design's for a web chat, the platform's for a channel chat (what it takes from a
+    business, `connector.channels.files`)."""
+    if conversation.channel:
+        rules = FILE_RULES[ChannelType(conversation.channel["type"])]
+        return True, rules.max_kb, rules.types
+    widget = engine.directory.widget(conversation.widget_id or "")
+    if widget is None:
+        raise ChatNotFound("There is no such chat.")
+    design = widget.design.attachments
+    return design.enabled, design.max_kb, design.types
 
 
 def do_visitor_file(engine: ChatEngine, *, conversation_id: str, file: FileIn) -> dict[str, Any]:
@@ -167,8 +185,13 @@ def do_agent_file(
     with engine.changing():
         profile = agent_profile(engine, agent_id)
         conversation = agent_conversation(engine, profile.agent_id, conversation_id)
-        if conversation.kind is not ConversationKind.VISITOR or conversation.channel:
-            raise ChatInvalid("Files go only to a web chat's visitor.")
+        if conversation.kind is not ConversationKind.VISITOR:
+            raise ChatInvalid("Files go only to the customer.")
+        if conversation.channel:
+            # Under the platform's reply rule, as a text; the bridge sends it (by link).
+            if conversation.state is not ConversationState.ACTIVE:
+                raise ChatInvalid("Accept the chat first.")
+            check_channel_reply(engine, conversation)
         message, _ = _store(
             engine,
             conversation,
@@ -216,4 +239,16 @@ def access_agent_file(
     """A file of a chat the agent takes part in; ChatNotFound otherwise."""
     with engine.reading():
         conversation = agent_conversation(engine, agent_id, conversation_id)
+        return _read(engine, conversation, attachment_id)
+
+
+def access_linked_file(
+    engine: ChatEngine, *, conversation_id: str, attachment_id: str
+) -> StoredFile:
+    """An agent's file of a channel chat, for the platform that fetches it by the signed
+    link the bridge sent (`connector.channels.files.FileLinks`); ChatNotFound otherwise."""
+    with engine.reading():
+        conversation = find_conversation(engine, conversation_id)
+        if conversation is None or not conversation.channel:
+            raise ChatNotFound("There is no such file.")
         return _read(engine, conversation, attachment_id)

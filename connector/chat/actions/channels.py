@@ -30,7 +30,9 @@ import redis
 
 from connector.channels.accounts import ChannelAccounts
 from connector.channels.errors import ChannelError, SendRefused
+from connector.channels.files import FileLinks, OutboundFile, send_kind
 from connector.channels.links import find_link
+from connector.channels.media import InboundFile, inbound_files
 from connector.channels.model import (
     ChannelAccount,
     ChannelType,
@@ -43,6 +45,7 @@ from connector.channels.rules import ReplyWindow, check_reply, reply_schedule, r
 from connector.chat import events
 from connector.chat.actions.conversations import (
     agent_conversation,
+    append_message,
     append_system_line,
     chat_of,
     find_conversation,
@@ -59,12 +62,14 @@ from connector.chat.model import (
     Conversation,
     ConversationKind,
     ConversationState,
+    Message,
     Participant,
     SenderKind,
 )
 from connector.chat.routing import agent_channel, chat_channel
-from connector.chat.state import LivePrimitives
+from connector.chat.state import DuplicateMessage, LivePrimitives
 from connector.chat.views import iso
+from connector.crm.attachments import MAX_ATTACHMENTS_PER_CHAT
 
 if TYPE_CHECKING:
     from connector.chat.engine import ChatEngine
@@ -325,13 +330,70 @@ def _open_channel_chat(
     return None
 
 
-def _message_text(event: InboundEvent) -> str:
-    """The text, then one line per attachment (its kind, and name or address)."""
+def _message_text(
+    event: InboundEvent, kept: frozenset[int] = frozenset(), refused: dict[int, str] | None = None
+) -> str:
+    """The text, then one line per attachment not kept as a file of the chat (its kind,
+    and name or address, and why it was not kept)."""
     lines = [event.text] if event.text else []
-    for item in event.attachments:
+    for index, item in enumerate(event.attachments):
+        if index in kept:
+            continue
         where = item.name or item.url or item.media_id or item.sticker_id or ""
-        lines.append(f"[{item.kind.value}] {where}".strip())
-    return "\n".join(lines) or "[empty message]"
+        line = f"[{item.kind.value}] {where}".strip()
+        reason = (refused or {}).get(index)
+        lines.append(f"{line} (not kept: {reason})" if reason else line)
+    return "\n".join(lines)
+
+
+def _file_client_id(event: InboundEvent, file: InboundFile) -> str:
+    """The file's message id: the platform's message id and the file's place in it, so a
+    redelivery stores it once, as the text."""
+    return f"{event.message_id or event.at.isoformat()}#file{file.index}"
+
+
+def _store_file(
+    engine: ChatEngine, conversation: Conversation, event: InboundEvent, file: InboundFile
+) -> Message:
+    """Keep one of the person's files and add it as their message (lock held), as a web
+    chat's upload is (`connector.chat.actions.attachments`); a chat that holds its most
+    files gets a line saying this one was not kept."""
+    held = sum(1 for m in engine.state.messages(conversation.conversation_id) if m.attachment)
+    if held >= MAX_ATTACHMENTS_PER_CHAT:
+        return append_system_line(
+            engine,
+            conversation,
+            f"{file.name} was not kept: a chat holds at most {MAX_ATTACHMENTS_PER_CHAT} files.",
+        )
+    attachment_id = str(uuid.uuid4())
+    engine.state.save_attachment(conversation.conversation_id, attachment_id, file.data)
+    attachment = {"id": attachment_id, "name": file.name, "type": file.type, "size": len(file.data)}
+    return append_message(
+        engine,
+        conversation,
+        kind=SenderKind.VISITOR,
+        sender_id=conversation.visitor_id or "",
+        sender_name=conversation.visitor_name,
+        text=file.name,
+        client_id=_file_client_id(event, file),
+        attachment=attachment,
+    )
+
+
+def _person_fields(channel: ChannelType, event: InboundEvent) -> dict[str, str]:
+    """The profile name as first and last name ("Pat Q Person": "Pat Q", "Person"; one
+    word: the last name, which Dataverse shows), and on WhatsApp the number (the WhatsApp
+    id is the person's phone number, digits with the country code)."""
+    fields: dict[str, str] = {}
+    name = " ".join((event.person_name or "").split())
+    if name:
+        first, _, last = name.rpartition(" ")
+        fields["lastname"] = last
+        if first:
+            fields["firstname"] = first
+    if channel is ChannelType.WHATSAPP and event.person_id.isdigit():
+        fields["phone"] = f"+{event.person_id}"
+    return fields
 
 
 def do_channel_message(
@@ -341,13 +403,18 @@ def do_channel_message(
     subscriber: Subscriber,
     *,
     linked: dict[str, str] | None = None,
+    files: list[InboundFile] | None = None,
+    refused: dict[int, str] | None = None,
 ) -> Conversation:
     """Append the person's message to their open conversation on `account`, or open one
     offered to the account's topic. A redelivery (same message id) is stored once.
 
     `subscriber` is the bridge's: a redelivery's answer goes to it (and nowhere).
     `linked` is the contact or lead the person's platform link names: a chat opened now
-    regards it from the start (`connector.channels.links`)."""
+    regards it from the start (`connector.channels.links`). `files` are the message's
+    attachments already fetched (`inbound_files`): each is a message of its own with
+    the file, as a web chat's upload is, after the text; `refused` says why the others
+    were not kept."""
     with engine.changing():
         conversation = _open_channel_chat(engine, account, event)
         now = engine.clock()
@@ -362,11 +429,13 @@ def do_channel_message(
                 started_at=now,
                 visitor_id=channel_visitor_id(account.key, event.person_id),
                 visitor_name=name,
-                # On the activity's visitor details, as a web chat's form fields are.
+                # On the activity's visitor details, as a web chat's form fields are; the
+                # person's name (and WhatsApp number) become a new contact's or lead's.
                 visitor_fields={
                     "channel": label,
                     "channel_account": account.name,
                     "platform_user_id": event.person_id,
+                    **_person_fields(account.channel, event),
                 },
                 topic_id=account.topic_id,
                 waiting_since=now,
@@ -391,19 +460,36 @@ def do_channel_message(
         conversation.last_visitor_message_at = event.at
         if conversation.waiting_since is None:
             conversation.waiting_since = now
-        message = store_sent(
-            engine,
-            subscriber,
-            conversation,
-            kind=SenderKind.VISITOR,
-            sender_id=conversation.visitor_id or "",
-            sender_name=conversation.visitor_name,
-            # A channel has no widget: the organisation's masking rules apply. The person
-            # keeps what they typed in their own app.
-            text=masked_for_chat(engine, conversation, _message_text(event)),
-            client_id=event.message_id or f"{event.kind}-{event.at.isoformat()}",
-        )
-        if message is None:
+        files = files or []
+        text = _message_text(event, frozenset(f.index for f in files), refused)
+        stored: list[Message] = []
+        if text or not files:
+            message = store_sent(
+                engine,
+                subscriber,
+                conversation,
+                kind=SenderKind.VISITOR,
+                sender_id=conversation.visitor_id or "",
+                sender_name=conversation.visitor_name,
+                # A channel has no widget: the organisation's masking rules apply. The
+                # person keeps what they typed in their own app.
+                text=masked_for_chat(engine, conversation, text or "[empty message]"),
+                client_id=event.message_id or f"{event.kind}-{event.at.isoformat()}",
+            )
+            if message is None:  # a redelivery: its files were stored with it
+                conversation.last_visitor_message_at, conversation.waiting_since = previous
+                return conversation
+            stored.append(message)
+        for file in files:
+            known = engine.state.message_by_client_id(
+                conversation.conversation_id, _file_client_id(event, file)
+            )
+            if known is None:
+                try:
+                    stored.append(_store_file(engine, conversation, event, file))
+                except DuplicateMessage:  # the same delivery, on another process
+                    pass
+        if not stored:
             conversation.last_visitor_message_at, conversation.waiting_since = previous
             return conversation
         _with_rules(conversation)
@@ -414,7 +500,8 @@ def do_channel_message(
             publish_waiting(engine, conversation)
             route_waiting(engine)
         else:
-            publish_message(engine, conversation, message)
+            for message in stored:
+                publish_message(engine, conversation, message)
             if conversation.postponed_until is not None:
                 bring_back(engine, conversation)  # the person wrote: their chat is back
             else:
@@ -556,13 +643,16 @@ class ChannelBridge:
         clients: ChannelClients,
         *,
         claims: LivePrimitives,
+        file_links: FileLinks,
         dataverse: Any = None,
         app_tables: Any = None,
     ) -> None:
         """`claims` is the live state every process shares (the engine's, typed for
         its one-shot claims); `app_tables` (connector.crm.app_tables.AppTables) says
-        whether the organization has leads (None: it does)."""
+        whether the organization has leads (None: it does); `file_links` signs the links
+        the platforms fetch an agent's files from."""
         self.engine = engine
+        self.file_links = file_links
         self.app_tables = app_tables
         self.claims = claims
         self.accounts = accounts
@@ -577,14 +667,29 @@ class ChannelBridge:
     def do_channel_event(self, account: ChannelAccount, event: InboundEvent) -> None:
         if event.kind is EventKind.MESSAGE:
             linked = None
-            if self.dataverse is not None:
-                with self.engine.lock:
-                    opening = _open_channel_chat(self.engine, account, event) is None
-                # Read outside the engine's lock (a Dataverse call), on the intake thread.
-                if opening:
-                    leads = self.app_tables is None or self.app_tables.has("lead")
-                    linked = find_link(self.dataverse, account, event.person_id, leads=leads)
-            do_channel_message(self.engine, account, event, self.subscriber, linked=linked)
+            with self.engine.lock:
+                opening = _open_channel_chat(self.engine, account, event) is None
+            # Read outside the engine's lock (Dataverse and Graph calls), on the intake
+            # thread: the person's link, and on Messenger / Instagram their profile name
+            # (WhatsApp's and Viber's webhooks carry it).
+            if opening and self.dataverse is not None:
+                leads = self.app_tables is None or self.app_tables.has("lead")
+                linked = find_link(self.dataverse, account, event.person_id, leads=leads)
+            if opening and event.person_name is None:
+                name = self.clients.meta.person_name(account, event.person_id)
+                if name:
+                    event = event.model_copy(update={"person_name": name})
+            # The pictures, documents and stickers, fetched off the lock (network calls).
+            files, refused = inbound_files(self.clients.meta, account, event)
+            do_channel_message(
+                self.engine,
+                account,
+                event,
+                self.subscriber,
+                linked=linked,
+                files=files,
+                refused=refused,
+            )
         elif event.kind in (EventKind.SUBSCRIBED, EventKind.UNSUBSCRIBED):
             do_channel_subscription(self.engine, account, event)
         elif event.kind in (EventKind.DELIVERED, EventKind.READ, EventKind.FAILED):
@@ -602,7 +707,14 @@ class ChannelBridge:
         conversation_id = str(event["conversation_id"])
         if chat_channel(conversation_id) not in channels:
             return  # not for the person's side (e.g. an agent-to-agent chat)
-        self._pool.submit(self._send, conversation_id, int(event["seq"]), str(event["text"]))
+        attachment = event.get("attachment")
+        self._pool.submit(
+            self._send,
+            conversation_id,
+            int(event["seq"]),
+            str(event["text"]),
+            attachment if isinstance(attachment, dict) else None,
+        )
 
     def _channel_chat(self, conversation_id: str) -> Conversation | None:
         """The channel chat as the shared state has it now; None for a web chat."""
@@ -615,7 +727,9 @@ class ChannelBridge:
         conversation = engine.state.conversation(conversation_id)
         return conversation if conversation is not None and conversation.channel else None
 
-    def _send(self, conversation_id: str, seq: int, text: str) -> None:
+    def _send(
+        self, conversation_id: str, seq: int, text: str, attachment: dict[str, Any] | None
+    ) -> None:
         try:
             conversation = self._channel_chat(conversation_id)
             if conversation is None or conversation.channel is None:
@@ -627,7 +741,21 @@ class ChannelBridge:
             # being away, the engine refuses new messages too, so this is the last one.
             log.warning("channel reply %s/%s not sent: Redis unreachable", conversation_id, seq)
             return
-        self._deliver(conversation, seq, text=text)
+        if attachment is None:
+            self._deliver(conversation, seq, text=text)
+            return
+        self._deliver(conversation, seq, file=self._outbound_file(conversation, attachment))
+
+    def _outbound_file(
+        self, conversation: Conversation, attachment: dict[str, Any]
+    ) -> OutboundFile:
+        """The agent's file as the platform's send call names it: by a signed link to it
+        (`connector.channels.files`), as a picture or a file as the platform takes it."""
+        name, size = str(attachment["name"]), int(attachment["size"])
+        channel = ChannelType((conversation.channel or {})["type"])
+        kind = send_kind(channel, name, size) or "file"  # checked when it was stored
+        url = self.file_links.link(conversation.conversation_id, str(attachment["id"]), name)
+        return OutboundFile(kind=kind, url=url, name=name, size=size)
 
     def send_template(self, conversation_id: str, seq: int, template: WhatsAppTemplate) -> None:
         """Send the template message `seq` (stored and claimed by `do_agent_template`) on
@@ -647,6 +775,7 @@ class ChannelBridge:
         *,
         text: str | None = None,
         template: WhatsAppTemplate | None = None,
+        file: OutboundFile | None = None,
     ) -> None:
         """Call the platform for the claimed message `seq`; a refusal becomes the
         "Not delivered" line after it."""
@@ -664,6 +793,7 @@ class ChannelBridge:
                 window,
                 text=text,
                 template=template,
+                file=file,
             )
             do_channel_sent(self.engine, conversation_id, seq, sent.message_id)
             log.info(

@@ -49,7 +49,22 @@
         status.className = "status";
         status.textContent =
           (line.sender === "person" ? "webhook answered " : "") + line.status;
-        item.append(text, status);
+        item.append(text);
+        if (line.media_url) {
+          // What the business sent, as the platform fetched it: a picture shown, a file linked.
+          const picture = line.media_kind === "image" || line.media_kind === "picture";
+          const media = document.createElement(picture ? "img" : "a");
+          media.className = "media";
+          if (picture) {
+            media.src = line.media_url;
+            media.alt = line.text;
+          } else {
+            media.href = line.media_url;
+            media.textContent = "Open";
+          }
+          item.append(media);
+        }
+        item.append(status);
         return item;
       }),
     );
@@ -104,6 +119,10 @@
       $("text").value = "";
       send({ text });
     });
+    // The simulator's own samples: the platforms host what a person sends on their CDN.
+    const media = location.origin + "/simulator/media/";
+    $("send-picture").addEventListener("click", () => send({ image_url: media + "sample.png" }));
+    $("send-file").addEventListener("click", () => send({ file_url: media + "sample.pdf" }));
     $("send-sticker").addEventListener("click", () => send({ sticker_id: "369239263222822" }));
     $("mark-read").addEventListener("click", async () => {
       try {
