@@ -60,7 +60,7 @@ def _open_ann(page: Any) -> None:
         ANN_CONTACT_ID,
     )
     expect(page.locator("#view button.command")).to_have_text(
-        ["Export chat data", "Delete chat data"]
+        ["Send a new message", "Export chat data", "Delete chat data"]
     )
 
 
