@@ -28,7 +28,7 @@ from connector.chat.actions.queues import run_ring_timeouts
 from connector.chat.bus import EventBus, LocalBus, attach_hub
 from connector.chat.errors import ChatUnavailable
 from connector.chat.finish import CHAT_ACTIVITY_KIND
-from connector.chat.hub import Hub
+from connector.chat.hub import Hub, Queued
 from connector.chat.leases import LeaseBusy
 from connector.chat.model import (
     AgentPresence,
@@ -142,6 +142,9 @@ class ChatEngine:
         self.changed_agents: dict[str, None] = {}
         self._presence_ticker: threading.Thread | None = None
         self._deferred = threading.local()
+        # Per thread: how deep in changing() it is, and the relayed messages whose commit
+        # it waits for once out (`after_change`).
+        self._relaying = threading.local()
         self.identifier = identifier
         self.identify_pool: ThreadPoolExecutor | None = None
         self.identifying: list[Future[None]] = []
@@ -189,6 +192,8 @@ class ChatEngine:
         Raises ChatUnavailable when the org lease stays busy or Redis is unreachable:
         nothing was changed, the client may try again.
         """
+        local = self._relaying
+        local.depth = getattr(local, "depth", 0) + 1
         try:
             with self.lock:
                 if self.org is None or self._depth > 0:
@@ -201,8 +206,37 @@ class ChatEngine:
                     with self._org_change():
                         yield
         finally:
-            self.hub.flush()
-            self._run_deferred()
+            local.depth -= 1
+            try:
+                if local.depth == 0:
+                    self._send_relayed()
+            finally:
+                self.hub.flush()
+                self._run_deferred()
+
+    def after_change(self, relayed: Future[Queued]) -> None:
+        """Wait for `relayed` (a message's commit, `append_message_later`) when this thread
+        leaves `changing()`, off the lock, then send the frames its publish queued."""
+        pending: list[Future[Queued]] | None = getattr(self._relaying, "pending", None)
+        if pending is None:
+            pending = self._relaying.pending = []
+        pending.append(relayed)
+
+    def _send_relayed(self) -> None:
+        pending: list[Future[Queued]] | None = getattr(self._relaying, "pending", None)
+        if not pending:
+            return
+        self._relaying.pending = []
+        failure: BaseException | None = None
+        for relayed in pending:
+            try:
+                self.hub.send_queued(relayed.result())
+            except Exception as error:  # noqa: BLE001 - reported once all are sent
+                failure = failure or error
+        if failure is not None:
+            # Nothing of the failed batch is stored or announced: the sender may resend.
+            log.warning("a message could not be stored: %s", failure)
+            raise ChatUnavailable("Your message could not be saved; please try again.") from failure
 
     @contextmanager
     def reading(self) -> Iterator[None]:

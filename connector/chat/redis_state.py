@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import datetime
-from typing import cast
+from typing import TypeVar, cast
 
 import redis
 
@@ -58,6 +60,8 @@ from connector.chat.state import (
 )
 
 __all__ = ["DEFAULT_PREFIX", "RedisLiveState"]
+
+T = TypeVar("T")
 
 DEFAULT_PREFIX = "crmchat:"
 # Conversations read per MGET by `unfinished_by_state`: one round trip for a busy org,
@@ -390,6 +394,13 @@ class RedisLiveState:
             return AppendResult(replace(draft, seq=int(seq)), False)
         text = cast(str, self._r.lindex(self._c(draft.conversation_id, "msgs"), int(seq) - 1))
         return AppendResult(_message(draft.conversation_id, int(seq), text), True)
+
+    def append_message_later(self, draft: Message, then: Callable[[AppendResult], T]) -> Future[T]:
+        # Redis answers once the script ran (and, with appendfsync always, is on disk):
+        # nothing to wait for beyond the call itself.
+        future: Future[T] = Future()
+        future.set_result(then(self.append_message(draft)))
+        return future
 
     def claim_accept(self, conversation_id: str, agent_id: str) -> str:
         self._wrote(f"conversation:{conversation_id}")

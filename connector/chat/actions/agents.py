@@ -20,8 +20,8 @@ from connector.chat.actions.conversations import (
     publish_chat_updated,
     publish_message,
     refresh_availability,
+    relay_sent,
     routing_topics,
-    store_sent,
     visitor_agent,
 )
 from connector.chat.actions.finishing import end_chat
@@ -287,7 +287,7 @@ def do_agent_send(
         profile = agent_profile(engine, session.agent_id)
         conversation = agent_conversation(engine, profile.agent_id, conversation_id)
         check_channel_reply(engine, conversation)
-        message = store_sent(
+        relay_sent(
             engine,
             session.subscriber,
             conversation,
@@ -297,9 +297,6 @@ def do_agent_send(
             text=expand_snippets(text, engine.directory.snippets()),
             client_id=client_id,
         )
-        if message is not None:
-            conversation.waiting_since = None
-            publish_message(engine, conversation, message)
 
 
 def do_agent_resync(

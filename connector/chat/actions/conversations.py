@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from connector.chat import events
 from connector.chat.errors import ChatEnded, ChatNotFound
 from connector.chat.finish import transcript_messages
-from connector.chat.hub import Subscriber
+from connector.chat.hub import Queued, Subscriber
 from connector.chat.model import (
     AgentPresence,
     Conversation,
@@ -31,7 +31,7 @@ from connector.chat.routing import (
     widget_available,
     widget_channel,
 )
-from connector.chat.state import DuplicateMessage
+from connector.chat.state import AppendResult, DuplicateMessage
 from connector.chat.views import (
     chat_view,
     message_view,
@@ -60,6 +60,8 @@ __all__ = [
     "publish_chat_updated",
     "publish_message",
     "publish_visitor",
+    "note_message",
+    "relay_sent",
     "refresh_availability",
     "routing_topics",
     "store_sent",
@@ -223,9 +225,9 @@ def append_message(
     """
     if changed:
         engine.state.save_conversation(conversation)
-    message = Message(
+    draft = Message(
         conversation_id=conversation.conversation_id,
-        seq=conversation.last_seq + 1,
+        seq=0,  # the state gives the next one
         client_id=client_id or f"sys-{uuid.uuid4().hex}",
         sender_kind=kind,
         sender_id=sender_id,
@@ -234,9 +236,28 @@ def append_message(
         sent_at=engine.clock(),
         attachment=attachment,
     )
-    engine.state.add_message(conversation, message)
-    conversation.last_seq = message.seq
-    return message
+    # Behind any relayed message still being committed (seqs in the order given).
+    stored = engine.state.append_message_later(draft, _same).result()
+    if stored.duplicate:
+        raise DuplicateMessage(conversation.conversation_id, draft.client_id)
+    note_message(conversation, stored.message)
+    return stored.message
+
+
+def _same(result: AppendResult) -> AppendResult:
+    return result
+
+
+def note_message(conversation: Conversation, message: Message) -> None:
+    """Bring the working copy's per-message fields up to date with a stored message (as
+    `state.derive_message_fields` does when a conversation is loaded)."""
+    conversation.last_seq = max(conversation.last_seq, message.seq)
+    if message.sender_kind is SenderKind.VISITOR:
+        conversation.last_visitor_message_at = message.sent_at
+        if conversation.waiting_since is None:
+            conversation.waiting_since = message.sent_at
+    elif message.sender_kind is SenderKind.AGENT:
+        conversation.waiting_since = None
 
 
 def append_system_line(engine: ChatEngine, conversation: Conversation, text: str) -> Message:
@@ -290,6 +311,63 @@ def store_sent(
             raise
         engine.hub.send_to(session_subscriber, message_view(existing))
         return None
+
+
+def relay_sent(
+    engine: ChatEngine,
+    session_subscriber: Subscriber,
+    conversation: Conversation,
+    *,
+    kind: SenderKind,
+    sender_id: str,
+    sender_name: str,
+    text: str,
+    client_id: str,
+    visitor_text: str = "",
+) -> None:
+    """A person's message (`message.send`): `store_sent` then `publish_message`, with the
+    commit and the publish off the engine lock (engine lock held by the caller).
+
+    The message is queued for the state (`append_message_later`); once committed it is
+    published, in commit order, and the sender's thread sends the frames when it leaves
+    `changing()`. A resend of a stored client_id answers the stored message to the sender
+    only. Raises ChatEnded when the chat is over and the message is new.
+    """
+    if not conversation.is_open:
+        existing = engine.state.message_by_client_id(conversation.conversation_id, client_id)
+        if existing is None:
+            raise ChatEnded("This chat has ended.")
+        engine.hub.send_to(session_subscriber, message_view(existing))
+        return
+    draft = Message(
+        conversation_id=conversation.conversation_id,
+        seq=0,  # the state gives the next one
+        client_id=client_id,
+        sender_kind=kind,
+        sender_id=sender_id,
+        sender_name=sender_name,
+        text=text,
+        sent_at=engine.clock(),
+    )
+    # Who hears it is decided now, under the lock, as for any event.
+    everyone = conversation_channels(conversation)
+    agents_side = conversation_channels(conversation, visitor=False)
+    visitor_side = {chat_channel(conversation.conversation_id)}
+
+    def then(result: AppendResult) -> Queued:
+        view = message_view(result.message)
+        if result.duplicate:
+            engine.hub.send_to(session_subscriber, view)
+        else:
+            note_message(conversation, result.message)
+            if not visitor_text or visitor_text == result.message.text:
+                engine.bus.publish(view, everyone)
+            else:
+                engine.bus.publish(view, agents_side)
+                engine.bus.publish({**view, "text": visitor_text}, visitor_side)
+        return engine.hub.take_queued()
+
+    engine.after_change(engine.state.append_message_later(draft, then))
 
 
 def publish_message(

@@ -14,9 +14,8 @@ from connector.chat.actions.conversations import (
     agent_routes,
     find_conversation,
     publish_chat_updated,
-    publish_message,
     publish_visitor,
-    store_sent,
+    relay_sent,
     visitor_agent,
     widget_on,
     without_requester,
@@ -398,12 +397,7 @@ def do_visitor_send(
         widget = engine.directory.widget(conversation.widget_id or "")
         # Agents and the transcript get the masked text; the visitor's tabs what they typed.
         masked = masked_text(widget.design, text) if widget is not None else text
-        now = engine.clock()
-        previous = (conversation.last_visitor_message_at, conversation.waiting_since)
-        conversation.last_visitor_message_at = now
-        if conversation.waiting_since is None:
-            conversation.waiting_since = now
-        message = store_sent(
+        relay_sent(
             engine,
             session.subscriber,
             conversation,
@@ -412,11 +406,8 @@ def do_visitor_send(
             sender_name=conversation.visitor_name,
             text=masked,
             client_id=client_id,
+            visitor_text=text,
         )
-        if message is None:
-            conversation.last_visitor_message_at, conversation.waiting_since = previous
-            return
-        publish_message(engine, conversation, message, visitor_text=text)
 
 
 def do_visitor_typing(engine: ChatEngine, session: VisitorSession, *, on: bool) -> None:
