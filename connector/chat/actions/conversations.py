@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import redis
+
 from connector.chat import events
-from connector.chat.errors import ChatEnded, ChatNotFound
+from connector.chat.bus import RedisBus, bus_body
+from connector.chat.errors import ChatEnded, ChatNotFound, ChatUnavailable
 from connector.chat.finish import transcript_messages
 from connector.chat.hub import Queued, Subscriber
 from connector.chat.model import (
@@ -22,6 +26,7 @@ from connector.chat.model import (
     VisitorPresence,
 )
 from connector.chat.ports import AgentLike, WidgetLike
+from connector.chat.redis_state import RedisLiveState
 from connector.chat.routing import (
     AgentRoute,
     can_see,
@@ -62,6 +67,9 @@ __all__ = [
     "publish_visitor",
     "note_message",
     "relay_sent",
+    "relay_shared",
+    "shared_chat",
+    "shared_relay",
     "refresh_availability",
     "routing_topics",
     "store_sent",
@@ -240,7 +248,7 @@ def append_message(
     stored = engine.state.append_message_later(draft, _same).result()
     if stored.duplicate:
         raise DuplicateMessage(conversation.conversation_id, draft.client_id)
-    note_message(conversation, stored.message)
+    note_message(conversation, stored.message.seq, kind, stored.message.sent_at)
     return stored.message
 
 
@@ -248,15 +256,16 @@ def _same(result: AppendResult) -> AppendResult:
     return result
 
 
-def note_message(conversation: Conversation, message: Message) -> None:
+def note_message(conversation: Conversation, seq: int, kind: SenderKind, sent_at: datetime) -> None:
     """Bring the working copy's per-message fields up to date with a stored message (as
     `state.derive_message_fields` does when a conversation is loaded)."""
-    conversation.last_seq = max(conversation.last_seq, message.seq)
-    if message.sender_kind is SenderKind.VISITOR:
-        conversation.last_visitor_message_at = message.sent_at
+    conversation.last_seq = max(conversation.last_seq, seq)
+    if kind is SenderKind.VISITOR:
+        last = conversation.last_visitor_message_at
+        conversation.last_visitor_message_at = sent_at if last is None else max(last, sent_at)
         if conversation.waiting_since is None:
-            conversation.waiting_since = message.sent_at
-    elif message.sender_kind is SenderKind.AGENT:
+            conversation.waiting_since = sent_at
+    elif kind is SenderKind.AGENT:
         conversation.waiting_since = None
 
 
@@ -359,7 +368,8 @@ def relay_sent(
         if result.duplicate:
             engine.hub.send_to(session_subscriber, view)
         else:
-            note_message(conversation, result.message)
+            message = result.message
+            note_message(conversation, message.seq, message.sender_kind, message.sent_at)
             if not visitor_text or visitor_text == result.message.text:
                 engine.bus.publish(view, everyone)
             else:
@@ -368,6 +378,80 @@ def relay_sent(
         return engine.hub.take_queued()
 
     engine.after_change(engine.state.append_message_later(draft, then))
+
+
+def shared_relay(engine: ChatEngine) -> tuple[RedisLiveState, RedisBus] | None:
+    """On Redis (several processes): the state and bus the relay path uses without the
+    engine's lock or the org lease (`relay_shared`); None alone (`relay_sent`)."""
+    if engine.org is None or not isinstance(engine.bus, RedisBus):
+        return None
+    return engine.org.state, engine.bus
+
+
+def shared_chat(engine: ChatEngine, conversation_id: str | None) -> Conversation | None:
+    """On Redis: the conversation as stored now (one GET, no lock, no lease), for the
+    relay path's checks; its per-message fields are not derived."""
+    relay = shared_relay(engine)
+    assert relay is not None
+    if not conversation_id:
+        return None
+    try:
+        return relay[0].conversation_head(conversation_id)
+    except redis.RedisError as error:
+        raise ChatUnavailable("The chat service is busy; try again.") from error
+
+
+def relay_shared(
+    engine: ChatEngine,
+    session_subscriber: Subscriber,
+    conversation: Conversation,
+    *,
+    kind: SenderKind,
+    sender_id: str,
+    sender_name: str,
+    text: str,
+    client_id: str,
+    visitor_text: str = "",
+) -> None:
+    """`relay_sent` on Redis: one script appends the message with the next seq (or finds
+    its client_id), refuses a chat that ended meanwhile, and publishes it on the bus, so
+    unrelated chats never wait for each other and a conversation's events leave in seq
+    order. No engine lock, no org lease: every process (this one too) hears the message
+    on the bus, and its working copy notes it at its next change (`ChatEngine.hear`).
+
+    `conversation` is as `shared_chat` read it. Raises ChatEnded when the chat is over
+    and the message is new, ChatUnavailable when Redis is away (the client resends).
+    """
+    relay = shared_relay(engine)
+    assert relay is not None
+    state, bus = relay
+    draft = Message(
+        conversation_id=conversation.conversation_id,
+        seq=0,  # the script gives the next one
+        client_id=client_id,
+        sender_kind=kind,
+        sender_id=sender_id,
+        sender_name=sender_name,
+        text=text,
+        sent_at=engine.clock(),
+    )
+    view = message_view(draft)
+    if not visitor_text or visitor_text == text:
+        bodies = [bus_body(view, conversation_channels(conversation))]
+    else:
+        bodies = [
+            bus_body(view, conversation_channels(conversation, visitor=False)),
+            bus_body({**view, "text": visitor_text}, {chat_channel(conversation.conversation_id)}),
+        ]
+    try:
+        result = state.relay_message(draft, bus.topic, bodies)
+    except redis.RedisError as error:
+        raise ChatUnavailable("The chat service is busy; try again.") from error
+    if result is None:
+        raise ChatEnded("This chat has ended.")
+    if result.duplicate:
+        engine.hub.send_to(session_subscriber, message_view(result.message))
+        engine.hub.flush()
 
 
 def publish_message(

@@ -16,6 +16,9 @@ from connector.chat.actions.conversations import (
     publish_chat_updated,
     publish_visitor,
     relay_sent,
+    relay_shared,
+    shared_chat,
+    shared_relay,
     visitor_agent,
     widget_on,
     without_requester,
@@ -392,6 +395,22 @@ def do_visitor_send(
     engine: ChatEngine, session: VisitorSession, *, client_id: str, text: str
 ) -> None:
     """Store the visitor's message and relay it (resending a client_id is a no-op)."""
+    if shared_relay(engine) is not None:
+        conversation = _shared_visitor_conversation(engine, session)
+        widget = engine.directory.widget(conversation.widget_id or "")
+        masked = masked_text(widget.design, text) if widget is not None else text
+        relay_shared(
+            engine,
+            session.subscriber,
+            conversation,
+            kind=SenderKind.VISITOR,
+            sender_id=conversation.visitor_id or "",
+            sender_name=conversation.visitor_name,
+            text=masked,
+            client_id=client_id,
+            visitor_text=text,
+        )
+        return
     with engine.changing():
         conversation = _visitor_conversation(engine, session)
         widget = engine.directory.widget(conversation.widget_id or "")
@@ -410,20 +429,40 @@ def do_visitor_send(
         )
 
 
+def _shared_visitor_conversation(engine: ChatEngine, session: VisitorSession) -> Conversation:
+    """`_visitor_conversation` on Redis, as stored now (no lock, no lease)."""
+    if session.visitor_id is None:
+        raise ChatInvalid("Say hello first.")
+    conversation = shared_chat(engine, session.conversation_id)
+    if conversation is None or conversation.visitor_id != session.visitor_id:
+        raise ChatNotFound("There is no chat on this connection.")
+    return conversation
+
+
 def do_visitor_typing(engine: ChatEngine, session: VisitorSession, *, on: bool) -> None:
-    """Forward the visitor's typing state to the chat's agents."""
+    """Forward the visitor's typing state to the chat's agents (on Redis without the
+    engine's lock or the org lease: a read and a publish)."""
+    if shared_relay(engine) is not None:
+        conversation = _shared_visitor_conversation(engine, session)
+        if conversation.is_open:
+            _publish_typing(engine, conversation, on=on)
+        return
     with engine.changing():
         conversation = _visitor_conversation(engine, session)
         if conversation.is_open:
-            engine.bus.publish(
-                events.event(
-                    events.TYPING,
-                    conversation_id=conversation.conversation_id,
-                    on=on,
-                    name=conversation.visitor_name,
-                ),
-                conversation_channels(conversation, visitor=False),
-            )
+            _publish_typing(engine, conversation, on=on)
+
+
+def _publish_typing(engine: ChatEngine, conversation: Conversation, *, on: bool) -> None:
+    engine.bus.publish(
+        events.event(
+            events.TYPING,
+            conversation_id=conversation.conversation_id,
+            on=on,
+            name=conversation.visitor_name,
+        ),
+        conversation_channels(conversation, visitor=False),
+    )
 
 
 def do_visitor_end(engine: ChatEngine, session: VisitorSession) -> None:
