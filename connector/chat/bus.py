@@ -9,8 +9,9 @@ its own websockets on those channels. Two implementations with one meaning:
 - `RedisBus`: one Redis pub/sub channel (``<prefix>bus``) carries ``{"event","channels"}``.
   Every process subscribes once and filters locally; a publisher receives its own events
   through Redis too, so all processes see one order: the order Redis received the
-  PUBLISH commands. Per conversation that is the order of the changes, because the
-  engine publishes while it holds the conversation's lease (connector/chat/leases.py).
+  PUBLISH commands. Per conversation that is the order of the changes: the engine
+  publishes while it holds the org lease, and a relayed message is published by the
+  script that stores it (`RedisLiveState.relay_message`), with its seq.
 
 Pub/sub is at-most-once: a process that loses its Redis connection misses what was
 published meanwhile. `on_reset` listeners run once it is subscribed again; the hub then
