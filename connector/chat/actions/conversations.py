@@ -29,6 +29,7 @@ from connector.chat.ports import AgentLike, WidgetLike
 from connector.chat.redis_state import RedisLiveState
 from connector.chat.routing import (
     AgentRoute,
+    available_topics,
     can_see,
     chat_channel,
     conversation_channels,
@@ -485,7 +486,7 @@ def refresh_availability(engine: ChatEngine, topic_ids: frozenset[str] | None) -
     Only widgets sharing one of `topic_ids` (the topics of the agent who came, went or
     changed status) can have changed, so only those are recomputed; None: all.
     """
-    routes = agent_routes(engine)
+    topics = available_topics(agent_routes(engine))
     widget_ids = {p.widget_id for p in engine.visitors.values() if p.connected}
     for widget_id in widget_ids | set(engine.availability):
         widget = engine.directory.widget(widget_id)
@@ -496,7 +497,7 @@ def refresh_availability(engine: ChatEngine, topic_ids: frozenset[str] | None) -
         ):
             continue
         available = widget is not None and widget_available(
-            widget_on(engine, widget), widget.topic_ids, routes
+            widget_on(engine, widget), widget.topic_ids, topics
         )
         if engine.announce_availability(widget_id, available):
             engine.bus.publish(
@@ -534,7 +535,9 @@ def widget_status(engine: ChatEngine, widget_id: str) -> tuple[WidgetLike, bool]
         return widget, False
     with engine.reading():
         routes = agent_routes(engine)
-    return widget, widget_available(widget_on(engine, widget), widget.topic_ids, routes)
+    return widget, widget_available(
+        widget_on(engine, widget), widget.topic_ids, available_topics(routes)
+    )
 
 
 def agent_conversation(engine: ChatEngine, agent_id: str, conversation_id: str) -> Conversation:

@@ -49,6 +49,7 @@ from connector.chat.model import (
 )
 from connector.chat.routing import (
     agents_for_chat,
+    available_topics,
     chat_channel,
     conversation_channels,
     watcher_channels,
@@ -199,7 +200,7 @@ def do_visitor_hello(
             )
         engine.state.save_visitor(presence)
         available = widget_available(
-            widget_on(engine, widget), widget.topic_ids, agent_routes(engine)
+            widget_on(engine, widget), widget.topic_ids, available_topics(agent_routes(engine))
         )
         engine.availability[widget_id] = available
         identity = session.identity.to_dict() if session.identity is not None else None
@@ -312,7 +313,7 @@ def do_visitor_start(
         widget = engine.directory.widget(session.widget_id)
         routes = agent_routes(engine)
         if widget is None or not widget_available(
-            widget_on(engine, widget), widget.topic_ids, routes
+            widget_on(engine, widget), widget.topic_ids, available_topics(routes)
         ):
             raise ChatUnavailable("No agent is available right now.")
         if widget.design.require_login and identity is None:
