@@ -7,10 +7,13 @@ visitors' presence records (first seen, name, page). Which websockets are open i
 stored: after a restart every client reconnects.
 
 `SqliteLiveState` keeps one connection in WAL mode behind a lock. Every write is its own
-transaction and is committed before the method returns, so a message is durable before
-anyone is told about it. `synchronous=NORMAL` in WAL mode survives a crash of the process
-(what a restart is); only a power loss may drop the last transactions. A Redis-backed
-`LiveState` can replace it when several instances serve one org.
+transaction and is committed before the method returns; messages are appended by one
+writer thread on a second connection, a transaction per batch (`append_message_later`,
+connector/chat/group_commit.py), and announced only once committed, so a message is
+durable before anyone is told about it. `synchronous=NORMAL` in WAL mode survives a crash
+of the process (what a restart is); only a power loss may drop the last transactions.
+`RedisLiveState` (connector/chat/redis_state.py) replaces it when several processes serve
+one org.
 """
 
 from __future__ import annotations
