@@ -83,6 +83,14 @@ MESSAGE_INTERVAL_SECS = 0.5
 # The generator was the limit when it sent this late (share of the interval) or this busy.
 LAG_LIMIT_SHARE = 0.2
 CPU_LIMIT = 0.85
+UNLIMITED = "1000000/minute"
+LIMITS = (
+    "CRMCHAT_CONFIG_LIMIT_PER_ADDRESS",
+    "CRMCHAT_SOCKET_LIMIT_PER_ADDRESS",
+    "CRMCHAT_SOCKET_LIMIT_PER_WIDGET",
+    "CRMCHAT_CHAT_START_LIMIT_PER_ADDRESS",
+    "CRMCHAT_CHAT_START_LIMIT_PER_WIDGET",
+)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # A seeded contact's email: a chat giving it is identified (record identification finds it).
 IDENTIFIED_EMAIL = "known.visitor@bench.local"
@@ -837,7 +845,8 @@ def main() -> None:
         print(_line("floor (bare relay)", floor), flush=True)
 
         port = _free_port()
-        env = dict(os.environ, CRMCHAT_SECRET_KEY=SECRET)
+        # Every visitor comes from one address: the public rate limits would refuse most.
+        env = dict(os.environ, CRMCHAT_SECRET_KEY=SECRET, **{name: UNLIMITED for name in LIMITS})
         serve_args = ["serve", "--port", str(port), "--data-dir", str(data_dir)]
         process = _start([*serve_args, "--server", args.server, "--threads", str(threads)], env)
         try:

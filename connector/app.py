@@ -181,7 +181,7 @@ def _services(
         return agent.user_id if agent is not None else None
 
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    live = open_live(settings.data_dir, redis_url)
+    live = open_live(settings.data_dir, redis_url, threads=settings.threads)
     if outbox is None:
         owned_outbox = live.outbox(
             {

@@ -14,6 +14,7 @@ from connector.chat.model import (
 from connector.chat.routing import (
     AgentRoute,
     agents_for_chat,
+    available_topics,
     can_see,
     conversation_channels,
     watcher_channels,
@@ -48,11 +49,18 @@ def test_a_chat_is_offered_to_online_available_matching_agents_only() -> None:
 
 
 def test_a_widget_is_available_only_when_on_and_someone_can_take_it() -> None:
-    agents = [route("ann", SALES), route("bob", SUPPORT, status=AgentStatus.BUSY)]
-    assert widget_available(True, frozenset({SALES}), agents)
-    assert not widget_available(False, frozenset({SALES}), agents)
-    assert not widget_available(True, frozenset({SUPPORT}), agents)
-    assert not widget_available(True, frozenset(), agents)
+    agents = [
+        route("ann", SALES),
+        route("bob", SUPPORT, status=AgentStatus.BUSY),
+        route("dee", SUPPORT, online=False),
+    ]
+    topics = available_topics(agents)
+    assert topics == frozenset({SALES})
+    assert widget_available(True, frozenset({SALES}), topics)
+    assert widget_available(True, frozenset({SUPPORT, SALES}), topics)
+    assert not widget_available(False, frozenset({SALES}), topics)
+    assert not widget_available(True, frozenset({SUPPORT}), topics)
+    assert not widget_available(True, frozenset(), topics)
 
 
 def test_conversation_events_reach_its_current_agents_and_its_visitor() -> None:

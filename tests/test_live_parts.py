@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import multiprocessing
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from live_workers import publish_bus
 
 from connector.chat.bus import LocalBus, RedisBus, attach_hub
 from connector.chat.hub import Hub, Subscriber
-from connector.chat.live import open_live
+from connector.chat.live import BACKGROUND_CONNECTIONS, open_live
 from connector.chat.redis_state import RedisLiveState
 from connector.chat.state import SqliteLiveState
 from connector.crm.outbox import Outbox
@@ -72,3 +73,25 @@ def test_with_redis_a_socket_here_hears_an_event_published_in_another_process(
     assert other == []
     bus.close()
     parts.close()
+
+
+def test_more_threads_in_redis_at_once_than_connections_wait_for_one_and_all_succeed(
+    tmp_path: Path, redis_url: str
+) -> None:
+    # Each relayed message is a Redis call made without any lock: a burst may have every
+    # request thread in Redis at once. The pool holds one connection per thread (plus the
+    # background ones); past that a caller waits for a connection, it never fails.
+    parts = open_live(tmp_path, redis_url, threads=4)
+    assert parts.client is not None
+    callers = 4 + BACKGROUND_CONNECTIONS + 30
+    try:
+        with ThreadPoolExecutor(callers) as pool:
+            # Each holds its connection for 0.2 s (a blocking pop that times out).
+            answers = list(
+                pool.map(lambda n: parts.client.blpop([f"none-{n}"], 0.2), range(callers))
+            )
+        assert answers == [None] * callers
+        clients = parts.client.client_list()
+        assert len(clients) <= 4 + BACKGROUND_CONNECTIONS + 2  # the bus's own, and this call
+    finally:
+        parts.close()

@@ -3,14 +3,18 @@ and a Redis restart with persistence on loses nothing it acknowledged."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
+import redis
 from live_workers import draft
 from test_chat_state import T0, add, conversation
 
+from connector.chat.bus import RedisBus, bus_body
 from connector.chat.model import AgentStatus, ConversationState, SenderKind, VisitorPresence
 from connector.chat.redis_state import RedisLiveState
 from connector.chat.state import DuplicateMessage
@@ -130,3 +134,35 @@ def test_a_redis_crash_with_appendonly_loses_no_acknowledged_write(
     assert state.message_by_client_id("c1", "m0") is not None
     state.close()
     again.close()
+
+
+def test_a_relayed_message_is_published_with_its_seq_and_refused_once_the_chat_ended(
+    state: RedisLiveState, redis_url: str
+) -> None:
+    bus = RedisBus(redis.Redis.from_url(redis_url, decode_responses=True), prefix="t:")
+    heard: list[dict[str, Any]] = []
+    bus.listen(lambda event, channels: heard.append({**event, "to": sorted(channels)}))
+    assert bus.wait_subscribed()
+    c = conversation()
+    state.save_conversation(c)
+    add(state, c, "m1", "before")  # type: ignore[arg-type]
+    try:
+        body = bus_body({"type": "message.created", "seq": 0, "text": "hi"}, {"chat:c1"})
+        first = state.relay_message(draft("c1", "v1", "hi"), bus.topic, [body])
+        again = state.relay_message(draft("c1", "v1", "hi"), bus.topic, [body])
+        assert first is not None and not first.duplicate and first.message.seq == 2
+        assert again is not None and again.duplicate and again.message.seq == 2
+        state.save_conversation(replace(c, state=ConversationState.ENDED))
+        assert state.relay_message(draft("c1", "v2", "late"), bus.topic, [body]) is None
+        # A resend after the end still finds the stored message.
+        resent = state.relay_message(draft("c1", "v1", "hi"), bus.topic, [body])
+        assert resent is not None and resent.duplicate
+        deadline = time.monotonic() + 5
+        while not heard and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        # Published once, with the seq the script gave it; nothing for the refused ones.
+        assert heard == [{"type": "message.created", "seq": 2, "text": "hi", "to": ["chat:c1"]}]
+        assert [m.text for m in state.messages("c1")] == ["before", "hi"]
+    finally:
+        bus.close()

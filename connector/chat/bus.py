@@ -9,8 +9,9 @@ its own websockets on those channels. Two implementations with one meaning:
 - `RedisBus`: one Redis pub/sub channel (``<prefix>bus``) carries ``{"event","channels"}``.
   Every process subscribes once and filters locally; a publisher receives its own events
   through Redis too, so all processes see one order: the order Redis received the
-  PUBLISH commands. Per conversation that is the order of the changes, because the
-  engine publishes while it holds the conversation's lease (connector/chat/leases.py).
+  PUBLISH commands. Per conversation that is the order of the changes: the engine
+  publishes while it holds the org lease, and a relayed message is published by the
+  script that stores it (`RedisLiveState.relay_message`), with its seq.
 
 Pub/sub is at-most-once: a process that loses its Redis connection misses what was
 published meanwhile. `on_reset` listeners run once it is subscribed again; the hub then
@@ -31,7 +32,7 @@ import redis
 from connector.chat import events
 from connector.chat.hub import Hub
 
-__all__ = ["EventBus", "Listener", "LocalBus", "RedisBus", "attach_hub"]
+__all__ = ["EventBus", "Listener", "LocalBus", "RedisBus", "attach_hub", "bus_body"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,16 @@ POLL_SECS = 0.5
 # Waits between reconnection attempts after Redis went away: 0.1, 0.2, ... 2 s.
 RECONNECT_FIRST_SECS = 0.1
 RECONNECT_LONGEST_SECS = 2.0
+
+
+def bus_body(event: dict[str, Any], channels: Iterable[str]) -> str:
+    """What `RedisBus` publishes for `event`: a JSON object that starts with ``{``, so a
+    Lua script may put ``"seq":n,`` in front (RedisLiveState.relay_message)."""
+    return json.dumps(
+        {"event": event, "channels": sorted(set(channels))},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
 
 
 class EventBus(Protocol):
@@ -81,7 +92,7 @@ class RedisBus:
 
     def __init__(self, client: redis.Redis, *, prefix: str = "crmchat:") -> None:
         self._r = client
-        self._topic = f"{prefix}bus"
+        self.topic = f"{prefix}bus"
         self._listeners: list[Listener] = []
         self._resets: list[Callable[[], None]] = []
         self._lock = threading.Lock()
@@ -90,12 +101,7 @@ class RedisBus:
         self._thread: threading.Thread | None = None
 
     def publish(self, event: dict[str, Any], channels: Iterable[str]) -> None:
-        body = json.dumps(
-            {"event": event, "channels": sorted(set(channels))},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        self._r.publish(self._topic, body)
+        self._r.publish(self.topic, bus_body(event, channels))
 
     def listen(self, listener: Listener, *, on_reset: Callable[[], None] | None = None) -> None:
         with self._lock:
@@ -121,6 +127,8 @@ class RedisBus:
             decoded = json.loads(body)
             event = cast(dict[str, Any], decoded["event"])
             channels = frozenset(cast(list[str], decoded["channels"]))
+            if "seq" in decoded:  # a relayed message: its seq was given by the script
+                event = {**event, "seq": int(decoded["seq"])}
         except (ValueError, KeyError, TypeError):
             # Not ours (someone else published on the channel): skip it, keep listening.
             log.warning("the event bus ignored a malformed message")
@@ -137,7 +145,7 @@ class RedisBus:
         while not self._stopping.is_set():
             pubsub = self._r.pubsub()  # type: ignore[no-untyped-call]
             try:
-                pubsub.subscribe(self._topic)
+                pubsub.subscribe(self.topic)
                 # Live once Redis confirmed it: from then on no event is missed.
                 while not self._stopping.is_set():
                     reply = pubsub.get_message(timeout=POLL_SECS)

@@ -22,20 +22,22 @@ from typing import Any
 import redis
 
 from connector.chat.actions.agents import do_flush_presence
-from connector.chat.actions.conversations import do_refresh_availability
+from connector.chat.actions.conversations import do_refresh_availability, note_message
 from connector.chat.actions.due import rearm_timers, run_due_timers
 from connector.chat.actions.finishing import FINISH_TIMER, run_timeouts
 from connector.chat.actions.queues import run_ring_timeouts
 from connector.chat.actions.supervision import do_push_board
 from connector.chat.bus import EventBus, LocalBus, attach_hub
 from connector.chat.errors import ChatUnavailable
+from connector.chat.events import MESSAGE_CREATED
 from connector.chat.finish import CHAT_ACTIVITY_KIND
-from connector.chat.hub import Hub
+from connector.chat.hub import Hub, Queued
 from connector.chat.leases import LeaseBusy
 from connector.chat.model import (
     AgentPresence,
     Conversation,
     ConversationState,
+    SenderKind,
     VisitorPresence,
     utc_now,
 )
@@ -70,6 +72,9 @@ FINISH_SWEEP_SECS = 1.0
 # second is below what a person notices on a status dot, and a burst of sign-ins becomes
 # one frame per console.
 PRESENCE_TICK_SECS = 0.2
+# Relayed messages kept for the working copy between two changes (a change runs at least
+# every FINISH_SWEEP_SECS): far above a second of any org's messages.
+HEARD_MAX = 100_000
 # A visitor back after half an hour of silence starts a new visit ("time on site" resets).
 VISIT_GAP_SECS = 30 * 60
 
@@ -149,6 +154,14 @@ class ChatEngine:
         self.presence_sent_at = 0.0
         self._presence_ticker: threading.Thread | None = None
         self._deferred = threading.local()
+        # Per thread: how deep in changing() it is, and the relayed messages whose commit
+        # it waits for once out (`after_change`).
+        self._relaying = threading.local()
+        # On Redis, messages relayed without the org lease (any process's), as heard on the
+        # bus: the working copy notes them at the next change (`hear`).
+        self._heard: deque[tuple[str, int, SenderKind, datetime]] = deque(maxlen=HEARD_MAX)
+        if org is not None:
+            self.bus.listen(self.hear)
         self.identifier = identifier
         self.identify_pool: ThreadPoolExecutor | None = None
         self.identifying: list[Future[None]] = []
@@ -205,6 +218,8 @@ class ChatEngine:
         Raises ChatUnavailable when the org lease stays busy or Redis is unreachable:
         nothing was changed, the client may try again.
         """
+        local = self._relaying
+        local.depth = getattr(local, "depth", 0) + 1
         try:
             with self.lock:
                 if self.org is None or self._depth > 0:
@@ -217,8 +232,37 @@ class ChatEngine:
                     with self._org_change():
                         yield
         finally:
-            self.hub.flush()
-            self._run_deferred()
+            local.depth -= 1
+            try:
+                if local.depth == 0:
+                    self._send_relayed()
+            finally:
+                self.hub.flush()
+                self._run_deferred()
+
+    def after_change(self, relayed: Future[Queued]) -> None:
+        """Wait for `relayed` (a message's commit, `append_message_later`) when this thread
+        leaves `changing()`, off the lock, then send the frames its publish queued."""
+        pending: list[Future[Queued]] | None = getattr(self._relaying, "pending", None)
+        if pending is None:
+            pending = self._relaying.pending = []
+        pending.append(relayed)
+
+    def _send_relayed(self) -> None:
+        pending: list[Future[Queued]] | None = getattr(self._relaying, "pending", None)
+        if not pending:
+            return
+        self._relaying.pending = []
+        failure: BaseException | None = None
+        for relayed in pending:
+            try:
+                self.hub.send_queued(relayed.result())
+            except Exception as error:  # noqa: BLE001 - reported once all are sent
+                failure = failure or error
+        if failure is not None:
+            # Nothing of the failed batch is stored or announced: the sender may resend.
+            log.warning("a message could not be stored: %s", failure)
+            raise ChatUnavailable("Your message could not be saved; please try again.") from failure
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -248,6 +292,7 @@ class ChatEngine:
                             self.sync_from_state()
                         else:
                             self.sync_members(members)
+                    self._note_heard()
                 except (LeaseBusy, redis.RedisError) as error:
                     raise ChatUnavailable("The chat service is busy; try again.") from error
                 writes = org.writes()
@@ -271,6 +316,30 @@ class ChatEngine:
                     self._seen_version = -1  # reload at the next change, whatever happened
         finally:
             self._depth -= 1
+
+    def hear(self, event: dict[str, Any], channels: frozenset[str]) -> None:
+        """A bus event (the bus's thread): keep a relayed message for `_note_heard`."""
+        if event.get("type") != MESSAGE_CREATED:
+            return
+        try:
+            heard = (
+                str(event["conversation_id"]),
+                int(event["seq"]),
+                SenderKind(event["sender"]["kind"]),
+                datetime.fromisoformat(str(event["sent_at"])),
+            )
+        except (KeyError, TypeError, ValueError):
+            return
+        self._heard.append(heard)  # deque appends and pops are thread-safe
+
+    def _note_heard(self) -> None:
+        """Note the messages heard on the bus in the working copy (org lease held): its
+        `last_seq`, last visitor message and waiting time, as a reload would derive them."""
+        while self._heard:
+            conversation_id, seq, kind, sent_at = self._heard.popleft()
+            conversation = self.conversations.get(conversation_id)
+            if conversation is not None:
+                note_message(conversation, seq, kind, sent_at)
 
     def sync_from_state(self) -> None:
         """Rebuild the working copy from the shared state (org lease held): the open and

@@ -16,12 +16,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from connector.chat.events import MESSAGE_CREATED, TYPING, json_frame
 from connector.metrics import MESSAGES_RELAYED, RELAY_SECONDS
 
-__all__ = ["Hub", "Subscriber"]
+__all__ = ["Hub", "Queued", "Subscriber"]
 
 log = logging.getLogger(__name__)
 # One line per chat event; typing indicators only at DEBUG (several a second while typing).
@@ -57,6 +57,13 @@ class Subscriber:
                     self._queue.clear()
                     return False
         return not self.closed
+
+
+class Queued(NamedTuple):
+    """Frames queued by one thread and not sent yet: whose queues, and which events."""
+
+    subscribers: set[Subscriber]
+    events: list[tuple[dict[str, Any], int, float]]
 
 
 class Hub:
@@ -141,19 +148,28 @@ class Hub:
             touched = self._local.touched = set()
         touched.add(subscriber)
 
-    def flush(self) -> None:
-        """Send what this thread queued; drop subscribers whose socket failed. Then log and
-        measure the events it published (outside the engine lock, like the sends)."""
-        touched: set[Subscriber] | None = getattr(self._local, "touched", None)
-        if touched:
-            self._local.touched = set()
-            for subscriber in touched:
-                if not subscriber.flush():
-                    self.unsubscribe_all(subscriber)
+    def take_queued(self) -> Queued:
+        """What this thread queued and has not sent yet, handed over (and forgotten here):
+        the relay's writer thread queues a committed message's frames and the sender's
+        thread sends them (`send_queued`), so the writer never waits for a socket."""
+        touched: set[Subscriber] = getattr(self._local, "touched", None) or set()
         published = self._pending_events()
-        if published:
-            self._local.events = []
-            _record(published)
+        self._local.touched = set()
+        self._local.events = []
+        return Queued(touched, published)
+
+    def send_queued(self, queued: Queued) -> None:
+        """Send `queued` (from `take_queued`); drop subscribers whose socket failed. Then
+        log and measure its events (outside the engine lock, like the sends)."""
+        for subscriber in queued.subscribers:
+            if not subscriber.flush():
+                self.unsubscribe_all(subscriber)
+        if queued.events:
+            _record(queued.events)
+
+    def flush(self) -> None:
+        """Send what this thread queued (`send_queued` of `take_queued`)."""
+        self.send_queued(self.take_queued())
 
 
 def _record(published: list[tuple[dict[str, Any], int, float]]) -> None:

@@ -30,6 +30,10 @@ __all__ = ["LiveParts", "open_live"]
 
 log = logging.getLogger(__name__)
 
+# A thread waits this long for a free Redis connection before the change answers
+# `unavailable` (far above a relay's round trip; the pool is sized not to run out).
+POOL_WAIT_SECS = 5.0
+
 
 @dataclass
 class LiveParts:
@@ -67,8 +71,18 @@ class LiveParts:
             self.client.close()
 
 
-def open_live(data_dir: Path, redis_url: str | None = None) -> LiveParts:
-    """The parts for this process: on Redis when `redis_url` is given, else local."""
+# Connections beyond the request threads: the bus, the sweeper, the presence ticker, the
+# heartbeat, the outbox, the channel senders, record identification.
+BACKGROUND_CONNECTIONS = 32
+
+
+def open_live(data_dir: Path, redis_url: str | None = None, *, threads: int = 1000) -> LiveParts:
+    """The parts for this process: on Redis when `redis_url` is given, else local.
+
+    On Redis the connection pool holds one connection per request thread (`threads`, the
+    server's CRMCHAT_THREADS) plus the background threads', and a thread finding it empty
+    waits for one instead of failing: each relayed message is a Redis call made without
+    any lock, so as many threads as the server runs may be in Redis at once."""
     process_id = uuid.uuid4().hex
     if not redis_url:
         state = SqliteLiveState(data_dir / "live.sqlite")
@@ -80,7 +94,13 @@ def open_live(data_dir: Path, redis_url: str | None = None) -> LiveParts:
             data_dir=data_dir,
             process_id=process_id,
         )
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    pool = redis.BlockingConnectionPool.from_url(
+        redis_url,
+        decode_responses=True,
+        max_connections=threads + BACKGROUND_CONNECTIONS,
+        timeout=POOL_WAIT_SECS,
+    )
+    client = redis.Redis(connection_pool=pool)
     redis_state = RedisLiveState(client)
     return LiveParts(
         state=redis_state,

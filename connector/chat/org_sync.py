@@ -6,7 +6,9 @@ On Redis the shared state is the truth and those dicts are a working copy, kept 
 two rules (docs/scale-out.md, "What is cached per process"):
 
 - Every change runs under ONE org-wide lease (``org``, `leases.holding`), so no two
-  processes change the live chat at once, whichever chats they touch.
+  processes change the live chat at once, whichever chats they touch. The relay path
+  (`message.send`, typing) is the exception: one script on the conversation's own keys
+  (`RedisLiveState.relay_message`), heard by every copy on the bus (`ChatEngine.hear`).
 - Each change that wrote anything bumps the org's version (``<prefix>version``, INCR)
   before the lease is released, and in the same script appends ``<version> <ids>`` to the
   change log (``<prefix>changes``, a list capped at `LOG_LENGTH`): the conversations,

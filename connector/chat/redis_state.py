@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import datetime
-from typing import cast
+from typing import TypeVar, cast
 
 import redis
 
@@ -60,6 +62,8 @@ from connector.chat.state import (
 )
 
 __all__ = ["DEFAULT_PREFIX", "RedisLiveState"]
+
+T = TypeVar("T")
 
 DEFAULT_PREFIX = "crmchat:"
 # Conversations read per MGET by `unfinished_by_state`: one round trip for a busy org,
@@ -87,6 +91,25 @@ redis.call('RPUSH', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], seq)
 if ARGV[3] == '1' then redis.call('INCR', KEYS[3]) end
 return 1
+"""
+
+# `message.send` in one step (`relay_message`): KEYS msgs, cids, count, conv, the bus
+# channel; ARGV client_id, message JSON, counted, then the bus bodies to publish with the
+# seq. Returns {1, seq} stored and published, {0, seq} the client_id was taken, {-1, 0}
+# the chat has ended (or is gone). The seq goes in front of each body (`{"seq":n,...`):
+# RedisBus puts it in the event, so the events of a conversation leave in seq order.
+_RELAY = """
+local seq = redis.call('HGET', KEYS[2], ARGV[1])
+if seq then return {0, tonumber(seq)} end
+local conv = redis.call('GET', KEYS[4])
+if not conv or cjson.decode(conv)['state'] == 'ended' then return {-1, 0} end
+local n = redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], n)
+if ARGV[3] == '1' then redis.call('INCR', KEYS[3]) end
+for i = 4, #ARGV do
+  redis.call('PUBLISH', KEYS[5], '{"seq":' .. n .. ',' .. string.sub(ARGV[i], 2))
+end
+return {1, n}
 """
 
 _CLAIM = """
@@ -184,6 +207,7 @@ class RedisLiveState:
         # the other processes reload only that (`take_touched`, org_sync.py).
         self.touched: set[str] = set()
         self._append = client.register_script(_APPEND)
+        self._relay = client.register_script(_RELAY)
         self._add_at = client.register_script(_ADD_AT)
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
@@ -298,6 +322,12 @@ class RedisLiveState:
             for seq, text in enumerate(self._lrange(conversation_id, 0), start=1)
         ]
         return derive_message_fields(conversation, rows)
+
+    def conversation_head(self, conversation_id: str) -> Conversation | None:
+        """The conversation as stored, without reading its messages (one GET): its
+        `last_seq`, `last_visitor_message_at` and `waiting_since` are not derived."""
+        data = cast(str | None, self._r.get(self._c(conversation_id, "conv")))
+        return _conversation_from_row(conversation_id, data) if data is not None else None
 
     def unfinished_by_state(self) -> dict[str, int]:
         """How many of `unfinished_conversations` are in each state (the metrics' gauge):
@@ -450,6 +480,35 @@ class RedisLiveState:
             return AppendResult(replace(draft, seq=int(seq)), False)
         text = cast(str, self._r.lindex(self._c(draft.conversation_id, "msgs"), int(seq) - 1))
         return AppendResult(_message(draft.conversation_id, int(seq), text), True)
+
+    def append_message_later(self, draft: Message, then: Callable[[AppendResult], T]) -> Future[T]:
+        # Redis answers once the script ran (and, with appendfsync always, is on disk):
+        # nothing to wait for beyond the call itself.
+        future: Future[T] = Future()
+        future.set_result(then(self.append_message(draft)))
+        return future
+
+    def relay_message(
+        self, draft: Message, bus_channel: str, bodies: list[str]
+    ) -> AppendResult | None:
+        """`append_message` and the publish of `bodies` on `bus_channel` in one script, for
+        the relay path without the org lease: None when the chat has ended (or is gone)
+        and the client_id is new. Not counted in `writes`: the other processes hear of the
+        message on the bus, not through the change log (connector/chat/org_sync.py)."""
+        cid = draft.conversation_id
+        outcome, seq = cast(
+            list[int],
+            self._relay(
+                keys=[*self._msg_keys(cid), self._c(cid, "conv"), bus_channel],
+                args=[draft.client_id, _message_json(draft), _counted(draft), *bodies],
+            ),
+        )
+        if int(outcome) < 0:
+            return None
+        if int(outcome) == 1:
+            return AppendResult(replace(draft, seq=int(seq)), False)
+        text = cast(str, self._r.lindex(self._c(cid, "msgs"), int(seq) - 1))
+        return AppendResult(_message(cid, int(seq), text), True)
 
     def claim_accept(self, conversation_id: str, agent_id: str) -> str:
         self._wrote(f"conversation:{conversation_id}")

@@ -28,6 +28,7 @@ __all__ = [
     "conversation_channels",
     "ring_order",
     "watcher_channels",
+    "available_topics",
     "widget_available",
     "widget_channel",
 ]
@@ -88,11 +89,24 @@ def ring_order(
     return [agent.agent_id for agent in free]
 
 
+def available_topics(agents: Iterable[AgentRoute]) -> frozenset[str]:
+    """The topics some online, Available agent serves: a widget sharing one can chat.
+
+    Computed once for all widgets (`refresh_availability`): asking every agent for every
+    widget is widgets x agents under the engine's lock (0.8 s a sweep at 500 of each)."""
+    return frozenset(
+        topic_id
+        for agent in agents
+        if agent.online and agent.status is AgentStatus.AVAILABLE
+        for topic_id in agent.topic_ids
+    )
+
+
 def widget_available(
-    enabled: bool, widget_topic_ids: frozenset[str], agents: Iterable[AgentRoute]
+    enabled: bool, widget_topic_ids: frozenset[str], topics: frozenset[str]
 ) -> bool:
-    """True when the widget is on and some online, Available agent shares a topic."""
-    return enabled and bool(agents_for_chat(widget_topic_ids, agents))
+    """True when the widget is on and shares a topic with `available_topics`."""
+    return enabled and not widget_topic_ids.isdisjoint(topics)
 
 
 def agent_channel(agent_id: str) -> str:

@@ -7,10 +7,13 @@ visitors' presence records (first seen, name, page). Which websockets are open i
 stored: after a restart every client reconnects.
 
 `SqliteLiveState` keeps one connection in WAL mode behind a lock. Every write is its own
-transaction and is committed before the method returns, so a message is durable before
-anyone is told about it. `synchronous=NORMAL` in WAL mode survives a crash of the process
-(what a restart is); only a power loss may drop the last transactions. A Redis-backed
-`LiveState` can replace it when several instances serve one org.
+transaction and is committed before the method returns; messages are appended by one
+writer thread on a second connection, a transaction per batch (`append_message_later`,
+connector/chat/group_commit.py), and announced only once committed, so a message is
+durable before anyone is told about it. `synchronous=NORMAL` in WAL mode survives a crash
+of the process (what a restart is); only a power loss may drop the last transactions.
+`RedisLiveState` (connector/chat/redis_state.py) replaces it when several processes serve
+one org.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
+from connector.chat.group_commit import GroupCommit
 from connector.chat.model import (
     AgentStatus,
     Conversation,
@@ -58,6 +63,9 @@ class DuplicateMessage(Exception):
         self.client_id = client_id
 
 
+T = TypeVar("T")
+
+
 class LiveState(Protocol):
     """Where conversations, messages and presence live."""
 
@@ -75,6 +83,13 @@ class LiveState(Protocol):
         `last_visitor_message_at` and `waiting_since` are not written here: loading a
         conversation derives them from its messages. Raises DuplicateMessage when the
         client_id (or seq) is taken."""
+
+    def append_message_later(self, draft: Message, then: Callable[[AppendResult], T]) -> Future[T]:
+        """Store `draft` with the next seq of its conversation (`draft.seq` is ignored) or,
+        when its client_id is already stored there, find that message; then call
+        `then(result)` once it is committed, in commit order. The caller may wait for the
+        Future outside its locks (the relay path): SQLite commits in groups on one writer
+        thread (connector/chat/group_commit.py)."""
 
     def message_by_client_id(self, conversation_id: str, client_id: str) -> Message | None:
         """The message this sender already sent with `client_id`, if any."""
@@ -447,6 +462,23 @@ def _insert_message(db: sqlite3.Connection, message: Message) -> None:
     )
 
 
+def _append_one(db: sqlite3.Connection, draft: Message) -> AppendResult:
+    """`append_message` inside the caller's transaction."""
+    rows = db.execute(
+        "SELECT * FROM message WHERE conversation_id = ? AND client_id = ?",
+        (draft.conversation_id, draft.client_id),
+    ).fetchall()
+    if rows:
+        return AppendResult(_message_from_row(rows[0]), True)
+    (last,) = db.execute(
+        "SELECT COALESCE(MAX(seq), 0) FROM message WHERE conversation_id = ?",
+        (draft.conversation_id,),
+    ).fetchone()
+    message = replace(draft, seq=int(last) + 1)
+    _insert_message(db, message)
+    return AppendResult(message, False)
+
+
 def _message_from_row(row: sqlite3.Row) -> Message:
     sent_at = _parse(row["sent_at"])
     assert sent_at is not None
@@ -480,6 +512,16 @@ class SqliteLiveState:
         if "attachment" not in columns:  # a live.sqlite from before attachments
             self._db.execute("ALTER TABLE message ADD COLUMN attachment TEXT")
         self._db.executescript(_PRIMITIVES_SCHEMA)
+        # Messages are appended on their own connection by one thread, a transaction per
+        # batch (`append_message_later`): readers in WAL mode never wait for its commits.
+        self._writer_db = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        self._writer_db.row_factory = sqlite3.Row
+        self._writer_db.execute("PRAGMA synchronous=NORMAL")
+        self._appends: GroupCommit[Message, AppendResult] = GroupCommit(
+            self._append_batch, name="crmchat-live-writer"
+        )
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -679,26 +721,33 @@ class SqliteLiveState:
         return {str(row["state"]): int(row["n"]) for row in rows}
 
     def close(self) -> None:
+        self._appends.close()
+        self._writer_db.close()
         with self._lock:
             self._db.close()
 
     # ----- LivePrimitives (docs/scale-out.md) -----------------------------------------
 
     def append_message(self, draft: Message) -> AppendResult:
-        with self._transaction() as db:
-            rows = db.execute(
-                "SELECT * FROM message WHERE conversation_id = ? AND client_id = ?",
-                (draft.conversation_id, draft.client_id),
-            ).fetchall()
-            if rows:
-                return AppendResult(_message_from_row(rows[0]), True)
-            (last,) = db.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM message WHERE conversation_id = ?",
-                (draft.conversation_id,),
-            ).fetchone()
-            message = replace(draft, seq=int(last) + 1)
-            _insert_message(db, message)
-        return AppendResult(message, False)
+        # Behind the relay's queued appends, so seqs are given in the order asked.
+        return self.append_message_later(draft, lambda result: result).result()
+
+    def append_message_later(self, draft: Message, then: Callable[[AppendResult], T]) -> Future[T]:
+        return self._appends.submit(draft, then)
+
+    def _append_batch(self, drafts: Sequence[Message]) -> list[AppendResult]:
+        """One transaction for the batch (the writer thread): each draft gets the next seq
+        of its conversation, or the stored message when its client_id is taken."""
+        db = self._writer_db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            results = [_append_one(db, draft) for draft in drafts]
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return results
 
     def claim_accept(self, conversation_id: str, agent_id: str) -> str:
         with self._transaction() as db:

@@ -23,8 +23,11 @@ from connector.chat.actions.conversations import (
     publish_chat_updated,
     publish_message,
     refresh_availability,
+    relay_sent,
+    relay_shared,
     routing_topics,
-    store_sent,
+    shared_chat,
+    shared_relay,
     visitor_agent,
 )
 from connector.chat.actions.finishing import end_chat, end_wrapup
@@ -310,28 +313,54 @@ def _publish_visitor_agent(engine: ChatEngine, conversation: Conversation) -> No
 def do_agent_send(
     engine: ChatEngine, session: AgentSession, *, conversation_id: str, client_id: str, text: str
 ) -> None:
-    """Store an agent's message (snippets expanded) and relay it."""
+    """Store an agent's message (snippets expanded, masked like a visitor's: a card number
+    an agent pastes is not stored either) and relay it."""
+    if shared_relay(engine) is not None:
+        profile = agent_profile(engine, session.agent_id)
+        conversation = _shared_agent_conversation(engine, profile.agent_id, conversation_id)
+        # A channel chat's reply rule reads its messages, and answering a postponed chat
+        # takes it back: those take the locked path.
+        if conversation.channel is None and conversation.postponed_until is None:
+            relay_shared(
+                engine,
+                session.subscriber,
+                conversation,
+                kind=SenderKind.AGENT,
+                sender_id=profile.agent_id,
+                sender_name=profile.name,
+                text=_agent_text(engine, conversation, text),
+                client_id=client_id,
+            )
+            return
     with engine.changing():
         profile = agent_profile(engine, session.agent_id)
         conversation = agent_conversation(engine, profile.agent_id, conversation_id)
         check_channel_reply(engine, conversation)
-        message = store_sent(
+        relay_sent(
             engine,
             session.subscriber,
             conversation,
             kind=SenderKind.AGENT,
             sender_id=profile.agent_id,
             sender_name=profile.name,
-            # Masked like a visitor's: a card number an agent pastes is not stored either.
-            text=masked_for_chat(
-                engine, conversation, expand_snippets(text, engine.directory.snippets())
-            ),
+            text=_agent_text(engine, conversation, text),
             client_id=client_id,
         )
-        if message is not None:
-            conversation.waiting_since = None
-            publish_message(engine, conversation, message)
-            bring_back(engine, conversation)  # answering a postponed chat takes it back
+        bring_back(engine, conversation)  # answering a postponed chat takes it back
+
+
+def _agent_text(engine: ChatEngine, conversation: Conversation, text: str) -> str:
+    return masked_for_chat(engine, conversation, expand_snippets(text, engine.directory.snippets()))
+
+
+def _shared_agent_conversation(
+    engine: ChatEngine, agent_id: str, conversation_id: str
+) -> Conversation:
+    """`agent_conversation` on Redis, as stored now (no lock, no lease)."""
+    conversation = shared_chat(engine, conversation_id)
+    if conversation is None or not conversation.has_agent(agent_id):
+        raise ChatNotFound("There is no such chat.")
+    return conversation
 
 
 def do_agent_resync(
@@ -507,17 +536,32 @@ def do_agent_chat_start(engine: ChatEngine, session: AgentSession, *, agent_id: 
 def do_agent_typing(
     engine: ChatEngine, session: AgentSession, *, conversation_id: str, on: bool
 ) -> None:
-    """Forward an agent's typing state to the rest of the chat."""
+    """Forward an agent's typing state to the rest of the chat (on Redis without the
+    engine's lock or the org lease: a read and a publish)."""
+    if shared_relay(engine) is not None:
+        profile = agent_profile(engine, session.agent_id)
+        conversation = _shared_agent_conversation(engine, profile.agent_id, conversation_id)
+        _publish_typing(engine, conversation, profile, on=on)
+        return
     with engine.changing():
         profile = agent_profile(engine, session.agent_id)
         conversation = agent_conversation(engine, profile.agent_id, conversation_id)
-        if conversation.is_open:
-            engine.bus.publish(
-                events.event(
-                    events.TYPING, conversation_id=conversation_id, on=on, name=profile.name
-                ),
-                conversation_channels(conversation) - {agent_channel(profile.agent_id)},
-            )
+        _publish_typing(engine, conversation, profile, on=on)
+
+
+def _publish_typing(
+    engine: ChatEngine, conversation: Conversation, profile: AgentLike, *, on: bool
+) -> None:
+    if conversation.is_open:
+        engine.bus.publish(
+            events.event(
+                events.TYPING,
+                conversation_id=conversation.conversation_id,
+                on=on,
+                name=profile.name,
+            ),
+            conversation_channels(conversation) - {agent_channel(profile.agent_id)},
+        )
 
 
 def do_agent_labels(

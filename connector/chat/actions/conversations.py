@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import redis
+
 from connector.chat import events
-from connector.chat.errors import ChatEnded, ChatNotFound
+from connector.chat.bus import RedisBus, bus_body
+from connector.chat.errors import ChatEnded, ChatNotFound, ChatUnavailable
 from connector.chat.finish import transcript_messages
-from connector.chat.hub import Subscriber
+from connector.chat.hub import Queued, Subscriber
 from connector.chat.model import (
     AgentPresence,
     Conversation,
@@ -22,8 +26,10 @@ from connector.chat.model import (
     VisitorPresence,
 )
 from connector.chat.ports import AgentLike, WidgetLike
+from connector.chat.redis_state import RedisLiveState
 from connector.chat.routing import (
     AgentRoute,
+    available_topics,
     can_see,
     chat_channel,
     conversation_channels,
@@ -31,7 +37,7 @@ from connector.chat.routing import (
     widget_available,
     widget_channel,
 )
-from connector.chat.state import DuplicateMessage
+from connector.chat.state import AppendResult, DuplicateMessage
 from connector.chat.views import (
     chat_view,
     message_view,
@@ -62,6 +68,11 @@ __all__ = [
     "publish_chat_updated",
     "publish_message",
     "publish_visitor",
+    "note_message",
+    "relay_sent",
+    "relay_shared",
+    "shared_chat",
+    "shared_relay",
     "refresh_availability",
     "routing_topics",
     "store_sent",
@@ -247,9 +258,9 @@ def append_message(
     """
     if changed:
         engine.state.save_conversation(conversation)
-    message = Message(
+    draft = Message(
         conversation_id=conversation.conversation_id,
-        seq=conversation.last_seq + 1,
+        seq=0,  # the state gives the next one
         client_id=client_id or f"sys-{uuid.uuid4().hex}",
         sender_kind=kind,
         sender_id=sender_id,
@@ -258,9 +269,29 @@ def append_message(
         sent_at=engine.clock(),
         attachment=attachment,
     )
-    engine.state.add_message(conversation, message)
-    conversation.last_seq = message.seq
-    return message
+    # Behind any relayed message still being committed (seqs in the order given).
+    stored = engine.state.append_message_later(draft, _same).result()
+    if stored.duplicate:
+        raise DuplicateMessage(conversation.conversation_id, draft.client_id)
+    note_message(conversation, stored.message.seq, kind, stored.message.sent_at)
+    return stored.message
+
+
+def _same(result: AppendResult) -> AppendResult:
+    return result
+
+
+def note_message(conversation: Conversation, seq: int, kind: SenderKind, sent_at: datetime) -> None:
+    """Bring the working copy's per-message fields up to date with a stored message (as
+    `state.derive_message_fields` does when a conversation is loaded)."""
+    conversation.last_seq = max(conversation.last_seq, seq)
+    if kind is SenderKind.VISITOR:
+        last = conversation.last_visitor_message_at
+        conversation.last_visitor_message_at = sent_at if last is None else max(last, sent_at)
+        if conversation.waiting_since is None:
+            conversation.waiting_since = sent_at
+    elif kind is SenderKind.AGENT:
+        conversation.waiting_since = None
 
 
 def append_system_line(engine: ChatEngine, conversation: Conversation, text: str) -> Message:
@@ -332,6 +363,138 @@ def store_sent(
         return None
 
 
+def relay_sent(
+    engine: ChatEngine,
+    session_subscriber: Subscriber,
+    conversation: Conversation,
+    *,
+    kind: SenderKind,
+    sender_id: str,
+    sender_name: str,
+    text: str,
+    client_id: str,
+    visitor_text: str = "",
+) -> None:
+    """A person's message (`message.send`): `store_sent` then `publish_message`, with the
+    commit and the publish off the engine lock (engine lock held by the caller).
+
+    The message is queued for the state (`append_message_later`); once committed it is
+    published, in commit order, and the sender's thread sends the frames when it leaves
+    `changing()`. A resend of a stored client_id answers the stored message to the sender
+    only. Raises ChatEnded when the chat is over and the message is new.
+    """
+    if not conversation.is_open:
+        existing = engine.state.message_by_client_id(conversation.conversation_id, client_id)
+        if existing is None:
+            raise ChatEnded("This chat has ended.")
+        engine.hub.send_to(session_subscriber, message_view(existing))
+        return
+    draft = Message(
+        conversation_id=conversation.conversation_id,
+        seq=0,  # the state gives the next one
+        client_id=client_id,
+        sender_kind=kind,
+        sender_id=sender_id,
+        sender_name=sender_name,
+        text=text,
+        sent_at=engine.clock(),
+    )
+    # Who hears it is decided now, under the lock, as for any event.
+    everyone = conversation_channels(conversation)
+    agents_side = conversation_channels(conversation, visitor=False)
+    visitor_side = {chat_channel(conversation.conversation_id)}
+
+    def then(result: AppendResult) -> Queued:
+        view = message_view(result.message)
+        if result.duplicate:
+            engine.hub.send_to(session_subscriber, view)
+        else:
+            message = result.message
+            note_message(conversation, message.seq, message.sender_kind, message.sent_at)
+            if not visitor_text or visitor_text == result.message.text:
+                engine.bus.publish(view, everyone)
+            else:
+                engine.bus.publish(view, agents_side)
+                engine.bus.publish({**view, "text": visitor_text}, visitor_side)
+        return engine.hub.take_queued()
+
+    engine.after_change(engine.state.append_message_later(draft, then))
+
+
+def shared_relay(engine: ChatEngine) -> tuple[RedisLiveState, RedisBus] | None:
+    """On Redis (several processes): the state and bus the relay path uses without the
+    engine's lock or the org lease (`relay_shared`); None alone (`relay_sent`)."""
+    if engine.org is None or not isinstance(engine.bus, RedisBus):
+        return None
+    return engine.org.state, engine.bus
+
+
+def shared_chat(engine: ChatEngine, conversation_id: str | None) -> Conversation | None:
+    """On Redis: the conversation as stored now (one GET, no lock, no lease), for the
+    relay path's checks; its per-message fields are not derived."""
+    relay = shared_relay(engine)
+    assert relay is not None
+    if not conversation_id:
+        return None
+    try:
+        return relay[0].conversation_head(conversation_id)
+    except redis.RedisError as error:
+        raise ChatUnavailable("The chat service is busy; try again.") from error
+
+
+def relay_shared(
+    engine: ChatEngine,
+    session_subscriber: Subscriber,
+    conversation: Conversation,
+    *,
+    kind: SenderKind,
+    sender_id: str,
+    sender_name: str,
+    text: str,
+    client_id: str,
+    visitor_text: str = "",
+) -> None:
+    """`relay_sent` on Redis: one script appends the message with the next seq (or finds
+    its client_id), refuses a chat that ended meanwhile, and publishes it on the bus, so
+    unrelated chats never wait for each other and a conversation's events leave in seq
+    order. No engine lock, no org lease: every process (this one too) hears the message
+    on the bus, and its working copy notes it at its next change (`ChatEngine.hear`).
+
+    `conversation` is as `shared_chat` read it. Raises ChatEnded when the chat is over
+    and the message is new, ChatUnavailable when Redis is away (the client resends).
+    """
+    relay = shared_relay(engine)
+    assert relay is not None
+    state, bus = relay
+    draft = Message(
+        conversation_id=conversation.conversation_id,
+        seq=0,  # the script gives the next one
+        client_id=client_id,
+        sender_kind=kind,
+        sender_id=sender_id,
+        sender_name=sender_name,
+        text=text,
+        sent_at=engine.clock(),
+    )
+    view = message_view(draft)
+    if not visitor_text or visitor_text == text:
+        bodies = [bus_body(view, conversation_channels(conversation))]
+    else:
+        bodies = [
+            bus_body(view, conversation_channels(conversation, visitor=False)),
+            bus_body({**view, "text": visitor_text}, {chat_channel(conversation.conversation_id)}),
+        ]
+    try:
+        result = state.relay_message(draft, bus.topic, bodies)
+    except redis.RedisError as error:
+        raise ChatUnavailable("The chat service is busy; try again.") from error
+    if result is None:
+        raise ChatEnded("This chat has ended.")
+    if result.duplicate:
+        engine.hub.send_to(session_subscriber, message_view(result.message))
+        engine.hub.flush()
+
+
 def publish_message(
     engine: ChatEngine, conversation: Conversation, message: Message, *, visitor_text: str = ""
 ) -> None:
@@ -364,6 +527,9 @@ def refresh_availability(engine: ChatEngine, topic_ids: frozenset[str] | None) -
     changed status) can have changed, so only those are recomputed, found in the roster;
     None: all, filed in the roster again.
     """
+    # The topics some Available agent serves, once for all widgets (a widget sharing one
+    # can chat); the widgets to look at come from the roster.
+    topics = available_topics(agent_routes(engine))
     if topic_ids is None:
         widget_ids = {p.widget_id for p in engine.visitors.values() if p.connected}
         widget_ids |= set(engine.availability)
@@ -380,9 +546,7 @@ def refresh_availability(engine: ChatEngine, topic_ids: frozenset[str] | None) -
         ):
             continue
         available = widget is not None and widget_available(
-            widget_on(engine, widget),
-            widget.topic_ids,
-            agent_routes(engine, widget.topic_ids, available=True),
+            widget_on(engine, widget), widget.topic_ids, topics
         )
         if engine.announce_availability(widget_id, available):
             engine.bus.publish(
@@ -420,7 +584,9 @@ def widget_status(engine: ChatEngine, widget_id: str) -> tuple[WidgetLike, bool]
         return widget, False
     with engine.reading():
         routes = agent_routes(engine, widget.topic_ids, available=True)
-    return widget, widget_available(widget_on(engine, widget), widget.topic_ids, routes)
+    return widget, widget_available(
+        widget_on(engine, widget), widget.topic_ids, available_topics(routes)
+    )
 
 
 def agent_conversation(engine: ChatEngine, agent_id: str, conversation_id: str) -> Conversation:

@@ -15,9 +15,11 @@ from connector.chat.actions.conversations import (
     find_conversation,
     masked_for_chat,
     publish_chat_updated,
-    publish_message,
     publish_visitor,
-    store_sent,
+    relay_sent,
+    relay_shared,
+    shared_chat,
+    shared_relay,
     visitor_agent,
     widget_on,
     without_requester,
@@ -49,6 +51,7 @@ from connector.chat.model import (
 )
 from connector.chat.routing import (
     agents_for_chat,
+    available_topics,
     chat_channel,
     conversation_channels,
     watcher_channels,
@@ -214,7 +217,7 @@ def do_visitor_hello(
         available = widget_available(
             widget_on(engine, widget),
             widget.topic_ids,
-            agent_routes(engine, widget.topic_ids, available=True),
+            available_topics(agent_routes(engine, widget.topic_ids, available=True)),
         )
         engine.availability[widget_id] = available
         engine.roster.note_widget(widget_id, widget.topic_ids)
@@ -347,7 +350,7 @@ def do_visitor_start(
             agent_routes(engine, widget.topic_ids, available=True) if widget is not None else []
         )
         if widget is None or not widget_available(
-            widget_on(engine, widget), widget.topic_ids, routes
+            widget_on(engine, widget), widget.topic_ids, available_topics(routes)
         ):
             raise ChatUnavailable("No agent is available right now.")
         if widget.design.require_login and identity is None:
@@ -430,47 +433,73 @@ def _reply_started(engine: ChatEngine, session: VisitorSession, conversation: Co
 def do_visitor_send(
     engine: ChatEngine, session: VisitorSession, *, client_id: str, text: str
 ) -> None:
-    """Store the visitor's message and relay it (resending a client_id is a no-op)."""
+    """Store the visitor's message and relay it (resending a client_id is a no-op).
+    Agents and the transcript get the masked text; the visitor's tabs what they typed."""
+    if shared_relay(engine) is not None:
+        conversation = _shared_visitor_conversation(engine, session)
+        if conversation.postponed_until is None:  # a postponed chat comes back: locked path
+            relay_shared(
+                engine,
+                session.subscriber,
+                conversation,
+                kind=SenderKind.VISITOR,
+                sender_id=conversation.visitor_id or "",
+                sender_name=conversation.visitor_name,
+                text=masked_for_chat(engine, conversation, text),
+                client_id=client_id,
+                visitor_text=text,
+            )
+            return
     with engine.changing():
         conversation = _visitor_conversation(engine, session)
-        # Agents and the transcript get the masked text; the visitor's tabs what they typed.
-        masked = masked_for_chat(engine, conversation, text)
-        now = engine.clock()
-        previous = (conversation.last_visitor_message_at, conversation.waiting_since)
-        conversation.last_visitor_message_at = now
-        if conversation.waiting_since is None:
-            conversation.waiting_since = now
-        message = store_sent(
+        relay_sent(
             engine,
             session.subscriber,
             conversation,
             kind=SenderKind.VISITOR,
             sender_id=conversation.visitor_id or "",
             sender_name=conversation.visitor_name,
-            text=masked,
+            text=masked_for_chat(engine, conversation, text),
             client_id=client_id,
+            visitor_text=text,
         )
-        if message is None:
-            conversation.last_visitor_message_at, conversation.waiting_since = previous
-            return
-        publish_message(engine, conversation, message, visitor_text=text)
         bring_back(engine, conversation)  # a postponed chat: the customer wrote
 
 
+def _shared_visitor_conversation(engine: ChatEngine, session: VisitorSession) -> Conversation:
+    """`_visitor_conversation` on Redis, as stored now (no lock, no lease)."""
+    if session.visitor_id is None:
+        raise ChatInvalid("Say hello first.")
+    conversation = shared_chat(engine, session.conversation_id)
+    if conversation is None or conversation.visitor_id != session.visitor_id:
+        raise ChatNotFound("There is no chat on this connection.")
+    return conversation
+
+
 def do_visitor_typing(engine: ChatEngine, session: VisitorSession, *, on: bool) -> None:
-    """Forward the visitor's typing state to the chat's agents."""
+    """Forward the visitor's typing state to the chat's agents (on Redis without the
+    engine's lock or the org lease: a read and a publish)."""
+    if shared_relay(engine) is not None:
+        conversation = _shared_visitor_conversation(engine, session)
+        if conversation.is_open:
+            _publish_typing(engine, conversation, on=on)
+        return
     with engine.changing():
         conversation = _visitor_conversation(engine, session)
         if conversation.is_open:
-            engine.bus.publish(
-                events.event(
-                    events.TYPING,
-                    conversation_id=conversation.conversation_id,
-                    on=on,
-                    name=conversation.visitor_name,
-                ),
-                conversation_channels(conversation, visitor=False),
-            )
+            _publish_typing(engine, conversation, on=on)
+
+
+def _publish_typing(engine: ChatEngine, conversation: Conversation, *, on: bool) -> None:
+    engine.bus.publish(
+        events.event(
+            events.TYPING,
+            conversation_id=conversation.conversation_id,
+            on=on,
+            name=conversation.visitor_name,
+        ),
+        conversation_channels(conversation, visitor=False),
+    )
 
 
 def do_visitor_end(engine: ChatEngine, session: VisitorSession) -> None:
