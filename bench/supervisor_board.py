@@ -3,11 +3,13 @@
 The engine is the real one (`ChatEngine` over `SqliteLiveState` in a temporary folder, a
 real `Hub`, routing_load's in-memory Directory): `--agents` agents of capacity 3 over 10
 topics, each filling their capacity, and chats up to `--chats` in all (the rest wait in the
-queues). One supervisor console is connected. Then `--sweeps` times a visitor writes (the
-board's `last_seq` moves) and the sweep's `do_push_board` runs: its wall time (the board
-built from the working copy, compared with the last one as JSON, sent) is measured, and
-the same for a sweep with nothing changed (built and compared, not sent). A burst of
-`--burst` messages between two sweeps reaches the supervisor as one frame.
+queues). One supervisor console is connected (its first frame: the whole board). Then
+`--sweeps` times a visitor writes (the board's `last_seq` moves) and the sweep's
+`do_push_board` runs: its wall time (the board built, compared row by row with the last
+one, the changed rows sent) is measured, and the same for a sweep with nothing changed
+(built and compared, not sent); and how long a build holds the engine lock (copying the
+working copy's values out, `supervision._capture`), which is what every chat's relay waits
+for. A burst of `--burst` messages between two sweeps reaches the supervisor as one frame.
 
     .venv/bin/python bench/supervisor_board.py                 # 1,000 chats, 100 agents
     .venv/bin/python bench/supervisor_board.py --chats 2000 --agents 200
@@ -72,7 +74,7 @@ def run(*, agent_count: int, chats: int, sweeps: int, burst: int, folder: Path) 
     )
     supervision.watch_board(engine, supervisor)
     supervision.do_push_board(engine)
-    changed_ms, unchanged_ms = [], []
+    changed_ms, unchanged_ms, locked_ms = [], [], []
     for n in range(sweeps):
         visitors.do_visitor_send(engine, pages[n % len(pages)], client_id=f"m{n}", text="Hello?")
         t0 = time.perf_counter()
@@ -81,6 +83,9 @@ def run(*, agent_count: int, chats: int, sweeps: int, burst: int, folder: Path) 
         t0 = time.perf_counter()
         assert not supervision.do_push_board(engine)
         unchanged_ms.append(1000 * (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        supervision._capture(engine)
+        locked_ms.append(1000 * (time.perf_counter() - t0))
     before = len(frames)
     for n in range(burst):
         visitors.do_visitor_send(engine, pages[n % len(pages)], client_id=f"b{n}", text="Hi")
@@ -98,7 +103,10 @@ def run(*, agent_count: int, chats: int, sweeps: int, burst: int, folder: Path) 
         "push_changed_ms_p50": pct(changed_ms, 50),
         "push_changed_ms_p99": pct(changed_ms, 99),
         "sweep_unchanged_ms_p50": pct(unchanged_ms, 50),
-        "board_frame_kb": round(statistics.median(frames) / 1024, 1),
+        "engine_lock_held_per_build_ms_p50": pct(locked_ms, 50),
+        "engine_lock_held_per_build_ms_p99": pct(locked_ms, 99),
+        "board_frame_at_connect_kb": round(frames[0] / 1024, 1),
+        "change_frame_kb_median": round(statistics.median(frames[1:before]) / 1024, 2),
         "burst_messages": burst,
         "frames_per_supervisor_for_the_burst": burst_frames,
         "load_average_1min": round(os.getloadavg()[0], 2),

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from chat_fakes import ANN, BOB, CID, FIELDS, SALES, SUPPORT, Inbox
+from chat_fakes import ANN, BOB, CID, FIELDS, HELP, SALES, SUPPORT, Inbox
 from test_chat_engine import World
 
 from connector.chat.actions import agents, offers, queues, visitors
@@ -184,3 +184,47 @@ def test_an_agent_transfers_a_chat_to_another_topics_queue(world: World) -> None
     assert visitor_in.last("chat.queued")["position"] == 1
     agents.do_agent_accept(world.engine, world.agent(CID)[0], conversation_id=chat)
     assert world.engine.conversations[chat].active_agent_ids() == [CID]
+
+
+def test_a_topics_chats_per_agent_limit_queues_its_chats_while_other_topics_still_ring(
+    world: World,
+) -> None:
+    # Bob answers Sales and Support with his own 3 places; Sales allows him one at a time.
+    world.directory.set_topic(TopicRecord(SALES, "Sales", "#ff0000", max_per_agent=1))
+    bob, bob_in = world.agent(BOB)
+    first_visitor, _, first = start(world, 1)
+    agents.do_agent_accept(world.engine, bob, conversation_id=first)
+    _, second_in, second = start(world, 2)
+    # Sales is full for Bob: the second Sales chat waits though he has two places left.
+    assert offered_ids(bob_in) == [first]
+    assert second_in.last("chat.queued")["position"] == 1
+    world.clock.advance(1)
+    help_visitor, help_in = world.visitor("visitor-help", widget_id=HELP)
+    visitors.do_visitor_start(world.engine, help_visitor, client_id="help-1", fields=FIELDS)
+    support_chat = str(help_in.last("chat.started")["conversation_id"])
+    # A Support chat still rings for him: the limit is the topic's, not his.
+    assert offered_ids(bob_in) == [first, support_chat]
+    agents.do_agent_accept(world.engine, bob, conversation_id=support_chat)
+    assert offered_ids(bob_in) == [first, support_chat]
+
+    visitors.do_visitor_end(world.engine, first_visitor)
+    # His Sales place freed: the waiting Sales chat rings for him now.
+    assert offered_ids(bob_in) == [first, support_chat, second]
+
+
+def test_the_chats_per_agent_limit_passes_the_topics_chat_to_a_colleague(world: World) -> None:
+    world.directory.set_topic(TopicRecord(SALES, "Sales", "#ff0000", max_per_agent=1))
+    ann, ann_in = world.agent(ANN)
+    bob, bob_in = world.agent(BOB)
+    _, _, first = start(world, 1)
+    _, _, second = start(world, 2)
+    _, _, third = start(world, 3)
+    # One Sales chat each (longest idle first: neither was offered, so by id), the third
+    # waits for a Sales place though both have places of their own left.
+    assert offered_ids(ann_in) == [first]
+    assert offered_ids(bob_in) == [second]
+    offers.do_agent_reject(world.engine, ann, conversation_id=first)
+    # Bob has a Sales chat ringing already: the rejected chat waits rather than ring him,
+    # and Ann's freed Sales place goes to the next chat in the queue.
+    assert offered_ids(bob_in) == [second]
+    assert offered_ids(ann_in) == [first, third]

@@ -17,6 +17,7 @@ from connector.chat.routing import (
     available_topics,
     can_see,
     conversation_channels,
+    fits_topics,
     watcher_channels,
     widget_available,
 )
@@ -93,3 +94,15 @@ def test_visitor_presence_goes_to_online_agents_of_the_widget_whatever_their_sta
         route("cid", SALES, online=False),
     ]
     assert watcher_channels(frozenset({SALES}), agents) == {"agent:ann"}
+
+
+def test_fits_topics_checks_only_the_topics_that_limit_chats_per_agent() -> None:
+    loads = {("ann", "sales"): 1, ("ann", "support"): 4}
+    limits = {"sales": 2}
+    assert fits_topics("ann", {"sales", "support"}, topic_loads=loads, limits=limits)
+    assert not fits_topics("ann", {"sales"}, topic_loads=loads, limits={"sales": 1})
+    # A chat of several topics needs a place in each that limits.
+    assert not fits_topics(
+        "ann", {"sales", "support"}, topic_loads=loads, limits={"sales": 2, "support": 4}
+    )
+    assert fits_topics("bob", {"sales"}, topic_loads=loads, limits={"sales": 1})

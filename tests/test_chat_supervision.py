@@ -9,7 +9,7 @@ import pytest
 from chat_fakes import ANN, BOB, CID, Inbox
 from test_chat_engine import World
 
-from connector.chat.actions import agents, consults, supervision
+from connector.chat.actions import agents, consults, supervision, visitors
 from connector.chat.errors import ChatForbidden, ChatNotFound
 from connector.chat.sessions import AgentSession
 
@@ -68,7 +68,7 @@ def test_only_a_supervisor_joins_uninvited_or_messages_an_agent_of_a_chat_they_a
     assert "joined the chat" in v_in.last("message.created")["text"]
 
 
-def test_the_board_is_pushed_to_supervisors_when_it_changes_and_only_then(world: World) -> None:
+def test_the_board_goes_whole_at_connect_then_only_its_changed_rows(world: World) -> None:
     ann, ann_in = world.agent(ANN)
     cid_in = Inbox()
     cid = AgentSession(cid_in.subscriber, CID, supervisor=True)
@@ -77,19 +77,65 @@ def test_the_board_is_pushed_to_supervisors_when_it_changes_and_only_then(world:
     supervision.watch_board(world.engine, ann)  # a plain agent: no board
     (first,) = cid_in.of_type("supervisor.board")
     assert first["board"]["chats"] == []
+    assert {a["agent_id"] for a in first["board"]["agents"]} >= {ANN, CID}
 
-    assert supervision.do_push_board(world.engine) is True  # nothing pushed before
-    assert supervision.do_push_board(world.engine) is False  # unchanged: no frame
+    assert supervision.do_push_board(world.engine) is False  # unchanged since connect
     visitor, v_in = world.visitor()
     conversation_id = world.start_chat(visitor, v_in)
     assert supervision.do_push_board(world.engine) is True
-    pushed = cid_in.last("supervisor.board")["board"]
-    assert [c["conversation_id"] for c in pushed["chats"]] == [conversation_id]
+    started = cid_in.last("supervisor.board_changed")
+    # The new chat and the queue it waits in; the agents did not change.
+    assert [c["conversation_id"] for c in started["changed"]["chats"]] == [conversation_id]
+    assert [q["waiting"] for q in started["changed"]["queues"]] == [1]
+    assert "agents" not in started["changed"] and started["removed"] == {}
+
     agents.do_agent_accept(world.engine, ann, conversation_id=conversation_id)
     supervision.do_push_board(world.engine)
-    assert cid_in.last("supervisor.board")["board"]["chats"][0]["state"] == "active"
+    accepted = cid_in.last("supervisor.board_changed")
+    assert accepted["changed"]["chats"][0]["state"] == "active"
+    assert [a["agent_id"] for a in accepted["changed"]["agents"]] == [ANN]  # 1 chat now
+
+    visitors.do_visitor_end(world.engine, visitor)
+    supervision.do_push_board(world.engine)
+    ended = cid_in.last("supervisor.board_changed")
+    assert ended["removed"] == {"chats": [conversation_id]}
     assert ann_in.of_type("supervisor.board") == []
+    assert ann_in.of_type("supervisor.board_changed") == []
     assert supervision.do_push_board(world.engine) is False
+    # One whole board for the whole session.
+    assert len(cid_in.of_type("supervisor.board")) == 1
+
+
+def test_a_supervisor_who_connects_later_gets_the_board_as_the_others_have_it(
+    world: World,
+) -> None:
+    bob_in, cid_in = Inbox(), Inbox()
+    bob = AgentSession(bob_in.subscriber, BOB, supervisor=True)
+    cid = AgentSession(cid_in.subscriber, CID, supervisor=True)
+    agents.do_agent_connect(world.engine, bob)
+    supervision.watch_board(world.engine, bob)
+    visitor, v_in = world.visitor()
+    conversation_id = world.start_chat(visitor, v_in)
+    # Cid connects between two sweeps: Bob is brought up to date first, so both go on
+    # from the same board.
+    agents.do_agent_connect(world.engine, cid)
+    supervision.watch_board(world.engine, cid)
+    caught_up = bob_in.last("supervisor.board_changed")
+    assert [c["conversation_id"] for c in caught_up["changed"]["chats"]] == [conversation_id]
+    assert [c["conversation_id"] for c in cid_in.last("supervisor.board")["board"]["chats"]] == [
+        conversation_id
+    ]
+    assert supervision.do_push_board(world.engine) is False
+
+
+def test_board_delta_keys_rows_and_reports_removals() -> None:
+    old = {"chats": {"a": {"conversation_id": "a", "state": "waiting"}}, "queues": {}, "agents": {}}
+    new = {"chats": {"b": {"conversation_id": "b", "state": "waiting"}}, "queues": {}, "agents": {}}
+    assert supervision.board_delta(old, new) == {
+        "changed": {"chats": [{"conversation_id": "b", "state": "waiting"}]},
+        "removed": {"chats": ["a"]},
+    }
+    assert supervision.board_delta(new, new) is None
 
 
 def test_no_board_is_built_without_a_supervisor_online(
@@ -100,5 +146,5 @@ def test_no_board_is_built_without_a_supervisor_online(
     def built(engine: object) -> dict[str, object]:
         raise AssertionError("the board was built for nobody")
 
-    monkeypatch.setattr(supervision, "supervisor_board", built)
+    monkeypatch.setattr(supervision, "board_rows", built)
     assert supervision.do_push_board(world.engine) is False

@@ -3,6 +3,7 @@ activity is written once, with it, or without it once the wrap-up's time ran out
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,61 @@ def test_the_topics_own_time_limit_closes_the_wrapup(tmp_path: Path) -> None:
     world.clock.advance(61)
     assert due.run_due_timers(world.engine) == 1
     assert "crmchat_disposition" not in written(world)
+
+
+def _ann_with_one_place(world: World) -> None:
+    profile = world.directory.agent(ANN)
+    assert profile is not None
+    world.directory.set_agent(replace(profile, capacity=1))
+
+
+def _second_chat(world: World) -> tuple[str, Any]:
+    world.clock.advance(1)
+    visitor, v_in = world.visitor("visitor-0002")
+    visitors.do_visitor_start(world.engine, visitor, client_id="s2", fields=FIELDS)
+    return str(v_in.last("chat.started")["conversation_id"]), v_in
+
+
+def _offered(inbox: Any) -> list[str]:
+    return [f["chat"]["conversation_id"] for f in inbox.of_type("chat.offered")]
+
+
+def test_a_chat_in_wrapup_holds_its_agents_place_until_it_is_closed(world: World) -> None:
+    # Capacity 1 and Sales' default: the wrap-up blocks capacity (Omnichannel's default).
+    _ann_with_one_place(world)
+    first, ann, ann_in, visitor = accepted_chat(world)
+    visitors.do_visitor_end(world.engine, visitor)
+    assert ann_in.last("chat.updated")["chat"]["wrapup_until"] is not None
+    second, second_in = _second_chat(world)
+    # Ann still works on the first chat: the second waits in the queue.
+    assert _offered(ann_in) == [first]
+    assert second_in.last("chat.queued")["position"] == 1
+    agents.do_agent_end(world.engine, ann, conversation_id=first, disposition="Sold")
+    # Closed: her place frees and the second chat rings for her.
+    assert _offered(ann_in) == [first, second]
+
+
+def test_the_wrapups_time_limit_frees_the_place_too(world: World) -> None:
+    _ann_with_one_place(world)
+    first, _, ann_in, visitor = accepted_chat(world)
+    visitors.do_visitor_end(world.engine, visitor)
+    second, _ = _second_chat(world)
+    assert _offered(ann_in) == [first]
+    world.clock.advance(DEFAULT_WRAPUP_SECS)
+    due.run_due_timers(world.engine)
+    assert _offered(ann_in) == [first, second]
+
+
+def test_a_topic_that_does_not_block_lets_the_next_chat_ring_during_wrapup(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    world.directory.set_topic(
+        TopicRecord(SALES, "Sales", "#ff0000", SALES_CLOSES, block_wrapup=False)
+    )
+    _ann_with_one_place(world)
+    first, _, ann_in, visitor = accepted_chat(world)
+    visitors.do_visitor_end(world.engine, visitor)
+    assert ann_in.last("chat.updated")["chat"]["wrapup_until"] is not None
+    second, _ = _second_chat(world)
+    assert _offered(ann_in) == [first, second]

@@ -510,3 +510,20 @@ def test_the_topics_wrapup_time_limit_comes_from_its_column(org: Org) -> None:
     topics = Directory(org.client).topics()
     assert topics[ids["sales"]].wrapup_secs == 90
     assert topics[ids["support"]].wrapup_secs == DEFAULT_WRAPUP_SECS
+
+
+def test_the_topics_chats_per_agent_and_wrapup_blocking_come_from_their_columns(
+    org: Org,
+) -> None:
+    ids = org.ids
+    org.admin.update(
+        tables.TOPICS, ids["sales"], {"crmchat_maxperagent": 2, "crmchat_blockwrapup": False}
+    )
+    with pytest.raises(DataverseError):  # the column's range is 1-20
+        org.admin.update(tables.TOPICS, ids["support"], {"crmchat_maxperagent": 0})
+    topics = Directory(org.client).topics()
+    assert topics[ids["sales"]].max_per_agent == 2
+    assert topics[ids["sales"]].block_wrapup is False
+    # Left empty: no limit of the topic's own, and wrap-up blocks (Omnichannel's default).
+    assert topics[ids["support"]].max_per_agent is None
+    assert topics[ids["support"]].block_wrapup is True

@@ -179,8 +179,10 @@ class ChatEngine:
         # Recent handling times (accepted to ended, seconds) per topic, newest last: the
         # queue's estimated wait (actions/queues.py). Per process, since its start.
         self.handle_secs: dict[str, deque[float]] = {}
-        # The board this process's supervisors were last pushed, as JSON (supervision.py).
-        self.board_sent: str | None = None
+        # The board this process's supervisors were last sent, as rows, and the lock of
+        # building and sending it (actions/supervision.py); None while none is connected.
+        self.board_rows: dict[str, dict[str, dict[str, Any]]] | None = None
+        self.board_lock = threading.Lock()
         now = self.clock()
         # Visitors of chats open before a restart get the leave grace from now to reconnect.
         self.started_at = now

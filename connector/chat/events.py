@@ -30,6 +30,7 @@ __all__ = [
     "RESYNC",
     "SNAPSHOT",
     "SUPERVISOR_BOARD",
+    "SUPERVISOR_BOARD_CHANGED",
     "TICKET_CREATED",
     "TYPING",
     "VISITOR_LEFT",
@@ -64,8 +65,10 @@ CHAT_ENDED = "chat.ended"
 CHAT_RATED = "chat.rated"
 CHAT_TIMEOUT = "chat.timeout"
 TICKET_CREATED = "ticket.created"
-# To supervisors' consoles: the whole board, when it changed (actions/supervision.py).
+# To supervisors' consoles: the whole board at connect, then only its rows that changed
+# (actions/supervision.py).
 SUPERVISOR_BOARD = "supervisor.board"
+SUPERVISOR_BOARD_CHANGED = "supervisor.board_changed"
 MESSAGE_CREATED = "message.created"
 TYPING = "typing"
 ERROR = "error"

@@ -4,7 +4,8 @@
   of the widget's topics (`can_see`).
 - A waiting chat rings for one agent at a time: of the online, Available agents who may
   take it and have free capacity, the longest idle (`ring_order`; actions/queues.py
-  decides when). A widget is available when at least one online, Available agent shares
+  decides when), and a free place in each of its topics that limits chats per agent
+  (`fits_topics`). A widget is available when at least one online, Available agent shares
   a topic (`agents_for_chat`, `widget_available`), whether or not their capacity is full:
   the chat then waits in its topic's queue.
 - Events go to channels (`agent_channel`, `chat_channel`, `widget_channel`); which
@@ -25,6 +26,7 @@ __all__ = [
     "agents_for_chat",
     "can_see",
     "chat_channel",
+    "fits_topics",
     "conversation_channels",
     "ring_order",
     "watcher_channels",
@@ -99,6 +101,23 @@ def available_topics(agents: Iterable[AgentRoute]) -> frozenset[str]:
         for agent in agents
         if agent.online and agent.status is AgentStatus.AVAILABLE
         for topic_id in agent.topic_ids
+    )
+
+
+def fits_topics(
+    agent_id: str,
+    topic_ids: Iterable[str],
+    *,
+    topic_loads: Mapping[tuple[str, str], int],
+    limits: Mapping[str, int],
+) -> bool:
+    """True when the agent has a free place in each of the chat's topics that limits its
+    chats per agent (`limits`: topic id -> chats per agent; `topic_loads`: (agent id,
+    topic id) -> the agent's chats of that topic now)."""
+    return all(
+        topic_loads.get((agent_id, topic_id), 0) < limits[topic_id]
+        for topic_id in topic_ids
+        if topic_id in limits
     )
 
 

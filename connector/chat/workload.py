@@ -78,21 +78,6 @@ class Workload:
         found.sort(key=lambda c: (c.started_at, c.conversation_id))
         return found
 
-    def load(self, agent_id: str, conversations: Mapping[str, Conversation]) -> int:
-        """The open visitor chats the agent is in, plus the offers ringing for them; a chat
-        set aside (postponed, actions/postpone.py) or in its wrap-up holds no place."""
-        count = 0
-        for conversation in self.chats_of(agent_id, conversations):
-            if conversation.kind is not ConversationKind.VISITOR or not conversation.is_open:
-                continue
-            if conversation.postponed_until is not None:
-                continue
-            if conversation.state is ConversationState.WAITING:
-                count += conversation.ringing_agent_id == agent_id
-            elif agent_id in conversation.active_agent_ids():
-                count += 1
-        return count
-
 
 def _waits(conversation: Conversation) -> bool:
     return (

@@ -118,6 +118,12 @@ class TopicRecord:
     answer_secs: int = DEFAULT_ANSWER_SECS
     # How long a chat the visitor ended waits for its disposition (`crmchat_wrapupsecs`).
     wrapup_secs: int = DEFAULT_WRAPUP_SECS
+    # At most this many of the topic's chats per agent at once, within the agent's own
+    # capacity; None: only the agent's (`crmchat_maxperagent`; actions/queues.py).
+    max_per_agent: int | None = None
+    # A chat in wrap-up keeps its place of the agent's capacity (`crmchat_blockwrapup`;
+    # empty: yes, Omnichannel's default "Always block").
+    block_wrapup: bool = True
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,13 @@ def _whole(row: dict[str, Any], name: str, default: int, bounds: tuple[int, int]
     if not isinstance(value, int) or isinstance(value, bool):
         return default
     return min(max(value, bounds[0]), bounds[1])
+
+
+def _limit(row: dict[str, Any], name: str, bounds: tuple[int, int]) -> int | None:
+    """An optional whole number column: None when empty, else kept within its range."""
+    if row.get(name) is None:
+        return None
+    return _whole(row, name, bounds[0], bounds)
 
 
 def _owner_bind(row: dict[str, Any]) -> str | None:
@@ -236,6 +249,8 @@ _SOURCES = (
             "crmchat_dispositions",
             "crmchat_answersecs",
             "crmchat_wrapupsecs",
+            "crmchat_maxperagent",
+            "crmchat_blockwrapup",
         ),
     ),
     _Source(
@@ -600,6 +615,8 @@ class Directory:
                 parse_dispositions(_text(row, "crmchat_dispositions")),
                 _whole(row, "crmchat_answersecs", DEFAULT_ANSWER_SECS, ANSWER_SECS_RANGE),
                 _whole(row, "crmchat_wrapupsecs", DEFAULT_WRAPUP_SECS, WRAPUP_SECS_RANGE),
+                _limit(row, "crmchat_maxperagent", CAPACITY_RANGE),
+                row.get("crmchat_blockwrapup") is not False,
             )
 
         agents: dict[str, AgentProfile] = {}

@@ -163,3 +163,67 @@ def test_with_capacity_one_the_second_chat_waits_and_is_offered_when_the_first_e
     # The freed place rings for Vic at once.
     expect(sam.get_by_test_id("offer-toast")).to_contain_text("Vic Visitor")
     expect(sam.get_by_test_id("waiting-chat")).to_have_count(0)
+
+
+def test_a_topics_chats_per_agent_limit_queues_its_second_chat_within_the_agents_capacity(
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
+) -> None:
+    from connector.demo import SALES_TOPIC_ID
+
+    # Sam keeps his own three places; Sales gives him one of its chats at a time.
+    admin_sets(
+        service, new_page, sign_in, f"crmchat_topic/{SALES_TOPIC_ID}", "Chats per agent", "1"
+    )
+    services_of(service.app).directory.invalidate()
+    sam = agent_console("Sam Sales")
+    first = start_visitor_chat(new_page, service.url, "Una")
+    sam.get_by_test_id("offer-toast").get_by_test_id("offer-accept").click()
+    expect(sam.get_by_test_id("chat-name")).to_contain_text("Una Visitor")
+
+    start_visitor_chat(new_page, service.url, "Vic")
+    expect(sam.get_by_test_id("waiting-chat")).to_contain_text("Vic Visitor")
+    expect(sam.get_by_test_id("offer-toast")).to_have_count(0)
+
+    first.get_by_test_id("crmchat-end-chat").click()
+    first.get_by_test_id("crmchat-confirm-yes").click()
+    expect(sam.get_by_test_id("offer-toast")).to_contain_text("Vic Visitor")
+
+
+def test_a_chat_in_wrapup_holds_the_agents_place_until_it_is_closed(
+    service: Any,
+    new_page: Callable[[], Any],
+    sign_in: Callable[[Any, str], None],
+    agent_console: Callable[..., Any],
+) -> None:
+    from connector.demo import SALES_TOPIC_ID, SAM_AGENT_ID
+
+    admin_sets(service, new_page, sign_in, f"crmchat_agent/{SAM_AGENT_ID}", "Concurrent chats", "1")
+    admin_sets(
+        service,
+        new_page,
+        sign_in,
+        f"crmchat_topic/{SALES_TOPIC_ID}",
+        "Dispositions (one per line)",
+        "Sold\nNo interest",
+    )
+    services_of(service.app).directory.invalidate()
+    sam = agent_console("Sam Sales")
+    first = start_visitor_chat(new_page, service.url, "Una")
+    sam.get_by_test_id("offer-toast").get_by_test_id("offer-accept").click()
+    expect(sam.get_by_test_id("chat-name")).to_contain_text("Una Visitor")
+    first.get_by_test_id("crmchat-end-chat").click()
+    first.get_by_test_id("crmchat-confirm-yes").click()
+    expect(sam.locator("#chat-state")).to_have_text("Wrap-up")
+
+    # Block capacity for wrap-up is Yes by default: Vic waits while Sam chooses.
+    start_visitor_chat(new_page, service.url, "Vic")
+    expect(sam.get_by_test_id("waiting-chat")).to_contain_text("Vic Visitor")
+    expect(sam.get_by_test_id("offer-toast")).to_have_count(0)
+
+    sam.get_by_test_id("end-button").click()
+    sam.get_by_test_id("disposition-select").select_option("Sold")
+    sam.get_by_test_id("end-confirm").click()
+    expect(sam.get_by_test_id("offer-toast")).to_contain_text("Vic Visitor")

@@ -343,6 +343,7 @@
       case "chat.ended": onEnded(frame.conversation_id, frame.by); break;
       case "chat.rated": onRated(frame.conversation_id, frame.rating); break;
       case "supervisor.board": onBoard(frame.board); break;
+      case "supervisor.board_changed": onBoardChanged(frame); break;
       case "error": onError(frame); break;
       default: return;   // pong and anything newer than this console
     }
@@ -1605,10 +1606,29 @@
 
   // visitor.left drops a visitor; one still in an open chat stays, marked as gone (red).
   // ---- supervisor (docs/agent-workspace.md, "Supervisor") -------------------------------
-  // The service pushes the board (supervisor.board) when the console connects and whenever
-  // it changed, at most once a second; the chat being read is fetched again when its last
-  // seq moved.
+  // The service pushes the whole board (supervisor.board) when the console connects, then
+  // only the rows that changed (supervisor.board_changed), at most once a second; the chat
+  // being read is fetched again when its last seq moved.
   const board = { data: null, reading: null, readMessages: [], readSeq: -1 };
+  const BOARD_KEYS = { chats: "conversation_id", queues: "topic_id", agents: "agent_id" };
+
+  // Rows changed or added replace theirs by key, removed keys go; then the board's order
+  // again (chats by start, queues and agents by name), as the service sorts the whole one.
+  function onBoardChanged(frame) {
+    if (!board.data) return; // the whole board comes first, at connect
+    const next = {};
+    for (const [part, key] of Object.entries(BOARD_KEYS)) {
+      const rows = new Map((board.data[part] || []).map((row) => [row[key], row]));
+      for (const gone of (frame.removed && frame.removed[part]) || []) rows.delete(gone);
+      for (const row of (frame.changed && frame.changed[part]) || []) rows.set(row[key], row);
+      next[part] = [...rows.values()];
+    }
+    const by = (pick) => (a, b) => { const x = pick(a), y = pick(b); return x < y ? -1 : x > y ? 1 : 0; };
+    next.chats.sort(by((c) => String(c.started_at)));
+    next.queues.sort(by((q) => String(q.name).toLowerCase()));
+    next.agents.sort(by((a) => String(a.name).toLowerCase()));
+    onBoard(next);
+  }
 
   function onBoard(data) {
     if (!(state.me && state.me.supervisor) || !data) return;

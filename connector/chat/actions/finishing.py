@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from connector.chat import events
 from connector.chat.actions.conversations import (
+    agent_presence,
     agent_routes,
     append_system_line,
     publish_chat_updated,
@@ -17,7 +18,7 @@ from connector.chat.actions.conversations import (
     routing_topics,
 )
 from connector.chat.actions.postpone import forget_postpone
-from connector.chat.actions.queues import note_chat_ended, route_waiting
+from connector.chat.actions.queues import blocks_in_wrapup, note_chat_ended, route_waiting
 from connector.chat.dispositions import topic_dispositions
 from connector.chat.finish import finished_chat_payload
 from connector.chat.model import (
@@ -137,7 +138,10 @@ def _begin_wrapup(engine: ChatEngine, conversation: Conversation, by: str) -> No
 def end_wrapup(engine: ChatEngine, conversation: Conversation, disposition: str | None) -> None:
     """The wrap-up is over (lock held): with the agent's disposition, or None when its time
     ran out. The agents get `chat.updated`; the activity is written now when its write
-    was already due (`finish_held`), else when the rating window closes."""
+    was already due (`finish_held`), else when the rating window closes. When the wrap-up
+    held its agents' capacity, the place frees now: they are idle from now and the queue
+    may ring for them."""
+    blocked = blocks_in_wrapup(engine, conversation)
     conversation.wrapup_until = None
     conversation.disposition = disposition
     engine.timers.cancel(WRAPUP_TIMER, conversation.conversation_id)
@@ -147,6 +151,12 @@ def end_wrapup(engine: ChatEngine, conversation: Conversation, disposition: str 
         engine.schedule_finish(conversation, engine.clock())
     engine.state.save_conversation(conversation)
     publish_chat_updated(engine, conversation, skip=set())
+    if blocked:
+        now = engine.clock()
+        for agent_id in conversation.active_agent_ids():
+            agent_presence(engine, agent_id).idle_since = now
+            engine.state.save_agent_idle(agent_id, now)
+        route_waiting(engine)
     if held:
         finish_chat(engine, conversation)
 

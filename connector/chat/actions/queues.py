@@ -1,9 +1,12 @@
 """Routing waiting chats: the ring, capacity, the answer time limit and the queue.
 
 - **Capacity**: an agent has at most `capacity` visitor chats at once (the agent record's
-  `crmchat_capacity`, 3 when empty). Their load is the open chats they take part in (not
-  those they postponed) plus the offers ringing for them now, so routing never promises
-  more than they can take.
+  `crmchat_capacity`, 3 when empty), and at most a topic's `max_per_agent` chats of that
+  topic (`crmchat_maxperagent`, no limit of its own when empty; a chat counts in each of
+  its routing topics). Their load is the open chats they take part in (not those they
+  postponed), the chats in wrap-up of a topic that blocks capacity for it
+  (`crmchat_blockwrapup`, yes when empty), plus the offers ringing for them now, so
+  routing never promises more than they can take.
 - **The ring**: a waiting chat rings for ONE agent at a time (`ringing_agent_id`), the
   longest idle of the online, Available agents who may take it and have free capacity
   (`routing.ring_order`). Idle since: the last offer to them, or the end of their last
@@ -34,6 +37,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -61,6 +65,7 @@ from connector.chat.routing import (
     agent_channel,
     can_see,
     chat_channel,
+    fits_topics,
     ring_order,
 )
 from connector.chat.sessions import AgentSession
@@ -72,6 +77,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HANDLE_SAMPLES",
     "answer_secs",
+    "blocks_in_wrapup",
     "do_agent_transfer_to_queue",
     "note_chat_ended",
     "pick_from_queue",
@@ -97,11 +103,59 @@ def _waiting(engine: ChatEngine) -> list[Conversation]:
     return engine.workload.waiting(engine.conversations)
 
 
-def _loads(engine: ChatEngine, agent_ids: Iterable[str]) -> dict[str, int]:
-    """Per agent: the open visitor chats they are in, plus the offers ringing for them."""
-    return {
-        agent_id: engine.workload.load(agent_id, engine.conversations) for agent_id in agent_ids
+@dataclass
+class _Loads:
+    """What the agents have now: chats in all, and chats per (agent, topic) of the topics
+    that limit chats per agent (`limits`, topic id -> at most that many per agent)."""
+
+    limits: dict[str, int]
+    total: dict[str, int] = field(default_factory=dict)
+    by_topic: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def add(self, agent_id: str, topic_ids: frozenset[str], n: int = 1) -> None:
+        self.total[agent_id] = self.total.get(agent_id, 0) + n
+        for topic_id in topic_ids & self.limits.keys():
+            key = (agent_id, topic_id)
+            self.by_topic[key] = self.by_topic.get(key, 0) + n
+
+    def fits(self, agent_id: str, topic_ids: frozenset[str]) -> bool:
+        return fits_topics(agent_id, topic_ids, topic_loads=self.by_topic, limits=self.limits)
+
+
+def blocks_in_wrapup(engine: ChatEngine, conversation: Conversation) -> bool:
+    """True when the chat is in wrap-up and one of its topics keeps its agents' place for
+    it (Omnichannel's "Block capacity for wrap up", on by default)."""
+    if conversation.wrapup_until is None:
+        return False
+    topics = engine.directory.topics()
+    return any(topics[t].block_wrapup for t in routing_topics(engine, conversation) if t in topics)
+
+
+def _loads(engine: ChatEngine, agent_ids: Iterable[str]) -> _Loads:
+    """Per agent of `agent_ids`: the open visitor chats they are in, those in a blocking
+    wrap-up, plus the offers ringing for them now (read from the workload's hints, so the
+    cost follows these agents' chats, not every chat open)."""
+    limits = {
+        topic_id: topic.max_per_agent
+        for topic_id, topic in engine.directory.topics().items()
+        if topic.max_per_agent is not None
     }
+    loads = _Loads(limits)
+    for agent_id in agent_ids:
+        for c in engine.workload.chats_of(agent_id, engine.conversations):
+            if c.kind is not ConversationKind.VISITOR:
+                continue
+            # Topics only matter when one limits chats per agent (the common case: none).
+            topic_ids = routing_topics(engine, c) if limits else frozenset()
+            if not c.is_open:
+                if blocks_in_wrapup(engine, c) and agent_id in c.active_agent_ids():
+                    loads.add(agent_id, topic_ids)
+            elif c.state is ConversationState.WAITING:
+                if c.ringing_agent_id == agent_id:
+                    loads.add(agent_id, topic_ids)
+            elif c.postponed_until is None and agent_id in c.active_agent_ids():
+                loads.add(agent_id, topic_ids)  # a postponed chat is set aside to make room
+    return loads
 
 
 def _still_rings(
@@ -153,7 +207,7 @@ def route_waiting(engine: ChatEngine) -> None:
     now = engine.clock()
     waiting = _waiting(engine)
     if not waiting:
-        _announce_queue(engine, waiting, {}, {})  # forgets what the last visitors were told
+        _announce_queue(engine, waiting, {}, {}, {})  # forgets what the last visitors were told
         return
     # Only agents sharing a waiting chat's topic can be rung or count as its places.
     topics = frozenset().union(*(routing_topics(engine, c) for c in waiting))
@@ -164,7 +218,8 @@ def route_waiting(engine: ChatEngine) -> None:
         if conversation.ringing_agent_id is not None and not _still_rings(
             engine, conversation, routes
         ):
-            loads[conversation.ringing_agent_id] -= 1
+            topic_ids = routing_topics(engine, conversation) if loads.limits else frozenset()
+            loads.add(conversation.ringing_agent_id, topic_ids, -1)
             _stop_ring(engine, conversation)
     capacities: dict[str, int] = {}
     idle: dict[str, datetime | None] = {}
@@ -172,23 +227,29 @@ def route_waiting(engine: ChatEngine) -> None:
         profile = engine.directory.agent(agent_id)
         capacities[agent_id] = profile.capacity if profile is not None else 0
         idle[agent_id] = agent_presence(engine, agent_id).idle_since
-    free = ring_order(routes.values(), loads=loads, capacities=capacities, idle_since=idle)
+    free = ring_order(routes.values(), loads=loads.total, capacities=capacities, idle_since=idle)
     for conversation in waiting:
         if not free:
             break
         if conversation.ringing_agent_id is not None:
             continue
+        topic_ids = routing_topics(engine, conversation)
         for agent_id in free:
             profile = engine.directory.agent(agent_id)
-            if profile is not None and may_take(engine, profile, conversation):
+            if (
+                profile is not None
+                and loads.fits(agent_id, topic_ids)
+                and may_take(engine, profile, conversation)
+            ):
                 _ring(engine, conversation, agent_id, now)
-                loads[agent_id] = loads.get(agent_id, 0) + 1
-                # The agent goes to the back of the line; off it when full.
+                loads.add(agent_id, topic_ids)
+                # The agent goes to the back of the line; off it when full. Full in this
+                # chat's topic only, they stay in line for the other topics' chats.
                 free.remove(agent_id)
-                if loads[agent_id] < capacities[agent_id]:
+                if loads.total[agent_id] < capacities[agent_id]:
                     free.append(agent_id)
                 break
-    _announce_queue(engine, waiting, routes, capacities)
+    _announce_queue(engine, waiting, routes, capacities, loads.limits)
 
 
 def pick_from_queue(engine: ChatEngine, topic_id: str, conversation: Conversation) -> str | None:
@@ -208,7 +269,14 @@ def pick_from_queue(engine: ChatEngine, topic_id: str, conversation: Conversatio
         capacities[route.agent_id] = profile.capacity if profile is not None else 0
         idle[route.agent_id] = agent_presence(engine, route.agent_id).idle_since
     loads = _loads(engine, capacities)
-    free = ring_order(routes, loads=loads, capacities=capacities, idle_since=idle)
+    topic_ids = routing_topics(engine, conversation)
+    free = [
+        agent_id
+        for agent_id in ring_order(
+            routes, loads=loads.total, capacities=capacities, idle_since=idle
+        )
+        if loads.fits(agent_id, topic_ids)
+    ]
     if not free:
         return None
     now = engine.clock()
@@ -222,6 +290,7 @@ def _announce_queue(
     waiting: list[Conversation],
     routes: dict[str, AgentRoute],
     capacities: dict[str, int],
+    limits: dict[str, int],
 ) -> None:
     """`chat.queued` to each waiting visitor whose position or estimate changed."""
     ahead: dict[frozenset[str], int] = {}
@@ -234,8 +303,11 @@ def _announce_queue(
         if conversation.channel is not None:
             continue  # a messaging channel's person has no widget to show it
         if topics not in places:
+            # An agent's places for these chats: their capacity, or fewer when a topic
+            # limits its chats per agent.
+            cap = min((limits[t] for t in topics if t in limits), default=None)
             places[topics] = sum(
-                capacities.get(route.agent_id, 0)
+                min(capacities.get(route.agent_id, 0), cap or capacities.get(route.agent_id, 0))
                 for route in routes.values()
                 if route.online
                 and route.status is not AgentStatus.AWAY

@@ -7,18 +7,28 @@ A supervisor is an agent (an agent profile) whose user holds the CRM Chat Superv
 and the HTTP views with `require_roles(SUPERVISOR_ROLES)`. The board is read from the
 engine's working copy, so it costs Dataverse nothing.
 
-The board is pushed, not polled: a supervisor's console gets `supervisor.board` when it
-connects (`watch_board`) and then whenever the board changed, at most once a sweep
-(`do_push_board`, every second): a burst of messages across the organisation costs each
-supervisor one frame a second, and a quiet organisation none. Each process pushes to the
-supervisors connected to it, from its working copy brought up to date (`engine.reading`),
-so nothing crosses the bus.
+The board is pushed, not polled, and only what changed: a supervisor's console gets the
+whole `supervisor.board` when it connects (`watch_board`), then `supervisor.board_changed`
+with the rows added or changed and the keys of those removed (chats by conversation id,
+queues by topic id, agents by agent id) whenever something changed, at most once a sweep
+(`do_push_board`, every second). A burst of messages across the organisation costs each
+supervisor one small frame a second, and a quiet organisation none. Every supervisor of
+the process shares one baseline (`engine.board_rows`, under `engine.board_lock`): a console
+that connects first brings the others up to date, then gets the baseline whole, so all
+apply the same changes from then on. Each process pushes to the supervisors connected to
+it, from its working copy brought up to date (`engine.reading`), so nothing crosses the bus.
+
+Building the board holds the engine lock only to copy what each row needs out of the
+working copy (`_capture`: plain values, no formatting); the rows are made, compared and
+sent after the lock is released, so a 1,000-chat board no longer stalls every chat's relay
+for the whole build (issue 7).
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from connector.chat import events
@@ -49,6 +59,8 @@ if TYPE_CHECKING:
 __all__ = [
     "SUPERVISOR_CHANNEL",
     "access_supervised_chat",
+    "board_delta",
+    "board_rows",
     "do_push_board",
     "do_supervisor_join",
     "supervisor_board",
@@ -59,109 +71,205 @@ __all__ = [
 SUPERVISOR_CHANNEL = "supervisors"
 
 
+# The board's parts and the key of each part's rows.
+BOARD_KEYS = {"chats": "conversation_id", "queues": "topic_id", "agents": "agent_id"}
+# A board as rows: part -> key -> row.
+BoardRows = dict[str, dict[str, dict[str, Any]]]
+
+
 def watch_board(engine: ChatEngine, session: AgentSession) -> None:
     """A supervisor's console connected: it gets the board now, and its changes from now
     on (nothing for a plain agent). The hub forgets it when the socket closes."""
     if not session.supervisor:
         return
-    engine.hub.subscribe(SUPERVISOR_CHANNEL, session.subscriber)
-    engine.hub.send_to(
-        session.subscriber,
-        events.event(events.SUPERVISOR_BOARD, board=supervisor_board(engine)),
-    )
+    with engine.board_lock:
+        _push_changes(engine)  # the others catch up, so the baseline is the board now
+        if engine.board_rows is None:
+            engine.board_rows = board_rows(engine)
+        engine.hub.subscribe(SUPERVISOR_CHANNEL, session.subscriber)
+        engine.hub.send_to(
+            session.subscriber,
+            events.event(events.SUPERVISOR_BOARD, board=_board_of(engine.board_rows)),
+        )
     engine.hub.flush()
 
 
 def do_push_board(engine: ChatEngine) -> bool:
-    """Send the board to this process's supervisors when it differs from what they were
-    last sent; True when it was sent. Called by the engine's sweep."""
+    """Send this process's supervisors what changed on the board since they were last
+    sent it; True when something was sent. Called by the engine's sweep."""
+    with engine.board_lock:
+        sent = _push_changes(engine)
+    if sent:
+        engine.hub.flush()
+    return sent
+
+
+def _push_changes(engine: ChatEngine) -> bool:
+    """The rows changed since the baseline to every supervisor, and the baseline moved on
+    (board lock held). With no supervisor left, the baseline is dropped: the next one to
+    connect gets a board built then, and no board is built for nobody."""
     if engine.hub.subscribers(SUPERVISOR_CHANNEL) == 0:
+        engine.board_rows = None
         return False
-    board = supervisor_board(engine)
-    text = json.dumps(board, sort_keys=True)
-    if text == engine.board_sent:
+    rows = board_rows(engine)
+    delta = board_delta(engine.board_rows or {}, rows)
+    engine.board_rows = rows
+    if delta is None:
         return False
-    engine.board_sent = text
-    engine.hub.publish(events.event(events.SUPERVISOR_BOARD, board=board), {SUPERVISOR_CHANNEL})
-    engine.hub.flush()
+    engine.hub.publish(events.event(events.SUPERVISOR_BOARD_CHANGED, **delta), {SUPERVISOR_CHANNEL})
     return True
+
+
+def board_delta(old: BoardRows, new: BoardRows) -> dict[str, Any] | None:
+    """`{"changed": {part: [row…]}, "removed": {part: [key…]}}` from `old` to `new`; None
+    when nothing changed. A part with nothing to say is left out."""
+    changed: dict[str, list[dict[str, Any]]] = {}
+    removed: dict[str, list[str]] = {}
+    for part in BOARD_KEYS:
+        before, after = old.get(part, {}), new.get(part, {})
+        rows = [row for key, row in after.items() if before.get(key) != row]
+        gone = [key for key in before if key not in after]
+        if rows:
+            changed[part] = rows
+        if gone:
+            removed[part] = gone
+    if not changed and not removed:
+        return None
+    return {"changed": changed, "removed": removed}
 
 
 def supervisor_board(engine: ChatEngine) -> dict[str, Any]:
     """Every open visitor chat, every topic's queue and every agent, as they are now."""
+    return _board_of(board_rows(engine))
+
+
+def _board_of(rows: BoardRows) -> dict[str, Any]:
+    """The board's lists, in the order the console shows them."""
+    return {
+        "chats": sorted(rows["chats"].values(), key=lambda c: str(c["started_at"])),
+        "queues": sorted(rows["queues"].values(), key=lambda q: str(q["name"]).casefold()),
+        "agents": sorted(rows["agents"].values(), key=lambda a: str(a["name"]).casefold()),
+    }
+
+
+@dataclass(frozen=True)
+class _ChatCopy:
+    """What a chat's row needs, copied out of the working copy under the lock."""
+
+    conversation_id: str
+    waiting: bool
+    state: str
+    visitor_name: str | None
+    widget_id: str | None
+    topic_ids: tuple[str, ...]
+    agents: tuple[tuple[str, str], ...]
+    started_at: datetime
+    accepted_at: datetime | None
+    waiting_since: datetime | None
+    last_seq: int
+
+
+@dataclass(frozen=True)
+class _AgentCopy:
+    agent_id: str
+    name: str
+    topic_ids: frozenset[str]
+    status: str
+    online: bool
+
+
+def _capture(engine: ChatEngine) -> tuple[list[_ChatCopy], list[_AgentCopy]]:
+    """The plain values the board is made of (the only part that holds the engine lock)."""
     with engine.reading():
-        topics = engine.directory.topics()
-        chats: list[dict[str, Any]] = []
-        counts = {topic_id: Counter[str]() for topic_id in topics}
-        oldest: dict[str, str] = {}
-        load: Counter[str] = Counter()
-        for conversation in engine.conversations.values():
-            if conversation.kind is not ConversationKind.VISITOR or not conversation.is_open:
-                continue
-            load.update(conversation.active_agent_ids())
-            topic_ids = sorted(routing_topics(engine, conversation))
-            widget = engine.directory.widget(conversation.widget_id or "")
-            waiting = conversation.state is ConversationState.WAITING
-            for topic_id in topic_ids:
-                if topic_id not in counts:
-                    continue
-                counts[topic_id]["waiting" if waiting else "active"] += 1
-                since = str(iso(conversation.started_at))
-                if waiting and since < oldest.get(topic_id, "~"):
-                    oldest[topic_id] = since
-            chats.append(
-                {
-                    "conversation_id": conversation.conversation_id,
-                    "state": conversation.state.value,
-                    "visitor_name": conversation.visitor_name,
-                    "widget": widget.name if widget is not None else "",
-                    "topics": [topics[t].name for t in topic_ids if t in topics],
-                    "agents": [
-                        {"agent_id": p.id, "name": p.name}
-                        for p in conversation.participants
-                        if p.kind == "agent" and p.active
-                    ],
-                    "started_at": iso(conversation.started_at),
-                    "accepted_at": iso(conversation.accepted_at),
-                    "waiting_since": iso(conversation.waiting_since),
-                    "last_seq": conversation.last_seq,
-                }
+        chats = [
+            _ChatCopy(
+                c.conversation_id,
+                c.state is ConversationState.WAITING,
+                c.state.value,
+                c.visitor_name,
+                c.widget_id,
+                tuple(sorted(routing_topics(engine, c))),
+                tuple((p.id, p.name) for p in c.participants if p.kind == "agent" and p.active),
+                c.started_at,
+                c.accepted_at,
+                c.waiting_since,
+                c.last_seq,
             )
+            for c in engine.conversations.values()
+            if c.kind is ConversationKind.VISITOR and c.is_open
+        ]
         agents = []
         for profile in engine.directory.agents():
             presence = agent_presence(engine, profile.agent_id)
-            if presence.online:
-                for topic_id in profile.topic_ids & counts.keys():
-                    counts[topic_id]["agents_online"] += 1
-                    if presence.status.value == "available":
-                        counts[topic_id]["agents_available"] += 1
             agents.append(
-                {
-                    "agent_id": profile.agent_id,
-                    "name": profile.name,
-                    "status": presence.status.value,
-                    "online": presence.online,
-                    "chats": load[profile.agent_id],
-                }
+                _AgentCopy(
+                    profile.agent_id,
+                    profile.name,
+                    profile.topic_ids,
+                    presence.status.value,
+                    presence.online,
+                )
             )
-        queues = [
-            {
-                "topic_id": topic_id,
-                "name": topics[topic_id].name,
-                "waiting": count["waiting"],
-                "active": count["active"],
-                "oldest_waiting_since": oldest.get(topic_id),
-                "agents_available": count["agents_available"],
-                "agents_online": count["agents_online"],
-            }
-            for topic_id, count in counts.items()
-        ]
-    chats.sort(key=lambda c: str(c["started_at"]))
-    return {
-        "chats": chats,
-        "queues": sorted(queues, key=lambda q: str(q["name"]).casefold()),
-        "agents": sorted(agents, key=lambda a: str(a["name"]).casefold()),
+    return chats, agents
+
+
+def board_rows(engine: ChatEngine) -> BoardRows:
+    """The board as rows keyed for comparing (`board_delta`), made outside the lock."""
+    captured, agent_copies = _capture(engine)
+    topics = engine.directory.topics()
+    counts = {topic_id: Counter[str]() for topic_id in topics}
+    oldest: dict[str, str] = {}
+    load: Counter[str] = Counter()
+    chats: dict[str, dict[str, Any]] = {}
+    for chat in captured:
+        load.update(agent_id for agent_id, _ in chat.agents)
+        widget = engine.directory.widget(chat.widget_id or "")
+        since = str(iso(chat.started_at))
+        for topic_id in chat.topic_ids:
+            if topic_id not in counts:
+                continue
+            counts[topic_id]["waiting" if chat.waiting else "active"] += 1
+            if chat.waiting and since < oldest.get(topic_id, "~"):
+                oldest[topic_id] = since
+        chats[chat.conversation_id] = {
+            "conversation_id": chat.conversation_id,
+            "state": chat.state,
+            "visitor_name": chat.visitor_name,
+            "widget": widget.name if widget is not None else "",
+            "topics": [topics[t].name for t in chat.topic_ids if t in topics],
+            "agents": [{"agent_id": a, "name": name} for a, name in chat.agents],
+            "started_at": since,
+            "accepted_at": iso(chat.accepted_at),
+            "waiting_since": iso(chat.waiting_since),
+            "last_seq": chat.last_seq,
+        }
+    agents: dict[str, dict[str, Any]] = {}
+    for agent in agent_copies:
+        if agent.online:
+            for topic_id in agent.topic_ids & counts.keys():
+                counts[topic_id]["agents_online"] += 1
+                if agent.status == "available":
+                    counts[topic_id]["agents_available"] += 1
+        agents[agent.agent_id] = {
+            "agent_id": agent.agent_id,
+            "name": agent.name,
+            "status": agent.status,
+            "online": agent.online,
+            "chats": load[agent.agent_id],
+        }
+    queues = {
+        topic_id: {
+            "topic_id": topic_id,
+            "name": topics[topic_id].name,
+            "waiting": count["waiting"],
+            "active": count["active"],
+            "oldest_waiting_since": oldest.get(topic_id),
+            "agents_available": count["agents_available"],
+            "agents_online": count["agents_online"],
+        }
+        for topic_id, count in counts.items()
     }
+    return {"chats": chats, "queues": queues, "agents": agents}
 
 
 def access_supervised_chat(engine: ChatEngine, conversation_id: str) -> list[dict[str, Any]]:
