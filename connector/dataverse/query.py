@@ -30,8 +30,9 @@ _QUERY_SAFE = "$'()*,;=:@/!"
 _QUERY_UNSAFE = re.compile(r"[^A-Za-z0-9_.~\-" + re.escape(_QUERY_SAFE) + "]+")
 
 
-# The same for ASCII text, one character at a time, as one `str.translate` table.
-_ASCII_PERCENT = {code: f"%{code:02X}" for code in range(128) if _QUERY_UNSAFE.fullmatch(chr(code))}
+# The same for ASCII text, one character at a time.
+_ASCII_PERCENT = {chr(code): f"%{code:02X}" for code in range(128)}
+_ASCII_UNSAFE = re.compile(r"[^A-Za-z0-9_.~\-" + re.escape(_QUERY_SAFE) + "]")
 
 
 def _percent(match: re.Match[str]) -> str:
@@ -40,7 +41,16 @@ def _percent(match: re.Match[str]) -> str:
 
 def _quote(value: str) -> str:
     if value.isascii():
-        return value.translate(_ASCII_PERCENT)
+        # Each distinct character that needs it replaced at once, `%` first so that no
+        # escape is escaped again: a filter holds a few kinds (spaces) many times, and
+        # `str.translate` to multi-character strings walked it one character at a time.
+        unsafe = set(_ASCII_UNSAFE.findall(value))
+        if "%" in unsafe:
+            unsafe.discard("%")
+            value = value.replace("%", "%25")
+        for char in unsafe:
+            value = value.replace(char, _ASCII_PERCENT[char])
+        return value
     return _QUERY_UNSAFE.sub(_percent, value)
 
 

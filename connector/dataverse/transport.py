@@ -14,6 +14,7 @@ wants a real `requests.Session` (mounted on an origin); both go through `call_ap
 
 from __future__ import annotations
 
+import datetime
 import functools
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -23,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
+from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 
 __all__ = ["DirectApp", "WsgiAdapter", "WsgiSession", "call_app", "call_direct"]
@@ -111,14 +113,50 @@ def _response(
     url: str, status: str, response_headers: list[tuple[str, str]], content: bytes
 ) -> requests.Response:
     code, _, reason = status.partition(" ")
-    response = requests.Response()
-    response.status_code = int(code)
-    response.reason = reason
-    response.headers = CaseInsensitiveDict(response_headers)
-    response._content = content
-    response.url = url
-    response.encoding = _encoding(response.headers.get("Content-Type"))
-    return response
+    headers = CaseInsensitiveDict(response_headers)
+    return _InProcessResponse(url, int(code), reason, headers, content)
+
+
+class _InProcessResponse(requests.Response):
+    """A `requests.Response` for a reply that never crossed a network.
+
+    The very attributes `requests` gives a received reply, set at once: its own
+    `__init__` builds an empty header dict and a cookie jar first, which cost a tenth of
+    an in-process filter (bench/dataverse_vs_sqlite.py). An app in process sets no
+    cookies, so the jar is made only if something asks for it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        status_code: int,
+        reason: str,
+        headers: CaseInsensitiveDict[str],
+        content: bytes,
+    ) -> None:
+        self._content = content
+        self._content_consumed = True
+        self._next = None
+        self.status_code = status_code
+        self.headers = headers
+        self.raw = None
+        self.url = url
+        self.encoding = _encoding(headers.get("Content-Type"))
+        self.history = []
+        self.reason = reason
+        self._cookies: RequestsCookieJar | None = None
+        self.elapsed = datetime.timedelta(0)
+        self.request = None  # type: ignore[assignment]
+
+    @property
+    def cookies(self) -> RequestsCookieJar:
+        if self._cookies is None:
+            self._cookies = RequestsCookieJar()
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, jar: RequestsCookieJar) -> None:
+        self._cookies = jar
 
 
 @functools.lru_cache(maxsize=64)

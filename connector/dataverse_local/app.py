@@ -340,9 +340,20 @@ def _unquote(text: str) -> str:
     """
     if "%" not in text:
         return text
-    return _PERCENT_RUN.sub(
-        lambda run: bytes.fromhex(run.group().replace("%", "")).decode("utf-8", "replace"), text
-    )
+    return _PERCENT_RUN.sub(_decoded_run, text)
+
+
+def _decoded_run(run: re.Match[str]) -> str:
+    text = run.group()
+    # Runs of up to one UTF-8 character are remembered; longer ones are rare.
+    return _decode_run(text) if len(text) <= 12 else _decode_run.__wrapped__(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _decode_run(run: str) -> str:
+    """One run of `%XX` as UTF-8 text: a query string holds the same few (`%20` for a
+    space) again and again."""
+    return bytes.fromhex(run.replace("%", "")).decode("utf-8", "replace")
 
 
 def _query_args(query_string: str) -> dict[str, str]:
