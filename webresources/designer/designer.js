@@ -291,10 +291,20 @@
           })),
           el("td", null, el("button", {
             type: "button", class: "small", text: "Remove", "aria-label": "Remove field " + (index + 1),
-            onclick: () => { fields.splice(index, 1); draw(); templateRefresh(); changed(); },
+            onclick: () => {
+              fields.splice(index, 1);
+              draw();
+              templateRefresh();
+              changed();
+              // The button went with its row: the focus goes to the next row's (or Add field).
+              (body.querySelectorAll("button")[index] || add).focus();
+            },
           })));
       }));
-      add.disabled = fields.length >= 20;
+      const full = fields.length >= 20;
+      // Disabling the focused button would drop the focus: it goes to the last field.
+      if (full && document.activeElement === add) body.querySelector("tr:last-child input").focus();
+      add.disabled = full;
     }
     add.addEventListener("click", () => {
       const names = new Set(widget.design.fields.map((f) => f.name));
@@ -443,7 +453,7 @@
       }));
     }
     picker.addEventListener("change", () => { previewLanguage = picker.value; draw(); changed(); });
-    const add = el("button", { type: "button", class: "small", text: "Add language", onclick: () => {
+    const addLanguage = () => {
       const tag = addBox.value.trim().toLowerCase();
       const ok = LANGUAGE_TAG.test(tag) && tag !== String(get("language")).toLowerCase();
       addProblem.hidden = ok;
@@ -454,7 +464,15 @@
       addBox.value = "";
       draw();
       changed();
-    } });
+    };
+    const add = el("button", { type: "button", class: "small", text: "Add language", onclick: addLanguage });
+    // Enter in the box adds the language, as the button next to it does, rather than
+    // submitting (saving) the whole design.
+    addBox.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter") return;
+      event.preventDefault();
+      addLanguage();
+    });
     drawLanguages = draw;
     draw();
     return group("Languages",
@@ -511,12 +529,16 @@
   }
 
   function render() {
+    // Saving draws the form again: the control that had the focus (Enter in a text box
+    // saves too) gets it back, so a keyboard user stays where they were.
+    const focused = form.contains(document.activeElement) ? document.activeElement.id : "";
     const extra = genericControls("", widget.design);
     const sections = [widgetSection(), displaySection(), endSection(), colorsSection(),
       confirmSection(), buttonsSection(), animationSection(), sitesSection(), hoursSection(),
       languagesSection(), topicsSection()];
     if (extra.length) sections.push(group("Chat options", ...extra));
     form.replaceChildren(...sections);
+    if (focused) ($(focused) || $("save")).focus();
     $("widget-name").textContent = widget.name;
     $("script").value = widget.script;
     renderPreview();
@@ -570,13 +592,30 @@
     old.replaceWith(frame);
   }
 
-  for (const tab of document.querySelectorAll(".screens [role=tab]")) {
-    tab.addEventListener("click", () => {
-      screen = tab.dataset.screen;
-      for (const other of document.querySelectorAll(".screens [role=tab]")) {
-        other.setAttribute("aria-selected", String(other === tab));
-      }
-      renderPreview();
+  // The preview's screens are a tab list (WAI-ARIA Authoring Practices, Tabs): one tab stop,
+  // the arrow keys (and Home, End) move to a screen and show it.
+  const screenTabs = [...document.querySelectorAll(".screens [role=tab]")];
+  function showScreen(tab) {
+    screen = tab.dataset.screen;
+    for (const other of screenTabs) {
+      other.setAttribute("aria-selected", String(other === tab));
+      other.tabIndex = other === tab ? 0 : -1;
+    }
+    renderPreview();
+  }
+  const SCREEN_KEYS = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
+  for (const tab of screenTabs) {
+    tab.tabIndex = tab.getAttribute("aria-selected") === "true" ? 0 : -1;
+    tab.addEventListener("click", () => showScreen(tab));
+    tab.addEventListener("keydown", (event) => {
+      const at = screenTabs.indexOf(tab);
+      const to = event.key === "Home" ? 0 : event.key === "End" ? screenTabs.length - 1
+        : event.key in SCREEN_KEYS ? (at + SCREEN_KEYS[event.key] + screenTabs.length) % screenTabs.length
+          : -1;
+      if (to < 0) return;
+      event.preventDefault();
+      screenTabs[to].focus();
+      showScreen(screenTabs[to]);
     });
   }
 
@@ -618,7 +657,10 @@
       result.scrollIntoView({ block: "nearest" });
       return;
     }
-    $("save").disabled = true;
+    // Busy, not disabled: disabling the focused Save button would drop the focus.
+    const save = $("save");
+    if (save.getAttribute("aria-disabled") === "true") return;
+    save.setAttribute("aria-disabled", "true");
     show(result, "Saving…");
     try {
       const saved = await session.call("PUT", "/api/admin/widgets/" + widget.id, {
@@ -631,7 +673,7 @@
       markProblems(error.fields);
       show(result, "Not saved: " + error.message, "bad");
     } finally {
-      $("save").disabled = false;
+      save.removeAttribute("aria-disabled");
     }
   });
 
