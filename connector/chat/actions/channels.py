@@ -377,6 +377,7 @@ def _store_file(
         text=file.name,
         client_id=_file_client_id(event, file),
         attachment=attachment,
+        sent_at=event.at,
     )
 
 
@@ -475,6 +476,9 @@ def do_channel_message(
                 # person keeps what they typed in their own app.
                 text=masked_for_chat(engine, conversation, text or "[empty message]"),
                 client_id=event.message_id or f"{event.kind}-{event.at.isoformat()}",
+                # The platform's time: the reply window runs from when the person wrote,
+                # also after a reload derives it from the messages (state.py).
+                sent_at=event.at,
             )
             if message is None:  # a redelivery: its files were stored with it
                 conversation.last_visitor_message_at, conversation.waiting_since = previous

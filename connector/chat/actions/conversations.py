@@ -251,11 +251,15 @@ def append_message(
     client_id: str | None = None,
     changed: bool = False,
     attachment: dict[str, Any] | None = None,
+    sent_at: datetime | None = None,
 ) -> Message:
     """Store a message (the caller publishes); `changed` stores the conversation first.
+    `sent_at` is when the person wrote it if another clock knows (a messaging platform's
+    timestamp, never later than now); otherwise now.
 
     Raises DuplicateMessage when `client_id` is already stored in the conversation.
     """
+    now = engine.clock()
     if changed:
         engine.state.save_conversation(conversation)
     draft = Message(
@@ -266,7 +270,7 @@ def append_message(
         sender_id=sender_id,
         sender_name=sender_name,
         text=text,
-        sent_at=engine.clock(),
+        sent_at=now if sent_at is None else min(sent_at, now),
         attachment=attachment,
     )
     # Behind any relayed message still being committed (seqs in the order given).
@@ -333,8 +337,10 @@ def store_sent(
     sender_name: str,
     text: str,
     client_id: str,
+    sent_at: datetime | None = None,
 ) -> Message | None:
-    """Store a person's message once per client_id; a resend gets the stored one back.
+    """Store a person's message once per client_id; a resend gets the stored one back
+    (`sent_at`: as `append_message`).
 
     Returns None when it was a resend (already answered). Raises ChatEnded when the
     chat is over and the message is new.
@@ -354,6 +360,7 @@ def store_sent(
             sender_name=sender_name,
             text=text,
             client_id=client_id,
+            sent_at=sent_at,
         )
     except DuplicateMessage:
         existing = engine.state.message_by_client_id(conversation.conversation_id, client_id)
