@@ -8,7 +8,7 @@ keep-alive connection. Per channel it prints calls, errors, webhooks per second 
 answer's p50/p99 in ms: the time to check the signature, parse, dedupe and queue (the
 work after the answer is not in it). Client and server share this machine's cores.
 
-Last line: one JSON object {"messenger": {...}, "viber": {...}}.
+Last line: one JSON object {"messenger": {...}, "viber": {...}, "load_average": 1-min}.
 Usage: python bench/channel_webhooks.py [--clients 8] [--calls 500]
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import socket
 import statistics
@@ -161,17 +162,17 @@ def run(
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--calls", type=int, default=500, help="per client")
     parser.add_argument(
         "--serve", nargs=3, metavar=("PORT", "DATA_DIR", "SECRET"), help=argparse.SUPPRESS
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.serve:
         serve(int(args.serve[0]), args.serve[1], args.serve[2])
-        return
+        return {}
     secret = secrets.token_urlsafe(24)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -189,10 +190,12 @@ def main() -> None:
                     url, account, args.clients, args.calls
                 )
                 print(f"{account.channel.value}: {figures}")
+            results["load_average"] = round(os.getloadavg()[0], 2)
             print(json.dumps(results))
         finally:
             server.terminate()
             server.wait(timeout=30)
+    return results
 
 
 if __name__ == "__main__":

@@ -154,7 +154,11 @@ def serve(settings: Settings, make_app: Any) -> None:
         "workers": settings.workers,
         "worker_class": worker,
         "threads": settings.threads,
-        "worker_connections": settings.threads,
+        # gthread keeps an idle connection open only while connections exceed threads
+        # (`worker_connections - threads` of them); equal, it closed every connection
+        # after one answer and CRMCHAT_KEEPALIVE_SECS did nothing. Idle ones wait in the
+        # poller, not on a thread, so room for as many as there are threads.
+        "worker_connections": 2 * settings.threads,
         "keepalive": settings.keepalive_secs,
         "graceful_timeout": settings.graceful_timeout_secs,
         # The worker's heartbeat; gthread's main loop beats while sockets stay open.

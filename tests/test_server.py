@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -34,6 +35,30 @@ def test_serve_runs_gunicorn_and_answers_livez(service: ServiceProcess) -> None:
     answer = requests.get(service.url + "/livez", timeout=5)
     assert answer.status_code == 200 and answer.json() == {"status": "ok"}
     assert "gunicorn" in answer.headers.get("Server", "").lower()
+
+
+def test_a_connection_stays_open_for_the_next_request(service: ServiceProcess) -> None:
+    """Keep-alive (CRMCHAT_KEEPALIVE_SECS): a platform posting webhooks, or a browser,
+    sends its next request on the same connection instead of a new TCP handshake."""
+    with (
+        socket.create_connection(("127.0.0.1", service.port), timeout=10) as conn,
+        conn.makefile("rb") as reader,
+    ):
+        for _ in range(2):
+            conn.sendall(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            head = _read_head(reader)
+            assert head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head.lower()
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            assert json.loads(reader.read(length)) == {"status": "ok"}
+
+
+def _read_head(reader: Any) -> bytes:
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = reader.readline()
+        assert line, "the server closed the connection"
+        head += line
+    return head
 
 
 def test_a_half_open_request_is_dropped_after_the_header_timeout(service: ServiceProcess) -> None:
