@@ -53,7 +53,8 @@ def test_an_admin_sets_a_channels_retention_and_older_chats_go(
     page.goto(f"{service.url}/app/main#record/crmchat_channelaccount/{viber.key}")
     page.get_by_label("Keep chats (days)").fill("30")
     page.get_by_test_id("save-record").click()
-    expect(page.get_by_label("Keep chats (days)")).to_have_value("30")
+    # The value in the box proves nothing: wait for the stand-in to say the save is done.
+    expect(page.locator(".record-form").get_by_role("status")).to_have_text("Saved.")
     row = crm.retrieve("crmchat_channelaccounts", viber.key, select=["crmchat_retentiondays"])
     assert row["crmchat_retentiondays"] == 30
 
