@@ -589,3 +589,13 @@ def test_a_write_interrupted_after_a_note_writes_no_note_twice(
     notes = list(admin.list(tables.NOTES, filter=f"_objectid_value eq {activity_id}"))
     assert len(notes) == 1
     assert _chats(admin)[0]["statecode"] == 1
+
+
+def test_a_chat_marked_important_is_a_high_priority_activity(
+    service: DataverseClient, admin: DataverseClient
+) -> None:
+    marked, plain = finished_chat(important=True), finished_chat()
+    write_chat(service, FinishedChat.from_dict(marked.to_dict()))  # via the outbox form
+    write_chat(service, plain)
+    assert admin.retrieve(tables.CHATS, activity_of(marked))["prioritycode"] == 2
+    assert admin.retrieve(tables.CHATS, activity_of(plain))["prioritycode"] == 1

@@ -227,6 +227,12 @@ class ChatPostpone(_Frame):
     until: AwareDatetime
 
 
+class ChatImportant(_Frame):
+    type: Literal["chat.important"]
+    conversation_id: Guid
+    important: bool  # the state wanted, not a toggle: a repeated frame changes nothing
+
+
 class AgentChatStart(_Frame):
     type: Literal["agentchat.start"]
     agent_id: Guid
@@ -265,6 +271,7 @@ AgentFrame = Annotated[
     | ChatTransfer
     | AgentEnd
     | ChatPostpone
+    | ChatImportant
     | AgentChatStart
     | ConsultStart
     | SupervisorJoin

@@ -137,6 +137,9 @@ class Conversation:
     # Postponed by its agent (actions/postpone.py) until this time, or the customer's
     # next message, whichever comes first.
     postponed_until: datetime | None = None
+    # Marked important by an agent of the chat (actions/important.py): a star for every
+    # agent in it, and the activity's priority High when it is written.
+    important: bool = False
 
     @property
     def is_open(self) -> bool:

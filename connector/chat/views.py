@@ -166,6 +166,7 @@ def chat_view(
         "wrapup_until": iso(conversation.wrapup_until),
         "disposition": conversation.disposition,
         "postponed_until": iso(conversation.postponed_until),
+        "important": conversation.important,
         "regarding": conversation.regarding,
         "contact": conversation.contact,
         "rating": conversation.rating,

@@ -17,7 +17,16 @@ from flask import Blueprint, current_app, request
 from flask_sock import Sock
 
 from connector.chat import events
-from connector.chat.actions import agents, consults, offers, postpone, queues, supervision, visitors
+from connector.chat.actions import (
+    agents,
+    consults,
+    important,
+    offers,
+    postpone,
+    queues,
+    supervision,
+    visitors,
+)
 from connector.chat.engine import ChatEngine
 from connector.chat.errors import ChatError, ChatUnavailable
 from connector.chat.frames import (
@@ -26,6 +35,7 @@ from connector.chat.frames import (
     AgentSend,
     AgentTyping,
     ChatAccept,
+    ChatImportant,
     ChatInvite,
     ChatLabels,
     ChatPostpone,
@@ -422,6 +432,13 @@ def agent_socket(ws: Any) -> None:
             case ChatPostpone():
                 postpone.do_agent_postpone(
                     engine, session, conversation_id=frame.conversation_id, until=frame.until
+                )
+            case ChatImportant():
+                important.do_agent_mark_important(
+                    engine,
+                    session,
+                    conversation_id=frame.conversation_id,
+                    important=frame.important,
                 )
             case AgentChatStart():
                 agents.do_agent_chat_start(engine, session, agent_id=frame.agent_id)

@@ -1565,6 +1565,13 @@
     offerLink(chat));
   }
 
+  // The star of a chat an agent marked important (connector/chat/actions/important.py).
+  function importantStar(chat, testid) {
+    return chat.important
+      ? el("span", { class: "important-star", "data-testid": testid, title: "Marked important", text: "★" })
+      : null;
+  }
+
   function chatItem(chat, testid) {
     const unread = state.unread.get(chat.conversation_id) || 0;
     const item = el("li", {
@@ -1581,7 +1588,7 @@
       }));
     }
     const main = el("div", { class: "item-main" },
-      el("span", { class: "name", text: chatName(chat) }),
+      el("span", { class: "name" }, importantStar(chat, "chat-item-important"), chatName(chat)),
       el("span", { class: "meta" }, el("span", { text: chat.kind === "visitor" ? pageText(chat.visitor && chat.visitor.page) : "Agent chat" })));
     item.append(main);
     if (chat.kind === "visitor") {
@@ -1770,6 +1777,7 @@
     chat.kind === "visitor" ? el("span", {
       class: "presence", "data-connected": String(!(chat.visitor && chat.visitor.connected === false)),
     }) : null,
+    importantStar(chat, "chat-tab-important"),
     el("span", { class: "tab-name", text: chatName(chat) }),
     state.flagged.has(id) ? el("span", { class: "badge new", "data-testid": "chat-tab-new", text: "New" }) : null,
     ratingBadge(chat, "chat-tab-rating"),
@@ -1836,6 +1844,11 @@
     $("end").disabled = ended && !wrapup;
     $("end").textContent = wrapup ? "Close" : "End";
     $("postpone").hidden = !isVisitor || chat.state !== "active";
+    // Markable until the activity is written: open, or ended and still in wrap-up.
+    $("important").hidden = !isVisitor || Boolean(chat.consult_of);
+    $("important").disabled = ended && !wrapup;
+    $("important").setAttribute("aria-pressed", String(Boolean(chat.important)));
+    $("important").textContent = chat.important ? "★ Important" : "Mark important";
     // The chat moved on (ended, its wrap-up closed): its boxes no longer apply.
     if ($("end").disabled) $("end-confirm").hidden = true;
     if ($("postpone").hidden || ended) $("postpone-box").hidden = true;
@@ -2878,6 +2891,10 @@
       (choices.length ? $("disposition") : $("end-yes")).focus();
     });
     $("end-no").addEventListener("click", () => { $("end-confirm").hidden = true; });
+    $("important").addEventListener("click", () => {
+      const chat = state.active && state.chats.get(state.active);
+      if (chat) send({ type: "chat.important", conversation_id: chat.conversation_id, important: !chat.important });
+    });
     $("postpone").addEventListener("click", () => {
       const box = $("postpone-box");
       const open = !box.hidden;
