@@ -128,6 +128,13 @@ class VisitorTyping(_Frame):
     on: bool
 
 
+class VisitorRead(_Frame):
+    type: Literal["message.read"]
+    seq: int = Field(ge=1)
+    # Optional: a visitor's connection has one chat; another id is refused (not_found).
+    conversation_id: Guid | None = None
+
+
 class VisitorEnd(_Frame):
     type: Literal["chat.end"]
 
@@ -148,6 +155,7 @@ VisitorFrame = Annotated[
     | TicketCreate
     | VisitorSend
     | VisitorTyping
+    | VisitorRead
     | VisitorEnd
     | ChatRate
     | Ping,
@@ -227,6 +235,12 @@ class ChatPostpone(_Frame):
     until: AwareDatetime
 
 
+class AgentRead(_Frame):
+    type: Literal["message.read"]
+    conversation_id: Guid
+    seq: int = Field(ge=1)
+
+
 class ChatImportant(_Frame):
     type: Literal["chat.important"]
     conversation_id: Guid
@@ -272,6 +286,7 @@ AgentFrame = Annotated[
     | AgentEnd
     | ChatPostpone
     | ChatImportant
+    | AgentRead
     | AgentChatStart
     | ConsultStart
     | SupervisorJoin

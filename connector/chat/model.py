@@ -140,6 +140,9 @@ class Conversation:
     # Marked important by an agent of the chat (actions/important.py): a star for every
     # agent in it, and the activity's priority High when it is written.
     important: bool = False
+    # Read receipts (actions/reads.py): the last seq the visitor, and any agent, has read.
+    visitor_read_seq: int = 0
+    agent_read_seq: int = 0
 
     @property
     def is_open(self) -> bool:

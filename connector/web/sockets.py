@@ -24,6 +24,7 @@ from connector.chat.actions import (
     offers,
     postpone,
     queues,
+    reads,
     supervision,
     visitors,
 )
@@ -32,6 +33,7 @@ from connector.chat.errors import ChatError, ChatUnavailable
 from connector.chat.frames import (
     AgentChatStart,
     AgentEnd,
+    AgentRead,
     AgentSend,
     AgentTyping,
     ChatAccept,
@@ -54,6 +56,7 @@ from connector.chat.frames import (
     TicketCreate,
     TokenBucket,
     VisitorEnd,
+    VisitorRead,
     VisitorSend,
     VisitorTyping,
     parse_agent_frame,
@@ -240,6 +243,10 @@ def visitor_socket(ws: Any) -> None:
                 )
             case VisitorTyping():
                 visitors.do_visitor_typing(engine, session, on=frame.on)
+            case VisitorRead():
+                reads.do_visitor_read(
+                    engine, session, seq=frame.seq, conversation_id=frame.conversation_id
+                )
             case VisitorEnd():
                 visitors.do_visitor_end(engine, session)
             case ChatRate():
@@ -449,6 +456,10 @@ def agent_socket(ws: Any) -> None:
             case ConsultStart():
                 consults.do_consult_start(
                     engine, session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
+                )
+            case AgentRead():
+                reads.do_agent_read(
+                    engine, session, conversation_id=frame.conversation_id, seq=frame.seq
                 )
             case AgentTyping():
                 agents.do_agent_typing(

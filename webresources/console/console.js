@@ -340,6 +340,7 @@
       case "chat.updated": onChatUpdated(frame.chat); break;
       case "message.created": onMessage(frame); break;
       case "typing": onTyping(frame); break;
+      case "message.read": onRead(frame); break;
       case "chat.ended": onEnded(frame.conversation_id, frame.by); break;
       case "chat.rated": onRated(frame.conversation_id, frame.rating); break;
       case "supervisor.board": onBoard(frame.board); break;
@@ -990,6 +991,25 @@
   // This agent declines: the service offers the chat to the others and withdraws it here.
   function reject(conversationId) {
     if (!send({ type: "chat.reject", conversation_id: conversationId })) toast("Not connected.", "bad");
+  }
+
+  // Read receipts (connector/chat/actions/reads.py): the visitor read up to frame.seq.
+  function onRead(frame) {
+    const chat = state.chats.get(frame.conversation_id);
+    if (!chat || !(frame.seq > (chat.visitor_read_seq || 0))) return;
+    chat.visitor_read_seq = frame.seq;
+    chat.version = (chat.version || 0) + 1;
+  }
+
+  // The agent has this web chat open on a visible page: tell its visitor what was read,
+  // once per new message (the service ignores a seq it already has).
+  function markRead(chat) {
+    if (document.hidden || chat.kind !== "visitor" || chat.channel || chat.state !== "active") return;
+    const seq = contiguousSeq(chat);
+    if (seq > (chat.readSent || 0)) {
+      chat.readSent = seq;
+      send({ type: "message.read", conversation_id: chat.conversation_id, seq });
+    }
   }
 
   function openChat(conversationId) {
@@ -1890,6 +1910,7 @@
     const typing = state.typing.get(id);
     $("typing").textContent = typing && typing.until > Date.now() ? typing.name + " is typing…" : "";
     renderInfo(chat);
+    markRead(chat);
     shownChat = id;
   }
 
@@ -1906,8 +1927,14 @@
     }
     // A channel chat's delivery states by seq: a row is redrawn when its state moves.
     receiptsShown = (chat.channel && chat.channel.receipts) || {};
-    const wanted = sortedMessages(chat).map((m) => [
-      "seq:" + m.seq + (receiptsShown[m.seq] ? ":" + receiptsShown[m.seq] : ""),
+    const sorted = sortedMessages(chat);
+    // A web chat's "Seen": under the last agent message the visitor has read.
+    seenSeq = 0;
+    for (const m of sorted) {
+      if (m.seq <= (chat.visitor_read_seq || 0) && m.sender && m.sender.kind === "agent") seenSeq = m.seq;
+    }
+    const wanted = sorted.map((m) => [
+      "seq:" + m.seq + (receiptsShown[m.seq] ? ":" + receiptsShown[m.seq] : "") + (m.seq === seenSeq ? ":seen" : ""),
       () => messageItem(m, false),
     ]);
     const canRetry = chat.state !== "ended";
@@ -1938,6 +1965,7 @@
 
   let peerSide = false; // the chat being drawn is between agents
   let receiptsShown = {}; // the chat being drawn: channel delivery states by seq
+  let seenSeq = 0; // the chat being drawn: the agent message shown "Seen"
   const RECEIPT_TEXT = { sent: "Sent", delivered: "Delivered", read: "Read", failed: "Not delivered" };
   function messageItem(m, pending, failed, canRetry) {
     const kind = (m.sender && m.sender.kind) || "system";
@@ -1964,6 +1992,9 @@
     if (receipt && RECEIPT_TEXT[receipt]) {
       item.append(el("div", { class: "msg-state msg-receipt", "data-testid": "message-receipt",
         "data-state": receipt, text: RECEIPT_TEXT[receipt] }));
+    }
+    if (!pending && m.seq === seenSeq) {
+      item.append(el("div", { class: "msg-state msg-receipt", "data-testid": "message-seen", text: "Seen" }));
     }
     if (pending) {
       item.append(el("div", { class: "msg-state" },
