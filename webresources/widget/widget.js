@@ -986,7 +986,7 @@
         for (const c of log.querySelectorAll(".msg.visitor[data-seq]")) if (+c.dataset.seq <= f.seq) last = c;
         const old = log.querySelector(".seen");
         if (old) old.remove();
-        if (last) last.append(el("span", { class: "meta seen", tid: "seen", text: T.seen }));
+        if (last) last.lastChild.append(el("span", { class: "seen", tid: "seen", text: T.seen }));
         break;
       }
       case "typing":
@@ -1675,6 +1675,7 @@ padding-block:12px;padding-inline:16px 8px;border-radius:16px 16px 4px 16px;back
 .bubble{padding:9px 13px;border-radius:16px;border-end-start-radius:4px;background:var(--ab);color:var(--at);white-space:pre-wrap;overflow-wrap:anywhere}
 .bubble a{color:inherit}
 .meta{font-size:11px;color:var(--mu);margin:3px 4px 0}
+.seen::before{content:" · "}
 .meta:empty{display:none}
 .visitor{align-self:flex-end;align-items:flex-end}
 .visitor .bubble{background:var(--vb);color:var(--vt);border-radius:16px;border-end-end-radius:4px}
