@@ -2699,6 +2699,76 @@
     $("activity-list").replaceChildren(...items);
   }
 
+  // ---- earlier chats with this contact, from CRM ---------------------------------------
+  // On demand ("Earlier chats from CRM"): the contact's chat activities (regarding it, or
+  // with it as a party, as the activity is written), newest first, CRM_CHATS_PAGE at a
+  // time, read with the agent's own permissions as the Activities panel reads; each opens
+  // its readable transcript. Paged by start time (the Web API has no $skip): the next page
+  // starts before the oldest shown.
+  const crmChats = { key: null, rows: [], more: false, done: false, note: "", open: null, loading: false };
+  const CRM_CHATS_PAGE = 5;
+  const GUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  const ODATA_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+  function crmChatsKey(chat) {
+    const contact = chatContact(chat);
+    return contact && GUID_TEXT.test(contact.id) ? chat.conversation_id + "|" + contact.id : null;
+  }
+
+  async function loadCrmChats(chat) {
+    const key = crmChatsKey(chat);
+    if (!key || !xrm || !xrm.WebApi || crmChats.loading) return;
+    if (crmChats.key !== key) Object.assign(crmChats, { key, rows: [], more: false, done: false, note: "", open: null });
+    const contactId = key.split("|")[1];
+    const oldest = crmChats.rows.length ? crmChats.rows[crmChats.rows.length - 1].actualstart : null;
+    let filter = "(_regardingobjectid_value eq " + contactId
+      + " or crmchat_chat_activity_parties/any(p:p/_partyid_value eq " + contactId + "))";
+    if (oldest && ODATA_TIME.test(oldest)) filter += " and actualstart lt " + oldest;
+    crmChats.loading = true;
+    crmChats.note = "Loading…";
+    render();
+    try {
+      const found = await xrm.WebApi.retrieveMultipleRecords("crmchat_chat",
+        "?$select=activityid,subject,actualstart,crmchat_participantnames,crmchat_transcript&$filter="
+        + encodeURIComponent(filter) + "&$orderby=actualstart desc&$top=" + (CRM_CHATS_PAGE + 1));
+      if (crmChats.key === key) {
+        const page = found.entities || [];
+        crmChats.rows = crmChats.rows.concat(page.slice(0, CRM_CHATS_PAGE));
+        crmChats.more = page.length > CRM_CHATS_PAGE;
+        crmChats.done = !crmChats.more;
+        crmChats.note = crmChats.rows.length ? "" : "No earlier chats in CRM.";
+      }
+    } catch (error) {
+      if (crmChats.key === key) crmChats.note = "Could not read the earlier chats: " + error.message;
+    }
+    crmChats.loading = false;
+    render();
+  }
+
+  function renderCrmChats(chat) {
+    const key = crmChatsKey(chat);
+    const shown = key !== null && crmChats.key === key;
+    const items = shown ? crmChats.rows.map((row) => {
+      const when = parseTime(row.actualstart);
+      const open = crmChats.open === row.activityid;
+      return el("li", { "data-testid": "crm-chat-item" },
+        el("button", {
+          type: "button", class: "link history-open", "aria-expanded": String(open),
+          onclick: () => { crmChats.open = open ? null : row.activityid; render(); },
+        },
+        el("span", { text: when === null ? "" : formatDate(when) }), " ",
+        el("span", { class: "muted", text: [row.subject, row.crmchat_participantnames].filter(Boolean).join(" · ") })),
+        open ? el("pre", { class: "transcript", "data-testid": "crm-chat-transcript",
+          text: row.crmchat_transcript || "(no transcript)" }) : null);
+    }) : [];
+    if (shown && crmChats.note) items.push(el("li", { class: "muted", text: crmChats.note }));
+    $("crm-chats").replaceChildren(...items);
+    const button = $("crm-chats-load");
+    button.hidden = key === null || !xrm || (shown && crmChats.done);
+    button.disabled = crmChats.loading;
+    button.textContent = shown && crmChats.rows.length ? "More earlier chats" : "Earlier chats from CRM";
+  }
+
   // The closing choices of the chat's topics (the service checks the same list).
   function chatDispositions(chat) {
     const names = [];
@@ -2840,6 +2910,7 @@
             : state.earlier.messages.map((m) => messageItem(m, false)))) : null);
     });
     $("history").replaceChildren(...(history.length ? history : [el("li", { class: "muted", text: "No earlier chats." })]));
+    renderCrmChats(chat);
   }
 
   // An earlier chat of this visitor, opened in the History card (a second click closes it).
@@ -2922,6 +2993,10 @@
       (choices.length ? $("disposition") : $("end-yes")).focus();
     });
     $("end-no").addEventListener("click", () => { $("end-confirm").hidden = true; });
+    $("crm-chats-load").addEventListener("click", () => {
+      const chat = state.active && state.chats.get(state.active);
+      if (chat) loadCrmChats(chat);
+    });
     $("important").addEventListener("click", () => {
       const chat = state.active && state.chats.get(state.active);
       if (chat) send({ type: "chat.important", conversation_id: chat.conversation_id, important: !chat.important });
