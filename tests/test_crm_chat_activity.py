@@ -589,3 +589,70 @@ def test_a_write_interrupted_after_a_note_writes_no_note_twice(
     notes = list(admin.list(tables.NOTES, filter=f"_objectid_value eq {activity_id}"))
     assert len(notes) == 1
     assert _chats(admin)[0]["statecode"] == 1
+
+
+def test_a_chat_marked_important_is_a_high_priority_activity(
+    service: DataverseClient, admin: DataverseClient
+) -> None:
+    marked, plain = finished_chat(important=True), finished_chat()
+    write_chat(service, FinishedChat.from_dict(marked.to_dict()))  # via the outbox form
+    write_chat(service, plain)
+    assert admin.retrieve(tables.CHATS, activity_of(marked))["prioritycode"] == 2
+    assert admin.retrieve(tables.CHATS, activity_of(plain))["prioritycode"] == 1
+
+
+def test_an_agent_reads_the_contacts_earlier_chats_as_the_console_asks(
+    service: DataverseClient, admin: DataverseClient, dataverse_app: DataverseApp, schema: Schema
+) -> None:
+    """The console's "Earlier chats from CRM" query (webresources/console/console.js,
+    loadCrmChats), as an agent: the chats the service wrote with the contact (linked, or
+    only as the customer party of a chat regarding a case), newest first, paged by start;
+    not another contact's, not a chat the agent may not read."""
+    role = schema.role_named("CRM Chat Agent")
+    assert role is not None
+    agent_id = add_user(dataverse_app.store, domain_name="ann@x.test", role_ids=[role.id])
+    contact = {"id": admin.create("contacts", {"lastname": "Lee"}), "name": "Ann Lee"}
+    someone = {"id": admin.create("contacts", {"lastname": "Someone"}), "name": "Someone"}
+    lead = Regarding(table="lead", id=admin.create("leads", {"lastname": "Lee"}), name="Lee")
+    start = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+    def chat(day: int, owner: str, **changes: Any) -> None:
+        at = start + timedelta(days=day)
+        write_chat(
+            service,
+            finished_chat(
+                started_at=at, ended_at=at + timedelta(minutes=4), owner_user_id=owner, **changes
+            ),
+        )
+
+    chat(0, agent_id, contact=contact)
+    chat(1, agent_id, contact=contact, regarding=lead)  # Ann only as the customer party
+    chat(2, agent_id, contact=someone)
+    chat(3, ADMIN_USER_ID, contact=contact)  # not the agent's: the role reads its own only
+    token = issue_token(dataverse_app.store.signing_secret, user_id=agent_id)
+    around = (
+        f"(_regardingobjectid_value eq {contact['id']}"
+        f" or crmchat_chat_activity_parties/any(p:p/_partyid_value eq {contact['id']}))"
+    )
+    with _client(dataverse_app, token) as agent:
+        first = list(
+            agent.list(
+                tables.CHATS,
+                select=["actualstart", "crmchat_transcript"],
+                filter=around,
+                orderby="actualstart desc",
+                top=1,
+            )
+        )
+        assert [row["actualstart"] for row in first] == ["2026-03-03T10:00:00Z"]
+        assert "Ann Lee: hello" in first[0]["crmchat_transcript"]  # readable, not JSON
+        rest = list(
+            agent.list(
+                tables.CHATS,
+                select=["actualstart"],
+                filter=f"{around} and actualstart lt {first[0]['actualstart']}",
+                orderby="actualstart desc",
+                top=2,
+            )
+        )
+        assert [row["actualstart"] for row in rest] == ["2026-03-02T10:00:00Z"]

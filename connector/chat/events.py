@@ -71,6 +71,7 @@ SUPERVISOR_BOARD = "supervisor.board"
 SUPERVISOR_BOARD_CHANGED = "supervisor.board_changed"
 MESSAGE_CREATED = "message.created"
 TYPING = "typing"
+MESSAGE_READ = "message.read"
 ERROR = "error"
 PONG = "pong"
 # To every socket of a process whose bus may have missed events (a lost Redis

@@ -95,6 +95,7 @@ def finished_chat(
         agent_id=owner.agent_id if owner is not None else None,
         consent=dict(conversation.consent) if conversation.consent else None,
         disposition=conversation.disposition,
+        important=conversation.important,
         consults=[
             {
                 "subject": "Consult (internal): "

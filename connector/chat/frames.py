@@ -128,6 +128,13 @@ class VisitorTyping(_Frame):
     on: bool
 
 
+class VisitorRead(_Frame):
+    type: Literal["message.read"]
+    seq: int = Field(ge=1)
+    # Optional: a visitor's connection has one chat; another id is refused (not_found).
+    conversation_id: Guid | None = None
+
+
 class VisitorEnd(_Frame):
     type: Literal["chat.end"]
 
@@ -148,6 +155,7 @@ VisitorFrame = Annotated[
     | TicketCreate
     | VisitorSend
     | VisitorTyping
+    | VisitorRead
     | VisitorEnd
     | ChatRate
     | Ping,
@@ -227,6 +235,18 @@ class ChatPostpone(_Frame):
     until: AwareDatetime
 
 
+class AgentRead(_Frame):
+    type: Literal["message.read"]
+    conversation_id: Guid
+    seq: int = Field(ge=1)
+
+
+class ChatImportant(_Frame):
+    type: Literal["chat.important"]
+    conversation_id: Guid
+    important: bool  # the state wanted, not a toggle: a repeated frame changes nothing
+
+
 class AgentChatStart(_Frame):
     type: Literal["agentchat.start"]
     agent_id: Guid
@@ -265,6 +285,8 @@ AgentFrame = Annotated[
     | ChatTransfer
     | AgentEnd
     | ChatPostpone
+    | ChatImportant
+    | AgentRead
     | AgentChatStart
     | ConsultStart
     | SupervisorJoin

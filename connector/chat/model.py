@@ -137,6 +137,12 @@ class Conversation:
     # Postponed by its agent (actions/postpone.py) until this time, or the customer's
     # next message, whichever comes first.
     postponed_until: datetime | None = None
+    # Marked important by an agent of the chat (actions/important.py): a star for every
+    # agent in it, and the activity's priority High when it is written.
+    important: bool = False
+    # Read receipts (actions/reads.py): the last seq the visitor, and any agent, has read.
+    visitor_read_seq: int = 0
+    agent_read_seq: int = 0
 
     @property
     def is_open(self) -> bool:

@@ -338,6 +338,9 @@ def _conversation_to_json(c: Conversation) -> str:
             "wrapup_until": _time(c.wrapup_until),
             "finish_held": c.finish_held,
             "postponed_until": _time(c.postponed_until),
+            "important": c.important,
+            "visitor_read_seq": c.visitor_read_seq,
+            "agent_read_seq": c.agent_read_seq,
         }
     )
 
@@ -388,6 +391,9 @@ def _conversation_from_row(conversation_id: str, data: str) -> Conversation:
         wrapup_until=_parse(d.get("wrapup_until")),
         finish_held=bool(d.get("finish_held")),
         postponed_until=_parse(d.get("postponed_until")),
+        important=bool(d.get("important")),
+        visitor_read_seq=int(d.get("visitor_read_seq") or 0),
+        agent_read_seq=int(d.get("agent_read_seq") or 0),
     )
 
 

@@ -166,6 +166,8 @@ def chat_view(
         "wrapup_until": iso(conversation.wrapup_until),
         "disposition": conversation.disposition,
         "postponed_until": iso(conversation.postponed_until),
+        "important": conversation.important,
+        "visitor_read_seq": conversation.visitor_read_seq,  # "Seen" (actions/reads.py)
         "regarding": conversation.regarding,
         "contact": conversation.contact,
         "rating": conversation.rating,

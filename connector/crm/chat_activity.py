@@ -86,6 +86,9 @@ MAX_JSON_CHARS = 100_000
 MAX_READABLE_CHARS = 4_000  # crmchat_visitordetails, crmchat_participantnames
 MAX_VISITOR_ID_CHARS = 100
 MAX_LABELS_CHARS = 4000
+# The standard activity `prioritycode` options (0 Low, 1 Normal, 2 High).
+PRIORITY_NORMAL = 1
+PRIORITY_HIGH = 2
 # The standard `annotation` table's columns (subject 500, notetext 100,000).
 MAX_NOTE_SUBJECT_CHARS = 500
 MAX_NOTE_TEXT_CHARS = 100_000
@@ -149,6 +152,7 @@ class FinishedChat:
     agent_id: str | None = None  # crmchat_agentid of the agent who accepted
     consent: dict[str, str] | None = None  # {"text", "at"}: what the visitor agreed to
     disposition: str | None = None  # the agent's closing choice (connector/crm/dispositions.py)
+    important: bool = False  # an agent marked it: the activity's `prioritycode` is High
     # Consult threads (connector/chat/actions/consults.py): [{"subject", "transcript"}],
     # each written as an internal note on the activity.
     consults: list[dict[str, Any]] = field(default_factory=list)
@@ -189,6 +193,7 @@ class FinishedChat:
             "agent_id": self.agent_id,
             "consent": self.consent,
             "disposition": self.disposition,
+            "important": self.important,
             "consults": [
                 {
                     "subject": str(c["subject"]),
@@ -232,6 +237,7 @@ class FinishedChat:
             agent_id=data.get("agent_id"),
             consent=data.get("consent"),
             disposition=data.get("disposition"),
+            important=bool(data.get("important")),
             consults=[
                 {"subject": str(c["subject"]), "transcript": list(c["transcript"])}
                 for c in data.get("consults") or []
@@ -459,6 +465,9 @@ def chat_activity_payload(
         "crmchat_durationseconds": int(seconds),
         # The Web API cannot group by a datetime; reports group chats per day by this.
         "crmchat_chatday": _utc(chat.started_at).date().isoformat(),
+        # Every activity's standard priority (activitypointer `prioritycode`): High for a
+        # chat an agent marked important, so views and queues can sort on it.
+        "prioritycode": PRIORITY_HIGH if chat.important else PRIORITY_NORMAL,
     }
     if chat.accepted_at is not None:
         wait = (chat.accepted_at - chat.started_at).total_seconds()

@@ -261,7 +261,7 @@ class TicketFallback(_Options):
 WIDGET_TEXT_KEYS = (
     "open", "minimize", "end", "connecting", "reconnecting", "waiting", "typing",
     "placeholder", "emoji", "ended", "rate", "star", "thanks", "newChat", "unavailable",
-    "sending", "notSent", "unread", "newTitle", "slowed", "login", "topic", "chooseTopic",
+    "sending", "notSent", "seen", "unread", "newTitle", "slowed", "login", "topic", "chooseTopic",
     "notStarted", "badIdentity", "mismatch", "message", "ticketDone", "messageDone",
     "closeInvite",
     "transcriptDownload", "transcriptEmail", "transcriptEmailLabel", "transcriptSend",

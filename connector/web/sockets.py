@@ -17,15 +17,27 @@ from flask import Blueprint, current_app, request
 from flask_sock import Sock
 
 from connector.chat import events
-from connector.chat.actions import agents, consults, offers, postpone, queues, supervision, visitors
+from connector.chat.actions import (
+    agents,
+    consults,
+    important,
+    offers,
+    postpone,
+    queues,
+    reads,
+    supervision,
+    visitors,
+)
 from connector.chat.engine import ChatEngine
 from connector.chat.errors import ChatError, ChatUnavailable
 from connector.chat.frames import (
     AgentChatStart,
     AgentEnd,
+    AgentRead,
     AgentSend,
     AgentTyping,
     ChatAccept,
+    ChatImportant,
     ChatInvite,
     ChatLabels,
     ChatPostpone,
@@ -44,6 +56,7 @@ from connector.chat.frames import (
     TicketCreate,
     TokenBucket,
     VisitorEnd,
+    VisitorRead,
     VisitorSend,
     VisitorTyping,
     parse_agent_frame,
@@ -230,6 +243,10 @@ def visitor_socket(ws: Any) -> None:
                 )
             case VisitorTyping():
                 visitors.do_visitor_typing(engine, session, on=frame.on)
+            case VisitorRead():
+                reads.do_visitor_read(
+                    engine, session, seq=frame.seq, conversation_id=frame.conversation_id
+                )
             case VisitorEnd():
                 visitors.do_visitor_end(engine, session)
             case ChatRate():
@@ -423,6 +440,13 @@ def agent_socket(ws: Any) -> None:
                 postpone.do_agent_postpone(
                     engine, session, conversation_id=frame.conversation_id, until=frame.until
                 )
+            case ChatImportant():
+                important.do_agent_mark_important(
+                    engine,
+                    session,
+                    conversation_id=frame.conversation_id,
+                    important=frame.important,
+                )
             case AgentChatStart():
                 agents.do_agent_chat_start(engine, session, agent_id=frame.agent_id)
             case SupervisorJoin():
@@ -432,6 +456,10 @@ def agent_socket(ws: Any) -> None:
             case ConsultStart():
                 consults.do_consult_start(
                     engine, session, conversation_id=frame.conversation_id, agent_id=frame.agent_id
+                )
+            case AgentRead():
+                reads.do_agent_read(
+                    engine, session, conversation_id=frame.conversation_id, seq=frame.seq
                 )
             case AgentTyping():
                 agents.do_agent_typing(

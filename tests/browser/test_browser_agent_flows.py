@@ -261,3 +261,45 @@ def test_an_agent_edits_the_contact_with_checks_and_crm_refuses_an_account_they_
     expect(account.get_by_test_id("account-form-error")).to_contain_text("CRM did not save it")
     saved = dataverse.retrieve("accounts", account_id, select=["name"])
     assert saved["name"] == "Edit Bikes Ltd"
+
+
+def test_an_agent_marks_a_chat_important_and_both_agents_see_the_star(
+    service: Any,
+    new_page: Callable[[], Any],
+    agent_console: Callable[..., Any],
+    chat_activity: Callable[[list[str]], dict[str, Any]],
+) -> None:
+    sam = agent_console("Sam Sales")
+    bea = agent_console("Bea Support")
+    visitor = start_visitor_chat(new_page, service.url, "Ivy", "Important")
+    accept_offer(sam, "Ivy Important")
+    sam.get_by_test_id("invite-button").click()
+    sam.get_by_test_id("invite-menu").get_by_test_id("invite-queue").filter(
+        has_text="Queue: Support"
+    ).click()
+    bea_tab = bea.get_by_test_id("chat-tab").filter(has_text="Ivy Important")
+    expect(bea_tab).to_be_visible()
+    expect(bea_tab.get_by_test_id("chat-tab-important")).to_have_count(0)
+
+    mark = sam.get_by_test_id("important-button")
+    expect(mark).to_have_attribute("aria-pressed", "false")
+    mark.click()
+    expect(mark).to_have_attribute("aria-pressed", "true")
+    expect(
+        sam.get_by_test_id("visitor-chat-item").get_by_test_id("chat-item-important")
+    ).to_be_visible()
+    expect(bea_tab.get_by_test_id("chat-tab-important")).to_be_visible()
+    expect(visitor.get_by_test_id("crmchat-messages")).not_to_contain_text("important")
+
+    # Bea clears it; Sam sees the star go, then marks it again before ending.
+    bea_tab.click()
+    bea.get_by_test_id("important-button").click()
+    expect(sam.get_by_test_id("chat-tab-important")).to_have_count(0)
+    expect(mark).to_have_attribute("aria-pressed", "false")
+    mark.click()
+    expect(bea_tab.get_by_test_id("chat-tab-important")).to_be_visible()
+    sam.get_by_test_id("end-button").click()
+    sam.get_by_test_id("end-confirm").click()
+    expect(sam.locator("#chat-state")).to_have_text("Ended")
+    visitor.get_by_test_id("crmchat-star-5").click()
+    assert chat_activity(["prioritycode", "crmchat_rating"])["prioritycode"] == 2

@@ -340,6 +340,7 @@
       case "chat.updated": onChatUpdated(frame.chat); break;
       case "message.created": onMessage(frame); break;
       case "typing": onTyping(frame); break;
+      case "message.read": onRead(frame); break;
       case "chat.ended": onEnded(frame.conversation_id, frame.by); break;
       case "chat.rated": onRated(frame.conversation_id, frame.rating); break;
       case "supervisor.board": onBoard(frame.board); break;
@@ -992,6 +993,25 @@
     if (!send({ type: "chat.reject", conversation_id: conversationId })) toast("Not connected.", "bad");
   }
 
+  // Read receipts (connector/chat/actions/reads.py): the visitor read up to frame.seq.
+  function onRead(frame) {
+    const chat = state.chats.get(frame.conversation_id);
+    if (!chat || !(frame.seq > (chat.visitor_read_seq || 0))) return;
+    chat.visitor_read_seq = frame.seq;
+    chat.version = (chat.version || 0) + 1;
+  }
+
+  // The agent has this web chat open on a visible page: tell its visitor what was read,
+  // once per new message (the service ignores a seq it already has).
+  function markRead(chat) {
+    if (document.hidden || chat.kind !== "visitor" || chat.channel || chat.state !== "active") return;
+    const seq = contiguousSeq(chat);
+    if (seq > (chat.readSent || 0)) {
+      chat.readSent = seq;
+      send({ type: "message.read", conversation_id: chat.conversation_id, seq });
+    }
+  }
+
   function openChat(conversationId) {
     if (!state.tabs.includes(conversationId)) state.tabs.push(conversationId);
     state.active = conversationId;
@@ -1565,6 +1585,13 @@
     offerLink(chat));
   }
 
+  // The star of a chat an agent marked important (connector/chat/actions/important.py).
+  function importantStar(chat, testid) {
+    return chat.important
+      ? el("span", { class: "important-star", "data-testid": testid, title: "Marked important", text: "★" })
+      : null;
+  }
+
   function chatItem(chat, testid) {
     const unread = state.unread.get(chat.conversation_id) || 0;
     const item = el("li", {
@@ -1581,7 +1608,7 @@
       }));
     }
     const main = el("div", { class: "item-main" },
-      el("span", { class: "name", text: chatName(chat) }),
+      el("span", { class: "name" }, importantStar(chat, "chat-item-important"), chatName(chat)),
       el("span", { class: "meta" }, el("span", { text: chat.kind === "visitor" ? pageText(chat.visitor && chat.visitor.page) : "Agent chat" })));
     item.append(main);
     if (chat.kind === "visitor") {
@@ -1770,6 +1797,7 @@
     chat.kind === "visitor" ? el("span", {
       class: "presence", "data-connected": String(!(chat.visitor && chat.visitor.connected === false)),
     }) : null,
+    importantStar(chat, "chat-tab-important"),
     el("span", { class: "tab-name", text: chatName(chat) }),
     state.flagged.has(id) ? el("span", { class: "badge new", "data-testid": "chat-tab-new", text: "New" }) : null,
     ratingBadge(chat, "chat-tab-rating"),
@@ -1836,6 +1864,11 @@
     $("end").disabled = ended && !wrapup;
     $("end").textContent = wrapup ? "Close" : "End";
     $("postpone").hidden = !isVisitor || chat.state !== "active";
+    // Markable until the activity is written: open, or ended and still in wrap-up.
+    $("important").hidden = !isVisitor || Boolean(chat.consult_of);
+    $("important").disabled = ended && !wrapup;
+    $("important").setAttribute("aria-pressed", String(Boolean(chat.important)));
+    $("important").textContent = chat.important ? "★ Important" : "Mark important";
     // The chat moved on (ended, its wrap-up closed): its boxes no longer apply.
     if ($("end").disabled) $("end-confirm").hidden = true;
     if ($("postpone").hidden || ended) $("postpone-box").hidden = true;
@@ -1877,6 +1910,7 @@
     const typing = state.typing.get(id);
     $("typing").textContent = typing && typing.until > Date.now() ? typing.name + " is typing…" : "";
     renderInfo(chat);
+    markRead(chat);
     shownChat = id;
   }
 
@@ -1893,8 +1927,14 @@
     }
     // A channel chat's delivery states by seq: a row is redrawn when its state moves.
     receiptsShown = (chat.channel && chat.channel.receipts) || {};
-    const wanted = sortedMessages(chat).map((m) => [
-      "seq:" + m.seq + (receiptsShown[m.seq] ? ":" + receiptsShown[m.seq] : ""),
+    const sorted = sortedMessages(chat);
+    // A web chat's "Seen": under the last agent message the visitor has read.
+    seenSeq = 0;
+    for (const m of sorted) {
+      if (m.seq <= (chat.visitor_read_seq || 0) && m.sender && m.sender.kind === "agent") seenSeq = m.seq;
+    }
+    const wanted = sorted.map((m) => [
+      "seq:" + m.seq + (receiptsShown[m.seq] ? ":" + receiptsShown[m.seq] : "") + (m.seq === seenSeq ? ":seen" : ""),
       () => messageItem(m, false),
     ]);
     const canRetry = chat.state !== "ended";
@@ -1925,6 +1965,7 @@
 
   let peerSide = false; // the chat being drawn is between agents
   let receiptsShown = {}; // the chat being drawn: channel delivery states by seq
+  let seenSeq = 0; // the chat being drawn: the agent message shown "Seen"
   const RECEIPT_TEXT = { sent: "Sent", delivered: "Delivered", read: "Read", failed: "Not delivered" };
   function messageItem(m, pending, failed, canRetry) {
     const kind = (m.sender && m.sender.kind) || "system";
@@ -1951,6 +1992,9 @@
     if (receipt && RECEIPT_TEXT[receipt]) {
       item.append(el("div", { class: "msg-state msg-receipt", "data-testid": "message-receipt",
         "data-state": receipt, text: RECEIPT_TEXT[receipt] }));
+    }
+    if (!pending && m.seq === seenSeq) {
+      item.append(el("div", { class: "msg-state msg-receipt", "data-testid": "message-seen", text: "Seen" }));
     }
     if (pending) {
       item.append(el("div", { class: "msg-state" },
@@ -2655,6 +2699,76 @@
     $("activity-list").replaceChildren(...items);
   }
 
+  // ---- earlier chats with this contact, from CRM ---------------------------------------
+  // On demand ("Earlier chats from CRM"): the contact's chat activities (regarding it, or
+  // with it as a party, as the activity is written), newest first, CRM_CHATS_PAGE at a
+  // time, read with the agent's own permissions as the Activities panel reads; each opens
+  // its readable transcript. Paged by start time (the Web API has no $skip): the next page
+  // starts before the oldest shown.
+  const crmChats = { key: null, rows: [], more: false, done: false, note: "", open: null, loading: false };
+  const CRM_CHATS_PAGE = 5;
+  const GUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  const ODATA_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+  function crmChatsKey(chat) {
+    const contact = chatContact(chat);
+    return contact && GUID_TEXT.test(contact.id) ? chat.conversation_id + "|" + contact.id : null;
+  }
+
+  async function loadCrmChats(chat) {
+    const key = crmChatsKey(chat);
+    if (!key || !xrm || !xrm.WebApi || crmChats.loading) return;
+    if (crmChats.key !== key) Object.assign(crmChats, { key, rows: [], more: false, done: false, note: "", open: null });
+    const contactId = key.split("|")[1];
+    const oldest = crmChats.rows.length ? crmChats.rows[crmChats.rows.length - 1].actualstart : null;
+    let filter = "(_regardingobjectid_value eq " + contactId
+      + " or crmchat_chat_activity_parties/any(p:p/_partyid_value eq " + contactId + "))";
+    if (oldest && ODATA_TIME.test(oldest)) filter += " and actualstart lt " + oldest;
+    crmChats.loading = true;
+    crmChats.note = "Loading…";
+    render();
+    try {
+      const found = await xrm.WebApi.retrieveMultipleRecords("crmchat_chat",
+        "?$select=activityid,subject,actualstart,crmchat_participantnames,crmchat_transcript&$filter="
+        + encodeURIComponent(filter) + "&$orderby=actualstart desc&$top=" + (CRM_CHATS_PAGE + 1));
+      if (crmChats.key === key) {
+        const page = found.entities || [];
+        crmChats.rows = crmChats.rows.concat(page.slice(0, CRM_CHATS_PAGE));
+        crmChats.more = page.length > CRM_CHATS_PAGE;
+        crmChats.done = !crmChats.more;
+        crmChats.note = crmChats.rows.length ? "" : "No earlier chats in CRM.";
+      }
+    } catch (error) {
+      if (crmChats.key === key) crmChats.note = "Could not read the earlier chats: " + error.message;
+    }
+    crmChats.loading = false;
+    render();
+  }
+
+  function renderCrmChats(chat) {
+    const key = crmChatsKey(chat);
+    const shown = key !== null && crmChats.key === key;
+    const items = shown ? crmChats.rows.map((row) => {
+      const when = parseTime(row.actualstart);
+      const open = crmChats.open === row.activityid;
+      return el("li", { "data-testid": "crm-chat-item" },
+        el("button", {
+          type: "button", class: "link history-open", "aria-expanded": String(open),
+          onclick: () => { crmChats.open = open ? null : row.activityid; render(); },
+        },
+        el("span", { text: when === null ? "" : formatDate(when) }), " ",
+        el("span", { class: "muted", text: [row.subject, row.crmchat_participantnames].filter(Boolean).join(" · ") })),
+        open ? el("pre", { class: "transcript", "data-testid": "crm-chat-transcript",
+          text: row.crmchat_transcript || "(no transcript)" }) : null);
+    }) : [];
+    if (shown && crmChats.note) items.push(el("li", { class: "muted", text: crmChats.note }));
+    $("crm-chats").replaceChildren(...items);
+    const button = $("crm-chats-load");
+    button.hidden = key === null || !xrm || (shown && crmChats.done);
+    button.disabled = crmChats.loading;
+    button.textContent = shown && crmChats.rows.length ? "More earlier chats" : "Earlier chats from CRM";
+  }
+
   // The closing choices of the chat's topics (the service checks the same list).
   function chatDispositions(chat) {
     const names = [];
@@ -2796,6 +2910,7 @@
             : state.earlier.messages.map((m) => messageItem(m, false)))) : null);
     });
     $("history").replaceChildren(...(history.length ? history : [el("li", { class: "muted", text: "No earlier chats." })]));
+    renderCrmChats(chat);
   }
 
   // An earlier chat of this visitor, opened in the History card (a second click closes it).
@@ -2878,6 +2993,14 @@
       (choices.length ? $("disposition") : $("end-yes")).focus();
     });
     $("end-no").addEventListener("click", () => { $("end-confirm").hidden = true; });
+    $("crm-chats-load").addEventListener("click", () => {
+      const chat = state.active && state.chats.get(state.active);
+      if (chat) loadCrmChats(chat);
+    });
+    $("important").addEventListener("click", () => {
+      const chat = state.active && state.chats.get(state.active);
+      if (chat) send({ type: "chat.important", conversation_id: chat.conversation_id, important: !chat.important });
+    });
     $("postpone").addEventListener("click", () => {
       const box = $("postpone-box");
       const open = !box.hidden;

@@ -72,7 +72,7 @@
     ended: "The chat has ended.",
     rate: "How was this chat?", star: "{n} of 5 stars", thanks: "Thanks for your feedback!",
     newChat: "Start a new chat", unavailable: "No agent is available right now. Please try again later.",
-    sending: "Sending…", notSent: "Not sent", unread: "{n} new", newTitle: "({n}) New message",
+    sending: "Sending…", notSent: "Not sent", seen: "Seen", unread: "{n} new", newTitle: "({n}) New message",
     slowed: "Sending more slowly: your messages follow in the order you typed them.",
     login: "Please sign in to chat.", topic: "Topic", chooseTopic: "Choose a topic",
     notStarted: "The chat could not start. Please try again later.",
@@ -585,6 +585,11 @@
     if (statusEl.textContent !== status) statusEl.textContent = status;
   }
 
+  // Read receipts: the agents learn what the visitor read while the panel is open and the
+  // page visible, once per newer message (S.read: the last seq told).
+  function markRead() {
+    if (S.open && !d.hidden && S.state === "active" && S.seq > (S.read || 0) && send({ type: "message.read", seq: S.seq })) S.read = S.seq;
+  }
   function setOpen(open, keepFocus) {
     if (WINDOW) open = true;
     if (open) { inviteMsg = null; inviteDue = false; }
@@ -596,6 +601,7 @@
     }
     S.open = !!open;
     if (open) unread = 0;
+    markRead();
     save();
     render();
     fitViewport();
@@ -816,7 +822,7 @@
   const pinger = setInterval(() => probe(PONG_WITHIN_MS), PING_EVERY_MS);
   w.addEventListener("online", wake);
   w.addEventListener("focus", wake);
-  d.addEventListener("visibilitychange", () => { if (!d.hidden) wake(); });
+  d.addEventListener("visibilitychange", () => { if (!d.hidden) { wake(); markRead(); } });
   // A chat another tab of the site started: resume it here too (a new hello with its token).
   w.addEventListener("storage", (e) => {
     if (e.key !== SHARED || stopped) return;
@@ -972,8 +978,17 @@
         break;
       case "message.created":
         addMessage(f);
-        if (f.sender && f.sender.kind !== "visitor" && (!f.conversation_id || f.conversation_id === S.cid)) attention(f.seq);
+        if (f.sender && f.sender.kind !== "visitor" && (!f.conversation_id || f.conversation_id === S.cid)) { attention(f.seq); markRead(); }
         break;
+      case "message.read": {
+        // "Seen" under the visitor's last message the agent read (docs/protocol.md).
+        let last = null;
+        for (const c of log.querySelectorAll(".msg.visitor[data-seq]")) if (+c.dataset.seq <= f.seq) last = c;
+        const old = log.querySelector(".seen");
+        if (old) old.remove();
+        if (last) last.lastChild.append(el("span", { class: "seen", tid: "seen", text: T.seen }));
+        break;
+      }
       case "typing":
         if (S.state === "active" || S.state === "waiting") showTyping(f.on, f.name);
         break;
@@ -1660,6 +1675,7 @@ padding-block:12px;padding-inline:16px 8px;border-radius:16px 16px 4px 16px;back
 .bubble{padding:9px 13px;border-radius:16px;border-end-start-radius:4px;background:var(--ab);color:var(--at);white-space:pre-wrap;overflow-wrap:anywhere}
 .bubble a{color:inherit}
 .meta{font-size:11px;color:var(--mu);margin:3px 4px 0}
+.seen::before{content:" · "}
 .meta:empty{display:none}
 .visitor{align-self:flex-end;align-items:flex-end}
 .visitor .bubble{background:var(--vb);color:var(--vt);border-radius:16px;border-end-end-radius:4px}
