@@ -259,17 +259,16 @@ def append_message(
 
     Raises DuplicateMessage when `client_id` is already stored in the conversation.
     """
-    now = engine.clock()
     if changed:
         engine.state.save_conversation(conversation)
-    draft = Message(
-        conversation_id=conversation.conversation_id,
-        seq=0,  # the state gives the next one
-        client_id=client_id or f"sys-{uuid.uuid4().hex}",
-        sender_kind=kind,
+    now = engine.clock()
+    draft = _draft(
+        conversation,
+        kind=kind,
         sender_id=sender_id,
         sender_name=sender_name,
         text=text,
+        client_id=client_id or f"sys-{uuid.uuid4().hex}",
         sent_at=now if sent_at is None else min(sent_at, now),
         attachment=attachment,
     )
@@ -283,6 +282,45 @@ def append_message(
 
 def _same(result: AppendResult) -> AppendResult:
     return result
+
+
+def _draft(
+    conversation: Conversation,
+    *,
+    kind: SenderKind,
+    sender_id: str,
+    sender_name: str,
+    text: str,
+    client_id: str,
+    sent_at: datetime,
+    attachment: dict[str, Any] | None = None,
+) -> Message:
+    """A message before it is stored: the state (or the relay script) gives its seq."""
+    return Message(
+        conversation_id=conversation.conversation_id,
+        seq=0,
+        client_id=client_id,
+        sender_kind=kind,
+        sender_id=sender_id,
+        sender_name=sender_name,
+        text=text,
+        sent_at=sent_at,
+        attachment=attachment,
+    )
+
+
+def message_audiences(
+    conversation: Conversation, view: dict[str, Any], visitor_text: str
+) -> list[tuple[dict[str, Any], set[str]]]:
+    """Who hears a message frame, and as what: everyone the stored text, unless masking
+    changed what the visitor typed (`visitor_text`, connector/crm/masking.py): then the
+    agents the stored text and the visitor's own tabs what they typed."""
+    if not visitor_text or visitor_text == view["text"]:
+        return [(view, conversation_channels(conversation))]
+    return [
+        (view, conversation_channels(conversation, visitor=False)),
+        ({**view, "text": visitor_text}, {chat_channel(conversation.conversation_id)}),
+    ]
 
 
 def note_message(conversation: Conversation, seq: int, kind: SenderKind, sent_at: datetime) -> None:
@@ -396,33 +434,27 @@ def relay_sent(
             raise ChatEnded("This chat has ended.")
         engine.hub.send_to(session_subscriber, message_view(existing))
         return
-    draft = Message(
-        conversation_id=conversation.conversation_id,
-        seq=0,  # the state gives the next one
-        client_id=client_id,
-        sender_kind=kind,
+    draft = _draft(
+        conversation,
+        kind=kind,
         sender_id=sender_id,
         sender_name=sender_name,
         text=text,
+        client_id=client_id,
         sent_at=engine.clock(),
     )
-    # Who hears it is decided now, under the lock, as for any event.
-    everyone = conversation_channels(conversation)
-    agents_side = conversation_channels(conversation, visitor=False)
-    visitor_side = {chat_channel(conversation.conversation_id)}
+    # Who hears it is decided now, under the lock, as for any event; the frames get the
+    # seq once stored (the stored message is the draft with its seq).
+    audiences = message_audiences(conversation, message_view(draft), visitor_text)
 
     def then(result: AppendResult) -> Queued:
-        view = message_view(result.message)
+        message = result.message
         if result.duplicate:
-            engine.hub.send_to(session_subscriber, view)
+            engine.hub.send_to(session_subscriber, message_view(message))
         else:
-            message = result.message
             note_message(conversation, message.seq, message.sender_kind, message.sent_at)
-            if not visitor_text or visitor_text == result.message.text:
-                engine.bus.publish(view, everyone)
-            else:
-                engine.bus.publish(view, agents_side)
-                engine.bus.publish({**view, "text": visitor_text}, visitor_side)
+            for body, channels in audiences:
+                engine.bus.publish({**body, "seq": message.seq}, channels)
         return engine.hub.take_queued()
 
     engine.after_change(engine.state.append_message_later(draft, then))
@@ -473,24 +505,19 @@ def relay_shared(
     relay = shared_relay(engine)
     assert relay is not None
     state, bus = relay
-    draft = Message(
-        conversation_id=conversation.conversation_id,
-        seq=0,  # the script gives the next one
-        client_id=client_id,
-        sender_kind=kind,
+    draft = _draft(
+        conversation,
+        kind=kind,
         sender_id=sender_id,
         sender_name=sender_name,
         text=text,
+        client_id=client_id,
         sent_at=engine.clock(),
     )
-    view = message_view(draft)
-    if not visitor_text or visitor_text == text:
-        bodies = [bus_body(view, conversation_channels(conversation))]
-    else:
-        bodies = [
-            bus_body(view, conversation_channels(conversation, visitor=False)),
-            bus_body({**view, "text": visitor_text}, {chat_channel(conversation.conversation_id)}),
-        ]
+    bodies = [
+        bus_body(body, channels)
+        for body, channels in message_audiences(conversation, message_view(draft), visitor_text)
+    ]
     try:
         result = state.relay_message(draft, bus.topic, bodies)
     except redis.RedisError as error:
@@ -507,12 +534,8 @@ def publish_message(
 ) -> None:
     """Relay a stored message; `visitor_text`: what the visitor typed, when masking changed it
     (connector/crm/masking.py), for the visitor's own tabs only."""
-    view = message_view(message)
-    if not visitor_text or visitor_text == message.text:
-        engine.bus.publish(view, conversation_channels(conversation))
-        return
-    engine.bus.publish(view, conversation_channels(conversation, visitor=False))
-    engine.bus.publish({**view, "text": visitor_text}, {chat_channel(conversation.conversation_id)})
+    for body, channels in message_audiences(conversation, message_view(message), visitor_text):
+        engine.bus.publish(body, channels)
 
 
 def visitor_agent(engine: ChatEngine, conversation: Conversation) -> dict[str, Any] | None:
